@@ -1,0 +1,82 @@
+# credwatch build. `make` builds build/credwatch, `make test` runs every test,
+# `make bench` the benchmarks, `make asan` the whole test suite under ASan+UBSan.
+# Sources are globbed so a new module is a new file pair, not a Makefile edit:
+#   service/*.c  the engine (decoders, detection core, stores), minus main.c
+#   api/*.c      the HTTP layer
+#   tests/test_*.c  cmocka suites, one binary each
+#   tests/it_*.sh   integration scripts (real processes, loopback only)
+#   tests/bench_*.c benchmark programs run by `make bench`
+
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  ?= $(OPT)
+CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Iservice -Iapi $(SAN)
+LIBS     = -lmicrohttpd -ljansson -lhiredis -lyajl -lz -lpthread -lm
+
+LIB_SRC  = $(filter-out service/main.c,$(wildcard service/*.c)) $(wildcard api/*.c) $(BUILD)/openapi_blob.c
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_SRC = $(wildcard tests/bench_*.c)
+BENCH_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
+HDRS     = $(wildcard service/*.h api/*.h tests/*.h)
+
+.PHONY: all deps test unit integration bench asan clean lint
+
+all: deps $(BUILD)/credwatch
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
+
+# The OpenAPI document is compiled into the binary so GET /openapi.json needs no file at run time.
+$(BUILD)/openapi_blob.c: openapi/openapi.json scripts/embed.sh
+	@mkdir -p $(BUILD)
+	scripts/embed.sh openapi/openapi.json cw_openapi_json > $@
+
+$(BUILD)/obj/openapi_blob.o: $(BUILD)/openapi_blob.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcw.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/credwatch: $(BUILD)/obj/service/main.o $(BUILD)/libcw.a
+	$(CC) $(CWFLAGS) $(CFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CWFLAGS) -Itests $(CFLAGS) $< $(BUILD)/libcw.a -o $@ $(LIBS) -lcmocka
+
+# The one test command: builds, runs every suite, prints `N passed, N failed` last.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(BUILD)/credwatch $(TEST_BIN)
+	@BUILD=$(BUILD) tests/run_all.sh
+
+unit:
+	@$(MAKE) --no-print-directory $(TEST_BIN)
+	@BUILD=$(BUILD) ONLY=unit tests/run_all.sh
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory OPT="-O2 -g -DNDEBUG" $(BUILD)/credwatch $(BENCH_BIN)
+	@BUILD=$(BUILD) tests/bench.sh
+
+# Same suites under AddressSanitizer and UndefinedBehaviorSanitizer, in their own build tree.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+lint:
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] || \
+	  (echo "banned function used" >&2; exit 1)
+
+clean:
+	rm -rf build build-asan

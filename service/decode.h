@@ -1,0 +1,88 @@
+/* decode.h — bytes of CloudTrail in, normalised events out.
+ *
+ * Accepted, plain or gzip (told apart by the magic bytes, never by a name):
+ *   - a CloudTrail log file {"Records":[record, ...]}
+ *   - a bare JSON array of records, or of EventBridge events
+ *   - one EventBridge event ("... via CloudTrail", the record in "detail")
+ *   - newline-delimited (or simply concatenated) records or events
+ * Refused with a reason: S3 event notifications, SNS/SQS wrappers, CloudTrail digest files.
+ *
+ * The parser is yajl (event callbacks, streaming): the input is fed in chunks as it is inflated,
+ * so memory stays bounded for any body size. Nothing outside decode.c knows which parser it is.
+ *
+ * Error convention (whole project): functions return 0 on success or a negative DEC_E* / CW_E*
+ * code; details go to the handle's message buffer.
+ */
+#ifndef CW_DECODE_H
+#define CW_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define DEC_MSG_MAX 256
+#define DEC_MAX_DEPTH 64                   /* JSON nesting accepted; deeper is refused */
+#define DEC_DEFAULT_MAX_INFLATED (256u << 20) /* cap on the inflated size of one input */
+#define DEC_DEFAULT_MAX_RATIO 200u         /* cap on inflated/compressed (gzip bombs) */
+#define DEC_DEFAULT_MAX_RECORDS 250000u    /* records in one input */
+
+enum dec_err {
+    DEC_OK = 0,
+    DEC_EJSON = -1,      /* malformed JSON; message names the byte offset */
+    DEC_EGZIP = -2,      /* corrupt gzip stream */
+    DEC_ETOOBIG = -3,    /* inflated size or ratio over the cap, or too many records */
+    DEC_EREFUSED = -4,   /* a look-alike (S3 notification, SNS/SQS, digest) or unknown shape */
+    DEC_EDEPTH = -5,     /* nesting deeper than DEC_MAX_DEPTH */
+    DEC_ENOMEM = -6,
+    DEC_EABORT = -7,     /* the sink asked to stop */
+};
+
+/* The sink receives each record: its index in the input (0-based), and either the event or, when
+ * the record was skipped, a reason. Returning non-zero stops decoding with DEC_EABORT. */
+struct dec_sink {
+    int (*event)(void *ud, size_t index, const struct ev_event *ev);
+    int (*skip)(void *ud, size_t index, const char *reason);
+    void *ud;
+};
+
+struct dec_limits {
+    size_t max_inflated;  /* 0 = DEC_DEFAULT_MAX_INFLATED */
+    unsigned max_ratio;   /* 0 = DEC_DEFAULT_MAX_RATIO */
+    size_t max_records;   /* 0 = DEC_DEFAULT_MAX_RECORDS */
+};
+
+struct dec_stats {
+    size_t records;       /* records seen (events + skipped) */
+    size_t events;        /* records delivered to sink->event */
+    size_t skipped;       /* records delivered to sink->skip */
+    size_t bytes_in;      /* bytes fed (compressed if gzip) */
+    size_t bytes_json;    /* bytes of JSON parsed */
+    int gzip;             /* input was gzip */
+};
+
+struct dec;
+
+/* A decoder for one input. Returns NULL when out of memory. */
+struct dec *dec_new(const struct dec_sink *sink, const struct dec_limits *lim);
+void dec_free(struct dec *d);
+
+/* Feed the next chunk of the input; the first bytes decide gzip or plain. */
+int dec_feed(struct dec *d, const uint8_t *buf, size_t len);
+/* Signal the end of the input; fails if the JSON or the gzip stream is incomplete. */
+int dec_finish(struct dec *d);
+
+const char *dec_message(const struct dec *d);
+const struct dec_stats *dec_stats(const struct dec *d);
+
+/* Decode a whole buffer in one call (dec_new, dec_feed, dec_finish). msg gets the message. */
+int dec_buffer(const uint8_t *buf, size_t len, const struct dec_sink *sink, const struct dec_limits *lim,
+               struct dec_stats *stats, char *msg, size_t msg_size);
+
+/* Time helpers shared with tests: parse "YYYY-MM-DDTHH:MM:SSZ" (fraction allowed) and the two
+ * expiration formats of AssumeRole ("Mar 13, 2024, 8:33:21 PM", "Aug 26, 2019 11:15:26 PM").
+ * Return 0 and set *out (seconds since the epoch), or -1. */
+int dec_parse_time(const char *s, int64_t *out);
+int dec_parse_expiration(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,78 @@
+/* engine.h — one ingest, end to end: decode, group by key, load state, judge, commit, findings.
+ *
+ * The engine is the only place where the pure core meets the store and the clock. Both `serve`
+ * (one engine per worker thread) and `scan` (one engine, in-memory store) go through it.
+ * An input that will never be valid (malformed JSON, a look-alike, too big) changes nothing:
+ * the whole input is decoded before the store is touched.
+ */
+#ifndef CW_ENGINE_H
+#define CW_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "detect.h"
+#include "store.h"
+
+#define ENG_SKIPS_MAX 100        /* skipped records reported one by one; the count is always exact */
+#define ENG_FINDINGS_MAX 1000    /* finding ids reported per ingest; the count is always exact */
+#define ENG_KEYS_PER_ROUND 512   /* keys per pipelined store round trip */
+#define ENG_CAS_RETRIES 16       /* reload-and-reapply attempts when another instance won a race */
+#define ENG_MSG_MAX 256
+
+enum eng_err {
+    ENG_OK = 0,
+    ENG_EINPUT = -30,   /* never valid: 400 (message says why) */
+    ENG_ETOOBIG = -31,  /* over a size cap: 413 */
+    ENG_ESTORE = -32,   /* store unavailable or contention: 503, retry */
+    ENG_ENOMEM = -33,
+};
+
+struct eng_skip {
+    size_t index;
+    char reason[128];
+};
+
+struct eng_report {
+    size_t records;      /* records in the input */
+    size_t accepted;     /* new records applied (or irrelevant records counted) */
+    size_t duplicates;   /* records already applied before (event id seen for the key) */
+    size_t skipped;      /* malformed records */
+    size_t keys;         /* distinct access keys touched */
+    size_t n_skips;
+    struct eng_skip skips[ENG_SKIPS_MAX];
+    size_t findings;     /* findings created or updated */
+    size_t created;      /* of which created */
+    size_t n_ids;
+    char ids[ENG_FINDINGS_MAX][STORE_ID_MAX];
+    char message[ENG_MSG_MAX];
+};
+
+struct eng_config {
+    struct dec_limits limits;
+    struct det_ctx det;
+    int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
+};
+
+struct eng;
+
+/* The engine borrows the store (one handle per engine: not thread-safe) and the config. */
+struct eng *eng_new(struct store *st, const struct eng_config *cfg);
+void eng_free(struct eng *e);
+
+/* Ingests one input (any decode.h form, plain or gzip). now_ms is the wall clock, used only
+ * for the store's expiry floor and the findings' created_at/updated_at. The report (caller's
+ * memory; large, allocate it) is filled in any case. */
+int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep);
+
+/* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. STORE_ENOTFOUND if unknown. */
+int eng_key_json(struct eng *e, const char *akid, char **json);
+
+/* The finding id of a key. */
+void eng_finding_id(const char *akid, char *out, size_t size);
+
+/* Is this a plausible access key id (used to validate path parameters)? */
+int eng_akid_valid(const char *akid);
+
+#endif

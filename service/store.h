@@ -1,0 +1,135 @@
+/* store.h — where key state and findings live: the embedded in-memory store or Redis.
+ *
+ * Key state is an opaque blob (det_encode) with a version; writes are compare-and-set on that
+ * version, so two instances updating one key never lose each other's events: the loser reloads
+ * and reapplies. Each key also remembers the hashes of the events already applied to it (the
+ * dedup set), written in the same atomic step as the state, so an event counts exactly once.
+ *
+ * Every call takes a batch, so the Redis implementation can pipeline a whole request's work.
+ * Errors: 0, or STORE_EUNAVAIL (transient: the caller answers 503) / STORE_EINVAL.
+ * Store handles are not thread-safe: one per thread (store_clone), sharing the backend.
+ */
+#ifndef CW_STORE_H
+#define CW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_EUNAVAIL (-20)
+#define STORE_EINVAL (-21)
+#define STORE_ENOTFOUND (-22)
+
+#define STORE_SEEN_MAX 2048         /* dedup hashes remembered per key; beyond, counts may include duplicates */
+#define STORE_FINDING_RETENTION_S (90 * 24 * 3600) /* findings outlive key state: 90 days */
+#define STORE_ID_MAX 64
+#define STORE_NOTE_MAX 1024
+#define STORE_LIST_MAX 500          /* findings per page */
+
+enum store_status { STORE_ST_OPEN = 0, STORE_ST_ACKNOWLEDGED, STORE_ST_RESOLVED, STORE_ST_SUPPRESSED,
+                    STORE_ST_RETRACTED, STORE_ST_COUNT };
+
+/* Load of one key: in akid, hashes[n_hashes]; out blob (borrowed until the next call on the
+ * handle), version (0 = absent) and seen[i] = 1 when hashes[i] was already applied. */
+struct store_load {
+    const char *akid;
+    const uint64_t *hashes;
+    size_t n_hashes;
+    uint8_t *seen;
+    const uint8_t *blob;
+    size_t blob_len;
+    uint64_t version;
+};
+
+/* Compare-and-set of one key: written only if the stored version is still `version`.
+ * The new hashes join the dedup set. Out: ok = 1 written, 0 lost the race (reload and retry). */
+struct store_commit {
+    const char *akid;
+    uint64_t version;
+    const uint8_t *blob;
+    size_t blob_len;
+    const uint64_t *hashes;
+    size_t n_hashes;
+    int64_t expire_at_ms;   /* absolute, wall clock */
+    int ok;
+};
+
+/* Evidence update of one finding. The store keeps status and note; a new finding starts open;
+ * a resolved or retracted finding reopens when `new_outside` is set; `retract` marks it retracted. */
+struct store_finding_put {
+    const char *id;
+    const char *evidence_json;  /* the finding document without status/note/created_at/updated_at */
+    const char *severity;
+    const char *account;
+    const char *function;
+    int new_outside;
+    int retract;
+    int64_t now_ms;
+    int created;                /* out: 1 when this call created it */
+};
+
+struct store_query {
+    int status;        /* -1 any, else enum store_status */
+    int severity;      /* -1 any, else an exact enum det_severity */
+    const char *account;   /* NULL any */
+    const char *function;  /* NULL any */
+    int64_t since_ms, until_ms; /* created_at range; 0 = open */
+    size_t limit;
+    /* cursor: position to continue after (created_ms, id); 0/"" = from the newest */
+    int64_t after_ms;
+    char after_id[STORE_ID_MAX];
+};
+
+/* A finding as stored: the caller frees with store_finding_free. */
+struct store_finding {
+    char id[STORE_ID_MAX];
+    char *evidence_json;
+    int status;
+    char *note;
+    int64_t created_ms, updated_ms;
+};
+
+struct store;
+
+struct store_ops {
+    const char *name;
+    int (*load)(struct store *s, struct store_load *items, size_t n);
+    int (*commit)(struct store *s, struct store_commit *items, size_t n);
+    int (*finding_put)(struct store *s, struct store_finding_put *items, size_t n);
+    int (*finding_get)(struct store *s, const char *id, struct store_finding *out);
+    /* out gets up to q->limit findings, newest first; *n_out how many; *more 1 if more remain. */
+    int (*finding_list)(struct store *s, const struct store_query *q, struct store_finding *out,
+                        size_t *n_out, int *more);
+    /* status < 0 leaves it; note NULL leaves it. */
+    int (*finding_patch)(struct store *s, const char *id, int status, const char *note, int64_t now_ms);
+    int (*ping)(struct store *s);
+    struct store *(*clone)(struct store *s);
+    void (*free)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* The embedded store: one process, lost on exit. Thread-safe, clones share it. */
+struct store *store_mem_new(void);
+
+/* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
+ * failures with backoff, so a Redis outage turns into STORE_EUNAVAIL, not a dead process.
+ * msg gets the reason when the URL is invalid (NULL returned). */
+struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size);
+
+static inline int store_load(struct store *s, struct store_load *it, size_t n) { return s->ops->load(s, it, n); }
+static inline int store_commit(struct store *s, struct store_commit *it, size_t n) { return s->ops->commit(s, it, n); }
+static inline int store_finding_put(struct store *s, struct store_finding_put *it, size_t n) { return s->ops->finding_put(s, it, n); }
+static inline int store_finding_get(struct store *s, const char *id, struct store_finding *o) { return s->ops->finding_get(s, id, o); }
+static inline int store_finding_list(struct store *s, const struct store_query *q, struct store_finding *o, size_t *n, int *more) { return s->ops->finding_list(s, q, o, n, more); }
+static inline int store_finding_patch(struct store *s, const char *id, int st, const char *note, int64_t now) { return s->ops->finding_patch(s, id, st, note, now); }
+static inline int store_ping(struct store *s) { return s->ops->ping(s); }
+static inline struct store *store_clone(struct store *s) { return s->ops->clone(s); }
+static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
+
+void store_finding_free(struct store_finding *f);
+const char *store_status_name(int st);
+int store_status_parse(const char *s);  /* -1 if unknown */
+
+#endif
