@@ -56,7 +56,9 @@ struct det_action {
 struct det_cand {
     char ip[EV_IP_MAX];
     uint32_t count;
-    uint32_t ok_count;
+    uint32_t ok_count;            /* calls that succeeded */
+    uint32_t exempt_count;        /* Lambda worker / cold-start calls */
+    uint32_t presigned_count;     /* presigned S3 URL calls */
     unsigned flags;               /* union of ev_flag over these uses */
     char vpce_account[EV_ACCOUNT_MAX];
     struct det_use first, last;   /* by (time, event id) */
@@ -108,6 +110,9 @@ struct det_verdict {
     unsigned reasons;             /* enum det_reason */
     uint32_t outside_count;
     int64_t outside_first, outside_last;
+    uint32_t inside_count;        /* marked calls plus explained worker / cold-start calls */
+    int64_t inside_first, inside_last;
+    uint32_t allowlisted_count;   /* calls from allow-listed addresses */
     uint8_t n_outside;            /* outside candidate indices, in cands[] order */
     uint8_t outside[DET_CANDS_MAX];
     const struct det_use *first_use, *last_use;  /* point into the judged det_key */

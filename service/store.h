@@ -61,6 +61,7 @@ struct store_finding_put {
     const char *severity;
     const char *account;
     const char *function;
+    uint64_t version;           /* the key state version this evidence reflects: an older one is ignored */
     int new_outside;
     int retract;
     int64_t now_ms;
@@ -112,6 +113,8 @@ struct store {
 
 /* The embedded store: one process, lost on exit. Thread-safe, clones share it. */
 struct store *store_mem_new(void);
+/* Keys the embedded store holds now (for scan's summary). */
+size_t store_mem_keys(struct store *s);
 
 /* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
  * failures with backoff, so a Redis outage turns into STORE_EUNAVAIL, not a dead process.
@@ -129,6 +132,10 @@ static inline struct store *store_clone(struct store *s) { return s->ops->clone(
 static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
 
 void store_finding_free(struct store_finding *f);
+
+/* The status rule both stores apply on an evidence update (documented at store_finding_put):
+ * user statuses stick; resolved/retracted reopen on new outside use; retract wins. */
+int store_next_status(int current, int exists, int new_outside, int retract);
 const char *store_status_name(int st);
 int store_status_parse(const char *s);  /* -1 if unknown */
 

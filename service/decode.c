@@ -1,0 +1,1089 @@
+/* decode.c — CloudTrail bytes to ev_event, with yajl's event callbacks and zlib.
+ *
+ * Why callbacks and not a DOM: a DOM allocates every node of a ~1.6 KB record to read a dozen
+ * fields (jansson: ~22 k records/s here). The callbacks below walk a small static trie of the
+ * paths the detector reads; any other subtree is skipped by depth counting, with no allocation.
+ *
+ * Shape of the input is found while parsing: a "record-capable" object (the root object, an
+ * element of a root array or of a root "Records" array) is a bare record, an EventBridge wrapper
+ * (its "detail" is the record) or a CloudTrail file (its "Records" holds the records). Wrapper
+ * keys that only look-alikes have (S3/SNS/SQS, digests) make the input refused.
+ */
+#include "decode.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+#include <zlib.h>
+
+#define DEC_INFLATE_CHUNK (64u * 1024u)  /* inflate output per step */
+#define DEC_RATIO_SLACK (1u << 20)       /* small inputs may exceed the ratio by this many bytes */
+#define DEC_WRAP_MAX 64                  /* wrapper string fields kept (detail-type, Type) */
+#define DEC_LAMBDA_PRINCIPAL "lambda.amazonaws.com"
+
+/* ---- the paths read, as a trie over object keys ---------------------------------------- */
+
+enum field {
+    F_NONE = 0,
+    F_EVENT_ID, F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_REGION, F_SOURCE_IP, F_USER_AGENT,
+    F_ERROR_CODE, F_EVENT_TYPE, F_EVENT_CATEGORY, F_RECIPIENT, F_VPCE_ID, F_VPCE_ACCOUNT,
+    F_UI_TYPE, F_UI_AKID, F_UI_ARN, F_UI_ACCOUNT, F_UI_INVOKED_BY, F_UI_ISSUER_ARN, F_UI_CREATED,
+    F_RP_ROLE_ARN, F_RP_SESSION, F_RP_FUNCTION_ARN, F_RE_AKID, F_RE_EXPIRATION, F_AED_AUTH,
+    F_COUNT
+};
+
+/* Interior nodes of the record trie. */
+enum node {
+    N_SKIP = 0, N_REC, N_UI, N_UI_SC, N_UI_SC_ISSUER, N_UI_SC_ATTR, N_RP, N_RP_ENC, N_RE, N_RE_CRED,
+    N_AED, N_COUNT
+};
+
+struct edge {
+    const char *key;
+    unsigned char len;
+    unsigned char node;   /* child interior node, or 0 */
+    unsigned char field;  /* leaf field, or 0 */
+};
+
+#define E_NODE(k, n) { k, sizeof(k) - 1, n, F_NONE }
+#define E_LEAF(k, f) { k, sizeof(k) - 1, N_SKIP, f }
+
+static const struct edge rec_edges[] = {
+    E_LEAF("eventID", F_EVENT_ID), E_LEAF("eventTime", F_EVENT_TIME),
+    E_LEAF("eventSource", F_EVENT_SOURCE), E_LEAF("eventName", F_EVENT_NAME),
+    E_LEAF("awsRegion", F_REGION), E_LEAF("sourceIPAddress", F_SOURCE_IP),
+    E_LEAF("userAgent", F_USER_AGENT), E_LEAF("errorCode", F_ERROR_CODE),
+    E_LEAF("eventType", F_EVENT_TYPE), E_LEAF("eventCategory", F_EVENT_CATEGORY),
+    E_LEAF("recipientAccountId", F_RECIPIENT), E_LEAF("vpcEndpointId", F_VPCE_ID),
+    E_LEAF("vpcEndpointAccountId", F_VPCE_ACCOUNT),
+    E_NODE("userIdentity", N_UI), E_NODE("requestParameters", N_RP),
+    E_NODE("responseElements", N_RE), E_NODE("additionalEventData", N_AED),
+};
+static const struct edge ui_edges[] = {
+    E_LEAF("type", F_UI_TYPE), E_LEAF("accessKeyId", F_UI_AKID), E_LEAF("arn", F_UI_ARN),
+    E_LEAF("accountId", F_UI_ACCOUNT), E_LEAF("invokedBy", F_UI_INVOKED_BY),
+    E_NODE("sessionContext", N_UI_SC),
+};
+static const struct edge sc_edges[] = {
+    E_NODE("sessionIssuer", N_UI_SC_ISSUER), E_NODE("attributes", N_UI_SC_ATTR),
+};
+static const struct edge issuer_edges[] = { E_LEAF("arn", F_UI_ISSUER_ARN) };
+static const struct edge attr_edges[] = { E_LEAF("creationDate", F_UI_CREATED) };
+static const struct edge rp_edges[] = {
+    E_LEAF("roleArn", F_RP_ROLE_ARN), E_LEAF("roleSessionName", F_RP_SESSION),
+    E_NODE("encryptionContext", N_RP_ENC),
+};
+static const struct edge enc_edges[] = { E_LEAF("aws:lambda:FunctionArn", F_RP_FUNCTION_ARN) };
+static const struct edge re_edges[] = { E_NODE("credentials", N_RE_CRED) };
+static const struct edge cred_edges[] = {
+    E_LEAF("accessKeyId", F_RE_AKID), E_LEAF("expiration", F_RE_EXPIRATION),
+};
+static const struct edge aed_edges[] = { E_LEAF("AuthenticationMethod", F_AED_AUTH) };
+
+struct node_def {
+    const struct edge *edges;
+    size_t n;
+    const char *path;  /* for messages */
+};
+
+#define NODE_DEF(arr, p) { arr, sizeof(arr) / sizeof(arr[0]), p }
+static const struct node_def nodes[N_COUNT] = {
+    [N_SKIP] = { NULL, 0, "" },
+    [N_REC] = NODE_DEF(rec_edges, "record"),
+    [N_UI] = NODE_DEF(ui_edges, "userIdentity"),
+    [N_UI_SC] = NODE_DEF(sc_edges, "userIdentity.sessionContext"),
+    [N_UI_SC_ISSUER] = NODE_DEF(issuer_edges, "userIdentity.sessionContext.sessionIssuer"),
+    [N_UI_SC_ATTR] = NODE_DEF(attr_edges, "userIdentity.sessionContext.attributes"),
+    [N_RP] = NODE_DEF(rp_edges, "requestParameters"),
+    [N_RP_ENC] = NODE_DEF(enc_edges, "requestParameters.encryptionContext"),
+    [N_RE] = NODE_DEF(re_edges, "responseElements"),
+    [N_RE_CRED] = NODE_DEF(cred_edges, "responseElements.credentials"),
+    [N_AED] = NODE_DEF(aed_edges, "additionalEventData"),
+};
+
+static const char *const field_names[F_COUNT] = {
+    [F_EVENT_ID] = "eventID", [F_EVENT_TIME] = "eventTime", [F_EVENT_SOURCE] = "eventSource",
+    [F_EVENT_NAME] = "eventName", [F_REGION] = "awsRegion", [F_SOURCE_IP] = "sourceIPAddress",
+    [F_USER_AGENT] = "userAgent", [F_ERROR_CODE] = "errorCode", [F_EVENT_TYPE] = "eventType",
+    [F_EVENT_CATEGORY] = "eventCategory", [F_RECIPIENT] = "recipientAccountId",
+    [F_VPCE_ID] = "vpcEndpointId", [F_VPCE_ACCOUNT] = "vpcEndpointAccountId",
+    [F_UI_TYPE] = "userIdentity.type", [F_UI_AKID] = "userIdentity.accessKeyId",
+    [F_UI_ARN] = "userIdentity.arn", [F_UI_ACCOUNT] = "userIdentity.accountId",
+    [F_UI_INVOKED_BY] = "userIdentity.invokedBy",
+    [F_UI_ISSUER_ARN] = "userIdentity.sessionContext.sessionIssuer.arn",
+    [F_UI_CREATED] = "userIdentity.sessionContext.attributes.creationDate",
+    [F_RP_ROLE_ARN] = "requestParameters.roleArn", [F_RP_SESSION] = "requestParameters.roleSessionName",
+    [F_RP_FUNCTION_ARN] = "requestParameters.encryptionContext.aws:lambda:FunctionArn",
+    [F_RE_AKID] = "responseElements.credentials.accessKeyId",
+    [F_RE_EXPIRATION] = "responseElements.credentials.expiration",
+    [F_AED_AUTH] = "additionalEventData.AuthenticationMethod",
+};
+
+/* Longest value kept per field; a longer value of an identifying field skips the record. */
+#define SCRATCH_MAX 512
+static const unsigned short field_max[F_COUNT] = {
+    [F_EVENT_ID] = EV_ID_MAX - 1, [F_EVENT_TIME] = 40, [F_EVENT_SOURCE] = 64, [F_EVENT_NAME] = 64,
+    [F_REGION] = EV_REGION_MAX - 1, [F_SOURCE_IP] = EV_IP_MAX - 1, [F_USER_AGENT] = SCRATCH_MAX - 1,
+    [F_ERROR_CODE] = SCRATCH_MAX - 1, [F_EVENT_TYPE] = 40, [F_EVENT_CATEGORY] = 40,
+    [F_RECIPIENT] = EV_ACCOUNT_MAX - 1, [F_VPCE_ID] = SCRATCH_MAX - 1, [F_VPCE_ACCOUNT] = EV_ACCOUNT_MAX - 1,
+    [F_UI_TYPE] = 40, [F_UI_AKID] = EV_AKID_MAX - 1, [F_UI_ARN] = SCRATCH_MAX - 1,
+    [F_UI_ACCOUNT] = EV_ACCOUNT_MAX - 1, [F_UI_INVOKED_BY] = SCRATCH_MAX - 1,
+    [F_UI_ISSUER_ARN] = SCRATCH_MAX - 1, [F_UI_CREATED] = 40, [F_RP_ROLE_ARN] = SCRATCH_MAX - 1,
+    [F_RP_SESSION] = SCRATCH_MAX - 1, [F_RP_FUNCTION_ARN] = SCRATCH_MAX - 1,
+    [F_RE_AKID] = EV_AKID_MAX - 1, [F_RE_EXPIRATION] = 40, [F_AED_AUTH] = 40,
+};
+/* Fields whose overlong value is cut instead of refused: evidence only. */
+static int field_cuttable(int f)
+{
+    return f == F_USER_AGENT || f == F_ERROR_CODE || f == F_UI_ARN || f == F_UI_ISSUER_ARN ||
+           f == F_RP_ROLE_ARN || f == F_RP_SESSION || f == F_RP_FUNCTION_ARN || f == F_VPCE_ID ||
+           f == F_UI_INVOKED_BY;
+}
+
+/* ---- wrapper keys of a record-capable object ---------------------------------------------- */
+
+enum wkey { W_NONE = 0, W_RECORDS, W_DETAIL, W_DETAIL_TYPE, W_TYPE, W_MESSAGE, W_SNS, W_BODY, W_DIGEST };
+
+static int wrapper_key(const unsigned char *k, size_t len)
+{
+#define WK(s, w) if (len == sizeof(s) - 1 && memcmp(k, s, len) == 0) return w
+    WK("Records", W_RECORDS);
+    WK("detail", W_DETAIL);
+    WK("detail-type", W_DETAIL_TYPE);
+    WK("Type", W_TYPE);
+    WK("Message", W_MESSAGE);
+    WK("Sns", W_SNS);
+    WK("body", W_BODY);
+    WK("digestStartTime", W_DIGEST);
+    WK("digestPublicKeyFingerprint", W_DIGEST);
+    WK("logFiles", W_DIGEST);
+#undef WK
+    return W_NONE;
+}
+
+/* ---- decoder state ------------------------------------------------------------------------- */
+
+enum role {
+    R_SKIP = 0,     /* a subtree nobody reads */
+    R_RC,           /* record-capable object */
+    R_REC,          /* an object inside the record (node tells which) */
+    R_ROOT_ARRAY,   /* array at the root: elements are record-capable */
+    R_RECORDS,      /* "Records" array: elements are record-capable */
+};
+
+struct frame {
+    unsigned char is_map;
+    unsigned char role;
+    unsigned char node;
+    unsigned char rc_level; /* for R_RC: 0 root, 1 nested */
+};
+
+enum pending { P_NONE = 0, P_FIELD, P_NODE, P_WRAP };
+
+struct scratch {
+    char val[F_COUNT][SCRATCH_MAX];
+    unsigned short len[F_COUNT];
+    unsigned char set[F_COUNT];
+    const char *error;          /* first reason the record is malformed */
+    char error_buf[128];
+    unsigned wrap;              /* bit per enum wkey seen */
+    char detail_type[DEC_WRAP_MAX];
+    char type[DEC_WRAP_MAX];
+};
+
+struct dec {
+    struct dec_sink sink;
+    struct dec_limits lim;
+    struct dec_stats st;
+    char msg[DEC_MSG_MAX];
+    int err;                    /* sticky error */
+    yajl_handle y;
+    /* gzip */
+    int mode;                   /* 0 undecided, 1 plain, 2 gzip */
+    unsigned char magic[2];
+    size_t n_magic;
+    z_stream z;
+    int z_init;
+    int z_ended;                /* the last gzip member ended; only trailing zeros allowed */
+    unsigned char *zbuf;
+    /* parse */
+    size_t json_before;         /* JSON bytes fed to yajl before the current chunk */
+    int depth;
+    struct frame stack[DEC_MAX_DEPTH];
+    int pending;
+    int pending_field;
+    int pending_node;
+    int pending_wrap;
+    int root_container;         /* the current root value had Records */
+    size_t root_records;        /* records found under the current root value */
+    size_t roots;               /* root values seen */
+    struct scratch sc;
+};
+
+__attribute__((format(printf, 3, 4))) static void set_msg(struct dec *d, int err, const char *fmt, ...)
+{
+    if (d->err)
+        return;
+    d->err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+}
+
+static void rec_fail(struct dec *d, const char *fmt, const char *what)
+{
+    if (d->sc.error)
+        return;
+    snprintf(d->sc.error_buf, sizeof d->sc.error_buf, fmt, what);
+    d->sc.error = d->sc.error_buf;
+}
+
+static void scratch_reset(struct scratch *sc)
+{
+    memset(sc->set, 0, sizeof sc->set);
+    sc->error = NULL;
+    sc->wrap = 0;
+    sc->detail_type[0] = 0;
+    sc->type[0] = 0;
+}
+
+static const char *sval(const struct scratch *sc, int f)
+{
+    return sc->set[f] ? sc->val[f] : NULL;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return a && strcmp(a, b) == 0;
+}
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian); valid for any year >= 1. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned dd)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + dd - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int make_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
+{
+    static const unsigned char mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || s > 60)
+        return -1;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
+    return 0;
+}
+
+int dec_parse_time(const char *s, int64_t *out)
+{
+    int y, mo, d, h, mi, se;
+    size_t n = strlen(s);
+    if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
+        return -1;
+    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) || digits(s + 11, 2, &h) ||
+        digits(s + 14, 2, &mi) || digits(s + 17, 2, &se))
+        return -1;
+    const char *p = s + 19;
+    if (*p == '.') {  /* fraction: ignored, seconds are the unit of the verdict */
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'Z' || *p == 'z')
+        p++;
+    else if (p[0] == '+' && strcmp(p, "+00:00") == 0)
+        p += 6;
+    if (*p)
+        return -1;
+    return make_time(y, mo, d, h, mi, se, out);
+}
+
+/* "Mar 13, 2024, 8:33:21 PM" or "Aug 26, 2019 11:15:26 PM" (UTC). */
+int dec_parse_expiration(const char *s, int64_t *out)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int mo = 0, d, y, h, mi, se;
+    if (strlen(s) < 20)
+        return dec_parse_time(s, out);  /* an ISO form is accepted too */
+    for (int i = 0; i < 12; i++)
+        if (strncmp(s, months + 3 * i, 3) == 0)
+            mo = i + 1;
+    if (!mo || s[3] != ' ')
+        return dec_parse_time(s, out);
+    const char *p = s + 4;
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 31 || *end != ',')
+        return -1;
+    d = (int)v;
+    p = end + 1;
+    while (*p == ' ')
+        p++;
+    if (digits(p, 4, &y))
+        return -1;
+    p += 4;
+    if (*p == ',')
+        p++;
+    while (*p == ' ')
+        p++;
+    v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 12 || *end != ':')
+        return -1;
+    h = (int)v;
+    p = end + 1;
+    if (digits(p, 2, &mi) || p[2] != ':' || digits(p + 3, 2, &se))
+        return -1;
+    p += 5;
+    while (*p == ' ')
+        p++;
+    if ((p[0] == 'P' || p[0] == 'p') && (p[1] == 'M' || p[1] == 'm') && !p[2])
+        h = h % 12 + 12;
+    else if ((p[0] == 'A' || p[0] == 'a') && (p[1] == 'M' || p[1] == 'm') && !p[2])
+        h = h % 12;
+    else
+        return -1;
+    return make_time(y, mo, d, h, mi, se, out);
+}
+
+/* ---- normalisation: scratch to event --------------------------------------------------------- */
+
+static int akid_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 16 || n > EV_AKID_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    if (!src) {
+        dst[0] = 0;
+        return;
+    }
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* Finds the runtime marker token exec-env/AWS_Lambda_<runtime> and copies <runtime>. */
+static int runtime_marker(const char *ua, char *runtime, size_t cap)
+{
+    static const char tok[] = "exec-env/AWS_Lambda_";
+    const char *p = ua ? strstr(ua, tok) : NULL;
+    if (!p)
+        return 0;
+    /* a token: preceded by the start or a separator */
+    if (p != ua && p[-1] != ' ' && p[-1] != '(' && p[-1] != ';')
+        return 0;
+    p += sizeof tok - 1;
+    size_t n = 0;
+    while (p[n] && p[n] != ' ' && p[n] != ')' && p[n] != ';' && n < cap - 1)
+        n++;
+    if (n == 0)
+        return 0;
+    memcpy(runtime, p, n);
+    runtime[n] = 0;
+    return 1;
+}
+
+static int desktop_client(const char *ua)
+{
+    static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
+                                         "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
+    if (!ua)
+        return 0;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(ua, marks[i]))
+            return 1;
+    return 0;
+}
+
+static int service_source(const char *ip)
+{
+    if (!ip)
+        return 0;
+    if (strcmp(ip, "AWS Internal") == 0)
+        return 1;
+    size_t n = strlen(ip);
+    static const char suffix[] = ".amazonaws.com";
+    return n > sizeof suffix - 1 && strcmp(ip + n - (sizeof suffix - 1), suffix) == 0;
+}
+
+/* "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION" -> role ARN and session. */
+static void split_assumed_arn(const char *arn, char *role_arn, size_t role_cap, char *session, size_t sess_cap)
+{
+    const char *ar = arn ? strstr(arn, ":assumed-role/") : NULL;
+    if (!ar)
+        return;
+    const char *role = ar + sizeof ":assumed-role/" - 1;
+    const char *slash = strchr(role, '/');
+    if (!slash)
+        return;
+    if (!session[0])
+        copy_cut(session, sess_cap, slash + 1);
+    if (!role_arn[0]) {
+        /* arn:PARTITION:sts::ACCT -> arn:PARTITION:iam::ACCT:role/ROLE */
+        const char *sts = strstr(arn, ":sts::");
+        if (!sts)
+            return;
+        snprintf(role_arn, role_cap, "%.*s:iam::%.*s:role/%.*s", (int)(sts - arn), arn,
+                 (int)(ar - (sts + 6)), sts + 6, (int)(slash - role), role);
+    }
+}
+
+/* Builds the event from the scratch; returns NULL with a reason when the record is malformed. */
+static const char *normalise(struct dec *d, struct ev_event *ev)
+{
+    const struct scratch *sc = &d->sc;
+    if (sc->error)
+        return sc->error;
+    const char *id = sval(sc, F_EVENT_ID), *tm = sval(sc, F_EVENT_TIME);
+    const char *src = sval(sc, F_EVENT_SOURCE), *name = sval(sc, F_EVENT_NAME);
+    if (!name)
+        return "not a CloudTrail record: no eventName";
+    if (!src)
+        return "not a CloudTrail record: no eventSource";
+    if (!tm)
+        return "not a CloudTrail record: no eventTime";
+    if (!id)
+        return "not a CloudTrail record: no eventID";
+    if (strncmp(src, "aws:", 4) == 0)
+        return NULL; /* handled by the caller: a look-alike */
+    memset(ev, 0, offsetof(struct ev_event, id));
+    if (dec_parse_time(tm, &ev->time))
+        return "eventTime is not an ISO-8601 UTC time";
+    memcpy(ev->id, id, sc->len[F_EVENT_ID] + 1);
+    copy_cut(ev->region, sizeof ev->region, sval(sc, F_REGION));
+    copy_cut(ev->source_ip, sizeof ev->source_ip, sval(sc, F_SOURCE_IP));
+    copy_cut(ev->user_agent, sizeof ev->user_agent, sval(sc, F_USER_AGENT));
+    copy_cut(ev->error, sizeof ev->error, sval(sc, F_ERROR_CODE));
+    ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->function[0] = 0;
+    ev->role_arn[0] = ev->vpce_account[0] = 0;
+    {   /* action: iam.amazonaws.com + CreateUser -> iam:CreateUser */
+        const char *dot = strchr(src, '.');
+        size_t sl = dot ? (size_t)(dot - src) : strlen(src);
+        snprintf(ev->action, sizeof ev->action, "%.*s:%s", (int)sl, src, name);
+    }
+    const char *et = sval(sc, F_EVENT_TYPE), *cat = sval(sc, F_EVENT_CATEGORY);
+    if (str_eq(et, "AwsVpceEvent") || str_eq(cat, "NetworkActivity")) {
+        ev->kind = EV_OTHER;  /* network activity is not an API use */
+        return NULL;
+    }
+    const char *ui_type = sval(sc, F_UI_TYPE), *invoked = sval(sc, F_UI_INVOKED_BY);
+    const char *recipient = sval(sc, F_RECIPIENT);
+    if (str_eq(src, "sts.amazonaws.com") && str_eq(name, "AssumeRole") && str_eq(ui_type, "AWSService") &&
+        str_eq(invoked, DEC_LAMBDA_PRINCIPAL) && !sval(sc, F_ERROR_CODE) && sval(sc, F_RE_AKID)) {
+        const char *akid = sval(sc, F_RE_AKID);
+        if (!akid_ok(akid))
+            return "responseElements.credentials.accessKeyId is not an access key id";
+        ev->kind = EV_ISSUE;
+        memcpy(ev->akid, akid, strlen(akid) + 1);
+        const char *exp = sval(sc, F_RE_EXPIRATION);
+        if (!exp || dec_parse_expiration(exp, &ev->expires))
+            ev->expires = 0;  /* the detector falls back to issue time + 12 h */
+        const char *sess = sval(sc, F_RP_SESSION);
+        /* awslambda_<n>_<time> sessions are Lambda's own, not a function name */
+        if (sess && strncmp(sess, "awslambda_", 10) != 0)
+            copy_cut(ev->function, sizeof ev->function, sess);
+        copy_cut(ev->role_arn, sizeof ev->role_arn, sval(sc, F_RP_ROLE_ARN));
+        copy_cut(ev->account, sizeof ev->account, recipient);
+        if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
+            const char *p = strstr(ev->role_arn, "::");
+            if (p) {
+                size_t n = strcspn(p + 2, ":");
+                if (n < sizeof ev->account)
+                    snprintf(ev->account, sizeof ev->account, "%.*s", (int)n, p + 2);
+            }
+        }
+        return NULL;
+    }
+    const char *akid = sval(sc, F_UI_AKID);
+    if (!str_eq(ui_type, "AssumedRole") || !akid || strncmp(akid, "ASIA", 4) != 0) {
+        ev->kind = EV_OTHER;
+        return NULL;
+    }
+    if (!akid_ok(akid))
+        return "userIdentity.accessKeyId is not an access key id";
+    ev->kind = EV_USE;
+    memcpy(ev->akid, akid, strlen(akid) + 1);
+    copy_cut(ev->account, sizeof ev->account, sval(sc, F_UI_ACCOUNT) ? sval(sc, F_UI_ACCOUNT) : recipient);
+    copy_cut(ev->role_arn, sizeof ev->role_arn, sval(sc, F_UI_ISSUER_ARN));
+    split_assumed_arn(sval(sc, F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->function, sizeof ev->function);
+    const char *created = sval(sc, F_UI_CREATED);
+    if (created && dec_parse_time(created, &ev->session_created))
+        ev->session_created = 0;
+    const char *ua = sval(sc, F_USER_AGENT);
+    if (ev->error[0])
+        ev->flags |= EV_F_FAILED;
+    if (runtime_marker(ua, ev->runtime, sizeof ev->runtime))
+        ev->flags |= EV_F_MARKED;
+    if (ua && (strncmp(ua, "awslambda-worker", 16) == 0 || strstr(ua, " awslambda-worker/")))
+        ev->flags |= EV_F_WORKER;
+    if (str_eq(src, "kms.amazonaws.com") && str_eq(name, "Decrypt") && sval(sc, F_RP_FUNCTION_ARN))
+        ev->flags |= EV_F_COLDSTART;
+    if (invoked || service_source(ev->source_ip))
+        ev->flags |= EV_F_ON_BEHALF;
+    if (str_eq(sval(sc, F_AED_AUTH), "QueryString"))
+        ev->flags |= EV_F_PRESIGNED;
+    if (desktop_client(ua))
+        ev->flags |= EV_F_DESKTOP;
+    if (sval(sc, F_VPCE_ID)) {
+        ev->flags |= EV_F_VPCE;
+        copy_cut(ev->vpce_account, sizeof ev->vpce_account, sval(sc, F_VPCE_ACCOUNT));
+    }
+    return NULL;
+}
+
+/* Ends a record-capable object: emits its record, or refuses the input for a look-alike. */
+static int finish_rc(struct dec *d, int level)
+{
+    struct scratch *sc = &d->sc;
+    if (sc->wrap & (1u << W_RECORDS)) {
+        if (level == 0)
+            d->root_container = 1;
+        else
+            goto record_skip_container;
+        return 1;
+    }
+    if (sc->wrap & (1u << W_DIGEST)) {
+        set_msg(d, DEC_EREFUSED, "a CloudTrail digest file, not log records");
+        return 0;
+    }
+    if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {
+        set_msg(d, DEC_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
+        return 0;
+    }
+    const char *src = sval(sc, F_EVENT_SOURCE);
+    if (src && strncmp(src, "aws:", 4) == 0) {
+        if (strcmp(src, "aws:s3") == 0)
+            set_msg(d, DEC_EREFUSED, "an S3 event notification (eventSource aws:s3), not CloudTrail: "
+                                     "send the log file the notification points to");
+        else
+            set_msg(d, DEC_EREFUSED, "a %.40s event wrapper, not a CloudTrail record: send the record it carries",
+                    src);
+        return 0;
+    }
+    if ((sc->wrap & (1u << W_BODY)) && !sval(sc, F_EVENT_NAME)) {
+        set_msg(d, DEC_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
+        return 0;
+    }
+    size_t index = d->st.records;
+    if (d->st.records >= d->lim.max_records) {
+        set_msg(d, DEC_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
+        return 0;
+    }
+    d->st.records++;
+    d->root_records++;
+    if ((sc->wrap & (1u << W_DETAIL)) && sc->detail_type[0]) {
+        size_t n = strlen(sc->detail_type);
+        static const char via[] = "via CloudTrail";
+        if (n < sizeof via - 1 || strcmp(sc->detail_type + n - (sizeof via - 1), via) != 0) {
+            snprintf(sc->error_buf, sizeof sc->error_buf, "EventBridge detail-type \"%.60s\" is not CloudTrail",
+                     sc->detail_type);
+            sc->error = sc->error_buf;
+        }
+    }
+    struct ev_event ev;
+    const char *why = normalise(d, &ev);
+    int rc;
+    if (why) {
+        d->st.skipped++;
+        rc = d->sink.skip ? d->sink.skip(d->sink.ud, index, why) : 0;
+    } else {
+        d->st.events++;
+        rc = d->sink.event ? d->sink.event(d->sink.ud, index, &ev) : 0;
+    }
+    if (rc) {
+        set_msg(d, DEC_EABORT, "stopped by the consumer");
+        return 0;
+    }
+    return 1;
+
+record_skip_container:
+    d->st.records++;
+    d->root_records++;
+    d->st.skipped++;
+    if (d->sink.skip && d->sink.skip(d->sink.ud, d->st.records - 1, "a record may not hold Records")) {
+        set_msg(d, DEC_EABORT, "stopped by the consumer");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- yajl callbacks ---------------------------------------------------------------------------- */
+
+static int push(struct dec *d, int is_map, int role, int node, int rc_level)
+{
+    if (d->depth >= DEC_MAX_DEPTH) {
+        set_msg(d, DEC_EDEPTH, "JSON nested deeper than %d levels", DEC_MAX_DEPTH);
+        return 0;
+    }
+    struct frame *f = &d->stack[d->depth++];
+    f->is_map = (unsigned char)is_map;
+    f->role = (unsigned char)role;
+    f->node = (unsigned char)node;
+    f->rc_level = (unsigned char)rc_level;
+    return 1;
+}
+
+/* A scalar or container arrives where a record field or node was announced. kind: 's' string,
+ * 'n' null, 'm' map, 'a' array, 'o' other scalar. Returns the frame role for a container. */
+static void value_pending(struct dec *d, char kind, const unsigned char *s, size_t len)
+{
+    struct scratch *sc = &d->sc;
+    if (d->pending == P_FIELD) {
+        int f = d->pending_field;
+        if (kind == 's') {
+            if (len > field_max[f] && !field_cuttable(f)) {
+                rec_fail(d, "%s is too long", field_names[f]);
+            } else if (memchr(s, 0, len)) {
+                rec_fail(d, "%s contains a NUL character", field_names[f]);
+            } else {
+                size_t n = len > field_max[f] ? field_max[f] : len;
+                memcpy(sc->val[f], s, n);
+                sc->val[f][n] = 0;
+                sc->len[f] = (unsigned short)n;
+                sc->set[f] = 1;
+            }
+        } else if (kind != 'n') {
+            rec_fail(d, "%s must be a string", field_names[f]);
+        }
+    } else if (d->pending == P_NODE) {
+        if (kind != 'm' && kind != 'n')
+            rec_fail(d, "%s must be an object", nodes[d->pending_node].path);
+    } else if (d->pending == P_WRAP) {
+        int w = d->pending_wrap;
+        if (kind == 's' && len < DEC_WRAP_MAX && (w == W_DETAIL_TYPE || w == W_TYPE)) {
+            char *dst = w == W_DETAIL_TYPE ? sc->detail_type : sc->type;
+            memcpy(dst, s, len);
+            dst[len] = 0;
+        }
+        if (w == W_DETAIL && kind != 'm')
+            rec_fail(d, "detail must be an object%s", "");
+        if (w == W_RECORDS && kind != 'a')
+            rec_fail(d, "Records must be an array%s", "");
+    }
+}
+
+/* Called for every value: handles the element-of-array case and the announced key. */
+static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len)
+{
+    if (d->depth == 0) {
+        d->roots++;
+        if (kind != 'm' && kind != 'a') {
+            set_msg(d, DEC_EREFUSED, "expected a JSON object or array at the top level");
+            return 0;
+        }
+        return 1;
+    }
+    struct frame *top = &d->stack[d->depth - 1];
+    if (!top->is_map) {
+        if ((top->role == R_ROOT_ARRAY || top->role == R_RECORDS) && kind != 'm') {
+            /* an element that cannot be a record */
+            size_t index = d->st.records;
+            if (d->st.records >= d->lim.max_records) {
+                set_msg(d, DEC_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
+                return 0;
+            }
+            d->st.records++;
+            d->st.skipped++;
+            if (d->sink.skip && d->sink.skip(d->sink.ud, index, "record is not a JSON object")) {
+                set_msg(d, DEC_EABORT, "stopped by the consumer");
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (d->pending != P_NONE)
+        value_pending(d, kind, s, len);
+    return 1;
+}
+
+static int cb_null(void *ctx)
+{
+    struct dec *d = ctx;
+    int ok = on_value(d, 'n', NULL, 0);
+    d->pending = P_NONE;
+    return ok;
+}
+
+static int cb_bool(void *ctx, int b)
+{
+    (void)b;
+    struct dec *d = ctx;
+    int ok = on_value(d, 'o', NULL, 0);
+    d->pending = P_NONE;
+    return ok;
+}
+
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+    (void)s;
+    (void)len;
+    struct dec *d = ctx;
+    int ok = on_value(d, 'o', NULL, 0);
+    d->pending = P_NONE;
+    return ok;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+    struct dec *d = ctx;
+    int ok = on_value(d, 's', s, len);
+    d->pending = P_NONE;
+    return ok;
+}
+
+static int cb_start_map(void *ctx)
+{
+    struct dec *d = ctx;
+    if (!on_value(d, 'm', NULL, 0))
+        return 0;
+    int role = R_SKIP, node = N_SKIP, level = 0;
+    if (d->depth == 0) {
+        role = R_RC;
+        level = 0;
+        d->root_container = 0;
+        d->root_records = 0;
+    } else {
+        struct frame *top = &d->stack[d->depth - 1];
+        if (!top->is_map) {
+            if (top->role == R_ROOT_ARRAY || top->role == R_RECORDS) {
+                role = R_RC;
+                level = 1;
+            }
+        } else if (d->pending == P_NODE) {
+            role = R_REC;
+            node = d->pending_node;
+        } else if (d->pending == P_WRAP && d->pending_wrap == W_DETAIL) {
+            role = R_REC;
+            node = N_REC;
+        }
+    }
+    d->pending = P_NONE;
+    if (role == R_RC) {
+        scratch_reset(&d->sc);
+        node = N_REC;
+    }
+    return push(d, 1, role, node, level);
+}
+
+static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct dec *d = ctx;
+    struct frame *top = &d->stack[d->depth - 1];
+    d->pending = P_NONE;
+    if (top->role == R_SKIP)
+        return 1;
+    if (top->role == R_RC) {
+        int w = wrapper_key(k, len);
+        if (w) {
+            d->sc.wrap |= 1u << w;
+            d->pending = P_WRAP;
+            d->pending_wrap = w;
+            return 1;
+        }
+    }
+    const struct node_def *nd = &nodes[top->node];
+    for (size_t i = 0; i < nd->n; i++) {
+        const struct edge *e = &nd->edges[i];
+        if (e->len == len && memcmp(e->key, k, len) == 0) {
+            if (e->field) {
+                d->pending = P_FIELD;
+                d->pending_field = e->field;
+            } else {
+                d->pending = P_NODE;
+                d->pending_node = e->node;
+            }
+            return 1;
+        }
+    }
+    return 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+    struct dec *d = ctx;
+    struct frame f = d->stack[--d->depth];
+    d->pending = P_NONE;
+    if (f.role == R_RC) {
+        if (!finish_rc(d, f.rc_level))
+            return 0;
+        if (f.rc_level == 0 && !d->root_container && d->root_records == 0) {
+            set_msg(d, DEC_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+    struct dec *d = ctx;
+    if (!on_value(d, 'a', NULL, 0))
+        return 0;
+    int role = R_SKIP;
+    if (d->depth == 0) {
+        role = R_ROOT_ARRAY;
+        d->root_container = 1;
+    } else {
+        struct frame *top = &d->stack[d->depth - 1];
+        if (top->is_map && top->role == R_RC && top->rc_level == 0 && d->pending == P_WRAP &&
+            d->pending_wrap == W_RECORDS)
+            role = R_RECORDS;
+    }
+    d->pending = P_NONE;
+    return push(d, 0, role, N_SKIP, 0);
+}
+
+static int cb_end_array(void *ctx)
+{
+    struct dec *d = ctx;
+    d->depth--;
+    d->pending = P_NONE;
+    return 1;
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_bool,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_map_key,
+    .yajl_end_map = cb_end_map,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end_array,
+};
+
+/* ---- feeding ------------------------------------------------------------------------------------ */
+
+struct dec *dec_new(const struct dec_sink *sink, const struct dec_limits *lim)
+{
+    struct dec *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    if (sink)
+        d->sink = *sink;
+    if (lim)
+        d->lim = *lim;
+    if (!d->lim.max_inflated)
+        d->lim.max_inflated = DEC_DEFAULT_MAX_INFLATED;
+    if (!d->lim.max_ratio)
+        d->lim.max_ratio = DEC_DEFAULT_MAX_RATIO;
+    if (!d->lim.max_records)
+        d->lim.max_records = DEC_DEFAULT_MAX_RECORDS;
+    d->y = yajl_alloc(&callbacks, NULL, d);
+    if (!d->y) {
+        free(d);
+        return NULL;
+    }
+    yajl_config(d->y, yajl_allow_multiple_values, 1);
+    return d;
+}
+
+void dec_free(struct dec *d)
+{
+    if (!d)
+        return;
+    if (d->z_init)
+        inflateEnd(&d->z);
+    free(d->zbuf);
+    yajl_free(d->y);
+    free(d);
+}
+
+static int parse_json(struct dec *d, const unsigned char *buf, size_t len)
+{
+    if (d->err)
+        return d->err;
+    if (d->st.bytes_json + len > d->lim.max_inflated) {
+        set_msg(d, DEC_ETOOBIG, "input larger than %zu bytes once inflated", d->lim.max_inflated);
+        return d->err;
+    }
+    d->json_before = d->st.bytes_json;
+    d->st.bytes_json += len;
+    yajl_status s = yajl_parse(d->y, buf, len);
+    if (s == yajl_status_ok)
+        return 0;
+    if (d->err)  /* a callback stopped the parse and said why */
+        return d->err;
+    size_t at = d->json_before + yajl_get_bytes_consumed(d->y);
+    unsigned char *e = yajl_get_error(d->y, 0, buf, len);
+    char what[128];
+    snprintf(what, sizeof what, "%s", e ? (const char *)e : "parse error");
+    if (e)
+        yajl_free_error(d->y, e);
+    /* yajl's message ends with a newline */
+    size_t n = strlen(what);
+    while (n && (what[n - 1] == '\n' || what[n - 1] == ' '))
+        what[--n] = 0;
+    snprintf(d->msg, sizeof d->msg, "malformed JSON at byte %zu: %s", at, what);
+    d->err = DEC_EJSON;
+    return d->err;
+}
+
+static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int finish)
+{
+    d->z.next_in = (unsigned char *)buf;
+    d->z.avail_in = (unsigned)len;
+    while (d->z.avail_in > 0 || finish) {
+        if (d->z_ended) {
+            /* another gzip member may follow (concatenated files); anything else is garbage */
+            if (d->z.avail_in == 0)
+                break;
+            if (d->z.next_in[0] != 0x1f) {
+                set_msg(d, DEC_EGZIP, "trailing data after the gzip stream");
+                return d->err;
+            }
+            inflateReset(&d->z);
+            d->z_ended = 0;
+        }
+        d->z.next_out = d->zbuf;
+        d->z.avail_out = DEC_INFLATE_CHUNK;
+        int r = inflate(&d->z, Z_NO_FLUSH);
+        size_t got = DEC_INFLATE_CHUNK - d->z.avail_out;
+        if (r != Z_OK && r != Z_STREAM_END && !(r == Z_BUF_ERROR && got == 0)) {
+            set_msg(d, DEC_EGZIP, "corrupt gzip data: %s", d->z.msg ? d->z.msg : "inflate failed");
+            return d->err;
+        }
+        if (got) {
+            /* ratio cap: a small gzip may hold gigabytes */
+            size_t limit = d->st.bytes_in * (size_t)d->lim.max_ratio + DEC_RATIO_SLACK;
+            if (d->st.bytes_json + got > limit) {
+                set_msg(d, DEC_ETOOBIG, "gzip expands more than %ux: refused as a decompression bomb",
+                        d->lim.max_ratio);
+                return d->err;
+            }
+            if (parse_json(d, d->zbuf, got))
+                return d->err;
+        }
+        if (r == Z_STREAM_END)
+            d->z_ended = 1;
+        else if (got == 0 && d->z.avail_in == 0)
+            break;
+    }
+    return 0;
+}
+
+static int start(struct dec *d)
+{
+    if (d->magic[0] == 0x1f && d->magic[1] == 0x8b) {
+        d->mode = 2;
+        d->st.gzip = 1;
+        d->zbuf = malloc(DEC_INFLATE_CHUNK);
+        if (!d->zbuf || inflateInit2(&d->z, 16 + MAX_WBITS) != Z_OK) {
+            set_msg(d, DEC_ENOMEM, "out of memory");
+            return d->err;
+        }
+        d->z_init = 1;
+        return inflate_feed(d, d->magic, d->n_magic, 0);
+    }
+    d->mode = 1;
+    return parse_json(d, d->magic, d->n_magic);
+}
+
+int dec_feed(struct dec *d, const uint8_t *buf, size_t len)
+{
+    if (d->err)
+        return d->err;
+    d->st.bytes_in += len;
+    while (d->mode == 0 && len > 0) {
+        d->magic[d->n_magic++] = *buf++;
+        len--;
+        if (d->n_magic == 2 && start(d))
+            return d->err;
+    }
+    if (len == 0)
+        return d->err;
+    return d->mode == 2 ? inflate_feed(d, buf, len, 0) : parse_json(d, buf, len);
+}
+
+int dec_finish(struct dec *d)
+{
+    if (d->err)
+        return d->err;
+    if (d->mode == 0 && d->n_magic == 1) {
+        d->mode = 1;
+        if (parse_json(d, d->magic, 1))
+            return d->err;
+    }
+    if (d->mode == 2) {
+        if (inflate_feed(d, NULL, 0, 1))
+            return d->err;
+        if (!d->z_ended) {
+            set_msg(d, DEC_EGZIP, "truncated gzip stream");
+            return d->err;
+        }
+    }
+    if (d->st.bytes_json == 0) {
+        set_msg(d, DEC_EJSON, "empty input: expected CloudTrail JSON");
+        return d->err;
+    }
+    yajl_status s = yajl_complete_parse(d->y);
+    if (s != yajl_status_ok && !d->err) {
+        snprintf(d->msg, sizeof d->msg, "malformed JSON at byte %zu: unexpected end of input", d->st.bytes_json);
+        d->err = DEC_EJSON;
+    }
+    if (!d->err && d->roots == 0) {
+        set_msg(d, DEC_EJSON, "empty input: expected CloudTrail JSON");
+    }
+    return d->err;
+}
+
+const char *dec_message(const struct dec *d)
+{
+    return d->msg;
+}
+
+const struct dec_stats *dec_stats(const struct dec *d)
+{
+    return &d->st;
+}
+
+int dec_buffer(const uint8_t *buf, size_t len, const struct dec_sink *sink, const struct dec_limits *lim,
+               struct dec_stats *stats, char *msg, size_t msg_size)
+{
+    struct dec *d = dec_new(sink, lim);
+    if (!d) {
+        if (msg && msg_size)
+            snprintf(msg, msg_size, "out of memory");
+        return DEC_ENOMEM;
+    }
+    int rc = dec_feed(d, buf, len);
+    if (!rc)
+        rc = dec_finish(d);
+    if (stats)
+        *stats = d->st;
+    if (msg && msg_size)
+        snprintf(msg, msg_size, "%s", rc ? d->msg : "");
+    dec_free(d);
+    return rc;
+}

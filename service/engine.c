@@ -1,0 +1,413 @@
+/* engine.c — decode, group by key, load, apply, compare-and-set, findings.
+ *
+ * Exactly-once: an event counts for a key only if its id hash is not in the key's dedup set, and
+ * the new state and the new hashes are written in one compare-and-set. When another instance
+ * committed the same key in between, the CAS fails and this engine reloads and reapplies, so two
+ * instances never lose each other's events and a finding is created by exactly one of them (the
+ * one whose commit moved the verdict from "no finding" to "finding").
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+#define ENG_EVENTS_INITIAL 256
+
+struct eng {
+    struct store *st;
+    struct eng_config cfg;
+    /* per-ingest scratch, kept between calls to avoid reallocating */
+    struct ev_event *evs;
+    size_t n_evs, cap_evs;
+    struct eng_report *rep;
+    size_t *order;
+    size_t cap_order;
+    struct det_key key;        /* working copies: det_key is large, keep it off the stack */
+    struct det_key old;
+    uint8_t blob[DET_ENCODED_MAX];
+};
+
+struct eng *eng_new(struct store *st, const struct eng_config *cfg)
+{
+    struct eng *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->st = st;
+    if (cfg)
+        e->cfg = *cfg;
+    if (!e->cfg.late_margin_s)
+        e->cfg.late_margin_s = DET_LATE_MARGIN;
+    return e;
+}
+
+void eng_free(struct eng *e)
+{
+    if (!e)
+        return;
+    free(e->evs);
+    free(e->order);
+    free(e);
+}
+
+void eng_finding_id(const char *akid, char *out, size_t size)
+{
+    /* One finding per key, so the key names it: stable across instances and retries. */
+    snprintf(out, size, "cwf-%s", akid);
+}
+
+int eng_akid_valid(const char *akid)
+{
+    size_t n = strlen(akid);
+    if (n < 16 || n >= EV_AKID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((akid[i] >= 'A' && akid[i] <= 'Z') || (akid[i] >= '0' && akid[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+static uint64_t event_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;  /* FNV-1a, 64 bits: collisions within one key's events are ~0 */
+    while (*id)
+        h = (h ^ (uint8_t)*id++) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* ---- decoding into the event list ----------------------------------------------------------- */
+
+static int on_event(void *ud, size_t index, const struct ev_event *ev)
+{
+    (void)index;
+    struct eng *e = ud;
+    if (ev->kind == EV_OTHER)
+        return 0;  /* a valid record the detector has no use for: counted as accepted */
+    if (e->n_evs == e->cap_evs) {
+        size_t cap = e->cap_evs ? e->cap_evs * 2 : ENG_EVENTS_INITIAL;
+        struct ev_event *n = realloc(e->evs, cap * sizeof *n);
+        if (!n)
+            return 1;
+        e->evs = n;
+        e->cap_evs = cap;
+    }
+    e->evs[e->n_evs++] = *ev;
+    return 0;
+}
+
+static int on_skip(void *ud, size_t index, const char *reason)
+{
+    struct eng *e = ud;
+    struct eng_report *r = e->rep;
+    if (r->n_skips < ENG_SKIPS_MAX) {
+        r->skips[r->n_skips].index = index;
+        snprintf(r->skips[r->n_skips].reason, sizeof r->skips[0].reason, "%s", reason);
+        r->n_skips++;
+    }
+    return 0;
+}
+
+/* qsort_r is a GNU extension with the context last; used so threads never share sort state. */
+static int cmp_order_r(const void *a, const void *b, void *ctx)
+{
+    const struct ev_event *evs = ctx;
+    const struct ev_event *x = &evs[*(const size_t *)a], *y = &evs[*(const size_t *)b];
+    int c = strcmp(x->akid, y->akid);
+    if (c)
+        return c;
+    return strcmp(x->id, y->id);
+}
+
+/* ---- per-key work --------------------------------------------------------------------------- */
+
+struct keywork {
+    size_t first, count;         /* range in e->order: this key's distinct events */
+    uint64_t *hashes;
+    uint8_t *seen;
+    size_t dups;                 /* events the store had already applied */
+    int done;
+};
+
+static void add_finding_id(struct eng_report *r, const char *id)
+{
+    for (size_t i = 0; i < r->n_ids; i++)
+        if (strcmp(r->ids[i], id) == 0)
+            return;
+    r->findings++;
+    if (r->n_ids < ENG_FINDINGS_MAX)
+        snprintf(r->ids[r->n_ids++], sizeof r->ids[0], "%s", id);
+}
+
+/* One round: load the keys, apply their new events, CAS them; then write findings of the
+ * keys committed. Keys that lost a race stay !done for the next attempt. */
+static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
+{
+    struct store_load *loads = calloc(n, sizeof *loads);
+    struct store_commit *commits = calloc(n, sizeof *commits);
+    uint8_t **blobs = calloc(n, sizeof *blobs);
+    struct store_finding_put *puts = calloc(n, sizeof *puts);
+    char **docs = calloc(n, sizeof *docs);
+    char (*fids)[STORE_ID_MAX] = calloc(n, sizeof *fids);
+    size_t *commit_of = calloc(n, sizeof *commit_of);
+    int rc = ENG_ENOMEM;
+    if (!loads || !commits || !blobs || !puts || !docs || !fids || !commit_of)
+        goto out;
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kw[i].done)
+            continue;
+        const struct ev_event *ev0 = &e->evs[e->order[kw[i].first]];
+        loads[nl].akid = ev0->akid;
+        loads[nl].hashes = kw[i].hashes;
+        loads[nl].n_hashes = kw[i].count;
+        loads[nl].seen = kw[i].seen;
+        commit_of[nl] = i;
+        nl++;
+    }
+    if (store_load(e->st, loads, nl)) {
+        rc = ENG_ESTORE;
+        goto out;
+    }
+    size_t nc = 0;
+    for (size_t j = 0; j < nl; j++) {
+        struct keywork *w = &kw[commit_of[j]];
+        const struct ev_event *ev0 = &e->evs[e->order[w->first]];
+        if (loads[j].version) {
+            if (det_decode(&e->key, loads[j].blob, loads[j].blob_len)) {
+                /* a blob this version cannot read: start over rather than fail the key forever */
+                det_key_init(&e->key, ev0->akid);
+            }
+        } else {
+            det_key_init(&e->key, ev0->akid);
+        }
+        e->old = e->key;
+        size_t fresh = 0, dups = 0;
+        for (size_t k = 0; k < w->count; k++) {
+            if (w->seen[k]) {
+                dups++;
+                continue;
+            }
+            det_apply(&e->key, &e->evs[e->order[w->first + k]]);
+            w->hashes[fresh++] = w->hashes[k];
+        }
+        w->dups = dups;
+        if (!fresh) {
+            w->done = 1;
+            e->rep->duplicates += dups;
+            continue;
+        }
+        int len = det_encode(&e->key, e->blob, sizeof e->blob);
+        if (len < 0 || !(blobs[nc] = malloc((size_t)len))) {
+            rc = ENG_ENOMEM;
+            goto out;
+        }
+        memcpy(blobs[nc], e->blob, (size_t)len);
+        int64_t exp_ms = det_expires_at(&e->key) * 1000;
+        int64_t floor_ms = now_ms + e->cfg.late_margin_s * 1000;
+        struct store_commit *c = &commits[nc];
+        c->akid = ev0->akid;
+        c->version = loads[j].version;
+        c->blob = blobs[nc];
+        c->blob_len = (size_t)len;
+        c->hashes = w->hashes;
+        c->n_hashes = fresh;
+        c->expire_at_ms = exp_ms > floor_ms ? exp_ms : floor_ms;
+        /* verdicts before and after, for the finding write below */
+        struct det_verdict vo, vn;
+        det_judge(&e->old, &e->cfg.det, &vo);
+        det_judge(&e->key, &e->cfg.det, &vn);
+        if (vn.finding || vo.finding) {
+            eng_finding_id(ev0->akid, fids[nc], sizeof fids[nc]);
+            docs[nc] = rnd_evidence(&e->key, &vn, fids[nc]);
+            if (!docs[nc]) {
+                rc = ENG_ENOMEM;
+                goto out;
+            }
+            struct store_finding_put *p = &puts[nc];
+            p->id = fids[nc];
+            p->evidence_json = docs[nc];
+            p->severity = det_severity_name(vn.severity);
+            p->account = e->key.account;
+            p->function = e->key.function;
+            p->version = loads[j].version + 1;
+            p->new_outside = vn.outside_count > vo.outside_count;
+            p->retract = !vn.finding;
+            p->now_ms = now_ms;
+        }
+        commit_of[nc] = commit_of[j];
+        nc++;
+    }
+    if (store_commit(e->st, commits, nc)) {
+        rc = ENG_ESTORE;
+        goto out;
+    }
+    size_t np = 0;
+    for (size_t j = 0; j < nc; j++) {
+        if (!commits[j].ok)
+            continue;  /* lost the race: reload next attempt; its dups were not counted */
+        kw[commit_of[j]].done = 1;
+        e->rep->duplicates += kw[commit_of[j]].dups;
+        if (puts[j].id)
+            puts[np++] = puts[j];
+    }
+    if (np && store_finding_put(e->st, puts, np)) {
+        rc = ENG_ESTORE;
+        goto out;
+    }
+    for (size_t j = 0; j < np; j++) {
+        if (!puts[j].retract)
+            add_finding_id(e->rep, puts[j].id);
+        if (puts[j].created)
+            e->rep->created++;
+    }
+    rc = 0;
+out:
+    if (blobs)
+        for (size_t j = 0; j < n; j++)
+            free(blobs[j]);
+    if (docs)
+        for (size_t j = 0; j < n; j++)
+            free(docs[j]);
+    free(loads);
+    free(commits);
+    free(blobs);
+    free(puts);
+    free(docs);
+    free(fids);
+    free(commit_of);
+    return rc;
+}
+
+static int apply_all(struct eng *e, int64_t now_ms)
+{
+    struct eng_report *r = e->rep;
+    if (e->n_evs == 0)
+        return 0;
+    if (e->cap_order < e->n_evs) {
+        size_t *o = realloc(e->order, e->n_evs * sizeof *o);
+        if (!o)
+            return ENG_ENOMEM;
+        e->order = o;
+        e->cap_order = e->n_evs;
+    }
+    for (size_t i = 0; i < e->n_evs; i++)
+        e->order[i] = i;
+    qsort_r(e->order, e->n_evs, sizeof *e->order, cmp_order_r, e->evs);
+    /* drop repeats of one event inside this input: they are duplicates too */
+    size_t w = 0;
+    for (size_t i = 0; i < e->n_evs; i++) {
+        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], e->evs) == 0) {
+            r->duplicates++;
+            continue;
+        }
+        e->order[w++] = e->order[i];
+    }
+    size_t n_unique = w;
+    /* key ranges */
+    size_t n_keys = 0;
+    for (size_t i = 0; i < n_unique; i++)
+        if (i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0)
+            n_keys++;
+    r->keys = n_keys;
+    struct keywork *kw = calloc(n_keys, sizeof *kw);
+    uint64_t *hashes = malloc(n_unique * sizeof *hashes);
+    uint8_t *seen = malloc(n_unique);
+    int rc = ENG_ENOMEM;
+    if (!kw || !hashes || !seen)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < n_unique; i++) {
+        if (i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0) {
+            kw[k].first = i;
+            kw[k].hashes = hashes + i;
+            kw[k].seen = seen + i;
+            k++;
+        }
+        kw[k - 1].count++;
+        hashes[i] = event_hash(e->evs[e->order[i]].id);
+    }
+    rc = 0;
+    for (size_t base = 0; base < n_keys && !rc; base += ENG_KEYS_PER_ROUND) {
+        size_t n = n_keys - base < ENG_KEYS_PER_ROUND ? n_keys - base : ENG_KEYS_PER_ROUND;
+        int attempt;
+        for (attempt = 0; attempt < ENG_CAS_RETRIES && !rc; attempt++) {
+            size_t pending = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (!kw[base + i].done) {
+                    pending++;
+                    /* a retry reloads the dedup flags for the full set of this key's events */
+                    size_t first = kw[base + i].first;
+                    for (size_t j = 0; j < kw[base + i].count; j++)
+                        hashes[first + j] = event_hash(e->evs[e->order[first + j]].id);
+                }
+            }
+            if (!pending)
+                break;
+            rc = round_keys(e, kw + base, n, now_ms);
+        }
+        if (!rc)
+            for (size_t i = 0; i < n; i++)
+                if (!kw[base + i].done)
+                    rc = ENG_ESTORE;  /* contention beyond the retries: the sender retries */
+    }
+out:
+    free(kw);
+    free(hashes);
+    free(seen);
+    return rc;
+}
+
+int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep)
+{
+    memset(rep, 0, offsetof(struct eng_report, skips));
+    rep->n_ids = 0;
+    rep->findings = rep->created = 0;
+    rep->message[0] = 0;
+    e->rep = rep;
+    e->n_evs = 0;
+    struct dec_sink sink = { on_event, on_skip, e };
+    struct dec_stats ds;
+    int drc = dec_buffer(buf, len, &sink, &e->cfg.limits, &ds, rep->message, sizeof rep->message);
+    rep->records = ds.records;
+    rep->skipped = ds.skipped;
+    if (drc) {
+        /* nothing was stored: decoding happens before any store call */
+        rep->accepted = 0;
+        switch (drc) {
+        case DEC_ETOOBIG:
+            return ENG_ETOOBIG;
+        case DEC_ENOMEM:
+        case DEC_EABORT:
+            snprintf(rep->message, sizeof rep->message, "out of memory");
+            return ENG_ENOMEM;
+        default:
+            return ENG_EINPUT;
+        }
+    }
+    int rc = apply_all(e, now_ms);
+    rep->accepted = rep->records - rep->skipped - rep->duplicates;
+    if (rc == ENG_ESTORE)
+        snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later");
+    else if (rc == ENG_ENOMEM)
+        snprintf(rep->message, sizeof rep->message, "out of memory");
+    return rc;
+}
+
+int eng_key_json(struct eng *e, const char *akid, char **json)
+{
+    struct store_load l = { .akid = akid };
+    if (store_load(e->st, &l, 1))
+        return ENG_ESTORE;
+    if (!l.version)
+        return STORE_ENOTFOUND;
+    if (det_decode(&e->key, l.blob, l.blob_len))
+        return ENG_ESTORE;
+    struct det_verdict v;
+    det_judge(&e->key, &e->cfg.det, &v);
+    char fid[STORE_ID_MAX];
+    eng_finding_id(akid, fid, sizeof fid);
+    *json = rnd_key_context(&e->key, &v, v.finding ? fid : NULL);
+    return *json ? 0 : ENG_ENOMEM;
+}

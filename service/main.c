@@ -1,0 +1,45 @@
+/* main.c — the credwatch command: `serve` (the HTTP service) and `scan` (offline archives). */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "scan.h"
+
+#define CREDWATCH_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fputs("usage: credwatch COMMAND [options]\n"
+          "\n"
+          "Detects AWS Lambda credentials replayed outside Lambda, from CloudTrail.\n"
+          "\n"
+          "commands:\n"
+          "  serve      run the HTTP service (see credwatch serve --help)\n"
+          "  scan       scan CloudTrail archives offline (see credwatch scan --help)\n"
+          "  version    print the version\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "scan") == 0)
+        return scan_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return api_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        puts("credwatch " CREDWATCH_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "credwatch: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,193 @@
+/* render.c — findings and key context as JSON (jansson: small documents, not the hot path). */
+#include "render.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void rnd_time(int64_t secs, char *buf, size_t size)
+{
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, size, "1970-01-01T00:00:00Z");
+}
+
+void rnd_time_ms(int64_t ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[RND_TIME_MAX];
+    if (!gmtime_r(&t, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm))
+        snprintf(base, sizeof base, "1970-01-01T00:00:00");
+    snprintf(buf, size, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static json_t *time_or_null(int64_t secs)
+{
+    if (!secs)
+        return json_null();
+    char b[RND_TIME_MAX];
+    rnd_time(secs, b, sizeof b);
+    return json_string(b);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+static json_t *use_json(const struct det_use *u, const char *ip)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "at", time_or_null(u->at));
+    json_object_set_new(o, "event_id", json_string(u->event_id));
+    json_object_set_new(o, "source_ip", json_string(ip));
+    json_object_set_new(o, "user_agent", json_string(u->user_agent));
+    json_object_set_new(o, "action", json_string(u->action));
+    json_object_set_new(o, "outcome", json_string(u->failed ? "failed" : "succeeded"));
+    return o;
+}
+
+static json_t *inside_ips(const struct det_key *k)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < k->n_inside_ips; i++)
+        json_array_append_new(a, json_string(k->inside_ips[i]));
+    return a;
+}
+
+static json_t *outside_ips(const struct det_key *k, const struct det_verdict *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < v->n_outside; i++)
+        json_array_append_new(a, json_string(k->cands[v->outside[i]].ip));
+    return a;
+}
+
+static char *dump(json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(o);
+    return s;
+}
+
+char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const char *finding_id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(finding_id));
+    json_object_set_new(o, "access_key_id", json_string(k->akid));
+    json_object_set_new(o, "account_id", str_or_null(k->account));
+    json_object_set_new(o, "region", str_or_null(k->region));
+    json_object_set_new(o, "function_name", str_or_null(k->function));
+    json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
+    json_object_set_new(o, "runtime", str_or_null(k->runtime));
+    json_object_set_new(o, "severity", json_string(det_severity_name(v->severity)));
+    json_object_set_new(o, "first_outside_at", time_or_null(v->outside_first));
+    json_object_set_new(o, "last_outside_at", time_or_null(v->outside_last));
+    json_object_set_new(o, "outside_count", json_integer(v->outside_count));
+    json_object_set_new(o, "outside_source_ips", outside_ips(k, v));
+    /* union of actions over the outside addresses, sorted and unique */
+    json_t *acts = json_array();
+    const char *prev = NULL;
+    for (;;) {
+        const char *best = NULL;
+        for (size_t i = 0; i < v->n_outside; i++) {
+            const struct det_cand *c = &k->cands[v->outside[i]];
+            for (size_t a = 0; a < c->n_actions; a++) {
+                const char *n = c->actions[a].name;
+                if ((!prev || strcmp(n, prev) > 0) && (!best || strcmp(n, best) < 0))
+                    best = n;
+            }
+        }
+        if (!best)
+            break;
+        json_array_append_new(acts, json_string(best));
+        prev = best;
+    }
+    json_object_set_new(o, "outside_actions", acts);
+    json_object_set_new(o, "first_outside_use", v->first_use ? use_json(v->first_use, v->first_cand->ip) : json_null());
+    json_object_set_new(o, "last_outside_use", v->last_use ? use_json(v->last_use, v->last_cand->ip) : json_null());
+    json_object_set_new(o, "inside_source_ips", inside_ips(k));
+    json_object_set_new(o, "inside_count", json_integer(v->inside_count));
+    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issue_event_id));
+    json_object_set_new(o, "issued_at", time_or_null(k->issued_at));
+    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->expires : 0));
+    json_t *rs = json_array();
+    for (unsigned i = 0; i < DET_R_COUNT; i++) {
+        unsigned bit = 1u << i;
+        if (!(v->reasons & bit))
+            continue;
+        json_t *r = json_object();
+        json_object_set_new(r, "code", json_string(det_reason_code(bit)));
+        json_object_set_new(r, "text", json_string(det_reason_text(bit)));
+        json_array_append_new(rs, r);
+    }
+    json_object_set_new(o, "reasons", rs);
+    /* ATT&CK (domain.md §4): how the key is used, and how it was obtained */
+    static const char *const attack[][2] = {
+        { "T1078.004", "Valid Accounts: Cloud Accounts" },
+        { "T1550.001", "Use Alternate Authentication Material: Application Access Token" },
+        { "T1552", "Unsecured Credentials (from the function's environment)" },
+    };
+    json_t *at = json_array();
+    for (size_t i = 0; i < sizeof attack / sizeof attack[0]; i++) {
+        json_t *t = json_object();
+        json_object_set_new(t, "id", json_string(attack[i][0]));
+        json_object_set_new(t, "name", json_string(attack[i][1]));
+        json_array_append_new(at, t);
+    }
+    json_object_set_new(o, "attack", at);
+    return dump(o);
+}
+
+char *rnd_finding(const struct store_finding *f)
+{
+    json_error_t err;
+    json_t *o = json_loads(f->evidence_json, 0, &err);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    char b[RND_TIME_MAX];
+    json_object_set_new(o, "status", json_string(store_status_name(f->status)));
+    json_object_set_new(o, "note", f->note ? json_string(f->note) : json_null());
+    rnd_time_ms(f->created_ms, b, sizeof b);
+    json_object_set_new(o, "created_at", json_string(b));
+    rnd_time_ms(f->updated_ms, b, sizeof b);
+    json_object_set_new(o, "updated_at", json_string(b));
+    return dump(o);
+}
+
+static json_t *tally(uint32_t count, int64_t first, int64_t last, json_t *ips)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "count", json_integer(count));
+    json_object_set_new(o, "first_at", time_or_null(first));
+    json_object_set_new(o, "last_at", time_or_null(last));
+    json_object_set_new(o, "source_ips", ips);
+    return o;
+}
+
+char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, const char *finding_id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "access_key_id", json_string(k->akid));
+    json_object_set_new(o, "lambda", json_boolean(v->lambda));
+    json_object_set_new(o, "issued", json_boolean(k->issued));
+    json_object_set_new(o, "runtime_marker", json_boolean(k->marked));
+    json_object_set_new(o, "function_name", str_or_null(k->function));
+    json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
+    json_object_set_new(o, "account_id", str_or_null(k->account));
+    json_object_set_new(o, "region", str_or_null(k->region));
+    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issue_event_id));
+    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->expires : 0));
+    json_object_set_new(o, "inside", tally(v->inside_count, v->inside_first, v->inside_last, inside_ips(k)));
+    json_object_set_new(o, "outside",
+                        tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v)));
+    json_object_set_new(o, "on_behalf_count", json_integer(k->on_behalf_count));
+    json_object_set_new(o, "allowlisted_count", json_integer(v->allowlisted_count));
+    json_object_set_new(o, "finding_id", str_or_null(finding_id));
+    return dump(o);
+}

@@ -1,0 +1,349 @@
+/* scan.c — offline scan of CloudTrail archives with the same engine as the service.
+ *
+ * Every file is decoded and applied whole (so a corrupt file changes nothing), into the embedded
+ * store; findings are printed once at the end, when every file has been judged, so the output
+ * does not depend on the order in which files are walked. Time is event time: last month's
+ * archives find last month's theft.
+ */
+#include "scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "render.h"
+#include "store.h"
+
+#define SCAN_MAX_DEPTH 32                  /* directory nesting followed */
+#define SCAN_MAX_FILE_BYTES (2048ull << 20) /* one file read whole; larger is a read error */
+#define SCAN_MAX_RECORDS_PER_FILE 5000000u
+#define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
+#define SCAN_PROGRESS_MIN_BYTES (64u << 20)
+#define SCAN_READ_CHUNK (1u << 20)
+
+struct scan {
+    struct store *st;
+    struct eng *eng;
+    struct eng_report *rep;
+    int progress;
+    double t0, last_progress;
+    size_t files, bad_files, refused_files, records, skipped, duplicates;
+    unsigned long long bytes;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: credwatch scan [options] PATH...\n"
+          "\n"
+          "Scans CloudTrail archives offline and prints one finding per line (JSON) on standard\n"
+          "output, a summary on standard error. PATH is a file, a directory (walked recursively)\n"
+          "or - for standard input. Files may be CloudTrail log files ({\"Records\":[...]}), JSON\n"
+          "arrays or newline-delimited records or EventBridge events, plain or gzip (told apart\n"
+          "by content, not by name). CloudTrail digest files are recognised and skipped.\n"
+          "\n"
+          "options:\n"
+          "  --fail-on-findings  exit 1 when any finding exists\n"
+          "  --quiet             no summary or progress on standard error\n"
+          "  --help              this text\n"
+          "\n"
+          "exit status: 0 done, 1 findings with --fail-on-findings, 2 usage or read error\n"
+          "(an unreadable or corrupt file; the other files are still scanned and reported).\n",
+          out);
+}
+
+static int read_all(FILE *f, unsigned char **out, size_t *len)
+{
+    size_t cap = SCAN_READ_CHUNK, n = 0;
+    unsigned char *buf = malloc(cap);
+    if (!buf)
+        return ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= SCAN_MAX_FILE_BYTES) {
+                free(buf);
+                return EFBIG;
+            }
+            cap *= 2;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return ENOMEM;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                free(buf);
+                return EIO;
+            }
+            break;
+        }
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static void show_progress(struct scan *s, int final)
+{
+    if (!s->progress)
+        return;
+    double t = now_s();
+    if (!final && t - s->last_progress < 0.5)
+        return;
+    s->last_progress = t;
+    fprintf(stderr, "\rscanning: %zu files, %zu records, %.1f MB%s", s->files, s->records, s->bytes / 1e6,
+            final ? "\n" : "");
+}
+
+static void scan_file(struct scan *s, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
+        s->bad_files++;
+        return;
+    }
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int err = read_all(f, &buf, &len);
+    if (f != stdin)
+        fclose(f);
+    if (err) {
+        fprintf(stderr, "credwatch scan: %s: %s\n", path,
+                err == EFBIG ? "file too large to scan" : strerror(err));
+        s->bad_files++;
+        return;
+    }
+    s->files++;
+    s->bytes += len;
+    int rc = eng_ingest(s->eng, buf, len, wall_ms(), s->rep);
+    free(buf);
+    const struct eng_report *r = s->rep;
+    if (rc == ENG_EINPUT && strstr(r->message, "digest") != NULL) {
+        s->refused_files++;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
+    } else if (rc) {
+        fprintf(stderr, "credwatch scan: %s: %s\n", path, r->message[0] ? r->message : "failed");
+        s->bad_files++;
+    } else {
+        s->records += r->records;
+        s->skipped += r->skipped;
+        s->duplicates += r->duplicates;
+        for (size_t i = 0; i < r->n_skips; i++)
+            fprintf(stderr, "credwatch scan: %s: record %zu skipped: %s\n", path, r->skips[i].index,
+                    r->skips[i].reason);
+        if (r->skipped > r->n_skips)
+            fprintf(stderr, "credwatch scan: %s: %zu more records skipped\n", path, r->skipped - r->n_skips);
+    }
+    show_progress(s, 0);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void scan_path(struct scan *s, const char *path, int depth)
+{
+    struct stat sb;
+    if (strcmp(path, "-") == 0) {
+        scan_file(s, path);
+        return;
+    }
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
+        s->bad_files++;
+        return;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        if (S_ISREG(sb.st_mode) || depth == 0)
+            scan_file(s, path);
+        return;
+    }
+    if (depth >= SCAN_MAX_DEPTH) {
+        fprintf(stderr, "credwatch scan: %s: deeper than %d directories, not followed\n", path, SCAN_MAX_DEPTH);
+        s->bad_files++;
+        return;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
+        s->bad_files++;
+        return;
+    }
+    /* sorted, so runs over the same folder read files in the same order */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn)
+                break;
+            names = nn;
+        }
+        size_t len = strlen(path) + strlen(de->d_name) + 2;
+        if (!(names[n] = malloc(len)))
+            break;
+        snprintf(names[n], len, "%s/%s", path, de->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        scan_path(s, names[i], depth + 1);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Counts files and bytes up front, only to decide whether a progress line is worth it. */
+static void measure(const char *path, int depth, size_t *files, unsigned long long *bytes)
+{
+    struct stat sb;
+    if (*files > SCAN_PROGRESS_MIN_FILES || strcmp(path, "-") == 0 || stat(path, &sb) != 0)
+        return;
+    if (!S_ISDIR(sb.st_mode)) {
+        (*files)++;
+        *bytes += (unsigned long long)sb.st_size;
+        return;
+    }
+    DIR *d = depth < SCAN_MAX_DEPTH ? opendir(path) : NULL;
+    if (!d)
+        return;
+    struct dirent *de;
+    char sub[4096];
+    while ((de = readdir(d)) && *files <= SCAN_PROGRESS_MIN_FILES) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+        measure(sub, depth + 1, files, bytes);
+    }
+    closedir(d);
+}
+
+static size_t print_findings(struct scan *s)
+{
+    struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
+    struct store_finding page[STORE_LIST_MAX];
+    size_t printed = 0;
+    for (;;) {
+        size_t n = 0;
+        int more = 0;
+        if (store_finding_list(s->st, &q, page, &n, &more))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (page[i].status != STORE_ST_RETRACTED) {
+                char *doc = rnd_finding(&page[i]);
+                if (doc) {
+                    puts(doc);
+                    printed++;
+                }
+                free(doc);
+            }
+            if (i == n - 1) {
+                q.after_ms = page[i].created_ms;
+                snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
+            }
+            store_finding_free(&page[i]);
+        }
+        if (!more || n == 0)
+            break;
+    }
+    fflush(stdout);
+    return printed;
+}
+
+int scan_main(int argc, char **argv)
+{
+    int fail_on_findings = 0, quiet = 0, npaths = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--fail-on-findings") == 0) {
+            fail_on_findings = 1;
+        } else if (strcmp(argv[i], "--quiet") == 0) {
+            quiet = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] && strcmp(argv[i], "--") != 0) {
+            fprintf(stderr, "credwatch scan: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else {
+            npaths++;
+        }
+    }
+    if (!npaths) {
+        fprintf(stderr, "credwatch scan: no PATH given\n");
+        usage(stderr);
+        return 2;
+    }
+    struct scan s = { 0 };
+    s.st = store_mem_new();
+    struct eng_config cfg = { .limits = { .max_records = SCAN_MAX_RECORDS_PER_FILE } };
+    s.eng = s.st ? eng_new(s.st, &cfg) : NULL;
+    s.rep = malloc(sizeof *s.rep);
+    if (!s.eng || !s.rep) {
+        fprintf(stderr, "credwatch scan: out of memory\n");
+        return 2;
+    }
+    if (!quiet && isatty(STDERR_FILENO)) {
+        size_t files = 0;
+        unsigned long long bytes = 0;
+        for (int i = 1; i < argc; i++)
+            if (argv[i][0] != '-' || !argv[i][1])
+                measure(argv[i], 0, &files, &bytes);
+        s.progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
+    }
+    s.t0 = now_s();
+    int opts_done = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!opts_done && strcmp(argv[i], "--") == 0) {
+            opts_done = 1;
+            continue;
+        }
+        if (!opts_done && argv[i][0] == '-' && argv[i][1])
+            continue;
+        scan_path(&s, argv[i], 0);
+    }
+    show_progress(&s, 1);
+    size_t findings = print_findings(&s);
+    double dt = now_s() - s.t0;
+    if (!quiet)
+        fprintf(stderr,
+                "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
+                "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %.0f records/s\n",
+                s.files + s.bad_files, s.bad_files, s.refused_files, s.records, store_mem_keys(s.st), findings,
+                s.skipped, s.duplicates, dt > 0 ? s.records / dt : 0.0);
+    eng_free(s.eng);
+    store_free(s.st);
+    free(s.rep);
+    if (s.bad_files)
+        return 2;
+    return fail_on_findings && findings ? 1 : 0;
+}

@@ -1,0 +1,569 @@
+/* store_mem.c — the embedded store: key state and findings in this process's memory.
+ *
+ * For one instance (the default `serve`) and for `scan`. Same contract as the Redis store,
+ * checked by the same store tests: versioned compare-and-set of key blobs, a per-key dedup set,
+ * findings with sticky status. One mutex guards everything: the critical sections are short
+ * (copies of a few hundred bytes) and the engine batches its calls.
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "detect.h"
+#include "event.h"
+
+#define MEM_MAX_KEYS (8u << 20)        /* tracked keys; beyond, commits fail as unavailable */
+#define MEM_MAX_FINDINGS (1u << 20)    /* findings kept */
+#define MEM_SWEEP_EVERY 4096           /* commits between sweeps of expired keys */
+#define MEM_INITIAL_BUCKETS 1024       /* key table; doubles as it fills */
+#define MEM_FINDING_BUCKETS 65536      /* finding table; fixed: findings are few */
+
+struct mem_key {
+    struct mem_key *next;
+    char akid[EV_AKID_MAX];
+    uint8_t *blob;
+    size_t len;
+    uint64_t version;
+    int64_t expire_at_ms;
+    uint64_t *seen;      /* sorted */
+    size_t n_seen, cap_seen;
+};
+
+struct mem_finding {
+    struct mem_finding *next;
+    char id[STORE_ID_MAX];
+    char *evidence;
+    char *note;
+    int status;
+    int severity;
+    char account[EV_ACCOUNT_MAX];
+    char function[EV_FUNCTION_MAX];
+    int64_t created_ms, updated_ms;
+    uint64_t version;    /* key state version the evidence came from */
+};
+
+struct mem_shared {
+    pthread_mutex_t mu;
+    int refs;
+    struct mem_key **keys;
+    size_t n_buckets, n_keys;
+    struct mem_finding **findings;
+    size_t n_fbuckets, n_findings;
+    uint64_t commits;
+};
+
+struct mem_store {
+    struct store base;
+    struct mem_shared *sh;
+    uint8_t *blobs;      /* this handle's copies of loaded blobs (valid until its next call) */
+    size_t blobs_cap;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void key_free(struct mem_key *k)
+{
+    free(k->blob);
+    free(k->seen);
+    free(k);
+}
+
+static struct mem_key **key_slot(struct mem_shared *sh, const char *akid)
+{
+    struct mem_key **p = &sh->keys[hash_str(akid) & (sh->n_buckets - 1)];
+    while (*p && strcmp((*p)->akid, akid) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static int grow_keys(struct mem_shared *sh)
+{
+    size_t n = sh->n_buckets * 2;
+    struct mem_key **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return -1;
+    for (size_t i = 0; i < sh->n_buckets; i++) {
+        struct mem_key *k = sh->keys[i];
+        while (k) {
+            struct mem_key *next = k->next;
+            size_t b = hash_str(k->akid) & (n - 1);
+            k->next = nb[b];
+            nb[b] = k;
+            k = next;
+        }
+    }
+    free(sh->keys);
+    sh->keys = nb;
+    sh->n_buckets = n;
+    return 0;
+}
+
+static void sweep(struct mem_shared *sh, int64_t now)
+{
+    for (size_t i = 0; i < sh->n_buckets; i++) {
+        struct mem_key **p = &sh->keys[i];
+        while (*p) {
+            if ((*p)->expire_at_ms < now) {
+                struct mem_key *dead = *p;
+                *p = dead->next;
+                key_free(dead);
+                sh->n_keys--;
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    }
+}
+
+static int seen_has(const struct mem_key *k, uint64_t h)
+{
+    size_t lo = 0, hi = k->n_seen;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (k->seen[mid] == h)
+            return 1;
+        if (k->seen[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static int seen_add(struct mem_key *k, uint64_t h)
+{
+    size_t lo = 0, hi = k->n_seen;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (k->seen[mid] == h)
+            return 0;
+        if (k->seen[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (k->n_seen >= STORE_SEEN_MAX)
+        return 0;  /* bounded: see STORE_SEEN_MAX */
+    if (k->n_seen == k->cap_seen) {
+        size_t cap = k->cap_seen ? k->cap_seen * 2 : 16;
+        uint64_t *ns = realloc(k->seen, cap * sizeof *ns);
+        if (!ns)
+            return -1;
+        k->seen = ns;
+        k->cap_seen = cap;
+    }
+    memmove(&k->seen[lo + 1], &k->seen[lo], (k->n_seen - lo) * sizeof *k->seen);
+    k->seen[lo] = h;
+    k->n_seen++;
+    return 0;
+}
+
+static int mem_load(struct store *s, struct store_load *items, size_t n)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    struct mem_shared *sh = m->sh;
+    int64_t now = wall_ms();
+    pthread_mutex_lock(&sh->mu);
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct mem_key *k = *key_slot(sh, items[i].akid);
+        if (k && k->expire_at_ms >= now)
+            need += k->len;
+    }
+    if (need > m->blobs_cap) {
+        uint8_t *nb = realloc(m->blobs, need);
+        if (!nb) {
+            pthread_mutex_unlock(&sh->mu);
+            return STORE_EUNAVAIL;
+        }
+        m->blobs = nb;
+        m->blobs_cap = need;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_load *it = &items[i];
+        struct mem_key *k = *key_slot(sh, it->akid);
+        if (k && k->expire_at_ms < now)
+            k = NULL;
+        it->blob = NULL;
+        it->blob_len = 0;
+        it->version = k ? k->version : 0;
+        if (k) {
+            memcpy(m->blobs + off, k->blob, k->len);
+            it->blob = m->blobs + off;
+            it->blob_len = k->len;
+            off += k->len;
+        }
+        for (size_t j = 0; j < it->n_hashes; j++)
+            it->seen[j] = k ? (uint8_t)seen_has(k, it->hashes[j]) : 0;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+}
+
+static int mem_commit(struct store *s, struct store_commit *items, size_t n)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int64_t now = wall_ms();
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct store_commit *c = &items[i];
+        struct mem_key **slot = key_slot(sh, c->akid), *k = *slot;
+        if (k && k->expire_at_ms < now) {  /* expired: as if absent */
+            *slot = k->next;
+            key_free(k);
+            sh->n_keys--;
+            k = NULL;
+            slot = key_slot(sh, c->akid);
+        }
+        c->ok = 0;
+        if ((k ? k->version : 0) != c->version)
+            continue;
+        uint8_t *blob = malloc(c->blob_len ? c->blob_len : 1);
+        if (!blob) {
+            rc = STORE_EUNAVAIL;
+            continue;
+        }
+        memcpy(blob, c->blob, c->blob_len);
+        if (!k) {
+            if (sh->n_keys >= MEM_MAX_KEYS) {
+                free(blob);
+                rc = STORE_EUNAVAIL;
+                continue;
+            }
+            k = calloc(1, sizeof *k);
+            if (!k) {
+                free(blob);
+                rc = STORE_EUNAVAIL;
+                continue;
+            }
+            snprintf(k->akid, sizeof k->akid, "%s", c->akid);
+            k->next = *slot;
+            *slot = k;
+            sh->n_keys++;
+        }
+        free(k->blob);
+        k->blob = blob;
+        k->len = c->blob_len;
+        k->version++;
+        k->expire_at_ms = c->expire_at_ms;
+        for (size_t j = 0; j < c->n_hashes; j++)
+            if (seen_add(k, c->hashes[j]))
+                rc = STORE_EUNAVAIL;
+        c->ok = 1;
+    }
+    if (sh->n_keys > sh->n_buckets * 2)
+        grow_keys(sh);  /* on failure the chains just get longer */
+    if (++sh->commits % MEM_SWEEP_EVERY == 0)
+        sweep(sh, now);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* ---- findings ----------------------------------------------------------------------------- */
+
+static struct mem_finding **finding_slot(struct mem_shared *sh, const char *id)
+{
+    struct mem_finding **p = &sh->findings[hash_str(id) & (sh->n_fbuckets - 1)];
+    while (*p && strcmp((*p)->id, id) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static int mem_finding_put(struct store *s, struct store_finding_put *items, size_t n)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct store_finding_put *u = &items[i];
+        struct mem_finding **slot = finding_slot(sh, u->id), *f = *slot;
+        char *ev = dup_str(u->evidence_json);
+        u->created = 0;
+        if (!ev) {
+            rc = STORE_EUNAVAIL;
+            continue;
+        }
+        if (f && u->version < f->version) {
+            free(ev);  /* evidence from an older state than the one stored: keep the newer */
+            continue;
+        }
+        if (!f) {
+            if (sh->n_findings >= MEM_MAX_FINDINGS || !(f = calloc(1, sizeof *f))) {
+                free(ev);
+                rc = STORE_EUNAVAIL;
+                continue;
+            }
+            snprintf(f->id, sizeof f->id, "%s", u->id);
+            f->created_ms = u->now_ms;
+            f->status = store_next_status(0, 0, u->new_outside, u->retract);
+            f->next = *slot;
+            *slot = f;
+            sh->n_findings++;
+            u->created = 1;
+        } else {
+            f->status = store_next_status(f->status, 1, u->new_outside, u->retract);
+        }
+        free(f->evidence);
+        f->evidence = ev;
+        f->version = u->version;
+        f->updated_ms = u->now_ms;
+        f->severity = u->severity ? det_severity_parse(u->severity) : -1;
+        snprintf(f->account, sizeof f->account, "%s", u->account ? u->account : "");
+        snprintf(f->function, sizeof f->function, "%s", u->function ? u->function : "");
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static int copy_out(const struct mem_finding *f, struct store_finding *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", f->id);
+    out->evidence_json = dup_str(f->evidence);
+    out->note = f->note ? dup_str(f->note) : NULL;
+    out->status = f->status;
+    out->created_ms = f->created_ms;
+    out->updated_ms = f->updated_ms;
+    if (!out->evidence_json || (f->note && !out->note)) {
+        store_finding_free(out);
+        return STORE_EUNAVAIL;
+    }
+    return 0;
+}
+
+static int mem_finding_get(struct store *s, const char *id, struct store_finding *out)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    pthread_mutex_lock(&sh->mu);
+    struct mem_finding *f = *finding_slot(sh, id);
+    int rc = f ? copy_out(f, out) : STORE_ENOTFOUND;
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* Newest first: created_ms descending, then id descending (a total order for the cursor). */
+static int before(int64_t ams, const char *aid, int64_t bms, const char *bid)
+{
+    if (ams != bms)
+        return ams > bms;
+    return strcmp(aid, bid) > 0;
+}
+
+static int matches(const struct mem_finding *f, const struct store_query *q)
+{
+    if (q->status >= 0 && f->status != q->status)
+        return 0;
+    if (q->severity >= 0 && f->severity != q->severity)
+        return 0;
+    if (q->account && strcmp(q->account, f->account) != 0)
+        return 0;
+    if (q->function && strcmp(q->function, f->function) != 0)
+        return 0;
+    if (q->since_ms && f->created_ms < q->since_ms)
+        return 0;
+    if (q->until_ms && f->created_ms > q->until_ms)
+        return 0;
+    if ((q->after_ms || q->after_id[0]) && !before(q->after_ms, q->after_id, f->created_ms, f->id))
+        return 0;
+    return 1;
+}
+
+static int mem_finding_list(struct store *s, const struct store_query *q, struct store_finding *out,
+                            size_t *n_out, int *more)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    size_t limit = q->limit ? q->limit : 1;
+    /* selection of the `limit` newest matching findings: a sorted window, one pass */
+    const struct mem_finding **win = calloc(limit + 1, sizeof *win);
+    if (!win)
+        return STORE_EUNAVAIL;
+    size_t n = 0, total = 0;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t b = 0; b < sh->n_fbuckets; b++) {
+        for (const struct mem_finding *f = sh->findings[b]; f; f = f->next) {
+            if (!matches(f, q))
+                continue;
+            total++;
+            size_t pos = n;
+            while (pos > 0 && before(f->created_ms, f->id, win[pos - 1]->created_ms, win[pos - 1]->id))
+                pos--;
+            if (pos >= limit)
+                continue;
+            size_t move = (n < limit ? n : limit - 1) - pos;
+            memmove(&win[pos + 1], &win[pos], move * sizeof *win);
+            win[pos] = f;
+            if (n < limit)
+                n++;
+        }
+    }
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < n && !rc; i++)
+        rc = copy_out(win[i], &out[i]);
+    pthread_mutex_unlock(&sh->mu);
+    free(win);
+    if (rc) {
+        while (i-- > 0)
+            store_finding_free(&out[i]);
+        return rc;
+    }
+    *n_out = n;
+    *more = total > n;
+    return 0;
+}
+
+static int mem_finding_patch(struct store *s, const char *id, int status, const char *note, int64_t now_ms)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    struct mem_finding *f = *finding_slot(sh, id);
+    if (!f) {
+        rc = STORE_ENOTFOUND;
+    } else {
+        char *nn = note ? dup_str(note) : NULL;
+        if (note && !nn) {
+            rc = STORE_EUNAVAIL;
+        } else {
+            if (note) {
+                free(f->note);
+                f->note = nn;
+            }
+            if (status >= 0)
+                f->status = status;
+            f->updated_ms = now_ms;
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static int mem_ping(struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
+static struct store *mem_clone(struct store *s);
+
+static void mem_free(struct store *s)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    struct mem_shared *sh = m->sh;
+    pthread_mutex_lock(&sh->mu);
+    int last = --sh->refs == 0;
+    pthread_mutex_unlock(&sh->mu);
+    free(m->blobs);
+    free(m);
+    if (!last)
+        return;
+    for (size_t i = 0; i < sh->n_buckets; i++)
+        for (struct mem_key *k = sh->keys[i], *next; k; k = next) {
+            next = k->next;
+            key_free(k);
+        }
+    for (size_t i = 0; i < sh->n_fbuckets; i++)
+        for (struct mem_finding *f = sh->findings[i], *next; f; f = next) {
+            next = f->next;
+            free(f->evidence);
+            free(f->note);
+            free(f);
+        }
+    free(sh->keys);
+    free(sh->findings);
+    pthread_mutex_destroy(&sh->mu);
+    free(sh);
+}
+
+static const struct store_ops mem_ops = {
+    .name = "memory",
+    .load = mem_load,
+    .commit = mem_commit,
+    .finding_put = mem_finding_put,
+    .finding_get = mem_finding_get,
+    .finding_list = mem_finding_list,
+    .finding_patch = mem_finding_patch,
+    .ping = mem_ping,
+    .clone = mem_clone,
+    .free = mem_free,
+};
+
+static struct store *handle_new(struct mem_shared *sh)
+{
+    struct mem_store *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->base.ops = &mem_ops;
+    m->sh = sh;
+    return &m->base;
+}
+
+static struct store *mem_clone(struct store *s)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    struct store *c = handle_new(sh);
+    if (c) {
+        pthread_mutex_lock(&sh->mu);
+        sh->refs++;
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return c;
+}
+
+size_t store_mem_keys(struct store *s)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    pthread_mutex_lock(&sh->mu);
+    size_t n = sh->n_keys;
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
+struct store *store_mem_new(void)
+{
+    struct mem_shared *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->n_buckets = MEM_INITIAL_BUCKETS;
+    sh->n_fbuckets = MEM_FINDING_BUCKETS;
+    sh->keys = calloc(sh->n_buckets, sizeof *sh->keys);
+    sh->findings = calloc(sh->n_fbuckets, sizeof *sh->findings);
+    struct store *s = sh->keys && sh->findings ? handle_new(sh) : NULL;
+    if (!s) {
+        free(sh->keys);
+        free(sh->findings);
+        free(sh);
+        return NULL;
+    }
+    pthread_mutex_init(&sh->mu, NULL);
+    sh->refs = 1;
+    return s;
+}
