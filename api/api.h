@@ -1,0 +1,20 @@
+/* api.h — the HTTP service (`credwatch serve`): libmicrohttpd in front of the engine.
+ *
+ * Everything else under api/ is internal to it; each module has its own short header.
+ */
+#ifndef CW_API_H
+#define CW_API_H
+
+#include <stdio.h>
+
+/* Runs the service until SIGTERM/SIGINT, then drains and returns. argv[0] is "serve"; flags
+ * mirror the CREDWATCH_* environment (see --help). Returns the process exit status: 0 after a
+ * clean drain (also for --help and --print-routes), 2 for invalid configuration, 1 when the
+ * service could not start (port in use, store URL unusable, out of memory). */
+int api_serve(int argc, char **argv);
+
+/* Prints `METHOD /path/{param}` one per line, from the route table the router itself uses.
+ * Returns 0, or -1 when writing failed. */
+int api_print_routes(FILE *out);
+
+#endif

@@ -1,0 +1,54 @@
+/* api_config.h — `credwatch serve` configuration: the CREDWATCH_* environment, overridden by
+ * flags of the same meaning. Built once at start, validated whole, then read-only. */
+#ifndef CW_API_CONFIG_H
+#define CW_API_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "api_auth.h"
+
+#define API_LISTEN_MAX 300            /* "host:port" text */
+#define API_URL_MAX 1024              /* Redis URL */
+#define API_THREADS_MAX 256
+#define API_DEFAULT_LISTEN "127.0.0.1:8080"
+#define API_DEFAULT_MAX_BODY ((size_t)32 << 20)
+#define API_DEFAULT_MAX_INFLATED ((size_t)256 << 20)
+#define API_DEFAULT_REDIS_TIMEOUT_MS 1000
+#define API_DEFAULT_DRAIN_S 20
+#define API_MIN_BODY 1024             /* smaller caps would refuse any real CloudTrail file */
+#define API_MAX_BODY ((size_t)4 << 30)
+#define API_MAX_INFLATED ((size_t)64 << 30)
+#define API_MAX_REDIS_TIMEOUT_MS 60000
+#define API_MAX_DRAIN_S 3600
+
+#define API_ECONFIG (-2)
+
+struct api_config {
+    char listen[API_LISTEN_MAX];
+    struct sockaddr_storage addr;     /* resolved listen address */
+    socklen_t addr_len;
+    int ipv6;
+    int loopback;                     /* addr is a loopback address */
+    char redis_url[API_URL_MAX];      /* "" = the embedded in-memory store */
+    struct api_tokens ingest, read;
+    int allow_unauth;
+    unsigned threads;
+    size_t max_body, max_inflated;
+    int redis_timeout_ms;
+    unsigned drain_s;
+    int help, print_routes;           /* --help / --print-routes: nothing else is validated */
+};
+
+/* Reads one variable; NULL when unset. The server passes getenv, tests a table. */
+typedef const char *(*api_env_fn)(const char *name);
+
+/* Fills c from env, then argv (argv[0] is the command name and is skipped). Returns 0, or
+ * API_ECONFIG with msg naming the variable or flag at fault. */
+int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env, char *msg, size_t msg_size);
+
+/* The --help text: every flag with its variable and default. */
+void api_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,430 @@
+/* api_handlers.c — what each route does once its request is authorised and its body read.
+ *
+ * Status policy (EventBridge retries only 429 and 5xx): 400 only for input that will never be
+ * valid; any transient fault (store unavailable, out of memory) is a 503 with Retry-After, and
+ * the engine's dedup by event id makes the retry count once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_cursor.h"
+#include "api_http.h"
+#include "api_log.h"
+#include "api_metrics.h"
+#include "api_time.h"
+
+#define API_ACCOUNT_LEN 12  /* AWS account ids are 12 digits */
+
+static void set_time(json_t *o, const char *name, int64_t ms)
+{
+    char ts[API_TIME_MAX];
+    if (ms > 0 && api_time_format(ms, ts, sizeof ts) == 0)
+        json_object_set_new(o, name, json_string(ts));
+    else
+        json_object_set_new(o, name, json_null());
+}
+
+/* The API's finding document: the engine's evidence plus what the store keeps about triage. */
+static json_t *finding_doc(const struct store_finding *f)
+{
+    json_error_t err;
+    json_t *doc = f->evidence_json ? json_loads(f->evidence_json, 0, &err) : NULL;
+    if (!json_is_object(doc)) {
+        /* A corrupt record must not break every listing that would include it. */
+        api_log("error", "stored finding evidence is not a JSON object", json_pack("{s:s}", "id", f->id));
+        json_decref(doc);
+        doc = json_object();
+        if (!doc)
+            return NULL;
+    }
+    if (!json_is_string(json_object_get(doc, "id")))
+        json_object_set_new(doc, "id", json_string(f->id));
+    json_object_set_new(doc, "status", json_string(store_status_name(f->status)));
+    json_object_set_new(doc, "note", f->note ? json_string(f->note) : json_null());
+    set_time(doc, "created_at", f->created_ms);
+    set_time(doc, "updated_at", f->updated_ms);
+    return doc;
+}
+
+/* A store failure on a read path: 404 for not found, 503 for anything transient. */
+static enum MHD_Result store_failure(struct api_req *r, int rc, const char *what)
+{
+    if (rc == STORE_ENOTFOUND)
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", what);
+    if (rc == STORE_EINVAL)
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "the store refused the request");
+    api_metrics_store_error();
+    return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable; retry");
+}
+
+static enum MHD_Result no_worker(struct api_req *r)
+{
+    return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                           "cannot open a store handle; retry");
+}
+
+/* ---- POST /v1/ingest/{cloudtrail,eventbridge} ---- */
+
+static json_t *ingest_doc(const struct eng_report *rep)
+{
+    json_t *skipped = json_array(), *ids = json_array();
+    for (size_t i = 0; i < rep->n_skips && i < ENG_SKIPS_MAX; i++)
+        json_array_append_new(skipped, json_pack("{s:I,s:s}", "index", (json_int_t)rep->skips[i].index, "reason",
+                                                 rep->skips[i].reason));
+    for (size_t i = 0; i < rep->n_ids && i < ENG_FINDINGS_MAX; i++)
+        json_array_append_new(ids, json_string(rep->ids[i]));
+    return json_pack("{s:I,s:I,s:I,s:o,s:I,s:o,s:I,s:I}", "records", (json_int_t)rep->records, "accepted",
+                     (json_int_t)rep->accepted, "duplicates", (json_int_t)rep->duplicates, "skipped", skipped,
+                     "skipped_count", (json_int_t)rep->skipped, "findings", ids, "findings_count",
+                     (json_int_t)rep->findings, "keys", (json_int_t)rep->keys);
+}
+
+static enum MHD_Result h_ingest(struct api_req *r)
+{
+    if (r->len == 0)
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_body", "the request body is empty");
+    if (r->gzip && (r->len < 2 || r->body[0] != 0x1f || r->body[1] != 0x8b))
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_gzip",
+                               "Content-Encoding is gzip but the body is not a gzip stream");
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return no_worker(r);
+    struct eng_report *rep = w->rep;
+    memset(rep, 0, sizeof *rep);
+    double t0 = api_mono_s();
+    int rc = eng_ingest(w->eng, r->body, r->len, api_now_ms(), rep);
+    double dt = api_mono_s() - t0;
+    api_metrics_store(dt);
+    if (dt > API_DEADLINE_S) {
+        /* The sender may have given up and will retry: dedup makes that harmless, and the work
+         * is done, so answer it anyway; the counter shows the instance is too slow. */
+        api_metrics_deadline();
+        api_log("warn", "ingest slower than the senders' deadline",
+                json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
+                          (json_int_t)rep->records));
+    }
+    switch (rc) {
+    case ENG_OK:
+        api_metrics_records(rep->accepted, rep->duplicates, rep->skipped, rep->created, rep->findings - rep->created);
+        return api_reply_json(r, MHD_HTTP_OK, ingest_doc(rep));
+    case ENG_EINPUT:
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_input",
+                               rep->message[0] ? rep->message : "the body is not CloudTrail");
+    case ENG_ETOOBIG:
+        return api_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                               rep->message[0] ? rep->message : "the input exceeds a size cap");
+    case ENG_ENOMEM:
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    case ENG_ESTORE:
+    case STORE_EUNAVAIL:
+        api_metrics_store_error();
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                               rep->message[0] ? rep->message : "the store is unavailable; retry");
+    default: {
+        char m[64];
+        snprintf(m, sizeof m, "engine error %d", rc);
+        return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
+    }
+    }
+}
+
+/* ---- GET /v1/findings ---- */
+
+struct list_args {
+    struct store_query q;
+    const char *bad;            /* the first invalid or unknown parameter */
+    const char *bad_code;
+    char cursor_id[STORE_ID_MAX];
+};
+
+static int set_bad(struct list_args *a, const char *name, const char *code)
+{
+    if (!a->bad) {
+        a->bad = name;
+        a->bad_code = code;
+    }
+    return MHD_NO;
+}
+
+static int digits_only(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return s[n] == '\0';
+}
+
+/* One query argument; MHD has already percent-decoded it. Unknown names are refused, so a typo
+ * ("?stauts=open") cannot silently widen a dashboard's query. */
+static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct list_args *a = cls;
+    if (!value)
+        return set_bad(a, key, "invalid_parameter");
+    if (strcmp(key, "status") == 0) {
+        if ((a->q.status = store_status_parse(value)) < 0)
+            return set_bad(a, "status", "invalid_parameter");
+    } else if (strcmp(key, "severity") == 0) {
+        if ((a->q.severity = det_severity_parse(value)) < 0)
+            return set_bad(a, "severity", "invalid_parameter");
+    } else if (strcmp(key, "account") == 0) {
+        if (!digits_only(value, API_ACCOUNT_LEN))
+            return set_bad(a, "account", "invalid_parameter");
+        a->q.account = value;
+    } else if (strcmp(key, "function") == 0) {
+        size_t n = strnlen(value, EV_FUNCTION_MAX);
+        if (n == 0 || n >= EV_FUNCTION_MAX)
+            return set_bad(a, "function", "invalid_parameter");
+        a->q.function = value;
+    } else if (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) {
+        int64_t ms;
+        if (api_time_parse(value, &ms) != 0 || ms < 0)
+            return set_bad(a, key[0] == 's' ? "since" : "until", "invalid_parameter");
+        if (key[0] == 's')
+            a->q.since_ms = ms;
+        else
+            a->q.until_ms = ms;
+    } else if (strcmp(key, "limit") == 0) {
+        size_t n = strnlen(value, 4);
+        if (n == 0 || n > 3 || !digits_only(value, n))
+            return set_bad(a, "limit", "invalid_parameter");
+        long v = strtol(value, NULL, 10);
+        if (v < 1 || v > STORE_LIST_MAX)
+            return set_bad(a, "limit", "invalid_parameter");
+        a->q.limit = (size_t)v;
+    } else if (strcmp(key, "cursor") == 0) {
+        if (api_cursor_decode(value, &a->q.after_ms, a->cursor_id) != 0)
+            return set_bad(a, "cursor", "invalid_cursor");
+        memcpy(a->q.after_id, a->cursor_id, sizeof a->q.after_id);
+    } else {
+        return set_bad(a, key, "unknown_parameter");
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result h_list(struct api_req *r)
+{
+    struct list_args a;
+    memset(&a, 0, sizeof a);
+    a.q.status = -1;
+    a.q.severity = -1;
+    a.q.limit = API_DEFAULT_LIST_LIMIT;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, list_arg, &a);
+    if (a.bad) {
+        char m[160];
+        if (strcmp(a.bad_code, "unknown_parameter") == 0)
+            snprintf(m, sizeof m, "unknown query parameter \"%.64s\"", a.bad);
+        else if (strcmp(a.bad, "limit") == 0)
+            snprintf(m, sizeof m, "limit must be an integer 1-%d", STORE_LIST_MAX);
+        else if (strcmp(a.bad, "since") == 0 || strcmp(a.bad, "until") == 0)
+            snprintf(m, sizeof m, "%s must be an RFC 3339 date-time, e.g. 2024-03-13T08:33:21Z", a.bad);
+        else
+            snprintf(m, sizeof m, "invalid value for %.64s", a.bad);
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, a.bad_code, m);
+    }
+    if (a.q.since_ms && a.q.until_ms && a.q.since_ms > a.q.until_ms)
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter", "since is after until");
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return no_worker(r);
+    struct store_finding *out = calloc(a.q.limit, sizeof *out);
+    if (!out)
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    size_t n = 0;
+    int more = 0;
+    double t0 = api_mono_s();
+    int rc = store_finding_list(w->st, &a.q, out, &n, &more);
+    api_metrics_store(api_mono_s() - t0);
+    enum MHD_Result res;
+    if (rc != 0) {
+        res = store_failure(r, rc, "no findings");
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n && i < a.q.limit; i++)
+            json_array_append_new(arr, finding_doc(&out[i]));
+        json_t *next = json_null();
+        char cur[API_CURSOR_MAX];
+        if (more && n > 0 && api_cursor_encode(out[n - 1].created_ms, out[n - 1].id, cur, sizeof cur) == 0) {
+            json_decref(next);
+            next = json_string(cur);
+        }
+        res = api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o,s:o}", "findings", arr, "next_cursor", next));
+    }
+    for (size_t i = 0; i < n && i < a.q.limit; i++)
+        store_finding_free(&out[i]);
+    free(out);
+    return res;
+}
+
+/* ---- GET / PATCH /v1/findings/{id} ---- */
+
+static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const char *id)
+{
+    struct store_finding f;
+    memset(&f, 0, sizeof f);
+    double t0 = api_mono_s();
+    int rc = store_finding_get(st, id, &f);
+    api_metrics_store(api_mono_s() - t0);
+    if (rc != 0) {
+        store_finding_free(&f);
+        return store_failure(r, rc, "no such finding");
+    }
+    json_t *doc = finding_doc(&f);
+    store_finding_free(&f);
+    return api_reply_json(r, MHD_HTTP_OK, doc);
+}
+
+static enum MHD_Result h_get(struct api_req *r)
+{
+    if (r->match.param_too_long || !api_finding_id_valid(r->match.param))
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such finding");
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return no_worker(r);
+    return reply_finding(r, w->st, r->match.param);
+}
+
+static enum MHD_Result h_patch(struct api_req *r)
+{
+    if (r->match.param_too_long || !api_finding_id_valid(r->match.param))
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such finding");
+    json_error_t err;
+    json_t *doc = r->len ? json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &err) : NULL;
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                               "the body must be a JSON object {\"status\":...,\"note\":...}");
+    }
+    int status = -1;
+    const char *note = NULL, *key, *problem = NULL;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (strcmp(key, "status") == 0) {
+            status = json_is_string(v) ? store_status_parse(json_string_value(v)) : -1;
+            if (status < 0)
+                problem = "status must be one of open, acknowledged, resolved, suppressed";
+            else if (status == STORE_ST_RETRACTED)
+                problem = "status retracted is set by the engine only";
+        } else if (strcmp(key, "note") == 0) {
+            if (!json_is_string(v))
+                problem = "note must be a string";
+            else if (json_string_length(v) > STORE_NOTE_MAX)
+                problem = "note is longer than 1024 bytes";
+            else
+                note = json_string_value(v);
+        } else {
+            problem = "only status and note may be changed";
+        }
+        if (problem)
+            break;
+    }
+    if (!problem && status < 0 && !note)
+        problem = "nothing to change: give status and/or note";
+    if (problem) {
+        json_decref(doc);
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter", problem);
+    }
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w) {
+        json_decref(doc);
+        return no_worker(r);
+    }
+    double t0 = api_mono_s();
+    int rc = store_finding_patch(w->st, r->match.param, status, note, api_now_ms());
+    api_metrics_store(api_mono_s() - t0);
+    json_decref(doc); /* note pointed into doc */
+    if (rc != 0)
+        return store_failure(r, rc, "no such finding");
+    return reply_finding(r, w->st, r->match.param);
+}
+
+/* ---- GET /v1/keys/{accessKeyId} ---- */
+
+static enum MHD_Result h_key(struct api_req *r)
+{
+    if (r->match.param_too_long || !eng_akid_valid(r->match.param))
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_access_key_id",
+                               "not an access key id (e.g. ASIAEXAMPLEKEY000001)");
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return no_worker(r);
+    char *json = NULL;
+    double t0 = api_mono_s();
+    int rc = eng_key_json(w->eng, r->match.param, &json);
+    api_metrics_store(api_mono_s() - t0);
+    if (rc == 0 && json)
+        return api_reply(r, MHD_HTTP_OK, "application/json", json, strlen(json), 1);
+    free(json);
+    if (rc == STORE_ENOTFOUND)
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no state for this access key");
+    if (rc == STORE_EUNAVAIL || rc == ENG_ESTORE || rc == ENG_ENOMEM || rc == 0)
+        return store_failure(r, STORE_EUNAVAIL, NULL);
+    char m[64];
+    snprintf(m, sizeof m, "engine error %d", rc);
+    return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
+}
+
+/* ---- operations ---- */
+
+static enum MHD_Result h_healthz(struct api_req *r)
+{
+    /* Liveness: the process answers. Never the store: a Redis outage must not restart pods. */
+    return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result h_readyz(struct api_req *r)
+{
+    if (atomic_load(&r->srv->draining)) {
+        api_metrics_ready(0);
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining", "shutting down");
+    }
+    struct api_worker *w = api_worker_get(r->srv);
+    int rc = w ? store_ping(w->st) : STORE_EUNAVAIL;
+    api_metrics_ready(rc == 0 && !atomic_load(&r->srv->draining));
+    if (rc != 0) {
+        api_metrics_store_error();
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", "the store does not answer");
+    }
+    return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s}", "status", "ready", "store", r->srv->store_name));
+}
+
+static enum MHD_Result h_metrics(struct api_req *r)
+{
+    size_t len = 0;
+    char *text = api_metrics_render(&len);
+    if (!text)
+        return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "cannot render metrics");
+    return api_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
+}
+
+static enum MHD_Result h_openapi(struct api_req *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(cw_openapi_json_len, (void *)cw_openapi_json, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result rc = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    if (rc == MHD_YES)
+        r->status = MHD_HTTP_OK;
+    return rc;
+}
+
+enum MHD_Result api_dispatch(struct api_req *r)
+{
+    switch (r->match.route->handler) {
+    case API_H_INGEST: return h_ingest(r);
+    case API_H_LIST: return h_list(r);
+    case API_H_GET: return h_get(r);
+    case API_H_PATCH: return h_patch(r);
+    case API_H_KEY: return h_key(r);
+    case API_H_HEALTHZ: return h_healthz(r);
+    case API_H_READYZ: return h_readyz(r);
+    case API_H_METRICS: return h_metrics(r);
+    case API_H_OPENAPI: return h_openapi(r);
+    }
+    return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "no handler");
+}

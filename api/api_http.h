@@ -1,0 +1,81 @@
+/* api_http.h — the contract between the server plumbing (api_server.c: daemon, request
+ * lifecycle, replies, per-thread engines) and the route handlers (api_handlers.c). Internal to
+ * api/: nothing outside this folder includes it. */
+#ifndef CW_API_HTTP_H
+#define CW_API_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api_config.h"
+#include "api_route.h"
+#include "engine.h"
+
+#define API_PATCH_BODY_MAX 16384          /* a status and a note of STORE_NOTE_MAX, JSON-escaped */
+#define API_ERR_MSG_MAX 320               /* message of a deferred error reply */
+#define API_RETRY_AFTER_S "2"             /* Retry-After of 503s: EventBridge retries with its own backoff */
+#define API_DEADLINE_S 4.5                /* senders give up after 5 s: slower ingests are counted */
+#define API_DEFAULT_LIST_LIMIT 100
+#define API_INITIAL_BODY_CAP ((size_t)64 << 10) /* first allocation when no Content-Length is given */
+
+/* The embedded OpenAPI document (build/openapi_blob.c, from openapi/openapi.json). */
+extern const char cw_openapi_json[];
+extern const size_t cw_openapi_json_len;
+
+/* Process-wide service state: the configuration (read-only once serving), the shared store
+ * every worker clones, and the draining flag. */
+struct api_server {
+    struct api_config cfg;
+    struct eng_config eng_cfg;
+    struct store *base;
+    const char *store_name;       /* "memory" or "redis" */
+    atomic_int draining;
+};
+
+/* A worker thread's own store handle and engine (store handles are not thread-safe), created
+ * on the thread's first request and freed when the thread exits. rep is its reusable report. */
+struct api_worker {
+    struct store *st;
+    struct eng *eng;
+    struct eng_report *rep;
+};
+
+/* One request, from its headers to the completion callback. */
+struct api_req {
+    struct api_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;           /* owned by MHD, valid for the request */
+    struct api_match match;
+    double t0;                    /* monotonic seconds at the headers */
+    unsigned status;              /* the status queued (0: none, e.g. the client went away) */
+    /* A reply decided before the body arrived (404, 405, 401...), sent once it is read. */
+    unsigned pending_status;
+    const char *pending_code;
+    char pending_msg[API_ERR_MSG_MAX];
+    /* The body, accumulated up to limit (0: a body is not expected and is discarded). */
+    uint8_t *body;
+    size_t len, cap, limit;
+    int gzip;                     /* Content-Encoding: gzip */
+};
+
+/* The calling thread's worker, created on first use; NULL when the store or engine could not
+ * be created (the handler answers 503). */
+struct api_worker *api_worker_get(struct api_server *s);
+
+/* Queue a reply; body is copied unless must_free (then MHD frees it with free()).
+ * The reply functions return what MHD_queue_response returned. */
+enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
+                          int must_free);
+/* Queue doc (stolen) as compact JSON. */
+enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc);
+/* Queue {"error":{"code","message"}} with the headers the status calls for (WWW-Authenticate,
+ * Allow, Retry-After). */
+enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message);
+
+/* Runs the route's handler once the whole body is in. */
+enum MHD_Result api_dispatch(struct api_req *r);
+
+#endif

@@ -1,0 +1,195 @@
+/* api_metrics.c — see api_metrics.h. */
+#include "api_metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const METHODS[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "OTHER"};
+#define N_METHODS (sizeof METHODS / sizeof METHODS[0])
+static const unsigned STATUSES[] = {200, 201, 204, 400, 401, 403, 404, 405, 408, 411,
+                                    413, 414, 415, 429, 431, 500, 501, 503, 0 /* other */};
+#define N_STATUSES (sizeof STATUSES / sizeof STATUSES[0])
+/* Bucket bounds in seconds; 4.5 s marks the sender's 5 s deadline minus a margin. */
+static const double BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5, 5, 10};
+#define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+struct hist {
+    atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* not cumulative; the last is +Inf */
+    atomic_uint_fast64_t sum_us;
+    atomic_uint_fast64_t count;
+};
+
+static atomic_uint_fast64_t requests[API_P_COUNT][N_METHODS][N_STATUSES];
+static struct hist req_hist[API_P_COUNT];
+static struct hist store_hist;
+static atomic_uint_fast64_t rec_ingested, rec_duplicate, rec_skipped, find_created, find_updated, store_errors,
+    deadline_exceeded;
+static atomic_int ready_gauge;
+static atomic_long inflight_gauge;
+
+static void hist_observe(struct hist *h, double s)
+{
+    size_t i = 0;
+    while (i < N_BUCKETS && s > BUCKETS[i])
+        i++;
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (uint_fast64_t)(s > 0 ? s * 1e6 : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+}
+
+void api_metrics_request(enum api_path route, const char *method, unsigned status, double seconds)
+{
+    if ((unsigned)route >= API_P_COUNT)
+        route = API_P_NONE;
+    size_t m = N_METHODS - 1, st = N_STATUSES - 1;
+    for (size_t i = 0; i + 1 < N_METHODS; i++)
+        if (method && strcmp(method, METHODS[i]) == 0)
+            m = i;
+    for (size_t i = 0; i + 1 < N_STATUSES; i++)
+        if (status == STATUSES[i])
+            st = i;
+    atomic_fetch_add_explicit(&requests[route][m][st], 1, memory_order_relaxed);
+    hist_observe(&req_hist[route], seconds);
+}
+
+void api_metrics_records(size_t accepted, size_t duplicates, size_t skipped, size_t created, size_t updated)
+{
+    atomic_fetch_add_explicit(&rec_ingested, accepted, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rec_duplicate, duplicates, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rec_skipped, skipped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&find_created, created, memory_order_relaxed);
+    atomic_fetch_add_explicit(&find_updated, updated, memory_order_relaxed);
+}
+
+void api_metrics_store(double seconds) { hist_observe(&store_hist, seconds); }
+void api_metrics_store_error(void) { atomic_fetch_add_explicit(&store_errors, 1, memory_order_relaxed); }
+void api_metrics_deadline(void) { atomic_fetch_add_explicit(&deadline_exceeded, 1, memory_order_relaxed); }
+void api_metrics_ready(int ready) { atomic_store(&ready_gauge, ready ? 1 : 0); }
+void api_metrics_inflight(int delta) { atomic_fetch_add(&inflight_gauge, delta); }
+long api_metrics_inflight_now(void) { return atomic_load(&inflight_gauge); }
+
+/* A bounded text buffer: appends fail (and stay failed) past API_METRICS_TEXT_MAX. */
+struct text {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t need = t->len + (size_t)n + 1;
+        if (need > API_METRICS_TEXT_MAX) {
+            t->failed = 1;
+            return;
+        }
+        size_t ncap = t->cap * 2 > need ? t->cap * 2 : need;
+        if (ncap > API_METRICS_TEXT_MAX)
+            ncap = API_METRICS_TEXT_MAX;
+        char *nb = realloc(t->buf, ncap);
+        if (!nb) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = nb;
+        t->cap = ncap;
+    }
+}
+
+static void put_hist(struct text *t, const char *name, const char *labels, const struct hist *h)
+{
+    uint_fast64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (size_t i = 0; i <= N_BUCKETS; i++) {
+        cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+        if (i < N_BUCKETS)
+            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, BUCKETS[i], (unsigned long long)cum);
+        else
+            put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    }
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+    put(t, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+        (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+    /* _count equals the +Inf bucket as read above, so a scrape is self-consistent. */
+    put(t, "%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
+}
+
+static void put_counter(struct text *t, const char *name, const char *help, atomic_uint_fast64_t *v)
+{
+    put(t, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+        (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+}
+
+char *api_metrics_render(size_t *len)
+{
+    struct text t = {malloc(16384), 0, 16384, 0};
+    if (!t.buf)
+        return NULL;
+    put(&t, "# HELP credwatch_http_requests_total HTTP requests answered, by route template, method and status.\n"
+            "# TYPE credwatch_http_requests_total counter\n");
+    for (size_t r = 0; r < API_P_COUNT; r++)
+        for (size_t m = 0; m < N_METHODS; m++)
+            for (size_t s = 0; s < N_STATUSES; s++) {
+                unsigned long long v = atomic_load_explicit(&requests[r][m][s], memory_order_relaxed);
+                if (!v)
+                    continue;
+                if (STATUSES[s])
+                    put(&t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %llu\n",
+                        api_path_template((enum api_path)r), METHODS[m], STATUSES[s], v);
+                else
+                    put(&t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %llu\n",
+                        api_path_template((enum api_path)r), METHODS[m], v);
+            }
+    put(&t, "# HELP credwatch_http_request_duration_seconds Time from request headers to the response, by route "
+            "template.\n# TYPE credwatch_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r < API_P_COUNT; r++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "route=\"%s\"", api_path_template((enum api_path)r));
+        put_hist(&t, "credwatch_http_request_duration_seconds", labels, &req_hist[r]);
+    }
+    put_counter(&t, "credwatch_records_ingested_total", "New records applied by ingest requests.", &rec_ingested);
+    put_counter(&t, "credwatch_records_duplicate_total", "Records already applied before (retried deliveries).",
+                &rec_duplicate);
+    put_counter(&t, "credwatch_records_skipped_total", "Malformed records skipped by ingest.", &rec_skipped);
+    put_counter(&t, "credwatch_findings_created_total", "Findings created by ingest.", &find_created);
+    put_counter(&t, "credwatch_findings_updated_total", "Existing findings updated by ingest (new evidence).",
+                &find_updated);
+    put_counter(&t, "credwatch_store_errors_total", "Store operations that failed (store unavailable or contended).",
+                &store_errors);
+    put_counter(&t, "credwatch_ingest_deadline_exceeded_total",
+                "Ingest requests whose engine work took longer than 4.5 s (the senders' deadline is 5 s); "
+                "answered anyway.", &deadline_exceeded);
+    put(&t, "# HELP credwatch_store_duration_seconds Wall time of store work per request: the whole eng_ingest "
+            "call for ingest (decode included: an approximation), single store calls for reads.\n"
+            "# TYPE credwatch_store_duration_seconds histogram\n");
+    put_hist(&t, "credwatch_store_duration_seconds", "", &store_hist);
+    put(&t, "# HELP credwatch_ready 1 when the instance is ready to serve (store reachable, not draining).\n"
+            "# TYPE credwatch_ready gauge\ncredwatch_ready %d\n", atomic_load(&ready_gauge));
+    put(&t, "# HELP credwatch_inflight_requests Requests being handled now.\n"
+            "# TYPE credwatch_inflight_requests gauge\ncredwatch_inflight_requests %ld\n",
+        atomic_load(&inflight_gauge));
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
+}

@@ -1,0 +1,33 @@
+/* api_metrics.h — process-wide counters (atomics, no locks) and their Prometheus text form.
+ * These counters are the one piece of global mutable state besides the configuration. */
+#ifndef CW_API_METRICS_H
+#define CW_API_METRICS_H
+
+#include <stddef.h>
+
+#include "api_route.h"
+
+#define API_METRICS_TEXT_MAX ((size_t)1 << 20)  /* bound of the /metrics body */
+
+/* One answered request: route template, method, status, wall time. Labels are mapped onto
+ * fixed sets (unknown methods → OTHER, unlisted statuses → other) so cardinality is bounded. */
+void api_metrics_request(enum api_path route, const char *method, unsigned status, double seconds);
+
+/* Outcome of one successful ingest. */
+void api_metrics_records(size_t accepted, size_t duplicates, size_t skipped, size_t created, size_t updated);
+
+/* Time spent in store work (see the HELP text for what it covers). */
+void api_metrics_store(double seconds);
+void api_metrics_store_error(void);
+
+/* An ingest that took longer than the sender's deadline allows (answered anyway). */
+void api_metrics_deadline(void);
+
+void api_metrics_ready(int ready);
+void api_metrics_inflight(int delta);
+long api_metrics_inflight_now(void);
+
+/* Renders every metric; the caller frees the text. NULL when out of memory. */
+char *api_metrics_render(size_t *len);
+
+#endif

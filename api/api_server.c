@@ -1,0 +1,483 @@
+/* api_server.c — `credwatch serve`: configuration, the libmicrohttpd daemon, the request
+ * lifecycle (headers, body, reply, completion), per-thread engines, signals and draining.
+ * Route logic lives in api_handlers.c. */
+#include "api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_content.h"
+#include "api_http.h"
+#include "api_log.h"
+#include "api_metrics.h"
+#include "api_time.h"
+
+#define API_CONNECTION_TIMEOUT_S 75u        /* above a load balancer's 60 s idle timeout */
+#define API_CONNECTION_LIMIT 4096u          /* lowered to fit RLIMIT_NOFILE */
+#define API_FD_RESERVE 64u                  /* descriptors kept for Redis, logs, the listener */
+#define API_CONNECTION_MEMORY ((size_t)64 << 10) /* per connection: headers and MHD buffers only */
+#define API_DRAIN_POLL_NS 10000000L         /* 10 ms between checks while draining */
+#define API_LOG_LINE_MAX 512
+
+/* Per-thread workers. The key is created once per process; the lock serialises store_clone,
+ * which reads the shared base handle. */
+static pthread_key_t worker_key;
+static pthread_once_t worker_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t clone_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void worker_free(void *p)
+{
+    struct api_worker *w = p;
+    if (!w)
+        return;
+    eng_free(w->eng);
+    store_free(w->st);
+    free(w->rep);
+    free(w);
+}
+
+static void worker_key_init(void) { pthread_key_create(&worker_key, worker_free); }
+
+struct api_worker *api_worker_get(struct api_server *s)
+{
+    struct api_worker *w = pthread_getspecific(worker_key);
+    if (w)
+        return w;
+    w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    pthread_mutex_lock(&clone_lock);
+    w->st = store_clone(s->base);
+    pthread_mutex_unlock(&clone_lock);
+    w->rep = malloc(sizeof *w->rep);
+    if (w->st)
+        w->eng = eng_new(w->st, &s->eng_cfg);
+    if (!w->st || !w->eng || !w->rep || pthread_setspecific(worker_key, w) != 0) {
+        api_log("error", "cannot create the worker's store handle or engine", NULL);
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* ---- replies ---- */
+
+enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
+                          int must_free)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        if (must_free)
+            free(body);
+        return MHD_NO;
+    }
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    switch (status) {
+    case MHD_HTTP_UNAUTHORIZED:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"credwatch\"");
+        break;
+    case MHD_HTTP_METHOD_NOT_ALLOWED:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->match.allow);
+        break;
+    case MHD_HTTP_SERVICE_UNAVAILABLE:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER_S);
+        break;
+    default:
+        break;
+    }
+    /* While draining, tell keep-alive clients to reconnect (to another instance). */
+    if (atomic_load(&r->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (rc == MHD_YES)
+        r->status = status;
+    return rc;
+}
+
+enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
+        return api_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", (void *)oom, sizeof oom - 1, 0);
+    }
+    return api_reply(r, status, "application/json", text, strlen(text), 1);
+}
+
+enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message)
+{
+    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message ? message : "");
+    if (status >= 500)
+        api_log("warn", "request failed",
+                json_pack("{s:s,s:s,s:i,s:s,s:s}", "method", r->method, "route", api_path_template(r->match.path),
+                          "status", (int)status, "code", code, "message", message ? message : ""));
+    return api_reply_json(r, status, doc);
+}
+
+/* ---- request lifecycle ---- */
+
+static void defer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void defer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    r->pending_status = status;
+    r->pending_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->pending_msg, sizeof r->pending_msg, fmt, ap);
+    va_end(ap);
+    r->limit = 0; /* any body is read and dropped */
+}
+
+/* Parses Content-Length; -1 when absent or not a plain number (MHD has validated it already). */
+static long long content_length(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!v || *v < '0' || *v > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n > (unsigned long long)INT64_MAX)
+        return -1;
+    return (long long)n;
+}
+
+static const char *header(struct api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* Decides everything the headers alone can decide. Returns 1 when the reply should be queued
+ * at once (a body is on its way that we will refuse anyway), else 0. Replies for requests
+ * without a body are deferred to the next call, so the connection stays keep-alive. */
+static int on_headers(struct api_req *r, const char *url)
+{
+    long long clen = content_length(r->conn);
+    int has_body = clen > 0 || header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    int rc = api_route_match(r->method, url, &r->match);
+    if (rc == API_ROUTE_NOT_FOUND) {
+        defer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no route for %.100s", url);
+        return 0;
+    }
+    if (rc == API_ROUTE_BAD_METHOD) {
+        defer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "%.16s is not allowed on %s; allowed: %s",
+                    r->method, api_path_template(r->match.path), r->match.allow);
+        return 0;
+    }
+    const struct api_config *cfg = &r->srv->cfg;
+    int a = api_auth_check(&cfg->ingest, &cfg->read, r->match.route->role, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+                           header(r, "X-Api-Key"));
+    if (a == API_AUTH_MISSING || a == API_AUTH_INVALID) {
+        defer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                    a == API_AUTH_MISSING ? "credentials required: Authorization: Bearer <token>, X-Api-Key or Basic"
+                                          : "invalid credentials");
+        return has_body;
+    }
+    if (a == API_AUTH_FORBIDDEN) {
+        defer_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "this token may not %s %s", r->method,
+                    api_path_template(r->match.path));
+        return has_body;
+    }
+    switch (r->match.route->handler) {
+    case API_H_INGEST: {
+        if (clen >= 0 && (unsigned long long)clen > cfg->max_body) {
+            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body of %lld bytes exceeds %zu bytes",
+                        clen, cfg->max_body);
+            return 1;
+        }
+        int enc = api_content_encoding(header(r, MHD_HTTP_HEADER_CONTENT_ENCODING));
+        if (enc == API_ENC_UNSUPPORTED) {
+            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                        "Content-Encoding must be gzip or identity");
+            return has_body;
+        }
+        if (!api_content_type_ingest(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                        "Content-Type must be application/json, application/x-ndjson, application/gzip or "
+                        "application/octet-stream");
+            return has_body;
+        }
+        r->gzip = enc == API_ENC_GZIP;
+        r->limit = cfg->max_body;
+        break;
+    }
+    case API_H_PATCH:
+        if (clen > API_PATCH_BODY_MAX) {
+            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %d bytes",
+                        API_PATCH_BODY_MAX);
+            return 1;
+        }
+        if (!api_content_type_json(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                        "Content-Type must be application/json");
+            return has_body;
+        }
+        r->limit = API_PATCH_BODY_MAX;
+        break;
+    default:
+        r->limit = 0; /* GET: a body means nothing here and is dropped */
+        break;
+    }
+    if (r->limit && clen > 0) {
+        /* Content-Length is known and within the cap: allocate once. */
+        r->body = malloc((size_t)clen);
+        if (!r->body) {
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer %lld bytes", clen);
+            return 1;
+        }
+        r->cap = (size_t)clen;
+    }
+    return 0;
+}
+
+/* Appends a chunk of the body; past the limit the request turns into a 413 (sent once the
+ * upload is over: MHD cannot answer mid-upload). */
+static void on_body(struct api_req *r, const char *data, size_t n)
+{
+    if (r->pending_status || r->limit == 0)
+        return;
+    if (n > r->limit - r->len) {
+        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %zu bytes",
+                    r->srv->cfg.max_body);
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        return;
+    }
+    if (r->len + n > r->cap) {
+        size_t ncap = r->cap ? r->cap : API_INITIAL_BODY_CAP;
+        while (ncap < r->len + n)
+            ncap = ncap > r->limit / 2 ? r->limit : ncap * 2;
+        uint8_t *nb = realloc(r->body, ncap);
+        if (!nb) {
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return;
+        }
+        r->body = nb;
+        r->cap = ncap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct api_req *r = *con_cls;
+    if (!r) {
+        /* First call: headers only. Mark the request; queue nothing unless refusing a body. */
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = cls;
+        r->conn = conn;
+        r->method = method;
+        r->t0 = api_mono_s();
+        r->match.path = API_P_NONE;
+        *con_cls = r;
+        api_metrics_inflight(1);
+        if (on_headers(r, url))
+            return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        on_body(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->status) /* already answered */
+        return MHD_YES;
+    if (r->pending_status)
+        return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+    return api_dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct api_req *r = *con_cls;
+    if (!r)
+        return;
+    api_metrics_request(r->match.path, r->method, r->status, api_mono_s() - r->t0);
+    api_metrics_inflight(-1);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* libmicrohttpd's own messages, as JSON log lines. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[API_LOG_LINE_MAX];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    api_log("warn", line, json_pack("{s:s}", "source", "libmicrohttpd"));
+}
+
+/* ---- start, serve, drain ---- */
+
+static const char *env_get(const char *name) { return getenv(name); }
+
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < API_CONNECTION_LIMIT + API_FD_RESERVE)
+        return rl.rlim_cur > 2 * API_FD_RESERVE ? (unsigned)(rl.rlim_cur - API_FD_RESERVE) : API_FD_RESERVE;
+    return API_CONNECTION_LIMIT;
+}
+
+static struct MHD_Daemon *start_daemon(struct api_server *s)
+{
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (s->cfg.ipv6)
+        flags |= MHD_USE_IPv6;
+    unsigned limit = connection_limit();
+    /* MHD's option list is variadic; a pool of 1 is the same as no pool. */
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->cfg.addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
+                            MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONNECTION_MEMORY,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                            MHD_OPTION_END);
+}
+
+/* Waits until no request is in flight or the drain budget is spent; returns those left. */
+static long drain(unsigned budget_s, double *waited)
+{
+    double t0 = api_mono_s(), deadline = t0 + budget_s;
+    long left;
+    while ((left = api_metrics_inflight_now()) > 0 && api_mono_s() < deadline) {
+        struct timespec ts = {0, API_DRAIN_POLL_NS};
+        nanosleep(&ts, NULL);
+    }
+    *waited = api_mono_s() - t0;
+    return api_metrics_inflight_now();
+}
+
+int api_serve(int argc, char **argv)
+{
+    static struct api_server srv; /* one service per process; large (token lists), so not on the stack */
+    char msg[512];
+    if (api_config_load(&srv.cfg, argc, argv, env_get, msg, sizeof msg) != 0) {
+        api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
+        fprintf(stderr, "credwatch serve: %s\n", msg);
+        return 2;
+    }
+    if (srv.cfg.help) {
+        api_config_usage(stdout);
+        return 0;
+    }
+    if (srv.cfg.print_routes)
+        return api_print_routes(stdout) == 0 ? 0 : 1;
+
+    /* Writes to a closed peer (client or Redis) must fail with EPIPE, not kill the process. */
+    struct sigaction ign = {0};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, NULL);
+    /* SIGTERM/SIGINT are blocked before any thread starts, so every thread inherits the mask
+     * and the main thread alone receives them, synchronously, with sigwait. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    if (srv.cfg.redis_url[0]) {
+        char smsg[256] = "";
+        srv.base = store_redis_new(srv.cfg.redis_url, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
+        srv.store_name = "redis";
+        if (!srv.base) {
+            api_log("error", "invalid configuration", json_pack("{s:s}", "error", smsg));
+            fprintf(stderr, "credwatch serve: CREDWATCH_REDIS_URL: %s\n", smsg);
+            return 2;
+        }
+    } else {
+        srv.base = store_mem_new();
+        srv.store_name = "memory";
+        if (!srv.base) {
+            api_log("error", "cannot create the in-memory store", NULL);
+            return 1;
+        }
+        api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
+                        "state is lost on restart", json_pack("{s:s}", "store", "memory"));
+    }
+    srv.eng_cfg.limits.max_inflated = srv.cfg.max_inflated;
+    pthread_once(&worker_once, worker_key_init);
+    atomic_store(&srv.draining, 0);
+
+    int ping = store_ping(srv.base);
+    api_metrics_ready(ping == 0);
+    if (ping != 0)
+        api_log("warn", "store unreachable at start; not ready until it answers",
+                json_pack("{s:s}", "store", srv.store_name));
+
+    struct MHD_Daemon *d = start_daemon(&srv);
+    if (!d) {
+        api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", srv.cfg.listen));
+        store_free(srv.base);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int open_roles = srv.cfg.ingest.n == 0 || srv.cfg.read.n == 0;
+    api_log("info", "listening",
+            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b}", "listen", srv.cfg.listen, "port",
+                      info ? (int)info->port : -1, "store", srv.store_name, "threads", (int)srv.cfg.threads,
+                      "max_body_bytes", (json_int_t)srv.cfg.max_body, "max_inflated_bytes",
+                      (json_int_t)srv.cfg.max_inflated, "ingest_auth", srv.cfg.ingest.n > 0, "read_auth",
+                      srv.cfg.read.n > 0));
+    if (open_roles)
+        api_log("warn", "a role has no token: its routes are open to anyone who can reach the address",
+                json_pack("{s:b,s:b}", "ingest_open", srv.cfg.ingest.n == 0, "read_open", srv.cfg.read.n == 0));
+
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0)
+        ;
+    /* Readiness fails first, so the load balancer stops sending; then stop accepting, let
+     * in-flight requests finish within the budget, and stop. */
+    atomic_store(&srv.draining, 1);
+    api_metrics_ready(0);
+    api_log("info", "draining", json_pack("{s:s,s:i,s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                                          "drain_seconds", (int)srv.cfg.drain_s, "inflight",
+                                          (json_int_t)api_metrics_inflight_now()));
+    MHD_socket lsock = MHD_quiesce_daemon(d);
+    double waited = 0;
+    long left = drain(srv.cfg.drain_s, &waited);
+    MHD_stop_daemon(d);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    store_free(srv.base);
+    srv.base = NULL;
+    api_log(left ? "warn" : "info", "stopped",
+            json_pack("{s:f,s:I}", "drain_waited_s", waited, "inflight_abandoned", (json_int_t)left));
+    return 0;
+}
