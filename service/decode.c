@@ -565,13 +565,10 @@ static const char *normalise(struct dec *d, struct ev_event *ev)
 static int finish_rc(struct dec *d, int level)
 {
     struct scratch *sc = &d->sc;
-    if (sc->wrap & (1u << W_RECORDS)) {
-        if (level == 0)
-            d->root_container = 1;
-        else
-            goto record_skip_container;
-        return 1;
-    }
+    if (level == 0 && d->root_container)
+        return 1;  /* a CloudTrail file: its records were emitted one by one */
+    if (sc->wrap & (1u << W_RECORDS))
+        goto record_skip_container;
     if (sc->wrap & (1u << W_DIGEST)) {
         set_msg(d, DEC_EREFUSED, "a CloudTrail digest file, not log records");
         return 0;
@@ -806,6 +803,8 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
         int w = wrapper_key(k, len);
         if (w) {
             d->sc.wrap |= 1u << w;
+            if (w == W_RECORDS && top->rc_level == 0)
+                d->root_container = 1;  /* the elements reset the scratch: remember it here */
             d->pending = P_WRAP;
             d->pending_wrap = w;
             return 1;

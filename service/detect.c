@@ -225,15 +225,19 @@ int det_action_sensitive(const char *action)
 {
     static const char *const exact[] = {
         "sts:AssumeRole", "sts:GetFederationToken", "secretsmanager:GetSecretValue", "ssm:GetParameter",
-        "ssm:GetParameters", "ssm:GetParametersByPath", "kms:Decrypt", "lambda:UpdateFunctionCode",
-        "lambda:UpdateFunctionConfiguration", "lambda:CreateFunction", "lambda:AddPermission",
-        "ec2:RunInstances", "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail",
+        "ssm:GetParameters", "ssm:GetParametersByPath", "kms:Decrypt", "ec2:RunInstances", "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail",
         "cloudtrail:PutEventSelectors", "guardduty:DeleteDetector", "guardduty:UpdateDetector",
         "guardduty:DisassociateFromMasterAccount", "s3:ListBuckets", "s3:GetObject",
         "ec2:CreateKeyPair", "ec2:ImportKeyPair", "ec2:AuthorizeSecurityGroupIngress",
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(action, exact[i]) == 0)
+            return 1;
+    /* Lambda's event names carry an API version suffix: UpdateFunctionCode20150331v2 */
+    static const char *const prefixes[] = { "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+                                            "lambda:CreateFunction", "lambda:AddPermission" };
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(action, prefixes[i], strlen(prefixes[i])) == 0)
             return 1;
     /* every IAM write: Create*, Put*, Attach*, Update*, Add*, Delete*, Set* */
     if (strncmp(action, "iam:", 4) == 0) {
@@ -294,11 +298,13 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         v->reasons |= DET_R_ISSUED_BY_LAMBDA;
     if (k->marked)
         v->reasons |= DET_R_RUNTIME_MARKER;
+    if (v->first_use) {
+        v->outside_first = v->first_use->at;
+        v->outside_last = v->last_use->at;
+    }
     v->finding = v->lambda && v->n_outside > 0;
     if (!v->finding)
         return;
-    v->outside_first = v->first_use->at;
-    v->outside_last = v->last_use->at;
     v->reasons |= DET_R_OUTSIDE_ADDRESS;
     if (desktop)
         v->reasons |= DET_R_DESKTOP_CLIENT;

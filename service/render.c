@@ -184,8 +184,11 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     json_object_set_new(o, "issued_by_event_id", str_or_null(k->issue_event_id));
     json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->expires : 0));
     json_object_set_new(o, "inside", tally(v->inside_count, v->inside_first, v->inside_last, inside_ips(k)));
-    json_object_set_new(o, "outside",
-                        tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v)));
+    /* Uses of a key with no Lambda evidence are not judged (yet): shown apart as unattributed. */
+    json_t *outside = tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v));
+    json_t *none = tally(0, 0, 0, json_array());
+    json_object_set_new(o, "outside", v->lambda ? outside : none);
+    json_object_set_new(o, "unattributed", v->lambda ? none : outside);
     json_object_set_new(o, "on_behalf_count", json_integer(k->on_behalf_count));
     json_object_set_new(o, "allowlisted_count", json_integer(v->allowlisted_count));
     json_object_set_new(o, "finding_id", str_or_null(finding_id));
