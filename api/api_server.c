@@ -361,13 +361,13 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
     unsigned limit = connection_limit();
     /* MHD's option list is variadic; a pool of 1 is the same as no pool. */
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first: covers option parsing */
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->cfg.addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
                             MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                             MHD_OPTION_END);
 }
 

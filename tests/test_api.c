@@ -1,0 +1,469 @@
+/* test_api.c — the HTTP layer's pure pieces: credentials, constant-time compare, base64,
+ * cursors, RFC 3339, configuration, content negotiation, routing, metrics text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api_auth.h"
+#include "api_b64.h"
+#include "api_config.h"
+#include "api_content.h"
+#include "api_cursor.h"
+#include "api_metrics.h"
+#include "api_route.h"
+#include "api_time.h"
+
+#define TOK_I "ingest-token-0123456789"
+#define TOK_R "read-token-0123456789ab"
+
+/* ---- credentials ---- */
+
+static void test_credential_bearer(void **state)
+{
+    (void)state;
+    char out[API_TOKEN_MAX];
+    assert_int_equal(api_auth_credential("Bearer " TOK_I, NULL, out, sizeof out), 1);
+    assert_string_equal(out, TOK_I);
+    assert_int_equal(api_auth_credential("  bearer    " TOK_I "  ", NULL, out, sizeof out), 1);
+    assert_string_equal(out, TOK_I);
+    assert_int_equal(api_auth_credential("Bearer", NULL, out, sizeof out), -1);
+    assert_int_equal(api_auth_credential("Bearer a b", NULL, out, sizeof out), -1); /* a blank inside */
+    assert_int_equal(api_auth_credential("Digest abc", NULL, out, sizeof out), -1);
+    assert_int_equal(api_auth_credential("Bearerx abc", NULL, out, sizeof out), -1);
+}
+
+static void test_credential_basic(void **state)
+{
+    (void)state;
+    char out[API_TOKEN_MAX];
+    /* "user:read-token-0123456789ab" */
+    assert_int_equal(api_auth_credential("Basic dXNlcjpyZWFkLXRva2VuLTAxMjM0NTY3ODlhYg==", NULL, out, sizeof out), 1);
+    assert_string_equal(out, TOK_R);
+    /* ":tok" with an empty user name: "OnRva2VuLXdpdGgtbm8tdXNlcg==" is ":token-with-no-user" */
+    assert_int_equal(api_auth_credential("Basic OnRva2VuLXdpdGgtbm8tdXNlcg==", NULL, out, sizeof out), 1);
+    assert_string_equal(out, "token-with-no-user");
+    /* no colon: "dXNlcg==" is "user" */
+    assert_int_equal(api_auth_credential("Basic dXNlcg==", NULL, out, sizeof out), -1);
+    /* empty password: "dXNlcjo=" is "user:" */
+    assert_int_equal(api_auth_credential("Basic dXNlcjo=", NULL, out, sizeof out), -1);
+    assert_int_equal(api_auth_credential("Basic !!!!", NULL, out, sizeof out), -1);
+    assert_int_equal(api_auth_credential("Basic dXNlcg", NULL, out, sizeof out), -1); /* padding missing */
+    char huge[4096];
+    memset(huge, 'A', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    memcpy(huge, "Basic ", 6);
+    assert_int_equal(api_auth_credential(huge, NULL, out, sizeof out), -1);
+}
+
+static void test_credential_api_key(void **state)
+{
+    (void)state;
+    char out[API_TOKEN_MAX];
+    assert_int_equal(api_auth_credential(NULL, TOK_R, out, sizeof out), 1);
+    assert_string_equal(out, TOK_R);
+    assert_int_equal(api_auth_credential(NULL, NULL, out, sizeof out), 0);
+    assert_int_equal(api_auth_credential(NULL, "", out, sizeof out), -1);
+    char longtok[API_TOKEN_MAX + 8];
+    memset(longtok, 'x', sizeof longtok - 1);
+    longtok[sizeof longtok - 1] = '\0';
+    assert_int_equal(api_auth_credential(NULL, longtok, out, sizeof out), -1);
+    /* Authorization wins over X-Api-Key */
+    assert_int_equal(api_auth_credential("Bearer " TOK_I, TOK_R, out, sizeof out), 1);
+    assert_string_equal(out, TOK_I);
+}
+
+static void test_ct_equal(void **state)
+{
+    (void)state;
+    char a[API_TOKEN_MAX] = {0}, b[API_TOKEN_MAX] = {0};
+    memcpy(a, "secret-token-value", 18);
+    memcpy(b, "secret-token-value", 18);
+    assert_true(api_ct_equal(a, 18, b, 18));
+    b[17] = 'X';
+    assert_false(api_ct_equal(a, 18, b, 18));
+    b[17] = 'e';
+    assert_false(api_ct_equal(a, 18, b, 17)); /* same bytes, other length */
+    b[0] ^= 1;
+    assert_false(api_ct_equal(a, 18, b, 18));
+}
+
+static void test_tokens_parse(void **state)
+{
+    (void)state;
+    struct api_tokens t;
+    char msg[160];
+    assert_int_equal(api_tokens_parse(" " TOK_I " , " TOK_R " ", &t, msg, sizeof msg), 0);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.tok[0], TOK_I);
+    assert_string_equal(t.tok[1], TOK_R);
+    assert_int_equal(api_tokens_parse(NULL, &t, msg, sizeof msg), 0);
+    assert_int_equal(t.n, 0);
+    assert_int_equal(api_tokens_parse("   ", &t, msg, sizeof msg), 0);
+    assert_int_equal(t.n, 0);
+    assert_int_equal(api_tokens_parse("short", &t, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "bytes"));
+    assert_int_equal(api_tokens_parse(TOK_I ",," TOK_R, &t, msg, sizeof msg), -1);
+    assert_int_equal(api_tokens_parse(TOK_I ",", &t, msg, sizeof msg), -1);
+    assert_int_equal(api_tokens_parse("token with blanks inside", &t, msg, sizeof msg), -1);
+    char many[API_TOKENS_MAX * 24 + 64] = "";
+    size_t off = 0;
+    for (int i = 0; i <= API_TOKENS_MAX; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "%stoken-number-%04d", i ? "," : "", i);
+    assert_int_equal(api_tokens_parse(many, &t, msg, sizeof msg), -1);
+}
+
+static void test_auth_check(void **state)
+{
+    (void)state;
+    struct api_tokens in, rd, none;
+    char msg[160];
+    assert_int_equal(api_tokens_parse(TOK_I, &in, msg, sizeof msg), 0);
+    assert_int_equal(api_tokens_parse(TOK_R, &rd, msg, sizeof msg), 0);
+    assert_int_equal(api_tokens_parse(NULL, &none, msg, sizeof msg), 0);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, "Bearer " TOK_I, NULL), API_AUTH_OK);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, TOK_R), API_AUTH_OK);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Bearer " TOK_I, NULL), API_AUTH_FORBIDDEN);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, NULL, TOK_R), API_AUTH_FORBIDDEN);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, NULL), API_AUTH_MISSING);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Bearer not-a-known-token-at-all", NULL),
+                     API_AUTH_INVALID);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Negotiate xyz", NULL), API_AUTH_INVALID);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_NONE, NULL, NULL), API_AUTH_OK);
+    /* a role without tokens is open (api_config decides whether that may listen) */
+    assert_int_equal(api_auth_check(&in, &none, API_ROLE_READ, NULL, NULL), API_AUTH_OK);
+    assert_int_equal(api_auth_check(&in, &none, API_ROLE_INGEST, NULL, NULL), API_AUTH_MISSING);
+}
+
+/* ---- base64 and cursors ---- */
+
+static void test_b64(void **state)
+{
+    (void)state;
+    /* RFC 4648 §10 vectors, URL-safe without padding */
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const enc[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    char out[32];
+    uint8_t dec[32];
+    for (size_t i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]);
+        assert_int_equal(api_b64url_encode((const uint8_t *)plain[i], n, out, sizeof out), (int)strlen(enc[i]));
+        assert_string_equal(out, enc[i]);
+        assert_int_equal(api_b64_decode(enc[i], strlen(enc[i]), 1, dec, sizeof dec), (int)n);
+        assert_memory_equal(dec, plain[i], n);
+    }
+    assert_int_equal(api_b64_decode("Zm9vYg==", 8, 0, dec, sizeof dec), 4);
+    assert_int_equal(api_b64_decode("Zm9vYg==", 8, 1, dec, sizeof dec), -1); /* no padding in URL form */
+    assert_int_equal(api_b64_decode("Zh", 2, 1, dec, sizeof dec), -1);       /* non-zero leftover bits */
+    assert_int_equal(api_b64_decode("Z", 1, 1, dec, sizeof dec), -1);
+    assert_int_equal(api_b64_decode("Zm9v", 4, 1, dec, 2), -1);             /* output too small */
+    assert_int_equal(api_b64url_encode((const uint8_t *)"foobar", 6, out, 8), -1);
+    static const uint8_t hi[] = {0xfb, 0xff};
+    assert_int_equal(api_b64url_encode(hi, 2, out, sizeof out), 3);
+    assert_string_equal(out, "-_8");
+}
+
+static void test_cursor(void **state)
+{
+    (void)state;
+    char cur[API_CURSOR_MAX], id[STORE_ID_MAX];
+    int64_t ms = 0;
+    assert_int_equal(api_cursor_encode(1710318801000, "cwf-ASIAEXAMPLEKEY000001", cur, sizeof cur), 0);
+    assert_int_equal(api_cursor_decode(cur, &ms, id), 0);
+    assert_int_equal(ms, 1710318801000);
+    assert_string_equal(id, "cwf-ASIAEXAMPLEKEY000001");
+    assert_null(strchr(cur, '=')); /* URL-safe, unpadded */
+    assert_null(strchr(cur, '+'));
+    assert_null(strchr(cur, '/'));
+    /* anything the encoder could not have produced is refused */
+    assert_int_equal(api_cursor_decode("", &ms, id), -1);
+    assert_int_equal(api_cursor_decode("not base64!", &ms, id), -1);
+    char bad[API_CURSOR_MAX];
+    static const char *const raws[] = {"0123:x", "12", "12:", ":abc", "-5:abc", "12:a b", "12:a/b",
+                                       "1234567890123456789:x"};
+    for (size_t i = 0; i < sizeof raws / sizeof raws[0]; i++) {
+        assert_true(api_b64url_encode((const uint8_t *)raws[i], strlen(raws[i]), bad, sizeof bad) >= 0);
+        assert_int_equal(api_cursor_decode(bad, &ms, id), -1);
+    }
+    char longid[STORE_ID_MAX + 1];
+    memset(longid, 'a', STORE_ID_MAX);
+    longid[STORE_ID_MAX] = '\0';
+    assert_int_equal(api_cursor_encode(1, longid, cur, sizeof cur), -1);
+    assert_int_equal(api_cursor_encode(-1, "x", cur, sizeof cur), -1);
+    char toolong[API_CURSOR_MAX + 10];
+    memset(toolong, 'A', sizeof toolong - 1);
+    toolong[sizeof toolong - 1] = '\0';
+    assert_int_equal(api_cursor_decode(toolong, &ms, id), -1);
+    /* the longest id still round-trips */
+    memset(longid, 'z', STORE_ID_MAX - 1);
+    longid[STORE_ID_MAX - 1] = '\0';
+    assert_int_equal(api_cursor_encode(INT64_C(999999999999999999), longid, cur, sizeof cur), 0);
+    assert_int_equal(api_cursor_decode(cur, &ms, id), 0);
+    assert_string_equal(id, longid);
+}
+
+/* ---- time ---- */
+
+static void test_time(void **state)
+{
+    (void)state;
+    char b[API_TIME_MAX];
+    assert_int_equal(api_time_format(1710318801000, b, sizeof b), 0);
+    assert_string_equal(b, "2024-03-13T08:33:21.000Z");
+    assert_int_equal(api_time_format(1710318801007, b, sizeof b), 0);
+    assert_string_equal(b, "2024-03-13T08:33:21.007Z");
+    assert_int_equal(api_time_format(0, b, 10), -1);
+    int64_t ms;
+    assert_int_equal(api_time_parse("2024-03-13T08:33:21Z", &ms), 0);
+    assert_int_equal(ms, 1710318801000);
+    assert_int_equal(api_time_parse("2024-03-13t08:33:21.5z", &ms), 0);
+    assert_int_equal(ms, 1710318801500);
+    assert_int_equal(api_time_parse("2024-03-13T10:33:21.123456789+02:00", &ms), 0);
+    assert_int_equal(ms, 1710318801123);
+    assert_int_equal(api_time_parse("2024-03-13T03:33:21-05:00", &ms), 0);
+    assert_int_equal(ms, 1710318801000);
+    assert_int_equal(api_time_parse("2024-02-29T00:00:00Z", &ms), 0);
+    static const char *const bad[] = {"2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-03-13 08:33:21Z",
+                                      "2024-03-13T08:33:21", "2024-03-13T24:00:00Z", "2024-03-13T08:33:21.Z",
+                                      "2024-03-13T08:33:21.1234567890Z", "2024-03-13T08:33:21Zjunk",
+                                      "2024-3-13T08:33:21Z", "", "1710318801"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(api_time_parse(bad[i], &ms), -1);
+}
+
+/* ---- configuration ---- */
+
+static const char *const *test_env;
+
+static const char *fake_env(const char *name)
+{
+    for (size_t i = 0; test_env && test_env[i]; i += 2)
+        if (strcmp(test_env[i], name) == 0)
+            return test_env[i + 1];
+    return NULL;
+}
+
+static int load(struct api_config *c, const char *const *env, int argc, char **argv, char *msg, size_t size)
+{
+    test_env = env;
+    return api_config_load(c, argc, argv, fake_env, msg, size);
+}
+
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    assert_int_equal(load(&c, NULL, 1, argv, msg, sizeof msg), 0);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_true(c.loopback);
+    assert_false(c.ipv6);
+    assert_string_equal(c.redis_url, "");
+    assert_int_equal(c.max_body, (size_t)32 << 20);
+    assert_int_equal(c.max_inflated, (size_t)256 << 20);
+    assert_int_equal(c.redis_timeout_ms, 1000);
+    assert_int_equal(c.drain_s, 20);
+    assert_true(c.threads >= 1);
+    assert_int_equal(c.ingest.n, 0);
+}
+
+static void test_config_env_and_flags(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    static const char *const env[] = {"CREDWATCH_LISTEN", "[::1]:9000", "CREDWATCH_INGEST_TOKENS", TOK_I,
+                                      "CREDWATCH_READ_TOKENS", TOK_R "," TOK_I "x", "CREDWATCH_THREADS", "3",
+                                      "CREDWATCH_MAX_BODY_BYTES", "2048", "CREDWATCH_REDIS_URL",
+                                      "redis://127.0.0.1:6379/0", "CREDWATCH_DRAIN_SECONDS", "5", NULL};
+    char *argv[] = {"serve", "--threads=7", "--max-inflated-bytes", "4096", "--redis-timeout-ms=250"};
+    assert_int_equal(load(&c, env, 5, argv, msg, sizeof msg), 0);
+    assert_true(c.ipv6);
+    assert_true(c.loopback);
+    assert_int_equal(c.threads, 7); /* the flag overrides the variable */
+    assert_int_equal(c.max_body, 2048);
+    assert_int_equal(c.max_inflated, 4096);
+    assert_int_equal(c.redis_timeout_ms, 250);
+    assert_int_equal(c.drain_s, 5);
+    assert_int_equal(c.ingest.n, 1);
+    assert_int_equal(c.read.n, 2);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
+}
+
+static void test_config_invalid(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    static const struct {
+        const char *var, *value;
+    } bad[] = {
+        {"CREDWATCH_THREADS", "0"}, {"CREDWATCH_THREADS", "abc"}, {"CREDWATCH_THREADS", "4x"},
+        {"CREDWATCH_MAX_BODY_BYTES", "-1"}, {"CREDWATCH_MAX_BODY_BYTES", "10"},
+        {"CREDWATCH_MAX_INFLATED_BYTES", ""}, {"CREDWATCH_REDIS_TIMEOUT_MS", "0"},
+        {"CREDWATCH_DRAIN_SECONDS", "99999"}, {"CREDWATCH_LISTEN", "8080"}, {"CREDWATCH_LISTEN", "::1:8080"},
+        {"CREDWATCH_LISTEN", "127.0.0.1:70000"}, {"CREDWATCH_LISTEN", "[::1]8080"},
+        {"CREDWATCH_REDIS_URL", "http://x"}, {"CREDWATCH_ALLOW_UNAUTHENTICATED", "yes"},
+        {"CREDWATCH_INGEST_TOKENS", "tiny"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *env[] = {bad[i].var, bad[i].value, NULL};
+        assert_int_equal(load(&c, env, 1, argv, msg, sizeof msg), API_ECONFIG);
+        assert_non_null(strstr(msg, bad[i].var)); /* the message names the variable */
+    }
+    char *argv2[] = {"serve", "--threads=0"};
+    assert_int_equal(load(&c, NULL, 2, argv2, msg, sizeof msg), API_ECONFIG);
+    assert_non_null(strstr(msg, "--threads"));
+    char *argv3[] = {"serve", "--bogus"};
+    assert_int_equal(load(&c, NULL, 2, argv3, msg, sizeof msg), API_ECONFIG);
+    char *argv4[] = {"serve", "--listen"};
+    assert_int_equal(load(&c, NULL, 2, argv4, msg, sizeof msg), API_ECONFIG);
+}
+
+static void test_config_exposure(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    static const char *const open_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", NULL};
+    assert_int_equal(load(&c, open_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_non_null(strstr(msg, "CREDWATCH_LISTEN"));
+    static const char *const half_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS", TOK_I, NULL};
+    assert_int_equal(load(&c, half_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_non_null(strstr(msg, "CREDWATCH_READ_TOKENS"));
+    static const char *const allow_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_ALLOW_UNAUTHENTICATED", "1",
+                                            NULL};
+    assert_int_equal(load(&c, allow_env, 1, argv, msg, sizeof msg), 0);
+    assert_false(c.loopback);
+    static const char *const tok_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS", TOK_I,
+                                          "CREDWATCH_READ_TOKENS", TOK_R, NULL};
+    assert_int_equal(load(&c, tok_env, 1, argv, msg, sizeof msg), 0);
+    static const char *const lo_env[] = {"CREDWATCH_LISTEN", "127.0.0.2:8080", NULL};
+    assert_int_equal(load(&c, lo_env, 1, argv, msg, sizeof msg), 0);
+    assert_true(c.loopback);
+    /* --help and --print-routes work even with a broken environment */
+    static const char *const broken[] = {"CREDWATCH_THREADS", "zero", NULL};
+    char *help[] = {"serve", "--help"};
+    assert_int_equal(load(&c, broken, 2, help, msg, sizeof msg), 0);
+    assert_true(c.help);
+    char *routes[] = {"serve", "--print-routes"};
+    assert_int_equal(load(&c, broken, 2, routes, msg, sizeof msg), 0);
+    assert_true(c.print_routes);
+}
+
+/* ---- content negotiation ---- */
+
+static void test_content(void **state)
+{
+    (void)state;
+    assert_true(api_content_type_ingest("application/json"));
+    assert_true(api_content_type_ingest("Application/JSON; charset=utf-8"));
+    assert_true(api_content_type_ingest(" application/x-ndjson "));
+    assert_true(api_content_type_ingest("application/gzip"));
+    assert_true(api_content_type_ingest("application/octet-stream"));
+    assert_false(api_content_type_ingest(NULL));
+    assert_false(api_content_type_ingest("text/plain"));
+    assert_false(api_content_type_ingest("application/jsonx"));
+    assert_false(api_content_type_ingest("application/x-www-form-urlencoded"));
+    assert_true(api_content_type_json("application/json;charset=UTF-8"));
+    assert_false(api_content_type_json("application/x-ndjson"));
+    assert_int_equal(api_content_encoding(NULL), API_ENC_IDENTITY);
+    assert_int_equal(api_content_encoding("identity"), API_ENC_IDENTITY);
+    assert_int_equal(api_content_encoding(" GZIP "), API_ENC_GZIP);
+    assert_int_equal(api_content_encoding("x-gzip"), API_ENC_GZIP);
+    assert_int_equal(api_content_encoding("br"), API_ENC_UNSUPPORTED);
+    assert_int_equal(api_content_encoding("deflate"), API_ENC_UNSUPPORTED);
+    assert_int_equal(api_content_encoding("gzip, br"), API_ENC_UNSUPPORTED);
+}
+
+/* ---- routing ---- */
+
+static void test_routes(void **state)
+{
+    (void)state;
+    struct api_match m;
+    assert_int_equal(api_route_match("POST", "/v1/ingest/cloudtrail", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_INGEST);
+    assert_int_equal(m.route->role, API_ROLE_INGEST);
+    assert_int_equal(api_route_match("GET", "/v1/findings/cwf-X", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_GET);
+    assert_string_equal(m.param, "cwf-X");
+    assert_int_equal(api_route_match("PATCH", "/v1/findings/cwf-X", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_PATCH);
+    assert_int_equal(m.route->role, API_ROLE_READ);
+    assert_int_equal(api_route_match("DELETE", "/v1/findings/cwf-X", &m), API_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "GET, PATCH");
+    assert_int_equal(m.path, API_P_FINDING);
+    assert_int_equal(api_route_match("GET", "/v1/ingest/cloudtrail", &m), API_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "POST");
+    assert_int_equal(api_route_match("GET", "/v1/findings/", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/v1/findings/a/b", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/v1/findingsx", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(m.path, API_P_NONE);
+    assert_int_equal(api_route_match("GET", "/healthz/", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/v1/keys/ASIAEXAMPLEKEY000001", &m), API_ROUTE_OK);
+    assert_string_equal(m.param, "ASIAEXAMPLEKEY000001");
+    char longp[API_PARAM_MAX + 32] = "/v1/keys/";
+    memset(longp + 9, 'A', API_PARAM_MAX + 10);
+    longp[9 + API_PARAM_MAX + 10] = '\0';
+    assert_int_equal(api_route_match("GET", longp, &m), API_ROUTE_OK);
+    assert_true(m.param_too_long);
+    assert_string_equal(api_path_template(API_P_KEY), "/v1/keys/{accessKeyId}");
+    size_t n;
+    const struct api_route *r = api_routes(&n);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
+        assert_non_null(api_path_template(r[i].path));
+}
+
+static void test_metrics_text(void **state)
+{
+    (void)state;
+    api_metrics_request(API_P_FINDINGS, "GET", 200, 0.003);
+    api_metrics_request(API_P_NONE, "BREW", 418, 0.2);
+    api_metrics_records(3, 1, 0, 1, 0);
+    api_metrics_store(0.01);
+    api_metrics_ready(1);
+    size_t len = 0;
+    char *t = api_metrics_render(&len);
+    assert_non_null(t);
+    assert_int_equal(strlen(t), len);
+    static const char *const want[] = {
+        "credwatch_http_requests_total{route=\"/v1/findings\",method=\"GET\",status=\"200\"} 1\n",
+        "credwatch_http_requests_total{route=\"none\",method=\"OTHER\",status=\"other\"} 1\n",
+        "credwatch_http_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"0.005\"} 1\n",
+        "credwatch_http_request_duration_seconds_count{route=\"/v1/findings\"} 1\n",
+        "credwatch_records_ingested_total 3\n", "credwatch_records_duplicate_total 1\n",
+        "credwatch_records_skipped_total 0\n", "credwatch_findings_created_total 1\n",
+        "credwatch_findings_updated_total 0\n", "credwatch_store_errors_total 0\n",
+        "credwatch_store_duration_seconds_bucket{le=\"+Inf\"} 1\n", "credwatch_ready 1\n",
+        "credwatch_inflight_requests 0\n", "# TYPE credwatch_store_duration_seconds histogram\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(t, want[i]))
+            fail_msg("missing: %s", want[i]);
+    free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_credential_bearer), cmocka_unit_test(test_credential_basic),
+        cmocka_unit_test(test_credential_api_key), cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_tokens_parse),      cmocka_unit_test(test_auth_check),
+        cmocka_unit_test(test_b64),               cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_time),              cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
+        cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
+        cmocka_unit_test(test_routes),            cmocka_unit_test(test_metrics_text),
+    };
+    return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+}
