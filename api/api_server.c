@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -470,6 +471,11 @@ int api_serve(int argc, char **argv)
                                           "drain_seconds", (int)srv.cfg.drain_s, "inflight",
                                           (json_int_t)api_metrics_inflight_now()));
     MHD_socket lsock = MHD_quiesce_daemon(d);
+    /* Quiesced, the socket still queues new connections that nobody will accept: shut it so
+     * they are refused at once and the client retries elsewhere. It is closed only after
+     * MHD_stop_daemon, as libmicrohttpd requires. */
+    if (lsock != MHD_INVALID_SOCKET)
+        shutdown(lsock, SHUT_RDWR);
     double waited = 0;
     long left = drain(srv.cfg.drain_s, &waited);
     MHD_stop_daemon(d);

@@ -1,0 +1,279 @@
+#!/bin/sh
+# it_api.sh — the HTTP service end to end, against a real `credwatch serve` with the embedded
+# store on loopback: authentication, ingest (plain and gzip), reading findings back, triage,
+# every error status with its JSON body, health/readiness/metrics, and the SIGTERM drain.
+# Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+PY=/usr/bin/python3
+API_TMP=$(mktemp -d)
+. "$here/data/api_server.sh"
+trap 'api_stop; rm -rf "$API_TMP"' EXIT
+trap 'exit 1' INT TERM
+
+fails=0
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+# expect NAME STATUS [PYTHON-EXPR on d (the JSON body) and h (headers, lower-cased names)]
+expect() {
+  _name=$1; _want=$2; _expr=${3:-True}
+  if [ "$STATUS" != "$_want" ]; then
+    nok "$_name (status $STATUS, want $_want: $(head -c 300 "$API_TMP/body"))"
+    return
+  fi
+  if $PY - "$API_TMP/body" "$API_TMP/headers" "$_expr" <<'PYEOF'
+import json, sys
+body, hdrs, expr = sys.argv[1:4]
+raw = open(body, 'rb').read()
+try:
+    d = json.loads(raw)
+except ValueError:
+    d = raw.decode('utf-8', 'replace')
+h = {}
+for line in open(hdrs, encoding='latin-1'):
+    if ':' in line:
+        k, v = line.split(':', 1)
+        h.setdefault(k.strip().lower(), []).append(v.strip())
+sys.exit(0 if eval(expr) else 1)
+PYEOF
+  then ok "$_name"; else nok "$_name (body: $(head -c 300 "$API_TMP/body"))"; fi
+}
+# An error reply: status, code, a message, application/json.
+expect_error() {
+  expect "$1" "$2" "d['error']['code'] == '$3' and isinstance(d['error']['message'], str) and \
+h['content-type'][0].startswith('application/json')${4:+ and $4}"
+}
+
+if [ ! -x "$BIN" ]; then nok "binary $BIN exists"; exit 1; fi
+SAMPLE=$here/data/api_cloudtrail.json
+FID=cwf-ASIAEXAMPLEKEY000001
+# A second key, same scenario, other event ids: for the gzip path and pagination.
+sed -e 's/ASIAEXAMPLEKEY000001/ASIAEXAMPLEKEY000002/g' -e 's/8000-00000000000/8000-10000000000/g' "$SAMPLE" \
+  >"$API_TMP/sample2.json"
+gzip -c "$API_TMP/sample2.json" >"$API_TMP/sample2.json.gz"
+FID2=cwf-ASIAEXAMPLEKEY000002
+# Small caps so 413 is cheap to provoke.
+if ! api_start CREDWATCH_MAX_BODY_BYTES=65536; then nok "server starts"; exit 1; fi
+ok "server starts on 127.0.0.1:$API_PORT"
+grep -q '"store":"memory"' "$API_TMP/server.log" && grep -q 'single instance' "$API_TMP/server.log" &&
+  ok "logs the embedded store warning" || nok "logs the embedded store warning"
+$PY -c 'import json,sys
+for l in open(sys.argv[1]): json.loads(l)' "$API_TMP/server.log" && ok "every log line is one JSON object" ||
+  nok "every log line is one JSON object"
+
+BI="Authorization: Bearer $API_TOKEN_INGEST"
+BR="Authorization: Bearer $API_TOKEN_READ"
+CT="Content-Type: application/json"
+
+# ---- operations (no token) ----
+req GET /healthz;  expect "healthz 200" 200 "d == {'status': 'ok'}"
+req GET /readyz;   expect "readyz 200" 200 "d['status'] == 'ready' and d['store'] == 'memory'"
+req GET /openapi.json; expect "openapi.json 200" 200 "d['openapi'].startswith('3.1') and '/v1/findings' in d['paths']"
+
+# ---- authentication ----
+req POST /v1/ingest/cloudtrail -H "$CT" --data-binary @"$SAMPLE"
+expect_error "ingest without credentials 401" 401 unauthorized "any('Bearer' in v for v in h['www-authenticate'])"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BR" --data-binary @"$SAMPLE"
+expect_error "ingest with a read token 403" 403 forbidden
+req POST /v1/ingest/cloudtrail -H "$CT" -H "Authorization: Bearer unknown-token-000000000" --data-binary @"$SAMPLE"
+expect_error "ingest with an unknown token 401" 401 unauthorized
+req GET /v1/findings
+expect_error "list without credentials 401" 401 unauthorized
+req GET /v1/findings -H "$BI"
+expect_error "list with an ingest token 403" 403 forbidden
+req GET /v1/findings -H "X-Api-Key: $API_TOKEN_READ"
+expect "list with X-Api-Key 200" 200 "d == {'findings': [], 'next_cursor': None}"
+req GET /v1/findings -u "analyst:$API_TOKEN_READ"
+expect "list with Basic (token as password) 200" 200 "d['findings'] == []"
+req GET /v1/findings -H "Authorization: Digest abc"
+expect_error "unknown auth scheme 401" 401 unauthorized
+
+# ---- ingest ----
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$SAMPLE"
+expect "ingest CloudTrail 200" 200 "d['findings'] == ['$FID'] and d['accepted'] >= 3 and d['skipped_count'] == 0 \
+and d['skipped'] == [] and d['findings_count'] == 1"
+req POST /v1/ingest/eventbridge -H "$CT; charset=utf-8" -H "$BI" --data-binary @"$SAMPLE"
+expect "retried ingest is applied once (all duplicates)" 200 "d['accepted'] == 0 and d['duplicates'] >= 3"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Content-Encoding: gzip" --data-binary @"$API_TMP/sample2.json.gz"
+expect "ingest gzip (Content-Encoding) 200" 200 "d['findings'] == ['$FID2'] and d['accepted'] >= 3"
+req POST /v1/ingest/cloudtrail -H "Content-Type: application/gzip" -H "$BI" --data-binary @"$API_TMP/sample2.json.gz"
+expect "ingest gzip (application/gzip) 200, duplicates" 200 "d['accepted'] == 0 and d['duplicates'] >= 3"
+printf '{"Records":[{"eventID":"x-1","eventTime":"2024-03-13T08:33:21Z"}]}' >"$API_TMP/junk.json"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/junk.json"
+expect "ingest reports skipped records" 200 "d['records'] == 1 and (d['skipped_count'] + d['accepted']) == 1 \
+and all(set(s) == {'index', 'reason'} for s in d['skipped'])"
+
+# ---- ingest errors ----
+printf '{"Records":[{"eventID":' >"$API_TMP/bad.json"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/bad.json"
+expect_error "malformed JSON 400" 400 invalid_input
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Content-Encoding: gzip" --data-binary @"$SAMPLE"
+expect_error "gzip header on a plain body 400" 400 invalid_gzip
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary ''
+expect_error "empty body 400" 400 empty_body
+req POST /v1/ingest/cloudtrail -H "Content-Type: text/plain" -H "$BI" --data-binary @"$SAMPLE"
+expect_error "text/plain 415" 415 unsupported_media_type
+req POST /v1/ingest/cloudtrail -H "$BI" -H "Content-Type:" --data-binary @"$SAMPLE"
+expect_error "no Content-Type 415" 415 unsupported_media_type
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Content-Encoding: br" --data-binary @"$SAMPLE"
+expect_error "Content-Encoding br 415" 415 unsupported_media_type
+head -c 70000 /dev/zero | tr '\0' ' ' >"$API_TMP/big.json"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/big.json"
+expect_error "Content-Length over the cap 413" 413 payload_too_large
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Transfer-Encoding: chunked" --data-binary @"$API_TMP/big.json"
+expect_error "chunked body over the cap 413" 413 payload_too_large
+# 1 MiB of spaces gzips to ~1 KiB: over the ratio or inflated cap, refused, nothing stored.
+head -c 1048576 /dev/zero | tr '\0' ' ' | gzip -c >"$API_TMP/bomb.gz"
+req POST /v1/ingest/cloudtrail -H "Content-Type: application/gzip" -H "$BI" --data-binary @"$API_TMP/bomb.gz"
+if [ "$STATUS" = 413 ] || [ "$STATUS" = 400 ]; then ok "gzip bomb refused ($STATUS)"; else nok "gzip bomb refused ($STATUS)"; fi
+
+# ---- reading findings ----
+req GET /v1/findings -H "$BR"
+expect "list newest first" 200 "[f['id'] for f in d['findings']] == ['$FID2', '$FID'] and d['next_cursor'] is None"
+req GET "/v1/findings?limit=1" -H "$BR"
+expect "list limit=1 gives a cursor" 200 "len(d['findings']) == 1 and isinstance(d['next_cursor'], str)"
+CURSOR=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["next_cursor"])' "$API_TMP/body")
+req GET "/v1/findings?limit=1&cursor=$CURSOR" -H "$BR"
+expect "list follows the cursor" 200 "[f['id'] for f in d['findings']] == ['$FID'] and d['next_cursor'] is None"
+req GET "/v1/findings?status=open&severity=high&account=111122223333&function=my-fn&since=2020-01-01T00:00:00Z" -H "$BR"
+expect "list with filters" 200 "len(d['findings']) == 2"
+req GET "/v1/findings?status=resolved" -H "$BR"
+expect "list filtered to nothing" 200 "d['findings'] == []"
+req GET "/v1/findings?until=2020-01-01T00:00:00Z" -H "$BR"
+expect "list until the past is empty" 200 "d['findings'] == []"
+req GET "/v1/findings?cursor=bm90LWEtY3Vyc29y" -H "$BR"
+expect_error "invalid cursor 400" 400 invalid_cursor
+req GET "/v1/findings?limit=0" -H "$BR";   expect_error "limit=0 400" 400 invalid_parameter
+req GET "/v1/findings?limit=501" -H "$BR"; expect_error "limit=501 400" 400 invalid_parameter
+req GET "/v1/findings?status=retracted" -H "$BR"; expect "status=retracted is a valid filter" 200
+req GET "/v1/findings?status=bogus" -H "$BR"; expect_error "status=bogus 400" 400 invalid_parameter
+req GET "/v1/findings?since=yesterday" -H "$BR"; expect_error "since not RFC 3339 400" 400 invalid_parameter
+req GET "/v1/findings?stauts=open" -H "$BR"; expect_error "unknown parameter 400" 400 unknown_parameter
+req GET "/v1/findings/$FID" -H "$BR"
+expect "get a finding" 200 "d['id'] == '$FID' and d['status'] == 'open' and d['note'] is None and \
+d['access_key_id'] == 'ASIAEXAMPLEKEY000001' and d['outside_source_ips'] == ['198.51.100.7'] and \
+len(d['created_at']) == 24 and d['created_at'].endswith('Z')"
+req GET "/v1/findings/cwf-NOPE" -H "$BR"; expect_error "unknown finding 404" 404 not_found
+
+# ---- triage ----
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"status":"acknowledged","note":"on it"}'
+expect "PATCH status and note" 200 "d['status'] == 'acknowledged' and d['note'] == 'on it' and \
+d['updated_at'] >= d['created_at']"
+req GET "/v1/findings/$FID" -H "$BR"
+expect "PATCH is persisted" 200 "d['status'] == 'acknowledged' and d['note'] == 'on it'"
+req GET "/v1/findings?status=acknowledged" -H "$BR"
+expect "list by the new status" 200 "[f['id'] for f in d['findings']] == ['$FID']"
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"note":""}'
+expect "PATCH note only" 200 "d['status'] == 'acknowledged' and d['note'] == ''"
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"status":"retracted"}'
+expect_error "PATCH retracted 400" 400 invalid_parameter
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"status":"closed"}'
+expect_error "PATCH unknown status 400" 400 invalid_parameter
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"severity":"low"}'
+expect_error "PATCH another field 400" 400 invalid_parameter
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{}'
+expect_error "PATCH nothing 400" 400 invalid_parameter
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"status":'
+expect_error "PATCH malformed JSON 400" 400 invalid_json
+NOTE=$($PY -c 'print("x" * 1025)')
+req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d "{\"note\":\"$NOTE\"}"
+expect_error "PATCH note over 1024 bytes 400" 400 invalid_parameter
+req PATCH "/v1/findings/$FID" -H "$BR" -H "Content-Type: text/plain" -d '{"status":"resolved"}'
+expect_error "PATCH text/plain 415" 415 unsupported_media_type
+req PATCH "/v1/findings/$FID" -H "$BI" -H "$CT" -d '{"status":"resolved"}'
+expect_error "PATCH with an ingest token 403" 403 forbidden
+req PATCH "/v1/findings/cwf-NOPE" -H "$BR" -H "$CT" -d '{"status":"resolved"}'
+expect_error "PATCH unknown finding 404" 404 not_found
+
+# ---- keys ----
+req GET /v1/keys/ASIAEXAMPLEKEY000001 -H "$BR"
+expect "key context" 200 "d['access_key_id'] == 'ASIAEXAMPLEKEY000001' and d['lambda'] is True and \
+d['finding_id'] == '$FID' and d['outside']['source_ips'] == ['198.51.100.7']"
+req GET /v1/keys/not-a-key -H "$BR";              expect_error "invalid access key id 400" 400 invalid_access_key_id
+req GET /v1/keys/ASIAUNKNOWNKEY000099 -H "$BR";   expect_error "unknown key 404" 404 not_found
+req GET /v1/keys/ASIAEXAMPLEKEY000001 -H "$BI";   expect_error "key with an ingest token 403" 403 forbidden
+
+# ---- routing ----
+req GET /nope;                       expect_error "unknown path 404" 404 not_found
+req GET /v1/findings/;               expect_error "trailing slash 404" 404 not_found
+req DELETE "/v1/findings/$FID" -H "$BR"
+expect_error "DELETE a finding 405" 405 method_not_allowed "h['allow'] == ['GET, PATCH']"
+req GET /v1/ingest/cloudtrail;       expect_error "GET on ingest 405" 405 method_not_allowed "h['allow'] == ['POST']"
+req POST /healthz -H "$CT" -d '{}';  expect_error "POST healthz 405" 405 method_not_allowed "h['allow'] == ['GET']"
+
+# ---- keep-alive: a GET must not close the connection (the libmicrohttpd first-call trap) ----
+reuse=$(curl -sv --max-time 10 -o /dev/null -o /dev/null "$API_BASE/healthz" "$API_BASE/healthz" 2>&1 |
+  grep -ci 're-using existing connection')
+[ "${reuse:-0}" -ge 1 ] && ok "keep-alive connection reused" || nok "keep-alive connection reused"
+
+# ---- metrics ----
+req GET /metrics
+expect "metrics" 200 "h['content-type'][0].startswith('text/plain') and all(n in d for n in [
+ 'credwatch_http_requests_total{route=\"/v1/ingest/cloudtrail\",method=\"POST\",status=\"200\"}',
+ 'credwatch_http_requests_total{route=\"/v1/findings/{id}\",method=\"PATCH\",status=\"200\"}',
+ 'credwatch_http_requests_total{route=\"none\",method=\"GET\",status=\"404\"}',
+ 'credwatch_http_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"+Inf\"}',
+ 'credwatch_records_ingested_total ', 'credwatch_records_duplicate_total ', 'credwatch_records_skipped_total ',
+ 'credwatch_findings_created_total 2', 'credwatch_findings_updated_total ', 'credwatch_store_errors_total 0',
+ 'credwatch_store_duration_seconds_count ', 'credwatch_ready 1', 'credwatch_inflight_requests 1'])"
+
+# ---- SIGTERM drain: readiness fails at once, the in-flight upload finishes, exit 0 ----
+$PY - "$API_PID" "$API_PORT" "$API_TOKEN_INGEST" "$SAMPLE" <<'PYEOF'
+import http.client, json, os, signal, socket, sys, time
+pid, port, token, sample = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+body = open(sample, 'rb').read().replace(b'KEY000001', b'KEY000003').replace(b'8000-00000', b'8000-30000')
+def check(name, cond, extra=''):
+    print(('ok - ' if cond else 'not ok - ') + name + (' ' + extra if extra and not cond else ''))
+    return cond
+keep = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+keep.request('GET', '/readyz'); r = keep.getresponse(); r.read()
+check('drain: ready before SIGTERM', r.status == 200)
+up = http.client.HTTPConnection('127.0.0.1', port, timeout=20)
+up.putrequest('POST', '/v1/ingest/cloudtrail')
+up.putheader('Content-Type', 'application/json'); up.putheader('Authorization', 'Bearer ' + token)
+up.putheader('Content-Length', str(len(body))); up.endheaders()
+pieces = [body[i:i + len(body) // 8 + 1] for i in range(0, len(body), len(body) // 8 + 1)]
+up.send(pieces[0]); time.sleep(0.3)
+os.kill(pid, signal.SIGTERM); time.sleep(0.3)
+keep.request('GET', '/readyz'); r = keep.getresponse(); d = json.loads(r.read())
+check('drain: readiness fails at once (503 draining)', r.status == 503 and d['error']['code'] == 'draining'
+      and r.getheader('Retry-After') is not None, str((r.status, d)))
+t0 = time.time()
+try:
+    socket.create_connection(('127.0.0.1', port), timeout=2).close(); refused = False
+except OSError:
+    refused = True
+check('drain: new connections refused', refused and time.time() - t0 < 2.5)
+for p in pieces[1:]:
+    up.send(p); time.sleep(0.1)
+r = up.getresponse(); d = json.loads(r.read())
+check('drain: the in-flight ingest completes', r.status == 200 and d['findings'] == ['cwf-ASIAEXAMPLEKEY000003'],
+      str((r.status, d)))
+PYEOF
+[ $? -eq 0 ] || nok "drain script ran"
+i=0
+while kill -0 "$API_PID" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$API_PID" 2>/dev/null; then
+  nok "drain: process exits within 15 s"
+else
+  wait "$API_PID"; rc=$?
+  API_PID=
+  [ $rc -eq 0 ] && ok "drain: exit status 0" || nok "drain: exit status 0 (got $rc)"
+  grep -q '"msg":"stopped"' "$API_TMP/server.log" && grep -q '"inflight_abandoned":0' "$API_TMP/server.log" &&
+    ok "drain: logs stopped with nothing abandoned" || nok "drain: logs stopped with nothing abandoned"
+fi
+
+# ---- configuration errors exit 2 naming the variable ----
+out=$(env CREDWATCH_THREADS=zero "$BIN" serve 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q CREDWATCH_THREADS && ok "invalid config exits 2 naming the variable" ||
+  nok "invalid config exits 2 naming the variable (rc $rc)"
+out=$(env CREDWATCH_LISTEN=0.0.0.0:0 CREDWATCH_INGEST_TOKENS= CREDWATCH_READ_TOKENS= "$BIN" serve 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q CREDWATCH_ALLOW_UNAUTHENTICATED && ok "no tokens on 0.0.0.0 refused" ||
+  nok "no tokens on 0.0.0.0 refused (rc $rc)"
+"$BIN" serve --help | grep -q CREDWATCH_MAX_INFLATED_BYTES && ok "--help lists the variables" ||
+  nok "--help lists the variables"
+
+[ $fails -eq 0 ]
