@@ -1,0 +1,28 @@
+#!/bin/sh
+# it_openapi.sh — the server and openapi/openapi.json describe the same API: the routes the
+# server answers (--print-routes, from the router's own table) are exactly the spec's
+# operations, and live responses validate against the spec's schemas (tests/openapi_check.py).
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+PY=/usr/bin/python3
+SPEC=$root/openapi/openapi.json
+API_TMP=$(mktemp -d)
+. "$here/data/api_server.sh"
+trap 'api_stop; rm -rf "$API_TMP"' EXIT
+trap 'exit 1' INT TERM
+fails=0
+
+if ! "$BIN" serve --print-routes >"$API_TMP/routes"; then
+  echo "not ok - credwatch serve --print-routes"; exit 1
+fi
+echo "ok - credwatch serve --print-routes"
+$PY "$here/openapi_check.py" routes "$SPEC" "$API_TMP/routes" || fails=$((fails + 1))
+
+if ! api_start CREDWATCH_MAX_BODY_BYTES=65536; then echo "not ok - server starts"; exit 1; fi
+echo "ok - server starts"
+$PY "$here/openapi_check.py" live "$SPEC" "$API_BASE" "$API_TOKEN_INGEST" "$API_TOKEN_READ" \
+  "$here/data/api_cloudtrail.json" || fails=$((fails + 1))
+[ $fails -eq 0 ]

@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""openapi_check.py — the contract test between `credwatch serve` and openapi/openapi.json.
+
+  openapi_check.py routes SPEC ROUTES      the (method, path) pairs printed by --print-routes
+                                           equal the operations of the spec
+  openapi_check.py live SPEC BASE INGEST_TOKEN READ_TOKEN SAMPLE
+                                           live responses of a running server validate against
+                                           the spec's response schemas (and documented headers)
+
+Prints `ok - name` / `not ok - name`; exits 1 when anything failed.
+"""
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import jsonschema
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+failures = 0
+
+
+def report(name, cond, detail=""):
+    global failures
+    print(("ok - " if cond else "not ok - ") + name + ("" if cond or not detail else " (" + detail + ")"))
+    if not cond:
+        failures += 1
+    return cond
+
+
+def spec_routes(spec):
+    return {(m.upper(), p) for p, item in spec["paths"].items() for m in item if m in HTTP_METHODS}
+
+
+def check_routes(spec, routes_file):
+    served = set()
+    for line in open(routes_file):
+        line = line.strip()
+        if line:
+            method, path = line.split(" ", 1)
+            served.add((method, path))
+    documented = spec_routes(spec)
+    report("--print-routes is not empty", len(served) > 0)
+    report("every served route is in openapi.json", served <= documented,
+           "undocumented: " + repr(sorted(served - documented)))
+    report("every openapi.json operation is served", documented <= served,
+           "not served: " + repr(sorted(documented - served)))
+
+
+class Checker:
+    def __init__(self, spec):
+        self.spec = spec
+        self.resolver = jsonschema.RefResolver.from_schema(spec)
+        self.formats = jsonschema.FormatChecker()
+
+    def deref(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            _, obj = self.resolver.resolve(obj["$ref"])
+        return obj
+
+    def response_spec(self, template, method, status):
+        """The documented response; unknown paths and methods fall back to the shared errors."""
+        item = self.spec["paths"].get(template)
+        op = item.get(method.lower()) if item else None
+        if op is None:
+            name = "NotFound" if item is None else "MethodNotAllowed"
+            return self.deref({"$ref": "#/components/responses/" + name}), True
+        resp = op["responses"].get(str(status))
+        return (self.deref(resp), True) if resp is not None else (None, False)
+
+    def validate(self, name, template, method, status, headers, body):
+        resp, documented = self.response_spec(template, method, status)
+        if not report(name + ": status %d is documented" % status, documented):
+            return
+        for hname in resp.get("headers", {}):
+            report(name + ": header " + hname, hname.lower() in headers, "missing")
+        content = resp.get("content", {})
+        ctype = headers.get("content-type", "").split(";")[0].strip()
+        if not report(name + ": content type " + ctype + " documented", ctype in content,
+                      "documented: " + ", ".join(content)):
+            return
+        schema = content[ctype].get("schema", {})
+        if ctype != "application/json":
+            return
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            report(name + ": body is JSON", False, str(e))
+            return
+        validator = jsonschema.Draft202012Validator(schema, resolver=self.resolver, format_checker=self.formats)
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        report(name + ": body validates", not errors,
+               "; ".join("%s: %s" % ("/".join(map(str, e.absolute_path)), e.message[:200]) for e in errors[:3]))
+
+
+def call(base, method, path, token=None, body=None, ctype=None, extra=None):
+    req = urllib.request.Request(base + path, data=body, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    for k, v in (extra or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def check_live(spec, base, ingest, read, sample_path):
+    c = Checker(spec)
+    sample = open(sample_path, "rb").read()
+    fid = "cwf-ASIAEXAMPLEKEY000001"
+    J = "application/json"
+    cases = [
+        # name, template, method, path, token, body, content type, expected status
+        ("ingest", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", ingest, sample, J, 200),
+        ("ingest again (eventbridge)", "/v1/ingest/eventbridge", "POST", "/v1/ingest/eventbridge", ingest, sample, J, 200),
+        ("ingest malformed", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", ingest, b"{\"Records\":[", J, 400),
+        ("ingest unauthenticated", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", None, sample, J, 401),
+        ("ingest wrong role", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", read, sample, J, 403),
+        ("ingest text/plain", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", ingest, sample, "text/plain", 415),
+        ("ingest too large", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", ingest, b" " * 70000, J, 413),
+        ("ingest GET", "/v1/ingest/cloudtrail", "GET", "/v1/ingest/cloudtrail", ingest, None, None, 405),
+        ("list", "/v1/findings", "GET", "/v1/findings", read, None, None, 200),
+        ("list page", "/v1/findings", "GET", "/v1/findings?limit=1&status=open", read, None, None, 200),
+        ("list bad limit", "/v1/findings", "GET", "/v1/findings?limit=9999", read, None, None, 400),
+        ("list bad cursor", "/v1/findings", "GET", "/v1/findings?cursor=%%%", read, None, None, 400),
+        ("get", "/v1/findings/{id}", "GET", "/v1/findings/" + fid, read, None, None, 200),
+        ("get unknown", "/v1/findings/{id}", "GET", "/v1/findings/cwf-NOPE", read, None, None, 404),
+        ("patch", "/v1/findings/{id}", "PATCH", "/v1/findings/" + fid, read,
+         b'{"status":"suppressed","note":"known test key"}', J, 200),
+        ("patch invalid", "/v1/findings/{id}", "PATCH", "/v1/findings/" + fid, read, b'{"status":"retracted"}', J, 400),
+        ("patch text/plain", "/v1/findings/{id}", "PATCH", "/v1/findings/" + fid, read, b'{}', "text/plain", 415),
+        ("delete finding", "/v1/findings/{id}", "DELETE", "/v1/findings/" + fid, read, None, None, 405),
+        ("key", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/ASIAEXAMPLEKEY000001", read, None, None, 200),
+        ("key invalid", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/nope", read, None, None, 400),
+        ("key unknown", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/ASIAUNKNOWNKEY000099", read, None, None, 404),
+        ("key wrong role", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/ASIAEXAMPLEKEY000001", ingest, None, None, 403),
+        ("healthz", "/healthz", "GET", "/healthz", None, None, None, 200),
+        ("readyz", "/readyz", "GET", "/readyz", None, None, None, 200),
+        ("metrics", "/metrics", "GET", "/metrics", None, None, None, 200),
+        ("openapi", "/openapi.json", "GET", "/openapi.json", None, None, None, 200),
+        ("unknown path", None, "GET", "/v2/nothing", None, None, None, 404),
+    ]
+    for name, template, method, path, token, body, ctype, want in cases:
+        status, headers, text = call(base, method, path, token, body, ctype)
+        if not report(name + ": status %d" % want, status == want, "got %d: %s" % (status, text[:200])):
+            continue
+        c.validate(name, template, method, status, headers, text)
+    # The served document is the one in the repository.
+    status, _, text = call(base, "GET", "/openapi.json")
+    report("served openapi.json equals the file", status == 200 and json.loads(text) == spec)
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in ("routes", "live"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    spec = json.load(open(sys.argv[2]))
+    if sys.argv[1] == "routes":
+        jsonschema.Draft202012Validator.check_schema({"$defs": spec["components"]["schemas"]})
+        check_routes(spec, sys.argv[3])
+    else:
+        check_live(spec, *sys.argv[3:7])
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
