@@ -1,0 +1,456 @@
+/* test_store.c — one contract, two stores: every test runs on the in-memory store and on Redis
+ * (a redis-server this test starts on a free loopback port and stops by its pid).
+ *
+ * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
+ * with filters and cursor, unknown ids, concurrent engines on one key (no lost update, one
+ * finding), and for Redis: outage gives STORE_EUNAVAIL and the handle recovers after a restart.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "store.h"
+
+#define REDIS_START_TRIES 100   /* x 50 ms */
+#define CONC_THREADS 4
+#define CONC_EVENTS 60          /* per thread, all for one key */
+
+static int redis_port;
+static pid_t redis_pid = -1;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
+        return -1;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int redis_start(void)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--protected-mode", "yes", (char *)NULL);
+        _exit(127);
+    }
+    redis_pid = pid;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    char msg[128];
+    struct store *s = store_redis_new(url, 200, msg, sizeof msg);
+    for (int i = 0; i < REDIS_START_TRIES; i++) {
+        struct timespec ts = { 0, 50 * 1000000 };
+        nanosleep(&ts, NULL);
+        if (store_ping(s) == 0) {
+            store_free(s);
+            return 0;
+        }
+    }
+    store_free(s);
+    return -1;
+}
+
+static void redis_stop(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+}
+
+static struct store *new_redis(void)
+{
+    char url[64], msg[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    struct store *s = store_redis_new(url, 500, msg, sizeof msg);
+    assert_non_null(s);
+    return s;
+}
+
+/* state: a factory name; each test gets a fresh store (Redis: flushed). */
+static int setup_mem(void **state)
+{
+    *state = store_mem_new();
+    return *state ? 0 : -1;
+}
+
+static int setup_redis(void **state)
+{
+    struct store *s = new_redis();
+    /* a fresh database per test: FLUSHALL through a throwaway commit-free path */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d FLUSHALL >/dev/null", redis_port);
+    if (system(cmd) != 0)
+        return -1;
+    *state = s;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    store_free(*state);
+    return 0;
+}
+
+static void t_cas_and_dedup(void **state)
+{
+    struct store *s = *state;
+    uint64_t h[3] = { 11, 22, 0xfffffffffffffff0ull };
+    uint8_t seen[3] = { 9, 9, 9 };
+    struct store_load l = { .akid = "ASIATESTKEY000000001", .hashes = h, .n_hashes = 3, .seen = seen };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 0);
+    assert_int_equal(seen[0] + seen[1] + seen[2], 0);
+    const uint8_t blob[] = "state-one";
+    struct store_commit c = { .akid = l.akid, .version = 0, .blob = blob, .blob_len = sizeof blob,
+                              .hashes = h, .n_hashes = 2, .expire_at_ms = now_ms() + 60000 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    /* a second writer that loaded version 0 loses */
+    struct store_commit stale = c;
+    stale.ok = 7;
+    assert_int_equal(store_commit(s, &stale, 1), 0);
+    assert_int_equal(stale.ok, 0);
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 1);
+    assert_int_equal(l.blob_len, sizeof blob);
+    assert_memory_equal(l.blob, blob, sizeof blob);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 0);
+    /* next version */
+    const uint8_t blob2[] = "state-two-longer";
+    struct store_commit c2 = { .akid = l.akid, .version = 1, .blob = blob2, .blob_len = sizeof blob2,
+                               .hashes = h + 2, .n_hashes = 1, .expire_at_ms = now_ms() + 60000 };
+    assert_int_equal(store_commit(s, &c2, 1), 0);
+    assert_int_equal(c2.ok, 1);
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 2);
+    assert_int_equal(seen[2], 1);
+    assert_memory_equal(l.blob, blob2, sizeof blob2);
+}
+
+static void t_expiry(void **state)
+{
+    struct store *s = *state;
+    const uint8_t blob[] = "x";
+    struct store_commit c = { .akid = "ASIATESTKEY000000002", .blob = blob, .blob_len = 1,
+                              .expire_at_ms = now_ms() + 150 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    struct timespec ts = { 0, 400 * 1000000 };
+    nanosleep(&ts, NULL);
+    struct store_load l = { .akid = c.akid };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 0);
+}
+
+static struct store_finding_put fput(const char *id, const char *ev, uint64_t ver, int new_outside, int retract,
+                                     int64_t now)
+{
+    struct store_finding_put p = { .id = id, .evidence_json = ev, .severity = "high", .account = "111122223333",
+                                   .function = "fn", .version = ver, .new_outside = new_outside,
+                                   .retract = retract, .now_ms = now };
+    return p;
+}
+
+static void t_finding_status_rules(void **state)
+{
+    struct store *s = *state;
+    struct store_finding_put p = fput("cwf-A", "{\"v\":1}", 1, 1, 0, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.created, 1);
+    p = fput("cwf-A", "{\"v\":2}", 2, 0, 0, 2000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.created, 0);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_string_equal(f.evidence_json, "{\"v\":2}");
+    assert_int_equal(f.status, STORE_ST_OPEN);
+    assert_int_equal(f.created_ms, 1000);
+    assert_int_equal(f.updated_ms, 2000);
+    store_finding_free(&f);
+    /* acknowledged sticks on new evidence; resolved reopens on a new outside use */
+    assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_ACKNOWLEDGED, "looking", 2500), 0);
+    p = fput("cwf-A", "{\"v\":3}", 3, 1, 0, 3000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_int_equal(f.status, STORE_ST_ACKNOWLEDGED);
+    assert_string_equal(f.note, "looking");
+    store_finding_free(&f);
+    assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_RESOLVED, NULL, 3500), 0);
+    p = fput("cwf-A", "{\"v\":4}", 4, 0, 0, 4000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_int_equal(f.status, STORE_ST_RESOLVED);  /* no new outside use: stays resolved */
+    assert_string_equal(f.note, "looking");         /* patch without note keeps it */
+    store_finding_free(&f);
+    p = fput("cwf-A", "{\"v\":5}", 5, 1, 0, 5000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_int_equal(f.status, STORE_ST_OPEN);
+    store_finding_free(&f);
+    /* evidence from an older key version never overwrites newer evidence */
+    p = fput("cwf-A", "{\"v\":\"old\"}", 4, 0, 0, 6000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_string_equal(f.evidence_json, "{\"v\":5}");
+    store_finding_free(&f);
+    /* retraction, then a new outside use reopens */
+    p = fput("cwf-A", "{\"v\":6}", 6, 0, 1, 7000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_int_equal(f.status, STORE_ST_RETRACTED);
+    store_finding_free(&f);
+    p = fput("cwf-A", "{\"v\":7}", 7, 1, 0, 8000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
+    assert_int_equal(f.status, STORE_ST_OPEN);
+    store_finding_free(&f);
+    /* unknown ids */
+    assert_int_equal(store_finding_get(s, "cwf-NOPE", &f), STORE_ENOTFOUND);
+    assert_int_equal(store_finding_patch(s, "cwf-NOPE", STORE_ST_RESOLVED, NULL, 1), STORE_ENOTFOUND);
+}
+
+static void t_finding_list(void **state)
+{
+    struct store *s = *state;
+    static const char *const sev[] = { "low", "medium", "high", "critical" };
+    char ids[12][16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(ids[i], sizeof ids[i], "cwf-%02d", i);
+        struct store_finding_put p = fput(ids[i], "{}", 1, 1, 0, 10000 + (i / 2) * 100); /* pairs share a time */
+        p.severity = sev[i % 4];
+        p.account = i < 6 ? "111111111111" : "222222222222";
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    assert_int_equal(store_finding_patch(s, "cwf-03", STORE_ST_SUPPRESSED, NULL, 1), 0);
+    /* pages of 5, newest first, ties by id descending, no repeats, all 12 */
+    struct store_query q = { .status = -1, .severity = -1, .limit = 5 };
+    struct store_finding page[5];
+    char seen_order[12][16];
+    size_t total = 0;
+    for (int round = 0; round < 5; round++) {
+        size_t n = 0;
+        int more = 0;
+        assert_int_equal(store_finding_list(s, &q, page, &n, &more), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(total < 12);
+            snprintf(seen_order[total++], sizeof seen_order[0], "%s", page[i].id);
+            q.after_ms = page[i].created_ms;
+            snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
+            store_finding_free(&page[i]);
+        }
+        if (!more)
+            break;
+    }
+    assert_int_equal(total, 12);
+    for (int i = 0; i < 12; i++)
+        assert_string_equal(seen_order[i], ids[11 - i]);
+    /* filters */
+    struct store_finding all[STORE_LIST_MAX];
+    struct store_query f = { .status = -1, .severity = DET_SEV_CRITICAL, .limit = STORE_LIST_MAX };
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(store_finding_list(s, &f, all, &n, &more), 0);
+    assert_int_equal(n, 3); /* 3, 7, 11 */
+    for (size_t i = 0; i < n; i++)
+        store_finding_free(&all[i]);
+    f.severity = -1;
+    f.status = STORE_ST_SUPPRESSED;
+    assert_int_equal(store_finding_list(s, &f, all, &n, &more), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0].id, "cwf-03");
+    store_finding_free(&all[0]);
+    f.status = -1;
+    f.account = "222222222222";
+    f.since_ms = 10300;
+    assert_int_equal(store_finding_list(s, &f, all, &n, &more), 0);
+    assert_int_equal(n, 6); /* 6..11 are account 2, all created at >= 10300 */
+    for (size_t i = 0; i < n; i++)
+        store_finding_free(&all[i]);
+    f.until_ms = 10300;
+    assert_int_equal(store_finding_list(s, &f, all, &n, &more), 0);
+    assert_int_equal(n, 2); /* 6 and 7 at 10300 */
+    for (size_t i = 0; i < n; i++)
+        store_finding_free(&all[i]);
+}
+
+/* ---- concurrency: several engines (threads, each its own store handle) on one key ----------- */
+
+struct conc {
+    struct store *base;
+    int thread;
+    int rc;
+};
+
+static void *conc_run(void *arg)
+{
+    struct conc *c = arg;
+    struct store *st = store_clone(c->base);
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    char body[2048];
+    c->rc = 0;
+    for (int i = 0; i < CONC_EVENTS && !c->rc; i++) {
+        /* thread 0 sends the issuance first; all send marked inside uses; thread 1 one outside use */
+        int outside = c->thread == 1 && i == CONC_EVENTS / 2;
+        snprintf(body, sizeof body,
+                 "{\"eventID\":\"e-%d-%d\",\"eventTime\":\"2024-03-13T09:%02d:%02dZ\",\"eventSource\":\"sts.amazonaws.com\","
+                 "\"eventName\":\"GetCallerIdentity\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"%s\","
+                 "\"userAgent\":\"%s\",\"userIdentity\":{\"type\":\"AssumedRole\",\"accessKeyId\":\"ASIACONCURRENTKEY001\","
+                 "\"arn\":\"arn:aws:sts::111122223333:assumed-role/r/fn\",\"accountId\":\"111122223333\"}}",
+                 c->thread, i, c->thread * 10 + i / 60, i % 60, outside ? "198.51.100.7" : "3.5.140.2",
+                 outside ? "aws-cli/2.15.0" : "Boto3/1.34 exec-env/AWS_Lambda_python3.12");
+        int rc;
+        do  /* a 503-like answer is retried, as a sender would */
+            rc = eng_ingest(e, (const uint8_t *)body, strlen(body), now_ms(), rep);
+        while (rc == ENG_ESTORE);
+        c->rc = rc;
+    }
+    free(rep);
+    eng_free(e);
+    store_free(st);
+    return NULL;
+}
+
+static void t_concurrent_engines(void **state)
+{
+    struct store *s = *state;
+    struct eng *e = eng_new(s, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    const char *issue =
+        "{\"eventID\":\"issue-1\",\"eventTime\":\"2024-03-13T08:59:00Z\",\"eventSource\":\"sts.amazonaws.com\","
+        "\"eventName\":\"AssumeRole\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"lambda.amazonaws.com\","
+        "\"userAgent\":\"lambda.amazonaws.com\",\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"lambda.amazonaws.com\"},"
+        "\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/r\",\"roleSessionName\":\"fn\"},"
+        "\"responseElements\":{\"credentials\":{\"accessKeyId\":\"ASIACONCURRENTKEY001\",\"expiration\":\"Mar 13, 2024, 8:59:00 PM\"}}}";
+    assert_int_equal(eng_ingest(e, (const uint8_t *)issue, strlen(issue), now_ms(), rep), 0);
+    pthread_t th[CONC_THREADS];
+    struct conc cs[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) {
+        cs[i] = (struct conc){ .base = s, .thread = i };
+        assert_int_equal(pthread_create(&th[i], NULL, conc_run, &cs[i]), 0);
+    }
+    for (int i = 0; i < CONC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(cs[i].rc, 0);
+    }
+    char *ctx = NULL;
+    assert_int_equal(eng_key_json(e, "ASIACONCURRENTKEY001", &ctx), 0);
+    /* every inside use counted exactly once, the one outside use too */
+    char want[64];
+    snprintf(want, sizeof want, "\"inside\":{\"count\":%d,", CONC_THREADS * CONC_EVENTS - 1);
+    if (!strstr(ctx, want))
+        fail_msg("lost or doubled updates: %s (wanted %s)", ctx, want);
+    assert_non_null(strstr(ctx, "\"outside\":{\"count\":1,"));
+    assert_non_null(strstr(ctx, "\"finding_id\":\"cwf-ASIACONCURRENTKEY001\""));
+    free(ctx);
+    /* exactly one finding */
+    struct store_query q = { .status = -1, .severity = -1, .limit = 10 };
+    struct store_finding out[10];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(store_finding_list(s, &q, out, &n, &more), 0);
+    assert_int_equal(n, 1);
+    store_finding_free(&out[0]);
+    free(rep);
+    eng_free(e);
+}
+
+/* Redis only: an outage is STORE_EUNAVAIL (never a crash), and the same handle recovers. */
+static void t_redis_outage(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_ping(s), 0);
+    redis_stop();
+    assert_int_equal(store_ping(s), STORE_EUNAVAIL);
+    struct store_load l = { .akid = "ASIATESTKEY000000009" };
+    assert_int_equal(store_load(s, &l, 1), STORE_EUNAVAIL);
+    assert_int_equal(redis_start(), 0);
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {  /* backoff is at most 2 s */
+        ok = store_ping(s) == 0;
+        struct timespec ts = { 0, 50 * 1000000 };
+        if (!ok)
+            nanosleep(&ts, NULL);
+    }
+    assert_true(ok);
+    assert_int_equal(store_load(s, &l, 1), 0);
+}
+
+static void t_redis_url(void **state)
+{
+    (void)state;
+    char msg[128];
+    struct store *s;
+    assert_null(store_redis_new("http://x", 100, msg, sizeof msg));
+    assert_non_null(strstr(msg, "redis://"));
+    assert_null(store_redis_new("redis://host:99999", 100, msg, sizeof msg));
+    assert_null(store_redis_new("redis://host:6379/x", 100, msg, sizeof msg));
+    assert_null(store_redis_new("redis://:pw%zz@host", 100, msg, sizeof msg));
+    assert_non_null(s = store_redis_new("redis://user:p%40ss@127.0.0.1:6380/2", 100, msg, sizeof msg));
+    store_free(s);
+    assert_non_null(s = store_redis_new("redis://[::1]:6379", 100, msg, sizeof msg));
+    store_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest mem[] = {
+        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_expiry, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
+    };
+    const struct CMUnitTest redis[] = {
+        cmocka_unit_test(t_redis_url),
+        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
+    redis_port = free_port();
+    if (redis_port <= 0 || redis_start()) {
+        fprintf(stderr, "could not start redis-server on a loopback port\n");
+        redis_stop();
+        return failed + 1;
+    }
+    failed += cmocka_run_group_tests_name("store_redis", redis, NULL, NULL);
+    redis_stop();
+    return failed;
+}
