@@ -266,6 +266,62 @@ else
     ok "drain: logs stopped with nothing abandoned" || nok "drain: logs stopped with nothing abandoned"
 fi
 
+# ---- the store unavailable: always 503 with Retry-After, never 4xx; liveness stays up ----
+free_port() { $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+DEAD=$(free_port)
+if api_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$DEAD CREDWATCH_REDIS_TIMEOUT_MS=200 CREDWATCH_MAX_BODY_BYTES=65536
+then
+  req GET /healthz; expect "no Redis: healthz still 200" 200
+  req GET /readyz;  expect_error "no Redis: readyz 503" 503 store_unavailable "'retry-after' in h"
+  req POST /v1/ingest/eventbridge -H "$CT" -H "$BI" --data-binary @"$SAMPLE"
+  expect_error "no Redis: ingest 503 with Retry-After" 503 store_unavailable "'retry-after' in h"
+  req GET /v1/findings -H "$BR"; expect_error "no Redis: list 503" 503 store_unavailable "'retry-after' in h"
+  req GET "/v1/findings/$FID" -H "$BR"; expect_error "no Redis: get 503" 503 store_unavailable
+  req GET /v1/keys/ASIAEXAMPLEKEY000001 -H "$BR"; expect_error "no Redis: key 503" 503 store_unavailable
+  req POST /v1/ingest/eventbridge -H "$CT" -H "$BI" --data-binary @"$API_TMP/bad.json"
+  expect_error "no Redis: malformed input is still 400 (never valid)" 400 invalid_input
+  req GET /metrics
+  expect "no Redis: metrics count store errors, not ready" 200 "'credwatch_ready 0' in d and \
+'credwatch_store_errors_total 0' not in d"
+  api_stop
+else
+  nok "server starts with an unreachable Redis"
+fi
+
+# ---- a real Redis that stalls: 503 while it does, then the retry is applied exactly once ----
+REDIS_PID=
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    >"$API_TMP/redis.log" 2>&1 &
+  REDIS_PID=$!
+  trap 'api_stop; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$API_TMP"' EXIT
+  i=0
+  until [ "$(redis-cli -p "$RP" ping 2>/dev/null)" = PONG ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+  if api_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$RP CREDWATCH_REDIS_TIMEOUT_MS=300; then
+    req GET /readyz; expect "Redis: readyz 200" 200 "d['store'] == 'redis'"
+    req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$SAMPLE"
+    expect "Redis: ingest 200" 200 "d['findings'] == ['$FID']"
+    redis-cli -p "$RP" client pause 2000 all >/dev/null
+    req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/sample2.json"
+    expect_error "Redis stalled: ingest 503 with Retry-After" 503 store_unavailable "'retry-after' in h"
+    sleep 2.5
+    req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/sample2.json"
+    expect "Redis back: the retry succeeds" 200 "d['findings'] == ['$FID2'] and d['accepted'] + d['duplicates'] \
+== d['records'] - d['skipped_count']"
+    req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/sample2.json"
+    expect "Redis back: a further retry is all duplicates" 200 "d['accepted'] == 0"
+    req GET "/v1/findings/$FID2" -H "$BR"
+    expect "Redis: finding read back" 200 "d['outside_count'] == 1 and d['status'] == 'open'"
+    api_stop
+  else
+    nok "server starts with Redis"
+  fi
+  kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=
+else
+  echo "ok - Redis scenarios # SKIP redis-server not installed"
+fi
+
 # ---- configuration errors exit 2 naming the variable ----
 out=$(env CREDWATCH_THREADS=zero "$BIN" serve 2>&1); rc=$?
 [ $rc -eq 2 ] && echo "$out" | grep -q CREDWATCH_THREADS && ok "invalid config exits 2 naming the variable" ||
