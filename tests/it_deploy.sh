@@ -1,0 +1,244 @@
+#!/bin/sh
+# Deployment artefacts (deploy/): what can be proven without Docker, AWS or a Kubernetes API server.
+#
+#  1. tests/data/deploy_check.py: every YAML/JSON parses; the Dockerfile's stages, user, entrypoint, HEALTHCHECK and
+#     ip-ranges arguments; compose + HAProxy; Kubernetes objects (probes, securityContext, grace period >= preStop +
+#     drain, selectors); both CloudFormation templates (references, cycles, parameters and, with the npm
+#     CloudFormation specification, every property); the Terraform modules (references, twin of the templates and,
+#     with npm @cdktf/hcl2json, HashiCorp's own HCL parser); the EventBridge pattern against sample events; the
+#     dashboard's and alerts' metric names.
+#  2. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
+#     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only;
+#     the HEALTHCHECK probe (deploy/docker/healthcheck.c) must pass on /healthz, and SIGTERM must end it with 0.
+#
+# Not covered here (no Docker daemon, no AWS account, no cluster): building the image (`docker build`), running the
+# compose stack, `cfn-lint`/`terraform validate` with real provider schemas, `kubectl apply --dry-run=server`.
+#
+# Optional tools (CloudFormation spec, HCL parser) are installed from npm into build/deploy-tools (gitignored);
+# without npm or the registry their checks print a skip with the reason. Loopback only; every wait is bounded.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+fails=0
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; fi
+  chmod -R u+w "$tmp" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+ok() { echo "ok - $1"; }
+notok() { echo "not ok - $1"; fails=$((fails + 1)); }
+skip() { echo "ok - $1 # SKIP $2"; }
+
+if ! $PY -c 'import yaml' 2>/dev/null; then
+  notok "python3-yaml is installed (scripts/deps.sh test installs it)"
+  exit 1
+fi
+
+# ---- optional npm tools ---------------------------------------------------------------------------------------------
+tools="$root/$BUILD/deploy-tools"
+cfnspec_pkg="@aws-cdk/cfnspec@2.72.1"
+hcl_pkg="@cdktf/hcl2json@0.21.0"
+spec="$tools/node_modules/@aws-cdk/cfnspec/spec/specification.json"
+hcl="$tools/node_modules/@cdktf/hcl2json"
+tool_note=""
+if [ "${CREDWATCH_DEPLOY_NPM:-1}" = 0 ]; then
+  tool_note="CREDWATCH_DEPLOY_NPM=0"
+else
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "# installing nodejs npm (Debian) for the optional CloudFormation and HCL checks"
+    DEBIAN_FRONTEND=noninteractive timeout 300 sh -c \
+      'apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm' >"$tmp/apt.log" 2>&1 ||
+      echo "# apt-get install nodejs npm failed: $(tail -n 1 "$tmp/apt.log")"
+  fi
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    tool_note="node/npm not available"
+  elif [ ! -f "$spec" ] || [ ! -f "$hcl/package.json" ]; then
+    mkdir -p "$tools"
+    if ! timeout 120 npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error \
+         "$cfnspec_pkg" "$hcl_pkg" >"$tmp/npm.log" 2>&1; then
+      tool_note="npm install failed (registry unreachable?): $(tail -n 1 "$tmp/npm.log")"
+    fi
+  fi
+fi
+[ -n "$tool_note" ] && echo "# optional linters unavailable: $tool_note"
+
+args=""
+[ -f "$spec" ] && args="--cfn-spec $spec"
+if [ -f "$hcl/package.json" ] && command -v node >/dev/null 2>&1; then
+  # Parse every .tf with HashiCorp's HCL parser (compiled to WebAssembly): <out>/<module>/<file>.json or .error.
+  if HCL_PKG="$hcl" OUT="$tmp/hcl" TF_ROOT="$root/deploy/aws/terraform" timeout 60 node -e '
+    const { parse } = require(process.env.HCL_PKG);
+    const fs = require("fs"), path = require("path");
+    (async () => {
+      for (const mod of fs.readdirSync(process.env.TF_ROOT)) {
+        const dir = path.join(process.env.TF_ROOT, mod);
+        if (!fs.statSync(dir).isDirectory()) continue;
+        const out = path.join(process.env.OUT, mod);
+        fs.mkdirSync(out, { recursive: true });
+        for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".tf"))) {
+          try {
+            const doc = await parse(f, fs.readFileSync(path.join(dir, f), "utf8"));
+            fs.writeFileSync(path.join(out, f + ".json"), JSON.stringify(doc));
+          } catch (e) {
+            fs.writeFileSync(path.join(out, f + ".error"), String(e));
+          }
+        }
+      }
+    })().catch((e) => { console.error(e); process.exit(1); });' 2>"$tmp/hcl.log"; then
+    args="$args --hcl-json $tmp/hcl"
+  else
+    echo "# HCL parser failed to run: $(tail -n 1 "$tmp/hcl.log")"
+  fi
+fi
+
+# ---- structural checks ----------------------------------------------------------------------------------------------
+# shellcheck disable=SC2086
+$PY "$root/tests/data/deploy_check.py" $args || fails=$((fails + 1))
+
+# ---- the image's runtime layout -------------------------------------------------------------------------------------
+bin="$root/$BUILD/credwatch"
+free_port() {
+  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+http_status() { # url -> status code or 000
+  curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true
+}
+
+layout="$tmp/rootfs"
+mkdir -p "$layout/usr/local/bin" "$layout/usr/share/credwatch"
+if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror \
+     -o "$layout/usr/local/bin/credwatch-healthcheck" "$root/deploy/docker/healthcheck.c" 2>"$tmp/cc.log"; then
+  ok "healthcheck probe compiles with the project's warning flags"
+else
+  notok "healthcheck probe compiles with the project's warning flags"
+  sed 's/^/#   /' "$tmp/cc.log"
+fi
+probe="$layout/usr/local/bin/credwatch-healthcheck"
+
+if [ -x "$probe" ]; then
+  closed=$(free_port)
+  env -i CREDWATCH_LISTEN="127.0.0.1:$closed" "$probe" /healthz 2>/dev/null
+  rc=$?
+  if [ "$rc" -eq 1 ]; then ok "healthcheck probe exits 1 when nothing listens"; else notok "healthcheck probe exits 1 when nothing listens (got $rc)"; fi
+  env -i CREDWATCH_LISTEN="nonsense" "$probe" /healthz 2>/dev/null
+  rc=$?
+  if [ "$rc" -eq 2 ]; then ok "healthcheck probe exits 2 on an unparsable address"; else notok "healthcheck probe exits 2 on an unparsable address (got $rc)"; fi
+fi
+
+if [ ! -x "$bin" ]; then
+  skip "image runtime layout" "$BUILD/credwatch not built (make builds it)"
+elif [ ! -x "$probe" ]; then
+  notok "image runtime layout (no probe)"
+else
+  cp "$bin" "$layout/usr/local/bin/credwatch"
+  cp "$root/tests/data/deploy_ip-ranges.json" "$layout/usr/share/credwatch/ip-ranges.json"
+  chmod 0555 "$layout/usr/local/bin/credwatch" "$probe"
+  chmod 0444 "$layout/usr/share/credwatch/ip-ranges.json"
+  find "$layout" -type d -exec chmod 0555 {} +
+  chmod 0755 "$tmp"
+  # The Dockerfile's ENTRYPOINT + CMD and ENV, with image paths mapped into the layout.
+  set --
+  for a in $($PY "$root/tests/data/deploy_check.py" --entrypoint); do
+    case "$a" in /*) set -- "$@" "$layout$a" ;; *) set -- "$@" "$a" ;; esac
+  done
+  image_env=$($PY "$root/tests/data/deploy_check.py" --env)
+  drain=$(echo "$image_env" | sed -n 's/^CREDWATCH_DRAIN_SECONDS=//p')
+  drain=${drain:-20}
+  port=$(free_port)
+  # Image ENV first, then the test's: loopback instead of 0.0.0.0, ip-ranges path mapped, throwaway tokens.
+  envs=""
+  for kv in $image_env; do
+    case "$kv" in
+      CREDWATCH_LISTEN=*) ;;
+      CREDWATCH_AWS_IP_RANGES=*) envs="$envs CREDWATCH_AWS_IP_RANGES=$layout${kv#CREDWATCH_AWS_IP_RANGES=}" ;;
+      *) envs="$envs $kv" ;;
+    esac
+  done
+  envs="$envs CREDWATCH_LISTEN=127.0.0.1:$port CREDWATCH_INGEST_TOKENS=it-deploy-ingest-token-0001"
+  envs="$envs CREDWATCH_READ_TOKENS=it-deploy-read-token-0001 PATH=/usr/bin:/bin"
+  runas="setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs"
+  if ! command -v setpriv >/dev/null 2>&1; then runas=""; fi
+  if [ "$(id -u)" -ne 0 ]; then runas=""; fi
+  ro="no"
+  if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null 2>&1 &&
+     unshare -m sh -c 'mount -o remount,bind,ro / && ! touch /.credwatch-ro-probe' 2>/dev/null; then
+    ro="yes"
+  fi
+  log="$tmp/serve.log"
+  if [ "$ro" = yes ]; then
+    # A private mount namespace: / (and /tmp, /dev/shm, the layout when they are separate mounts) read-only.
+    # shellcheck disable=SC2086
+    env -i $envs unshare -m sh -c '
+      mount -o remount,bind,ro / || exit 97
+      for m in /tmp /dev/shm "$1"; do
+        if mountpoint -q "$m"; then mount -o remount,bind,ro "$m" || exit 97; fi
+      done
+      shift; exec "$@"' sh "$layout" $runas "$@" >"$log" 2>&1 &
+    pid=$!
+  else
+    # shellcheck disable=SC2086
+    env -i $envs $runas "$@" >"$log" 2>&1 &
+    pid=$!
+  fi
+  desc="as uid $( [ -n "$runas" ] && echo 65534 || id -u ), read-only root: $ro"
+  up=no
+  i=0
+  while [ $i -lt 100 ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    if [ "$(http_status "http://127.0.0.1:$port/healthz")" = 200 ]; then up=yes; break; fi
+    sleep 0.1; i=$((i + 1))
+  done
+  if [ "$up" = yes ]; then
+    ok "image entrypoint '$*' serves /healthz ($desc)"
+  else
+    notok "image entrypoint '$*' serves /healthz ($desc)"
+    sed 's/^/#   /' "$log" | tail -n 20
+  fi
+  if [ "$up" = yes ]; then
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    if [ -n "$runas" ]; then
+      if [ "$uid" = 65534 ]; then ok "the service process runs as uid 65534, not root"; else notok "the service process runs as uid 65534, not root (uid $uid)"; fi
+    else
+      skip "the service process runs as an unprivileged user" "not root: cannot switch users"
+    fi
+    if env -i CREDWATCH_LISTEN="127.0.0.1:$port" "$probe" /healthz 2>"$tmp/probe.err"; then
+      ok "HEALTHCHECK command (credwatch-healthcheck /healthz) passes"
+    else
+      notok "HEALTHCHECK command (credwatch-healthcheck /healthz) passes"; sed 's/^/#   /' "$tmp/probe.err"
+    fi
+    if env -i CREDWATCH_LISTEN="0.0.0.0:$port" "$probe" /healthz 2>/dev/null; then
+      ok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
+    else
+      notok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
+    fi
+    st=$(http_status "http://127.0.0.1:$port/readyz")
+    if [ "$st" = 200 ]; then ok "/readyz answers 200 with the embedded store"; else notok "/readyz answers 200 with the embedded store (got $st)"; fi
+    st=$(curl -s -o /dev/null -m 3 -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+         -H 'X-Api-Key: it-deploy-ingest-token-0001' --data '{"Records":[]}' \
+         "http://127.0.0.1:$port/v1/ingest/cloudtrail" 2>/dev/null || true)
+    if [ "$st" = 200 ]; then ok "ingest works with the container's environment (X-Api-Key)"; else notok "ingest works with the container's environment (X-Api-Key) (got $st)"; fi
+    kill -TERM "$pid"
+    limit=$(( (drain + 5) * 10 ))
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+      notok "SIGTERM stops the service within CREDWATCH_DRAIN_SECONDS + 5 s"
+    else
+      wait "$pid"; rc=$?
+      if [ "$rc" -eq 0 ]; then ok "SIGTERM stops the service with exit status 0"; else notok "SIGTERM stops the service with exit status 0 (got $rc)"; sed 's/^/#   /' "$log" | tail -n 10; fi
+    fi
+    pid=""
+    if grep -qiE 'read-only|EROFS|permission denied' "$log"; then
+      notok "the service logged no write failure"; grep -iE 'read-only|EROFS|permission denied' "$log" | sed 's/^/#   /'
+    else
+      ok "the service logged no write failure"
+    fi
+  fi
+fi
+
+[ "$fails" -eq 0 ]
