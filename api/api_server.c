@@ -254,8 +254,7 @@ static void on_body(struct api_req *r, const char *data, size_t n)
     if (r->pending_status || r->limit == 0)
         return;
     if (n > r->limit - r->len) {
-        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %zu bytes",
-                    r->srv->cfg.max_body);
+        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %zu bytes", r->limit);
         free(r->body);
         r->body = NULL;
         r->len = r->cap = 0;
