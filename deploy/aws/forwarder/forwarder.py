@@ -240,6 +240,18 @@ def _error_body(err):
         return ""
 
 
+def _count(summary, field):
+    """A count from credwatch's ingest answer: `field_count`, or `field` as a number or a list of ids."""
+    if not isinstance(summary, dict):
+        return 0
+    value = summary.get(field + "_count", summary.get(field))
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return 0
+
+
 # ---- S3 -------------------------------------------------------------------------------------------------------------
 
 _S3_CLIENT = None
@@ -285,9 +297,8 @@ def handler(event, context=None, s3_get=None, config=None, sleep=time.sleep, clo
         outcome, info = post_file(cfg, body, key, deadline, sleep=sleep, clock=clock, opener=opener)
         if outcome == "delivered":
             counts["forwarded"] += 1
-            if isinstance(info, dict):
-                counts["records"] += int(info.get("records") or 0)
-                counts["findings"] += int(info.get("findings") or 0)
+            counts["records"] += _count(info, "records")
+            counts["findings"] += _count(info, "findings")
             log("info", "forwarded", bucket=bucket, key=key, bytes=len(body), result=info)
         elif outcome == "rejected":
             counts["rejected"] += 1
