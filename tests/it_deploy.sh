@@ -222,6 +222,25 @@ else
          -H 'X-Api-Key: it-deploy-ingest-token-0001' --data '{"Records":[]}' \
          "http://127.0.0.1:$port/v1/ingest/cloudtrail" 2>/dev/null || true)
     if [ "$st" = 200 ]; then ok "ingest works with the container's environment (X-Api-Key)"; else notok "ingest works with the container's environment (X-Api-Key) (got $st)"; fi
+    # Path A without AWS: what the rule takes, posted the way an API destination does (one event per request,
+    # X-Api-Key from the connection, JSON with charset), must make the scenario's finding.
+    n=0; bad=0
+    $PY "$root/tests/data/deploy_check.py" --eventbridge-events >"$tmp/events.jsonl"
+    while IFS= read -r ev; do
+      n=$((n + 1))
+      st=$(printf '%s' "$ev" | curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST \
+           -H 'Content-Type: application/json; charset=utf-8' -H 'Connection: close' \
+           -H 'X-Api-Key: it-deploy-ingest-token-0001' --data-binary @- \
+           "http://127.0.0.1:$port/v1/ingest/eventbridge" 2>/dev/null || true)
+      [ "$st" = 200 ] || bad=$((bad + 1))
+    done <"$tmp/events.jsonl"
+    found=$(curl -s -m 5 -H 'Authorization: Bearer it-deploy-read-token-0001' "http://127.0.0.1:$port/v1/findings" |
+            $PY -c 'import json,sys; d=json.load(sys.stdin); print(sum(f.get("access_key_id")=="ASIAEXAMPLEKEY000009" for f in d.get("findings",[])))' 2>/dev/null)
+    if [ "$n" -eq 3 ] && [ "$bad" -eq 0 ] && [ "$found" = 1 ]; then
+      ok "EventBridge path: the $n events the rule takes, posted like an API destination, make the finding"
+    else
+      notok "EventBridge path: events the rule takes make the finding (events $n, non-200 $bad, findings ${found:-?})"
+    fi
     kill -TERM "$pid"
     limit=$(( (drain + 5) * 10 ))
     i=0

@@ -10,6 +10,7 @@ install them (each missing one turns its checks into a printed skip, never a fai
                     @cdktf/hcl2json); a file that does not parse arrives as <file>.tf.error.
   --entrypoint      print the Dockerfile's final ENTRYPOINT + CMD, one argument per line, and exit.
   --env             print the Dockerfile's final-stage ENV (NAME=VALUE lines; the `fetch` variant) and exit.
+  --eventbridge-events  print the sample events the EventBridge rule's pattern takes, one JSON per line, and exit.
 """
 
 import argparse
@@ -583,8 +584,18 @@ def main():
     ap.add_argument("--hcl-json")
     ap.add_argument("--entrypoint", action="store_true")
     ap.add_argument("--env", action="store_true")
+    ap.add_argument("--eventbridge-events", action="store_true")
     opts = ap.parse_args()
     dockerfile = os.path.join(DEPLOY, "Dockerfile")
+
+    if opts.eventbridge_events:
+        # What the rule would deliver, one event per line: the sample events its pattern takes.
+        eb_template = load_yaml_all(os.path.join(DEPLOY, "aws", "cloudformation", "eventbridge.yaml"), cfn=True)[0]
+        pat = eb_template["Resources"]["Rule"]["Properties"]["EventPattern"]
+        for s in json.load(open(SAMPLES, encoding="utf-8"))["eventbridge"]:
+            if pattern_matches(pat, s["event"]):
+                print(json.dumps(s["event"], separators=(",", ":")))
+        return 0
 
     if opts.entrypoint or opts.env:
         image = final_image(dockerfile)
@@ -729,7 +740,11 @@ def main():
         assert set(env) <= SERVICE_ENV, set(env) - SERVICE_ENV
         assert env["CREDWATCH_LISTEN"] == "0.0.0.0:8080"
         assert "@redis:6379" in env["CREDWATCH_REDIS_URL"] and env["CREDWATCH_REDIS_URL"].startswith("redis://")
-        assert env.get("CREDWATCH_INGEST_TOKENS") and env.get("CREDWATCH_READ_TOKENS")
+        for var in ("CREDWATCH_INGEST_TOKENS", "CREDWATCH_READ_TOKENS"):
+            default = re.fullmatch(r"\$\{%s:-([^}]*)\}" % var, env[var])
+            assert default, "%s has no laptop default" % var
+            assert all(16 <= len(t) <= 255 for t in default.group(1).split(",")), \
+                "%s default: tokens must be 16 to 255 bytes" % var
         grace = int(str(cw["stop_grace_period"]).rstrip("s"))
         assert grace > int(env.get("CREDWATCH_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS)), "stop_grace_period"
         assert cw["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -853,6 +868,8 @@ def main():
         assert set(cm["data"]) <= SERVICE_ENV, set(cm["data"]) - SERVICE_ENV
         assert set(sec["stringData"]) <= SERVICE_ENV, set(sec["stringData"]) - SERVICE_ENV
         assert {"CREDWATCH_INGEST_TOKENS", "CREDWATCH_READ_TOKENS"} <= set(sec["stringData"])
+        for var in ("CREDWATCH_INGEST_TOKENS", "CREDWATCH_READ_TOKENS"):
+            assert all(16 <= len(t) <= 255 for t in sec["stringData"][var].split(",")), "%s: 16 to 255 bytes" % var
         assert not set(cm["data"]) & {"CREDWATCH_INGEST_TOKENS", "CREDWATCH_READ_TOKENS", "CREDWATCH_REDIS_URL"}, \
             "secrets in the ConfigMap"
         assert cm["data"]["CREDWATCH_LISTEN"].startswith("0.0.0.0:")
