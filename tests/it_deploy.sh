@@ -100,6 +100,27 @@ fi
 # shellcheck disable=SC2086
 $PY "$root/tests/data/deploy_check.py" $args || fails=$((fails + 1))
 
+# ---- optional validators from Debian, when present (not installed here: haproxy and prometheus are large) ------
+if command -v haproxy >/dev/null 2>&1; then
+  if haproxy -c -f "$root/deploy/haproxy/haproxy.cfg" >"$tmp/haproxy.log" 2>&1; then
+    ok "haproxy -c accepts deploy/haproxy/haproxy.cfg"
+  else
+    notok "haproxy -c accepts deploy/haproxy/haproxy.cfg"; sed 's/^/#   /' "$tmp/haproxy.log"
+  fi
+else
+  skip "haproxy -c accepts deploy/haproxy/haproxy.cfg" "haproxy not installed (apt-get install haproxy)"
+fi
+if command -v promtool >/dev/null 2>&1; then
+  if promtool check rules "$root/deploy/observability/prometheus-rules.yaml" >"$tmp/promtool.log" 2>&1 &&
+     (cd "$root/tests/data" && promtool test rules deploy_prometheus_rules_test.yaml) >>"$tmp/promtool.log" 2>&1; then
+    ok "promtool checks the alert rules and their unit tests pass"
+  else
+    notok "promtool checks the alert rules and their unit tests pass"; sed 's/^/#   /' "$tmp/promtool.log" | tail -n 30
+  fi
+else
+  skip "promtool checks the alert rules and their unit tests pass" "promtool not installed (apt-get install prometheus)"
+fi
+
 # ---- the image's runtime layout -------------------------------------------------------------------------------------
 bin="$root/$BUILD/credwatch"
 free_port() {
