@@ -291,6 +291,9 @@ static int make_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
     static const unsigned char mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || s > 60)
         return -1;
+    /* Feb 29 only in leap years: days_from_civil would silently turn 2023-02-29 into Mar 1 */
+    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+        return -1;
     *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
     return 0;
 }
@@ -413,12 +416,19 @@ static int runtime_marker(const char *ua, char *runtime, size_t cap)
     return 1;
 }
 
+/* An AWS CLI or SDK (not a browser: a presigned URL's user agent is the browser's) on a
+ * desktop operating system. */
 static int desktop_client(const char *ua)
 {
+    static const char *const sdks[] = { "aws-cli/", "Boto3/", "Botocore/", "aws-sdk-", "AWSPowerShell", "aws-toolkit" };
+    int sdk = 0;
+    for (size_t i = 0; ua && i < sizeof sdks / sizeof sdks[0]; i++)
+        if (strstr(ua, sdks[i]))
+            sdk = 1;
+    if (!sdk)
+        return 0;
     static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
                                          "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
-    if (!ua)
-        return 0;
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
         if (strstr(ua, marks[i]))
             return 1;
@@ -589,6 +599,13 @@ static int finish_rc(struct dec *d, int level)
     }
     if ((sc->wrap & (1u << W_BODY)) && !sval(sc, F_EVENT_NAME)) {
         set_msg(d, DEC_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
+        return 0;
+    }
+    /* A lone root object with nothing of a record and no EventBridge detail is an unknown shape:
+     * refused, not counted as one skipped record (the sender must learn it sends the wrong thing). */
+    if (level == 0 && !(sc->wrap & (1u << W_DETAIL)) && !sc->set[F_EVENT_NAME] && !sc->set[F_EVENT_SOURCE] &&
+        !sc->set[F_EVENT_TIME] && !sc->set[F_EVENT_ID]) {
+        set_msg(d, DEC_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
         return 0;
     }
     size_t index = d->st.records;
@@ -934,7 +951,10 @@ static int parse_json(struct dec *d, const unsigned char *buf, size_t len)
         return 0;
     if (d->err)  /* a callback stopped the parse and said why */
         return d->err;
+    /* yajl counts the offending byte (or token) as consumed: name the offset of its last byte, 0-based */
     size_t at = d->json_before + yajl_get_bytes_consumed(d->y);
+    if (at > 0)
+        at--;
     unsigned char *e = yajl_get_error(d->y, 0, buf, len);
     char what[128];
     snprintf(what, sizeof what, "%s", e ? (const char *)e : "parse error");

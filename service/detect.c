@@ -51,6 +51,7 @@ static int use_cmp(int64_t at, const char *id, const struct det_use *u)
 static void use_set(struct det_use *u, const struct ev_event *ev)
 {
     u->at = ev->time;
+    copy_str(u->region, sizeof u->region, ev->region);
     copy_str(u->event_id, sizeof u->event_id, ev->id);
     copy_str(u->action, sizeof u->action, ev->action);
     copy_str(u->user_agent, sizeof u->user_agent, ev->user_agent);
@@ -154,7 +155,22 @@ static void add_inside_ip(struct det_key *k, const char *ip)
         copy_str(k->inside_ips[i], sizeof k->inside_ips[i], ip);
 }
 
+/* A marked call from an address that is neither AWS, private, nor allow-listed: the runtime's
+ * user agent, sent from somewhere else. Needs the AWS ranges to be told at all. */
+static int copied_marker(const struct ev_event *ev, const struct det_ctx *ctx)
+{
+    struct nr_match m;
+    if (!ctx || !ctx->net || !ctx->aws_ranges || !(ev->flags & EV_F_MARKED))
+        return 0;
+    return nr_lookup(ctx->net, ev->source_ip, &m) == NR_EXTERNAL;
+}
+
 int det_apply(struct det_key *k, const struct ev_event *ev)
+{
+    return det_apply_ctx(k, ev, NULL);
+}
+
+int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx)
 {
     if (ev->kind == EV_OTHER || strcmp(ev->akid, k->akid) != 0)
         return 0;
@@ -185,7 +201,7 @@ int det_apply(struct det_key *k, const struct ev_event *ev)
         k->on_behalf_count++;  /* neither inside nor outside */
         return 1;
     }
-    if ((ev->flags & EV_F_MARKED) && !(ev->flags & (EV_F_WORKER | EV_F_COLDSTART))) {
+    if ((ev->flags & EV_F_MARKED) && !(ev->flags & (EV_F_WORKER | EV_F_COLDSTART)) && !copied_marker(ev, ctx)) {
         k->marked = 1;
         k->inside_count++;
         min_time(&k->inside_first, ev->time);
@@ -196,8 +212,10 @@ int det_apply(struct det_key *k, const struct ev_event *ev)
         add_inside_ip(k, ev->source_ip);
         return 1;
     }
-    /* Unmarked (or Lambda's own worker / cold-start call): judged later against the key's
-     * inside addresses and the network knowledge, which may grow after this event. */
+    /* Unmarked, Lambda's own worker / cold-start call, or a copied marker (the cand keeps
+     * EV_F_MARKED): judged later against the key's inside addresses and the network knowledge. */
+    if (ev->flags & EV_F_MARKED)
+        k->marked = 1;  /* even copied, the marker names a Lambda runtime's key */
     add_cand(k, ev);
     return 1;
 }
@@ -250,6 +268,39 @@ int det_action_sensitive(const char *action)
     return 0;
 }
 
+static int org_account(const struct det_ctx *ctx, const char *acct)
+{
+    for (size_t i = 0; i < ctx->n_accounts; i++)
+        if (strcmp(ctx->accounts[i], acct) == 0)
+            return 1;
+    return 0;
+}
+
+static enum det_severity max_sev(enum det_severity a, enum det_severity b)
+{
+    return a > b ? a : b;
+}
+
+/* Severity of one outside address (domain.md §4), before the key-wide raises. */
+static enum det_severity cand_severity(const struct det_cand *c, enum det_why why, enum nr_class cls)
+{
+    int sensitive_ok = 0;
+    for (size_t a = 0; a < c->n_actions; a++)
+        if (c->actions[a].ok && det_action_sensitive(c->actions[a].name))
+            sensitive_ok = 1;
+    if (why == DET_WHY_COPIED_MARKER)
+        return DET_SEV_CRITICAL;
+    if (c->presigned_count == c->count)
+        return DET_SEV_LOW;  /* a browser fetching a presigned URL made with the key */
+    if (why == DET_WHY_INSIDE_AWS)
+        return sensitive_ok ? DET_SEV_HIGH : DET_SEV_MEDIUM;
+    if (sensitive_ok && cls != NR_AWS)
+        return DET_SEV_CRITICAL;
+    if (c->ok_count > c->presigned_count || (c->flags & EV_F_DESKTOP))
+        return DET_SEV_HIGH;
+    return DET_SEV_MEDIUM;  /* every call failed */
+}
+
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v)
 {
     memset(v, 0, sizeof *v);
@@ -257,34 +308,72 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
     v->inside_count = k->inside_count;
     v->inside_first = k->inside_first;
     v->inside_last = k->inside_last;
-    const struct det_net *net = ctx ? ctx->net : NULL;
-    uint32_t ok = 0, presigned = 0;
-    int sensitive_ok = 0, desktop = 0;
+    const struct nr_table *net = ctx ? ctx->net : NULL;
+    int all_presigned = 1, ok = 0, sensitive_ok = 0;
     for (size_t i = 0; i < k->n_cands; i++) {
         const struct det_cand *c = &k->cands[i];
-        const char *label = NULL;
-        if (inside_ip(k, c->ip))
+        struct nr_match m = { .cls = NR_NOT_IP };
+        if (net)
+            nr_lookup(net, c->ip, &m);
+        int aws = m.cls == NR_AWS;
+        enum det_why why = DET_WHY_ADDRESS;
+        if ((c->flags & EV_F_VPCE) && ctx && ctx->n_accounts && c->vpce_account[0] &&
+            !org_account(ctx, c->vpce_account)) {
+            why = DET_WHY_FOREIGN_VPCE;  /* the attacker's own endpoint: outside wherever it is */
+        } else if (c->flags & EV_F_MARKED) {
+            why = DET_WHY_COPIED_MARKER; /* only cands from a non-AWS address carry the marker */
+        } else if (inside_ip(k, c->ip)) {
             continue;
-        if (c->exempt_count == c->count) {
-            /* Lambda's worker / cold-start calls: inside-equivalent */
+        } else if (m.cls == NR_ALLOW) {
+            v->allowlisted_count += c->count;
+            v->allowed[v->n_allowed] = (uint8_t)i;
+            nr_class_string(&m, v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
+            v->n_allowed++;
+            continue;
+        } else if (c->exempt_count == c->count && (!ctx || !ctx->aws_ranges || aws)) {
+            /* Lambda's worker / cold-start calls, from AWS: inside-equivalent. From elsewhere the
+             * same user agent and call are an attacker's imitation. */
             v->inside_count += c->count;
             min_time(&v->inside_first, c->first.at);
             max_time(&v->inside_last, c->last.at);
             continue;
+        } else if (aws && !k->marked) {
+            /* a runtime that sends no marker: its own region's AWS addresses are its network */
+            if (!k->region[0] || strcmp(m.region, k->region) == 0 || strcmp(m.region, "GLOBAL") == 0) {
+                v->inside_count += c->count;
+                min_time(&v->inside_first, c->first.at);
+                max_time(&v->inside_last, c->last.at);
+                continue;
+            }
+        } else if (aws && k->marked) {
+            why = DET_WHY_INSIDE_AWS;    /* GuardDuty's InsideAWS analogue */
         }
-        if (net && net->allowlisted && net->allowlisted(net->ud, c->ip, &label)) {
-            v->allowlisted_count += c->count;
-            continue;
-        }
-        v->outside[v->n_outside++] = (uint8_t)i;
+        size_t o = v->n_outside++;
+        v->outside[o] = (uint8_t)i;
+        v->outside_why[o] = (uint8_t)why;
+        if (net)
+            nr_class_string(&m, v->outside_class[o], sizeof v->outside_class[o]);
+        else
+            copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
         v->outside_count += c->count;
-        ok += c->ok_count;
-        presigned += c->presigned_count;
-        if (c->flags & EV_F_DESKTOP)
-            desktop = 1;
+        v->severity = max_sev(v->severity, cand_severity(c, why, m.cls));
+        if (c->presigned_count != c->count)
+            all_presigned = 0;
+        ok |= c->ok_count > 0;
         for (size_t a = 0; a < c->n_actions; a++)
             if (c->actions[a].ok && det_action_sensitive(c->actions[a].name))
                 sensitive_ok = 1;
+        if (c->flags & EV_F_DESKTOP)
+            v->reasons |= DET_R_DESKTOP_CLIENT;
+        if (why == DET_WHY_COPIED_MARKER)
+            v->reasons |= DET_R_COPIED_MARKER;
+        else if (why == DET_WHY_INSIDE_AWS)
+            v->reasons |= DET_R_INSIDE_AWS;
+        else if (why == DET_WHY_FOREIGN_VPCE)
+            v->reasons |= DET_R_FOREIGN_VPCE;
+        if (k->region[0] && ((c->first.region[0] && strcmp(c->first.region, k->region) != 0) ||
+                             (c->last.region[0] && strcmp(c->last.region, k->region) != 0)))
+            v->reasons |= DET_R_NEW_REGION;
         if (!v->first_use || use_cmp(c->first.at, c->first.event_id, v->first_use) < 0) {
             v->first_use = &c->first;
             v->first_cand = c;
@@ -303,26 +392,22 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         v->outside_last = v->last_use->at;
     }
     v->finding = v->lambda && v->n_outside > 0;
-    if (!v->finding)
+    if (!v->finding) {
+        v->severity = DET_SEV_NONE;
+        v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER;
         return;
+    }
     v->reasons |= DET_R_OUTSIDE_ADDRESS;
-    if (desktop)
-        v->reasons |= DET_R_DESKTOP_CLIENT;
-    if (presigned == v->outside_count) {
-        v->severity = DET_SEV_LOW;
+    if (v->reasons & DET_R_NEW_REGION)
+        v->severity = max_sev(v->severity, DET_SEV_HIGH);
+    if (all_presigned)
         v->reasons |= DET_R_PRESIGNED_ONLY;
-        return;
-    }
-    if (sensitive_ok) {
-        v->severity = DET_SEV_CRITICAL;
+    else if (sensitive_ok)
         v->reasons |= DET_R_SENSITIVE_ACTION | DET_R_SUCCESSFUL_CALL;
-    } else if (ok > 0) {
-        v->severity = DET_SEV_HIGH;
+    else if (ok)
         v->reasons |= DET_R_SUCCESSFUL_CALL;
-    } else {
-        v->severity = desktop ? DET_SEV_HIGH : DET_SEV_MEDIUM;
+    else
         v->reasons |= DET_R_ALL_FAILED;
-    }
 }
 
 int64_t det_expires_at(const struct det_key *k)
@@ -365,6 +450,10 @@ static const struct {
     { "sensitive_action", "a sensitive action succeeded from outside (IAM write, secrets, KMS decrypt, ...)" },
     { "desktop_client", "an AWS CLI or SDK on a desktop operating system used the key" },
     { "presigned_url_only", "only presigned S3 URLs were used from outside" },
+    { "copied_user_agent", "a call carrying the Lambda runtime marker came from a non-AWS address" },
+    { "inside_aws", "an unmarked call came from an AWS address this key never used (GuardDuty InsideAWS analogue)" },
+    { "foreign_vpc_endpoint", "a call went through a VPC endpoint owned by an account outside the organisation" },
+    { "new_region", "the key was used outside in a region the function does not run in" },
 };
 
 static int bit_index(unsigned bit)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "netranges.h"
 
 #define DET_INSIDE_IPS_MAX 8     /* addresses the key used with the runtime marker */
 #define DET_CANDS_MAX 16         /* addresses of unexplained uses (outside candidates) */
@@ -21,7 +22,12 @@
 #define DET_CRED_LIFETIME (12 * 3600)  /* Lambda credentials live 12 h from issue */
 #define DET_PENDING_WINDOW 3600  /* keys with no Lambda evidence: kept 1 h past their last event */
 #define DET_LATE_MARGIN (2 * 3600)     /* extra life for late files (CloudTrail: 5 min typical, 30+ seen) */
-#define DET_ENCODED_MAX 8192     /* upper bound of det_encode's output */
+/* Upper bound of det_encode's output. Every field encodes to at most twice its size in memory (a
+ * string: a 1-2 byte length and at most cap-1 bytes; an integer: a varint of at most 10 bytes for
+ * 8), so twice the state bounds it and stays a bound when fields are added. A fixed 8192 did not:
+ * a key with all its candidates, long user agents and actions encodes to ~25 KB, and the engine
+ * then failed every ingest of that key ("out of memory"), hiding the theft. */
+#define DET_ENCODED_MAX (2 * sizeof(struct det_key) + 16)
 
 enum det_severity { DET_SEV_NONE = 0, DET_SEV_LOW, DET_SEV_MEDIUM, DET_SEV_HIGH, DET_SEV_CRITICAL };
 
@@ -35,12 +41,17 @@ enum det_reason {
     DET_R_SENSITIVE_ACTION = 1u << 5,   /* a successful sensitive action from outside */
     DET_R_DESKTOP_CLIENT = 1u << 6,     /* CLI/SDK on a desktop OS */
     DET_R_PRESIGNED_ONLY = 1u << 7,     /* only presigned S3 URLs */
-    DET_R_COUNT = 8
+    DET_R_COPIED_MARKER = 1u << 8,      /* a marked call from a non-AWS address: copied user agent */
+    DET_R_INSIDE_AWS = 1u << 9,         /* an unmarked call from an AWS address the key never used */
+    DET_R_FOREIGN_VPCE = 1u << 10,      /* through a VPC endpoint of an account outside the organisation */
+    DET_R_NEW_REGION = 1u << 11,        /* outside use in a region the function does not run in */
+    DET_R_COUNT = 12
 };
 
 /* One use outcome kept for evidence. */
 struct det_use {
     int64_t at;
+    char region[EV_REGION_MAX];
     char event_id[EV_ID_MAX];
     char action[EV_ACTION_MAX];
     char user_agent[EV_UA_MAX];
@@ -91,17 +102,19 @@ struct det_key {
     struct det_cand cands[DET_CANDS_MAX];
 };
 
-/* Network knowledge the judge may consult (AWS ranges, allow-lists). Optional: NULL = none.
- * Kept as an interface so the core stays pure: a lookup in read-only data. */
-struct det_net {
-    /* Returns 1 when the address is allow-listed (never outside); label may be NULL. */
-    int (*allowlisted)(const void *ud, const char *ip, const char **label);
-    const void *ud;
+#define DET_ACCOUNTS_MAX 256  /* organisation accounts (CREDWATCH_ACCOUNTS) */
+
+/* Network knowledge (domain.md §4): AWS ranges and the allow-list in a read-only table, and the
+ * organisation's accounts. Both optional. The core stays pure: lookups in read-only data. */
+struct det_ctx {
+    const struct nr_table *net;                    /* NULL: no AWS ranges, no allow-list */
+    int aws_ranges;                                /* net holds AWS's ranges (else only allow/private) */
+    const char (*accounts)[EV_ACCOUNT_MAX];        /* NULL/0: VPC endpoint ownership not judged */
+    size_t n_accounts;
 };
 
-struct det_ctx {
-    const struct det_net *net;
-};
+/* Why an address is outside, per candidate (det_verdict.outside_why). */
+enum det_why { DET_WHY_ADDRESS = 0, DET_WHY_COPIED_MARKER, DET_WHY_INSIDE_AWS, DET_WHY_FOREIGN_VPCE };
 
 struct det_verdict {
     int finding;                  /* 1: a Lambda key with at least one outside use */
@@ -113,8 +126,13 @@ struct det_verdict {
     uint32_t inside_count;        /* marked calls plus explained worker / cold-start calls */
     int64_t inside_first, inside_last;
     uint32_t allowlisted_count;   /* calls from allow-listed addresses */
+    uint8_t n_allowed;            /* allow-listed candidate indices and their class strings */
+    uint8_t allowed[DET_CANDS_MAX];
+    char allowed_class[DET_CANDS_MAX][NR_CLASS_MAX];
     uint8_t n_outside;            /* outside candidate indices, in cands[] order */
     uint8_t outside[DET_CANDS_MAX];
+    uint8_t outside_why[DET_CANDS_MAX];            /* enum det_why, parallel to outside[] */
+    char outside_class[DET_CANDS_MAX][NR_CLASS_MAX]; /* network class, parallel to outside[] */
     const struct det_use *first_use, *last_use;  /* point into the judged det_key */
     const struct det_cand *first_cand, *last_cand;
 };
@@ -123,7 +141,10 @@ struct det_verdict {
 void det_key_init(struct det_key *k, const char *akid);
 
 /* Folds one event of this key into the state; the caller has removed duplicates.
- * Returns 1 if the state changed, 0 if the event is irrelevant to the key. */
+ * Returns 1 if the state changed, 0 if the event is irrelevant to the key. ctx (may be NULL)
+ * tells a marked call from a non-AWS address (a copied user agent) from a real one. */
+int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx);
+/* det_apply_ctx without network knowledge. */
 int det_apply(struct det_key *k, const struct ev_event *ev);
 
 /* Judges the state. ctx may be NULL. */

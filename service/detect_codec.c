@@ -11,7 +11,7 @@
 
 #define CODEC_MAGIC0 'C'
 #define CODEC_MAGIC1 'W'
-#define CODEC_VERSION 1
+#define CODEC_VERSION 2  /* 2: det_use.region */
 
 struct wbuf {
     uint8_t *p;
@@ -107,6 +107,7 @@ static void get_str(struct rbuf *r, char *dst, size_t cap)
 static void put_use(struct wbuf *w, const struct det_use *u)
 {
     put_i64(w, u->at);
+    put_str(w, u->region, sizeof u->region);
     put_str(w, u->event_id, sizeof u->event_id);
     put_str(w, u->action, sizeof u->action);
     put_str(w, u->user_agent, sizeof u->user_agent);
@@ -116,6 +117,7 @@ static void put_use(struct wbuf *w, const struct det_use *u)
 static void get_use(struct rbuf *r, struct det_use *u)
 {
     u->at = get_i64(r);
+    get_str(r, u->region, sizeof u->region);
     get_str(r, u->event_id, sizeof u->event_id);
     get_str(r, u->action, sizeof u->action);
     get_str(r, u->user_agent, sizeof u->user_agent);

@@ -189,7 +189,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
                 dups++;
                 continue;
             }
-            det_apply(&e->key, &e->evs[e->order[w->first + k]]);
+            det_apply_ctx(&e->key, &e->evs[e->order[w->first + k]], &e->cfg.det);
             w->hashes[fresh++] = w->hashes[k];
         }
         w->dups = dups;

@@ -66,6 +66,41 @@ static json_t *outside_ips(const struct det_key *k, const struct det_verdict *v)
     return a;
 }
 
+/* Each outside address with its network class and tally. */
+static json_t *outside_sources(const struct det_key *k, const struct det_verdict *v)
+{
+    static const char *const why[] = { "outside_address", "copied_user_agent", "inside_aws", "foreign_vpc_endpoint" };
+    json_t *a = json_array();
+    for (size_t i = 0; i < v->n_outside; i++) {
+        const struct det_cand *c = &k->cands[v->outside[i]];
+        json_t *o = json_object();
+        json_object_set_new(o, "ip", json_string(c->ip));
+        json_object_set_new(o, "network", json_string(v->outside_class[i]));
+        json_object_set_new(o, "why", json_string(why[v->outside_why[i]]));
+        json_object_set_new(o, "count", json_integer(c->count));
+        json_object_set_new(o, "succeeded", json_integer(c->ok_count));
+        json_object_set_new(o, "first_at", time_or_null(c->first.at));
+        json_object_set_new(o, "last_at", time_or_null(c->last.at));
+        json_object_set_new(o, "vpc_endpoint_account", str_or_null(c->vpce_account));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *allowed_sources(const struct det_key *k, const struct det_verdict *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < v->n_allowed; i++) {
+        const struct det_cand *c = &k->cands[v->allowed[i]];
+        json_t *o = json_object();
+        json_object_set_new(o, "ip", json_string(c->ip));
+        json_object_set_new(o, "network", json_string(v->allowed_class[i]));
+        json_object_set_new(o, "count", json_integer(c->count));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static char *dump(json_t *o)
 {
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
@@ -88,6 +123,7 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
     json_object_set_new(o, "last_outside_at", time_or_null(v->outside_last));
     json_object_set_new(o, "outside_count", json_integer(v->outside_count));
     json_object_set_new(o, "outside_source_ips", outside_ips(k, v));
+    json_object_set_new(o, "outside_sources", outside_sources(k, v));
     /* union of actions over the outside addresses, sorted and unique */
     json_t *acts = json_array();
     const char *prev = NULL;
@@ -187,10 +223,13 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     /* Uses of a key with no Lambda evidence are not judged (yet): shown apart as unattributed. */
     json_t *outside = tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v));
     json_t *none = tally(0, 0, 0, json_array());
+    json_object_set_new(outside, "sources", outside_sources(k, v));
+    json_object_set_new(none, "sources", json_array());
     json_object_set_new(o, "outside", v->lambda ? outside : none);
     json_object_set_new(o, "unattributed", v->lambda ? none : outside);
     json_object_set_new(o, "on_behalf_count", json_integer(k->on_behalf_count));
     json_object_set_new(o, "allowlisted_count", json_integer(v->allowlisted_count));
+    json_object_set_new(o, "allowlisted_sources", allowed_sources(k, v));
     json_object_set_new(o, "finding_id", str_or_null(finding_id));
     return dump(o);
 }

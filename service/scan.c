@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "render.h"
+#include "settings.h"
 #include "store.h"
 
 #define SCAN_MAX_DEPTH 32                  /* directory nesting followed */
@@ -62,6 +63,9 @@ static void usage(FILE *out)
           "by content, not by name). CloudTrail digest files are recognised and skipped.\n"
           "\n"
           "options:\n"
+          "  --aws-ip-ranges FILE  AWS's ip-ranges.json (default: $CREDWATCH_AWS_IP_RANGES)\n"
+          "  --allow-cidrs SPEC    allow-listed ranges, CIDR[=label],... (default: $CREDWATCH_ALLOW_CIDRS)\n"
+          "  --accounts IDS        the organisation's account ids (default: $CREDWATCH_ACCOUNTS)\n"
           "  --fail-on-findings  exit 1 when any finding exists\n"
           "  --quiet             no summary or progress on standard error\n"
           "  --help              this text\n"
@@ -279,11 +283,31 @@ static size_t print_findings(struct scan *s)
     return printed;
 }
 
+/* Options that take a value; their values are not paths. */
+static int value_option(const char *a)
+{
+    return strcmp(a, "--aws-ip-ranges") == 0 || strcmp(a, "--allow-cidrs") == 0 || strcmp(a, "--accounts") == 0;
+}
+
 int scan_main(int argc, char **argv)
 {
     int fail_on_findings = 0, quiet = 0, npaths = 0;
+    const char *ranges = getenv("CREDWATCH_AWS_IP_RANGES"), *allow = getenv("CREDWATCH_ALLOW_CIDRS");
+    const char *accounts = getenv("CREDWATCH_ACCOUNTS");
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (value_option(argv[i])) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "credwatch scan: %s needs a value\n", argv[i]);
+                return 2;
+            }
+            if (strcmp(argv[i], "--aws-ip-ranges") == 0)
+                ranges = argv[i + 1];
+            else if (strcmp(argv[i], "--allow-cidrs") == 0)
+                allow = argv[i + 1];
+            else
+                accounts = argv[i + 1];
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--fail-on-findings") == 0) {
@@ -303,9 +327,16 @@ int scan_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    struct set_net net;
+    char msg[SET_MSG_MAX];
+    if (set_net_load(&net, ranges, allow, accounts, msg, sizeof msg)) {
+        fprintf(stderr, "credwatch scan: %s\n", msg);
+        return 2;
+    }
     struct scan s = { 0 };
     s.st = store_mem_new();
     struct eng_config cfg = { .limits = { .max_records = SCAN_MAX_RECORDS_PER_FILE } };
+    set_net_ctx(&net, &cfg.det);
     s.eng = s.st ? eng_new(s.st, &cfg) : NULL;
     s.rep = malloc(sizeof *s.rep);
     if (!s.eng || !s.rep) {
@@ -315,9 +346,12 @@ int scan_main(int argc, char **argv)
     if (!quiet && isatty(STDERR_FILENO)) {
         size_t files = 0;
         unsigned long long bytes = 0;
-        for (int i = 1; i < argc; i++)
-            if (argv[i][0] != '-' || !argv[i][1])
+        for (int i = 1; i < argc; i++) {
+            if (value_option(argv[i]))
+                i++;
+            else if (argv[i][0] != '-' || !argv[i][1])
                 measure(argv[i], 0, &files, &bytes);
+        }
         s.progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
     }
     s.t0 = now_s();
@@ -325,6 +359,10 @@ int scan_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!opts_done && strcmp(argv[i], "--") == 0) {
             opts_done = 1;
+            continue;
+        }
+        if (!opts_done && value_option(argv[i])) {
+            i++;
             continue;
         }
         if (!opts_done && argv[i][0] == '-' && argv[i][1])
@@ -343,6 +381,7 @@ int scan_main(int argc, char **argv)
     eng_free(s.eng);
     store_free(s.st);
     free(s.rep);
+    set_net_free(&net);
     if (s.bad_files)
         return 2;
     return fail_on_findings && findings ? 1 : 0;

@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "render.h"
+#include "settings.h"
 #include "store.h"
 
 #define CASES_DIR "tests/cases"
@@ -30,15 +31,27 @@
 #define SHUFFLES 300
 
 struct world {
+    struct set_net net;
     struct store *st;
     struct eng *eng;
     struct eng_report *rep;
 };
 
+/* The case's "settings" (AWS ranges, allow-list, accounts), as serve and scan would load them. */
+static json_t *g_settings;
+
 static void world_open(struct world *w)
 {
+    char msg[SET_MSG_MAX];
+    json_t *st = g_settings;
+    if (set_net_load(&w->net, json_string_value(json_object_get(st, "aws_ip_ranges")),
+                     json_string_value(json_object_get(st, "allow_cidrs")),
+                     json_string_value(json_object_get(st, "accounts")), msg, sizeof msg))
+        fail_msg("settings: %s", msg);
+    struct eng_config cfg = { .late_margin_s = 0 };
+    set_net_ctx(&w->net, &cfg.det);
     w->st = store_mem_new();
-    w->eng = eng_new(w->st, NULL);
+    w->eng = eng_new(w->st, &cfg);
     w->rep = malloc(sizeof *w->rep);
     assert_non_null(w->st);
     assert_non_null(w->eng);
@@ -50,6 +63,7 @@ static void world_close(struct world *w)
     eng_free(w->eng);
     store_free(w->st);
     free(w->rep);
+    set_net_free(&w->net);
 }
 
 /* The wall clock: the store expires keys against it (event-time expiry has an arrival floor). */
@@ -157,6 +171,20 @@ static void check_expectations(struct world *w, json_t *c, const char *name)
         if (acts && !string_set_equal(json_object_get(got, "outside_actions"), acts))
             fail_msg("%s: %s actions differ: %s", name, akid, f.evidence_json);
         assert_string_equal(json_string_value(json_object_get(got, "id")), fid);
+        /* network class of each outside address: expected as a prefix ("aws:ap-south-1:") */
+        const char *ip;
+        json_t *want_net;
+        json_object_foreach(json_object_get(e, "networks"), ip, want_net) {
+            const char *netw = NULL;
+            json_t *src;
+            size_t si;
+            json_array_foreach(json_object_get(got, "outside_sources"), si, src)
+                if (strcmp(json_string_value(json_object_get(src, "ip")), ip) == 0)
+                    netw = json_string_value(json_object_get(src, "network"));
+            const char *wn = json_string_value(want_net);
+            if (!netw || strncmp(netw, wn, strlen(wn)) != 0)
+                fail_msg("%s: %s network of %s is %s, expected %s...", name, akid, ip, netw ? netw : "(none)", wn);
+        }
         json_decref(codes);
         json_decref(got);
         store_finding_free(&f);
@@ -176,6 +204,11 @@ static void check_expectations(struct world *w, json_t *c, const char *name)
         if ((want = json_object_get(kexp, "inside_count")))
             assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "inside"), "count")),
                              json_integer_value(want));
+        if ((want = json_object_get(kexp, "allowlisted_count"))) {
+            if (json_integer_value(json_object_get(got, "allowlisted_count")) != json_integer_value(want) ||
+                json_array_size(json_object_get(got, "allowlisted_sources")) == 0)
+                fail_msg("%s: %s allow-listed uses not shown: %s", name, akid, ctx);
+        }
         if ((want = json_object_get(kexp, "outside_count")))
             if (json_integer_value(json_object_get(json_object_get(got, "outside"), "count")) !=
                 json_integer_value(want))
@@ -238,6 +271,7 @@ static void run_case(void **state)
         fail_msg("%s: %s (line %d)", path, err.text, err.line);
     json_t *records = json_object_get(c, "records");
     size_t n = json_array_size(records);
+    g_settings = json_object_get(c, "settings");
     assert_true(n > 0);
 
     /* 1. one file */

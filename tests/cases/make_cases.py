@@ -66,9 +66,23 @@ def finding(key, severity, outside, reasons, actions=None):
 
 K1, K2, K3 = "ASIAQEXAMPLEKEY00001", "ASIAQEXAMPLEKEY00002", "ASIAQEXAMPLEKEY00003"
 cases = []
-def case(name, desc, records, expect, keys=None):
-    cases.append({"name": name, "description": desc, "records": records, "expect": expect,
-                  "expect_keys": keys or {}})
+def case(name, desc, records, expect, keys=None, settings=None):
+    c = {"name": name, "description": desc, "records": records, "expect": expect, "expect_keys": keys or {}}
+    if settings:
+        c["settings"] = settings
+    cases.append(c)
+
+# Network knowledge (issue: AWS ranges, allow-lists, VPC endpoints): the full AWS list of 2026-08-22.
+RANGES = "tests/data/aws-ip-ranges-2026-08-22.json"
+FN_IP = "3.80.1.10"        # us-east-1 EC2 (3.80.0.0/12)
+FN_IP2 = "3.80.7.20"       # us-east-1 EC2, another address of the function's region
+OTHER_AWS = "15.193.0.10"  # ap-south-1 (15.193.0.0/24)
+UA_GO_NOMARK = "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5 md/GOOS#linux md/GOARCH#amd64"
+
+def nfinding(key, severity, outside, reasons, networks):
+    f = finding(key, severity, outside, reasons)
+    f["networks"] = networks
+    return f
 
 case("theft_after_inside_use",
      "The function runs (issuance, marked calls from its AWS address), then the key is replayed from a laptop.",
@@ -191,6 +205,89 @@ case("failed_call_is_a_use",
           "UpdateFunctionCode20150331v2")],
      [finding(K1, "critical", [OUT_IP, "198.51.100.8"], ["issued_by_lambda", "runtime_marker", "outside_address",
                                                          "successful_call", "sensitive_action"])])
+
+case("net_no_marker_runtime_in_region",
+     "A Go runtime on provided.al2023 sends no marker: its calls from AWS addresses of the function's "
+     "region are its own network, not outside.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, "2024-03-13T09:33:25Z", FN_IP2, UA_GO_NOMARK, "dynamodb.amazonaws.com", "GetItem")],
+     [], {K1: {"lambda": True, "inside_count": 2, "outside_count": 0}}, {"aws_ip_ranges": RANGES})
+
+case("net_no_marker_runtime_out_of_region",
+     "The same runtime's key used from an AWS address of another region and from the internet: outside.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, "2024-03-13T09:00:00Z", OTHER_AWS, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
+      use(K1, "2024-03-13T09:05:00Z", OUT_IP, UA_CLI_LINUX, "s3.amazonaws.com", "ListBuckets")],
+     [nfinding(K1, "critical", [OTHER_AWS, OUT_IP], ["issued_by_lambda", "outside_address", "successful_call",
+                                                    "sensitive_action"],
+               {OTHER_AWS: "aws:ap-south-1:", OUT_IP: "external"})],
+     None, {"aws_ip_ranges": RANGES})
+
+case("net_copied_marker",
+     "The attacker copies the runtime user agent: a marked call from a non-AWS address is critical.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, "2024-03-13T09:00:00Z", OUT_IP, UA_PY, "sts.amazonaws.com", "GetCallerIdentity")],
+     [nfinding(K1, "critical", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                          "copied_user_agent", "successful_call"], {OUT_IP: "external"})],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 1}}, {"aws_ip_ranges": RANGES})
+
+case("net_inside_aws",
+     "A key whose runtime marks its calls, used without the marker from an AWS address it never used "
+     "(an attacker's EC2 instance): medium, GuardDuty's InsideAWS analogue.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, "2024-03-13T09:00:00Z", OTHER_AWS, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity",
+          region="us-east-1")],
+     [nfinding(K1, "medium", [OTHER_AWS], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call"], {OTHER_AWS: "aws:ap-south-1:"})],
+     None, {"aws_ip_ranges": RANGES})
+
+VPCE_OWN = {"vpcEndpointId": "vpce-0a1b2c3d4e5f60001", "vpcEndpointAccountId": ACCT}
+VPCE_FOREIGN = {"vpcEndpointId": "vpce-0fedcba987654321f", "vpcEndpointAccountId": "999988887777"}
+case("net_foreign_vpc_endpoint",
+     "A function in a VPC calls through its own VPC endpoint from private addresses; the attacker uses the "
+     "key through an endpoint of an account outside the organisation: outside.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", "10.0.5.9", UA_PY, "secretsmanager.amazonaws.com", "GetSecretValue",
+          extra=VPCE_OWN),
+      use(K1, "2024-03-13T09:00:00Z", "10.0.7.7", UA_CLI_LINUX, "secretsmanager.amazonaws.com", "GetSecretValue",
+          extra=VPCE_FOREIGN)],
+     [nfinding(K1, "critical", ["10.0.7.7"], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                              "foreign_vpc_endpoint", "successful_call", "sensitive_action"],
+               {"10.0.7.7": "private"})],
+     None, {"aws_ip_ranges": RANGES, "accounts": ACCT})
+
+case("net_corporate_allow_list",
+     "Developers test with exported credentials from the corporate VPN, which is allow-listed: no finding, "
+     "the uses are shown in the key's context.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, "2024-03-13T09:00:00Z", "203.0.113.50", UA_CLI_MAC, "dynamodb.amazonaws.com", "Scan")],
+     [], {K1: {"lambda": True, "outside_count": 0, "allowlisted_count": 1}},
+     {"aws_ip_ranges": RANGES, "allow_cidrs": "203.0.113.0/24=corp-vpn,198.51.100.200/32=nat-gw-a"})
+
+case("net_worker_imitation",
+     "Lambda's worker user agent is excused only from AWS addresses: the same call from the internet is outside.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:22Z", "3.80.9.9", UA_WORKER, "logs.amazonaws.com", "CreateLogStream"),
+      use(K1, "2024-03-13T09:00:00Z", OUT_IP, UA_WORKER, "logs.amazonaws.com", "CreateLogStream")],
+     [nfinding(K1, "high", [OUT_IP], ["issued_by_lambda", "outside_address", "successful_call"],
+               {OUT_IP: "external"})],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 1}}, {"aws_ip_ranges": RANGES})
+
+case("net_presigned_url",
+     "A presigned URL made by the function, fetched by a customer's browser: low, never excused by name.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_PY, "s3.amazonaws.com", "PutObject"),
+      use(K1, "2024-03-13T09:00:00Z", "203.0.113.51", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+          "s3.amazonaws.com", "GetObject",
+          extra={"additionalEventData": {"AuthenticationMethod": "QueryString", "SignatureVersion": "SigV4"}})],
+     [nfinding(K1, "low", ["203.0.113.51"], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                             "presigned_url_only"], {"203.0.113.51": "external"})],
+     None, {"aws_ip_ranges": RANGES})
 
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):

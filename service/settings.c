@@ -1,0 +1,99 @@
+/* settings.c — loading the network knowledge once, for serve (and its SIGHUP reload) and scan. */
+#include "settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_accounts(struct set_net *out, const char *spec, char *msg, size_t msg_size)
+{
+    const char *p = spec;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *q = p;
+        while (n && *q == ' ') {
+            q++;
+            n--;
+        }
+        while (n && q[n - 1] == ' ')
+            n--;
+        if (n) {
+            int ok = n == 12;
+            for (size_t i = 0; ok && i < n; i++)
+                ok = q[i] >= '0' && q[i] <= '9';
+            if (!ok) {
+                snprintf(msg, msg_size, "CREDWATCH_ACCOUNTS: \"%.*s\" is not a 12-digit account id", (int)(n > 40 ? 40 : n),
+                         q);
+                return -1;
+            }
+            if (out->n_accounts == DET_ACCOUNTS_MAX) {
+                snprintf(msg, msg_size, "CREDWATCH_ACCOUNTS: more than %d accounts", DET_ACCOUNTS_MAX);
+                return -1;
+            }
+            memcpy(out->accounts[out->n_accounts], q, 12);
+            out->accounts[out->n_accounts][12] = 0;
+            out->n_accounts++;
+        }
+        p += strcspn(p, ",");
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+int set_net_load(struct set_net *out, const char *ip_ranges_path, const char *allow_cidrs, const char *accounts,
+                 char *msg, size_t msg_size)
+{
+    char why[NR_MSG_MAX];
+    memset(out, 0, sizeof *out);
+    struct nr_table *t = nr_table_new();
+    if (!t) {
+        snprintf(msg, msg_size, "out of memory");
+        return -1;
+    }
+    if (ip_ranges_path && ip_ranges_path[0]) {
+        if (nr_load_aws(t, ip_ranges_path, why, sizeof why)) {
+            snprintf(msg, msg_size, "CREDWATCH_AWS_IP_RANGES: %s", why);
+            nr_table_unref(t);
+            return -1;
+        }
+        out->aws_ranges = 1;
+    }
+    if (allow_cidrs && allow_cidrs[0] && nr_add_allow(t, allow_cidrs, why, sizeof why)) {
+        snprintf(msg, msg_size, "CREDWATCH_ALLOW_CIDRS: %s", why);
+        nr_table_unref(t);
+        return -1;
+    }
+    if (nr_build(t, why, sizeof why)) {
+        snprintf(msg, msg_size, "network ranges: %s", why);
+        nr_table_unref(t);
+        return -1;
+    }
+    if (accounts && parse_accounts(out, accounts, msg, msg_size)) {
+        nr_table_unref(t);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    out->table = t;
+    return 0;
+}
+
+int set_net_from_env(struct set_net *out, char *msg, size_t msg_size)
+{
+    return set_net_load(out, getenv("CREDWATCH_AWS_IP_RANGES"), getenv("CREDWATCH_ALLOW_CIDRS"),
+                        getenv("CREDWATCH_ACCOUNTS"), msg, msg_size);
+}
+
+void set_net_ctx(const struct set_net *n, struct det_ctx *ctx)
+{
+    ctx->net = n->table;
+    ctx->aws_ranges = n->aws_ranges;
+    ctx->accounts = (const char (*)[EV_ACCOUNT_MAX])n->accounts;
+    ctx->n_accounts = n->n_accounts;
+}
+
+void set_net_free(struct set_net *n)
+{
+    nr_table_unref(n->table);
+    n->table = NULL;
+}

@@ -1,0 +1,36 @@
+/* settings.h — the network knowledge `serve` and `scan` share, from the same variables:
+ *   CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json
+ *   CREDWATCH_ALLOW_CIDRS    CIDR[=label],... (NAT gateways, corporate egress, trusted forwarders)
+ *   CREDWATCH_ACCOUNTS       the organisation's account ids, comma-separated (VPC endpoint owners)
+ */
+#ifndef CW_SETTINGS_H
+#define CW_SETTINGS_H
+
+#include <stddef.h>
+
+#include "detect.h"
+#include "netranges.h"
+
+#define SET_MSG_MAX 320
+
+struct set_net {
+    struct nr_table *table;     /* always built: without AWS ranges it still knows private/allow */
+    int aws_ranges;             /* CREDWATCH_AWS_IP_RANGES was loaded */
+    char accounts[DET_ACCOUNTS_MAX][EV_ACCOUNT_MAX];
+    size_t n_accounts;
+};
+
+/* Builds from the given values (NULL or "" = unset). On error returns a negative code and msg
+ * names the variable and the problem; *out is left empty. */
+int set_net_load(struct set_net *out, const char *ip_ranges_path, const char *allow_cidrs, const char *accounts,
+                 char *msg, size_t msg_size);
+
+/* Builds from the environment variables above. */
+int set_net_from_env(struct set_net *out, char *msg, size_t msg_size);
+
+/* The detector's view of it (borrows the table). */
+void set_net_ctx(const struct set_net *n, struct det_ctx *ctx);
+
+void set_net_free(struct set_net *n);
+
+#endif
