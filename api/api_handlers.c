@@ -299,6 +299,8 @@ static enum MHD_Result h_patch(struct api_req *r)
     }
     int status = -1;
     const char *note = NULL, *key, *problem = NULL;
+    char note_too_long[64];
+    snprintf(note_too_long, sizeof note_too_long, "note is longer than %d bytes", STORE_NOTE_MAX);
     json_t *v;
     json_object_foreach(doc, key, v) {
         if (strcmp(key, "status") == 0) {
@@ -311,7 +313,7 @@ static enum MHD_Result h_patch(struct api_req *r)
             if (!json_is_string(v))
                 problem = "note must be a string";
             else if (json_string_length(v) > STORE_NOTE_MAX)
-                problem = "note is longer than 1024 bytes";
+                problem = note_too_long;
             else
                 note = json_string_value(v);
         } else {
