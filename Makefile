@@ -24,7 +24,7 @@ BENCH_SRC = $(wildcard tests/bench_*.c)
 BENCH_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 HDRS     = $(wildcard service/*.h api/*.h tests/*.h)
 
-.PHONY: all deps test unit integration bench asan clean lint
+.PHONY: all deps run test unit integration bench asan clean lint
 
 all: deps $(BUILD)/credwatch
 
@@ -54,6 +54,11 @@ $(BUILD)/credwatch: $(BUILD)/obj/service/main.o $(BUILD)/libcw.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CWFLAGS) -Itests $(CFLAGS) $< $(BUILD)/libcw.a -o $@ $(LIBS) -lcmocka
+
+# The one run command: installs what is missing, builds, serves on 127.0.0.1:8080 with the
+# embedded store (no Redis). Settings come from the environment (see README).
+run: all
+	build/credwatch serve
 
 # The one test command: builds, runs every suite, prints `N passed, N failed` last.
 test:
