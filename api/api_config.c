@@ -49,6 +49,10 @@ void api_config_usage(FILE *out)
     for (size_t i = 0; i < OPT_COUNT; i++)
         fprintf(out, "  %-24s %-32s default %s\n  %24s %s\n", OPTS[i].flag, OPTS[i].env, OPTS[i].def, "",
                 OPTS[i].help);
+    fprintf(out, "\nNetwork knowledge, shared with `credwatch scan` (environment only):\n"
+                 "  CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json\n"
+                 "  CREDWATCH_ALLOW_CIDRS    CIDR[=label],... never treated as outside (NAT, egress)\n"
+                 "  CREDWATCH_ACCOUNTS       the organisation's account ids (VPC endpoint owners)\n\n");
     fprintf(out, "  %-24s print the routes (METHOD /path) and exit\n", "--print-routes");
     fprintf(out, "  %-24s this text\n", "--help");
 }

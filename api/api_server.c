@@ -20,6 +20,7 @@
 #include "api_log.h"
 #include "api_metrics.h"
 #include "api_time.h"
+#include "settings.h"
 
 #define API_CONNECTION_TIMEOUT_S 75u        /* above a load balancer's 60 s idle timeout */
 #define API_CONNECTION_LIMIT 4096u          /* lowered to fit RLIMIT_NOFILE */
@@ -412,6 +413,19 @@ int api_serve(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+    /* The same network knowledge as `scan` (AWS ranges, allow-lists, own accounts), so both
+     * commands reach the same verdicts. Read-only once built: every worker's engine shares it. */
+    static struct set_net net;
+    char nmsg[SET_MSG_MAX];
+    if (set_net_from_env(&net, nmsg, sizeof nmsg) != 0) {
+        api_log("error", "invalid configuration", json_pack("{s:s}", "error", nmsg));
+        fprintf(stderr, "credwatch serve: %s\n", nmsg);
+        return 2;
+    }
+    set_net_ctx(&net, &srv.eng_cfg.det);
+    if (!net.aws_ranges)
+        api_log("warn", "CREDWATCH_AWS_IP_RANGES is unset: AWS addresses are not told apart from the internet",
+                NULL);
     if (srv.cfg.redis_url[0]) {
         char smsg[256] = "";
         srv.base = store_redis_new(srv.cfg.redis_url, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
@@ -419,6 +433,7 @@ int api_serve(int argc, char **argv)
         if (!srv.base) {
             api_log("error", "invalid configuration", json_pack("{s:s}", "error", smsg));
             fprintf(stderr, "credwatch serve: CREDWATCH_REDIS_URL: %s\n", smsg);
+            set_net_free(&net);
             return 2;
         }
     } else {
@@ -426,6 +441,7 @@ int api_serve(int argc, char **argv)
         srv.store_name = "memory";
         if (!srv.base) {
             api_log("error", "cannot create the in-memory store", NULL);
+            set_net_free(&net);
             return 1;
         }
         api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
@@ -445,6 +461,7 @@ int api_serve(int argc, char **argv)
     if (!d) {
         api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", srv.cfg.listen));
         store_free(srv.base);
+        set_net_free(&net);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -482,6 +499,7 @@ int api_serve(int argc, char **argv)
         close(lsock);
     store_free(srv.base);
     srv.base = NULL;
+    set_net_free(&net);
     api_log(left ? "warn" : "info", "stopped",
             json_pack("{s:f,s:I}", "drain_waited_s", waited, "inflight_abandoned", (json_int_t)left));
     return 0;
