@@ -123,10 +123,21 @@ enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc)
 enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message)
 {
     json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message ? message : "");
-    if (status >= 500)
-        api_log("warn", "request failed",
-                json_pack("{s:s,s:s,s:i,s:s,s:s}", "method", r->method, "route", api_path_template(r->match.path),
-                          "status", (int)status, "code", code, "message", message ? message : ""));
+    if (status >= 500) {
+        /* During a Redis outage every request fails: log at most one line per second, with
+         * the number of failures left out since the previous line (metrics count them all). */
+        static atomic_llong last_s;
+        static atomic_long suppressed;
+        long long now_s = (long long)api_mono_s();
+        long long prev = atomic_load(&last_s);
+        if (prev != now_s && atomic_compare_exchange_strong(&last_s, &prev, now_s))
+            api_log("warn", "request failed",
+                    json_pack("{s:s,s:s,s:i,s:s,s:s,s:I}", "method", r->method, "route",
+                              api_path_template(r->match.path), "status", (int)status, "code", code, "message",
+                              message ? message : "", "suppressed", (json_int_t)atomic_exchange(&suppressed, 0)));
+        else
+            atomic_fetch_add(&suppressed, 1);
+    }
     return api_reply_json(r, status, doc);
 }
 
