@@ -150,6 +150,7 @@ static void scan_file(struct scan *s, const char *path)
         s->refused_files++;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     } else if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, r->message[0] ? r->message : "failed");
+        s->files--;  /* counted once, among the bad files: the summary adds the two */
         s->bad_files++;
     } else {
         s->records += r->records;

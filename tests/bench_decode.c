@@ -1,0 +1,295 @@
+/* bench_decode.c — decode throughput: our yajl decoder against a jansson DOM baseline.
+ *
+ * Generates in memory a CloudTrail file of BENCH_RECORDS records of ~1.6 KB (nested userIdentity
+ * and sessionContext, requestParameters with nesting, responseElements, tlsDetails, resources; a
+ * mix of AssumedRole temporary-key uses, Lambda issuances, IAM-user and service events), then
+ * decodes the same bytes BENCH_RUNS times with dec_buffer and BENCH_RUNS times with json_loadb
+ * plus reading the fields the decoder reads, on one thread, and prints the medians.
+ *
+ *   bench_decode                      the decode figures
+ *   bench_decode --write-gz DIR N     writes the same records as N gzip CloudTrail files in DIR
+ *                                     (for tests/bench.sh's scan figure) and prints the count
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "decode.h"
+
+#define BENCH_RECORDS 20000
+#define BENCH_RUNS 5
+#define BENCH_RECORD_MAX 4096
+#define TARGET_RECORDS_S 200000.0
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)n + 1;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p)
+            abort();
+    }
+}
+
+static const char *const uas[] = {
+    "Boto3/1.34.20 md/Botocore#1.34.20 ua/2.0 os/linux#5.10.209-218.812.amzn2.x86_64 md/arch#x86_64 lang/python#3.12.1 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12 cfg/retry-mode#legacy Botocore/1.34.20",
+    "aws-sdk-nodejs/2.1500.0 linux/v20.9.0 exec-env/AWS_Lambda_nodejs20.x promise",
+    "aws-cli/2.15.0 md/awscrt#0.19.19 ua/2.0 os/macos#23.2.0 md/arch#arm64 lang/python#3.11.6 md/pyimpl#CPython cfg/retry-mode#standard md/installer#source md/prompt#off md/command#s3.ls",
+    "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5 md/GOOS#linux md/GOARCH#amd64 api/dynamodb#1.26.7",
+};
+
+/* One record, appended to b. Kinds by i: uses, issuances, IAM-user calls, service events. */
+static void record(struct buf *b, size_t i)
+{
+    unsigned kind = (unsigned)(i % 10);
+    char akid[32], id[40];
+    snprintf(akid, sizeof akid, "ASIAQBENCH%010zu", i / 7);
+    snprintf(id, sizeof id, "%08zx-1c2d-4e5f-8a9b-%012zx", i * 2654435761u % 0xffffffffu, i);
+    const char *tls = "\"tlsDetails\":{\"tlsVersion\":\"TLSv1.3\",\"cipherSuite\":\"TLS_AES_128_GCM_SHA256\","
+                      "\"clientProvidedHostHeader\":\"dynamodb.us-east-1.amazonaws.com\"}";
+    if (kind == 0) {  /* Lambda's issuance */
+        put(b, "{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"lambda.amazonaws.com\"},"
+               "\"eventTime\":\"2024-03-13T08:%02zu:%02zuZ\",\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"AssumeRole\","
+               "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"lambda.amazonaws.com\",\"userAgent\":\"lambda.amazonaws.com\","
+               "\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/orders-fn-role-%zu\","
+               "\"roleSessionName\":\"orders-fn-%zu\",\"durationSeconds\":43200},"
+               "\"responseElements\":{\"credentials\":{\"accessKeyId\":\"%s\",\"sessionToken\":\"IQoJb3JpZ2luX2VjEHwaCXVzLWVhc3QtMSJHMEUCIQD6"
+               "VyEMjQxMDg4MjQ2MTUzIgwd6qJ2pO4x8Y5XoWQq4AK9s3pYbQ8xw7fRkT2LmN0vA1cD4eF5gH6iJ7kL8mN9oP0qR1sT2uV3wX4yZ5aB6cD7eF8gH9iJ0kL"
+               "1mN2oP3qR4sT5uV6wX7yZ8aB9cD0eF1gH2iJ3kL4mN5oP6qR7sT8uV9wX0yZ1aB2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uV2wX3yZ4aB5cD6eF7gH8iJ9kL0m\","
+               "\"expiration\":\"Mar 13, 2024, 8:33:21 PM\"},\"assumedRoleUser\":{\"assumedRoleId\":\"AROAEXAMPLEID:orders-fn-%zu\","
+               "\"arn\":\"arn:aws:sts::111122223333:assumed-role/orders-fn-role-%zu/orders-fn-%zu\"}},"
+               "\"requestID\":\"%s\",\"eventID\":\"%s\",\"readOnly\":true,\"resources\":[{\"accountId\":\"111122223333\","
+               "\"type\":\"AWS::IAM::Role\",\"ARN\":\"arn:aws:iam::111122223333:role/orders-fn-role-%zu\"}],"
+               "\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":\"111122223333\","
+               "\"sharedEventID\":\"%s\",\"eventCategory\":\"Management\"}",
+               (i / 60) % 60, i % 60, i % 40, i % 40, akid, i % 40, i % 40, i % 40, id, id, i % 40, id);
+    } else if (kind <= 6) {  /* a temporary key's use */
+        const char *ua = uas[i % 4];
+        put(b, "{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":\"AssumedRole\",\"principalId\":\"AROAEXAMPLEID:orders-fn-%zu\","
+               "\"arn\":\"arn:aws:sts::111122223333:assumed-role/orders-fn-role-%zu/orders-fn-%zu\",\"accountId\":\"111122223333\","
+               "\"accessKeyId\":\"%s\",\"sessionContext\":{\"sessionIssuer\":{\"type\":\"Role\",\"principalId\":\"AROAEXAMPLEID\","
+               "\"arn\":\"arn:aws:iam::111122223333:role/orders-fn-role-%zu\",\"accountId\":\"111122223333\",\"userName\":\"orders-fn-role-%zu\"},"
+               "\"webIdFederationData\":{},\"attributes\":{\"creationDate\":\"2024-03-13T08:33:21Z\",\"mfaAuthenticated\":\"false\"}}},"
+               "\"eventTime\":\"2024-03-13T09:%02zu:%02zuZ\",\"eventSource\":\"dynamodb.amazonaws.com\",\"eventName\":\"%s\","
+               "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"%s\",\"userAgent\":\"%s\",%s"
+               "\"requestParameters\":{\"tableName\":\"orders-%zu\",\"key\":{\"pk\":{\"S\":\"ORDER#%zu\"},\"sk\":{\"S\":\"LINE#%zu\"}},"
+               "\"conditionExpression\":\"attribute_not_exists(pk)\",\"returnConsumedCapacity\":\"TOTAL\"},"
+               "\"responseElements\":null,\"requestID\":\"%s\",\"eventID\":\"%s\",\"readOnly\":false,"
+               "\"resources\":[{\"accountId\":\"111122223333\",\"type\":\"AWS::DynamoDB::Table\","
+               "\"ARN\":\"arn:aws:dynamodb:us-east-1:111122223333:table/orders-%zu\"}],\"eventType\":\"AwsApiCall\","
+               "\"apiVersion\":\"2012-08-10\",\"managementEvent\":false,\"recipientAccountId\":\"111122223333\","
+               "\"eventCategory\":\"Data\",%s}",
+               i % 40, i % 40, i % 40, akid, i % 40, i % 40, (i / 60) % 60, i % 60, i % 3 ? "PutItem" : "GetItem",
+               i % 5 ? "3.5.140.2" : "198.51.100.7", ua, i % 4 == 2 ? "\"errorCode\":\"AccessDenied\",\"errorMessage\":\"User is not authorized\"," : "",
+               i % 40, i, i % 9, id, id, i % 40, tls);
+    } else if (kind <= 8) {  /* an IAM user */
+        put(b, "{\"eventVersion\":\"1.09\",\"userIdentity\":{\"type\":\"IAMUser\",\"principalId\":\"AIDAEXAMPLE%zu\","
+               "\"arn\":\"arn:aws:iam::111122223333:user/dev-%zu\",\"accountId\":\"111122223333\",\"accessKeyId\":\"AKIAIOSFODNN7EX%05zu\","
+               "\"userName\":\"dev-%zu\",\"sessionContext\":{\"attributes\":{\"creationDate\":\"2024-03-13T07:00:00Z\","
+               "\"mfaAuthenticated\":\"true\"}}},\"eventTime\":\"2024-03-13T10:%02zu:%02zuZ\",\"eventSource\":\"ec2.amazonaws.com\","
+               "\"eventName\":\"DescribeInstances\",\"awsRegion\":\"eu-west-1\",\"sourceIPAddress\":\"203.0.113.%zu\","
+               "\"userAgent\":\"%s\",\"requestParameters\":{\"instancesSet\":{\"items\":[{\"instanceId\":\"i-0123456789abcdef%zu\"},"
+               "{\"instanceId\":\"i-0fedcba987654321%zu\"}]},\"filterSet\":{\"items\":[{\"name\":\"instance-state-name\","
+               "\"valueSet\":{\"items\":[{\"value\":\"running\"},{\"value\":\"stopped\"}]}}]},\"maxResults\":100},"
+               "\"responseElements\":null,\"requestID\":\"%s\",\"eventID\":\"%s\",\"readOnly\":true,\"eventType\":\"AwsApiCall\","
+               "\"managementEvent\":true,\"recipientAccountId\":\"111122223333\",\"eventCategory\":\"Management\",%s,"
+               "\"sessionCredentialFromConsole\":\"false\"}",
+               i % 20, i % 20, i % 20, i % 20, (i / 60) % 60, i % 60, i % 250, uas[2], i % 10, i % 10, id, id, tls);
+    } else {  /* an AWS service on its own */
+        put(b, "{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"cloudtrail.amazonaws.com\"},"
+               "\"eventTime\":\"2024-03-13T11:%02zu:%02zuZ\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":\"GenerateDataKey\","
+               "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"cloudtrail.amazonaws.com\",\"userAgent\":\"cloudtrail.amazonaws.com\","
+               "\"requestParameters\":{\"keyId\":\"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\","
+               "\"encryptionContext\":{\"aws:cloudtrail:arn\":\"arn:aws:cloudtrail:us-east-1:111122223333:trail/main\","
+               "\"aws:s3:arn\":\"arn:aws:s3:::trail-bucket/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/x_%zu.json.gz\"},"
+               "\"keySpec\":\"AES_256\"},\"responseElements\":null,\"requestID\":\"%s\",\"eventID\":\"%s\",\"readOnly\":true,"
+               "\"resources\":[{\"accountId\":\"111122223333\",\"type\":\"AWS::KMS::Key\","
+               "\"ARN\":\"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\"}],"
+               "\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":\"111122223333\","
+               "\"sharedEventID\":\"%s\",\"eventCategory\":\"Management\",\"additionalEventData\":{\"x-amz-id-2\":"
+               "\"Dp4rQ7pO0dMWhQ4rS0tB1cC2dD3eE4fF5gG6hH7iI8jJ9kK0lL1mM2nN3oO4pP5qQ6rR7sS8tT9uU0vV1wW2xX3yY4zZ5aA6bB7cC8dD9eE0fF1gG2hH3i\"}}",
+               (i / 60) % 60, i % 60, i, id, id, id);
+    }
+}
+
+/* The records [from, to) as one CloudTrail file. */
+static struct buf make_file(size_t from, size_t to)
+{
+    struct buf b = { malloc(1 << 20), 0, 1 << 20 };
+    if (!b.p)
+        abort();
+    put(&b, "{\"Records\":[");
+    for (size_t i = from; i < to; i++) {
+        if (i > from)
+            put(&b, ",");
+        record(&b, i);
+    }
+    put(&b, "]}");
+    return b;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static int count_event(void *ud, size_t index, const struct ev_event *ev)
+{
+    (void)index;
+    size_t *n = ud;
+    *n += ev->kind != EV_OTHER;
+    return 0;
+}
+
+/* The jansson baseline: the whole DOM, then the fields decode.c reads. */
+static const char *str_at(json_t *o, const char *a, const char *b, const char *c)
+{
+    json_t *v = json_object_get(o, a);
+    if (b)
+        v = json_object_get(v, b);
+    if (c)
+        v = json_object_get(v, c);
+    return json_string_value(v);
+}
+
+static size_t jansson_decode(const char *p, size_t len, size_t *records)
+{
+    json_error_t err;
+    json_t *root = json_loadb(p, len, 0, &err);
+    if (!root) {
+        fprintf(stderr, "bench_decode: jansson: %s\n", err.text);
+        exit(1);
+    }
+    json_t *recs = json_object_get(root, "Records");
+    size_t i, uses = 0;
+    json_t *r;
+    volatile size_t sink = 0;
+    json_array_foreach(recs, i, r) {
+        static const char *const top[] = { "eventID", "eventTime", "eventSource", "eventName", "awsRegion",
+                                           "sourceIPAddress", "userAgent", "errorCode", "eventType", "eventCategory",
+                                           "recipientAccountId", "vpcEndpointId", "vpcEndpointAccountId" };
+        for (size_t f = 0; f < sizeof top / sizeof top[0]; f++) {
+            const char *s = str_at(r, top[f], NULL, NULL);
+            sink += s ? strlen(s) : 0;
+        }
+        const char *type = str_at(r, "userIdentity", "type", NULL);
+        const char *akid = str_at(r, "userIdentity", "accessKeyId", NULL);
+        sink += str_at(r, "userIdentity", "arn", NULL) != NULL;
+        sink += str_at(r, "userIdentity", "accountId", NULL) != NULL;
+        sink += str_at(r, "userIdentity", "invokedBy", NULL) != NULL;
+        json_t *sc = json_object_get(json_object_get(r, "userIdentity"), "sessionContext");
+        sink += str_at(sc, "sessionIssuer", "arn", NULL) != NULL;
+        sink += str_at(sc, "attributes", "creationDate", NULL) != NULL;
+        sink += str_at(r, "requestParameters", "roleArn", NULL) != NULL;
+        sink += str_at(r, "requestParameters", "roleSessionName", NULL) != NULL;
+        sink += str_at(r, "requestParameters", "encryptionContext", "aws:lambda:FunctionArn") != NULL;
+        const char *issued = str_at(r, "responseElements", "credentials", "accessKeyId");
+        sink += str_at(r, "responseElements", "credentials", "expiration") != NULL;
+        sink += str_at(r, "additionalEventData", "AuthenticationMethod", NULL) != NULL;
+        if (issued || (type && strcmp(type, "AssumedRole") == 0 && akid && strncmp(akid, "ASIA", 4) == 0))
+            uses++;
+    }
+    *records = json_array_size(recs);
+    json_decref(root);
+    (void)sink;
+    return uses;
+}
+
+static int write_gz(const char *dir, size_t files)
+{
+    size_t per = (BENCH_RECORDS + files - 1) / files, total = 0;
+    for (size_t f = 0; f < files; f++) {
+        size_t from = f * per, to = from + per > BENCH_RECORDS ? BENCH_RECORDS : from + per;
+        if (from >= to)
+            break;
+        struct buf b = make_file(from, to);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/111122223333_CloudTrail_us-east-1_20240313T%04zuZ_bench.json.gz", dir, f);
+        gzFile z = gzopen(path, "wb6");
+        if (!z || gzwrite(z, b.p, (unsigned)b.len) != (int)b.len || gzclose(z) != Z_OK) {
+            fprintf(stderr, "bench_decode: cannot write %s\n", path);
+            return 1;
+        }
+        total += to - from;
+        free(b.p);
+    }
+    printf("%zu\n", total);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--write-gz") == 0)
+        return write_gz(argv[2], (size_t)strtoul(argv[3], NULL, 10));
+    struct buf b = make_file(0, BENCH_RECORDS);
+    double ours[BENCH_RUNS], dom[BENCH_RUNS];
+    size_t events = 0, records = 0;
+    for (int r = 0; r < BENCH_RUNS; r++) {
+        size_t uses = 0;
+        struct dec_sink sink = { count_event, NULL, &uses };
+        struct dec_stats st;
+        char msg[DEC_MSG_MAX];
+        double t0 = now_s();
+        int rc = dec_buffer((const uint8_t *)b.p, b.len, &sink, NULL, &st, msg, sizeof msg);
+        ours[r] = now_s() - t0;
+        if (rc || st.records != BENCH_RECORDS) {
+            fprintf(stderr, "bench_decode: decode failed (%d): %s\n", rc, msg);
+            return 1;
+        }
+        events = uses;
+    }
+    size_t dom_uses = 0;
+    for (int r = 0; r < BENCH_RUNS; r++) {
+        double t0 = now_s();
+        dom_uses = jansson_decode(b.p, b.len, &records);
+        dom[r] = now_s() - t0;
+    }
+    if (records != BENCH_RECORDS || dom_uses != events) {
+        fprintf(stderr, "bench_decode: baseline disagrees: %zu records, %zu uses (ours %zu)\n", records, dom_uses,
+                events);
+        return 1;
+    }
+    double m_ours = median(ours, BENCH_RUNS), m_dom = median(dom, BENCH_RUNS);
+    double rs = BENCH_RECORDS / m_ours, rs_dom = BENCH_RECORDS / m_dom;
+    printf("input: %d records, %.1f MB, %.0f bytes/record; %zu issuances and temporary-key uses\n", BENCH_RECORDS,
+           b.len / 1e6, (double)b.len / BENCH_RECORDS, events);
+    printf("decode: yajl %.0f records/s (median of %d, %.0f MB/s); jansson DOM %.0f records/s; ratio %.1fx\n", rs,
+           BENCH_RUNS, b.len / m_ours / 1e6, rs_dom, rs / rs_dom);
+    printf("decode: target %.0f records/s: %s\n", TARGET_RECORDS_S, rs >= TARGET_RECORDS_S ? "met" : "NOT met");
+    free(b.p);
+    return 0;
+}

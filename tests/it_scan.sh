@@ -1,0 +1,195 @@
+#!/bin/sh
+# it_scan.sh — `credwatch scan` against a folder of archives laid out like a real trail bucket:
+# gzip log files in nested AWSLogs/ folders, a digest file, a plain JSON file, an NDJSON file of
+# EventBridge events. A key issued in one file and replayed in another is found; a Lambda key used
+# only inside and non-Lambda keys used from many addresses are not.
+# Prints `ok - name` / `not ok - name`; exits non-zero when any check fails.
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+CW=${CREDWATCH:-$root/$BUILD/credwatch}
+PY=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+ok() { echo "ok - $1"; }
+notok() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { # name, then a command that must succeed
+  name=$1; shift
+  if "$@"; then ok "$name"; else notok "$name"; fi
+}
+
+if [ ! -x "$CW" ]; then
+  echo "not ok - credwatch binary missing at $CW"
+  exit 1
+fi
+
+# ---- the archives --------------------------------------------------------------------------------
+"$PY" - "$tmp/trail" "$tmp/stdin.json.gz" <<'EOF'
+import gzip, json, os, sys
+top, stdin_file = sys.argv[1], sys.argv[2]
+ACCT = "111122223333"
+ROLE = "arn:aws:iam::%s:role/orders-fn-role" % ACCT
+UA_PY = "Boto3/1.34.20 md/Botocore#1.34.20 ua/2.0 os/linux#5.10 lang/python#3.12.1 exec-env/AWS_Lambda_python3.12 Botocore/1.34.20"
+UA_CLI = "aws-cli/2.15.0 Python/3.11.6 Linux/6.5.0 source/x86_64.ubuntu.22 prompt/off command/sts.get-caller-identity"
+STOLEN, INSIDE_ONLY, MARKER_ONLY, NON_LAMBDA, PIPED = ("ASIAQEXAMPLESTOLEN01", "ASIAQEXAMPLEINSIDE01",
+    "ASIAQEXAMPLEMARKED01", "ASIAQEXAMPLEUSER0001", "ASIAQEXAMPLEPIPED001")
+n = [0]
+def eid():
+    n[0] += 1
+    return "00000000-0000-4000-8000-%012d" % n[0]
+def issue(key, t, fn="orders-fn"):
+    return {"eventVersion": "1.08", "userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"},
+            "eventTime": t, "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
+            "sourceIPAddress": "lambda.amazonaws.com", "userAgent": "lambda.amazonaws.com",
+            "requestParameters": {"roleArn": ROLE, "roleSessionName": fn},
+            "responseElements": {"credentials": {"accessKeyId": key, "sessionToken": "IQoJb3JpZ2luX2VjE",
+                                                  "expiration": "Mar 13, 2024, 8:33:21 PM"}},
+            "eventID": eid(), "eventType": "AwsApiCall", "recipientAccountId": ACCT}
+def use(key, t, ip, ua, source="sts.amazonaws.com", name="GetCallerIdentity", session="orders-fn"):
+    return {"eventVersion": "1.08",
+            "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLE:" + session,
+                             "arn": "arn:aws:sts::%s:assumed-role/orders-fn-role/%s" % (ACCT, session),
+                             "accountId": ACCT, "accessKeyId": key,
+                             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE},
+                                                "attributes": {"creationDate": "2024-03-13T08:33:21Z"}}},
+            "eventTime": t, "eventSource": source, "eventName": name, "awsRegion": "us-east-1",
+            "sourceIPAddress": ip, "userAgent": ua, "requestParameters": None, "responseElements": None,
+            "eventID": eid(), "eventType": "AwsApiCall", "recipientAccountId": ACCT}
+def eventbridge(rec):
+    return {"version": "0", "id": eid(), "detail-type": "AWS API Call via CloudTrail", "source": "aws.sts",
+            "account": ACCT, "time": rec["eventTime"], "region": "us-east-1", "resources": [], "detail": rec}
+def write_gz(rel, records):
+    path = os.path.join(top, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump({"Records": records}, f)
+logs = "AWSLogs/%s/CloudTrail/us-east-1/2024/03/13/" % ACCT
+# the stolen key's issuance and its inside use; another key used only inside
+write_gz(logs + "%s_CloudTrail_us-east-1_20240313T0835Z_abc.json.gz" % ACCT, [
+    issue(STOLEN, "2024-03-13T08:33:21Z"),
+    use(STOLEN, "2024-03-13T08:33:25Z", "3.5.140.2", UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+    issue(INSIDE_ONLY, "2024-03-13T08:34:00Z"),
+    use(INSIDE_ONLY, "2024-03-13T08:34:05Z", "3.5.140.3", UA_PY, "s3.amazonaws.com", "GetObject"),
+])
+# an hour later, in another file: the stolen key replayed from outside; a non-Lambda key everywhere
+write_gz(logs + "%s_CloudTrail_us-east-1_20240313T0935Z_def.json.gz" % ACCT, [
+    use(STOLEN, "2024-03-13T09:30:00Z", "198.51.100.7", UA_CLI),
+    use(STOLEN, "2024-03-13T09:31:00Z", "198.51.100.7", UA_CLI, "iam.amazonaws.com", "CreateUser"),
+    use(INSIDE_ONLY, "2024-03-13T09:32:00Z", "3.5.140.3", UA_PY, "s3.amazonaws.com", "PutObject"),
+] + [use(NON_LAMBDA, "2024-03-13T09:%02d:00Z" % i, "203.0.113.%d" % (10 + i), UA_CLI, session="alice")
+     for i in range(12)])
+# the digest beside the logs
+digest = "AWSLogs/%s/CloudTrail-Digest/us-east-1/2024/03/13/%s_CloudTrail-Digest_us-east-1_trail_us-east-1_20240313T093500Z.json.gz" % (ACCT, ACCT)
+path = os.path.join(top, digest)
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with gzip.open(path, "wt") as f:
+    json.dump({"awsAccountId": ACCT, "digestStartTime": "2024-03-13T08:35:00Z", "digestEndTime": "2024-03-13T09:35:00Z",
+               "digestS3Bucket": "trail", "digestPublicKeyFingerprint": "6d7e", "previousDigestSignature": None,
+               "logFiles": [{"s3Bucket": "trail", "s3Object": logs + "x.json.gz", "hashValue": "a1"}]}, f)
+# a marker-only key (no issuance seen): its inside use in a plain JSON file, its outside use in NDJSON
+os.makedirs(os.path.join(top, "exports"), exist_ok=True)
+with open(os.path.join(top, "exports", "plain.json"), "w") as f:
+    json.dump({"Records": [use(MARKER_ONLY, "2024-03-13T10:00:00Z", "3.5.140.4", UA_PY)]}, f)
+with open(os.path.join(top, "exports", "eventbridge.ndjson"), "w") as f:
+    for r in [use(INSIDE_ONLY, "2024-03-13T10:01:00Z", "3.5.140.3", UA_PY),
+              use(MARKER_ONLY, "2024-03-13T10:05:00Z", "192.0.2.44", UA_CLI, "secretsmanager.amazonaws.com",
+                  "GetSecretValue")]:
+        f.write(json.dumps(eventbridge(r)) + "\n")
+# for stdin: a key issued and replayed, in one gzip file
+with gzip.open(stdin_file, "wt") as f:
+    json.dump({"Records": [issue(PIPED, "2024-03-13T08:33:21Z"),
+                           use(PIPED, "2024-03-13T11:00:00Z", "198.51.100.99", UA_CLI)]}, f)
+EOF
+[ $? -eq 0 ] || { echo "not ok - generate archives"; exit 1; }
+
+# Checks stdout ($1) holds exactly the keys given, one JSON finding per line.
+keys_are() {
+  "$PY" - "$@" <<'EOF'
+import json, sys
+path, want = sys.argv[1], sorted(sys.argv[2:])
+lines = [l for l in open(path).read().split("\n") if l]
+try:
+    docs = [json.loads(l) for l in lines]
+except ValueError as e:
+    print("# not JSON lines: %s" % e); sys.exit(1)
+got = sorted(d.get("access_key_id") for d in docs)
+if got != want:
+    print("# keys %s, want %s" % (got, want)); sys.exit(1)
+for d in docs:
+    if d.get("severity") not in ("low", "medium", "high", "critical") or not d.get("outside_source_ips"):
+        print("# incomplete finding: %s" % d); sys.exit(1)
+EOF
+}
+
+# ---- scan a folder ---------------------------------------------------------------------------------
+"$CW" scan "$tmp/trail" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "scan DIR exits 0" [ "$rc" -eq 0 ]
+check "scan DIR prints exactly the stolen keys" keys_are "$tmp/out" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "the issued-then-replayed key is critical, from its outside address" "$PY" -c '
+import json, sys
+d = {json.loads(l)["access_key_id"]: json.loads(l) for l in open(sys.argv[1]) if l.strip()}
+s = d["ASIAQEXAMPLESTOLEN01"]
+assert s["severity"] == "critical", s["severity"]
+assert s["outside_source_ips"] == ["198.51.100.7"], s["outside_source_ips"]
+codes = [r["code"] for r in s["reasons"]]
+assert "issued_by_lambda" in codes and "sensitive_action" in codes, codes
+' "$tmp/out"
+check "summary line on stderr" grep -qE '^credwatch scan: 5 files \(0 unreadable or corrupt, 1 digests skipped\), 22 records, 4 keys, 2 findings' "$tmp/err"
+check "the digest is skipped, not an error" sh -c "! grep -q 'CloudTrail-Digest.*:' '$tmp/err'"
+
+"$CW" scan --fail-on-findings "$tmp/trail" >"$tmp/out2" 2>/dev/null
+rc=$?
+check "--fail-on-findings exits 1 with findings" [ "$rc" -eq 1 ]
+check "--fail-on-findings still prints them" keys_are "$tmp/out2" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+
+"$CW" scan --quiet "$tmp/trail" >"$tmp/out3" 2>"$tmp/err3"
+rc=$?
+check "--quiet: exit 0, no stderr" sh -c "[ $rc -eq 0 ] && [ ! -s '$tmp/err3' ]"
+check "--quiet: same findings" keys_are "$tmp/out3" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+
+# only the first file: the issuance and inside uses, no replay yet
+"$CW" scan --fail-on-findings "$tmp/trail/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T0835Z_abc.json.gz" >"$tmp/out4" 2>/dev/null
+rc=$?
+check "no findings: exit 0 with --fail-on-findings, nothing printed" sh -c "[ $rc -eq 0 ] && [ ! -s '$tmp/out4' ]"
+
+# ---- a corrupt file among good ones ----------------------------------------------------------------
+cp -r "$tmp/trail" "$tmp/trail2"
+head -c 100 "$tmp/stdin.json.gz" >"$tmp/trail2/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T1035Z_bad.json.gz"
+printf '{"Records":[{"eventID":' >"$tmp/trail2/exports/broken.json"
+"$CW" scan "$tmp/trail2" >"$tmp/out5" 2>"$tmp/err5"
+rc=$?
+check "corrupt files: exit 2" [ "$rc" -eq 2 ]
+check "corrupt files: findings still printed" keys_are "$tmp/out5" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "corrupt files: each named on stderr" sh -c "grep -q '_bad.json.gz: truncated gzip' '$tmp/err5' && grep -q 'broken.json: malformed JSON' '$tmp/err5'"
+check "corrupt files: counted in the summary" grep -q '7 files (2 unreadable or corrupt' "$tmp/err5"
+
+"$CW" scan "$tmp/does-not-exist" >/dev/null 2>"$tmp/err6"
+rc=$?
+check "missing path: exit 2 with its name" sh -c "[ $rc -eq 2 ] && grep -q 'does-not-exist' '$tmp/err6'"
+
+# ---- standard input --------------------------------------------------------------------------------
+"$CW" scan - <"$tmp/stdin.json.gz" >"$tmp/out7" 2>"$tmp/err7"
+rc=$?
+check "- reads standard input (gzip)" sh -c "[ $rc -eq 0 ]"
+check "- finds the piped key" keys_are "$tmp/out7" ASIAQEXAMPLEPIPED001
+gzip -dc "$tmp/stdin.json.gz" | "$CW" scan --fail-on-findings - >"$tmp/out8" 2>/dev/null
+rc=$?
+check "- reads plain JSON from a pipe" sh -c "[ $rc -eq 1 ]"
+check "- plain: same finding" keys_are "$tmp/out8" ASIAQEXAMPLEPIPED001
+
+# ---- usage -----------------------------------------------------------------------------------------
+"$CW" scan --help >"$tmp/help" 2>&1
+rc=$?
+check "--help exits 0" [ "$rc" -eq 0 ]
+check "--help mentions every option" sh -c "grep -q -- --fail-on-findings '$tmp/help' && grep -q -- --quiet '$tmp/help' && grep -q -- --help '$tmp/help'"
+"$CW" scan --bogus "$tmp/trail" >/dev/null 2>&1
+rc=$?
+check "an unknown option exits 2" [ "$rc" -eq 2 ]
+"$CW" scan >/dev/null 2>&1
+rc=$?
+check "no PATH exits 2" [ "$rc" -eq 2 ]
+
+[ "$fails" -eq 0 ]

@@ -1,0 +1,515 @@
+/* test_detect.c — the detection core's state: the binary codec (det_encode/det_decode), the
+ * order independence of its bounded sets, its lifetime (det_expires_at), the sensitive actions
+ * and the severity names.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "detect.h"
+
+#define KEY "ASIAQEXAMPLEKEY00001"
+#define T0 1710318801 /* 2024-03-13T08:33:21Z */
+
+/* Fills dst with `cap - 1` characters derived from tag and i (no NUL inside). */
+static void fill(char *dst, size_t cap, char tag, size_t i)
+{
+    for (size_t j = 0; j + 1 < cap; j++)
+        dst[j] = (char)('a' + (tag + i * 7 + j) % 26);
+    dst[0] = tag;
+    dst[1] = (char)('A' + i % 26);  /* distinct and sorted by i */
+    dst[cap - 1] = 0;
+}
+
+static void fill_use(struct det_use *u, size_t i, int64_t at)
+{
+    u->at = at;
+    fill(u->event_id, sizeof u->event_id, 'e', i);
+    fill(u->action, sizeof u->action, 'a', i);
+    fill(u->user_agent, sizeof u->user_agent, 'u', i);
+    u->failed = (uint8_t)(i & 1);
+}
+
+/* The largest state: every string at its bound, every array at its cap, big counters. */
+static void full_state(struct det_key *k)
+{
+    memset(k, 0, sizeof *k);
+    fill(k->akid, sizeof k->akid, 'K', 0);
+    fill(k->account, sizeof k->account, 'c', 0);
+    fill(k->region, sizeof k->region, 'r', 0);
+    fill(k->function, sizeof k->function, 'f', 0);
+    fill(k->role_arn, sizeof k->role_arn, 'R', 0);
+    fill(k->runtime, sizeof k->runtime, 'p', 0);
+    fill(k->issue_event_id, sizeof k->issue_event_id, 'i', 0);
+    k->issued = 1;
+    k->marked = 1;
+    k->issued_at = INT64_MAX / 3;
+    k->expires = INT64_MAX;
+    k->session_created = INT64_MAX - 1;
+    k->first_seen = T0;
+    k->last_seen = INT64_MAX - 2;
+    k->inside_count = UINT32_MAX;
+    k->inside_first = T0;
+    k->inside_last = INT64_MAX - 3;
+    k->n_inside_ips = DET_INSIDE_IPS_MAX;
+    k->inside_ips_truncated = 1;
+    for (size_t i = 0; i < DET_INSIDE_IPS_MAX; i++)
+        fill(k->inside_ips[i], sizeof k->inside_ips[i], 'I', i);
+    k->on_behalf_count = UINT32_MAX - 1;
+    k->n_cands = DET_CANDS_MAX;
+    k->cands_truncated = 1;
+    for (size_t i = 0; i < DET_CANDS_MAX; i++) {
+        struct det_cand *c = &k->cands[i];
+        fill(c->ip, sizeof c->ip, 'C', i);
+        c->count = UINT32_MAX;
+        c->ok_count = UINT32_MAX - 1;
+        c->exempt_count = UINT32_MAX - 2;
+        c->presigned_count = UINT32_MAX - 3;
+        c->flags = 0xffffffffu;
+        fill(c->vpce_account, sizeof c->vpce_account, 'v', i);
+        fill_use(&c->first, i, T0 + (int64_t)i);
+        fill_use(&c->last, i + 1, INT64_MAX - (int64_t)i);
+        c->n_actions = DET_CAND_ACTIONS_MAX;
+        c->actions_truncated = 1;
+        for (size_t a = 0; a < DET_CAND_ACTIONS_MAX; a++) {
+            fill(c->actions[a].name, sizeof c->actions[a].name, 'A', a);
+            c->actions[a].ok = (uint8_t)(a & 1);
+        }
+    }
+}
+
+static void test_codec_full_roundtrip(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    static uint8_t blob[DET_ENCODED_MAX], again[DET_ENCODED_MAX];
+    full_state(&k);
+    /* DET_ENCODED_MAX is documented as the upper bound: the largest state must fit */
+    int len = det_encode(&k, blob, sizeof blob);
+    if (len < 0)
+        fail_msg("the largest state does not fit DET_ENCODED_MAX (%zu bytes)", (size_t)DET_ENCODED_MAX);
+    assert_true((size_t)len <= DET_ENCODED_MAX);
+    assert_true(len > 16000);  /* the state really is at its largest */
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
+    assert_memory_equal(&k, &back, sizeof k);
+    assert_int_equal(det_encode(&back, again, sizeof again), len);
+    assert_memory_equal(blob, again, (size_t)len);
+    /* one byte short of the room needed: refused, never a cut blob */
+    assert_true(det_encode(&k, again, (size_t)len - 1) < 0);
+    assert_int_equal(det_encode(&k, again, (size_t)len), len);
+}
+
+/* A realistic state made by det_apply. */
+static void applied_state(struct det_key *k)
+{
+    det_key_init(k, KEY);
+    struct ev_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = EV_ISSUE;
+    ev.time = T0;
+    ev.expires = T0 + 43200;
+    snprintf(ev.id, sizeof ev.id, "00000000-0000-4000-8000-000000000001");
+    snprintf(ev.akid, sizeof ev.akid, KEY);
+    snprintf(ev.account, sizeof ev.account, "111122223333");
+    snprintf(ev.region, sizeof ev.region, "us-east-1");
+    snprintf(ev.function, sizeof ev.function, "orders-fn");
+    snprintf(ev.role_arn, sizeof ev.role_arn, "arn:aws:iam::111122223333:role/orders-fn-role");
+    assert_int_equal(det_apply(k, &ev), 1);
+    ev.kind = EV_USE;
+    ev.flags = EV_F_MARKED;
+    ev.time = T0 + 4;
+    ev.session_created = T0;
+    snprintf(ev.id, sizeof ev.id, "00000000-0000-4000-8000-000000000002");
+    snprintf(ev.source_ip, sizeof ev.source_ip, "3.5.140.2");
+    snprintf(ev.action, sizeof ev.action, "dynamodb:PutItem");
+    snprintf(ev.runtime, sizeof ev.runtime, "python3.12");
+    assert_int_equal(det_apply(k, &ev), 1);
+    ev.flags = EV_F_FAILED | EV_F_DESKTOP;
+    ev.time = T0 + 3600;
+    snprintf(ev.id, sizeof ev.id, "00000000-0000-4000-8000-000000000003");
+    snprintf(ev.source_ip, sizeof ev.source_ip, "2001:db8::7");
+    snprintf(ev.action, sizeof ev.action, "iam:CreateUser");
+    snprintf(ev.error, sizeof ev.error, "AccessDenied");
+    snprintf(ev.user_agent, sizeof ev.user_agent, "aws-cli/2.15.0 os/macos#23.2.0");
+    assert_int_equal(det_apply(k, &ev), 1);
+}
+
+static void test_codec_applied_roundtrip(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    uint8_t blob[DET_ENCODED_MAX], again[DET_ENCODED_MAX];
+    applied_state(&k);
+    int len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_true(len < 512);  /* the Redis budget per key (detect_codec.c) */
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
+    assert_int_equal(det_encode(&back, again, sizeof again), len);
+    assert_memory_equal(blob, again, (size_t)len);
+    assert_string_equal(back.akid, KEY);
+    assert_string_equal(back.function, "orders-fn");
+    assert_int_equal(back.issued, 1);
+    assert_int_equal(back.marked, 1);
+    assert_int_equal(back.expires, T0 + 43200);
+    assert_int_equal(back.n_inside_ips, 1);
+    assert_string_equal(back.inside_ips[0], "3.5.140.2");
+    assert_int_equal(back.n_cands, 1);
+    assert_string_equal(back.cands[0].ip, "2001:db8::7");
+    assert_int_equal(back.cands[0].flags, EV_F_FAILED | EV_F_DESKTOP);
+    assert_string_equal(back.cands[0].first.user_agent, "aws-cli/2.15.0 os/macos#23.2.0");
+    /* the verdicts of both states are the same */
+    struct det_verdict v1, v2;
+    det_judge(&k, NULL, &v1);
+    det_judge(&back, NULL, &v2);
+    assert_int_equal(v1.finding, 1);
+    assert_int_equal(v2.finding, 1);
+    assert_int_equal(v1.severity, v2.severity);
+    assert_int_equal(v1.reasons, v2.reasons);
+    assert_int_equal(v2.severity, DET_SEV_HIGH);  /* every outside call failed, from a desktop */
+}
+
+static void test_codec_rejects(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    static uint8_t blob[DET_ENCODED_MAX + 16], bad[DET_ENCODED_MAX + 16];
+    applied_state(&k);
+    int len = det_encode(&k, blob, DET_ENCODED_MAX);
+    assert_true(len > 10);
+    /* every strict prefix, the empty one included */
+    for (int n = 0; n < len; n++)
+        if (det_decode(&back, blob, (size_t)n) != -1)
+            fail_msg("a prefix of %d of %d bytes was accepted", n, len);
+    /* a byte too many */
+    memcpy(bad, blob, (size_t)len);
+    bad[len] = 0;
+    assert_int_equal(det_decode(&back, bad, (size_t)len + 1), -1);
+    /* foreign: magic, version, JSON, another codec */
+    memcpy(bad, blob, (size_t)len);
+    bad[0] = 'X';
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    memcpy(bad, blob, (size_t)len);
+    bad[2] = (uint8_t)(blob[2] + 1);  /* a version this build does not know */
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    bad[2] = 0;
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    static const char json[] = "{\"akid\":\"" KEY "\"}";
+    assert_int_equal(det_decode(&back, (const uint8_t *)json, sizeof json - 1), -1);
+    /* corrupted: the akid's length says more than the blob holds */
+    memcpy(bad, blob, (size_t)len);
+    bad[3] = 0x7f;
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    /* a string longer than its field */
+    memcpy(bad, blob, (size_t)len);
+    bad[3] = EV_AKID_MAX;
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    /* a NUL inside a string */
+    memcpy(bad, blob, (size_t)len);
+    bad[5] = 0;
+    assert_int_equal(det_decode(&back, bad, (size_t)len), -1);
+    /* a varint that never ends */
+    memcpy(bad, blob, 3);
+    memset(bad + 3, 0x80, 12);
+    assert_int_equal(det_decode(&back, bad, 15), -1);
+    /* the decoded state is never left half-filled with the caller's old data */
+    memset(&back, 0x5a, sizeof back);
+    assert_int_equal(det_decode(&back, blob, 2), -1);
+    assert_int_equal(back.n_cands, 0);
+    assert_string_equal(back.akid, "");
+}
+
+/* Counts over the caps are rejected: a blob with n_cands > DET_CANDS_MAX, n_inside > max, n_actions > max. */
+static void test_codec_rejects_counts(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    static uint8_t blob[DET_ENCODED_MAX];
+    full_state(&k);
+    /* an encoder that believes in bigger caps: patch the counts in a valid blob */
+    k.n_cands = 1;
+    k.n_inside_ips = 0;
+    int len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
+    /* locate the n_inside_ips byte: it precedes the n_cands byte (0 inside ips), then the first ip */
+    size_t ip_len = strlen(k.cands[0].ip);
+    size_t at = 0;
+    for (size_t i = 3; i + 2 < (size_t)len; i++)
+        if (blob[i] == 0 && blob[i + 1] == 1 && blob[i + 2] == ip_len && memcmp(blob + i + 3, k.cands[0].ip, 4) == 0)
+            at = i;
+    assert_true(at > 0);
+    blob[at + 1] = DET_CANDS_MAX + 1;
+    assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
+    blob[at + 1] = 1;
+    blob[at] = DET_INSIDE_IPS_MAX + 1;
+    assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
+    blob[at] = 0;
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
+}
+
+/* ---- order independence of the bounded sets --------------------------------------------------- */
+
+#define N_ADDR (DET_CANDS_MAX * 3)
+#define N_ACTIONS (DET_CAND_ACTIONS_MAX * 2)
+
+static void make_use(struct ev_event *ev, size_t i, unsigned flags, const char *ip, const char *action)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->kind = EV_USE;
+    ev->flags = flags;
+    ev->time = T0 + (int64_t)(i % 7) * 60;  /* ties in time: the event id breaks them */
+    snprintf(ev->id, sizeof ev->id, "evt-%04zu", i);
+    snprintf(ev->akid, sizeof ev->akid, KEY);
+    snprintf(ev->source_ip, sizeof ev->source_ip, "%s", ip);
+    snprintf(ev->action, sizeof ev->action, "%s", action);
+    snprintf(ev->user_agent, sizeof ev->user_agent, "ua-%zu", i);
+    snprintf(ev->account, sizeof ev->account, "1111222233%02zu", i % 50);
+    snprintf(ev->function, sizeof ev->function, "fn-%zu", i % 5);
+    if (flags & EV_F_MARKED)
+        snprintf(ev->runtime, sizeof ev->runtime, "python3.%zu", i % 13);
+}
+
+static size_t n_events;
+static struct ev_event events[N_ADDR * 2 + N_ACTIONS + 8];
+
+static void build_events(void)
+{
+    n_events = 0;
+    char ip[EV_IP_MAX], action[EV_ACTION_MAX];
+    /* unmarked uses from N_ADDR addresses (outside candidates), some failed */
+    for (size_t i = 0; i < N_ADDR; i++) {
+        snprintf(ip, sizeof ip, "198.51.%zu.%zu", (i * 37) % 256, i);
+        snprintf(action, sizeof action, "s3:Op%02zu", i % 5);
+        make_use(&events[n_events], n_events, i % 3 == 0 ? EV_F_FAILED : 0, ip, action);
+        n_events++;
+    }
+    /* marked uses from N_ADDR addresses (inside addresses) */
+    for (size_t i = 0; i < N_ADDR; i++) {
+        snprintf(ip, sizeof ip, "3.5.%zu.%zu", 140 + i % 4, (i * 53) % 256);
+        make_use(&events[n_events], n_events, EV_F_MARKED, ip, "dynamodb:PutItem");
+        n_events++;
+    }
+    /* one outside address with many actions */
+    for (size_t i = 0; i < N_ACTIONS; i++) {
+        snprintf(action, sizeof action, "iam:Action%02zu", (i * 11) % N_ACTIONS);
+        make_use(&events[n_events], n_events, i & 1 ? EV_F_FAILED : 0, "198.51.0.0", action);
+        n_events++;
+    }
+}
+
+static int apply_order(const size_t *order, uint8_t *blob, struct det_key *k)
+{
+    det_key_init(k, KEY);
+    for (size_t i = 0; i < n_events; i++)
+        assert_int_equal(det_apply(k, &events[order[i]]), 1);
+    int len = det_encode(k, blob, DET_ENCODED_MAX);
+    assert_true(len > 0);
+    return len;
+}
+
+static void test_bounded_sets_order(void **state)
+{
+    (void)state;
+    static struct det_key k1, k2;
+    static uint8_t b1[DET_ENCODED_MAX], b2[DET_ENCODED_MAX];
+    static size_t order[sizeof events / sizeof events[0]];
+    build_events();
+    assert_true(n_events > DET_CANDS_MAX);
+    for (size_t i = 0; i < n_events; i++)
+        order[i] = i;
+    int l1 = apply_order(order, b1, &k1);
+    /* reversed */
+    for (size_t i = 0; i < n_events; i++)
+        order[i] = n_events - 1 - i;
+    int l2 = apply_order(order, b2, &k2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, (size_t)l1);
+    /* a few seeded shuffles */
+    unsigned seed = 12345;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = n_events - 1; i > 0; i--) {
+            seed = seed * 1103515245u + 12345u;
+            size_t j = (seed >> 8) % (i + 1);
+            size_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        l2 = apply_order(order, b2, &k2);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(b1, b2, (size_t)l1);
+    }
+    /* the kept members are the smallest ones, sorted */
+    assert_int_equal(k1.n_cands, DET_CANDS_MAX);
+    assert_int_equal(k1.cands_truncated, 1);
+    assert_int_equal(k1.n_inside_ips, DET_INSIDE_IPS_MAX);
+    assert_int_equal(k1.inside_ips_truncated, 1);
+    for (size_t i = 1; i < k1.n_cands; i++)
+        assert_true(strcmp(k1.cands[i - 1].ip, k1.cands[i].ip) < 0);
+    for (size_t i = 1; i < k1.n_inside_ips; i++)
+        assert_true(strcmp(k1.inside_ips[i - 1], k1.inside_ips[i]) < 0);
+    /* no address outside the kept set is smaller than the largest kept one */
+    for (size_t e = 0; e < n_events; e++) {
+        const struct ev_event *ev = &events[e];
+        if (ev->flags & EV_F_MARKED) {
+            if (strcmp(ev->source_ip, k1.inside_ips[DET_INSIDE_IPS_MAX - 1]) < 0) {
+                int found = 0;
+                for (size_t i = 0; i < k1.n_inside_ips; i++)
+                    found |= strcmp(k1.inside_ips[i], ev->source_ip) == 0;
+                assert_true(found);
+            }
+        } else if (strcmp(ev->source_ip, k1.cands[DET_CANDS_MAX - 1].ip) < 0) {
+            int found = 0;
+            for (size_t i = 0; i < k1.n_cands; i++)
+                found |= strcmp(k1.cands[i].ip, ev->source_ip) == 0;
+            assert_true(found);
+        }
+    }
+    /* the address with many actions kept the smallest DET_CAND_ACTIONS_MAX of them */
+    assert_string_equal(k1.cands[0].ip, "198.51.0.0");
+    assert_int_equal(k1.cands[0].n_actions, DET_CAND_ACTIONS_MAX);
+    assert_int_equal(k1.cands[0].actions_truncated, 1);
+    assert_string_equal(k1.cands[0].actions[0].name, "iam:Action00");
+    assert_string_equal(k1.cands[0].actions[DET_CAND_ACTIONS_MAX - 1].name, "iam:Action07");
+    /* context fields are minima, whatever the order */
+    assert_string_equal(k1.account, "111122223300");
+    assert_string_equal(k1.function, "fn-0");
+    assert_string_equal(k1.runtime, "python3.0");
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------------- */
+
+static void test_expires_at(void **state)
+{
+    (void)state;
+    static struct det_key k;
+    struct ev_event ev;
+    /* issued, with the expiration from the record */
+    applied_state(&k);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 + 43200 + DET_LATE_MARGIN);
+    /* issued without an expiration: issue time + 12 h */
+    det_key_init(&k, KEY);
+    memset(&ev, 0, sizeof ev);
+    ev.kind = EV_ISSUE;
+    ev.time = T0;
+    snprintf(ev.id, sizeof ev.id, "i1");
+    snprintf(ev.akid, sizeof ev.akid, KEY);
+    det_apply(&k, &ev);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 + DET_CRED_LIFETIME + DET_LATE_MARGIN);
+    /* marked, no issuance: the session's creation + 12 h, whatever the use times */
+    det_key_init(&k, KEY);
+    make_use(&ev, 1, EV_F_MARKED, "3.5.140.2", "s3:GetObject");
+    ev.time = T0 + 5000;
+    ev.session_created = T0 - 100;
+    det_apply(&k, &ev);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 - 100 + DET_CRED_LIFETIME + DET_LATE_MARGIN);
+    /* marked with no creation date: the first use + 12 h */
+    det_key_init(&k, KEY);
+    make_use(&ev, 2, EV_F_MARKED, "3.5.140.2", "s3:GetObject");
+    ev.time = T0 + 5000;
+    det_apply(&k, &ev);
+    make_use(&ev, 3, EV_F_MARKED, "3.5.140.2", "s3:GetObject");
+    ev.time = T0 + 9000;
+    det_apply(&k, &ev);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 + 5000 + DET_CRED_LIFETIME + DET_LATE_MARGIN);
+    /* pending (no Lambda evidence): the last event + the pending window */
+    det_key_init(&k, KEY);
+    make_use(&ev, 4, 0, "198.51.100.7", "s3:GetObject");
+    ev.time = T0 + 100;
+    ev.session_created = T0;
+    det_apply(&k, &ev);
+    make_use(&ev, 5, 0, "198.51.100.8", "s3:GetObject");
+    ev.time = T0 + 50;
+    det_apply(&k, &ev);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 + 100 + DET_PENDING_WINDOW + DET_LATE_MARGIN);
+    /* the same key, then issued: the issuance's lifetime wins */
+    memset(&ev, 0, sizeof ev);
+    ev.kind = EV_ISSUE;
+    ev.time = T0;
+    ev.expires = T0 + 3600;
+    snprintf(ev.id, sizeof ev.id, "i2");
+    snprintf(ev.akid, sizeof ev.akid, KEY);
+    det_apply(&k, &ev);
+    assert_int_equal(det_expires_at(&k), (int64_t)T0 + 3600 + DET_LATE_MARGIN);
+    /* events of other keys and EV_OTHER change nothing */
+    make_use(&ev, 6, EV_F_MARKED, "3.5.140.2", "s3:GetObject");
+    snprintf(ev.akid, sizeof ev.akid, "ASIAQEXAMPLEKEY00009");
+    assert_int_equal(det_apply(&k, &ev), 0);
+    ev.kind = EV_OTHER;
+    snprintf(ev.akid, sizeof ev.akid, KEY);
+    assert_int_equal(det_apply(&k, &ev), 0);
+}
+
+/* ---- names and actions ------------------------------------------------------------------------- */
+
+static void test_action_sensitive(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "iam:CreateUser", "iam:CreateAccessKey", "iam:AttachRolePolicy", "iam:PutUserPolicy", "iam:UpdateAssumeRolePolicy",
+        "iam:DeleteRolePermissionsBoundary", "iam:AddUserToGroup", "iam:UploadSSHPublicKey", "sts:AssumeRole",
+        "secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParametersByPath", "kms:Decrypt",
+        "s3:GetObject", "s3:ListBuckets", "ec2:RunInstances", "cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
+        "guardduty:DeleteDetector", "lambda:UpdateFunctionCode20150331v2", "lambda:CreateFunction20150331",
+        "lambda:AddPermission20150331v2",
+    };
+    static const char *const no[] = {
+        "iam:ListUsers", "iam:GetRole", "iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity", "s3:ListObjects",
+        "s3:PutObject", "kms:Encrypt", "kms:GenerateDataKey", "ec2:DescribeInstances", "cloudtrail:LookupEvents",
+        "lambda:GetFunction20150331v2", "lambda:Invoke", "dynamodb:PutItem", "", "iam:", "sts:AssumeRoleX",
+        "xiam:CreateUser", "IAM:CreateUser", "logs:CreateLogStream",
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!det_action_sensitive(yes[i]))
+            fail_msg("%s should be sensitive", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (det_action_sensitive(no[i]))
+            fail_msg("%s should not be sensitive", no[i]);
+}
+
+static void test_severity_names(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "none", "low", "medium", "high", "critical" };
+    for (int s = DET_SEV_NONE; s <= DET_SEV_CRITICAL; s++)
+        assert_string_equal(det_severity_name((enum det_severity)s), names[s]);
+    for (int s = DET_SEV_LOW; s <= DET_SEV_CRITICAL; s++)
+        assert_int_equal(det_severity_parse(names[s]), s);
+    assert_string_equal(det_severity_name((enum det_severity)99), "none");
+    assert_int_equal(det_severity_parse("none"), -1);  /* not a severity a finding can have */
+    assert_int_equal(det_severity_parse("HIGH"), -1);
+    assert_int_equal(det_severity_parse("hig"), -1);
+    assert_int_equal(det_severity_parse("high "), -1);
+    assert_int_equal(det_severity_parse(""), -1);
+    /* reason codes: one per bit, distinct, and an unknown bit is "unknown" */
+    for (unsigned i = 0; i < DET_R_COUNT; i++) {
+        assert_string_not_equal(det_reason_code(1u << i), "unknown");
+        assert_true(strlen(det_reason_text(1u << i)) > 10);
+        for (unsigned j = 0; j < i; j++)
+            assert_string_not_equal(det_reason_code(1u << i), det_reason_code(1u << j));
+    }
+    assert_string_equal(det_reason_code(DET_R_ISSUED_BY_LAMBDA), "issued_by_lambda");
+    assert_string_equal(det_reason_code(DET_R_PRESIGNED_ONLY), "presigned_url_only");
+    assert_string_equal(det_reason_code(3), "unknown");
+    assert_string_equal(det_reason_code(1u << DET_R_COUNT), "unknown");
+    assert_string_equal(det_reason_text(0), "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_full_roundtrip),
+        cmocka_unit_test(test_codec_applied_roundtrip),
+        cmocka_unit_test(test_codec_rejects),
+        cmocka_unit_test(test_codec_rejects_counts),
+        cmocka_unit_test(test_bounded_sets_order),
+        cmocka_unit_test(test_expires_at),
+        cmocka_unit_test(test_action_sensitive),
+        cmocka_unit_test(test_severity_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
