@@ -722,6 +722,12 @@ def main():
                 src = a.split()[0]
                 assert os.path.exists(os.path.join(ROOT, src)), "COPY source %s missing" % src
         assert os.path.exists(os.path.join(DEPLOY, "Dockerfile.dockerignore"))
+        # Every source folder the Makefile reads (other than tests/ and the build tree) is copied into the stage.
+        makefile = "\n".join(l for l in read(os.path.join(ROOT, "Makefile")).splitlines()
+                             if not l.lstrip().startswith("#"))
+        dirs = set(re.findall(r"(?<![\w/$(])([a-z][a-z_]*)/[\w*.%-]+", makefile)) - {"build", "tests"}
+        copied = {a.split()[0].rstrip("/").split("/")[0] for i, a in build if i == "COPY"}
+        assert dirs <= copied, "the Makefile reads %s, the build stage does not copy them" % sorted(dirs - copied)
 
     # -- compose --
     compose = load_yaml_all(os.path.join(DEPLOY, "compose.yaml"))[0]
