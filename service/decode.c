@@ -701,8 +701,12 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
         }
         if (w == W_DETAIL && kind != 'm')
             rec_fail(d, "detail must be an object%s", "");
-        if (w == W_RECORDS && kind != 'a')
-            rec_fail(d, "Records must be an array%s", "");
+        if (w == W_RECORDS && kind != 'a') {
+            if (d->depth == 1)  /* a CloudTrail file whose Records is not a list: nothing to count */
+                set_msg(d, DEC_EREFUSED, "Records must be an array of CloudTrail records");
+            else
+                rec_fail(d, "Records must be an array%s", "");
+        }
     }
 }
 
@@ -737,7 +741,7 @@ static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len
     }
     if (d->pending != P_NONE)
         value_pending(d, kind, s, len);
-    return 1;
+    return d->err ? 0 : 1;  /* a refusal of the whole input stops the parse */
 }
 
 static int cb_null(void *ctx)

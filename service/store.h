@@ -121,6 +121,9 @@ size_t store_mem_keys(struct store *s);
  * msg gets the reason when the URL is invalid (NULL returned). */
 struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size);
 
+/* The same store on a Redis Cluster: seeds "[redis://][user:password@]host:port,host:port,...". */
+struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, char *msg, size_t msg_size);
+
 static inline int store_load(struct store *s, struct store_load *it, size_t n) { return s->ops->load(s, it, n); }
 static inline int store_commit(struct store *s, struct store_commit *it, size_t n) { return s->ops->commit(s, it, n); }
 static inline int store_finding_put(struct store *s, struct store_finding_put *it, size_t n) { return s->ops->finding_put(s, it, n); }

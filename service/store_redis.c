@@ -7,13 +7,14 @@
  *                 sv (severity), ac (account), fn (function), ver (key version of the evidence)
  *   cw:fidx       sorted set: finding id by created_ms, for listing newest first
  * Writes of key state are a compare-and-set in one Lua script (version check, SET, SADD), so two
- * instances never lose each other's events. Every batch is pipelined: one round trip per call.
+ * instances never lose each other's events. Every batch is pipelined (one round trip per node per
+ * call) through redis_conn, which also speaks the cluster protocol: the same code runs on a
+ * Redis Cluster (CREDWATCH_REDIS_CLUSTER), since each script touches keys of one slot only.
  * Loads are a plain pipelined GET + SMISMEMBER: if another instance commits in between, the
  * version check of the commit fails and the engine reloads.
  */
 #include "store.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,36 +22,21 @@
 
 #include "detect.h"
 #include "event.h"
+#include "redis_conn.h"
 
-#define RS_HOST_MAX 256
-#define RS_CRED_MAX 256
 #define RS_VERSION_BYTES 8
-#define RS_BACKOFF_MIN_MS 100           /* first reconnect delay after a failure */
-#define RS_BACKOFF_MAX_MS 2000          /* cap of the doubling delay */
 #define RS_LIST_SCAN_MAX 5000           /* index entries examined per list call (filters) */
 #define RS_LIST_BATCH 200               /* index entries fetched per round trip while listing */
 #define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
 #define RS_KEY_MAX 96
 
-struct rs_config {
-    char host[RS_HOST_MAX];
-    int port;
-    char user[RS_CRED_MAX];
-    char password[RS_CRED_MAX];
-    int db;
-    int timeout_ms;
-};
-
 struct rs_store {
     struct store base;
-    struct rs_config cfg;
-    redisContext *c;
-    int64_t retry_at_ms;      /* no reconnect before this (backoff) */
-    int backoff_ms;
-    int scripts_loaded;
-    char sha_commit[41], sha_fput[41], sha_patch[41];
-    char *loaded;             /* blobs returned by load(), valid until the next call */
+    struct rconn *rc;
+    struct rconn_batch *b;
+    int s_commit, s_fput, s_patch;   /* script indices */
+    char *loaded;                    /* blobs returned by load(), valid until the next call */
     size_t loaded_cap;
 };
 
@@ -105,125 +91,24 @@ static const char script_patch[] =
     "redis.call('HSET', KEYS[1], 'ua', ARGV[3])\n"
     "return 1\n";
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- connection ----------------------------------------------------------------------------- */
-
-static void rs_drop(struct rs_store *r)
-{
-    if (r->c)
-        redisFree(r->c);
-    r->c = NULL;
-    r->scripts_loaded = 0;
-    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : RS_BACKOFF_MIN_MS;
-    if (r->backoff_ms > RS_BACKOFF_MAX_MS)
-        r->backoff_ms = RS_BACKOFF_MAX_MS;
-    r->retry_at_ms = wall_ms() + r->backoff_ms;
-}
-
-static int load_script(redisContext *c, const char *src, char *sha)
-{
-    redisReply *rep = redisCommand(c, "SCRIPT LOAD %s", src);
-    int ok = rep && rep->type == REDIS_REPLY_STRING && rep->len == 40;
-    if (ok)
-        memcpy(sha, rep->str, 41);
-    if (rep)
-        freeReplyObject(rep);
-    return ok ? 0 : -1;
-}
-
-static int simple_ok(redisReply *rep)
-{
-    int ok = rep && rep->type != REDIS_REPLY_ERROR;
-    if (rep)
-        freeReplyObject(rep);
-    return ok;
-}
-
-/* Returns 0 with a live context, or STORE_EUNAVAIL (during backoff, without trying). */
-static int rs_conn(struct rs_store *r)
-{
-    if (r->c && r->scripts_loaded)
-        return 0;
-    if (!r->c) {
-        if (wall_ms() < r->retry_at_ms)
-            return STORE_EUNAVAIL;
-        struct timeval tv = { r->cfg.timeout_ms / 1000, (r->cfg.timeout_ms % 1000) * 1000 };
-        r->c = redisConnectWithTimeout(r->cfg.host, r->cfg.port, tv);
-        if (!r->c || r->c->err) {
-            rs_drop(r);
-            return STORE_EUNAVAIL;
-        }
-        redisSetTimeout(r->c, tv);  /* the connect timeout does not cover commands */
-        if (r->cfg.password[0]) {
-            redisReply *rep = r->cfg.user[0]
-                                  ? redisCommand(r->c, "AUTH %s %s", r->cfg.user, r->cfg.password)
-                                  : redisCommand(r->c, "AUTH %s", r->cfg.password);
-            if (!simple_ok(rep)) {
-                rs_drop(r);
-                return STORE_EUNAVAIL;
-            }
-        }
-        if (r->cfg.db && !simple_ok(redisCommand(r->c, "SELECT %d", r->cfg.db))) {
-            rs_drop(r);
-            return STORE_EUNAVAIL;
-        }
-    }
-    if (load_script(r->c, script_commit, r->sha_commit) || load_script(r->c, script_fput, r->sha_fput) ||
-        load_script(r->c, script_patch, r->sha_patch)) {
-        rs_drop(r);
-        return STORE_EUNAVAIL;
-    }
-    r->scripts_loaded = 1;
-    r->backoff_ms = 0;
-    return 0;
-}
-
-/* Reads n pipelined replies into out[]. On an I/O error the context is dead: dropped. */
-static int read_replies(struct rs_store *r, redisReply **out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        void *rep = NULL;
-        if (redisGetReply(r->c, &rep) != REDIS_OK || !rep) {
-            for (size_t j = 0; j < i; j++)
-                freeReplyObject(out[j]);
-            rs_drop(r);
-            return STORE_EUNAVAIL;
-        }
-        out[i] = rep;
-    }
-    return 0;
-}
-
-static void free_replies(redisReply **reps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (reps[i])
-            freeReplyObject(reps[i]);
-}
-
-/* An error reply (NOSCRIPT after a SCRIPT FLUSH or a restart, OOM, READONLY...) fails the call
- * as unavailable; NOSCRIPT also makes the next call load the scripts again. */
-static int check_errors(struct rs_store *r, redisReply **reps, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (reps[i]->type == REDIS_REPLY_ERROR) {
-            if (strncmp(reps[i]->str, "NOSCRIPT", 8) == 0)
-                r->scripts_loaded = 0;
-            return STORE_EUNAVAIL;
-        }
-    }
-    return 0;
-}
 
 static void key_name(char *out, size_t size, char kind, const char *id)
 {
     snprintf(out, size, "cw:%c:{%s}", kind, id);
+}
+
+/* Runs the batch; an error reply of any command (NOSCRIPT is handled below us; OOM, READONLY,
+ * CROSSSLOT ...) fails the call as unavailable: the caller answers 503 and the sender retries. */
+static int run(struct rs_store *r)
+{
+    if (rconn_batch_exec(r->rc, r->b))
+        return STORE_EUNAVAIL;
+    for (size_t i = 0; i < rconn_batch_size(r->b); i++) {
+        redisReply *x = rconn_batch_reply(r->b, i);
+        if (!x || x->type == REDIS_REPLY_ERROR)
+            return STORE_EUNAVAIL;
+    }
+    return 0;
 }
 
 /* ---- key state ------------------------------------------------------------------------------ */
@@ -233,73 +118,58 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
-    char kbuf[RS_KEY_MAX];
-    for (size_t i = 0; i < n; i++) {
+    rconn_batch_reset(r->b);
+    char kbuf[RS_KEY_MAX], sk[RS_KEY_MAX];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         key_name(kbuf, sizeof kbuf, 'k', items[i].akid);
-        redisAppendCommand(r->c, "GET %s", kbuf);
-        if (items[i].n_hashes) {
+        if (rconn_batch_add(r->b, kbuf, "GET %s", kbuf) < 0)
+            rc = STORE_EUNAVAIL;
+        if (items[i].n_hashes && !rc) {
             size_t argc = items[i].n_hashes + 2;
             const char **argv = malloc(argc * sizeof *argv);
             size_t *lens = malloc(argc * sizeof *lens);
             char (*nums)[24] = malloc(items[i].n_hashes * sizeof *nums);
-            char sk[RS_KEY_MAX];
-            if (!argv || !lens || !nums) {
-                free(argv);
-                free(lens);
-                free(nums);
-                rs_drop(r);  /* the pipeline is half written: the connection cannot be reused */
-                return STORE_EUNAVAIL;
+            if (argv && lens && nums) {
+                key_name(sk, sizeof sk, 's', items[i].akid);
+                argv[0] = "SMISMEMBER";
+                lens[0] = 10;
+                argv[1] = sk;
+                lens[1] = strlen(sk);
+                for (size_t j = 0; j < items[i].n_hashes; j++) {
+                    snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)items[i].hashes[j]);
+                    argv[j + 2] = nums[j];
+                    lens[j + 2] = strlen(nums[j]);
+                }
+                if (rconn_batch_add_argv(r->b, sk, (int)argc, argv, lens) < 0)
+                    rc = STORE_EUNAVAIL;
+            } else {
+                rc = STORE_EUNAVAIL;
             }
-            key_name(sk, sizeof sk, 's', items[i].akid);
-            argv[0] = "SMISMEMBER";
-            lens[0] = 10;
-            argv[1] = sk;
-            lens[1] = strlen(sk);
-            for (size_t j = 0; j < items[i].n_hashes; j++) {
-                snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)items[i].hashes[j]);
-                argv[j + 2] = nums[j];
-                lens[j + 2] = strlen(nums[j]);
-            }
-            redisAppendCommandArgv(r->c, (int)argc, argv, lens);
             free(argv);
             free(lens);
             free(nums);
         }
     }
-    size_t nrep = 0;
-    for (size_t i = 0; i < n; i++)
-        nrep += items[i].n_hashes ? 2 : 1;
-    redisReply **reps = calloc(nrep, sizeof *reps);
-    if (!reps) {
-        rs_drop(r);
-        return STORE_EUNAVAIL;
-    }
-    if ((rc = read_replies(r, reps, nrep))) {
-        free(reps);
+    if (rc || (rc = run(r)))
         return rc;
-    }
-    if ((rc = check_errors(r, reps, nrep)))
-        goto out;
     size_t need = 0;
-    for (size_t i = 0, k = 0; i < n; k += items[i].n_hashes ? 2 : 1, i++)
-        if (reps[k]->type == REDIS_REPLY_STRING)
-            need += reps[k]->len;
+    for (size_t i = 0, k = 0; i < n; k += items[i].n_hashes ? 2 : 1, i++) {
+        redisReply *g = rconn_batch_reply(r->b, k);
+        if (g->type == REDIS_REPLY_STRING)
+            need += g->len;
+    }
     if (need > r->loaded_cap) {
         char *nb = realloc(r->loaded, need);
-        if (!nb) {
-            rc = STORE_EUNAVAIL;
-            goto out;
-        }
+        if (!nb)
+            return STORE_EUNAVAIL;
         r->loaded = nb;
         r->loaded_cap = need;
     }
     size_t off = 0;
     for (size_t i = 0, k = 0; i < n; i++) {
         struct store_load *it = &items[i];
-        redisReply *g = reps[k++];
+        redisReply *g = rconn_batch_reply(r->b, k++);
         it->blob = NULL;
         it->blob_len = 0;
         it->version = 0;
@@ -314,16 +184,13 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
             off += g->len - RS_VERSION_BYTES;
         }
         if (it->n_hashes) {
-            redisReply *m = reps[k++];
+            redisReply *m = rconn_batch_reply(r->b, k++);
             for (size_t j = 0; j < it->n_hashes; j++)
                 it->seen[j] = m->type == REDIS_REPLY_ARRAY && j < m->elements &&
                               m->element[j]->type == REDIS_REPLY_INTEGER && m->element[j]->integer == 1;
         }
     }
-out:
-    free_replies(reps, nrep);
-    free(reps);
-    return rc;
+    return 0;
 }
 
 static void put_version(char *out, uint64_t v)
@@ -339,66 +206,48 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
+    rconn_batch_reset(r->b);
     for (size_t i = 0; i < n; i++) {
         struct store_commit *c = &items[i];
-        size_t argc = 9 + c->n_hashes;
-        const char **argv = malloc(argc * sizeof *argv);
-        size_t *lens = malloc(argc * sizeof *lens);
+        size_t nargs = 4 + c->n_hashes;
+        const char **args = malloc(nargs * sizeof *args);
+        size_t *lens = malloc(nargs * sizeof *lens);
         char (*nums)[24] = malloc((c->n_hashes + 2) * sizeof *nums);
         char *val = malloc(RS_VERSION_BYTES + c->blob_len);
         char expected[RS_VERSION_BYTES], kk[RS_KEY_MAX], sk[RS_KEY_MAX];
-        if (!argv || !lens || !nums || !val) {
-            free(argv);
-            free(lens);
-            free(nums);
-            free(val);
-            rs_drop(r);
-            return STORE_EUNAVAIL;
+        int added = -1;
+        if (args && lens && nums && val) {
+            key_name(kk, sizeof kk, 'k', c->akid);
+            key_name(sk, sizeof sk, 's', c->akid);
+            put_version(expected, c->version);
+            put_version(val, c->version + 1);
+            memcpy(val + RS_VERSION_BYTES, c->blob, c->blob_len);
+            snprintf(nums[0], sizeof nums[0], "%lld", (long long)c->expire_at_ms);
+            snprintf(nums[1], sizeof nums[1], "%d", STORE_SEEN_MAX);
+            size_t a = 0;
+            args[a] = expected, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
+            args[a] = val, lens[a++] = RS_VERSION_BYTES + c->blob_len;
+            args[a] = nums[0], lens[a++] = strlen(nums[0]);
+            args[a] = nums[1], lens[a++] = strlen(nums[1]);
+            for (size_t j = 0; j < c->n_hashes; j++) {
+                snprintf(nums[j + 2], sizeof nums[0], "%lld", (long long)(int64_t)c->hashes[j]);
+                args[a] = nums[j + 2], lens[a++] = strlen(nums[j + 2]);
+            }
+            const char *keys[2] = { kk, sk };
+            added = rconn_batch_eval(r->b, r->s_commit, 2, keys, (int)a, args, lens);
         }
-        key_name(kk, sizeof kk, 'k', c->akid);
-        key_name(sk, sizeof sk, 's', c->akid);
-        put_version(expected, c->version);
-        put_version(val, c->version + 1);
-        memcpy(val + RS_VERSION_BYTES, c->blob, c->blob_len);
-        snprintf(nums[0], sizeof nums[0], "%lld", (long long)c->expire_at_ms);
-        snprintf(nums[1], sizeof nums[1], "%d", STORE_SEEN_MAX);
-        size_t a = 0;
-        argv[a] = "EVALSHA", lens[a++] = 7;
-        argv[a] = r->sha_commit, lens[a++] = 40;
-        argv[a] = "2", lens[a++] = 1;
-        argv[a] = kk, lens[a++] = strlen(kk);
-        argv[a] = sk, lens[a++] = strlen(sk);
-        argv[a] = expected, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
-        argv[a] = val, lens[a++] = RS_VERSION_BYTES + c->blob_len;
-        argv[a] = nums[0], lens[a++] = strlen(nums[0]);
-        argv[a] = nums[1], lens[a++] = strlen(nums[1]);
-        for (size_t j = 0; j < c->n_hashes; j++) {
-            snprintf(nums[j + 2], sizeof nums[0], "%lld", (long long)(int64_t)c->hashes[j]);
-            argv[a] = nums[j + 2], lens[a++] = strlen(nums[j + 2]);
-        }
-        redisAppendCommandArgv(r->c, (int)a, argv, lens);
-        free(argv);
+        free(args);
         free(lens);
         free(nums);
         free(val);
+        if (added < 0)
+            return STORE_EUNAVAIL;
     }
-    redisReply **reps = calloc(n, sizeof *reps);
-    if (!reps) {
-        rs_drop(r);
-        return STORE_EUNAVAIL;
+    int rc = run(r);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *x = rconn_batch_reply(r->b, i);
+        items[i].ok = !rc && x && x->type == REDIS_REPLY_INTEGER && x->integer == 1;
     }
-    if ((rc = read_replies(r, reps, n))) {
-        free(reps);
-        return rc;
-    }
-    rc = check_errors(r, reps, n);
-    for (size_t i = 0; i < n; i++)
-        items[i].ok = !rc && reps[i]->type == REDIS_REPLY_INTEGER && reps[i]->integer == 1;
-    free_replies(reps, n);
-    free(reps);
     return rc;
 }
 
@@ -409,9 +258,7 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
+    rconn_batch_reset(r->b);
     char fk[RS_KEY_MAX], ver[24], now[24], ret[24];
     snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
     for (size_t i = 0; i < n; i++) {
@@ -419,43 +266,37 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
         key_name(fk, sizeof fk, 'f', u->id);
         snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
-        redisAppendCommand(r->c, "EVALSHA %s 1 %s %s %s %s %s %s %s %s %s %s", r->sha_fput, fk, u->evidence_json,
-                           u->severity ? u->severity : "", u->account ? u->account : "",
-                           u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                           u->retract ? "1" : "0", now, ret);
+        const char *keys[1] = { fk };
+        const char *args[9] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
+                                u->retract ? "1" : "0", now, ret };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 9, args, NULL) < 0)
+            return STORE_EUNAVAIL;
     }
-    redisReply **reps = calloc(2 * n, sizeof *reps);
-    if (!reps) {
-        rs_drop(r);
+    int rc = run(r);
+    if (rc)
+        return rc;
+    /* created_ms as the script answered it, before the batch is reused for the index */
+    char (*cas)[24] = malloc(n * sizeof *cas);
+    if (!cas)
         return STORE_EUNAVAIL;
-    }
-    if ((rc = read_replies(r, reps, n)))
-        goto out_free;
-    if ((rc = check_errors(r, reps, n)))
-        goto out;
-    /* the listing index: created_ms is fixed at creation, so ZADD NX is idempotent */
-    size_t nz = 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply *x = reps[i];
+        redisReply *x = rconn_batch_reply(r->b, i);
         items[i].created = 0;
         if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || x->element[0]->type != REDIS_REPLY_INTEGER) {
-            rc = STORE_EUNAVAIL;
-            goto out;
+            free(cas);
+            return STORE_EUNAVAIL;
         }
         items[i].created = x->element[0]->integer == 1;
-        const char *ca = x->element[1]->type == REDIS_REPLY_STRING ? x->element[1]->str : "0";
-        redisAppendCommand(r->c, "ZADD %s NX %s %s", RS_INDEX, ca, items[i].id);
-        nz++;
+        snprintf(cas[i], sizeof cas[i], "%s", x->element[1]->type == REDIS_REPLY_STRING ? x->element[1]->str : "0");
     }
-    if ((rc = read_replies(r, reps + n, nz)))
-        goto out;
-    rc = check_errors(r, reps + n, nz);
-    free_replies(reps + n, nz);
-out:
-    free_replies(reps, n);
-out_free:
-    free(reps);
-    return rc;
+    /* the listing index: created_ms is fixed at creation, so ZADD NX is idempotent */
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (rconn_batch_add(r->b, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, cas[i], items[i].id) < 0)
+            rc = STORE_EUNAVAIL;
+    free(cas);
+    return rc ? rc : run(r);
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -510,67 +351,59 @@ static int parse_finding(const redisReply *h, const char *id, struct store_findi
 static int rs_finding_get(struct store *s, const char *id, struct store_finding *out)
 {
     struct rs_store *r = (struct rs_store *)s;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
     char fk[RS_KEY_MAX];
     key_name(fk, sizeof fk, 'f', id);
-    redisReply *h = redisCommand(r->c, "HGETALL %s", fk);
-    if (!h) {
-        rs_drop(r);
+    rconn_batch_reset(r->b);
+    if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
         return STORE_EUNAVAIL;
-    }
-    rc = h->type == REDIS_REPLY_ERROR ? STORE_EUNAVAIL : parse_finding(h, id, out, NULL, NULL, 0, NULL, 0);
-    freeReplyObject(h);
-    return rc;
+    int rc = run(r);
+    return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL, NULL, 0, NULL, 0);
 }
 
 static int rs_finding_list(struct store *s, const struct store_query *q, struct store_finding *out, size_t *n_out,
                            int *more)
 {
     struct rs_store *r = (struct rs_store *)s;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
     size_t limit = q->limit ? q->limit : 1, n = 0, examined = 0;
     char max[32], min[32];
     int64_t after_ms = q->after_ms;
     char after_id[STORE_ID_MAX];
     snprintf(after_id, sizeof after_id, "%s", q->after_id);
     int have_after = after_ms || after_id[0];
+    int rc = 0;
     *more = 0;
-    snprintf(min, sizeof min, "%lld", (long long)q->since_ms);
-    if (!q->since_ms)
+    if (q->since_ms)
+        snprintf(min, sizeof min, "%lld", (long long)q->since_ms);
+    else
         snprintf(min, sizeof min, "-inf");
+    char (*ids)[STORE_ID_MAX] = malloc(RS_LIST_BATCH * sizeof *ids);
+    int64_t *scores = malloc(RS_LIST_BATCH * sizeof *scores);
+    if (!ids || !scores) {
+        free(ids);
+        free(scores);
+        return STORE_EUNAVAIL;
+    }
     while (n < limit && examined < RS_LIST_SCAN_MAX) {
-        int64_t top = have_after ? after_ms : (q->until_ms ? q->until_ms : INT64_MAX);
-        if (top == INT64_MAX)
-            snprintf(max, sizeof max, "+inf");
+        if (have_after)
+            snprintf(max, sizeof max, "%lld", (long long)after_ms);
+        else if (q->until_ms)
+            snprintf(max, sizeof max, "%lld", (long long)q->until_ms);
         else
-            snprintf(max, sizeof max, "%lld", (long long)top);
-        /* entries at the cursor's own score that sort before it are skipped below */
-        redisReply *z = redisCommand(r->c, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %d", RS_INDEX, max, min,
-                                     RS_LIST_BATCH);
-        if (!z) {
-            rs_drop(r);
+            snprintf(max, sizeof max, "+inf");
+        /* entries at the cursor's own score that sort before it are skipped below; the window is
+         * widened by the number of such entries so a page never stalls on equal scores */
+        rconn_batch_reset(r->b);
+        if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %d", RS_INDEX, max, min,
+                            RS_LIST_BATCH) < 0 || (rc = run(r))) {
             rc = STORE_EUNAVAIL;
             break;
         }
+        redisReply *z = rconn_batch_reply(r->b, 0);
         if (z->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(z);
             rc = STORE_EUNAVAIL;
             break;
         }
         size_t m = z->elements / 2, fetched = 0;
-        char (*ids)[STORE_ID_MAX] = calloc(m ? m : 1, sizeof *ids);
-        int64_t *scores = calloc(m ? m : 1, sizeof *scores);
-        if (!ids || !scores) {
-            free(ids);
-            free(scores);
-            freeReplyObject(z);
-            rc = STORE_EUNAVAIL;
-            break;
-        }
         for (size_t i = 0; i < m; i++) {
             int64_t sc = strtoll(z->element[2 * i + 1]->str, NULL, 10);
             const char *id = z->element[2 * i]->str;
@@ -580,37 +413,34 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
             scores[fetched++] = sc;
         }
         int exhausted = m < RS_LIST_BATCH;
-        freeReplyObject(z);
-        char fk[RS_KEY_MAX];
-        for (size_t i = 0; i < fetched; i++) {
-            key_name(fk, sizeof fk, 'f', ids[i]);
-            redisAppendCommand(r->c, "HGETALL %s", fk);
-        }
-        redisReply **reps = calloc(fetched ? fetched : 1, sizeof *reps);
-        if (!reps || (rc = read_replies(r, reps, fetched))) {
-            free(reps);
-            free(ids);
-            free(scores);
-            rc = STORE_EUNAVAIL;
+        if (!fetched && !exhausted) {
+            rc = STORE_EUNAVAIL;  /* more than RS_LIST_BATCH findings share one millisecond */
             break;
         }
+        rconn_batch_reset(r->b);
+        char fk[RS_KEY_MAX];
+        for (size_t i = 0; i < fetched && !rc; i++) {
+            key_name(fk, sizeof fk, 'f', ids[i]);
+            if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
+                rc = STORE_EUNAVAIL;
+        }
+        if (rc || (rc = run(r)))
+            break;
+        size_t stale = 0;
         for (size_t i = 0; i < fetched; i++) {
-            examined++;
-            after_ms = scores[i];
-            snprintf(after_id, sizeof after_id, "%s", ids[i]);
-            have_after = 1;
             if (n >= limit) {
                 *more = 1;
                 break;
             }
+            examined++;
+            after_ms = scores[i];
+            snprintf(after_id, sizeof after_id, "%s", ids[i]);
+            have_after = 1;
             struct store_finding f;
             int sev;
             char acct[EV_ACCOUNT_MAX] = "", fn[EV_FUNCTION_MAX] = "";
-            if (parse_finding(reps[i], ids[i], &f, &sev, acct, sizeof acct, fn, sizeof fn)) {
-                /* expired finding still indexed: drop it from the index */
-                redisReply *d = redisCommand(r->c, "ZREM %s %s", RS_INDEX, ids[i]);
-                if (d)
-                    freeReplyObject(d);
+            if (parse_finding(rconn_batch_reply(r->b, i), ids[i], &f, &sev, acct, sizeof acct, fn, sizeof fn)) {
+                snprintf(ids[stale++], sizeof ids[0], "%s", ids[i]);  /* expired: unindex below */
                 continue;
             }
             int ok = (q->status < 0 || f.status == q->status) && (q->severity < 0 || sev == q->severity) &&
@@ -621,19 +451,20 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
             else
                 store_finding_free(&f);
         }
-        free_replies(reps, fetched);
-        free(reps);
-        free(ids);
-        free(scores);
+        if (stale) {
+            rconn_batch_reset(r->b);
+            for (size_t i = 0; i < stale; i++)
+                rconn_batch_add(r->b, RS_INDEX, "ZREM %s %s", RS_INDEX, ids[i]);
+            run(r);  /* best effort: a later listing retries */
+        }
         if (*more || exhausted)
             break;
-        if (n >= limit) {
-            /* is anything left? one more look decides `more` */
-            *more = 1;
-            break;
-        }
     }
-    if (examined >= RS_LIST_SCAN_MAX && n < limit)
+    free(ids);
+    free(scores);
+    if (!rc && !*more && n >= limit)
+        *more = 1;  /* the page is full: the next one may be empty, which is cheap to find out */
+    if (!rc && examined >= RS_LIST_SCAN_MAX && n < limit)
         *more = 1;  /* filters matched little: the caller continues with the cursor */
     if (rc) {
         for (size_t i = 0; i < n; i++)
@@ -647,9 +478,6 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
 static int rs_finding_patch(struct store *s, const char *id, int status, const char *note, int64_t now_ms)
 {
     struct rs_store *r = (struct rs_store *)s;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
     char fk[RS_KEY_MAX], now[24];
     key_name(fk, sizeof fk, 'f', id);
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -664,38 +492,28 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
     } else {
         memcpy(nv, "keep", 5);
     }
-    const char *st = status >= 0 ? store_status_name(status) : "";
-    redisReply *x = redisCommand(r->c, "EVALSHA %s 1 %s %s %s %s", r->sha_patch, fk, st, nv, now);
+    const char *keys[1] = { fk };
+    const char *args[3] = { status >= 0 ? store_status_name(status) : "", nv, now };
+    rconn_batch_reset(r->b);
+    int added = rconn_batch_eval(r->b, r->s_patch, 1, keys, 3, args, NULL);
     free(nv);
-    if (!x) {
-        rs_drop(r);
+    if (added < 0)
         return STORE_EUNAVAIL;
-    }
-    if (x->type == REDIS_REPLY_ERROR) {
-        if (strncmp(x->str, "NOSCRIPT", 8) == 0)
-            r->scripts_loaded = 0;
-        rc = STORE_EUNAVAIL;
-    } else {
-        rc = x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : STORE_ENOTFOUND;
-    }
-    freeReplyObject(x);
-    return rc;
+    int rc = run(r);
+    if (rc)
+        return rc;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    return x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : STORE_ENOTFOUND;
 }
 
 static int rs_ping(struct store *s)
 {
     struct rs_store *r = (struct rs_store *)s;
-    int rc = rs_conn(r);
-    if (rc)
-        return rc;
-    redisReply *x = redisCommand(r->c, "PING");
-    if (!x) {
-        rs_drop(r);
+    rconn_batch_reset(r->b);
+    /* routed by the index key: on a cluster this also proves the slot map can be learnt */
+    if (rconn_batch_add(r->b, RS_INDEX, "EXISTS %s", RS_INDEX) < 0)
         return STORE_EUNAVAIL;
-    }
-    rc = x->type == REDIS_REPLY_ERROR ? STORE_EUNAVAIL : 0;
-    freeReplyObject(x);
-    return rc;
+    return run(r);
 }
 
 static struct store *rs_clone(struct store *s);
@@ -703,8 +521,8 @@ static struct store *rs_clone(struct store *s);
 static void rs_free(struct store *s)
 {
     struct rs_store *r = (struct rs_store *)s;
-    if (r->c)
-        redisFree(r->c);
+    rconn_batch_free(r->b);
+    rconn_free(r->rc);
     free(r->loaded);
     free(r);
 }
@@ -722,107 +540,65 @@ static const struct store_ops rs_ops = {
     .free = rs_free,
 };
 
-static struct store *rs_new(const struct rs_config *cfg)
+static struct store *rs_wrap(struct rconn *rc)
 {
     struct rs_store *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r || !rc || !(r->b = rconn_batch_new())) {
+        free(r);
+        rconn_free(rc);
         return NULL;
+    }
     r->base.ops = &rs_ops;
-    r->cfg = *cfg;
+    r->rc = rc;
     return &r->base;
+}
+
+static struct store *rs_new(const struct rconn_config *cfg)
+{
+    struct rconn *rc = rconn_new(cfg);
+    if (!rc)
+        return NULL;
+    struct store *s = rs_wrap(rc);
+    if (!s)
+        return NULL;
+    struct rs_store *r = (struct rs_store *)s;
+    r->s_commit = rconn_script(rc, script_commit);
+    r->s_fput = rconn_script(rc, script_fput);
+    r->s_patch = rconn_script(rc, script_patch);
+    return s;
 }
 
 static struct store *rs_clone(struct store *s)
 {
-    return rs_new(&((struct rs_store *)s)->cfg);
-}
-
-/* Percent-decoding for user and password in the URL (they may hold ':' or '@'). */
-static int pct_decode(const char *s, size_t n, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
-            char hex[3] = { s[i + 1], s[i + 2], 0 };
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end || v <= 0)
-                return -1;
-            ch = (char)v;
-            i += 2;
-        }
-        if (o + 1 >= size)
-            return -1;
-        out[o++] = ch;
+    struct rs_store *src = (struct rs_store *)s;
+    struct store *c = rs_wrap(rconn_clone(src->rc));
+    if (c) {
+        struct rs_store *r = (struct rs_store *)c;
+        r->s_commit = src->s_commit;
+        r->s_fput = src->s_fput;
+        r->s_patch = src->s_patch;
     }
-    out[o] = 0;
-    return 0;
+    return c;
 }
 
 struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size)
 {
-    struct rs_config cfg = { .port = 6379, .timeout_ms = timeout_ms > 0 ? timeout_ms : 1000 };
-    static const char scheme[] = "redis://";
-    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
-        snprintf(msg, msg_size, "must start with redis:// (TLS rediss:// is not supported by this build)");
+    struct rconn_config cfg;
+    if (rconn_parse_url(url, &cfg, msg, msg_size))
         return NULL;
-    }
-    const char *p = url + sizeof scheme - 1;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p;
-        if (colon && pct_decode(p, (size_t)(colon - p), cfg.user, sizeof cfg.user)) {
-            snprintf(msg, msg_size, "invalid user name");
-            return NULL;
-        }
-        if (pct_decode(pw, (size_t)(at - pw), cfg.password, sizeof cfg.password)) {
-            snprintf(msg, msg_size, "invalid password");
-            return NULL;
-        }
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
-    const char *colon;
-    if (p[0] == '[') {  /* [::1]:6379 */
-        const char *close = memchr(p, ']', hostport);
-        if (!close) {
-            snprintf(msg, msg_size, "unterminated [IPv6] host");
-            return NULL;
-        }
-        snprintf(cfg.host, sizeof cfg.host, "%.*s", (int)(close - p - 1), p + 1);
-        colon = close + 1 < p + hostport && close[1] == ':' ? close + 1 : NULL;
-    } else {
-        colon = memchr(p, ':', hostport);
-        size_t hl = colon ? (size_t)(colon - p) : hostport;
-        if (hl == 0 || hl >= sizeof cfg.host) {
-            snprintf(msg, msg_size, "missing or too long host");
-            return NULL;
-        }
-        snprintf(cfg.host, sizeof cfg.host, "%.*s", (int)hl, p);
-    }
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != p + hostport || port < 1 || port > 65535) {
-            snprintf(msg, msg_size, "invalid port");
-            return NULL;
-        }
-        cfg.port = (int)port;
-    }
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 1000) {
-            snprintf(msg, msg_size, "invalid database number");
-            return NULL;
-        }
-        cfg.db = (int)db;
-    }
+    cfg.timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
+    struct store *s = rs_new(&cfg);
+    if (!s)
+        snprintf(msg, msg_size, "out of memory");
+    return s;
+}
+
+struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, char *msg, size_t msg_size)
+{
+    struct rconn_config cfg;
+    if (rconn_parse_cluster(seeds, &cfg, msg, msg_size))
+        return NULL;
+    cfg.timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
     struct store *s = rs_new(&cfg);
     if (!s)
         snprintf(msg, msg_size, "out of memory");
