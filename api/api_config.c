@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
+enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_COUNT };
 
 /* One table drives the environment, the flags and --help, so they cannot drift apart. */
@@ -25,6 +25,8 @@ static const struct opt {
      "host:port to listen on; IPv6 as [::1]:8080; port 0 picks a free port (logged)"},
     {OPT_REDIS_URL, "--redis-url", "CREDWATCH_REDIS_URL", "(unset: embedded in-memory store)",
      "redis://[user:password@]host:port[/db]; unset = one instance, state lost on restart"},
+    {OPT_REDIS_CLUSTER, "--redis-cluster", "CREDWATCH_REDIS_CLUSTER", "(unset)",
+     "Redis Cluster seed nodes: [redis://][user:password@]host:port,host:port,..."},
     {OPT_INGEST_TOKENS, "--ingest-tokens", "CREDWATCH_INGEST_TOKENS", "(none)",
      "comma-separated tokens allowed to POST /v1/ingest/..."},
     {OPT_READ_TOKENS, "--read-tokens", "CREDWATCH_READ_TOKENS", "(none)",
@@ -161,6 +163,15 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         memcpy(c->redis_url, v, len + 1);
         return 0;
     }
+    case OPT_REDIS_CLUSTER: {
+        size_t len = strlen(v);
+        if (len >= API_URL_MAX) {
+            snprintf(msg, msg_size, "%s: longer than %d bytes", name, API_URL_MAX - 1);
+            return API_ECONFIG;
+        }
+        memcpy(c->redis_cluster, v, len + 1);
+        return 0;
+    }
     case OPT_INGEST_TOKENS:
     case OPT_READ_TOKENS:
         if (api_tokens_parse(v, k == OPT_INGEST_TOKENS ? &c->ingest : &c->read, tmsg, sizeof tmsg)) {
@@ -286,6 +297,10 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         int rc = apply(c, (enum opt_kind)i, values[i], names[i], msg, msg_size);
         if (rc)
             return rc;
+    }
+    if (c->redis_url[0] && c->redis_cluster[0]) {
+        snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
+        return API_ECONFIG;
     }
     /* An open role (no token) on a reachable address would hand findings, or the power to feed
      * forged events, to anyone on the network: refuse unless explicitly allowed. */

@@ -32,6 +32,7 @@ struct api_config {
     int ipv6;
     int loopback;                     /* addr is a loopback address */
     char redis_url[API_URL_MAX];      /* "" = the embedded in-memory store */
+    char redis_cluster[API_URL_MAX];  /* seeds of a Redis Cluster; exclusive with redis_url */
     struct api_tokens ingest, read;
     int allow_unauth;
     unsigned threads;

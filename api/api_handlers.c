@@ -93,7 +93,9 @@ static enum MHD_Result h_ingest(struct api_req *r)
     struct eng_report *rep = w->rep;
     memset(rep, 0, sizeof *rep);
     double t0 = api_mono_s();
+    api_worker_net(r->srv, w);
     int rc = eng_ingest(w->eng, r->body, r->len, api_now_ms(), rep);
+    api_worker_net_done(w);
     double dt = api_mono_s() - t0;
     api_metrics_store(dt);
     if (dt > API_DEADLINE_S) {
@@ -354,7 +356,9 @@ static enum MHD_Result h_key(struct api_req *r)
         return no_worker(r);
     char *json = NULL;
     double t0 = api_mono_s();
+    api_worker_net(r->srv, w);
     int rc = eng_key_json(w->eng, r->match.param, &json);
+    api_worker_net_done(w);
     api_metrics_store(api_mono_s() - t0);
     if (rc == 0 && json)
         return api_reply(r, MHD_HTTP_OK, "application/json", json, strlen(json), 1);

@@ -13,6 +13,7 @@
 #include "api_config.h"
 #include "api_route.h"
 #include "engine.h"
+#include "netranges.h"
 
 #define API_PATCH_BODY_MAX 16384          /* a status and a note of STORE_NOTE_MAX, JSON-escaped */
 #define API_ERR_MSG_MAX 320               /* message of a deferred error reply */
@@ -31,8 +32,9 @@ struct api_server {
     struct api_config cfg;
     struct eng_config eng_cfg;
     struct store *base;
-    const char *store_name;       /* "memory" or "redis" */
+    const char *store_name;       /* "memory", "redis" or "redis-cluster" */
     atomic_int draining;
+    struct nr_slot *net;          /* the network table, swapped on SIGHUP */
 };
 
 /* A worker thread's own store handle and engine (store handles are not thread-safe), created
@@ -41,7 +43,13 @@ struct api_worker {
     struct store *st;
     struct eng *eng;
     struct eng_report *rep;
+    struct nr_table *net;         /* the table this worker's request holds (api_worker_net) */
 };
+
+/* Points the worker's engine at the current network table for one request, holding a reference
+ * until api_worker_net_done: a SIGHUP reload in between cannot free it under the request. */
+void api_worker_net(struct api_server *s, struct api_worker *w);
+void api_worker_net_done(struct api_worker *w);
 
 /* One request, from its headers to the completion callback. */
 struct api_req {

@@ -70,6 +70,38 @@ struct api_worker *api_worker_get(struct api_server *s)
     return w;
 }
 
+void api_worker_net(struct api_server *s, struct api_worker *w)
+{
+    w->net = nr_slot_get(s->net);
+    eng_set_net(w->eng, w->net);
+}
+
+void api_worker_net_done(struct api_worker *w)
+{
+    eng_set_net(w->eng, NULL);
+    nr_table_unref(w->net);
+    w->net = NULL;
+}
+
+/* SIGHUP: reads CREDWATCH_AWS_IP_RANGES (and the allow-list) again and publishes the new table;
+ * requests in flight finish with the table they started with. A bad file keeps the old table. */
+static void reload_net(struct api_server *s)
+{
+    struct set_net fresh;
+    char msg[SET_MSG_MAX];
+    if (set_net_from_env(&fresh, msg, sizeof msg) != 0) {
+        api_log("error", "network settings not reloaded: the previous ones stay", json_pack("{s:s}", "error", msg));
+        return;
+    }
+    struct nr_stats st = { 0 };
+    nr_table_stats(fresh.table, &st);
+    nr_slot_set(s->net, fresh.table);  /* the slot takes over the reference */
+    fresh.table = NULL;
+    api_log("info", "network settings reloaded",
+            json_pack("{s:I,s:I}", "aws_prefixes", (json_int_t)st.aws_prefixes, "allow_entries",
+                      (json_int_t)st.allow_entries));
+}
+
 /* ---- replies ---- */
 
 enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
@@ -422,6 +454,7 @@ int api_serve(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     /* The same network knowledge as `scan` (AWS ranges, allow-lists, own accounts), so both
@@ -434,16 +467,29 @@ int api_serve(int argc, char **argv)
         return 2;
     }
     set_net_ctx(&net, &srv.eng_cfg.det);
+    /* requests take the table from the slot (SIGHUP swaps it); the slot holds its own reference */
+    srv.net = nr_slot_new(nr_table_ref(net.table));
+    if (!srv.net) {
+        set_net_free(&net);
+        return 1;
+    }
     if (!net.aws_ranges)
         api_log("warn", "CREDWATCH_AWS_IP_RANGES is unset: AWS addresses are not told apart from the internet",
                 NULL);
-    if (srv.cfg.redis_url[0]) {
+    if (srv.cfg.redis_url[0] || srv.cfg.redis_cluster[0]) {
         char smsg[256] = "";
-        srv.base = store_redis_new(srv.cfg.redis_url, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
-        srv.store_name = "redis";
+        const char *var = srv.cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
+        if (srv.cfg.redis_cluster[0]) {
+            srv.base = store_redis_cluster_new(srv.cfg.redis_cluster, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
+            srv.store_name = "redis-cluster";
+        } else {
+            srv.base = store_redis_new(srv.cfg.redis_url, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
+            srv.store_name = "redis";
+        }
         if (!srv.base) {
-            api_log("error", "invalid configuration", json_pack("{s:s}", "error", smsg));
-            fprintf(stderr, "credwatch serve: CREDWATCH_REDIS_URL: %s\n", smsg);
+            api_log("error", "invalid configuration", json_pack("{s:s,s:s}", "variable", var, "error", smsg));
+            fprintf(stderr, "credwatch serve: %s: %s\n", var, smsg);
+            nr_slot_free(srv.net);
             set_net_free(&net);
             return 2;
         }
@@ -488,8 +534,13 @@ int api_serve(int argc, char **argv)
                 json_pack("{s:b,s:b}", "ingest_open", srv.cfg.ingest.n == 0, "read_open", srv.cfg.read.n == 0));
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload_net(&srv);
+    }
     /* Readiness fails first, so the load balancer stops sending; then stop accepting, let
      * in-flight requests finish within the budget, and stop. */
     atomic_store(&srv.draining, 1);
@@ -510,6 +561,8 @@ int api_serve(int argc, char **argv)
         close(lsock);
     store_free(srv.base);
     srv.base = NULL;
+    nr_slot_free(srv.net);
+    srv.net = NULL;
     set_net_free(&net);
     api_log(left ? "warn" : "info", "stopped",
             json_pack("{s:f,s:I}", "drain_waited_s", waited, "inflight_abandoned", (json_int_t)left));

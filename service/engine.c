@@ -52,6 +52,11 @@ void eng_free(struct eng *e)
     free(e);
 }
 
+void eng_set_net(struct eng *e, const struct nr_table *net)
+{
+    e->cfg.det.net = net;
+}
+
 void eng_finding_id(const char *akid, char *out, size_t size)
 {
     /* One finding per key, so the key names it: stable across instances and retries. */

@@ -69,6 +69,10 @@ int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, st
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. STORE_ENOTFOUND if unknown. */
 int eng_key_json(struct eng *e, const char *akid, char **json);
 
+/* Points the engine at another network table (after a reload); NULL = none. The caller keeps
+ * the table alive while the engine may use it. */
+void eng_set_net(struct eng *e, const struct nr_table *net);
+
 /* The finding id of a key. */
 void eng_finding_id(const char *akid, char *out, size_t size);
 
