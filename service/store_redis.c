@@ -581,10 +581,12 @@ static struct store *rs_clone(struct store *s)
     return c;
 }
 
-struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size)
+/* Both constructors: parse the address(es), then the same store over one node or a cluster. */
+static struct store *rs_from(int (*parse)(const char *, struct rconn_config *, char *, size_t), const char *spec,
+                             int timeout_ms, char *msg, size_t msg_size)
 {
     struct rconn_config cfg;
-    if (rconn_parse_url(url, &cfg, msg, msg_size))
+    if (parse(spec, &cfg, msg, msg_size))
         return NULL;
     cfg.timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
     struct store *s = rs_new(&cfg);
@@ -593,14 +595,12 @@ struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t
     return s;
 }
 
+struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size)
+{
+    return rs_from(rconn_parse_url, url, timeout_ms, msg, msg_size);
+}
+
 struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, char *msg, size_t msg_size)
 {
-    struct rconn_config cfg;
-    if (rconn_parse_cluster(seeds, &cfg, msg, msg_size))
-        return NULL;
-    cfg.timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
-    struct store *s = rs_new(&cfg);
-    if (!s)
-        snprintf(msg, msg_size, "out of memory");
-    return s;
+    return rs_from(rconn_parse_cluster, seeds, timeout_ms, msg, msg_size);
 }
