@@ -61,4 +61,5 @@ if decode > 0:
     print("scan: decode-only baseline of this run %.0f records/s; scan/decode %.2f" % (decode, rate / decode))
 print("scan: target %d records/s: %s" % (target, "met" if rate >= target else "NOT met"))
 EOF
+echo "== serve"; sh "$here/bench_serve.sh" || status=1
 exit $status

@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""serve_gen.py — helpers of tests/bench_serve.sh (stdlib only).
+
+  templates DIR        writes the request-body templates the load generators fill in:
+                         ct_batch.tmpl  one CloudTrail file of 1,000 records (~1.6 KB each)
+                         eb_NN.tmpl     61 single EventBridge events: 10 keys x (issuance + 5 marked
+                                        inside uses) + 1 outside use (10 % of keys stolen)
+                       In every template `@N@` stands for an 8-character tag the generator puts
+                       there per request (wrk: tests/bench/template.lua; paced: bench_load), so
+                       every request carries new access keys and new event ids.
+  ingest PORT N TOKEN  ingests N typical Lambda keys (issuance + 5 marked inside uses, an outside
+                       use for 10 %) in CloudTrail batches of 1,000 records; prints the record count
+  memory RPORT PREFIX N  MEMORY USAGE of cw:k:{AKID} + cw:s:{AKID} of the N keys: median, p95, mean
+  info RPORT           used_memory from INFO memory
+  median V...          the median
+"""
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+
+ACCT = "111122223333"
+ROLE = "arn:aws:iam::%s:role/orders-fn-role" % ACCT
+FN = "orders-fn"
+INSIDE_IPS = ["3.5.140.2", "3.5.140.3", "3.5.140.4"]
+OUT_IP = "198.51.100.7"
+UA_PY = ("Boto3/1.34.20 md/Botocore#1.34.20 ua/2.0 os/linux#5.10.210-219.830.amzn2.x86_64 md/arch#x86_64 "
+         "lang/python#3.12.1 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12 cfg/retry-mode#legacy Botocore/1.34.20")
+UA_CLI = ("aws-cli/2.15.0 md/awscrt#0.19.19 ua/2.0 os/macos#23.2.0 md/arch#arm64 lang/python#3.11.6 "
+          "md/pyimpl#CPython cfg/retry-mode#standard md/installer#source md/prompt#off md/command#s3.ls")
+INSIDE_ACTIONS = [("dynamodb", "PutItem"), ("dynamodb", "GetItem"), ("s3", "GetObject"), ("sqs", "SendMessage"),
+                  ("dynamodb", "Query")]
+rnd = random.Random(7)
+
+
+def ts(sec):
+    m, s = divmod(sec, 60)
+    h, m = divmod(m, 60)
+    return "2024-03-13T%02d:%02d:%02dZ" % (8 + h, m, s)
+
+
+def eid(key_tag, n):
+    # a GUID whose first group is the request tag: unique per request, key and event
+    return "%s-%04d-4%03d-8000-%012d" % (key_tag, n // 1000, n % 1000, rnd.getrandbits(40))
+
+
+def issuance(akid, n, base):
+    return {"eventVersion": "1.08", "userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"},
+            "eventTime": ts(base), "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+            "awsRegion": "us-east-1", "sourceIPAddress": "lambda.amazonaws.com",
+            "userAgent": "lambda.amazonaws.com",
+            "requestParameters": {"roleArn": ROLE, "roleSessionName": FN, "durationSeconds": 43200},
+            "responseElements": {"credentials": {"accessKeyId": akid,
+                                                 "sessionToken": "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "x" * 300,
+                                                 "expiration": "Mar 13, 2024, 8:33:21 PM"},
+                                 "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLEID:" + FN,
+                                                     "arn": "arn:aws:sts::%s:assumed-role/orders-fn-role/%s" % (ACCT, FN)}},
+            "requestID": eid("@N@", n + 500000), "eventID": eid("@N@", n), "readOnly": True,
+            "resources": [{"accountId": ACCT, "type": "AWS::IAM::Role", "ARN": ROLE}],
+            "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCT,
+            "sharedEventID": "5d2c7f3e-1b2a-4c3d-9e8f-%012d" % n, "eventCategory": "Management"}
+
+
+def use(akid, n, base, sec, ip, ua, svc, name):
+    return {"eventVersion": "1.08",
+            "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLEID:" + FN,
+                             "arn": "arn:aws:sts::%s:assumed-role/orders-fn-role/%s" % (ACCT, FN),
+                             "accountId": ACCT, "accessKeyId": akid,
+                             "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID",
+                                                                  "arn": ROLE, "accountId": ACCT,
+                                                                  "userName": "orders-fn-role"},
+                                                "webIdFederationData": {},
+                                                "attributes": {"creationDate": ts(base),
+                                                               "mfaAuthenticated": "false"}}},
+            "eventTime": ts(base + sec), "eventSource": svc + ".amazonaws.com", "eventName": name,
+            "awsRegion": "us-east-1", "sourceIPAddress": ip, "userAgent": ua,
+            "requestParameters": {"tableName": "orders", "key": {"pk": {"S": "order#%d" % n}},
+                                  "consistentRead": False},
+            "responseElements": None, "requestID": "%032X" % rnd.getrandbits(128), "eventID": eid("@N@", n),
+            "readOnly": False, "resources": [{"accountId": ACCT, "type": "AWS::DynamoDB::Table",
+                                               "ARN": "arn:aws:dynamodb:us-east-1:%s:table/orders" % ACCT}],
+            "eventType": "AwsApiCall", "apiVersion": "2012-08-10", "managementEvent": False,
+            "recipientAccountId": ACCT, "eventCategory": "Data",
+            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                           "clientProvidedHostHeader": svc + ".us-east-1.amazonaws.com"}}
+
+
+def key_events(akid, k, stolen, n0):
+    """Issuance + 5 marked inside uses (+ 1 outside use when stolen) of one key."""
+    base = (k % 600) * 5
+    ev = [issuance(akid, n0, base)]
+    for j in range(5):
+        svc, name = INSIDE_ACTIONS[j]
+        ev.append(use(akid, n0 + 1 + j, base, 2 + j, INSIDE_IPS[k % 3], UA_PY, svc, name))
+    if stolen:
+        ev.append(use(akid, n0 + 6, base, 1800, OUT_IP, UA_CLI, "s3", "ListBuckets"))
+    return ev
+
+
+def batch_records(n_records, akid_fmt, first_key=0):
+    recs, k = [], first_key
+    while len(recs) < n_records:
+        recs += key_events(akid_fmt % k, k, k % 10 == 0, k * 10)
+        k += 1
+    recs = recs[:n_records]
+    rnd.shuffle(recs)
+    return recs, k - first_key
+
+
+def cmd_templates(out):
+    os.makedirs(out, exist_ok=True)
+    recs, nkeys = batch_records(1000, "ASIA@N@%08d")
+    body = json.dumps({"Records": recs}, separators=(",", ":"))
+    with open(os.path.join(out, "ct_batch.tmpl"), "w") as f:
+        f.write(body)
+    evs = []
+    for k in range(10):
+        evs += key_events("ASIA@N@%08d" % k, k, k == 0, k * 10)
+    for i, r in enumerate(evs):
+        e = {"version": "0", "id": eid("@N@", 900000 + i), "detail-type": "AWS API Call via CloudTrail",
+             "source": "aws." + r["eventSource"].split(".")[0], "account": ACCT, "time": r["eventTime"],
+             "region": r["awsRegion"], "resources": [], "detail": r}
+        with open(os.path.join(out, "eb_%02d.tmpl" % i), "w") as f:
+            f.write(json.dumps(e, separators=(",", ":")))
+    print("%d %d %d %d" % (len(recs), nkeys, len(body), len(evs)))
+
+
+def cmd_ingest(port, n, token):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    total, k = 0, 0
+    while k < n:
+        recs = []
+        while k < n and len(recs) < 1000:
+            recs += key_events("ASIAMEM%013d" % k, k, k % 10 == 0, k * 10)
+            k += 1
+        body = json.dumps({"Records": recs}, separators=(",", ":")).replace("@N@", "%08X" % (k // 100))
+        c.request("POST", "/v1/ingest/cloudtrail", body=body,
+                  headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+        r = c.getresponse()
+        d = json.loads(r.read())
+        if r.status != 200 or d["duplicates"]:
+            sys.exit("ingest failed: %s %r" % (r.status, d))
+        total += len(recs)
+    print(total)
+
+
+def resp_read(f):
+    line = f.readline()
+    t, rest = line[:1], line[1:-2]
+    if t in (b"+", b"-"):
+        return rest.decode()
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode()
+    if t == b"*":
+        return [resp_read(f) for _ in range(int(rest))]
+    raise ValueError(line)
+
+
+def redis_cmds(port, cmds):
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    out = []
+    for c in cmds:
+        out.append(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in c))
+    s.sendall(b"".join(out))
+    f = s.makefile("rb")
+    res = [resp_read(f) for _ in cmds]
+    s.close()
+    return res
+
+
+def cmd_memory(port, n):
+    akids = ["ASIAMEM%013d" % k for k in range(n)]
+    cmds = []
+    for a in akids:
+        cmds.append(["MEMORY", "USAGE", "cw:k:{%s}" % a, "SAMPLES", "0"])
+        cmds.append(["MEMORY", "USAGE", "cw:s:{%s}" % a, "SAMPLES", "0"])
+    res = redis_cmds(port, cmds)
+    per_key = []
+    missing = 0
+    for i in range(n):
+        a, b = res[2 * i], res[2 * i + 1]
+        if a is None:
+            missing += 1
+        per_key.append((a or 0) + (b or 0))
+    per_key.sort()
+    p95 = per_key[int(0.95 * (len(per_key) - 1))]
+    state = [res[0::2][i] or 0 for i in range(n)]
+    seen = [res[1::2][i] or 0 for i in range(n)]
+    stolen = [state[i] + seen[i] for i in range(n) if i % 10 == 0]
+    clean = sorted(state[i] + seen[i] for i in range(n) if i % 10)
+    # median p95 mean missing | state median, seen-set median | stolen median, clean median, clean p95
+    print("%d %d %.0f %d %d %d %d %d %d" % (statistics.median(per_key), p95, statistics.mean(per_key), missing,
+                                            statistics.median(state), statistics.median(seen),
+                                            statistics.median(stolen), statistics.median(clean),
+                                            clean[int(0.95 * (len(clean) - 1))]))
+
+
+def cmd_info(port):
+    text = redis_cmds(port, [["INFO", "memory"]])[0]
+    for line in text.splitlines():
+        if line.startswith("used_memory:"):
+            print(line.split(":")[1])
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "templates":
+        cmd_templates(sys.argv[2])
+    elif cmd == "ingest":
+        cmd_ingest(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif cmd == "memory":
+        cmd_memory(int(sys.argv[2]), int(sys.argv[3]))
+    elif cmd == "info":
+        cmd_info(int(sys.argv[2]))
+    elif cmd == "median":
+        print(statistics.median(float(v) for v in sys.argv[2:]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+#!/bin/sh
+# bench_serve.sh — `credwatch serve` on a real Redis of this machine, end to end over HTTP:
+#   1. CloudTrail files of 1,000 records (~1.5 KB each) over keep-alive -> records/s
+#   2. single EventBridge events over 64 connections -> requests/s
+#   3. p99 latency of single EventBridge events at a fixed 5,000 requests/s (paced, open loop:
+#      build/tests/bench_load; Debian 12 has no wrk2), latency from each request's scheduled time
+#   4. Redis memory per tracked Lambda key (MEMORY USAGE of cw:k:{AKID} + cw:s:{AKID})
+# with /healthz measured the same way in the same run as the HTTP baseline. Every request of 1-3
+# carries new access keys and event ids (templates with a per-request tag, tests/bench/), so
+# nothing is a duplicate; the service's own counters confirm it. Figures are medians of RUNS
+# (LAT_RUNS for latency); the machine is shared and small: compare ratios, not absolutes.
+# Starts its own redis-server and credwatch on free loopback ports, stops them by pid.
+# Exits non-zero when a request failed or a tool is missing; a missed target is reported, not fatal.
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+LOAD=$root/$BUILD/tests/bench_load
+PY=/usr/bin/python3
+GEN=$here/bench/serve_gen.py
+LUA=$here/bench/template.lua
+RUNS=${SERVE_RUNS:-3}
+LAT_RUNS=${SERVE_LAT_RUNS:-5}
+SECONDS_PER_RUN=${SERVE_SECONDS:-8}
+CT_CONNS=4                 # CloudTrail forwarders: a few connections, big bodies
+EB_CONNS=64
+LAT_RATE=5000
+MEM_KEYS=10000
+TARGET_CT=150000           # records/s
+TARGET_EB=10000            # requests/s
+TARGET_P99_MS=10
+TARGET_KEY_BYTES=512
+TOKEN_IN=ingest-token-bench-0123456789
+TOKEN_RD=read-token-bench-0123456789ab
+
+tmp=$(mktemp -d)
+redis_pid=
+srv_pid=
+cleanup() {
+  [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill -KILL "$redis_pid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+status=0
+
+for tool in wrk redis-server redis-cli curl; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "serve: $tool is not installed (scripts/deps.sh bench)"; exit 1; }
+done
+[ -x "$BIN" ] || { echo "serve: $BIN is missing (make)"; exit 1; }
+if [ ! -x "$LOAD" ]; then
+  LOAD=$tmp/bench_load
+  cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror "$here/bench_load.c" -o "$LOAD" ||
+    { echo "serve: cannot build bench_load"; exit 1; }
+fi
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
+  >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+i=0
+until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -gt 100 ] && { echo "serve: redis-server did not start"; exit 1; }; sleep 0.1
+done
+rcli() { redis-cli -p "$RPORT" "$@"; }
+
+CREDWATCH_LISTEN=127.0.0.1:0 CREDWATCH_REDIS_URL=redis://127.0.0.1:$RPORT CREDWATCH_INGEST_TOKENS=$TOKEN_IN \
+  CREDWATCH_READ_TOKENS=$TOKEN_RD "$BIN" serve 2>"$tmp/server.log" &
+srv_pid=$!
+PORT=
+i=0
+while [ -z "$PORT" ]; do
+  PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$tmp/server.log")
+  i=$((i + 1)); [ $i -gt 100 ] && { echo "serve: credwatch did not start"; cat "$tmp/server.log"; exit 1; }
+  [ -z "$PORT" ] && sleep 0.1
+done
+THREADS=$(sed -n 's/.*"msg":"listening".*"threads":\([0-9]*\).*/\1/p' "$tmp/server.log")
+URL=http://127.0.0.1:$PORT
+info=$($PY "$GEN" templates "$tmp/t") || { echo "serve: template generation failed"; exit 1; }
+set -- $info
+CT_RECORDS=$1; CT_KEYS=$2; CT_BYTES=$3
+echo "serve: credwatch ($THREADS HTTP threads) on Redis 127.0.0.1:$RPORT, $(nproc) CPUs shared with the load" \
+  "generator; CloudTrail body $CT_RECORDS records, $CT_KEYS keys, $CT_BYTES bytes" \
+  "($((CT_BYTES / CT_RECORDS)) B/record)"
+
+# CPU time (user + system, clock ticks) of a process: CPU per request does not depend on what
+# else runs on the machine, unlike rates and latencies.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+cpu_mark() { c_srv0=$(ticks "$srv_pid"); c_rd0=$(ticks "$redis_pid"); }
+cpu_note() { # NAME REQUESTS RECORDS_PER_REQUEST
+  echo "$1 $2 $3 $(( $(ticks "$srv_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$tmp/cpu"
+}
+: >"$tmp/cpu"
+metric() { curl -s "$URL/metrics" | sed -n "s/^$1 \([0-9.e+]*\)$/\1/p"; }
+median() { $PY "$GEN" median "$@"; }
+run=0
+# wrk_run NAME CONNS PATH [LUA ARGS...]: one run after FLUSHALL; prints requests/s; checks non-2xx.
+wrk_run() {
+  _name=$1; _c=$2; _path=$3; shift 3
+  rcli flushall >/dev/null
+  run=$((run + 1))
+  cpu_mark
+  if [ $# -gt 0 ]; then
+    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" -s "$LUA" "$URL$_path" -- "$((run % 16))" "$TOKEN_IN" "$@" \
+      >"$tmp/wrk.out" 2>&1
+  else
+    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" "$URL$_path" >"$tmp/wrk.out" 2>&1
+  fi
+  if grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
+    echo "serve: $_name: failed requests: $(grep -E 'Non-2xx|Socket errors' "$tmp/wrk.out" | tr -s ' ')" >&2
+    status=1
+  fi
+  _n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$tmp/wrk.out")
+  cpu_note "$_name" "${_n:-0}" "$( [ "$_path" = /v1/ingest/cloudtrail ] && echo "$CT_RECORDS" || echo 1)"
+  sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$tmp/wrk.out"
+}
+
+# ---- 1. CloudTrail 1,000-record batches ----
+hz=""; ct=""
+ing0=$(metric credwatch_records_ingested_total); dup0=$(metric credwatch_records_duplicate_total)
+wrk_run warmup "$CT_CONNS" /v1/ingest/cloudtrail application/json "$tmp/t/ct_batch.tmpl" >/dev/null
+for r in $(seq "$RUNS"); do
+  hz="$hz $(wrk_run healthz $EB_CONNS /healthz)"
+  ct="$ct $(wrk_run cloudtrail $CT_CONNS /v1/ingest/cloudtrail application/json "$tmp/t/ct_batch.tmpl")"
+done
+ing1=$(metric credwatch_records_ingested_total); dup1=$(metric credwatch_records_duplicate_total)
+hz_med=$(median $hz)
+ct_med=$(median $ct)
+$PY - "$ct_med" "$hz_med" "$RUNS" "$CT_CONNS" "$TARGET_CT" "$ing0" "$ing1" "$dup0" "$dup1" $ct <<'EOF'
+import sys
+ct, hz, runs, conns, target = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+ing, dup = float(sys.argv[7]) - float(sys.argv[6]), float(sys.argv[9]) - float(sys.argv[8])
+each = " ".join("%.0f" % (float(v) * 1000) for v in sys.argv[10:])
+print("serve: cloudtrail 1000-record batches %.0f records/s (median of %d: %s; %d keep-alive connections; "
+      "healthz baseline %.0f req/s); %.0f records applied, %.0f duplicates; target %d: %s"
+      % (ct * 1000, runs, each, conns, hz, ing, dup, target, "met" if ct * 1000 >= target else "NOT met"))
+EOF
+
+# ---- 2. single EventBridge events, 64 connections ----
+eb=""
+for r in $(seq "$RUNS"); do
+  eb="$eb $(wrk_run eventbridge $EB_CONNS /v1/ingest/eventbridge "application/json; charset=utf-8" "$tmp"/t/eb_*.tmpl)"
+done
+eb_med=$(median $eb)
+$PY - "$eb_med" "$hz_med" "$RUNS" "$TARGET_EB" $eb <<'EOF'
+import sys
+eb, hz, runs, target = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print("serve: eventbridge single events, 64 connections %.0f req/s (median of %d: %s; healthz baseline %.0f req/s, "
+      "ratio %.2f); target %d: %s" % (eb, runs, " ".join("%.0f" % float(v) for v in sys.argv[5:]), hz, eb / hz,
+                                      target, "met" if eb >= target else "NOT met"))
+EOF
+
+# ---- 3. p99 at a fixed 5,000 requests/s ----
+lat_run() { # PATH [bench_load args]: one paced run after FLUSHALL; prints its line
+  _path=$1; shift
+  rcli flushall >/dev/null
+  run=$((run + 1))
+  cpu_mark
+  "$LOAD" 127.0.0.1 "$PORT" "$_path" "$LAT_RATE" "$SECONDS_PER_RUN" "$EB_CONNS" -w 2 -r "$run" "$@" || status=1
+  cpu_note "paced$_path" "$((LAT_RATE * SECONDS_PER_RUN))" 1
+}
+: >"$tmp/lat_eb"; : >"$tmp/lat_hz"
+for r in $(seq "$LAT_RUNS"); do
+  lat_run /healthz >>"$tmp/lat_hz"
+  lat_run /v1/ingest/eventbridge -a "$TOKEN_IN" -t "application/json; charset=utf-8" "$tmp"/t/eb_*.tmpl >>"$tmp/lat_eb"
+done
+$PY - "$tmp/lat_eb" "$tmp/lat_hz" "$LAT_RATE" "$TARGET_P99_MS" <<'EOF'
+import re, statistics, sys
+def runs(path):
+    out = []
+    for line in open(path):
+        m = re.search(r"p50 ([\d.]+) p90 ([\d.]+) p99 ([\d.]+) p99.9 ([\d.]+) max ([\d.]+)", line)
+        if m:
+            out.append([float(x) for x in m.groups()])
+    return out
+eb, hz = runs(sys.argv[1]), runs(sys.argv[2])
+rate, target = int(sys.argv[3]), float(sys.argv[4])
+if not eb or not hz:
+    print("serve: latency runs produced no figures"); sys.exit(0)
+med = lambda rs, i: statistics.median(r[i] for r in rs)
+p99 = med(eb, 2)
+print("serve: eventbridge p99 latency at %d req/s %.2f ms (median of %d: %s; p50 %.2f, p99.9 %.2f ms; "
+      "healthz baseline p99 %.2f ms, p50 %.2f ms); target %.0f ms: %s"
+      % (rate, p99, len(eb), " ".join("%.2f" % r[2] for r in eb), med(eb, 0), med(eb, 3), med(hz, 2), med(hz, 0),
+         target, "met" if p99 <= target else "NOT met"))
+EOF
+
+# ---- where the time goes: CPU per request of the server and of Redis ----
+$PY - "$tmp/cpu" "$HZ" "$(nproc)" <<'EOF'
+import collections, statistics, sys
+hz, cpus = int(sys.argv[2]), int(sys.argv[3])
+by = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, n, per, srv, rd = line.split()
+    n, per, srv, rd = int(n), int(per), int(srv), int(rd)
+    if n:
+        by[name].append((srv / hz / n * 1e6, rd / hz / n * 1e6, per))
+med = lambda name, i: statistics.median(x[i] for x in by[name])
+parts = []
+for name in ("healthz", "cloudtrail", "eventbridge", "paced/healthz", "paced/v1/ingest/eventbridge"):
+    if by.get(name):
+        s_, r_, per = med(name, 0), med(name, 1), by[name][0][2]
+        extra = " (%.2f + %.2f us/record)" % (s_ / per, r_ / per) if per > 1 else ""
+        parts.append("%s %.1f + %.1f us%s" % (name, s_, r_, extra))
+print("serve: CPU per request, credwatch + redis-server (medians; does not depend on other load): "
+      + "; ".join(parts))
+if by.get("eventbridge") and by.get("cloudtrail"):
+    e, c = med("eventbridge", 0) + med("eventbridge", 1), med("cloudtrail", 0) + med("cloudtrail", 1)
+    print("serve: at these costs %d otherwise idle CPUs carry ~%.0f single events/s or ~%.0f records/s in 1000-record "
+          "batches (credwatch + redis only, no load generator)" % (cpus, cpus / (e / 1e6), cpus / (c / 1e6) * 1000))
+EOF
+echo "serve: machine load average at the end (1/5/15 min): $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+
+# ---- 4. Redis memory per tracked key ----
+rcli flushall >/dev/null
+before=$($PY "$GEN" info "$RPORT")
+recs=$($PY "$GEN" ingest "$PORT" "$MEM_KEYS" "$TOKEN_IN") || { echo "serve: memory ingest failed"; exit 1; }
+after=$($PY "$GEN" info "$RPORT")
+mem=$($PY "$GEN" memory "$RPORT" "$MEM_KEYS")
+set -- $mem
+echo "serve: redis memory per tracked key ($MEM_KEYS Lambda keys, $recs records: issuance + 5 marked uses," \
+  "10% with an outside use): median $1 B, p95 $2 B, mean $3 B (MEMORY USAGE of cw:k + cw:s; state median $5 B," \
+  "dedup set median $6 B; keys with an outside use median $7 B, others median $8 B / p95 $9 B);" \
+  "used_memory delta / N $(( (after - before) / MEM_KEYS )) B (includes findings and index);" \
+  "target $TARGET_KEY_BYTES B: median $([ "$1" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)," \
+  "p95 $([ "$2" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)"
+[ "$4" -eq 0 ] || { echo "serve: $4 keys have no state in Redis"; status=1; }
+
+kill -TERM "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+srv_pid=
+exit $status
