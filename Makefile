@@ -1,5 +1,7 @@
 # credwatch build. `make` builds build/credwatch, `make test` runs every test,
-# `make bench` the benchmarks, `make asan` the whole test suite under ASan+UBSan.
+# `make bench` the benchmarks, `make asan` the whole test suite under ASan+UBSan,
+# `make asan-unit` only the cmocka suites and it_scan.sh under ASan+UBSan (CI),
+# `make fuzz` every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/).
 # Sources are globbed so a new module is a new file pair, not a Makefile edit:
 #   service/*.c  the engine (decoders, detection core, stores), minus main.c
 #   api/*.c      the HTTP layer
@@ -24,7 +26,7 @@ BENCH_SRC = $(wildcard tests/bench_*.c)
 BENCH_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 HDRS     = $(wildcard service/*.h api/*.h tests/*.h)
 
-.PHONY: all deps run test unit integration bench asan clean lint
+.PHONY: all deps run test unit integration bench asan asan-unit fuzz fuzz-build fuzz-seeds clean lint
 
 all: deps $(BUILD)/credwatch
 
@@ -88,6 +90,47 @@ soak:
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# Unit suites and the scan test under the sanitizers: the part of `make asan` CI can afford
+# (the integration scripts under ASan take most of its time and test the same code paths).
+ASAN_BUILD = build-asan
+asan-unit:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" $(ASAN_BUILD)/credwatch \
+	  $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(TEST_BIN))
+	@BUILD=$(ASAN_BUILD) ONLY=unit tests/run_all.sh
+	@BUILD=$(ASAN_BUILD) timeout -k 5 600 sh tests/it_scan.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c) need clang: the library is rebuilt in build-fuzz/ with
+# coverage instrumentation, each harness links libFuzzer's main. `make fuzz` runs each target for
+# FUZZ_SECONDS over its committed seeds (tests/fuzz/corpus/<target>/); new inputs go to
+# build-fuzz/corpus/<target>/, crashes to build-fuzz/crashes/.
+FUZZ_BUILD   = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     = $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# -Wno-unknown-warning-option: clang does not know gcc's -Wno-format-truncation (CWFLAGS).
+
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libcw.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CWFLAGS) -Itests/fuzz $(CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libcw.a -o $@ $(LIBS)
+
+fuzz-build:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-unknown-warning-option" $(FUZZ_BIN)
+
+# fuzz_codec's seeds are det_encode blobs of the fixtures' keys (the other seeds: make_corpus.py).
+fuzz-seeds: $(BUILD)/libcw.a
+	@mkdir -p $(BUILD)/tests tests/fuzz/corpus/fuzz_codec
+	$(CC) $(CWFLAGS) $(CFLAGS) tests/fuzz/seed_codec.c $(BUILD)/libcw.a -o $(BUILD)/tests/seed_codec $(LIBS)
+	/usr/bin/python3 tests/fuzz/make_corpus.py
+	$(BUILD)/tests/seed_codec tests/fuzz/corpus/fuzz_codec tests/fuzz/corpus/fuzz_decode/ct-*
+
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(notdir $(FUZZ_BIN))
 
 lint:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] || \

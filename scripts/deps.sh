@@ -1,16 +1,20 @@
 #!/bin/sh
 # Installs the Debian 12 packages credwatch needs to build, test and benchmark.
-# Usage: scripts/deps.sh build|test|bench
+# Usage: scripts/deps.sh build|test|bench|fuzz
+# test includes clang and libFuzzer (libclang-rt-14-dev) for the fuzz smoke test; fuzz is what
+# `make fuzz` needs.
 # Installs only what is missing; as non-root it stops with the exact command to run.
 set -eu
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev"
-TEST_PKGS="$BUILD_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema"
+FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
+TEST_PKGS="$FUZZ_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema"
 BENCH_PKGS="$TEST_PKGS wrk"
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test) want=$TEST_PKGS ;;
   bench) want=$BENCH_PKGS ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  fuzz) want=$FUZZ_PKGS ;;
+  *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -993,10 +993,10 @@ static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int
         d->z.avail_out = DEC_INFLATE_CHUNK;
         int r = inflate(&d->z, Z_NO_FLUSH);
         size_t got = DEC_INFLATE_CHUNK - d->z.avail_out;
-        if (r != Z_OK && r != Z_STREAM_END && !(r == Z_BUF_ERROR && got == 0)) {
-            set_msg(d, DEC_EGZIP, "corrupt gzip data: %s", d->z.msg ? d->z.msg : "inflate failed");
-            return d->err;
-        }
+        /* The output inflated before a corruption is parsed first, so the error reported is the
+         * first one in the stream whatever the chunking: fed in small chunks, those bytes would
+         * have reached the parser before inflate saw the corruption (found by fuzz_decode). */
+        int corrupt = r != Z_OK && r != Z_STREAM_END && !(r == Z_BUF_ERROR && got == 0);
         if (got) {
             /* ratio cap: a small gzip may hold gigabytes */
             size_t limit = d->st.bytes_in * (size_t)d->lim.max_ratio + DEC_RATIO_SLACK;
@@ -1007,6 +1007,10 @@ static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int
             }
             if (parse_json(d, d->zbuf, got))
                 return d->err;
+        }
+        if (corrupt) {
+            set_msg(d, DEC_EGZIP, "corrupt gzip data: %s", d->z.msg ? d->z.msg : "inflate failed");
+            return d->err;
         }
         if (r == Z_STREAM_END)
             d->z_ended = 1;

@@ -91,6 +91,17 @@ static uint32_t get_u32(struct rbuf *r)
     return (uint32_t)v;
 }
 
+/* A 0/1 field det_encode writes as one byte. Anything else is refused: a value of 0x80 or more
+ * would be written back as a byte with the varint continuation bit set, and the re-encoded state
+ * would no longer decode (found by fuzz_codec: a key then fails every ingest). */
+static uint8_t get_bool(struct rbuf *r)
+{
+    uint64_t v = get_u64(r);
+    if (v > 1)
+        r->bad = 1;
+    return (uint8_t)(v & 1);
+}
+
 static void get_str(struct rbuf *r, char *dst, size_t cap)
 {
     uint64_t n = get_u64(r);
@@ -121,7 +132,7 @@ static void get_use(struct rbuf *r, struct det_use *u)
     get_str(r, u->event_id, sizeof u->event_id);
     get_str(r, u->action, sizeof u->action);
     get_str(r, u->user_agent, sizeof u->user_agent);
-    u->failed = (uint8_t)get_u64(r);
+    u->failed = get_bool(r);
 }
 
 int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
@@ -221,14 +232,14 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
         get_str(&r, c->vpce_account, sizeof c->vpce_account);
         get_use(&r, &c->first);
         get_use(&r, &c->last);
-        c->actions_truncated = (uint8_t)get_u64(&r);
+        c->actions_truncated = get_bool(&r);
         uint64_t na = get_u64(&r);
         if (na > DET_CAND_ACTIONS_MAX)
             return -1;
         c->n_actions = (uint8_t)na;
         for (size_t a = 0; a < na; a++) {
             get_str(&r, c->actions[a].name, sizeof c->actions[a].name);
-            c->actions[a].ok = (uint8_t)get_u64(&r);
+            c->actions[a].ok = get_bool(&r);
         }
     }
     if (r.bad || r.pos != len)

@@ -861,6 +861,24 @@ static void test_truncated_gzip(void **state)
     free(s);
 }
 
+/* Regression (fuzz_decode): malformed JSON inside a gzip stream whose CRC is also wrong. Fed whole,
+ * inflate returned the output and the CRC error in one call and the output was dropped, so the
+ * answer was "corrupt gzip data"; fed in chunks, the JSON error came first. Both must agree:
+ * the first error in the stream (decode_all compares the whole and the chunked runs). */
+static void test_gzip_corrupt_after_bad_json(void **state)
+{
+    (void)state;
+    static const char bad[] = "{\"Records\":[{\"eventID\":\"a\"}, nonsense]}";
+    size_t zl;
+    uint8_t *z = gz(bad, sizeof bad - 1, &zl);
+    z[zl - 6] ^= 0x55; /* the CRC */
+    struct got *g = decode_all(z, zl);
+    assert_int_equal(g->rc, DEC_EJSON);
+    assert_non_null(strstr(g->msg, "malformed JSON"));
+    free(g);
+    free(z);
+}
+
 static void test_gzip_bomb(void **state)
 {
     (void)state;
@@ -1338,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_malformed_records),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_truncated_gzip),
+        cmocka_unit_test(test_gzip_corrupt_after_bad_json),
         cmocka_unit_test(test_gzip_bomb),
         cmocka_unit_test(test_max_inflated_plain),
         cmocka_unit_test(test_max_records),

@@ -104,6 +104,39 @@ static void test_codec_full_roundtrip(void **state)
     assert_int_equal(det_encode(&k, again, (size_t)len), len);
 }
 
+/* Regression (fuzz_codec): a blob whose 0/1 fields (use failed, actions_truncated, action ok)
+ * held a varint of 0x80 or more decoded, and its re-encoding (one byte per field, continuation
+ * bit set) no longer decoded: the key then failed every ingest. Such blobs are refused now. */
+static void test_codec_bool_fields(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    static uint8_t blob[DET_ENCODED_MAX], bad[DET_ENCODED_MAX + 1];
+    full_state(&k);
+    k.cands[0].actions_truncated = 1;
+    int len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    /* every byte equal to 1 that can be widened to the two-byte varint of 0x81 and still decode
+     * as a 0/1 field must now be refused; any blob that decodes must re-encode and decode again */
+    size_t tried = 0;
+    for (int i = 3; i < len; i++) {
+        if (blob[i] != 1)
+            continue;
+        memcpy(bad, blob, (size_t)i);
+        bad[i] = 0x81;
+        bad[i + 1] = 0x01;
+        memcpy(bad + i + 2, blob + i + 1, (size_t)(len - i - 1));
+        if (det_decode(&back, bad, (size_t)len + 1) == 0) {
+            static uint8_t again[DET_ENCODED_MAX];
+            int n = det_encode(&back, again, sizeof again);
+            assert_true(n > 0);
+            assert_int_equal(det_decode(&back, again, (size_t)n), 0);
+        }
+        tried++;
+    }
+    assert_true(tried > 0);
+}
+
 /* A realistic state made by det_apply. */
 static void applied_state(struct det_key *k)
 {
@@ -507,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_codec_rejects),
         cmocka_unit_test(test_codec_rejects_counts),
         cmocka_unit_test(test_bounded_sets_order),
+        cmocka_unit_test(test_codec_bool_fields),
         cmocka_unit_test(test_expires_at),
         cmocka_unit_test(test_action_sensitive),
         cmocka_unit_test(test_severity_names),
