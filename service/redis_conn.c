@@ -330,8 +330,16 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
         node_drop(c, n);
         return NULL;
     }
-    n->backoff_ms = 0;
+    /* the backoff is reset by the first reply (node_answered), not here: a hung node (SIGSTOP,
+     * overloaded) still accepts TCP connections in the kernel, and resetting on connect kept its
+     * backoff at the minimum, so every thread paid the full command timeout every ~100 ms */
     return n->ctx;
+}
+
+/* Node i answered: its next failure starts the backoff from the minimum again. */
+static void node_answered(struct rconn *c, size_t i)
+{
+    c->nodes[i].backoff_ms = 0;
 }
 
 static int load_scripts(struct rconn *c, size_t i)
@@ -382,6 +390,7 @@ static int refresh_map(struct rconn *c)
             node_drop(c, &c->nodes[i]);
             continue;
         }
+        node_answered(c, i);
         if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
             freeReplyObject(r);
             continue;
@@ -604,6 +613,7 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
         m->reply = r;
         m->asking = 0;
     }
+    node_answered(c, i);
     return 0;
 }
 

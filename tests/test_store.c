@@ -4,6 +4,12 @@
  * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
  * with filters and cursor, unknown ids, concurrent engines on one key (no lost update, one
  * finding), and for Redis: outage gives STORE_EUNAVAIL and the handle recovers after a restart.
+ *
+ * CW_TEST_CLUSTER=host:port,host:port,... runs the Redis group against a running Redis Cluster
+ * instead (tests/it_cluster.sh starts one): no redis-server is started, stores come from
+ * store_redis_cluster_new, setup flushes every listed node (so list every master), and the outage
+ * test is skipped, since stopping a node we did not start is not ours to do (it_cluster.sh covers
+ * cluster outages with its own nodes).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,6 +37,7 @@
 
 static int redis_port;
 static pid_t redis_pid = -1;
+static const char *cluster_seeds;   /* CW_TEST_CLUSTER, or NULL: the standalone redis-server */
 
 static int64_t now_ms(void)
 {
@@ -90,10 +97,40 @@ static void redis_stop(void)
 static struct store *new_redis(void)
 {
     char url[64], msg[128];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
-    struct store *s = store_redis_new(url, 500, msg, sizeof msg);
-    assert_non_null(s);
+    struct store *s;
+    if (cluster_seeds) {
+        s = store_redis_cluster_new(cluster_seeds, 500, msg, sizeof msg);
+    } else {
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+        s = store_redis_new(url, 500, msg, sizeof msg);
+    }
+    if (!s)
+        fail_msg("store: %s", msg);
     return s;
+}
+
+/* FLUSHALL on every node named in CW_TEST_CLUSTER: on a cluster FLUSHALL only empties the node
+ * it is sent to, and the keys of one test are spread over all masters. Only plain host:port
+ * items (an optional redis:// and credentials are skipped: test clusters have no password). */
+static int flush_cluster(void)
+{
+    const char *p = strrchr(cluster_seeds, '@');
+    p = p ? p + 1 : strncmp(cluster_seeds, "redis://", 8) == 0 ? cluster_seeds + 8 : cluster_seeds;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *colon = memchr(p, ':', n);
+        if (n && colon) {
+            char cmd[320];
+            snprintf(cmd, sizeof cmd, "redis-cli -h %.*s -p %.*s FLUSHALL >/dev/null", (int)(colon - p), p,
+                     (int)(p + n - colon - 1), colon + 1);
+            if (system(cmd) != 0)
+                return -1;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
 }
 
 /* state: a factory name; each test gets a fresh store (Redis: flushed). */
@@ -109,8 +146,10 @@ static int setup_redis(void **state)
     /* a fresh database per test: FLUSHALL through a throwaway commit-free path */
     char cmd[128];
     snprintf(cmd, sizeof cmd, "redis-cli -p %d FLUSHALL >/dev/null", redis_port);
-    if (system(cmd) != 0)
+    if (cluster_seeds ? flush_cluster() != 0 : system(cmd) != 0) {
+        store_free(s);
         return -1;
+    }
     *state = s;
     return 0;
 }
@@ -442,8 +481,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
     };
+    /* the same contract minus the outage test, which stops a redis-server this test started */
+    const struct CMUnitTest cluster[] = {
+        cmocka_unit_test(t_redis_url),
+        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
+    };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
+    cluster_seeds = getenv("CW_TEST_CLUSTER");
+    if (cluster_seeds && !*cluster_seeds)
+        cluster_seeds = NULL;
+    if (cluster_seeds)
+        return failed + cmocka_run_group_tests_name("store_redis_cluster", cluster, NULL, NULL);
     redis_port = free_port();
     if (redis_port <= 0 || redis_start()) {
         fprintf(stderr, "could not start redis-server on a loopback port\n");

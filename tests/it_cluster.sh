@@ -1,0 +1,130 @@
+#!/bin/sh
+# it_cluster.sh — credwatch on a real 3-master Redis Cluster (no replicas), loopback only:
+#   1. the store contract (build/tests/test_store with CW_TEST_CLUSTER) passes on the cluster;
+#   2. tests/cluster_test.py: 2 `credwatch serve` instances with CREDWATCH_REDIS_CLUSTER — many keys
+#      across instances, the same batch twice, live resharding under ingest, a master SIGSTOPped and
+#      a master SIGKILLed + restarted under ingest (each event acknowledged is counted once).
+# The cluster lives in a temp dir on free ports; only the pids this script (and its driver) started
+# are stopped. Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+STORE_TEST=$root/$BUILD/tests/test_store
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+PIDFILE=$TMP/pids
+: >"$PIDFILE"
+DRIVER=
+fails=0
+
+cleanup() {
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
+    kill -TERM "$DRIVER" 2>/dev/null
+    sleep 1
+    kill -KILL "$DRIVER" 2>/dev/null
+  fi
+  # SIGCONT first: a node the driver SIGSTOPped would not act on SIGKILL until continued anyway,
+  # but its pid must not be left stopped if the kill fails.
+  while read -r pid; do
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && { kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; }
+  done <"$PIDFILE"
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+
+if [ ! -x "$BIN" ]; then echo "not ok - binary $BIN exists"; exit 1; fi
+if [ ! -x "$STORE_TEST" ]; then echo "not ok - $STORE_TEST exists"; exit 1; fi
+if ! command -v redis-server >/dev/null 2>&1; then echo "not ok - redis-server is installed"; exit 1; fi
+
+# Three ports whose cluster bus ports (port + 10000) are free too.
+PORTS=$("$PY" - <<'EOF'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+got = []
+r = random.Random()
+for _ in range(2000):
+    p = r.randint(20000, 55000)
+    if p not in got and p + 10000 not in got and free(p) and free(p + 10000):
+        got.append(p)
+    if len(got) == 3:
+        break
+print(" ".join(map(str, got)))
+EOF
+)
+set -- $PORTS
+if [ $# -ne 3 ]; then echo "not ok - three free loopback ports"; exit 1; fi
+P1=$1; P2=$2; P3=$3
+
+# The second master keeps an fsync'd append-only file: the driver SIGKILLs and restarts it, and
+# what it acknowledged must survive. The others need no persistence (they are only resharded).
+start_node() { # port, extra args...
+  port=$1; shift
+  redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+    --save '' --dir "$TMP" --protected-mode yes "$@" >>"$TMP/redis-$port.log" 2>&1 &
+  echo $! >>"$PIDFILE"
+  echo $! >"$TMP/pid-$port"
+}
+start_node "$P1" --appendonly no
+start_node "$P2" --appendonly yes --appendfsync always --appenddirname "aof-$P2"
+start_node "$P3" --appendonly no
+
+up=0
+for _ in $(seq 100); do
+  n=0
+  for p in $P1 $P2 $P3; do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && n=$((n + 1)); done
+  [ "$n" -eq 3 ] && { up=1; break; }
+  sleep 0.1
+done
+[ "$up" -eq 1 ] || { nok "3 cluster-enabled redis-server nodes answer PING"; exit 1; }
+
+if ! redis-cli --cluster create "127.0.0.1:$P1" "127.0.0.1:$P2" "127.0.0.1:$P3" --cluster-replicas 0 \
+     --cluster-yes >"$TMP/create.log" 2>&1; then
+  nok "redis-cli --cluster create"; sed 's/^/#   /' "$TMP/create.log"; exit 1
+fi
+state=0
+for _ in $(seq 100); do
+  n=0
+  for p in $P1 $P2 $P3; do redis-cli -p "$p" CLUSTER INFO 2>/dev/null | grep -q 'cluster_state:ok' && n=$((n + 1)); done
+  [ "$n" -eq 3 ] && { state=1; break; }
+  sleep 0.1
+done
+if [ "$state" -eq 1 ]; then
+  ok "3-master cluster on 127.0.0.1:$P1,$P2,$P3: cluster_state:ok on every node"
+else
+  nok "cluster_state:ok on every node within 10 s"; exit 1
+fi
+SEEDS="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3"
+
+# 1. The store contract on the cluster (the suite's own ok/not ok lines are summarised here).
+if CMOCKA_MESSAGE_OUTPUT=STDOUT CW_TEST_CLUSTER=$SEEDS timeout -k 5 120 "$STORE_TEST" >"$TMP/test_store.log" 2>&1; then
+  n=$(grep -c '^\[       OK \]' "$TMP/test_store.log")
+  ok "store contract on the cluster: test_store with CW_TEST_CLUSTER passes ($n tests incl. concurrent engines)"
+else
+  nok "store contract on the cluster (test_store with CW_TEST_CLUSTER)"; sed 's/^/#   /' "$TMP/test_store.log" | tail -40
+fi
+# what the last store test left behind would be counted by the service scenarios
+for p in $P1 $P2 $P3; do redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || nok "FLUSHALL on $p"; done
+
+# 2. Service-level scenarios. Bounded: the driver has per-request timeouts; this caps the run.
+timeout -k 5 200 "$PY" "$here/cluster_test.py" "$BIN" "$TMP" "$PIDFILE" "$P1,$P2,$P3" \
+  "$(cat "$TMP/pid-$P1"),$(cat "$TMP/pid-$P2"),$(cat "$TMP/pid-$P3")" &
+DRIVER=$!
+wait "$DRIVER"
+rc=$?
+DRIVER=
+[ "$rc" -eq 0 ] || fails=$((fails + 1))
+[ "$fails" -eq 0 ]
