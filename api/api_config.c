@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
-                OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_COUNT };
+                OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
+                OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_COUNT };
 
 /* One table drives the environment, the flags and --help, so they cannot drift apart. */
 static const struct opt {
@@ -42,6 +43,14 @@ static const struct opt {
      "Redis connect and command timeout"},
     {OPT_DRAIN, "--drain-seconds", "CREDWATCH_DRAIN_SECONDS", "20",
      "on SIGTERM, how long in-flight requests may take to finish"},
+    {OPT_CONN_TIMEOUT, "--connection-timeout-seconds", "CREDWATCH_CONNECTION_TIMEOUT_S", "75",
+     "a connection idle this long (no byte received or sent) is closed; above a load balancer's 60 s"},
+    {OPT_MAX_CONNECTIONS, "--max-connections", "CREDWATCH_MAX_CONNECTIONS", "4096",
+     "open client connections (lowered to fit the open-file limit); beyond, new ones are closed"},
+    {OPT_MAX_INFLIGHT_INGEST, "--max-inflight-ingest", "CREDWATCH_MAX_INFLIGHT_INGEST", "(2 x threads)",
+     "ingest requests admitted at once (uploading or processing): 503 + Retry-After beyond"},
+    {OPT_MAX_INFLIGHT_INGEST_BYTES, "--max-inflight-ingest-bytes", "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES",
+     "(4 x max body bytes)", "ingest body bytes buffered at once over all requests: 503 + Retry-After beyond"},
 };
 
 void api_config_usage(FILE *out)
@@ -221,6 +230,34 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         }
         c->drain_s = (unsigned)n;
         return 0;
+    case OPT_CONN_TIMEOUT:
+        if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
+            snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
+            return API_ECONFIG;
+        }
+        c->conn_timeout_s = (unsigned)n;
+        return 0;
+    case OPT_MAX_CONNECTIONS:
+        if (parse_uint(v, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS, &n)) {
+            snprintf(msg, msg_size, "%s: expected an integer %d-%d", name, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS);
+            return API_ECONFIG;
+        }
+        c->max_connections = (unsigned)n;
+        return 0;
+    case OPT_MAX_INFLIGHT_INGEST:
+        if (parse_uint(v, 1, API_MAX_INFLIGHT_INGEST, &n)) {
+            snprintf(msg, msg_size, "%s: expected an integer 1-%d", name, API_MAX_INFLIGHT_INGEST);
+            return API_ECONFIG;
+        }
+        c->max_inflight_ingest = (unsigned)n;
+        return 0;
+    case OPT_MAX_INFLIGHT_INGEST_BYTES:
+        if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
+            snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
+            return API_ECONFIG;
+        }
+        c->max_inflight_bytes = (size_t)n;
+        return 0;
     case OPT_COUNT:
         break;
     }
@@ -255,6 +292,8 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
     c->max_inflated = API_DEFAULT_MAX_INFLATED;
     c->redis_timeout_ms = API_DEFAULT_REDIS_TIMEOUT_MS;
     c->drain_s = API_DEFAULT_DRAIN_S;
+    c->conn_timeout_s = API_DEFAULT_CONN_TIMEOUT_S;
+    c->max_connections = API_DEFAULT_CONNECTIONS;
     const char *values[OPT_COUNT] = {0};
     const char *names[OPT_COUNT] = {0};
     values[OPT_LISTEN] = API_DEFAULT_LISTEN;
@@ -297,6 +336,18 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         int rc = apply(c, (enum opt_kind)i, values[i], names[i], msg, msg_size);
         if (rc)
             return rc;
+    }
+    /* Admission defaults follow the thread count and the body cap: two ingests per thread keep
+     * every thread busy (one processing, one uploading) without queueing work no thread will
+     * reach before the senders' 5 s deadline. */
+    if (!c->max_inflight_ingest)
+        c->max_inflight_ingest = 2 * c->threads;
+    if (!c->max_inflight_bytes)
+        c->max_inflight_bytes = API_INFLIGHT_BODIES * c->max_body;
+    if (c->max_inflight_bytes < c->max_body) {
+        snprintf(msg, msg_size, "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES: %zu is below the body cap %zu: no large "
+                 "body could ever be admitted", c->max_inflight_bytes, c->max_body);
+        return API_ECONFIG;
     }
     if (c->redis_url[0] && c->redis_cluster[0]) {
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");

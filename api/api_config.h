@@ -23,6 +23,13 @@
 #define API_MAX_REDIS_TIMEOUT_MS 60000
 #define API_MAX_DRAIN_S 3600
 
+#define API_DEFAULT_CONN_TIMEOUT_S 75u  /* idle connections: above a load balancer's 60 s idle timeout */
+#define API_MAX_CONN_TIMEOUT_S 3600
+#define API_DEFAULT_CONNECTIONS 4096u   /* lowered at start to fit RLIMIT_NOFILE */
+#define API_MIN_CONNECTIONS 4
+#define API_MAX_CONNECTIONS 1000000
+#define API_MAX_INFLIGHT_INGEST 100000
+#define API_INFLIGHT_BODIES 4           /* default inflight-bytes bound, in maximum bodies */
 #define API_ECONFIG (-2)
 
 struct api_config {
@@ -39,6 +46,10 @@ struct api_config {
     size_t max_body, max_inflated;
     int redis_timeout_ms;
     unsigned drain_s;
+    unsigned conn_timeout_s;          /* MHD_OPTION_CONNECTION_TIMEOUT */
+    unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
+    unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
+    size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */
     int help, print_routes;           /* --help / --print-routes: nothing else is validated */
 };
 

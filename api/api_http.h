@@ -34,6 +34,9 @@ struct api_server {
     struct store *base;
     const char *store_name;       /* "memory", "redis" or "redis-cluster" */
     atomic_int draining;
+    /* Admission control of ingest (see api_server.c): requests and body bytes admitted now. */
+    atomic_uint ingest_admitted;
+    atomic_size_t ingest_bytes;
     struct nr_slot *net;          /* the network table, swapped on SIGHUP */
 };
 
@@ -67,6 +70,8 @@ struct api_req {
     uint8_t *body;
     size_t len, cap, limit;
     int gzip;                     /* Content-Encoding: gzip */
+    int admitted;                 /* holds one of srv->ingest_admitted */
+    size_t reserved;              /* bytes held in srv->ingest_bytes */
 };
 
 /* The calling thread's worker, created on first use; NULL when the store or engine could not

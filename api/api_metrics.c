@@ -27,7 +27,7 @@ static atomic_uint_fast64_t requests[API_P_COUNT][N_METHODS][N_STATUSES];
 static struct hist req_hist[API_P_COUNT];
 static struct hist store_hist;
 static atomic_uint_fast64_t rec_ingested, rec_duplicate, rec_skipped, find_created, find_updated, store_errors,
-    deadline_exceeded;
+    deadline_exceeded, ingest_shed;
 static atomic_int ready_gauge;
 static atomic_long inflight_gauge;
 
@@ -68,6 +68,7 @@ void api_metrics_records(size_t accepted, size_t duplicates, size_t skipped, siz
 void api_metrics_store(double seconds) { hist_observe(&store_hist, seconds); }
 void api_metrics_store_error(void) { atomic_fetch_add_explicit(&store_errors, 1, memory_order_relaxed); }
 void api_metrics_deadline(void) { atomic_fetch_add_explicit(&deadline_exceeded, 1, memory_order_relaxed); }
+void api_metrics_shed(void) { atomic_fetch_add_explicit(&ingest_shed, 1, memory_order_relaxed); }
 void api_metrics_ready(int ready) { atomic_store(&ready_gauge, ready ? 1 : 0); }
 void api_metrics_inflight(int delta) { atomic_fetch_add(&inflight_gauge, delta); }
 long api_metrics_inflight_now(void) { return atomic_load(&inflight_gauge); }
@@ -177,6 +178,9 @@ char *api_metrics_render(size_t *len)
     put_counter(&t, "credwatch_ingest_deadline_exceeded_total",
                 "Ingest requests whose engine work took longer than 4.5 s (the senders' deadline is 5 s); "
                 "answered anyway.", &deadline_exceeded);
+    put_counter(&t, "credwatch_ingest_shed_total",
+                "Ingest requests refused with 503 and Retry-After by admission control (CREDWATCH_MAX_INFLIGHT_INGEST, "
+                "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES).", &ingest_shed);
     put(&t, "# HELP credwatch_store_duration_seconds Wall time of store work per request: the whole eng_ingest "
             "call for ingest (decode included: an approximation), single store calls for reads.\n"
             "# TYPE credwatch_store_duration_seconds histogram\n");

@@ -23,6 +23,9 @@ void api_metrics_store_error(void);
 /* An ingest that took longer than the sender's deadline allows (answered anyway). */
 void api_metrics_deadline(void);
 
+/* An ingest refused by admission control (503 + Retry-After: too many or too large in flight). */
+void api_metrics_shed(void);
+
 void api_metrics_ready(int ready);
 void api_metrics_inflight(int delta);
 long api_metrics_inflight_now(void);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -22,8 +23,6 @@
 #include "api_time.h"
 #include "settings.h"
 
-#define API_CONNECTION_TIMEOUT_S 75u        /* above a load balancer's 60 s idle timeout */
-#define API_CONNECTION_LIMIT 4096u          /* lowered to fit RLIMIT_NOFILE */
 #define API_FD_RESERVE 64u                  /* descriptors kept for Redis, logs, the listener */
 #define API_CONNECTION_MEMORY ((size_t)64 << 10) /* per connection: headers and MHD buffers only */
 #define API_DRAIN_POLL_NS 10000000L         /* 10 ms between checks while draining */
@@ -208,6 +207,65 @@ static const char *header(struct api_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* ---- admission control of ingest ----
+ *
+ * Work queued beyond what the threads can finish within the senders' 5 s deadline only makes
+ * every sender time out and retry. So an ingest is admitted at its headers only while fewer than
+ * cfg.max_inflight_ingest are admitted (uploading or processing) and its body fits in what is
+ * left of cfg.max_inflight_bytes (Content-Length reserved at once; a chunked body reserves as it
+ * grows). Otherwise it is answered 503 with Retry-After at once, which EventBridge and the
+ * forwarder retry later: shedding costs a retry, queueing costs a timeout and the same retry.
+ * Both are released when the request completes. */
+
+static int admit_bytes(struct api_req *r, size_t n)
+{
+    struct api_server *s = r->srv;
+    size_t cur = atomic_load(&s->ingest_bytes);
+    do {
+        if (cur > s->cfg.max_inflight_bytes || n > s->cfg.max_inflight_bytes - cur)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&s->ingest_bytes, &cur, cur + n));
+    r->reserved += n;
+    return 1;
+}
+
+static int admit_ingest(struct api_req *r, long long clen)
+{
+    struct api_server *s = r->srv;
+    unsigned cur = atomic_load(&s->ingest_admitted);
+    do {
+        if (cur >= s->cfg.max_inflight_ingest)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&s->ingest_admitted, &cur, cur + 1));
+    r->admitted = 1;
+    if (clen > 0 && !admit_bytes(r, (size_t)clen))
+        return 0;
+    return 1;
+}
+
+static void admission_release(struct api_req *r)
+{
+    if (r->admitted)
+        atomic_fetch_sub(&r->srv->ingest_admitted, 1);
+    if (r->reserved)
+        atomic_fetch_sub(&r->srv->ingest_bytes, r->reserved);
+    r->admitted = 0;
+    r->reserved = 0;
+}
+
+static void shed(struct api_req *r, const char *what)
+{
+    api_metrics_shed();
+    admission_release(r);
+    defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", "too many %s in flight; retry later", what);
+}
+
+static int expects_continue(struct api_req *r)
+{
+    const char *e = header(r, MHD_HTTP_HEADER_EXPECT);
+    return e && strcasecmp(e, "100-continue") == 0;
+}
+
 /* Decides everything the headers alone can decide. Returns 1 when the reply should be queued
  * at once (a body is on its way that we will refuse anyway), else 0. Replies for requests
  * without a body are deferred to the next call, so the connection stays keep-alive. */
@@ -259,6 +317,14 @@ static int on_headers(struct api_req *r, const char *url)
             return has_body;
         }
         r->gzip = enc == API_ENC_GZIP;
+        if (!admit_ingest(r, clen)) {
+            shed(r, r->admitted ? "ingest bytes" : "ingest requests");
+            /* Answering while the body is still coming makes the kernel reset the connection
+             * (unread data at close), and the client sees an error instead of 503 and
+             * Retry-After. So the body is read and dropped (no memory held), and the 503 sent
+             * after it; only a client waiting for "100 Continue" is answered at once. */
+            return has_body && expects_continue(r);
+        }
         r->limit = cfg->max_body;
         break;
     }
@@ -308,6 +374,14 @@ static void on_body(struct api_req *r, const char *data, size_t n)
         size_t ncap = r->cap ? r->cap : API_INITIAL_BODY_CAP;
         while (ncap < r->len + n)
             ncap = ncap > r->limit / 2 ? r->limit : ncap * 2;
+        /* a body without Content-Length reserves its bytes as its buffer grows */
+        if (r->admitted && ncap > r->reserved && !admit_bytes(r, ncap - r->reserved)) {
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            shed(r, "ingest bytes");
+            return;
+        }
         uint8_t *nb = realloc(r->body, ncap);
         if (!nb) {
             defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
@@ -367,6 +441,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     api_metrics_request(r->match.path, r->method, r->status, api_mono_s() - r->t0);
     api_metrics_inflight(-1);
+    admission_release(r);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -388,13 +463,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static const char *env_get(const char *name) { return getenv(name); }
 
-static unsigned connection_limit(void)
+static unsigned connection_limit(unsigned wanted)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < API_CONNECTION_LIMIT + API_FD_RESERVE)
+        rl.rlim_cur < wanted + API_FD_RESERVE)
         return rl.rlim_cur > 2 * API_FD_RESERVE ? (unsigned)(rl.rlim_cur - API_FD_RESERVE) : API_FD_RESERVE;
-    return API_CONNECTION_LIMIT;
+    return wanted;
 }
 
 static struct MHD_Daemon *start_daemon(struct api_server *s)
@@ -402,13 +477,13 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (s->cfg.ipv6)
         flags |= MHD_USE_IPv6;
-    unsigned limit = connection_limit();
+    unsigned limit = connection_limit(s->cfg.max_connections);
     /* MHD's option list is variadic; a pool of 1 is the same as no pool. */
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first: covers option parsing */
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->cfg.addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
-                            MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->cfg.conn_timeout_s,
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -529,6 +604,11 @@ int api_serve(int argc, char **argv)
                       "max_body_bytes", (json_int_t)srv.cfg.max_body, "max_inflated_bytes",
                       (json_int_t)srv.cfg.max_inflated, "ingest_auth", srv.cfg.ingest.n > 0, "read_auth",
                       srv.cfg.read.n > 0));
+    api_log("info", "limits",
+            json_pack("{s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)srv.cfg.conn_timeout_s, "max_connections",
+                      (int)connection_limit(srv.cfg.max_connections), "max_inflight_ingest",
+                      (int)srv.cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
+                      (json_int_t)srv.cfg.max_inflight_bytes));
     if (open_roles)
         api_log("warn", "a role has no token: its routes are open to anyone who can reach the address",
                 json_pack("{s:b,s:b}", "ingest_open", srv.cfg.ingest.n == 0, "read_open", srv.cfg.read.n == 0));
