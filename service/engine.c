@@ -156,8 +156,13 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
     char **docs = calloc(n, sizeof *docs);
     char (*fids)[STORE_ID_MAX] = calloc(n, sizeof *fids);
     size_t *commit_of = calloc(n, sizeof *commit_of);
+    /* repairs of findings of keys with nothing new (see below) */
+    struct store_finding_put *rputs = calloc(n, sizeof *rputs);
+    char **rdocs = calloc(n, sizeof *rdocs);
+    char (*rfids)[STORE_ID_MAX] = calloc(n, sizeof *rfids);
+    size_t nr = 0;
     int rc = ENG_ENOMEM;
-    if (!loads || !commits || !blobs || !puts || !docs || !fids || !commit_of)
+    if (!loads || !commits || !blobs || !puts || !docs || !fids || !commit_of || !rputs || !rdocs || !rfids)
         goto out;
     size_t nl = 0;
     for (size_t i = 0; i < n; i++) {
@@ -201,6 +206,29 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         if (!fresh) {
             w->done = 1;
             e->rep->duplicates += dups;
+            /* Nothing new, but if the state says "finding", make sure the finding exists: an
+             * earlier request may have committed the key and then failed to write the finding
+             * (503), and its retry — this request — is all duplicates. ensure writes only when
+             * the finding is absent, so a plain duplicate changes nothing. */
+            struct det_verdict vc;
+            det_judge(&e->key, &e->cfg.det, &vc);
+            if (vc.finding && nr < n) {
+                eng_finding_id(ev0->akid, rfids[nr], sizeof rfids[nr]);
+                if (!(rdocs[nr] = rnd_evidence(&e->key, &vc, rfids[nr]))) {
+                    rc = ENG_ENOMEM;
+                    goto out;
+                }
+                struct store_finding_put *p = &rputs[nr];
+                p->id = rfids[nr];
+                p->evidence_json = rdocs[nr];
+                p->severity = det_severity_name(vc.severity);
+                p->account = e->key.account;
+                p->function = e->key.function;
+                p->version = loads[j].version;
+                p->ensure = 1;
+                p->now_ms = now_ms;
+                nr++;
+            }
             continue;
         }
         int len = det_encode(&e->key, e->blob, sizeof e->blob);
@@ -257,12 +285,14 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         if (puts[j].id)
             puts[np++] = puts[j];
     }
+    for (size_t j = 0; j < nr; j++)  /* puts has room: n >= commits + repairs */
+        puts[np++] = rputs[j];
     if (np && store_finding_put(e->st, puts, np)) {
         rc = ENG_ESTORE;
         goto out;
     }
     for (size_t j = 0; j < np; j++) {
-        if (!puts[j].retract)
+        if (!puts[j].retract && (!puts[j].ensure || puts[j].created))
             add_finding_id(e->rep, puts[j].id);
         if (puts[j].created)
             e->rep->created++;
@@ -275,6 +305,12 @@ out:
     if (docs)
         for (size_t j = 0; j < n; j++)
             free(docs[j]);
+    if (rdocs)
+        for (size_t j = 0; j < n; j++)
+            free(rdocs[j]);
+    free(rputs);
+    free(rdocs);
+    free(rfids);
     free(loads);
     free(commits);
     free(blobs);

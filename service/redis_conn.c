@@ -1,6 +1,7 @@
 /* redis_conn.c — batches of commands to one Redis or a Redis Cluster (see redis_conn.h). */
 #include "redis_conn.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 struct node {
     struct rconn_addr addr;
     redisContext *ctx;
+    uint64_t seen_epoch;           /* the address's answer epoch when this connection last heard it */
     int64_t retry_at_ms;
     int backoff_ms;
     uint32_t scripts_loaded;       /* bit per script known to be loaded on this node */
@@ -281,6 +283,42 @@ int rconn_script(struct rconn *c, const char *source)
     return (int)c->n_scripts++;
 }
 
+/* Every connection of the process (one per worker thread) backs off on its own; without this,
+ * after Redis comes back the first connection to get through makes /readyz say ready while the
+ * others keep answering 503 until their own backoff ends. So each address has a process-wide
+ * answer epoch: a connection in backoff retries at once when any other connection has heard from
+ * that address since. A hung address never advances its epoch, so its backoff still holds. */
+#define RCONN_EPOCHS_MAX 256
+static pthread_mutex_t epochs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    struct rconn_addr addr;
+    uint64_t epoch;
+} epochs[RCONN_EPOCHS_MAX];
+static size_t n_epochs;
+
+/* The address's epoch, advanced by one when `bump`; 0 when the table is full (no shortcut). */
+static uint64_t addr_epoch(const struct rconn_addr *a, int bump)
+{
+    uint64_t e = 0;
+    pthread_mutex_lock(&epochs_mu);
+    size_t i;
+    for (i = 0; i < n_epochs; i++)
+        if (epochs[i].addr.port == a->port && strcmp(epochs[i].addr.host, a->host) == 0)
+            break;
+    if (i == n_epochs && n_epochs < RCONN_EPOCHS_MAX) {
+        epochs[i].addr = *a;
+        epochs[i].epoch = 0;
+        n_epochs++;
+    }
+    if (i < n_epochs) {
+        if (bump)
+            epochs[i].epoch++;
+        e = epochs[i].epoch;
+    }
+    pthread_mutex_unlock(&epochs_mu);
+    return e;
+}
+
 static void node_drop(struct rconn *c, struct node *n)
 {
     if (n->ctx)
@@ -291,6 +329,7 @@ static void node_drop(struct rconn *c, struct node *n)
     if (n->backoff_ms > RCONN_BACKOFF_MAX_MS)
         n->backoff_ms = RCONN_BACKOFF_MAX_MS;
     n->retry_at_ms = mono_ms() + n->backoff_ms;
+    n->seen_epoch = addr_epoch(&n->addr, 0);  /* only answers heard after this failure cut the wait */
     if (c->cfg.cluster)
         c->map_stale = 1;  /* a failed master may have been replaced */
 }
@@ -309,7 +348,7 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
     struct node *n = &c->nodes[i];
     if (n->ctx)
         return n->ctx;
-    if (mono_ms() < n->retry_at_ms)
+    if (mono_ms() < n->retry_at_ms && addr_epoch(&n->addr, 0) == n->seen_epoch)
         return NULL;
     struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
     n->ctx = redisConnectWithTimeout(n->addr.host, n->addr.port, tv);
@@ -339,7 +378,10 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
 /* Node i answered: its next failure starts the backoff from the minimum again. */
 static void node_answered(struct rconn *c, size_t i)
 {
-    c->nodes[i].backoff_ms = 0;
+    struct node *n = &c->nodes[i];
+    if (n->backoff_ms || !n->seen_epoch)  /* after a failure, or first contact: tell the others */
+        n->seen_epoch = addr_epoch(&n->addr, 1);
+    n->backoff_ms = 0;
 }
 
 static int load_scripts(struct rconn *c, size_t i)

@@ -64,6 +64,7 @@ struct store_finding_put {
     uint64_t version;           /* the key state version this evidence reflects: an older one is ignored */
     int new_outside;
     int retract;
+    int ensure;                 /* only create it when absent, change nothing otherwise (repair) */
     int64_t now_ms;
     int created;                /* out: 1 when this call created it */
 };

@@ -311,7 +311,7 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
             rc = STORE_EUNAVAIL;
             continue;
         }
-        if (f && u->version < f->version) {
+        if (f && (u->ensure || u->version < f->version)) {
             free(ev);  /* evidence from an older state than the one stored: keep the newer */
             continue;
         }

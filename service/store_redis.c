@@ -58,11 +58,13 @@ static const char script_commit[] =
     "return 1\n";
 
 /* Evidence update of one finding (status rule of store_next_status). KEYS: finding.
- * ARGV: evidence, severity, account, function, version, new_outside, retract, now_ms, retention_ms.
- * Returns {created, created_ms}; created = -1 when the stored evidence is newer. */
+ * ARGV: evidence, severity, account, function, version, new_outside, retract, now_ms, retention_ms,
+ * ensure ("1": create only when absent). Returns {created, created_ms}; created = -1 when nothing
+ * was written (the stored evidence is newer, or ensure and it exists). */
 static const char script_fput[] =
     "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
     "local created = 0\n"
+    "if ca and ARGV[10] == '1' then return {-1, ca} end\n"
     "if ca then\n"
     "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
     "  if tonumber(ARGV[5]) < ver then return {-1, ca} end\n"
@@ -267,10 +269,10 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
         snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
         const char *keys[1] = { fk };
-        const char *args[9] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
-                                u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                u->retract ? "1" : "0", now, ret };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 9, args, NULL) < 0)
+        const char *args[10] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
+                                 u->retract ? "1" : "0", now, ret, u->ensure ? "1" : "0" };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 10, args, NULL) < 0)
             return STORE_EUNAVAIL;
     }
     int rc = run(r);

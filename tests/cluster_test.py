@@ -17,7 +17,7 @@ Phases, each printing `ok - name` / `not ok - name`:
   5. The same master SIGKILLed and restarted (same port, nodes.conf and fsync'd AOF) under ingest:
      the same checks.
   Before 4: a finding write interrupted after its key state committed (phase_interrupted): a
-     known engine issue, printed as `# KNOWN ISSUE` (`not ok` with CW_CLUSTER_STRICT=1).
+     retry repairs the finding and its index entry.
 The loader of phases 3-5 retries each request (on 503 or a connection error) until it is
 acknowledged, as EventBridge would, so every event it sent ends acknowledged.
 
@@ -737,11 +737,9 @@ def phase_interrupted(insts):
     """A request whose key state commits but whose finding write fails: the finding's master (a)
     or the index's master (b) refuses writes (maxmemory 1: an OOM error reply, deterministic, no
     timeouts), so the request answers 503; the sender retries once the master accepts writes again.
-    Known engine issue: the retry finds every event already applied (the commit went through), so
-    the engine writes no finding: (a) the stolen key has no finding at all, (b) its finding is never
-    added to the cw:fidx index (not listed). Not a store bug: only the engine can write the finding
-    again. Reported as `not ok` with CW_CLUSTER_STRICT=1, else as a `# KNOWN ISSUE` line; `ok` once
-    the engine repairs it."""
+    The retry finds every event already applied (the commit went through); the engine then repairs
+    the finding (a store put with `ensure`: written only if absent, and the index ZADD NX), so
+    (a) the stolen key has its finding and (b) it is listed."""
     A, B = insts
     nodes = cluster_nodes()
     idx_port = owner_of(nodes, key_slot(INDEX_KEY))
@@ -781,11 +779,7 @@ def phase_interrupted(insts):
         detail = "first answer %s, retry %s (accepted %s, duplicates %s, findings_count %s); GET finding %s; " \
                  "listed %s; key counts %s" % (st1, st2, d2.get("accepted"), d2.get("duplicates"),
                                                d2.get("findings_count"), stf, listed, key_counts(A.port, k))
-        if good or os.environ.get("CW_CLUSTER_STRICT") == "1":
-            check(good, name, detail)
-        else:
-            print("# KNOWN ISSUE (engine, reported; CW_CLUSTER_STRICT=1 fails on it): %s -- %s" % (name, detail),
-                  flush=True)
+        check(good, name, detail)
 
 if __name__ == "__main__":
     sys.exit(main())

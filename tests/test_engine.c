@@ -1,0 +1,103 @@
+/* test_engine.c — the engine's promises that no fixture shows: a retry after a failed finding
+ * write repairs the finding (the key's commit had already succeeded), and a plain duplicate changes
+ * nothing. A store wrapper makes the in-memory store fail on demand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "store.h"
+
+/* The in-memory store, with finding_put failing while `fail_puts` > 0. */
+struct flaky {
+    struct store base;
+    struct store *inner;
+    int fail_puts;
+};
+static struct store_ops flaky_ops;
+
+static int fl_load(struct store *s, struct store_load *it, size_t n) { return store_load(((struct flaky *)s)->inner, it, n); }
+static int fl_commit(struct store *s, struct store_commit *it, size_t n) { return store_commit(((struct flaky *)s)->inner, it, n); }
+static int fl_put(struct store *s, struct store_finding_put *it, size_t n)
+{
+    struct flaky *f = (struct flaky *)s;
+    if (f->fail_puts > 0) {
+        f->fail_puts--;
+        return STORE_EUNAVAIL;
+    }
+    return store_finding_put(f->inner, it, n);
+}
+static int fl_get(struct store *s, const char *id, struct store_finding *o) { return store_finding_get(((struct flaky *)s)->inner, id, o); }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char batch[] =
+    "{\"Records\":["
+    "{\"eventID\":\"i1\",\"eventTime\":\"2024-03-13T08:33:21Z\",\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"AssumeRole\","
+    "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"lambda.amazonaws.com\",\"userAgent\":\"lambda.amazonaws.com\","
+    "\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"lambda.amazonaws.com\"},"
+    "\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/r\",\"roleSessionName\":\"fn\"},"
+    "\"responseElements\":{\"credentials\":{\"accessKeyId\":\"ASIAENGINETEST000001\",\"expiration\":\"Mar 13, 2024, 8:33:21 PM\"}}},"
+    "{\"eventID\":\"u1\",\"eventTime\":\"2024-03-13T09:00:00Z\",\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"GetCallerIdentity\","
+    "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"198.51.100.7\",\"userAgent\":\"aws-cli/2.15.0\","
+    "\"userIdentity\":{\"type\":\"AssumedRole\",\"accessKeyId\":\"ASIAENGINETEST000001\",\"accountId\":\"111122223333\","
+    "\"arn\":\"arn:aws:sts::111122223333:assumed-role/r/fn\"}}]}";
+
+static void test_retry_repairs_lost_finding(void **state)
+{
+    (void)state;
+    struct flaky f = { .inner = store_mem_new() };
+    flaky_ops = *f.inner->ops;
+    flaky_ops.load = fl_load;
+    flaky_ops.commit = fl_commit;
+    flaky_ops.finding_put = fl_put;
+    flaky_ops.finding_get = fl_get;
+    f.base.ops = &flaky_ops;
+    struct eng *e = eng_new(&f.base, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    f.fail_puts = 1;  /* the key commits, then the finding write fails: the sender gets a 503 */
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), ENG_ESTORE);
+    struct store_finding out;
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &out), STORE_ENOTFOUND);
+    /* the sender retries: every event is a duplicate, and the finding is written */
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    assert_int_equal(rep->duplicates, 2);
+    assert_int_equal(rep->created, 1);
+    assert_int_equal(rep->n_ids, 1);
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &out), 0);
+    int64_t updated = out.updated_ms;
+    store_finding_free(&out);
+    /* a further duplicate changes nothing, not even updated_at */
+    struct timespec ts = { 0, 5 * 1000000 };
+    nanosleep(&ts, NULL);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    assert_int_equal(rep->created, 0);
+    assert_int_equal(rep->n_ids, 0);
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &out), 0);
+    assert_int_equal(out.updated_ms, updated);
+    store_finding_free(&out);
+    free(rep);
+    eng_free(e);
+    store_free(f.inner);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_repairs_lost_finding),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
