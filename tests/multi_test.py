@@ -344,8 +344,15 @@ def metric(port, name):
     return None
 
 
+KEY_READ_TRIES = 20  # a 503 means "retry later" (a busy or reconnecting store): clients retry
+
+
 def key_counts(port, key):
-    st, _, d = read_get(port, "/v1/keys/" + key)
+    for _ in range(KEY_READ_TRIES):
+        st, _, d = read_get(port, "/v1/keys/" + key)
+        if st != 503:
+            break
+        time.sleep(0.1)
     if st != 200:
         return ("status", st)
     outside = d.get("outside") or {}
