@@ -351,9 +351,9 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         size_t o = v->n_outside++;
         v->outside[o] = (uint8_t)i;
         v->outside_why[o] = (uint8_t)why;
-        if (net)
+        if (net && (m.cls != NR_EXTERNAL || ctx->aws_ranges))
             nr_class_string(&m, v->outside_class[o], sizeof v->outside_class[o]);
-        else
+        else  /* without AWS's ranges a public address may be AWS's or anyone's */
             copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
         v->outside_count += c->count;
         v->severity = max_sev(v->severity, cand_severity(c, why, m.cls));
