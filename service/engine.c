@@ -400,39 +400,62 @@ out:
     return rc;
 }
 
-int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep)
+int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep)
 {
     memset(rep, 0, offsetof(struct eng_report, skips));
     rep->n_ids = 0;
     rep->findings = rep->created = 0;
     rep->message[0] = 0;
     e->rep = rep;
-    e->n_evs = 0;
+    size_t before = e->n_evs;
     struct dec_sink sink = { on_event, on_skip, e };
     struct dec_stats ds;
     int drc = dec_buffer(buf, len, &sink, &e->cfg.limits, &ds, rep->message, sizeof rep->message);
     rep->records = ds.records;
     rep->skipped = ds.skipped;
-    if (drc) {
-        /* nothing was stored: decoding happens before any store call */
-        rep->accepted = 0;
-        switch (drc) {
-        case DEC_ETOOBIG:
-            return ENG_ETOOBIG;
-        case DEC_ENOMEM:
-        case DEC_EABORT:
-            snprintf(rep->message, sizeof rep->message, "out of memory");
-            return ENG_ENOMEM;
-        default:
-            return ENG_EINPUT;
-        }
+    if (!drc)
+        return 0;
+    /* an input refused as a whole contributes nothing, not even the records before the fault */
+    e->n_evs = before;
+    switch (drc) {
+    case DEC_ETOOBIG:
+        return ENG_ETOOBIG;
+    case DEC_ENOMEM:
+    case DEC_EABORT:
+        snprintf(rep->message, sizeof rep->message, "out of memory");
+        return ENG_ENOMEM;
+    default:
+        return ENG_EINPUT;
     }
+}
+
+size_t eng_pending(const struct eng *e)
+{
+    return e->n_evs;
+}
+
+int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
+{
+    rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
+    e->rep = rep;
     int rc = apply_all(e, now_ms);
-    rep->accepted = rep->records - rep->skipped - rep->duplicates;
+    e->n_evs = 0;  /* applied, or (on a store error) left to the sender's retry */
     if (rc == ENG_ESTORE)
         snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later");
     else if (rc == ENG_ENOMEM)
         snprintf(rep->message, sizeof rep->message, "out of memory");
+    return rc;
+}
+
+int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep)
+{
+    e->n_evs = 0;
+    int rc = eng_decode(e, buf, len, rep);
+    if (rc)
+        return rc;  /* nothing was stored: decoding happens before any store call */
+    size_t records = rep->records, skipped = rep->skipped;
+    rc = eng_apply(e, now_ms, rep);
+    rep->accepted = records - skipped - rep->duplicates;
     return rc;
 }
 

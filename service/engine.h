@@ -66,6 +66,15 @@ void eng_free(struct eng *e);
  * memory; large, allocate it) is filled in any case. */
 int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep);
 
+/* The two halves of eng_ingest, for callers that apply several inputs at once (scan: a key that
+ * appears in many files is then loaded, judged and written once per batch, not once per file).
+ * eng_decode decodes one input and keeps its events (a refused input keeps none) and fills the
+ * decode part of rep (records, skipped, skips, message); eng_apply applies every kept event and
+ * fills the rest (duplicates, keys, findings). */
+int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep);
+int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep);
+size_t eng_pending(const struct eng *e);  /* events decoded and not yet applied */
+
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. STORE_ENOTFOUND if unknown. */
 int eng_key_json(struct eng *e, const char *akid, char **json);
 

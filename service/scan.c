@@ -27,6 +27,7 @@
 #define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_READ_CHUNK (1u << 20)
+#define SCAN_BATCH_EVENTS 200000u          /* events decoded before they are applied (memory bound) */
 
 struct scan {
     struct store *st;
@@ -122,6 +123,19 @@ static void show_progress(struct scan *s, int final)
             final ? "\n" : "");
 }
 
+/* Applies the events decoded so far. The embedded store cannot be unavailable, so a failure
+ * here is memory: reported, and the scan ends as a read error. */
+static void scan_apply(struct scan *s)
+{
+    struct eng_report *r = s->rep;
+    if (eng_apply(s->eng, wall_ms(), r)) {
+        fprintf(stderr, "credwatch scan: %s\n", r->message[0] ? r->message : "cannot apply the events");
+        s->bad_files++;
+        return;
+    }
+    s->duplicates += r->duplicates;
+}
+
 static void scan_file(struct scan *s, const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -143,7 +157,8 @@ static void scan_file(struct scan *s, const char *path)
     }
     s->files++;
     s->bytes += len;
-    int rc = eng_ingest(s->eng, buf, len, wall_ms(), s->rep);
+    /* decoded now, applied in batches: a key spread over many files is judged once per batch */
+    int rc = eng_decode(s->eng, buf, len, s->rep);
     free(buf);
     const struct eng_report *r = s->rep;
     if (rc == ENG_EINPUT && strstr(r->message, "digest") != NULL) {
@@ -155,13 +170,14 @@ static void scan_file(struct scan *s, const char *path)
     } else {
         s->records += r->records;
         s->skipped += r->skipped;
-        s->duplicates += r->duplicates;
         for (size_t i = 0; i < r->n_skips; i++)
             fprintf(stderr, "credwatch scan: %s: record %zu skipped: %s\n", path, r->skips[i].index,
                     r->skips[i].reason);
         if (r->skipped > r->n_skips)
             fprintf(stderr, "credwatch scan: %s: %zu more records skipped\n", path, r->skipped - r->n_skips);
     }
+    if (!rc && eng_pending(s->eng) >= SCAN_BATCH_EVENTS)
+        scan_apply(s);
     show_progress(s, 0);
 }
 
@@ -370,6 +386,7 @@ int scan_main(int argc, char **argv)
             continue;
         scan_path(&s, argv[i], 0);
     }
+    scan_apply(&s);
     show_progress(&s, 1);
     size_t findings = print_findings(&s);
     double dt = now_s() - s.t0;

@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""The detection fixtures (tests/cases/*.json) end to end, through both commands users run:
+
+  - `credwatch scan` with each case's settings as flags (--aws-ip-ranges, --allow-cidrs, --accounts);
+  - `credwatch serve` with the same settings as CREDWATCH_* variables: the records posted as one
+    CloudTrail file, the findings read back over the API;
+
+and a SIGHUP reload of CREDWATCH_AWS_IP_RANGES under a running service (the ranges file is swapped,
+the verdict of new evidence follows the new file, requests keep flowing).
+
+test_cases.c checks the same expectations on the engine (plus every arrival order); this script
+proves the two front ends load the settings and reach the same verdicts. Loopback only; every
+process started here is stopped by its pid. Prints `ok - ...` / `not ok - ...`.
+"""
+import glob
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("CREDWATCH", os.path.join(ROOT, "build", "credwatch"))
+START_TIMEOUT_S = 10
+HTTP_TIMEOUT_S = 10
+FAILED = [0]
+
+
+def check(cond, name, detail=""):
+    print(("ok - " if cond else "not ok - ") + name + ("" if cond or not detail else " -- " + detail), flush=True)
+    if not cond:
+        FAILED[0] += 1
+
+
+def summary(f):
+    """What a fixture's expectation names, from a finding document."""
+    return {"severity": f["severity"], "outside": sorted(f["outside_source_ips"]),
+            "reasons": sorted(r["code"] for r in f["reasons"]),
+            "networks": {s["ip"]: s["network"] for s in f.get("outside_sources", [])}}
+
+
+def compare(case, findings):
+    """'' when the findings are exactly the expected ones, else why not."""
+    got = {f["access_key_id"]: summary(f) for f in findings if f.get("status") != "retracted"}
+    want = {e["access_key_id"]: e for e in case["expect"]}
+    if set(got) != set(want):
+        return "keys %s, expected %s" % (sorted(got), sorted(want))
+    for k, e in want.items():
+        g = got[k]
+        if g["severity"] != e["severity"]:
+            return "%s severity %s, expected %s" % (k, g["severity"], e["severity"])
+        if g["outside"] != sorted(e["outside_source_ips"]):
+            return "%s outside %s, expected %s" % (k, g["outside"], e["outside_source_ips"])
+        if g["reasons"] != sorted(e["reasons"]):
+            return "%s reasons %s, expected %s" % (k, g["reasons"], sorted(e["reasons"]))
+        for ip, prefix in e.get("networks", {}).items():
+            if not g["networks"].get(ip, "").startswith(prefix):
+                return "%s network of %s is %s, expected %s..." % (k, ip, g["networks"].get(ip), prefix)
+    return ""
+
+
+def settings_of(case):
+    s = case.get("settings", {})
+    return (s.get("aws_ip_ranges", ""), s.get("allow_cidrs", ""), s.get("accounts", ""))
+
+
+def run_scan(case, tmp):
+    path = os.path.join(tmp, case["name"] + ".json")
+    with open(path, "w") as f:
+        json.dump({"Records": case["records"]}, f)
+    ranges, allow, accounts = settings_of(case)
+    args = [BIN, "scan", "--quiet"]
+    if ranges:
+        args += ["--aws-ip-ranges", os.path.join(ROOT, ranges)]
+    if allow:
+        args += ["--allow-cidrs", allow]
+    if accounts:
+        args += ["--accounts", accounts]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDWATCH_")}
+    p = subprocess.run(args + [path], capture_output=True, text=True, timeout=60, env=env)
+    if p.returncode != 0:
+        return "exit %d: %s" % (p.returncode, p.stderr.strip()[:300])
+    return compare(case, [json.loads(l) for l in p.stdout.splitlines() if l.strip()])
+
+
+class Server:
+    """One `credwatch serve` on a free loopback port (port 0; the port is read from its log)."""
+
+    def __init__(self, tmp, env_extra):
+        self.log = os.path.join(tmp, "serve-%d.log" % time.monotonic_ns())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CREDWATCH_")}
+        env.update({"CREDWATCH_LISTEN": "127.0.0.1:0", "CREDWATCH_THREADS": "2"})
+        env.update(env_extra)
+        self.out = open(self.log, "w")
+        self.proc = subprocess.Popen([BIN, "serve"], stdout=self.out, stderr=subprocess.STDOUT, env=env)
+        self.port = None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self.port is None and self.proc.poll() is None:
+            m = re.search(r'"msg":"listening".*?"port":(\d+)', open(self.log).read())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            raise RuntimeError("serve did not start: " + open(self.log).read()[-500:])
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT_S)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, json.loads(data) if data else None
+
+    def findings(self):
+        out, cursor = [], None
+        for _ in range(100):
+            st, d = self.request("GET", "/v1/findings?limit=500" + ("&cursor=" + cursor if cursor else ""))
+            if st != 200:
+                raise RuntimeError("list: %s %s" % (st, d))
+            out += d["findings"]
+            cursor = d.get("next_cursor")
+            if not cursor:
+                break
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+def run_serve(case, tmp):
+    ranges, allow, accounts = settings_of(case)
+    env = {}
+    if ranges:
+        env["CREDWATCH_AWS_IP_RANGES"] = os.path.join(ROOT, ranges)
+    if allow:
+        env["CREDWATCH_ALLOW_CIDRS"] = allow
+    if accounts:
+        env["CREDWATCH_ACCOUNTS"] = accounts
+    srv = Server(tmp, env)
+    try:
+        body = json.dumps({"Records": case["records"]}).encode()
+        st, d = srv.request("POST", "/v1/ingest/cloudtrail", body, {"Content-Type": "application/json"})
+        if st != 200:
+            return "ingest %s: %s" % (st, d)
+        return compare(case, srv.findings())
+    finally:
+        srv.stop()
+
+
+def reload_test(tmp):
+    """SIGHUP: the ranges file changes under the running service; new evidence is judged with it."""
+    full = json.load(open(os.path.join(ROOT, "tests", "data", "aws-ip-ranges-2026-08-22.json")))
+    ranges = os.path.join(tmp, "ip-ranges.json")
+    # Before: 203.0.113.0/24 is nobody's. After: AWS lists it for us-east-1 (as if AWS grew).
+    with open(ranges, "w") as f:
+        json.dump(full, f)
+    srv = Server(tmp, {"CREDWATCH_AWS_IP_RANGES": ranges})
+    try:
+        def rec(i, key, ip, ua):
+            return {"eventVersion": "1.08", "eventID": "reload-%s-%d" % (key, i), "eventTime": "2024-03-13T09:%02d:00Z" % i,
+                    "eventSource": "sts.amazonaws.com", "eventName": "GetCallerIdentity", "awsRegion": "us-east-1",
+                    "sourceIPAddress": ip, "userAgent": ua,
+                    "userIdentity": {"type": "AssumedRole", "accessKeyId": key, "accountId": "111122223333",
+                                     "arn": "arn:aws:sts::111122223333:assumed-role/r/fn"}}
+        go = "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5"
+
+        def issue(key):
+            return {"eventVersion": "1.08", "eventID": "reload-issue-" + key, "eventTime": "2024-03-13T08:59:00Z",
+                    "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
+                    "sourceIPAddress": "lambda.amazonaws.com", "userAgent": "lambda.amazonaws.com",
+                    "userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"},
+                    "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/r", "roleSessionName": "fn"},
+                    "responseElements": {"credentials": {"accessKeyId": key, "expiration": "Mar 13, 2024, 8:59:00 PM"}}}
+        # A runtime without marker (Go) calling from 203.0.113.9: outside before the reload...
+        k1, k2 = "ASIARELOADKEY0000001", "ASIARELOADKEY0000002"
+        st, _ = srv.request("POST", "/v1/ingest/cloudtrail", json.dumps({"Records": [issue(k1), rec(1, k1, "203.0.113.9", go)]}).encode(),
+                            {"Content-Type": "application/json"})
+        st1, f1 = srv.request("GET", "/v1/findings/cwf-" + k1)
+        check(st == 200 and st1 == 200, "reload: before SIGHUP, an unmarked runtime's call from 203.0.113.9 is outside",
+              "ingest %s, finding %s" % (st, st1))
+        full["prefixes"].append({"ip_prefix": "203.0.113.0/24", "region": "us-east-1", "service": "EC2",
+                                 "network_border_group": "us-east-1"})
+        tmpf = ranges + ".new"
+        with open(tmpf, "w") as f:
+            json.dump(full, f)
+        os.replace(tmpf, ranges)
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and '"network settings reloaded"' not in open(srv.log).read():
+            time.sleep(0.05)
+        check('"network settings reloaded"' in open(srv.log).read(), "reload: SIGHUP logs the reload")
+        check(srv.proc.poll() is None and srv.request("GET", "/healthz")[0] == 200, "reload: the service keeps serving")
+        # ...and, for a new key, the same call after the reload is the function's own network
+        st, _ = srv.request("POST", "/v1/ingest/cloudtrail", json.dumps({"Records": [issue(k2), rec(2, k2, "203.0.113.9", go)]}).encode(),
+                            {"Content-Type": "application/json"})
+        st2, _ = srv.request("GET", "/v1/findings/cwf-" + k2)
+        stk, ctx = srv.request("GET", "/v1/keys/" + k2)
+        check(st == 200 and st2 == 404 and stk == 200 and ctx["inside"]["count"] == 1,
+              "reload: after SIGHUP, the same call from the now-AWS us-east-1 address is inside",
+              "ingest %s, finding %s, key %s %s" % (st, st2, stk, ctx))
+        # a broken file keeps the previous table
+        with open(ranges, "w") as f:
+            f.write("{not json")
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and '"network settings not reloaded' not in open(srv.log).read():
+            time.sleep(0.05)
+        check('"network settings not reloaded' in open(srv.log).read() and srv.request("GET", "/healthz")[0] == 200,
+              "reload: a malformed ranges file is refused, the previous table stays, the service keeps serving")
+    finally:
+        srv.stop()
+    check(srv.proc.returncode == 0, "reload: the service still drains and exits 0 (%s)" % srv.proc.returncode)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cw-cases-")
+    try:
+        cases = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(ROOT, "tests", "cases", "*.json")))]
+        check(len(cases) > 0, "fixtures found (%d)" % len(cases))
+        for c in cases:
+            why = run_scan(c, tmp)
+            check(not why, "scan: %s" % c["name"], why)
+        for c in cases:
+            why = run_serve(c, tmp)
+            check(not why, "serve: %s" % c["name"], why)
+        reload_test(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if FAILED[0] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
