@@ -19,7 +19,9 @@ run_suite() { # name, timeout, command...
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited with status $rc" >>"$out"; fi
   pass=$((pass + p)); fail=$((fail + f))
   if [ "$f" -gt 0 ]; then
-    echo "FAIL $name ($p passed, $f failed)"; sed 's/^/    /' "$out" | tail -n 60
+    echo "FAIL $name ($p passed, $f failed)"
+    grep -E '^not ok' "$out" | sed 's/^/    /'   # the failing checks first: the tail may not hold them
+    sed 's/^/    /' "$out" | tail -n 60
   else
     echo "PASS $name ($p passed)"
   fi
