@@ -145,6 +145,25 @@ static void add_finding_id(struct eng_report *r, const char *id)
         snprintf(r->ids[r->n_ids++], sizeof r->ids[0], "%s", id);
 }
 
+/* The finding write of the working key (e->key) judged as v, at key state `version`. The id and
+ * the evidence document go to the caller's id buffer and *doc (freed by the caller). */
+static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t version, int64_t now_ms,
+                          struct store_finding_put *p, char *id, char **doc)
+{
+    eng_finding_id(e->key.akid, id, STORE_ID_MAX);
+    if (!(*doc = rnd_evidence(&e->key, v, id)))
+        return ENG_ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    p->evidence_json = *doc;
+    p->severity = det_severity_name(v->severity);
+    p->account = e->key.account;
+    p->function = e->key.function;
+    p->version = version;
+    p->now_ms = now_ms;
+    return 0;
+}
+
 /* One round: load the keys, apply their new events, CAS them; then write findings of the
  * keys committed. Keys that lost a race stay !done for the next attempt. */
 static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
@@ -213,21 +232,11 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             struct det_verdict vc;
             det_judge(&e->key, &e->cfg.det, &vc);
             if (vc.finding && nr < n) {
-                eng_finding_id(ev0->akid, rfids[nr], sizeof rfids[nr]);
-                if (!(rdocs[nr] = rnd_evidence(&e->key, &vc, rfids[nr]))) {
+                if (finding_put_of(e, &vc, loads[j].version, now_ms, &rputs[nr], rfids[nr], &rdocs[nr])) {
                     rc = ENG_ENOMEM;
                     goto out;
                 }
-                struct store_finding_put *p = &rputs[nr];
-                p->id = rfids[nr];
-                p->evidence_json = rdocs[nr];
-                p->severity = det_severity_name(vc.severity);
-                p->account = e->key.account;
-                p->function = e->key.function;
-                p->version = loads[j].version;
-                p->ensure = 1;
-                p->now_ms = now_ms;
-                nr++;
+                rputs[nr++].ensure = 1;
             }
             continue;
         }
@@ -252,22 +261,12 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         det_judge(&e->old, &e->cfg.det, &vo);
         det_judge(&e->key, &e->cfg.det, &vn);
         if (vn.finding || vo.finding) {
-            eng_finding_id(ev0->akid, fids[nc], sizeof fids[nc]);
-            docs[nc] = rnd_evidence(&e->key, &vn, fids[nc]);
-            if (!docs[nc]) {
+            if (finding_put_of(e, &vn, loads[j].version + 1, now_ms, &puts[nc], fids[nc], &docs[nc])) {
                 rc = ENG_ENOMEM;
                 goto out;
             }
-            struct store_finding_put *p = &puts[nc];
-            p->id = fids[nc];
-            p->evidence_json = docs[nc];
-            p->severity = det_severity_name(vn.severity);
-            p->account = e->key.account;
-            p->function = e->key.function;
-            p->version = loads[j].version + 1;
-            p->new_outside = vn.outside_count > vo.outside_count;
-            p->retract = !vn.finding;
-            p->now_ms = now_ms;
+            puts[nc].new_outside = vn.outside_count > vo.outside_count;
+            puts[nc].retract = !vn.finding;
         }
         commit_of[nc] = commit_of[j];
         nc++;
