@@ -83,6 +83,18 @@ static int64_t get_i64(struct rbuf *r)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+/* Every time in the state is an event time the decoder accepted (years 1970-9999), so anything
+ * else is a corrupt blob; refusing it here also keeps det_expires_at's sums from overflowing. */
+#define CODEC_TIME_MAX 253402300799LL  /* 9999-12-31T23:59:59Z */
+
+static int64_t get_time(struct rbuf *r)
+{
+    int64_t t = get_i64(r);
+    if (t < 0 || t > CODEC_TIME_MAX)
+        r->bad = 1;
+    return t;
+}
+
 static uint32_t get_u32(struct rbuf *r)
 {
     uint64_t v = get_u64(r);
@@ -127,7 +139,7 @@ static void put_use(struct wbuf *w, const struct det_use *u)
 
 static void get_use(struct rbuf *r, struct det_use *u)
 {
-    u->at = get_i64(r);
+    u->at = get_time(r);
     get_str(r, u->region, sizeof u->region);
     get_str(r, u->event_id, sizeof u->event_id);
     get_str(r, u->action, sizeof u->action);
@@ -202,14 +214,14 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
     k->marked = (fl >> 1) & 1;
     k->inside_ips_truncated = (fl >> 2) & 1;
     k->cands_truncated = (fl >> 3) & 1;
-    k->issued_at = get_i64(&r);
-    k->expires = get_i64(&r);
-    k->session_created = get_i64(&r);
-    k->first_seen = get_i64(&r);
-    k->last_seen = get_i64(&r);
+    k->issued_at = get_time(&r);
+    k->expires = get_time(&r);
+    k->session_created = get_time(&r);
+    k->first_seen = get_time(&r);
+    k->last_seen = get_time(&r);
     k->inside_count = get_u32(&r);
-    k->inside_first = get_i64(&r);
-    k->inside_last = get_i64(&r);
+    k->inside_first = get_time(&r);
+    k->inside_last = get_time(&r);
     k->on_behalf_count = get_u32(&r);
     uint64_t n = get_u64(&r);
     if (n > DET_INSIDE_IPS_MAX)

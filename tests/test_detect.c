@@ -15,6 +15,7 @@
 
 #define KEY "ASIAQEXAMPLEKEY00001"
 #define T0 1710318801 /* 2024-03-13T08:33:21Z */
+#define TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z, the latest time the codec accepts */
 
 /* Fills dst with `cap - 1` characters derived from tag and i (no NUL inside). */
 static void fill(char *dst, size_t cap, char tag, size_t i)
@@ -48,14 +49,15 @@ static void full_state(struct det_key *k)
     fill(k->issue_event_id, sizeof k->issue_event_id, 'i', 0);
     k->issued = 1;
     k->marked = 1;
-    k->issued_at = INT64_MAX / 3;
-    k->expires = INT64_MAX;
-    k->session_created = INT64_MAX - 1;
+    /* the widest times det_decode accepts (an event's year is at most 9999) */
+    k->issued_at = TIME_MAX / 3;
+    k->expires = TIME_MAX;
+    k->session_created = TIME_MAX - 1;
     k->first_seen = T0;
-    k->last_seen = INT64_MAX - 2;
+    k->last_seen = TIME_MAX - 2;
     k->inside_count = UINT32_MAX;
     k->inside_first = T0;
-    k->inside_last = INT64_MAX - 3;
+    k->inside_last = TIME_MAX - 3;
     k->n_inside_ips = DET_INSIDE_IPS_MAX;
     k->inside_ips_truncated = 1;
     for (size_t i = 0; i < DET_INSIDE_IPS_MAX; i++)
@@ -73,7 +75,7 @@ static void full_state(struct det_key *k)
         c->flags = 0xffffffffu;
         fill(c->vpce_account, sizeof c->vpce_account, 'v', i);
         fill_use(&c->first, i, T0 + (int64_t)i);
-        fill_use(&c->last, i + 1, INT64_MAX - (int64_t)i);
+        fill_use(&c->last, i + 1, TIME_MAX - (int64_t)i);
         c->n_actions = DET_CAND_ACTIONS_MAX;
         c->actions_truncated = 1;
         for (size_t a = 0; a < DET_CAND_ACTIONS_MAX; a++) {
@@ -107,6 +109,31 @@ static void test_codec_full_roundtrip(void **state)
 /* Regression (fuzz_codec): a blob whose 0/1 fields (use failed, actions_truncated, action ok)
  * held a varint of 0x80 or more decoded, and its re-encoding (one byte per field, continuation
  * bit set) no longer decoded: the key then failed every ingest. Such blobs are refused now. */
+/* Times outside the years an event can have (found by fuzz_codec: a corrupt blob with a time near
+ * INT64_MAX made det_expires_at overflow) are refused as corrupt; the largest real one decodes. */
+static void test_codec_time_range(void **state)
+{
+    (void)state;
+    static struct det_key k, back;
+    static uint8_t blob[DET_ENCODED_MAX];
+    det_key_init(&k, "ASIATIMERANGE0000001");
+    k.marked = 1;
+    k.first_seen = k.last_seen = TIME_MAX;
+    int len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
+    assert_true(det_expires_at(&back) > back.first_seen);
+    k.first_seen = INT64_MAX - 1000;
+    len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
+    k.first_seen = 1;
+    k.session_created = -5;
+    len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
+}
+
 static void test_codec_bool_fields(void **state)
 {
     (void)state;
@@ -541,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_codec_rejects_counts),
         cmocka_unit_test(test_bounded_sets_order),
         cmocka_unit_test(test_codec_bool_fields),
+        cmocka_unit_test(test_codec_time_range),
         cmocka_unit_test(test_expires_at),
         cmocka_unit_test(test_action_sensitive),
         cmocka_unit_test(test_severity_names),
