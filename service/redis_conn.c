@@ -17,7 +17,6 @@ struct node {
     struct rconn_addr addr;
     redisContext *ctx;
     uint64_t seen_epoch;           /* the address's answer epoch when this connection last heard it */
-    int64_t retry_at_ms;
     int backoff_ms;
     uint32_t scripts_loaded;       /* bit per script known to be loaded on this node */
 };
@@ -283,40 +282,82 @@ int rconn_script(struct rconn *c, const char *source)
     return (int)c->n_scripts++;
 }
 
-/* Every connection of the process (one per worker thread) backs off on its own; without this,
- * after Redis comes back the first connection to get through makes /readyz say ready while the
- * others keep answering 503 until their own backoff ends. So each address has a process-wide
- * answer epoch: a connection in backoff retries at once when any other connection has heard from
- * that address since. A hung address never advances its epoch, so its backoff still holds. */
+/* Every worker thread has its own connection, but what an address is going through is shared:
+ *  - its answer epoch advances when any connection hears from it after a failure, so connections
+ *    in backoff retry at once after Redis comes back (otherwise /readyz says ready while other
+ *    workers still answer 503 until their own backoff ends);
+ *  - its quiet time is shared, and one connection at a time claims a probe, so a hung node (a
+ *    stopped master still accepts TCP connections) costs one worker one command timeout per probe,
+ *    not every worker a timeout each; requests for its slots answer 503 at once meanwhile. */
 #define RCONN_EPOCHS_MAX 256
 static pthread_mutex_t epochs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     struct rconn_addr addr;
     uint64_t epoch;
+    int64_t quiet_until_ms;        /* no new connection before this (backoff, or a probe running) */
 } epochs[RCONN_EPOCHS_MAX];
 static size_t n_epochs;
+
+/* The address's entry (created on first use), or -1 when the table is full. Under epochs_mu. */
+static int addr_entry(const struct rconn_addr *a)
+{
+    size_t i;
+    for (i = 0; i < n_epochs; i++)
+        if (epochs[i].addr.port == a->port && strcmp(epochs[i].addr.host, a->host) == 0)
+            return (int)i;
+    if (n_epochs == RCONN_EPOCHS_MAX)
+        return -1;
+    epochs[i].addr = *a;
+    epochs[i].epoch = 0;
+    epochs[i].quiet_until_ms = 0;
+    n_epochs++;
+    return (int)i;
+}
 
 /* The address's epoch, advanced by one when `bump`; 0 when the table is full (no shortcut). */
 static uint64_t addr_epoch(const struct rconn_addr *a, int bump)
 {
     uint64_t e = 0;
     pthread_mutex_lock(&epochs_mu);
-    size_t i;
-    for (i = 0; i < n_epochs; i++)
-        if (epochs[i].addr.port == a->port && strcmp(epochs[i].addr.host, a->host) == 0)
-            break;
-    if (i == n_epochs && n_epochs < RCONN_EPOCHS_MAX) {
-        epochs[i].addr = *a;
-        epochs[i].epoch = 0;
-        n_epochs++;
-    }
-    if (i < n_epochs) {
-        if (bump)
+    int i = addr_entry(a);
+    if (i >= 0) {
+        if (bump) {
             epochs[i].epoch++;
+            epochs[i].quiet_until_ms = 0;
+        }
         e = epochs[i].epoch;
     }
     pthread_mutex_unlock(&epochs_mu);
     return e;
+}
+
+/* May this connection (which last heard `seen` from the address) connect now? Yes when another
+ * connection heard from it since; no while it is quiet; else yes, and the probe is claimed for
+ * probe_ms so that the other connections wait for its outcome. */
+static int addr_may_try(const struct rconn_addr *a, uint64_t seen, int64_t now, int64_t probe_ms)
+{
+    int ok = 1;
+    pthread_mutex_lock(&epochs_mu);
+    int i = addr_entry(a);
+    /* quiet_until 0: no failure since the last answer, so nothing to wait for or claim (many
+     * workers connecting at start must not turn each other away) */
+    if (i >= 0 && epochs[i].epoch == seen && epochs[i].quiet_until_ms) {
+        if (now < epochs[i].quiet_until_ms)
+            ok = 0;
+        else
+            epochs[i].quiet_until_ms = now + probe_ms;
+    }
+    pthread_mutex_unlock(&epochs_mu);
+    return ok;
+}
+
+static void addr_quiet(const struct rconn_addr *a, int64_t until)
+{
+    pthread_mutex_lock(&epochs_mu);
+    int i = addr_entry(a);
+    if (i >= 0)
+        epochs[i].quiet_until_ms = until;
+    pthread_mutex_unlock(&epochs_mu);
 }
 
 static void node_drop(struct rconn *c, struct node *n)
@@ -328,8 +369,8 @@ static void node_drop(struct rconn *c, struct node *n)
     n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : RCONN_BACKOFF_MIN_MS;
     if (n->backoff_ms > RCONN_BACKOFF_MAX_MS)
         n->backoff_ms = RCONN_BACKOFF_MAX_MS;
-    n->retry_at_ms = mono_ms() + n->backoff_ms;
     n->seen_epoch = addr_epoch(&n->addr, 0);  /* only answers heard after this failure cut the wait */
+    addr_quiet(&n->addr, mono_ms() + n->backoff_ms);  /* every connection waits, not just this one */
     if (c->cfg.cluster)
         c->map_stale = 1;  /* a failed master may have been replaced */
 }
@@ -348,7 +389,7 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
     struct node *n = &c->nodes[i];
     if (n->ctx)
         return n->ctx;
-    if (mono_ms() < n->retry_at_ms && addr_epoch(&n->addr, 0) == n->seen_epoch)
+    if (!addr_may_try(&n->addr, n->seen_epoch, mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS))
         return NULL;
     struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
     n->ctx = redisConnectWithTimeout(n->addr.host, n->addr.port, tv);
