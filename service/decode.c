@@ -218,7 +218,6 @@ struct dec {
     int pending_node;
     int pending_wrap;
     int root_container;         /* the current root value had Records */
-    size_t root_records;        /* records found under the current root value */
     size_t roots;               /* root values seen */
     struct scratch sc;
 };
@@ -614,7 +613,6 @@ static int finish_rc(struct dec *d, int level)
         return 0;
     }
     d->st.records++;
-    d->root_records++;
     if ((sc->wrap & (1u << W_DETAIL)) && sc->detail_type[0]) {
         size_t n = strlen(sc->detail_type);
         static const char via[] = "via CloudTrail";
@@ -642,7 +640,6 @@ static int finish_rc(struct dec *d, int level)
 
 record_skip_container:
     d->st.records++;
-    d->root_records++;
     d->st.skipped++;
     if (d->sink.skip && d->sink.skip(d->sink.ud, d->st.records - 1, "a record may not hold Records")) {
         set_msg(d, DEC_EABORT, "stopped by the consumer");
@@ -789,7 +786,6 @@ static int cb_start_map(void *ctx)
         role = R_RC;
         level = 0;
         d->root_container = 0;
-        d->root_records = 0;
     } else {
         struct frame *top = &d->stack[d->depth - 1];
         if (!top->is_map) {
@@ -854,12 +850,8 @@ static int cb_end_map(void *ctx)
     struct frame f = d->stack[--d->depth];
     d->pending = P_NONE;
     if (f.role == R_RC) {
-        if (!finish_rc(d, f.rc_level))
+        if (!finish_rc(d, f.rc_level))  /* emits the record, or refuses an unknown shape */
             return 0;
-        if (f.rc_level == 0 && !d->root_container && d->root_records == 0) {
-            set_msg(d, DEC_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
-            return 0;
-        }
     }
     return 1;
 }
