@@ -144,6 +144,12 @@ static void add_cand(struct det_key *k, const struct ev_event *ev)
     c->flags |= ev->flags;
     take_min_str(c->vpce_account, sizeof c->vpce_account, ev->vpce_account);
     cand_add_action(c, ev);
+    if (ev->region[0]) {
+        int r = sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX,
+                              ev->region, &c->regions_truncated, &inserted);
+        if (r >= 0 && inserted)
+            copy_str(c->regions[r], sizeof c->regions[r], ev->region);
+    }
 }
 
 static void add_inside_ip(struct det_key *k, const char *ip)
@@ -371,9 +377,9 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
             v->reasons |= DET_R_INSIDE_AWS;
         else if (why == DET_WHY_FOREIGN_VPCE)
             v->reasons |= DET_R_FOREIGN_VPCE;
-        if (k->region[0] && ((c->first.region[0] && strcmp(c->first.region, k->region) != 0) ||
-                             (c->last.region[0] && strcmp(c->last.region, k->region) != 0)))
-            v->reasons |= DET_R_NEW_REGION;
+        for (size_t r = 0; k->region[0] && r < c->n_regions; r++)
+            if (strcmp(c->regions[r], k->region) != 0)
+                v->reasons |= DET_R_NEW_REGION;
         if (!v->first_use || use_cmp(c->first.at, c->first.event_id, v->first_use) < 0) {
             v->first_use = &c->first;
             v->first_cand = c;

@@ -19,6 +19,7 @@
 #define DET_INSIDE_IPS_MAX 8     /* addresses the key used with the runtime marker */
 #define DET_CANDS_MAX 16         /* addresses of unexplained uses (outside candidates) */
 #define DET_CAND_ACTIONS_MAX 8   /* distinct actions kept per candidate address */
+#define DET_CAND_REGIONS_MAX 4   /* distinct regions kept per candidate address */
 #define DET_CRED_LIFETIME (12 * 3600)  /* Lambda credentials live 12 h from issue */
 #define DET_PENDING_WINDOW 3600  /* keys with no Lambda evidence: kept 1 h past their last event */
 #define DET_LATE_MARGIN (2 * 3600)     /* extra life for late files (CloudTrail: 5 min typical, 30+ seen) */
@@ -76,6 +77,9 @@ struct det_cand {
     uint8_t n_actions;
     uint8_t actions_truncated;
     struct det_action actions[DET_CAND_ACTIONS_MAX];
+    uint8_t n_regions;            /* regions these calls were made in (the smallest kept) */
+    uint8_t regions_truncated;
+    char regions[DET_CAND_REGIONS_MAX][EV_REGION_MAX];
 };
 
 struct det_key {

@@ -11,7 +11,8 @@
 
 #define CODEC_MAGIC0 'C'
 #define CODEC_MAGIC1 'W'
-#define CODEC_VERSION 2  /* 2: det_use.region */
+#define CODEC_VERSION 3  /* 2: det_use.region; 3: det_cand.regions (version 2 blobs still decode) */
+#define CODEC_VERSION_MIN 2
 
 struct wbuf {
     uint8_t *p;
@@ -191,6 +192,10 @@ int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
             put_str(&w, c->actions[a].name, sizeof c->actions[a].name);
             put_byte(&w, c->actions[a].ok);
         }
+        put_byte(&w, c->regions_truncated);
+        put_u64(&w, c->n_regions);
+        for (size_t g = 0; g < c->n_regions; g++)
+            put_str(&w, c->regions[g], sizeof c->regions[g]);
     }
     return w.overflow ? -1 : (int)w.len;
 }
@@ -199,8 +204,10 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
 {
     struct rbuf r = { buf, len, 0, 0 };
     memset(k, 0, sizeof *k);
-    if (len < 3 || buf[0] != CODEC_MAGIC0 || buf[1] != CODEC_MAGIC1 || buf[2] != CODEC_VERSION)
+    if (len < 3 || buf[0] != CODEC_MAGIC0 || buf[1] != CODEC_MAGIC1 || buf[2] < CODEC_VERSION_MIN ||
+        buf[2] > CODEC_VERSION)
         return -1;
+    int version = buf[2];
     r.pos = 3;
     get_str(&r, k->akid, sizeof k->akid);
     get_str(&r, k->account, sizeof k->account);
@@ -252,6 +259,15 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
         for (size_t a = 0; a < na; a++) {
             get_str(&r, c->actions[a].name, sizeof c->actions[a].name);
             c->actions[a].ok = get_bool(&r);
+        }
+        if (version >= 3) {
+            c->regions_truncated = get_bool(&r);
+            uint64_t ng = get_u64(&r);
+            if (ng > DET_CAND_REGIONS_MAX)
+                return -1;
+            c->n_regions = (uint8_t)ng;
+            for (size_t g = 0; g < ng; g++)
+                get_str(&r, c->regions[g], sizeof c->regions[g]);
         }
     }
     if (r.bad || r.pos != len)

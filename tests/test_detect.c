@@ -82,6 +82,10 @@ static void full_state(struct det_key *k)
             fill(c->actions[a].name, sizeof c->actions[a].name, 'A', a);
             c->actions[a].ok = (uint8_t)(a & 1);
         }
+        c->n_regions = DET_CAND_REGIONS_MAX;
+        c->regions_truncated = 1;
+        for (size_t g = 0; g < DET_CAND_REGIONS_MAX; g++)
+            fill(c->regions[g], sizeof c->regions[g], 'g', g);
     }
 }
 

@@ -206,6 +206,18 @@ case("failed_call_is_a_use",
      [finding(K1, "critical", [OUT_IP, "198.51.100.8"], ["issued_by_lambda", "runtime_marker", "outside_address",
                                                          "successful_call", "sensitive_action"])])
 
+case("new_region_between_first_and_last",
+     "Every outside call failed (medium), but one of them, neither the first nor the last, was made in a "
+     "region the function does not run in: high.",
+     [issue(K1, "2024-03-13T08:33:21Z"),
+      use(K1, "2024-03-13T08:33:25Z", INSIDE_IP, UA_PY),
+      use(K1, "2024-03-13T09:00:00Z", OUT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "ListUsers", error="AccessDenied"),
+      use(K1, "2024-03-13T09:05:00Z", OUT_IP, UA_CLI_LINUX, "ec2.amazonaws.com", "DescribeInstances",
+          error="Client.UnauthorizedOperation", region="ap-southeast-2"),
+      use(K1, "2024-03-13T09:10:00Z", OUT_IP, UA_CLI_LINUX, "s3.amazonaws.com", "ListBuckets", error="AccessDenied")],
+     [finding(K1, "high", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address", "all_calls_failed",
+                                     "new_region"])])
+
 case("net_no_marker_runtime_in_region",
      "A Go runtime on provided.al2023 sends no marker: its calls from AWS addresses of the function's "
      "region are its own network, not outside.",
