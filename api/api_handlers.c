@@ -13,37 +13,34 @@
 #include "api_log.h"
 #include "api_metrics.h"
 #include "api_time.h"
+#include "render.h"
 
 #define API_ACCOUNT_LEN 12  /* AWS account ids are 12 digits */
 
-static void set_time(json_t *o, const char *name, int64_t ms)
+/* The API's finding document is render.c's (the evidence plus the triage fields), the same bytes
+ * `scan` prints. A record whose evidence is not a JSON object must not break every listing that
+ * would include it: it is shown with its id and triage fields only, and logged. */
+static char *finding_doc(const struct store_finding *f)
 {
-    char ts[API_TIME_MAX];
-    if (ms > 0 && api_time_format(ms, ts, sizeof ts) == 0)
-        json_object_set_new(o, name, json_string(ts));
-    else
-        json_object_set_new(o, name, json_null());
-}
-
-/* The API's finding document: the engine's evidence plus what the store keeps about triage. */
-static json_t *finding_doc(const struct store_finding *f)
-{
-    json_error_t err;
-    json_t *doc = f->evidence_json ? json_loads(f->evidence_json, 0, &err) : NULL;
-    if (!json_is_object(doc)) {
-        /* A corrupt record must not break every listing that would include it. */
-        api_log("error", "stored finding evidence is not a JSON object", json_pack("{s:s}", "id", f->id));
-        json_decref(doc);
-        doc = json_object();
-        if (!doc)
-            return NULL;
+    char *doc = rnd_finding(f);
+    if (doc)
+        return doc;
+    api_log("error", "stored finding evidence is not a JSON object", json_pack("{s:s}", "id", f->id));
+    json_t *id = json_string(f->id);
+    char *idj = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL;
+    json_decref(id);
+    if (!idj)
+        return NULL;
+    size_t cap = strlen(idj) + 16;
+    char *ev = malloc(cap);
+    if (ev) {
+        snprintf(ev, cap, "{\"id\":%s}", idj);
+        struct store_finding bare = *f;
+        bare.evidence_json = ev;
+        doc = rnd_finding(&bare);
+        free(ev);
     }
-    if (!json_is_string(json_object_get(doc, "id")))
-        json_object_set_new(doc, "id", json_string(f->id));
-    json_object_set_new(doc, "status", json_string(store_status_name(f->status)));
-    json_object_set_new(doc, "note", f->note ? json_string(f->note) : json_null());
-    set_time(doc, "created_at", f->created_ms);
-    set_time(doc, "updated_at", f->updated_ms);
+    free(idj);
     return doc;
 }
 
@@ -243,16 +240,33 @@ static enum MHD_Result h_list(struct api_req *r)
     if (rc != 0) {
         res = store_failure(r, rc, "no findings");
     } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n && i < a.q.limit; i++)
-            json_array_append_new(arr, finding_doc(&out[i]));
-        json_t *next = json_null();
+        /* the page is assembled from the documents as rendered: no parse and re-dump of each */
         char cur[API_CURSOR_MAX];
-        if (more && n > 0 && api_cursor_encode(out[n - 1].created_ms, out[n - 1].id, cur, sizeof cur) == 0) {
-            json_decref(next);
-            next = json_string(cur);
+        int has_cur = more && n > 0 && api_cursor_encode(out[n - 1].created_ms, out[n - 1].id, cur, sizeof cur) == 0;
+        char **docs = calloc(n ? n : 1, sizeof *docs);
+        size_t total = sizeof "{\"findings\":[],\"next_cursor\":null}" + API_CURSOR_MAX + 2, ok = docs != NULL;
+        for (size_t i = 0; ok && i < n; i++) {
+            docs[i] = finding_doc(&out[i]);
+            ok = docs[i] != NULL;
+            if (ok)
+                total += strlen(docs[i]) + 1;
         }
-        res = api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o,s:o}", "findings", arr, "next_cursor", next));
+        char *body = ok ? malloc(total) : NULL;
+        if (body) {
+            size_t len = (size_t)snprintf(body, total, "{\"findings\":[");
+            for (size_t i = 0; i < n; i++)
+                len += (size_t)snprintf(body + len, total - len, "%s%s", i ? "," : "", docs[i]);
+            if (has_cur)
+                len += (size_t)snprintf(body + len, total - len, "],\"next_cursor\":\"%s\"}", cur);  /* base64url */
+            else
+                len += (size_t)snprintf(body + len, total - len, "],\"next_cursor\":null}");
+            res = api_reply(r, MHD_HTTP_OK, "application/json", body, len, 1);
+        } else {
+            res = api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+        }
+        for (size_t i = 0; docs && i < n; i++)
+            free(docs[i]);
+        free(docs);
     }
     for (size_t i = 0; i < n && i < a.q.limit; i++)
         store_finding_free(&out[i]);
@@ -273,9 +287,11 @@ static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const 
         store_finding_free(&f);
         return store_failure(r, rc, "no such finding");
     }
-    json_t *doc = finding_doc(&f);
+    char *doc = finding_doc(&f);
     store_finding_free(&f);
-    return api_reply_json(r, MHD_HTTP_OK, doc);
+    if (!doc)
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    return api_reply(r, MHD_HTTP_OK, "application/json", doc, strlen(doc), 1);
 }
 
 static enum MHD_Result h_get(struct api_req *r)
