@@ -183,7 +183,8 @@ char *rnd_finding(const struct store_finding *f)
 {
     /* The evidence is a compact JSON object this module wrote; the status fields are spliced in
      * before its closing brace instead of parsing and re-serialising it (that was a quarter of a
-     * scan's time). Anything else is parsed as a fallback. */
+     * scan's time). Evidence that is not an object gives NULL: the API shows such a record with
+     * its id and triage fields only (api_handlers.c, finding_doc). */
     const char *ev = f->evidence_json;
     size_t n = ev ? strlen(ev) : 0;
     if (n < 2 || ev[0] != '{' || ev[n - 1] != '}')

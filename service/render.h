@@ -17,7 +17,8 @@
 /* The finding's evidence (every field but status, note, created_at, updated_at). */
 char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const char *finding_id);
 
-/* The full finding: the stored evidence plus status, note, created_at, updated_at. */
+/* The full finding: the stored evidence plus status, note, created_at, updated_at. NULL when out
+ * of memory or when the stored evidence is not a JSON object (a corrupt record). */
 char *rnd_finding(const struct store_finding *f);
 
 /* GET /v1/keys/{id}: the key's context. finding_id NULL when the key has no finding. */
