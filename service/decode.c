@@ -494,7 +494,7 @@ static const char *normalise(struct dec *d, struct ev_event *ev)
     copy_cut(ev->user_agent, sizeof ev->user_agent, sval(sc, F_USER_AGENT));
     copy_cut(ev->error, sizeof ev->error, sval(sc, F_ERROR_CODE));
     ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->function[0] = 0;
-    ev->role_arn[0] = ev->vpce_account[0] = 0;
+    ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
     {   /* action: iam.amazonaws.com + CreateUser -> iam:CreateUser */
         const char *dot = strchr(src, '.');
         size_t sl = dot ? (size_t)(dot - src) : strlen(src);
@@ -555,8 +555,10 @@ static const char *normalise(struct dec *d, struct ev_event *ev)
         ev->flags |= EV_F_MARKED;
     if (ua && (strncmp(ua, "awslambda-worker", 16) == 0 || strstr(ua, " awslambda-worker/")))
         ev->flags |= EV_F_WORKER;
-    if (str_eq(src, "kms.amazonaws.com") && str_eq(name, "Decrypt") && sval(sc, F_RP_FUNCTION_ARN))
+    if (str_eq(src, "kms.amazonaws.com") && str_eq(name, "Decrypt") && sval(sc, F_RP_FUNCTION_ARN)) {
         ev->flags |= EV_F_COLDSTART;
+        copy_cut(ev->cold_arn, sizeof ev->cold_arn, sval(sc, F_RP_FUNCTION_ARN));
+    }
     if (invoked || service_source(ev->source_ip))
         ev->flags |= EV_F_ON_BEHALF;
     if (str_eq(sval(sc, F_AED_AUTH), "QueryString"))

@@ -1,8 +1,17 @@
-/* detect.c — folding events into key state, and judging the state (domain.md §3–5).
+/* detect.c — folding events into key state, and judging the state (docs/detection.md).
  *
  * Order independence is by construction: det_apply only takes unions, minima, maxima and sums,
- * and every bounded set keeps its smallest members (so the kept set is a function of the set of
- * events, not of their order). det_judge reads the state only.
+ * and every bounded set keeps its members by a priority that a later event cannot change (an
+ * address's enum det_prio; an action's (sensitive, succeeded) pair only rises and is all the set
+ * keeps of it), so the kept set is a function of the set of events, not of their order.
+ * det_judge reads the state only.
+ *
+ * Who controls what (docs/detection.md, "Threat model"): the thief chooses the user agent, the
+ * request parameters, the actions and where they call from; AWS writes the source address, the
+ * VPC endpoint, the event time, the error code and the issuance. Nothing the thief chooses makes
+ * a use inside on its own: inside needs an address the thief cannot be at (the key's first marked
+ * address, the organisation's VPC endpoints, an allow-listed range, or, for a runtime that never
+ * marks its calls, an AWS address of the function's region).
  */
 #include "detect.h"
 
@@ -48,6 +57,13 @@ static int use_cmp(int64_t at, const char *id, const struct det_use *u)
     return strcmp(id, u->event_id);
 }
 
+static int at_id_cmp(int64_t a, const char *aid, int64_t b, const char *bid)
+{
+    if (a != b)
+        return a < b ? -1 : 1;
+    return strcmp(aid, bid);
+}
+
 static void use_set(struct det_use *u, const struct ev_event *ev)
 {
     u->at = ev->time;
@@ -58,8 +74,9 @@ static void use_set(struct det_use *u, const struct ev_event *ev)
     u->failed = (ev->flags & EV_F_FAILED) != 0;
 }
 
-/* Inserts s into a sorted set of strings keeping the `cap` smallest. Returns its index, or -1
- * when it does not belong to the kept set; *truncated is set when anything was left out. */
+/* Inserts s into a sorted set of strings keeping the `cap` smallest (used where every member is
+ * equally important: event regions). Returns its index, or -1 when it does not belong to the
+ * kept set; *truncated is set when anything was left out. */
 static int sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, const char *s, uint8_t *truncated,
                          int *inserted)
 {
@@ -88,63 +105,219 @@ static int sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, cons
     return (int)lo;
 }
 
+/* ---- actions: sensitive and successful first ------------------------------------------------ */
+
+/* An action's rank: a successful sensitive action, a sensitive attempt, a success, a failure.
+ * The rank of a name only rises (ok is a union), so a name pushed out at a lower rank that comes
+ * back at a higher one comes back whole: the set keeps nothing else of it. */
+static int action_rank(const char *name, int ok)
+{
+    return det_action_sensitive(name) * 2 + ok;
+}
+
+/* Order of the action set: rank descending, then name. */
+static int action_cmp(int rank_a, const char *a, int rank_b, const char *b)
+{
+    if (rank_a != rank_b)
+        return rank_a > rank_b ? -1 : 1;
+    return strcmp(a, b);
+}
+
 static void cand_add_action(struct det_cand *c, const struct ev_event *ev)
 {
-    /* actions are kept as a sorted set of names; ok is the union over calls */
-    size_t lo = 0, hi = c->n_actions;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int r = strcmp(c->actions[mid].name, ev->action);
-        if (r == 0) {
-            c->actions[mid].ok |= !(ev->flags & EV_F_FAILED);
-            return;
+    int ok = !(ev->flags & EV_F_FAILED);
+    /* already kept? then its rank may rise: take it out and put it back where it now belongs */
+    for (size_t i = 0; i < c->n_actions; i++) {
+        if (strcmp(c->actions[i].name, ev->action) == 0) {
+            ok |= c->actions[i].ok;
+            memmove(&c->actions[i], &c->actions[i + 1], (c->n_actions - i - 1) * sizeof c->actions[0]);
+            c->n_actions--;
+            break;
         }
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
     }
+    int rank = action_rank(ev->action, ok);
+    size_t pos = 0;
+    while (pos < c->n_actions &&
+           action_cmp(action_rank(c->actions[pos].name, c->actions[pos].ok), c->actions[pos].name, rank, ev->action) < 0)
+        pos++;
     if (c->n_actions == DET_CAND_ACTIONS_MAX) {
         c->actions_truncated = 1;
-        if (lo == DET_CAND_ACTIONS_MAX)
+        if (pos == DET_CAND_ACTIONS_MAX)
             return;
-        c->n_actions--;
+        c->n_actions--;  /* the lowest-ranked goes */
     }
-    memmove(&c->actions[lo + 1], &c->actions[lo], (c->n_actions - lo) * sizeof c->actions[0]);
-    copy_str(c->actions[lo].name, sizeof c->actions[lo].name, ev->action);
-    c->actions[lo].ok = !(ev->flags & EV_F_FAILED);
+    memmove(&c->actions[pos + 1], &c->actions[pos], (c->n_actions - pos) * sizeof c->actions[0]);
+    copy_str(c->actions[pos].name, sizeof c->actions[pos].name, ev->action);
+    c->actions[pos].ok = (uint8_t)ok;
     c->n_actions++;
 }
 
-static void add_cand(struct det_key *k, const struct ev_event *ev)
+/* ---- addresses ------------------------------------------------------------------------------ */
+
+static int org_account(const struct det_ctx *ctx, const char *acct)
 {
-    int inserted;
-    int i = sorted_insert((char *)k->cands, sizeof k->cands[0], &k->n_cands, DET_CANDS_MAX, ev->source_ip,
-                          &k->cands_truncated, &inserted);
-    if (i < 0)
-        return;
-    struct det_cand *c = &k->cands[i];
-    if (inserted) {
-        copy_str(c->ip, sizeof c->ip, ev->source_ip);
-        use_set(&c->first, ev);
-        use_set(&c->last, ev);
-    } else {
-        if (use_cmp(ev->time, ev->id, &c->first) < 0)
-            use_set(&c->first, ev);
-        if (use_cmp(ev->time, ev->id, &c->last) > 0)
-            use_set(&c->last, ev);
+    for (size_t i = 0; i < ctx->n_accounts; i++)
+        if (strcmp(ctx->accounts[i], acct) == 0)
+            return 1;
+    return 0;
+}
+
+/* A VPC endpoint of an account outside the organisation: the attacker's own. Judged only when
+ * the organisation's accounts are configured and the record names the endpoint's owner. */
+static int foreign_vpce(const struct det_ctx *ctx, const char *vpce_account)
+{
+    return ctx && ctx->n_accounts && vpce_account[0] && !org_account(ctx, vpce_account);
+}
+
+static int own_vpce(const struct det_ctx *ctx, const char *vpce_account)
+{
+    return ctx && ctx->n_accounts && vpce_account[0] && org_account(ctx, vpce_account);
+}
+
+static enum nr_class lookup(const struct det_ctx *ctx, const char *ip, struct nr_match *m)
+{
+    memset(m, 0, sizeof *m);
+    m->cls = NR_NOT_IP;
+    m->region = m->service = m->label = "";
+    if (ctx && ctx->net)
+        nr_lookup(ctx->net, ip, m);
+    return m->cls;
+}
+
+static enum det_prio address_prio(const struct det_ctx *ctx, const char *ip, const char *vpce_account,
+                                  struct nr_match *m)
+{
+    enum nr_class cls = lookup(ctx, ip, m);
+    if (foreign_vpce(ctx, vpce_account))
+        return DET_PRIO_FOREIGN_VPCE;
+    switch (cls) {
+    case NR_ALLOW:
+        return DET_PRIO_ALLOWED;
+    case NR_PRIVATE:
+        return DET_PRIO_PRIVATE;
+    case NR_AWS:
+        return DET_PRIO_AWS;
+    case NR_EXTERNAL:
+        return ctx && ctx->aws_ranges ? DET_PRIO_EXTERNAL : DET_PRIO_UNKNOWN;
+    default:
+        return DET_PRIO_UNKNOWN;
     }
+}
+
+/* Order of the address set: priority descending, then address, then endpoint owner. */
+static int cand_cmp(unsigned prio_a, const char *ip_a, const char *vpce_a, const struct det_cand *b)
+{
+    if (prio_a != b->prio)
+        return prio_a > b->prio ? -1 : 1;
+    int c = strcmp(ip_a, b->ip);
+    return c ? c : strcmp(vpce_a, b->vpce_account);
+}
+
+/* What the set could not keep: the highest priority, the calls, the AWS regions. An address that
+ * is not kept is never kept later (its priority is fixed and whatever ranked above it still does),
+ * so these are the same for every arrival order. */
+static void note_evicted(struct det_key *k, unsigned prio, const struct nr_match *m, uint32_t count)
+{
+    if (prio + 1 > k->evicted_prio)
+        k->evicted_prio = (uint8_t)(prio + 1);
+    k->evicted_count += count;
+    if (m->cls == NR_AWS && m->region[0]) {
+        int inserted;
+        int r = sorted_insert((char *)k->evicted_regions, sizeof k->evicted_regions[0], &k->n_evicted_regions,
+                              DET_EVICTED_REGIONS_MAX, m->region, &k->evicted_regions_truncated, &inserted);
+        if (r >= 0 && inserted)
+            copy_str(k->evicted_regions[r], sizeof k->evicted_regions[r], m->region);
+    }
+}
+
+/* Lambda's worker creates the function's log group and streams; Lambda decrypts the function's
+ * environment at cold start. Only those actions, with those shapes, can be exempt. */
+static int exempt_shaped(const struct ev_event *ev)
+{
+    if (ev->flags & EV_F_MARKED)
+        return 0;  /* neither component sends the runtime marker */
+    if ((ev->flags & EV_F_WORKER) &&
+        (strcmp(ev->action, "logs:CreateLogGroup") == 0 || strcmp(ev->action, "logs:CreateLogStream") == 0))
+        return 1;
+    return (ev->flags & EV_F_COLDSTART) && strcmp(ev->action, "kms:Decrypt") == 0;
+}
+
+/* Finds or makes the slot of (address, endpoint owner); NULL when the address ranks below every
+ * kept one and the set is full (then it is counted as evicted). */
+static struct det_cand *cand_slot(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx)
+{
+    struct nr_match m;
+    const char *vpce = (ev->flags & EV_F_VPCE) ? ev->vpce_account : "";
+    /* the slot is found by its priority, so look it up first (ranges reloaded since keep the old) */
+    for (size_t i = 0; i < k->n_cands; i++)
+        if (strcmp(k->cands[i].ip, ev->source_ip) == 0 && strcmp(k->cands[i].vpce_account, vpce) == 0)
+            return &k->cands[i];
+    unsigned prio = address_prio(ctx, ev->source_ip, vpce, &m);
+    size_t pos = 0;
+    while (pos < k->n_cands && cand_cmp(prio, ev->source_ip, vpce, &k->cands[pos]) > 0)
+        pos++;
+    if (k->n_cands == DET_CANDS_MAX) {
+        if (pos == DET_CANDS_MAX) {
+            note_evicted(k, prio, &m, 1);
+            return NULL;
+        }
+        struct det_cand *gone = &k->cands[DET_CANDS_MAX - 1];
+        struct nr_match gm;
+        lookup(ctx, gone->ip, &gm);
+        note_evicted(k, gone->prio, &gm, gone->count);
+        k->n_cands--;
+    }
+    memmove(&k->cands[pos + 1], &k->cands[pos], (k->n_cands - pos) * sizeof k->cands[0]);
+    struct det_cand *c = &k->cands[pos];
+    memset(c, 0, sizeof *c);
+    copy_str(c->ip, sizeof c->ip, ev->source_ip);
+    copy_str(c->vpce_account, sizeof c->vpce_account, vpce);
+    c->prio = (uint8_t)prio;
+    use_set(&c->first, ev);
+    use_set(&c->last, ev);
+    k->n_cands++;
+    return c;
+}
+
+static void add_cand(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx)
+{
+    struct det_cand *c = cand_slot(k, ev, ctx);
+    if (!c)
+        return;  /* counted as evicted */
+    if (use_cmp(ev->time, ev->id, &c->first) < 0)
+        use_set(&c->first, ev);
+    if (use_cmp(ev->time, ev->id, &c->last) > 0)
+        use_set(&c->last, ev);
     c->count++;
     if (!(ev->flags & EV_F_FAILED))
         c->ok_count++;
-    if (ev->flags & (EV_F_WORKER | EV_F_COLDSTART))
+    int exempt = exempt_shaped(ev);
+    if (exempt) {
         c->exempt_count++;
+        if (ev->flags & EV_F_COLDSTART) {
+            if (!c->cold_arns) {
+                copy_str(c->cold_arn, sizeof c->cold_arn, ev->cold_arn);
+                c->cold_arns = 1;
+            } else if (strcmp(ev->cold_arn, c->cold_arn) != 0) {
+                c->cold_arns = 2;
+                take_min_str(c->cold_arn, sizeof c->cold_arn, ev->cold_arn);
+            }
+        }
+    }
+    if ((ev->flags & EV_F_MARKED) && !exempt) {
+        if (!c->marked_count || at_id_cmp(ev->time, ev->id, c->marked_at, c->marked_id) < 0) {
+            c->marked_at = ev->time;
+            copy_str(c->marked_id, sizeof c->marked_id, ev->id);
+            copy_str(c->marked_region, sizeof c->marked_region, ev->region);
+        }
+        c->marked_count++;
+    }
     if (ev->flags & EV_F_PRESIGNED)
         c->presigned_count++;
     c->flags |= ev->flags;
-    take_min_str(c->vpce_account, sizeof c->vpce_account, ev->vpce_account);
     cand_add_action(c, ev);
     if (ev->region[0]) {
+        int inserted;
         int r = sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX,
                               ev->region, &c->regions_truncated, &inserted);
         if (r >= 0 && inserted)
@@ -152,23 +325,73 @@ static void add_cand(struct det_key *k, const struct ev_event *ev)
     }
 }
 
-static void add_inside_ip(struct det_key *k, const char *ip)
+/* ---- issuance ------------------------------------------------------------------------------- */
+
+/* An expiry the credentials can really have: after the issue and at most DET_CRED_LIFETIME later
+ * (the longest a role session lives). Anything else (a forged 1971, a year 9999) is replaced by
+ * the issue time plus the lifetime, so no record can shorten or stretch a key's life. */
+static int64_t valid_expiry(const struct ev_event *ev)
 {
-    int inserted;
-    int i = sorted_insert((char *)k->inside_ips, sizeof k->inside_ips[0], &k->n_inside_ips, DET_INSIDE_IPS_MAX, ip,
-                          &k->inside_ips_truncated, &inserted);
-    if (i >= 0 && inserted)
-        copy_str(k->inside_ips[i], sizeof k->inside_ips[i], ip);
+    int64_t e = ev->expires;
+    if (e <= ev->time || e > ev->time + DET_CRED_LIFETIME)
+        e = ev->time + DET_CRED_LIFETIME;
+    return e;
 }
 
-/* A marked call from an address that is neither AWS, private, nor allow-listed: the runtime's
- * user agent, sent from somewhere else. Needs the AWS ranges to be told at all. */
-static int copied_marker(const struct ev_event *ev, const struct det_ctx *ctx)
+/* Total order of issuance records by content: time first, then every field. The event id comes
+ * last, so it only separates records that agree on everything else. */
+static int issue_cmp(const struct det_issue *a, const struct det_issue *b)
 {
-    struct nr_match m;
-    if (!ctx || !ctx->net || !ctx->aws_ranges || !(ev->flags & EV_F_MARKED))
-        return 0;
-    return nr_lookup(ctx->net, ev->source_ip, &m) == NR_EXTERNAL;
+    int c;
+    if (a->at != b->at)
+        return a->at < b->at ? -1 : 1;
+    if ((c = strcmp(a->account, b->account)) || (c = strcmp(a->region, b->region)) ||
+        (c = strcmp(a->function, b->function)) || (c = strcmp(a->role_arn, b->role_arn)))
+        return c;
+    if (a->expires != b->expires)
+        return a->expires < b->expires ? -1 : 1;
+    return strcmp(a->event_id, b->event_id);
+}
+
+/* A real key has exactly one issuance. A second one (a forged record, posted with a leaked
+ * ingest token) must not rewrite the first: both are kept (the two first in issue_cmp order, so
+ * the choice does not depend on arrival), the verdict reports the conflict and raises severity,
+ * and region-based leniency needs both to agree. */
+static void apply_issue(struct det_key *k, const struct ev_event *ev)
+{
+    struct det_issue n;
+    memset(&n, 0, sizeof n);
+    n.at = ev->time;
+    n.expires = valid_expiry(ev);
+    copy_str(n.event_id, sizeof n.event_id, ev->id);
+    copy_str(n.account, sizeof n.account, ev->account);
+    copy_str(n.region, sizeof n.region, ev->region);
+    copy_str(n.function, sizeof n.function, ev->function);
+    copy_str(n.role_arn, sizeof n.role_arn, ev->role_arn);
+    unsigned before = k->n_issues;
+    if (k->n_issues < UINT8_MAX)
+        k->n_issues++;
+    if (before == 0) {
+        k->iss[0] = n;
+    } else if (issue_cmp(&n, &k->iss[0]) < 0) {
+        k->iss[1] = k->iss[0];
+        k->iss[0] = n;
+    } else if (before == 1 || issue_cmp(&n, &k->iss[1]) < 0) {
+        k->iss[1] = n;
+    }
+    k->issued = 1;
+    max_time(&k->expires, n.expires);
+    copy_str(k->account, sizeof k->account, k->iss[0].account);
+    copy_str(k->function, sizeof k->function, k->iss[0].function);
+    copy_str(k->role_arn, sizeof k->role_arn, k->iss[0].role_arn);
+}
+
+uint64_t det_id_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*id)
+        h = (h ^ (uint8_t)*id++) * 1099511628211ull;
+    return h ? h : 1;
 }
 
 int det_apply(struct det_key *k, const struct ev_event *ev)
@@ -183,17 +406,7 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
     min_time(&k->first_seen, ev->time);
     max_time(&k->last_seen, ev->time);
     if (ev->kind == EV_ISSUE) {
-        /* One issuance per key in practice; if two differ, the smaller event id wins. */
-        if (!k->issued || strcmp(ev->id, k->issue_event_id) < 0) {
-            k->issued = 1;
-            copy_str(k->issue_event_id, sizeof k->issue_event_id, ev->id);
-            k->issued_at = ev->time;
-            k->expires = ev->expires ? ev->expires : ev->time + DET_CRED_LIFETIME;
-            copy_str(k->account, sizeof k->account, ev->account);
-            copy_str(k->region, sizeof k->region, ev->region);
-            copy_str(k->function, sizeof k->function, ev->function);
-            copy_str(k->role_arn, sizeof k->role_arn, ev->role_arn);
-        }
+        apply_issue(k, ev);
         return 1;
     }
     /* A use: context fields come from the issuance when there is one, else the smallest seen. */
@@ -207,44 +420,25 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
         k->on_behalf_count++;  /* neither inside nor outside */
         return 1;
     }
-    if ((ev->flags & EV_F_MARKED) && !(ev->flags & (EV_F_WORKER | EV_F_COLDSTART)) && !copied_marker(ev, ctx)) {
+    if (ev->flags & EV_F_MARKED) {
+        /* even copied, the marker names a Lambda runtime's key; the runtime shown is the one of
+         * the earliest marked call (the function's own comes before any replay) */
+        uint64_t h = det_id_hash(ev->id);
+        if (!k->marked || ev->time < k->runtime_at || (ev->time == k->runtime_at && h < k->runtime_id) ||
+            (ev->time == k->runtime_at && h == k->runtime_id && strcmp(ev->runtime, k->runtime) < 0)) {
+            copy_str(k->runtime, sizeof k->runtime, ev->runtime);
+            k->runtime_at = ev->time;
+            k->runtime_id = h;
+        }
         k->marked = 1;
-        k->inside_count++;
-        min_time(&k->inside_first, ev->time);
-        max_time(&k->inside_last, ev->time);
-        take_min_str(k->runtime, sizeof k->runtime, ev->runtime);
-        if (!k->issued)
-            take_min_str(k->region, sizeof k->region, ev->region);
-        add_inside_ip(k, ev->source_ip);
-        return 1;
     }
-    /* Unmarked, Lambda's own worker / cold-start call, or a copied marker (the cand keeps
-     * EV_F_MARKED): judged later against the key's inside addresses and the network knowledge. */
-    if (ev->flags & EV_F_MARKED)
-        k->marked = 1;  /* even copied, the marker names a Lambda runtime's key */
-    add_cand(k, ev);
+    add_cand(k, ev, ctx);
     return 1;
 }
 
 /* ---- verdict ---------------------------------------------------------------------------- */
 
-static int inside_ip(const struct det_key *k, const char *ip)
-{
-    size_t lo = 0, hi = k->n_inside_ips;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(k->inside_ips[mid], ip);
-        if (c == 0)
-            return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-/* Domain.md §4, "critical" list. Matched on service prefix and action name. */
+/* Domain: the "critical" list (docs/detection.md). Matched on service prefix and action name. */
 int det_action_sensitive(const char *action)
 {
     static const char *const exact[] = {
@@ -274,112 +468,273 @@ int det_action_sensitive(const char *action)
     return 0;
 }
 
-static int org_account(const struct det_ctx *ctx, const char *acct)
-{
-    for (size_t i = 0; i < ctx->n_accounts; i++)
-        if (strcmp(ctx->accounts[i], acct) == 0)
-            return 1;
-    return 0;
-}
-
 static enum det_severity max_sev(enum det_severity a, enum det_severity b)
 {
     return a > b ? a : b;
 }
 
-/* Severity of one outside address (domain.md §4), before the key-wide raises. */
-static enum det_severity cand_severity(const struct det_cand *c, enum det_why why, enum nr_class cls)
+/* What det_judge works with besides the state. */
+struct judge {
+    const struct det_key *k;
+    const struct det_ctx *ctx;
+    int aws_ranges;
+    int region_conflict;          /* two issuances name different regions: no region leniency */
+    const char *region;           /* the function's region, "" unknown */
+    const struct det_cand *home;
+    struct nr_match m[DET_CANDS_MAX];
+};
+
+/* Is the AWS address region r the function's? GLOBAL prefixes (CloudFront & co.) are listed
+ * without a region; they are treated as the function's region, as before. */
+static int own_region(const struct judge *j, const char *r)
 {
-    int sensitive_ok = 0;
+    return j->region[0] && !j->region_conflict && (strcmp(r, j->region) == 0 || strcmp(r, "GLOBAL") == 0);
+}
+
+/* Can this address be the function's network (before we know which address that is)? Never an
+ * address that is certainly not (external, a foreign endpoint) or an allow-listed one (which is
+ * never judged). With AWS ranges, an AWS address must be of the issuance's region. */
+static int home_eligible(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
+{
+    switch (c->prio) {
+    case DET_PRIO_PRIVATE:
+        return 1;
+    case DET_PRIO_AWS:
+        return !j->k->issued || own_region(j, m->region);
+    case DET_PRIO_UNKNOWN:
+        return !j->aws_ranges;  /* without ranges nothing can be told; with them, not an address */
+    default:
+        return 0;
+    }
+}
+
+/* Does the cold-start decrypt's function ARN name this key's function? Each part the key knows
+ * (region, account, function name) must match: arn:<partition>:lambda:<region>:<account>:function:<name>[:qualifier]. */
+static int arn_names_function(const struct judge *j, const char *arn)
+{
+    const char *f[8];
+    size_t len[8], n = 0;
+    const char *p = arn;
+    while (n < 8) {
+        const char *e = strchr(p, ':');
+        f[n] = p;
+        len[n] = e ? (size_t)(e - p) : strlen(p);
+        n++;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    if (n < 7 || len[0] != 3 || strncmp(f[0], "arn", 3) != 0 || len[2] != 6 || strncmp(f[2], "lambda", 6) != 0 ||
+        len[5] != 8 || strncmp(f[5], "function", 8) != 0)
+        return 0;
+    const char *want[3] = { j->region, j->k->account, j->k->function };
+    const size_t at[3] = { 3, 4, 6 };
+    for (size_t i = 0; i < 3; i++)
+        if (want[i][0] && (strlen(want[i]) != len[at[i]] || strncmp(want[i], f[at[i]], len[at[i]]) != 0))
+            return 0;
+    return 1;
+}
+
+/* Lambda's own calls (worker log group/stream creation, cold-start decrypt) are the function's
+ * only from where Lambda makes them: an AWS address of the function's region, for the function
+ * the issuance names. Without AWS ranges the address cannot be judged and the shape decides. */
+static int platform_calls(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
+{
+    if (!c->count || c->exempt_count != c->count)
+        return 0;
+    if (j->aws_ranges && !(m->cls == NR_AWS && own_region(j, m->region)))
+        return 0;
+    if (c->cold_arns && (c->cold_arns > 1 || !arn_names_function(j, c->cold_arn)))
+        return 0;
+    return 1;
+}
+
+static int has_ok_action(const struct det_cand *c, const char *name)
+{
+    for (size_t a = 0; c && a < c->n_actions; a++)
+        if (c->actions[a].ok && strcmp(c->actions[a].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_region(const struct det_cand *c, const char *r)
+{
+    for (size_t g = 0; c && g < c->n_regions; g++)
+        if (strcmp(c->regions[g], r) == 0)
+            return 1;
+    return 0;
+}
+
+/* A successful sensitive action from this address; with `beyond_home`, only one the function's
+ * own address never made (the function's own behaviour from a second address is not evidence). */
+static int sensitive_ok(const struct det_cand *c, const struct det_cand *home, int beyond_home)
+{
     for (size_t a = 0; a < c->n_actions; a++)
-        if (c->actions[a].ok && det_action_sensitive(c->actions[a].name))
-            sensitive_ok = 1;
-    if (why == DET_WHY_COPIED_MARKER)
+        if (c->actions[a].ok && det_action_sensitive(c->actions[a].name) &&
+            !(beyond_home && has_ok_action(home, c->actions[a].name)))
+            return 1;
+    return 0;
+}
+
+/* Severity of one outside address, before the key-wide raises (docs/detection.md, "Severity"). */
+static enum det_severity cand_severity(const struct judge *j, const struct det_cand *c, enum det_why why,
+                                       enum nr_class cls)
+{
+    if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
         return DET_SEV_CRITICAL;
     if (c->presigned_count == c->count)
         return DET_SEV_LOW;  /* a browser fetching a presigned URL made with the key */
-    if (why == DET_WHY_INSIDE_AWS)
-        return sensitive_ok ? DET_SEV_HIGH : DET_SEV_MEDIUM;
-    if (sensitive_ok && cls != NR_AWS)
+    if (why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS)
+        /* might be the function's own second egress: at most medium, unless it did something
+         * sensitive the function's own address never did */
+        return sensitive_ok(c, j->home, 1) ? DET_SEV_HIGH : DET_SEV_MEDIUM;
+    if (sensitive_ok(c, NULL, 0) && cls != NR_AWS)
         return DET_SEV_CRITICAL;
     if (c->ok_count > c->presigned_count || (c->flags & EV_F_DESKTOP))
         return DET_SEV_HIGH;
     return DET_SEV_MEDIUM;  /* every call failed */
 }
 
+/* Is any use of this outside address in or from a region the function does not run in? An event
+ * region the function's own address also called is not new (a function may call other regions). */
+static int new_region(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
+{
+    if (!j->region[0])
+        return 0;
+    if (m->cls == NR_AWS && !own_region(j, m->region))
+        return 1;  /* from another region's network (or the issuances disagree on the region) */
+    for (size_t r = 0; r < c->n_regions; r++)
+        if (strcmp(c->regions[r], j->region) != 0 && !has_region(j->home, c->regions[r]))
+            return 1;
+    return 0;
+}
+
+/* The lowest severity a key whose address set overflowed can have: the evicted addresses are not
+ * known any more, so they are taken to be as bad as their priority allows. An AWS address cannot
+ * make more than high; one of the function's region, for a runtime that never marks its calls,
+ * is inside-equivalent, and a flood of those is an anomaly: medium. */
+static enum det_severity evicted_floor(const struct judge *j)
+{
+    const struct det_key *k = j->k;
+    if (!k->evicted_prio)
+        return DET_SEV_NONE;
+    switch (k->evicted_prio - 1) {
+    case DET_PRIO_ALLOWED:
+        return DET_SEV_NONE;
+    case DET_PRIO_PRIVATE:
+        return DET_SEV_MEDIUM;
+    case DET_PRIO_AWS: {
+        int other = k->marked || k->evicted_regions_truncated || !j->region[0] || j->region_conflict;
+        for (size_t r = 0; r < k->n_evicted_regions; r++)
+            other |= !own_region(j, k->evicted_regions[r]);
+        return other ? DET_SEV_HIGH : DET_SEV_MEDIUM;
+    }
+    default:
+        return DET_SEV_CRITICAL;
+    }
+}
+
+static void count_inside(struct det_verdict *v, const struct det_cand *c)
+{
+    v->inside_count += c->count;
+    min_time(&v->inside_first, c->first.at);
+    max_time(&v->inside_last, c->last.at);
+}
+
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v)
 {
     memset(v, 0, sizeof *v);
+    v->home = -1;
     v->lambda = k->issued || k->marked;
-    v->inside_count = k->inside_count;
-    v->inside_first = k->inside_first;
-    v->inside_last = k->inside_last;
-    const struct nr_table *net = ctx ? ctx->net : NULL;
-    int all_presigned = 1, ok = 0, sensitive_ok = 0;
+    struct judge j;
+    memset(&j, 0, sizeof j);
+    j.k = k;
+    j.ctx = ctx;
+    j.aws_ranges = ctx && ctx->net && ctx->aws_ranges;
+    j.region_conflict = k->n_issues >= 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0;
+    j.region = k->issued ? k->iss[0].region : "";
+    for (size_t i = 0; i < k->n_cands; i++)
+        lookup(ctx, k->cands[i].ip, &j.m[i]);
+    /* The key's own address: its earliest marked call from an address that can be the function's
+     * network. The thief replays after the function was handed the key, so that call is the
+     * function's; the marker alone (a user agent) never makes an address the function's. */
     for (size_t i = 0; i < k->n_cands; i++) {
         const struct det_cand *c = &k->cands[i];
-        struct nr_match m = { .cls = NR_NOT_IP };
-        if (net)
-            nr_lookup(net, c->ip, &m);
-        int aws = m.cls == NR_AWS;
-        enum det_why why = DET_WHY_ADDRESS;
-        if ((c->flags & EV_F_VPCE) && ctx && ctx->n_accounts && c->vpce_account[0] &&
-            !org_account(ctx, c->vpce_account)) {
-            why = DET_WHY_FOREIGN_VPCE;  /* the attacker's own endpoint: outside wherever it is */
-        } else if (c->flags & EV_F_MARKED) {
-            why = DET_WHY_COPIED_MARKER; /* only cands from a non-AWS address carry the marker */
-        } else if (inside_ip(k, c->ip)) {
+        if (!c->marked_count || !home_eligible(&j, c, &j.m[i]))
             continue;
-        } else if (m.cls == NR_ALLOW) {
+        if (v->home < 0 || at_id_cmp(c->marked_at, c->marked_id, k->cands[v->home].marked_at,
+                                     k->cands[v->home].marked_id) < 0)
+            v->home = (int)i;
+    }
+    if (v->home >= 0) {
+        j.home = &k->cands[v->home];
+        if (!k->issued)  /* a key seen only in its uses: the region of its own network */
+            j.region = j.m[v->home].cls == NR_AWS && strcmp(j.m[v->home].region, "GLOBAL") != 0
+                           ? j.m[v->home].region
+                           : j.home->marked_region;
+    }
+    copy_str(v->region, sizeof v->region, j.region);
+
+    int all_presigned = 1, ok = 0, sens = 0;
+    for (size_t i = 0; i < k->n_cands; i++) {
+        const struct det_cand *c = &k->cands[i];
+        const struct nr_match *m = &j.m[i];
+        enum det_why why = DET_WHY_ADDRESS;
+        if (c->prio == DET_PRIO_FOREIGN_VPCE) {
+            why = DET_WHY_FOREIGN_VPCE;  /* the attacker's own endpoint: outside wherever it is */
+        } else if (c->prio == DET_PRIO_ALLOWED) {
             v->allowlisted_count += c->count;
             v->allowed[v->n_allowed] = (uint8_t)i;
-            nr_class_string(&m, v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
+            nr_class_string(m, v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
             v->n_allowed++;
             continue;
-        } else if (c->exempt_count == c->count && (!ctx || !ctx->aws_ranges || aws)) {
-            /* Lambda's worker / cold-start calls, from AWS: inside-equivalent. From elsewhere the
-             * same user agent and call are an attacker's imitation. */
-            v->inside_count += c->count;
-            min_time(&v->inside_first, c->first.at);
-            max_time(&v->inside_last, c->last.at);
+        } else if ((int)i == v->home || own_vpce(ctx, c->vpce_account)) {
+            v->inside[v->n_inside++] = (uint8_t)i;
+            count_inside(v, c);
             continue;
-        } else if (aws && !k->marked) {
-            /* a runtime that sends no marker: its own region's AWS addresses are its network */
-            if (!k->region[0] || strcmp(m.region, k->region) == 0 || strcmp(m.region, "GLOBAL") == 0) {
-                v->inside_count += c->count;
-                min_time(&v->inside_first, c->first.at);
-                max_time(&v->inside_last, c->last.at);
+        } else if (platform_calls(&j, c, m)) {
+            count_inside(v, c);  /* Lambda's own calls: inside-equivalent, not the function's network */
+            continue;
+        } else if (c->prio == DET_PRIO_EXTERNAL) {
+            why = c->marked_count ? DET_WHY_COPIED_MARKER : DET_WHY_ADDRESS;
+        } else if (c->prio == DET_PRIO_AWS) {
+            if (!k->marked && own_region(&j, m->region)) {
+                /* a runtime that never marks its calls: its region's AWS addresses are its network */
+                v->inside[v->n_inside++] = (uint8_t)i;
+                count_inside(v, c);
                 continue;
             }
-        } else if (aws && k->marked) {
-            why = DET_WHY_INSIDE_AWS;    /* GuardDuty's InsideAWS analogue */
+            why = k->marked ? DET_WHY_INSIDE_AWS : DET_WHY_ADDRESS;
+        } else if (c->prio == DET_PRIO_PRIVATE) {
+            why = DET_WHY_OTHER_ADDRESS;  /* an endpoint not known to be the organisation's */
+        } else {  /* DET_PRIO_UNKNOWN */
+            why = k->marked && c->marked_count && !j.aws_ranges ? DET_WHY_OTHER_ADDRESS : DET_WHY_ADDRESS;
         }
         size_t o = v->n_outside++;
         v->outside[o] = (uint8_t)i;
         v->outside_why[o] = (uint8_t)why;
-        if (net && (m.cls != NR_EXTERNAL || ctx->aws_ranges))
-            nr_class_string(&m, v->outside_class[o], sizeof v->outside_class[o]);
+        if (ctx && ctx->net && (m->cls != NR_EXTERNAL || j.aws_ranges))
+            nr_class_string(m, v->outside_class[o], sizeof v->outside_class[o]);
         else  /* without AWS's ranges a public address may be AWS's or anyone's */
             copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
         v->outside_count += c->count;
-        v->severity = max_sev(v->severity, cand_severity(c, why, m.cls));
+        v->current = max_sev(v->current, cand_severity(&j, c, why, m->cls));
         if (c->presigned_count != c->count)
             all_presigned = 0;
         ok |= c->ok_count > 0;
-        for (size_t a = 0; a < c->n_actions; a++)
-            if (c->actions[a].ok && det_action_sensitive(c->actions[a].name))
-                sensitive_ok = 1;
+        sens |= sensitive_ok(c, NULL, 0);
         if (c->flags & EV_F_DESKTOP)
             v->reasons |= DET_R_DESKTOP_CLIENT;
-        if (why == DET_WHY_COPIED_MARKER)
+        if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
             v->reasons |= DET_R_COPIED_MARKER;
-        else if (why == DET_WHY_INSIDE_AWS)
+        if (why == DET_WHY_INSIDE_AWS)
             v->reasons |= DET_R_INSIDE_AWS;
         else if (why == DET_WHY_FOREIGN_VPCE)
             v->reasons |= DET_R_FOREIGN_VPCE;
-        for (size_t r = 0; k->region[0] && r < c->n_regions; r++)
-            if (strcmp(c->regions[r], k->region) != 0)
-                v->reasons |= DET_R_NEW_REGION;
+        else if (why == DET_WHY_OTHER_ADDRESS)
+            v->reasons |= DET_R_OTHER_ADDRESS;
+        if (new_region(&j, c, m))
+            v->reasons |= DET_R_NEW_REGION;
         if (!v->first_use || use_cmp(c->first.at, c->first.event_id, v->first_use) < 0) {
             v->first_use = &c->first;
             v->first_cand = c;
@@ -397,23 +752,48 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         v->outside_first = v->first_use->at;
         v->outside_last = v->last_use->at;
     }
-    v->finding = v->lambda && v->n_outside > 0;
-    if (!v->finding) {
-        v->severity = DET_SEV_NONE;
-        v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER;
-        return;
+    enum det_severity floor = evicted_floor(&j);
+    int now = v->lambda && (v->n_outside > 0 || floor > DET_SEV_NONE);
+    if (now) {
+        if (v->n_outside) {
+            v->reasons |= DET_R_OUTSIDE_ADDRESS;
+            if (all_presigned)
+                v->reasons |= DET_R_PRESIGNED_ONLY;
+            else if (sens)
+                v->reasons |= DET_R_SENSITIVE_ACTION | DET_R_SUCCESSFUL_CALL;
+            else if (ok)
+                v->reasons |= DET_R_SUCCESSFUL_CALL;
+            else
+                v->reasons |= DET_R_ALL_FAILED;
+        }
+        if (v->reasons & DET_R_NEW_REGION)
+            v->current = max_sev(v->current, DET_SEV_HIGH);
+        if (floor > DET_SEV_NONE) {
+            v->reasons |= DET_R_TRUNCATED;
+            v->current = max_sev(v->current, floor);
+        }
+        if (k->n_issues >= 2) {
+            v->reasons |= DET_R_CONFLICTING_ISSUANCE;
+            v->current = max_sev(v->current, DET_SEV_HIGH);
+        }
+    } else {
+        v->current = DET_SEV_NONE;
     }
-    v->reasons |= DET_R_OUTSIDE_ADDRESS;
-    if (v->reasons & DET_R_NEW_REGION)
-        v->severity = max_sev(v->severity, DET_SEV_HIGH);
-    if (all_presigned)
-        v->reasons |= DET_R_PRESIGNED_ONLY;
-    else if (sensitive_ok)
-        v->reasons |= DET_R_SENSITIVE_ACTION | DET_R_SUCCESSFUL_CALL;
-    else if (ok)
-        v->reasons |= DET_R_SUCCESSFUL_CALL;
-    else
-        v->reasons |= DET_R_ALL_FAILED;
+    /* A finding, once committed, stays, and its severity never drops (peak_severity). */
+    v->severity = max_sev(v->current, (enum det_severity)k->peak_severity);
+    v->finding = now || k->peak_severity > DET_SEV_NONE;
+    if (v->finding && !now) {
+        v->explained = 1;
+        v->reasons |= DET_R_EXPLAINED;
+    }
+    if (!v->finding)
+        v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER;
+}
+
+void det_remember(struct det_key *k, const struct det_verdict *v)
+{
+    if (v->finding && v->severity > k->peak_severity)
+        k->peak_severity = (uint8_t)v->severity;
 }
 
 int64_t det_expires_at(const struct det_key *k)
@@ -450,16 +830,20 @@ static const struct {
 } reasons[DET_R_COUNT] = {
     { "issued_by_lambda", "Lambda issued this key (sts:AssumeRole by lambda.amazonaws.com)" },
     { "runtime_marker", "calls with this key carried the Lambda runtime marker (exec-env/AWS_Lambda_*)" },
-    { "outside_address", "used from an address the function's runtime never used with this key" },
+    { "outside_address", "used from an address that is not the function's network" },
     { "successful_call", "at least one call from outside succeeded" },
     { "all_calls_failed", "every call from outside failed" },
     { "sensitive_action", "a sensitive action succeeded from outside (IAM write, secrets, KMS decrypt, ...)" },
     { "desktop_client", "an AWS CLI or SDK on a desktop operating system used the key" },
     { "presigned_url_only", "only presigned S3 URLs were used from outside" },
-    { "copied_user_agent", "a call carrying the Lambda runtime marker came from a non-AWS address" },
-    { "inside_aws", "an unmarked call came from an AWS address this key never used (GuardDuty InsideAWS analogue)" },
+    { "copied_user_agent", "a call carrying the Lambda runtime marker came from a network that is never the function's (non-AWS address or foreign VPC endpoint)" },
+    { "inside_aws", "a call came from an AWS address that is not the key's own network (GuardDuty InsideAWS analogue)" },
     { "foreign_vpc_endpoint", "a call went through a VPC endpoint owned by an account outside the organisation" },
-    { "new_region", "the key was used outside in a region the function does not run in" },
+    { "new_region", "the key was used outside in or from a region the function does not run in" },
+    { "other_address", "a call came from an address that is not the key's own network and whose network cannot be told apart (no AWS ranges, or a private address behind an endpoint not known to be the organisation's)" },
+    { "evidence_truncated", "the key was used from more addresses than are kept; those not kept are taken to be outside" },
+    { "conflicting_issuance", "more than one issuance record names this key (a real key has one): a forged record, or a forwarder's fault" },
+    { "explained", "later evidence explains the outside uses; the finding and its severity stay as raised" },
 };
 
 static int bit_index(unsigned bit)

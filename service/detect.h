@@ -1,11 +1,12 @@
 /* detect.h — the detection core: per-key state, events in, verdict out. Pure: no I/O, no clock.
  *
  * The state of one temporary access key is a set-like summary of every distinct event seen for it
- * (the store removes duplicates before det_apply is called). Every field is a union, a minimum or a
- * maximum, and every bounded set keeps its smallest members, so the state — and so the verdict —
- * is the same for every order in which the same events arrive. The verdict (det_judge) is computed
- * from the state alone; nothing about it is stored, so a late event that explains an earlier one
- * (a marked call from the same address) changes the verdict as if it had come first.
+ * (the store removes duplicates before det_apply is called). Every field is a union, a minimum, a
+ * maximum or a sum, and every bounded set keeps its members by a fixed priority, so the state, and
+ * so the verdict, is the same for every order in which the same events arrive. The verdict
+ * (det_judge) is computed from the state alone. The one field that remembers history is
+ * peak_severity, which the engine raises after each commit: a finding is never retracted and its
+ * severity never drops, whatever is posted later (docs/detection.md, "Invariants").
  */
 #ifndef CW_DETECT_H
 #define CW_DETECT_H
@@ -16,11 +17,12 @@
 #include "event.h"
 #include "netranges.h"
 
-#define DET_INSIDE_IPS_MAX 8     /* addresses the key used with the runtime marker */
-#define DET_CANDS_MAX 16         /* addresses of unexplained uses (outside candidates) */
-#define DET_CAND_ACTIONS_MAX 8   /* distinct actions kept per candidate address */
-#define DET_CAND_REGIONS_MAX 4   /* distinct regions kept per candidate address */
-#define DET_CRED_LIFETIME (12 * 3600)  /* Lambda credentials live 12 h from issue */
+#define DET_CANDS_MAX 16         /* source addresses kept per key, by priority (enum det_prio) */
+#define DET_CAND_ACTIONS_MAX 8   /* distinct actions kept per address, by priority (sensitive, succeeded) */
+#define DET_CAND_REGIONS_MAX 4   /* distinct event regions kept per address (the smallest kept) */
+#define DET_EVICTED_REGIONS_MAX 4 /* AWS regions of addresses the key could not keep */
+#define DET_CRED_LIFETIME (12 * 3600)  /* Lambda credentials live 12 h from issue; 12 h is also
+                                        * the longest any role session lives (DurationSeconds) */
 #define DET_PENDING_WINDOW 3600  /* keys with no Lambda evidence: kept 1 h past their last event */
 #define DET_LATE_MARGIN (2 * 3600)     /* extra life for late files (CloudTrail: 5 min typical, 30+ seen) */
 /* Upper bound of det_encode's output. Every field encodes to at most twice its size in memory (a
@@ -36,20 +38,39 @@ enum det_severity { DET_SEV_NONE = 0, DET_SEV_LOW, DET_SEV_MEDIUM, DET_SEV_HIGH,
 enum det_reason {
     DET_R_ISSUED_BY_LAMBDA = 1u << 0,   /* the key's issuance by Lambda was seen */
     DET_R_RUNTIME_MARKER = 1u << 1,     /* the key carried the Lambda runtime marker */
-    DET_R_OUTSIDE_ADDRESS = 1u << 2,    /* used from an address the runtime never used */
+    DET_R_OUTSIDE_ADDRESS = 1u << 2,    /* used from an address that is not the function's network */
     DET_R_SUCCESSFUL_CALL = 1u << 3,    /* an outside call succeeded */
     DET_R_ALL_FAILED = 1u << 4,         /* every outside call failed */
     DET_R_SENSITIVE_ACTION = 1u << 5,   /* a successful sensitive action from outside */
     DET_R_DESKTOP_CLIENT = 1u << 6,     /* CLI/SDK on a desktop OS */
     DET_R_PRESIGNED_ONLY = 1u << 7,     /* only presigned S3 URLs */
-    DET_R_COPIED_MARKER = 1u << 8,      /* a marked call from a non-AWS address: copied user agent */
-    DET_R_INSIDE_AWS = 1u << 9,         /* an unmarked call from an AWS address the key never used */
+    DET_R_COPIED_MARKER = 1u << 8,      /* a marked call from a network that is never the function's */
+    DET_R_INSIDE_AWS = 1u << 9,         /* a call from an AWS address that is not the key's own */
     DET_R_FOREIGN_VPCE = 1u << 10,      /* through a VPC endpoint of an account outside the organisation */
-    DET_R_NEW_REGION = 1u << 11,        /* outside use in a region the function does not run in */
-    DET_R_COUNT = 12
+    DET_R_NEW_REGION = 1u << 11,        /* outside use in or from a region the function does not run in */
+    DET_R_OTHER_ADDRESS = 1u << 12,     /* no AWS ranges: a marked call from an address not the key's first */
+    DET_R_TRUNCATED = 1u << 13,         /* more addresses than the key keeps: evicted ones may be outside */
+    DET_R_CONFLICTING_ISSUANCE = 1u << 14, /* two issuance records for one key (a real key has one) */
+    DET_R_EXPLAINED = 1u << 15,         /* later evidence explains the outside uses; the finding stays */
+    DET_R_COUNT = 16
 };
 
-/* One use outcome kept for evidence. */
+/* Priority of a source address in the key's bounded address set, highest kept first. It is a
+ * function of the address, its VPC endpoint's account and the network tables alone, never of the
+ * calls made from it, so an address that is not kept can never come back with part of its calls:
+ * the kept set, and every count in it, is the same for every arrival order (detect.c). Addresses
+ * that can never be the function's network rank above those that can, so a flood of
+ * inside-looking addresses cannot push an outside one out. */
+enum det_prio {
+    DET_PRIO_ALLOWED = 0,   /* allow-listed: never a finding */
+    DET_PRIO_PRIVATE,       /* a private address (VPC endpoint of the organisation or unjudged) */
+    DET_PRIO_AWS,           /* an AWS address: the function's, Lambda's own, or another customer's */
+    DET_PRIO_UNKNOWN,       /* AWS ranges not loaded, or not an address: cannot be told */
+    DET_PRIO_EXTERNAL,      /* neither AWS, private nor allow-listed: never the function's */
+    DET_PRIO_FOREIGN_VPCE,  /* through an endpoint of an account outside the organisation */
+};
+
+/* One use kept for evidence. */
 struct det_use {
     int64_t at;
     char region[EV_REGION_MAX];
@@ -64,46 +85,69 @@ struct det_action {
     uint8_t ok;  /* at least one successful call */
 };
 
-/* Unexplained uses from one source address. */
+/* Every use from one source address through one VPC endpoint owner (none: ""), on-behalf calls
+ * excepted. Marked, unmarked and Lambda's own calls all count here; det_judge decides which
+ * addresses are the function's network. */
 struct det_cand {
     char ip[EV_IP_MAX];
+    char vpce_account[EV_ACCOUNT_MAX];
+    uint8_t prio;                 /* enum det_prio, fixed when the address is first seen */
     uint32_t count;
     uint32_t ok_count;            /* calls that succeeded */
-    uint32_t exempt_count;        /* Lambda worker / cold-start calls */
+    uint32_t exempt_count;        /* calls shaped like Lambda's worker / cold-start calls */
     uint32_t presigned_count;     /* presigned S3 URL calls */
+    uint32_t marked_count;        /* calls with the runtime marker (not exempt-shaped) */
     unsigned flags;               /* union of ev_flag over these uses */
-    char vpce_account[EV_ACCOUNT_MAX];
+    char cold_arn[EV_COLD_ARN_MAX]; /* cold-start decrypts: the smallest function ARN named */
+    uint8_t cold_arns;            /* distinct function ARNs named: 0, 1, 2 = two or more */
     struct det_use first, last;   /* by (time, event id) */
+    int64_t marked_at;            /* earliest marked call, by (time, event id) */
+    char marked_id[EV_ID_MAX];
+    char marked_region[EV_REGION_MAX];
     uint8_t n_actions;
     uint8_t actions_truncated;
     struct det_action actions[DET_CAND_ACTIONS_MAX];
-    uint8_t n_regions;            /* regions these calls were made in (the smallest kept) */
+    uint8_t n_regions;            /* event regions of these calls (the smallest kept) */
     uint8_t regions_truncated;
     char regions[DET_CAND_REGIONS_MAX][EV_REGION_MAX];
 };
 
-struct det_key {
-    char akid[EV_AKID_MAX];
+/* An issuance record, as far as the verdict needs it. */
+struct det_issue {
+    int64_t at, expires;
+    char event_id[EV_ID_MAX];
     char account[EV_ACCOUNT_MAX];
     char region[EV_REGION_MAX];
     char function[EV_FUNCTION_MAX];
     char role_arn[EV_ARN_MAX];
-    char runtime[EV_RUNTIME_MAX];
-    char issue_event_id[EV_ID_MAX];
+};
+
+struct det_key {
+    char akid[EV_AKID_MAX];
+    /* context: from the issuance when there is one, else the smallest seen in the uses */
+    char account[EV_ACCOUNT_MAX];
+    char function[EV_FUNCTION_MAX];
+    char role_arn[EV_ARN_MAX];
+    char runtime[EV_RUNTIME_MAX]; /* of the earliest marked call, by (time, event id hash) */
+    int64_t runtime_at;
+    uint64_t runtime_id;          /* det_id_hash of that call's event id (8 bytes, not 36) */
     uint8_t issued;               /* issuance by Lambda seen (certain) */
     uint8_t marked;               /* runtime marker seen (likely Lambda) */
-    int64_t issued_at, expires, session_created;
-    int64_t first_seen, last_seen;/* event times of any event of the key */
-    /* inside: calls with the marker, plus Lambda's own worker / cold-start calls */
-    uint32_t inside_count;
-    int64_t inside_first, inside_last;
-    uint8_t n_inside_ips;
-    uint8_t inside_ips_truncated;
-    char inside_ips[DET_INSIDE_IPS_MAX][EV_IP_MAX];
+    /* issuances: the two first in (time, content) order, how many, the latest valid expiry */
+    uint8_t n_issues;             /* saturates at 255 */
+    struct det_issue iss[2];
+    int64_t expires;
+    int64_t session_created, first_seen, last_seen;
     uint32_t on_behalf_count;
     uint8_t n_cands;
-    uint8_t cands_truncated;
-    struct det_cand cands[DET_CANDS_MAX];
+    struct det_cand cands[DET_CANDS_MAX];  /* by (prio desc, ip, vpce_account) */
+    /* what the bounded address set could not keep (never comes back: see enum det_prio) */
+    uint8_t evicted_prio;         /* 1 + the highest enum det_prio evicted; 0 = none */
+    uint32_t evicted_count;        /* calls from addresses not kept */
+    uint8_t n_evicted_regions, evicted_regions_truncated;
+    char evicted_regions[DET_EVICTED_REGIONS_MAX][EV_REGION_MAX];
+    /* the highest severity a committed verdict had (the engine sets it): severity never drops */
+    uint8_t peak_severity;
 };
 
 #define DET_ACCOUNTS_MAX 256  /* organisation accounts (CREDWATCH_ACCOUNTS) */
@@ -118,17 +162,24 @@ struct det_ctx {
 };
 
 /* Why an address is outside, per candidate (det_verdict.outside_why). */
-enum det_why { DET_WHY_ADDRESS = 0, DET_WHY_COPIED_MARKER, DET_WHY_INSIDE_AWS, DET_WHY_FOREIGN_VPCE };
+enum det_why { DET_WHY_ADDRESS = 0, DET_WHY_COPIED_MARKER, DET_WHY_INSIDE_AWS, DET_WHY_FOREIGN_VPCE,
+               DET_WHY_OTHER_ADDRESS };
 
 struct det_verdict {
-    int finding;                  /* 1: a Lambda key with at least one outside use */
+    int finding;                  /* 1: a Lambda key with outside use now, or one it had (explained) */
+    int explained;                /* 1: the key had a finding; the evidence now explains every use */
     int lambda;                   /* the key is Lambda's (issued or marked) */
-    enum det_severity severity;
+    enum det_severity severity;   /* never below the key's peak_severity */
+    enum det_severity current;    /* what the evidence alone gives now */
     unsigned reasons;             /* enum det_reason */
+    char region[EV_REGION_MAX];   /* the function's region: the issuance's, else its network's */
+    int home;                     /* index of the key's own address (earliest marked use), -1 none */
     uint32_t outside_count;
     int64_t outside_first, outside_last;
-    uint32_t inside_count;        /* marked calls plus explained worker / cold-start calls */
+    uint32_t inside_count;        /* calls from the function's network plus Lambda's own calls */
     int64_t inside_first, inside_last;
+    uint8_t n_inside;             /* addresses judged the function's network */
+    uint8_t inside[DET_CANDS_MAX];
     uint32_t allowlisted_count;   /* calls from allow-listed addresses */
     uint8_t n_allowed;            /* allow-listed candidate indices and their class strings */
     uint8_t allowed[DET_CANDS_MAX];
@@ -146,13 +197,16 @@ void det_key_init(struct det_key *k, const char *akid);
 
 /* Folds one event of this key into the state; the caller has removed duplicates.
  * Returns 1 if the state changed, 0 if the event is irrelevant to the key. ctx (may be NULL)
- * tells a marked call from a non-AWS address (a copied user agent) from a real one. */
+ * gives each new address its priority (enum det_prio). */
 int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx);
 /* det_apply_ctx without network knowledge. */
 int det_apply(struct det_key *k, const struct ev_event *ev);
 
 /* Judges the state. ctx may be NULL. */
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v);
+
+/* After a commit: remembers the verdict's severity so that no later evidence lowers it. */
+void det_remember(struct det_key *k, const struct det_verdict *v);
 
 /* Event time after which the state is of no use (credential expiry, or the pending window for
  * keys with no Lambda evidence), plus DET_LATE_MARGIN. The store adds an arrival-time floor. */
@@ -167,6 +221,9 @@ const char *det_severity_name(enum det_severity s);
 int det_severity_parse(const char *s);  /* -1 if unknown */
 const char *det_reason_code(unsigned bit);
 const char *det_reason_text(unsigned bit);
+
+/* A 64-bit hash of an event id (FNV-1a, never 0): an order between events that keeps 8 bytes. */
+uint64_t det_id_hash(const char *id);
 
 /* Is "iam:CreateAccessKey" & co. a sensitive action (domain.md §4)? */
 int det_action_sensitive(const char *action);

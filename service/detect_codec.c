@@ -11,8 +11,11 @@
 
 #define CODEC_MAGIC0 'C'
 #define CODEC_MAGIC1 'W'
-#define CODEC_VERSION 3  /* 2: det_use.region; 3: det_cand.regions (version 2 blobs still decode) */
-#define CODEC_VERSION_MIN 2
+/* 4: one address set for every use (the marked-address set is gone), address priorities,
+ * issuances, evictions, peak severity. Blobs of versions 2-3 are refused: the engine then starts
+ * the key over (its state lives at most ~14 h; findings are kept apart and are not affected). */
+#define CODEC_VERSION 4
+#define CODEC_VERSION_MIN 4
 
 struct wbuf {
     uint8_t *p;
@@ -148,6 +151,51 @@ static void get_use(struct rbuf *r, struct det_use *u)
     u->failed = get_bool(r);
 }
 
+static int use_equal(const struct det_use *a, const struct det_use *b)
+{
+    return a->at == b->at && a->failed == b->failed && !strcmp(a->region, b->region) &&
+           !strcmp(a->event_id, b->event_id) && !strcmp(a->action, b->action) && !strcmp(a->user_agent, b->user_agent);
+}
+
+/* Which parts of a candidate the encoding leaves out (they equal another part): 1 last use =
+ * first use, 2 last user agent = first's, 4 earliest marked call = first use. The decoder
+ * refuses a blob whose shape is not the one its content gives, so every blob that decodes
+ * re-encodes to the same bytes. */
+static unsigned cand_shape(const struct det_cand *c)
+{
+    unsigned shape = 0;
+    if (use_equal(&c->last, &c->first))
+        shape |= 1;
+    if (strcmp(c->last.user_agent, c->first.user_agent) == 0)
+        shape |= 2;
+    if (c->marked_count && c->marked_at == c->first.at && !strcmp(c->marked_id, c->first.event_id) &&
+        !strcmp(c->marked_region, c->first.region))
+        shape |= 4;
+    return shape;
+}
+
+static void put_issue(struct wbuf *w, const struct det_issue *i)
+{
+    put_i64(w, i->at);
+    put_i64(w, i->expires);
+    put_str(w, i->event_id, sizeof i->event_id);
+    put_str(w, i->account, sizeof i->account);
+    put_str(w, i->region, sizeof i->region);
+    put_str(w, i->function, sizeof i->function);
+    put_str(w, i->role_arn, sizeof i->role_arn);
+}
+
+static void get_issue(struct rbuf *r, struct det_issue *i)
+{
+    i->at = get_time(r);
+    i->expires = get_time(r);
+    get_str(r, i->event_id, sizeof i->event_id);
+    get_str(r, i->account, sizeof i->account);
+    get_str(r, i->region, sizeof i->region);
+    get_str(r, i->function, sizeof i->function);
+    get_str(r, i->role_arn, sizeof i->role_arn);
+}
+
 int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
 {
     struct wbuf w = { buf, 0, cap, 0 };
@@ -155,37 +203,65 @@ int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
     put_byte(&w, CODEC_MAGIC1);
     put_byte(&w, CODEC_VERSION);
     put_str(&w, k->akid, sizeof k->akid);
-    put_str(&w, k->account, sizeof k->account);
-    put_str(&w, k->region, sizeof k->region);
-    put_str(&w, k->function, sizeof k->function);
-    put_str(&w, k->role_arn, sizeof k->role_arn);
+    put_byte(&w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2));
+    if (!k->issued) {  /* an issued key's context is its first issuance's: not written twice */
+        put_str(&w, k->account, sizeof k->account);
+        put_str(&w, k->function, sizeof k->function);
+        put_str(&w, k->role_arn, sizeof k->role_arn);
+    }
     put_str(&w, k->runtime, sizeof k->runtime);
-    put_str(&w, k->issue_event_id, sizeof k->issue_event_id);
-    put_byte(&w, (uint8_t)(k->issued | k->marked << 1 | k->inside_ips_truncated << 2 | k->cands_truncated << 3));
-    put_i64(&w, k->issued_at);
+    put_i64(&w, k->runtime_at);
+    put_u64(&w, k->runtime_id);
+    put_u64(&w, k->n_issues);
+    for (size_t i = 0; i < k->n_issues && i < 2; i++)
+        put_issue(&w, &k->iss[i]);
     put_i64(&w, k->expires);
     put_i64(&w, k->session_created);
     put_i64(&w, k->first_seen);
     put_i64(&w, k->last_seen);
-    put_u64(&w, k->inside_count);
-    put_i64(&w, k->inside_first);
-    put_i64(&w, k->inside_last);
     put_u64(&w, k->on_behalf_count);
-    put_u64(&w, k->n_inside_ips);
-    for (size_t i = 0; i < k->n_inside_ips; i++)
-        put_str(&w, k->inside_ips[i], sizeof k->inside_ips[i]);
+    put_u64(&w, k->evicted_prio);
+    put_u64(&w, k->evicted_count);
+    put_u64(&w, k->n_evicted_regions);
+    for (size_t g = 0; g < k->n_evicted_regions; g++)
+        put_str(&w, k->evicted_regions[g], sizeof k->evicted_regions[g]);
+    put_u64(&w, k->peak_severity);
     put_u64(&w, k->n_cands);
     for (size_t i = 0; i < k->n_cands; i++) {
         const struct det_cand *c = &k->cands[i];
         put_str(&w, c->ip, sizeof c->ip);
+        put_str(&w, c->vpce_account, sizeof c->vpce_account);
+        put_u64(&w, c->prio);
         put_u64(&w, c->count);
         put_u64(&w, c->ok_count);
         put_u64(&w, c->exempt_count);
         put_u64(&w, c->presigned_count);
+        put_u64(&w, c->marked_count);
         put_u64(&w, c->flags);
-        put_str(&w, c->vpce_account, sizeof c->vpce_account);
+        put_u64(&w, c->cold_arns);
+        if (c->cold_arns)
+            put_str(&w, c->cold_arn, sizeof c->cold_arn);
+        /* the common cases cost nothing: one call (last = first), one client (the same user
+         * agent), the first call marked (marked = first) */
+        unsigned shape = cand_shape(c);
+        int last_first = shape & 1, same_ua = shape & 2;
+        int marked_first = (shape & 4) != 0;
+        put_byte(&w, (uint8_t)shape);
         put_use(&w, &c->first);
-        put_use(&w, &c->last);
+        if (!last_first) {
+            put_i64(&w, c->last.at);
+            put_str(&w, c->last.region, sizeof c->last.region);
+            put_str(&w, c->last.event_id, sizeof c->last.event_id);
+            put_str(&w, c->last.action, sizeof c->last.action);
+            if (!same_ua)
+                put_str(&w, c->last.user_agent, sizeof c->last.user_agent);
+            put_byte(&w, c->last.failed);
+        }
+        if (c->marked_count && !marked_first) {
+            put_i64(&w, c->marked_at);
+            put_str(&w, c->marked_id, sizeof c->marked_id);
+            put_str(&w, c->marked_region, sizeof c->marked_region);
+        }
         put_byte(&w, c->actions_truncated);
         put_u64(&w, c->n_actions);
         for (size_t a = 0; a < c->n_actions; a++) {
@@ -200,6 +276,15 @@ int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
     return w.overflow ? -1 : (int)w.len;
 }
 
+/* A count that must fit a field of `max`: anything larger is a corrupt blob. */
+static uint64_t get_bounded(struct rbuf *r, uint64_t max)
+{
+    uint64_t v = get_u64(r);
+    if (v > max)
+        r->bad = 1;
+    return v;
+}
+
 int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
 {
     struct rbuf r = { buf, len, 0, 0 };
@@ -207,68 +292,92 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
     if (len < 3 || buf[0] != CODEC_MAGIC0 || buf[1] != CODEC_MAGIC1 || buf[2] < CODEC_VERSION_MIN ||
         buf[2] > CODEC_VERSION)
         return -1;
-    int version = buf[2];
     r.pos = 3;
     get_str(&r, k->akid, sizeof k->akid);
-    get_str(&r, k->account, sizeof k->account);
-    get_str(&r, k->region, sizeof k->region);
-    get_str(&r, k->function, sizeof k->function);
-    get_str(&r, k->role_arn, sizeof k->role_arn);
-    get_str(&r, k->runtime, sizeof k->runtime);
-    get_str(&r, k->issue_event_id, sizeof k->issue_event_id);
-    uint64_t fl = get_u64(&r);
+    uint64_t fl = get_bounded(&r, 7);
     k->issued = fl & 1;
     k->marked = (fl >> 1) & 1;
-    k->inside_ips_truncated = (fl >> 2) & 1;
-    k->cands_truncated = (fl >> 3) & 1;
-    k->issued_at = get_time(&r);
+    k->evicted_regions_truncated = (fl >> 2) & 1;
+    if (!k->issued) {
+        get_str(&r, k->account, sizeof k->account);
+        get_str(&r, k->function, sizeof k->function);
+        get_str(&r, k->role_arn, sizeof k->role_arn);
+    }
+    get_str(&r, k->runtime, sizeof k->runtime);
+    k->runtime_at = get_time(&r);
+    k->runtime_id = get_u64(&r);
+    k->n_issues = (uint8_t)get_bounded(&r, UINT8_MAX);
+    if (!k->issued != !k->n_issues)
+        r.bad = 1;
+    for (size_t i = 0; i < k->n_issues && i < 2 && !r.bad; i++)
+        get_issue(&r, &k->iss[i]);
+    if (k->issued) {
+        memcpy(k->account, k->iss[0].account, sizeof k->account);
+        memcpy(k->function, k->iss[0].function, sizeof k->function);
+        memcpy(k->role_arn, k->iss[0].role_arn, sizeof k->role_arn);
+    }
     k->expires = get_time(&r);
     k->session_created = get_time(&r);
     k->first_seen = get_time(&r);
     k->last_seen = get_time(&r);
-    k->inside_count = get_u32(&r);
-    k->inside_first = get_time(&r);
-    k->inside_last = get_time(&r);
     k->on_behalf_count = get_u32(&r);
-    uint64_t n = get_u64(&r);
-    if (n > DET_INSIDE_IPS_MAX)
-        return -1;
-    k->n_inside_ips = (uint8_t)n;
-    for (size_t i = 0; i < n; i++)
-        get_str(&r, k->inside_ips[i], sizeof k->inside_ips[i]);
-    n = get_u64(&r);
-    if (n > DET_CANDS_MAX)
-        return -1;
-    k->n_cands = (uint8_t)n;
-    for (size_t i = 0; i < n && !r.bad; i++) {
+    k->evicted_prio = (uint8_t)get_bounded(&r, DET_PRIO_FOREIGN_VPCE + 1);
+    k->evicted_count = get_u32(&r);
+    k->n_evicted_regions = (uint8_t)get_bounded(&r, DET_EVICTED_REGIONS_MAX);
+    for (size_t g = 0; g < k->n_evicted_regions && !r.bad; g++)
+        get_str(&r, k->evicted_regions[g], sizeof k->evicted_regions[g]);
+    k->peak_severity = (uint8_t)get_bounded(&r, DET_SEV_CRITICAL);
+    k->n_cands = (uint8_t)get_bounded(&r, DET_CANDS_MAX);
+    for (size_t i = 0; i < k->n_cands && !r.bad; i++) {
         struct det_cand *c = &k->cands[i];
         get_str(&r, c->ip, sizeof c->ip);
+        get_str(&r, c->vpce_account, sizeof c->vpce_account);
+        c->prio = (uint8_t)get_bounded(&r, DET_PRIO_FOREIGN_VPCE);
         c->count = get_u32(&r);
         c->ok_count = get_u32(&r);
         c->exempt_count = get_u32(&r);
         c->presigned_count = get_u32(&r);
-        c->flags = (unsigned)get_u64(&r);
-        get_str(&r, c->vpce_account, sizeof c->vpce_account);
+        c->marked_count = get_u32(&r);
+        c->flags = (unsigned)get_bounded(&r, UINT32_MAX);
+        c->cold_arns = (uint8_t)get_bounded(&r, 2);
+        if (c->cold_arns)
+            get_str(&r, c->cold_arn, sizeof c->cold_arn);
+        uint64_t shape = get_bounded(&r, 7);
         get_use(&r, &c->first);
-        get_use(&r, &c->last);
+        if (shape & 1) {
+            c->last = c->first;
+        } else {
+            c->last.at = get_time(&r);
+            get_str(&r, c->last.region, sizeof c->last.region);
+            get_str(&r, c->last.event_id, sizeof c->last.event_id);
+            get_str(&r, c->last.action, sizeof c->last.action);
+            if (shape & 2)
+                memcpy(c->last.user_agent, c->first.user_agent, sizeof c->last.user_agent);
+            else
+                get_str(&r, c->last.user_agent, sizeof c->last.user_agent);
+            c->last.failed = get_bool(&r);
+        }
+        if (c->marked_count && (shape & 4)) {
+            c->marked_at = c->first.at;
+            memcpy(c->marked_id, c->first.event_id, sizeof c->marked_id);
+            memcpy(c->marked_region, c->first.region, sizeof c->marked_region);
+        } else if (c->marked_count) {
+            c->marked_at = get_time(&r);
+            get_str(&r, c->marked_id, sizeof c->marked_id);
+            get_str(&r, c->marked_region, sizeof c->marked_region);
+        }
+        if (!r.bad && cand_shape(c) != shape)
+            r.bad = 1;  /* not the canonical encoding of this content */
         c->actions_truncated = get_bool(&r);
-        uint64_t na = get_u64(&r);
-        if (na > DET_CAND_ACTIONS_MAX)
-            return -1;
-        c->n_actions = (uint8_t)na;
-        for (size_t a = 0; a < na; a++) {
+        c->n_actions = (uint8_t)get_bounded(&r, DET_CAND_ACTIONS_MAX);
+        for (size_t a = 0; a < c->n_actions && !r.bad; a++) {
             get_str(&r, c->actions[a].name, sizeof c->actions[a].name);
             c->actions[a].ok = get_bool(&r);
         }
-        if (version >= 3) {
-            c->regions_truncated = get_bool(&r);
-            uint64_t ng = get_u64(&r);
-            if (ng > DET_CAND_REGIONS_MAX)
-                return -1;
-            c->n_regions = (uint8_t)ng;
-            for (size_t g = 0; g < ng; g++)
-                get_str(&r, c->regions[g], sizeof c->regions[g]);
-        }
+        c->regions_truncated = get_bool(&r);
+        c->n_regions = (uint8_t)get_bounded(&r, DET_CAND_REGIONS_MAX);
+        for (size_t g = 0; g < c->n_regions && !r.bad; g++)
+            get_str(&r, c->regions[g], sizeof c->regions[g]);
     }
     if (r.bad || r.pos != len)
         return -1;

@@ -74,14 +74,6 @@ int eng_akid_valid(const char *akid)
     return 1;
 }
 
-static uint64_t event_hash(const char *id)
-{
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a, 64 bits: collisions within one key's events are ~0 */
-    while (*id)
-        h = (h ^ (uint8_t)*id++) * 1099511628211ull;
-    return h ? h : 1;
-}
-
 /* ---- decoding into the event list ----------------------------------------------------------- */
 
 static int on_event(void *ud, size_t index, const struct ev_event *ev)
@@ -145,20 +137,31 @@ static void add_finding_id(struct eng_report *r, const char *id)
         snprintf(r->ids[r->n_ids++], sizeof r->ids[0], "%s", id);
 }
 
-/* The finding write of the working key (e->key) judged as v, at key state `version`. The id and
- * the evidence document go to the caller's id buffer and *doc (freed by the caller). */
+/* Where a finding write's strings live until the store call: the working key is reused for the
+ * next key of the round, so nothing may point into it (a multi-key ingest once filed every
+ * finding under the last key's account and function). */
+struct finding_bufs {
+    char id[STORE_ID_MAX];
+    char account[EV_ACCOUNT_MAX];
+    char function[EV_FUNCTION_MAX];
+    char *doc;
+};
+
+/* The finding write of the working key (e->key) judged as v, at key state `version`. */
 static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t version, int64_t now_ms,
-                          struct store_finding_put *p, char *id, char **doc)
+                          struct store_finding_put *p, struct finding_bufs *b)
 {
-    eng_finding_id(e->key.akid, id, STORE_ID_MAX);
-    if (!(*doc = rnd_evidence(&e->key, v, id)))
+    eng_finding_id(e->key.akid, b->id, sizeof b->id);
+    if (!(b->doc = rnd_evidence(&e->key, v, b->id)))
         return ENG_ENOMEM;
+    snprintf(b->account, sizeof b->account, "%s", e->key.account);
+    snprintf(b->function, sizeof b->function, "%s", e->key.function);
     memset(p, 0, sizeof *p);
-    p->id = id;
-    p->evidence_json = *doc;
+    p->id = b->id;
+    p->evidence_json = b->doc;
     p->severity = det_severity_name(v->severity);
-    p->account = e->key.account;
-    p->function = e->key.function;
+    p->account = b->account;
+    p->function = b->function;
     p->version = version;
     p->now_ms = now_ms;
     return 0;
@@ -172,16 +175,14 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
     struct store_commit *commits = calloc(n, sizeof *commits);
     uint8_t **blobs = calloc(n, sizeof *blobs);
     struct store_finding_put *puts = calloc(n, sizeof *puts);
-    char **docs = calloc(n, sizeof *docs);
-    char (*fids)[STORE_ID_MAX] = calloc(n, sizeof *fids);
+    struct finding_bufs *bufs = calloc(n, sizeof *bufs);
     size_t *commit_of = calloc(n, sizeof *commit_of);
     /* repairs of findings of keys with nothing new (see below) */
     struct store_finding_put *rputs = calloc(n, sizeof *rputs);
-    char **rdocs = calloc(n, sizeof *rdocs);
-    char (*rfids)[STORE_ID_MAX] = calloc(n, sizeof *rfids);
+    struct finding_bufs *rbufs = calloc(n, sizeof *rbufs);
     size_t nr = 0;
     int rc = ENG_ENOMEM;
-    if (!loads || !commits || !blobs || !puts || !docs || !fids || !commit_of || !rputs || !rdocs || !rfids)
+    if (!loads || !commits || !blobs || !puts || !bufs || !commit_of || !rputs || !rbufs)
         goto out;
     size_t nl = 0;
     for (size_t i = 0; i < n; i++) {
@@ -232,7 +233,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             struct det_verdict vc;
             det_judge(&e->key, &e->cfg.det, &vc);
             if (vc.finding && nr < n) {
-                if (finding_put_of(e, &vc, loads[j].version, now_ms, &rputs[nr], rfids[nr], &rdocs[nr])) {
+                if (finding_put_of(e, &vc, loads[j].version, now_ms, &rputs[nr], &rbufs[nr])) {
                     rc = ENG_ENOMEM;
                     goto out;
                 }
@@ -240,6 +241,12 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             }
             continue;
         }
+        /* verdicts before and after, for the finding write below; the new one's severity is
+         * remembered in the state, so no later evidence can lower it */
+        struct det_verdict vo, vn;
+        det_judge(&e->old, &e->cfg.det, &vo);
+        det_judge(&e->key, &e->cfg.det, &vn);
+        det_remember(&e->key, &vn);
         int len = det_encode(&e->key, e->blob, sizeof e->blob);
         if (len < 0 || !(blobs[nc] = malloc((size_t)len))) {
             rc = ENG_ENOMEM;
@@ -256,17 +263,14 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         c->hashes = w->hashes;
         c->n_hashes = fresh;
         c->expire_at_ms = exp_ms > floor_ms ? exp_ms : floor_ms;
-        /* verdicts before and after, for the finding write below */
-        struct det_verdict vo, vn;
-        det_judge(&e->old, &e->cfg.det, &vo);
-        det_judge(&e->key, &e->cfg.det, &vn);
-        if (vn.finding || vo.finding) {
-            if (finding_put_of(e, &vn, loads[j].version + 1, now_ms, &puts[nc], fids[nc], &docs[nc])) {
+        /* A finding is never retracted by evidence (any record may be forged by a holder of an
+         * ingest token): once raised it stays, explained or not, with its status. */
+        if (vn.finding) {
+            if (finding_put_of(e, &vn, loads[j].version + 1, now_ms, &puts[nc], &bufs[nc])) {
                 rc = ENG_ENOMEM;
                 goto out;
             }
             puts[nc].new_outside = vn.outside_count > vo.outside_count;
-            puts[nc].retract = !vn.finding;
         }
         commit_of[nc] = commit_of[j];
         nc++;
@@ -291,7 +295,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         goto out;
     }
     for (size_t j = 0; j < np; j++) {
-        if (!puts[j].retract && (!puts[j].ensure || puts[j].created))
+        if (!puts[j].ensure || puts[j].created)
             add_finding_id(e->rep, puts[j].id);
         if (puts[j].created)
             e->rep->created++;
@@ -301,21 +305,17 @@ out:
     if (blobs)
         for (size_t j = 0; j < n; j++)
             free(blobs[j]);
-    if (docs)
-        for (size_t j = 0; j < n; j++)
-            free(docs[j]);
-    if (rdocs)
-        for (size_t j = 0; j < n; j++)
-            free(rdocs[j]);
+    for (size_t j = 0; bufs && j < n; j++)
+        free(bufs[j].doc);
+    for (size_t j = 0; rbufs && j < n; j++)
+        free(rbufs[j].doc);
     free(rputs);
-    free(rdocs);
-    free(rfids);
+    free(rbufs);
     free(loads);
     free(commits);
     free(blobs);
     free(puts);
-    free(docs);
-    free(fids);
+    free(bufs);
     free(commit_of);
     return rc;
 }
@@ -366,7 +366,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
             k++;
         }
         kw[k - 1].count++;
-        hashes[i] = event_hash(e->evs[e->order[i]].id);
+        hashes[i] = det_id_hash(e->evs[e->order[i]].id);
     }
     rc = 0;
     for (size_t base = 0; base < n_keys && !rc; base += ENG_KEYS_PER_ROUND) {
@@ -380,7 +380,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
                     /* a retry reloads the dedup flags for the full set of this key's events */
                     size_t first = kw[base + i].first;
                     for (size_t j = 0; j < kw[base + i].count; j++)
-                        hashes[first + j] = event_hash(e->evs[e->order[first + j]].id);
+                        hashes[first + j] = det_id_hash(e->evs[e->order[first + j]].id);
                 }
             }
             if (!pending)

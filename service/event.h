@@ -23,6 +23,8 @@
 #define EV_FUNCTION_MAX 72  /* Lambda function names are at most 64 characters */
 #define EV_ARN_MAX 256      /* role ARN */
 #define EV_VPCE_MAX 32      /* vpce-0123456789abcdef0 */
+#define EV_COLD_ARN_MAX 128 /* arn:aws:lambda:<region>:<account>:function:<name, at most 64>; longer is cut
+                             * and then matches no function (not exempt: the stricter reading) */
 
 enum ev_kind {
     EV_OTHER = 0, /* counted, not used by the detector */
@@ -60,6 +62,7 @@ struct ev_event {
     char function[EV_FUNCTION_MAX];  /* session name (= function name for Lambda) */
     char role_arn[EV_ARN_MAX];
     char vpce_account[EV_ACCOUNT_MAX];
+    char cold_arn[EV_COLD_ARN_MAX];       /* EV_F_COLDSTART: the function ARN of the encryption context */
 };
 
 #endif

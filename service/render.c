@@ -51,12 +51,29 @@ static json_t *use_json(const struct det_use *u, const char *ip)
     return o;
 }
 
-static json_t *inside_ips(const struct det_key *k)
+static json_t *inside_ips(const struct det_key *k, const struct det_verdict *v)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < k->n_inside_ips; i++)
-        json_array_append_new(a, json_string(k->inside_ips[i]));
+    for (size_t i = 0; i < v->n_inside; i++)
+        json_array_append_new(a, json_string(k->cands[v->inside[i]].ip));
     return a;
+}
+
+/* The second issuance record of a key (a real key has one), shown so an analyst sees both. */
+static json_t *conflicting_issuance(const struct det_key *k)
+{
+    if (k->n_issues < 2)
+        return json_null();
+    const struct det_issue *i = &k->iss[1];
+    json_t *o = json_object();
+    json_object_set_new(o, "records", json_integer(k->n_issues));
+    json_object_set_new(o, "event_id", json_string(i->event_id));
+    json_object_set_new(o, "issued_at", time_or_null(i->at));
+    json_object_set_new(o, "account_id", str_or_null(i->account));
+    json_object_set_new(o, "region", str_or_null(i->region));
+    json_object_set_new(o, "function_name", str_or_null(i->function));
+    json_object_set_new(o, "role_arn", str_or_null(i->role_arn));
+    return o;
 }
 
 static json_t *outside_ips(const struct det_key *k, const struct det_verdict *v)
@@ -70,7 +87,8 @@ static json_t *outside_ips(const struct det_key *k, const struct det_verdict *v)
 /* Each outside address with its network class and tally. */
 static json_t *outside_sources(const struct det_key *k, const struct det_verdict *v)
 {
-    static const char *const why[] = { "outside_address", "copied_user_agent", "inside_aws", "foreign_vpc_endpoint" };
+    static const char *const why[] = { "outside_address", "copied_user_agent", "inside_aws", "foreign_vpc_endpoint",
+                                       "other_address" };
     json_t *a = json_array();
     for (size_t i = 0; i < v->n_outside; i++) {
         const struct det_cand *c = &k->cands[v->outside[i]];
@@ -115,11 +133,12 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
     json_object_set_new(o, "id", json_string(finding_id));
     json_object_set_new(o, "access_key_id", json_string(k->akid));
     json_object_set_new(o, "account_id", str_or_null(k->account));
-    json_object_set_new(o, "region", str_or_null(k->region));
+    json_object_set_new(o, "region", str_or_null(v->region));
     json_object_set_new(o, "function_name", str_or_null(k->function));
     json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
     json_object_set_new(o, "runtime", str_or_null(k->runtime));
     json_object_set_new(o, "severity", json_string(det_severity_name(v->severity)));
+    json_object_set_new(o, "explained", json_boolean(v->explained));
     json_object_set_new(o, "first_outside_at", time_or_null(v->outside_first));
     json_object_set_new(o, "last_outside_at", time_or_null(v->outside_last));
     json_object_set_new(o, "outside_count", json_integer(v->outside_count));
@@ -146,11 +165,13 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
     json_object_set_new(o, "outside_actions", acts);
     json_object_set_new(o, "first_outside_use", v->first_use ? use_json(v->first_use, v->first_cand->ip) : json_null());
     json_object_set_new(o, "last_outside_use", v->last_use ? use_json(v->last_use, v->last_cand->ip) : json_null());
-    json_object_set_new(o, "inside_source_ips", inside_ips(k));
+    json_object_set_new(o, "inside_source_ips", inside_ips(k, v));
     json_object_set_new(o, "inside_count", json_integer(v->inside_count));
-    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issue_event_id));
-    json_object_set_new(o, "issued_at", time_or_null(k->issued_at));
-    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->expires : 0));
+    json_object_set_new(o, "evicted_count", json_integer(k->evicted_count));
+    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issued ? k->iss[0].event_id : ""));
+    json_object_set_new(o, "issued_at", time_or_null(k->issued ? k->iss[0].at : 0));
+    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->iss[0].expires : 0));
+    json_object_set_new(o, "conflicting_issuance", conflicting_issuance(k));
     json_t *rs = json_array();
     for (unsigned i = 0; i < DET_R_COUNT; i++) {
         unsigned bit = 1u << i;
@@ -227,10 +248,12 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     json_object_set_new(o, "function_name", str_or_null(k->function));
     json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
     json_object_set_new(o, "account_id", str_or_null(k->account));
-    json_object_set_new(o, "region", str_or_null(k->region));
-    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issue_event_id));
-    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->expires : 0));
-    json_object_set_new(o, "inside", tally(v->inside_count, v->inside_first, v->inside_last, inside_ips(k)));
+    json_object_set_new(o, "region", str_or_null(v->region));
+    json_object_set_new(o, "issued_by_event_id", str_or_null(k->issued ? k->iss[0].event_id : ""));
+    json_object_set_new(o, "expires_at", time_or_null(k->issued ? k->iss[0].expires : 0));
+    json_object_set_new(o, "conflicting_issuance", conflicting_issuance(k));
+    json_object_set_new(o, "evicted_count", json_integer(k->evicted_count));
+    json_object_set_new(o, "inside", tally(v->inside_count, v->inside_first, v->inside_last, inside_ips(k, v)));
     /* Uses of a key with no Lambda evidence are not judged (yet): shown apart as unattributed. */
     json_t *outside = tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v));
     json_t *none = tally(0, 0, 0, json_array());

@@ -32,12 +32,10 @@ void store_finding_free(struct store_finding *f)
     f->note = NULL;
 }
 
-int store_next_status(int current, int exists, int new_outside, int retract)
+int store_next_status(int current, int exists, int new_outside)
 {
     if (!exists)
-        return retract ? STORE_ST_RETRACTED : STORE_ST_OPEN;
-    if (retract)
-        return STORE_ST_RETRACTED;
+        return STORE_ST_OPEN;
     if (new_outside && (current == STORE_ST_RESOLVED || current == STORE_ST_RETRACTED))
         return STORE_ST_OPEN;
     return current;

@@ -54,7 +54,8 @@ struct store_commit {
 };
 
 /* Evidence update of one finding. The store keeps status and note; a new finding starts open;
- * a resolved or retracted finding reopens when `new_outside` is set; `retract` marks it retracted. */
+ * a resolved (or, from an older release, retracted) finding reopens when `new_outside` is set.
+ * Nothing else changes a status: the engine never retracts a finding (docs/detection.md). */
 struct store_finding_put {
     const char *id;
     const char *evidence_json;  /* the finding document without status/note/created_at/updated_at */
@@ -63,7 +64,6 @@ struct store_finding_put {
     const char *function;
     uint64_t version;           /* the key state version this evidence reflects: an older one is ignored */
     int new_outside;
-    int retract;
     int ensure;                 /* only create it when absent, change nothing otherwise (repair) */
     int64_t now_ms;
     int created;                /* out: 1 when this call created it */
@@ -138,8 +138,8 @@ static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
 void store_finding_free(struct store_finding *f);
 
 /* The status rule both stores apply on an evidence update (documented at store_finding_put):
- * user statuses stick; resolved/retracted reopen on new outside use; retract wins. */
-int store_next_status(int current, int exists, int new_outside, int retract);
+ * analysts' statuses stick; resolved/retracted reopen on new outside use. */
+int store_next_status(int current, int exists, int new_outside);
 const char *store_status_name(int st);
 int store_status_parse(const char *s);  /* -1 if unknown */
 

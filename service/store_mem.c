@@ -323,13 +323,13 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
             }
             snprintf(f->id, sizeof f->id, "%s", u->id);
             f->created_ms = u->now_ms;
-            f->status = store_next_status(0, 0, u->new_outside, u->retract);
+            f->status = store_next_status(0, 0, u->new_outside);
             f->next = *slot;
             *slot = f;
             sh->n_findings++;
             u->created = 1;
         } else {
-            f->status = store_next_status(f->status, 1, u->new_outside, u->retract);
+            f->status = store_next_status(f->status, 1, u->new_outside);
         }
         free(f->evidence);
         f->evidence = ev;

@@ -58,30 +58,27 @@ static const char script_commit[] =
     "return 1\n";
 
 /* Evidence update of one finding (status rule of store_next_status). KEYS: finding.
- * ARGV: evidence, severity, account, function, version, new_outside, retract, now_ms, retention_ms,
+ * ARGV: evidence, severity, account, function, version, new_outside, now_ms, retention_ms,
  * ensure ("1": create only when absent). Returns {created, created_ms}; created = -1 when nothing
  * was written (the stored evidence is newer, or ensure and it exists). */
 static const char script_fput[] =
     "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
     "local created = 0\n"
-    "if ca and ARGV[10] == '1' then return {-1, ca} end\n"
+    "if ca and ARGV[9] == '1' then return {-1, ca} end\n"
     "if ca then\n"
     "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
     "  if tonumber(ARGV[5]) < ver then return {-1, ca} end\n"
     "  local st = redis.call('HGET', KEYS[1], 'st')\n"
-    "  if ARGV[7] == '1' then st = 'retracted'\n"
-    "  elseif ARGV[6] == '1' and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
+    "  if ARGV[6] == '1' and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
     "  redis.call('HSET', KEYS[1], 'st', st)\n"
     "else\n"
     "  created = 1\n"
-    "  ca = ARGV[8]\n"
-    "  local st = 'open'\n"
-    "  if ARGV[7] == '1' then st = 'retracted' end\n"
-    "  redis.call('HSET', KEYS[1], 'st', st, 'ca', ca)\n"
+    "  ca = ARGV[7]\n"
+    "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
-    " 'ua', ARGV[8])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[9])\n"
+    " 'ua', ARGV[7])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
     "return {created, ca}\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" keep), note ("\0"
@@ -269,10 +266,10 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
         snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
         const char *keys[1] = { fk };
-        const char *args[10] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
-                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 u->retract ? "1" : "0", now, ret, u->ensure ? "1" : "0" };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 10, args, NULL) < 0)
+        const char *args[9] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
+                                now, ret, u->ensure ? "1" : "0" };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 9, args, NULL) < 0)
             return STORE_EUNAVAIL;
     }
     int rc = run(r);

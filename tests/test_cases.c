@@ -7,6 +7,10 @@
  *   - every arrival order (all permutations up to 6 records, else 300 seeded shuffles), one record
  *     per ingest, gives byte-identical finding evidence;
  *   - the whole file ingested again is all duplicates and changes nothing.
+ * A case may have an analyst step ("analyst": {"after": N, "status": S}): the first N records are
+ * ingested, the analyst sets the finding's status, then the rest arrive (every order of them);
+ * the expected "status" must survive whatever those records are. "fields" are exact values of
+ * the finding document (account, region, expires_at, ...).
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -35,6 +39,7 @@ struct world {
     struct store *st;
     struct eng *eng;
     struct eng_report *rep;
+    int analyst_status;
 };
 
 /* The case's "settings" (AWS ranges, allow-list, accounts), as serve and scan would load them. */
@@ -84,7 +89,9 @@ static void ingest_json(struct world *w, json_t *doc)
     free(s);
 }
 
-/* Evidence of every live (not retracted) finding, as "akid\tevidence\n" lines sorted by id. */
+/* Evidence of every live finding (not explained by later evidence: which findings were raised on
+ * the way there depends on arrival order; what the evidence says at the end does not), as
+ * "akid\tevidence\n" lines sorted by id. */
 static char *evidence_dump(struct world *w, size_t *n_findings)
 {
     struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
@@ -106,7 +113,7 @@ static char *evidence_dump(struct world *w, size_t *n_findings)
     char *out = calloc(1, cap);
     assert_non_null(out);
     for (size_t i = 0; i < n; i++) {
-        if (page[i].status != STORE_ST_RETRACTED) {
+        if (!strstr(page[i].evidence_json, "\"explained\":true")) {
             size_t len = strlen(out);
             snprintf(out + len, cap - len, "%s\t%s\n", page[i].id, page[i].evidence_json);
             live++;
@@ -167,10 +174,31 @@ static void check_expectations(struct world *w, json_t *c, const char *name)
             json_array_append(codes, json_object_get(r, "code"));
         if (!string_set_equal(codes, json_object_get(e, "reasons")))
             fail_msg("%s: %s reasons differ: %s", name, akid, f.evidence_json);
+        json_t *inc = json_object_get(e, "actions_include"), *ia;
+        size_t ii;
+        json_array_foreach(inc, ii, ia) {
+            int found = 0;
+            size_t gi;
+            json_t *ga;
+            json_array_foreach(json_object_get(got, "outside_actions"), gi, ga) found |= json_equal(ga, ia);
+            if (!found)
+                fail_msg("%s: %s action %s not shown: %s", name, akid, json_string_value(ia), f.evidence_json);
+        }
         json_t *acts = json_object_get(e, "outside_actions");
         if (acts && !string_set_equal(json_object_get(got, "outside_actions"), acts))
             fail_msg("%s: %s actions differ: %s", name, akid, f.evidence_json);
         assert_string_equal(json_string_value(json_object_get(got, "id")), fid);
+        const char *want_status = json_string_value(json_object_get(e, "status"));
+        if (want_status && strcmp(store_status_name(f.status), want_status) != 0)
+            fail_msg("%s: %s status %s, expected %s", name, akid, store_status_name(f.status), want_status);
+        const char *field;
+        json_t *want_field;
+        json_object_foreach(json_object_get(e, "fields"), field, want_field) {
+            if (!json_equal(json_object_get(got, field), want_field)) {
+                char *wanted = json_dumps(want_field, JSON_ENCODE_ANY);
+                fail_msg("%s: %s field %s is not %s: %s", name, akid, field, wanted, f.evidence_json);
+            }
+        }
         /* network class of each outside address: expected as a prefix ("aws:ap-south-1:") */
         const char *ip;
         json_t *want_net;
@@ -226,15 +254,72 @@ static json_t *wrap_records(json_t *records)
     return doc;
 }
 
-/* Feeds the records one per ingest in the given order; returns the evidence dump. */
-static char *run_order(json_t *records, const size_t *order, size_t n)
+/* The analyst step of a case: after `after` records, every finding gets `status`. */
+struct analyst {
+    size_t after;
+    int status;  /* -1: none */
+};
+
+static void analyst_acts(struct world *w)
+{
+    struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
+    static struct store_finding page[STORE_LIST_MAX];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(store_finding_list(w->st, &q, page, &n, &more), 0);
+    if (n == 0)
+        fail_msg("analyst step: no finding to triage");
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(store_finding_patch(w->st, page[i].id, w->analyst_status, NULL, now_ms()), 0);
+        store_finding_free(&page[i]);
+    }
+}
+
+/* Every finding's id and status, sorted by id. */
+static char *status_dump(struct world *w)
+{
+    struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
+    static struct store_finding page[STORE_LIST_MAX];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(store_finding_list(w->st, &q, page, &n, &more), 0);
+    char *out = calloc(1, n * (STORE_ID_MAX + 16) + 1);
+    assert_non_null(out);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(page[j - 1].id, page[j].id) > 0; j--) {
+            struct store_finding t = page[j];
+            page[j] = page[j - 1];
+            page[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        sprintf(out + strlen(out), "%s=%s\n", page[i].id, store_status_name(page[i].status));
+        store_finding_free(&page[i]);
+    }
+    return out;
+}
+
+/* Feeds the records one per ingest in the given order (the analyst's records, if any, first as
+ * one file, then the analyst's step); returns the evidence dump, and the statuses in *statuses. */
+static char *run_order(json_t *records, const size_t *order, size_t n, const struct analyst *an, char **statuses)
 {
     struct world w;
     world_open(&w);
+    if (an->status >= 0) {
+        json_t *head = json_array();
+        for (size_t i = 0; i < an->after; i++)
+            json_array_append(head, json_array_get(records, i));
+        json_t *doc = json_object();
+        json_object_set_new(doc, "Records", head);
+        ingest_json(&w, doc);
+        json_decref(doc);
+        w.analyst_status = an->status;
+        analyst_acts(&w);
+    }
     for (size_t i = 0; i < n; i++)
         ingest_json(&w, json_array_get(records, order[i]));
     size_t nf;
     char *dump = evidence_dump(&w, &nf);
+    *statuses = status_dump(&w);
     world_close(&w);
     return dump;
 }
@@ -262,6 +347,14 @@ static int next_permutation(size_t *a, size_t n)
     return 1;
 }
 
+static json_t *records_slice(json_t *records, size_t from, size_t to)
+{
+    json_t *a = json_array();
+    for (size_t i = from; i < to; i++)
+        json_array_append(a, json_array_get(records, i));
+    return a;
+}
+
 static void run_case(void **state)
 {
     const char *path = *state;
@@ -273,17 +366,39 @@ static void run_case(void **state)
     size_t n = json_array_size(records);
     g_settings = json_object_get(c, "settings");
     assert_true(n > 0);
+    struct analyst an = { .after = 0, .status = -1 };
+    json_t *aj = json_object_get(c, "analyst");
+    if (aj) {
+        an.after = (size_t)json_integer_value(json_object_get(aj, "after"));
+        an.status = store_status_parse(json_string_value(json_object_get(aj, "status")));
+        assert_true(an.status >= 0);
+        assert_true(an.after > 0 && an.after < n);
+    }
 
-    /* 1. one file */
+    /* 1. one file (with an analyst step: the analyst's records, the step, then the rest) */
     struct world w;
     world_open(&w);
     json_t *doc = wrap_records(records);
-    ingest_json(&w, doc);
-    assert_int_equal(w.rep->records, n);
+    if (an.status >= 0) {
+        json_t *head = wrap_records(records_slice(records, 0, an.after));
+        json_t *rest = wrap_records(records_slice(records, an.after, n));
+        json_decref(json_object_get(head, "Records"));
+        json_decref(json_object_get(rest, "Records"));
+        ingest_json(&w, head);
+        w.analyst_status = an.status;
+        analyst_acts(&w);
+        ingest_json(&w, rest);
+        json_decref(head);
+        json_decref(rest);
+    } else {
+        ingest_json(&w, doc);
+        assert_int_equal(w.rep->records, n);
+    }
     assert_int_equal(w.rep->skipped, 0);
     check_expectations(&w, c, path);
     size_t nf;
     char *baseline = evidence_dump(&w, &nf);
+    char *base_status = status_dump(&w);
 
     /* 2. the same file again: every key record is a duplicate, nothing changes */
     char *ctx_before = NULL, *ctx_after = NULL;
@@ -302,45 +417,52 @@ static void run_case(void **state)
     assert_string_equal(ctx_before, ctx_after);
     char *again = evidence_dump(&w, &nf);
     assert_string_equal(baseline, again);
+    char *again_status = status_dump(&w);
+    assert_string_equal(base_status, again_status);
     free(again);
+    free(again_status);
     free(ctx_before);
     free(ctx_after);
     world_close(&w);
 
-    /* 3. every arrival order, one record per request */
-    size_t *order = malloc(n * sizeof *order);
+    /* 3. every arrival order, one record per request (after the analyst step: of the rest) */
+    size_t m = n - an.after;
+    size_t *order = malloc(m * sizeof *order);
     assert_non_null(order);
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
+    for (size_t i = 0; i < m; i++)
+        order[i] = an.after + i;
     size_t runs = 0;
-    if (n <= PERMUTE_ALL_MAX) {
-        do {
-            char *d = run_order(records, order, n);
-            if (strcmp(d, baseline) != 0)
-                fail_msg("%s: order %zu gives different findings:\n%s\nvs baseline\n%s", path, runs, d, baseline);
-            free(d);
-            runs++;
-        } while (next_permutation(order, n));
-    } else {
-        unsigned seed = 12345;
-        for (size_t s = 0; s < SHUFFLES; s++) {
-            for (size_t i = n - 1; i > 0; i--) {
+    unsigned seed = 12345;
+    for (;;) {
+        char *st = NULL;
+        char *d = run_order(records, order, m, &an, &st);
+        if (strcmp(d, baseline) != 0)
+            fail_msg("%s: order %zu gives different findings:\n%s\nvs baseline\n%s", path, runs, d, baseline);
+        if (an.status >= 0 && strcmp(st, base_status) != 0)
+            fail_msg("%s: order %zu gives different statuses:\n%s\nvs\n%s", path, runs, st, base_status);
+        free(d);
+        free(st);
+        runs++;
+        if (m <= PERMUTE_ALL_MAX) {
+            /* next_permutation works on the values; they are increasing indices */
+            if (!next_permutation(order, m))
+                break;
+        } else {
+            if (runs == SHUFFLES)
+                break;
+            for (size_t i = m - 1; i > 0; i--) {
                 seed = seed * 1103515245u + 12345u;
-                size_t j = (seed >> 8) % (i + 1);
+                size_t jx = (seed >> 8) % (i + 1);
                 size_t t = order[i];
-                order[i] = order[j];
-                order[j] = t;
+                order[i] = order[jx];
+                order[jx] = t;
             }
-            char *d = run_order(records, order, n);
-            if (strcmp(d, baseline) != 0)
-                fail_msg("%s: shuffle %zu gives different findings:\n%s\nvs baseline\n%s", path, s, d, baseline);
-            free(d);
-            runs++;
         }
     }
     assert_true(runs > 0);
     free(order);
     free(baseline);
+    free(base_status);
     json_decref(doc);
     json_decref(c);
 }

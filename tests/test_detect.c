@@ -41,41 +41,58 @@ static void full_state(struct det_key *k)
 {
     memset(k, 0, sizeof *k);
     fill(k->akid, sizeof k->akid, 'K', 0);
+    /* an issued key's context is its first issuance's (the codec writes it once) */
     fill(k->account, sizeof k->account, 'c', 0);
-    fill(k->region, sizeof k->region, 'r', 0);
     fill(k->function, sizeof k->function, 'f', 0);
     fill(k->role_arn, sizeof k->role_arn, 'R', 0);
     fill(k->runtime, sizeof k->runtime, 'p', 0);
-    fill(k->issue_event_id, sizeof k->issue_event_id, 'i', 0);
+    k->runtime_id = UINT64_MAX;
+    k->runtime_at = T0;
     k->issued = 1;
     k->marked = 1;
+    k->n_issues = UINT8_MAX;
+    for (size_t i = 0; i < 2; i++) {
+        struct det_issue *is = &k->iss[i];
+        is->at = TIME_MAX / 3 + (int64_t)i;
+        is->expires = TIME_MAX - (int64_t)i;
+        fill(is->event_id, sizeof is->event_id, 'i', i);
+        fill(is->account, sizeof is->account, 'c', i);
+        fill(is->region, sizeof is->region, 'r', i);
+        fill(is->function, sizeof is->function, 'f', i);
+        fill(is->role_arn, sizeof is->role_arn, 'R', i);
+    }
     /* the widest times det_decode accepts (an event's year is at most 9999) */
-    k->issued_at = TIME_MAX / 3;
     k->expires = TIME_MAX;
     k->session_created = TIME_MAX - 1;
     k->first_seen = T0;
     k->last_seen = TIME_MAX - 2;
-    k->inside_count = UINT32_MAX;
-    k->inside_first = T0;
-    k->inside_last = TIME_MAX - 3;
-    k->n_inside_ips = DET_INSIDE_IPS_MAX;
-    k->inside_ips_truncated = 1;
-    for (size_t i = 0; i < DET_INSIDE_IPS_MAX; i++)
-        fill(k->inside_ips[i], sizeof k->inside_ips[i], 'I', i);
     k->on_behalf_count = UINT32_MAX - 1;
+    k->evicted_prio = DET_PRIO_FOREIGN_VPCE + 1;
+    k->evicted_count = UINT32_MAX - 4;
+    k->n_evicted_regions = DET_EVICTED_REGIONS_MAX;
+    k->evicted_regions_truncated = 1;
+    for (size_t g = 0; g < DET_EVICTED_REGIONS_MAX; g++)
+        fill(k->evicted_regions[g], sizeof k->evicted_regions[g], 'x', g);
+    k->peak_severity = DET_SEV_CRITICAL;
     k->n_cands = DET_CANDS_MAX;
-    k->cands_truncated = 1;
     for (size_t i = 0; i < DET_CANDS_MAX; i++) {
         struct det_cand *c = &k->cands[i];
         fill(c->ip, sizeof c->ip, 'C', i);
+        fill(c->vpce_account, sizeof c->vpce_account, 'v', i);
+        c->prio = DET_PRIO_FOREIGN_VPCE;
         c->count = UINT32_MAX;
         c->ok_count = UINT32_MAX - 1;
         c->exempt_count = UINT32_MAX - 2;
         c->presigned_count = UINT32_MAX - 3;
+        c->marked_count = UINT32_MAX - 4;
         c->flags = 0xffffffffu;
-        fill(c->vpce_account, sizeof c->vpce_account, 'v', i);
+        c->cold_arns = 2;
+        fill(c->cold_arn, sizeof c->cold_arn, 'n', i);
         fill_use(&c->first, i, T0 + (int64_t)i);
         fill_use(&c->last, i + 1, TIME_MAX - (int64_t)i);
+        c->marked_at = TIME_MAX - 5;
+        fill(c->marked_id, sizeof c->marked_id, 'm', i);
+        fill(c->marked_region, sizeof c->marked_region, 'g', i);
         c->n_actions = DET_CAND_ACTIONS_MAX;
         c->actions_truncated = 1;
         for (size_t a = 0; a < DET_CAND_ACTIONS_MAX; a++) {
@@ -220,12 +237,13 @@ static void test_codec_applied_roundtrip(void **state)
     assert_int_equal(back.issued, 1);
     assert_int_equal(back.marked, 1);
     assert_int_equal(back.expires, T0 + 43200);
-    assert_int_equal(back.n_inside_ips, 1);
-    assert_string_equal(back.inside_ips[0], "3.5.140.2");
-    assert_int_equal(back.n_cands, 1);
+    /* one address set: the function's (marked) and the outside one, by address */
+    assert_int_equal(back.n_cands, 2);
     assert_string_equal(back.cands[0].ip, "2001:db8::7");
     assert_int_equal(back.cands[0].flags, EV_F_FAILED | EV_F_DESKTOP);
     assert_string_equal(back.cands[0].first.user_agent, "aws-cli/2.15.0 os/macos#23.2.0");
+    assert_string_equal(back.cands[1].ip, "3.5.140.2");
+    assert_int_equal(back.cands[1].marked_count, 1);
     /* the verdicts of both states are the same */
     struct det_verdict v1, v2;
     det_judge(&k, NULL, &v1);
@@ -287,7 +305,8 @@ static void test_codec_rejects(void **state)
     assert_string_equal(back.akid, "");
 }
 
-/* Counts over the caps are rejected: a blob with n_cands > DET_CANDS_MAX, n_inside > max, n_actions > max. */
+/* Counts over the caps are rejected: a blob with n_cands > DET_CANDS_MAX, a peak severity that does
+ * not exist. */
 static void test_codec_rejects_counts(void **state)
 {
     (void)state;
@@ -296,11 +315,11 @@ static void test_codec_rejects_counts(void **state)
     full_state(&k);
     /* an encoder that believes in bigger caps: patch the counts in a valid blob */
     k.n_cands = 1;
-    k.n_inside_ips = 0;
+    k.peak_severity = 0;
     int len = det_encode(&k, blob, sizeof blob);
     assert_true(len > 0);
     assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
-    /* locate the n_inside_ips byte: it precedes the n_cands byte (0 inside ips), then the first ip */
+    /* locate the peak severity byte: it precedes the n_cands byte, then the first ip */
     size_t ip_len = strlen(k.cands[0].ip);
     size_t at = 0;
     for (size_t i = 3; i + 2 < (size_t)len; i++)
@@ -310,7 +329,7 @@ static void test_codec_rejects_counts(void **state)
     blob[at + 1] = DET_CANDS_MAX + 1;
     assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
     blob[at + 1] = 1;
-    blob[at] = DET_INSIDE_IPS_MAX + 1;
+    blob[at] = DET_SEV_CRITICAL + 1;
     assert_int_equal(det_decode(&back, blob, (size_t)len), -1);
     blob[at] = 0;
     assert_int_equal(det_decode(&back, blob, (size_t)len), 0);
@@ -407,42 +426,50 @@ static void test_bounded_sets_order(void **state)
         assert_int_equal(l1, l2);
         assert_memory_equal(b1, b2, (size_t)l1);
     }
-    /* the kept members are the smallest ones, sorted */
+    /* one address set, marked and unmarked uses alike; without network tables every address has
+     * the same priority, so the kept members are the smallest addresses, sorted */
     assert_int_equal(k1.n_cands, DET_CANDS_MAX);
-    assert_int_equal(k1.cands_truncated, 1);
-    assert_int_equal(k1.n_inside_ips, DET_INSIDE_IPS_MAX);
-    assert_int_equal(k1.inside_ips_truncated, 1);
+    assert_int_equal(k1.evicted_prio, DET_PRIO_UNKNOWN + 1);
+    assert_true(k1.evicted_count > 0);
     for (size_t i = 1; i < k1.n_cands; i++)
         assert_true(strcmp(k1.cands[i - 1].ip, k1.cands[i].ip) < 0);
-    for (size_t i = 1; i < k1.n_inside_ips; i++)
-        assert_true(strcmp(k1.inside_ips[i - 1], k1.inside_ips[i]) < 0);
     /* no address outside the kept set is smaller than the largest kept one */
+    uint32_t kept_calls = 0;
+    for (size_t i = 0; i < k1.n_cands; i++)
+        kept_calls += k1.cands[i].count;
+    assert_int_equal(kept_calls + k1.evicted_count, n_events);
     for (size_t e = 0; e < n_events; e++) {
         const struct ev_event *ev = &events[e];
-        if (ev->flags & EV_F_MARKED) {
-            if (strcmp(ev->source_ip, k1.inside_ips[DET_INSIDE_IPS_MAX - 1]) < 0) {
-                int found = 0;
-                for (size_t i = 0; i < k1.n_inside_ips; i++)
-                    found |= strcmp(k1.inside_ips[i], ev->source_ip) == 0;
-                assert_true(found);
-            }
-        } else if (strcmp(ev->source_ip, k1.cands[DET_CANDS_MAX - 1].ip) < 0) {
+        if (strcmp(ev->source_ip, k1.cands[DET_CANDS_MAX - 1].ip) < 0) {
             int found = 0;
             for (size_t i = 0; i < k1.n_cands; i++)
                 found |= strcmp(k1.cands[i].ip, ev->source_ip) == 0;
             assert_true(found);
         }
     }
-    /* the address with many actions kept the smallest DET_CAND_ACTIONS_MAX of them */
+    /* the address with many actions kept the successful ones first, then by name */
     assert_string_equal(k1.cands[0].ip, "198.51.0.0");
     assert_int_equal(k1.cands[0].n_actions, DET_CAND_ACTIONS_MAX);
     assert_int_equal(k1.cands[0].actions_truncated, 1);
-    assert_string_equal(k1.cands[0].actions[0].name, "iam:Action00");
-    assert_string_equal(k1.cands[0].actions[DET_CAND_ACTIONS_MAX - 1].name, "iam:Action07");
-    /* context fields are minima, whatever the order */
+    for (size_t a = 0; a < DET_CAND_ACTIONS_MAX; a++) {
+        char want[EV_ACTION_MAX];
+        snprintf(want, sizeof want, "iam:Action%02zu", 2 * a);  /* the even ones succeeded */
+        assert_string_equal(k1.cands[0].actions[a].name, want);
+        assert_int_equal(k1.cands[0].actions[a].ok, 1);
+    }
+    /* context fields are minima, whatever the order; the runtime is the earliest marked call's */
     assert_string_equal(k1.account, "111122223300");
     assert_string_equal(k1.function, "fn-0");
-    assert_string_equal(k1.runtime, "python3.0");
+    const struct ev_event *earliest = NULL;
+    for (size_t e = 0; e < n_events; e++) {
+        const struct ev_event *ev = &events[e];
+        if ((ev->flags & EV_F_MARKED) &&
+            (!earliest || ev->time < earliest->time ||
+             (ev->time == earliest->time && det_id_hash(ev->id) < det_id_hash(earliest->id))))
+            earliest = ev;
+    }
+    assert_non_null(earliest);
+    assert_string_equal(k1.runtime, earliest->runtime);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */

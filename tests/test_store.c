@@ -213,22 +213,20 @@ static void t_expiry(void **state)
     assert_int_equal(l.version, 0);
 }
 
-static struct store_finding_put fput(const char *id, const char *ev, uint64_t ver, int new_outside, int retract,
-                                     int64_t now)
+static struct store_finding_put fput(const char *id, const char *ev, uint64_t ver, int new_outside, int64_t now)
 {
     struct store_finding_put p = { .id = id, .evidence_json = ev, .severity = "high", .account = "111122223333",
-                                   .function = "fn", .version = ver, .new_outside = new_outside,
-                                   .retract = retract, .now_ms = now };
+                                   .function = "fn", .version = ver, .new_outside = new_outside, .now_ms = now };
     return p;
 }
 
 static void t_finding_status_rules(void **state)
 {
     struct store *s = *state;
-    struct store_finding_put p = fput("cwf-A", "{\"v\":1}", 1, 1, 0, 1000);
+    struct store_finding_put p = fput("cwf-A", "{\"v\":1}", 1, 1, 1000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(p.created, 1);
-    p = fput("cwf-A", "{\"v\":2}", 2, 0, 0, 2000);
+    p = fput("cwf-A", "{\"v\":2}", 2, 0, 2000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(p.created, 0);
     struct store_finding f;
@@ -240,37 +238,40 @@ static void t_finding_status_rules(void **state)
     store_finding_free(&f);
     /* acknowledged sticks on new evidence; resolved reopens on a new outside use */
     assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_ACKNOWLEDGED, "looking", 2500), 0);
-    p = fput("cwf-A", "{\"v\":3}", 3, 1, 0, 3000);
+    p = fput("cwf-A", "{\"v\":3}", 3, 1, 3000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
     assert_int_equal(f.status, STORE_ST_ACKNOWLEDGED);
     assert_string_equal(f.note, "looking");
     store_finding_free(&f);
     assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_RESOLVED, NULL, 3500), 0);
-    p = fput("cwf-A", "{\"v\":4}", 4, 0, 0, 4000);
+    p = fput("cwf-A", "{\"v\":4}", 4, 0, 4000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
     assert_int_equal(f.status, STORE_ST_RESOLVED);  /* no new outside use: stays resolved */
     assert_string_equal(f.note, "looking");         /* patch without note keeps it */
     store_finding_free(&f);
-    p = fput("cwf-A", "{\"v\":5}", 5, 1, 0, 5000);
+    p = fput("cwf-A", "{\"v\":5}", 5, 1, 5000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
     assert_int_equal(f.status, STORE_ST_OPEN);
     store_finding_free(&f);
     /* evidence from an older key version never overwrites newer evidence */
-    p = fput("cwf-A", "{\"v\":\"old\"}", 4, 0, 0, 6000);
+    p = fput("cwf-A", "{\"v\":\"old\"}", 4, 0, 6000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
     assert_string_equal(f.evidence_json, "{\"v\":5}");
     store_finding_free(&f);
-    /* retraction, then a new outside use reopens */
-    p = fput("cwf-A", "{\"v\":6}", 6, 0, 1, 7000);
+    /* suppressed (an analyst's decision) sticks, new outside use or not: evidence never sets a status */
+    assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_SUPPRESSED, NULL, 6500), 0);
+    p = fput("cwf-A", "{\"v\":6}", 6, 1, 7000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
-    assert_int_equal(f.status, STORE_ST_RETRACTED);
+    assert_int_equal(f.status, STORE_ST_SUPPRESSED);
     store_finding_free(&f);
-    p = fput("cwf-A", "{\"v\":7}", 7, 1, 0, 8000);
+    /* a finding retracted by an older release reopens on a new outside use */
+    assert_int_equal(store_finding_patch(s, "cwf-A", STORE_ST_RETRACTED, NULL, 7500), 0);
+    p = fput("cwf-A", "{\"v\":7}", 7, 1, 8000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(store_finding_get(s, "cwf-A", &f), 0);
     assert_int_equal(f.status, STORE_ST_OPEN);
@@ -287,7 +288,7 @@ static void t_finding_list(void **state)
     char ids[12][16];
     for (int i = 0; i < 12; i++) {
         snprintf(ids[i], sizeof ids[i], "cwf-%02d", i);
-        struct store_finding_put p = fput(ids[i], "{}", 1, 1, 0, 10000 + (i / 2) * 100); /* pairs share a time */
+        struct store_finding_put p = fput(ids[i], "{}", 1, 1, 10000 + (i / 2) * 100); /* pairs share a time */
         p.severity = sev[i % 4];
         p.account = i < 6 ? "111111111111" : "222222222222";
         assert_int_equal(store_finding_put(s, &p, 1), 0);

@@ -66,10 +66,12 @@ def finding(key, severity, outside, reasons, actions=None):
 
 K1, K2, K3 = "ASIAQEXAMPLEKEY00001", "ASIAQEXAMPLEKEY00002", "ASIAQEXAMPLEKEY00003"
 cases = []
-def case(name, desc, records, expect, keys=None, settings=None):
+def case(name, desc, records, expect, keys=None, settings=None, analyst=None):
     c = {"name": name, "description": desc, "records": records, "expect": expect, "expect_keys": keys or {}}
     if settings:
         c["settings"] = settings
+    if analyst:
+        c["analyst"] = analyst
     cases.append(c)
 
 # Network knowledge (issue: AWS ranges, allow-lists, VPC endpoints): the full AWS list of 2026-08-22.
@@ -112,7 +114,7 @@ case("unmarked_call_from_usual_address",
      [issue(K1, "2024-03-13T08:33:21Z"),
       use(K1, "2024-03-13T08:33:25Z", INSIDE_IP, UA_PY, "dynamodb.amazonaws.com", "GetItem"),
       use(K1, "2024-03-13T08:33:26Z", INSIDE_IP, UA_GO_RAW, "s3.amazonaws.com", "GetObject")],
-     [], {K1: {"lambda": True, "inside_count": 1, "outside_count": 0}})
+     [], {K1: {"lambda": True, "inside_count": 2, "outside_count": 0}})
 
 case("worker_and_on_behalf_calls",
      "Lambda's own calls with the key (log stream creation, cold-start decrypt) and calls AWS services make "
@@ -233,7 +235,7 @@ case("net_no_marker_runtime_out_of_region",
       use(K1, "2024-03-13T09:00:00Z", OTHER_AWS, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
       use(K1, "2024-03-13T09:05:00Z", OUT_IP, UA_CLI_LINUX, "s3.amazonaws.com", "ListBuckets")],
      [nfinding(K1, "critical", [OTHER_AWS, OUT_IP], ["issued_by_lambda", "outside_address", "successful_call",
-                                                    "sensitive_action"],
+                                                    "sensitive_action", "new_region"],
                {OTHER_AWS: "aws:ap-south-1:", OUT_IP: "external"})],
      None, {"aws_ip_ranges": RANGES})
 
@@ -247,14 +249,15 @@ case("net_copied_marker",
      {K1: {"lambda": True, "inside_count": 1, "outside_count": 1}}, {"aws_ip_ranges": RANGES})
 
 case("net_inside_aws",
-     "A key whose runtime marks its calls, used without the marker from an AWS address it never used "
-     "(an attacker's EC2 instance): medium, GuardDuty's InsideAWS analogue.",
+     "A key whose runtime marks its calls, used without the marker from an AWS address of another region "
+     "(an attacker's EC2 instance): GuardDuty's InsideAWS analogue, high because the function's network is "
+     "in its own region.",
      [issue(K1, "2024-03-13T08:33:21Z"),
       use(K1, "2024-03-13T08:33:25Z", FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
       use(K1, "2024-03-13T09:00:00Z", OTHER_AWS, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity",
           region="us-east-1")],
-     [nfinding(K1, "medium", [OTHER_AWS], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
-                                           "successful_call"], {OTHER_AWS: "aws:ap-south-1:"})],
+     [nfinding(K1, "high", [OTHER_AWS], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                         "successful_call", "new_region"], {OTHER_AWS: "aws:ap-south-1:"})],
      None, {"aws_ip_ranges": RANGES})
 
 VPCE_OWN = {"vpcEndpointId": "vpce-0a1b2c3d4e5f60001", "vpcEndpointAccountId": ACCT}
@@ -300,6 +303,295 @@ case("net_presigned_url",
      [nfinding(K1, "low", ["203.0.113.51"], ["issued_by_lambda", "runtime_marker", "outside_address",
                                              "presigned_url_only"], {"203.0.113.51": "external"})],
      None, {"aws_ip_ranges": RANGES})
+
+
+# ---- The attacker has read the README (issue: the verdict against an attacker who knows the rules) ----
+# Each case below reproduces one way the red team evaded the verdict or silenced a finding, or a variant
+# of it; docs/detection.md explains the rule each one holds to.
+ATT_IP = "198.51.100.7"     # the attacker's own machine (not AWS)
+ATT_EC2_EU = "3.248.0.10"   # an EC2 address of eu-west-1: the attacker's instance in another region
+ATT_EC2_US = "3.80.200.5"   # an EC2 address of us-east-1, the function's region, that the key never used
+ATT_EC2_V6 = "2a05:d018::10"  # an EC2 IPv6 address of eu-west-1
+FLOOD_US = ["100.24.0.%d" % (i + 1) for i in range(16)]      # us-east-1 EC2, sort before ATT_IP
+FLOOD_V6 = ["2600:1f18::%x" % (i + 1) for i in range(16)]    # us-east-1 EC2 IPv6, sort before ATT_EC2_V6
+UA_PY_ATT = UA_PY  # the thief copies the runtime's user agent byte for byte
+COLD_CTX = {"encryptionContext": {"aws:lambda:FunctionArn": "arn:aws:lambda:us-east-1:%s:function:%s" % (ACCT, FN)},
+            "encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+UA_JAVA = "aws-sdk-java/1.12.500 Linux/5.10 OpenJDK_64-Bit_Server_VM/25.362"
+NET = {"aws_ip_ranges": RANGES}
+NET_ORG = {"aws_ip_ranges": RANGES, "accounts": ACCT}
+
+import datetime
+T0 = datetime.datetime(2024, 3, 13, 8, 33, 21)   # the issuance; the function's first call follows at t(0, 4)
+def t(m, s=0):
+    return (T0 + datetime.timedelta(minutes=m, seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+# 1. Eviction must not retract: inside-equivalent addresses cannot push an outside one out.
+case("adv_eviction_go_flood",
+     "A Go function (no marker) calls from 16 AWS addresses of its region that sort before the attacker's "
+     "address; the attacker's iam:CreateUser from outside stays critical, and the overflow is reported.",
+     [issue(K1, t(0))] +
+     [use(K1, t(1 + i), ip, UA_GO_NOMARK, "dynamodb.amazonaws.com", "GetItem") for i, ip in enumerate(FLOOD_US)] +
+     [use(K1, t(40), ATT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser"),
+      use(K1, t(41), "100.24.1.200", UA_GO_NOMARK, "dynamodb.amazonaws.com", "GetItem")],
+     [nfinding(K1, "critical", [ATT_IP], ["issued_by_lambda", "outside_address", "successful_call",
+                                          "sensitive_action", "evidence_truncated"], {ATT_IP: "external"})],
+     None, NET)
+
+case("adv_eviction_worker_flood_acknowledged",
+     "An acknowledged finding; then 16 awslambda-worker calls from AWS addresses of the function's region. "
+     "The finding keeps its outside address, its severity and the analyst's status.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(30), ATT_IP, UA_CLI_LINUX, "s3.amazonaws.com", "ListBuckets")] +
+     [use(K1, t(31 + i), ip, UA_WORKER, "logs.amazonaws.com", "CreateLogStream") for i, ip in enumerate(FLOOD_US)],
+     [dict(nfinding(K1, "critical", [ATT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                               "successful_call", "sensitive_action", "evidence_truncated"],
+                    {ATT_IP: "external"}), status="acknowledged")],
+     None, NET, {"after": 3, "status": "acknowledged"})
+
+case("adv_eviction_ipv6_other_region",
+     "A Go function's own calls from 16 IPv6 addresses of its region rank with the attacker's IPv6 EC2 address "
+     "of another region and sort before it: the attacker's address is not kept, so the overflow counts as "
+     "outside from another region: high, never lower than the attacker's own evidence would give.",
+     [issue(K1, t(0)),
+      use(K1, t(20), ATT_EC2_V6, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity")] +
+     [use(K1, t(21 + i), ip, UA_GO_NOMARK, "dynamodb.amazonaws.com", "GetItem") for i, ip in enumerate(FLOOD_V6)],
+     [nfinding(K1, "high", [], ["issued_by_lambda", "evidence_truncated"], {})],
+     None, NET)
+
+# 2. The worker's user agent excuses only the worker's actions, from the function's region.
+case("adv_worker_ua_other_region",
+     "iam:CreateUser and secretsmanager:GetSecretValue with the awslambda-worker user agent from an EC2 "
+     "address of another region: outside (the worker only creates log groups and streams).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_WORKER, "iam.amazonaws.com", "CreateUser"),
+      use(K1, t(21), ATT_EC2_EU, UA_WORKER, "secretsmanager.amazonaws.com", "GetSecretValue")],
+     [nfinding(K1, "high", [ATT_EC2_EU], ["issued_by_lambda", "outside_address", "successful_call",
+                                           "sensitive_action", "new_region"], {ATT_EC2_EU: "aws:eu-west-1:"})],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 2}}, NET)
+
+case("adv_worker_ua_same_region_sensitive",
+     "The worker's user agent on iam:CreateUser from an AWS address of the function's own region, for a key "
+     "whose runtime marks its calls: not the worker's action, so InsideAWS; high, because the function's own "
+     "address never made that call.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_WORKER, "iam.amazonaws.com", "CreateUser")],
+     [nfinding(K1, "high", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "sensitive_action"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+case("adv_worker_log_stream_other_region",
+     "Even the worker's own action, logs:CreateLogStream with its user agent, is the worker's only from the "
+     "function's region: from another region it is outside.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 1), "3.80.9.9", UA_WORKER, "logs.amazonaws.com", "CreateLogStream"),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_WORKER, "logs.amazonaws.com", "CreateLogStream")],
+     [nfinding(K1, "high", [ATT_EC2_EU], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "new_region"], {ATT_EC2_EU: "aws:eu-west-1:"})],
+     {K1: {"lambda": True, "inside_count": 2, "outside_count": 1}}, NET)
+
+# 3. A cold-start decrypt is Lambda's only from the function's region and for the function the issuance names.
+case("adv_forged_coldstart_decrypt",
+     "kms:Decrypt with an encryption context naming the function, from an EC2 address of another region: "
+     "outside (the context is a request parameter the thief writes).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_JAVA, "kms.amazonaws.com", "Decrypt", extra={"requestParameters": COLD_CTX})],
+     [nfinding(K1, "high", [ATT_EC2_EU], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "sensitive_action", "new_region"],
+               {ATT_EC2_EU: "aws:eu-west-1:"})],
+     None, NET)
+
+case("adv_coldstart_other_function",
+     "A cold-start-shaped kms:Decrypt from an AWS address of the function's region, but naming another "
+     "function: not Lambda's decrypt of this function's environment.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 1), "3.80.9.10", UA_JAVA, "kms.amazonaws.com", "Decrypt",
+          extra={"requestParameters": {"encryptionContext": {"aws:lambda:FunctionArn":
+                 "arn:aws:lambda:us-east-1:%s:function:payments-fn" % ACCT}}}),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")],
+     [nfinding(K1, "high", ["3.80.9.10"], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                            "successful_call", "sensitive_action"], {"3.80.9.10": "aws:us-east-1:"})],
+     None, NET)
+
+case("adv_coldstart_genuine",
+     "The genuine cold-start decrypt (the function's ARN, from its region) stays inside-equivalent.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 1), "3.80.9.10", UA_JAVA, "kms.amazonaws.com", "Decrypt", extra={"requestParameters": COLD_CTX}),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")],
+     [], {K1: {"lambda": True, "inside_count": 2, "outside_count": 0}}, NET)
+
+# 4. A copied marker from an AWS address is InsideAWS, never inside, and never retracts or re-statuses.
+case("adv_copied_marker_ec2_other_region",
+     "A marked call from the attacker's EC2 instance in another region: InsideAWS from another region, high.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity")],
+     [nfinding(K1, "high", [ATT_EC2_EU], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "new_region"], {ATT_EC2_EU: "aws:eu-west-1:"})],
+     None, NET)
+
+case("adv_copied_marker_ec2_same_region",
+     "A marked call from an EC2 address of the function's own region that the key never used: InsideAWS, "
+     "medium (a second egress address of the function cannot be ruled out).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_PY_ATT, "dynamodb.amazonaws.com", "PutItem")],
+     [nfinding(K1, "medium", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                             "successful_call"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+case("adv_copied_marker_keeps_acknowledged",
+     "An acknowledged InsideAWS finding; the thief then sends marked calls from the same address. The finding "
+     "is not retracted, the status stays acknowledged, and every later call from the address still counts.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
+      use(K1, t(21), ATT_EC2_EU, UA_PY_ATT, "s3.amazonaws.com", "ListObjects"),
+      use(K1, t(22), ATT_EC2_EU, UA_CLI_LINUX, "s3.amazonaws.com", "ListObjects")],
+     [dict(nfinding(K1, "high", [ATT_EC2_EU], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                                "successful_call", "new_region"], {ATT_EC2_EU: "aws:eu-west-1:"}),
+           status="acknowledged")],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 3}}, NET, {"after": 3, "status": "acknowledged"})
+
+case("adv_copied_marker_keeps_suppressed",
+     "A suppressed finding; marked calls from the outside address follow. It stays suppressed: an analyst's "
+     "decision is never replaced by the engine.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
+      use(K1, t(21), ATT_EC2_US, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity"),
+      use(K1, t(22), ATT_EC2_US, UA_PY_ATT, "dynamodb.amazonaws.com", "Scan")],
+     [dict(nfinding(K1, "medium", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                  "inside_aws", "successful_call"], {ATT_EC2_US: "aws:us-east-1:"}),
+           status="suppressed")],
+     None, NET, {"after": 3, "status": "suppressed"})
+
+case("adv_copied_marker_ipv6",
+     "The same with an IPv6 EC2 address of another region.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_V6, UA_PY_ATT, "iam.amazonaws.com", "CreateAccessKey")],
+     [nfinding(K1, "high", [ATT_EC2_V6], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "sensitive_action", "new_region"],
+               {ATT_EC2_V6: "aws:eu-west-1:"})],
+     None, NET)
+
+# 5. Any call through a foreign VPC endpoint is outside, marker or not.
+VPCE_ATT = {"vpcEndpointId": "vpce-0fedcba987654321f", "vpcEndpointAccountId": "999988887777"}
+case("adv_copied_marker_foreign_vpce",
+     "A marked call through a VPC endpoint of an account outside the organisation, from a private address: "
+     "outside, critical (the marker comes from a network that is never the function's).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), "10.8.0.5", UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity", extra=VPCE_ATT)],
+     [nfinding(K1, "critical", ["10.8.0.5"], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                              "foreign_vpc_endpoint", "copied_user_agent", "successful_call"],
+               {"10.8.0.5": "private"})],
+     None, NET_ORG)
+
+case("adv_copied_marker_foreign_vpce_aws_address",
+     "The same through the attacker's endpoint with an AWS address of the function's region as the source.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), FN_IP, UA_PY_ATT, "secretsmanager.amazonaws.com", "GetSecretValue", extra=VPCE_ATT)],
+     [nfinding(K1, "critical", [FN_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                         "foreign_vpc_endpoint", "copied_user_agent", "successful_call",
+                                         "sensitive_action"], {FN_IP: "aws:us-east-1:"})],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 1}}, NET_ORG)
+
+# 6. Action noise cannot push the sensitive action out of the kept set.
+RECON = [("acm", "ListCertificates"), ("apigateway", "GetRestApis"), ("autoscaling", "DescribeAutoScalingGroups"),
+         ("cloudformation", "ListStacks"), ("cloudwatch", "DescribeAlarms"), ("dynamodb", "ListTables"),
+         ("ec2", "DescribeInstances"), ("ecr", "DescribeRepositories")]
+case("adv_action_noise_before_iam",
+     "Eight recon calls whose action names sort before iam: and then iam:CreateUser, all from outside: "
+     "critical, sensitive_action, and iam:CreateUser is among the actions shown.",
+     [issue(K1, t(0)), use(K1, t(0, 4), INSIDE_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")] +
+     [use(K1, t(20 + i), OUT_IP, UA_CLI_LINUX, svc + ".amazonaws.com", name) for i, (svc, name) in enumerate(RECON)] +
+     [use(K1, t(30), OUT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser")],
+     [finding(K1, "critical", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address", "successful_call",
+                                         "sensitive_action"])],
+     None, None)
+cases[-1]["expect"][0]["actions_include"] = ["iam:CreateUser"]
+
+case("adv_action_noise_failed_sensitive",
+     "Eight failed sensitive attempts, then one that succeeds (ssm:GetParameter, which sorts after them): the "
+     "success is kept and the key is critical.",
+     [issue(K1, t(0)), use(K1, t(0, 4), INSIDE_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")] +
+     [use(K1, t(20 + i), OUT_IP, UA_CLI_LINUX, "iam.amazonaws.com", n, error="AccessDenied")
+      for i, n in enumerate(["AddUserToGroup", "AttachRolePolicy", "AttachUserPolicy", "CreateAccessKey",
+                             "CreateLoginProfile", "CreateRole", "CreateUser", "PutUserPolicy"])] +
+     [use(K1, t(30), OUT_IP, UA_CLI_LINUX, "ssm.amazonaws.com", "GetParameter")],
+     [finding(K1, "critical", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address", "successful_call",
+                                         "sensitive_action"])],
+     None, None)
+cases[-1]["expect"][0]["actions_include"] = ["ssm:GetParameter"]
+
+case("adv_action_noise_inside_aws",
+     "The same noise from an EC2 address of the function's region, for a marked key: the sensitive action "
+     "the function's own address never made is kept and raises InsideAWS to high.",
+     [issue(K1, t(0)), use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")] +
+     [use(K1, t(20 + i), ATT_EC2_US, UA_CLI_LINUX, svc + ".amazonaws.com", name) for i, (svc, name) in enumerate(RECON)] +
+     [use(K1, t(30), ATT_EC2_US, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser")],
+     [nfinding(K1, "high", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "sensitive_action"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+cases[-1]["expect"][0]["actions_include"] = ["iam:CreateUser"]
+
+# 7. A second issuance record does not rewrite the finding; it raises it.
+def forged_issue(key, tm, eid_, region="ap-south-1", fn="innocent-fn", acct="444455556666",
+                 exp="Jan 1, 1971, 12:00:00 AM"):
+    r = issue(key, tm, exp=exp, region=region, fn=fn)
+    r["eventID"] = eid_
+    r["recipientAccountId"] = acct
+    r["requestParameters"]["roleArn"] = "arn:aws:iam::%s:role/innocent-role" % acct
+    return r
+
+FIELDS_K1 = {"account_id": ACCT, "function_name": FN, "region": "us-east-1", "expires_at": "2024-03-13T20:33:21Z",
+             "issued_at": "2024-03-13T08:33:21Z"}
+case("adv_forged_issuance",
+     "With a leaked ingest token, an AssumeRole record for the stolen key with a smaller eventID, another "
+     "account, function and region, and a 1971 expiry: the finding keeps its account, function, region and "
+     "expiry, says conflicting_issuance, and stays high.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), INSIDE_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(40), OUT_IP, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
+      forged_issue(K1, t(50), "00000000-0000-0000-0000-000000000000")],
+     [dict(finding(K1, "high", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                          "successful_call", "conflicting_issuance"]), fields=FIELDS_K1)],
+     None, None)
+
+case("adv_forged_issuance_go_region",
+     "A Go key used from an EC2 address of ap-south-1; a forged issuance naming ap-south-1 as the function's "
+     "region must not make that address the function's: the regions disagree, so no region is trusted.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(40), OTHER_AWS, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser"),
+      forged_issue(K1, t(45), "00000000-0000-0000-0000-000000000000", region="ap-south-1", fn=FN, acct=ACCT,
+                   exp="Mar 13, 2024, 9:18:00 PM")],
+     [dict(nfinding(K1, "high", [FN_IP, OTHER_AWS], ["issued_by_lambda", "outside_address", "successful_call",
+                                                     "sensitive_action", "new_region", "conflicting_issuance"],
+                    {OTHER_AWS: "aws:ap-south-1:"}),
+           fields={"region": "us-east-1", "expires_at": "2024-03-13T20:33:21Z"})],
+     None, NET)
+
+case("adv_forged_issuance_acknowledged",
+     "The forged issuance arrives after the analyst acknowledged the finding: status, account and function "
+     "stay.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), INSIDE_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(40), OUT_IP, UA_CLI_LINUX, "secretsmanager.amazonaws.com", "GetSecretValue"),
+      forged_issue(K1, t(50), "00000000-0000-0000-0000-000000000001"),
+      forged_issue(K1, t(51), "00000000-0000-0000-0000-000000000002", region="eu-west-1")],
+     [dict(finding(K1, "critical", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                              "successful_call", "sensitive_action", "conflicting_issuance"]),
+           fields={"account_id": ACCT, "function_name": FN, "region": "us-east-1"}, status="acknowledged")],
+     None, None, {"after": 3, "status": "acknowledged"})
 
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):

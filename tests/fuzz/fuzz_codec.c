@@ -17,7 +17,7 @@ static void check_strings(const struct det_key *k)
 {
     fz_check(strnlen(k->akid, sizeof k->akid) < sizeof k->akid, "akid not terminated");
     fz_check(strnlen(k->role_arn, sizeof k->role_arn) < sizeof k->role_arn, "role_arn not terminated");
-    fz_check(k->n_inside_ips <= DET_INSIDE_IPS_MAX, "too many inside addresses");
+    fz_check(k->n_issues >= k->issued && (k->n_issues == 0) == !k->issued, "issuance count and flag disagree");
     fz_check(k->n_cands <= DET_CANDS_MAX, "too many candidates");
     for (size_t i = 0; i < k->n_cands; i++) {
         fz_check(k->cands[i].n_actions <= DET_CAND_ACTIONS_MAX, "too many actions");
