@@ -326,7 +326,7 @@ static enum MHD_Result h_patch(struct api_req *r)
             if (status < 0)
                 problem = "status must be one of open, acknowledged, resolved, suppressed";
             else if (status == STORE_ST_RETRACTED)
-                problem = "status retracted is set by the engine only";
+                problem = "status retracted cannot be set (it only remains on findings stored by older releases)";
         } else if (strcmp(key, "note") == 0) {
             if (!json_is_string(v))
                 problem = "note must be a string";

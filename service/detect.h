@@ -152,7 +152,7 @@ struct det_key {
 
 #define DET_ACCOUNTS_MAX 256  /* organisation accounts (CREDWATCH_ACCOUNTS) */
 
-/* Network knowledge (domain.md §4): AWS ranges and the allow-list in a read-only table, and the
+/* Network knowledge (docs/detection.md): AWS ranges and the allow-list in a read-only table, and the
  * organisation's accounts. Both optional. The core stays pure: lookups in read-only data. */
 struct det_ctx {
     const struct nr_table *net;                    /* NULL: no AWS ranges, no allow-list */
@@ -225,7 +225,7 @@ const char *det_reason_text(unsigned bit);
 /* A 64-bit hash of an event id (FNV-1a, never 0): an order between events that keeps 8 bytes. */
 uint64_t det_id_hash(const char *id);
 
-/* Is "iam:CreateAccessKey" & co. a sensitive action (domain.md §4)? */
+/* Is "iam:CreateAccessKey" & co. a sensitive action (docs/detection.md)? */
 int det_action_sensitive(const char *action);
 
 #endif

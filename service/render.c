@@ -183,7 +183,7 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
         json_array_append_new(rs, r);
     }
     json_object_set_new(o, "reasons", rs);
-    /* ATT&CK (domain.md §4): how the key is used, and how it was obtained */
+    /* ATT&CK (docs/detection.md): how the key is used, and how it was obtained */
     static const char *const attack[][2] = {
         { "T1078.004", "Valid Accounts: Cloud Accounts" },
         { "T1550.001", "Use Alternate Authentication Material: Application Access Token" },

@@ -286,7 +286,7 @@ class Stream:
                 recs.append(mt.use(key, self.base[key], 1800 + sec, r.choice(mt.OUT_IPS), mt.UA_CLI,
                                    r.choice(mt.OUT_ACTIONS)))
             else:
-                recs.append(mt.use(key, self.base[key], sec, r.choice(mt.INSIDE_IPS), mt.UA_PY,
+                recs.append(mt.use(key, self.base[key], sec, mt.inside_ip(key), mt.UA_PY,
                                    r.choice(mt.INSIDE_ACTIONS)))
         return recs
 

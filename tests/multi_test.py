@@ -200,7 +200,13 @@ def read_get(port, path):
 ACCT = "111122223333"
 ROLE = "arn:aws:iam::%s:role/orders-fn-role" % ACCT
 FN = "orders-fn"
-INSIDE_IPS = ["3.5.140.2", "3.5.140.3", "3.5.140.4"]     # AWS us-east-1: where the function runs
+INSIDE_IPS = ["3.5.140.2", "3.5.140.3", "3.5.140.4"]     # AWS us-east-1: where functions run
+
+
+def inside_ip(key):
+    """The one egress address of a key's execution environment: a second address of the same key is
+    another host (inside_aws, docs/detection.md), so each key keeps to one of INSIDE_IPS."""
+    return INSIDE_IPS[sum(map(ord, key)) % len(INSIDE_IPS)]
 OUT_IPS = ["198.51.100.7", "198.51.100.8", "203.0.113.9"]  # the attacker's machines
 UA_PY = ("Boto3/1.34.20 md/Botocore#1.34.20 ua/2.0 os/linux#5.10 md/arch#x86_64 lang/python#3.12.1 "
          "md/pyimpl#CPython exec-env/AWS_Lambda_python3.12 cfg/retry-mode#legacy Botocore/1.34.20")
@@ -257,7 +263,7 @@ class KeySet:
             base = base0 + i * 60
             ev = [issuance(k, base)]
             for j in range(rnd.randint(*inside)):
-                ev.append(use(k, base, 4 + j, rnd.choice(INSIDE_IPS), UA_PY, rnd.choice(INSIDE_ACTIONS)))
+                ev.append(use(k, base, 4 + j, inside_ip(k), UA_PY, rnd.choice(INSIDE_ACTIONS)))
             self.inside[k] = ev
             self.outside[k] = [use(k, base, 1800 + j, rnd.choice(OUT_IPS), UA_CLI, rnd.choice(OUT_ACTIONS))
                                for j in range(rnd.randint(*outside))] if i % outside_every == 0 else []

@@ -358,7 +358,7 @@ class Key:
         self.name = name
         self.stolen = rnd.random() < 0.35
         base = int(time.time()) - rnd.randint(600, 5 * 3600)
-        ins = [("in", use(rnd, name, base, 4 + j, rnd.choice(INSIDE_IPS), UA_PY, rnd.choice(INSIDE_ACTIONS)))
+        ins = [("in", use(rnd, name, base, 4 + j, INSIDE_IPS[sum(map(ord, name)) % len(INSIDE_IPS)], UA_PY, rnd.choice(INSIDE_ACTIONS)))
                for j in range(rnd.randint(3, 24))]
         outs = []
         if self.stolen:
