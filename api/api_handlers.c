@@ -71,8 +71,9 @@ static json_t *ingest_doc(const struct eng_report *rep)
                                                  rep->skips[i].reason));
     for (size_t i = 0; i < rep->n_ids && i < ENG_FINDINGS_MAX; i++)
         json_array_append_new(ids, json_string(rep->ids[i]));
-    return json_pack("{s:I,s:I,s:I,s:o,s:I,s:o,s:I,s:I}", "records", (json_int_t)rep->records, "accepted",
-                     (json_int_t)rep->accepted, "duplicates", (json_int_t)rep->duplicates, "skipped", skipped,
+    return json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:o,s:I,s:I}", "records", (json_int_t)rep->records, "accepted",
+                     (json_int_t)rep->accepted, "ignored", (json_int_t)rep->ignored, "duplicates",
+                     (json_int_t)rep->duplicates, "skipped", skipped,
                      "skipped_count", (json_int_t)rep->skipped, "findings", ids, "findings_count",
                      (json_int_t)rep->findings, "keys", (json_int_t)rep->keys);
 }
@@ -105,7 +106,8 @@ static enum MHD_Result h_ingest(struct api_req *r)
     }
     switch (rc) {
     case ENG_OK:
-        api_metrics_records(rep->accepted, rep->duplicates, rep->skipped, rep->created, rep->findings - rep->created);
+        api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,
+                            rep->findings - rep->created);
         return api_reply_json(r, MHD_HTTP_OK, ingest_doc(rep));
     case ENG_EINPUT:
         return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_input",

@@ -26,7 +26,7 @@ struct hist {
 static atomic_uint_fast64_t requests[API_P_COUNT][N_METHODS][N_STATUSES];
 static struct hist req_hist[API_P_COUNT];
 static struct hist store_hist;
-static atomic_uint_fast64_t rec_ingested, rec_duplicate, rec_skipped, find_created, find_updated, store_errors,
+static atomic_uint_fast64_t rec_ingested, rec_ignored, rec_duplicate, rec_skipped, find_created, find_updated, store_errors,
     deadline_exceeded, ingest_shed;
 static atomic_int ready_gauge;
 static atomic_long inflight_gauge;
@@ -56,9 +56,11 @@ void api_metrics_request(enum api_path route, const char *method, unsigned statu
     hist_observe(&req_hist[route], seconds);
 }
 
-void api_metrics_records(size_t accepted, size_t duplicates, size_t skipped, size_t created, size_t updated)
+void api_metrics_records(size_t accepted, size_t ignored, size_t duplicates, size_t skipped, size_t created,
+                         size_t updated)
 {
     atomic_fetch_add_explicit(&rec_ingested, accepted, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rec_ignored, ignored, memory_order_relaxed);
     atomic_fetch_add_explicit(&rec_duplicate, duplicates, memory_order_relaxed);
     atomic_fetch_add_explicit(&rec_skipped, skipped, memory_order_relaxed);
     atomic_fetch_add_explicit(&find_created, created, memory_order_relaxed);
@@ -166,7 +168,11 @@ char *api_metrics_render(size_t *len)
         snprintf(labels, sizeof labels, "route=\"%s\"", api_path_template((enum api_path)r));
         put_hist(&t, "credwatch_http_request_duration_seconds", labels, &req_hist[r]);
     }
-    put_counter(&t, "credwatch_records_ingested_total", "New records applied by ingest requests.", &rec_ingested);
+    put_counter(&t, "credwatch_records_ingested_total", "Records applied to a key's state for the first time.",
+                &rec_ingested);
+    put_counter(&t, "credwatch_records_ignored_total",
+                "Valid records that are not a use or an issuance of a temporary key (AKIA keys, anonymous "
+                "S3 data events, network activity).", &rec_ignored);
     put_counter(&t, "credwatch_records_duplicate_total", "Records already applied before (retried deliveries).",
                 &rec_duplicate);
     put_counter(&t, "credwatch_records_skipped_total", "Malformed records skipped by ingest.", &rec_skipped);

@@ -14,7 +14,8 @@
 void api_metrics_request(enum api_path route, const char *method, unsigned status, double seconds);
 
 /* Outcome of one successful ingest. */
-void api_metrics_records(size_t accepted, size_t duplicates, size_t skipped, size_t created, size_t updated);
+void api_metrics_records(size_t accepted, size_t ignored, size_t duplicates, size_t skipped, size_t created,
+                         size_t updated);
 
 /* Time spent in store work (see the HELP text for what it covers). */
 void api_metrics_store(double seconds);

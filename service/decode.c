@@ -187,6 +187,7 @@ struct scratch {
     char val[F_COUNT][SCRATCH_MAX];
     unsigned short len[F_COUNT];
     unsigned char set[F_COUNT];
+    unsigned char toolong[F_COUNT]; /* over its bound: an error only if the record needs the field */
     const char *error;          /* first reason the record is malformed */
     char error_buf[128];
     unsigned wrap;              /* bit per enum wkey seen */
@@ -244,6 +245,7 @@ static void rec_fail(struct dec *d, const char *fmt, const char *what)
 static void scratch_reset(struct scratch *sc)
 {
     memset(sc->set, 0, sizeof sc->set);
+    memset(sc->toolong, 0, sizeof sc->toolong);
     sc->error = NULL;
     sc->wrap = 0;
     sc->detail_type[0] = 0;
@@ -467,8 +469,46 @@ static void split_assumed_arn(const char *arn, char *role_arn, size_t role_cap, 
     }
 }
 
+static const char *normalise_fields(struct dec *d, struct ev_event *ev);
+
+/* The first field over its bound among those a record of this kind is judged by, or -1. Every
+ * field counts for a use or an issuance; a record the detector ignores is only read for what
+ * classifies it (its id, time, source, name, identity type, key id, invokedBy, event type). */
+static int first_too_long(const struct scratch *sc, enum ev_kind kind)
+{
+    static const int classifying[] = { F_EVENT_ID, F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_UI_TYPE,
+                                       F_UI_AKID, F_UI_INVOKED_BY, F_EVENT_TYPE, F_EVENT_CATEGORY };
+    if (kind != EV_OTHER) {
+        for (int f = 0; f < F_COUNT; f++)
+            if (sc->toolong[f])
+                return f;
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof classifying / sizeof classifying[0]; i++)
+        if (sc->toolong[classifying[i]])
+            return classifying[i];
+    return -1;
+}
+
 /* Builds the event from the scratch; returns NULL with a reason when the record is malformed. */
 static const char *normalise(struct dec *d, struct ev_event *ev)
+{
+    ev->kind = EV_OTHER;  /* a look-alike returns before the event is filled */
+    int f = d->sc.error ? -1 : first_too_long(&d->sc, EV_OTHER);  /* what classifies comes first */
+    if (f < 0) {
+        const char *why = normalise_fields(d, ev);
+        if (why)
+            return why;
+        f = first_too_long(&d->sc, ev->kind);
+    }
+    if (f >= 0) {
+        snprintf(d->sc.error_buf, sizeof d->sc.error_buf, "%s is too long", field_names[f]);
+        return d->sc.error_buf;
+    }
+    return NULL;
+}
+
+static const char *normalise_fields(struct dec *d, struct ev_event *ev)
 {
     const struct scratch *sc = &d->sc;
     if (sc->error)
@@ -675,7 +715,9 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
         int f = d->pending_field;
         if (kind == 's') {
             if (len > field_max[f] && !field_cuttable(f)) {
-                rec_fail(d, "%s is too long", field_names[f]);
+                /* judged in normalise: a field is only an error where the detector reads it
+                 * (userIdentity.accountId is "ANONYMOUS_PRINCIPAL" on anonymous S3 data events) */
+                sc->toolong[f] = 1;
             } else if (memchr(s, 0, len)) {
                 rec_fail(d, "%s contains a NUL character", field_names[f]);
             } else {

@@ -80,8 +80,10 @@ static int on_event(void *ud, size_t index, const struct ev_event *ev)
 {
     (void)index;
     struct eng *e = ud;
-    if (ev->kind == EV_OTHER)
-        return 0;  /* a valid record the detector has no use for: counted as accepted */
+    if (ev->kind == EV_OTHER) {
+        e->rep->ignored++;  /* a valid record the detector has no use for: never "accepted" */
+        return 0;
+    }
     if (e->n_evs == e->cap_evs) {
         size_t cap = e->cap_evs ? e->cap_evs * 2 : ENG_EVENTS_INITIAL;
         struct ev_event *n = realloc(e->evs, cap * sizeof *n);
@@ -454,7 +456,8 @@ int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, st
         return rc;  /* nothing was stored: decoding happens before any store call */
     size_t records = rep->records, skipped = rep->skipped;
     rc = eng_apply(e, now_ms, rep);
-    rep->accepted = records - skipped - rep->duplicates;
+    size_t ignored = rep->ignored;
+    rep->accepted = records - skipped - ignored - rep->duplicates;
     return rc;
 }
 

@@ -36,7 +36,9 @@ struct eng_skip {
 
 struct eng_report {
     size_t records;      /* records in the input */
-    size_t accepted;     /* new records applied (or irrelevant records counted) */
+    size_t accepted;     /* records applied to a key's state for the first time */
+    size_t ignored;      /* valid records that are not a use or an issuance of a temporary key
+                          * (an IAM user's AKIA key, an anonymous S3 data event, network activity) */
     size_t duplicates;   /* records already applied before (event id seen for the key) */
     size_t skipped;      /* malformed records */
     size_t keys;         /* distinct access keys touched */

@@ -35,7 +35,7 @@ struct scan {
     struct eng_report *rep;
     int progress;
     double t0, last_progress;
-    size_t files, bad_files, refused_files, records, skipped, duplicates;
+    size_t files, bad_files, refused_files, records, skipped, duplicates, ignored;
     unsigned long long bytes;
 };
 
@@ -170,6 +170,7 @@ static void scan_file(struct scan *s, const char *path)
     } else {
         s->records += r->records;
         s->skipped += r->skipped;
+        s->ignored += r->ignored;
         for (size_t i = 0; i < r->n_skips; i++)
             fprintf(stderr, "credwatch scan: %s: record %zu skipped: %s\n", path, r->skips[i].index,
                     r->skips[i].reason);
@@ -393,9 +394,10 @@ int scan_main(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
-                "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %.0f records/s\n",
+                "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
+                "%.0f records/s\n",
                 s.files + s.bad_files, s.bad_files, s.refused_files, s.records, store_mem_keys(s.st), findings,
-                s.skipped, s.duplicates, dt > 0 ? s.records / dt : 0.0);
+                s.skipped, s.duplicates, s.ignored, dt > 0 ? s.records / dt : 0.0);
     eng_free(s.eng);
     store_free(s.st);
     free(s.rep);

@@ -101,6 +101,16 @@ req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Content-Encoding: gzip" --d
 expect "ingest gzip (Content-Encoding) 200" 200 "d['findings'] == ['$FID2'] and d['accepted'] >= 3"
 req POST /v1/ingest/cloudtrail -H "Content-Type: application/gzip" -H "$BI" --data-binary @"$API_TMP/sample2.json.gz"
 expect "ingest gzip (application/gzip) 200, duplicates" 200 "d['accepted'] == 0 and d['duplicates'] >= 3"
+# records that are not uses of a temporary key (an IAM user's AKIA key, an anonymous S3 data event)
+# are ignored, never "accepted": re-posting them gives accepted 0 every time
+printf '%s' '{"Records":[{"eventVersion":"1.08","eventID":"akia-1","eventTime":"2024-03-13T08:40:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.9","userAgent":"aws-cli/2","userIdentity":{"type":"IAMUser","accessKeyId":"AKIAEXAMPLEUSER00001","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/dev"}},{"eventVersion":"1.08","eventID":"anon-1","eventTime":"2024-03-13T08:41:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.10","userAgent":"curl/8","userIdentity":{"type":"AWSAccount","principalId":"","accountId":"ANONYMOUS_PRINCIPAL"}}]}' >"$API_TMP/ignored.json"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/ignored.json"
+expect "records that are not temporary-key uses are ignored, not accepted" 200 \
+  "d['records'] == 2 and d['ignored'] == 2 and d['accepted'] == 0 and d['skipped_count'] == 0"
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/ignored.json"
+expect "re-posting them: accepted 0 again" 200 "d['ignored'] == 2 and d['accepted'] == 0"
+req GET /metrics
+expect "credwatch_records_ignored_total counts them" 200 "'credwatch_records_ignored_total 4' in d"
 printf '{"Records":[{"eventID":"x-1","eventTime":"2024-03-13T08:33:21Z"}]}' >"$API_TMP/junk.json"
 req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/junk.json"
 expect "ingest reports skipped records" 200 "d['records'] == 1 and (d['skipped_count'] + d['accepted']) == 1 \
