@@ -19,6 +19,7 @@ Only processes this script starts are stopped, by pid; their pids are also appen
 PIDFILE so the calling shell's trap can stop them if this script dies. Loopback only, stdlib only.
 usage: multi_test.py BIN TMPDIR PIDFILE
 """
+import glob
 import gzip
 import http.client
 import json
@@ -773,6 +774,51 @@ def phase_sigterm(insts):
     check(not wrong, "acknowledged events of the drained instance are all counted (sampled keys)", str(wrong[:5]))
 
 
+def test_inputs():
+    """Every detection fixture and every real CloudTrail log in tests/, as (name, records)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for path in sorted(glob.glob(os.path.join(root, "cases", "*.json"))):
+        out.append((os.path.basename(path), json.load(open(path))["records"]))
+    for path in sorted(glob.glob(os.path.join(root, "data", "real", "*", "*.json"))):
+        text = open(path).read()
+        try:
+            d = json.loads(text)
+            recs = d["Records"] if isinstance(d, dict) else d
+        except ValueError:  # one record a line (a Logstash export)
+            recs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        out.append((os.path.basename(path), recs))
+    return out
+
+
+def phase_crosswise(insts):
+    """Re-posting is harmless in any form, to any instance: every fixture and real log posted to A,
+    then to B, then gzipped to A and as single EventBridge events to B, gives accepted 0 after the
+    first time, and every record is accounted for each time."""
+    A, B = Client(insts[0].port), Client(insts[1].port)
+    bad, files, records = [], 0, 0
+    for name, recs in test_inputs():
+        plain = json.dumps({"Records": recs}).encode()
+        first = post(A, ("/v1/ingest/cloudtrail", plain, {"Content-Type": "application/json"}, recs))
+        again = [post(B, ("/v1/ingest/cloudtrail", plain, {"Content-Type": "application/json"}, recs)),
+                 post(A, ("/v1/ingest/cloudtrail", gzip.compress(plain), {"Content-Type": "application/gzip"}, recs))]
+        for r in [r for r in recs if "eventTime" in r][:20]:  # the EventBridge form, one event a request
+            again.append(post(B, ("/v1/ingest/eventbridge", json.dumps(eventbridge(r)).encode(),
+                                  {"Content-Type": "application/json"}, [r])))
+        files += 1
+        records += len(recs)
+        for st, _, d in [first] + again:
+            if st != 200 or d["records"] != d["accepted"] + d["ignored"] + d["duplicates"] + d["skipped_count"]:
+                bad.append((name, st, d if st != 200 else "unaccounted"))
+        for st, _, d in again:
+            if st == 200 and d["accepted"] != 0:
+                bad.append((name, "accepted %d on a re-post" % d["accepted"]))
+    A.close()
+    B.close()
+    check(not bad and files > 40, "%d fixtures and real logs (%d records) re-posted to another instance, gzipped "
+          "and as EventBridge events: accepted 0, every record accounted for" % (files, records), str(bad[:5]))
+
+
 def main():
     redis_port = free_port()
     redis_proc = None
@@ -782,7 +828,8 @@ def main():
         ok("redis-server on 127.0.0.1:%d and 3 instances on ports %s" % (redis_port, [i.port for i in insts]))
         check(wait_ready(insts, 200, 5) is not None, "all instances ready on Redis")
         phases = [("many keys", lambda: phase_many_keys(insts)), ("twice", lambda: phase_twice(insts)),
-                  ("simultaneous", lambda: phase_simultaneous(insts))]
+                  ("simultaneous", lambda: phase_simultaneous(insts)),
+                  ("crosswise", lambda: phase_crosswise(insts))]
         for name, fn in phases:
             try:
                 fn()
