@@ -27,6 +27,8 @@
 #define RS_VERSION_BYTES 8
 #define RS_LIST_SCAN_MAX 5000           /* index entries examined per list call (filters) */
 #define RS_LIST_BATCH 200               /* index entries fetched per round trip while listing */
+#define RS_LIST_TIE_ROUNDS 5000         /* windows skipped at one score when the cursor's entry is gone
+                                         * (5000 x 200 = a million findings created in one millisecond) */
 #define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
 #define RS_KEY_MAX 96
@@ -375,6 +377,7 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
         snprintf(min, sizeof min, "%lld", (long long)q->since_ms);
     else
         snprintf(min, sizeof min, "-inf");
+    size_t tie_skip = 0, tie_rounds = 0;
     char (*ids)[STORE_ID_MAX] = malloc(RS_LIST_BATCH * sizeof *ids);
     int64_t *scores = malloc(RS_LIST_BATCH * sizeof *scores);
     if (!ids || !scores) {
@@ -389,11 +392,30 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
             snprintf(max, sizeof max, "%lld", (long long)q->until_ms);
         else
             snprintf(max, sizeof max, "+inf");
-        /* entries at the cursor's own score that sort before it are skipped below; the window is
-         * widened by the number of such entries so a page never stalls on equal scores */
+        /* After a cursor whose entry is still indexed, continue right after it by rank: any
+         * number of findings may share its millisecond (one request can create thousands). If
+         * its entry is gone (expired and unindexed), by score, skipping the entries at the
+         * cursor's score that sort before it, a window further each time (tie_skip). */
+        long long rank = -1;
+        if (have_after) {
+            rconn_batch_reset(r->b);
+            if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANK %s %s", RS_INDEX, after_id) < 0 ||
+                rconn_batch_add(r->b, RS_INDEX, "ZSCORE %s %s", RS_INDEX, after_id) < 0 || (rc = run(r))) {
+                rc = STORE_EUNAVAIL;
+                break;
+            }
+            redisReply *rk = rconn_batch_reply(r->b, 0), *zs = rconn_batch_reply(r->b, 1);
+            if (rk->type == REDIS_REPLY_INTEGER && zs->type == REDIS_REPLY_STRING &&
+                strtoll(zs->str, NULL, 10) == after_ms)
+                rank = rk->integer;
+        }
         rconn_batch_reset(r->b);
-        if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %d", RS_INDEX, max, min,
-                            RS_LIST_BATCH) < 0 || (rc = run(r))) {
+        int added = rank >= 0
+                        ? rconn_batch_add(r->b, RS_INDEX, "ZREVRANGE %s %lld %lld WITHSCORES", RS_INDEX, rank + 1,
+                                          rank + RS_LIST_BATCH)
+                        : rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX,
+                                          max, min, (long long)tie_skip, RS_LIST_BATCH);
+        if (added < 0 || (rc = run(r))) {
             rc = STORE_EUNAVAIL;
             break;
         }
@@ -403,19 +425,29 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
             break;
         }
         size_t m = z->elements / 2, fetched = 0;
+        int below = 0;  /* by rank: reached entries older than `since` */
         for (size_t i = 0; i < m; i++) {
             int64_t sc = strtoll(z->element[2 * i + 1]->str, NULL, 10);
             const char *id = z->element[2 * i]->str;
-            if (have_after && sc == after_ms && strcmp(id, after_id) >= 0)
+            if (rank >= 0 && q->since_ms && sc < q->since_ms) {
+                below = 1;
+                break;
+            }
+            if (rank < 0 && have_after && sc == after_ms && strcmp(id, after_id) >= 0)
                 continue;
             snprintf(ids[fetched], sizeof ids[0], "%s", id);
             scores[fetched++] = sc;
         }
-        int exhausted = m < RS_LIST_BATCH;
+        int exhausted = m < RS_LIST_BATCH || below;
         if (!fetched && !exhausted) {
-            rc = STORE_EUNAVAIL;  /* more than RS_LIST_BATCH findings share one millisecond */
-            break;
+            if (++tie_rounds > RS_LIST_TIE_ROUNDS) {
+                rc = STORE_EUNAVAIL;  /* more findings at one millisecond than any listing can skip */
+                break;
+            }
+            tie_skip += RS_LIST_BATCH;
+            continue;
         }
+        tie_skip = 0;
         rconn_batch_reset(r->b);
         char fk[RS_KEY_MAX];
         for (size_t i = 0; i < fetched && !rc; i++) {

@@ -345,6 +345,47 @@ static void t_finding_list(void **state)
         store_finding_free(&all[i]);
 }
 
+/* Many findings created in one millisecond (one request can create thousands): every page walk,
+ * whatever the page size and filter, returns each exactly once, newest first, ties by id
+ * descending, and never fails. Regression: Redis answered 503 once 200 or more shared a score. */
+#define TIE_FINDINGS 450
+static void t_finding_list_ties(void **state)
+{
+    struct store *s = *state;
+    static char ids[TIE_FINDINGS][24];
+    for (int i = 0; i < TIE_FINDINGS; i++) {
+        snprintf(ids[i], sizeof ids[i], "cwf-T%04d", i);
+        struct store_finding_put p = fput(ids[i], "{}", 1, 1, 50000);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    static const size_t limits[] = { STORE_LIST_MAX, 100, 7 };
+    for (size_t li = 0; li < sizeof limits / sizeof limits[0]; li++) {
+        for (int filtered = 0; filtered < 2; filtered++) {
+            struct store_query q = { .status = filtered ? STORE_ST_OPEN : -1, .severity = -1, .limit = limits[li] };
+            static struct store_finding page[STORE_LIST_MAX];
+            size_t total = 0;
+            for (int round = 0; round < TIE_FINDINGS + 2; round++) {
+                size_t n = 0;
+                int more = 0;
+                if (store_finding_list(s, &q, page, &n, &more) != 0)
+                    fail_msg("limit %zu, filter %d: page %d failed", limits[li], filtered, round);
+                for (size_t i = 0; i < n; i++) {
+                    assert_true(total < TIE_FINDINGS);
+                    assert_string_equal(page[i].id, ids[TIE_FINDINGS - 1 - total]);
+                    total++;
+                    q.after_ms = page[i].created_ms;
+                    snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
+                    store_finding_free(&page[i]);
+                }
+                if (!more)
+                    break;
+            }
+            if (total != TIE_FINDINGS)
+                fail_msg("limit %zu, filter %d: %zu of %d findings listed", limits[li], filtered, total, TIE_FINDINGS);
+        }
+    }
+}
+
 /* ---- concurrency: several engines (threads, each its own store handle) on one key ----------- */
 
 struct conc {
@@ -471,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_expiry, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
     };
     const struct CMUnitTest redis[] = {
@@ -479,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
     };
@@ -489,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
