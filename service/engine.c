@@ -169,6 +169,39 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
     return 0;
 }
 
+/* The severity a stored finding shows (its evidence's "severity"), or -1. */
+static int finding_severity(const struct store_finding *f)
+{
+    static const char tag[] = "\"severity\":\"";
+    const char *p = f->evidence_json ? strstr(f->evidence_json, tag) : NULL;
+    if (!p)
+        return -1;
+    p += sizeof tag - 1;
+    const char *q = strchr(p, '"');
+    char name[16];
+    if (!q || (size_t)(q - p) >= sizeof name)
+        return -1;
+    memcpy(name, p, (size_t)(q - p));
+    name[q - p] = 0;
+    return det_severity_parse(name);
+}
+
+/* The version a commit writes. A key made anew (absent, or expired) starts from the wall clock,
+ * not from 1: its finding may outlive the old state (findings are kept 90 days, key state hours),
+ * and the finding's evidence is only replaced by evidence of a newer state version. Starting at
+ * 1 again left the finding stale for good while the key view moved on. Shifted by 11 bits: a
+ * re-creation comes at least an hour after the old state's last commit (its pending window),
+ * which leaves room for 7 billion commits, and versions stay below 2^53 until 2109, so Redis's
+ * Lua (doubles) compares them exactly. */
+#define ENG_VERSION_EPOCH_SHIFT 11
+static uint64_t next_version(uint64_t version, int64_t now_ms)
+{
+    if (version)
+        return version + 1;
+    uint64_t epoch = now_ms > 0 ? (uint64_t)now_ms << ENG_VERSION_EPOCH_SHIFT : 1;
+    return epoch;
+}
+
 /* One round: load the keys, apply their new events, CAS them; then write findings of the
  * keys committed. Keys that lost a race stay !done for the next attempt. */
 static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
@@ -260,6 +293,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         struct store_commit *c = &commits[nc];
         c->akid = ev0->akid;
         c->version = loads[j].version;
+        c->new_version = next_version(loads[j].version, now_ms);
         c->blob = blobs[nc];
         c->blob_len = (size_t)len;
         c->hashes = w->hashes;
@@ -268,7 +302,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         /* A finding is never retracted by evidence (any record may be forged by a holder of an
          * ingest token): once raised it stays, explained or not, with its status. */
         if (vn.finding) {
-            if (finding_put_of(e, &vn, loads[j].version + 1, now_ms, &puts[nc], &bufs[nc])) {
+            if (finding_put_of(e, &vn, c->new_version, now_ms, &puts[nc], &bufs[nc])) {
                 rc = ENG_ENOMEM;
                 goto out;
             }
@@ -276,6 +310,46 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         }
         commit_of[nc] = commit_of[j];
         nc++;
+    }
+    /* A key made anew (its old state expired) may already have a finding, kept 90 days: its
+     * severity is the floor of the new state's, or a replayed archive would lower it. Only new
+     * keys that judge a finding pay this read (the loaded blobs are not needed any more). */
+    for (size_t j = 0; j < nc; j++) {
+        if (commits[j].version || !puts[j].id)
+            continue;
+        struct store_finding old;
+        int grc = store_finding_get(e->st, puts[j].id, &old);
+        if (grc == STORE_ENOTFOUND)
+            continue;
+        if (grc) {
+            rc = ENG_ESTORE;
+            goto out;
+        }
+        int floor = finding_severity(&old);
+        store_finding_free(&old);
+        if (floor <= 0 || det_decode(&e->key, commits[j].blob, commits[j].blob_len))
+            continue;
+        e->key.peak_severity = (uint8_t)(floor > e->key.peak_severity ? floor : e->key.peak_severity);
+        struct det_verdict vf;
+        det_judge(&e->key, &e->cfg.det, &vf);
+        int len = det_encode(&e->key, e->blob, sizeof e->blob);
+        uint8_t *nb = len > 0 ? realloc(blobs[j], (size_t)len) : NULL;
+        if (!nb) {
+            rc = ENG_ENOMEM;
+            goto out;
+        }
+        memcpy(nb, e->blob, (size_t)len);
+        blobs[j] = nb;
+        commits[j].blob = nb;
+        commits[j].blob_len = (size_t)len;
+        int new_outside = puts[j].new_outside;
+        free(bufs[j].doc);
+        bufs[j].doc = NULL;
+        if (finding_put_of(e, &vf, commits[j].new_version, now_ms, &puts[j], &bufs[j])) {
+            rc = ENG_ENOMEM;
+            goto out;
+        }
+        puts[j].new_outside = new_outside;
     }
     if (store_commit(e->st, commits, nc)) {
         rc = ENG_ESTORE;

@@ -45,6 +45,7 @@ struct store_load {
 struct store_commit {
     const char *akid;
     uint64_t version;
+    uint64_t new_version;   /* the version written: more than `version` (engine.c: eng_next_version) */
     const uint8_t *blob;
     size_t blob_len;
     const uint64_t *hashes;

@@ -263,7 +263,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
         free(k->blob);
         k->blob = blob;
         k->len = c->blob_len;
-        k->version++;
+        k->version = c->new_version;
         k->expire_at_ms = c->expire_at_ms;
         for (size_t j = 0; j < c->n_hashes; j++)
             if (seen_add(k, c->hashes[j]))

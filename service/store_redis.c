@@ -221,7 +221,7 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
             key_name(kk, sizeof kk, 'k', c->akid);
             key_name(sk, sizeof sk, 's', c->akid);
             put_version(expected, c->version);
-            put_version(val, c->version + 1);
+            put_version(val, c->new_version);
             memcpy(val + RS_VERSION_BYTES, c->blob, c->blob_len);
             snprintf(nums[0], sizeof nums[0], "%lld", (long long)c->expire_at_ms);
             snprintf(nums[1], sizeof nums[1], "%d", STORE_SEEN_MAX);

@@ -429,7 +429,7 @@ static void test_metrics_text(void **state)
     (void)state;
     api_metrics_request(API_P_FINDINGS, "GET", 200, 0.003);
     api_metrics_request(API_P_NONE, "BREW", 418, 0.2);
-    api_metrics_records(3, 1, 0, 1, 0);
+    api_metrics_records(3, 2, 1, 0, 1, 0);
     api_metrics_store(0.01);
     api_metrics_ready(1);
     size_t len = 0;
@@ -441,7 +441,7 @@ static void test_metrics_text(void **state)
         "credwatch_http_requests_total{route=\"none\",method=\"OTHER\",status=\"other\"} 1\n",
         "credwatch_http_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"0.005\"} 1\n",
         "credwatch_http_request_duration_seconds_count{route=\"/v1/findings\"} 1\n",
-        "credwatch_records_ingested_total 3\n", "credwatch_records_duplicate_total 1\n",
+        "credwatch_records_ingested_total 3\n", "credwatch_records_ignored_total 2\n", "credwatch_records_duplicate_total 1\n",
         "credwatch_records_skipped_total 0\n", "credwatch_findings_created_total 1\n",
         "credwatch_findings_updated_total 0\n", "credwatch_store_errors_total 0\n",
         "credwatch_store_duration_seconds_bucket{le=\"+Inf\"} 1\n", "credwatch_ready 1\n",

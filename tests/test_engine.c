@@ -94,10 +94,71 @@ static void test_retry_repairs_lost_finding(void **state)
     store_free(f.inner);
 }
 
+/* A key whose state expired and is made anew (a replayed archive, a late file) updates its finding,
+ * which outlives key state, and never lowers its severity. Regression: the new state started at
+ * version 1, below the finding's, and the finding stayed stale while the key view moved on. */
+static const char first[] =
+    "{\"Records\":["
+    "{\"eventID\":\"i1\",\"eventTime\":\"2024-03-13T08:33:21Z\",\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"AssumeRole\","
+    "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"lambda.amazonaws.com\",\"userAgent\":\"lambda.amazonaws.com\","
+    "\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"lambda.amazonaws.com\"},"
+    "\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/r\",\"roleSessionName\":\"fn\"},"
+    "\"responseElements\":{\"credentials\":{\"accessKeyId\":\"ASIAENGINETEST000002\",\"expiration\":\"Mar 13, 2024, 8:33:21 PM\"}}},"
+    "{\"eventID\":\"u1\",\"eventTime\":\"2024-03-13T09:00:00Z\",\"eventSource\":\"secretsmanager.amazonaws.com\",\"eventName\":\"GetSecretValue\","
+    "\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"198.51.100.7\",\"userAgent\":\"aws-cli/2.15.0\","
+    "\"userIdentity\":{\"type\":\"AssumedRole\",\"accessKeyId\":\"ASIAENGINETEST000002\",\"accountId\":\"111122223333\","
+    "\"arn\":\"arn:aws:sts::111122223333:assumed-role/r/fn\"}}]}";
+
+static void test_key_made_anew_updates_finding(void **state)
+{
+    (void)state;
+    struct store *st = store_mem_new();
+    struct eng_config cfg = { .late_margin_s = 1 };  /* key state lives 1 s past arrival */
+    struct eng *e = eng_new(st, &cfg);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)first, sizeof first - 1, now_ms(), rep), 0);
+    assert_int_equal(rep->created, 1);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(st, "cwf-ASIAENGINETEST000002", &f), 0);
+    assert_non_null(strstr(f.evidence_json, "\"severity\":\"critical\""));
+    store_finding_free(&f);
+    /* the key state expires (events from 2024: only the arrival floor kept it) */
+    struct timespec ts = { 1, 300 * 1000000 };
+    nanosleep(&ts, NULL);
+    char *later = strdup(first);
+    assert_non_null(later);
+    /* the same issuance again, and a failed call from another address */
+    char *u = strstr(later, "\"u1\"");
+    memcpy(u, "\"u2\"", 4);
+    char *ip = strstr(later, "198.51.100.7");
+    memcpy(ip, "198.51.100.9", 12);
+    char *ok = strstr(later, "\"arn\":\"arn:aws:sts");
+    assert_non_null(ok);
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s\"errorCode\":\"AccessDenied\",%s", (int)(ok - later), later, ok);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, strlen(buf), now_ms(), rep), 0);
+    assert_int_equal(rep->duplicates, 0);  /* the old state, and its dedup set, are gone */
+    assert_int_equal(rep->created, 0);
+    assert_int_equal(rep->n_ids, 1);
+    assert_int_equal(store_finding_get(st, "cwf-ASIAENGINETEST000002", &f), 0);
+    if (!strstr(f.evidence_json, "198.51.100.9"))
+        fail_msg("the finding did not take the new state's evidence: %s", f.evidence_json);
+    if (!strstr(f.evidence_json, "\"severity\":\"critical\""))
+        fail_msg("the finding's severity dropped with the new state: %s", f.evidence_json);
+    store_finding_free(&f);
+    free(later);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
+        cmocka_unit_test(test_key_made_anew_updates_finding),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

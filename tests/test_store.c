@@ -170,7 +170,7 @@ static void t_cas_and_dedup(void **state)
     assert_int_equal(l.version, 0);
     assert_int_equal(seen[0] + seen[1] + seen[2], 0);
     const uint8_t blob[] = "state-one";
-    struct store_commit c = { .akid = l.akid, .version = 0, .blob = blob, .blob_len = sizeof blob,
+    struct store_commit c = { .akid = l.akid, .version = 0, .new_version = 1, .blob = blob, .blob_len = sizeof blob,
                               .hashes = h, .n_hashes = 2, .expire_at_ms = now_ms() + 60000 };
     assert_int_equal(store_commit(s, &c, 1), 0);
     assert_int_equal(c.ok, 1);
@@ -188,7 +188,7 @@ static void t_cas_and_dedup(void **state)
     assert_int_equal(seen[2], 0);
     /* next version */
     const uint8_t blob2[] = "state-two-longer";
-    struct store_commit c2 = { .akid = l.akid, .version = 1, .blob = blob2, .blob_len = sizeof blob2,
+    struct store_commit c2 = { .akid = l.akid, .version = 1, .new_version = 2, .blob = blob2, .blob_len = sizeof blob2,
                                .hashes = h + 2, .n_hashes = 1, .expire_at_ms = now_ms() + 60000 };
     assert_int_equal(store_commit(s, &c2, 1), 0);
     assert_int_equal(c2.ok, 1);
@@ -202,7 +202,7 @@ static void t_expiry(void **state)
 {
     struct store *s = *state;
     const uint8_t blob[] = "x";
-    struct store_commit c = { .akid = "ASIATESTKEY000000002", .blob = blob, .blob_len = 1,
+    struct store_commit c = { .akid = "ASIATESTKEY000000002", .new_version = 1, .blob = blob, .blob_len = 1,
                               .expire_at_ms = now_ms() + 150 };
     assert_int_equal(store_commit(s, &c, 1), 0);
     assert_int_equal(c.ok, 1);
