@@ -120,6 +120,13 @@ static void test_key_made_anew_updates_finding(void **state)
     assert_non_null(rep);
     assert_int_equal(eng_ingest(e, (const uint8_t *)first, sizeof first - 1, now_ms(), rep), 0);
     assert_int_equal(rep->created, 1);
+    /* a second commit of the old state: its finding's version is 2 */
+    char *more = strdup(first);
+    assert_non_null(more);
+    memcpy(strstr(more, "\"u1\""), "\"u0\"", 4);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)more, strlen(more), now_ms(), rep), 0);
+    assert_int_equal(rep->n_ids, 1);
+    free(more);
     struct store_finding f;
     assert_int_equal(store_finding_get(st, "cwf-ASIAENGINETEST000002", &f), 0);
     assert_non_null(strstr(f.evidence_json, "\"severity\":\"critical\""));
