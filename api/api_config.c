@@ -353,6 +353,15 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
         return API_ECONFIG;
     }
+    /* A token has one role: one listed for both would let a forwarder read findings, or a
+     * dashboard post records (issue: a leaked ingest token may not reach analysts' data). */
+    for (size_t i = 0; i < c->ingest.n; i++) {
+        if (api_tokens_match(&c->read, c->ingest.tok[i])) {
+            snprintf(msg, msg_size, "CREDWATCH_INGEST_TOKENS and CREDWATCH_READ_TOKENS: token %zu of the ingest "
+                     "tokens is also a read token; give each role its own tokens", i + 1);
+            return API_ECONFIG;
+        }
+    }
     /* An open role (no token) on a reachable address would hand findings, or the power to feed
      * forged events, to anyone on the network: refuse unless explicitly allowed. */
     int open_role = c->ingest.n == 0 || c->read.n == 0;

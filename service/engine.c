@@ -298,7 +298,13 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         c->blob_len = (size_t)len;
         c->hashes = w->hashes;
         c->n_hashes = fresh;
+        /* Event times are the sender's: a year-9999 eventTime must not keep state for
+         * millennia. No credentials live longer than DET_CRED_LIFETIME, so from arrival the state
+         * needs at most that plus the late margin; a replayed archive's past times get the floor. */
+        int64_t ceiling_ms = now_ms + ((int64_t)DET_CRED_LIFETIME + e->cfg.late_margin_s) * 1000;
         c->expire_at_ms = exp_ms > floor_ms ? exp_ms : floor_ms;
+        if (c->expire_at_ms > ceiling_ms)
+            c->expire_at_ms = ceiling_ms;
         /* A finding is never retracted by evidence (any record may be forged by a holder of an
          * ingest token): once raised it stays, explained or not, with its status. */
         if (vn.finding) {

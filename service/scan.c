@@ -309,13 +309,25 @@ static int value_option(const char *a)
 
 int scan_main(int argc, char **argv)
 {
-    int fail_on_findings = 0, quiet = 0, npaths = 0;
+    int fail_on_findings = 0, quiet = 0, npaths = 0, opts_done = 0;
     const char *ranges = getenv("CREDWATCH_AWS_IP_RANGES"), *allow = getenv("CREDWATCH_ALLOW_CIDRS");
     const char *accounts = getenv("CREDWATCH_ACCOUNTS");
+    /* One parser, one set of rules: options until "--", then only paths. The paths it finds are
+     * the only ones scanned (argc bounds them). */
+    char **paths = calloc((size_t)argc, sizeof *paths);
+    if (!paths) {
+        fprintf(stderr, "credwatch scan: out of memory\n");
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
-        if (value_option(argv[i])) {
+        if (opts_done || (argv[i][0] != '-' || !argv[i][1])) {
+            paths[npaths++] = argv[i];  /* "-" is standard input */
+        } else if (strcmp(argv[i], "--") == 0) {
+            opts_done = 1;
+        } else if (value_option(argv[i])) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "credwatch scan: %s needs a value\n", argv[i]);
+                free(paths);
                 return 2;
             }
             if (strcmp(argv[i], "--aws-ip-ranges") == 0)
@@ -327,28 +339,31 @@ int scan_main(int argc, char **argv)
             i++;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            free(paths);
             return 0;
         } else if (strcmp(argv[i], "--fail-on-findings") == 0) {
             fail_on_findings = 1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] && strcmp(argv[i], "--") != 0) {
-            fprintf(stderr, "credwatch scan: unknown option %s\n", argv[i]);
-            usage(stderr);
-            return 2;
         } else {
-            npaths++;
+            fprintf(stderr, "credwatch scan: unknown option %s (a path that starts with '-' goes after --)\n",
+                    argv[i]);
+            usage(stderr);
+            free(paths);
+            return 2;
         }
     }
     if (!npaths) {
         fprintf(stderr, "credwatch scan: no PATH given\n");
         usage(stderr);
+        free(paths);
         return 2;
     }
     struct set_net net;
     char msg[SET_MSG_MAX];
     if (set_net_load(&net, ranges, allow, accounts, msg, sizeof msg)) {
         fprintf(stderr, "credwatch scan: %s\n", msg);
+        free(paths);
         return 2;
     }
     struct scan s = { 0 };
@@ -364,29 +379,14 @@ int scan_main(int argc, char **argv)
     if (!quiet && isatty(STDERR_FILENO)) {
         size_t files = 0;
         unsigned long long bytes = 0;
-        for (int i = 1; i < argc; i++) {
-            if (value_option(argv[i]))
-                i++;
-            else if (argv[i][0] != '-' || !argv[i][1])
-                measure(argv[i], 0, &files, &bytes);
-        }
+        for (int i = 0; i < npaths; i++)
+            measure(paths[i], 0, &files, &bytes);
         s.progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
     }
     s.t0 = now_s();
-    int opts_done = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!opts_done && strcmp(argv[i], "--") == 0) {
-            opts_done = 1;
-            continue;
-        }
-        if (!opts_done && value_option(argv[i])) {
-            i++;
-            continue;
-        }
-        if (!opts_done && argv[i][0] == '-' && argv[i][1])
-            continue;
-        scan_path(&s, argv[i], 0);
-    }
+    for (int i = 0; i < npaths; i++)
+        scan_path(&s, paths[i], 0);
+    free(paths);
     scan_apply(&s);
     show_progress(&s, 1);
     size_t findings = print_findings(&s);

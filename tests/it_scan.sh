@@ -191,5 +191,14 @@ check "an unknown option exits 2" [ "$rc" -eq 2 ]
 "$CW" scan >/dev/null 2>&1
 rc=$?
 check "no PATH exits 2" [ "$rc" -eq 2 ]
+# one parser: "--" ends the options, so a file named --quiet is a path and not the flag
+mkdir "$tmp/dash" && gzip -dc "$tmp/stdin.json.gz" >"$tmp/dash/--quiet"
+(cd "$tmp/dash" && "$CW" scan -- --quiet >"$tmp/out9" 2>"$tmp/err9")
+rc=$?
+check "-- then --quiet: the file is scanned, and not taken as the flag" sh -c "[ $rc -eq 0 ] && grep -q 'credwatch scan: 1 files' '$tmp/err9'"
+check "-- then --quiet: its finding" keys_are "$tmp/out9" ASIAQEXAMPLEPIPED001
+(cd "$tmp/dash" && "$CW" scan --quiet -- --quiet >"$tmp/out10" 2>"$tmp/err10")
+check "--quiet -- --quiet: quiet, and the file scanned" sh -c "[ ! -s '$tmp/err10' ]" 
+check "--quiet -- --quiet: its finding" keys_are "$tmp/out10" ASIAQEXAMPLEPIPED001
 
 [ "$fails" -eq 0 ]

@@ -345,6 +345,12 @@ static void test_config_exposure(void **state)
     static const char *const tok_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS", TOK_I,
                                           "CREDWATCH_READ_TOKENS", TOK_R, NULL};
     assert_int_equal(load(&c, tok_env, 1, argv, msg, sizeof msg), 0);
+    /* a token listed for both roles is refused at start, naming both variables */
+    static const char *const both_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS",
+                                           TOK_I "," TOK_R, "CREDWATCH_READ_TOKENS", TOK_R, NULL};
+    assert_int_equal(load(&c, both_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_non_null(strstr(msg, "CREDWATCH_READ_TOKENS"));
+    assert_non_null(strstr(msg, "token 2"));
     static const char *const lo_env[] = {"CREDWATCH_LISTEN", "127.0.0.2:8080", NULL};
     assert_int_equal(load(&c, lo_env, 1, argv, msg, sizeof msg), 0);
     assert_true(c.loopback);

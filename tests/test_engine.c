@@ -23,7 +23,13 @@ struct flaky {
 static struct store_ops flaky_ops;
 
 static int fl_load(struct store *s, struct store_load *it, size_t n) { return store_load(((struct flaky *)s)->inner, it, n); }
-static int fl_commit(struct store *s, struct store_commit *it, size_t n) { return store_commit(((struct flaky *)s)->inner, it, n); }
+static int64_t last_expire_ms;  /* expire_at_ms of the last key committed through the wrapper */
+static int fl_commit(struct store *s, struct store_commit *it, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        last_expire_ms = it[i].expire_at_ms;
+    return store_commit(((struct flaky *)s)->inner, it, n);
+}
 static int fl_put(struct store *s, struct store_finding_put *it, size_t n)
 {
     struct flaky *f = (struct flaky *)s;
@@ -161,11 +167,48 @@ static void test_key_made_anew_updates_finding(void **state)
     store_free(st);
 }
 
+/* A far-future eventTime (year 9999) keeps key state no longer than the credentials' lifetime plus
+ * the late margin from arrival; a past one at least the margin. */
+static void test_state_life_bounded(void **state)
+{
+    (void)state;
+    struct flaky f = { .inner = store_mem_new() };
+    flaky_ops = *f.inner->ops;
+    flaky_ops.load = fl_load;
+    flaky_ops.commit = fl_commit;
+    flaky_ops.finding_put = fl_put;
+    flaky_ops.finding_get = fl_get;
+    f.base.ops = &flaky_ops;
+    struct eng *e = eng_new(&f.base, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    char *future = strdup(batch);
+    assert_non_null(future);
+    for (char *p = future; (p = strstr(p, "2024-03-13T")); p += 4)
+        memcpy(p, "9999", 4);
+    int64_t now = now_ms();
+    /* an old archive: the arrival floor */
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now, rep), 0);
+    assert_int_equal(last_expire_ms, now + (int64_t)DET_LATE_MARGIN * 1000);
+    /* the same key, its records dated 9999 (new event ids): the ceiling */
+    for (char *p = future; (p = strstr(p, "\"eventID\":\"")); p += 11)
+        p[12] = 'F';
+    assert_int_equal(eng_ingest(e, (const uint8_t *)future, strlen(future), now, rep), 0);
+    assert_int_equal(rep->accepted, 2);
+    assert_int_equal(last_expire_ms, now + (int64_t)(DET_CRED_LIFETIME + DET_LATE_MARGIN) * 1000);
+    free(future);
+    free(rep);
+    eng_free(e);
+    store_free(f.inner);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
         cmocka_unit_test(test_key_made_anew_updates_finding),
+        cmocka_unit_test(test_state_life_bounded),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
