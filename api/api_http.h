@@ -17,6 +17,8 @@
 
 #define API_PATCH_BODY_MAX 16384          /* a status and a note of STORE_NOTE_MAX, JSON-escaped */
 #define API_ERR_MSG_MAX 320               /* message of a deferred error reply */
+#define API_URI_MAX 4096                  /* request target, path and query: 414 above */
+#define API_QUERY_PARAMS_MAX 32           /* query parameters (the API has at most 8): 414 above */
 #define API_RETRY_AFTER_S "2"             /* Retry-After of 503s: EventBridge retries with its own backoff */
 #define API_DEADLINE_S 4.5                /* senders give up after 5 s: slower ingests are counted */
 #define API_DEFAULT_LIST_LIMIT 100
@@ -71,6 +73,11 @@ struct api_req {
     size_t len, cap, limit;
     int gzip;                     /* Content-Encoding: gzip */
     int admitted;                 /* holds one of srv->ingest_admitted */
+    int close_after;              /* answer with Connection: close (a request framed ambiguously) */
+    int started;                  /* on_request has seen the headers */
+    unsigned uri_status;          /* the raw request target refused (from on_uri), 0 when fine */
+    const char *uri_code;
+    char uri_msg[96];
     size_t reserved;              /* bytes held in srv->ingest_bytes */
 };
 

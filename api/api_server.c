@@ -130,8 +130,9 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
     default:
         break;
     }
-    /* While draining, tell keep-alive clients to reconnect (to another instance). */
-    if (atomic_load(&r->srv->draining))
+    /* While draining, tell keep-alive clients to reconnect (to another instance); after an
+     * ambiguously framed request, never read another one from the same connection. */
+    if (atomic_load(&r->srv->draining) || r->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -151,8 +152,44 @@ enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc)
     return api_reply(r, status, "application/json", text, strlen(text), 1);
 }
 
+/* Copies s into out (size > 0) with every byte that is not part of valid UTF-8 replaced by '?':
+ * messages quote client input (a path, a method), and JSON can only carry UTF-8. */
+static void utf8_clean(const char *s, char *out, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 1 < size) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+        size_t k = 1;
+        while (n && k < n && (p[k] & 0xc0) == 0x80)
+            k++;
+        if (!n || k < n || o + n + 1 > size) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        memcpy(out + o, p, n);
+        o += n;
+        p += n;
+    }
+    out[o] = 0;
+}
+
+static int utf8_valid(const char *s)
+{
+    char tmp[API_URI_MAX + 1];
+    if (strlen(s) > API_URI_MAX)
+        return 0;
+    utf8_clean(s, tmp, sizeof tmp);
+    return strcmp(tmp, s) == 0;  /* a '?' of the input stays one; a bad byte became one */
+}
+
 enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message)
 {
+    char clean[API_ERR_MSG_MAX * 2];
+    utf8_clean(message ? message : "", clean, sizeof clean);
+    message = clean;
     json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message ? message : "");
     if (status >= 500) {
         /* During a Redis outage every request fails: log at most one line per second, with
@@ -397,17 +434,110 @@ static void on_body(struct api_req *r, const char *data, size_t n)
     r->len += n;
 }
 
+/* Counts the values of one request header (MHD keeps every occurrence). */
+struct hcount {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct hcount *h = cls;
+    if (strcasecmp(key, h->name) == 0)
+        h->n++;
+    return MHD_YES;
+}
+
+/* RFC 9112 §6.3: a request with Transfer-Encoding and Content-Length, or with Content-Length more
+ * than once, is framed ambiguously; a proxy in front may have framed it otherwise, so the bytes
+ * after it could be read as a request nobody sent. Refused with 400, and the connection closed. */
+static int framing_ambiguous(struct api_req *r)
+{
+    struct hcount cl = { MHD_HTTP_HEADER_CONTENT_LENGTH, 0 }, te = { MHD_HTTP_HEADER_TRANSFER_ENCODING, 0 };
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &cl);
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &te);
+    if (cl.n <= 1 && !(cl.n && te.n) && te.n <= 1)
+        return 0;
+    defer_error(r, MHD_HTTP_BAD_REQUEST, "ambiguous_framing",
+                cl.n > 1 ? "Content-Length is given more than once" : te.n > 1 ? "Transfer-Encoding is given more than once"
+                                                                       : "both Content-Length and Transfer-Encoding are given");
+    r->close_after = 1;
+    return 1;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The raw request target, before libmicrohttpd unescapes it (which would cut it at a %00 and
+ * pass other bytes on as they are). Its verdict rides on the request record this returns, which
+ * libmicrohttpd hands to on_request as *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    struct api_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    size_t len = strlen(uri), params = 0;
+    const char *q = strchr(uri, '?');
+    if (q)
+        for (const char *p = q + 1; *p; p++)
+            params += *p == '&' || *p == ';';
+    if (q && q[1])
+        params++;
+    char path[API_URI_MAX + 1];
+    size_t o = 0;
+    int nul = 0;
+    for (size_t i = 0; i < len && o < API_URI_MAX; i++) {
+        int c = (unsigned char)uri[i];
+        if (c == '%' && i + 2 < len && hexval(uri[i + 1]) >= 0 && hexval(uri[i + 2]) >= 0) {
+            c = hexval(uri[i + 1]) * 16 + hexval(uri[i + 2]);
+            i += 2;
+        } else if (c == '+' && q && uri + i > q) {
+            c = ' ';
+        }
+        if (!c)
+            nul = 1;
+        else
+            path[o++] = (char)c;
+    }
+    path[o] = 0;
+    if (len > API_URI_MAX) {
+        r->uri_status = MHD_HTTP_URI_TOO_LONG;
+        r->uri_code = "uri_too_long";
+        snprintf(r->uri_msg, sizeof r->uri_msg, "the request target is %zu bytes; at most %d", len, API_URI_MAX);
+    } else if (params > API_QUERY_PARAMS_MAX) {
+        r->uri_status = MHD_HTTP_URI_TOO_LONG;
+        r->uri_code = "too_many_parameters";
+        snprintf(r->uri_msg, sizeof r->uri_msg, "%zu query parameters; at most %d", params, API_QUERY_PARAMS_MAX);
+    } else if (nul) {
+        r->uri_status = MHD_HTTP_BAD_REQUEST;
+        r->uri_code = "invalid_request";
+        snprintf(r->uri_msg, sizeof r->uri_msg, "the request target contains an escaped NUL (%%00)");
+    } else if (!utf8_valid(path)) {
+        r->uri_status = MHD_HTTP_BAD_REQUEST;
+        r->uri_code = "invalid_request";
+        snprintf(r->uri_msg, sizeof r->uri_msg, "the request target is not UTF-8 once unescaped");
+    }
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)version;
     struct api_req *r = *con_cls;
-    if (!r) {
-        /* First call: headers only. Mark the request; queue nothing unless refusing a body. */
-        r = calloc(1, sizeof *r);
-        if (!r)
+    if (!r || !r->started) {
+        /* First call: headers only. Mark the request; queue nothing unless refusing a body.
+         * on_uri usually made it already, with its verdict on the raw request target. */
+        if (!r && !(r = calloc(1, sizeof *r)))
             return MHD_NO;
+        r->started = 1;
         r->srv = cls;
         r->conn = conn;
         r->method = method;
@@ -415,6 +545,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->match.path = API_P_NONE;
         *con_cls = r;
         api_metrics_inflight(1);
+        if (r->uri_status) {
+            defer_error(r, r->uri_status, r->uri_code, "%s", r->uri_msg);
+            r->close_after = 1;
+            return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+        }
+        if (!utf8_valid(method)) {
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "the method is not UTF-8 text");
+            r->close_after = 1;
+            return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+        }
+        if (framing_ambiguous(r))
+            return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
         if (on_headers(r, url))
             return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
         return MHD_YES;
@@ -439,6 +581,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct api_req *r = *con_cls;
     if (!r)
         return;
+    if (!r->started) {  /* made by on_uri; the headers never completed */
+        free(r);
+        *con_cls = NULL;
+        return;
+    }
     api_metrics_request(r->match.path, r->method, r->status, api_mono_s() - r->t0);
     api_metrics_inflight(-1);
     admission_release(r);
@@ -487,6 +634,7 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                             MHD_OPTION_END);
 }
 

@@ -116,6 +116,35 @@ req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/junk.j
 expect "ingest reports skipped records" 200 "d['records'] == 1 and (d['skipped_count'] + d['accepted']) == 1 \
 and all(set(s) == {'index', 'reason'} for s in d['skipped'])"
 
+# ---- request hygiene: bytes a client chooses never become a 500, a truncated id or a second request ----
+req GET "/%ff" -H "$BR"
+expect_error "a path that is not UTF-8 once unescaped: 400, not 500" 400 invalid_request
+req GET "/v1/findings/cwf-K%00zzz" -H "$BR"
+expect_error "an escaped NUL in a path id is refused, not cut at the NUL" 400 invalid_request
+req GET "/v1/findings?limit=5&x=$($PY -c "print('a' * 5000)")" -H "$BR"
+expect_error "a request target over 4096 bytes: 414" 414 uri_too_long
+req GET "/v1/findings?$($PY -c "print('&'.join('a%d=1' % i for i in range(40)))")" -H "$BR"
+expect_error "more than 32 query parameters: 414" 414 too_many_parameters
+$PY - "$API_PORT" <<'PYEOF' && ok "ambiguous framing (Content-Length twice; with Transfer-Encoding): one 400, connection closed, the smuggled request never runs" || nok "ambiguous framing refused"
+import socket, sys
+port = int(sys.argv[1])
+smuggled = b"GET /v1/findings HTTP/1.1\r\nHost: x\r\n\r\n"
+for head in (b"Content-Length: 0\r\nContent-Length: %d\r\n" % len(smuggled),
+             b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    body = smuggled if b"chunked" not in head else b"0\r\n\r\n" + smuggled
+    s.sendall(b"POST /v1/ingest/cloudtrail HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + head + b"\r\n" + body)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    if out.count(b"HTTP/1.1 ") != 1 or not out.startswith(b"HTTP/1.1 400") or b"ambiguous_framing" not in out:
+        sys.exit(1)
+PYEOF
+
 # ---- ingest errors ----
 printf '{"Records":[{"eventID":' >"$API_TMP/bad.json"
 req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/bad.json"
