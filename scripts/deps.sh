@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian 12 packages credwatch needs to build, test and benchmark.
+# Installs the Debian 12 packages credwatch needs to build, test and benchmark (curl with the build
+# set: the README's first steps post a sample with it).
 # Usage: scripts/deps.sh build|test|bench|fuzz
 # test includes clang and libFuzzer (libclang-rt-14-dev) for the fuzz smoke test; fuzz is what
 # `make fuzz` needs.
 # Installs only what is missing; as non-root it stops with the exact command to run.
 set -eu
-BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev"
+BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev curl"
 FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema"
 BENCH_PKGS="$TEST_PKGS wrk"

@@ -434,8 +434,10 @@ def mode_hostile(tmp):
         for bad in ("ASIA%0D%0ASET%20cw:x%201", "%2A3%0D%0A%243%0D%0ASET", "ASIA%00AAAAAAAAAAAAAAA",
                     "a" * 150, "ASIAHOSTILE%7B0001%7D"):
             st, _, body, _ = srv.request("GET", "/v1/keys/" + bad, token=TOK_R)
-            ok("GET /v1/keys/%s: 400 invalid_access_key_id (got %d)" % (bad[:30], st),
-               st == 400 and error_code(body)[0] == "invalid_access_key_id", body[:200])
+            # an escaped NUL is refused before routing (it would otherwise cut the id short)
+            want = "invalid_request" if "%00" in bad else "invalid_access_key_id"
+            ok("GET /v1/keys/%s: 400 %s (got %d)" % (bad[:30], want, st),
+               st == 400 and error_code(body)[0] == want, body[:200])
         st, _, body, _ = srv.request("GET", "/v1/keys/ASIAHOSTILEUNKNOWN01", token=TOK_R)
         ok("GET unknown key: 404 not_found", st == 404 and error_code(body)[0] == "not_found", body[:200])
         for fid in ("cwf-ASIAUNKNOWNUNKNOWN", "nope"):

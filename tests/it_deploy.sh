@@ -59,7 +59,10 @@ else
     tool_note="node/npm not available"
   elif [ ! -f "$spec" ] || [ ! -f "$hcl/package.json" ]; then
     mkdir -p "$tools"
-    if ! timeout 120 npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error \
+    # a closed network must cost seconds, not npm's two minutes of retries
+    if ! timeout 15 npm ping --fetch-timeout=5000 --fetch-retries=0 >"$tmp/npm.log" 2>&1; then
+      tool_note="the npm registry does not answer (npm ping failed in 15 s)"
+    elif ! timeout 120 npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error \
          "$cfnspec_pkg" "$hcl_pkg" >"$tmp/npm.log" 2>&1; then
       tool_note="npm install failed (registry unreachable?): $(tail -n 1 "$tmp/npm.log")"
     fi
