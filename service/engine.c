@@ -521,6 +521,13 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
     e->rep = rep;
     int rc = apply_all(e, now_ms);
     e->n_evs = 0;  /* applied, or (on a store error) left to the sender's retry */
+    if (e->cap_evs > ENG_EVENTS_KEEP) {
+        free(e->evs);
+        free(e->order);
+        e->evs = NULL;
+        e->order = NULL;
+        e->cap_evs = e->cap_order = 0;
+    }
     if (rc == ENG_ESTORE)
         snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later");
     else if (rc == ENG_ENOMEM)

@@ -20,6 +20,10 @@
 #define ENG_KEYS_PER_ROUND 512   /* keys per pipelined store round trip */
 #define ENG_CAS_RETRIES 16       /* reload-and-reapply attempts when another instance won a race */
 #define ENG_MSG_MAX 256
+/* Decoded events (about 1 KB each) are kept between ingests up to this many; a larger batch's
+ * array is freed when it has been applied, so a worker does not hold a big request's memory
+ * (250,000 records, the decoder's default cap, peak at ~270 MB) until the next one. */
+#define ENG_EVENTS_KEEP 8192
 
 enum eng_err {
     ENG_OK = 0,

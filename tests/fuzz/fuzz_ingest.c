@@ -3,7 +3,7 @@
  * Each input is ingested three ways, each into a fresh store: the bytes as they are, the bytes
  * gzip-wrapped by the harness (the decoder must not care), and once more as-is into the first
  * store (a retry of the same body). Invariants:
- *   - records = accepted + duplicates + skipped for an accepted input, and a refused input
+ *   - records = accepted + ignored + duplicates + skipped for an accepted input, and a refused input
  *     reports nothing accepted and no finding;
  *   - the gzip-wrapped input gives the same result as the plain one (unless the ratio cap
  *     refuses it: a highly compressible input is a bomb by definition; or the input is gzip
@@ -71,7 +71,8 @@ static void check_report(int rc, const struct eng_report *r)
     /* Only an accepted input's counts are answered (a refused one gets an error document, and
      * its records/skipped say how far decoding got before the refusal). */
     if (rc == ENG_OK)
-        fz_check(r->records == r->accepted + r->duplicates + r->skipped, "records != accepted + duplicates + skipped");
+        fz_check(r->records == r->accepted + r->ignored + r->duplicates + r->skipped,
+                 "records != accepted + ignored + duplicates + skipped");
     fz_check(r->created <= r->findings, "more created than findings");
     fz_check(r->n_skips <= ENG_SKIPS_MAX && r->n_skips <= r->skipped, "skip list longer than the count");
     fz_check(r->n_ids <= ENG_FINDINGS_MAX && r->n_ids <= r->findings, "id list longer than the count");
