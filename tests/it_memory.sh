@@ -57,8 +57,13 @@ try:
         check(st == 200 and d["records"] == RECORDS, "body %d of %d: 200, %d records" % (n + 1, BODIES, RECORDS), str(d)[:200])
     time.sleep(0.5)
     after = rss_mb()
-    check(after <= before + SLACK_MB, "resident memory after %d requests of %d records: %.0f MB, was %.0f MB before (at most +%d MB)"
-          % (BODIES, RECORDS, after, before, SLACK_MB), "peak seen %.0f MB" % peak)
+    if "asan" in BIN:
+        # AddressSanitizer's allocator keeps freed memory in its quarantine and pools: resident
+        # memory says nothing about ours there (the requests above still had to succeed)
+        print("# skipped under ASan: resident memory after the requests (%.0f MB)" % after)
+    else:
+      check(after <= before + SLACK_MB, "resident memory after %d requests of %d records: %.0f MB, was %.0f MB before (at most +%d MB)"
+            % (BODIES, RECORDS, after, before, SLACK_MB), "peak seen %.0f MB" % peak)
 finally:
     p.send_signal(signal.SIGTERM)
     try:
