@@ -89,6 +89,17 @@ static void ingest_json(struct world *w, json_t *doc)
     free(s);
 }
 
+/* Findings in id order (an insertion sort: a case has a handful). */
+static void sort_by_id(struct store_finding *page, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(page[j - 1].id, page[j].id) > 0; j--) {
+            struct store_finding t = page[j];
+            page[j] = page[j - 1];
+            page[j - 1] = t;
+        }
+}
+
 /* Evidence of every live finding (not explained by later evidence: which findings were raised on
  * the way there depends on arrival order; what the evidence says at the end does not), as
  * "akid\tevidence\n" lines sorted by id. */
@@ -100,13 +111,7 @@ static char *evidence_dump(struct world *w, size_t *n_findings)
     int more = 0;
     assert_int_equal(store_finding_list(w->st, &q, page, &n, &more), 0);
     assert_false(more);
-    /* sort by id for a stable dump */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(page[j - 1].id, page[j].id) > 0; j--) {
-            struct store_finding t = page[j];
-            page[j] = page[j - 1];
-            page[j - 1] = t;
-        }
+    sort_by_id(page, n);  /* a stable dump */
     size_t cap = 1, live = 0;
     for (size_t i = 0; i < n; i++)
         cap += strlen(page[i].evidence_json) + STORE_ID_MAX + 2;
@@ -285,12 +290,7 @@ static char *status_dump(struct world *w)
     assert_int_equal(store_finding_list(w->st, &q, page, &n, &more), 0);
     char *out = calloc(1, n * (STORE_ID_MAX + 16) + 1);
     assert_non_null(out);
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(page[j - 1].id, page[j].id) > 0; j--) {
-            struct store_finding t = page[j];
-            page[j] = page[j - 1];
-            page[j - 1] = t;
-        }
+    sort_by_id(page, n);
     for (size_t i = 0; i < n; i++) {
         sprintf(out + strlen(out), "%s=%s\n", page[i].id, store_status_name(page[i].status));
         store_finding_free(&page[i]);

@@ -41,6 +41,17 @@ static int fl_put(struct store *s, struct store_finding_put *it, size_t n)
 }
 static int fl_get(struct store *s, const char *id, struct store_finding *o) { return store_finding_get(((struct flaky *)s)->inner, id, o); }
 
+/* Routes every call the engine makes through the wrapper. */
+static void flaky_wrap(struct flaky *f)
+{
+    flaky_ops = *f->inner->ops;
+    flaky_ops.load = fl_load;
+    flaky_ops.commit = fl_commit;
+    flaky_ops.finding_put = fl_put;
+    flaky_ops.finding_get = fl_get;
+    f->base.ops = &flaky_ops;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -64,12 +75,7 @@ static void test_retry_repairs_lost_finding(void **state)
 {
     (void)state;
     struct flaky f = { .inner = store_mem_new() };
-    flaky_ops = *f.inner->ops;
-    flaky_ops.load = fl_load;
-    flaky_ops.commit = fl_commit;
-    flaky_ops.finding_put = fl_put;
-    flaky_ops.finding_get = fl_get;
-    f.base.ops = &flaky_ops;
+    flaky_wrap(&f);
     struct eng *e = eng_new(&f.base, NULL);
     struct eng_report *rep = malloc(sizeof *rep);
     assert_non_null(e);
@@ -173,12 +179,7 @@ static void test_state_life_bounded(void **state)
 {
     (void)state;
     struct flaky f = { .inner = store_mem_new() };
-    flaky_ops = *f.inner->ops;
-    flaky_ops.load = fl_load;
-    flaky_ops.commit = fl_commit;
-    flaky_ops.finding_put = fl_put;
-    flaky_ops.finding_get = fl_get;
-    f.base.ops = &flaky_ops;
+    flaky_wrap(&f);
     struct eng *e = eng_new(&f.base, NULL);
     struct eng_report *rep = malloc(sizeof *rep);
     assert_non_null(e);
