@@ -35,26 +35,40 @@
 #define SHUFFLES 300
 
 struct world {
-    struct set_net net;
     struct store *st;
     struct eng *eng;
     struct eng_report *rep;
     int analyst_status;
 };
 
-/* The case's "settings" (AWS ranges, allow-list, accounts), as serve and scan would load them. */
+/* The case's "settings" (AWS ranges, allow-list, accounts), as serve and scan would load them:
+ * loaded once per case (the full AWS list takes a while to parse) and shared by its worlds. */
 static json_t *g_settings;
+static struct set_net g_net;
+static int g_net_loaded;
 
-static void world_open(struct world *w)
+static void case_net_load(void)
 {
     char msg[SET_MSG_MAX];
     json_t *st = g_settings;
-    if (set_net_load(&w->net, json_string_value(json_object_get(st, "aws_ip_ranges")),
+    if (set_net_load(&g_net, json_string_value(json_object_get(st, "aws_ip_ranges")),
                      json_string_value(json_object_get(st, "allow_cidrs")),
                      json_string_value(json_object_get(st, "accounts")), msg, sizeof msg))
         fail_msg("settings: %s", msg);
+    g_net_loaded = 1;
+}
+
+static void case_net_free(void)
+{
+    if (g_net_loaded)
+        set_net_free(&g_net);
+    g_net_loaded = 0;
+}
+
+static void world_open(struct world *w)
+{
     struct eng_config cfg = { .late_margin_s = 0 };
-    set_net_ctx(&w->net, &cfg.det);
+    set_net_ctx(&g_net, &cfg.det);
     w->st = store_mem_new();
     w->eng = eng_new(w->st, &cfg);
     w->rep = malloc(sizeof *w->rep);
@@ -68,7 +82,6 @@ static void world_close(struct world *w)
     eng_free(w->eng);
     store_free(w->st);
     free(w->rep);
-    set_net_free(&w->net);
 }
 
 /* The wall clock: the store expires keys against it (event-time expiry has an arrival floor). */
@@ -365,6 +378,8 @@ static void run_case(void **state)
     json_t *records = json_object_get(c, "records");
     size_t n = json_array_size(records);
     g_settings = json_object_get(c, "settings");
+    case_net_free();
+    case_net_load();
     assert_true(n > 0);
     struct analyst an = { .after = 0, .status = -1 };
     json_t *aj = json_object_get(c, "analyst");
