@@ -484,11 +484,13 @@ struct judge {
     struct nr_match m[DET_CANDS_MAX];
 };
 
-/* Is the AWS address region r the function's? GLOBAL prefixes (CloudFront & co.) are listed
- * without a region; they are treated as the function's region, as before. */
+/* Is the AWS address region r the function's? GLOBAL prefixes (CloudFront origin-facing and
+ * others) are no region's: a thief's own distribution or instance can sit behind them, so they
+ * never count as the function's region (red-team finding: a Go key used via CloudFront looked
+ * inside). */
 static int own_region(const struct judge *j, const char *r)
 {
-    return j->region[0] && !j->region_conflict && (strcmp(r, j->region) == 0 || strcmp(r, "GLOBAL") == 0);
+    return j->region[0] && !j->region_conflict && strcmp(r, j->region) == 0;
 }
 
 /* Can this address be the function's network (before we know which address that is)? Never an

@@ -593,6 +593,16 @@ case("adv_forged_issuance_acknowledged",
            fields={"account_id": ACCT, "function_name": FN, "region": "us-east-1"}, status="acknowledged")],
      None, None, {"after": 3, "status": "acknowledged"})
 
+case("adv_global_prefix_not_own_region",
+     "A Go key used through an AWS address AWS lists as GLOBAL (CloudFront origin-facing): no region's, so "
+     "never the function's network (red-team finding).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(27), "130.176.88.10", UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser")],
+     [nfinding(K1, "high", ["130.176.88.10"], ["issued_by_lambda", "outside_address", "successful_call",
+                                               "sensitive_action", "new_region"], {"130.176.88.10": "aws:GLOBAL:"})],
+     None, NET)
+
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):
     with open(os.path.join(here, "%02d_%s.json" % (i + 1, c["name"])), "w") as f:
