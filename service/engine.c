@@ -169,7 +169,9 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
     return 0;
 }
 
-/* The severity a stored finding shows (its evidence's "severity"), or -1. */
+/* The severity a stored finding shows (its evidence's "severity"), or -1. The first occurrence is
+ * the field itself: rnd_evidence writes it before any string a sender chose except the key's
+ * context, and those are JSON-escaped, so a quote inside them never matches the tag. */
 static int finding_severity(const struct store_finding *f)
 {
     static const char tag[] = "\"severity\":\"";
