@@ -10,8 +10,9 @@
  * request parameters, the actions and where they call from; AWS writes the source address, the
  * VPC endpoint, the event time, the error code and the issuance. Nothing the thief chooses makes
  * a use inside on its own: inside needs an address the thief cannot be at (the key's first marked
- * address, the organisation's VPC endpoints, an allow-listed range, or, for a runtime that never
- * marks its calls, an AWS address of the function's region).
+ * address when no other address could be the function's, the organisation's VPC endpoints, an
+ * allow-listed range, or, for a runtime that never marks its calls, an AWS address of the
+ * function's region).
  */
 #include "detect.h"
 
@@ -49,21 +50,6 @@ void det_key_init(struct det_key *k, const char *akid)
     copy_str(k->akid, sizeof k->akid, akid);
 }
 
-/* (time, event id) order, so "first" and "last" do not depend on arrival. */
-static int use_cmp(int64_t at, const char *id, const struct det_use *u)
-{
-    if (at != u->at)
-        return at < u->at ? -1 : 1;
-    return strcmp(id, u->event_id);
-}
-
-static int at_id_cmp(int64_t a, const char *aid, int64_t b, const char *bid)
-{
-    if (a != b)
-        return a < b ? -1 : 1;
-    return strcmp(aid, bid);
-}
-
 static void use_set(struct det_use *u, const struct ev_event *ev)
 {
     u->at = ev->time;
@@ -72,6 +58,47 @@ static void use_set(struct det_use *u, const struct ev_event *ev)
     copy_str(u->action, sizeof u->action, ev->action);
     copy_str(u->user_agent, sizeof u->user_agent, ev->user_agent);
     u->failed = (ev->flags & EV_F_FAILED) != 0;
+}
+
+/* Order of uses: time, event id, then the content. The event id is AWS's, but a holder of an ingest
+ * token can post a record that reuses a real one's id with other content; both are then applied
+ * (the dedup identity covers the content: det_event_hash), and the content decides between them,
+ * so "first" and "last" never depend on arrival. */
+static int use_fields_cmp(int64_t at, const char *id, const char *action, const char *ua, const char *region,
+                          int failed, const struct det_use *u)
+{
+    int c;
+    if (at != u->at)
+        return at < u->at ? -1 : 1;
+    if ((c = strcmp(id, u->event_id)) || (c = strcmp(action, u->action)) || (c = strcmp(ua, u->user_agent)) ||
+        (c = strcmp(region, u->region)))
+        return c;
+    return failed - (int)u->failed;
+}
+
+/* An event against a kept use. The fields are compared as use_set keeps them (cut to their bounds). */
+static int use_cmp(const struct ev_event *ev, const struct det_use *u)
+{
+    if (ev->time != u->at)
+        return ev->time < u->at ? -1 : 1;
+    int c = strcmp(ev->id, u->event_id);  /* both fit EV_ID_MAX: the decoder refuses longer ids */
+    if (c)
+        return c;
+    struct det_use e;  /* the rare tie: compare what is kept */
+    use_set(&e, ev);
+    return use_fields_cmp(e.at, e.event_id, e.action, e.user_agent, e.region, e.failed, u);
+}
+
+static int use_order(const struct det_use *a, const struct det_use *b)
+{
+    return use_fields_cmp(a->at, a->event_id, a->action, a->user_agent, a->region, a->failed, b);
+}
+
+static int at_id_cmp(int64_t a, const char *aid, int64_t b, const char *bid)
+{
+    if (a != b)
+        return a < b ? -1 : 1;
+    return strcmp(aid, bid);
 }
 
 /* Inserts s into a sorted set of strings keeping the `cap` smallest (used where every member is
@@ -242,8 +269,37 @@ static int exempt_shaped(const struct ev_event *ev)
     return (ev->flags & EV_F_COLDSTART) && strcmp(ev->action, "kms:Decrypt") == 0;
 }
 
-/* Finds or makes the slot of (address, endpoint owner); NULL when the address ranks below every
- * kept one and the set is full (then it is counted as evicted). */
+/* Can an address of this priority be the function's network? Private and AWS addresses can; the
+ * rest never can (external, a foreign endpoint), cannot be told (unknown), or are never judged
+ * (allow-listed). */
+static int own_capable(unsigned prio)
+{
+    return prio == DET_PRIO_PRIVATE || prio == DET_PRIO_AWS;
+}
+
+/* The address a full set gives up for a newcomer, as an index into the 17 addresses the set and
+ * the newcomer make in priority order (the newcomer at `pos`). Priority alone would let a thief's
+ * sixteen outside addresses push the function's own address out of the evidence, so the first
+ * DET_CANDS_OWN_MIN addresses that can be the function's network, and the first
+ * DET_CANDS_MAX - DET_CANDS_OWN_MIN of the others, are always kept; what goes is the
+ * lowest-priority address beyond both reserves. The choice depends on the set of addresses only
+ * (ranks within a class only fall as addresses join, and a reserve only fills), so an address
+ * given up is never chosen back: the kept set stays a function of the set of events. */
+static size_t cand_victim(const struct det_key *k, size_t pos, unsigned prio)
+{
+    size_t own = 0, other = 0, victim = 0;
+    for (size_t x = 0; x <= DET_CANDS_MAX; x++) {
+        unsigned p = x == pos ? prio : k->cands[x < pos ? x : x - 1].prio;
+        size_t *rank = own_capable(p) ? &own : &other;
+        size_t reserve = own_capable(p) ? DET_CANDS_OWN_MIN : DET_CANDS_MAX - DET_CANDS_OWN_MIN;
+        if ((*rank)++ >= reserve)
+            victim = x;  /* beyond its reserve; the last such in priority order goes */
+    }
+    return victim;
+}
+
+/* Finds or makes the slot of (address, endpoint owner); NULL when the newcomer is the address a
+ * full set gives up (then it is counted as evicted). */
 static struct det_cand *cand_slot(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx)
 {
     struct nr_match m;
@@ -257,15 +313,20 @@ static struct det_cand *cand_slot(struct det_key *k, const struct ev_event *ev, 
     while (pos < k->n_cands && cand_cmp(prio, ev->source_ip, vpce, &k->cands[pos]) > 0)
         pos++;
     if (k->n_cands == DET_CANDS_MAX) {
-        if (pos == DET_CANDS_MAX) {
+        size_t victim = cand_victim(k, pos, prio);
+        if (victim == pos) {
             note_evicted(k, prio, &m, 1);
             return NULL;
         }
-        struct det_cand *gone = &k->cands[DET_CANDS_MAX - 1];
+        size_t gi = victim < pos ? victim : victim - 1;
+        struct det_cand *gone = &k->cands[gi];
         struct nr_match gm;
         lookup(ctx, gone->ip, &gm);
         note_evicted(k, gone->prio, &gm, gone->count);
+        memmove(&k->cands[gi], &k->cands[gi + 1], (k->n_cands - gi - 1) * sizeof k->cands[0]);
         k->n_cands--;
+        if (gi < pos)
+            pos--;
     }
     memmove(&k->cands[pos + 1], &k->cands[pos], (k->n_cands - pos) * sizeof k->cands[0]);
     struct det_cand *c = &k->cands[pos];
@@ -284,9 +345,9 @@ static void add_cand(struct det_key *k, const struct ev_event *ev, const struct 
     struct det_cand *c = cand_slot(k, ev, ctx);
     if (!c)
         return;  /* counted as evicted */
-    if (use_cmp(ev->time, ev->id, &c->first) < 0)
+    if (use_cmp(ev, &c->first) < 0)
         use_set(&c->first, ev);
-    if (use_cmp(ev->time, ev->id, &c->last) > 0)
+    if (use_cmp(ev, &c->last) > 0)
         use_set(&c->last, ev);
     c->count++;
     if (!(ev->flags & EV_F_FAILED))
@@ -305,10 +366,13 @@ static void add_cand(struct det_key *k, const struct ev_event *ev, const struct 
         }
     }
     if ((ev->flags & EV_F_MARKED) && !exempt) {
-        if (!c->marked_count || at_id_cmp(ev->time, ev->id, c->marked_at, c->marked_id) < 0) {
+        int o = c->marked_count ? at_id_cmp(ev->time, ev->id, c->marked_at, c->marked_id) : -1;
+        if (o < 0) {
             c->marked_at = ev->time;
             copy_str(c->marked_id, sizeof c->marked_id, ev->id);
             copy_str(c->marked_region, sizeof c->marked_region, ev->region);
+        } else if (o == 0) {  /* one event id, two contents (a forgery): the smaller region */
+            take_min_str(c->marked_region, sizeof c->marked_region, ev->region);
         }
         c->marked_count++;
     }
@@ -386,11 +450,45 @@ static void apply_issue(struct det_key *k, const struct ev_event *ev)
     copy_str(k->role_arn, sizeof k->role_arn, k->iss[0].role_arn);
 }
 
+#define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME 1099511628211ull
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * FNV_PRIME;
+    return (h ^ 0xffu) * FNV_PRIME;  /* a separator no string contains, so fields cannot run together */
+}
+
+static uint64_t fnv_int(uint64_t h, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++, u >>= 8)
+        h = (h ^ (u & 0xffu)) * FNV_PRIME;
+    return h;
+}
+
 uint64_t det_id_hash(const char *id)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = FNV_OFFSET;
     while (*id)
-        h = (h ^ (uint8_t)*id++) * 1099511628211ull;
+        h = (h ^ (uint8_t)*id++) * FNV_PRIME;
+    return h ? h : 1;
+}
+
+uint64_t det_event_hash(const struct ev_event *ev)
+{
+    uint64_t h = fnv_str(FNV_OFFSET, ev->id);
+    h = fnv_int(h, ev->kind);
+    h = fnv_int(h, ev->flags);
+    h = fnv_int(h, ev->time);
+    h = fnv_int(h, ev->expires);
+    h = fnv_int(h, ev->session_created);
+    const char *const fields[] = { ev->akid,    ev->account,  ev->region,   ev->source_ip,    ev->action,
+                                   ev->error,   ev->user_agent, ev->runtime, ev->function,   ev->role_arn,
+                                   ev->vpce_account, ev->cold_arn };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        h = fnv_str(h, fields[i]);
     return h ? h : 1;
 }
 
@@ -575,7 +673,41 @@ static int sensitive_ok(const struct det_cand *c, const struct det_cand *home, i
         if (c->actions[a].ok && det_action_sensitive(c->actions[a].name) &&
             !(beyond_home && has_ok_action(home, c->actions[a].name)))
             return 1;
+    /* A set that overflowed while full of successful sensitive actions may have given one up that
+     * the function's address never made: a thief who repeats the function's eight sensitive
+     * actions must not push a ninth out of sight (red-team finding). */
+    if (beyond_home && c->actions_truncated && c->n_actions) {
+        const struct det_action *low = &c->actions[c->n_actions - 1];
+        if (low->ok && det_action_sensitive(low->name))
+            return 1;
+    }
     return 0;
+}
+
+/* S3 operations an application hands out as presigned URLs (downloads and uploads). */
+static int handed_out(const char *action)
+{
+    static const char *const ops[] = { "s3:GetObject", "s3:PutObject", "s3:HeadObject", "s3:UploadPart",
+                                       "s3:CreateMultipartUpload", "s3:CompleteMultipartUpload",
+                                       "s3:AbortMultipartUpload" };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(action, ops[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Only presigned URLs of the kind an application hands to its users were used from this address:
+ * a browser fetching a URL the function made. The thief can sign any request as a presigned URL
+ * (the authentication method is the caller's choice), so anything else signed that way (listing,
+ * bucket policy, deletes) is judged like any other call (red-team finding). */
+static int presigned_only(const struct det_cand *c)
+{
+    if (c->presigned_count != c->count || c->actions_truncated)
+        return 0;
+    for (size_t a = 0; a < c->n_actions; a++)
+        if (!handed_out(c->actions[a].name))
+            return 0;
+    return 1;
 }
 
 /* Severity of one outside address, before the key-wide raises (docs/detection.md, "Severity"). */
@@ -584,7 +716,7 @@ static enum det_severity cand_severity(const struct judge *j, const struct det_c
 {
     if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
         return DET_SEV_CRITICAL;
-    if (c->presigned_count == c->count)
+    if (presigned_only(c))
         return DET_SEV_LOW;  /* a browser fetching a presigned URL made with the key */
     if (why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS)
         /* might be the function's own second egress: at most medium, unless it did something
@@ -605,6 +737,9 @@ static int new_region(const struct judge *j, const struct det_cand *c, const str
         return 0;
     if (m->cls == NR_AWS && !own_region(j, m->region))
         return 1;  /* from another region's network (or the issuances disagree on the region) */
+    if (c->regions_truncated)
+        return 1;  /* more regions than kept: one given up may be new (a thief who repeats the
+                    * function's four regions must not push a fifth out of sight) */
     for (size_t r = 0; r < c->n_regions; r++)
         if (strcmp(c->regions[r], j->region) != 0 && !has_region(j->home, c->regions[r]))
             return 1;
@@ -643,38 +778,22 @@ static void count_inside(struct det_verdict *v, const struct det_cand *c)
     max_time(&v->inside_last, c->last.at);
 }
 
-void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v)
+/* Judges the state as if address `home` (-1: none) were the key's own, and the function's region,
+ * for a key whose issuance was not seen, that of address `region_of`; v->finding says whether the
+ * evidence alone makes a finding (det_judge adds the key's history). */
+static void judge_as(struct judge *jp, int home, int region_of, struct det_verdict *v)
 {
+    struct judge j = *jp;
+    const struct det_key *k = j.k;
+    const struct det_ctx *ctx = j.ctx;
     memset(v, 0, sizeof *v);
-    v->home = -1;
+    v->home = home;
     v->lambda = k->issued || k->marked;
-    struct judge j;
-    memset(&j, 0, sizeof j);
-    j.k = k;
-    j.ctx = ctx;
-    j.aws_ranges = ctx && ctx->net && ctx->aws_ranges;
-    j.region_conflict = k->n_issues >= 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0;
-    j.region = k->issued ? k->iss[0].region : "";
-    for (size_t i = 0; i < k->n_cands; i++)
-        lookup(ctx, k->cands[i].ip, &j.m[i]);
-    /* The key's own address: its earliest marked call from an address that can be the function's
-     * network. The thief replays after the function was handed the key, so that call is the
-     * function's; the marker alone (a user agent) never makes an address the function's. */
-    for (size_t i = 0; i < k->n_cands; i++) {
-        const struct det_cand *c = &k->cands[i];
-        if (!c->marked_count || !home_eligible(&j, c, &j.m[i]))
-            continue;
-        if (v->home < 0 || at_id_cmp(c->marked_at, c->marked_id, k->cands[v->home].marked_at,
-                                     k->cands[v->home].marked_id) < 0)
-            v->home = (int)i;
-    }
-    if (v->home >= 0) {
-        j.home = &k->cands[v->home];
-        if (!k->issued)  /* a key seen only in its uses: the region of its own network */
-            j.region = j.m[v->home].cls == NR_AWS && strcmp(j.m[v->home].region, "GLOBAL") != 0
-                           ? j.m[v->home].region
-                           : j.home->marked_region;
-    }
+    j.home = home >= 0 ? &k->cands[home] : NULL;
+    if (region_of >= 0 && !k->issued)  /* a key seen only in its uses: the region of its own network */
+        j.region = j.m[region_of].cls == NR_AWS && strcmp(j.m[region_of].region, "GLOBAL") != 0
+                       ? j.m[region_of].region
+                       : k->cands[region_of].marked_region;
     copy_str(v->region, sizeof v->region, j.region);
 
     int all_presigned = 1, ok = 0, sens = 0;
@@ -690,7 +809,7 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
             nr_class_string(m, v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
             v->n_allowed++;
             continue;
-        } else if ((int)i == v->home || own_vpce(ctx, c->vpce_account)) {
+        } else if ((int)i == home || own_vpce(ctx, c->vpce_account)) {
             v->inside[v->n_inside++] = (uint8_t)i;
             count_inside(v, c);
             continue;
@@ -721,7 +840,7 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
             copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
         v->outside_count += c->count;
         v->current = max_sev(v->current, cand_severity(&j, c, why, m->cls));
-        if (c->presigned_count != c->count)
+        if (!presigned_only(c))
             all_presigned = 0;
         ok |= c->ok_count > 0;
         sens |= sensitive_ok(c, NULL, 0);
@@ -737,11 +856,11 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
             v->reasons |= DET_R_OTHER_ADDRESS;
         if (new_region(&j, c, m))
             v->reasons |= DET_R_NEW_REGION;
-        if (!v->first_use || use_cmp(c->first.at, c->first.event_id, v->first_use) < 0) {
+        if (!v->first_use || use_order(&c->first, v->first_use) < 0) {
             v->first_use = &c->first;
             v->first_cand = c;
         }
-        if (!v->last_use || use_cmp(c->last.at, c->last.event_id, v->last_use) > 0) {
+        if (!v->last_use || use_order(&c->last, v->last_use) > 0) {
             v->last_use = &c->last;
             v->last_cand = c;
         }
@@ -781,6 +900,74 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
     } else {
         v->current = DET_SEV_NONE;
     }
+    v->finding = now;
+}
+
+static int may_be_own(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
+{
+    return c->marked_count && home_eligible(j, c, m);
+}
+
+void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v)
+{
+    struct judge j;
+    memset(&j, 0, sizeof j);
+    j.k = k;
+    j.ctx = ctx;
+    j.aws_ranges = ctx && ctx->net && ctx->aws_ranges;
+    j.region_conflict = k->n_issues >= 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0;
+    j.region = k->issued ? k->iss[0].region : "";
+    for (size_t i = 0; i < k->n_cands; i++)
+        lookup(ctx, k->cands[i].ip, &j.m[i]);
+    /* The key's own address: its earliest marked call (by event time, then event id) from an
+     * address that can be the function's network. The marker alone (a user agent) never makes an
+     * address the function's; being early does, when no other address contests it. */
+    int home = -1, contested = 0;
+    size_t own_kept = 0;
+    for (size_t i = 0; i < k->n_cands; i++) {
+        const struct det_cand *c = &k->cands[i];
+        own_kept += own_capable(c->prio);
+        if (!may_be_own(&j, c, &j.m[i]))
+            continue;
+        contested |= home >= 0;
+        if (home < 0 || at_id_cmp(c->marked_at, c->marked_id, k->cands[home].marked_at, k->cands[home].marked_id) < 0)
+            home = (int)i;
+    }
+    /* A full reserve of such addresses and an overflow: the function's own address may be among those
+     * not kept, so the earliest kept one is not known to be the function's either. */
+    if (home >= 0 && own_kept >= DET_CANDS_OWN_MIN && k->evicted_count)
+        contested = 1;
+    if (!contested) {
+        judge_as(&j, home, home, v);
+    } else {
+        /* More than one address that could be the function's made marked calls. Usually the
+         * earliest is the function's, but a thief who reads the key before the function's first
+         * marked call (its first calls unmarked, or in the same second) and replays it from an
+         * EC2 instance of the function's region is earliest (red-team finding), and nothing in
+         * CloudTrail tells the two apart. So neither is assumed inside: every contested address
+         * is shown outside, and the severity is the highest that any of them being the function's
+         * own gives (never the harsher "none is the function's", which would make a function's own
+         * second egress address look like a theft). A thief gains nothing by being first. */
+        judge_as(&j, -1, home, v);
+        enum det_severity sev = DET_SEV_NONE;
+        unsigned reasons = 0;
+        struct det_verdict alt;
+        for (size_t i = 0; i < k->n_cands; i++) {
+            const struct det_cand *c = &k->cands[i];
+            if (!may_be_own(&j, c, &j.m[i]))
+                continue;
+            judge_as(&j, (int)i, home, &alt);
+            sev = max_sev(sev, alt.current);
+            reasons |= alt.reasons;
+        }
+        v->current = sev;
+        if (reasons & DET_R_SUCCESSFUL_CALL)
+            reasons &= ~(unsigned)DET_R_ALL_FAILED;
+        if (!(v->reasons & DET_R_PRESIGNED_ONLY))
+            reasons &= ~(unsigned)DET_R_PRESIGNED_ONLY;
+        v->reasons = reasons | DET_R_CONTESTED_OWN;
+    }
+    int now = v->finding;
     /* A finding, once committed, stays, and its severity never drops (peak_severity). */
     v->severity = max_sev(v->current, (enum det_severity)k->peak_severity);
     v->finding = now || k->peak_severity > DET_SEV_NONE;
@@ -846,6 +1033,7 @@ static const struct {
     { "evidence_truncated", "the key was used from more addresses than are kept; those not kept are taken to be outside" },
     { "conflicting_issuance", "more than one issuance record names this key (a real key has one): a forged record, or a forwarder's fault" },
     { "explained", "later evidence explains the outside uses; the finding and its severity stay as raised" },
+    { "contested_own_address", "more than one address that could be the function's network made marked calls; the earliest is shown as the function's, and the severity is the highest that any of them being the function's gives" },
 };
 
 static int bit_index(unsigned bit)

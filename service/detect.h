@@ -18,6 +18,8 @@
 #include "netranges.h"
 
 #define DET_CANDS_MAX 16         /* source addresses kept per key, by priority (enum det_prio) */
+#define DET_CANDS_OWN_MIN 4      /* of them, always kept for addresses that can be the function's
+                                  * (private, AWS), so outside ones cannot push the function's out */
 #define DET_CAND_ACTIONS_MAX 8   /* distinct actions kept per address, by priority (sensitive, succeeded) */
 #define DET_CAND_REGIONS_MAX 4   /* distinct event regions kept per address (the smallest kept) */
 #define DET_EVICTED_REGIONS_MAX 4 /* AWS regions of addresses the key could not keep */
@@ -52,7 +54,8 @@ enum det_reason {
     DET_R_TRUNCATED = 1u << 13,         /* more addresses than the key keeps: evicted ones may be outside */
     DET_R_CONFLICTING_ISSUANCE = 1u << 14, /* two issuance records for one key (a real key has one) */
     DET_R_EXPLAINED = 1u << 15,         /* later evidence explains the outside uses; the finding stays */
-    DET_R_COUNT = 16
+    DET_R_CONTESTED_OWN = 1u << 16,     /* two addresses could each be the key's own: judged both ways */
+    DET_R_COUNT = 17
 };
 
 /* Priority of a source address in the key's bounded address set, highest kept first. It is a
@@ -173,7 +176,8 @@ struct det_verdict {
     enum det_severity current;    /* what the evidence alone gives now */
     unsigned reasons;             /* enum det_reason */
     char region[EV_REGION_MAX];   /* the function's region: the issuance's, else its network's */
-    int home;                     /* index of the key's own address (earliest marked use), -1 none */
+    int home;                     /* index of the key's own address (earliest marked use), -1 none or
+                                   * contested (DET_R_CONTESTED_OWN: judged with each in turn) */
     uint32_t outside_count;
     int64_t outside_first, outside_last;
     uint32_t inside_count;        /* calls from the function's network plus Lambda's own calls */
@@ -224,6 +228,12 @@ const char *det_reason_text(unsigned bit);
 
 /* A 64-bit hash of an event id (FNV-1a, never 0): an order between events that keeps 8 bytes. */
 uint64_t det_id_hash(const char *id);
+
+/* An event's identity for removing duplicates: its id and every field the detector reads (FNV-1a,
+ * never 0). A redelivered record (another file, EventBridge instead of S3) decodes to the same
+ * event and so the same identity; a forged record that reuses a real one's event id with other
+ * content does not, so it can never make the real one count as already seen. */
+uint64_t det_event_hash(const struct ev_event *ev);
 
 /* Is "iam:CreateAccessKey" & co. a sensitive action (docs/detection.md)? */
 int det_action_sensitive(const char *action);

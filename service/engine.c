@@ -24,6 +24,7 @@ struct eng {
     size_t n_evs, cap_evs;
     struct eng_report *rep;
     size_t *order;
+    uint64_t *ident;           /* det_event_hash of each event, parallel to evs */
     size_t cap_order;
     struct det_key key;        /* working copies: det_key is large, keep it off the stack */
     struct det_key old;
@@ -49,6 +50,7 @@ void eng_free(struct eng *e)
         return;
     free(e->evs);
     free(e->order);
+    free(e->ident);
     free(e);
 }
 
@@ -108,15 +110,27 @@ static int on_skip(void *ud, size_t index, const char *reason)
     return 0;
 }
 
-/* qsort_r is a GNU extension with the context last; used so threads never share sort state. */
+/* Events in (key, event id, identity) order: a key's events together, and a repeat of one event
+ * (same id and content: det_event_hash) next to it. Two records with one id and different content
+ * are two events (a forgery reusing a real id must not shadow the real record), and they compare
+ * by their identity, not by arrival. qsort_r is a GNU extension with the context last; used so
+ * threads never share sort state. */
+struct order_ctx {
+    const struct ev_event *evs;
+    const uint64_t *ident;
+};
+
 static int cmp_order_r(const void *a, const void *b, void *ctx)
 {
-    const struct ev_event *evs = ctx;
-    const struct ev_event *x = &evs[*(const size_t *)a], *y = &evs[*(const size_t *)b];
+    const struct order_ctx *oc = ctx;
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    const struct ev_event *x = &oc->evs[ia], *y = &oc->evs[ib];
     int c = strcmp(x->akid, y->akid);
     if (c)
         return c;
-    return strcmp(x->id, y->id);
+    if ((c = strcmp(x->id, y->id)))
+        return c;
+    return oc->ident[ia] < oc->ident[ib] ? -1 : oc->ident[ia] > oc->ident[ib];
 }
 
 /* ---- per-key work --------------------------------------------------------------------------- */
@@ -411,18 +425,25 @@ static int apply_all(struct eng *e, int64_t now_ms)
         return 0;
     if (e->cap_order < e->n_evs) {
         size_t *o = realloc(e->order, e->n_evs * sizeof *o);
-        if (!o)
+        if (o)
+            e->order = o;
+        uint64_t *id = realloc(e->ident, e->n_evs * sizeof *id);
+        if (id)
+            e->ident = id;
+        if (!o || !id)
             return ENG_ENOMEM;
-        e->order = o;
         e->cap_order = e->n_evs;
     }
-    for (size_t i = 0; i < e->n_evs; i++)
+    for (size_t i = 0; i < e->n_evs; i++) {
         e->order[i] = i;
-    qsort_r(e->order, e->n_evs, sizeof *e->order, cmp_order_r, e->evs);
+        e->ident[i] = det_event_hash(&e->evs[i]);
+    }
+    struct order_ctx oc = { e->evs, e->ident };
+    qsort_r(e->order, e->n_evs, sizeof *e->order, cmp_order_r, &oc);
     /* drop repeats of one event inside this input: they are duplicates too */
     size_t w = 0;
     for (size_t i = 0; i < e->n_evs; i++) {
-        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], e->evs) == 0) {
+        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], &oc) == 0) {
             r->duplicates++;
             continue;
         }
@@ -450,7 +471,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
             k++;
         }
         kw[k - 1].count++;
-        hashes[i] = det_id_hash(e->evs[e->order[i]].id);
+        hashes[i] = e->ident[e->order[i]];
     }
     rc = 0;
     for (size_t base = 0; base < n_keys && !rc; base += ENG_KEYS_PER_ROUND) {
@@ -464,7 +485,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
                     /* a retry reloads the dedup flags for the full set of this key's events */
                     size_t first = kw[base + i].first;
                     for (size_t j = 0; j < kw[base + i].count; j++)
-                        hashes[first + j] = det_id_hash(e->evs[e->order[first + j]].id);
+                        hashes[first + j] = e->ident[e->order[first + j]];
                 }
             }
             if (!pending)
@@ -526,8 +547,10 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
     if (e->cap_evs > ENG_EVENTS_KEEP) {
         free(e->evs);
         free(e->order);
+        free(e->ident);
         e->evs = NULL;
         e->order = NULL;
+        e->ident = NULL;
         e->cap_evs = e->cap_order = 0;
     }
     if (rc == ENG_ESTORE)

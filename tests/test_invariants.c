@@ -6,7 +6,8 @@
  * control: user agents (the runtime marker, the worker's, a Java SDK's), request parameters (a KMS
  * encryption context naming the function), actions, outcomes, and where they call from (the
  * internet, EC2 in the function's region and in others, IPv4 and IPv6, their own VPC endpoints,
- * floods of addresses), plus forged issuances. Then:
+ * floods of addresses, before the function's first call), plus a forger's issuances and records that
+ * reuse a real record's event id. Then:
  *
  *   1. one record per ingest, an analyst triaging the finding as soon as it exists: the finding
  *      never disappears, its severity never drops, and its status stays the analyst's (a resolved
@@ -129,12 +130,15 @@ struct thief_rec {
     int action, failed, region_other;
     int ua;              /* 0 CLI, 1 marker, 2 worker, 3 Java + encryption context naming the function */
     int forged_issue;    /* a forger's AssumeRole instead of a use */
+    int early;           /* made before the function's first call (the key read at once) */
+    int reuse_id;        /* a forger's record reusing the previous record's event id */
 };
 
 struct scenario {
     size_t n_own, n_thief;
     struct thief_rec thief[THIEF_MAX];
     int flood;           /* the thief also floods from 20 EC2 addresses of the function's region */
+    int ext_flood;       /* ... or from 18 addresses of their own (external, marked) */
 };
 
 static void gen(struct scenario *sc, unsigned *seed)
@@ -143,6 +147,7 @@ static void gen(struct scenario *sc, unsigned *seed)
     sc->n_own = 1 + rnd_next(seed) % 4;
     sc->n_thief = 1 + rnd_next(seed) % THIEF_MAX;
     sc->flood = rnd_next(seed) % 5 == 0;
+    sc->ext_flood = rnd_next(seed) % 5 == 0;
     for (size_t i = 0; i < sc->n_thief; i++) {
         struct thief_rec *t = &sc->thief[i];
         t->ip = (int)(rnd_next(seed) % N_THIEF_IPS);
@@ -151,6 +156,8 @@ static void gen(struct scenario *sc, unsigned *seed)
         t->region_other = rnd_next(seed) % 4 == 0;
         t->ua = (int)(rnd_next(seed) % 4);
         t->forged_issue = rnd_next(seed) % 12 == 0;
+        t->early = rnd_next(seed) % 8 == 0;
+        t->reuse_id = i > 0 && rnd_next(seed) % 8 == 0;
     }
 }
 
@@ -158,7 +165,8 @@ static void gen(struct scenario *sc, unsigned *seed)
  * (the documented exemption)? Property 3 leaves those out. */
 static int platform_shaped(const struct thief_rec *t)
 {
-    int own_region = t->ip >= 3 && t->ip <= 5;  /* the us-east-1 EC2 addresses */
+    const char *ip = THIEF_IPS[t->ip];
+    int own_region = (t->ip >= 3 && t->ip <= 5) || strcmp(ip, "2600:1f18::99") == 0;  /* us-east-1 EC2 */
     int worker = t->ua == 2 && strcmp(ACTIONS[t->action][1], "CreateLogStream") == 0;
     int cold = t->ua == 3 && strcmp(ACTIONS[t->action][1], "Decrypt") == 0;
     return own_region && (worker || cold);
@@ -178,8 +186,8 @@ static json_t *records(const struct scenario *sc, int ua_override)
     }
     for (size_t i = 0; i < sc->n_thief; i++) {
         const struct thief_rec *t = &sc->thief[i];
-        int64_t at = T0 + 600 + (int64_t)i * 17;
-        snprintf(id, sizeof id, "thief-%02zu", i);
+        int64_t at = t->early ? T0 + 1 + (int64_t)(i % 4) : T0 + 600 + (int64_t)i * 17;
+        snprintf(id, sizeof id, "thief-%02zu", t->reuse_id ? i - 1 : i);
         if (t->forged_issue) {
             static const char *const regions[] = { "ap-south-1", "eu-west-1", "us-east-1" };
             json_array_append_new(a, issuance(id, at, regions[t->action % 3], t->failed ? "innocent-fn" : "orders-fn",
@@ -204,6 +212,13 @@ static json_t *records(const struct scenario *sc, int ua_override)
         snprintf(ip, sizeof ip, "100.24.0.%zu", i + 1);
         json_array_append_new(a, use(id, T0 + 900 + (int64_t)i, ip, i % 2 ? UA_WORKER : UA_CLI, "logs.amazonaws.com",
                                      "CreateLogStream", 0, "us-east-1", NULL, NULL));
+    }
+    for (size_t i = 0; sc->ext_flood && i < 18; i++) {
+        char ip[32];
+        snprintf(id, sizeof id, "ext-%02zu", i);
+        snprintf(ip, sizeof ip, "203.0.113.%zu", 100 + i);
+        json_array_append_new(a, use(id, T0 + 950 + (int64_t)i, ip, i % 2 ? UA_MARK : UA_CLI, "sts.amazonaws.com",
+                                     "GetCallerIdentity", 0, "us-east-1", NULL, NULL));
     }
     return a;
 }

@@ -437,12 +437,14 @@ case("adv_copied_marker_ec2_other_region",
 
 case("adv_copied_marker_ec2_same_region",
      "A marked call from an EC2 address of the function's own region that the key never used: InsideAWS, "
-     "medium (a second egress address of the function cannot be ruled out).",
+     "medium (a second egress address of the function cannot be ruled out). Either address could be the "
+     "function's (contested_own_address), so both are shown outside and neither counts as inside.",
      [issue(K1, t(0)),
       use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
       use(K1, t(20), ATT_EC2_US, UA_PY_ATT, "dynamodb.amazonaws.com", "PutItem")],
-     [nfinding(K1, "medium", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
-                                             "successful_call"], {ATT_EC2_US: "aws:us-east-1:"})],
+     [nfinding(K1, "medium", [FN_IP, ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                    "inside_aws", "successful_call", "contested_own_address"],
+               {ATT_EC2_US: "aws:us-east-1:", FN_IP: "aws:us-east-1:"})],
      None, NET)
 
 case("adv_copied_marker_keeps_acknowledged",
@@ -466,8 +468,9 @@ case("adv_copied_marker_keeps_suppressed",
       use(K1, t(20), ATT_EC2_US, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity"),
       use(K1, t(21), ATT_EC2_US, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity"),
       use(K1, t(22), ATT_EC2_US, UA_PY_ATT, "dynamodb.amazonaws.com", "Scan")],
-     [dict(nfinding(K1, "medium", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
-                                                  "inside_aws", "successful_call"], {ATT_EC2_US: "aws:us-east-1:"}),
+     [dict(nfinding(K1, "medium", [FN_IP, ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                  "inside_aws", "successful_call", "contested_own_address"],
+                    {ATT_EC2_US: "aws:us-east-1:"}),
            status="suppressed")],
      None, NET, {"after": 3, "status": "suppressed"})
 
@@ -602,6 +605,109 @@ case("adv_global_prefix_not_own_region",
      [nfinding(K1, "high", ["130.176.88.10"], ["issued_by_lambda", "outside_address", "successful_call",
                                                "sensitive_action", "new_region"], {"130.176.88.10": "aws:GLOBAL:"})],
      None, NET)
+
+# ---- Second red-team round: the verdict's own bounds and the key's own address ----
+# 8. Being first buys nothing: the key's own address is a guess by time, and the severity is the
+#    highest any address that could be the function's gives as the own one.
+case("adv_home_capture_first_marked",
+     "The thief reads the key before the function's first SDK call and replays it, marker copied, from an EC2 "
+     "instance of the function's region: its iam:CreateUser comes first. Being first no longer makes its "
+     "address the key's own: both addresses are shown outside, and the severity is judged both ways round: "
+     "high, with the sensitive action (red-team finding).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 1), "3.80.9.9", UA_WORKER, "logs.amazonaws.com", "CreateLogStream"),
+      use(K1, t(0, 2), ATT_EC2_US, UA_PY_ATT, "iam.amazonaws.com", "CreateUser"),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(3), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")],
+     [nfinding(K1, "high", [FN_IP, ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                 "inside_aws", "successful_call", "sensitive_action",
+                                                 "contested_own_address"],
+               {FN_IP: "aws:us-east-1:", ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+tie = use(K1, t(0, 4), ATT_EC2_US, UA_PY_ATT, "secretsmanager.amazonaws.com", "GetSecretValue")
+tie["eventID"] = "00000000-0000-0000-0000-000000000001"   # sorts before the function's own call's id
+case("adv_home_capture_same_second",
+     "The thief's marked secretsmanager:GetSecretValue from an EC2 address of the function's region falls in "
+     "the same second as the function's first call and its event id sorts first: high all the same.",
+     [issue(K1, t(0)), tie,
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")],
+     [nfinding(K1, "high", [FN_IP, ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                 "inside_aws", "successful_call", "sensitive_action",
+                                                 "contested_own_address"],
+               {FN_IP: "aws:us-east-1:", ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+# 9. Overflow of an address's own sets only raises.
+FN_REGIONS = ["af-south-1", "ap-east-1", "us-east-1", "us-east-2"]   # the four smallest a key keeps
+case("adv_regions_overflow",
+     "The function's address calls four regions; the thief, from an EC2 address of the function's region, "
+     "calls the same four and us-west-2, which sorts after them and is not kept: the overflow counts as "
+     "new_region (high), never as 'nothing new'.",
+     [issue(K1, t(0))] +
+     [use(K1, t(0, 4 + i), FN_IP, UA_PY, "s3.amazonaws.com", "ListObjects", region=r) for i, r in enumerate(FN_REGIONS)] +
+     [use(K1, t(20 + i), ATT_EC2_US, UA_CLI_LINUX, "s3.amazonaws.com", "ListObjects", region=r)
+      for i, r in enumerate(FN_REGIONS + ["us-west-2"])],
+     [nfinding(K1, "high", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "new_region"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+FN_SENSITIVE = [("kms", "Decrypt"), ("s3", "GetObject"), ("s3", "ListBuckets"), ("secretsmanager", "GetSecretValue"),
+                ("ssm", "GetParameter"), ("ssm", "GetParameters"), ("ssm", "GetParametersByPath"),
+                ("sts", "AssumeRole")]
+case("adv_actions_overflow",
+     "The function's address makes eight sensitive calls; the thief, from an EC2 address of its region, makes "
+     "the same eight and sts:GetFederationToken, which sorts after them and is not kept: the full set may hide "
+     "a sensitive action the function never made, so high, never medium.",
+     [issue(K1, t(0))] +
+     [use(K1, t(0, 4 + i), FN_IP, UA_PY, svc + ".amazonaws.com", n) for i, (svc, n) in enumerate(FN_SENSITIVE)] +
+     [use(K1, t(20 + i), ATT_EC2_US, UA_CLI_LINUX, svc + ".amazonaws.com", n)
+      for i, (svc, n) in enumerate(FN_SENSITIVE + [("sts", "GetFederationToken")])],
+     [nfinding(K1, "high", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                           "successful_call", "sensitive_action"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+# 10. A presigned signature is the caller's choice: only what applications hand out rates low.
+PRESIGNED = {"additionalEventData": {"AuthenticationMethod": "QueryString", "SignatureVersion": "SigV4"}}
+case("adv_presigned_thief_listing",
+     "The thief signs a bucket listing and a download as presigned URLs from their own machine: a listing is "
+     "nothing an application hands out, so the address is judged as any other: critical.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "s3.amazonaws.com", "PutObject"),
+      use(K1, t(30), ATT_IP, "curl/8.5.0", "s3.amazonaws.com", "ListObjects", extra=PRESIGNED),
+      use(K1, t(31), ATT_IP, "curl/8.5.0", "s3.amazonaws.com", "GetObject", extra=PRESIGNED)],
+     [nfinding(K1, "critical", [ATT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                          "successful_call", "sensitive_action"], {ATT_IP: "external"})],
+     None, NET)
+
+# 11. Outside addresses cannot push the function's own address out of the evidence.
+FLOOD_EXT = ["203.0.113.%d" % (i + 10) for i in range(16)]
+case("adv_outside_flood_keeps_own",
+     "Sixteen marked calls from the thief's own machines (external addresses rank above AWS ones): the "
+     "function's own address keeps its place (addresses that can be the function's have 4 of the 16 slots), "
+     "so its calls stay inside; one thief address is not kept and the overflow is reported.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem")] +
+     [use(K1, t(20 + i), ip, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity") for i, ip in enumerate(FLOOD_EXT)],
+     [nfinding(K1, "critical", FLOOD_EXT[:15], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                               "copied_user_agent", "successful_call", "evidence_truncated"],
+               {FLOOD_EXT[0]: "external"})],
+     {K1: {"lambda": True, "inside_count": 1, "outside_count": 15}}, NET)
+
+# 12. A forged record that reuses a real record's event id cannot make the real one a duplicate.
+real = use(K1, t(30), ATT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "CreateAccessKey")
+forged = use(K1, t(30), FN_IP, UA_PY, "dynamodb.amazonaws.com", "GetItem")
+forged["eventID"] = real["eventID"]
+case("adv_forged_same_event_id",
+     "With a leaked ingest token, a benign record from the function's address that reuses the eventID of the "
+     "thief's iam:CreateAccessKey: both are events (the identity covers the content), in every arrival order, "
+     "so the theft stays critical.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      forged, real],
+     [nfinding(K1, "critical", [ATT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                          "successful_call", "sensitive_action"], {ATT_IP: "external"})],
+     {K1: {"lambda": True, "inside_count": 2, "outside_count": 1}}, NET)
 
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):
