@@ -12,7 +12,8 @@
 
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
-                OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_COUNT };
+                OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
+                OPT_COUNT };
 
 /* One table drives the environment, the flags and --help, so they cannot drift apart. */
 static const struct opt {
@@ -51,6 +52,10 @@ static const struct opt {
      "ingest requests admitted at once (uploading or processing): 503 + Retry-After beyond"},
     {OPT_MAX_INFLIGHT_INGEST_BYTES, "--max-inflight-ingest-bytes", "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES",
      "(4 x max body bytes)", "ingest body bytes buffered at once over all requests: 503 + Retry-After beyond"},
+    {OPT_HEADER_TIMEOUT, "--header-timeout-seconds", "CREDWATCH_HEADER_TIMEOUT_S", "10",
+     "a new connection must finish its request headers within this (a kept-alive one: idle timeout + this)"},
+    {OPT_UPLOAD_TIMEOUT, "--upload-timeout-seconds", "CREDWATCH_UPLOAD_TIMEOUT_S", "60",
+     "a request body must arrive within this after its headers; slower uploads are cut, freeing their slot"},
 };
 
 void api_config_usage(FILE *out)
@@ -251,6 +256,17 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         }
         c->max_inflight_ingest = (unsigned)n;
         return 0;
+    case OPT_HEADER_TIMEOUT:
+    case OPT_UPLOAD_TIMEOUT:
+        if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
+            snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
+            return API_ECONFIG;
+        }
+        if (k == OPT_HEADER_TIMEOUT)
+            c->header_timeout_s = (unsigned)n;
+        else
+            c->upload_timeout_s = (unsigned)n;
+        return 0;
     case OPT_MAX_INFLIGHT_INGEST_BYTES:
         if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
             snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
@@ -293,6 +309,8 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
     c->redis_timeout_ms = API_DEFAULT_REDIS_TIMEOUT_MS;
     c->drain_s = API_DEFAULT_DRAIN_S;
     c->conn_timeout_s = API_DEFAULT_CONN_TIMEOUT_S;
+    c->header_timeout_s = API_DEFAULT_HEADER_TIMEOUT_S;
+    c->upload_timeout_s = API_DEFAULT_UPLOAD_TIMEOUT_S;
     c->max_connections = API_DEFAULT_CONNECTIONS;
     const char *values[OPT_COUNT] = {0};
     const char *names[OPT_COUNT] = {0};

@@ -25,6 +25,8 @@
 
 #define API_DEFAULT_CONN_TIMEOUT_S 75u  /* idle connections: above a load balancer's 60 s idle timeout */
 #define API_MAX_CONN_TIMEOUT_S 3600
+#define API_DEFAULT_HEADER_TIMEOUT_S 10u  /* forwarders send their headers in one packet */
+#define API_DEFAULT_UPLOAD_TIMEOUT_S 60u  /* the default 32 MiB body at >= 0.55 MB/s */
 #define API_DEFAULT_CONNECTIONS 4096u   /* lowered at start to fit RLIMIT_NOFILE */
 #define API_MIN_CONNECTIONS 4
 #define API_MAX_CONNECTIONS 1000000
@@ -47,6 +49,8 @@ struct api_config {
     int redis_timeout_ms;
     unsigned drain_s;
     unsigned conn_timeout_s;          /* MHD_OPTION_CONNECTION_TIMEOUT */
+    unsigned header_timeout_s;        /* request headers complete within this (api_conn.c) */
+    unsigned upload_timeout_s;        /* a body complete within this after its headers */
     unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
     size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */

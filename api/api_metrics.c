@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_conn.h"
+
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "OTHER"};
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 static const unsigned STATUSES[] = {200, 201, 204, 400, 401, 403, 404, 405, 408, 411,
@@ -196,6 +198,17 @@ char *api_metrics_render(size_t *len)
     put(&t, "# HELP credwatch_inflight_requests Requests being handled now.\n"
             "# TYPE credwatch_inflight_requests gauge\ncredwatch_inflight_requests %ld\n",
         atomic_load(&inflight_gauge));
+    put(&t, "# HELP credwatch_connections_open Client connections open now (the probe reserve included).\n"
+            "# TYPE credwatch_connections_open gauge\ncredwatch_connections_open %ld\n"
+            "# HELP credwatch_connections_refused_total Connections closed at once because the cap and its probe "
+            "reserve were full (CREDWATCH_MAX_CONNECTIONS).\n"
+            "# TYPE credwatch_connections_refused_total counter\ncredwatch_connections_refused_total %llu\n"
+            "# HELP credwatch_connections_cut_total Connections shut down past a deadline: request headers "
+            "(CREDWATCH_HEADER_TIMEOUT_S) or request body (CREDWATCH_UPLOAD_TIMEOUT_S).\n"
+            "# TYPE credwatch_connections_cut_total counter\n"
+            "credwatch_connections_cut_total{deadline=\"headers\"} %llu\n"
+            "credwatch_connections_cut_total{deadline=\"upload\"} %llu\n",
+        api_conn_open_now(), api_conn_refused_total(), api_conn_cut_total(0), api_conn_cut_total(1));
     if (t.failed) {
         free(t.buf);
         return NULL;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_conn.h"
 #include "api_content.h"
 #include "api_http.h"
 #include "api_log.h"
@@ -523,6 +524,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         r->uri_code = "invalid_request";
         snprintf(r->uri_msg, sizeof r->uri_msg, "the request target is not UTF-8 once unescaped");
     }
+    /* A refused target's query is cut here, before libmicrohttpd splits it: it stores every
+     * parameter in the connection's fixed memory pool, and ~1,000 of them (7 KB) exhaust it so that
+     * it cannot even send its own error, and the client gets no answer at all. libmicrohttpd 0.9.75
+     * passes the request line's own buffer, which it parses right after this callback returns; an
+     * empty query there makes it store nothing. Only a refused target is touched: its reply is
+     * ours (r->uri_status), and nothing reads the query again. */
+    if (r->uri_status && q && q[1])
+        ((char *)q)[1] = '\0';
     return r;
 }
 
@@ -557,6 +566,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (framing_ambiguous(r))
             return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+        api_conn_headers_done(conn, content_length(conn) > 0 || header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING));
+        if (api_conn_probe_only(conn)) {
+            /* accepted into the probe reserve: the probes only, and the slot freed after */
+            r->close_after = 1;
+            if (strcmp(method, "GET") != 0 || (strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0)) {
+                defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections",
+                            "the connection limit is reached; only GET /healthz and /readyz are answered");
+                return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+            }
+        }
         if (on_headers(r, url))
             return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
         return MHD_YES;
@@ -566,6 +585,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    api_conn_body_done(conn);
     if (r->status) /* already answered */
         return MHD_YES;
     if (r->pending_status)
@@ -576,7 +596,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
     struct api_req *r = *con_cls;
     if (!r)
@@ -588,6 +607,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     api_metrics_request(r->match.path, r->method, r->status, api_mono_s() - r->t0);
     api_metrics_inflight(-1);
+    api_conn_request_done(conn);
     admission_release(r);
     free(r->body);
     free(r);
@@ -624,9 +644,11 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (s->cfg.ipv6)
         flags |= MHD_USE_IPv6;
-    unsigned limit = connection_limit(s->cfg.max_connections);
+    /* The cap is api_conn's (it refuses at once and keeps a probe reserve); MHD's own limit, a
+     * little above, is only the backstop: at it MHD stops accepting and clients wait. */
+    unsigned limit = connection_limit(s->cfg.max_connections + API_CONN_PROBE_RESERVE + s->cfg.threads);
     /* MHD's option list is variadic; a pool of 1 is the same as no pool. */
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+    return MHD_start_daemon(flags, 0, api_conn_accept, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first: covers option parsing */
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->cfg.addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
@@ -634,6 +656,7 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_NOTIFY_CONNECTION, api_conn_notify, NULL,
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                             MHD_OPTION_END);
 }
@@ -737,8 +760,17 @@ int api_serve(int argc, char **argv)
         api_log("warn", "store unreachable at start; not ready until it answers",
                 json_pack("{s:s}", "store", srv.store_name));
 
+    const struct api_conn_limits lim = { connection_limit(srv.cfg.max_connections), srv.cfg.conn_timeout_s,
+                                          srv.cfg.header_timeout_s, srv.cfg.upload_timeout_s };
+    if (api_conn_start(&lim) != 0) {
+        api_log("error", "cannot start the connection guard", json_pack("{s:s}", "error", strerror(errno)));
+        store_free(srv.base);
+        set_net_free(&net);
+        return 1;
+    }
     struct MHD_Daemon *d = start_daemon(&srv);
     if (!d) {
+        api_conn_stop();
         api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", srv.cfg.listen));
         store_free(srv.base);
         set_net_free(&net);
@@ -753,8 +785,10 @@ int api_serve(int argc, char **argv)
                       (json_int_t)srv.cfg.max_inflated, "ingest_auth", srv.cfg.ingest.n > 0, "read_auth",
                       srv.cfg.read.n > 0));
     api_log("info", "limits",
-            json_pack("{s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)srv.cfg.conn_timeout_s, "max_connections",
-                      (int)connection_limit(srv.cfg.max_connections), "max_inflight_ingest",
+            json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)srv.cfg.conn_timeout_s,
+                      "header_timeout_s", (int)srv.cfg.header_timeout_s, "upload_timeout_s",
+                      (int)srv.cfg.upload_timeout_s, "max_connections", (int)connection_limit(srv.cfg.max_connections),
+                      "probe_reserve", (int)API_CONN_PROBE_RESERVE, "max_inflight_ingest",
                       (int)srv.cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
                       (json_int_t)srv.cfg.max_inflight_bytes));
     if (open_roles)
@@ -785,6 +819,7 @@ int api_serve(int argc, char **argv)
     double waited = 0;
     long left = drain(srv.cfg.drain_s, &waited);
     MHD_stop_daemon(d);
+    api_conn_stop();
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
     store_free(srv.base);

@@ -535,15 +535,43 @@ def open_fds(pid):
         return -1
 
 
+def closed_within(socks, seconds):
+    """How many of socks the server closed (EOF or reset) within `seconds` from now."""
+    deadline = time.monotonic() + seconds
+    closed = 0
+    for s in socks:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(min(left, 0.5))
+            try:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed += 1
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed += 1
+                break
+    return closed
+
+
 def mode_slowloris(tmp):
-    timeout_s = 3
+    timeout_s = 3          # idle timeout (no byte either way)
+    header_s = 2           # request headers must be complete within this
+    upload_s = 3           # a body within this after its headers
     max_conns = 64
-    srv = Server({"CREDWATCH_CONNECTION_TIMEOUT_S": str(timeout_s), "CREDWATCH_MAX_CONNECTIONS": str(max_conns)}, tmp)
+    reserve = 8            # API_CONN_PROBE_RESERVE
+    srv = Server({"CREDWATCH_CONNECTION_TIMEOUT_S": str(timeout_s), "CREDWATCH_MAX_CONNECTIONS": str(max_conns),
+                  "CREDWATCH_HEADER_TIMEOUT_S": str(header_s), "CREDWATCH_UPLOAD_TIMEOUT_S": str(upload_s),
+                  "CREDWATCH_MAX_INFLIGHT_INGEST": "4"}, tmp)
     try:
         base_fds = open_fds(srv.proc.pid)
         idle, _ = healthz_latency(srv)
-        # 1. headers trickled byte by byte, bodies never finished, idle connections: 40 of them
-        socks = []
+        # 1. headers trickled one byte every 0.5 s (which keeps resetting the idle timeout), bodies
+        #    that never finish, idle connections
         stop = threading.Event()
 
         def trickle(s, data):
@@ -558,9 +586,10 @@ def mode_slowloris(tmp):
 
         threads = []
         req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+        trickled = []
         for i in range(15):
             s = socket.create_connection(("127.0.0.1", srv.port))
-            socks.append(s)
+            trickled.append(s)
             t = threading.Thread(target=trickle, args=(s, req), daemon=True)
             t.start()
             threads.append(t)
@@ -571,65 +600,82 @@ def mode_slowloris(tmp):
                       b"\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{\"Records\":[")
             unfinished.append(s)
         idles = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(10)]
+        t_attack = time.monotonic()
         time.sleep(0.5)
         worst, fails = healthz_latency(srv)
         ok("slow clients: /healthz answered during the attack (worst %.3f s, idle %.3f s)" % (worst, idle),
            fails == 0 and worst < 1.0)
-        # unfinished bodies and idle connections are closed after the timeout
-        time.sleep(timeout_s + 2)
-        closed = shed_now = 0
-        for s in unfinished + idles:
-            s.settimeout(0.5)
-            got = b""
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        closed += 1
-                        break
-                    got += chunk
-            except socket.timeout:
-                pass
-            except OSError:
-                closed += 1
-            shed_now += b" 503 " in got[:20]
-        # Beyond CREDWATCH_MAX_INFLIGHT_INGEST the unfinished uploads were answered 503 at once and
-        # closed; the admitted ones and the idle connections were closed by the timeout.
-        ok("unfinished bodies and idle connections closed after %d s (%d/25; %d shed with 503 at once)" %
-           (timeout_s, closed, shed_now), closed == 25)
+        # Trickled headers never let the idle timeout expire: only the header deadline closes them.
+        # Bound: the deadline, the reaper's tick and a loaded machine's slack.
+        n = closed_within(trickled, header_s + 4 - (time.monotonic() - t_attack))
+        ok("trickled headers (1 byte / 0.5 s) are cut by the %d s header deadline (%d/15 closed within %d s)" %
+           (header_s, n, header_s + 4), n == 15)
         stop.set()
+        n = closed_within(unfinished + idles, max(0.5, upload_s + 4 - (time.monotonic() - t_attack)))
+        ok("unfinished bodies and idle connections are closed (%d/25 within %d s)" % (n, upload_s + 4), n == 25)
         for t in threads:
             t.join()
-        for s in socks + unfinished + idles:
+        for s in trickled + unfinished + idles:
             s.close()
+        time.sleep(0.5)
 
-        # 2. more connections than the limit: the surplus is refused, the service recovers after the timeout
-        greedy = []
-        for i in range(max_conns + 40):
-            try:
-                greedy.append(socket.create_connection(("127.0.0.1", srv.port), timeout=2))
-            except OSError:
-                break
+        # 2. a slow upload holding an ingest slot is cut at the upload deadline, freeing the slot
+        slow = []
+        for i in range(4):
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"POST /v1/ingest/cloudtrail HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOK_I.encode() +
+                      b"\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"Records\":[")
+            slow.append(s)
         time.sleep(0.3)
-        # A client arriving now waits in the listen backlog until the idle connections time out:
-        # libmicrohttpd 0.9.75 cannot evict a connection early. It must be served within the timeout.
-        st, _, _, dt = srv.request("GET", "/healthz", timeout=timeout_s + 5)
-        ok("over the connection limit (%d open): a new client is served once the idle ones time out "
-           "(%d after %.2f s, timeout %d s)" % (len(greedy), st, dt, timeout_s), st == 200 and dt < timeout_s + 2)
-        closed = 0
-        for s in greedy:
-            s.settimeout(0.2)
-            try:
-                closed += s.recv(1) == b""
-            except socket.timeout:
-                pass
-            except OSError:
-                closed += 1
-        ok("over the connection limit: the idle connections were closed by the server (%d/%d)" %
-           (closed, len(greedy)), closed >= max_conns - 8)
+        stop = threading.Event()
+        drip = [threading.Thread(target=trickle, args=(s, b" " * 4000), daemon=True) for s in slow]
+        for t in drip:
+            t.start()
+        body = trail([use_record("ASIASLOWUPLOAD000001", 1, "203.0.113.7", UA_LAPTOP)])
+        st_during, _, _, _ = srv.ingest(body)
+        ok("slow uploads hold the 4 ingest slots: another ingest is shed (%d)" % st_during, st_during == 503)
+        n = closed_within(slow, upload_s + 4)
+        st_after, _, b_after, _ = srv.ingest(body)
+        ok("slow uploads are cut by the %d s upload deadline (%d/4), and ingest is admitted again (%d)" %
+           (upload_s, n, st_after), n == 4 and st_after == 200, b_after[:200])
+        stop.set()
+        for t in drip:
+            t.join()
+        for s in slow:
+            s.close()
+        ok("credwatch_connections_cut_total counts both deadlines (headers %s, upload %s)" %
+           (srv.metric('credwatch_connections_cut_total{deadline="headers"}'),
+            srv.metric('credwatch_connections_cut_total{deadline="upload"}')),
+           (srv.metric('credwatch_connections_cut_total{deadline="headers"}') or 0) >= 15 and
+           (srv.metric('credwatch_connections_cut_total{deadline="upload"}') or 0) >= 4)
+
+        # 3. the connection cap: beyond it the probe reserve answers the probes only; beyond the
+        #    reserve a new connection is closed at once instead of waiting in the backlog
+        greedy = [socket.create_connection(("127.0.0.1", srv.port), timeout=2) for _ in range(max_conns)]
+        time.sleep(0.3)
+        st, _, body_hz, dt = srv.request("GET", "/healthz", timeout=5)
+        ok("at the connection cap (%d open): /healthz answered from the probe reserve (%d in %.3f s)" %
+           (len(greedy), st, dt), st == 200 and dt < 1.0)
+        st, _, body_l, _ = srv.request("GET", "/v1/findings", token=TOK_R, timeout=5)
+        ok("at the connection cap: any other route on a reserve connection is 503 too_many_connections (%d)" % st,
+           st == 503 and error_code(body_l)[0] == "too_many_connections", body_l[:200])
+        greedy += [socket.create_connection(("127.0.0.1", srv.port), timeout=2) for _ in range(reserve)]
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        x = socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+        n = closed_within([x], 1.5)
+        dt = time.monotonic() - t0
+        x.close()
+        ok("beyond the cap and its reserve: a new connection is closed at once (%s in %.3f s)" %
+           ("closed" if n else "still open", dt), n == 1 and dt < 1.5)
+        n = closed_within(greedy, header_s + 4)
+        ok("the idle connections are closed by the header deadline (%d/%d within %d s)" %
+           (n, len(greedy), header_s + 4), n == len(greedy))
         for s in greedy:
             s.close()
-        time.sleep(timeout_s + 1)
+        refused = srv.metric("credwatch_connections_refused_total") or 0
+        ok("credwatch_connections_refused_total counts it (%d)" % refused, refused >= 1)
+        time.sleep(1)
         fds = open_fds(srv.proc.pid)
         ok("resources freed: open descriptors back to %d (were %d before)" % (fds, base_fds), 0 < fds <= base_fds + 4)
         worst, fails = healthz_latency(srv)

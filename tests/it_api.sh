@@ -125,6 +125,10 @@ req GET "/v1/findings?limit=5&x=$($PY -c "print('a' * 5000)")" -H "$BR"
 expect_error "a request target over 4096 bytes: 414" 414 uri_too_long
 req GET "/v1/findings?$($PY -c "print('&'.join('a%d=1' % i for i in range(40)))")" -H "$BR"
 expect_error "more than 32 query parameters: 414" 414 too_many_parameters
+req GET "/v1/findings?$($PY -c "print('&'.join('a%d=1' % i for i in range(1000)))")" -H "$BR"
+expect_error "1,000 query parameters (7 KB, more than libmicrohttpd's pool holds): answered 414, not dropped" 414 uri_too_long
+req GET "/v1/findings?$($PY -c "print('&'.join('a' for i in range(1500)))")" -H "$BR"
+expect_error "1,500 parameters in 3 KB: answered 414 too_many_parameters" 414 too_many_parameters
 $PY - "$API_PORT" <<'PYEOF' && ok "ambiguous framing (Content-Length twice; with Transfer-Encoding): one 400, connection closed, the smuggled request never runs" || nok "ambiguous framing refused"
 import socket, sys
 port = int(sys.argv[1])
