@@ -406,10 +406,19 @@ static enum MHD_Result h_readyz(struct api_req *r)
     }
     struct api_worker *w = api_worker_get(r->srv);
     int rc = w ? store_ping(w->st) : STORE_EUNAVAIL;
-    api_metrics_ready(rc == 0 && !atomic_load(&r->srv->draining));
+    const char *why = w && rc ? store_why(w->st) : "";
+    if (!why[0])
+        why = w ? "no reason given" : "out of memory";
+    /* logged when readiness changes, so a wrong password or a full Redis is in the log once */
+    if (api_metrics_ready(rc == 0 && !atomic_load(&r->srv->draining)))
+        api_log(rc ? "warn" : "info", rc ? "not ready: the store does not accept writes" : "ready",
+                rc ? json_pack("{s:s,s:s}", "store", r->srv->store_name, "error", why)
+                   : json_pack("{s:s}", "store", r->srv->store_name));
     if (rc != 0) {
         api_metrics_store_error();
-        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", "the store does not answer");
+        char msg[API_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "the store does not answer or refuses writes: %s", why);
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", msg);
     }
     return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s}", "status", "ready", "store", r->srv->store_name));
 }

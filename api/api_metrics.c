@@ -73,7 +73,7 @@ void api_metrics_store(double seconds) { hist_observe(&store_hist, seconds); }
 void api_metrics_store_error(void) { atomic_fetch_add_explicit(&store_errors, 1, memory_order_relaxed); }
 void api_metrics_deadline(void) { atomic_fetch_add_explicit(&deadline_exceeded, 1, memory_order_relaxed); }
 void api_metrics_shed(void) { atomic_fetch_add_explicit(&ingest_shed, 1, memory_order_relaxed); }
-void api_metrics_ready(int ready) { atomic_store(&ready_gauge, ready ? 1 : 0); }
+int api_metrics_ready(int ready) { return atomic_exchange(&ready_gauge, ready ? 1 : 0) != (ready ? 1 : 0); }
 void api_metrics_inflight(int delta) { atomic_fetch_add(&inflight_gauge, delta); }
 long api_metrics_inflight_now(void) { return atomic_load(&inflight_gauge); }
 

@@ -27,7 +27,7 @@ void api_metrics_deadline(void);
 /* An ingest refused by admission control (503 + Retry-After: too many or too large in flight). */
 void api_metrics_shed(void);
 
-void api_metrics_ready(int ready);
+int api_metrics_ready(int ready);  /* returns 1 when readiness changed */
 void api_metrics_inflight(int delta);
 long api_metrics_inflight_now(void);
 

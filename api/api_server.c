@@ -757,8 +757,8 @@ int api_serve(int argc, char **argv)
     int ping = store_ping(srv.base);
     api_metrics_ready(ping == 0);
     if (ping != 0)
-        api_log("warn", "store unreachable at start; not ready until it answers",
-                json_pack("{s:s}", "store", srv.store_name));
+        api_log("warn", "the store does not accept writes at start; not ready until it does",
+                json_pack("{s:s,s:s}", "store", srv.store_name, "error", store_why(srv.base)));
 
     const struct api_conn_limits lim = { connection_limit(srv.cfg.max_connections), srv.cfg.conn_timeout_s,
                                           srv.cfg.header_timeout_s, srv.cfg.upload_timeout_s };

@@ -30,7 +30,22 @@ struct rconn {
     const char *scripts[RCONN_SCRIPTS_MAX];
     char shas[RCONN_SCRIPTS_MAX][41];
     size_t n_scripts;
+    char err[RCONN_MSG_MAX];       /* why the last batch failed, for logs and /readyz; "" none */
 };
+
+/* Remembers the first reason of this batch's failure (the later ones are its consequences). */
+static void set_err(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(struct rconn *c, const char *fmt, ...)
+{
+    if (c->err[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+const char *rconn_error(const struct rconn *c) { return c->err; }
 
 struct cmd {
     char *buf;                     /* formatted RESP */
@@ -295,6 +310,7 @@ static struct {
     struct rconn_addr addr;
     uint64_t epoch;
     int64_t quiet_until_ms;        /* no new connection before this (backoff, or a probe running) */
+    char why[RCONN_MSG_MAX];       /* why the last attempt failed: told by every connection in backoff */
 } epochs[RCONN_EPOCHS_MAX];
 static size_t n_epochs;
 
@@ -310,6 +326,7 @@ static int addr_entry(const struct rconn_addr *a)
     epochs[i].addr = *a;
     epochs[i].epoch = 0;
     epochs[i].quiet_until_ms = 0;
+    epochs[i].why[0] = '\0';
     n_epochs++;
     return (int)i;
 }
@@ -351,6 +368,24 @@ static int addr_may_try(const struct rconn_addr *a, uint64_t seen, int64_t now, 
     return ok;
 }
 
+/* The address's last failure, in words: set by the connection that met it, read by the others. */
+static void addr_why_set(const struct rconn_addr *a, const char *why)
+{
+    pthread_mutex_lock(&epochs_mu);
+    int i = addr_entry(a);
+    if (i >= 0)
+        snprintf(epochs[i].why, sizeof epochs[i].why, "%s", why);
+    pthread_mutex_unlock(&epochs_mu);
+}
+
+static void addr_why_get(const struct rconn_addr *a, char *out, size_t size)
+{
+    pthread_mutex_lock(&epochs_mu);
+    int i = addr_entry(a);
+    snprintf(out, size, "%s", i >= 0 && epochs[i].why[0] ? epochs[i].why : "it failed recently");
+    pthread_mutex_unlock(&epochs_mu);
+}
+
 static void addr_quiet(const struct rconn_addr *a, int64_t until)
 {
     pthread_mutex_lock(&epochs_mu);
@@ -383,17 +418,37 @@ static int reply_ok(redisReply *r)
     return ok;
 }
 
+/* reply_ok, naming the refusal: "AUTH refused by host:port: WRONGPASS invalid username-password
+ * pair", "SELECT refused by ...: ERR DB index is out of range", or the connection's error. */
+static int reply_error(struct rconn *c, redisReply *r, const char *what, struct node *n)
+{
+    if (r && r->type == REDIS_REPLY_ERROR)
+        set_err(c, "%s refused by %s:%d: %.160s", what, n->addr.host, n->addr.port, r->str);
+    else if (!r)
+        set_err(c, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
+                n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost");
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        addr_why_set(&n->addr, c->err);
+    return reply_ok(r);
+}
+
 /* A live context to node i, or NULL (during its backoff, without trying). */
 static redisContext *node_ctx(struct rconn *c, size_t i)
 {
     struct node *n = &c->nodes[i];
     if (n->ctx)
         return n->ctx;
-    if (!addr_may_try(&n->addr, n->seen_epoch, mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS))
+    if (!addr_may_try(&n->addr, n->seen_epoch, mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS)) {
+        char why[RCONN_MSG_MAX];
+        addr_why_get(&n->addr, why, sizeof why);
+        set_err(c, "%s (%s:%d, waiting to retry)", why, n->addr.host, n->addr.port);
         return NULL;
+    }
     struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
     n->ctx = redisConnectWithTimeout(n->addr.host, n->addr.port, tv);
     if (!n->ctx || n->ctx->err) {
+        set_err(c, "cannot connect to %s:%d: %s", n->addr.host, n->addr.port, n->ctx ? n->ctx->errstr : "out of memory");
+        addr_why_set(&n->addr, c->err);
         node_drop(c, n);
         return NULL;
     }
@@ -401,12 +456,12 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
     if (c->cfg.password[0]) {
         redisReply *r = c->cfg.user[0] ? redisCommand(n->ctx, "AUTH %s %s", c->cfg.user, c->cfg.password)
                                        : redisCommand(n->ctx, "AUTH %s", c->cfg.password);
-        if (!reply_ok(r)) {
+        if (!reply_error(c, r, "AUTH", n)) {
             node_drop(c, n);
             return NULL;
         }
     }
-    if (!c->cfg.cluster && c->cfg.db && !reply_ok(redisCommand(n->ctx, "SELECT %d", c->cfg.db))) {
+    if (!c->cfg.cluster && c->cfg.db && !reply_error(c, redisCommand(n->ctx, "SELECT %d", c->cfg.db), "SELECT", n)) {
         node_drop(c, n);
         return NULL;
     }
@@ -439,6 +494,9 @@ static int load_scripts(struct rconn *c, size_t i)
         int ok = r->type == REDIS_REPLY_STRING && r->len == 40;
         if (ok)
             memcpy(c->shas[s], r->str, 41);
+        else
+            set_err(c, "SCRIPT LOAD refused by %s:%d: %.160s", n->addr.host, n->addr.port,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
         freeReplyObject(r);
         if (!ok)
             return RCONN_EUNAVAIL;
@@ -688,6 +746,9 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
             r = NULL;
         }
         if (redisGetReply(ctx, &r) != REDIS_OK || !r) {
+            set_err(c, "no answer from %s:%d: %s", c->nodes[i].addr.host, c->nodes[i].addr.port,
+                    ctx->errstr[0] ? ctx->errstr : "connection lost");
+            addr_why_set(&c->nodes[i].addr, c->err);
             node_drop(c, &c->nodes[i]);
             return RCONN_EUNAVAIL;
         }
@@ -702,6 +763,7 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
 
 int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
 {
+    c->err[0] = '\0';
     if (!b->n)
         return 0;
     uint8_t *pending = malloc(b->n);
@@ -784,5 +846,10 @@ int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
     }
 out:
     free(pending);
+    for (size_t k = 0; !rc && k < b->n; k++)  /* OOM, NOAUTH, READONLY, MISCONF, ... */
+        if (b->cmds[k].reply && b->cmds[k].reply->type == REDIS_REPLY_ERROR)
+            set_err(c, "Redis refused a command: %.200s", b->cmds[k].reply->str);
+    if (rc)
+        set_err(c, "the Redis cluster's slot map could not be learnt, or a slot is not served");
     return rc;
 }

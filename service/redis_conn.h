@@ -55,6 +55,8 @@ struct rconn *rconn_new(const struct rconn_config *cfg);
 /* A new connection with the same configuration and scripts (for another thread). */
 struct rconn *rconn_clone(const struct rconn *c);
 void rconn_free(struct rconn *c);
+/* Why the last rconn_batch_exec failed or had an error reply, in words ("" when it did not). */
+const char *rconn_error(const struct rconn *c);
 
 /* Registers a Lua script; returns its index (for rconn_batch_eval) or -1. Before any batch. */
 int rconn_script(struct rconn *c, const char *source);

@@ -104,7 +104,10 @@ struct store_ops {
                         size_t *n_out, int *more);
     /* status < 0 leaves it; note NULL leaves it. */
     int (*finding_patch)(struct store *s, const char *id, int status, const char *note, int64_t now_ms);
+    /* 0 when the store answers and accepts writes (a store that only reads is not ready). */
     int (*ping)(struct store *s);
+    /* Why the last failed operation failed, in words for a log and /readyz ("" unknown). */
+    const char *(*why)(struct store *s);
     struct store *(*clone)(struct store *s);
     void (*free)(struct store *s);
 };
@@ -133,6 +136,7 @@ static inline int store_finding_get(struct store *s, const char *id, struct stor
 static inline int store_finding_list(struct store *s, const struct store_query *q, struct store_finding *o, size_t *n, int *more) { return s->ops->finding_list(s, q, o, n, more); }
 static inline int store_finding_patch(struct store *s, const char *id, int st, const char *note, int64_t now) { return s->ops->finding_patch(s, id, st, note, now); }
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
+static inline const char *store_why(struct store *s) { return s->ops->why(s); }
 static inline struct store *store_clone(struct store *s) { return s->ops->clone(s); }
 static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
 

@@ -472,6 +472,12 @@ static int mem_ping(struct store *s)
     return 0;
 }
 
+static const char *mem_why(struct store *s)
+{
+    (void)s;
+    return "";  /* it fails only for memory, which its callers already say */
+}
+
 static struct store *mem_clone(struct store *s);
 
 static void mem_free(struct store *s)
@@ -512,6 +518,7 @@ static const struct store_ops mem_ops = {
     .finding_list = mem_finding_list,
     .finding_patch = mem_finding_patch,
     .ping = mem_ping,
+    .why = mem_why,
     .clone = mem_clone,
     .free = mem_free,
 };

@@ -541,11 +541,17 @@ static int rs_ping(struct store *s)
 {
     struct rs_store *r = (struct rs_store *)s;
     rconn_batch_reset(r->b);
-    /* routed by the index key: on a cluster this also proves the slot map can be learnt */
-    if (rconn_batch_add(r->b, RS_INDEX, "EXISTS %s", RS_INDEX) < 0)
+    /* A write that changes nothing: ZADD XX only updates members that exist, and this one never
+     * does (finding ids start with "cwf-"). Redis refuses it like any write when it cannot take writes (OOM at maxmemory with
+     * noeviction, a read-only replica, MISCONF), so readiness says what ingest would meet; a
+     * read (EXISTS) answered while every ingest got 503. Routed by the index key, which every
+     * finding write touches: on a cluster this also proves the slot map can be learnt. */
+    if (rconn_batch_add(r->b, RS_INDEX, "ZADD %s XX 0 %s", RS_INDEX, "readiness-probe") < 0)
         return STORE_EUNAVAIL;
     return run(r);
 }
+
+static const char *rs_why(struct store *s) { return rconn_error(((struct rs_store *)s)->rc); }
 
 static struct store *rs_clone(struct store *s);
 
@@ -567,6 +573,7 @@ static const struct store_ops rs_ops = {
     .finding_list = rs_finding_list,
     .finding_patch = rs_finding_patch,
     .ping = rs_ping,
+    .why = rs_why,
     .clone = rs_clone,
     .free = rs_free,
 };

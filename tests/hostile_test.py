@@ -512,9 +512,70 @@ def mode_redis(tmp):
             ok("redis: the known key survived", st == 200, body[:200])
         finally:
             srv.stop()
+        readiness_reasons(tmp, port)
     finally:
         red.terminate()
         red.wait()
+
+
+def readyz_says(srv, want):
+    """/readyz is 503 store_unavailable and its message contains `want`; also in the log."""
+    st, _, body, _ = srv.request("GET", "/readyz")
+    code, msg = error_code(body)
+    return st == 503 and code == "store_unavailable" and want in (msg or ""), body[:300]
+
+
+def readiness_reasons(tmp, port):
+    """Readiness names why the store is not usable: a wrong password, an unknown database, a full Redis."""
+    cli = ["redis-cli", "-p", str(port)]
+    subprocess.run(cli + ["CONFIG", "SET", "requirepass", "right-password-0123"], capture_output=True)
+    cli += ["-a", "right-password-0123", "--no-auth-warning"]
+    try:
+        srv = Server({"CREDWATCH_REDIS_URL": "redis://:wrong-password-0123@127.0.0.1:%d" % port}, tmp)
+        try:
+            good, detail = readyz_says(srv, "WRONGPASS")
+            ok("redis: a wrong password: /readyz 503 names WRONGPASS", good, detail)
+            st, _, body, _ = srv.ingest(trail([use_record("ASIAREADINESS0000001", 1, "203.0.113.7", UA_LAPTOP)]))
+            ok("redis: a wrong password: ingest 503 names WRONGPASS (%d)" % st,
+               st == 503 and "WRONGPASS" in (error_code(body)[1] or ""), body[:300])
+            log = open(srv.log_path, errors="replace").read()
+            ok("redis: a wrong password is in the log", "WRONGPASS" in log, log[-400:])
+        finally:
+            srv.stop()
+        srv = Server({"CREDWATCH_REDIS_URL": "redis://127.0.0.1:%d" % port}, tmp)
+        try:
+            good, detail = readyz_says(srv, "NOAUTH")
+            ok("redis: no password where one is required: /readyz 503 names NOAUTH", good, detail)
+        finally:
+            srv.stop()
+        srv = Server({"CREDWATCH_REDIS_URL": "redis://:right-password-0123@127.0.0.1:%d/99" % port}, tmp)
+        try:
+            good, detail = readyz_says(srv, "DB index is out of range")
+            ok("redis: an unknown database: /readyz 503 says the DB index is out of range", good, detail)
+        finally:
+            srv.stop()
+        srv = Server({"CREDWATCH_REDIS_URL": "redis://:right-password-0123@127.0.0.1:%d" % port}, tmp)
+        try:
+            st, _, _, _ = srv.request("GET", "/readyz")
+            ok("redis: the right password: ready (%d)" % st, st == 200)
+            # a full Redis: reads still answer, writes are refused; readiness must say so
+            used = int([l for l in subprocess.run(cli + ["INFO", "memory"], capture_output=True).stdout.decode()
+                        .splitlines() if l.startswith("used_memory:")][0].split(":")[1])
+            subprocess.run(cli + ["CONFIG", "SET", "maxmemory-policy", "noeviction"], capture_output=True)
+            subprocess.run(cli + ["CONFIG", "SET", "maxmemory", str(max(used // 2, 1 << 20))], capture_output=True)
+            subprocess.run(cli + ["-x", "SET", "cw:test:ballast"], input=b"x" * (2 << 20), capture_output=True)
+            good, detail = readyz_says(srv, "OOM")
+            ok("redis: at maxmemory (noeviction): /readyz 503 names OOM", good, detail)
+            st, _, body, _ = srv.ingest(trail([use_record("ASIAREADINESS0000002", 2, "203.0.113.8", UA_LAPTOP)]))
+            ok("redis: at maxmemory: ingest 503 (%d)" % st, st == 503, body[:300])
+            subprocess.run(cli + ["CONFIG", "SET", "maxmemory", "0"], capture_output=True)
+            st, _, _, _ = srv.request("GET", "/readyz")
+            ok("redis: memory freed: ready again (%d)" % st, st == 200)
+        finally:
+            srv.stop()
+    finally:
+        subprocess.run(cli + ["CONFIG", "SET", "maxmemory", "0"], capture_output=True)
+        subprocess.run(cli + ["CONFIG", "SET", "requirepass", ""], capture_output=True)
 
 
 def healthz_latency(srv, n=5):
