@@ -10,10 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
+
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
-                OPT_COUNT };
+                OPT_STORE_MAX_BYTES, OPT_COUNT };
 
 /* One table drives the environment, the flags and --help, so they cannot drift apart. */
 static const struct opt {
@@ -56,6 +58,8 @@ static const struct opt {
      "a new connection must finish its request headers within this (a kept-alive one: idle timeout + this)"},
     {OPT_UPLOAD_TIMEOUT, "--upload-timeout-seconds", "CREDWATCH_UPLOAD_TIMEOUT_S", "60",
      "a request body must arrive within this after its headers; slower uploads are cut, freeing their slot"},
+    {OPT_STORE_MAX_BYTES, "--store-max-bytes", "CREDWATCH_STORE_MAX_BYTES", "268435456",
+     "memory bound of the embedded store; at it, keys without findings are evicted (soonest-expiring first)"},
 };
 
 void api_config_usage(FILE *out)
@@ -256,6 +260,13 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         }
         c->max_inflight_ingest = (unsigned)n;
         return 0;
+    case OPT_STORE_MAX_BYTES:
+        if (parse_uint(v, STORE_MEM_MIN_BYTES, API_MAX_INFLATED, &n)) {
+            snprintf(msg, msg_size, "%s: expected bytes, %zu-%zu", name, STORE_MEM_MIN_BYTES, API_MAX_INFLATED);
+            return API_ECONFIG;
+        }
+        c->store_max_bytes = (size_t)n;
+        return 0;
     case OPT_HEADER_TIMEOUT:
     case OPT_UPLOAD_TIMEOUT:
         if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
@@ -310,6 +321,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
     c->drain_s = API_DEFAULT_DRAIN_S;
     c->conn_timeout_s = API_DEFAULT_CONN_TIMEOUT_S;
     c->header_timeout_s = API_DEFAULT_HEADER_TIMEOUT_S;
+    c->store_max_bytes = STORE_MEM_DEFAULT_BYTES;
     c->upload_timeout_s = API_DEFAULT_UPLOAD_TIMEOUT_S;
     c->max_connections = API_DEFAULT_CONNECTIONS;
     const char *values[OPT_COUNT] = {0};

@@ -51,6 +51,7 @@ struct api_config {
     unsigned conn_timeout_s;          /* MHD_OPTION_CONNECTION_TIMEOUT */
     unsigned header_timeout_s;        /* request headers complete within this (api_conn.c) */
     unsigned upload_timeout_s;        /* a body complete within this after its headers */
+    size_t store_max_bytes;           /* the embedded store's memory bound */
     unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
     size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */

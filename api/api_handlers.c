@@ -104,6 +104,15 @@ static enum MHD_Result h_ingest(struct api_req *r)
                 json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
                           (json_int_t)rep->records));
     }
+    if (r->srv->embedded) {
+        struct store_mem_stats ms;
+        store_mem_stats(w->st, &ms);
+        if (api_metrics_store_mem(ms.bytes, ms.max_bytes, ms.evicted_pending, ms.evicted_lambda))
+            api_log("warn", "the embedded store is at its memory bound: keys without findings were evicted",
+                    json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ms.bytes, "max_bytes", (json_int_t)ms.max_bytes,
+                              "evicted_pending", (json_int_t)ms.evicted_pending, "evicted_lambda",
+                              (json_int_t)ms.evicted_lambda));
+    }
     switch (rc) {
     case ENG_OK:
         api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,

@@ -35,6 +35,7 @@ struct api_server {
     struct eng_config eng_cfg;
     struct store *base;
     const char *store_name;       /* "memory", "redis" or "redis-cluster" */
+    int embedded;                 /* the embedded store (store_mem_*) */
     atomic_int draining;
     /* Admission control of ingest (see api_server.c): requests and body bytes admitted now. */
     atomic_uint ingest_admitted;

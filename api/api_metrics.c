@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_conn.h"
 
@@ -31,6 +32,9 @@ static struct hist store_hist;
 static atomic_uint_fast64_t rec_ingested, rec_ignored, rec_duplicate, rec_skipped, find_created, find_updated, store_errors,
     deadline_exceeded, ingest_shed;
 static atomic_int ready_gauge;
+static atomic_size_t mem_bytes, mem_max_bytes;
+static atomic_uint_fast64_t mem_evicted[2], mem_evicted_logged;
+static atomic_llong mem_logged_at_s;
 static atomic_long inflight_gauge;
 
 static void hist_observe(struct hist *h, double s)
@@ -73,6 +77,23 @@ void api_metrics_store(double seconds) { hist_observe(&store_hist, seconds); }
 void api_metrics_store_error(void) { atomic_fetch_add_explicit(&store_errors, 1, memory_order_relaxed); }
 void api_metrics_deadline(void) { atomic_fetch_add_explicit(&deadline_exceeded, 1, memory_order_relaxed); }
 void api_metrics_shed(void) { atomic_fetch_add_explicit(&ingest_shed, 1, memory_order_relaxed); }
+int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pending, uint64_t evicted_lambda)
+{
+    atomic_store(&mem_bytes, bytes);
+    atomic_store(&mem_max_bytes, max_bytes);
+    atomic_store(&mem_evicted[0], evicted_pending);
+    atomic_store(&mem_evicted[1], evicted_lambda);
+    uint64_t total = evicted_pending + evicted_lambda, seen = atomic_load(&mem_evicted_logged);
+    long long now = (long long)time(NULL), last = atomic_load(&mem_logged_at_s);
+    if (total == seen || now - last < API_METRICS_EVICT_LOG_S)
+        return 0;
+    /* one thread wins the right to log this interval */
+    if (!atomic_compare_exchange_strong(&mem_logged_at_s, &last, now))
+        return 0;
+    atomic_store(&mem_evicted_logged, total);
+    return 1;
+}
+
 int api_metrics_ready(int ready) { return atomic_exchange(&ready_gauge, ready ? 1 : 0) != (ready ? 1 : 0); }
 void api_metrics_inflight(int delta) { atomic_fetch_add(&inflight_gauge, delta); }
 long api_metrics_inflight_now(void) { return atomic_load(&inflight_gauge); }
@@ -198,6 +219,17 @@ char *api_metrics_render(size_t *len)
     put(&t, "# HELP credwatch_inflight_requests Requests being handled now.\n"
             "# TYPE credwatch_inflight_requests gauge\ncredwatch_inflight_requests %ld\n",
         atomic_load(&inflight_gauge));
+    if (atomic_load(&mem_max_bytes))
+        put(&t, "# HELP credwatch_store_bytes Memory the embedded store counts (keys, dedup sets, findings).\n"
+                "# TYPE credwatch_store_bytes gauge\ncredwatch_store_bytes %zu\n"
+                "# HELP credwatch_store_max_bytes The embedded store's bound (CREDWATCH_STORE_MAX_BYTES).\n"
+                "# TYPE credwatch_store_max_bytes gauge\ncredwatch_store_max_bytes %zu\n"
+                "# HELP credwatch_store_evicted_keys_total Keys the embedded store gave up at its bound, by what "
+                "they held (never keys with findings).\n# TYPE credwatch_store_evicted_keys_total counter\n"
+                "credwatch_store_evicted_keys_total{class=\"pending\"} %llu\n"
+                "credwatch_store_evicted_keys_total{class=\"lambda\"} %llu\n",
+            atomic_load(&mem_bytes), atomic_load(&mem_max_bytes), (unsigned long long)atomic_load(&mem_evicted[0]),
+            (unsigned long long)atomic_load(&mem_evicted[1]));
     put(&t, "# HELP credwatch_connections_open Client connections open now (the probe reserve included).\n"
             "# TYPE credwatch_connections_open gauge\ncredwatch_connections_open %ld\n"
             "# HELP credwatch_connections_refused_total Connections closed at once because the cap and its probe "

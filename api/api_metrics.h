@@ -4,6 +4,7 @@
 #define CW_API_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api_route.h"
 
@@ -27,7 +28,11 @@ void api_metrics_deadline(void);
 /* An ingest refused by admission control (503 + Retry-After: too many or too large in flight). */
 void api_metrics_shed(void);
 
-int api_metrics_ready(int ready);  /* returns 1 when readiness changed */
+int api_metrics_ready(int ready);
+/* The embedded store's size and evictions, after each ingest. Returns 1 when keys were evicted
+ * since the last time it returned 1 and API_METRICS_EVICT_LOG_S have passed (log it). */
+#define API_METRICS_EVICT_LOG_S 60
+int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pending, uint64_t evicted_lambda);  /* returns 1 when readiness changed */
 void api_metrics_inflight(int delta);
 long api_metrics_inflight_now(void);
 

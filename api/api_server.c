@@ -742,11 +742,13 @@ int api_serve(int argc, char **argv)
     } else {
         srv.base = store_mem_new();
         srv.store_name = "memory";
+        srv.embedded = 1;
         if (!srv.base) {
             api_log("error", "cannot create the in-memory store", NULL);
             set_net_free(&net);
             return 1;
         }
+        store_mem_limit(srv.base, srv.cfg.store_max_bytes);
         api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
                         "state is lost on restart", json_pack("{s:s}", "store", "memory"));
     }

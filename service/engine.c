@@ -314,6 +314,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         c->blob_len = (size_t)len;
         c->hashes = w->hashes;
         c->n_hashes = fresh;
+        c->keep = vn.finding ? STORE_KEEP_FINDING : vn.lambda ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
         /* Event times are the sender's: a year-9999 eventTime must not keep state for
          * millennia. No credentials live longer than DET_CRED_LIFETIME, so from arrival the state
          * needs at most that plus the late margin; a replayed archive's past times get the floor. */

@@ -28,6 +28,7 @@
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_READ_CHUNK (1u << 20)
 #define SCAN_BATCH_EVENTS 200000u          /* events decoded before they are applied (memory bound) */
+#define SCAN_STORE_DEFAULT_BYTES ((size_t)2 << 30) /* key state bound (CREDWATCH_STORE_MAX_BYTES); ~2M keys */
 
 struct scan {
     struct store *st;
@@ -367,7 +368,25 @@ int scan_main(int argc, char **argv)
         return 2;
     }
     struct scan s = { 0 };
+    /* A scan owns its machine for a while: a larger bound than serve's, from the same variable. */
+    size_t max_bytes = SCAN_STORE_DEFAULT_BYTES;
+    const char *mb = getenv("CREDWATCH_STORE_MAX_BYTES");
+    if (mb && *mb) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(mb, &end, 10);
+        if (errno || *end || *mb < '0' || *mb > '9' || v < STORE_MEM_MIN_BYTES) {
+            fprintf(stderr, "credwatch scan: CREDWATCH_STORE_MAX_BYTES: expected bytes, at least %zu\n",
+                    STORE_MEM_MIN_BYTES);
+            free(paths);
+            set_net_free(&net);
+            return 2;
+        }
+        max_bytes = (size_t)v;
+    }
     s.st = store_mem_new();
+    if (s.st)
+        store_mem_limit(s.st, max_bytes);
     struct eng_config cfg = { .limits = { .max_records = SCAN_MAX_RECORDS_PER_FILE } };
     set_net_ctx(&net, &cfg.det);
     s.eng = s.st ? eng_new(s.st, &cfg) : NULL;
@@ -398,6 +417,14 @@ int scan_main(int argc, char **argv)
                 "%.0f records/s\n",
                 s.files + s.bad_files, s.bad_files, s.refused_files, s.records, store_mem_keys(s.st), findings,
                 s.skipped, s.duplicates, s.ignored, dt > 0 ? s.records / dt : 0.0);
+    struct store_mem_stats ms;
+    store_mem_stats(s.st, &ms);
+    if (ms.evicted_pending + ms.evicted_lambda)
+        fprintf(stderr,
+                "credwatch scan: warning: the key state reached CREDWATCH_STORE_MAX_BYTES (%zu): %llu keys without "
+                "Lambda evidence and %llu Lambda keys without findings were evicted; findings may be missed, "
+                "raise the bound\n",
+                ms.max_bytes, (unsigned long long)ms.evicted_pending, (unsigned long long)ms.evicted_lambda);
     eng_free(s.eng);
     store_free(s.st);
     free(s.rep);

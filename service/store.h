@@ -40,8 +40,13 @@ struct store_load {
     uint64_t version;
 };
 
+/* What a key's state holds, as far as a bounded store cares: it gives up PENDING keys (no Lambda
+ * evidence) first, then LAMBDA keys (no finding), never FINDING keys. */
+enum store_keep { STORE_KEEP_PENDING = 0, STORE_KEEP_LAMBDA, STORE_KEEP_FINDING };
+
 /* Compare-and-set of one key: written only if the stored version is still `version`.
  * The new hashes join the dedup set. Out: ok = 1 written, 0 lost the race (reload and retry). */
+
 struct store_commit {
     const char *akid;
     uint64_t version;
@@ -51,6 +56,7 @@ struct store_commit {
     const uint64_t *hashes;
     size_t n_hashes;
     int64_t expire_at_ms;   /* absolute, wall clock */
+    uint8_t keep;           /* enum store_keep: what a bounded store gives up first */
     int ok;
 };
 
@@ -116,10 +122,19 @@ struct store {
     const struct store_ops *ops;
 };
 
-/* The embedded store: one process, lost on exit. Thread-safe, clones share it. */
+/* The embedded store: one process, lost on exit. Thread-safe, clones share it. Its memory is
+ * bounded (STORE_MEM_DEFAULT_BYTES, or store_mem_limit): see store_mem.c for what goes first. */
+#define STORE_MEM_DEFAULT_BYTES ((size_t)256 << 20)  /* a small VM's share; ~250,000 keys */
+#define STORE_MEM_MIN_BYTES ((size_t)1 << 20)
 struct store *store_mem_new(void);
+void store_mem_limit(struct store *s, size_t max_bytes);
 /* Keys the embedded store holds now (for scan's summary). */
 size_t store_mem_keys(struct store *s);
+struct store_mem_stats {
+    size_t keys, findings, bytes, max_bytes;
+    uint64_t evicted_pending, evicted_lambda;  /* keys given up at the bound, by class */
+};
+void store_mem_stats(struct store *s, struct store_mem_stats *out);
 
 /* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
  * failures with backoff, so a Redis outage turns into STORE_EUNAVAIL, not a dead process.

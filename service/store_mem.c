@@ -4,6 +4,12 @@
  * checked by the same store tests: versioned compare-and-set of key blobs, a per-key dedup set,
  * findings with sticky status. One mutex guards everything: the critical sections are short
  * (copies of a few hundred bytes) and the engine batches its calls.
+ *
+ * Memory is bounded (store_mem_limit, STORE_MEM_DEFAULT_BYTES): keys, their dedup sets and the
+ * findings are counted. Past the bound, expired keys go first, then the keys with no Lambda
+ * evidence, then Lambda keys without a finding, each class soonest-expiring first (their
+ * credentials are closest to useless); a key with a finding is never evicted. When nothing is
+ * left to evict, new keys and findings are refused (STORE_EUNAVAIL: the sender retries).
  */
 #include "store.h"
 
@@ -21,6 +27,7 @@
 #define MEM_SWEEP_EVERY 4096           /* commits between sweeps of expired keys */
 #define MEM_INITIAL_BUCKETS 1024       /* key table; doubles as it fills */
 #define MEM_FINDING_BUCKETS 65536      /* finding table; fixed: findings are few */
+#define MEM_EVICT_TO_PCT 90            /* an eviction pass frees down to this share of the bound */
 
 struct mem_key {
     struct mem_key *next;
@@ -31,6 +38,7 @@ struct mem_key {
     int64_t expire_at_ms;
     uint64_t *seen;      /* sorted */
     size_t n_seen, cap_seen;
+    uint8_t keep;        /* enum store_keep: eviction class */
 };
 
 struct mem_finding {
@@ -54,6 +62,9 @@ struct mem_shared {
     struct mem_finding **findings;
     size_t n_fbuckets, n_findings;
     uint64_t commits;
+    size_t bytes, max_bytes;          /* counted: keys, dedup sets, findings */
+    uint64_t evicted[STORE_KEEP_FINDING];  /* per class evicted */
+    int full;                         /* the last refusal was the bound's (for store_why) */
 };
 
 struct mem_store {
@@ -78,11 +89,31 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static size_t key_bytes(const struct mem_key *k)
+{
+    return sizeof *k + k->len + k->cap_seen * sizeof *k->seen;
+}
+
+static size_t finding_bytes(const struct mem_finding *f)
+{
+    return sizeof *f + (f->evidence ? strlen(f->evidence) + 1 : 0) + (f->note ? strlen(f->note) + 1 : 0);
+}
+
 static void key_free(struct mem_key *k)
 {
     free(k->blob);
     free(k->seen);
     free(k);
+}
+
+/* Unlinks and frees a key, keeping the count and the bytes. */
+static void key_drop(struct mem_shared *sh, struct mem_key **p)
+{
+    struct mem_key *dead = *p;
+    *p = dead->next;
+    sh->bytes -= key_bytes(dead);
+    key_free(dead);
+    sh->n_keys--;
 }
 
 static struct mem_key **key_slot(struct mem_shared *sh, const char *akid)
@@ -121,15 +152,73 @@ static void sweep(struct mem_shared *sh, int64_t now)
         struct mem_key **p = &sh->keys[i];
         while (*p) {
             if ((*p)->expire_at_ms < now) {
-                struct mem_key *dead = *p;
-                *p = dead->next;
-                key_free(dead);
-                sh->n_keys--;
+                key_drop(sh, p);
             } else {
                 p = &(*p)->next;
             }
         }
     }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Frees keys of class `keep`, soonest-expiring first, until the bytes are at most `target`. The
+ * cut-off expiry is found once per pass (a sort of the class's expiries), so a pass costs
+ * O(n log n) and frees a tenth of the bound: rare, and never per commit. */
+static void evict_class(struct mem_shared *sh, uint8_t keep, size_t target)
+{
+    size_t n = 0, class_bytes = 0, j = 0;
+    for (size_t i = 0; i < sh->n_buckets; i++)
+        for (struct mem_key *k = sh->keys[i]; k; k = k->next)
+            if (k->keep == keep) {
+                n++;
+                class_bytes += key_bytes(k);
+            }
+    if (!n)
+        return;
+    int64_t *exp = malloc(n * sizeof *exp);
+    int64_t cut = INT64_MAX;  /* without memory for the sort: the whole class, in table order */
+    if (exp) {
+        for (size_t i = 0; i < sh->n_buckets; i++)
+            for (struct mem_key *k = sh->keys[i]; k; k = k->next)
+                if (k->keep == keep)
+                    exp[j++] = k->expire_at_ms;
+        qsort(exp, n, sizeof *exp, cmp_i64);
+        /* the share of the class to free, by bytes, taken as the same share of its keys */
+        size_t need = sh->bytes - target;
+        size_t idx = need >= class_bytes ? n - 1 : (size_t)((double)need / (double)class_bytes * (double)n);
+        cut = exp[idx < n ? idx : n - 1];
+        free(exp);
+    }
+    for (size_t i = 0; i < sh->n_buckets && sh->bytes > target; i++) {
+        struct mem_key **p = &sh->keys[i];
+        while (*p && sh->bytes > target) {
+            if ((*p)->keep == keep && (*p)->expire_at_ms <= cut) {
+                key_drop(sh, p);
+                sh->evicted[keep]++;
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    }
+}
+
+/* Room for `need` more bytes: when they would pass the bound, expired keys go, then each
+ * evictable class, down to MEM_EVICT_TO_PCT of the bound. */
+static void make_room(struct mem_shared *sh, int64_t now, size_t need)
+{
+    if (sh->bytes + need <= sh->max_bytes)
+        return;
+    sweep(sh, now);
+    size_t target = sh->max_bytes / 100 * MEM_EVICT_TO_PCT;
+    if (need > sh->max_bytes - target)
+        target = need < sh->max_bytes ? sh->max_bytes - need : 0;
+    for (uint8_t c = STORE_KEEP_PENDING; c < STORE_KEEP_FINDING && sh->bytes > target; c++)
+        evict_class(sh, c, target);
 }
 
 static int seen_has(const struct mem_key *k, uint64_t h)
@@ -228,9 +317,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
         struct store_commit *c = &items[i];
         struct mem_key **slot = key_slot(sh, c->akid), *k = *slot;
         if (k && k->expire_at_ms < now) {  /* expired: as if absent */
-            *slot = k->next;
-            key_free(k);
-            sh->n_keys--;
+            key_drop(sh, slot);
             k = NULL;
             slot = key_slot(sh, c->akid);
         }
@@ -244,9 +331,12 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
         }
         memcpy(blob, c->blob, c->blob_len);
         if (!k) {
-            if (sh->n_keys >= MEM_MAX_KEYS) {
+            make_room(sh, now, sizeof *k + c->blob_len);  /* frees a tenth of the bound when it acts */
+            slot = key_slot(sh, c->akid);
+            if (sh->n_keys >= MEM_MAX_KEYS || sh->bytes + sizeof *k + c->blob_len > sh->max_bytes) {
                 free(blob);
                 rc = STORE_EUNAVAIL;
+                sh->full = 1;
                 continue;
             }
             k = calloc(1, sizeof *k);
@@ -259,17 +349,22 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
             k->next = *slot;
             *slot = k;
             sh->n_keys++;
+            sh->bytes += key_bytes(k);
         }
+        sh->bytes -= key_bytes(k);
         free(k->blob);
         k->blob = blob;
         k->len = c->blob_len;
         k->version = c->new_version;
         k->expire_at_ms = c->expire_at_ms;
+        k->keep = c->keep;
         for (size_t j = 0; j < c->n_hashes; j++)
             if (seen_add(k, c->hashes[j]))
                 rc = STORE_EUNAVAIL;
+        sh->bytes += key_bytes(k);
         c->ok = 1;
     }
+    make_room(sh, now, 0);  /* an update may have grown past the bound */
     if (sh->n_keys > sh->n_buckets * 2)
         grow_keys(sh);  /* on failure the chains just get longer */
     if (++sh->commits % MEM_SWEEP_EVERY == 0)
@@ -316,9 +411,13 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
             continue;
         }
         if (!f) {
-            if (sh->n_findings >= MEM_MAX_FINDINGS || !(f = calloc(1, sizeof *f))) {
+            size_t need = sizeof *f + strlen(ev) + 1;
+            make_room(sh, wall_ms(), need);
+            if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes ||
+                !(f = calloc(1, sizeof *f))) {
                 free(ev);
                 rc = STORE_EUNAVAIL;
+                sh->full = 1;
                 continue;
             }
             snprintf(f->id, sizeof f->id, "%s", u->id);
@@ -330,9 +429,11 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
             u->created = 1;
         } else {
             f->status = store_next_status(f->status, 1, u->new_outside);
+            sh->bytes -= finding_bytes(f);
         }
         free(f->evidence);
         f->evidence = ev;
+        sh->bytes += finding_bytes(f);
         f->version = u->version;
         f->updated_ms = u->now_ms;
         f->severity = u->severity ? det_severity_parse(u->severity) : -1;
@@ -454,8 +555,10 @@ static int mem_finding_patch(struct store *s, const char *id, int status, const 
             rc = STORE_EUNAVAIL;
         } else {
             if (note) {
+                sh->bytes -= finding_bytes(f);
                 free(f->note);
                 f->note = nn;
+                sh->bytes += finding_bytes(f);
             }
             if (status >= 0)
                 f->status = status;
@@ -474,8 +577,14 @@ static int mem_ping(struct store *s)
 
 static const char *mem_why(struct store *s)
 {
-    (void)s;
-    return "";  /* it fails only for memory, which its callers already say */
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    pthread_mutex_lock(&sh->mu);
+    int full = sh->full;
+    sh->full = 0;
+    pthread_mutex_unlock(&sh->mu);
+    return full ? "the embedded store is at its memory bound (CREDWATCH_STORE_MAX_BYTES) and holds only keys "
+                  "with findings"
+                : "";
 }
 
 static struct store *mem_clone(struct store *s);
@@ -554,6 +663,27 @@ size_t store_mem_keys(struct store *s)
     return n;
 }
 
+void store_mem_limit(struct store *s, size_t max_bytes)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    pthread_mutex_lock(&sh->mu);
+    sh->max_bytes = max_bytes;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+void store_mem_stats(struct store *s, struct store_mem_stats *out)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    pthread_mutex_lock(&sh->mu);
+    out->keys = sh->n_keys;
+    out->findings = sh->n_findings;
+    out->bytes = sh->bytes;
+    out->max_bytes = sh->max_bytes;
+    out->evicted_pending = sh->evicted[STORE_KEEP_PENDING];
+    out->evicted_lambda = sh->evicted[STORE_KEEP_LAMBDA];
+    pthread_mutex_unlock(&sh->mu);
+}
+
 struct store *store_mem_new(void)
 {
     struct mem_shared *sh = calloc(1, sizeof *sh);
@@ -572,5 +702,6 @@ struct store *store_mem_new(void)
     }
     pthread_mutex_init(&sh->mu, NULL);
     sh->refs = 1;
+    sh->max_bytes = STORE_MEM_DEFAULT_BYTES;
     return s;
 }

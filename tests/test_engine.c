@@ -40,6 +40,7 @@ static int fl_put(struct store *s, struct store_finding_put *it, size_t n)
     return store_finding_put(f->inner, it, n);
 }
 static int fl_get(struct store *s, const char *id, struct store_finding *o) { return store_finding_get(((struct flaky *)s)->inner, id, o); }
+static const char *fl_why(struct store *s) { return store_why(((struct flaky *)s)->inner); }
 
 /* Routes every call the engine makes through the wrapper. */
 static void flaky_wrap(struct flaky *f)
@@ -48,6 +49,7 @@ static void flaky_wrap(struct flaky *f)
     flaky_ops.load = fl_load;
     flaky_ops.commit = fl_commit;
     flaky_ops.finding_put = fl_put;
+    flaky_ops.why = fl_why;
     flaky_ops.finding_get = fl_get;
     f->base.ops = &flaky_ops;
 }

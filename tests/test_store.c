@@ -213,6 +213,75 @@ static void t_expiry(void **state)
     assert_int_equal(l.version, 0);
 }
 
+static int key_present(struct store *s, const char *akid)
+{
+    struct store_load l = { .akid = akid };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    return l.version != 0;
+}
+
+/* The embedded store's memory bound: past it, keys without Lambda evidence go first, soonest
+ * expiring first, then Lambda keys without a finding; keys with a finding never; and with nothing
+ * left to give up, a new key is refused, not stored past the bound. */
+static void t_mem_bound(void **state)
+{
+    struct store *s = *state;
+    const size_t bound = 256 << 10;
+    store_mem_limit(s, bound);
+    uint8_t blob[200];
+    memset(blob, 'b', sizeof blob);
+    int64_t now = now_ms();
+    char akid[32];
+    /* the first to expire: 20 keys with findings, 20 Lambda keys */
+    for (int i = 0; i < 40; i++) {
+        snprintf(akid, sizeof akid, "ASIAKEEP%012d", i);
+        struct store_commit c = { .akid = akid, .new_version = 1, .blob = blob, .blob_len = sizeof blob,
+                                  .expire_at_ms = now + 60000 + i,
+                                  .keep = i < 20 ? STORE_KEEP_FINDING : STORE_KEEP_LAMBDA };
+        assert_int_equal(store_commit(s, &c, 1), 0);
+    }
+    /* then 3,000 keys with no Lambda evidence, each expiring later than the one before */
+    for (int i = 0; i < 3000; i++) {
+        snprintf(akid, sizeof akid, "ASIAPEND%012d", i);
+        struct store_commit c = { .akid = akid, .new_version = 1, .blob = blob, .blob_len = sizeof blob,
+                                  .expire_at_ms = now + 120000 + i, .keep = STORE_KEEP_PENDING };
+        assert_int_equal(store_commit(s, &c, 1), 0);
+        assert_int_equal(c.ok, 1);
+    }
+    struct store_mem_stats st;
+    store_mem_stats(s, &st);
+    assert_true(st.bytes <= bound);
+    assert_true(st.evicted_pending > 0);
+    assert_int_equal(st.evicted_lambda, 0);
+    for (int i = 0; i < 40; i++) {
+        snprintf(akid, sizeof akid, "ASIAKEEP%012d", i);
+        assert_true(key_present(s, akid));  /* sooner to expire, but not pending */
+    }
+    assert_true(key_present(s, "ASIAPEND000000002999"));   /* the latest pending key stays */
+    assert_false(key_present(s, "ASIAPEND000000000000"));  /* the soonest-expiring went first */
+    /* only keys with findings left to keep: Lambda keys go, then a new key is refused */
+    for (int i = 0; i < 5000; i++) {
+        snprintf(akid, sizeof akid, "ASIAFIND%012d", i);
+        struct store_commit c = { .akid = akid, .new_version = 1, .blob = blob, .blob_len = sizeof blob,
+                                  .expire_at_ms = now + 180000, .keep = STORE_KEEP_FINDING };
+        int rc = store_commit(s, &c, 1);
+        if (rc) {
+            assert_int_equal(rc, STORE_EUNAVAIL);
+            assert_int_equal(c.ok, 0);
+            break;
+        }
+    }
+    store_mem_stats(s, &st);
+    assert_true(st.bytes <= bound);
+    assert_int_equal(st.evicted_lambda, 20);
+    for (int i = 0; i < 20; i++) {
+        snprintf(akid, sizeof akid, "ASIAKEEP%012d", i);
+        assert_true(key_present(s, akid));
+    }
+    snprintf(akid, sizeof akid, "ASIAFIND%012d", 4999);
+    assert_false(key_present(s, akid));
+}
+
 static struct store_finding_put fput(const char *id, const char *ev, uint64_t ver, int new_outside, int64_t now)
 {
     struct store_finding_put p = { .id = id, .evidence_json = ev, .severity = "high", .account = "111122223333",
@@ -514,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_list, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_mem_bound, setup_mem, teardown),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(t_redis_url),
