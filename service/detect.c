@@ -541,17 +541,23 @@ int det_action_sensitive(const char *action)
 {
     static const char *const exact[] = {
         "sts:AssumeRole", "sts:GetFederationToken", "secretsmanager:GetSecretValue", "ssm:GetParameter",
-        "ssm:GetParameters", "ssm:GetParametersByPath", "kms:Decrypt", "ec2:RunInstances", "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail",
-        "cloudtrail:PutEventSelectors", "guardduty:DeleteDetector", "guardduty:UpdateDetector",
-        "guardduty:DisassociateFromMasterAccount", "s3:ListBuckets", "s3:GetObject",
-        "ec2:CreateKeyPair", "ec2:ImportKeyPair", "ec2:AuthorizeSecurityGroupIngress",
+        "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory", "ssm:SendCommand",
+        "ssm:StartSession", "kms:Decrypt", "ec2:RunInstances", "cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
+        "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors", "cloudtrail:DeleteEventDataStore",
+        "cloudtrail:StopEventDataStoreIngestion", "cloudtrail:UpdateEventDataStore", "guardduty:DeleteDetector",
+        "guardduty:UpdateDetector", "guardduty:DisassociateFromMasterAccount",
+        "guardduty:DisassociateFromAdministratorAccount", "guardduty:CreateIPSet", "guardduty:UpdateIPSet",
+        "guardduty:CreateFilter", "guardduty:UpdateFilter", "s3:ListBuckets", "s3:GetObject", "ec2:CreateKeyPair",
+        "ec2:ImportKeyPair", "ec2:AuthorizeSecurityGroupIngress", "ec2:ModifySecurityGroupRules",
+        "ec2-instance-connect:SendSSHPublicKey",
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(action, exact[i]) == 0)
             return 1;
     /* Lambda's event names carry an API version suffix: UpdateFunctionCode20150331v2 */
     static const char *const prefixes[] = { "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
-                                            "lambda:CreateFunction", "lambda:AddPermission" };
+                                            "lambda:CreateFunction", "lambda:AddPermission",
+                                            "lambda:UpdateFunctionUrlConfig", "lambda:PublishLayerVersion" };
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (strncmp(action, prefixes[i], strlen(prefixes[i])) == 0)
             return 1;
@@ -598,7 +604,10 @@ static int home_eligible(const struct judge *j, const struct det_cand *c, const 
 {
     switch (c->prio) {
     case DET_PRIO_PRIVATE:
-        return 1;
+        /* Through a VPC endpoint. With the organisation's accounts known, only its own endpoints
+         * (an endpoint of another account, or one whose record names no owner, may be the
+         * thief's: red-team finding); without them, any (a documented limit). */
+        return !(j->ctx && j->ctx->n_accounts) || own_vpce(j->ctx, c->vpce_account);
     case DET_PRIO_AWS:
         return !j->k->issued || own_region(j, m->region);
     case DET_PRIO_UNKNOWN:
@@ -724,7 +733,10 @@ static enum det_severity cand_severity(const struct judge *j, const struct det_c
         return sensitive_ok(c, j->home, 1) ? DET_SEV_HIGH : DET_SEV_MEDIUM;
     if (sensitive_ok(c, NULL, 0) && cls != NR_AWS)
         return DET_SEV_CRITICAL;
-    if (c->ok_count > c->presigned_count || (c->flags & EV_F_DESKTOP))
+    /* not presigned-only (that returned above), so any success counts, presigned ones included:
+     * comparing successes with presigned calls let failed presigned calls hide successful
+     * others (red-team finding) */
+    if (c->ok_count || (c->flags & EV_F_DESKTOP))
         return DET_SEV_HIGH;
     return DET_SEV_MEDIUM;  /* every call failed */
 }
@@ -843,7 +855,10 @@ static void judge_as(struct judge *jp, int home, int region_of, struct det_verdi
         if (!presigned_only(c))
             all_presigned = 0;
         ok |= c->ok_count > 0;
-        sens |= sensitive_ok(c, NULL, 0);
+        /* as the severity reads it: from a possible second address of the function, only an
+         * action its own address never made */
+        sens |= why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS ? sensitive_ok(c, j.home, 1)
+                                                                           : sensitive_ok(c, NULL, 0);
         if (c->flags & EV_F_DESKTOP)
             v->reasons |= DET_R_DESKTOP_CLIENT;
         if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
@@ -915,7 +930,9 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
     j.k = k;
     j.ctx = ctx;
     j.aws_ranges = ctx && ctx->net && ctx->aws_ranges;
-    j.region_conflict = k->n_issues >= 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0;
+    /* a third issuance is a conflict whatever the two kept say (two forged ones that agree with
+     * each other must not restore the region leniency: red-team finding) */
+    j.region_conflict = k->n_issues > 2 || (k->n_issues == 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0);
     j.region = k->issued ? k->iss[0].region : "";
     for (size_t i = 0; i < k->n_cands; i++)
         lookup(ctx, k->cands[i].ip, &j.m[i]);

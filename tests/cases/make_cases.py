@@ -709,6 +709,70 @@ case("adv_forged_same_event_id",
                                           "successful_call", "sensitive_action"], {ATT_IP: "external"})],
      {K1: {"lambda": True, "inside_count": 2, "outside_count": 1}}, NET)
 
+# ---- Third red-team round (a helper attacking the second round's rules) ----
+VPCE_NO_OWNER = {"vpcEndpointId": "vpce-0badbadbadbad0001"}   # the record names no endpoint owner
+case("adv_vpce_without_owner_not_own",
+     "With the organisation's accounts set, the thief's marked iam:CreateUser through a VPC endpoint whose "
+     "record names no owner, for a function that never made a marked call: not the key's own address (it "
+     "could be the thief's endpoint), so other_address with a sensitive action: high, never no finding.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 1), "3.80.9.9", UA_WORKER, "logs.amazonaws.com", "CreateLogStream"),
+      use(K1, t(30), "10.9.8.7", UA_PY_ATT, "iam.amazonaws.com", "CreateUser", extra=VPCE_NO_OWNER)],
+     [nfinding(K1, "high", ["10.9.8.7"], ["issued_by_lambda", "runtime_marker", "outside_address", "other_address",
+                                          "successful_call", "sensitive_action"], {"10.9.8.7": "private"})],
+     None, NET_ORG)
+
+case("adv_presigned_failure_masks_nothing",
+     "A successful dynamodb:Scan from outside and a failed presigned GetObject from the same address: the "
+     "failed presigned call must not cancel the successful one: high.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(30), ATT_IP, "curl/8.5.0", "dynamodb.amazonaws.com", "Scan"),
+      use(K1, t(31), ATT_IP, "curl/8.5.0", "s3.amazonaws.com", "GetObject", error="NoSuchKey", extra=PRESIGNED)],
+     [nfinding(K1, "high", [ATT_IP], ["issued_by_lambda", "runtime_marker", "outside_address", "successful_call"],
+               {ATT_IP: "external"})],
+     None, NET)
+
+case("adv_two_forged_issuances_agree",
+     "With a leaked ingest token, two forged issuances that agree with each other (eu-west-1, earlier than the "
+     "real one): a third issuance is a conflict whatever the two kept say, so no region is trusted and the "
+     "thief's eu-west-1 address stays outside with its sensitive actions.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_GO_NOMARK, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(40), ATT_EC2_EU, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser"),
+      use(K1, t(41), ATT_EC2_EU, UA_CLI_LINUX, "secretsmanager.amazonaws.com", "GetSecretValue"),
+      forged_issue(K1, "2024-03-13T08:30:00Z", "00000000-0000-0000-0000-00000000f001", region="eu-west-1", fn=FN,
+                   acct=ACCT, exp="Mar 13, 2024, 8:30:00 PM"),
+      forged_issue(K1, "2024-03-13T08:30:01Z", "00000000-0000-0000-0000-00000000f002", region="eu-west-1", fn=FN,
+                   acct=ACCT, exp="Mar 13, 2024, 8:30:01 PM")],
+     [nfinding(K1, "high", [FN_IP, ATT_EC2_EU], ["issued_by_lambda", "outside_address", "successful_call",
+                                                 "sensitive_action", "new_region", "conflicting_issuance"],
+               {ATT_EC2_EU: "aws:eu-west-1:"})],
+     None, NET)
+
+case("adv_sensitive_action_list",
+     "Actions that read secrets or open access, missing from the first list: ssm:GetParameterHistory "
+     "(returns SecureString values) and ec2:ModifySecurityGroupRules from outside are critical.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(30), ATT_IP, UA_CLI_LINUX, "ssm.amazonaws.com", "GetParameterHistory"),
+      use(K1, t(31), ATT_IP, UA_CLI_LINUX, "ec2.amazonaws.com", "ModifySecurityGroupRules")],
+     [nfinding(K1, "critical", [ATT_IP], ["issued_by_lambda", "runtime_marker", "outside_address", "successful_call",
+                                          "sensitive_action"], {ATT_IP: "external"})],
+     None, NET)
+cases[-1]["expect"][0]["actions_include"] = ["ssm:GetParameterHistory", "ec2:ModifySecurityGroupRules"]
+
+case("adv_inside_aws_reasons_agree_with_severity",
+     "The function's own address reads a secret; an unmarked call from another EC2 address of its region reads "
+     "the same secret: inside_aws, medium, and the reasons do not claim a sensitive action the severity did not "
+     "count.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "secretsmanager.amazonaws.com", "GetSecretValue"),
+      use(K1, t(30), ATT_EC2_US, UA_CLI_LINUX, "secretsmanager.amazonaws.com", "GetSecretValue")],
+     [nfinding(K1, "medium", [ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address", "inside_aws",
+                                             "successful_call"], {ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):
     with open(os.path.join(here, "%02d_%s.json" % (i + 1, c["name"])), "w") as f:
