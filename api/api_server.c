@@ -639,6 +639,21 @@ static unsigned connection_limit(unsigned wanted)
     return wanted;
 }
 
+/* libmicrohttpd's connection limit (what the open-file limit allows, up to the cap, the probe
+ * reserve and one per thread for accepts racing the guard's count) and the guard's cap below it,
+ * so the reserve survives a low RLIMIT_NOFILE. */
+static unsigned mhd_connections(const struct api_server *s)
+{
+    return connection_limit(s->cfg.max_connections + API_CONN_PROBE_RESERVE + s->cfg.threads);
+}
+
+static unsigned guard_cap(const struct api_server *s)
+{
+    unsigned m = mhd_connections(s), slack = API_CONN_PROBE_RESERVE + s->cfg.threads;
+    unsigned cap = m > slack ? m - slack : 1;
+    return cap < s->cfg.max_connections ? cap : s->cfg.max_connections;
+}
+
 static struct MHD_Daemon *start_daemon(struct api_server *s)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -646,7 +661,7 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
         flags |= MHD_USE_IPv6;
     /* The cap is api_conn's (it refuses at once and keeps a probe reserve); MHD's own limit, a
      * little above, is only the backstop: at it MHD stops accepting and clients wait. */
-    unsigned limit = connection_limit(s->cfg.max_connections + API_CONN_PROBE_RESERVE + s->cfg.threads);
+    unsigned limit = mhd_connections(s);
     /* MHD's option list is variadic; a pool of 1 is the same as no pool. */
     return MHD_start_daemon(flags, 0, api_conn_accept, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first: covers option parsing */
@@ -762,7 +777,7 @@ int api_serve(int argc, char **argv)
         api_log("warn", "the store does not accept writes at start; not ready until it does",
                 json_pack("{s:s,s:s}", "store", srv.store_name, "error", store_why(srv.base)));
 
-    const struct api_conn_limits lim = { connection_limit(srv.cfg.max_connections), srv.cfg.conn_timeout_s,
+    const struct api_conn_limits lim = { guard_cap(&srv), srv.cfg.conn_timeout_s,
                                           srv.cfg.header_timeout_s, srv.cfg.upload_timeout_s };
     if (api_conn_start(&lim) != 0) {
         api_log("error", "cannot start the connection guard", json_pack("{s:s}", "error", strerror(errno)));
@@ -789,7 +804,7 @@ int api_serve(int argc, char **argv)
     api_log("info", "limits",
             json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)srv.cfg.conn_timeout_s,
                       "header_timeout_s", (int)srv.cfg.header_timeout_s, "upload_timeout_s",
-                      (int)srv.cfg.upload_timeout_s, "max_connections", (int)connection_limit(srv.cfg.max_connections),
+                      (int)srv.cfg.upload_timeout_s, "max_connections", (int)guard_cap(&srv),
                       "probe_reserve", (int)API_CONN_PROBE_RESERVE, "max_inflight_ingest",
                       (int)srv.cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
                       (json_int_t)srv.cfg.max_inflight_bytes));

@@ -555,8 +555,11 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
         e->cap_evs = e->cap_order = 0;
     }
     if (rc == ENG_ESTORE)
+    {
+        const char *why = store_why(e->st);
         snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later%s%.200s",
-                 store_why(e->st)[0] ? ": " : "", store_why(e->st));
+                 why[0] ? ": " : "", why);
+    }
     else if (rc == ENG_ENOMEM)
         snprintf(rep->message, sizeof rep->message, "out of memory");
     return rc;

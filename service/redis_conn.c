@@ -422,13 +422,16 @@ static int reply_ok(redisReply *r)
  * pair", "SELECT refused by ...: ERR DB index is out of range", or the connection's error. */
 static int reply_error(struct rconn *c, redisReply *r, const char *what, struct node *n)
 {
+    char why[RCONN_MSG_MAX] = "";
     if (r && r->type == REDIS_REPLY_ERROR)
-        set_err(c, "%s refused by %s:%d: %.160s", what, n->addr.host, n->addr.port, r->str);
+        snprintf(why, sizeof why, "%s refused by %s:%d: %.160s", what, n->addr.host, n->addr.port, r->str);
     else if (!r)
-        set_err(c, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
-                n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost");
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        addr_why_set(&n->addr, c->err);
+        snprintf(why, sizeof why, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
+                 n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost");
+    if (why[0]) {
+        set_err(c, "%s", why);
+        addr_why_set(&n->addr, why);
+    }
     return reply_ok(r);
 }
 
@@ -447,8 +450,11 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
     struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
     n->ctx = redisConnectWithTimeout(n->addr.host, n->addr.port, tv);
     if (!n->ctx || n->ctx->err) {
-        set_err(c, "cannot connect to %s:%d: %s", n->addr.host, n->addr.port, n->ctx ? n->ctx->errstr : "out of memory");
-        addr_why_set(&n->addr, c->err);
+        char why[RCONN_MSG_MAX];
+        snprintf(why, sizeof why, "cannot connect to %s:%d: %s", n->addr.host, n->addr.port,
+                 n->ctx ? n->ctx->errstr : "out of memory");
+        set_err(c, "%s", why);
+        addr_why_set(&n->addr, why);
         node_drop(c, n);
         return NULL;
     }
@@ -746,9 +752,11 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
             r = NULL;
         }
         if (redisGetReply(ctx, &r) != REDIS_OK || !r) {
-            set_err(c, "no answer from %s:%d: %s", c->nodes[i].addr.host, c->nodes[i].addr.port,
-                    ctx->errstr[0] ? ctx->errstr : "connection lost");
-            addr_why_set(&c->nodes[i].addr, c->err);
+            char why[RCONN_MSG_MAX];
+            snprintf(why, sizeof why, "no answer from %s:%d: %s", c->nodes[i].addr.host, c->nodes[i].addr.port,
+                     ctx->errstr[0] ? ctx->errstr : "connection lost");
+            set_err(c, "%s", why);
+            addr_why_set(&c->nodes[i].addr, why);
             node_drop(c, &c->nodes[i]);
             return RCONN_EUNAVAIL;
         }

@@ -28,6 +28,9 @@
 #define MEM_INITIAL_BUCKETS 1024       /* key table; doubles as it fills */
 #define MEM_FINDING_BUCKETS 65536      /* finding table; fixed: findings are few */
 #define MEM_EVICT_TO_PCT 90            /* an eviction pass frees down to this share of the bound */
+#define MEM_ROOM_RETRY_MS 1000         /* after a pass that could not free enough (keys with findings
+                                        * fill the bound): refuse new keys at once until then, instead
+                                        * of walking the table on every commit */
 
 struct mem_key {
     struct mem_key *next;
@@ -64,7 +67,8 @@ struct mem_shared {
     uint64_t commits;
     size_t bytes, max_bytes;          /* counted: keys, dedup sets, findings */
     uint64_t evicted[STORE_KEEP_FINDING];  /* per class evicted */
-    int full;                         /* the last refusal was the bound's (for store_why) */
+    int full;                         /* the last call was refused at the bound (for store_why) */
+    int64_t room_retry_ms;            /* an eviction pass that could not reach its target: no other before */
 };
 
 struct mem_store {
@@ -211,7 +215,7 @@ static void evict_class(struct mem_shared *sh, uint8_t keep, size_t target)
  * evictable class, down to MEM_EVICT_TO_PCT of the bound. */
 static void make_room(struct mem_shared *sh, int64_t now, size_t need)
 {
-    if (sh->bytes + need <= sh->max_bytes)
+    if (sh->bytes + need <= sh->max_bytes || now < sh->room_retry_ms)
         return;
     sweep(sh, now);
     size_t target = sh->max_bytes / 100 * MEM_EVICT_TO_PCT;
@@ -219,6 +223,7 @@ static void make_room(struct mem_shared *sh, int64_t now, size_t need)
         target = need < sh->max_bytes ? sh->max_bytes - need : 0;
     for (uint8_t c = STORE_KEEP_PENDING; c < STORE_KEEP_FINDING && sh->bytes > target; c++)
         evict_class(sh, c, target);
+    sh->room_retry_ms = sh->bytes > target ? now + MEM_ROOM_RETRY_MS : 0;
 }
 
 static int seen_has(const struct mem_key *k, uint64_t h)
@@ -313,6 +318,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
     int64_t now = wall_ms();
     int rc = 0;
     pthread_mutex_lock(&sh->mu);
+    sh->full = 0;
     for (size_t i = 0; i < n; i++) {
         struct store_commit *c = &items[i];
         struct mem_key **slot = key_slot(sh, c->akid), *k = *slot;
@@ -579,8 +585,7 @@ static const char *mem_why(struct store *s)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
     pthread_mutex_lock(&sh->mu);
-    int full = sh->full;
-    sh->full = 0;
+    int full = sh->full;  /* of the last commit or finding write, by any handle */
     pthread_mutex_unlock(&sh->mu);
     return full ? "the embedded store is at its memory bound (CREDWATCH_STORE_MAX_BYTES) and holds only keys "
                   "with findings"
