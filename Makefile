@@ -33,9 +33,12 @@ all: deps $(BUILD)/credwatch
 deps:
 	@scripts/deps.sh build
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+# Each object depends on the headers it includes, as the compiler lists them (-MMD), not on all.
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(CWFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/service/main.d $(TEST_BIN:=.d)
 
 # The OpenAPI document is compiled into the binary so GET /openapi.json needs no file at run time.
 $(BUILD)/openapi_blob.c: openapi/openapi.json scripts/embed.sh
@@ -53,9 +56,9 @@ $(BUILD)/libcw.a: $(LIB_OBJ)
 $(BUILD)/credwatch: $(BUILD)/obj/service/main.o $(BUILD)/libcw.a
 	$(CC) $(CWFLAGS) $(CFLAGS) $^ -o $@ $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a $(HDRS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CWFLAGS) -Itests $(CFLAGS) $< $(BUILD)/libcw.a -o $@ $(LIBS) -lcmocka
+	$(CC) $(CWFLAGS) -Itests $(CFLAGS) -MMD -MP -MF $@.d $< $(BUILD)/libcw.a -o $@ $(LIBS) -lcmocka
 
 # The one run command: installs what is missing, builds, serves on 127.0.0.1:8080 with the
 # embedded store (no Redis). Settings come from the environment (see README).
@@ -137,4 +140,4 @@ lint:
 	  (echo "banned function used" >&2; exit 1)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(FUZZ_BUILD)

@@ -734,6 +734,7 @@ int api_serve(int argc, char **argv)
         set_net_free(&net);
         return 1;
     }
+    int rc = 1;  /* of the start-up failures below, which all leave through `fail` */
     if (!net.aws_ranges)
         api_log("warn", "CREDWATCH_AWS_IP_RANGES is unset: AWS addresses are not told apart from the internet",
                 NULL);
@@ -750,9 +751,8 @@ int api_serve(int argc, char **argv)
         if (!srv.base) {
             api_log("error", "invalid configuration", json_pack("{s:s,s:s}", "variable", var, "error", smsg));
             fprintf(stderr, "credwatch serve: %s: %s\n", var, smsg);
-            nr_slot_free(srv.net);
-            set_net_free(&net);
-            return 2;
+            rc = 2;
+            goto fail;
         }
     } else {
         srv.base = store_mem_new();
@@ -760,8 +760,7 @@ int api_serve(int argc, char **argv)
         srv.embedded = 1;
         if (!srv.base) {
             api_log("error", "cannot create the in-memory store", NULL);
-            set_net_free(&net);
-            return 1;
+            goto fail;
         }
         store_mem_limit(srv.base, srv.cfg.store_max_bytes);
         api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
@@ -781,17 +780,13 @@ int api_serve(int argc, char **argv)
                                           srv.cfg.header_timeout_s, srv.cfg.upload_timeout_s };
     if (api_conn_start(&lim) != 0) {
         api_log("error", "cannot start the connection guard", json_pack("{s:s}", "error", strerror(errno)));
-        store_free(srv.base);
-        set_net_free(&net);
-        return 1;
+        goto fail;
     }
     struct MHD_Daemon *d = start_daemon(&srv);
     if (!d) {
         api_conn_stop();
         api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", srv.cfg.listen));
-        store_free(srv.base);
-        set_net_free(&net);
-        return 1;
+        goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int open_roles = srv.cfg.ingest.n == 0 || srv.cfg.read.n == 0;
@@ -847,4 +842,13 @@ int api_serve(int argc, char **argv)
     api_log(left ? "warn" : "info", "stopped",
             json_pack("{s:f,s:I}", "drain_waited_s", waited, "inflight_abandoned", (json_int_t)left));
     return 0;
+fail:
+    /* a start that did not get to serve: everything made so far, in reverse */
+    if (srv.base)
+        store_free(srv.base);
+    srv.base = NULL;
+    nr_slot_free(srv.net);
+    srv.net = NULL;
+    set_net_free(&net);
+    return rc;
 }

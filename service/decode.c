@@ -707,7 +707,8 @@ static int push(struct dec *d, int is_map, int role, int node, int rc_level)
 }
 
 /* A scalar or container arrives where a record field or node was announced. kind: 's' string,
- * 'n' null, 'm' map, 'a' array, 'o' other scalar. Returns the frame role for a container. */
+ * 'n' null, 'm' map, 'a' array, 'o' other scalar. Stores a string field's value, or fails the
+ * record (or refuses the input) when the value has the wrong type; the caller opens any frame. */
 static void value_pending(struct dec *d, char kind, const unsigned char *s, size_t len)
 {
     struct scratch *sc = &d->sc;

@@ -1,6 +1,7 @@
 /* engine.h — one ingest, end to end: decode, group by key, load state, judge, commit, findings.
  *
- * The engine is the only place where the pure core meets the store and the clock. Both `serve`
+ * The engine is where the pure core meets the store and the clock (the API also reads findings
+ * from the store directly: listing, one finding, a status change). Both `serve`
  * (one engine per worker thread) and `scan` (one engine, in-memory store) go through it.
  * An input that will never be valid (malformed JSON, a look-alike, too big) changes nothing:
  * the whole input is decoded before the store is touched.

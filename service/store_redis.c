@@ -83,8 +83,9 @@ static const char script_fput[] =
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
     "return {created, ca}\n";
 
-/* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" keep), note ("\0"
- * prefix = keep), now_ms. Returns 1, or 0 when the finding does not exist. */
+/* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
+ ("keep" = keep it, else the note after a one-byte "=" prefix, so no note can read "keep"), now_ms.
+ * Returns 1, or 0 when the finding does not exist. */
 static const char script_patch[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'st', ARGV[1]) end\n"
