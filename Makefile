@@ -3,7 +3,8 @@
 # `make asan-unit` only the cmocka suites and it_scan.sh under ASan+UBSan (CI),
 # `make fuzz` every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/).
 # Sources are globbed so a new module is a new file pair, not a Makefile edit:
-#   service/*.c  the engine (decoders, detection core, stores), minus main.c
+#   cmd/credwatch.c  the program's entry point (serve, scan), above both folders
+#   service/*.c  the engine (decoders, detection core, stores)
 #   api/*.c      the HTTP layer
 #   tests/test_*.c  cmocka suites, one binary each
 #   tests/it_*.sh   integration scripts (real processes, loopback only)
@@ -18,7 +19,7 @@ CFLAGS  ?= $(OPT)
 CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Wno-format-truncation -Iservice -Iapi $(SAN)
 LIBS     = -lmicrohttpd -ljansson -lhiredis -lyajl -lz -lpthread -lm
 
-LIB_SRC  = $(filter-out service/main.c,$(wildcard service/*.c)) $(wildcard api/*.c) $(BUILD)/openapi_blob.c
+LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(BUILD)/openapi_blob.c
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -38,7 +39,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CWFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/service/main.d $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cmd/credwatch.d $(TEST_BIN:=.d)
 
 # The OpenAPI document is compiled into the binary so GET /openapi.json needs no file at run time.
 $(BUILD)/openapi_blob.c: openapi/openapi.json scripts/embed.sh
@@ -53,7 +54,7 @@ $(BUILD)/libcw.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/credwatch: $(BUILD)/obj/service/main.o $(BUILD)/libcw.a
+$(BUILD)/credwatch: $(BUILD)/obj/cmd/credwatch.o $(BUILD)/libcw.a
 	$(CC) $(CWFLAGS) $(CFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a
@@ -136,7 +137,7 @@ fuzz: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(notdir $(FUZZ_BIN))
 
 lint:
-	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] || \
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] cmd/*.c || \
 	  (echo "banned function used" >&2; exit 1)
 
 clean:

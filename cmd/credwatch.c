@@ -1,4 +1,4 @@
-/* main.c — the credwatch command: `serve` (the HTTP service) and `scan` (offline archives). */
+/* credwatch.c — the credwatch command, above both folders (service/ and api/ never include it): `serve` (the HTTP service) and `scan` (offline archives). */
 #include <stdio.h>
 #include <string.h>
 
