@@ -78,14 +78,6 @@ struct mem_store {
     size_t blobs_cap;
 };
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-    return h;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -122,7 +114,7 @@ static void key_drop(struct mem_shared *sh, struct mem_key **p)
 
 static struct mem_key **key_slot(struct mem_shared *sh, const char *akid)
 {
-    struct mem_key **p = &sh->keys[hash_str(akid) & (sh->n_buckets - 1)];
+    struct mem_key **p = &sh->keys[det_id_hash(akid) & (sh->n_buckets - 1)];
     while (*p && strcmp((*p)->akid, akid) != 0)
         p = &(*p)->next;
     return p;
@@ -138,7 +130,7 @@ static int grow_keys(struct mem_shared *sh)
         struct mem_key *k = sh->keys[i];
         while (k) {
             struct mem_key *next = k->next;
-            size_t b = hash_str(k->akid) & (n - 1);
+            size_t b = det_id_hash(k->akid) & (n - 1);
             k->next = nb[b];
             nb[b] = k;
             k = next;
@@ -383,7 +375,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
 
 static struct mem_finding **finding_slot(struct mem_shared *sh, const char *id)
 {
-    struct mem_finding **p = &sh->findings[hash_str(id) & (sh->n_fbuckets - 1)];
+    struct mem_finding **p = &sh->findings[det_id_hash(id) & (sh->n_fbuckets - 1)];
     while (*p && strcmp((*p)->id, id) != 0)
         p = &(*p)->next;
     return p;
