@@ -139,6 +139,7 @@ fuzz: fuzz-build
 lint:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] cmd/*.c || \
 	  (echo "banned function used" >&2; exit 1)
+	@/usr/bin/python3 scripts/layout_check.py
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD)
