@@ -85,6 +85,8 @@ struct api_req {
 /* The calling thread's worker, created on first use; NULL when the store or engine could not
  * be created (the handler answers 503). */
 struct api_worker *api_worker_get(struct api_server *s);
+/* Once per process, before the first request (api_worker.c). */
+void api_worker_init(void);
 
 /* Queue a reply; body is copied unless must_free (then MHD frees it with free()).
  * The reply functions return what MHD_queue_response returned. */
@@ -95,6 +97,8 @@ enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc);
 /* Queue {"error":{"code","message"}} with the headers the status calls for (WWW-Authenticate,
  * Allow, Retry-After). */
 enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message);
+/* Is s valid UTF-8 (api_reply.c)? Request targets and methods are checked with it. */
+int api_utf8_valid(const char *s);
 
 /* Runs the route's handler once the whole body is in. */
 enum MHD_Result api_dispatch(struct api_req *r);

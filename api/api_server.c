@@ -1,6 +1,7 @@
 /* api_server.c — `credwatch serve`: configuration, the libmicrohttpd daemon, the request
- * lifecycle (headers, body, reply, completion), per-thread engines, signals and draining.
- * Route logic lives in api_handlers.c. */
+ * lifecycle (headers, body, completion, admission), signals and draining. The arrows point down:
+ * this file calls api_dispatch (api_handlers.c), which answers through api_reply.c and runs on
+ * the per-thread workers of api_worker.c; neither of those calls back up here. */
 #include "api.h"
 
 #include <errno.h>
@@ -29,60 +30,6 @@
 #define API_DRAIN_POLL_NS 10000000L         /* 10 ms between checks while draining */
 #define API_LOG_LINE_MAX 512
 
-/* Per-thread workers. The key is created once per process; the lock serialises store_clone,
- * which reads the shared base handle. */
-static pthread_key_t worker_key;
-static pthread_once_t worker_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t clone_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void worker_free(void *p)
-{
-    struct api_worker *w = p;
-    if (!w)
-        return;
-    eng_free(w->eng);
-    store_free(w->st);
-    free(w->rep);
-    free(w);
-}
-
-static void worker_key_init(void) { pthread_key_create(&worker_key, worker_free); }
-
-struct api_worker *api_worker_get(struct api_server *s)
-{
-    struct api_worker *w = pthread_getspecific(worker_key);
-    if (w)
-        return w;
-    w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    pthread_mutex_lock(&clone_lock);
-    w->st = store_clone(s->base);
-    pthread_mutex_unlock(&clone_lock);
-    w->rep = malloc(sizeof *w->rep);
-    if (w->st)
-        w->eng = eng_new(w->st, &s->eng_cfg);
-    if (!w->st || !w->eng || !w->rep || pthread_setspecific(worker_key, w) != 0) {
-        api_log("error", "cannot create the worker's store handle or engine", NULL);
-        worker_free(w);
-        return NULL;
-    }
-    return w;
-}
-
-void api_worker_net(struct api_server *s, struct api_worker *w)
-{
-    w->net = nr_slot_get(s->net);
-    eng_set_net(w->eng, w->net);
-}
-
-void api_worker_net_done(struct api_worker *w)
-{
-    eng_set_net(w->eng, NULL);
-    nr_table_unref(w->net);
-    w->net = NULL;
-}
-
 /* SIGHUP: reads CREDWATCH_AWS_IP_RANGES (and the allow-list) again and publishes the new table;
  * requests in flight finish with the table they started with. A bad file keeps the old table. */
 static void reload_net(struct api_server *s)
@@ -100,114 +47,6 @@ static void reload_net(struct api_server *s)
     api_log("info", "network settings reloaded",
             json_pack("{s:I,s:I}", "aws_prefixes", (json_int_t)st.aws_prefixes, "allow_entries",
                       (json_int_t)st.allow_entries));
-}
-
-/* ---- replies ---- */
-
-enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
-                          int must_free)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
-    if (!resp) {
-        if (must_free)
-            free(body);
-        return MHD_NO;
-    }
-    if (content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    switch (status) {
-    case MHD_HTTP_UNAUTHORIZED:
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"credwatch\"");
-        break;
-    case MHD_HTTP_METHOD_NOT_ALLOWED:
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->match.allow);
-        break;
-    case MHD_HTTP_SERVICE_UNAVAILABLE:
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER_S);
-        break;
-    default:
-        break;
-    }
-    /* While draining, tell keep-alive clients to reconnect (to another instance); after an
-     * ambiguously framed request, never read another one from the same connection. */
-    if (atomic_load(&r->srv->draining) || r->close_after)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    if (rc == MHD_YES)
-        r->status = status;
-    return rc;
-}
-
-enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc)
-{
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text) {
-        static const char oom[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
-        return api_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", (void *)oom, sizeof oom - 1, 0);
-    }
-    return api_reply(r, status, "application/json", text, strlen(text), 1);
-}
-
-/* Copies s into out (size > 0) with every byte that is not part of valid UTF-8 replaced by '?':
- * messages quote client input (a path, a method), and JSON can only carry UTF-8. */
-static void utf8_clean(const char *s, char *out, size_t size)
-{
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p && o + 1 < size) {
-        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-                 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
-        size_t k = 1;
-        while (n && k < n && (p[k] & 0xc0) == 0x80)
-            k++;
-        if (!n || k < n || o + n + 1 > size) {
-            out[o++] = '?';
-            p++;
-            continue;
-        }
-        memcpy(out + o, p, n);
-        o += n;
-        p += n;
-    }
-    out[o] = 0;
-}
-
-static int utf8_valid(const char *s)
-{
-    char tmp[API_URI_MAX + 1];
-    if (strlen(s) > API_URI_MAX)
-        return 0;
-    utf8_clean(s, tmp, sizeof tmp);
-    return strcmp(tmp, s) == 0;  /* a '?' of the input stays one; a bad byte became one */
-}
-
-enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message)
-{
-    char clean[API_ERR_MSG_MAX * 2];
-    utf8_clean(message ? message : "", clean, sizeof clean);
-    message = clean;
-    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message ? message : "");
-    if (status >= 500) {
-        /* During a Redis outage every request fails: log at most one line per second, with
-         * the number of failures left out since the previous line (metrics count them all). */
-        static atomic_llong last_s;
-        static atomic_long suppressed;
-        long long now_s = (long long)api_mono_s();
-        long long prev = atomic_load(&last_s);
-        if (prev != now_s && atomic_compare_exchange_strong(&last_s, &prev, now_s))
-            api_log("warn", "request failed",
-                    json_pack("{s:s,s:s,s:i,s:s,s:s,s:I}", "method", r->method, "route",
-                              api_path_template(r->match.path), "status", (int)status, "code", code, "message",
-                              message ? message : "", "suppressed", (json_int_t)atomic_exchange(&suppressed, 0)));
-        else
-            atomic_fetch_add(&suppressed, 1);
-    }
-    return api_reply_json(r, status, doc);
 }
 
 /* ---- request lifecycle ---- */
@@ -519,7 +358,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         r->uri_status = MHD_HTTP_BAD_REQUEST;
         r->uri_code = "invalid_request";
         snprintf(r->uri_msg, sizeof r->uri_msg, "the request target contains an escaped NUL (%%00)");
-    } else if (!utf8_valid(path)) {
+    } else if (!api_utf8_valid(path)) {
         r->uri_status = MHD_HTTP_BAD_REQUEST;
         r->uri_code = "invalid_request";
         snprintf(r->uri_msg, sizeof r->uri_msg, "the request target is not UTF-8 once unescaped");
@@ -559,7 +398,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->close_after = 1;
             return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
         }
-        if (!utf8_valid(method)) {
+        if (!api_utf8_valid(method)) {
             defer_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "the method is not UTF-8 text");
             r->close_after = 1;
             return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
@@ -767,7 +606,7 @@ int api_serve(int argc, char **argv)
                         "state is lost on restart", json_pack("{s:s}", "store", "memory"));
     }
     srv.eng_cfg.limits.max_inflated = srv.cfg.max_inflated;
-    pthread_once(&worker_once, worker_key_init);
+    api_worker_init();
     atomic_store(&srv.draining, 0);
 
     int ping = store_ping(srv.base);

@@ -1,0 +1,115 @@
+/* api_reply.c — queuing replies: a body with its status, JSON documents, and the error document
+ * every refusal uses (its message made valid UTF-8, so it can always be encoded). */
+#include "api_http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_log.h"
+#include "api_time.h"
+
+enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
+                          int must_free)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        if (must_free)
+            free(body);
+        return MHD_NO;
+    }
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    switch (status) {
+    case MHD_HTTP_UNAUTHORIZED:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"credwatch\"");
+        break;
+    case MHD_HTTP_METHOD_NOT_ALLOWED:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->match.allow);
+        break;
+    case MHD_HTTP_SERVICE_UNAVAILABLE:
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER_S);
+        break;
+    default:
+        break;
+    }
+    /* While draining, tell keep-alive clients to reconnect (to another instance); after an
+     * ambiguously framed request, never read another one from the same connection. */
+    if (atomic_load(&r->srv->draining) || r->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (rc == MHD_YES)
+        r->status = status;
+    return rc;
+}
+
+enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
+        return api_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", (void *)oom, sizeof oom - 1, 0);
+    }
+    return api_reply(r, status, "application/json", text, strlen(text), 1);
+}
+
+/* Copies s into out (size > 0) with every byte that is not part of valid UTF-8 replaced by '?':
+ * messages quote client input (a path, a method), and JSON can only carry UTF-8. */
+static void utf8_clean(const char *s, char *out, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 1 < size) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+        size_t k = 1;
+        while (n && k < n && (p[k] & 0xc0) == 0x80)
+            k++;
+        if (!n || k < n || o + n + 1 > size) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        memcpy(out + o, p, n);
+        o += n;
+        p += n;
+    }
+    out[o] = 0;
+}
+
+int api_utf8_valid(const char *s)
+{
+    char tmp[API_URI_MAX + 1];
+    if (strlen(s) > API_URI_MAX)
+        return 0;
+    utf8_clean(s, tmp, sizeof tmp);
+    return strcmp(tmp, s) == 0;  /* a '?' of the input stays one; a bad byte became one */
+}
+
+enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *code, const char *message)
+{
+    char clean[API_ERR_MSG_MAX * 2];
+    utf8_clean(message ? message : "", clean, sizeof clean);
+    message = clean;
+    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message ? message : "");
+    if (status >= 500) {
+        /* During a Redis outage every request fails: log at most one line per second, with
+         * the number of failures left out since the previous line (metrics count them all). */
+        static atomic_llong last_s;
+        static atomic_long suppressed;
+        long long now_s = (long long)api_mono_s();
+        long long prev = atomic_load(&last_s);
+        if (prev != now_s && atomic_compare_exchange_strong(&last_s, &prev, now_s))
+            api_log("warn", "request failed",
+                    json_pack("{s:s,s:s,s:i,s:s,s:s,s:I}", "method", r->method, "route",
+                              api_path_template(r->match.path), "status", (int)status, "code", code, "message",
+                              message ? message : "", "suppressed", (json_int_t)atomic_exchange(&suppressed, 0)));
+        else
+            atomic_fetch_add(&suppressed, 1);
+    }
+    return api_reply_json(r, status, doc);
+}
