@@ -374,7 +374,13 @@ def list_all(port, limit):
     ids, cursor, pages = [], None, 0
     while pages < 1000:
         q = "/v1/findings?limit=%d" % limit + ("&cursor=" + cursor if cursor else "")
-        st, _, d = read_get(port, q)
+        # a 503 is the documented answer while a store node is coming back (a connection in its
+        # backoff): retried as a client would, a bounded number of times, like key_counts
+        for _ in range(KEY_READ_TRIES):
+            st, _, d = read_get(port, q)
+            if st != 503:
+                break
+            time.sleep(0.1)
         if st != 200:
             raise AssertionError("list status %s: %r" % (st, d))
         ids += [f["id"] for f in d["findings"]]
