@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "settings.h"
 #include "store.h"
 
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
@@ -260,13 +261,8 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         }
         c->max_inflight_ingest = (unsigned)n;
         return 0;
-    case OPT_STORE_MAX_BYTES:
-        if (parse_uint(v, STORE_MEM_MIN_BYTES, API_MAX_INFLATED, &n)) {
-            snprintf(msg, msg_size, "%s: expected bytes, %zu-%zu", name, STORE_MEM_MIN_BYTES, API_MAX_INFLATED);
-            return API_ECONFIG;
-        }
-        c->store_max_bytes = (size_t)n;
-        return 0;
+    case OPT_STORE_MAX_BYTES:  /* the same rules as scan's (settings.c) */
+        return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? API_ECONFIG : 0;
     case OPT_HEADER_TIMEOUT:
     case OPT_UPLOAD_TIMEOUT:
         if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {

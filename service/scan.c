@@ -371,18 +371,11 @@ int scan_main(int argc, char **argv)
     /* A scan owns its machine for a while: a larger bound than serve's, from the same variable. */
     size_t max_bytes = SCAN_STORE_DEFAULT_BYTES;
     const char *mb = getenv("CREDWATCH_STORE_MAX_BYTES");
-    if (mb && *mb) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(mb, &end, 10);
-        if (errno || *end || *mb < '0' || *mb > '9' || v < STORE_MEM_MIN_BYTES) {
-            fprintf(stderr, "credwatch scan: CREDWATCH_STORE_MAX_BYTES: expected bytes, at least %zu\n",
-                    STORE_MEM_MIN_BYTES);
-            free(paths);
-            set_net_free(&net);
-            return 2;
-        }
-        max_bytes = (size_t)v;
+    if (mb && *mb && set_store_max_bytes(mb, "CREDWATCH_STORE_MAX_BYTES", &max_bytes, msg, sizeof msg)) {
+        fprintf(stderr, "credwatch scan: %s\n", msg);
+        free(paths);
+        set_net_free(&net);
+        return 2;
     }
     s.st = store_mem_new();
     if (s.st)
@@ -410,15 +403,15 @@ int scan_main(int argc, char **argv)
     show_progress(&s, 1);
     size_t findings = print_findings(&s);
     double dt = now_s() - s.t0;
+    struct store_mem_stats ms;
+    store_mem_stats(s.st, &ms);
     if (!quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
                 "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
                 "%.0f records/s\n",
-                s.files + s.bad_files, s.bad_files, s.refused_files, s.records, store_mem_keys(s.st), findings,
+                s.files + s.bad_files, s.bad_files, s.refused_files, s.records, ms.keys, findings,
                 s.skipped, s.duplicates, s.ignored, dt > 0 ? s.records / dt : 0.0);
-    struct store_mem_stats ms;
-    store_mem_stats(s.st, &ms);
     if (ms.evicted_pending + ms.evicted_lambda)
         fprintf(stderr,
                 "credwatch scan: warning: the key state reached CREDWATCH_STORE_MAX_BYTES (%zu): %llu keys without "

@@ -1,9 +1,12 @@
 /* settings.c — loading the network knowledge once, for serve (and its SIGHUP reload) and scan. */
 #include "settings.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "store.h"
 
 static int parse_accounts(struct set_net *out, const char *spec, char *msg, size_t msg_size)
 {
@@ -96,4 +99,17 @@ void set_net_free(struct set_net *n)
 {
     nr_table_unref(n->table);
     n->table = NULL;
+}
+
+int set_store_max_bytes(const char *v, const char *name, size_t *out, char *msg, size_t msg_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = v && *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!v || *v < '0' || *v > '9' || errno || *end || n < STORE_MEM_MIN_BYTES || n > SET_STORE_BYTES_MAX) {
+        snprintf(msg, msg_size, "%s: expected bytes, %zu-%zu", name, STORE_MEM_MIN_BYTES, SET_STORE_BYTES_MAX);
+        return -1;
+    }
+    *out = (size_t)n;
+    return 0;
 }

@@ -1,7 +1,8 @@
-/* settings.h — the network knowledge `serve` and `scan` share, from the same variables:
+/* settings.h — the settings `serve` and `scan` share, from the same variables:
  *   CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json
  *   CREDWATCH_ALLOW_CIDRS    CIDR[=label],... (NAT gateways, corporate egress, trusted forwarders)
  *   CREDWATCH_ACCOUNTS       the organisation's account ids, comma-separated (VPC endpoint owners)
+ *   CREDWATCH_STORE_MAX_BYTES  the embedded store's memory bound (each command has its default)
  */
 #ifndef CW_SETTINGS_H
 #define CW_SETTINGS_H
@@ -12,6 +13,7 @@
 #include "netranges.h"
 
 #define SET_MSG_MAX 320
+#define SET_STORE_BYTES_MAX ((size_t)64 << 30)  /* largest CREDWATCH_STORE_MAX_BYTES accepted */
 
 struct set_net {
     struct nr_table *table;     /* always built: without AWS ranges it still knows private/allow */
@@ -32,5 +34,9 @@ int set_net_from_env(struct set_net *out, char *msg, size_t msg_size);
 void set_net_ctx(const struct set_net *n, struct det_ctx *ctx);
 
 void set_net_free(struct set_net *n);
+
+/* Parses a CREDWATCH_STORE_MAX_BYTES value: decimal bytes in [STORE_MEM_MIN_BYTES,
+ * SET_STORE_BYTES_MAX]. 0, or -1 with msg naming `name` and the range. */
+int set_store_max_bytes(const char *v, const char *name, size_t *out, char *msg, size_t msg_size);
 
 #endif

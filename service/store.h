@@ -128,8 +128,6 @@ struct store {
 #define STORE_MEM_MIN_BYTES ((size_t)1 << 20)
 struct store *store_mem_new(void);
 void store_mem_limit(struct store *s, size_t max_bytes);
-/* Keys the embedded store holds now (for scan's summary). */
-size_t store_mem_keys(struct store *s);
 struct store_mem_stats {
     size_t keys, findings, bytes, max_bytes;
     uint64_t evicted_pending, evicted_lambda;  /* keys given up at the bound, by class */

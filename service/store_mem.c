@@ -651,15 +651,6 @@ static struct store *mem_clone(struct store *s)
     return c;
 }
 
-size_t store_mem_keys(struct store *s)
-{
-    struct mem_shared *sh = ((struct mem_store *)s)->sh;
-    pthread_mutex_lock(&sh->mu);
-    size_t n = sh->n_keys;
-    pthread_mutex_unlock(&sh->mu);
-    return n;
-}
-
 void store_mem_limit(struct store *s, size_t max_bytes)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;

@@ -687,7 +687,11 @@ def mode_slowloris(tmp):
             s.sendall(b"POST /v1/ingest/cloudtrail HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOK_I.encode() +
                       b"\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"Records\":[")
             slow.append(s)
-        time.sleep(0.3)
+        # wait until the server holds the 4 uploads (in flight, besides this /metrics request), so
+        # a loaded machine cannot let the next ingest in first; bounded well below the deadline
+        t_wait = time.monotonic()
+        while time.monotonic() - t_wait < 1.5 and (srv.metric("credwatch_inflight_requests") or 0) < 5:
+            time.sleep(0.05)
         stop = threading.Event()
         drip = [threading.Thread(target=trickle, args=(s, b" " * 4000), daemon=True) for s in slow]
         for t in drip:
