@@ -161,17 +161,17 @@ int api_auth_check(const struct api_tokens *ingest, const struct api_tokens *rea
     const struct api_tokens *mine = role == API_ROLE_INGEST ? ingest : read;
     const struct api_tokens *other = role == API_ROLE_INGEST ? read : ingest;
     if (role == API_ROLE_NONE || mine->n == 0)
-        return API_AUTH_OK; /* an open role: allowed only where api_config permits it */
+        return CW_OK; /* an open role: allowed only where api_config permits it */
     char cred[API_TOKEN_MAX];
     int rc = api_auth_credential(authorization, api_key, cred, sizeof cred);
     if (rc == 0)
-        return API_AUTH_MISSING;
+        return CW_ENOCRED;
     if (rc < 0)
-        return API_AUTH_INVALID;
+        return CW_EBADCRED;
     int ok = api_tokens_match(mine, cred);
     int wrong_role = api_tokens_match(other, cred);
     memset(cred, 0, sizeof cred);
     if (ok)
-        return API_AUTH_OK;
-    return wrong_role ? API_AUTH_FORBIDDEN : API_AUTH_INVALID;
+        return CW_OK;
+    return wrong_role ? CW_EFORBIDDEN : CW_EBADCRED;
 }

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "cw.h"
+
 #define API_TOKENS_MAX 16   /* tokens per role */
 #define API_TOKEN_MAX 256   /* bytes per token buffer, NUL included: tokens are at most 255 bytes */
 #define API_TOKEN_MIN 16    /* shorter tokens are refused at start: guessable */
@@ -23,13 +25,6 @@ struct api_tokens {
     size_t n;
     size_t len[API_TOKENS_MAX];
     char tok[API_TOKENS_MAX][API_TOKEN_MAX];
-};
-
-enum api_auth_result {
-    API_AUTH_OK = 0,
-    API_AUTH_MISSING = -1,   /* no credentials: 401 */
-    API_AUTH_INVALID = -2,   /* unknown token or malformed header: 401 */
-    API_AUTH_FORBIDDEN = -3, /* a valid token of the other role: 403 */
 };
 
 /* Parses a comma-separated list (blanks around items ignored, empty items refused). Returns 0,
@@ -50,7 +45,9 @@ int api_ct_equal(const char a[API_TOKEN_MAX], size_t alen, const char b[API_TOKE
 /* Is cred one of the list's tokens? Compares with every token (no early exit). */
 int api_tokens_match(const struct api_tokens *t, const char *cred);
 
-/* The decision for one request needing `role`, given the two lists and the headers. */
+/* The decision for one request needing `role`, given the two lists and the headers: CW_OK,
+ * CW_ENOCRED (nothing presented: 401), CW_EBADCRED (an unknown token or a malformed header: 401)
+ * or CW_EFORBIDDEN (a valid token of the other role: 403). */
 int api_auth_check(const struct api_tokens *ingest, const struct api_tokens *read, enum api_role role,
                    const char *authorization, const char *api_key);
 

@@ -113,7 +113,7 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
     size_t len = strlen(v);
     if (len == 0 || len >= API_LISTEN_MAX) {
         snprintf(msg, msg_size, "%s: expected host:port", name);
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     char host[API_LISTEN_MAX];
     const char *port;
@@ -121,7 +121,7 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':') {
             snprintf(msg, msg_size, "%s: expected [ipv6]:port, got \"%s\"", name, v);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         size_t hl = (size_t)(close - v - 1);
         memcpy(host, v + 1, hl);
@@ -131,7 +131,7 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
         const char *colon = strrchr(v, ':');
         if (!colon || memchr(v, ':', (size_t)(colon - v))) {
             snprintf(msg, msg_size, "%s: expected host:port (IPv6 as [::1]:8080), got \"%s\"", name, v);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         size_t hl = (size_t)(colon - v);
         memcpy(host, v, hl);
@@ -141,7 +141,7 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
     unsigned long long p;
     if (host[0] == '\0' || parse_uint(port, 0, 65535, &p)) {
         snprintf(msg, msg_size, "%s: expected host:port with a port 0-65535, got \"%s\"", name, v);
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -150,7 +150,7 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || !res) {
         snprintf(msg, msg_size, "%s: cannot resolve \"%s\": %s", name, host, gai_strerror(rc));
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
     c->addr_len = res->ai_addrlen;
@@ -173,11 +173,11 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         size_t len = strlen(v);
         if (len >= API_URL_MAX) {
             snprintf(msg, msg_size, "%s: longer than %d bytes", name, API_URL_MAX - 1);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         if (len && strncmp(v, "redis://", 8) != 0) {
             snprintf(msg, msg_size, "%s: expected redis://host:port[/db]", name);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         memcpy(c->redis_url, v, len + 1);
         return 0;
@@ -186,7 +186,7 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
         size_t len = strlen(v);
         if (len >= API_URL_MAX) {
             snprintf(msg, msg_size, "%s: longer than %d bytes", name, API_URL_MAX - 1);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         memcpy(c->redis_cluster, v, len + 1);
         return 0;
@@ -195,79 +195,79 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
     case OPT_READ_TOKENS:
         if (api_tokens_parse(v, k == OPT_INGEST_TOKENS ? &c->ingest : &c->read, tmsg, sizeof tmsg)) {
             snprintf(msg, msg_size, "%s: %s", name, tmsg);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         return 0;
     case OPT_ALLOW_UNAUTH:
         if (strcmp(v, "1") && strcmp(v, "0") && *v) {
             snprintf(msg, msg_size, "%s: expected 1 or 0", name);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->allow_unauth = strcmp(v, "1") == 0;
         return 0;
     case OPT_THREADS:
         if (parse_uint(v, 1, API_THREADS_MAX, &n)) {
             snprintf(msg, msg_size, "%s: expected an integer 1-%d", name, API_THREADS_MAX);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->threads = (unsigned)n;
         return 0;
     case OPT_MAX_BODY:
         if (parse_uint(v, API_MIN_BODY, API_MAX_BODY, &n)) {
             snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_BODY);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->max_body = (size_t)n;
         return 0;
     case OPT_MAX_INFLATED:
         if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
             snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->max_inflated = (size_t)n;
         return 0;
     case OPT_REDIS_TIMEOUT:
         if (parse_uint(v, 1, API_MAX_REDIS_TIMEOUT_MS, &n)) {
             snprintf(msg, msg_size, "%s: expected milliseconds, 1-%d", name, API_MAX_REDIS_TIMEOUT_MS);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->redis_timeout_ms = (int)n;
         return 0;
     case OPT_DRAIN:
         if (parse_uint(v, 0, API_MAX_DRAIN_S, &n)) {
             snprintf(msg, msg_size, "%s: expected seconds, 0-%d", name, API_MAX_DRAIN_S);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->drain_s = (unsigned)n;
         return 0;
     case OPT_CONN_TIMEOUT:
         if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
             snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->conn_timeout_s = (unsigned)n;
         return 0;
     case OPT_MAX_CONNECTIONS:
         if (parse_uint(v, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS, &n)) {
             snprintf(msg, msg_size, "%s: expected an integer %d-%d", name, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->max_connections = (unsigned)n;
         return 0;
     case OPT_MAX_INFLIGHT_INGEST:
         if (parse_uint(v, 1, API_MAX_INFLIGHT_INGEST, &n)) {
             snprintf(msg, msg_size, "%s: expected an integer 1-%d", name, API_MAX_INFLIGHT_INGEST);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->max_inflight_ingest = (unsigned)n;
         return 0;
     case OPT_STORE_MAX_BYTES:  /* the same rules as scan's (settings.c) */
-        return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? API_ECONFIG : 0;
+        return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? CW_ECONFIG : 0;
     case OPT_HEADER_TIMEOUT:
     case OPT_UPLOAD_TIMEOUT:
         if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
             snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         if (k == OPT_HEADER_TIMEOUT)
             c->header_timeout_s = (unsigned)n;
@@ -277,14 +277,14 @@ static int apply(struct api_config *c, enum opt_kind k, const char *v, const cha
     case OPT_MAX_INFLIGHT_INGEST_BYTES:
         if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
             snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         c->max_inflight_bytes = (size_t)n;
         return 0;
     case OPT_COUNT:
         break;
     }
-    return API_ECONFIG;
+    return CW_ECONFIG;
 }
 
 static unsigned cpu_count(void)
@@ -341,7 +341,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         }
         if (k == OPT_COUNT) {
             snprintf(msg, msg_size, "unknown argument \"%.64s\" (see --help)", a);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         const char *eq = strchr(a, '=');
         if (eq) {
@@ -352,7 +352,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
             values[k] = argv[++i];
         } else {
             snprintf(msg, msg_size, "%s: missing value", OPTS[k].flag);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
         names[k] = OPTS[k].flag;
     }
@@ -373,11 +373,11 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
     if (c->max_inflight_bytes < c->max_body) {
         snprintf(msg, msg_size, "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES: %zu is below the body cap %zu: no large "
                  "body could ever be admitted", c->max_inflight_bytes, c->max_body);
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     if (c->redis_url[0] && c->redis_cluster[0]) {
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     /* A token has one role: one listed for both would let a forwarder read findings, or a
      * dashboard post records (issue: a leaked ingest token may not reach analysts' data). */
@@ -385,7 +385,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         if (api_tokens_match(&c->read, c->ingest.tok[i])) {
             snprintf(msg, msg_size, "CREDWATCH_INGEST_TOKENS and CREDWATCH_READ_TOKENS: token %zu of the ingest "
                      "tokens is also a read token; give each role its own tokens", i + 1);
-            return API_ECONFIG;
+            return CW_ECONFIG;
         }
     }
     /* An open role (no token) on a reachable address would hand findings, or the power to feed
@@ -396,7 +396,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
                  "CREDWATCH_INGEST_TOKENS and CREDWATCH_READ_TOKENS, or CREDWATCH_ALLOW_UNAUTHENTICATED=1",
                  c->listen, c->ingest.n == 0 && c->read.n == 0 ? "no tokens are configured"
                  : c->ingest.n == 0 ? "CREDWATCH_INGEST_TOKENS is empty" : "CREDWATCH_READ_TOKENS is empty");
-        return API_ECONFIG;
+        return CW_ECONFIG;
     }
     return 0;
 }

@@ -32,7 +32,6 @@
 #define API_MAX_CONNECTIONS 1000000
 #define API_MAX_INFLIGHT_INGEST 100000
 #define API_INFLIGHT_BODIES 4           /* default inflight-bytes bound, in maximum bodies */
-#define API_ECONFIG (-2)
 
 struct api_config {
     char listen[API_LISTEN_MAX];
@@ -62,7 +61,7 @@ struct api_config {
 typedef const char *(*api_env_fn)(const char *name);
 
 /* Fills c from env, then argv (argv[0] is the command name and is skipped). Returns 0, or
- * API_ECONFIG with msg naming the variable or flag at fault. */
+ * CW_ECONFIG with msg naming the variable or flag at fault. */
 int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env, char *msg, size_t msg_size);
 
 /* The --help text: every flag with its variable and default. */

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "api_time.h"
+#include "cw.h"
 
 struct conn {
     struct conn *prev, *next;
@@ -48,7 +48,7 @@ static void set_deadline(struct MHD_Connection *c, double in_s, int upload)
     if (!k)
         return;
     pthread_mutex_lock(&lock);
-    k->deadline = in_s > 0 ? api_mono_s() + in_s : 0;
+    k->deadline = in_s > 0 ? cw_mono_s() + in_s : 0;
     k->upload = upload;
     pthread_mutex_unlock(&lock);
 }
@@ -78,7 +78,7 @@ void api_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
         k->probe_only = n > (long)limits.max_connections;
-        k->deadline = api_mono_s() + limits.header_timeout_s;
+        k->deadline = cw_mono_s() + limits.header_timeout_s;
         pthread_mutex_lock(&lock);
         k->next = head;
         if (head)
@@ -128,7 +128,7 @@ static void *reap(void *arg)
     const struct timespec tick = { 0, API_CONN_REAP_MS * 1000000L };
     while (!atomic_load(&stopping)) {
         nanosleep(&tick, NULL);
-        double now = api_mono_s();
+        double now = cw_mono_s();
         pthread_mutex_lock(&lock);
         for (struct conn *k = head; k; k = k->next) {
             if (!k->deadline || now < k->deadline || k->fd < 0)

@@ -12,7 +12,7 @@
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
-#include "api_time.h"
+#include "cw.h"
 #include "render.h"
 
 #define API_ACCOUNT_LEN 12  /* AWS account ids are 12 digits */
@@ -47,10 +47,8 @@ static char *finding_doc(const struct store_finding *f)
 /* A store failure on a read path: 404 for not found, 503 for anything transient. */
 static enum MHD_Result store_failure(struct api_req *r, int rc, const char *what)
 {
-    if (rc == STORE_ENOTFOUND)
+    if (rc == CW_ENOTFOUND)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", what);
-    if (rc == STORE_EINVAL)
-        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "the store refused the request");
     api_metrics_store_error();
     return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable; retry");
 }
@@ -90,11 +88,11 @@ static enum MHD_Result h_ingest(struct api_req *r)
         return no_worker(r);
     struct eng_report *rep = w->rep;
     memset(rep, 0, sizeof *rep);
-    double t0 = api_mono_s();
+    double t0 = cw_mono_s();
     api_worker_net(r->srv, w);
-    int rc = eng_ingest(w->eng, r->body, r->len, api_now_ms(), rep);
+    int rc = eng_ingest(w->eng, r->body, r->len, cw_now_ms(), rep);
     api_worker_net_done(w);
-    double dt = api_mono_s() - t0;
+    double dt = cw_mono_s() - t0;
     api_metrics_store(dt);
     if (dt > API_DEADLINE_S) {
         /* The sender may have given up and will retry: dedup makes that harmless, and the work
@@ -114,26 +112,25 @@ static enum MHD_Result h_ingest(struct api_req *r)
                               (json_int_t)ms.evicted_lambda));
     }
     switch (rc) {
-    case ENG_OK:
+    case CW_OK:
         api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,
                             rep->findings - rep->created);
         return api_reply_json(r, MHD_HTTP_OK, ingest_doc(rep));
-    case ENG_EINPUT:
+    case CW_EINPUT:
         return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_input",
                                rep->message[0] ? rep->message : "the body is not CloudTrail");
-    case ENG_ETOOBIG:
+    case CW_ETOOBIG:
         return api_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                                rep->message[0] ? rep->message : "the input exceeds a size cap");
-    case ENG_ENOMEM:
+    case CW_ENOMEM:
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
-    case ENG_ESTORE:
-    case STORE_EUNAVAIL:
+    case CW_EUNAVAIL:
         api_metrics_store_error();
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
                                rep->message[0] ? rep->message : "the store is unavailable; retry");
     default: {
-        char m[64];
-        snprintf(m, sizeof m, "engine error %d", rc);
+        char m[96];
+        snprintf(m, sizeof m, "engine error: %s", cw_strerror(rc));
         return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
     }
     }
@@ -190,7 +187,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
         a->q.function = value;
     } else if (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) {
         int64_t ms;
-        if (api_time_parse(value, &ms) != 0 || ms < 0)
+        if (cw_time_parse(value, 0, &ms) != 0 || ms < 0)
             return set_bad(a, key[0] == 's' ? "since" : "until", "invalid_parameter");
         if (key[0] == 's')
             a->q.since_ms = ms;
@@ -244,9 +241,9 @@ static enum MHD_Result h_list(struct api_req *r)
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
     size_t n = 0;
     int more = 0;
-    double t0 = api_mono_s();
+    double t0 = cw_mono_s();
     int rc = store_finding_list(w->st, &a.q, out, &n, &more);
-    api_metrics_store(api_mono_s() - t0);
+    api_metrics_store(cw_mono_s() - t0);
     enum MHD_Result res;
     if (rc != 0) {
         res = store_failure(r, rc, "no findings");
@@ -291,9 +288,9 @@ static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const 
 {
     struct store_finding f;
     memset(&f, 0, sizeof f);
-    double t0 = api_mono_s();
+    double t0 = cw_mono_s();
     int rc = store_finding_get(st, id, &f);
-    api_metrics_store(api_mono_s() - t0);
+    api_metrics_store(cw_mono_s() - t0);
     if (rc != 0) {
         store_finding_free(&f);
         return store_failure(r, rc, "no such finding");
@@ -362,9 +359,9 @@ static enum MHD_Result h_patch(struct api_req *r)
         json_decref(doc);
         return no_worker(r);
     }
-    double t0 = api_mono_s();
-    int rc = store_finding_patch(w->st, r->match.param, status, note, api_now_ms());
-    api_metrics_store(api_mono_s() - t0);
+    double t0 = cw_mono_s();
+    int rc = store_finding_patch(w->st, r->match.param, status, note, cw_now_ms());
+    api_metrics_store(cw_mono_s() - t0);
     json_decref(doc); /* note pointed into doc */
     if (rc != 0)
         return store_failure(r, rc, "no such finding");
@@ -382,20 +379,20 @@ static enum MHD_Result h_key(struct api_req *r)
     if (!w)
         return no_worker(r);
     char *json = NULL;
-    double t0 = api_mono_s();
+    double t0 = cw_mono_s();
     api_worker_net(r->srv, w);
     int rc = eng_key_json(w->eng, r->match.param, &json);
     api_worker_net_done(w);
-    api_metrics_store(api_mono_s() - t0);
+    api_metrics_store(cw_mono_s() - t0);
     if (rc == 0 && json)
         return api_reply(r, MHD_HTTP_OK, "application/json", json, strlen(json), 1);
     free(json);
-    if (rc == STORE_ENOTFOUND)
+    if (rc == CW_ENOTFOUND)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no state for this access key");
-    if (rc == STORE_EUNAVAIL || rc == ENG_ESTORE || rc == ENG_ENOMEM || rc == 0)
-        return store_failure(r, STORE_EUNAVAIL, NULL);
-    char m[64];
-    snprintf(m, sizeof m, "engine error %d", rc);
+    if (rc == CW_EUNAVAIL || rc == CW_ENOMEM || rc == 0)
+        return store_failure(r, CW_EUNAVAIL, NULL);
+    char m[96];
+    snprintf(m, sizeof m, "engine error: %s", cw_strerror(rc));
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
 }
 
@@ -414,7 +411,7 @@ static enum MHD_Result h_readyz(struct api_req *r)
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining", "shutting down");
     }
     struct api_worker *w = api_worker_get(r->srv);
-    int rc = w ? store_ping(w->st) : STORE_EUNAVAIL;
+    int rc = w ? store_ping(w->st) : CW_EUNAVAIL;
     const char *why = w && rc ? store_why(w->st) : "";
     if (!why[0])
         why = w ? "no reason given" : "out of memory";

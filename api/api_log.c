@@ -4,17 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "api_time.h"
+#include "cw.h"
 
 void api_log(const char *level, const char *msg, json_t *fields)
 {
     json_t *o = json_object();
-    char ts[API_TIME_MAX];
+    char ts[CW_TIME_MAX];
     if (!o) {
         json_decref(fields);
         return;
     }
-    if (api_time_format(api_now_ms(), ts, sizeof ts) == 0)
+    if (cw_time_format(cw_now_ms(), 1, ts, sizeof ts) == 0)
         json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(level));
     json_object_set_new(o, "msg", json_string(msg ? msg : ""));

@@ -1,6 +1,8 @@
 /* api_metrics.c — see api_metrics.h. */
 #include "api_metrics.h"
 
+#include "cw.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -84,7 +86,7 @@ int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pendi
     atomic_store(&mem_evicted[0], evicted_pending);
     atomic_store(&mem_evicted[1], evicted_lambda);
     uint64_t total = evicted_pending + evicted_lambda, seen = atomic_load(&mem_evicted_logged);
-    long long now = (long long)time(NULL), last = atomic_load(&mem_logged_at_s);
+    long long now = (long long)(cw_now_ms() / 1000), last = atomic_load(&mem_logged_at_s);
     if (total == seen || now - last < API_METRICS_EVICT_LOG_S)
         return 0;
     /* one thread wins the right to log this interval */

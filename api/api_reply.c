@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "api_log.h"
-#include "api_time.h"
+#include "cw.h"
 
 enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
                           int must_free)
@@ -101,7 +101,7 @@ enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *
          * the number of failures left out since the previous line (metrics count them all). */
         static atomic_llong last_s;
         static atomic_long suppressed;
-        long long now_s = (long long)api_mono_s();
+        long long now_s = (long long)cw_mono_s();
         long long prev = atomic_load(&last_s);
         if (prev != now_s && atomic_compare_exchange_strong(&last_s, &prev, now_s))
             api_log("warn", "request failed",

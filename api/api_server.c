@@ -22,7 +22,7 @@
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
-#include "api_time.h"
+#include "cw.h"
 #include "settings.h"
 
 #define API_FD_RESERVE 64u                  /* descriptors kept for Redis, logs, the listener */
@@ -163,13 +163,13 @@ static int on_headers(struct api_req *r, const char *url)
     const struct api_config *cfg = &r->srv->cfg;
     int a = api_auth_check(&cfg->ingest, &cfg->read, r->match.route->role, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
                            header(r, "X-Api-Key"));
-    if (a == API_AUTH_MISSING || a == API_AUTH_INVALID) {
+    if (a == CW_ENOCRED || a == CW_EBADCRED) {
         defer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-                    a == API_AUTH_MISSING ? "credentials required: Authorization: Bearer <token>, X-Api-Key or Basic"
+                    a == CW_ENOCRED ? "credentials required: Authorization: Bearer <token>, X-Api-Key or Basic"
                                           : "invalid credentials");
         return has_body;
     }
-    if (a == API_AUTH_FORBIDDEN) {
+    if (a == CW_EFORBIDDEN) {
         defer_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "this token may not %s %s", r->method,
                     api_path_template(r->match.path));
         return has_body;
@@ -389,7 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = cls;
         r->conn = conn;
         r->method = method;
-        r->t0 = api_mono_s();
+        r->t0 = cw_mono_s();
         r->match.path = API_P_NONE;
         *con_cls = r;
         api_metrics_inflight(1);
@@ -444,7 +444,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
         return;
     }
-    api_metrics_request(r->match.path, r->method, r->status, api_mono_s() - r->t0);
+    api_metrics_request(r->match.path, r->method, r->status, cw_mono_s() - r->t0);
     api_metrics_inflight(-1);
     api_conn_request_done(conn);
     admission_release(r);
@@ -518,13 +518,13 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
 /* Waits until no request is in flight or the drain budget is spent; returns those left. */
 static long drain(unsigned budget_s, double *waited)
 {
-    double t0 = api_mono_s(), deadline = t0 + budget_s;
+    double t0 = cw_mono_s(), deadline = t0 + budget_s;
     long left;
-    while ((left = api_metrics_inflight_now()) > 0 && api_mono_s() < deadline) {
+    while ((left = api_metrics_inflight_now()) > 0 && cw_mono_s() < deadline) {
         struct timespec ts = {0, API_DRAIN_POLL_NS};
         nanosleep(&ts, NULL);
     }
-    *waited = api_mono_s() - t0;
+    *waited = cw_mono_s() - t0;
     return api_metrics_inflight_now();
 }
 

@@ -264,17 +264,7 @@ static int str_eq(const char *a, const char *b)
 
 /* ---- time ---------------------------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian); valid for any year >= 1. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned dd)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + dd - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
+/* Reads exactly n digits (the expiration's fixed-width fields). */
 static int digits(const char *s, int n, int *out)
 {
     int v = 0;
@@ -287,42 +277,19 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
+/* CloudTrail times are seconds, from 1970 on (the verdict never needs milliseconds). */
 static int make_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
 {
-    static const unsigned char mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || s > 60)
-        return -1;
-    /* Feb 29 only in leap years: days_from_civil would silently turn 2023-02-29 into Mar 1 */
-    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-        return -1;
-    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
-    return 0;
+    return y < 1970 ? CW_EINVAL : cw_time_civil(y, mo, d, h, mi, s, out);
 }
 
 int dec_parse_time(const char *s, int64_t *out)
 {
-    int y, mo, d, h, mi, se;
-    size_t n = strlen(s);
-    if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
-        return -1;
-    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) || digits(s + 11, 2, &h) ||
-        digits(s + 14, 2, &mi) || digits(s + 17, 2, &se))
-        return -1;
-    const char *p = s + 19;
-    if (*p == '.') {  /* fraction: ignored, seconds are the unit of the verdict */
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'Z' || *p == 'z')
-        p++;
-    else if (p[0] == '+' && strcmp(p, "+00:00") == 0)
-        p += 6;
-    if (*p)
-        return -1;
-    return make_time(y, mo, d, h, mi, se, out);
+    int64_t ms;
+    if (cw_time_parse(s, CW_TIME_CLOUDTRAIL, &ms) || ms < 0)
+        return CW_EINVAL;
+    *out = ms / 1000;
+    return CW_OK;
 }
 
 /* "Mar 13, 2024, 8:33:21 PM" or "Aug 26, 2019 11:15:26 PM" (UTC). */
@@ -621,37 +588,37 @@ static int finish_rc(struct dec *d, int level)
     if (sc->wrap & (1u << W_RECORDS))
         goto record_skip_container;
     if (sc->wrap & (1u << W_DIGEST)) {
-        set_msg(d, DEC_EREFUSED, "a CloudTrail digest file, not log records");
+        set_msg(d, CW_EREFUSED, "a CloudTrail digest file, not log records");
         return 0;
     }
     if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {
-        set_msg(d, DEC_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
+        set_msg(d, CW_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
         return 0;
     }
     const char *src = sval(sc, F_EVENT_SOURCE);
     if (src && strncmp(src, "aws:", 4) == 0) {
         if (strcmp(src, "aws:s3") == 0)
-            set_msg(d, DEC_EREFUSED, "an S3 event notification (eventSource aws:s3), not CloudTrail: "
+            set_msg(d, CW_EREFUSED, "an S3 event notification (eventSource aws:s3), not CloudTrail: "
                                      "send the log file the notification points to");
         else
-            set_msg(d, DEC_EREFUSED, "a %.40s event wrapper, not a CloudTrail record: send the record it carries",
+            set_msg(d, CW_EREFUSED, "a %.40s event wrapper, not a CloudTrail record: send the record it carries",
                     src);
         return 0;
     }
     if ((sc->wrap & (1u << W_BODY)) && !sval(sc, F_EVENT_NAME)) {
-        set_msg(d, DEC_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
+        set_msg(d, CW_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
         return 0;
     }
     /* A lone root object with nothing of a record and no EventBridge detail is an unknown shape:
      * refused, not counted as one skipped record (the sender must learn it sends the wrong thing). */
     if (level == 0 && !(sc->wrap & (1u << W_DETAIL)) && !sc->set[F_EVENT_NAME] && !sc->set[F_EVENT_SOURCE] &&
         !sc->set[F_EVENT_TIME] && !sc->set[F_EVENT_ID]) {
-        set_msg(d, DEC_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
+        set_msg(d, CW_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
         return 0;
     }
     size_t index = d->st.records;
     if (d->st.records >= d->lim.max_records) {
-        set_msg(d, DEC_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
+        set_msg(d, CW_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
         return 0;
     }
     d->st.records++;
@@ -675,7 +642,7 @@ static int finish_rc(struct dec *d, int level)
         rc = d->sink.event ? d->sink.event(d->sink.ud, index, &ev) : 0;
     }
     if (rc) {
-        set_msg(d, DEC_EABORT, "stopped by the consumer");
+        set_msg(d, CW_EABORT, "stopped by the consumer");
         return 0;
     }
     return 1;
@@ -684,7 +651,7 @@ record_skip_container:
     d->st.records++;
     d->st.skipped++;
     if (d->sink.skip && d->sink.skip(d->sink.ud, d->st.records - 1, "a record may not hold Records")) {
-        set_msg(d, DEC_EABORT, "stopped by the consumer");
+        set_msg(d, CW_EABORT, "stopped by the consumer");
         return 0;
     }
     return 1;
@@ -695,7 +662,7 @@ record_skip_container:
 static int push(struct dec *d, int is_map, int role, int node, int rc_level)
 {
     if (d->depth >= DEC_MAX_DEPTH) {
-        set_msg(d, DEC_EDEPTH, "JSON nested deeper than %d levels", DEC_MAX_DEPTH);
+        set_msg(d, CW_EDEPTH, "JSON nested deeper than %d levels", DEC_MAX_DEPTH);
         return 0;
     }
     struct frame *f = &d->stack[d->depth++];
@@ -745,7 +712,7 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
             rec_fail(d, "detail must be an object%s", "");
         if (w == W_RECORDS && kind != 'a') {
             if (d->depth == 1)  /* a CloudTrail file whose Records is not a list: nothing to count */
-                set_msg(d, DEC_EREFUSED, "Records must be an array of CloudTrail records");
+                set_msg(d, CW_EREFUSED, "Records must be an array of CloudTrail records");
             else
                 rec_fail(d, "Records must be an array%s", "");
         }
@@ -758,7 +725,7 @@ static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len
     if (d->depth == 0) {
         d->roots++;
         if (kind != 'm' && kind != 'a') {
-            set_msg(d, DEC_EREFUSED, "expected a JSON object or array at the top level");
+            set_msg(d, CW_EREFUSED, "expected a JSON object or array at the top level");
             return 0;
         }
         return 1;
@@ -769,13 +736,13 @@ static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len
             /* an element that cannot be a record */
             size_t index = d->st.records;
             if (d->st.records >= d->lim.max_records) {
-                set_msg(d, DEC_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
+                set_msg(d, CW_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
                 return 0;
             }
             d->st.records++;
             d->st.skipped++;
             if (d->sink.skip && d->sink.skip(d->sink.ud, index, "record is not a JSON object")) {
-                set_msg(d, DEC_EABORT, "stopped by the consumer");
+                set_msg(d, CW_EABORT, "stopped by the consumer");
                 return 0;
             }
         }
@@ -982,7 +949,7 @@ static int parse_json(struct dec *d, const unsigned char *buf, size_t len)
     if (d->err)
         return d->err;
     if (d->st.bytes_json + len > d->lim.max_inflated) {
-        set_msg(d, DEC_ETOOBIG, "input larger than %zu bytes once inflated", d->lim.max_inflated);
+        set_msg(d, CW_ETOOBIG, "input larger than %zu bytes once inflated", d->lim.max_inflated);
         return d->err;
     }
     d->json_before = d->st.bytes_json;
@@ -1006,7 +973,7 @@ static int parse_json(struct dec *d, const unsigned char *buf, size_t len)
     while (n && (what[n - 1] == '\n' || what[n - 1] == ' '))
         what[--n] = 0;
     snprintf(d->msg, sizeof d->msg, "malformed JSON at byte %zu: %s", at, what);
-    d->err = DEC_EJSON;
+    d->err = CW_EJSON;
     return d->err;
 }
 
@@ -1020,7 +987,7 @@ static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int
             if (d->z.avail_in == 0)
                 break;
             if (d->z.next_in[0] != 0x1f) {
-                set_msg(d, DEC_EGZIP, "trailing data after the gzip stream");
+                set_msg(d, CW_EGZIP, "trailing data after the gzip stream");
                 return d->err;
             }
             inflateReset(&d->z);
@@ -1038,7 +1005,7 @@ static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int
             /* ratio cap: a small gzip may hold gigabytes */
             size_t limit = d->st.bytes_in * (size_t)d->lim.max_ratio + DEC_RATIO_SLACK;
             if (d->st.bytes_json + got > limit) {
-                set_msg(d, DEC_ETOOBIG, "gzip expands more than %ux: refused as a decompression bomb",
+                set_msg(d, CW_ETOOBIG, "gzip expands more than %ux: refused as a decompression bomb",
                         d->lim.max_ratio);
                 return d->err;
             }
@@ -1046,7 +1013,7 @@ static int inflate_feed(struct dec *d, const unsigned char *buf, size_t len, int
                 return d->err;
         }
         if (corrupt) {
-            set_msg(d, DEC_EGZIP, "corrupt gzip data: %s", d->z.msg ? d->z.msg : "inflate failed");
+            set_msg(d, CW_EGZIP, "corrupt gzip data: %s", d->z.msg ? d->z.msg : "inflate failed");
             return d->err;
         }
         if (r == Z_STREAM_END)
@@ -1064,7 +1031,7 @@ static int start(struct dec *d)
         d->st.gzip = 1;
         d->zbuf = malloc(DEC_INFLATE_CHUNK);
         if (!d->zbuf || inflateInit2(&d->z, 16 + MAX_WBITS) != Z_OK) {
-            set_msg(d, DEC_ENOMEM, "out of memory");
+            set_msg(d, CW_ENOMEM, "out of memory");
             return d->err;
         }
         d->z_init = 1;
@@ -1103,21 +1070,21 @@ int dec_finish(struct dec *d)
         if (inflate_feed(d, NULL, 0, 1))
             return d->err;
         if (!d->z_ended) {
-            set_msg(d, DEC_EGZIP, "truncated gzip stream");
+            set_msg(d, CW_EGZIP, "truncated gzip stream");
             return d->err;
         }
     }
     if (d->st.bytes_json == 0) {
-        set_msg(d, DEC_EJSON, "empty input: expected CloudTrail JSON");
+        set_msg(d, CW_EJSON, "empty input: expected CloudTrail JSON");
         return d->err;
     }
     yajl_status s = yajl_complete_parse(d->y);
     if (s != yajl_status_ok && !d->err) {
         snprintf(d->msg, sizeof d->msg, "malformed JSON at byte %zu: unexpected end of input", d->st.bytes_json);
-        d->err = DEC_EJSON;
+        d->err = CW_EJSON;
     }
     if (!d->err && d->roots == 0) {
-        set_msg(d, DEC_EJSON, "empty input: expected CloudTrail JSON");
+        set_msg(d, CW_EJSON, "empty input: expected CloudTrail JSON");
     }
     return d->err;
 }
@@ -1139,7 +1106,7 @@ int dec_buffer(const uint8_t *buf, size_t len, const struct dec_sink *sink, cons
     if (!d) {
         if (msg && msg_size)
             snprintf(msg, msg_size, "out of memory");
-        return DEC_ENOMEM;
+        return CW_ENOMEM;
     }
     int rc = dec_feed(d, buf, len);
     if (!rc)

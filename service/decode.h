@@ -10,14 +10,16 @@
  * The parser is yajl (event callbacks, streaming): the input is fed in chunks as it is inflated,
  * so memory stays bounded for any body size. Nothing outside decode.c knows which parser it is.
  *
- * Error convention (whole project): functions return 0 on success or a negative DEC_E* / CW_E*
- * code; details go to the handle's message buffer.
+ * Errors (cw.h): 0, or CW_EJSON, CW_EGZIP, CW_ETOOBIG, CW_EREFUSED, CW_EDEPTH, CW_ENOMEM, CW_EABORT;
+ * the message buffer names the byte or field at fault.
  */
 #ifndef CW_DECODE_H
 #define CW_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cw.h"
 
 #include "event.h"
 
@@ -27,19 +29,8 @@
 #define DEC_DEFAULT_MAX_RATIO 200u         /* cap on inflated/compressed (gzip bombs) */
 #define DEC_DEFAULT_MAX_RECORDS 250000u    /* records in one input */
 
-enum dec_err {
-    DEC_OK = 0,
-    DEC_EJSON = -1,      /* malformed JSON; message names the byte offset */
-    DEC_EGZIP = -2,      /* corrupt gzip stream */
-    DEC_ETOOBIG = -3,    /* inflated size or ratio over the cap, or too many records */
-    DEC_EREFUSED = -4,   /* a look-alike (S3 notification, SNS/SQS, digest) or unknown shape */
-    DEC_EDEPTH = -5,     /* nesting deeper than DEC_MAX_DEPTH */
-    DEC_ENOMEM = -6,
-    DEC_EABORT = -7,     /* the sink asked to stop */
-};
-
 /* The sink receives each record: its index in the input (0-based), and either the event or, when
- * the record was skipped, a reason. Returning non-zero stops decoding with DEC_EABORT. */
+ * the record was skipped, a reason. Returning non-zero stops decoding with CW_EABORT. */
 struct dec_sink {
     int (*event)(void *ud, size_t index, const struct ev_event *ev);
     int (*skip)(void *ud, size_t index, const char *reason);

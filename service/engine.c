@@ -169,7 +169,7 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
 {
     eng_finding_id(e->key.akid, b->id, sizeof b->id);
     if (!(b->doc = rnd_evidence(&e->key, v, b->id)))
-        return ENG_ENOMEM;
+        return CW_ENOMEM;
     snprintf(b->account, sizeof b->account, "%s", e->key.account);
     snprintf(b->function, sizeof b->function, "%s", e->key.function);
     memset(p, 0, sizeof *p);
@@ -232,7 +232,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
     struct store_finding_put *rputs = calloc(n, sizeof *rputs);
     struct finding_bufs *rbufs = calloc(n, sizeof *rbufs);
     size_t nr = 0;
-    int rc = ENG_ENOMEM;
+    int rc = CW_ENOMEM;
     if (!loads || !commits || !blobs || !puts || !bufs || !commit_of || !rputs || !rbufs)
         goto out;
     size_t nl = 0;
@@ -248,7 +248,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         nl++;
     }
     if (store_load(e->st, loads, nl)) {
-        rc = ENG_ESTORE;
+        rc = CW_EUNAVAIL;
         goto out;
     }
     size_t nc = 0;
@@ -285,7 +285,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             det_judge(&e->key, &e->cfg.det, &vc);
             if (vc.finding && nr < n) {
                 if (finding_put_of(e, &vc, loads[j].version, now_ms, &rputs[nr], &rbufs[nr])) {
-                    rc = ENG_ENOMEM;
+                    rc = CW_ENOMEM;
                     goto out;
                 }
                 rputs[nr++].ensure = 1;
@@ -300,7 +300,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         det_remember(&e->key, &vn);
         int len = det_encode(&e->key, e->blob, sizeof e->blob);
         if (len < 0 || !(blobs[nc] = malloc((size_t)len))) {
-            rc = ENG_ENOMEM;
+            rc = CW_ENOMEM;
             goto out;
         }
         memcpy(blobs[nc], e->blob, (size_t)len);
@@ -326,7 +326,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
          * ingest token): once raised it stays, explained or not, with its status. */
         if (vn.finding) {
             if (finding_put_of(e, &vn, c->new_version, now_ms, &puts[nc], &bufs[nc])) {
-                rc = ENG_ENOMEM;
+                rc = CW_ENOMEM;
                 goto out;
             }
             puts[nc].new_outside = vn.outside_count > vo.outside_count;
@@ -342,10 +342,10 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             continue;
         struct store_finding old;
         int grc = store_finding_get(e->st, puts[j].id, &old);
-        if (grc == STORE_ENOTFOUND)
+        if (grc == CW_ENOTFOUND)
             continue;
         if (grc) {
-            rc = ENG_ESTORE;
+            rc = CW_EUNAVAIL;
             goto out;
         }
         int floor = finding_severity(&old);
@@ -358,7 +358,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         int len = det_encode(&e->key, e->blob, sizeof e->blob);
         uint8_t *nb = len > 0 ? realloc(blobs[j], (size_t)len) : NULL;
         if (!nb) {
-            rc = ENG_ENOMEM;
+            rc = CW_ENOMEM;
             goto out;
         }
         memcpy(nb, e->blob, (size_t)len);
@@ -369,13 +369,13 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
         free(bufs[j].doc);
         bufs[j].doc = NULL;
         if (finding_put_of(e, &vf, commits[j].new_version, now_ms, &puts[j], &bufs[j])) {
-            rc = ENG_ENOMEM;
+            rc = CW_ENOMEM;
             goto out;
         }
         puts[j].new_outside = new_outside;
     }
     if (store_commit(e->st, commits, nc)) {
-        rc = ENG_ESTORE;
+        rc = CW_EUNAVAIL;
         goto out;
     }
     size_t np = 0;
@@ -390,7 +390,7 @@ static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
     for (size_t j = 0; j < nr; j++)  /* puts has room: n >= commits + repairs */
         puts[np++] = rputs[j];
     if (np && store_finding_put(e->st, puts, np)) {
-        rc = ENG_ESTORE;
+        rc = CW_EUNAVAIL;
         goto out;
     }
     for (size_t j = 0; j < np; j++) {
@@ -432,7 +432,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
         if (id)
             e->ident = id;
         if (!o || !id)
-            return ENG_ENOMEM;
+            return CW_ENOMEM;
         e->cap_order = e->n_evs;
     }
     for (size_t i = 0; i < e->n_evs; i++) {
@@ -460,7 +460,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
     struct keywork *kw = calloc(n_keys, sizeof *kw);
     uint64_t *hashes = malloc(n_unique * sizeof *hashes);
     uint8_t *seen = malloc(n_unique);
-    int rc = ENG_ENOMEM;
+    int rc = CW_ENOMEM;
     if (!kw || !hashes || !seen)
         goto out;
     size_t k = 0;
@@ -496,7 +496,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
         if (!rc)
             for (size_t i = 0; i < n; i++)
                 if (!kw[base + i].done)
-                    rc = ENG_ESTORE;  /* contention beyond the retries: the sender retries */
+                    rc = CW_EUNAVAIL;  /* contention beyond the retries: the sender retries */
     }
 out:
     free(kw);
@@ -523,14 +523,14 @@ int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report 
     /* an input refused as a whole contributes nothing, not even the records before the fault */
     e->n_evs = before;
     switch (drc) {
-    case DEC_ETOOBIG:
-        return ENG_ETOOBIG;
-    case DEC_ENOMEM:
-    case DEC_EABORT:
+    case CW_ETOOBIG:
+        return CW_ETOOBIG;
+    case CW_ENOMEM:
+    case CW_EABORT:
         snprintf(rep->message, sizeof rep->message, "out of memory");
-        return ENG_ENOMEM;
+        return CW_ENOMEM;
     default:
-        return ENG_EINPUT;
+        return CW_EINPUT;
     }
 }
 
@@ -554,13 +554,13 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
         e->ident = NULL;
         e->cap_evs = e->cap_order = 0;
     }
-    if (rc == ENG_ESTORE)
+    if (rc == CW_EUNAVAIL)
     {
         const char *why = store_why(e->st);
         snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later%s%.200s",
                  why[0] ? ": " : "", why);
     }
-    else if (rc == ENG_ENOMEM)
+    else if (rc == CW_ENOMEM)
         snprintf(rep->message, sizeof rep->message, "out of memory");
     return rc;
 }
@@ -582,15 +582,15 @@ int eng_key_json(struct eng *e, const char *akid, char **json)
 {
     struct store_load l = { .akid = akid };
     if (store_load(e->st, &l, 1))
-        return ENG_ESTORE;
+        return CW_EUNAVAIL;
     if (!l.version)
-        return STORE_ENOTFOUND;
+        return CW_ENOTFOUND;
     if (det_decode(&e->key, l.blob, l.blob_len))
-        return ENG_ESTORE;
+        return CW_EUNAVAIL;
     struct det_verdict v;
     det_judge(&e->key, &e->cfg.det, &v);
     char fid[STORE_ID_MAX];
     eng_finding_id(akid, fid, sizeof fid);
     *json = rnd_key_context(&e->key, &v, v.finding ? fid : NULL);
-    return *json ? 0 : ENG_ENOMEM;
+    return *json ? 0 : CW_ENOMEM;
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cw.h"
+
 #include "decode.h"
 #include "detect.h"
 #include "store.h"
@@ -25,14 +27,6 @@
  * array is freed when it has been applied, so a worker does not hold a big request's memory
  * (250,000 records, the decoder's default cap, peak at ~270 MB) until the next one. */
 #define ENG_EVENTS_KEEP 8192
-
-enum eng_err {
-    ENG_OK = 0,
-    ENG_EINPUT = -30,   /* never valid: 400 (message says why) */
-    ENG_ETOOBIG = -31,  /* over a size cap: 413 */
-    ENG_ESTORE = -32,   /* store unavailable or contention: 503, retry */
-    ENG_ENOMEM = -33,
-};
 
 struct eng_skip {
     size_t index;
@@ -70,7 +64,9 @@ void eng_free(struct eng *e);
 
 /* Ingests one input (any decode.h form, plain or gzip). now_ms is the wall clock, used only
  * for the store's expiry floor and the findings' created_at/updated_at. The report (caller's
- * memory; large, allocate it) is filled in any case. */
+ * memory; large, allocate it) is filled in any case. Returns 0, CW_EINPUT (never valid: 400, the
+ * message says why), CW_ETOOBIG (over a size cap: 413), CW_EUNAVAIL (store unavailable or
+ * contention beyond the retries: 503, retry) or CW_ENOMEM. */
 int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep);
 
 /* The two halves of eng_ingest, for callers that apply several inputs at once (scan: a key that
@@ -82,7 +78,8 @@ int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report 
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep);
 size_t eng_pending(const struct eng *e);  /* events decoded and not yet applied */
 
-/* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. STORE_ENOTFOUND if unknown. */
+/* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. 0, CW_ENOTFOUND if unknown,
+ * CW_EUNAVAIL or CW_ENOMEM. */
 int eng_key_json(struct eng *e, const char *akid, char **json);
 
 /* Points the engine at another network table (after a reload); NULL = none. The caller keeps

@@ -246,10 +246,10 @@ int nr_parse_ip(const char *text, int *family, uint8_t addr[16])
 {
     int fam, mapped;
     if (!text || !family || !addr)
-        return NR_EINVAL;
+        return CW_EINVAL;
     size_t n = strnlen(text, NR_IP_TEXT_MAX);
     if (parse_ip_n(text, n, &fam, addr, &mapped) != 0)
-        return NR_EFORMAT;
+        return CW_EFORMAT;
     *family = fam == 4 ? AF_INET : AF_INET6;
     return 0;
 }
@@ -356,14 +356,14 @@ struct nr_table *nr_table_new(void)
 static int push_rec(struct nr_table *t, const struct nr_rec *r)
 {
     if (t->n_recs >= NR_PREFIXES_MAX)
-        return NR_ELIMIT;
+        return CW_ETOOBIG;
     if (t->n_recs == t->cap_recs) {
         size_t cap = t->cap_recs ? t->cap_recs * 2 : 1024;
         if (cap > NR_PREFIXES_MAX)
             cap = NR_PREFIXES_MAX;
         struct nr_rec *nr = realloc(t->recs, cap * sizeof *nr);
         if (!nr)
-            return NR_ENOMEM;
+            return CW_ENOMEM;
         t->recs = nr;
         t->cap_recs = cap;
     }
@@ -405,11 +405,11 @@ static int load_array(struct nr_table *t, json_t *root, const char *key, const c
         if (want_fam == 6)
             return 0;  /* files from before IPv6 (2016) have no ipv6_prefixes */
         set_msg(msg, msg_size, "no \"%s\" array", key);
-        return NR_EFORMAT;
+        return CW_EFORMAT;
     }
     if (!json_is_array(arr)) {
         set_msg(msg, msg_size, "\"%s\" is not an array", key);
-        return NR_EFORMAT;
+        return CW_EFORMAT;
     }
     size_t i;
     json_t *it;
@@ -433,22 +433,22 @@ static int load_array(struct nr_table *t, json_t *root, const char *key, const c
         if (why) {
             set_msg(msg, msg_size, "%s[%zu]%s%.*s%s: %s", key, i, ps ? " \"" : "", ps ? NR_ENTRY_SHOWN : 0,
                     ps ? ps : "", ps ? "\"" : "", why);
-            return NR_EFORMAT;
+            return CW_EFORMAT;
         }
         int ri = intern_region(t, rs), si = intern_service(t, ss);
         if (ri < 0 || si < 0) {
             set_msg(msg, msg_size, "%s[%zu]: more than %d distinct %s", key, i,
                     ri < 0 ? NR_REGIONS_MAX : NR_SERVICES_MAX, ri < 0 ? "regions" : "services");
-            return NR_ELIMIT;
+            return CW_ETOOBIG;
         }
         r.cls = NR_AWS;
         r.region = (uint16_t)ri;
         r.services = (uint64_t)1 << si;
         int rc = push_rec(t, &r);
         if (rc != 0) {
-            set_msg(msg, msg_size, rc == NR_ELIMIT ? "%s[%zu]: more than %d prefixes in one table"
+            set_msg(msg, msg_size, rc == CW_ETOOBIG ? "%s[%zu]: more than %d prefixes in one table"
                                                    : "%s[%zu]: out of memory (%d)",
-                    key, i, rc == NR_ELIMIT ? NR_PREFIXES_MAX : rc);
+                    key, i, rc == CW_ETOOBIG ? NR_PREFIXES_MAX : rc);
             return rc;
         }
     }
@@ -460,42 +460,42 @@ int nr_load_aws(struct nr_table *t, const char *path, char *msg, size_t msg_size
     set_msg(msg, msg_size, "%s", "");
     if (!t || !path) {
         set_msg(msg, msg_size, "nr_load_aws: NULL argument");
-        return NR_EINVAL;
+        return CW_EINVAL;
     }
     if (t->built) {
         set_msg(msg, msg_size, "nr_load_aws: table already built");
-        return NR_EINVAL;
+        return CW_EINVAL;
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
         set_msg(msg, msg_size, "%s: %s", path, strerror(errno));
-        return NR_EIO;
+        return CW_EIO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         set_msg(msg, msg_size, "%s: not a regular file", path);
         fclose(f);
-        return NR_EIO;
+        return CW_EIO;
     }
     if ((uintmax_t)st.st_size > NR_FILE_MAX) {
         set_msg(msg, msg_size, "%s: %jd bytes, over the %u-byte limit", path, (intmax_t)st.st_size,
                 (unsigned)NR_FILE_MAX);
         fclose(f);
-        return NR_ELIMIT;
+        return CW_ETOOBIG;
     }
     json_error_t jerr;
     json_t *root = json_loadf(f, 0, &jerr);
     fclose(f);
     if (!root) {
         set_msg(msg, msg_size, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
-        return NR_EFORMAT;
+        return CW_EFORMAT;
     }
     /* Remember where this file started so a failure leaves the table as it was. Interned names
      * added meanwhile are dropped too (a later file may intern them again). */
     size_t n_recs = t->n_recs, n_regions = t->n_regions, n_services = t->n_services;
     char sub[NR_MSG_MAX];
     sub[0] = '\0';
-    int rc = NR_EFORMAT;
+    int rc = CW_EFORMAT;
     if (!json_is_object(root))
         snprintf(sub, sizeof sub, "top level is not an object");
     else if ((rc = load_array(t, root, "prefixes", "ip_prefix", 4, sub, sizeof sub)) == 0)
@@ -535,16 +535,16 @@ int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_siz
     set_msg(msg, msg_size, "%s", "");
     if (!t || !spec) {
         set_msg(msg, msg_size, "nr_add_allow: NULL argument");
-        return NR_EINVAL;
+        return CW_EINVAL;
     }
     if (t->built) {
         set_msg(msg, msg_size, "nr_add_allow: table already built");
-        return NR_EINVAL;
+        return CW_EINVAL;
     }
     size_t slen = strnlen(spec, NR_ALLOW_SPEC_MAX + 1);
     if (slen > NR_ALLOW_SPEC_MAX) {
         set_msg(msg, msg_size, "allow-list longer than %d characters", NR_ALLOW_SPEC_MAX);
-        return NR_ELIMIT;
+        return CW_ETOOBIG;
     }
     const char *tend;
     const char *all = trim(spec, spec + slen, &tend);
@@ -554,7 +554,7 @@ int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_siz
         t->labels = calloc(NR_ALLOW_MAX, sizeof *t->labels);
         if (!t->labels) {
             set_msg(msg, msg_size, "out of memory");
-            return NR_ENOMEM;
+            return CW_ENOMEM;
         }
     }
     size_t n_recs = t->n_recs, n_allow = t->n_allow;
@@ -602,7 +602,7 @@ int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_siz
             set_msg(msg, msg_size, "allow-list entry %u \"%.*s%s\": %s", pos,
                     (int)(shown > NR_ENTRY_SHOWN ? NR_ENTRY_SHOWN : shown), e,
                     shown > NR_ENTRY_SHOWN ? "..." : "", why);
-            rc = (t->n_allow >= NR_ALLOW_MAX) ? NR_ELIMIT : NR_EFORMAT;
+            rc = (t->n_allow >= NR_ALLOW_MAX) ? CW_ETOOBIG : CW_EFORMAT;
             break;
         }
         char *lab = t->labels[t->n_allow];
@@ -615,7 +615,7 @@ int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_siz
         rc = push_rec(t, &r);
         if (rc != 0) {
             set_msg(msg, msg_size, "allow-list entry %u: %s", pos,
-                    rc == NR_ELIMIT ? "more than NR_PREFIXES_MAX prefixes in one table" : "out of memory");
+                    rc == CW_ETOOBIG ? "more than NR_PREFIXES_MAX prefixes in one table" : "out of memory");
             break;
         }
         t->n_allow++;
@@ -792,7 +792,7 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
     set_msg(msg, msg_size, "%s", "");
     if (!t || t->built) {
         set_msg(msg, msg_size, "nr_build: %s", t ? "table already built" : "NULL table");
-        return NR_EINVAL;
+        return CW_EINVAL;
     }
     for (size_t i = 0; i < sizeof private_ranges / sizeof private_ranges[0]; i++) {
         struct nr_rec r;
@@ -801,12 +801,12 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
         const char *c = private_ranges[i].cidr;
         if (parse_cidr(c, strlen(c), 0, &r, &why) != 0) {
             set_msg(msg, msg_size, "built-in range %s: %s", c, why);
-            return NR_EINVAL;
+            return CW_EINVAL;
         }
         r.cls = NR_PRIVATE;
         int rc = push_rec(t, &r);
         if (rc != 0) {
-            set_msg(msg, msg_size, "%s", rc == NR_ELIMIT ? "more than NR_PREFIXES_MAX prefixes" : "out of memory");
+            set_msg(msg, msg_size, "%s", rc == CW_ETOOBIG ? "more than NR_PREFIXES_MAX prefixes" : "out of memory");
             return rc;
         }
     }
@@ -854,7 +854,7 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
     s6.val = malloc((2 * n6 + 1) * sizeof *s6.val);
     int rc = 0;
     if (!s4.start || !s4.val || !s6.start || !s6.val) {
-        rc = NR_ENOMEM;
+        rc = CW_ENOMEM;
         goto out;
     }
     sweep(t->recs, n4, 0, 32, &s4);
@@ -867,7 +867,7 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
     t->v6_val = malloc(s6.n * sizeof *t->v6_val);
     if (!t->v4_start || !t->v4_val || !t->v4_index || !t->v6_start || !t->v6_val) {
         free_built(t);
-        rc = NR_ENOMEM;
+        rc = CW_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < s4.n; i++) {
@@ -1002,9 +1002,9 @@ static int not_ip(struct nr_match *out, int rc)
 int nr_lookup(const struct nr_table *t, const char *ip_text, struct nr_match *out)
 {
     if (!out)
-        return NR_EINVAL;
+        return CW_EINVAL;
     if (!t || !t->built)
-        return not_ip(out, NR_EINVAL);
+        return not_ip(out, CW_EINVAL);
     if (!ip_text)
         return not_ip(out, NR_NOT_IP);
     size_t n = strnlen(ip_text, NR_IP_TEXT_MAX);
@@ -1022,9 +1022,9 @@ int nr_lookup(const struct nr_table *t, const char *ip_text, struct nr_match *ou
 int nr_lookup_addr(const struct nr_table *t, int family, const void *addr, struct nr_match *out)
 {
     if (!out)
-        return NR_EINVAL;
+        return CW_EINVAL;
     if (!t || !t->built || !addr || (family != AF_INET && family != AF_INET6))
-        return not_ip(out, NR_EINVAL);
+        return not_ip(out, CW_EINVAL);
     const uint8_t *a = addr;
     if (family == AF_INET)
         return lookup_bin(t, 4, a, out);
@@ -1036,7 +1036,7 @@ int nr_lookup_addr(const struct nr_table *t, int family, const void *addr, struc
 int nr_class_string(const struct nr_match *m, char *buf, size_t size)
 {
     if (!m || !buf || size == 0)
-        return NR_EINVAL;
+        return CW_EINVAL;
     int n;
     switch (m->cls) {
     case NR_AWS:
@@ -1055,7 +1055,7 @@ int nr_class_string(const struct nr_match *m, char *buf, size_t size)
         n = snprintf(buf, size, "not-ip");
         break;
     }
-    return (n < 0 || (size_t)n >= size) ? NR_ENOSPC : 0;
+    return (n < 0 || (size_t)n >= size) ? CW_ENOSPC : 0;
 }
 
 int nr_match_has_service(const struct nr_table *t, const struct nr_match *m, const char *service)
@@ -1071,7 +1071,7 @@ int nr_match_has_service(const struct nr_table *t, const struct nr_match *m, con
 int nr_table_stats(const struct nr_table *t, struct nr_stats *out)
 {
     if (!t || !out || !t->built)
-        return NR_EINVAL;
+        return CW_EINVAL;
     memset(out, 0, sizeof *out);
     out->aws_v4 = t->aws_v4;
     out->aws_v6 = t->aws_v6;

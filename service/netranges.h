@@ -25,13 +25,15 @@
  * carrying the winning prefix, and looked up by branch-free binary search (IPv4: a 64 Ki-slot
  * index on the top 16 bits narrows the search first). See netranges.c.
  *
- * Errors: functions return 0 or a negative NR_E* code; msg (may be NULL) gets a sentence.
+ * Errors: functions return 0 or a negative CW_E* code (cw.h); msg (may be NULL) gets a sentence.
  */
 #ifndef CW_NETRANGES_H
 #define CW_NETRANGES_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cw.h"
 
 #define NR_PREFIXES_MAX 200000     /* AWS + allow entries in one table (the 2026-08 list: 16,826) */
 #define NR_ALLOW_MAX 1024          /* entries in the allow-list (CREDWATCH_ALLOW_CIDRS) */
@@ -45,16 +47,6 @@
 #define NR_IP_TEXT_MAX 46          /* INET6_ADDRSTRLEN: longer text is never an address */
 #define NR_CLASS_MAX 96            /* enough for any nr_class_string output */
 #define NR_MSG_MAX 256             /* a message buffer that holds any message in full */
-
-enum nr_err {
-    NR_OK = 0,
-    NR_EINVAL = -1,   /* bad argument, or a call in the wrong state (load after build ...) */
-    NR_ENOMEM = -2,
-    NR_EIO = -3,      /* the file cannot be opened or read */
-    NR_EFORMAT = -4,  /* malformed JSON, or an entry that is not a valid prefix; msg names it */
-    NR_ELIMIT = -5,   /* over one of the NR_*_MAX bounds; msg names it */
-    NR_ENOSPC = -6,   /* the output buffer is too small (output truncated, still NUL-terminated) */
-};
 
 enum nr_class {
     NR_NOT_IP = 0,    /* not an address: "lambda.amazonaws.com", "AWS Internal", "" */
@@ -95,7 +87,7 @@ int nr_load_aws(struct nr_table *t, const char *path, char *msg, size_t msg_size
 int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_size);
 
 /* Freezes the table: builds the lookup structure and releases the build-time memory. After it,
- * only lookups are allowed; nr_load_aws and nr_add_allow fail with NR_EINVAL. */
+ * only lookups are allowed; nr_load_aws and nr_add_allow fail with CW_EINVAL. */
 int nr_build(struct nr_table *t, char *msg, size_t msg_size);
 
 /* Takes one more reference (returns t). Thread-safe. */
@@ -104,21 +96,21 @@ struct nr_table *nr_table_ref(struct nr_table *t);
 void nr_table_unref(struct nr_table *t);
 
 /* Classifies the text of a sourceIPAddress. Returns the class (>= 0), also set in out->cls, or
- * NR_EINVAL (out cleared to NR_NOT_IP) when t is NULL or not built. IPv4 is dotted-quad only
+ * CW_EINVAL (out cleared to NR_NOT_IP) when t is NULL or not built. IPv4 is dotted-quad only
  * (no leading zeros, no shorthand); IPv6 is any RFC 4291 text form without a zone ("%eth0");
  * an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is looked up as the IPv4 address. */
 int nr_lookup(const struct nr_table *t, const char *ip_text, struct nr_match *out);
 
 /* Same, from binary: family AF_INET (addr: 4 bytes, network order) or AF_INET6 (16 bytes).
- * NR_EINVAL for another family. */
+ * CW_EINVAL for another family. */
 int nr_lookup_addr(const struct nr_table *t, int family, const void *addr, struct nr_match *out);
 
 /* Parses address text as nr_lookup does: 0 and *family/addr set (IPv4-mapped IPv6 is returned as
- * AF_INET), or NR_EFORMAT when the text is not an address. */
+ * AF_INET), or CW_EFORMAT when the text is not an address. */
 int nr_parse_ip(const char *text, int *family, uint8_t addr[16]);
 
 /* The class as the findings show it: "aws:<region>:<service>", "allowlisted:<label>", "private",
- * "external", or "not-ip". 0, or NR_ENOSPC when buf is too small (NR_CLASS_MAX always suffices). */
+ * "external", or "not-ip". 0, or CW_ENOSPC when buf is too small (NR_CLASS_MAX always suffices). */
 int nr_class_string(const struct nr_match *m, char *buf, size_t size);
 
 /* 1 when m is NR_AWS and its service set holds the service (e.g. "EC2"), else 0. */

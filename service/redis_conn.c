@@ -1,5 +1,6 @@
 /* redis_conn.c — batches of commands to one Redis or a Redis Cluster (see redis_conn.h). */
 #include "redis_conn.h"
+#include "cw.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -61,13 +62,6 @@ struct rconn_batch {
     struct cmd *cmds;
     size_t n, cap;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -405,7 +399,7 @@ static void node_drop(struct rconn *c, struct node *n)
     if (n->backoff_ms > RCONN_BACKOFF_MAX_MS)
         n->backoff_ms = RCONN_BACKOFF_MAX_MS;
     n->seen_epoch = addr_epoch(&n->addr, 0);  /* only answers heard after this failure cut the wait */
-    addr_quiet(&n->addr, mono_ms() + n->backoff_ms);  /* every connection waits, not just this one */
+    addr_quiet(&n->addr, cw_mono_ms() + n->backoff_ms);  /* every connection waits, not just this one */
     if (c->cfg.cluster)
         c->map_stale = 1;  /* a failed master may have been replaced */
 }
@@ -441,7 +435,7 @@ static redisContext *node_ctx(struct rconn *c, size_t i)
     struct node *n = &c->nodes[i];
     if (n->ctx)
         return n->ctx;
-    if (!addr_may_try(&n->addr, n->seen_epoch, mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS)) {
+    if (!addr_may_try(&n->addr, n->seen_epoch, cw_mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS)) {
         char why[RCONN_MSG_MAX];
         addr_why_get(&n->addr, why, sizeof why);
         set_err(c, "%s (%s:%d, waiting to retry)", why, n->addr.host, n->addr.port);
@@ -495,7 +489,7 @@ static int load_scripts(struct rconn *c, size_t i)
         redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", c->scripts[s]);
         if (!r) {
             node_drop(c, n);
-            return RCONN_EUNAVAIL;
+            return CW_EUNAVAIL;
         }
         int ok = r->type == REDIS_REPLY_STRING && r->len == 40;
         if (ok)
@@ -505,7 +499,7 @@ static int load_scripts(struct rconn *c, size_t i)
                     r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
         freeReplyObject(r);
         if (!ok)
-            return RCONN_EUNAVAIL;
+            return CW_EUNAVAIL;
         n->scripts_loaded |= 1u << s;
     }
     return 0;
@@ -564,7 +558,7 @@ static int refresh_map(struct rconn *c)
         c->map_stale = 0;
         return 0;
     }
-    return RCONN_EUNAVAIL;
+    return CW_EUNAVAIL;
 }
 
 /* ---- batches ---------------------------------------------------------------------------------- */
@@ -723,9 +717,9 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
 {
     redisContext *ctx = node_ctx(c, i);
     if (!ctx)
-        return RCONN_EUNAVAIL;
+        return CW_EUNAVAIL;
     if (load_scripts(c, i))
-        return RCONN_EUNAVAIL;
+        return CW_EUNAVAIL;
     size_t sent = 0;
     for (size_t k = 0; k < b->n; k++) {
         struct cmd *m = &b->cmds[k];
@@ -746,7 +740,7 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
         if (m->asking) {
             if (redisGetReply(ctx, &r) != REDIS_OK) {
                 node_drop(c, &c->nodes[i]);
-                return RCONN_EUNAVAIL;
+                return CW_EUNAVAIL;
             }
             freeReplyObject(r);
             r = NULL;
@@ -758,7 +752,7 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
             set_err(c, "%s", why);
             addr_why_set(&c->nodes[i].addr, why);
             node_drop(c, &c->nodes[i]);
-            return RCONN_EUNAVAIL;
+            return CW_EUNAVAIL;
         }
         if (m->reply)
             freeReplyObject(m->reply);
@@ -776,12 +770,12 @@ int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
         return 0;
     uint8_t *pending = malloc(b->n);
     if (!pending)
-        return RCONN_EUNAVAIL;
+        return CW_EUNAVAIL;
     memset(pending, 1, b->n);
     int rc = 0;
     for (int round = 0; round <= RCONN_REDIRECTS_MAX; round++) {
         if (c->cfg.cluster && c->map_stale && refresh_map(c)) {
-            rc = RCONN_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             break;
         }
         size_t left = 0;
@@ -792,7 +786,7 @@ int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
                 b->cmds[k].node = route(c, &b->cmds[k]);
             if (b->cmds[k].node < 0) {
                 c->map_stale = 1;  /* a slot nobody serves: the cluster is changing or down */
-                rc = RCONN_EUNAVAIL;
+                rc = CW_EUNAVAIL;
                 goto out;
             }
             left++;
@@ -829,7 +823,7 @@ int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
             } else {
                 int idx = node_find_or_add(c, host, port);
                 if (idx < 0) {
-                    rc = RCONN_EUNAVAIL;
+                    rc = CW_EUNAVAIL;
                     goto out;
                 }
                 if (kind == 'M') {
@@ -846,7 +840,7 @@ int rconn_batch_exec(struct rconn *c, struct rconn_batch *b)
         if (!again)
             break;
         if (round == RCONN_REDIRECTS_MAX) {
-            rc = RCONN_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             break;
         }
         if (wait)

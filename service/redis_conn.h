@@ -7,7 +7,7 @@
  * the same code with one node and no slots. Lua scripts are registered once and loaded on each
  * node when it answers NOSCRIPT.
  *
- * A connection is not thread-safe: one per thread (rconn_clone). Errors: 0, or RCONN_EUNAVAIL
+ * A connection is not thread-safe: one per thread (rconn_clone). Errors: 0, or CW_EUNAVAIL
  * (transient: the node or the cluster cannot answer now; the caller retries later).
  */
 #ifndef CW_REDIS_CONN_H
@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RCONN_EUNAVAIL (-20)     /* same value as STORE_EUNAVAIL */
+#include "cw.h"
+
 #define RCONN_NODES_MAX 64       /* cluster nodes known at once */
 #define RCONN_SEEDS_MAX 16       /* seed addresses in CREDWATCH_REDIS_CLUSTER */
 #define RCONN_SCRIPTS_MAX 8
@@ -76,7 +77,7 @@ int rconn_batch_eval(struct rconn_batch *b, int script, int nkeys, const char **
                      const char **args, const size_t *arg_lens);
 
 /* Sends the batch and reads every reply. 0: every command got a reply (it may be an error reply
- * of the command itself, e.g. WRONGTYPE); RCONN_EUNAVAIL: the connection or cluster failed. */
+ * of the command itself, e.g. WRONGTYPE); CW_EUNAVAIL: the connection or cluster failed. */
 int rconn_batch_exec(struct rconn *c, struct rconn_batch *b);
 size_t rconn_batch_size(const struct rconn_batch *b);
 redisReply *rconn_batch_reply(const struct rconn_batch *b, size_t i);

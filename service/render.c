@@ -1,36 +1,20 @@
 /* render.c — findings and key context as JSON (jansson: small documents, not the hot path). */
 #include "render.h"
 
+#include "cw.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-void rnd_time(int64_t secs, char *buf, size_t size)
-{
-    time_t t = (time_t)secs;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(buf, size, "1970-01-01T00:00:00Z");
-}
-
-void rnd_time_ms(int64_t ms, char *buf, size_t size)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[RND_TIME_MAX];
-    if (!gmtime_r(&t, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm))
-        snprintf(base, sizeof base, "1970-01-01T00:00:00");
-    snprintf(buf, size, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 static json_t *time_or_null(int64_t secs)
 {
     if (!secs)
         return json_null();
-    char b[RND_TIME_MAX];
-    rnd_time(secs, b, sizeof b);
+    char b[CW_TIME_MAX];
+    cw_time_format(secs * 1000, 0, b, sizeof b);
     return json_string(b);
 }
 
@@ -210,16 +194,16 @@ char *rnd_finding(const struct store_finding *f)
     size_t n = ev ? strlen(ev) : 0;
     if (n < 2 || ev[0] != '{' || ev[n - 1] != '}')
         return NULL;
-    char created[RND_TIME_MAX], updated[RND_TIME_MAX];
-    rnd_time_ms(f->created_ms, created, sizeof created);
-    rnd_time_ms(f->updated_ms, updated, sizeof updated);
+    char created[CW_TIME_MAX], updated[CW_TIME_MAX];
+    cw_time_format(f->created_ms, 1, created, sizeof created);
+    cw_time_format(f->updated_ms, 1, updated, sizeof updated);
     json_t *note_j = f->note ? json_string(f->note) : NULL;
     char *note = note_j ? json_dumps(note_j, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
     json_decref(note_j);
     if (f->note && !note)
         return NULL;  /* out of memory, or a note that is not UTF-8 (the API refuses those) */
     const char *status = store_status_name(f->status);
-    size_t cap = n + strlen(status) + (note ? strlen(note) : 4) + 2 * RND_TIME_MAX + 96;
+    size_t cap = n + strlen(status) + (note ? strlen(note) : 4) + 2 * CW_TIME_MAX + 96;
     char *out = malloc(cap);
     if (out)
         snprintf(out, cap, "%.*s%s\"status\":\"%s\",\"note\":%s,\"created_at\":\"%s\",\"updated_at\":\"%s\"}",

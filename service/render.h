@@ -12,8 +12,6 @@
 #include "detect.h"
 #include "store.h"
 
-#define RND_TIME_MAX 32
-
 /* The finding's evidence (every field but status, note, created_at, updated_at). */
 char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const char *finding_id);
 
@@ -23,9 +21,5 @@ char *rnd_finding(const struct store_finding *f);
 
 /* GET /v1/keys/{id}: the key's context. finding_id NULL when the key has no finding. */
 char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, const char *finding_id);
-
-/* RFC 3339 UTC: seconds ("2024-03-13T08:33:21Z"), or milliseconds ("...21.000Z"). */
-void rnd_time(int64_t secs, char *buf, size_t size);
-void rnd_time_ms(int64_t ms, char *buf, size_t size);
 
 #endif

@@ -6,6 +6,7 @@
  * archives find last month's theft.
  */
 #include "scan.h"
+#include "cw.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,20 +40,6 @@ struct scan {
     size_t files, bad_files, refused_files, records, skipped, duplicates, ignored;
     unsigned long long bytes;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *out)
 {
@@ -116,7 +103,7 @@ static void show_progress(struct scan *s, int final)
 {
     if (!s->progress)
         return;
-    double t = now_s();
+    double t = cw_mono_s();
     if (!final && t - s->last_progress < 0.5)
         return;
     s->last_progress = t;
@@ -129,7 +116,7 @@ static void show_progress(struct scan *s, int final)
 static void scan_apply(struct scan *s)
 {
     struct eng_report *r = s->rep;
-    if (eng_apply(s->eng, wall_ms(), r)) {
+    if (eng_apply(s->eng, cw_now_ms(), r)) {
         fprintf(stderr, "credwatch scan: %s\n", r->message[0] ? r->message : "cannot apply the events");
         s->bad_files++;
         return;
@@ -162,7 +149,7 @@ static void scan_file(struct scan *s, const char *path)
     int rc = eng_decode(s->eng, buf, len, s->rep);
     free(buf);
     const struct eng_report *r = s->rep;
-    if (rc == ENG_EINPUT && strstr(r->message, "digest") != NULL) {
+    if (rc == CW_EINPUT && strstr(r->message, "digest") != NULL) {
         s->refused_files++;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     } else if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, r->message[0] ? r->message : "failed");
@@ -395,14 +382,14 @@ int scan_main(int argc, char **argv)
             measure(paths[i], 0, &files, &bytes);
         s.progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
     }
-    s.t0 = now_s();
+    s.t0 = cw_mono_s();
     for (int i = 0; i < npaths; i++)
         scan_path(&s, paths[i], 0);
     free(paths);
     scan_apply(&s);
     show_progress(&s, 1);
     size_t findings = print_findings(&s);
-    double dt = now_s() - s.t0;
+    double dt = cw_mono_s() - s.t0;
     struct store_mem_stats ms;
     store_mem_stats(s.st, &ms);
     if (!quiet)

@@ -6,7 +6,8 @@
  * dedup set), written in the same atomic step as the state, so an event counts exactly once.
  *
  * Every call takes a batch, so the Redis implementation can pipeline a whole request's work.
- * Errors: 0, or STORE_EUNAVAIL (transient: the caller answers 503) / STORE_EINVAL.
+ * Errors (cw.h): 0, CW_EUNAVAIL (transient: the caller answers 503), CW_ENOTFOUND where a call
+ * says so, CW_ENOMEM.
  * Store handles are not thread-safe: one per thread (store_clone), sharing the backend.
  */
 #ifndef CW_STORE_H
@@ -15,9 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_EUNAVAIL (-20)
-#define STORE_EINVAL (-21)
-#define STORE_ENOTFOUND (-22)
+#include "cw.h"
+
 
 #define STORE_SEEN_MAX 2048         /* dedup hashes remembered per key; beyond, counts may include duplicates */
 #define STORE_FINDING_RETENTION_S (90 * 24 * 3600) /* findings outlive key state: 90 days */
@@ -135,7 +135,7 @@ struct store_mem_stats {
 void store_mem_stats(struct store *s, struct store_mem_stats *out);
 
 /* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
- * failures with backoff, so a Redis outage turns into STORE_EUNAVAIL, not a dead process.
+ * failures with backoff, so a Redis outage turns into CW_EUNAVAIL, not a dead process.
  * msg gets the reason when the URL is invalid (NULL returned). */
 struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size);
 

@@ -9,9 +9,10 @@
  * findings are counted. Past the bound, expired keys go first, then the keys with no Lambda
  * evidence, then Lambda keys without a finding, each class soonest-expiring first (their
  * credentials are closest to useless); a key with a finding is never evicted. When nothing is
- * left to evict, new keys and findings are refused (STORE_EUNAVAIL: the sender retries).
+ * left to evict, new keys and findings are refused (CW_EUNAVAIL: the sender retries).
  */
 #include "store.h"
+#include "cw.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -77,13 +78,6 @@ struct mem_store {
     uint8_t *blobs;      /* this handle's copies of loaded blobs (valid until its next call) */
     size_t blobs_cap;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t key_bytes(const struct mem_key *k)
 {
@@ -265,7 +259,7 @@ static int mem_load(struct store *s, struct store_load *items, size_t n)
 {
     struct mem_store *m = (struct mem_store *)s;
     struct mem_shared *sh = m->sh;
-    int64_t now = wall_ms();
+    int64_t now = cw_now_ms();
     pthread_mutex_lock(&sh->mu);
     size_t need = 0;
     for (size_t i = 0; i < n; i++) {
@@ -277,7 +271,7 @@ static int mem_load(struct store *s, struct store_load *items, size_t n)
         uint8_t *nb = realloc(m->blobs, need);
         if (!nb) {
             pthread_mutex_unlock(&sh->mu);
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
         }
         m->blobs = nb;
         m->blobs_cap = need;
@@ -307,7 +301,7 @@ static int mem_load(struct store *s, struct store_load *items, size_t n)
 static int mem_commit(struct store *s, struct store_commit *items, size_t n)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
-    int64_t now = wall_ms();
+    int64_t now = cw_now_ms();
     int rc = 0;
     pthread_mutex_lock(&sh->mu);
     sh->full = 0;
@@ -324,7 +318,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
             continue;
         uint8_t *blob = malloc(c->blob_len ? c->blob_len : 1);
         if (!blob) {
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             continue;
         }
         memcpy(blob, c->blob, c->blob_len);
@@ -333,14 +327,14 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
             slot = key_slot(sh, c->akid);
             if (sh->n_keys >= MEM_MAX_KEYS || sh->bytes + sizeof *k + c->blob_len > sh->max_bytes) {
                 free(blob);
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
                 sh->full = 1;
                 continue;
             }
             k = calloc(1, sizeof *k);
             if (!k) {
                 free(blob);
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
                 continue;
             }
             snprintf(k->akid, sizeof k->akid, "%s", c->akid);
@@ -358,7 +352,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
         k->keep = c->keep;
         for (size_t j = 0; j < c->n_hashes; j++)
             if (seen_add(k, c->hashes[j]))
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
         sh->bytes += key_bytes(k);
         c->ok = 1;
     }
@@ -401,7 +395,7 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
         char *ev = dup_str(u->evidence_json);
         u->created = 0;
         if (!ev) {
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             continue;
         }
         if (f && (u->ensure || u->version < f->version)) {
@@ -410,11 +404,11 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
         }
         if (!f) {
             size_t need = sizeof *f + strlen(ev) + 1;
-            make_room(sh, wall_ms(), need);
+            make_room(sh, cw_now_ms(), need);
             if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes ||
                 !(f = calloc(1, sizeof *f))) {
                 free(ev);
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
                 sh->full = 1;
                 continue;
             }
@@ -453,7 +447,7 @@ static int copy_out(const struct mem_finding *f, struct store_finding *out)
     out->updated_ms = f->updated_ms;
     if (!out->evidence_json || (f->note && !out->note)) {
         store_finding_free(out);
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     }
     return 0;
 }
@@ -463,7 +457,7 @@ static int mem_finding_get(struct store *s, const char *id, struct store_finding
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
     pthread_mutex_lock(&sh->mu);
     struct mem_finding *f = *finding_slot(sh, id);
-    int rc = f ? copy_out(f, out) : STORE_ENOTFOUND;
+    int rc = f ? copy_out(f, out) : CW_ENOTFOUND;
     pthread_mutex_unlock(&sh->mu);
     return rc;
 }
@@ -503,7 +497,7 @@ static int mem_finding_list(struct store *s, const struct store_query *q, struct
     /* selection of the `limit` newest matching findings: a sorted window, one pass */
     const struct mem_finding **win = calloc(limit + 1, sizeof *win);
     if (!win)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     size_t n = 0, total = 0;
     pthread_mutex_lock(&sh->mu);
     for (size_t b = 0; b < sh->n_fbuckets; b++) {
@@ -546,11 +540,11 @@ static int mem_finding_patch(struct store *s, const char *id, int status, const 
     pthread_mutex_lock(&sh->mu);
     struct mem_finding *f = *finding_slot(sh, id);
     if (!f) {
-        rc = STORE_ENOTFOUND;
+        rc = CW_ENOTFOUND;
     } else {
         char *nn = note ? dup_str(note) : NULL;
         if (note && !nn) {
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
         } else {
             if (note) {
                 sh->bytes -= finding_bytes(f);

@@ -104,11 +104,11 @@ static void key_name(char *out, size_t size, char kind, const char *id)
 static int run(struct rs_store *r)
 {
     if (rconn_batch_exec(r->rc, r->b))
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     for (size_t i = 0; i < rconn_batch_size(r->b); i++) {
         redisReply *x = rconn_batch_reply(r->b, i);
         if (!x || x->type == REDIS_REPLY_ERROR)
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
     }
     return 0;
 }
@@ -126,7 +126,7 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
     for (size_t i = 0; i < n && !rc; i++) {
         key_name(kbuf, sizeof kbuf, 'k', items[i].akid);
         if (rconn_batch_add(r->b, kbuf, "GET %s", kbuf) < 0)
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
         if (items[i].n_hashes && !rc) {
             size_t argc = items[i].n_hashes + 2;
             const char **argv = malloc(argc * sizeof *argv);
@@ -144,9 +144,9 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
                     lens[j + 2] = strlen(nums[j]);
                 }
                 if (rconn_batch_add_argv(r->b, sk, (int)argc, argv, lens) < 0)
-                    rc = STORE_EUNAVAIL;
+                    rc = CW_EUNAVAIL;
             } else {
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
             }
             free(argv);
             free(lens);
@@ -164,7 +164,7 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
     if (need > r->loaded_cap) {
         char *nb = realloc(r->loaded, need);
         if (!nb)
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
         r->loaded = nb;
         r->loaded_cap = need;
     }
@@ -243,7 +243,7 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
         free(nums);
         free(val);
         if (added < 0)
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
     }
     int rc = run(r);
     for (size_t i = 0; i < n; i++) {
@@ -273,7 +273,7 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
                                 now, ret, u->ensure ? "1" : "0" };
         if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 9, args, NULL) < 0)
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
     }
     int rc = run(r);
     if (rc)
@@ -281,13 +281,13 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
     /* created_ms as the script answered it, before the batch is reused for the index */
     char (*cas)[24] = malloc(n * sizeof *cas);
     if (!cas)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     for (size_t i = 0; i < n; i++) {
         redisReply *x = rconn_batch_reply(r->b, i);
         items[i].created = 0;
         if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || x->element[0]->type != REDIS_REPLY_INTEGER) {
             free(cas);
-            return STORE_EUNAVAIL;
+            return CW_EUNAVAIL;
         }
         items[i].created = x->element[0]->integer == 1;
         snprintf(cas[i], sizeof cas[i], "%s", x->element[1]->type == REDIS_REPLY_STRING ? x->element[1]->str : "0");
@@ -296,7 +296,7 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
     rconn_batch_reset(r->b);
     for (size_t i = 0; i < n && !rc; i++)
         if (rconn_batch_add(r->b, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, cas[i], items[i].id) < 0)
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
     free(cas);
     return rc ? rc : run(r);
 }
@@ -311,14 +311,14 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-/* HGETALL reply to a finding; returns 0, STORE_ENOTFOUND for an empty hash. Fills the filter
+/* HGETALL reply to a finding; returns 0, CW_ENOTFOUND for an empty hash. Fills the filter
  * fields too (sv, ac, fn) when asked. */
 static int parse_finding(const redisReply *h, const char *id, struct store_finding *out, int *sev, char *acct,
                          size_t acct_size, char *fn, size_t fn_size)
 {
     memset(out, 0, sizeof *out);
     if (h->type != REDIS_REPLY_ARRAY || h->elements == 0)
-        return STORE_ENOTFOUND;
+        return CW_ENOTFOUND;
     snprintf(out->id, sizeof out->id, "%s", id);
     if (sev)
         *sev = -1;
@@ -345,7 +345,7 @@ static int parse_finding(const redisReply *h, const char *id, struct store_findi
     }
     if (!out->evidence_json) {
         store_finding_free(out);
-        return STORE_ENOTFOUND;
+        return CW_ENOTFOUND;
     }
     return 0;
 }
@@ -357,7 +357,7 @@ static int rs_finding_get(struct store *s, const char *id, struct store_finding 
     key_name(fk, sizeof fk, 'f', id);
     rconn_batch_reset(r->b);
     if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     int rc = run(r);
     return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL, NULL, 0, NULL, 0);
 }
@@ -384,7 +384,7 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
     if (!ids || !scores) {
         free(ids);
         free(scores);
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     }
     while (n < limit && examined < RS_LIST_SCAN_MAX) {
         if (have_after)
@@ -402,7 +402,7 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
             rconn_batch_reset(r->b);
             if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANK %s %s", RS_INDEX, after_id) < 0 ||
                 rconn_batch_add(r->b, RS_INDEX, "ZSCORE %s %s", RS_INDEX, after_id) < 0 || (rc = run(r))) {
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
                 break;
             }
             redisReply *rk = rconn_batch_reply(r->b, 0), *zs = rconn_batch_reply(r->b, 1);
@@ -417,12 +417,12 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
                         : rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX,
                                           max, min, (long long)tie_skip, RS_LIST_BATCH);
         if (added < 0 || (rc = run(r))) {
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             break;
         }
         redisReply *z = rconn_batch_reply(r->b, 0);
         if (z->type != REDIS_REPLY_ARRAY) {
-            rc = STORE_EUNAVAIL;
+            rc = CW_EUNAVAIL;
             break;
         }
         size_t m = z->elements / 2, fetched = 0;
@@ -442,7 +442,7 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
         int exhausted = m < RS_LIST_BATCH || below;
         if (!fetched && !exhausted) {
             if (++tie_rounds > RS_LIST_TIE_ROUNDS) {
-                rc = STORE_EUNAVAIL;  /* more findings at one millisecond than any listing can skip */
+                rc = CW_EUNAVAIL;  /* more findings at one millisecond than any listing can skip */
                 break;
             }
             tie_skip += RS_LIST_BATCH;
@@ -454,7 +454,7 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
         for (size_t i = 0; i < fetched && !rc; i++) {
             key_name(fk, sizeof fk, 'f', ids[i]);
             if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
-                rc = STORE_EUNAVAIL;
+                rc = CW_EUNAVAIL;
         }
         if (rc || (rc = run(r)))
             break;
@@ -517,7 +517,7 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
     size_t nl = note ? strlen(note) : 0;
     char *nv = malloc(nl + sizeof "keep" + 1);
     if (!nv)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     if (note) {
         nv[0] = '=';
         memcpy(nv + 1, note, nl + 1);
@@ -530,12 +530,12 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
     int added = rconn_batch_eval(r->b, r->s_patch, 1, keys, 3, args, NULL);
     free(nv);
     if (added < 0)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     int rc = run(r);
     if (rc)
         return rc;
     redisReply *x = rconn_batch_reply(r->b, 0);
-    return x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : STORE_ENOTFOUND;
+    return x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : CW_ENOTFOUND;
 }
 
 static int rs_ping(struct store *s)
@@ -548,7 +548,7 @@ static int rs_ping(struct store *s)
      * read (EXISTS) answered while every ingest got 503. Routed by the index key, which every
      * finding write touches: on a cluster this also proves the slot map can be learnt. */
     if (rconn_batch_add(r->b, RS_INDEX, "ZADD %s XX 0 %s", RS_INDEX, "readiness-probe") < 0)
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     return run(r);
 }
 

@@ -16,7 +16,7 @@
 #include "api_cursor.h"
 #include "api_metrics.h"
 #include "api_route.h"
-#include "api_time.h"
+#include "cw.h"
 
 #define TOK_I "ingest-token-0123456789"
 #define TOK_R "read-token-0123456789ab"
@@ -125,18 +125,18 @@ static void test_auth_check(void **state)
     assert_int_equal(api_tokens_parse(TOK_I, &in, msg, sizeof msg), 0);
     assert_int_equal(api_tokens_parse(TOK_R, &rd, msg, sizeof msg), 0);
     assert_int_equal(api_tokens_parse(NULL, &none, msg, sizeof msg), 0);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, "Bearer " TOK_I, NULL), API_AUTH_OK);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, TOK_R), API_AUTH_OK);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Bearer " TOK_I, NULL), API_AUTH_FORBIDDEN);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, NULL, TOK_R), API_AUTH_FORBIDDEN);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, NULL), API_AUTH_MISSING);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, "Bearer " TOK_I, NULL), CW_OK);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, TOK_R), CW_OK);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Bearer " TOK_I, NULL), CW_EFORBIDDEN);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_INGEST, NULL, TOK_R), CW_EFORBIDDEN);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, NULL, NULL), CW_ENOCRED);
     assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Bearer not-a-known-token-at-all", NULL),
-                     API_AUTH_INVALID);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Negotiate xyz", NULL), API_AUTH_INVALID);
-    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_NONE, NULL, NULL), API_AUTH_OK);
+                     CW_EBADCRED);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_READ, "Negotiate xyz", NULL), CW_EBADCRED);
+    assert_int_equal(api_auth_check(&in, &rd, API_ROLE_NONE, NULL, NULL), CW_OK);
     /* a role without tokens is open (api_config decides whether that may listen) */
-    assert_int_equal(api_auth_check(&in, &none, API_ROLE_READ, NULL, NULL), API_AUTH_OK);
-    assert_int_equal(api_auth_check(&in, &none, API_ROLE_INGEST, NULL, NULL), API_AUTH_MISSING);
+    assert_int_equal(api_auth_check(&in, &none, API_ROLE_READ, NULL, NULL), CW_OK);
+    assert_int_equal(api_auth_check(&in, &none, API_ROLE_INGEST, NULL, NULL), CW_ENOCRED);
 }
 
 /* ---- base64 and cursors ---- */
@@ -211,28 +211,28 @@ static void test_cursor(void **state)
 static void test_time(void **state)
 {
     (void)state;
-    char b[API_TIME_MAX];
-    assert_int_equal(api_time_format(1710318801000, b, sizeof b), 0);
+    char b[CW_TIME_MAX];
+    assert_int_equal(cw_time_format(1710318801000, 1, b, sizeof b), 0);
     assert_string_equal(b, "2024-03-13T08:33:21.000Z");
-    assert_int_equal(api_time_format(1710318801007, b, sizeof b), 0);
+    assert_int_equal(cw_time_format(1710318801007, 1, b, sizeof b), 0);
     assert_string_equal(b, "2024-03-13T08:33:21.007Z");
-    assert_int_equal(api_time_format(0, b, 10), -1);
+    assert_int_equal(cw_time_format(0, 1, b, 10), -1);
     int64_t ms;
-    assert_int_equal(api_time_parse("2024-03-13T08:33:21Z", &ms), 0);
+    assert_int_equal(cw_time_parse("2024-03-13T08:33:21Z", 0, &ms), 0);
     assert_int_equal(ms, 1710318801000);
-    assert_int_equal(api_time_parse("2024-03-13t08:33:21.5z", &ms), 0);
+    assert_int_equal(cw_time_parse("2024-03-13t08:33:21.5z", 0, &ms), 0);
     assert_int_equal(ms, 1710318801500);
-    assert_int_equal(api_time_parse("2024-03-13T10:33:21.123456789+02:00", &ms), 0);
+    assert_int_equal(cw_time_parse("2024-03-13T10:33:21.123456789+02:00", 0, &ms), 0);
     assert_int_equal(ms, 1710318801123);
-    assert_int_equal(api_time_parse("2024-03-13T03:33:21-05:00", &ms), 0);
+    assert_int_equal(cw_time_parse("2024-03-13T03:33:21-05:00", 0, &ms), 0);
     assert_int_equal(ms, 1710318801000);
-    assert_int_equal(api_time_parse("2024-02-29T00:00:00Z", &ms), 0);
+    assert_int_equal(cw_time_parse("2024-02-29T00:00:00Z", 0, &ms), 0);
     static const char *const bad[] = {"2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-03-13 08:33:21Z",
                                       "2024-03-13T08:33:21", "2024-03-13T24:00:00Z", "2024-03-13T08:33:21.Z",
                                       "2024-03-13T08:33:21.1234567890Z", "2024-03-13T08:33:21Zjunk",
                                       "2024-3-13T08:33:21Z", "", "1710318801"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(api_time_parse(bad[i], &ms), -1);
+        assert_int_equal(cw_time_parse(bad[i], 0, &ms), -1);
 }
 
 /* ---- configuration ---- */
@@ -314,16 +314,16 @@ static void test_config_invalid(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].var, bad[i].value, NULL};
-        assert_int_equal(load(&c, env, 1, argv, msg, sizeof msg), API_ECONFIG);
+        assert_int_equal(load(&c, env, 1, argv, msg, sizeof msg), CW_ECONFIG);
         assert_non_null(strstr(msg, bad[i].var)); /* the message names the variable */
     }
     char *argv2[] = {"serve", "--threads=0"};
-    assert_int_equal(load(&c, NULL, 2, argv2, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, NULL, 2, argv2, msg, sizeof msg), CW_ECONFIG);
     assert_non_null(strstr(msg, "--threads"));
     char *argv3[] = {"serve", "--bogus"};
-    assert_int_equal(load(&c, NULL, 2, argv3, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, NULL, 2, argv3, msg, sizeof msg), CW_ECONFIG);
     char *argv4[] = {"serve", "--listen"};
-    assert_int_equal(load(&c, NULL, 2, argv4, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, NULL, 2, argv4, msg, sizeof msg), CW_ECONFIG);
 }
 
 static void test_config_exposure(void **state)
@@ -333,10 +333,10 @@ static void test_config_exposure(void **state)
     char msg[512];
     char *argv[] = {"serve"};
     static const char *const open_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", NULL};
-    assert_int_equal(load(&c, open_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, open_env, 1, argv, msg, sizeof msg), CW_ECONFIG);
     assert_non_null(strstr(msg, "CREDWATCH_LISTEN"));
     static const char *const half_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS", TOK_I, NULL};
-    assert_int_equal(load(&c, half_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, half_env, 1, argv, msg, sizeof msg), CW_ECONFIG);
     assert_non_null(strstr(msg, "CREDWATCH_READ_TOKENS"));
     static const char *const allow_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_ALLOW_UNAUTHENTICATED", "1",
                                             NULL};
@@ -348,7 +348,7 @@ static void test_config_exposure(void **state)
     /* a token listed for both roles is refused at start, naming both variables */
     static const char *const both_env[] = {"CREDWATCH_LISTEN", "0.0.0.0:8080", "CREDWATCH_INGEST_TOKENS",
                                            TOK_I "," TOK_R, "CREDWATCH_READ_TOKENS", TOK_R, NULL};
-    assert_int_equal(load(&c, both_env, 1, argv, msg, sizeof msg), API_ECONFIG);
+    assert_int_equal(load(&c, both_env, 1, argv, msg, sizeof msg), CW_ECONFIG);
     assert_non_null(strstr(msg, "CREDWATCH_READ_TOKENS"));
     assert_non_null(strstr(msg, "token 2"));
     static const char *const lo_env[] = {"CREDWATCH_LISTEN", "127.0.0.2:8080", NULL};

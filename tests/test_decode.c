@@ -313,7 +313,7 @@ static json_t *r_other(void) { return iam_user_rec("ev-other"); }
 
 static void assert_three(const struct got *g, size_t base)
 {
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 3);
     assert_int_equal(g->n_skip, 0);
     assert_int_equal(g->st.records, 3);
@@ -393,7 +393,7 @@ static void test_eventbridge_one(void **state)
     (void)state;
     char *s = dump(eventbridge(r_use(), VIA_CT));
     struct got *g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 1);
     assert_int_equal(g->n_skip, 0);
     assert_int_equal(g->ev[0].kind, EV_USE);
@@ -408,7 +408,7 @@ static void test_eventbridge_one(void **state)
     json_t *e = json_pack("{s:o, s:s, s:s}", "detail", r_issue(), "detail-type", VIA_CT, "source", "aws.sts");
     s = dump(e);
     g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 1);
     assert_int_equal(g->ev[0].kind, EV_ISSUE);
     assert_int_equal(g->ev[0].expires, T_EXPIRES);
@@ -501,7 +501,7 @@ static void test_gzip_two_members(void **state)
     memcpy(bad, both, l1 + l2);
     memcpy(bad + l1 + l2, "xyz", 3);
     g = decode_all(bad, l1 + l2 + 3);
-    assert_int_equal(g->rc, DEC_EGZIP);
+    assert_int_equal(g->rc, CW_EGZIP);
     assert_non_null(strstr(g->msg, "trailing data"));
     free(g);
     free(bad);
@@ -517,7 +517,7 @@ static void test_gzip_magic_only(void **state)
     (void)state;
     static const uint8_t notgz[] = { 0x1f, '{', '}' };
     struct got *g = decode_all(notgz, sizeof notgz);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_int_equal(g->st.gzip, 0);
     assert_non_null(strstr(g->msg, "malformed JSON at byte 0"));
     free(g);
@@ -528,7 +528,7 @@ static void test_gzip_magic_only(void **state)
 static void assert_refused(const char *doc, const char *why)
 {
     struct got *g = decode_str(doc);
-    if (g->rc != DEC_EREFUSED || !strstr(g->msg, why))
+    if (g->rc != CW_EREFUSED || !strstr(g->msg, why))
         fail_msg("expected refusal containing \"%s\", got %d \"%s\" for %.80s", why, g->rc, g->msg, doc);
     assert_int_equal(g->n_ev, 0);
     free(g);
@@ -536,7 +536,7 @@ static void assert_refused(const char *doc, const char *why)
     size_t zl;
     uint8_t *z = gz(doc, strlen(doc), &zl);
     g = decode_all(z, zl);
-    assert_int_equal(g->rc, DEC_EREFUSED);
+    assert_int_equal(g->rc, CW_EREFUSED);
     assert_non_null(strstr(g->msg, why));
     free(g);
     free(z);
@@ -589,7 +589,7 @@ static void test_eventbridge_not_cloudtrail(void **state)
     json_t *a = json_pack("[o, o, o]", eventbridge(r_use(), VIA_CT), ec2, eventbridge(r_other(), VIA_CT));
     char *s = dump(a);
     struct got *g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->st.records, 3);
     assert_int_equal(g->n_ev, 2);
     assert_int_equal(g->ev_index[0], 0);
@@ -603,7 +603,7 @@ static void test_eventbridge_not_cloudtrail(void **state)
     /* a CloudTrail-looking record under a foreign detail-type is skipped too: the wrapper decides */
     s = dump(eventbridge(r_use(), "Scheduled Event"));
     g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 0);
     assert_int_equal(g->n_skip, 1);
     assert_non_null(strstr(g->skip[0], "is not CloudTrail"));
@@ -619,7 +619,7 @@ static void test_malformed_json_offset(void **state)
     /* the offending byte is the ']' at offset 13 */
     const char *doc = "{\"Records\":[{]}";
     struct got *g = decode_str(doc);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_non_null(strstr(g->msg, "malformed JSON at byte 13:"));
     free(g);
     /* further in: the error is after a whole valid record */
@@ -632,7 +632,7 @@ static void test_malformed_json_offset(void **state)
     char expect[64];
     snprintf(expect, sizeof expect, "malformed JSON at byte %zu:", want);
     g = decode_str(s);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     if (!strstr(g->msg, expect))
         fail_msg("expected \"%s\" in \"%s\"", expect, g->msg);
     free(g);
@@ -640,13 +640,13 @@ static void test_malformed_json_offset(void **state)
     size_t zl;
     uint8_t *z = gz(s, strlen(s), &zl);
     g = decode_all(z, zl);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_non_null(strstr(g->msg, expect));
     free(g);
     free(z);
     /* unexpected end of input names the length */
     g = decode_str("{\"Records\":[");
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_string_equal(g->msg, "malformed JSON at byte 12: unexpected end of input");
     free(g);
     free(s);
@@ -657,26 +657,26 @@ static void test_empty(void **state)
 {
     (void)state;
     struct got *g = decode_chunks("", 0, 0, NULL);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_non_null(strstr(g->msg, "empty input"));
     free(g);
     g = decode_str("  \n\r\n ");
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_string_equal(g->msg, "malformed JSON at byte 6: unexpected end of input");
     free(g);
     g = decode_str("{");
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     free(g);
     size_t zl;
     uint8_t *z = gz("", 0, &zl);
     g = decode_all(z, zl);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_non_null(strstr(g->msg, "empty input"));
     free(g);
     free(z);
     /* an empty Records array is a valid, empty file */
     g = decode_str("{\"Records\":[]}");
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->st.records, 0);
     free(g);
 }
@@ -746,7 +746,7 @@ static void test_malformed_records(void **state)
         set_path(r, bad[i].path, v);
         char *s = records_file(r_issue(), r, r_use(), NULL);
         struct got *g = decode_str(s);
-        if (g->rc != DEC_OK || g->n_skip != 1 || g->n_ev != 2 || strcmp(g->skip[0], bad[i].reason) != 0)
+        if (g->rc != CW_OK || g->n_skip != 1 || g->n_ev != 2 || strcmp(g->skip[0], bad[i].reason) != 0)
             fail_msg("%s = %s: rc %d, %zu events, %zu skipped, reason \"%s\", want \"%s\"", bad[i].path,
                      bad[i].json ? bad[i].json : "(deleted)", g->rc, g->n_ev, g->n_skip,
                      g->n_skip ? g->skip[0] : "", bad[i].reason);
@@ -767,7 +767,7 @@ static void test_malformed_records(void **state)
     assert_non_null(s);
     snprintf(s, n, "{\"Records\":[42,%s,\"x\",null,{\"Records\":[]},%s]}", good, good);
     struct got *g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->st.records, 6);
     assert_int_equal(g->n_ev, 2);
     assert_int_equal(g->ev_index[0], 1);
@@ -811,13 +811,13 @@ static void test_depth(void **state)
     /* root, Records, record, deep: 4 levels, so 60 arrays reach DEC_MAX_DEPTH exactly */
     char *s = nested(DEC_MAX_DEPTH - 4);
     struct got *g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 1);
     free(g);
     free(s);
     s = nested(DEC_MAX_DEPTH - 3);
     g = decode_str(s);
-    assert_int_equal(g->rc, DEC_EDEPTH);
+    assert_int_equal(g->rc, CW_EDEPTH);
     assert_non_null(strstr(g->msg, "deeper than 64 levels"));
     free(g);
     free(s);
@@ -827,7 +827,7 @@ static void test_depth(void **state)
     memset(deep + 5000, ']', 5000);
     deep[10000] = 0;
     g = decode_str(deep);
-    assert_int_equal(g->rc, DEC_EDEPTH);
+    assert_int_equal(g->rc, CW_EDEPTH);
     free(g);
 }
 
@@ -842,19 +842,19 @@ static void test_truncated_gzip(void **state)
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         size_t len = cuts[i] ? zl - cuts[i] : zl / 2;
         struct got *g = decode_all(z, len);
-        assert_int_equal(g->rc, DEC_EGZIP);
+        assert_int_equal(g->rc, CW_EGZIP);
         assert_non_null(strstr(g->msg, "gzip"));
         free(g);
     }
     /* a corrupted CRC */
     z[zl - 6] ^= 0x55;
     struct got *g = decode_all(z, zl);
-    assert_int_equal(g->rc, DEC_EGZIP);
+    assert_int_equal(g->rc, CW_EGZIP);
     assert_non_null(strstr(g->msg, "corrupt gzip data"));
     free(g);
     /* just the magic */
     g = decode_all(z, 2);
-    assert_int_equal(g->rc, DEC_EGZIP);
+    assert_int_equal(g->rc, CW_EGZIP);
     assert_non_null(strstr(g->msg, "truncated gzip stream"));
     free(g);
     free(z);
@@ -873,7 +873,7 @@ static void test_gzip_corrupt_after_bad_json(void **state)
     uint8_t *z = gz(bad, sizeof bad - 1, &zl);
     z[zl - 6] ^= 0x55; /* the CRC */
     struct got *g = decode_all(z, zl);
-    assert_int_equal(g->rc, DEC_EJSON);
+    assert_int_equal(g->rc, CW_EJSON);
     assert_non_null(strstr(g->msg, "malformed JSON"));
     free(g);
     free(z);
@@ -891,26 +891,26 @@ static void test_gzip_bomb(void **state)
     uint8_t *z = gz(spaces, BOMB_BYTES + 14, &zl);
     assert_true(zl < BOMB_BYTES / DEC_DEFAULT_MAX_RATIO);  /* a real bomb: far over the ratio */
     struct got *g = decode_chunks(z, zl, 0, NULL);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     assert_non_null(strstr(g->msg, "decompression bomb"));
     /* refused before inflating it all */
     assert_true(g->st.bytes_json < (size_t)zl * DEC_DEFAULT_MAX_RATIO + (2u << 20));
     free(g);
     g = decode_chunks(z, zl, 1, NULL);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     assert_non_null(strstr(g->msg, "decompression bomb"));
     free(g);
     /* a higher ratio lets it through, and then the inflated-size cap refuses it */
     struct dec_limits lim = { .max_ratio = 100000, .max_inflated = 8u << 20 };
     g = decode_chunks(z, zl, 0, &lim);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     assert_non_null(strstr(g->msg, "larger than 8388608 bytes once inflated"));
     assert_true(g->st.bytes_json <= lim.max_inflated);
     free(g);
     /* and both caps generous: it is only whitespace, so valid */
     lim.max_inflated = BOMB_BYTES + 64;
     g = decode_chunks(z, zl, 0, &lim);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->st.records, 0);
     free(g);
     free(z);
@@ -923,12 +923,12 @@ static void test_max_inflated_plain(void **state)
     char *s = records_file(r_issue(), r_use(), r_other(), NULL);
     struct dec_limits lim = { .max_inflated = strlen(s) - 1 };
     struct got *g = decode_lim(s, strlen(s), &lim);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     assert_non_null(strstr(g->msg, "once inflated"));
     free(g);
     lim.max_inflated = strlen(s);
     g = decode_lim(s, strlen(s), &lim);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     free(g);
     free(s);
 }
@@ -939,12 +939,12 @@ static void test_max_records(void **state)
     char *s = records_file(r_issue(), r_use(), r_other(), NULL);
     struct dec_limits lim = { .max_records = 2 };
     struct got *g = decode_lim(s, strlen(s), &lim);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     assert_string_equal(g->msg, "more than 2 records in one input");
     free(g);
     lim.max_records = 3;
     g = decode_lim(s, strlen(s), &lim);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->n_ev, 3);
     free(g);
     free(s);
@@ -952,7 +952,7 @@ static void test_max_records(void **state)
     s = strdup("[1,2,3]");
     lim.max_records = 2;
     g = decode_lim(s, strlen(s), &lim);
-    assert_int_equal(g->rc, DEC_ETOOBIG);
+    assert_int_equal(g->rc, CW_ETOOBIG);
     free(g);
     free(s);
 }
@@ -975,7 +975,7 @@ static void test_hostile_key_ids(void **state)
                                         "sts.amazonaws.com", "GetCallerIdentity");
             char *s = records_file(r_use(), r, NULL);
             struct got *g = decode_str(s);  /* on_event fails the test on a dirty key id */
-            assert_int_equal(g->rc, DEC_OK);
+            assert_int_equal(g->rc, CW_OK);
             assert_int_equal(g->n_ev, 1);
             assert_int_equal(g->n_skip, 1);
             assert_int_equal(g->skip_index[0], 1);
@@ -995,7 +995,7 @@ static void test_hostile_key_ids(void **state)
         assert_non_null(s);
         snprintf(s, n, "[%.*s%s%s]", (int)(p - base), base, nuls[i], p + strlen(KEY1));
         struct got *g = decode_str(s);
-        assert_int_equal(g->rc, DEC_OK);
+        assert_int_equal(g->rc, CW_OK);
         assert_int_equal(g->n_ev, 0);
         assert_int_equal(g->n_skip, 1);
         assert_string_equal(g->skip[0], "userIdentity.accessKeyId contains a NUL character");
@@ -1106,7 +1106,7 @@ static struct ev_event one(json_t *rec)
 {
     char *s = records_file(rec, NULL);
     struct got *g = decode_str(s);
-    if (g->rc != DEC_OK || g->n_ev != 1)
+    if (g->rc != CW_OK || g->n_ev != 1)
         fail_msg("expected one event, got rc %d (%s), %zu events, skip \"%s\"", g->rc, g->msg, g->n_ev,
                  g->n_skip ? g->skip[0] : "");
     struct ev_event ev = g->ev[0];
@@ -1275,7 +1275,7 @@ static void test_panther_shapes(void **state)
     json_array_foreach(shapes, i, it) json_array_append(recs, json_object_get(it, "record"));
     char *s = dump(json_pack("{s:o}", "Records", recs));
     struct got *g = decode_str(s);
-    assert_int_equal(g->rc, DEC_OK);
+    assert_int_equal(g->rc, CW_OK);
     assert_int_equal(g->st.records, 7);
     /* 0: an IAM user's denied call with a Go Lambda user agent: not a temporary key */
     /* 1, 2: AssumedRole ASIA keys from the Go runtime: marked uses */
@@ -1334,7 +1334,7 @@ static void test_sink_abort(void **state)
     struct dec_sink sink = { stop_event, NULL, &last };
     char msg[DEC_MSG_MAX];
     int rc = dec_buffer((const uint8_t *)s, strlen(s), &sink, NULL, NULL, msg, sizeof msg);
-    assert_int_equal(rc, DEC_EABORT);
+    assert_int_equal(rc, CW_EABORT);
     assert_int_equal(last, 1);
     free(s);
 }

@@ -35,7 +35,7 @@ static int fl_put(struct store *s, struct store_finding_put *it, size_t n)
     struct flaky *f = (struct flaky *)s;
     if (f->fail_puts > 0) {
         f->fail_puts--;
-        return STORE_EUNAVAIL;
+        return CW_EUNAVAIL;
     }
     return store_finding_put(f->inner, it, n);
 }
@@ -83,9 +83,9 @@ static void test_retry_repairs_lost_finding(void **state)
     assert_non_null(e);
     assert_non_null(rep);
     f.fail_puts = 1;  /* the key commits, then the finding write fails: the sender gets a 503 */
-    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), ENG_ESTORE);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), CW_EUNAVAIL);
     struct store_finding out;
-    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &out), STORE_ENOTFOUND);
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &out), CW_ENOTFOUND);
     /* the sender retries: every event is a duplicate, and the finding is written */
     assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
     assert_int_equal(rep->duplicates, 2);

@@ -320,7 +320,7 @@ static void t_never_lowered_and_order_free(void **state)
             json_decref(one);
             struct store_finding f;
             int rc = store_finding_get(w.st, fid, &f);
-            if (rc == STORE_ENOTFOUND) {
+            if (rc == CW_ENOTFOUND) {
                 if (seen)
                     fail_msg("scenario %d: the finding disappeared after record %zu", s, i);
                 continue;

@@ -260,7 +260,7 @@ static void test_not_ip(void **state)
 
     int fam;
     uint8_t a[16];
-    assert_int_equal(nr_parse_ip("lambda.amazonaws.com", &fam, a), NR_EFORMAT);
+    assert_int_equal(nr_parse_ip("lambda.amazonaws.com", &fam, a), CW_EFORMAT);
     assert_int_equal(nr_parse_ip("198.51.100.7", &fam, a), 0);
     assert_int_equal(fam, AF_INET);
     assert_int_equal(a[3], 7);
@@ -343,33 +343,33 @@ static void expect_allow_error(const char *spec, int want_rc, const char *want_i
 static void test_allow_malformed(void **state)
 {
     (void)state;
-    expect_allow_error("203.0.113.0/33=x", NR_EFORMAT, "entry 1 \"203.0.113.0/33=x\": prefix length over 32");
-    expect_allow_error("2001:db8::/129", NR_EFORMAT, "prefix length over 128");
-    expect_allow_error("10.0.0.0/8,198.51.100.7/24=nat", NR_EFORMAT, "entry 2 \"198.51.100.7/24=nat\": host bits");
-    expect_allow_error("corp-vpn", NR_EFORMAT, "entry 1 \"corp-vpn\": not an IPv4 or IPv6 address");
-    expect_allow_error("203.0.113.0/24=corp,,10.0.0.0/8", NR_EFORMAT, "entry 2 \"\": empty entry");
-    expect_allow_error("203.0.113.0/24=corp,", NR_EFORMAT, "entry 2");
-    expect_allow_error("203.0.113.0/24=", NR_EFORMAT, "empty label");
-    expect_allow_error("203.0.113.0/24=corp vpn", NR_EFORMAT, "label with characters");
-    expect_allow_error("203.0.113.0/24=a:b", NR_EFORMAT, "label with characters");
-    expect_allow_error("203.0.113.0/24=a=b", NR_EFORMAT, "label with characters");
+    expect_allow_error("203.0.113.0/33=x", CW_EFORMAT, "entry 1 \"203.0.113.0/33=x\": prefix length over 32");
+    expect_allow_error("2001:db8::/129", CW_EFORMAT, "prefix length over 128");
+    expect_allow_error("10.0.0.0/8,198.51.100.7/24=nat", CW_EFORMAT, "entry 2 \"198.51.100.7/24=nat\": host bits");
+    expect_allow_error("corp-vpn", CW_EFORMAT, "entry 1 \"corp-vpn\": not an IPv4 or IPv6 address");
+    expect_allow_error("203.0.113.0/24=corp,,10.0.0.0/8", CW_EFORMAT, "entry 2 \"\": empty entry");
+    expect_allow_error("203.0.113.0/24=corp,", CW_EFORMAT, "entry 2");
+    expect_allow_error("203.0.113.0/24=", CW_EFORMAT, "empty label");
+    expect_allow_error("203.0.113.0/24=corp vpn", CW_EFORMAT, "label with characters");
+    expect_allow_error("203.0.113.0/24=a:b", CW_EFORMAT, "label with characters");
+    expect_allow_error("203.0.113.0/24=a=b", CW_EFORMAT, "label with characters");
     expect_allow_error("203.0.113.0/24=0123456789012345678901234567890123456789012345678901234567890123",
-                       NR_EFORMAT, "label longer");
-    expect_allow_error("203.0.113.0/24=a,203.0.113.0/24=b", NR_EFORMAT, "entry 2 \"203.0.113.0/24=b\": range listed twice");
-    expect_allow_error("0.0.0.0/0", NR_EFORMAT, "every address");
-    expect_allow_error("::/0=all", NR_EFORMAT, "every address");
-    expect_allow_error("203.0.113.0/", NR_EFORMAT, "empty prefix length");
-    expect_allow_error("203.0.113.0/024", NR_EFORMAT, "leading zero");
-    expect_allow_error("203.0.113.0/2x", NR_EFORMAT, "not a number");
-    expect_allow_error("::ffff:203.0.113.0/120", NR_EFORMAT, "IPv4-mapped");
-    expect_allow_error("fe80::1%eth0/128", NR_EFORMAT, "not an IPv4 or IPv6 address");
+                       CW_EFORMAT, "label longer");
+    expect_allow_error("203.0.113.0/24=a,203.0.113.0/24=b", CW_EFORMAT, "entry 2 \"203.0.113.0/24=b\": range listed twice");
+    expect_allow_error("0.0.0.0/0", CW_EFORMAT, "every address");
+    expect_allow_error("::/0=all", CW_EFORMAT, "every address");
+    expect_allow_error("203.0.113.0/", CW_EFORMAT, "empty prefix length");
+    expect_allow_error("203.0.113.0/024", CW_EFORMAT, "leading zero");
+    expect_allow_error("203.0.113.0/2x", CW_EFORMAT, "not a number");
+    expect_allow_error("::ffff:203.0.113.0/120", CW_EFORMAT, "IPv4-mapped");
+    expect_allow_error("fe80::1%eth0/128", CW_EFORMAT, "not an IPv4 or IPv6 address");
 
     /* All or nothing: the good first entry of a rejected spec is not kept. */
     char msg[NR_MSG_MAX];
     struct nr_table *t = nr_table_new();
     assert_non_null(t);
     assert_int_equal(nr_add_allow(t, "198.51.100.0/24=ok", msg, sizeof msg), 0);
-    assert_int_equal(nr_add_allow(t, "192.0.2.0/24=fine,bad", msg, sizeof msg), NR_EFORMAT);
+    assert_int_equal(nr_add_allow(t, "192.0.2.0/24=fine,bad", msg, sizeof msg), CW_EFORMAT);
     assert_non_null(strstr(msg, "entry 2 \"bad\""));
     /* The rejected spec's first entry may be given again: it was rolled back. */
     assert_int_equal(nr_add_allow(t, "192.0.2.0/25=again", msg, sizeof msg), 0);
@@ -383,7 +383,7 @@ static void test_allow_malformed(void **state)
     char spec[400];
     memset(spec, 'x', sizeof spec - 1);
     spec[sizeof spec - 1] = '\0';
-    expect_allow_error(spec, NR_EFORMAT, "...\": not an IPv4");
+    expect_allow_error(spec, CW_EFORMAT, "...\": not an IPv4");
 }
 
 static void expect_load_error(const char *json, int want_rc, const char *want_in_msg)
@@ -402,45 +402,45 @@ static void expect_load_error(const char *json, int want_rc, const char *want_in
 static void test_malformed_json(void **state)
 {
     (void)state;
-    expect_load_error("{\"prefixes\": [ {\"ip_prefix\": \"3.4.12.4/32\",", NR_EFORMAT, "line");
-    expect_load_error("", NR_EFORMAT, "line");
-    expect_load_error("[]", NR_EFORMAT, "top level is not an object");
-    expect_load_error("{}", NR_EFORMAT, "no \"prefixes\" array");
-    expect_load_error("{\"prefixes\": {}}", NR_EFORMAT, "\"prefixes\" is not an array");
-    expect_load_error("{\"prefixes\": [1]}", NR_EFORMAT, "prefixes[0]: not an object");
+    expect_load_error("{\"prefixes\": [ {\"ip_prefix\": \"3.4.12.4/32\",", CW_EFORMAT, "line");
+    expect_load_error("", CW_EFORMAT, "line");
+    expect_load_error("[]", CW_EFORMAT, "top level is not an object");
+    expect_load_error("{}", CW_EFORMAT, "no \"prefixes\" array");
+    expect_load_error("{\"prefixes\": {}}", CW_EFORMAT, "\"prefixes\" is not an array");
+    expect_load_error("{\"prefixes\": [1]}", CW_EFORMAT, "prefixes[0]: not an object");
     expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.4/32\",\"region\":\"r\",\"service\":\"S\"},"
                       "{\"ip_prefix\":\"3.4.12.4/40\",\"region\":\"r\",\"service\":\"S\"}]}",
-                      NR_EFORMAT, "prefixes[1] \"3.4.12.4/40\": prefix length over 32");
+                      CW_EFORMAT, "prefixes[1] \"3.4.12.4/40\": prefix length over 32");
     expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.4\",\"region\":\"r\",\"service\":\"S\"}]}",
-                      NR_EFORMAT, "no prefix length");
+                      CW_EFORMAT, "no prefix length");
     expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.4/24\",\"region\":\"r\",\"service\":\"S\"}]}",
-                      NR_EFORMAT, "host bits");
-    expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.0/24\",\"service\":\"S\"}]}", NR_EFORMAT,
+                      CW_EFORMAT, "host bits");
+    expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.0/24\",\"service\":\"S\"}]}", CW_EFORMAT,
                       "\"region\" missing");
     expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.0/24\",\"region\":\"a:b\",\"service\":\"S\"}]}",
-                      NR_EFORMAT, "\"region\"");
-    expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.0/24\",\"region\":\"r\"}]}", NR_EFORMAT,
+                      CW_EFORMAT, "\"region\"");
+    expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"3.4.12.0/24\",\"region\":\"r\"}]}", CW_EFORMAT,
                       "\"service\" missing");
-    expect_load_error("{\"prefixes\": [{\"ip_prefix\":3,\"region\":\"r\",\"service\":\"S\"}]}", NR_EFORMAT,
+    expect_load_error("{\"prefixes\": [{\"ip_prefix\":3,\"region\":\"r\",\"service\":\"S\"}]}", CW_EFORMAT,
                       "no string \"ip_prefix\"");
     expect_load_error("{\"prefixes\": [], \"ipv6_prefixes\": [{\"ipv6_prefix\":\"3.4.12.0/24\",\"region\":\"r\","
-                      "\"service\":\"S\"}]}", NR_EFORMAT, "ipv6_prefixes[0] \"3.4.12.0/24\": IPv4 prefix in the IPv6 list");
+                      "\"service\":\"S\"}]}", CW_EFORMAT, "ipv6_prefixes[0] \"3.4.12.0/24\": IPv4 prefix in the IPv6 list");
     expect_load_error("{\"prefixes\": [{\"ip_prefix\":\"2001:db8::/32\",\"region\":\"r\",\"service\":\"S\"}]}",
-                      NR_EFORMAT, "IPv6 prefix in the IPv4 list");
+                      CW_EFORMAT, "IPv6 prefix in the IPv4 list");
 
     char msg[NR_MSG_MAX];
     struct nr_table *t = nr_table_new();
     assert_non_null(t);
-    assert_int_equal(nr_load_aws(t, "tests/data/no-such-file.json", msg, sizeof msg), NR_EIO);
+    assert_int_equal(nr_load_aws(t, "tests/data/no-such-file.json", msg, sizeof msg), CW_EIO);
     assert_non_null(strstr(msg, "no-such-file.json"));
-    assert_int_equal(nr_load_aws(t, "tests/data", msg, sizeof msg), NR_EIO);
+    assert_int_equal(nr_load_aws(t, "tests/data", msg, sizeof msg), CW_EIO);
 
     /* A file that fails leaves what was loaded before intact. */
     assert_int_equal(nr_load_aws(t, SAMPLE, msg, sizeof msg), 0);
     char path[64];
     write_tmp(path, sizeof path,
               "{\"prefixes\": [{\"ip_prefix\":\"8.8.8.0/24\",\"region\":\"x-1\",\"service\":\"NEW\"}, 7]}");
-    assert_int_equal(nr_load_aws(t, path, msg, sizeof msg), NR_EFORMAT);
+    assert_int_equal(nr_load_aws(t, path, msg, sizeof msg), CW_EFORMAT);
     unlink(path);
     assert_int_equal(nr_build(t, msg, sizeof msg), 0);
     assert_string_equal(cls_of(t, "8.8.8.8"), "external");
@@ -458,21 +458,21 @@ static void test_states_and_args(void **state)
     struct nr_match m;
     struct nr_table *t = nr_table_new();
     assert_non_null(t);
-    assert_int_equal(nr_lookup(t, "1.2.3.4", &m), NR_EINVAL);  /* not built */
+    assert_int_equal(nr_lookup(t, "1.2.3.4", &m), CW_EINVAL);  /* not built */
     assert_int_equal(m.cls, NR_NOT_IP);
     assert_int_equal(nr_build(t, msg, sizeof msg), 0);
-    assert_int_equal(nr_build(t, msg, sizeof msg), NR_EINVAL);
-    assert_int_equal(nr_load_aws(t, SAMPLE, msg, sizeof msg), NR_EINVAL);
+    assert_int_equal(nr_build(t, msg, sizeof msg), CW_EINVAL);
+    assert_int_equal(nr_load_aws(t, SAMPLE, msg, sizeof msg), CW_EINVAL);
     assert_non_null(strstr(msg, "already built"));
-    assert_int_equal(nr_add_allow(t, "10.0.0.0/8", msg, sizeof msg), NR_EINVAL);
+    assert_int_equal(nr_add_allow(t, "10.0.0.0/8", msg, sizeof msg), CW_EINVAL);
     /* An empty table still knows the private ranges. */
     assert_string_equal(cls_of(t, "10.2.3.4"), "private");
     assert_string_equal(cls_of(t, "3.4.12.4"), "external");
     assert_string_equal(cls_of(t, "2001:db8::1"), "external");
-    assert_int_equal(nr_lookup(NULL, "1.2.3.4", &m), NR_EINVAL);
-    assert_int_equal(nr_lookup(t, "1.2.3.4", NULL), NR_EINVAL);
+    assert_int_equal(nr_lookup(NULL, "1.2.3.4", &m), CW_EINVAL);
+    assert_int_equal(nr_lookup(t, "1.2.3.4", NULL), CW_EINVAL);
     /* msg may be NULL. */
-    assert_int_equal(nr_add_allow(t, "x", NULL, 0), NR_EINVAL);
+    assert_int_equal(nr_add_allow(t, "x", NULL, 0), CW_EINVAL);
     nr_table_unref(t);
     nr_table_unref(NULL);
 }
@@ -493,7 +493,7 @@ static void test_binary_lookup(void **state)
     assert_int_equal(inet_pton(AF_INET6, "::ffff:3.4.12.4", a6), 1);
     assert_int_equal(nr_lookup_addr(t, AF_INET6, a6, &m), NR_AWS);
     assert_int_equal(m.family, AF_INET);
-    assert_int_equal(nr_lookup_addr(t, AF_UNIX, a4, &m), NR_EINVAL);
+    assert_int_equal(nr_lookup_addr(t, AF_UNIX, a4, &m), CW_EINVAL);
     nr_table_unref(t);
 }
 
@@ -506,12 +506,12 @@ static void test_class_string(void **state)
     assert_int_equal(nr_lookup(t, "3.80.16.1", &m), NR_AWS);
     assert_int_equal(nr_class_string(&m, buf, sizeof buf), 0);
     assert_string_equal(buf, "aws:us-east-1:CHIME_VOICECONNECTOR");
-    assert_int_equal(nr_class_string(&m, small, sizeof small), NR_ENOSPC);
+    assert_int_equal(nr_class_string(&m, small, sizeof small), CW_ENOSPC);
     assert_string_equal(small, "aws:us-");
     assert_int_equal(nr_lookup(t, "198.51.100.7", &m), NR_ALLOW);
     assert_int_equal(nr_class_string(&m, buf, sizeof buf), 0);
     assert_string_equal(buf, "allowlisted:nat-gw-a");
-    assert_int_equal(nr_class_string(&m, buf, 0), NR_EINVAL);
+    assert_int_equal(nr_class_string(&m, buf, 0), CW_EINVAL);
     nr_table_unref(t);
 }
 

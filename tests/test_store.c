@@ -3,7 +3,7 @@
  *
  * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
  * with filters and cursor, unknown ids, concurrent engines on one key (no lost update, one
- * finding), and for Redis: outage gives STORE_EUNAVAIL and the handle recovers after a restart.
+ * finding), and for Redis: outage gives CW_EUNAVAIL and the handle recovers after a restart.
  *
  * CW_TEST_CLUSTER=host:port,host:port,... runs the Redis group against a running Redis Cluster
  * instead (tests/it_cluster.sh starts one): no redis-server is started, stores come from
@@ -266,7 +266,7 @@ static void t_mem_bound(void **state)
                                   .expire_at_ms = now + 180000, .keep = STORE_KEEP_FINDING };
         int rc = store_commit(s, &c, 1);
         if (rc) {
-            assert_int_equal(rc, STORE_EUNAVAIL);
+            assert_int_equal(rc, CW_EUNAVAIL);
             assert_int_equal(c.ok, 0);
             break;
         }
@@ -346,8 +346,8 @@ static void t_finding_status_rules(void **state)
     assert_int_equal(f.status, STORE_ST_OPEN);
     store_finding_free(&f);
     /* unknown ids */
-    assert_int_equal(store_finding_get(s, "cwf-NOPE", &f), STORE_ENOTFOUND);
-    assert_int_equal(store_finding_patch(s, "cwf-NOPE", STORE_ST_RESOLVED, NULL, 1), STORE_ENOTFOUND);
+    assert_int_equal(store_finding_get(s, "cwf-NOPE", &f), CW_ENOTFOUND);
+    assert_int_equal(store_finding_patch(s, "cwf-NOPE", STORE_ST_RESOLVED, NULL, 1), CW_ENOTFOUND);
 }
 
 static void t_finding_list(void **state)
@@ -484,7 +484,7 @@ static void *conc_run(void *arg)
         int rc;
         do  /* a 503-like answer is retried, as a sender would */
             rc = eng_ingest(e, (const uint8_t *)body, strlen(body), now_ms(), rep);
-        while (rc == ENG_ESTORE);
+        while (rc == CW_EUNAVAIL);
         c->rc = rc;
     }
     free(rep);
@@ -537,15 +537,15 @@ static void t_concurrent_engines(void **state)
     eng_free(e);
 }
 
-/* Redis only: an outage is STORE_EUNAVAIL (never a crash), and the same handle recovers. */
+/* Redis only: an outage is CW_EUNAVAIL (never a crash), and the same handle recovers. */
 static void t_redis_outage(void **state)
 {
     struct store *s = *state;
     assert_int_equal(store_ping(s), 0);
     redis_stop();
-    assert_int_equal(store_ping(s), STORE_EUNAVAIL);
+    assert_int_equal(store_ping(s), CW_EUNAVAIL);
     struct store_load l = { .akid = "ASIATESTKEY000000009" };
-    assert_int_equal(store_load(s, &l, 1), STORE_EUNAVAIL);
+    assert_int_equal(store_load(s, &l, 1), CW_EUNAVAIL);
     assert_int_equal(redis_start(), 0);
     int ok = 0;
     for (int i = 0; i < 100 && !ok; i++) {  /* backoff is at most 2 s */

@@ -65,18 +65,18 @@ static uint8_t *gzip_of(const uint8_t *data, size_t size, size_t *out_len)
 
 static void check_report(int rc, const struct eng_report *r)
 {
-    fz_check(rc == ENG_OK || rc == ENG_EINPUT || rc == ENG_ETOOBIG, "unexpected engine error");
+    fz_check(rc == CW_OK || rc == CW_EINPUT || rc == CW_ETOOBIG, "unexpected engine error");
     fz_check(r->skipped <= r->records, "more skipped than records");
     fz_check(r->duplicates <= r->records - r->skipped, "more duplicates than unskipped records");
     /* Only an accepted input's counts are answered (a refused one gets an error document, and
      * its records/skipped say how far decoding got before the refusal). */
-    if (rc == ENG_OK)
+    if (rc == CW_OK)
         fz_check(r->records == r->accepted + r->ignored + r->duplicates + r->skipped,
                  "records != accepted + ignored + duplicates + skipped");
     fz_check(r->created <= r->findings, "more created than findings");
     fz_check(r->n_skips <= ENG_SKIPS_MAX && r->n_skips <= r->skipped, "skip list longer than the count");
     fz_check(r->n_ids <= ENG_FINDINGS_MAX && r->n_ids <= r->findings, "id list longer than the count");
-    if (rc != ENG_OK) {
+    if (rc != CW_OK) {
         fz_check(r->accepted == 0 && r->findings == 0, "a refused input reported work done");
         fz_check(r->message[0] != 0, "a refused input without a message");
     }
@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct store *st;
     struct eng *e;
     int rc1 = ingest_fresh(data, size, &rep1, &st, &e);
-    if (rc1 == ENG_OK)
+    if (rc1 == CW_OK)
         check_findings(e, st, &rep1);
 
     /* The same body again: a sender's retry. Nothing new may come of it. */
@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *z = gzip_of(data, size, &zlen);
     if (z) {
         int rcz = ingest_fresh(z, zlen, &repz, &st, &e);
-        int bomb = rcz == ENG_ETOOBIG && size > (size_t)DEC_DEFAULT_MAX_RATIO * zlen;
+        int bomb = rcz == CW_ETOOBIG && size > (size_t)DEC_DEFAULT_MAX_RATIO * zlen;
         /* The decoder inflates one layer: gzip of a gzip input is JSON-less bytes, refused. */
         int double_gzip = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
         if (!bomb && !double_gzip) {

@@ -1,0 +1,148 @@
+/* test_cw.c — the shared module: error names, RFC 3339 time, bounded growth, lower bound. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cw.h"
+
+/* Every code has its own words, and a value outside the enum is named unknown. */
+static void test_strerror(void **state)
+{
+    (void)state;
+    for (int a = CW_OK; a >= CW_ERR_LAST; a--) {
+        const char *sa = cw_strerror(a);
+        if (strcmp(sa, "unknown error") == 0)
+            fail_msg("code %d has no words", a);
+        for (int b = a - 1; b >= CW_ERR_LAST; b--)
+            if (strcmp(sa, cw_strerror(b)) == 0)
+                fail_msg("codes %d and %d share \"%s\"", a, b, sa);
+    }
+    assert_string_equal(cw_strerror(CW_ERR_LAST - 1), "unknown error");
+    assert_string_equal(cw_strerror(1), "unknown error");
+    assert_string_equal(cw_strerror(CW_EUNAVAIL), "store unavailable");
+}
+
+static void test_time_flags(void **state)
+{
+    (void)state;
+    int64_t ms;
+    /* the API's strict form refuses what the CloudTrail form accepts */
+    assert_int_equal(cw_time_parse("2024-03-13 08:33:21Z", 0, &ms), CW_EINVAL);
+    assert_int_equal(cw_time_parse("2024-03-13 08:33:21Z", CW_TIME_SPACE, &ms), CW_OK);
+    assert_int_equal(ms, 1710318801000);
+    assert_int_equal(cw_time_parse("2024-03-13T08:33:21", 0, &ms), CW_EINVAL);
+    assert_int_equal(cw_time_parse("2024-03-13T08:33:21", CW_TIME_NOZONE, &ms), CW_OK);
+    assert_int_equal(ms, 1710318801000);
+    assert_int_equal(cw_time_parse("2024-03-13T09:33:21+01:00", 0, &ms), CW_OK);
+    assert_int_equal(ms, 1710318801000);
+    assert_int_equal(cw_time_parse("2024-03-13T09:33:21+01:00", CW_TIME_UTC, &ms), CW_EINVAL);
+    assert_int_equal(cw_time_parse("2024-03-13T08:33:21+00:00", CW_TIME_UTC, &ms), CW_OK);
+    /* a leap second is the first instant of the next minute */
+    assert_int_equal(cw_time_parse("2016-12-31T23:59:60Z", 0, &ms), CW_OK);
+    assert_int_equal(ms, 1483228800000);
+    assert_int_equal(cw_time_parse("0000-01-01T00:00:00Z", 0, &ms), CW_OK);
+    assert_int_equal(cw_time_parse(NULL, 0, &ms), CW_EINVAL);
+    int64_t secs;
+    assert_int_equal(cw_time_civil(2023, 2, 29, 0, 0, 0, &secs), CW_EINVAL);
+    assert_int_equal(cw_time_civil(2000, 2, 29, 0, 0, 0, &secs), CW_OK);
+    assert_int_equal(cw_time_civil(1900, 2, 29, 0, 0, 0, &secs), CW_EINVAL);
+    assert_int_equal(cw_time_civil(2024, 1, 1, 24, 0, 0, &secs), CW_EINVAL);
+}
+
+static void test_time_format(void **state)
+{
+    (void)state;
+    char b[CW_TIME_MAX];
+    assert_int_equal(cw_time_format(1710318801007, 0, b, sizeof b), CW_OK);
+    assert_string_equal(b, "2024-03-13T08:33:21Z");
+    assert_int_equal(cw_time_format(-1, 1, b, sizeof b), CW_OK);
+    assert_string_equal(b, "1969-12-31T23:59:59.999Z");
+    assert_int_equal(cw_time_format(0, 1, b, sizeof b), CW_OK);
+    assert_string_equal(b, "1970-01-01T00:00:00.000Z");
+    /* year 10000: refused, and the buffer still holds a valid time */
+    assert_int_equal(cw_time_format(253402300800000, 0, b, sizeof b), CW_EINVAL);
+    assert_string_equal(b, "1970-01-01T00:00:00Z");
+    assert_int_equal(cw_time_format(0, 1, b, 24), CW_EINVAL);
+    assert_string_equal(b, "");
+    /* every millisecond of a few sample days goes through format and parse unchanged */
+    for (int64_t t = -86400000LL * 3; t < 4102444800000LL; t += 86400000LL * 37 + 12345) {
+        int64_t back;
+        assert_int_equal(cw_time_format(t, 1, b, sizeof b), CW_OK);
+        assert_int_equal(cw_time_parse(b, 0, &back), CW_OK);
+        assert_int_equal(back, t);
+    }
+}
+
+static void test_grow(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(cw_grow((void **)&a, &cap, 1, sizeof *a, 4, 10), CW_OK);
+    assert_int_equal(cap, 4);
+    assert_int_equal(cw_grow((void **)&a, &cap, 5, sizeof *a, 4, 10), CW_OK);
+    assert_int_equal(cap, 8);
+    /* doubling past the bound stops at the bound */
+    assert_int_equal(cw_grow((void **)&a, &cap, 9, sizeof *a, 4, 10), CW_OK);
+    assert_int_equal(cap, 10);
+    int *before = a;
+    assert_int_equal(cw_grow((void **)&a, &cap, 11, sizeof *a, 4, 10), CW_ETOOBIG);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 10);
+    /* a size whose byte count overflows is refused, not wrapped */
+    assert_int_equal(cw_grow((void **)&a, &cap, SIZE_MAX / 2, sizeof *a, 4, SIZE_MAX), CW_ENOMEM);
+    assert_int_equal(cap, 10);
+    free(a);
+}
+
+static void test_buf(void **state)
+{
+    (void)state;
+    struct cw_buf b;
+    cw_buf_init(&b, 8);
+    assert_int_equal(cw_buf_append(&b, "abcde", 5), CW_OK);
+    assert_int_equal(cw_buf_append(&b, "fgh", 3), CW_OK);
+    assert_string_equal(b.p, "abcdefgh");
+    assert_int_equal(cw_buf_append(&b, "i", 1), CW_ETOOBIG);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.p, "abcdefgh");
+    assert_int_equal(cw_buf_append(&b, "x", SIZE_MAX), CW_ETOOBIG);
+    cw_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.p, "");
+    assert_int_equal(cw_buf_append(&b, "", 0), CW_OK);
+    cw_buf_free(&b);
+    assert_null(b.p);
+}
+
+static int cmp_int(const void *key, const void *elem)
+{
+    int k = *(const int *)key, e = *(const int *)elem;
+    return k < e ? -1 : k > e;
+}
+
+static void test_lower_bound(void **state)
+{
+    (void)state;
+    static const int v[] = {1, 3, 3, 5, 9};
+    int keys[] = {0, 1, 2, 3, 4, 9, 10};
+    size_t want[] = {0, 0, 1, 1, 3, 4, 5};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_int_equal(cw_lower_bound(v, 5, sizeof v[0], &keys[i], cmp_int), want[i]);
+    assert_int_equal(cw_lower_bound(v, 0, sizeof v[0], &keys[3], cmp_int), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strerror),   cmocka_unit_test(test_time_flags), cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_grow),       cmocka_unit_test(test_buf),        cmocka_unit_test(test_lower_bound),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
