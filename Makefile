@@ -136,10 +136,10 @@ fuzz-seeds: $(BUILD)/libcw.a
 fuzz: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(notdir $(FUZZ_BIN))
 
-lint:
+lint: $(BUILD)/credwatch
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] cmd/*.c || \
 	  (echo "banned function used" >&2; exit 1)
-	@/usr/bin/python3 scripts/layout_check.py
+	@BUILD=$(BUILD) /usr/bin/python3 scripts/layout_check.py
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD)

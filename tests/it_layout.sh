@@ -1,4 +1,7 @@
 #!/bin/sh
-# it_layout.sh — the include arrows of the C tree point one way (scripts/layout_check.py).
+# it_layout.sh — the arrows of the C tree point one way and functions stay short
+# (scripts/layout_check.py): first its self-test (each check can fail), then the tree itself,
+# over the objects of $BUILD (default build).
 here=$(cd "$(dirname "$0")" && pwd)
+/usr/bin/python3 "$here/../scripts/layout_check.py" --self-test || exit 1
 exec /usr/bin/python3 "$here/../scripts/layout_check.py"
