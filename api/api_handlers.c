@@ -44,13 +44,17 @@ static char *finding_doc(const struct store_finding *f)
     return doc;
 }
 
-/* A store failure on a read path: 404 for not found, 503 for anything transient. */
-static enum MHD_Result store_failure(struct api_req *r, int rc, const char *what)
+/* A store failure on a read path: 404 for not found, 503 for anything transient, with the store's
+ * own reason when it has one (WRONGPASS, OOM, a node down), as the ingest path and /readyz say it. */
+static enum MHD_Result store_failure(struct api_req *r, struct store *st, int rc, const char *what)
 {
     if (rc == CW_ENOTFOUND)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", what);
     api_metrics_store_error();
-    return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable; retry");
+    const char *why = st ? store_why(st) : "";
+    char msg[API_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "the store is unavailable%s%s; retry", why[0] ? ": " : "", why);
+    return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", msg);
 }
 
 static enum MHD_Result no_worker(struct api_req *r)
@@ -246,7 +250,7 @@ static enum MHD_Result h_list(struct api_req *r)
     api_metrics_store(cw_mono_s() - t0);
     enum MHD_Result res;
     if (rc != 0) {
-        res = store_failure(r, rc, "no findings");
+        res = store_failure(r, w->st, rc, "no findings");
     } else {
         /* the page is assembled from the documents as rendered: no parse and re-dump of each */
         char cur[API_CURSOR_MAX];
@@ -293,7 +297,7 @@ static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const 
     api_metrics_store(cw_mono_s() - t0);
     if (rc != 0) {
         store_finding_free(&f);
-        return store_failure(r, rc, "no such finding");
+        return store_failure(r, st, rc, "no such finding");
     }
     char *doc = finding_doc(&f);
     store_finding_free(&f);
@@ -364,7 +368,7 @@ static enum MHD_Result h_patch(struct api_req *r)
     api_metrics_store(cw_mono_s() - t0);
     json_decref(doc); /* note pointed into doc */
     if (rc != 0)
-        return store_failure(r, rc, "no such finding");
+        return store_failure(r, w->st, rc, "no such finding");
     return reply_finding(r, w->st, r->match.param);
 }
 
@@ -390,7 +394,7 @@ static enum MHD_Result h_key(struct api_req *r)
     if (rc == CW_ENOTFOUND)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no state for this access key");
     if (rc == CW_EUNAVAIL || rc == CW_ENOMEM || rc == 0)
-        return store_failure(r, CW_EUNAVAIL, NULL);
+        return store_failure(r, w->st, CW_EUNAVAIL, NULL);
     char m[96];
     snprintf(m, sizeof m, "engine error: %s", cw_strerror(rc));
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
