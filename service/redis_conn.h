@@ -9,6 +9,10 @@
  *
  * A connection is not thread-safe: one per thread (rconn_clone). Errors: 0, or CW_EUNAVAIL
  * (transient: the node or the cluster cannot answer now; the caller retries later).
+ *
+ * Layers, each calling only those below it: redis_conn.c (the connection and its batches),
+ * redis_cluster.c (slots, the slot map, MOVED/ASK), redis_node.c (one address's connection and
+ * backoff, the process-wide address table); redis_url.c parses the settings.
  */
 #ifndef CW_REDIS_CONN_H
 #define CW_REDIS_CONN_H

@@ -84,15 +84,14 @@ static const char script_fput[] =
     "return {created, ca}\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
- ("keep" = keep it, else the note after a one-byte "=" prefix, so no note can read "keep"), now_ms.
- * Returns 1, or 0 when the finding does not exist. */
+ * ("keep" = keep it, else "=" and the note: the prefix keeps a note that reads "keep" from meaning
+ * "keep it"), now_ms. Returns 1, or 0 when the finding does not exist. */
 static const char script_patch[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'st', ARGV[1]) end\n"
     "if ARGV[2] ~= 'keep' then redis.call('HSET', KEYS[1], 'nt', string.sub(ARGV[2], 2)) end\n"
     "redis.call('HSET', KEYS[1], 'ua', ARGV[3])\n"
     "return 1\n";
-
 
 static void key_name(char *out, size_t size, char kind, const char *id)
 {
@@ -362,149 +361,207 @@ static int rs_finding_get(struct store *s, const char *id, struct store_finding 
     return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL, NULL, 0, NULL, 0);
 }
 
-static int rs_finding_list(struct store *s, const struct store_query *q, struct store_finding *out, size_t *n_out,
-                           int *more)
-{
-    struct rs_store *r = (struct rs_store *)s;
-    size_t limit = q->limit ? q->limit : 1, n = 0, examined = 0;
-    char max[32], min[32];
-    int64_t after_ms = q->after_ms;
+/* One listing in progress (rs_finding_list): the cursor, moved past every entry examined; the
+ * window of index entries last read; the page so far. */
+struct rs_list {
+    const struct store_query *q;
+    struct store_finding *out;
+    size_t limit, n, examined;
+    int64_t after_ms;
     char after_id[STORE_ID_MAX];
-    snprintf(after_id, sizeof after_id, "%s", q->after_id);
-    int have_after = after_ms || after_id[0];
-    int rc = 0;
-    *more = 0;
+    int have_after, more;
+    size_t tie_skip, tie_rounds;       /* windows skipped at the cursor's score (its entry gone) */
+    char (*ids)[STORE_ID_MAX];         /* the window, RS_LIST_BATCH entries at most */
+    int64_t *scores;
+    size_t fetched;
+};
+
+/* Decodes the query's cursor into l. 0 or CW_EUNAVAIL (out of memory). */
+static int list_start(struct rs_list *l, const struct store_query *q, struct store_finding *out)
+{
+    memset(l, 0, sizeof *l);
+    l->q = q;
+    l->out = out;
+    l->limit = q->limit ? q->limit : 1;
+    l->after_ms = q->after_ms;
+    snprintf(l->after_id, sizeof l->after_id, "%s", q->after_id);
+    l->have_after = l->after_ms || l->after_id[0];
+    l->ids = malloc(RS_LIST_BATCH * sizeof *l->ids);
+    l->scores = malloc(RS_LIST_BATCH * sizeof *l->scores);
+    if (!l->ids || !l->scores) {
+        free(l->ids);
+        free(l->scores);
+        return CW_EUNAVAIL;
+    }
+    return 0;
+}
+
+/* After a cursor whose entry is still indexed, the listing continues right after it by rank: any
+ * number of findings may share its millisecond (one request can create thousands). *rank is that
+ * entry's rank, or -1 when there is no cursor or its entry is gone (expired and unindexed). */
+static int list_cursor_rank(struct rs_store *r, const struct rs_list *l, long long *rank)
+{
+    *rank = -1;
+    if (!l->have_after)
+        return 0;
+    rconn_batch_reset(r->b);
+    if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANK %s %s", RS_INDEX, l->after_id) < 0 ||
+        rconn_batch_add(r->b, RS_INDEX, "ZSCORE %s %s", RS_INDEX, l->after_id) < 0 || run(r))
+        return CW_EUNAVAIL;
+    redisReply *rk = rconn_batch_reply(r->b, 0), *zs = rconn_batch_reply(r->b, 1);
+    if (rk->type == REDIS_REPLY_INTEGER && zs->type == REDIS_REPLY_STRING &&
+        strtoll(zs->str, NULL, 10) == l->after_ms)
+        *rank = rk->integer;
+    return 0;
+}
+
+/* Reads the next window of the index into l->ids and l->scores (l->fetched of them): by rank after
+ * the cursor's entry, else by score, leaving out the entries at the cursor's score that sort before
+ * it, a window further each time (tie_skip). *exhausted: no entry (in range) follows the window. */
+static int list_window(struct rs_store *r, struct rs_list *l, long long rank, int *exhausted)
+{
+    const struct store_query *q = l->q;
+    char max[32], min[32];
+    if (l->have_after)
+        snprintf(max, sizeof max, "%lld", (long long)l->after_ms);
+    else if (q->until_ms)
+        snprintf(max, sizeof max, "%lld", (long long)q->until_ms);
+    else
+        snprintf(max, sizeof max, "+inf");
     if (q->since_ms)
         snprintf(min, sizeof min, "%lld", (long long)q->since_ms);
     else
         snprintf(min, sizeof min, "-inf");
-    size_t tie_skip = 0, tie_rounds = 0;
-    char (*ids)[STORE_ID_MAX] = malloc(RS_LIST_BATCH * sizeof *ids);
-    int64_t *scores = malloc(RS_LIST_BATCH * sizeof *scores);
-    if (!ids || !scores) {
-        free(ids);
-        free(scores);
+    rconn_batch_reset(r->b);
+    int added = rank >= 0
+                    ? rconn_batch_add(r->b, RS_INDEX, "ZREVRANGE %s %lld %lld WITHSCORES", RS_INDEX, rank + 1,
+                                      rank + RS_LIST_BATCH)
+                    : rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX,
+                                      max, min, (long long)l->tie_skip, RS_LIST_BATCH);
+    if (added < 0 || run(r))
         return CW_EUNAVAIL;
+    redisReply *z = rconn_batch_reply(r->b, 0);
+    if (z->type != REDIS_REPLY_ARRAY)
+        return CW_EUNAVAIL;
+    size_t m = z->elements / 2;
+    int below = 0;  /* by rank: reached entries older than `since` */
+    l->fetched = 0;
+    for (size_t i = 0; i < m; i++) {
+        int64_t sc = strtoll(z->element[2 * i + 1]->str, NULL, 10);
+        const char *id = z->element[2 * i]->str;
+        if (rank >= 0 && q->since_ms && sc < q->since_ms) {
+            below = 1;
+            break;
+        }
+        if (rank < 0 && l->have_after && sc == l->after_ms && strcmp(id, l->after_id) >= 0)
+            continue;
+        snprintf(l->ids[l->fetched], sizeof l->ids[0], "%s", id);
+        l->scores[l->fetched++] = sc;
     }
-    while (n < limit && examined < RS_LIST_SCAN_MAX) {
-        if (have_after)
-            snprintf(max, sizeof max, "%lld", (long long)after_ms);
-        else if (q->until_ms)
-            snprintf(max, sizeof max, "%lld", (long long)q->until_ms);
+    *exhausted = m < RS_LIST_BATCH || below;
+    return 0;
+}
+
+static int list_match(const struct store_query *q, const struct store_finding *f, int sev, const char *acct,
+                      const char *fn)
+{
+    return (q->status < 0 || f->status == q->status) && (q->severity < 0 || sev == q->severity) &&
+           (!q->account || strcmp(q->account, acct) == 0) && (!q->function || strcmp(q->function, fn) == 0);
+}
+
+/* Reads the window's findings and adds those the filters pass to the page, moving the cursor past
+ * each one examined, until the page is full (l->more: the window has more). Entries whose finding
+ * expired are unindexed, best effort: a later listing retries. */
+static int list_filter(struct rs_store *r, struct rs_list *l)
+{
+    rconn_batch_reset(r->b);
+    char fk[RS_KEY_MAX];
+    for (size_t i = 0; i < l->fetched; i++) {
+        key_name(fk, sizeof fk, 'f', l->ids[i]);
+        if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
+            return CW_EUNAVAIL;
+    }
+    int rc = run(r);
+    if (rc)
+        return rc;
+    size_t stale = 0;
+    for (size_t i = 0; i < l->fetched; i++) {
+        if (l->n >= l->limit) {
+            l->more = 1;
+            break;
+        }
+        l->examined++;
+        l->after_ms = l->scores[i];
+        snprintf(l->after_id, sizeof l->after_id, "%s", l->ids[i]);
+        l->have_after = 1;
+        struct store_finding f;
+        int sev;
+        char acct[EV_ACCOUNT_MAX] = "", fn[EV_FUNCTION_MAX] = "";
+        if (parse_finding(rconn_batch_reply(r->b, i), l->ids[i], &f, &sev, acct, sizeof acct, fn, sizeof fn)) {
+            /* expired: unindex below (memmove: stale may equal i, which snprintf may not overlap) */
+            memmove(l->ids[stale++], l->ids[i], sizeof l->ids[0]);
+            continue;
+        }
+        if (list_match(l->q, &f, sev, acct, fn))
+            l->out[l->n++] = f;
         else
-            snprintf(max, sizeof max, "+inf");
-        /* After a cursor whose entry is still indexed, continue right after it by rank: any
-         * number of findings may share its millisecond (one request can create thousands). If
-         * its entry is gone (expired and unindexed), by score, skipping the entries at the
-         * cursor's score that sort before it, a window further each time (tie_skip). */
-        long long rank = -1;
-        if (have_after) {
-            rconn_batch_reset(r->b);
-            if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANK %s %s", RS_INDEX, after_id) < 0 ||
-                rconn_batch_add(r->b, RS_INDEX, "ZSCORE %s %s", RS_INDEX, after_id) < 0 || (rc = run(r))) {
-                rc = CW_EUNAVAIL;
-                break;
-            }
-            redisReply *rk = rconn_batch_reply(r->b, 0), *zs = rconn_batch_reply(r->b, 1);
-            if (rk->type == REDIS_REPLY_INTEGER && zs->type == REDIS_REPLY_STRING &&
-                strtoll(zs->str, NULL, 10) == after_ms)
-                rank = rk->integer;
-        }
+            store_finding_free(&f);
+    }
+    if (stale) {
         rconn_batch_reset(r->b);
-        int added = rank >= 0
-                        ? rconn_batch_add(r->b, RS_INDEX, "ZREVRANGE %s %lld %lld WITHSCORES", RS_INDEX, rank + 1,
-                                          rank + RS_LIST_BATCH)
-                        : rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX,
-                                          max, min, (long long)tie_skip, RS_LIST_BATCH);
-        if (added < 0 || (rc = run(r))) {
-            rc = CW_EUNAVAIL;
+        for (size_t i = 0; i < stale; i++)
+            rconn_batch_add(r->b, RS_INDEX, "ZREM %s %s", RS_INDEX, l->ids[i]);
+        run(r);
+    }
+    return 0;
+}
+
+/* Builds the page's answer once the listing stops: *more and *n_out, or on failure no page. */
+static int list_finish(struct rs_list *l, int rc, size_t *n_out, int *more)
+{
+    free(l->ids);
+    free(l->scores);
+    if (rc) {
+        for (size_t i = 0; i < l->n; i++)
+            store_finding_free(&l->out[i]);
+        return rc;
+    }
+    *more = l->more;
+    if (!*more && l->n >= l->limit)
+        *more = 1;  /* the page is full: the next one may be empty, which is cheap to find out */
+    if (l->examined >= RS_LIST_SCAN_MAX && l->n < l->limit)
+        *more = 1;  /* filters matched little: the caller continues with the cursor */
+    *n_out = l->n;
+    return 0;
+}
+
+static int rs_finding_list(struct store *s, const struct store_query *q, struct store_finding *out, size_t *n_out,
+                           int *more)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    struct rs_list l;
+    *more = 0;
+    int rc = list_start(&l, q, out);
+    if (rc)
+        return rc;
+    while (l.n < l.limit && l.examined < RS_LIST_SCAN_MAX) {
+        long long rank;
+        int exhausted;
+        if ((rc = list_cursor_rank(r, &l, &rank)) || (rc = list_window(r, &l, rank, &exhausted)))
             break;
-        }
-        redisReply *z = rconn_batch_reply(r->b, 0);
-        if (z->type != REDIS_REPLY_ARRAY) {
-            rc = CW_EUNAVAIL;
-            break;
-        }
-        size_t m = z->elements / 2, fetched = 0;
-        int below = 0;  /* by rank: reached entries older than `since` */
-        for (size_t i = 0; i < m; i++) {
-            int64_t sc = strtoll(z->element[2 * i + 1]->str, NULL, 10);
-            const char *id = z->element[2 * i]->str;
-            if (rank >= 0 && q->since_ms && sc < q->since_ms) {
-                below = 1;
-                break;
-            }
-            if (rank < 0 && have_after && sc == after_ms && strcmp(id, after_id) >= 0)
-                continue;
-            snprintf(ids[fetched], sizeof ids[0], "%s", id);
-            scores[fetched++] = sc;
-        }
-        int exhausted = m < RS_LIST_BATCH || below;
-        if (!fetched && !exhausted) {
-            if (++tie_rounds > RS_LIST_TIE_ROUNDS) {
+        if (!l.fetched && !exhausted) {
+            if (++l.tie_rounds > RS_LIST_TIE_ROUNDS) {
                 rc = CW_EUNAVAIL;  /* more findings at one millisecond than any listing can skip */
                 break;
             }
-            tie_skip += RS_LIST_BATCH;
+            l.tie_skip += RS_LIST_BATCH;
             continue;
         }
-        tie_skip = 0;
-        rconn_batch_reset(r->b);
-        char fk[RS_KEY_MAX];
-        for (size_t i = 0; i < fetched && !rc; i++) {
-            key_name(fk, sizeof fk, 'f', ids[i]);
-            if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
-                rc = CW_EUNAVAIL;
-        }
-        if (rc || (rc = run(r)))
-            break;
-        size_t stale = 0;
-        for (size_t i = 0; i < fetched; i++) {
-            if (n >= limit) {
-                *more = 1;
-                break;
-            }
-            examined++;
-            after_ms = scores[i];
-            snprintf(after_id, sizeof after_id, "%s", ids[i]);
-            have_after = 1;
-            struct store_finding f;
-            int sev;
-            char acct[EV_ACCOUNT_MAX] = "", fn[EV_FUNCTION_MAX] = "";
-            if (parse_finding(rconn_batch_reply(r->b, i), ids[i], &f, &sev, acct, sizeof acct, fn, sizeof fn)) {
-                snprintf(ids[stale++], sizeof ids[0], "%s", ids[i]);  /* expired: unindex below */
-                continue;
-            }
-            int ok = (q->status < 0 || f.status == q->status) && (q->severity < 0 || sev == q->severity) &&
-                     (!q->account || strcmp(q->account, acct) == 0) &&
-                     (!q->function || strcmp(q->function, fn) == 0);
-            if (ok)
-                out[n++] = f;
-            else
-                store_finding_free(&f);
-        }
-        if (stale) {
-            rconn_batch_reset(r->b);
-            for (size_t i = 0; i < stale; i++)
-                rconn_batch_add(r->b, RS_INDEX, "ZREM %s %s", RS_INDEX, ids[i]);
-            run(r);  /* best effort: a later listing retries */
-        }
-        if (*more || exhausted)
+        l.tie_skip = 0;
+        if ((rc = list_filter(r, &l)) || l.more || exhausted)
             break;
     }
-    free(ids);
-    free(scores);
-    if (!rc && !*more && n >= limit)
-        *more = 1;  /* the page is full: the next one may be empty, which is cheap to find out */
-    if (!rc && examined >= RS_LIST_SCAN_MAX && n < limit)
-        *more = 1;  /* filters matched little: the caller continues with the cursor */
-    if (rc) {
-        for (size_t i = 0; i < n; i++)
-            store_finding_free(&out[i]);
-        return rc;
-    }
-    *n_out = n;
-    return 0;
+    return list_finish(&l, rc, n_out, more);
 }
 
 static int rs_finding_patch(struct store *s, const char *id, int status, const char *note, int64_t now_ms)
@@ -513,7 +570,7 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
     char fk[RS_KEY_MAX], now[24];
     key_name(fk, sizeof fk, 'f', id);
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    /* the note travels with a one-byte prefix so that "keep" can never be a note */
+    /* the note travels with a one-byte prefix so that it is never the marker "keep" */
     size_t nl = note ? strlen(note) : 0;
     char *nv = malloc(nl + sizeof "keep" + 1);
     if (!nv)
