@@ -15,6 +15,10 @@
 #include "render.h"
 
 #define ENG_EVENTS_INITIAL 256
+/* The event arrays have no count bound of their own: one input holds at most the decoder's
+ * max_records, and scan applies its batch once it holds SCAN_BATCH_EVENTS. This bound only keeps
+ * the size of the arrays in bytes representable (cw_grow's max). */
+#define ENG_EVENTS_MAX (SIZE_MAX / sizeof(struct ev_event))
 
 struct eng {
     struct store *st;
@@ -25,7 +29,7 @@ struct eng {
     struct eng_report *rep;
     size_t *order;
     uint64_t *ident;           /* det_event_hash of each event, parallel to evs */
-    size_t cap_order;
+    size_t cap_order, cap_ident;
     struct det_key key;        /* working copies: det_key is large, keep it off the stack */
     struct det_key old;
     uint8_t blob[DET_ENCODED_MAX];
@@ -86,14 +90,10 @@ static int on_event(void *ud, size_t index, const struct ev_event *ev)
         e->rep->ignored++;  /* a valid record the detector has no use for: never "accepted" */
         return 0;
     }
-    if (e->n_evs == e->cap_evs) {
-        size_t cap = e->cap_evs ? e->cap_evs * 2 : ENG_EVENTS_INITIAL;
-        struct ev_event *n = realloc(e->evs, cap * sizeof *n);
-        if (!n)
-            return 1;
-        e->evs = n;
-        e->cap_evs = cap;
-    }
+    void *evs = e->evs;
+    if (cw_grow(&evs, &e->cap_evs, e->n_evs + 1, sizeof *e->evs, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX))
+        return 1;  /* the decoder stops (CW_EABORT): reported as out of memory */
+    e->evs = evs;
     e->evs[e->n_evs++] = *ev;
     return 0;
 }
@@ -218,290 +218,436 @@ static uint64_t next_version(uint64_t version, int64_t now_ms)
     return epoch;
 }
 
-/* One round: load the keys, apply their new events, CAS them; then write findings of the
- * keys committed. Keys that lost a race stay !done for the next attempt. */
-static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
+/* When a committed state expires. Event times are the sender's: a year-9999 eventTime must not
+ * keep state for millennia. No credentials live longer than DET_CRED_LIFETIME, so from arrival
+ * the state needs at most that plus the late margin; a replayed archive's past times get the
+ * floor. */
+static int64_t state_expiry(const struct eng *e, int64_t now_ms)
 {
-    struct store_load *loads = calloc(n, sizeof *loads);
-    struct store_commit *commits = calloc(n, sizeof *commits);
-    uint8_t **blobs = calloc(n, sizeof *blobs);
-    struct store_finding_put *puts = calloc(n, sizeof *puts);
-    struct finding_bufs *bufs = calloc(n, sizeof *bufs);
-    size_t *commit_of = calloc(n, sizeof *commit_of);
-    /* repairs of findings of keys with nothing new (see below) */
-    struct store_finding_put *rputs = calloc(n, sizeof *rputs);
-    struct finding_bufs *rbufs = calloc(n, sizeof *rbufs);
-    size_t nr = 0;
-    int rc = CW_ENOMEM;
-    if (!loads || !commits || !blobs || !puts || !bufs || !commit_of || !rputs || !rbufs)
-        goto out;
-    size_t nl = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (kw[i].done)
+    int64_t exp_ms = det_expires_at(&e->key) * 1000;
+    int64_t floor_ms = now_ms + e->cfg.late_margin_s * 1000;
+    int64_t ceiling_ms = now_ms + ((int64_t)DET_CRED_LIFETIME + e->cfg.late_margin_s) * 1000;
+    int64_t at = exp_ms > floor_ms ? exp_ms : floor_ms;
+    return at > ceiling_ms ? ceiling_ms : at;
+}
+
+/* *slot (owned, may be NULL) becomes a copy of the first len bytes of src, len from det_encode.
+ * On failure *slot is unchanged. */
+static int keep_blob(uint8_t **slot, const uint8_t *src, int len)
+{
+    uint8_t *b = len > 0 ? realloc(*slot, (size_t)len) : NULL;
+    if (!b)
+        return CW_ENOMEM;
+    memcpy(b, src, (size_t)len);
+    *slot = b;
+    return 0;
+}
+
+static const char *key_akid(const struct eng *e, const struct keywork *w)
+{
+    return e->evs[e->order[w->first]].akid;
+}
+
+/* ---- one round: load, apply, compare-and-set, findings -------------------------------------- */
+
+/* A key of the round with new events, by commit index. */
+struct round_commit {
+    size_t kw;                  /* its index in the round's keywork */
+    uint8_t *blob;              /* the commit's blob (owned) */
+    struct finding_bufs buf;    /* the strings of its finding write */
+};
+
+/* A round's scratch. Every array has room for all n keys of the round (n >= commits + repairs,
+ * so puts can also hold every finding write sent). */
+struct round {
+    struct eng *e;
+    struct keywork *kw;
+    size_t n;
+    int64_t now_ms;
+    struct store_load *loads;        /* [nl] the keys not done yet */
+    size_t *load_kw;                 /* [nl] their index in kw */
+    struct store_commit *commits;    /* [nc] the keys with new events */
+    struct round_commit *cs;         /* [nc] */
+    struct store_finding_put *puts;  /* [nc] their finding writes (id NULL: none); then those sent */
+    struct store_finding_put *rputs; /* [nr] repairs of findings of keys with nothing new */
+    struct finding_bufs *rbufs;      /* [nr] */
+    size_t nl, nc, nr;
+};
+
+static int round_init(struct round *r, struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
+{
+    memset(r, 0, sizeof *r);
+    r->e = e;
+    r->kw = kw;
+    r->n = n;
+    r->now_ms = now_ms;
+    r->loads = calloc(n, sizeof *r->loads);
+    r->load_kw = calloc(n, sizeof *r->load_kw);
+    r->commits = calloc(n, sizeof *r->commits);
+    r->cs = calloc(n, sizeof *r->cs);
+    r->puts = calloc(n, sizeof *r->puts);
+    r->rputs = calloc(n, sizeof *r->rputs);
+    r->rbufs = calloc(n, sizeof *r->rbufs);
+    if (!r->loads || !r->load_kw || !r->commits || !r->cs || !r->puts || !r->rputs || !r->rbufs)
+        return CW_ENOMEM;
+    return 0;
+}
+
+static void round_free(struct round *r)
+{
+    for (size_t j = 0; r->cs && j < r->n; j++) {
+        free(r->cs[j].blob);
+        free(r->cs[j].buf.doc);
+    }
+    for (size_t j = 0; r->rbufs && j < r->n; j++)
+        free(r->rbufs[j].doc);
+    free(r->loads);
+    free(r->load_kw);
+    free(r->commits);
+    free(r->cs);
+    free(r->puts);
+    free(r->rputs);
+    free(r->rbufs);
+}
+
+/* Phase 1: the state, version and dedup flags of every key not done yet, in one store call. */
+static int round_load(struct round *r)
+{
+    const struct eng *e = r->e;
+    for (size_t i = 0; i < r->n; i++) {
+        struct keywork *w = &r->kw[i];
+        if (w->done)
             continue;
-        const struct ev_event *ev0 = &e->evs[e->order[kw[i].first]];
-        loads[nl].akid = ev0->akid;
-        loads[nl].hashes = kw[i].hashes;
-        loads[nl].n_hashes = kw[i].count;
-        loads[nl].seen = kw[i].seen;
-        commit_of[nl] = i;
-        nl++;
+        struct store_load *l = &r->loads[r->nl];
+        l->akid = key_akid(e, w);
+        l->hashes = w->hashes;
+        l->n_hashes = w->count;
+        l->seen = w->seen;
+        r->load_kw[r->nl++] = i;
     }
-    if (store_load(e->st, loads, nl)) {
-        rc = CW_EUNAVAIL;
-        goto out;
+    return store_load(e->st, r->loads, r->nl) ? CW_EUNAVAIL : 0;
+}
+
+/* The loaded state in e->key (and e->old) with the key's events the store has not seen applied;
+ * their hashes move to the front of w->hashes. Returns how many were new. */
+static size_t key_apply(struct eng *e, struct keywork *w, const struct store_load *l)
+{
+    /* a blob this version cannot read: start over rather than fail the key forever */
+    if (!l->version || det_decode(&e->key, l->blob, l->blob_len))
+        det_key_init(&e->key, key_akid(e, w));
+    e->old = e->key;
+    size_t fresh = 0, dups = 0;
+    for (size_t k = 0; k < w->count; k++) {
+        if (w->seen[k]) {
+            dups++;
+            continue;
+        }
+        det_apply_ctx(&e->key, &e->evs[e->order[w->first + k]], &e->cfg.det);
+        w->hashes[fresh++] = w->hashes[k];
     }
-    size_t nc = 0;
-    for (size_t j = 0; j < nl; j++) {
-        struct keywork *w = &kw[commit_of[j]];
-        const struct ev_event *ev0 = &e->evs[e->order[w->first]];
-        if (loads[j].version) {
-            if (det_decode(&e->key, loads[j].blob, loads[j].blob_len)) {
-                /* a blob this version cannot read: start over rather than fail the key forever */
-                det_key_init(&e->key, ev0->akid);
-            }
-        } else {
-            det_key_init(&e->key, ev0->akid);
-        }
-        e->old = e->key;
-        size_t fresh = 0, dups = 0;
-        for (size_t k = 0; k < w->count; k++) {
-            if (w->seen[k]) {
-                dups++;
-                continue;
-            }
-            det_apply_ctx(&e->key, &e->evs[e->order[w->first + k]], &e->cfg.det);
-            w->hashes[fresh++] = w->hashes[k];
-        }
-        w->dups = dups;
+    w->dups = dups;
+    return fresh;
+}
+
+/* A key with nothing new: if its state says "finding", make sure the finding exists. An earlier
+ * request may have committed the key and then failed to write the finding (503), and its retry —
+ * this request — is all duplicates. ensure writes only when the finding is absent, so a plain
+ * duplicate changes nothing. */
+static int key_repair(struct round *r, const struct store_load *l)
+{
+    struct eng *e = r->e;
+    struct det_verdict vc;
+    det_judge(&e->key, &e->cfg.det, &vc);
+    if (!vc.finding || r->nr >= r->n)
+        return 0;
+    if (finding_put_of(e, &vc, l->version, r->now_ms, &r->rputs[r->nr], &r->rbufs[r->nr]))
+        return CW_ENOMEM;
+    r->rputs[r->nr++].ensure = 1;
+    return 0;
+}
+
+/* A key with `fresh` new events: its compare-and-set and, when it judges a finding, the finding
+ * write, at commit index nc. */
+static int key_commit(struct round *r, size_t j, size_t fresh)
+{
+    struct eng *e = r->e;
+    struct keywork *w = &r->kw[r->load_kw[j]];
+    struct round_commit *slot = &r->cs[r->nc];
+    /* verdicts before and after, for the finding write below; the new one's severity is
+     * remembered in the state, so no later evidence can lower it */
+    struct det_verdict vo, vn;
+    det_judge(&e->old, &e->cfg.det, &vo);
+    det_judge(&e->key, &e->cfg.det, &vn);
+    det_remember(&e->key, &vn);
+    int len = det_encode(&e->key, e->blob, sizeof e->blob);
+    if (keep_blob(&slot->blob, e->blob, len))
+        return CW_ENOMEM;
+    struct store_commit *c = &r->commits[r->nc];
+    c->akid = key_akid(e, w);
+    c->version = r->loads[j].version;
+    c->new_version = next_version(c->version, r->now_ms);
+    c->blob = slot->blob;
+    c->blob_len = (size_t)len;
+    c->hashes = w->hashes;
+    c->n_hashes = fresh;
+    c->keep = vn.finding ? STORE_KEEP_FINDING : vn.lambda ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
+    c->expire_at_ms = state_expiry(e, r->now_ms);
+    /* A finding is never retracted by evidence (any record may be forged by a holder of an
+     * ingest token): once raised it stays, explained or not, with its status. */
+    if (vn.finding) {
+        if (finding_put_of(e, &vn, c->new_version, r->now_ms, &r->puts[r->nc], &slot->buf))
+            return CW_ENOMEM;
+        r->puts[r->nc].new_outside = vn.outside_count > vo.outside_count;
+    }
+    slot->kw = r->load_kw[j];
+    r->nc++;
+    return 0;
+}
+
+/* Phase 2: every loaded key's new events applied, judged, and made a commit or a repair. A key
+ * with nothing new is done here; its duplicates count now. */
+static int round_apply(struct round *r)
+{
+    for (size_t j = 0; j < r->nl; j++) {
+        struct keywork *w = &r->kw[r->load_kw[j]];
+        size_t fresh = key_apply(r->e, w, &r->loads[j]);
+        int rc;
         if (!fresh) {
             w->done = 1;
-            e->rep->duplicates += dups;
-            /* Nothing new, but if the state says "finding", make sure the finding exists: an
-             * earlier request may have committed the key and then failed to write the finding
-             * (503), and its retry — this request — is all duplicates. ensure writes only when
-             * the finding is absent, so a plain duplicate changes nothing. */
-            struct det_verdict vc;
-            det_judge(&e->key, &e->cfg.det, &vc);
-            if (vc.finding && nr < n) {
-                if (finding_put_of(e, &vc, loads[j].version, now_ms, &rputs[nr], &rbufs[nr])) {
-                    rc = CW_ENOMEM;
-                    goto out;
-                }
-                rputs[nr++].ensure = 1;
-            }
-            continue;
+            r->e->rep->duplicates += w->dups;
+            rc = key_repair(r, &r->loads[j]);
+        } else {
+            rc = key_commit(r, j, fresh);
         }
-        /* verdicts before and after, for the finding write below; the new one's severity is
-         * remembered in the state, so no later evidence can lower it */
-        struct det_verdict vo, vn;
-        det_judge(&e->old, &e->cfg.det, &vo);
-        det_judge(&e->key, &e->cfg.det, &vn);
-        det_remember(&e->key, &vn);
-        int len = det_encode(&e->key, e->blob, sizeof e->blob);
-        if (len < 0 || !(blobs[nc] = malloc((size_t)len))) {
-            rc = CW_ENOMEM;
-            goto out;
-        }
-        memcpy(blobs[nc], e->blob, (size_t)len);
-        int64_t exp_ms = det_expires_at(&e->key) * 1000;
-        int64_t floor_ms = now_ms + e->cfg.late_margin_s * 1000;
-        struct store_commit *c = &commits[nc];
-        c->akid = ev0->akid;
-        c->version = loads[j].version;
-        c->new_version = next_version(loads[j].version, now_ms);
-        c->blob = blobs[nc];
-        c->blob_len = (size_t)len;
-        c->hashes = w->hashes;
-        c->n_hashes = fresh;
-        c->keep = vn.finding ? STORE_KEEP_FINDING : vn.lambda ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
-        /* Event times are the sender's: a year-9999 eventTime must not keep state for
-         * millennia. No credentials live longer than DET_CRED_LIFETIME, so from arrival the state
-         * needs at most that plus the late margin; a replayed archive's past times get the floor. */
-        int64_t ceiling_ms = now_ms + ((int64_t)DET_CRED_LIFETIME + e->cfg.late_margin_s) * 1000;
-        c->expire_at_ms = exp_ms > floor_ms ? exp_ms : floor_ms;
-        if (c->expire_at_ms > ceiling_ms)
-            c->expire_at_ms = ceiling_ms;
-        /* A finding is never retracted by evidence (any record may be forged by a holder of an
-         * ingest token): once raised it stays, explained or not, with its status. */
-        if (vn.finding) {
-            if (finding_put_of(e, &vn, c->new_version, now_ms, &puts[nc], &bufs[nc])) {
-                rc = CW_ENOMEM;
-                goto out;
-            }
-            puts[nc].new_outside = vn.outside_count > vo.outside_count;
-        }
-        commit_of[nc] = commit_of[j];
-        nc++;
+        if (rc)
+            return rc;
     }
-    /* A key made anew (its old state expired) may already have a finding, kept 90 days: its
-     * severity is the floor of the new state's, or a replayed archive would lower it. Only new
-     * keys that judge a finding pay this read (the loaded blobs are not needed any more). */
-    for (size_t j = 0; j < nc; j++) {
-        if (commits[j].version || !puts[j].id)
+    return 0;
+}
+
+/* Commit j made its key anew and judges a finding: if that finding exists (kept 90 days, longer
+ * than key state), its severity is the floor of the new state's, or a replayed archive would
+ * lower it. The commit's blob and finding write are redone with the floor. */
+static int commit_floor(struct round *r, size_t j)
+{
+    struct eng *e = r->e;
+    struct store_commit *c = &r->commits[j];
+    struct store_finding_put *p = &r->puts[j];
+    struct store_finding old;
+    int grc = store_finding_get(e->st, p->id, &old);
+    if (grc == CW_ENOTFOUND)
+        return 0;
+    if (grc)
+        return CW_EUNAVAIL;
+    int floor = finding_severity(&old);
+    store_finding_free(&old);
+    if (floor <= 0 || det_decode(&e->key, c->blob, c->blob_len))
+        return 0;
+    e->key.peak_severity = (uint8_t)(floor > e->key.peak_severity ? floor : e->key.peak_severity);
+    struct det_verdict vf;
+    det_judge(&e->key, &e->cfg.det, &vf);
+    int len = det_encode(&e->key, e->blob, sizeof e->blob);
+    if (keep_blob(&r->cs[j].blob, e->blob, len))
+        return CW_ENOMEM;
+    c->blob = r->cs[j].blob;
+    c->blob_len = (size_t)len;
+    int new_outside = p->new_outside;
+    free(r->cs[j].buf.doc);
+    r->cs[j].buf.doc = NULL;
+    if (finding_put_of(e, &vf, c->new_version, r->now_ms, p, &r->cs[j].buf))
+        return CW_ENOMEM;
+    p->new_outside = new_outside;
+    return 0;
+}
+
+/* Phase 3: severity floors. Only new keys that judge a finding pay this read (the loaded blobs
+ * are not needed any more). */
+static int round_floor(struct round *r)
+{
+    for (size_t j = 0; j < r->nc; j++) {
+        if (r->commits[j].version || !r->puts[j].id)
             continue;
-        struct store_finding old;
-        int grc = store_finding_get(e->st, puts[j].id, &old);
-        if (grc == CW_ENOTFOUND)
-            continue;
-        if (grc) {
-            rc = CW_EUNAVAIL;
-            goto out;
-        }
-        int floor = finding_severity(&old);
-        store_finding_free(&old);
-        if (floor <= 0 || det_decode(&e->key, commits[j].blob, commits[j].blob_len))
-            continue;
-        e->key.peak_severity = (uint8_t)(floor > e->key.peak_severity ? floor : e->key.peak_severity);
-        struct det_verdict vf;
-        det_judge(&e->key, &e->cfg.det, &vf);
-        int len = det_encode(&e->key, e->blob, sizeof e->blob);
-        uint8_t *nb = len > 0 ? realloc(blobs[j], (size_t)len) : NULL;
-        if (!nb) {
-            rc = CW_ENOMEM;
-            goto out;
-        }
-        memcpy(nb, e->blob, (size_t)len);
-        blobs[j] = nb;
-        commits[j].blob = nb;
-        commits[j].blob_len = (size_t)len;
-        int new_outside = puts[j].new_outside;
-        free(bufs[j].doc);
-        bufs[j].doc = NULL;
-        if (finding_put_of(e, &vf, commits[j].new_version, now_ms, &puts[j], &bufs[j])) {
-            rc = CW_ENOMEM;
-            goto out;
-        }
-        puts[j].new_outside = new_outside;
+        int rc = commit_floor(r, j);
+        if (rc)
+            return rc;
     }
-    if (store_commit(e->st, commits, nc)) {
-        rc = CW_EUNAVAIL;
-        goto out;
-    }
+    return 0;
+}
+
+/* Phase 5, after the compare-and-set: the keys committed are done (one that lost the race is
+ * reloaded next attempt; its dups were not counted), and their finding writes and the repairs go
+ * to the store in one call. */
+static int round_findings(struct round *r)
+{
+    struct eng_report *rep = r->e->rep;
     size_t np = 0;
-    for (size_t j = 0; j < nc; j++) {
-        if (!commits[j].ok)
-            continue;  /* lost the race: reload next attempt; its dups were not counted */
-        kw[commit_of[j]].done = 1;
-        e->rep->duplicates += kw[commit_of[j]].dups;
-        if (puts[j].id)
-            puts[np++] = puts[j];
+    for (size_t j = 0; j < r->nc; j++) {
+        if (!r->commits[j].ok)
+            continue;
+        struct keywork *w = &r->kw[r->cs[j].kw];
+        w->done = 1;
+        rep->duplicates += w->dups;
+        if (r->puts[j].id)
+            r->puts[np++] = r->puts[j];
     }
-    for (size_t j = 0; j < nr; j++)  /* puts has room: n >= commits + repairs */
-        puts[np++] = rputs[j];
-    if (np && store_finding_put(e->st, puts, np)) {
+    for (size_t j = 0; j < r->nr; j++)  /* puts has room: n >= commits + repairs */
+        r->puts[np++] = r->rputs[j];
+    if (np && store_finding_put(r->e->st, r->puts, np))
+        return CW_EUNAVAIL;
+    for (size_t j = 0; j < np; j++) {
+        if (!r->puts[j].ensure || r->puts[j].created)
+            add_finding_id(rep, r->puts[j].id);
+        if (r->puts[j].created)
+            rep->created++;
+    }
+    return 0;
+}
+
+/* One round: load the keys, apply their new events, CAS them; then write findings of the
+ * keys committed. Keys that lost a race stay !done for the next attempt. Each phase is one store
+ * call (round_floor one per new key it reads), in this order; a store failure is CW_EUNAVAIL at
+ * once, and a key committed before a failed finding write is repaired by the sender's retry. */
+static int round_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
+{
+    struct round r;
+    int rc = round_init(&r, e, kw, n, now_ms);
+    if (rc)
+        goto out;
+    if ((rc = round_load(&r)))
+        goto out;
+    if ((rc = round_apply(&r)))
+        goto out;
+    if ((rc = round_floor(&r)))
+        goto out;
+    if (store_commit(e->st, r.commits, r.nc)) {  /* phase 4 */
         rc = CW_EUNAVAIL;
         goto out;
     }
-    for (size_t j = 0; j < np; j++) {
-        if (!puts[j].ensure || puts[j].created)
-            add_finding_id(e->rep, puts[j].id);
-        if (puts[j].created)
-            e->rep->created++;
-    }
-    rc = 0;
+    rc = round_findings(&r);
 out:
-    if (blobs)
-        for (size_t j = 0; j < n; j++)
-            free(blobs[j]);
-    for (size_t j = 0; bufs && j < n; j++)
-        free(bufs[j].doc);
-    for (size_t j = 0; rbufs && j < n; j++)
-        free(rbufs[j].doc);
-    free(rputs);
-    free(rbufs);
-    free(loads);
-    free(commits);
-    free(blobs);
-    free(puts);
-    free(bufs);
-    free(commit_of);
+    round_free(&r);
     return rc;
 }
 
-static int apply_all(struct eng *e, int64_t now_ms)
+/* ---- one apply: order, key ranges, rounds of ENG_KEYS_PER_ROUND keys ------------------------- */
+
+/* e->order: the events in (key, event id, identity) order, repeats of one event inside this
+ * input dropped (they are duplicates too). *n_unique: the events left. */
+static int order_events(struct eng *e, size_t *n_unique)
 {
-    struct eng_report *r = e->rep;
-    if (e->n_evs == 0)
-        return 0;
-    if (e->cap_order < e->n_evs) {
-        size_t *o = realloc(e->order, e->n_evs * sizeof *o);
-        if (o)
-            e->order = o;
-        uint64_t *id = realloc(e->ident, e->n_evs * sizeof *id);
-        if (id)
-            e->ident = id;
-        if (!o || !id)
-            return CW_ENOMEM;
-        e->cap_order = e->n_evs;
-    }
+    /* evs already holds n_evs events, so only memory can fail (CW_ENOMEM) */
+    void *order = e->order, *ident = e->ident;
+    int rc = cw_grow(&order, &e->cap_order, e->n_evs, sizeof *e->order, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
+    e->order = order;
+    if (!rc)
+        rc = cw_grow(&ident, &e->cap_ident, e->n_evs, sizeof *e->ident, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
+    e->ident = ident;
+    if (rc)
+        return rc;
     for (size_t i = 0; i < e->n_evs; i++) {
         e->order[i] = i;
         e->ident[i] = det_event_hash(&e->evs[i]);
     }
     struct order_ctx oc = { e->evs, e->ident };
     qsort_r(e->order, e->n_evs, sizeof *e->order, cmp_order_r, &oc);
-    /* drop repeats of one event inside this input: they are duplicates too */
     size_t w = 0;
     for (size_t i = 0; i < e->n_evs; i++) {
         if (w && cmp_order_r(&e->order[w - 1], &e->order[i], &oc) == 0) {
-            r->duplicates++;
+            e->rep->duplicates++;
             continue;
         }
         e->order[w++] = e->order[i];
     }
-    size_t n_unique = w;
-    /* key ranges */
-    size_t n_keys = 0;
+    *n_unique = w;
+    return 0;
+}
+
+/* The keys of one apply. Each key's hashes and seen are its slice of the arrays here, at the
+ * key's range in e->order. */
+struct keyset {
+    struct keywork *kw;
+    size_t n;
+    uint64_t *hashes;
+    uint8_t *seen;
+};
+
+static int starts_key(const struct eng *e, size_t i)
+{
+    return i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0;
+}
+
+static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)
+{
+    memset(ks, 0, sizeof *ks);
     for (size_t i = 0; i < n_unique; i++)
-        if (i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0)
-            n_keys++;
-    r->keys = n_keys;
-    struct keywork *kw = calloc(n_keys, sizeof *kw);
-    uint64_t *hashes = malloc(n_unique * sizeof *hashes);
-    uint8_t *seen = malloc(n_unique);
-    int rc = CW_ENOMEM;
-    if (!kw || !hashes || !seen)
-        goto out;
+        ks->n += (size_t)starts_key(e, i);
+    e->rep->keys = ks->n;
+    ks->kw = calloc(ks->n, sizeof *ks->kw);
+    ks->hashes = malloc(n_unique * sizeof *ks->hashes);
+    ks->seen = malloc(n_unique);
+    if (!ks->kw || !ks->hashes || !ks->seen)
+        return CW_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < n_unique; i++) {
-        if (i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0) {
-            kw[k].first = i;
-            kw[k].hashes = hashes + i;
-            kw[k].seen = seen + i;
+        if (starts_key(e, i)) {
+            ks->kw[k].first = i;
+            ks->kw[k].hashes = ks->hashes + i;
+            ks->kw[k].seen = ks->seen + i;
             k++;
         }
-        kw[k - 1].count++;
-        hashes[i] = e->ident[e->order[i]];
+        ks->kw[k - 1].count++;
+        ks->hashes[i] = e->ident[e->order[i]];
     }
-    rc = 0;
-    for (size_t base = 0; base < n_keys && !rc; base += ENG_KEYS_PER_ROUND) {
-        size_t n = n_keys - base < ENG_KEYS_PER_ROUND ? n_keys - base : ENG_KEYS_PER_ROUND;
-        int attempt;
-        for (attempt = 0; attempt < ENG_CAS_RETRIES && !rc; attempt++) {
-            size_t pending = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (!kw[base + i].done) {
-                    pending++;
-                    /* a retry reloads the dedup flags for the full set of this key's events */
-                    size_t first = kw[base + i].first;
-                    for (size_t j = 0; j < kw[base + i].count; j++)
-                        hashes[first + j] = e->ident[e->order[first + j]];
-                }
-            }
-            if (!pending)
-                break;
-            rc = round_keys(e, kw + base, n, now_ms);
+    return 0;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    free(ks->kw);
+    free(ks->hashes);
+    free(ks->seen);
+}
+
+/* The n keys at kw: rounds until every one is committed, or CW_EUNAVAIL when contention outlasts
+ * ENG_CAS_RETRIES (the sender retries). */
+static int apply_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_ms)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < ENG_CAS_RETRIES && !rc; attempt++) {
+        size_t pending = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (kw[i].done)
+                continue;
+            pending++;
+            /* a retry reloads the dedup flags for the full set of this key's events */
+            for (size_t j = 0; j < kw[i].count; j++)
+                kw[i].hashes[j] = e->ident[e->order[kw[i].first + j]];
         }
-        if (!rc)
-            for (size_t i = 0; i < n; i++)
-                if (!kw[base + i].done)
-                    rc = CW_EUNAVAIL;  /* contention beyond the retries: the sender retries */
+        if (!pending)
+            break;
+        rc = round_keys(e, kw, n, now_ms);
     }
-out:
-    free(kw);
-    free(hashes);
-    free(seen);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (!kw[i].done)
+            rc = CW_EUNAVAIL;
+    return rc;
+}
+
+static int apply_all(struct eng *e, int64_t now_ms)
+{
+    if (e->n_evs == 0)
+        return 0;
+    size_t n_unique;
+    int rc = order_events(e, &n_unique);
+    if (rc)
+        return rc;
+    struct keyset ks;
+    rc = keyset_build(e, n_unique, &ks);
+    for (size_t base = 0; base < ks.n && !rc; base += ENG_KEYS_PER_ROUND) {
+        size_t n = ks.n - base < ENG_KEYS_PER_ROUND ? ks.n - base : ENG_KEYS_PER_ROUND;
+        rc = apply_keys(e, ks.kw + base, n, now_ms);
+    }
+    keyset_free(&ks);
     return rc;
 }
 
@@ -552,7 +698,7 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
         e->evs = NULL;
         e->order = NULL;
         e->ident = NULL;
-        e->cap_evs = e->cap_order = 0;
+        e->cap_evs = e->cap_order = e->cap_ident = 0;
     }
     if (rc == CW_EUNAVAIL)
     {

@@ -1,8 +1,11 @@
 /* engine.h — one ingest, end to end: decode, group by key, load state, judge, commit, findings.
  *
- * The engine is where the pure core meets the store and the clock (the API also reads findings
- * from the store directly: listing, one finding, a status change). Both `serve`
- * (one engine per worker thread) and `scan` (one engine, in-memory store) go through it.
+ * The engine is where the pure core (decode, detect, render) meets the store and the caller's
+ * wall clock (now_ms), and it owns the write path: nothing else loads or commits key state or
+ * writes a finding's evidence. The API also goes to the store directly, for findings as stored
+ * (listing, one finding, a status change) and for the store's health (/readyz, /metrics); a key's
+ * view goes through eng_key_json. Both `serve` (one engine per worker thread) and `scan` (one
+ * engine, in-memory store) go through it.
  * An input that will never be valid (malformed JSON, a look-alike, too big) changes nothing:
  * the whole input is decoded before the store is touched.
  */
