@@ -50,7 +50,7 @@ enum store_keep { STORE_KEEP_PENDING = 0, STORE_KEEP_LAMBDA, STORE_KEEP_FINDING 
 struct store_commit {
     const char *akid;
     uint64_t version;
-    uint64_t new_version;   /* the version written: more than `version` (engine.c: eng_next_version) */
+    uint64_t new_version;   /* the version written: more than `version` (engine.c: next_version) */
     const uint8_t *blob;
     size_t blob_len;
     const uint64_t *hashes;
