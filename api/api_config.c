@@ -18,49 +18,95 @@ enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
                 OPT_STORE_MAX_BYTES, OPT_COUNT };
 
-/* One table drives the environment, the flags and --help, so they cannot drift apart. */
-static const struct opt {
-    enum opt_kind kind;
+/* How a value is read and where it goes: one setter per type (set_value picks it). */
+enum opt_type {
+    T_INT,      /* int field: a decimal in [lo, hi] */
+    T_UINT,     /* unsigned field: the same */
+    T_SIZE,     /* size_t field: the same */
+    T_BOOL,     /* int field: "1", "0" or "" (= 0); a bare flag means 1 */
+    T_STRING,   /* char[hi + 1] field; `prefix` required unless empty */
+    T_TOKENS,   /* struct api_tokens field */
+    T_HOOK      /* parsed by `hook`: the rules no other option shares */
+};
+
+struct opt;
+/* Sets the option from v, or fills msg blaming `name`. (One line: layout_check would read a
+ * declaration over several lines as the start of a function body.) */
+typedef int opt_hook(struct api_config *, const struct opt *, const char *v, const char *name, char *msg, size_t);
+
+/* One table drives the environment, the flags, --help and the checks, so they cannot drift apart.
+ * Options are applied in table order: with several bad values, the first one here is reported. */
+struct opt {
     const char *flag;
     const char *env;
     const char *def;
     const char *help;
-} OPTS[OPT_COUNT] = {
-    {OPT_LISTEN, "--listen", "CREDWATCH_LISTEN", API_DEFAULT_LISTEN,
-     "host:port to listen on; IPv6 as [::1]:8080; port 0 picks a free port (logged)"},
-    {OPT_REDIS_URL, "--redis-url", "CREDWATCH_REDIS_URL", "(unset: embedded in-memory store)",
-     "redis://[user:password@]host:port[/db]; unset = one instance, state lost on restart"},
-    {OPT_REDIS_CLUSTER, "--redis-cluster", "CREDWATCH_REDIS_CLUSTER", "(unset)",
-     "Redis Cluster seed nodes: [redis://][user:password@]host:port,host:port,..."},
-    {OPT_INGEST_TOKENS, "--ingest-tokens", "CREDWATCH_INGEST_TOKENS", "(none)",
-     "comma-separated tokens allowed to POST /v1/ingest/..."},
-    {OPT_READ_TOKENS, "--read-tokens", "CREDWATCH_READ_TOKENS", "(none)",
-     "comma-separated tokens allowed to GET findings and keys and PATCH findings"},
-    {OPT_ALLOW_UNAUTH, "--allow-unauthenticated", "CREDWATCH_ALLOW_UNAUTHENTICATED", "0",
-     "1 = a role without tokens is open even on a non-loopback address"},
-    {OPT_THREADS, "--threads", "CREDWATCH_THREADS", "(number of CPUs)", "HTTP worker threads"},
-    {OPT_MAX_BODY, "--max-body-bytes", "CREDWATCH_MAX_BODY_BYTES", "33554432",
-     "largest request body accepted (as sent, compressed or not): 413 above"},
-    {OPT_MAX_INFLATED, "--max-inflated-bytes", "CREDWATCH_MAX_INFLATED_BYTES", "268435456",
-     "largest decompressed ingest body: 413 above"},
-    {OPT_REDIS_TIMEOUT, "--redis-timeout-ms", "CREDWATCH_REDIS_TIMEOUT_MS", "1000",
-     "Redis connect and command timeout"},
-    {OPT_DRAIN, "--drain-seconds", "CREDWATCH_DRAIN_SECONDS", "20",
-     "on SIGTERM, how long in-flight requests may take to finish"},
-    {OPT_CONN_TIMEOUT, "--connection-timeout-seconds", "CREDWATCH_CONNECTION_TIMEOUT_S", "75",
-     "a connection idle this long (no byte received or sent) is closed; above a load balancer's 60 s"},
-    {OPT_MAX_CONNECTIONS, "--max-connections", "CREDWATCH_MAX_CONNECTIONS", "4096",
-     "open client connections (lowered to fit the open-file limit); beyond, new ones are closed"},
-    {OPT_MAX_INFLIGHT_INGEST, "--max-inflight-ingest", "CREDWATCH_MAX_INFLIGHT_INGEST", "(2 x threads)",
-     "ingest requests admitted at once (uploading or processing): 503 + Retry-After beyond"},
-    {OPT_MAX_INFLIGHT_INGEST_BYTES, "--max-inflight-ingest-bytes", "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES",
-     "(4 x max body bytes)", "ingest body bytes buffered at once over all requests: 503 + Retry-After beyond"},
-    {OPT_HEADER_TIMEOUT, "--header-timeout-seconds", "CREDWATCH_HEADER_TIMEOUT_S", "10",
-     "a new connection must finish its request headers within this (a kept-alive one: idle timeout + this)"},
-    {OPT_UPLOAD_TIMEOUT, "--upload-timeout-seconds", "CREDWATCH_UPLOAD_TIMEOUT_S", "60",
-     "a request body must arrive within this after its headers; slower uploads are cut, freeing their slot"},
-    {OPT_STORE_MAX_BYTES, "--store-max-bytes", "CREDWATCH_STORE_MAX_BYTES", "268435456",
-     "memory bound of the embedded store; at it, keys without findings are evicted (soonest-expiring first)"},
+    enum opt_type type;
+    size_t off;                 /* offsetof() of the field in struct api_config */
+    unsigned long long lo, hi;  /* numbers: the range; strings: hi is the longest length */
+    const char *expect;         /* the words after "expected" in the message */
+    const char *prefix;         /* strings: a required prefix of a non-empty value */
+    opt_hook *hook;
+};
+
+#define FIELD(f) offsetof(struct api_config, f)
+
+static opt_hook set_listen, set_store_bytes;
+
+static const struct opt OPTS[OPT_COUNT] = {
+    [OPT_LISTEN] = {"--listen", "CREDWATCH_LISTEN", API_DEFAULT_LISTEN,
+     "host:port to listen on; IPv6 as [::1]:8080; port 0 picks a free port (logged)",
+     T_HOOK, FIELD(listen), 0, 0, NULL, NULL, set_listen},
+    [OPT_REDIS_URL] = {"--redis-url", "CREDWATCH_REDIS_URL", "(unset: embedded in-memory store)",
+     "redis://[user:password@]host:port[/db]; unset = one instance, state lost on restart",
+     T_STRING, FIELD(redis_url), 0, API_URL_MAX - 1, "redis://host:port[/db]", "redis://", NULL},
+    [OPT_REDIS_CLUSTER] = {"--redis-cluster", "CREDWATCH_REDIS_CLUSTER", "(unset)",
+     "Redis Cluster seed nodes: [redis://][user:password@]host:port,host:port,...",
+     T_STRING, FIELD(redis_cluster), 0, API_URL_MAX - 1, NULL, NULL, NULL},
+    [OPT_INGEST_TOKENS] = {"--ingest-tokens", "CREDWATCH_INGEST_TOKENS", "(none)",
+     "comma-separated tokens allowed to POST /v1/ingest/...",
+     T_TOKENS, FIELD(ingest), 0, 0, NULL, NULL, NULL},
+    [OPT_READ_TOKENS] = {"--read-tokens", "CREDWATCH_READ_TOKENS", "(none)",
+     "comma-separated tokens allowed to GET findings and keys and PATCH findings",
+     T_TOKENS, FIELD(read), 0, 0, NULL, NULL, NULL},
+    [OPT_ALLOW_UNAUTH] = {"--allow-unauthenticated", "CREDWATCH_ALLOW_UNAUTHENTICATED", "0",
+     "1 = a role without tokens is open even on a non-loopback address",
+     T_BOOL, FIELD(allow_unauth), 0, 0, "1 or 0", NULL, NULL},
+    [OPT_THREADS] = {"--threads", "CREDWATCH_THREADS", "(number of CPUs)", "HTTP worker threads",
+     T_UINT, FIELD(threads), 1, API_THREADS_MAX, "an integer", NULL, NULL},
+    [OPT_MAX_BODY] = {"--max-body-bytes", "CREDWATCH_MAX_BODY_BYTES", "33554432",
+     "largest request body accepted (as sent, compressed or not): 413 above",
+     T_SIZE, FIELD(max_body), API_MIN_BODY, API_MAX_BODY, "bytes,", NULL, NULL},
+    [OPT_MAX_INFLATED] = {"--max-inflated-bytes", "CREDWATCH_MAX_INFLATED_BYTES", "268435456",
+     "largest decompressed ingest body: 413 above",
+     T_SIZE, FIELD(max_inflated), API_MIN_BODY, API_MAX_INFLATED, "bytes,", NULL, NULL},
+    [OPT_REDIS_TIMEOUT] = {"--redis-timeout-ms", "CREDWATCH_REDIS_TIMEOUT_MS", "1000",
+     "Redis connect and command timeout",
+     T_INT, FIELD(redis_timeout_ms), 1, API_MAX_REDIS_TIMEOUT_MS, "milliseconds,", NULL, NULL},
+    [OPT_DRAIN] = {"--drain-seconds", "CREDWATCH_DRAIN_SECONDS", "20",
+     "on SIGTERM, how long in-flight requests may take to finish",
+     T_UINT, FIELD(drain_s), 0, API_MAX_DRAIN_S, "seconds,", NULL, NULL},
+    [OPT_CONN_TIMEOUT] = {"--connection-timeout-seconds", "CREDWATCH_CONNECTION_TIMEOUT_S", "75",
+     "a connection idle this long (no byte received or sent) is closed; above a load balancer's 60 s",
+     T_UINT, FIELD(conn_timeout_s), 1, API_MAX_CONN_TIMEOUT_S, "seconds,", NULL, NULL},
+    [OPT_MAX_CONNECTIONS] = {"--max-connections", "CREDWATCH_MAX_CONNECTIONS", "4096",
+     "open client connections (lowered to fit the open-file limit); beyond, new ones are closed",
+     T_UINT, FIELD(max_connections), API_MIN_CONNECTIONS, API_MAX_CONNECTIONS, "an integer", NULL, NULL},
+    [OPT_MAX_INFLIGHT_INGEST] = {"--max-inflight-ingest", "CREDWATCH_MAX_INFLIGHT_INGEST", "(2 x threads)",
+     "ingest requests admitted at once (uploading or processing): 503 + Retry-After beyond",
+     T_UINT, FIELD(max_inflight_ingest), 1, API_MAX_INFLIGHT_INGEST, "an integer", NULL, NULL},
+    [OPT_MAX_INFLIGHT_INGEST_BYTES] = {"--max-inflight-ingest-bytes", "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES",
+     "(4 x max body bytes)", "ingest body bytes buffered at once over all requests: 503 + Retry-After beyond",
+     T_SIZE, FIELD(max_inflight_bytes), API_MIN_BODY, API_MAX_INFLATED, "bytes,", NULL, NULL},
+    [OPT_HEADER_TIMEOUT] = {"--header-timeout-seconds", "CREDWATCH_HEADER_TIMEOUT_S", "10",
+     "a new connection must finish its request headers within this (a kept-alive one: idle timeout + this)",
+     T_UINT, FIELD(header_timeout_s), 1, API_MAX_CONN_TIMEOUT_S, "seconds,", NULL, NULL},
+    [OPT_UPLOAD_TIMEOUT] = {"--upload-timeout-seconds", "CREDWATCH_UPLOAD_TIMEOUT_S", "60",
+     "a request body must arrive within this after its headers; slower uploads are cut, freeing their slot",
+     T_UINT, FIELD(upload_timeout_s), 1, API_MAX_CONN_TIMEOUT_S, "seconds,", NULL, NULL},
+    [OPT_STORE_MAX_BYTES] = {"--store-max-bytes", "CREDWATCH_STORE_MAX_BYTES", "268435456",
+     "memory bound of the embedded store; at it, keys without findings are evicted (soonest-expiring first)",
+     T_HOOK, FIELD(store_max_bytes), 0, 0, NULL, NULL, set_store_bytes},
 };
 
 void api_config_usage(FILE *out)
@@ -161,128 +207,119 @@ static int parse_listen(struct api_config *c, const char *v, char *msg, size_t m
     return 0;
 }
 
-/* Applies one value (from the environment or a flag); `name` is what the message blames. */
-static int apply(struct api_config *c, enum opt_kind k, const char *v, const char *name, char *msg, size_t msg_size)
+static int set_listen(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                      size_t msg_size)
+{
+    (void)o;
+    return parse_listen(c, v, msg, msg_size, name);
+}
+
+/* The same rules as scan's (settings.c), so the two commands cannot disagree on a bound. */
+static int set_store_bytes(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                           size_t msg_size)
+{
+    (void)o;
+    return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? CW_ECONFIG : CW_OK;
+}
+
+/* A number of o's range, or the message every numeric option gives ("expected seconds, 1-3600"). */
+static int parse_number(const struct opt *o, const char *v, const char *name, unsigned long long *n, char *msg,
+                        size_t msg_size)
+{
+    if (parse_uint(v, o->lo, o->hi, n)) {
+        snprintf(msg, msg_size, "%s: expected %s %llu-%llu", name, o->expect, o->lo, o->hi);
+        return CW_ECONFIG;
+    }
+    return CW_OK;
+}
+
+static int set_int(void *field, const struct opt *o, const char *v, const char *name, char *msg, size_t msg_size)
 {
     unsigned long long n;
+    int rc = parse_number(o, v, name, &n, msg, msg_size);
+    if (rc == CW_OK)
+        *(int *)field = (int)n;
+    return rc;
+}
+
+static int set_unsigned(void *field, const struct opt *o, const char *v, const char *name, char *msg,
+                        size_t msg_size)
+{
+    unsigned long long n;
+    int rc = parse_number(o, v, name, &n, msg, msg_size);
+    if (rc == CW_OK)
+        *(unsigned *)field = (unsigned)n;
+    return rc;
+}
+
+static int set_size(void *field, const struct opt *o, const char *v, const char *name, char *msg, size_t msg_size)
+{
+    unsigned long long n;
+    int rc = parse_number(o, v, name, &n, msg, msg_size);
+    if (rc == CW_OK)
+        *(size_t *)field = (size_t)n;
+    return rc;
+}
+
+/* "" reads as 0, so an exported but empty variable means the default. */
+static int set_bool(void *field, const struct opt *o, const char *v, const char *name, char *msg, size_t msg_size)
+{
+    if (strcmp(v, "1") && strcmp(v, "0") && *v) {
+        snprintf(msg, msg_size, "%s: expected %s", name, o->expect);
+        return CW_ECONFIG;
+    }
+    *(int *)field = strcmp(v, "1") == 0;
+    return CW_OK;
+}
+
+static int set_string(void *field, const struct opt *o, const char *v, const char *name, char *msg,
+                      size_t msg_size)
+{
+    size_t len = strlen(v);
+    if (len > o->hi) {
+        snprintf(msg, msg_size, "%s: longer than %llu bytes", name, o->hi);
+        return CW_ECONFIG;
+    }
+    if (len && o->prefix && strncmp(v, o->prefix, strlen(o->prefix)) != 0) {
+        snprintf(msg, msg_size, "%s: expected %s", name, o->expect);
+        return CW_ECONFIG;
+    }
+    memcpy(field, v, len + 1);
+    return CW_OK;
+}
+
+static int set_tokens(void *field, const struct opt *o, const char *v, const char *name, char *msg,
+                      size_t msg_size)
+{
+    (void)o;
     char tmsg[160];
-    switch (k) {
-    case OPT_LISTEN:
-        return parse_listen(c, v, msg, msg_size, name);
-    case OPT_REDIS_URL: {
-        size_t len = strlen(v);
-        if (len >= API_URL_MAX) {
-            snprintf(msg, msg_size, "%s: longer than %d bytes", name, API_URL_MAX - 1);
-            return CW_ECONFIG;
-        }
-        if (len && strncmp(v, "redis://", 8) != 0) {
-            snprintf(msg, msg_size, "%s: expected redis://host:port[/db]", name);
-            return CW_ECONFIG;
-        }
-        memcpy(c->redis_url, v, len + 1);
-        return 0;
+    if (api_tokens_parse(v, field, tmsg, sizeof tmsg)) {
+        snprintf(msg, msg_size, "%s: %s", name, tmsg);
+        return CW_ECONFIG;
     }
-    case OPT_REDIS_CLUSTER: {
-        size_t len = strlen(v);
-        if (len >= API_URL_MAX) {
-            snprintf(msg, msg_size, "%s: longer than %d bytes", name, API_URL_MAX - 1);
-            return CW_ECONFIG;
-        }
-        memcpy(c->redis_cluster, v, len + 1);
-        return 0;
-    }
-    case OPT_INGEST_TOKENS:
-    case OPT_READ_TOKENS:
-        if (api_tokens_parse(v, k == OPT_INGEST_TOKENS ? &c->ingest : &c->read, tmsg, sizeof tmsg)) {
-            snprintf(msg, msg_size, "%s: %s", name, tmsg);
-            return CW_ECONFIG;
-        }
-        return 0;
-    case OPT_ALLOW_UNAUTH:
-        if (strcmp(v, "1") && strcmp(v, "0") && *v) {
-            snprintf(msg, msg_size, "%s: expected 1 or 0", name);
-            return CW_ECONFIG;
-        }
-        c->allow_unauth = strcmp(v, "1") == 0;
-        return 0;
-    case OPT_THREADS:
-        if (parse_uint(v, 1, API_THREADS_MAX, &n)) {
-            snprintf(msg, msg_size, "%s: expected an integer 1-%d", name, API_THREADS_MAX);
-            return CW_ECONFIG;
-        }
-        c->threads = (unsigned)n;
-        return 0;
-    case OPT_MAX_BODY:
-        if (parse_uint(v, API_MIN_BODY, API_MAX_BODY, &n)) {
-            snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_BODY);
-            return CW_ECONFIG;
-        }
-        c->max_body = (size_t)n;
-        return 0;
-    case OPT_MAX_INFLATED:
-        if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
-            snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
-            return CW_ECONFIG;
-        }
-        c->max_inflated = (size_t)n;
-        return 0;
-    case OPT_REDIS_TIMEOUT:
-        if (parse_uint(v, 1, API_MAX_REDIS_TIMEOUT_MS, &n)) {
-            snprintf(msg, msg_size, "%s: expected milliseconds, 1-%d", name, API_MAX_REDIS_TIMEOUT_MS);
-            return CW_ECONFIG;
-        }
-        c->redis_timeout_ms = (int)n;
-        return 0;
-    case OPT_DRAIN:
-        if (parse_uint(v, 0, API_MAX_DRAIN_S, &n)) {
-            snprintf(msg, msg_size, "%s: expected seconds, 0-%d", name, API_MAX_DRAIN_S);
-            return CW_ECONFIG;
-        }
-        c->drain_s = (unsigned)n;
-        return 0;
-    case OPT_CONN_TIMEOUT:
-        if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
-            snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
-            return CW_ECONFIG;
-        }
-        c->conn_timeout_s = (unsigned)n;
-        return 0;
-    case OPT_MAX_CONNECTIONS:
-        if (parse_uint(v, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS, &n)) {
-            snprintf(msg, msg_size, "%s: expected an integer %d-%d", name, API_MIN_CONNECTIONS, API_MAX_CONNECTIONS);
-            return CW_ECONFIG;
-        }
-        c->max_connections = (unsigned)n;
-        return 0;
-    case OPT_MAX_INFLIGHT_INGEST:
-        if (parse_uint(v, 1, API_MAX_INFLIGHT_INGEST, &n)) {
-            snprintf(msg, msg_size, "%s: expected an integer 1-%d", name, API_MAX_INFLIGHT_INGEST);
-            return CW_ECONFIG;
-        }
-        c->max_inflight_ingest = (unsigned)n;
-        return 0;
-    case OPT_STORE_MAX_BYTES:  /* the same rules as scan's (settings.c) */
-        return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? CW_ECONFIG : 0;
-    case OPT_HEADER_TIMEOUT:
-    case OPT_UPLOAD_TIMEOUT:
-        if (parse_uint(v, 1, API_MAX_CONN_TIMEOUT_S, &n)) {
-            snprintf(msg, msg_size, "%s: expected seconds, 1-%d", name, API_MAX_CONN_TIMEOUT_S);
-            return CW_ECONFIG;
-        }
-        if (k == OPT_HEADER_TIMEOUT)
-            c->header_timeout_s = (unsigned)n;
-        else
-            c->upload_timeout_s = (unsigned)n;
-        return 0;
-    case OPT_MAX_INFLIGHT_INGEST_BYTES:
-        if (parse_uint(v, API_MIN_BODY, API_MAX_INFLATED, &n)) {
-            snprintf(msg, msg_size, "%s: expected bytes, %d-%zu", name, API_MIN_BODY, API_MAX_INFLATED);
-            return CW_ECONFIG;
-        }
-        c->max_inflight_bytes = (size_t)n;
-        return 0;
-    case OPT_COUNT:
-        break;
+    return CW_OK;
+}
+
+/* Applies one value (from the environment or a flag); `name` is what the message blames. */
+static int set_value(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                     size_t msg_size)
+{
+    void *field = (char *)c + o->off;
+    switch (o->type) {
+    case T_INT:
+        return set_int(field, o, v, name, msg, msg_size);
+    case T_UINT:
+        return set_unsigned(field, o, v, name, msg, msg_size);
+    case T_SIZE:
+        return set_size(field, o, v, name, msg, msg_size);
+    case T_BOOL:
+        return set_bool(field, o, v, name, msg, msg_size);
+    case T_STRING:
+        return set_string(field, o, v, name, msg, msg_size);
+    case T_TOKENS:
+        return set_tokens(field, o, v, name, msg, msg_size);
+    case T_HOOK:
+        return o->hook(c, o, v, name, msg, msg_size);
     }
     return CW_ECONFIG;
 }
@@ -295,21 +332,23 @@ static unsigned cpu_count(void)
     return n > API_THREADS_MAX ? API_THREADS_MAX : (unsigned)n;
 }
 
-int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env, char *msg, size_t msg_size)
+/* --help and --print-routes answer without looking at anything else, so they work in any
+ * environment (a build step, a broken deployment being debugged). Returns 1 when one is given. */
+static int wants_no_config(struct api_config *c, int argc, char **argv)
 {
-    memset(c, 0, sizeof *c);
-    msg[0] = '\0';
-    /* --help and --print-routes answer without looking at anything else, so they work in any
-     * environment (a build step, a broken deployment being debugged). */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             c->help = 1;
         else if (strcmp(argv[i], "--print-routes") == 0)
             c->print_routes = 1;
     }
-    if (c->help || c->print_routes)
-        return 0;
+    return c->help || c->print_routes;
+}
 
+/* Defaults in the fields' own types. The listen address is the exception: its default is text,
+ * preset by read_env, because it must be resolved like a given address. */
+static void set_defaults(struct api_config *c)
+{
     c->threads = cpu_count();
     c->max_body = API_DEFAULT_MAX_BODY;
     c->max_inflated = API_DEFAULT_MAX_INFLATED;
@@ -320,10 +359,13 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
     c->store_max_bytes = STORE_MEM_DEFAULT_BYTES;
     c->upload_timeout_s = API_DEFAULT_UPLOAD_TIMEOUT_S;
     c->max_connections = API_DEFAULT_CONNECTIONS;
-    const char *values[OPT_COUNT] = {0};
-    const char *names[OPT_COUNT] = {0};
+}
+
+/* values[i] / names[i]: the text given for option i and what a message about it blames. */
+static void read_env(api_env_fn env, const char **values, const char **names)
+{
     values[OPT_LISTEN] = API_DEFAULT_LISTEN;
-    names[OPT_LISTEN] = "CREDWATCH_LISTEN";
+    names[OPT_LISTEN] = OPTS[OPT_LISTEN].env;
     for (size_t i = 0; i < OPT_COUNT; i++) {
         const char *v = env ? env(OPTS[i].env) : NULL;
         if (v) {
@@ -331,14 +373,26 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
             names[i] = OPTS[i].env;
         }
     }
+}
+
+/* The option a flag names ("--x" or "--x=value"); OPT_COUNT when none. */
+static size_t find_flag(const char *a)
+{
+    size_t k;
+    for (k = 0; k < OPT_COUNT; k++) {
+        size_t fl = strlen(OPTS[k].flag);
+        if (strncmp(a, OPTS[k].flag, fl) == 0 && (a[fl] == '\0' || a[fl] == '='))
+            break;
+    }
+    return k;
+}
+
+/* Flags override the environment: "--x=value", "--x value", or a bare boolean "--x". */
+static int read_flags(int argc, char **argv, const char **values, const char **names, char *msg, size_t msg_size)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        size_t k;
-        for (k = 0; k < OPT_COUNT; k++) {
-            size_t fl = strlen(OPTS[k].flag);
-            if (strncmp(a, OPTS[k].flag, fl) == 0 && (a[fl] == '\0' || a[fl] == '='))
-                break;
-        }
+        size_t k = find_flag(a);
         if (k == OPT_COUNT) {
             snprintf(msg, msg_size, "unknown argument \"%.64s\" (see --help)", a);
             return CW_ECONFIG;
@@ -346,8 +400,8 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         const char *eq = strchr(a, '=');
         if (eq) {
             values[k] = eq + 1;
-        } else if (k == OPT_ALLOW_UNAUTH) {
-            values[k] = "1"; /* a bare boolean flag */
+        } else if (OPTS[k].type == T_BOOL) {
+            values[k] = "1";
         } else if (i + 1 < argc) {
             values[k] = argv[++i];
         } else {
@@ -356,28 +410,43 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         }
         names[k] = OPTS[k].flag;
     }
+    return CW_OK;
+}
+
+static int set_values(struct api_config *c, const char **values, const char **names, char *msg, size_t msg_size)
+{
     for (size_t i = 0; i < OPT_COUNT; i++) {
         if (!values[i])
             continue;
-        int rc = apply(c, (enum opt_kind)i, values[i], names[i], msg, msg_size);
+        int rc = set_value(c, &OPTS[i], values[i], names[i], msg, msg_size);
         if (rc)
             return rc;
     }
-    /* Admission defaults follow the thread count and the body cap: two ingests per thread keep
-     * every thread busy (one processing, one uploading) without queueing work no thread will
-     * reach before the senders' 5 s deadline. */
+    return CW_OK;
+}
+
+/* Admission defaults follow the thread count and the body cap: two ingests per thread keep
+ * every thread busy (one processing, one uploading) without queueing work no thread will
+ * reach before the senders' 5 s deadline. */
+static void derive_admission(struct api_config *c)
+{
     if (!c->max_inflight_ingest)
         c->max_inflight_ingest = 2 * c->threads;
     if (!c->max_inflight_bytes)
         c->max_inflight_bytes = API_INFLIGHT_BODIES * c->max_body;
+}
+
+/* The rules between options, once every value is in place. */
+static int check_whole(const struct api_config *c, char *msg, size_t msg_size)
+{
     if (c->max_inflight_bytes < c->max_body) {
         snprintf(msg, msg_size, "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES: %zu is below the body cap %zu: no large "
                  "body could ever be admitted", c->max_inflight_bytes, c->max_body);
-        return CW_ECONFIG;
+        goto fail;
     }
     if (c->redis_url[0] && c->redis_cluster[0]) {
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
-        return CW_ECONFIG;
+        goto fail;
     }
     /* A token has one role: one listed for both would let a forwarder read findings, or a
      * dashboard post records (issue: a leaked ingest token may not reach analysts' data). */
@@ -385,7 +454,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         if (api_tokens_match(&c->read, c->ingest.tok[i])) {
             snprintf(msg, msg_size, "CREDWATCH_INGEST_TOKENS and CREDWATCH_READ_TOKENS: token %zu of the ingest "
                      "tokens is also a read token; give each role its own tokens", i + 1);
-            return CW_ECONFIG;
+            goto fail;
         }
     }
     /* An open role (no token) on a reachable address would hand findings, or the power to feed
@@ -396,7 +465,29 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
                  "CREDWATCH_INGEST_TOKENS and CREDWATCH_READ_TOKENS, or CREDWATCH_ALLOW_UNAUTHENTICATED=1",
                  c->listen, c->ingest.n == 0 && c->read.n == 0 ? "no tokens are configured"
                  : c->ingest.n == 0 ? "CREDWATCH_INGEST_TOKENS is empty" : "CREDWATCH_READ_TOKENS is empty");
-        return CW_ECONFIG;
+        goto fail;
     }
-    return 0;
+    return CW_OK;
+fail:
+    return CW_ECONFIG;
+}
+
+int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env, char *msg, size_t msg_size)
+{
+    memset(c, 0, sizeof *c);
+    msg[0] = '\0';
+    if (wants_no_config(c, argc, argv))
+        return CW_OK;
+    set_defaults(c);
+    const char *values[OPT_COUNT] = {0};
+    const char *names[OPT_COUNT] = {0};
+    read_env(env, values, names);
+    int rc = read_flags(argc, argv, values, names, msg, msg_size);
+    if (rc == CW_OK)
+        rc = set_values(c, values, names, msg, msg_size);
+    if (rc == CW_OK) {
+        derive_admission(c);
+        rc = check_whole(c, msg, msg_size);
+    }
+    return rc;
 }

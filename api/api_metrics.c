@@ -100,46 +100,35 @@ int api_metrics_ready(int ready) { return atomic_exchange(&ready_gauge, ready ? 
 void api_metrics_inflight(int delta) { atomic_fetch_add(&inflight_gauge, delta); }
 long api_metrics_inflight_now(void) { return atomic_load(&inflight_gauge); }
 
-/* A bounded text buffer: appends fail (and stay failed) past API_METRICS_TEXT_MAX. */
+/* The /metrics text: a bounded buffer whose appends fail, and stay failed, past its bound. */
 struct text {
-    char *buf;
-    size_t len, cap;
+    struct cw_buf b;
     int failed;
 };
+
+#define PUT_LINE_MAX 1024  /* an append formatted on the stack; a longer one (rare) on the heap */
 
 __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
 {
     if (t->failed)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
+    char line[PUT_LINE_MAX], *s = line;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof line) {
+        s = malloc((size_t)n + 1);
+        if (s) {
+            va_start(ap, fmt);
+            vsnprintf(s, (size_t)n + 1, fmt, ap);
+            va_end(ap);
         }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t need = t->len + (size_t)n + 1;
-        if (need > API_METRICS_TEXT_MAX) {
-            t->failed = 1;
-            return;
-        }
-        size_t ncap = t->cap * 2 > need ? t->cap * 2 : need;
-        if (ncap > API_METRICS_TEXT_MAX)
-            ncap = API_METRICS_TEXT_MAX;
-        char *nb = realloc(t->buf, ncap);
-        if (!nb) {
-            t->failed = 1;
-            return;
-        }
-        t->buf = nb;
-        t->cap = ncap;
     }
+    if (n < 0 || !s || cw_buf_append(&t->b, s, (size_t)n) != CW_OK)
+        t->failed = 1;
+    if (s != line)
+        free(s);
 }
 
 static void put_hist(struct text *t, const char *name, const char *labels, const struct hist *h)
@@ -166,13 +155,10 @@ static void put_counter(struct text *t, const char *name, const char *help, atom
         (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
 }
 
-char *api_metrics_render(size_t *len)
+static void put_requests(struct text *t)
 {
-    struct text t = {malloc(16384), 0, 16384, 0};
-    if (!t.buf)
-        return NULL;
-    put(&t, "# HELP credwatch_http_requests_total HTTP requests answered, by route template, method and status.\n"
-            "# TYPE credwatch_http_requests_total counter\n");
+    put(t, "# HELP credwatch_http_requests_total HTTP requests answered, by route template, method and status.\n"
+           "# TYPE credwatch_http_requests_total counter\n");
     for (size_t r = 0; r < API_P_COUNT; r++)
         for (size_t m = 0; m < N_METHODS; m++)
             for (size_t s = 0; s < N_STATUSES; s++) {
@@ -180,73 +166,96 @@ char *api_metrics_render(size_t *len)
                 if (!v)
                     continue;
                 if (STATUSES[s])
-                    put(&t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %llu\n",
+                    put(t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %llu\n",
                         api_path_template((enum api_path)r), METHODS[m], STATUSES[s], v);
                 else
-                    put(&t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %llu\n",
+                    put(t, "credwatch_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %llu\n",
                         api_path_template((enum api_path)r), METHODS[m], v);
             }
-    put(&t, "# HELP credwatch_http_request_duration_seconds Time from request headers to the response, by route "
-            "template.\n# TYPE credwatch_http_request_duration_seconds histogram\n");
+    put(t, "# HELP credwatch_http_request_duration_seconds Time from request headers to the response, by route "
+           "template.\n# TYPE credwatch_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < API_P_COUNT; r++) {
         char labels[96];
         snprintf(labels, sizeof labels, "route=\"%s\"", api_path_template((enum api_path)r));
-        put_hist(&t, "credwatch_http_request_duration_seconds", labels, &req_hist[r]);
+        put_hist(t, "credwatch_http_request_duration_seconds", labels, &req_hist[r]);
     }
-    put_counter(&t, "credwatch_records_ingested_total", "Records applied to a key's state for the first time.",
+}
+
+static void put_ingest(struct text *t)
+{
+    put_counter(t, "credwatch_records_ingested_total", "Records applied to a key's state for the first time.",
                 &rec_ingested);
-    put_counter(&t, "credwatch_records_ignored_total",
+    put_counter(t, "credwatch_records_ignored_total",
                 "Valid records that are not a use or an issuance of a temporary key (AKIA keys, anonymous "
                 "S3 data events, network activity).", &rec_ignored);
-    put_counter(&t, "credwatch_records_duplicate_total", "Records already applied before (retried deliveries).",
+    put_counter(t, "credwatch_records_duplicate_total", "Records already applied before (retried deliveries).",
                 &rec_duplicate);
-    put_counter(&t, "credwatch_records_skipped_total", "Malformed records skipped by ingest.", &rec_skipped);
-    put_counter(&t, "credwatch_findings_created_total", "Findings created by ingest.", &find_created);
-    put_counter(&t, "credwatch_findings_updated_total", "Existing findings updated by ingest (new evidence).",
+    put_counter(t, "credwatch_records_skipped_total", "Malformed records skipped by ingest.", &rec_skipped);
+    put_counter(t, "credwatch_findings_created_total", "Findings created by ingest.", &find_created);
+    put_counter(t, "credwatch_findings_updated_total", "Existing findings updated by ingest (new evidence).",
                 &find_updated);
-    put_counter(&t, "credwatch_store_errors_total", "Store operations that failed (store unavailable or contended).",
+    put_counter(t, "credwatch_store_errors_total", "Store operations that failed (store unavailable or contended).",
                 &store_errors);
-    put_counter(&t, "credwatch_ingest_deadline_exceeded_total",
+    put_counter(t, "credwatch_ingest_deadline_exceeded_total",
                 "Ingest requests whose engine work took longer than 4.5 s (the senders' deadline is 5 s); "
                 "answered anyway.", &deadline_exceeded);
-    put_counter(&t, "credwatch_ingest_shed_total",
+    put_counter(t, "credwatch_ingest_shed_total",
                 "Ingest requests refused with 503 and Retry-After by admission control (CREDWATCH_MAX_INFLIGHT_INGEST, "
                 "CREDWATCH_MAX_INFLIGHT_INGEST_BYTES).", &ingest_shed);
-    put(&t, "# HELP credwatch_store_duration_seconds Wall time of store work per request: the whole eng_ingest "
-            "call for ingest (decode included: an approximation), single store calls for reads.\n"
-            "# TYPE credwatch_store_duration_seconds histogram\n");
-    put_hist(&t, "credwatch_store_duration_seconds", "", &store_hist);
-    put(&t, "# HELP credwatch_ready 1 when the instance is ready to serve (store reachable, not draining).\n"
-            "# TYPE credwatch_ready gauge\ncredwatch_ready %d\n", atomic_load(&ready_gauge));
-    put(&t, "# HELP credwatch_inflight_requests Requests being handled now.\n"
-            "# TYPE credwatch_inflight_requests gauge\ncredwatch_inflight_requests %ld\n",
+    put(t, "# HELP credwatch_store_duration_seconds Wall time of store work per request: the whole eng_ingest "
+           "call for ingest (decode included: an approximation), single store calls for reads.\n"
+           "# TYPE credwatch_store_duration_seconds histogram\n");
+    put_hist(t, "credwatch_store_duration_seconds", "", &store_hist);
+}
+
+static void put_state(struct text *t)
+{
+    put(t, "# HELP credwatch_ready 1 when the instance is ready to serve (store reachable, not draining).\n"
+           "# TYPE credwatch_ready gauge\ncredwatch_ready %d\n", atomic_load(&ready_gauge));
+    put(t, "# HELP credwatch_inflight_requests Requests being handled now.\n"
+           "# TYPE credwatch_inflight_requests gauge\ncredwatch_inflight_requests %ld\n",
         atomic_load(&inflight_gauge));
-    if (atomic_load(&mem_max_bytes))
-        put(&t, "# HELP credwatch_store_bytes Memory the embedded store counts (keys, dedup sets, findings).\n"
-                "# TYPE credwatch_store_bytes gauge\ncredwatch_store_bytes %zu\n"
-                "# HELP credwatch_store_max_bytes The embedded store's bound (CREDWATCH_STORE_MAX_BYTES).\n"
-                "# TYPE credwatch_store_max_bytes gauge\ncredwatch_store_max_bytes %zu\n"
-                "# HELP credwatch_store_evicted_keys_total Keys the embedded store gave up at its bound, by what "
-                "they held (never keys with findings).\n# TYPE credwatch_store_evicted_keys_total counter\n"
-                "credwatch_store_evicted_keys_total{class=\"pending\"} %llu\n"
-                "credwatch_store_evicted_keys_total{class=\"lambda\"} %llu\n",
+    if (atomic_load(&mem_max_bytes))  /* only the embedded store reports its size */
+        put(t, "# HELP credwatch_store_bytes Memory the embedded store counts (keys, dedup sets, findings).\n"
+               "# TYPE credwatch_store_bytes gauge\ncredwatch_store_bytes %zu\n"
+               "# HELP credwatch_store_max_bytes The embedded store's bound (CREDWATCH_STORE_MAX_BYTES).\n"
+               "# TYPE credwatch_store_max_bytes gauge\ncredwatch_store_max_bytes %zu\n"
+               "# HELP credwatch_store_evicted_keys_total Keys the embedded store gave up at its bound, by what "
+               "they held (never keys with findings).\n# TYPE credwatch_store_evicted_keys_total counter\n"
+               "credwatch_store_evicted_keys_total{class=\"pending\"} %llu\n"
+               "credwatch_store_evicted_keys_total{class=\"lambda\"} %llu\n",
             atomic_load(&mem_bytes), atomic_load(&mem_max_bytes), (unsigned long long)atomic_load(&mem_evicted[0]),
             (unsigned long long)atomic_load(&mem_evicted[1]));
-    put(&t, "# HELP credwatch_connections_open Client connections open now (the probe reserve included).\n"
-            "# TYPE credwatch_connections_open gauge\ncredwatch_connections_open %ld\n"
-            "# HELP credwatch_connections_refused_total Connections closed at once because the cap and its probe "
-            "reserve were full (CREDWATCH_MAX_CONNECTIONS).\n"
-            "# TYPE credwatch_connections_refused_total counter\ncredwatch_connections_refused_total %llu\n"
-            "# HELP credwatch_connections_cut_total Connections shut down past a deadline: request headers "
-            "(CREDWATCH_HEADER_TIMEOUT_S) or request body (CREDWATCH_UPLOAD_TIMEOUT_S).\n"
-            "# TYPE credwatch_connections_cut_total counter\n"
-            "credwatch_connections_cut_total{deadline=\"headers\"} %llu\n"
-            "credwatch_connections_cut_total{deadline=\"upload\"} %llu\n",
+}
+
+static void put_connections(struct text *t)
+{
+    put(t, "# HELP credwatch_connections_open Client connections open now (the probe reserve included).\n"
+           "# TYPE credwatch_connections_open gauge\ncredwatch_connections_open %ld\n"
+           "# HELP credwatch_connections_refused_total Connections closed at once because the cap and its probe "
+           "reserve were full (CREDWATCH_MAX_CONNECTIONS).\n"
+           "# TYPE credwatch_connections_refused_total counter\ncredwatch_connections_refused_total %llu\n"
+           "# HELP credwatch_connections_cut_total Connections shut down past a deadline: request headers "
+           "(CREDWATCH_HEADER_TIMEOUT_S) or request body (CREDWATCH_UPLOAD_TIMEOUT_S).\n"
+           "# TYPE credwatch_connections_cut_total counter\n"
+           "credwatch_connections_cut_total{deadline=\"headers\"} %llu\n"
+           "credwatch_connections_cut_total{deadline=\"upload\"} %llu\n",
         api_conn_open_now(), api_conn_refused_total(), api_conn_cut_total(0), api_conn_cut_total(1));
+}
+
+char *api_metrics_render(size_t *len)
+{
+    struct text t = {.failed = 0};
+    /* - 1: the bound has always counted the terminating NUL, which cw_buf does not */
+    cw_buf_init(&t.b, API_METRICS_TEXT_MAX - 1);
+    put_requests(&t);
+    put_ingest(&t);
+    put_state(&t);
+    put_connections(&t);
     if (t.failed) {
-        free(t.buf);
+        cw_buf_free(&t.b);
         return NULL;
     }
-    *len = t.len;
-    return t.buf;
+    *len = t.b.len;
+    return t.b.p;
 }
