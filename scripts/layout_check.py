@@ -115,7 +115,7 @@ def call_cycles(calls):
 # each with its reason; there are none today.
 FUNC_LINES_MAX = 80
 FUNC_EXCEPTIONS = {}
-DEF = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_][a-z0-9_]*)\s*\(")
+DEF = re.compile(r"^(?:__attribute__\(\(.*?\)\)\s+)?(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_][a-z0-9_]*)\s*\(")
 
 
 def long_functions(name_of_file, lines):
@@ -139,6 +139,8 @@ if "--self-test" in sys.argv:
     body = lambda n: ["static int f(void)\n", "{\n"] + ["    x++;\n"] * (n - 2) + ["}\n"]
     report("self-test: an 81-line function is found", len(long_functions("t.c", body(81))) == 1)
     report("self-test: an 80-line function passes", long_functions("t.c", body(80)) == [])
+    attr = ["__attribute__((format(printf, 1, 2))) static void g(const char *f, ...)\n"] + body(81)[1:]
+    report("self-test: a function behind __attribute__ is measured", len(long_functions("t.c", attr)) == 1)
     sys.exit(1 if failures else 0)
 
 BUILD = os.environ.get("BUILD", "build")
