@@ -143,23 +143,33 @@ static int expects_continue(struct api_req *r)
     return e && strcasecmp(e, "100-continue") == 0;
 }
 
-/* Decides everything the headers alone can decide. Returns 1 when the reply should be queued
- * at once (a body is on its way that we will refuse anyway), else 0. Replies for requests
- * without a body are deferred to the next call, so the connection stays keep-alive. */
-static int on_headers(struct api_req *r, const char *url)
+/* ---- the headers, phase by phase ----
+ *
+ * Each phase either lets the request go on (HDR_NEXT) or refuses it through defer_error and says
+ * when the refusal is sent: HDR_NOW when a body is on its way that will be refused anyway, else
+ * HDR_LATER (after the body, or on the next call when there is none, so the connection stays
+ * keep-alive). HDR_LATER and HDR_NOW are on_headers' own answers, 0 and 1. */
+enum hdr_verdict { HDR_NEXT = -1, HDR_LATER = 0, HDR_NOW = 1 };
+
+static enum hdr_verdict refuse_at(int now) { return now ? HDR_NOW : HDR_LATER; }
+
+static enum hdr_verdict check_route(struct api_req *r, const char *url)
 {
-    long long clen = content_length(r->conn);
-    int has_body = clen > 0 || header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     int rc = api_route_match(r->method, url, &r->match);
     if (rc == API_ROUTE_NOT_FOUND) {
         defer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no route for %.100s", url);
-        return 0;
+        return HDR_LATER;
     }
     if (rc == API_ROUTE_BAD_METHOD) {
         defer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "%.16s is not allowed on %s; allowed: %s",
                     r->method, api_path_template(r->match.path), r->match.allow);
-        return 0;
+        return HDR_LATER;
     }
+    return HDR_NEXT;
+}
+
+static enum hdr_verdict check_auth(struct api_req *r, int has_body)
+{
     const struct api_config *cfg = &r->srv->cfg;
     int a = api_auth_check(&cfg->ingest, &cfg->read, r->match.route->role, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
                            header(r, "X-Api-Key"));
@@ -167,111 +177,147 @@ static int on_headers(struct api_req *r, const char *url)
         defer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                     a == CW_ENOCRED ? "credentials required: Authorization: Bearer <token>, X-Api-Key or Basic"
                                           : "invalid credentials");
-        return has_body;
+        return refuse_at(has_body);
     }
     if (a == CW_EFORBIDDEN) {
         defer_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "this token may not %s %s", r->method,
                     api_path_template(r->match.path));
-        return has_body;
+        return refuse_at(has_body);
     }
+    return HDR_NEXT;
+}
+
+/* An ingest: size, encoding and type first (they refuse whatever the load), then admission. */
+static enum hdr_verdict check_ingest(struct api_req *r, long long clen, int has_body)
+{
+    const struct api_config *cfg = &r->srv->cfg;
+    if (clen >= 0 && (unsigned long long)clen > cfg->max_body) {
+        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body of %lld bytes exceeds %zu bytes",
+                    clen, cfg->max_body);
+        return HDR_NOW;
+    }
+    int enc = api_content_encoding(header(r, MHD_HTTP_HEADER_CONTENT_ENCODING));
+    if (enc == API_ENC_UNSUPPORTED) {
+        defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                    "Content-Encoding must be gzip or identity");
+        return refuse_at(has_body);
+    }
+    if (!api_content_type_ingest(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                    "Content-Type must be application/json, application/x-ndjson, application/gzip or "
+                    "application/octet-stream");
+        return refuse_at(has_body);
+    }
+    r->gzip = enc == API_ENC_GZIP;
+    if (!admit_ingest(r, clen)) {
+        shed(r, r->admitted ? "ingest bytes" : "ingest requests");
+        /* Answering while the body is still coming makes the kernel reset the connection
+         * (unread data at close), and the client sees an error instead of 503 and
+         * Retry-After. So the body is read and dropped (no memory held), and the 503 sent
+         * after it; only a client waiting for "100 Continue" is answered at once. */
+        return refuse_at(has_body && expects_continue(r));
+    }
+    r->limit = cfg->max_body;
+    return HDR_NEXT;
+}
+
+static enum hdr_verdict check_patch(struct api_req *r, long long clen, int has_body)
+{
+    if (clen > API_PATCH_BODY_MAX) {
+        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %d bytes",
+                    API_PATCH_BODY_MAX);
+        return HDR_NOW;
+    }
+    if (!api_content_type_json(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                    "Content-Type must be application/json");
+        return refuse_at(has_body);
+    }
+    r->limit = API_PATCH_BODY_MAX;
+    return HDR_NEXT;
+}
+
+/* The route's own checks; each sets r->limit, the body it will buffer. */
+static enum hdr_verdict check_body(struct api_req *r, long long clen, int has_body)
+{
     switch (r->match.route->handler) {
-    case API_H_INGEST: {
-        if (clen >= 0 && (unsigned long long)clen > cfg->max_body) {
-            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body of %lld bytes exceeds %zu bytes",
-                        clen, cfg->max_body);
-            return 1;
-        }
-        int enc = api_content_encoding(header(r, MHD_HTTP_HEADER_CONTENT_ENCODING));
-        if (enc == API_ENC_UNSUPPORTED) {
-            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                        "Content-Encoding must be gzip or identity");
-            return has_body;
-        }
-        if (!api_content_type_ingest(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                        "Content-Type must be application/json, application/x-ndjson, application/gzip or "
-                        "application/octet-stream");
-            return has_body;
-        }
-        r->gzip = enc == API_ENC_GZIP;
-        if (!admit_ingest(r, clen)) {
-            shed(r, r->admitted ? "ingest bytes" : "ingest requests");
-            /* Answering while the body is still coming makes the kernel reset the connection
-             * (unread data at close), and the client sees an error instead of 503 and
-             * Retry-After. So the body is read and dropped (no memory held), and the 503 sent
-             * after it; only a client waiting for "100 Continue" is answered at once. */
-            return has_body && expects_continue(r);
-        }
-        r->limit = cfg->max_body;
-        break;
-    }
+    case API_H_INGEST:
+        return check_ingest(r, clen, has_body);
     case API_H_PATCH:
-        if (clen > API_PATCH_BODY_MAX) {
-            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %d bytes",
-                        API_PATCH_BODY_MAX);
-            return 1;
-        }
-        if (!api_content_type_json(header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-            defer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                        "Content-Type must be application/json");
-            return has_body;
-        }
-        r->limit = API_PATCH_BODY_MAX;
-        break;
+        return check_patch(r, clen, has_body);
     default:
         r->limit = 0; /* GET: a body means nothing here and is dropped */
-        break;
+        return HDR_NEXT;
     }
-    if (r->limit && clen > 0) {
-        /* Content-Length is known and within the cap: allocate once. */
-        r->body = malloc((size_t)clen);
-        if (!r->body) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer %lld bytes", clen);
-            return 1;
-        }
-        r->cap = (size_t)clen;
+}
+
+/* Content-Length is known and within the cap: the buffer is allocated once. */
+static enum hdr_verdict alloc_body(struct api_req *r, long long clen)
+{
+    if (!r->limit || clen <= 0)
+        return HDR_NEXT;
+    r->body = malloc((size_t)clen);
+    if (!r->body) {
+        defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer %lld bytes", clen);
+        return HDR_NOW;
     }
-    return 0;
+    r->cap = (size_t)clen;
+    return HDR_NEXT;
+}
+
+/* Decides everything the headers alone can decide. Returns 1 when the reply should be queued
+ * at once (a body is on its way that we will refuse anyway), else 0. Replies for requests
+ * without a body are deferred to the next call, so the connection stays keep-alive. */
+static int on_headers(struct api_req *r, const char *url)
+{
+    long long clen = content_length(r->conn);
+    int has_body = clen > 0 || header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    enum hdr_verdict v = check_route(r, url);
+    if (v == HDR_NEXT)
+        v = check_auth(r, has_body);
+    if (v == HDR_NEXT)
+        v = check_body(r, clen, has_body);
+    if (v == HDR_NEXT)
+        v = alloc_body(r, clen);
+    return v == HDR_NOW;
+}
+
+/* The most a body buffer may grow to: the limit, but the first buffer of a body without
+ * Content-Length is API_INITIAL_BODY_CAP even under a smaller limit, as it always was (the
+ * 413 check in on_body is the bound on the body; this is only the bound on the buffer). */
+static size_t body_buf_max(const struct api_req *r)
+{
+    return r->limit > API_INITIAL_BODY_CAP ? r->limit : API_INITIAL_BODY_CAP;
 }
 
 /* Appends a chunk of the body; past the limit the request turns into a 413 (sent once the
- * upload is over: MHD cannot answer mid-upload). */
+ * upload is over: MHD cannot answer mid-upload). Any refusal drops what was buffered. */
 static void on_body(struct api_req *r, const char *data, size_t n)
 {
     if (r->pending_status || r->limit == 0)
         return;
     if (n > r->limit - r->len) {
         defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %zu bytes", r->limit);
-        free(r->body);
-        r->body = NULL;
-        r->len = r->cap = 0;
-        return;
+        goto drop;
     }
-    if (r->len + n > r->cap) {
-        size_t ncap = r->cap ? r->cap : API_INITIAL_BODY_CAP;
-        while (ncap < r->len + n)
-            ncap = ncap > r->limit / 2 ? r->limit : ncap * 2;
-        /* a body without Content-Length reserves its bytes as its buffer grows */
-        if (r->admitted && ncap > r->reserved && !admit_bytes(r, ncap - r->reserved)) {
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
-            shed(r, "ingest bytes");
-            return;
-        }
-        uint8_t *nb = realloc(r->body, ncap);
-        if (!nb) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
-            return;
-        }
-        r->body = nb;
-        r->cap = ncap;
+    void *p = r->body;
+    if (cw_grow(&p, &r->cap, r->len + n, 1, API_INITIAL_BODY_CAP, body_buf_max(r)) != CW_OK) {
+        defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
+        goto drop;
+    }
+    r->body = p;
+    /* a body without Content-Length reserves its bytes as its buffer grows */
+    if (r->admitted && r->cap > r->reserved && !admit_bytes(r, r->cap - r->reserved)) {
+        shed(r, "ingest bytes");
+        goto drop;
     }
     memcpy(r->body + r->len, data, n);
     r->len += n;
+    return;
+drop:
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
 }
 
 /* Counts the values of one request header (MHD keeps every occurrence). */
@@ -528,138 +574,174 @@ static long drain(unsigned budget_s, double *waited)
     return api_metrics_inflight_now();
 }
 
-int api_serve(int argc, char **argv)
-{
-    static struct api_server srv; /* one service per process; large (token lists), so not on the stack */
-    char msg[512];
-    if (api_config_load(&srv.cfg, argc, argv, env_get, msg, sizeof msg) != 0) {
-        api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
-        fprintf(stderr, "credwatch serve: %s\n", msg);
-        return 2;
-    }
-    if (srv.cfg.help) {
-        api_config_usage(stdout);
-        return 0;
-    }
-    if (srv.cfg.print_routes)
-        return api_print_routes(stdout) == 0 ? 0 : 1;
+/* ---- the phases of `credwatch serve`, in order ----
+ * Each phase that can fail returns 0 or a CW_E* code, having logged why; api_serve sends every
+ * failure through one cleanup path. A refused setting (CW_ECONFIG) exits 2, any other start-up
+ * failure 1. */
 
+#define SERVE_EXIT_CONFIG 2  /* a setting refused: the operator must change it, a retry will not help */
+#define SERVE_EXIT_FAILED 1
+
+static int settings_phase(struct api_server *s, int argc, char **argv)
+{
+    char msg[512];
+    if (api_config_load(&s->cfg, argc, argv, env_get, msg, sizeof msg) == 0)
+        return CW_OK;
+    api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
+    fprintf(stderr, "credwatch serve: %s\n", msg);
+    return CW_ECONFIG;
+}
+
+static void signals_phase(sigset_t *stop)
+{
     /* Writes to a closed peer (client or Redis) must fail with EPIPE, not kill the process. */
     struct sigaction ign = {0};
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, NULL);
     /* SIGTERM/SIGINT are blocked before any thread starts, so every thread inherits the mask
      * and the main thread alone receives them, synchronously, with sigwait. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    sigemptyset(stop);
+    sigaddset(stop, SIGTERM);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+}
 
-    /* The same network knowledge as `scan` (AWS ranges, allow-lists, own accounts), so both
-     * commands reach the same verdicts. Read-only once built: every worker's engine shares it. */
-    static struct set_net net;
-    char nmsg[SET_MSG_MAX];
-    if (set_net_from_env(&net, nmsg, sizeof nmsg) != 0) {
-        api_log("error", "invalid configuration", json_pack("{s:s}", "error", nmsg));
-        fprintf(stderr, "credwatch serve: %s\n", nmsg);
-        return 2;
+/* The same network knowledge as `scan` (AWS ranges, allow-lists, own accounts), so both
+ * commands reach the same verdicts. Read-only once built: every worker's engine shares it. */
+static int network_phase(struct api_server *s, struct set_net *net)
+{
+    char msg[SET_MSG_MAX];
+    if (set_net_from_env(net, msg, sizeof msg) != 0) {
+        api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
+        fprintf(stderr, "credwatch serve: %s\n", msg);
+        return CW_ECONFIG;
     }
-    set_net_ctx(&net, &srv.eng_cfg.det);
+    set_net_ctx(net, &s->eng_cfg.det);
     /* requests take the table from the slot (SIGHUP swaps it); the slot holds its own reference */
-    srv.net = nr_slot_new(nr_table_ref(net.table));
-    if (!srv.net) {
-        set_net_free(&net);
-        return 1;
-    }
-    int rc = 1;  /* of the start-up failures below, which all leave through `fail` */
-    if (!net.aws_ranges)
+    s->net = nr_slot_new(nr_table_ref(net->table));
+    if (!s->net)
+        return CW_ENOMEM;
+    if (!net->aws_ranges)
         api_log("warn", "CREDWATCH_AWS_IP_RANGES is unset: AWS addresses are not told apart from the internet",
                 NULL);
-    if (srv.cfg.redis_url[0] || srv.cfg.redis_cluster[0]) {
-        char smsg[256] = "";
-        const char *var = srv.cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
-        if (srv.cfg.redis_cluster[0]) {
-            srv.base = store_redis_cluster_new(srv.cfg.redis_cluster, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
-            srv.store_name = "redis-cluster";
-        } else {
-            srv.base = store_redis_new(srv.cfg.redis_url, srv.cfg.redis_timeout_ms, smsg, sizeof smsg);
-            srv.store_name = "redis";
-        }
-        if (!srv.base) {
-            api_log("error", "invalid configuration", json_pack("{s:s,s:s}", "variable", var, "error", smsg));
-            fprintf(stderr, "credwatch serve: %s: %s\n", var, smsg);
-            rc = 2;
-            goto fail;
-        }
-    } else {
-        srv.base = store_mem_new();
-        srv.store_name = "memory";
-        srv.embedded = 1;
-        if (!srv.base) {
-            api_log("error", "cannot create the in-memory store", NULL);
-            goto fail;
-        }
-        store_mem_limit(srv.base, srv.cfg.store_max_bytes);
-        api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
-                        "state is lost on restart", json_pack("{s:s}", "store", "memory"));
-    }
-    srv.eng_cfg.limits.max_inflated = srv.cfg.max_inflated;
-    api_worker_init();
-    atomic_store(&srv.draining, 0);
+    return CW_OK;
+}
 
-    int ping = store_ping(srv.base);
+static int redis_store(struct api_server *s)
+{
+    char msg[256] = "";
+    const char *var = s->cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
+    if (s->cfg.redis_cluster[0]) {
+        s->base = store_redis_cluster_new(s->cfg.redis_cluster, s->cfg.redis_timeout_ms, msg, sizeof msg);
+        s->store_name = "redis-cluster";
+    } else {
+        s->base = store_redis_new(s->cfg.redis_url, s->cfg.redis_timeout_ms, msg, sizeof msg);
+        s->store_name = "redis";
+    }
+    if (s->base)
+        return CW_OK;
+    api_log("error", "invalid configuration", json_pack("{s:s,s:s}", "variable", var, "error", msg));
+    fprintf(stderr, "credwatch serve: %s: %s\n", var, msg);
+    return CW_ECONFIG;
+}
+
+static int memory_store(struct api_server *s)
+{
+    s->base = store_mem_new();
+    s->store_name = "memory";
+    s->embedded = 1;
+    if (!s->base) {
+        api_log("error", "cannot create the in-memory store", NULL);
+        return CW_ENOMEM;
+    }
+    store_mem_limit(s->base, s->cfg.store_max_bytes);
+    api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
+                    "state is lost on restart", json_pack("{s:s}", "store", "memory"));
+    return CW_OK;
+}
+
+/* The shared store, then what the workers need before the first request. A store that does not
+ * accept writes yet is no failure: the service starts not ready and becomes ready when it does. */
+static int store_phase(struct api_server *s)
+{
+    int err = s->cfg.redis_url[0] || s->cfg.redis_cluster[0] ? redis_store(s) : memory_store(s);
+    if (err)
+        return err;
+    s->eng_cfg.limits.max_inflated = s->cfg.max_inflated;
+    api_worker_init();
+    atomic_store(&s->draining, 0);
+    int ping = store_ping(s->base);
     api_metrics_ready(ping == 0);
     if (ping != 0)
         api_log("warn", "the store does not accept writes at start; not ready until it does",
-                json_pack("{s:s,s:s}", "store", srv.store_name, "error", store_why(srv.base)));
+                json_pack("{s:s,s:s}", "store", s->store_name, "error", store_why(s->base)));
+    return CW_OK;
+}
 
-    const struct api_conn_limits lim = { guard_cap(&srv), srv.cfg.conn_timeout_s,
-                                          srv.cfg.header_timeout_s, srv.cfg.upload_timeout_s };
-    if (api_conn_start(&lim) != 0) {
-        api_log("error", "cannot start the connection guard", json_pack("{s:s}", "error", strerror(errno)));
-        goto fail;
-    }
-    struct MHD_Daemon *d = start_daemon(&srv);
-    if (!d) {
-        api_conn_stop();
-        api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", srv.cfg.listen));
-        goto fail;
-    }
+static void log_started(const struct api_server *s, struct MHD_Daemon *d)
+{
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int open_roles = srv.cfg.ingest.n == 0 || srv.cfg.read.n == 0;
+    int open_roles = s->cfg.ingest.n == 0 || s->cfg.read.n == 0;
     api_log("info", "listening",
-            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b}", "listen", srv.cfg.listen, "port",
-                      info ? (int)info->port : -1, "store", srv.store_name, "threads", (int)srv.cfg.threads,
-                      "max_body_bytes", (json_int_t)srv.cfg.max_body, "max_inflated_bytes",
-                      (json_int_t)srv.cfg.max_inflated, "ingest_auth", srv.cfg.ingest.n > 0, "read_auth",
-                      srv.cfg.read.n > 0));
+            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b}", "listen", s->cfg.listen, "port",
+                      info ? (int)info->port : -1, "store", s->store_name, "threads", (int)s->cfg.threads,
+                      "max_body_bytes", (json_int_t)s->cfg.max_body, "max_inflated_bytes",
+                      (json_int_t)s->cfg.max_inflated, "ingest_auth", s->cfg.ingest.n > 0, "read_auth",
+                      s->cfg.read.n > 0));
     api_log("info", "limits",
-            json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)srv.cfg.conn_timeout_s,
-                      "header_timeout_s", (int)srv.cfg.header_timeout_s, "upload_timeout_s",
-                      (int)srv.cfg.upload_timeout_s, "max_connections", (int)guard_cap(&srv),
+            json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)s->cfg.conn_timeout_s,
+                      "header_timeout_s", (int)s->cfg.header_timeout_s, "upload_timeout_s",
+                      (int)s->cfg.upload_timeout_s, "max_connections", (int)guard_cap(s),
                       "probe_reserve", (int)API_CONN_PROBE_RESERVE, "max_inflight_ingest",
-                      (int)srv.cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
-                      (json_int_t)srv.cfg.max_inflight_bytes));
+                      (int)s->cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
+                      (json_int_t)s->cfg.max_inflight_bytes));
     if (open_roles)
         api_log("warn", "a role has no token: its routes are open to anyone who can reach the address",
-                json_pack("{s:b,s:b}", "ingest_open", srv.cfg.ingest.n == 0, "read_open", srv.cfg.read.n == 0));
+                json_pack("{s:b,s:b}", "ingest_open", s->cfg.ingest.n == 0, "read_open", s->cfg.read.n == 0));
+}
 
+/* The connection guard, then the daemon: both run, or neither. CW_EIO when the guard's thread
+ * cannot start or the daemon cannot listen on the address. */
+static int start_phase(struct api_server *s, struct MHD_Daemon **d)
+{
+    const struct api_conn_limits lim = { guard_cap(s), s->cfg.conn_timeout_s,
+                                          s->cfg.header_timeout_s, s->cfg.upload_timeout_s };
+    if (api_conn_start(&lim) != 0) {
+        api_log("error", "cannot start the connection guard", json_pack("{s:s}", "error", strerror(errno)));
+        return CW_EIO;
+    }
+    *d = start_daemon(s);
+    if (!*d) {
+        api_conn_stop();
+        api_log("error", "cannot start the HTTP server", json_pack("{s:s}", "listen", s->cfg.listen));
+        return CW_EIO;
+    }
+    log_started(s, *d);
+    return CW_OK;
+}
+
+/* Serves until SIGTERM or SIGINT, which it returns; each SIGHUP reloads the network table. */
+static int wait_phase(struct api_server *s, const sigset_t *stop)
+{
     int sig = 0;
     for (;;) {
-        if (sigwait(&stop, &sig) != 0)
+        if (sigwait(stop, &sig) != 0)
             continue;
         if (sig != SIGHUP)
-            break;
-        reload_net(&srv);
+            return sig;
+        reload_net(s);
     }
-    /* Readiness fails first, so the load balancer stops sending; then stop accepting, let
-     * in-flight requests finish within the budget, and stop. */
-    atomic_store(&srv.draining, 1);
+}
+
+/* Readiness fails first, so the load balancer stops sending; then stop accepting, let in-flight
+ * requests finish within the budget, and stop. Returns the requests abandoned. */
+static long shutdown_phase(struct api_server *s, struct MHD_Daemon *d, int sig, double *waited)
+{
+    atomic_store(&s->draining, 1);
     api_metrics_ready(0);
     api_log("info", "draining", json_pack("{s:s,s:i,s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                                          "drain_seconds", (int)srv.cfg.drain_s, "inflight",
+                                          "drain_seconds", (int)s->cfg.drain_s, "inflight",
                                           (json_int_t)api_metrics_inflight_now()));
     MHD_socket lsock = MHD_quiesce_daemon(d);
     /* Quiesced, the socket still queues new connections that nobody will accept: shut it so
@@ -667,27 +749,52 @@ int api_serve(int argc, char **argv)
      * MHD_stop_daemon, as libmicrohttpd requires. */
     if (lsock != MHD_INVALID_SOCKET)
         shutdown(lsock, SHUT_RDWR);
-    double waited = 0;
-    long left = drain(srv.cfg.drain_s, &waited);
+    long left = drain(s->cfg.drain_s, waited);
     MHD_stop_daemon(d);
     api_conn_stop();
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
-    store_free(srv.base);
-    srv.base = NULL;
-    nr_slot_free(srv.net);
-    srv.net = NULL;
-    set_net_free(&net);
+    return left;
+}
+
+/* What the phases made, in reverse; safe on what was never made. */
+static void release(struct api_server *s, struct set_net *net)
+{
+    if (s->base)
+        store_free(s->base);
+    s->base = NULL;
+    nr_slot_free(s->net);
+    s->net = NULL;
+    set_net_free(net);
+}
+
+int api_serve(int argc, char **argv)
+{
+    static struct api_server srv; /* one service per process; large (token lists), so not on the stack */
+    static struct set_net net;
+    struct MHD_Daemon *d = NULL;
+    sigset_t stop;
+    double waited = 0;
+    int err = settings_phase(&srv, argc, argv);
+    if (err)
+        goto fail;
+    if (srv.cfg.help) {
+        api_config_usage(stdout);
+        return 0;
+    }
+    if (srv.cfg.print_routes)
+        return api_print_routes(stdout) == 0 ? 0 : 1;
+    signals_phase(&stop);
+    if ((err = network_phase(&srv, &net)) != CW_OK || (err = store_phase(&srv)) != CW_OK ||
+        (err = start_phase(&srv, &d)) != CW_OK)
+        goto fail;
+    long left = shutdown_phase(&srv, d, wait_phase(&srv, &stop), &waited);
+    release(&srv, &net);
     api_log(left ? "warn" : "info", "stopped",
             json_pack("{s:f,s:I}", "drain_waited_s", waited, "inflight_abandoned", (json_int_t)left));
     return 0;
 fail:
-    /* a start that did not get to serve: everything made so far, in reverse */
-    if (srv.base)
-        store_free(srv.base);
-    srv.base = NULL;
-    nr_slot_free(srv.net);
-    srv.net = NULL;
-    set_net_free(&net);
-    return rc;
+    /* a start that did not get to serve: everything made so far (nothing, for a refused setting) */
+    release(&srv, &net);
+    return err == CW_ECONFIG ? SERVE_EXIT_CONFIG : SERVE_EXIT_FAILED;
 }
