@@ -1,6 +1,7 @@
-/* api_http.h — the contract between the server plumbing (api_server.c: daemon, request
- * lifecycle, replies, per-thread engines) and the route handlers (api_handlers.c). Internal to
- * api/: nothing outside this folder includes it. */
+/* api_http.h — the contract between the server plumbing (api_server.c: the daemon;
+ * api_request.c: the request lifecycle; api_reply.c: replies; api_worker.c: per-thread engines)
+ * and the route handlers (api_handlers.c). Internal to api/: nothing outside this folder
+ * includes it. */
 #ifndef CW_API_HTTP_H
 #define CW_API_HTTP_H
 
@@ -37,7 +38,7 @@ struct api_server {
     const char *store_name;       /* "memory", "redis" or "redis-cluster" */
     int embedded;                 /* the embedded store (store_mem_*) */
     atomic_int draining;
-    /* Admission control of ingest (see api_server.c): requests and body bytes admitted now. */
+    /* Admission control of ingest (see api_request.c): requests and body bytes admitted now. */
     atomic_uint ingest_admitted;
     atomic_size_t ingest_bytes;
     struct nr_slot *net;          /* the network table, swapped on SIGHUP */
