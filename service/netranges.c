@@ -353,20 +353,16 @@ struct nr_table *nr_table_new(void)
     return t;
 }
 
+#define NR_RECS_INITIAL 1024  /* first allocation of the record list: an allow-list alone fits */
+
+/* CW_ETOOBIG past NR_PREFIXES_MAX records, CW_ENOMEM. */
 static int push_rec(struct nr_table *t, const struct nr_rec *r)
 {
-    if (t->n_recs >= NR_PREFIXES_MAX)
-        return CW_ETOOBIG;
-    if (t->n_recs == t->cap_recs) {
-        size_t cap = t->cap_recs ? t->cap_recs * 2 : 1024;
-        if (cap > NR_PREFIXES_MAX)
-            cap = NR_PREFIXES_MAX;
-        struct nr_rec *nr = realloc(t->recs, cap * sizeof *nr);
-        if (!nr)
-            return CW_ENOMEM;
-        t->recs = nr;
-        t->cap_recs = cap;
-    }
+    void *recs = t->recs;
+    int rc = cw_grow(&recs, &t->cap_recs, t->n_recs + 1, sizeof *t->recs, NR_RECS_INITIAL, NR_PREFIXES_MAX);
+    if (rc != 0)
+        return rc;
+    t->recs = recs;
     t->recs[t->n_recs] = *r;
     t->recs[t->n_recs].seq = t->seq++;
     t->n_recs++;
@@ -530,6 +526,82 @@ static void cidr_text(const struct nr_rec *r, char *buf, size_t size)
     snprintf(buf, size, "%s/%u", a, (unsigned)r->len);
 }
 
+/* One entry of an allow-list, "CIDR[=label]", as trimmed spans of the spec. eq is NULL when the
+ * entry has no label. */
+struct allow_entry {
+    const char *e, *e_end;  /* the whole entry, quoted in messages */
+    const char *c, *c_end;  /* the range */
+    const char *eq;         /* the '=' */
+    const char *l, *l_end;  /* the label (when eq) */
+};
+
+static void allow_split(const char *p, const char *end, struct allow_entry *a)
+{
+    a->e = trim(p, end, &a->e_end);
+    a->eq = memchr(a->e, '=', (size_t)(a->e_end - a->e));
+    a->c = trim(a->e, a->eq ? a->eq : a->e_end, &a->c_end);
+    a->l = a->l_end = NULL;
+    if (a->eq)
+        a->l = trim(a->eq + 1, a->e_end, &a->l_end);
+}
+
+/* Why entry a cannot be added to t (NULL when it can); *r receives its range. */
+static const char *allow_why(const struct nr_table *t, const struct allow_entry *a, struct nr_rec *r)
+{
+    const char *why = NULL;
+    memset(r, 0, sizeof *r);
+    if (a->e == a->e_end)
+        return "empty entry";
+    if (t->n_allow >= NR_ALLOW_MAX)
+        return "too many entries (NR_ALLOW_MAX)";
+    if (parse_cidr(a->c, (size_t)(a->c_end - a->c), 1, r, &why) != 0)
+        return why;
+    if (r->len == 0)
+        return "a /0 range would allow-list every address";
+    if (a->eq && a->l == a->l_end)
+        return "empty label after '='";
+    if (a->eq && (size_t)(a->l_end - a->l) >= NR_LABEL_MAX)
+        return "label longer than 63 characters";
+    if (a->eq && !name_ok(a->l, (size_t)(a->l_end - a->l)))
+        return "label with characters outside [A-Za-z0-9._-]";
+    for (size_t i = 0; i < t->n_recs; i++) {
+        const struct nr_rec *o = &t->recs[i];
+        if (o->cls == NR_ALLOW && o->family == r->family && o->len == r->len && memcmp(o->net, r->net, 16) == 0)
+            return "range listed twice";
+    }
+    return NULL;
+}
+
+/* Checks and adds entry number pos. The message quotes the entry (cut at NR_ENTRY_SHOWN). */
+static int allow_add_entry(struct nr_table *t, const struct allow_entry *a, unsigned pos, char *msg,
+                           size_t msg_size)
+{
+    struct nr_rec r;
+    const char *why = allow_why(t, a, &r);
+    if (why) {
+        size_t shown = (size_t)(a->e_end - a->e);
+        set_msg(msg, msg_size, "allow-list entry %u \"%.*s%s\": %s", pos,
+                (int)(shown > NR_ENTRY_SHOWN ? NR_ENTRY_SHOWN : shown), a->e, shown > NR_ENTRY_SHOWN ? "..." : "",
+                why);
+        return t->n_allow >= NR_ALLOW_MAX ? CW_ETOOBIG : CW_EFORMAT;
+    }
+    char *lab = t->labels[t->n_allow];
+    if (a->eq)
+        snprintf(lab, NR_LABEL_MAX, "%.*s", (int)(a->l_end - a->l), a->l);
+    else
+        cidr_text(&r, lab, NR_LABEL_MAX);
+    r.cls = NR_ALLOW;
+    r.label = (uint16_t)t->n_allow;
+    int rc = push_rec(t, &r);
+    if (rc != 0) {
+        set_msg(msg, msg_size, "allow-list entry %u: %s", pos,
+                rc == CW_ETOOBIG ? "more than NR_PREFIXES_MAX prefixes in one table" : "out of memory");
+        return rc;
+    }
+    t->n_allow++;
+    return 0;
+}
+
 int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_size)
 {
     set_msg(msg, msg_size, "%s", "");
@@ -547,78 +619,21 @@ int nr_add_allow(struct nr_table *t, const char *spec, char *msg, size_t msg_siz
         return CW_ETOOBIG;
     }
     const char *tend;
-    const char *all = trim(spec, spec + slen, &tend);
-    if (all == tend)
+    const char *p = trim(spec, spec + slen, &tend);
+    if (p == tend)
         return 0;
-    if (!t->labels) {
-        t->labels = calloc(NR_ALLOW_MAX, sizeof *t->labels);
-        if (!t->labels) {
-            set_msg(msg, msg_size, "out of memory");
-            return CW_ENOMEM;
-        }
+    if (!t->labels && !(t->labels = calloc(NR_ALLOW_MAX, sizeof *t->labels))) {
+        set_msg(msg, msg_size, "out of memory");
+        return CW_ENOMEM;
     }
+    /* All or nothing: a failure drops the entries of this spec added before it. */
     size_t n_recs = t->n_recs, n_allow = t->n_allow;
-    const char *p = all;
     int rc = 0;
-    for (unsigned pos = 1;; pos++) {
+    for (unsigned pos = 1; rc == 0; pos++) {
         const char *comma = memchr(p, ',', (size_t)(tend - p));
-        const char *eend = comma ? comma : tend;
-        const char *e_end;
-        const char *e = trim(p, eend, &e_end);
-        const char *eq = memchr(e, '=', (size_t)(e_end - e));
-        const char *c_end, *l_end = NULL, *l = NULL;
-        const char *c = trim(e, eq ? eq : e_end, &c_end);
-        if (eq)
-            l = trim(eq + 1, e_end, &l_end);
-        const char *why = NULL;
-        struct nr_rec r;
-        memset(&r, 0, sizeof r);
-        if (e == e_end)
-            why = "empty entry";
-        else if (t->n_allow >= NR_ALLOW_MAX)
-            why = "too many entries (NR_ALLOW_MAX)";
-        else if (parse_cidr(c, (size_t)(c_end - c), 1, &r, &why) != 0)
-            ;
-        else if (r.len == 0)
-            why = "a /0 range would allow-list every address";
-        else if (eq && l == l_end)
-            why = "empty label after '='";
-        else if (eq && (size_t)(l_end - l) >= NR_LABEL_MAX)
-            why = "label longer than 63 characters";
-        else if (eq && !name_ok(l, (size_t)(l_end - l)))
-            why = "label with characters outside [A-Za-z0-9._-]";
-        if (!why) {
-            for (size_t i = 0; i < t->n_recs; i++) {
-                const struct nr_rec *o = &t->recs[i];
-                if (o->cls == NR_ALLOW && o->family == r.family && o->len == r.len &&
-                    memcmp(o->net, r.net, 16) == 0) {
-                    why = "range listed twice";
-                    break;
-                }
-            }
-        }
-        if (why) {
-            size_t shown = (size_t)(e_end - e);
-            set_msg(msg, msg_size, "allow-list entry %u \"%.*s%s\": %s", pos,
-                    (int)(shown > NR_ENTRY_SHOWN ? NR_ENTRY_SHOWN : shown), e,
-                    shown > NR_ENTRY_SHOWN ? "..." : "", why);
-            rc = (t->n_allow >= NR_ALLOW_MAX) ? CW_ETOOBIG : CW_EFORMAT;
-            break;
-        }
-        char *lab = t->labels[t->n_allow];
-        if (eq)
-            snprintf(lab, NR_LABEL_MAX, "%.*s", (int)(l_end - l), l);
-        else
-            cidr_text(&r, lab, NR_LABEL_MAX);
-        r.cls = NR_ALLOW;
-        r.label = (uint16_t)t->n_allow;
-        rc = push_rec(t, &r);
-        if (rc != 0) {
-            set_msg(msg, msg_size, "allow-list entry %u: %s", pos,
-                    rc == CW_ETOOBIG ? "more than NR_PREFIXES_MAX prefixes in one table" : "out of memory");
-            break;
-        }
-        t->n_allow++;
+        struct allow_entry a;
+        allow_split(p, comma ? comma : tend, &a);
+        rc = allow_add_entry(t, &a, pos, msg, msg_size);
         if (!comma)
             break;
         p = comma + 1;
@@ -787,13 +802,9 @@ static void free_built(struct nr_table *t)
     t->v6_start = NULL;
 }
 
-int nr_build(struct nr_table *t, char *msg, size_t msg_size)
+/* Adds the private ranges as records of their own class. */
+static int add_private(struct nr_table *t, char *msg, size_t msg_size)
 {
-    set_msg(msg, msg_size, "%s", "");
-    if (!t || t->built) {
-        set_msg(msg, msg_size, "nr_build: %s", t ? "table already built" : "NULL table");
-        return CW_EINVAL;
-    }
     for (size_t i = 0; i < sizeof private_ranges / sizeof private_ranges[0]; i++) {
         struct nr_rec r;
         const char *why;
@@ -810,11 +821,15 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
             return rc;
         }
     }
+    return 0;
+}
+
+/* Sorts the records and merges the records of one AWS prefix (one per service) into one; the first
+ * region wins (AWS never lists a prefix under two regions in the 2026-08 file). */
+static void merge_recs(struct nr_table *t)
+{
     if (t->n_recs > 0)
         qsort(t->recs, t->n_recs, sizeof *t->recs, rec_cmp);
-
-    /* Merge the records of one AWS prefix (one per service) into one; the first region wins
-     * (AWS never lists a prefix under two regions in the 2026-08 file). */
     size_t w = 0;
     for (size_t i = 0; i < t->n_recs; i++) {
         struct nr_rec *r = &t->recs[i];
@@ -829,6 +844,12 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
         t->recs[w++] = *r;
     }
     t->n_recs = w;
+}
+
+/* Chooses each AWS record's primary service, counts the AWS prefixes, and returns the number of
+ * IPv4 records (they sort first). */
+static size_t classify_recs(struct nr_table *t)
+{
     size_t n4 = 0;
     t->aws_v4 = t->aws_v6 = 0;
     for (size_t i = 0; i < t->n_recs; i++) {
@@ -843,38 +864,40 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
                 t->aws_v6++;
         }
     }
-    size_t n6 = t->n_recs - n4;
-    inherit_services(t->recs, n4, 32);
-    inherit_services(t->recs + n4, n6, 128);
+    return n4;
+}
 
-    struct sweep s4 = {0}, s6 = {0};
-    s4.start = malloc((2 * n4 + 1) * sizeof *s4.start);
-    s4.val = malloc((2 * n4 + 1) * sizeof *s4.val);
-    s6.start = malloc((2 * n6 + 1) * sizeof *s6.start);
-    s6.val = malloc((2 * n6 + 1) * sizeof *s6.val);
-    int rc = 0;
-    if (!s4.start || !s4.val || !s6.start || !s6.val) {
-        rc = CW_ENOMEM;
-        goto out;
-    }
-    sweep(t->recs, n4, 0, 32, &s4);
-    sweep(t->recs + n4, n6, (uint32_t)n4, 128, &s6);
+/* Room for the sweep of n records: each block adds at most two boundaries. */
+static int sweep_alloc(struct sweep *s, size_t n)
+{
+    s->start = malloc((2 * n + 1) * sizeof *s->start);
+    s->val = malloc((2 * n + 1) * sizeof *s->val);
+    return s->start && s->val ? 0 : CW_ENOMEM;
+}
 
-    t->v4_start = malloc(s4.n * sizeof *t->v4_start);
-    t->v4_val = malloc(s4.n * sizeof *t->v4_val);
+static void sweep_free(struct sweep *s)
+{
+    free(s->start);
+    free(s->val);
+}
+
+/* Copies the intervals into the table's lookup arrays and builds the IPv4 index. */
+static int publish(struct nr_table *t, const struct sweep *s4, const struct sweep *s6)
+{
+    t->v4_start = malloc(s4->n * sizeof *t->v4_start);
+    t->v4_val = malloc(s4->n * sizeof *t->v4_val);
     t->v4_index = malloc((NR_V4_INDEX_SLOTS + 1) * sizeof *t->v4_index);
-    t->v6_start = malloc(s6.n * sizeof *t->v6_start);
-    t->v6_val = malloc(s6.n * sizeof *t->v6_val);
+    t->v6_start = malloc(s6->n * sizeof *t->v6_start);
+    t->v6_val = malloc(s6->n * sizeof *t->v6_val);
     if (!t->v4_start || !t->v4_val || !t->v4_index || !t->v6_start || !t->v6_val) {
         free_built(t);
-        rc = CW_ENOMEM;
-        goto out;
+        return CW_ENOMEM;
     }
-    for (size_t i = 0; i < s4.n; i++) {
-        t->v4_start[i] = (uint32_t)s4.start[i];
-        t->v4_val[i] = s4.val[i];
+    for (size_t i = 0; i < s4->n; i++) {
+        t->v4_start[i] = (uint32_t)s4->start[i];
+        t->v4_val[i] = s4->val[i];
     }
-    t->n4 = s4.n;
+    t->n4 = s4->n;
     /* v4_index[h]: the interval holding address h<<16, so an address in slot h lies in one of the
      * intervals v4_index[h] .. v4_index[h+1]. */
     size_t k = 0;
@@ -885,27 +908,64 @@ int nr_build(struct nr_table *t, char *msg, size_t msg_size)
         t->v4_index[h] = (uint32_t)k;
     }
     t->v4_index[NR_V4_INDEX_SLOTS] = (uint32_t)(t->n4 - 1);
-    memcpy(t->v6_start, s6.start, s6.n * sizeof *s6.start);
-    memcpy(t->v6_val, s6.val, s6.n * sizeof *s6.val);
-    t->n6 = s6.n;
+    memcpy(t->v6_start, s6->start, s6->n * sizeof *s6->start);
+    memcpy(t->v6_val, s6->val, s6->n * sizeof *s6->val);
+    t->n6 = s6->n;
+    return 0;
+}
 
-    /* Keep only what lookups need: the records (shrunk to size) and the names. */
-    if (t->n_recs > 0) {
-        struct nr_rec *shrunk = realloc(t->recs, t->n_recs * sizeof *shrunk);
-        if (shrunk) {
-            t->recs = shrunk;
-            t->cap_recs = t->n_recs;
-        }
-    }
-    t->built = 1;
+/* Flattens each family of the sorted, merged records into intervals and publishes them. */
+static int build_lookup(struct nr_table *t, size_t n4)
+{
+    size_t n6 = t->n_recs - n4;
+    struct sweep s4 = {0}, s6 = {0};
+    int rc = CW_ENOMEM;
+    if (sweep_alloc(&s4, n4) != 0 || sweep_alloc(&s6, n6) != 0)
+        goto out;
+    sweep(t->recs, n4, 0, 32, &s4);
+    sweep(t->recs + n4, n6, (uint32_t)n4, 128, &s6);
+    rc = publish(t, &s4, &s6);
 out:
-    free(s4.start);
-    free(s4.val);
-    free(s6.start);
-    free(s6.val);
-    if (rc != 0)
-        set_msg(msg, msg_size, "out of memory building the lookup structure");
+    sweep_free(&s4);
+    sweep_free(&s6);
     return rc;
+}
+
+/* Keeps only what lookups need: the records and the names. A plain realloc rather than cw_grow,
+ * which only grows; a failed shrink keeps the larger block, which is as correct. */
+static void shrink_recs(struct nr_table *t)
+{
+    if (t->n_recs == 0)
+        return;
+    struct nr_rec *shrunk = realloc(t->recs, t->n_recs * sizeof *shrunk);
+    if (shrunk) {
+        t->recs = shrunk;
+        t->cap_recs = t->n_recs;
+    }
+}
+
+int nr_build(struct nr_table *t, char *msg, size_t msg_size)
+{
+    set_msg(msg, msg_size, "%s", "");
+    if (!t || t->built) {
+        set_msg(msg, msg_size, "nr_build: %s", t ? "table already built" : "NULL table");
+        return CW_EINVAL;
+    }
+    int rc = add_private(t, msg, msg_size);
+    if (rc != 0)
+        return rc;
+    merge_recs(t);
+    size_t n4 = classify_recs(t);
+    inherit_services(t->recs, n4, 32);
+    inherit_services(t->recs + n4, t->n_recs - n4, 128);
+    rc = build_lookup(t, n4);
+    if (rc != 0) {
+        set_msg(msg, msg_size, "out of memory building the lookup structure");
+        return rc;
+    }
+    shrink_recs(t);
+    t->built = 1;
+    return 0;
 }
 
 struct nr_table *nr_table_ref(struct nr_table *t)

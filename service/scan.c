@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_READ_CHUNK (1u << 20)
 #define SCAN_BATCH_EVENTS 200000u          /* events decoded before they are applied (memory bound) */
+#define SCAN_DIR_ENTRIES_INITIAL 64        /* names of one directory, first allocation */
+#define SCAN_MAX_DIR_ENTRIES (SIZE_MAX / sizeof(char *)) /* none of its own: the file system bounds a
+                                                          * directory, memory bounds the list */
 #define SCAN_STORE_DEFAULT_BYTES ((size_t)2 << 30) /* key state bound (CREDWATCH_STORE_MAX_BYTES); ~2M keys */
 
 struct scan {
@@ -64,39 +68,40 @@ static void usage(FILE *out)
           out);
 }
 
+/* Reads f whole into *out (the caller frees). Returns 0, CW_ETOOBIG (SCAN_MAX_FILE_BYTES reached),
+ * CW_ENOMEM or CW_EIO. */
 static int read_all(FILE *f, unsigned char **out, size_t *len)
 {
-    size_t cap = SCAN_READ_CHUNK, n = 0;
-    unsigned char *buf = malloc(cap);
-    if (!buf)
-        return ENOMEM;
+    void *buf = NULL;
+    size_t cap = 0, n = 0;
+    int rc = 0;
     for (;;) {
-        if (n == cap) {
-            if (cap >= SCAN_MAX_FILE_BYTES) {
-                free(buf);
-                return EFBIG;
-            }
-            cap *= 2;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                return ENOMEM;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
+        /* a full buffer doubles, from one chunk up to the bound: a file that fills it is too large */
+        if (n == cap && (rc = cw_grow(&buf, &cap, n + 1, 1, SCAN_READ_CHUNK, SCAN_MAX_FILE_BYTES)) != 0)
+            goto fail;
+        size_t got = fread((unsigned char *)buf + n, 1, cap - n, f);
         n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                free(buf);
-                return EIO;
-            }
+        if (got == 0)
             break;
-        }
+    }
+    if (ferror(f)) {
+        rc = CW_EIO;
+        goto fail;
     }
     *out = buf;
     *len = n;
     return 0;
+fail:
+    free(buf);
+    return rc;
+}
+
+/* The words read_all's errors have always been reported with. */
+static const char *read_error(int rc)
+{
+    if (rc == CW_ETOOBIG)
+        return "file too large to scan";
+    return strerror(rc == CW_ENOMEM ? ENOMEM : EIO);
 }
 
 static void show_progress(struct scan *s, int final)
@@ -138,8 +143,7 @@ static void scan_file(struct scan *s, const char *path)
     if (f != stdin)
         fclose(f);
     if (err) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path,
-                err == EFBIG ? "file too large to scan" : strerror(err));
+        fprintf(stderr, "credwatch scan: %s: %s\n", path, read_error(err));
         s->bad_files++;
         return;
     }
@@ -175,6 +179,31 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The paths of d's entries under path, sorted so that runs over the same folder read files in the
+ * same order. Out of memory, the list ends where it ran out, as it always has. */
+static char **dir_paths(DIR *d, const char *path, size_t *count)
+{
+    void *names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (cw_grow(&names, &cap, n + 1, sizeof(char *), SCAN_DIR_ENTRIES_INITIAL, SCAN_MAX_DIR_ENTRIES))
+            break;
+        char **slot = (char **)names + n;
+        size_t len = strlen(path) + strlen(de->d_name) + 2;
+        if (!(*slot = malloc(len)))
+            break;
+        snprintf(*slot, len, "%s/%s", path, de->d_name);
+        n++;
+    }
+    if (n)
+        qsort(names, n, sizeof(char *), cmp_names);
+    *count = n;
+    return names;
+}
+
 static void scan_path(struct scan *s, const char *path, int depth)
 {
     struct stat sb;
@@ -203,28 +232,9 @@ static void scan_path(struct scan *s, const char *path, int depth)
         s->bad_files++;
         return;
     }
-    /* sorted, so runs over the same folder read files in the same order */
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn)
-                break;
-            names = nn;
-        }
-        size_t len = strlen(path) + strlen(de->d_name) + 2;
-        if (!(names[n] = malloc(len)))
-            break;
-        snprintf(names[n], len, "%s/%s", path, de->d_name);
-        n++;
-    }
+    size_t n;
+    char **names = dir_paths(d, path, &n);
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         scan_path(s, names[i], depth + 1);
         free(names[i]);
@@ -289,127 +299,166 @@ static size_t print_findings(struct scan *s)
     return printed;
 }
 
-/* Options that take a value; their values are not paths. */
-static int value_option(const char *a)
+/* The command line, read once. */
+struct scan_opts {
+    const char *ranges, *allow, *accounts;  /* defaults from the environment */
+    int fail_on_findings, quiet, help;
+    char **paths;                            /* in argv's order; "-" is standard input */
+    int npaths;
+};
+
+/* Sets the value of a value-taking option; 0 when a is not one. */
+static int value_option(struct scan_opts *o, const char *a, const char *value)
 {
-    return strcmp(a, "--aws-ip-ranges") == 0 || strcmp(a, "--allow-cidrs") == 0 || strcmp(a, "--accounts") == 0;
+    const char **to = strcmp(a, "--aws-ip-ranges") == 0 ? &o->ranges
+                      : strcmp(a, "--allow-cidrs") == 0 ? &o->allow
+                      : strcmp(a, "--accounts") == 0    ? &o->accounts
+                                                        : NULL;
+    if (to)
+        *to = value;
+    return to != NULL;
 }
 
-int scan_main(int argc, char **argv)
+/* One parser, one set of rules: options until "--", then only paths ("-" alone is a path
+ * wherever it stands). Stops at --help. Returns 0, or CW_ECONFIG / CW_ENOMEM with the message
+ * printed; o->paths is the caller's to free either way. */
+static int parse_args(int argc, char **argv, struct scan_opts *o)
 {
-    int fail_on_findings = 0, quiet = 0, npaths = 0, opts_done = 0;
-    const char *ranges = getenv("CREDWATCH_AWS_IP_RANGES"), *allow = getenv("CREDWATCH_ALLOW_CIDRS");
-    const char *accounts = getenv("CREDWATCH_ACCOUNTS");
-    /* One parser, one set of rules: options until "--", then only paths. The paths it finds are
-     * the only ones scanned (argc bounds them). */
-    char **paths = calloc((size_t)argc, sizeof *paths);
-    if (!paths) {
+    memset(o, 0, sizeof *o);
+    o->ranges = getenv("CREDWATCH_AWS_IP_RANGES");
+    o->allow = getenv("CREDWATCH_ALLOW_CIDRS");
+    o->accounts = getenv("CREDWATCH_ACCOUNTS");
+    o->paths = calloc((size_t)argc, sizeof *o->paths);  /* argc bounds the paths */
+    if (!o->paths) {
         fprintf(stderr, "credwatch scan: out of memory\n");
-        return 2;
+        return CW_ENOMEM;
     }
+    int opts_done = 0;
     for (int i = 1; i < argc; i++) {
-        if (opts_done || (argv[i][0] != '-' || !argv[i][1])) {
-            paths[npaths++] = argv[i];  /* "-" is standard input */
-        } else if (strcmp(argv[i], "--") == 0) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || !a[1]) {
+            o->paths[o->npaths++] = argv[i];
+        } else if (strcmp(a, "--") == 0) {
             opts_done = 1;
-        } else if (value_option(argv[i])) {
+        } else if (value_option(o, a, i + 1 < argc ? argv[i + 1] : NULL)) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "credwatch scan: %s needs a value\n", argv[i]);
-                free(paths);
-                return 2;
+                fprintf(stderr, "credwatch scan: %s needs a value\n", a);
+                return CW_ECONFIG;
             }
-            if (strcmp(argv[i], "--aws-ip-ranges") == 0)
-                ranges = argv[i + 1];
-            else if (strcmp(argv[i], "--allow-cidrs") == 0)
-                allow = argv[i + 1];
-            else
-                accounts = argv[i + 1];
             i++;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            free(paths);
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = 1;
             return 0;
-        } else if (strcmp(argv[i], "--fail-on-findings") == 0) {
-            fail_on_findings = 1;
-        } else if (strcmp(argv[i], "--quiet") == 0) {
-            quiet = 1;
+        } else if (strcmp(a, "--fail-on-findings") == 0) {
+            o->fail_on_findings = 1;
+        } else if (strcmp(a, "--quiet") == 0) {
+            o->quiet = 1;
         } else {
-            fprintf(stderr, "credwatch scan: unknown option %s (a path that starts with '-' goes after --)\n",
-                    argv[i]);
+            fprintf(stderr, "credwatch scan: unknown option %s (a path that starts with '-' goes after --)\n", a);
             usage(stderr);
-            free(paths);
-            return 2;
+            return CW_ECONFIG;
         }
     }
-    if (!npaths) {
+    if (!o->npaths) {
         fprintf(stderr, "credwatch scan: no PATH given\n");
         usage(stderr);
-        free(paths);
-        return 2;
+        return CW_ECONFIG;
     }
-    struct set_net net;
+    return 0;
+}
+
+/* The network table and the engine over an embedded store. Returns 0 or CW_ECONFIG / CW_ENOMEM
+ * with the message printed; what was made is the caller's to free either way. */
+static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net *net)
+{
     char msg[SET_MSG_MAX];
-    if (set_net_load(&net, ranges, allow, accounts, msg, sizeof msg)) {
+    if (set_net_load(net, o->ranges, o->allow, o->accounts, msg, sizeof msg)) {
         fprintf(stderr, "credwatch scan: %s\n", msg);
-        free(paths);
-        return 2;
+        return CW_ECONFIG;
     }
-    struct scan s = { 0 };
     /* A scan owns its machine for a while: a larger bound than serve's, from the same variable. */
     size_t max_bytes = SCAN_STORE_DEFAULT_BYTES;
     const char *mb = getenv("CREDWATCH_STORE_MAX_BYTES");
     if (mb && *mb && set_store_max_bytes(mb, "CREDWATCH_STORE_MAX_BYTES", &max_bytes, msg, sizeof msg)) {
         fprintf(stderr, "credwatch scan: %s\n", msg);
-        free(paths);
-        set_net_free(&net);
-        return 2;
+        return CW_ECONFIG;
     }
-    s.st = store_mem_new();
-    if (s.st)
-        store_mem_limit(s.st, max_bytes);
+    s->st = store_mem_new();
+    if (s->st)
+        store_mem_limit(s->st, max_bytes);
     struct eng_config cfg = { .limits = { .max_records = SCAN_MAX_RECORDS_PER_FILE } };
-    set_net_ctx(&net, &cfg.det);
-    s.eng = s.st ? eng_new(s.st, &cfg) : NULL;
-    s.rep = malloc(sizeof *s.rep);
-    if (!s.eng || !s.rep) {
+    set_net_ctx(net, &cfg.det);
+    s->eng = s->st ? eng_new(s->st, &cfg) : NULL;
+    s->rep = malloc(sizeof *s->rep);
+    if (!s->eng || !s->rep) {
         fprintf(stderr, "credwatch scan: out of memory\n");
-        return 2;
+        return CW_ENOMEM;
     }
-    if (!quiet && isatty(STDERR_FILENO)) {
+    return 0;
+}
+
+/* Scans every path, applies what is left, prints the findings; returns how many were printed. */
+static size_t scan_run(struct scan *s, const struct scan_opts *o)
+{
+    if (!o->quiet && isatty(STDERR_FILENO)) {
         size_t files = 0;
         unsigned long long bytes = 0;
-        for (int i = 0; i < npaths; i++)
-            measure(paths[i], 0, &files, &bytes);
-        s.progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
+        for (int i = 0; i < o->npaths; i++)
+            measure(o->paths[i], 0, &files, &bytes);
+        s->progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
     }
-    s.t0 = cw_mono_s();
-    for (int i = 0; i < npaths; i++)
-        scan_path(&s, paths[i], 0);
-    free(paths);
-    scan_apply(&s);
-    show_progress(&s, 1);
-    size_t findings = print_findings(&s);
-    double dt = cw_mono_s() - s.t0;
+    s->t0 = cw_mono_s();
+    for (int i = 0; i < o->npaths; i++)
+        scan_path(s, o->paths[i], 0);
+    scan_apply(s);
+    show_progress(s, 1);
+    return print_findings(s);
+}
+
+static void print_summary(struct scan *s, size_t findings, int quiet)
+{
+    double dt = cw_mono_s() - s->t0;
     struct store_mem_stats ms;
-    store_mem_stats(s.st, &ms);
+    store_mem_stats(s->st, &ms);
     if (!quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
                 "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
                 "%.0f records/s\n",
-                s.files + s.bad_files, s.bad_files, s.refused_files, s.records, ms.keys, findings,
-                s.skipped, s.duplicates, s.ignored, dt > 0 ? s.records / dt : 0.0);
+                s->files + s->bad_files, s->bad_files, s->refused_files, s->records, ms.keys, findings,
+                s->skipped, s->duplicates, s->ignored, dt > 0 ? s->records / dt : 0.0);
     if (ms.evicted_pending + ms.evicted_lambda)
         fprintf(stderr,
                 "credwatch scan: warning: the key state reached CREDWATCH_STORE_MAX_BYTES (%zu): %llu keys without "
                 "Lambda evidence and %llu Lambda keys without findings were evicted; findings may be missed, "
                 "raise the bound\n",
                 ms.max_bytes, (unsigned long long)ms.evicted_pending, (unsigned long long)ms.evicted_lambda);
+}
+
+int scan_main(int argc, char **argv)
+{
+    struct scan_opts o;
+    struct scan s = { 0 };
+    struct set_net net = { 0 };
+    size_t findings;
+    int status = 2;
+    if (parse_args(argc, argv, &o))
+        goto out;
+    if (o.help) {
+        usage(stdout);
+        status = 0;
+        goto out;
+    }
+    if (scan_setup(&s, &o, &net))
+        goto out;
+    findings = scan_run(&s, &o);
+    print_summary(&s, findings, o.quiet);
+    status = s.bad_files ? 2 : (o.fail_on_findings && findings) ? 1 : 0;
+out:
+    free(o.paths);
     eng_free(s.eng);
     store_free(s.st);
     free(s.rep);
     set_net_free(&net);
-    if (s.bad_files)
-        return 2;
-    return fail_on_findings && findings ? 1 : 0;
+    return status;
 }

@@ -212,45 +212,41 @@ static void make_room(struct mem_shared *sh, int64_t now, size_t need)
     sh->room_retry_ms = sh->bytes > target ? now + MEM_ROOM_RETRY_MS : 0;
 }
 
-static int seen_has(const struct mem_key *k, uint64_t h)
+#define MEM_SEEN_INITIAL 16  /* dedup hashes of a new key, first allocation; grows to STORE_SEEN_MAX */
+
+static int cmp_u64(const void *key, const void *elem)
 {
-    size_t lo = 0, hi = k->n_seen;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (k->seen[mid] == h)
-            return 1;
-        if (k->seen[mid] < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    uint64_t x = *(const uint64_t *)key, y = *(const uint64_t *)elem;
+    return x < y ? -1 : x > y;
 }
 
+/* Where h is or would go in the sorted set. */
+static size_t seen_find(const struct mem_key *k, uint64_t h)
+{
+    return cw_lower_bound(k->seen, k->n_seen, sizeof *k->seen, &h, cmp_u64);
+}
+
+static int seen_has(const struct mem_key *k, uint64_t h)
+{
+    size_t i = seen_find(k, h);
+    return i < k->n_seen && k->seen[i] == h;
+}
+
+/* Adds h to the set; 0, or CW_ENOMEM. */
 static int seen_add(struct mem_key *k, uint64_t h)
 {
-    size_t lo = 0, hi = k->n_seen;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (k->seen[mid] == h)
-            return 0;
-        if (k->seen[mid] < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t at = seen_find(k, h);
+    if (at < k->n_seen && k->seen[at] == h)
+        return 0;
     if (k->n_seen >= STORE_SEEN_MAX)
         return 0;  /* bounded: see STORE_SEEN_MAX */
-    if (k->n_seen == k->cap_seen) {
-        size_t cap = k->cap_seen ? k->cap_seen * 2 : 16;
-        uint64_t *ns = realloc(k->seen, cap * sizeof *ns);
-        if (!ns)
-            return -1;
-        k->seen = ns;
-        k->cap_seen = cap;
-    }
-    memmove(&k->seen[lo + 1], &k->seen[lo], (k->n_seen - lo) * sizeof *k->seen);
-    k->seen[lo] = h;
+    void *seen = k->seen;
+    int rc = cw_grow(&seen, &k->cap_seen, k->n_seen + 1, sizeof *k->seen, MEM_SEEN_INITIAL, STORE_SEEN_MAX);
+    if (rc != 0)
+        return rc;
+    k->seen = seen;
+    memmove(&k->seen[at + 1], &k->seen[at], (k->n_seen - at) * sizeof *k->seen);
+    k->seen[at] = h;
     k->n_seen++;
     return 0;
 }
@@ -267,6 +263,8 @@ static int mem_load(struct store *s, struct store_load *items, size_t n)
         if (k && k->expire_at_ms >= now)
             need += k->len;
     }
+    /* Sized to the batch exactly, not doubled, so not cw_grow (which would keep up to twice the
+     * largest batch); no bound of its own: a batch's blobs are copies of keys the store bounds. */
     if (need > m->blobs_cap) {
         uint8_t *nb = realloc(m->blobs, need);
         if (!nb) {
