@@ -23,7 +23,7 @@
 #define API_RETRY_AFTER_S "2"             /* Retry-After of 503s: EventBridge retries with its own backoff */
 #define API_DEADLINE_S 4.5                /* senders give up after 5 s: slower ingests are counted */
 #define API_DEFAULT_LIST_LIMIT 100
-#define API_INITIAL_BODY_CAP ((size_t)64 << 10) /* first allocation when no Content-Length is given */
+#define API_INITIAL_BODY_CAP ((size_t)64 << 10) /* first allocation when no Content-Length is given (the limit when smaller: a small limit must not reserve more than it admits) */
 
 /* The embedded OpenAPI document (build/openapi_blob.c, from openapi/openapi.json). */
 extern const char cw_openapi_json[];

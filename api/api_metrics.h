@@ -1,6 +1,6 @@
 /* api_metrics.h — process-wide counters (atomics, no locks) and their Prometheus text form.
  * Process-wide state lives here, in the connection guard (api_conn.c), the per-thread worker key
- * (api_server.c) and redis_node.c's address table; everything else hangs off the server. */
+ * (api_worker.c) and redis_node.c's address table; everything else hangs off the server. */
 #ifndef CW_API_METRICS_H
 #define CW_API_METRICS_H
 

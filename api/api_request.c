@@ -250,14 +250,6 @@ static int on_headers(struct api_req *r, const char *url)
     return v == HDR_NOW;
 }
 
-/* The most a body buffer may grow to: the limit, but the first buffer of a body without
- * Content-Length is API_INITIAL_BODY_CAP even under a smaller limit, as it always was (the
- * 413 check in on_body is the bound on the body; this is only the bound on the buffer). */
-static size_t body_buf_max(const struct api_req *r)
-{
-    return r->limit > API_INITIAL_BODY_CAP ? r->limit : API_INITIAL_BODY_CAP;
-}
-
 /* Appends a chunk of the body; past the limit the request turns into a 413 (sent once the
  * upload is over: MHD cannot answer mid-upload). Any refusal drops what was buffered. */
 static void on_body(struct api_req *r, const char *data, size_t n)
@@ -269,7 +261,7 @@ static void on_body(struct api_req *r, const char *data, size_t n)
         goto drop;
     }
     void *p = r->body;
-    if (cw_grow(&p, &r->cap, r->len + n, 1, API_INITIAL_BODY_CAP, body_buf_max(r)) != CW_OK) {
+    if (cw_grow(&p, &r->cap, r->len + n, 1, API_INITIAL_BODY_CAP, r->limit) != CW_OK) {
         defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
         goto drop;
     }
