@@ -8,6 +8,9 @@
  * element of a root array or of a root "Records" array) is a bare record, an EventBridge wrapper
  * (its "detail" is the record) or a CloudTrail file (its "Records" holds the records). Wrapper
  * keys that only look-alikes have (S3/SNS/SQS, digests) make the input refused.
+ *
+ * What a record's fields mean is classify.c's: the callbacks capture them in a cls_rec and hand
+ * it over when the record ends; classify.c knows nothing of yajl and never calls back here.
  */
 #include "decode.h"
 
@@ -19,21 +22,14 @@
 #include <yajl/yajl_parse.h>
 #include <zlib.h>
 
+#include "classify.h"
+
 #define DEC_INFLATE_CHUNK (64u * 1024u)  /* inflate output per step */
 #define DEC_RATIO_SLACK (1u << 20)       /* small inputs may exceed the ratio by this many bytes */
 #define DEC_WRAP_MAX 64                  /* wrapper string fields kept (detail-type, Type) */
-#define DEC_LAMBDA_PRINCIPAL "lambda.amazonaws.com"
+#define DEC_REC_ERROR_MAX 128            /* a parse error of one record, naming its field */
 
 /* ---- the paths read, as a trie over object keys ---------------------------------------- */
-
-enum field {
-    F_NONE = 0,
-    F_EVENT_ID, F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_REGION, F_SOURCE_IP, F_USER_AGENT,
-    F_ERROR_CODE, F_EVENT_TYPE, F_EVENT_CATEGORY, F_RECIPIENT, F_VPCE_ID, F_VPCE_ACCOUNT,
-    F_UI_TYPE, F_UI_AKID, F_UI_ARN, F_UI_ACCOUNT, F_UI_INVOKED_BY, F_UI_ISSUER_ARN, F_UI_CREATED,
-    F_RP_ROLE_ARN, F_RP_SESSION, F_RP_FUNCTION_ARN, F_RE_AKID, F_RE_EXPIRATION, F_AED_AUTH,
-    F_COUNT
-};
 
 /* Interior nodes of the record trie. */
 enum node {
@@ -45,43 +41,43 @@ struct edge {
     const char *key;
     unsigned char len;
     unsigned char node;   /* child interior node, or 0 */
-    unsigned char field;  /* leaf field, or 0 */
+    unsigned char field;  /* leaf field (enum cls_field), or CLS_F_NONE */
 };
 
-#define E_NODE(k, n) { k, sizeof(k) - 1, n, F_NONE }
+#define E_NODE(k, n) { k, sizeof(k) - 1, n, CLS_F_NONE }
 #define E_LEAF(k, f) { k, sizeof(k) - 1, N_SKIP, f }
 
 static const struct edge rec_edges[] = {
-    E_LEAF("eventID", F_EVENT_ID), E_LEAF("eventTime", F_EVENT_TIME),
-    E_LEAF("eventSource", F_EVENT_SOURCE), E_LEAF("eventName", F_EVENT_NAME),
-    E_LEAF("awsRegion", F_REGION), E_LEAF("sourceIPAddress", F_SOURCE_IP),
-    E_LEAF("userAgent", F_USER_AGENT), E_LEAF("errorCode", F_ERROR_CODE),
-    E_LEAF("eventType", F_EVENT_TYPE), E_LEAF("eventCategory", F_EVENT_CATEGORY),
-    E_LEAF("recipientAccountId", F_RECIPIENT), E_LEAF("vpcEndpointId", F_VPCE_ID),
-    E_LEAF("vpcEndpointAccountId", F_VPCE_ACCOUNT),
+    E_LEAF("eventID", CLS_F_EVENT_ID), E_LEAF("eventTime", CLS_F_EVENT_TIME),
+    E_LEAF("eventSource", CLS_F_EVENT_SOURCE), E_LEAF("eventName", CLS_F_EVENT_NAME),
+    E_LEAF("awsRegion", CLS_F_REGION), E_LEAF("sourceIPAddress", CLS_F_SOURCE_IP),
+    E_LEAF("userAgent", CLS_F_USER_AGENT), E_LEAF("errorCode", CLS_F_ERROR_CODE),
+    E_LEAF("eventType", CLS_F_EVENT_TYPE), E_LEAF("eventCategory", CLS_F_EVENT_CATEGORY),
+    E_LEAF("recipientAccountId", CLS_F_RECIPIENT), E_LEAF("vpcEndpointId", CLS_F_VPCE_ID),
+    E_LEAF("vpcEndpointAccountId", CLS_F_VPCE_ACCOUNT),
     E_NODE("userIdentity", N_UI), E_NODE("requestParameters", N_RP),
     E_NODE("responseElements", N_RE), E_NODE("additionalEventData", N_AED),
 };
 static const struct edge ui_edges[] = {
-    E_LEAF("type", F_UI_TYPE), E_LEAF("accessKeyId", F_UI_AKID), E_LEAF("arn", F_UI_ARN),
-    E_LEAF("accountId", F_UI_ACCOUNT), E_LEAF("invokedBy", F_UI_INVOKED_BY),
+    E_LEAF("type", CLS_F_UI_TYPE), E_LEAF("accessKeyId", CLS_F_UI_AKID), E_LEAF("arn", CLS_F_UI_ARN),
+    E_LEAF("accountId", CLS_F_UI_ACCOUNT), E_LEAF("invokedBy", CLS_F_UI_INVOKED_BY),
     E_NODE("sessionContext", N_UI_SC),
 };
 static const struct edge sc_edges[] = {
     E_NODE("sessionIssuer", N_UI_SC_ISSUER), E_NODE("attributes", N_UI_SC_ATTR),
 };
-static const struct edge issuer_edges[] = { E_LEAF("arn", F_UI_ISSUER_ARN) };
-static const struct edge attr_edges[] = { E_LEAF("creationDate", F_UI_CREATED) };
+static const struct edge issuer_edges[] = { E_LEAF("arn", CLS_F_UI_ISSUER_ARN) };
+static const struct edge attr_edges[] = { E_LEAF("creationDate", CLS_F_UI_CREATED) };
 static const struct edge rp_edges[] = {
-    E_LEAF("roleArn", F_RP_ROLE_ARN), E_LEAF("roleSessionName", F_RP_SESSION),
+    E_LEAF("roleArn", CLS_F_RP_ROLE_ARN), E_LEAF("roleSessionName", CLS_F_RP_SESSION),
     E_NODE("encryptionContext", N_RP_ENC),
 };
-static const struct edge enc_edges[] = { E_LEAF("aws:lambda:FunctionArn", F_RP_FUNCTION_ARN) };
+static const struct edge enc_edges[] = { E_LEAF("aws:lambda:FunctionArn", CLS_F_RP_FUNCTION_ARN) };
 static const struct edge re_edges[] = { E_NODE("credentials", N_RE_CRED) };
 static const struct edge cred_edges[] = {
-    E_LEAF("accessKeyId", F_RE_AKID), E_LEAF("expiration", F_RE_EXPIRATION),
+    E_LEAF("accessKeyId", CLS_F_RE_AKID), E_LEAF("expiration", CLS_F_RE_EXPIRATION),
 };
-static const struct edge aed_edges[] = { E_LEAF("AuthenticationMethod", F_AED_AUTH) };
+static const struct edge aed_edges[] = { E_LEAF("AuthenticationMethod", CLS_F_AED_AUTH) };
 
 struct node_def {
     const struct edge *edges;
@@ -103,45 +99,6 @@ static const struct node_def nodes[N_COUNT] = {
     [N_RE_CRED] = NODE_DEF(cred_edges, "responseElements.credentials"),
     [N_AED] = NODE_DEF(aed_edges, "additionalEventData"),
 };
-
-static const char *const field_names[F_COUNT] = {
-    [F_EVENT_ID] = "eventID", [F_EVENT_TIME] = "eventTime", [F_EVENT_SOURCE] = "eventSource",
-    [F_EVENT_NAME] = "eventName", [F_REGION] = "awsRegion", [F_SOURCE_IP] = "sourceIPAddress",
-    [F_USER_AGENT] = "userAgent", [F_ERROR_CODE] = "errorCode", [F_EVENT_TYPE] = "eventType",
-    [F_EVENT_CATEGORY] = "eventCategory", [F_RECIPIENT] = "recipientAccountId",
-    [F_VPCE_ID] = "vpcEndpointId", [F_VPCE_ACCOUNT] = "vpcEndpointAccountId",
-    [F_UI_TYPE] = "userIdentity.type", [F_UI_AKID] = "userIdentity.accessKeyId",
-    [F_UI_ARN] = "userIdentity.arn", [F_UI_ACCOUNT] = "userIdentity.accountId",
-    [F_UI_INVOKED_BY] = "userIdentity.invokedBy",
-    [F_UI_ISSUER_ARN] = "userIdentity.sessionContext.sessionIssuer.arn",
-    [F_UI_CREATED] = "userIdentity.sessionContext.attributes.creationDate",
-    [F_RP_ROLE_ARN] = "requestParameters.roleArn", [F_RP_SESSION] = "requestParameters.roleSessionName",
-    [F_RP_FUNCTION_ARN] = "requestParameters.encryptionContext.aws:lambda:FunctionArn",
-    [F_RE_AKID] = "responseElements.credentials.accessKeyId",
-    [F_RE_EXPIRATION] = "responseElements.credentials.expiration",
-    [F_AED_AUTH] = "additionalEventData.AuthenticationMethod",
-};
-
-/* Longest value kept per field; a longer value of an identifying field skips the record. */
-#define SCRATCH_MAX 512
-static const unsigned short field_max[F_COUNT] = {
-    [F_EVENT_ID] = EV_ID_MAX - 1, [F_EVENT_TIME] = 40, [F_EVENT_SOURCE] = 64, [F_EVENT_NAME] = 64,
-    [F_REGION] = EV_REGION_MAX - 1, [F_SOURCE_IP] = EV_IP_MAX - 1, [F_USER_AGENT] = SCRATCH_MAX - 1,
-    [F_ERROR_CODE] = SCRATCH_MAX - 1, [F_EVENT_TYPE] = 40, [F_EVENT_CATEGORY] = 40,
-    [F_RECIPIENT] = EV_ACCOUNT_MAX - 1, [F_VPCE_ID] = SCRATCH_MAX - 1, [F_VPCE_ACCOUNT] = EV_ACCOUNT_MAX - 1,
-    [F_UI_TYPE] = 40, [F_UI_AKID] = EV_AKID_MAX - 1, [F_UI_ARN] = SCRATCH_MAX - 1,
-    [F_UI_ACCOUNT] = EV_ACCOUNT_MAX - 1, [F_UI_INVOKED_BY] = SCRATCH_MAX - 1,
-    [F_UI_ISSUER_ARN] = SCRATCH_MAX - 1, [F_UI_CREATED] = 40, [F_RP_ROLE_ARN] = SCRATCH_MAX - 1,
-    [F_RP_SESSION] = SCRATCH_MAX - 1, [F_RP_FUNCTION_ARN] = SCRATCH_MAX - 1,
-    [F_RE_AKID] = EV_AKID_MAX - 1, [F_RE_EXPIRATION] = 40, [F_AED_AUTH] = 40,
-};
-/* Fields whose overlong value is cut instead of refused: evidence only. */
-static int field_cuttable(int f)
-{
-    return f == F_USER_AGENT || f == F_ERROR_CODE || f == F_UI_ARN || f == F_UI_ISSUER_ARN ||
-           f == F_RP_ROLE_ARN || f == F_RP_SESSION || f == F_RP_FUNCTION_ARN || f == F_VPCE_ID ||
-           f == F_UI_INVOKED_BY;
-}
 
 /* ---- wrapper keys of a record-capable object ---------------------------------------------- */
 
@@ -184,12 +141,9 @@ struct frame {
 enum pending { P_NONE = 0, P_FIELD, P_NODE, P_WRAP };
 
 struct scratch {
-    char val[F_COUNT][SCRATCH_MAX];
-    unsigned short len[F_COUNT];
-    unsigned char set[F_COUNT];
-    unsigned char toolong[F_COUNT]; /* over its bound: an error only if the record needs the field */
-    const char *error;          /* first reason the record is malformed */
-    char error_buf[128];
+    struct cls_rec rec;         /* the fields of the current record; rec.error points at error_buf */
+    char error_buf[DEC_REC_ERROR_MAX];
+    char why[CLS_WHY_MAX];      /* cls_event's reason, when it builds one */
     unsigned wrap;              /* bit per enum wkey seen */
     char detail_type[DEC_WRAP_MAX];
     char type[DEC_WRAP_MAX];
@@ -236,347 +190,104 @@ __attribute__((format(printf, 3, 4))) static void set_msg(struct dec *d, int err
 
 static void rec_fail(struct dec *d, const char *fmt, const char *what)
 {
-    if (d->sc.error)
+    if (d->sc.rec.error)
         return;
     snprintf(d->sc.error_buf, sizeof d->sc.error_buf, fmt, what);
-    d->sc.error = d->sc.error_buf;
+    d->sc.rec.error = d->sc.error_buf;
 }
 
 static void scratch_reset(struct scratch *sc)
 {
-    memset(sc->set, 0, sizeof sc->set);
-    memset(sc->toolong, 0, sizeof sc->toolong);
-    sc->error = NULL;
+    memset(sc->rec.set, 0, sizeof sc->rec.set);
+    memset(sc->rec.toolong, 0, sizeof sc->rec.toolong);
+    sc->rec.error = NULL;
+    sc->rec.detail_type = NULL;
     sc->wrap = 0;
     sc->detail_type[0] = 0;
     sc->type[0] = 0;
 }
 
-static const char *sval(const struct scratch *sc, int f)
+static const char *sval(const struct scratch *sc, enum cls_field f)
 {
-    return sc->set[f] ? sc->val[f] : NULL;
+    return sc->rec.set[f] ? sc->rec.val[f] : NULL;
 }
 
-static int str_eq(const char *a, const char *b)
-{
-    return a && strcmp(a, b) == 0;
-}
-
-/* ---- time ---------------------------------------------------------------------------------- */
-
-/* Reads exactly n digits (the expiration's fixed-width fields). */
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* CloudTrail times are seconds, from 1970 on (the verdict never needs milliseconds). */
-static int make_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
-{
-    return y < 1970 ? CW_EINVAL : cw_time_civil(y, mo, d, h, mi, s, out);
-}
-
+/* The time readers are classify.c's; decode.h keeps the names its callers know. */
 int dec_parse_time(const char *s, int64_t *out)
 {
-    int64_t ms;
-    if (cw_time_parse(s, CW_TIME_CLOUDTRAIL, &ms) || ms < 0)
-        return CW_EINVAL;
-    *out = ms / 1000;
-    return CW_OK;
+    return cls_parse_time(s, out);
 }
 
-/* "Mar 13, 2024, 8:33:21 PM" or "Aug 26, 2019 11:15:26 PM" (UTC). */
 int dec_parse_expiration(const char *s, int64_t *out)
 {
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int mo = 0, d, y, h, mi, se;
-    if (strlen(s) < 20)
-        return dec_parse_time(s, out);  /* an ISO form is accepted too */
-    for (int i = 0; i < 12; i++)
-        if (strncmp(s, months + 3 * i, 3) == 0)
-            mo = i + 1;
-    if (!mo || s[3] != ' ')
-        return dec_parse_time(s, out);
-    const char *p = s + 4;
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p || v < 1 || v > 31 || *end != ',')
-        return -1;
-    d = (int)v;
-    p = end + 1;
-    while (*p == ' ')
-        p++;
-    if (digits(p, 4, &y))
-        return -1;
-    p += 4;
-    if (*p == ',')
-        p++;
-    while (*p == ' ')
-        p++;
-    v = strtol(p, &end, 10);
-    if (end == p || v < 1 || v > 12 || *end != ':')
-        return -1;
-    h = (int)v;
-    p = end + 1;
-    if (digits(p, 2, &mi) || p[2] != ':' || digits(p + 3, 2, &se))
-        return -1;
-    p += 5;
-    while (*p == ' ')
-        p++;
-    if ((p[0] == 'P' || p[0] == 'p') && (p[1] == 'M' || p[1] == 'm') && !p[2])
-        h = h % 12 + 12;
-    else if ((p[0] == 'A' || p[0] == 'a') && (p[1] == 'M' || p[1] == 'm') && !p[2])
-        h = h % 12;
-    else
-        return -1;
-    return make_time(y, mo, d, h, mi, se, out);
+    return cls_parse_expiration(s, out);
 }
 
-/* ---- normalisation: scratch to event --------------------------------------------------------- */
+/* ---- records to the sink --------------------------------------------------------------------- */
 
-static int akid_ok(const char *s)
+/* Counts a record and gives its index; refuses the input past max_records. */
+static int next_record(struct dec *d, size_t *index)
 {
-    size_t n = strlen(s);
-    if (n < 16 || n > EV_AKID_MAX - 1)
+    if (d->st.records >= d->lim.max_records) {
+        set_msg(d, CW_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
-            return 0;
+    }
+    *index = d->st.records++;
     return 1;
 }
 
-static void copy_cut(char *dst, size_t cap, const char *src)
+/* Hands a record to the sink, as a skip when why is set. Returns 0 when the consumer stops. */
+static int deliver(struct dec *d, size_t index, const struct ev_event *ev, const char *why)
 {
-    if (!src) {
-        dst[0] = 0;
-        return;
+    int rc;
+    if (why) {
+        d->st.skipped++;
+        rc = d->sink.skip ? d->sink.skip(d->sink.ud, index, why) : 0;
+    } else {
+        d->st.events++;
+        rc = d->sink.event ? d->sink.event(d->sink.ud, index, ev) : 0;
     }
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
-/* Finds the runtime marker token exec-env/AWS_Lambda_<runtime> and copies <runtime>. */
-static int runtime_marker(const char *ua, char *runtime, size_t cap)
-{
-    static const char tok[] = "exec-env/AWS_Lambda_";
-    const char *p = ua ? strstr(ua, tok) : NULL;
-    if (!p)
+    if (rc) {
+        set_msg(d, CW_EABORT, "stopped by the consumer");
         return 0;
-    /* a token: preceded by the start or a separator */
-    if (p != ua && p[-1] != ' ' && p[-1] != '(' && p[-1] != ';')
-        return 0;
-    p += sizeof tok - 1;
-    size_t n = 0;
-    while (p[n] && p[n] != ' ' && p[n] != ')' && p[n] != ';' && n < cap - 1)
-        n++;
-    if (n == 0)
-        return 0;
-    memcpy(runtime, p, n);
-    runtime[n] = 0;
+    }
     return 1;
 }
 
-/* An AWS CLI or SDK (not a browser: a presigned URL's user agent is the browser's) on a
- * desktop operating system. */
-static int desktop_client(const char *ua)
-{
-    static const char *const sdks[] = { "aws-cli/", "Boto3/", "Botocore/", "aws-sdk-", "AWSPowerShell", "aws-toolkit" };
-    int sdk = 0;
-    for (size_t i = 0; ua && i < sizeof sdks / sizeof sdks[0]; i++)
-        if (strstr(ua, sdks[i]))
-            sdk = 1;
-    if (!sdk)
-        return 0;
-    static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
-                                         "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
-    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
-        if (strstr(ua, marks[i]))
-            return 1;
-    return 0;
-}
-
-static int service_source(const char *ip)
-{
-    if (!ip)
-        return 0;
-    if (strcmp(ip, "AWS Internal") == 0)
-        return 1;
-    size_t n = strlen(ip);
-    static const char suffix[] = ".amazonaws.com";
-    return n > sizeof suffix - 1 && strcmp(ip + n - (sizeof suffix - 1), suffix) == 0;
-}
-
-/* "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION" -> role ARN and session. */
-static void split_assumed_arn(const char *arn, char *role_arn, size_t role_cap, char *session, size_t sess_cap)
-{
-    const char *ar = arn ? strstr(arn, ":assumed-role/") : NULL;
-    if (!ar)
-        return;
-    const char *role = ar + sizeof ":assumed-role/" - 1;
-    const char *slash = strchr(role, '/');
-    if (!slash)
-        return;
-    if (!session[0])
-        copy_cut(session, sess_cap, slash + 1);
-    if (!role_arn[0]) {
-        /* arn:PARTITION:sts::ACCT -> arn:PARTITION:iam::ACCT:role/ROLE */
-        const char *sts = strstr(arn, ":sts::");
-        if (!sts)
-            return;
-        snprintf(role_arn, role_cap, "%.*s:iam::%.*s:role/%.*s", (int)(sts - arn), arn,
-                 (int)(ar - (sts + 6)), sts + 6, (int)(slash - role), role);
-    }
-}
-
-static const char *normalise_fields(struct dec *d, struct ev_event *ev);
-
-/* The first field over its bound among those a record of this kind is judged by, or -1. Every
- * field counts for a use or an issuance; a record the detector ignores is only read for what
- * classifies it (its id, time, source, name, identity type, key id, invokedBy, event type). */
-static int first_too_long(const struct scratch *sc, enum ev_kind kind)
-{
-    static const int classifying[] = { F_EVENT_ID, F_EVENT_TIME, F_EVENT_SOURCE, F_EVENT_NAME, F_UI_TYPE,
-                                       F_UI_AKID, F_UI_INVOKED_BY, F_EVENT_TYPE, F_EVENT_CATEGORY };
-    if (kind != EV_OTHER) {
-        for (int f = 0; f < F_COUNT; f++)
-            if (sc->toolong[f])
-                return f;
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof classifying / sizeof classifying[0]; i++)
-        if (sc->toolong[classifying[i]])
-            return classifying[i];
-    return -1;
-}
-
-/* Builds the event from the scratch; returns NULL with a reason when the record is malformed. */
-static const char *normalise(struct dec *d, struct ev_event *ev)
-{
-    ev->kind = EV_OTHER;  /* a look-alike returns before the event is filled */
-    int f = d->sc.error ? -1 : first_too_long(&d->sc, EV_OTHER);  /* what classifies comes first */
-    if (f < 0) {
-        const char *why = normalise_fields(d, ev);
-        if (why)
-            return why;
-        f = first_too_long(&d->sc, ev->kind);
-    }
-    if (f >= 0) {
-        snprintf(d->sc.error_buf, sizeof d->sc.error_buf, "%s is too long", field_names[f]);
-        return d->sc.error_buf;
-    }
-    return NULL;
-}
-
-static const char *normalise_fields(struct dec *d, struct ev_event *ev)
+/* Refuses the input when the ending record-capable object is a look-alike or no record at all. */
+static int refuse_shape(struct dec *d, int level)
 {
     const struct scratch *sc = &d->sc;
-    if (sc->error)
-        return sc->error;
-    const char *id = sval(sc, F_EVENT_ID), *tm = sval(sc, F_EVENT_TIME);
-    const char *src = sval(sc, F_EVENT_SOURCE), *name = sval(sc, F_EVENT_NAME);
-    if (!name)
-        return "not a CloudTrail record: no eventName";
-    if (!src)
-        return "not a CloudTrail record: no eventSource";
-    if (!tm)
-        return "not a CloudTrail record: no eventTime";
-    if (!id)
-        return "not a CloudTrail record: no eventID";
-    if (strncmp(src, "aws:", 4) == 0)
-        return NULL; /* handled by the caller: a look-alike */
-    memset(ev, 0, offsetof(struct ev_event, id));
-    if (dec_parse_time(tm, &ev->time))
-        return "eventTime is not an ISO-8601 UTC time";
-    memcpy(ev->id, id, sc->len[F_EVENT_ID] + 1);
-    copy_cut(ev->region, sizeof ev->region, sval(sc, F_REGION));
-    copy_cut(ev->source_ip, sizeof ev->source_ip, sval(sc, F_SOURCE_IP));
-    copy_cut(ev->user_agent, sizeof ev->user_agent, sval(sc, F_USER_AGENT));
-    copy_cut(ev->error, sizeof ev->error, sval(sc, F_ERROR_CODE));
-    ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->function[0] = 0;
-    ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
-    {   /* action: iam.amazonaws.com + CreateUser -> iam:CreateUser */
-        const char *dot = strchr(src, '.');
-        size_t sl = dot ? (size_t)(dot - src) : strlen(src);
-        snprintf(ev->action, sizeof ev->action, "%.*s:%s", (int)sl, src, name);
+    if (sc->wrap & (1u << W_DIGEST)) {
+        set_msg(d, CW_EREFUSED, "a CloudTrail digest file, not log records");
+        return 1;
     }
-    const char *et = sval(sc, F_EVENT_TYPE), *cat = sval(sc, F_EVENT_CATEGORY);
-    if (str_eq(et, "AwsVpceEvent") || str_eq(cat, "NetworkActivity")) {
-        ev->kind = EV_OTHER;  /* network activity is not an API use */
-        return NULL;
+    if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {
+        set_msg(d, CW_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
+        return 1;
     }
-    const char *ui_type = sval(sc, F_UI_TYPE), *invoked = sval(sc, F_UI_INVOKED_BY);
-    const char *recipient = sval(sc, F_RECIPIENT);
-    if (str_eq(src, "sts.amazonaws.com") && str_eq(name, "AssumeRole") && str_eq(ui_type, "AWSService") &&
-        str_eq(invoked, DEC_LAMBDA_PRINCIPAL) && !sval(sc, F_ERROR_CODE) && sval(sc, F_RE_AKID)) {
-        const char *akid = sval(sc, F_RE_AKID);
-        if (!akid_ok(akid))
-            return "responseElements.credentials.accessKeyId is not an access key id";
-        ev->kind = EV_ISSUE;
-        memcpy(ev->akid, akid, strlen(akid) + 1);
-        const char *exp = sval(sc, F_RE_EXPIRATION);
-        if (!exp || dec_parse_expiration(exp, &ev->expires))
-            ev->expires = 0;  /* the detector falls back to issue time + 12 h */
-        const char *sess = sval(sc, F_RP_SESSION);
-        /* awslambda_<n>_<time> sessions are Lambda's own, not a function name */
-        if (sess && strncmp(sess, "awslambda_", 10) != 0)
-            copy_cut(ev->function, sizeof ev->function, sess);
-        copy_cut(ev->role_arn, sizeof ev->role_arn, sval(sc, F_RP_ROLE_ARN));
-        copy_cut(ev->account, sizeof ev->account, recipient);
-        if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
-            const char *p = strstr(ev->role_arn, "::");
-            if (p) {
-                size_t n = strcspn(p + 2, ":");
-                if (n < sizeof ev->account)
-                    snprintf(ev->account, sizeof ev->account, "%.*s", (int)n, p + 2);
-            }
-        }
-        return NULL;
+    const char *src = sval(sc, CLS_F_EVENT_SOURCE);
+    if (src && strncmp(src, "aws:", 4) == 0) {
+        if (strcmp(src, "aws:s3") == 0)
+            set_msg(d, CW_EREFUSED, "an S3 event notification (eventSource aws:s3), not CloudTrail: "
+                                    "send the log file the notification points to");
+        else
+            set_msg(d, CW_EREFUSED, "a %.40s event wrapper, not a CloudTrail record: send the record it carries",
+                    src);
+        return 1;
     }
-    const char *akid = sval(sc, F_UI_AKID);
-    if (!str_eq(ui_type, "AssumedRole") || !akid || strncmp(akid, "ASIA", 4) != 0) {
-        ev->kind = EV_OTHER;
-        return NULL;
+    if ((sc->wrap & (1u << W_BODY)) && !sval(sc, CLS_F_EVENT_NAME)) {
+        set_msg(d, CW_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
+        return 1;
     }
-    if (!akid_ok(akid))
-        return "userIdentity.accessKeyId is not an access key id";
-    ev->kind = EV_USE;
-    memcpy(ev->akid, akid, strlen(akid) + 1);
-    copy_cut(ev->account, sizeof ev->account, sval(sc, F_UI_ACCOUNT) ? sval(sc, F_UI_ACCOUNT) : recipient);
-    copy_cut(ev->role_arn, sizeof ev->role_arn, sval(sc, F_UI_ISSUER_ARN));
-    split_assumed_arn(sval(sc, F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->function, sizeof ev->function);
-    const char *created = sval(sc, F_UI_CREATED);
-    if (created && dec_parse_time(created, &ev->session_created))
-        ev->session_created = 0;
-    const char *ua = sval(sc, F_USER_AGENT);
-    if (ev->error[0])
-        ev->flags |= EV_F_FAILED;
-    if (runtime_marker(ua, ev->runtime, sizeof ev->runtime))
-        ev->flags |= EV_F_MARKED;
-    if (ua && (strncmp(ua, "awslambda-worker", 16) == 0 || strstr(ua, " awslambda-worker/")))
-        ev->flags |= EV_F_WORKER;
-    if (str_eq(src, "kms.amazonaws.com") && str_eq(name, "Decrypt") && sval(sc, F_RP_FUNCTION_ARN)) {
-        ev->flags |= EV_F_COLDSTART;
-        copy_cut(ev->cold_arn, sizeof ev->cold_arn, sval(sc, F_RP_FUNCTION_ARN));
+    /* A lone root object with nothing of a record and no EventBridge detail is an unknown shape:
+     * refused, not counted as one skipped record (the sender must learn it sends the wrong thing). */
+    if (level == 0 && !(sc->wrap & (1u << W_DETAIL)) && !sc->rec.set[CLS_F_EVENT_NAME] &&
+        !sc->rec.set[CLS_F_EVENT_SOURCE] && !sc->rec.set[CLS_F_EVENT_TIME] && !sc->rec.set[CLS_F_EVENT_ID]) {
+        set_msg(d, CW_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
+        return 1;
     }
-    if (invoked || service_source(ev->source_ip))
-        ev->flags |= EV_F_ON_BEHALF;
-    if (str_eq(sval(sc, F_AED_AUTH), "QueryString"))
-        ev->flags |= EV_F_PRESIGNED;
-    if (desktop_client(ua))
-        ev->flags |= EV_F_DESKTOP;
-    if (sval(sc, F_VPCE_ID)) {
-        ev->flags |= EV_F_VPCE;
-        copy_cut(ev->vpce_account, sizeof ev->vpce_account, sval(sc, F_VPCE_ACCOUNT));
-    }
-    return NULL;
+    return 0;
 }
 
 /* Ends a record-capable object: emits its record, or refuses the input for a look-alike. */
@@ -585,76 +296,17 @@ static int finish_rc(struct dec *d, int level)
     struct scratch *sc = &d->sc;
     if (level == 0 && d->root_container)
         return 1;  /* a CloudTrail file: its records were emitted one by one */
-    if (sc->wrap & (1u << W_RECORDS))
-        goto record_skip_container;
-    if (sc->wrap & (1u << W_DIGEST)) {
-        set_msg(d, CW_EREFUSED, "a CloudTrail digest file, not log records");
+    if (sc->wrap & (1u << W_RECORDS))  /* counted, not held to max_records: the next record is */
+        return deliver(d, d->st.records++, NULL, "a record may not hold Records");
+    if (refuse_shape(d, level))
         return 0;
-    }
-    if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {
-        set_msg(d, CW_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
+    size_t index;
+    if (!next_record(d, &index))
         return 0;
-    }
-    const char *src = sval(sc, F_EVENT_SOURCE);
-    if (src && strncmp(src, "aws:", 4) == 0) {
-        if (strcmp(src, "aws:s3") == 0)
-            set_msg(d, CW_EREFUSED, "an S3 event notification (eventSource aws:s3), not CloudTrail: "
-                                     "send the log file the notification points to");
-        else
-            set_msg(d, CW_EREFUSED, "a %.40s event wrapper, not a CloudTrail record: send the record it carries",
-                    src);
-        return 0;
-    }
-    if ((sc->wrap & (1u << W_BODY)) && !sval(sc, F_EVENT_NAME)) {
-        set_msg(d, CW_EREFUSED, "an SQS message wrapper: send the CloudTrail record or file it carries");
-        return 0;
-    }
-    /* A lone root object with nothing of a record and no EventBridge detail is an unknown shape:
-     * refused, not counted as one skipped record (the sender must learn it sends the wrong thing). */
-    if (level == 0 && !(sc->wrap & (1u << W_DETAIL)) && !sc->set[F_EVENT_NAME] && !sc->set[F_EVENT_SOURCE] &&
-        !sc->set[F_EVENT_TIME] && !sc->set[F_EVENT_ID]) {
-        set_msg(d, CW_EREFUSED, "no CloudTrail records found (expected Records, an EventBridge event or a record)");
-        return 0;
-    }
-    size_t index = d->st.records;
-    if (d->st.records >= d->lim.max_records) {
-        set_msg(d, CW_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
-        return 0;
-    }
-    d->st.records++;
-    if ((sc->wrap & (1u << W_DETAIL)) && sc->detail_type[0]) {
-        size_t n = strlen(sc->detail_type);
-        static const char via[] = "via CloudTrail";
-        if (n < sizeof via - 1 || strcmp(sc->detail_type + n - (sizeof via - 1), via) != 0) {
-            snprintf(sc->error_buf, sizeof sc->error_buf, "EventBridge detail-type \"%.60s\" is not CloudTrail",
-                     sc->detail_type);
-            sc->error = sc->error_buf;
-        }
-    }
+    if ((sc->wrap & (1u << W_DETAIL)) && sc->detail_type[0])
+        sc->rec.detail_type = sc->detail_type;
     struct ev_event ev;
-    const char *why = normalise(d, &ev);
-    int rc;
-    if (why) {
-        d->st.skipped++;
-        rc = d->sink.skip ? d->sink.skip(d->sink.ud, index, why) : 0;
-    } else {
-        d->st.events++;
-        rc = d->sink.event ? d->sink.event(d->sink.ud, index, &ev) : 0;
-    }
-    if (rc) {
-        set_msg(d, CW_EABORT, "stopped by the consumer");
-        return 0;
-    }
-    return 1;
-
-record_skip_container:
-    d->st.records++;
-    d->st.skipped++;
-    if (d->sink.skip && d->sink.skip(d->sink.ud, d->st.records - 1, "a record may not hold Records")) {
-        set_msg(d, CW_EABORT, "stopped by the consumer");
-        return 0;
-    }
-    return 1;
+    return deliver(d, index, &ev, cls_event(&sc->rec, &ev, sc->why));
 }
 
 /* ---- yajl callbacks ---------------------------------------------------------------------------- */
@@ -673,6 +325,32 @@ static int push(struct dec *d, int is_map, int role, int node, int rc_level)
     return 1;
 }
 
+/* A value of the announced field: a string is kept (cut, or marked too long, at the field's bound);
+ * null is as if absent; any other type fails the record. */
+static void store_field(struct dec *d, enum cls_field f, char kind, const unsigned char *s, size_t len)
+{
+    struct cls_rec *r = &d->sc.rec;
+    if (kind != 's') {
+        if (kind != 'n')
+            rec_fail(d, "%s must be a string", cls_field_name(f));
+        return;
+    }
+    size_t max = cls_field_max(f);
+    if (len > max && !cls_field_cuttable(f)) {
+        /* judged by cls_event: a field is only an error where the detector reads it
+         * (userIdentity.accountId is "ANONYMOUS_PRINCIPAL" on anonymous S3 data events) */
+        r->toolong[f] = 1;
+    } else if (memchr(s, 0, len)) {
+        rec_fail(d, "%s contains a NUL character", cls_field_name(f));
+    } else {
+        size_t n = len > max ? max : len;
+        memcpy(r->val[f], s, n);
+        r->val[f][n] = 0;
+        r->len[f] = (unsigned short)n;
+        r->set[f] = 1;
+    }
+}
+
 /* A scalar or container arrives where a record field or node was announced. kind: 's' string,
  * 'n' null, 'm' map, 'a' array, 'o' other scalar. Stores a string field's value, or fails the
  * record (or refuses the input) when the value has the wrong type; the caller opens any frame. */
@@ -680,24 +358,7 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
 {
     struct scratch *sc = &d->sc;
     if (d->pending == P_FIELD) {
-        int f = d->pending_field;
-        if (kind == 's') {
-            if (len > field_max[f] && !field_cuttable(f)) {
-                /* judged in normalise: a field is only an error where the detector reads it
-                 * (userIdentity.accountId is "ANONYMOUS_PRINCIPAL" on anonymous S3 data events) */
-                sc->toolong[f] = 1;
-            } else if (memchr(s, 0, len)) {
-                rec_fail(d, "%s contains a NUL character", field_names[f]);
-            } else {
-                size_t n = len > field_max[f] ? field_max[f] : len;
-                memcpy(sc->val[f], s, n);
-                sc->val[f][n] = 0;
-                sc->len[f] = (unsigned short)n;
-                sc->set[f] = 1;
-            }
-        } else if (kind != 'n') {
-            rec_fail(d, "%s must be a string", field_names[f]);
-        }
+        store_field(d, (enum cls_field)d->pending_field, kind, s, len);
     } else if (d->pending == P_NODE) {
         if (kind != 'm' && kind != 'n')
             rec_fail(d, "%s must be an object", nodes[d->pending_node].path);
@@ -734,17 +395,9 @@ static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len
     if (!top->is_map) {
         if ((top->role == R_ROOT_ARRAY || top->role == R_RECORDS) && kind != 'm') {
             /* an element that cannot be a record */
-            size_t index = d->st.records;
-            if (d->st.records >= d->lim.max_records) {
-                set_msg(d, CW_ETOOBIG, "more than %zu records in one input", d->lim.max_records);
+            size_t index;
+            if (!next_record(d, &index) || !deliver(d, index, NULL, "record is not a JSON object"))
                 return 0;
-            }
-            d->st.records++;
-            d->st.skipped++;
-            if (d->sink.skip && d->sink.skip(d->sink.ud, index, "record is not a JSON object")) {
-                set_msg(d, CW_EABORT, "stopped by the consumer");
-                return 0;
-            }
         }
         return 1;
     }

@@ -1,0 +1,453 @@
+/* classify.c — one CloudTrail record's fields to an ev_event: the Lambda heuristics.
+ *
+ * The parser (decode.c) captures the fields of a record in a cls_rec and calls cls_event once the
+ * record ends. Here the fields get their meaning: Lambda's sts:AssumeRole of an execution role is
+ * an issuance, a call with an ASIA key of an AssumedRole identity is a use (with flags the
+ * detector weighs: the runtime marker, the worker, the cold start, a desktop SDK...), anything else
+ * is counted and ignored. A record that cannot be read is skipped with a reason.
+ */
+#include "classify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cw.h"
+
+#define LAMBDA_PRINCIPAL "lambda.amazonaws.com"  /* invokedBy of Lambda's own AssumeRole */
+
+/* ---- the fields -------------------------------------------------------------------------- */
+
+static const char *const field_names[CLS_F_COUNT] = {
+    [CLS_F_EVENT_ID] = "eventID", [CLS_F_EVENT_TIME] = "eventTime", [CLS_F_EVENT_SOURCE] = "eventSource",
+    [CLS_F_EVENT_NAME] = "eventName", [CLS_F_REGION] = "awsRegion", [CLS_F_SOURCE_IP] = "sourceIPAddress",
+    [CLS_F_USER_AGENT] = "userAgent", [CLS_F_ERROR_CODE] = "errorCode", [CLS_F_EVENT_TYPE] = "eventType",
+    [CLS_F_EVENT_CATEGORY] = "eventCategory", [CLS_F_RECIPIENT] = "recipientAccountId",
+    [CLS_F_VPCE_ID] = "vpcEndpointId", [CLS_F_VPCE_ACCOUNT] = "vpcEndpointAccountId",
+    [CLS_F_UI_TYPE] = "userIdentity.type", [CLS_F_UI_AKID] = "userIdentity.accessKeyId",
+    [CLS_F_UI_ARN] = "userIdentity.arn", [CLS_F_UI_ACCOUNT] = "userIdentity.accountId",
+    [CLS_F_UI_INVOKED_BY] = "userIdentity.invokedBy",
+    [CLS_F_UI_ISSUER_ARN] = "userIdentity.sessionContext.sessionIssuer.arn",
+    [CLS_F_UI_CREATED] = "userIdentity.sessionContext.attributes.creationDate",
+    [CLS_F_RP_ROLE_ARN] = "requestParameters.roleArn", [CLS_F_RP_SESSION] = "requestParameters.roleSessionName",
+    [CLS_F_RP_FUNCTION_ARN] = "requestParameters.encryptionContext.aws:lambda:FunctionArn",
+    [CLS_F_RE_AKID] = "responseElements.credentials.accessKeyId",
+    [CLS_F_RE_EXPIRATION] = "responseElements.credentials.expiration",
+    [CLS_F_AED_AUTH] = "additionalEventData.AuthenticationMethod",
+};
+
+/* Longest value kept per field, NUL excluded. A field copied whole into the event has its
+ * ev_event bound; a field compared or parsed must be read whole. A longer value of either is
+ * not cut: it skips the record where the record's kind reads the field (first_too_long). */
+#define TOKEN_MAX 40     /* times (35 bytes with nanoseconds and an offset) and enumerations */
+#define NAME_LEN_MAX 64  /* eventSource and eventName: a service host name, an API name */
+#define CUT (CLS_VALUE_MAX - 1)  /* evidence, cut rather than refused (cls_field_cuttable) */
+static const unsigned short field_max[CLS_F_COUNT] = {
+    [CLS_F_EVENT_ID] = EV_ID_MAX - 1, [CLS_F_EVENT_TIME] = TOKEN_MAX, [CLS_F_EVENT_SOURCE] = NAME_LEN_MAX,
+    [CLS_F_EVENT_NAME] = NAME_LEN_MAX, [CLS_F_REGION] = EV_REGION_MAX - 1, [CLS_F_SOURCE_IP] = EV_IP_MAX - 1,
+    [CLS_F_USER_AGENT] = CUT, [CLS_F_ERROR_CODE] = CUT, [CLS_F_EVENT_TYPE] = TOKEN_MAX,
+    [CLS_F_EVENT_CATEGORY] = TOKEN_MAX, [CLS_F_RECIPIENT] = EV_ACCOUNT_MAX - 1, [CLS_F_VPCE_ID] = CUT,
+    [CLS_F_VPCE_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_TYPE] = TOKEN_MAX, [CLS_F_UI_AKID] = EV_AKID_MAX - 1,
+    [CLS_F_UI_ARN] = CUT, [CLS_F_UI_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_INVOKED_BY] = CUT,
+    [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = TOKEN_MAX, [CLS_F_RP_ROLE_ARN] = CUT,
+    [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT, [CLS_F_RE_AKID] = EV_AKID_MAX - 1,
+    [CLS_F_RE_EXPIRATION] = TOKEN_MAX, [CLS_F_AED_AUTH] = TOKEN_MAX,
+};
+#undef CUT
+
+const char *cls_field_name(enum cls_field f)
+{
+    return field_names[f];
+}
+
+size_t cls_field_max(enum cls_field f)
+{
+    return field_max[f];
+}
+
+int cls_field_cuttable(enum cls_field f)
+{
+    return f == CLS_F_USER_AGENT || f == CLS_F_ERROR_CODE || f == CLS_F_UI_ARN || f == CLS_F_UI_ISSUER_ARN ||
+           f == CLS_F_RP_ROLE_ARN || f == CLS_F_RP_SESSION || f == CLS_F_RP_FUNCTION_ARN ||
+           f == CLS_F_VPCE_ID || f == CLS_F_UI_INVOKED_BY;
+}
+
+static const char *field(const struct cls_rec *r, enum cls_field f)
+{
+    return r->set[f] ? r->val[f] : NULL;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return a && strcmp(a, b) == 0;
+}
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+/* Reads exactly n digits (the expiration's fixed-width fields). */
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* CloudTrail times are seconds, from 1970 on (the verdict never needs milliseconds). */
+static int make_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
+{
+    return y < 1970 ? CW_EINVAL : cw_time_civil(y, mo, d, h, mi, s, out);
+}
+
+int cls_parse_time(const char *s, int64_t *out)
+{
+    int64_t ms;
+    if (cw_time_parse(s, CW_TIME_CLOUDTRAIL, &ms) || ms < 0)
+        return CW_EINVAL;
+    *out = ms / 1000;
+    return CW_OK;
+}
+
+/* "Mar 13, 2024, 8:33:21 PM" or "Aug 26, 2019 11:15:26 PM" (UTC). */
+int cls_parse_expiration(const char *s, int64_t *out)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int mo = 0, d, y, h, mi, se;
+    if (strlen(s) < 20)
+        return cls_parse_time(s, out);  /* an ISO form is accepted too */
+    for (int i = 0; i < 12; i++)
+        if (strncmp(s, months + 3 * i, 3) == 0)
+            mo = i + 1;
+    if (!mo || s[3] != ' ')
+        return cls_parse_time(s, out);
+    const char *p = s + 4;
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 31 || *end != ',')
+        return -1;
+    d = (int)v;
+    p = end + 1;
+    while (*p == ' ')
+        p++;
+    if (digits(p, 4, &y))
+        return -1;
+    p += 4;
+    if (*p == ',')
+        p++;
+    while (*p == ' ')
+        p++;
+    v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 12 || *end != ':')
+        return -1;
+    h = (int)v;
+    p = end + 1;
+    if (digits(p, 2, &mi) || p[2] != ':' || digits(p + 3, 2, &se))
+        return -1;
+    p += 5;
+    while (*p == ' ')
+        p++;
+    if ((p[0] == 'P' || p[0] == 'p') && (p[1] == 'M' || p[1] == 'm') && !p[2])
+        h = h % 12 + 12;
+    else if ((p[0] == 'A' || p[0] == 'a') && (p[1] == 'M' || p[1] == 'm') && !p[2])
+        h = h % 12;
+    else
+        return -1;
+    return make_time(y, mo, d, h, mi, se, out);
+}
+
+/* ---- the heuristics ------------------------------------------------------------------------ */
+
+static int akid_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 16 || n > EV_AKID_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    if (!src) {
+        dst[0] = 0;
+        return;
+    }
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* Finds the runtime marker token exec-env/AWS_Lambda_<runtime> and copies <runtime>. */
+static int runtime_marker(const char *ua, char *runtime, size_t cap)
+{
+    static const char tok[] = "exec-env/AWS_Lambda_";
+    const char *p = ua ? strstr(ua, tok) : NULL;
+    if (!p)
+        return 0;
+    /* a token: preceded by the start or a separator */
+    if (p != ua && p[-1] != ' ' && p[-1] != '(' && p[-1] != ';')
+        return 0;
+    p += sizeof tok - 1;
+    size_t n = 0;
+    while (p[n] && p[n] != ' ' && p[n] != ')' && p[n] != ';' && n < cap - 1)
+        n++;
+    if (n == 0)
+        return 0;
+    memcpy(runtime, p, n);
+    runtime[n] = 0;
+    return 1;
+}
+
+/* An AWS CLI or SDK (not a browser: a presigned URL's user agent is the browser's) on a
+ * desktop operating system. */
+static int desktop_client(const char *ua)
+{
+    static const char *const sdks[] = { "aws-cli/", "Boto3/", "Botocore/", "aws-sdk-", "AWSPowerShell", "aws-toolkit" };
+    int sdk = 0;
+    for (size_t i = 0; ua && i < sizeof sdks / sizeof sdks[0]; i++)
+        if (strstr(ua, sdks[i]))
+            sdk = 1;
+    if (!sdk)
+        return 0;
+    static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
+                                         "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(ua, marks[i]))
+            return 1;
+    return 0;
+}
+
+static int service_source(const char *ip)
+{
+    if (!ip)
+        return 0;
+    if (strcmp(ip, "AWS Internal") == 0)
+        return 1;
+    size_t n = strlen(ip);
+    static const char suffix[] = ".amazonaws.com";
+    return n > sizeof suffix - 1 && strcmp(ip + n - (sizeof suffix - 1), suffix) == 0;
+}
+
+/* "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION" -> role ARN and session. */
+static void split_assumed_arn(const char *arn, char *role_arn, size_t role_cap, char *session, size_t sess_cap)
+{
+    const char *ar = arn ? strstr(arn, ":assumed-role/") : NULL;
+    if (!ar)
+        return;
+    const char *role = ar + sizeof ":assumed-role/" - 1;
+    const char *slash = strchr(role, '/');
+    if (!slash)
+        return;
+    if (!session[0])
+        copy_cut(session, sess_cap, slash + 1);
+    if (!role_arn[0]) {
+        /* arn:PARTITION:sts::ACCT -> arn:PARTITION:iam::ACCT:role/ROLE */
+        const char *sts = strstr(arn, ":sts::");
+        if (!sts)
+            return;
+        snprintf(role_arn, role_cap, "%.*s:iam::%.*s:role/%.*s", (int)(sts - arn), arn,
+                 (int)(ar - (sts + 6)), sts + 6, (int)(slash - role), role);
+    }
+}
+
+/* An EventBridge event carries CloudTrail when its detail-type ends so ("AWS API Call via
+ * CloudTrail"); any other detail is not a record, whatever it looks like. */
+static int via_cloudtrail(const char *detail_type)
+{
+    static const char via[] = "via CloudTrail";
+    size_t n = strlen(detail_type);
+    return n >= sizeof via - 1 && strcmp(detail_type + n - (sizeof via - 1), via) == 0;
+}
+
+/* The first field over its bound among those a record of this kind is judged by, or -1. Every
+ * field counts for a use or an issuance; a record the detector ignores is only read for what
+ * classifies it (its id, time, source, name, identity type, key id, invokedBy, event type). */
+static int first_too_long(const struct cls_rec *r, enum ev_kind kind)
+{
+    static const int classifying[] = { CLS_F_EVENT_ID, CLS_F_EVENT_TIME, CLS_F_EVENT_SOURCE, CLS_F_EVENT_NAME,
+                                       CLS_F_UI_TYPE, CLS_F_UI_AKID, CLS_F_UI_INVOKED_BY, CLS_F_EVENT_TYPE,
+                                       CLS_F_EVENT_CATEGORY };
+    if (kind != EV_OTHER) {
+        for (int f = 0; f < CLS_F_COUNT; f++)
+            if (r->toolong[f])
+                return f;
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof classifying / sizeof classifying[0]; i++)
+        if (r->toolong[classifying[i]])
+            return classifying[i];
+    return -1;
+}
+
+/* ---- record to event, by phase ------------------------------------------------------------- */
+
+/* What every CloudTrail record has. Returns a reason when the record is not one. */
+static const char *required_fields(const struct cls_rec *r)
+{
+    if (!field(r, CLS_F_EVENT_NAME))
+        return "not a CloudTrail record: no eventName";
+    if (!field(r, CLS_F_EVENT_SOURCE))
+        return "not a CloudTrail record: no eventSource";
+    if (!field(r, CLS_F_EVENT_TIME))
+        return "not a CloudTrail record: no eventTime";
+    if (!field(r, CLS_F_EVENT_ID))
+        return "not a CloudTrail record: no eventID";
+    return NULL;
+}
+
+/* The fields every kind of event keeps; *ev is an EV_OTHER with no key yet. */
+static const char *common_fields(const struct cls_rec *r, struct ev_event *ev)
+{
+    const char *src = field(r, CLS_F_EVENT_SOURCE), *name = field(r, CLS_F_EVENT_NAME);
+    memset(ev, 0, offsetof(struct ev_event, id));
+    if (cls_parse_time(field(r, CLS_F_EVENT_TIME), &ev->time))
+        return "eventTime is not an ISO-8601 UTC time";
+    memcpy(ev->id, field(r, CLS_F_EVENT_ID), r->len[CLS_F_EVENT_ID] + 1);
+    copy_cut(ev->region, sizeof ev->region, field(r, CLS_F_REGION));
+    copy_cut(ev->source_ip, sizeof ev->source_ip, field(r, CLS_F_SOURCE_IP));
+    copy_cut(ev->user_agent, sizeof ev->user_agent, field(r, CLS_F_USER_AGENT));
+    copy_cut(ev->error, sizeof ev->error, field(r, CLS_F_ERROR_CODE));
+    ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->function[0] = 0;
+    ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
+    /* action: iam.amazonaws.com + CreateUser -> iam:CreateUser */
+    const char *dot = strchr(src, '.');
+    size_t sl = dot ? (size_t)(dot - src) : strlen(src);
+    snprintf(ev->action, sizeof ev->action, "%.*s:%s", (int)sl, src, name);
+    return NULL;
+}
+
+/* Lambda's sts:AssumeRole of an execution role that succeeded: a key was issued. */
+static int lambda_issue(const struct cls_rec *r)
+{
+    return str_eq(field(r, CLS_F_EVENT_SOURCE), "sts.amazonaws.com") &&
+           str_eq(field(r, CLS_F_EVENT_NAME), "AssumeRole") && str_eq(field(r, CLS_F_UI_TYPE), "AWSService") &&
+           str_eq(field(r, CLS_F_UI_INVOKED_BY), LAMBDA_PRINCIPAL) && !field(r, CLS_F_ERROR_CODE) &&
+           field(r, CLS_F_RE_AKID);
+}
+
+static const char *issue_event(const struct cls_rec *r, struct ev_event *ev)
+{
+    const char *akid = field(r, CLS_F_RE_AKID);
+    if (!akid_ok(akid))
+        return "responseElements.credentials.accessKeyId is not an access key id";
+    ev->kind = EV_ISSUE;
+    memcpy(ev->akid, akid, strlen(akid) + 1);
+    const char *exp = field(r, CLS_F_RE_EXPIRATION);
+    if (!exp || cls_parse_expiration(exp, &ev->expires))
+        ev->expires = 0;  /* the detector falls back to issue time + 12 h */
+    const char *sess = field(r, CLS_F_RP_SESSION);
+    /* awslambda_<n>_<time> sessions are Lambda's own, not a function name */
+    if (sess && strncmp(sess, "awslambda_", 10) != 0)
+        copy_cut(ev->function, sizeof ev->function, sess);
+    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_RP_ROLE_ARN));
+    copy_cut(ev->account, sizeof ev->account, field(r, CLS_F_RECIPIENT));
+    if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
+        const char *p = strstr(ev->role_arn, "::");
+        if (p) {
+            size_t n = strcspn(p + 2, ":");
+            if (n < sizeof ev->account)
+                snprintf(ev->account, sizeof ev->account, "%.*s", (int)n, p + 2);
+        }
+    }
+    return NULL;
+}
+
+/* How a use was made, from the record alone (the network verdict is the detector's). */
+static void use_flags(const struct cls_rec *r, struct ev_event *ev)
+{
+    const char *ua = field(r, CLS_F_USER_AGENT), *cold = field(r, CLS_F_RP_FUNCTION_ARN);
+    if (ev->error[0])
+        ev->flags |= EV_F_FAILED;
+    if (runtime_marker(ua, ev->runtime, sizeof ev->runtime))
+        ev->flags |= EV_F_MARKED;
+    if (ua && (strncmp(ua, "awslambda-worker", 16) == 0 || strstr(ua, " awslambda-worker/")))
+        ev->flags |= EV_F_WORKER;
+    if (cold && str_eq(field(r, CLS_F_EVENT_SOURCE), "kms.amazonaws.com") &&
+        str_eq(field(r, CLS_F_EVENT_NAME), "Decrypt")) {
+        ev->flags |= EV_F_COLDSTART;
+        copy_cut(ev->cold_arn, sizeof ev->cold_arn, cold);
+    }
+    if (field(r, CLS_F_UI_INVOKED_BY) || service_source(ev->source_ip))
+        ev->flags |= EV_F_ON_BEHALF;
+    if (str_eq(field(r, CLS_F_AED_AUTH), "QueryString"))
+        ev->flags |= EV_F_PRESIGNED;
+    if (desktop_client(ua))
+        ev->flags |= EV_F_DESKTOP;
+    if (field(r, CLS_F_VPCE_ID)) {
+        ev->flags |= EV_F_VPCE;
+        copy_cut(ev->vpce_account, sizeof ev->vpce_account, field(r, CLS_F_VPCE_ACCOUNT));
+    }
+}
+
+/* A call made with a temporary key of an assumed role (ASIA...): a use; anything else is EV_OTHER. */
+static const char *use_event(const struct cls_rec *r, struct ev_event *ev)
+{
+    const char *akid = field(r, CLS_F_UI_AKID);
+    if (!str_eq(field(r, CLS_F_UI_TYPE), "AssumedRole") || !akid || strncmp(akid, "ASIA", 4) != 0) {
+        ev->kind = EV_OTHER;
+        return NULL;
+    }
+    if (!akid_ok(akid))
+        return "userIdentity.accessKeyId is not an access key id";
+    ev->kind = EV_USE;
+    memcpy(ev->akid, akid, strlen(akid) + 1);
+    const char *account = field(r, CLS_F_UI_ACCOUNT);
+    copy_cut(ev->account, sizeof ev->account, account ? account : field(r, CLS_F_RECIPIENT));
+    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_UI_ISSUER_ARN));
+    split_assumed_arn(field(r, CLS_F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->function, sizeof ev->function);
+    const char *created = field(r, CLS_F_UI_CREATED);
+    if (created && cls_parse_time(created, &ev->session_created))
+        ev->session_created = 0;
+    use_flags(r, ev);
+    return NULL;
+}
+
+/* The record's kind and fields, or the reason it is skipped. */
+static const char *record_event(const struct cls_rec *r, struct ev_event *ev)
+{
+    const char *why = required_fields(r);
+    if (why)
+        return why;
+    if (strncmp(field(r, CLS_F_EVENT_SOURCE), "aws:", 4) == 0)
+        return NULL;  /* a look-alike (S3, SQS...): the parser refuses the input before asking */
+    why = common_fields(r, ev);
+    if (why)
+        return why;
+    if (str_eq(field(r, CLS_F_EVENT_TYPE), "AwsVpceEvent") ||
+        str_eq(field(r, CLS_F_EVENT_CATEGORY), "NetworkActivity")) {
+        ev->kind = EV_OTHER;  /* network activity is not an API use */
+        return NULL;
+    }
+    if (lambda_issue(r))
+        return issue_event(r, ev);
+    return use_event(r, ev);
+}
+
+const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)
+{
+    if (r->detail_type && !via_cloudtrail(r->detail_type)) {
+        snprintf(why, CLS_WHY_MAX, "EventBridge detail-type \"%.60s\" is not CloudTrail", r->detail_type);
+        return why;
+    }
+    ev->kind = EV_OTHER;  /* a look-alike returns before the event is filled */
+    if (r->error)
+        return r->error;
+    int f = first_too_long(r, EV_OTHER);  /* what classifies comes first */
+    if (f < 0) {
+        const char *reason = record_event(r, ev);
+        if (reason)
+            return reason;
+        f = first_too_long(r, ev->kind);
+    }
+    if (f >= 0) {
+        snprintf(why, CLS_WHY_MAX, "%s is too long", field_names[f]);
+        return why;
+    }
+    return NULL;
+}
