@@ -12,6 +12,7 @@
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
+#include "classify.h"
 #include "cw.h"
 #include "render.h"
 
@@ -376,7 +377,7 @@ static enum MHD_Result h_patch(struct api_req *r)
 
 static enum MHD_Result h_key(struct api_req *r)
 {
-    if (r->match.param_too_long || !eng_akid_valid(r->match.param))
+    if (r->match.param_too_long || !cls_akid_valid(r->match.param))
         return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_access_key_id",
                                "not an access key id (e.g. ASIAEXAMPLEKEY000001)");
     struct api_worker *w = api_worker_get(r->srv);

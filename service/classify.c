@@ -161,7 +161,7 @@ int cls_parse_expiration(const char *s, int64_t *out)
 
 /* ---- the heuristics ------------------------------------------------------------------------ */
 
-static int akid_ok(const char *s)
+int cls_akid_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n < 16 || n > EV_AKID_MAX - 1)
@@ -334,7 +334,7 @@ static int lambda_issue(const struct cls_rec *r)
 static const char *issue_event(const struct cls_rec *r, struct ev_event *ev)
 {
     const char *akid = field(r, CLS_F_RE_AKID);
-    if (!akid_ok(akid))
+    if (!cls_akid_valid(akid))
         return "responseElements.credentials.accessKeyId is not an access key id";
     ev->kind = EV_ISSUE;
     memcpy(ev->akid, akid, strlen(akid) + 1);
@@ -393,7 +393,7 @@ static const char *use_event(const struct cls_rec *r, struct ev_event *ev)
         ev->kind = EV_OTHER;
         return NULL;
     }
-    if (!akid_ok(akid))
+    if (!cls_akid_valid(akid))
         return "userIdentity.accessKeyId is not an access key id";
     ev->kind = EV_USE;
     memcpy(ev->akid, akid, strlen(akid) + 1);

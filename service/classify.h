@@ -47,6 +47,10 @@ int cls_field_cuttable(enum cls_field f);      /* a longer value is cut: evidenc
  * record's error, or a text in why[CLS_WHY_MAX]); *ev is then not filled. */
 const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why);
 
+/* An access key id as AWS writes them: 16 to EV_AKID_MAX - 1 upper-case letters and digits. The one
+ * check, for records (classify.c) and for the API's path parameter (GET /v1/keys/{id}). 1 or 0. */
+int cls_akid_valid(const char *s);
+
 /* CloudTrail's times, in seconds since the epoch: an RFC 3339 eventTime (cw_time_parse's
  * CW_TIME_CLOUDTRAIL reading, from 1970 on), and AssumeRole's expiration, written
  * "Mar 13, 2024, 8:33:21 PM" or "Aug 26, 2019 11:15:26 PM" (UTC) or as an eventTime.

@@ -69,16 +69,6 @@ void eng_finding_id(const char *akid, char *out, size_t size)
     snprintf(out, size, "cwf-%s", akid);
 }
 
-int eng_akid_valid(const char *akid)
-{
-    size_t n = strlen(akid);
-    if (n < 16 || n >= EV_AKID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((akid[i] >= 'A' && akid[i] <= 'Z') || (akid[i] >= '0' && akid[i] <= '9')))
-            return 0;
-    return 1;
-}
 
 /* ---- decoding into the event list ----------------------------------------------------------- */
 

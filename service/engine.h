@@ -92,7 +92,4 @@ void eng_set_net(struct eng *e, const struct nr_table *net);
 /* The finding id of a key. */
 void eng_finding_id(const char *akid, char *out, size_t size);
 
-/* Is this a plausible access key id (used to validate path parameters)? */
-int eng_akid_valid(const char *akid);
-
 #endif

@@ -15,6 +15,7 @@
 #include "api_content.h"
 #include "api_cursor.h"
 #include "api_route.h"
+#include "classify.h"
 #include "cw.h"
 #include "engine.h"
 
@@ -117,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_cursor(text);
     (void)api_finding_id_valid(text);
-    (void)eng_akid_valid(text);
+    (void)cls_akid_valid(text);
     check_time(text);
     check_b64(text, n);
     check_auth(half_a, half_b);
