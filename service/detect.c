@@ -16,6 +16,8 @@
  */
 #include "detect.h"
 
+#include "cw.h"
+
 #include <string.h>
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -101,35 +103,29 @@ static int at_id_cmp(int64_t a, const char *aid, int64_t b, const char *bid)
     return strcmp(aid, bid);
 }
 
-/* Inserts s into a sorted set of strings keeping the `cap` smallest (used where every member is
- * equally important: event regions). Returns its index, or -1 when it does not belong to the
- * kept set; *truncated is set when anything was left out. */
-static int sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, const char *s, uint8_t *truncated,
-                         int *inserted)
+static int str_cmp(const void *key, const void *elem)
 {
-    size_t lo = 0, hi = *n;
-    *inserted = 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(base + mid * stride, s);
-        if (c == 0)
-            return (int)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    return strcmp(key, elem);
+}
+
+/* Adds s to a sorted set of distinct strings of `stride` bytes each, keeping the `cap` smallest
+ * (used where every member is equally important: event regions); *truncated is set when anything
+ * was left out. A member already there is left as it is. */
+static void sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, const char *s, uint8_t *truncated)
+{
+    size_t lo = cw_lower_bound(base, *n, stride, s, str_cmp);
+    if (lo < *n && strcmp(base + lo * stride, s) == 0)
+        return;
     if (*n == cap) {
         *truncated = 1;
         if (lo == cap)
-            return -1;
+            return;
         (*n)--; /* evict the largest */
     }
     memmove(base + (lo + 1) * stride, base + lo * stride, (*n - lo) * stride);
     memset(base + lo * stride, 0, stride);
+    copy_str(base + lo * stride, stride, s);
     (*n)++;
-    *inserted = 1;
-    return (int)lo;
 }
 
 /* ---- actions: sensitive and successful first ------------------------------------------------ */
@@ -249,11 +245,8 @@ static void note_evicted(struct det_key *k, unsigned prio, const struct nr_match
         k->evicted_prio = (uint8_t)(prio + 1);
     k->evicted_count += count;
     if (m->cls == NR_AWS && m->region[0]) {
-        int inserted;
-        int r = sorted_insert((char *)k->evicted_regions, sizeof k->evicted_regions[0], &k->n_evicted_regions,
-                              DET_EVICTED_REGIONS_MAX, m->region, &k->evicted_regions_truncated, &inserted);
-        if (r >= 0 && inserted)
-            copy_str(k->evicted_regions[r], sizeof k->evicted_regions[r], m->region);
+        sorted_insert((char *)k->evicted_regions, sizeof k->evicted_regions[0], &k->n_evicted_regions,
+                      DET_EVICTED_REGIONS_MAX, m->region, &k->evicted_regions_truncated);
     }
 }
 
@@ -380,13 +373,9 @@ static void add_cand(struct det_key *k, const struct ev_event *ev, const struct 
         c->presigned_count++;
     c->flags |= ev->flags;
     cand_add_action(c, ev);
-    if (ev->region[0]) {
-        int inserted;
-        int r = sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX,
-                              ev->region, &c->regions_truncated, &inserted);
-        if (r >= 0 && inserted)
-            copy_str(c->regions[r], sizeof c->regions[r], ev->region);
-    }
+    if (ev->region[0])
+        sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX, ev->region,
+                      &c->regions_truncated);
 }
 
 /* ---- issuance ------------------------------------------------------------------------------- */
