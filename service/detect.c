@@ -16,6 +16,8 @@
  */
 #include "detect.h"
 
+#include "cw.h"
+
 #include <string.h>
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -101,35 +103,29 @@ static int at_id_cmp(int64_t a, const char *aid, int64_t b, const char *bid)
     return strcmp(aid, bid);
 }
 
-/* Inserts s into a sorted set of strings keeping the `cap` smallest (used where every member is
- * equally important: event regions). Returns its index, or -1 when it does not belong to the
- * kept set; *truncated is set when anything was left out. */
-static int sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, const char *s, uint8_t *truncated,
-                         int *inserted)
+static int str_cmp(const void *key, const void *elem)
 {
-    size_t lo = 0, hi = *n;
-    *inserted = 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(base + mid * stride, s);
-        if (c == 0)
-            return (int)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    return strcmp(key, elem);
+}
+
+/* Adds s to a sorted set of distinct strings of `stride` bytes each, keeping the `cap` smallest
+ * (used where every member is equally important: event regions); *truncated is set when anything
+ * was left out. A member already there is left as it is. */
+static void sorted_insert(char *base, size_t stride, uint8_t *n, size_t cap, const char *s, uint8_t *truncated)
+{
+    size_t lo = cw_lower_bound(base, *n, stride, s, str_cmp);
+    if (lo < *n && strcmp(base + lo * stride, s) == 0)
+        return;
     if (*n == cap) {
         *truncated = 1;
         if (lo == cap)
-            return -1;
+            return;
         (*n)--; /* evict the largest */
     }
     memmove(base + (lo + 1) * stride, base + lo * stride, (*n - lo) * stride);
     memset(base + lo * stride, 0, stride);
+    copy_str(base + lo * stride, stride, s);
     (*n)++;
-    *inserted = 1;
-    return (int)lo;
 }
 
 /* ---- actions: sensitive and successful first ------------------------------------------------ */
@@ -249,11 +245,8 @@ static void note_evicted(struct det_key *k, unsigned prio, const struct nr_match
         k->evicted_prio = (uint8_t)(prio + 1);
     k->evicted_count += count;
     if (m->cls == NR_AWS && m->region[0]) {
-        int inserted;
-        int r = sorted_insert((char *)k->evicted_regions, sizeof k->evicted_regions[0], &k->n_evicted_regions,
-                              DET_EVICTED_REGIONS_MAX, m->region, &k->evicted_regions_truncated, &inserted);
-        if (r >= 0 && inserted)
-            copy_str(k->evicted_regions[r], sizeof k->evicted_regions[r], m->region);
+        sorted_insert((char *)k->evicted_regions, sizeof k->evicted_regions[0], &k->n_evicted_regions,
+                      DET_EVICTED_REGIONS_MAX, m->region, &k->evicted_regions_truncated);
     }
 }
 
@@ -380,13 +373,9 @@ static void add_cand(struct det_key *k, const struct ev_event *ev, const struct 
         c->presigned_count++;
     c->flags |= ev->flags;
     cand_add_action(c, ev);
-    if (ev->region[0]) {
-        int inserted;
-        int r = sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX,
-                              ev->region, &c->regions_truncated, &inserted);
-        if (r >= 0 && inserted)
-            copy_str(c->regions[r], sizeof c->regions[r], ev->region);
-    }
+    if (ev->region[0])
+        sorted_insert((char *)c->regions, sizeof c->regions[0], &c->n_regions, DET_CAND_REGIONS_MAX, ev->region,
+                      &c->regions_truncated);
 }
 
 /* ---- issuance ------------------------------------------------------------------------------- */
@@ -674,23 +663,43 @@ static int has_region(const struct det_cand *c, const char *r)
     return 0;
 }
 
+static int ok_sensitive(const struct det_action *a)
+{
+    return a->ok && det_action_sensitive(a->name);
+}
+
 /* A successful sensitive action from this address; with `beyond_home`, only one the function's
  * own address never made (the function's own behaviour from a second address is not evidence). */
 static int sensitive_ok(const struct det_cand *c, const struct det_cand *home, int beyond_home)
 {
     for (size_t a = 0; a < c->n_actions; a++)
-        if (c->actions[a].ok && det_action_sensitive(c->actions[a].name) &&
-            !(beyond_home && has_ok_action(home, c->actions[a].name)))
+        if (ok_sensitive(&c->actions[a]) && !(beyond_home && has_ok_action(home, c->actions[a].name)))
             return 1;
     /* A set that overflowed while full of successful sensitive actions may have given one up that
      * the function's address never made: a thief who repeats the function's eight sensitive
-     * actions must not push a ninth out of sight (red-team finding). */
-    if (beyond_home && c->actions_truncated && c->n_actions) {
-        const struct det_action *low = &c->actions[c->n_actions - 1];
-        if (low->ok && det_action_sensitive(low->name))
-            return 1;
-    }
-    return 0;
+     * actions must not push a ninth out of sight (red-team finding). The set keeps them first, so
+     * its lowest-ranked member says whether it was full of them. */
+    return beyond_home && c->actions_truncated && c->n_actions && ok_sensitive(&c->actions[c->n_actions - 1]);
+}
+
+/* Might this outside address be a second egress of the function's own (inside_aws, other_address)?
+ * Then only what the function's own address never did is evidence. */
+static int maybe_own_egress(enum det_why why)
+{
+    return why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS;
+}
+
+/* Did this outside address make a successful sensitive action, as the verdict counts one? The
+ * severity and the sensitive_action reason both read this answer, so they cannot disagree. */
+static int outside_sensitive(const struct judge *j, const struct det_cand *c, enum det_why why)
+{
+    return maybe_own_egress(why) ? sensitive_ok(c, j->home, 1) : sensitive_ok(c, NULL, 0);
+}
+
+/* The runtime marker from a network that is never the function's. */
+static int copied_marker(const struct det_cand *c, enum det_why why)
+{
+    return why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count);
 }
 
 /* S3 operations an application hands out as presigned URLs (downloads and uploads). */
@@ -719,19 +728,19 @@ static int presigned_only(const struct det_cand *c)
     return 1;
 }
 
-/* Severity of one outside address, before the key-wide raises (docs/detection.md, "Severity"). */
-static enum det_severity cand_severity(const struct judge *j, const struct det_cand *c, enum det_why why,
-                                       enum nr_class cls)
+/* Severity of one outside address, before the key-wide raises (docs/detection.md, "Severity");
+ * sens is outside_sensitive's answer for it. */
+static enum det_severity cand_severity(const struct det_cand *c, enum det_why why, enum nr_class cls, int sens)
 {
-    if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
+    if (copied_marker(c, why))
         return DET_SEV_CRITICAL;
     if (presigned_only(c))
         return DET_SEV_LOW;  /* a browser fetching a presigned URL made with the key */
-    if (why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS)
+    if (maybe_own_egress(why))
         /* might be the function's own second egress: at most medium, unless it did something
-         * sensitive the function's own address never did */
-        return sensitive_ok(c, j->home, 1) ? DET_SEV_HIGH : DET_SEV_MEDIUM;
-    if (sensitive_ok(c, NULL, 0) && cls != NR_AWS)
+         * sensitive the function's own address never did (all that sens counts here) */
+        return sens ? DET_SEV_HIGH : DET_SEV_MEDIUM;
+    if (sens && cls != NR_AWS)
         return DET_SEV_CRITICAL;
     /* not presigned-only (that returned above), so any success counts, presigned ones included:
      * comparing successes with presigned calls let failed presigned calls hide successful
@@ -790,14 +799,159 @@ static void count_inside(struct det_verdict *v, const struct det_cand *c)
     max_time(&v->inside_last, c->last.at);
 }
 
+/* Where one address stands in a verdict. */
+enum place {
+    PLACE_ALLOWED,   /* allow-listed: never judged, shown in the key's context */
+    PLACE_INSIDE,    /* the function's network */
+    PLACE_PLATFORM,  /* Lambda's own calls: inside-equivalent, but not the function's network */
+    PLACE_OUTSIDE    /* judged; *why says why it is outside */
+};
+
+/* Where address i stands when address `home` (-1: none) is the key's own: the rules of
+ * docs/detection.md ("The verdict", numbered as there) in their order; the first that applies
+ * decides. */
+static enum place place_of(const struct judge *j, size_t i, int home, enum det_why *why)
+{
+    const struct det_cand *c = &j->k->cands[i];
+    const struct nr_match *m = &j->m[i];
+    int marked = j->k->marked;
+    *why = DET_WHY_ADDRESS;
+    if (c->prio == DET_PRIO_FOREIGN_VPCE) {
+        *why = DET_WHY_FOREIGN_VPCE;  /* 1: the attacker's own endpoint: outside wherever it is */
+        return PLACE_OUTSIDE;
+    }
+    if (c->prio == DET_PRIO_ALLOWED)  /* 2 */
+        return PLACE_ALLOWED;
+    if ((int)i == home || own_vpce(j->ctx, c->vpce_account))  /* 3, 4 */
+        return PLACE_INSIDE;
+    if (platform_calls(j, c, m))  /* 5 */
+        return PLACE_PLATFORM;
+    switch (c->prio) {
+    case DET_PRIO_EXTERNAL:  /* 6 */
+        *why = c->marked_count ? DET_WHY_COPIED_MARKER : DET_WHY_ADDRESS;
+        break;
+    case DET_PRIO_AWS:  /* 7, 8 */
+        if (!marked && own_region(j, m->region))
+            return PLACE_INSIDE;  /* a runtime that never marks its calls: its region's AWS addresses are its network */
+        *why = marked ? DET_WHY_INSIDE_AWS : DET_WHY_ADDRESS;
+        break;
+    case DET_PRIO_PRIVATE:  /* 9: an endpoint not known to be the organisation's */
+        *why = DET_WHY_OTHER_ADDRESS;
+        break;
+    default:  /* DET_PRIO_UNKNOWN: 9 for a marked address when nothing can be told, else 10 */
+        *why = marked && c->marked_count && !j->aws_ranges ? DET_WHY_OTHER_ADDRESS : DET_WHY_ADDRESS;
+        break;
+    }
+    return PLACE_OUTSIDE;
+}
+
+/* The reasons one outside address gives. */
+static unsigned outside_reasons(const struct judge *j, const struct det_cand *c, enum det_why why,
+                                const struct nr_match *m)
+{
+    unsigned r = 0;
+    if (c->flags & EV_F_DESKTOP)
+        r |= DET_R_DESKTOP_CLIENT;
+    if (copied_marker(c, why))
+        r |= DET_R_COPIED_MARKER;
+    if (why == DET_WHY_INSIDE_AWS)
+        r |= DET_R_INSIDE_AWS;
+    else if (why == DET_WHY_FOREIGN_VPCE)
+        r |= DET_R_FOREIGN_VPCE;
+    else if (why == DET_WHY_OTHER_ADDRESS)
+        r |= DET_R_OTHER_ADDRESS;
+    if (new_region(j, c, m))
+        r |= DET_R_NEW_REGION;
+    return r;
+}
+
+/* What the key-wide reasons need to know of the outside addresses taken together. */
+struct outside_sum {
+    int all_presigned;  /* every one used only presigned URLs of the kinds applications hand out */
+    int ok;             /* one made a successful call */
+    int sens;           /* one made a successful sensitive action, as outside_sensitive reads it */
+};
+
+static void judge_outside(const struct judge *j, size_t i, enum det_why why, struct det_verdict *v,
+                          struct outside_sum *s)
+{
+    const struct det_cand *c = &j->k->cands[i];
+    const struct nr_match *m = &j->m[i];
+    size_t o = v->n_outside++;
+    v->outside[o] = (uint8_t)i;
+    v->outside_why[o] = (uint8_t)why;
+    if (j->ctx && j->ctx->net && (m->cls != NR_EXTERNAL || j->aws_ranges))
+        nr_class_string(m, v->outside_class[o], sizeof v->outside_class[o]);
+    else  /* without AWS's ranges a public address may be AWS's or anyone's */
+        copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
+    v->outside_count += c->count;
+    int sens = outside_sensitive(j, c, why);
+    v->current = max_sev(v->current, cand_severity(c, why, m->cls, sens));
+    s->all_presigned &= presigned_only(c);
+    s->ok |= c->ok_count > 0;
+    s->sens |= sens;
+    v->reasons |= outside_reasons(j, c, why, m);
+    if (!v->first_use || use_order(&c->first, v->first_use) < 0) {
+        v->first_use = &c->first;
+        v->first_cand = c;
+    }
+    if (!v->last_use || use_order(&c->last, v->last_use) > 0) {
+        v->last_use = &c->last;
+        v->last_cand = c;
+    }
+}
+
+/* The key-wide part, once every address is placed: whether the evidence makes a finding (a
+ * Lambda key with an outside address or an overflow of the address set), what the outside uses
+ * did, and the raises that no single address makes (docs/detection.md, "Severity"). */
+static void judge_key(const struct judge *j, const struct outside_sum *s, struct det_verdict *v)
+{
+    const struct det_key *k = j->k;
+    if (k->issued)
+        v->reasons |= DET_R_ISSUED_BY_LAMBDA;
+    if (k->marked)
+        v->reasons |= DET_R_RUNTIME_MARKER;
+    if (v->first_use) {
+        v->outside_first = v->first_use->at;
+        v->outside_last = v->last_use->at;
+    }
+    enum det_severity floor = evicted_floor(j);
+    int now = v->lambda && (v->n_outside > 0 || floor > DET_SEV_NONE);
+    v->finding = now;
+    if (!now) {
+        v->current = DET_SEV_NONE;
+        return;
+    }
+    if (v->n_outside) {
+        v->reasons |= DET_R_OUTSIDE_ADDRESS;
+        if (s->all_presigned)
+            v->reasons |= DET_R_PRESIGNED_ONLY;
+        else if (s->sens)
+            v->reasons |= DET_R_SENSITIVE_ACTION | DET_R_SUCCESSFUL_CALL;
+        else if (s->ok)
+            v->reasons |= DET_R_SUCCESSFUL_CALL;
+        else
+            v->reasons |= DET_R_ALL_FAILED;
+    }
+    if (v->reasons & DET_R_NEW_REGION)
+        v->current = max_sev(v->current, DET_SEV_HIGH);
+    if (floor > DET_SEV_NONE) {
+        v->reasons |= DET_R_TRUNCATED;
+        v->current = max_sev(v->current, floor);
+    }
+    if (k->n_issues >= 2) {
+        v->reasons |= DET_R_CONFLICTING_ISSUANCE;
+        v->current = max_sev(v->current, DET_SEV_HIGH);
+    }
+}
+
 /* Judges the state as if address `home` (-1: none) were the key's own, and the function's region,
  * for a key whose issuance was not seen, that of address `region_of`; v->finding says whether the
  * evidence alone makes a finding (det_judge adds the key's history). */
-static void judge_as(struct judge *jp, int home, int region_of, struct det_verdict *v)
+static void judge_as(const struct judge *jp, int home, int region_of, struct det_verdict *v)
 {
     struct judge j = *jp;
     const struct det_key *k = j.k;
-    const struct det_ctx *ctx = j.ctx;
     memset(v, 0, sizeof *v);
     v->home = home;
     v->lambda = k->issued || k->marked;
@@ -807,120 +961,65 @@ static void judge_as(struct judge *jp, int home, int region_of, struct det_verdi
                        ? j.m[region_of].region
                        : k->cands[region_of].marked_region;
     copy_str(v->region, sizeof v->region, j.region);
-
-    int all_presigned = 1, ok = 0, sens = 0;
+    struct outside_sum s = { 1, 0, 0 };
     for (size_t i = 0; i < k->n_cands; i++) {
         const struct det_cand *c = &k->cands[i];
-        const struct nr_match *m = &j.m[i];
-        enum det_why why = DET_WHY_ADDRESS;
-        if (c->prio == DET_PRIO_FOREIGN_VPCE) {
-            why = DET_WHY_FOREIGN_VPCE;  /* the attacker's own endpoint: outside wherever it is */
-        } else if (c->prio == DET_PRIO_ALLOWED) {
+        enum det_why why;
+        switch (place_of(&j, i, home, &why)) {
+        case PLACE_ALLOWED:
             v->allowlisted_count += c->count;
             v->allowed[v->n_allowed] = (uint8_t)i;
-            nr_class_string(m, v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
+            nr_class_string(&j.m[i], v->allowed_class[v->n_allowed], sizeof v->allowed_class[0]);
             v->n_allowed++;
-            continue;
-        } else if ((int)i == home || own_vpce(ctx, c->vpce_account)) {
+            break;
+        case PLACE_INSIDE:
             v->inside[v->n_inside++] = (uint8_t)i;
             count_inside(v, c);
-            continue;
-        } else if (platform_calls(&j, c, m)) {
-            count_inside(v, c);  /* Lambda's own calls: inside-equivalent, not the function's network */
-            continue;
-        } else if (c->prio == DET_PRIO_EXTERNAL) {
-            why = c->marked_count ? DET_WHY_COPIED_MARKER : DET_WHY_ADDRESS;
-        } else if (c->prio == DET_PRIO_AWS) {
-            if (!k->marked && own_region(&j, m->region)) {
-                /* a runtime that never marks its calls: its region's AWS addresses are its network */
-                v->inside[v->n_inside++] = (uint8_t)i;
-                count_inside(v, c);
-                continue;
-            }
-            why = k->marked ? DET_WHY_INSIDE_AWS : DET_WHY_ADDRESS;
-        } else if (c->prio == DET_PRIO_PRIVATE) {
-            why = DET_WHY_OTHER_ADDRESS;  /* an endpoint not known to be the organisation's */
-        } else {  /* DET_PRIO_UNKNOWN */
-            why = k->marked && c->marked_count && !j.aws_ranges ? DET_WHY_OTHER_ADDRESS : DET_WHY_ADDRESS;
-        }
-        size_t o = v->n_outside++;
-        v->outside[o] = (uint8_t)i;
-        v->outside_why[o] = (uint8_t)why;
-        if (ctx && ctx->net && (m->cls != NR_EXTERNAL || j.aws_ranges))
-            nr_class_string(m, v->outside_class[o], sizeof v->outside_class[o]);
-        else  /* without AWS's ranges a public address may be AWS's or anyone's */
-            copy_str(v->outside_class[o], sizeof v->outside_class[o], "unknown");
-        v->outside_count += c->count;
-        v->current = max_sev(v->current, cand_severity(&j, c, why, m->cls));
-        if (!presigned_only(c))
-            all_presigned = 0;
-        ok |= c->ok_count > 0;
-        /* as the severity reads it: from a possible second address of the function, only an
-         * action its own address never made */
-        sens |= why == DET_WHY_INSIDE_AWS || why == DET_WHY_OTHER_ADDRESS ? sensitive_ok(c, j.home, 1)
-                                                                           : sensitive_ok(c, NULL, 0);
-        if (c->flags & EV_F_DESKTOP)
-            v->reasons |= DET_R_DESKTOP_CLIENT;
-        if (why == DET_WHY_COPIED_MARKER || (why == DET_WHY_FOREIGN_VPCE && c->marked_count))
-            v->reasons |= DET_R_COPIED_MARKER;
-        if (why == DET_WHY_INSIDE_AWS)
-            v->reasons |= DET_R_INSIDE_AWS;
-        else if (why == DET_WHY_FOREIGN_VPCE)
-            v->reasons |= DET_R_FOREIGN_VPCE;
-        else if (why == DET_WHY_OTHER_ADDRESS)
-            v->reasons |= DET_R_OTHER_ADDRESS;
-        if (new_region(&j, c, m))
-            v->reasons |= DET_R_NEW_REGION;
-        if (!v->first_use || use_order(&c->first, v->first_use) < 0) {
-            v->first_use = &c->first;
-            v->first_cand = c;
-        }
-        if (!v->last_use || use_order(&c->last, v->last_use) > 0) {
-            v->last_use = &c->last;
-            v->last_cand = c;
+            break;
+        case PLACE_PLATFORM:
+            count_inside(v, c);  /* counted as inside, but not listed as the function's network */
+            break;
+        case PLACE_OUTSIDE:
+            judge_outside(&j, i, why, v, &s);
+            break;
         }
     }
-    if (k->issued)
-        v->reasons |= DET_R_ISSUED_BY_LAMBDA;
-    if (k->marked)
-        v->reasons |= DET_R_RUNTIME_MARKER;
-    if (v->first_use) {
-        v->outside_first = v->first_use->at;
-        v->outside_last = v->last_use->at;
-    }
-    enum det_severity floor = evicted_floor(&j);
-    int now = v->lambda && (v->n_outside > 0 || floor > DET_SEV_NONE);
-    if (now) {
-        if (v->n_outside) {
-            v->reasons |= DET_R_OUTSIDE_ADDRESS;
-            if (all_presigned)
-                v->reasons |= DET_R_PRESIGNED_ONLY;
-            else if (sens)
-                v->reasons |= DET_R_SENSITIVE_ACTION | DET_R_SUCCESSFUL_CALL;
-            else if (ok)
-                v->reasons |= DET_R_SUCCESSFUL_CALL;
-            else
-                v->reasons |= DET_R_ALL_FAILED;
-        }
-        if (v->reasons & DET_R_NEW_REGION)
-            v->current = max_sev(v->current, DET_SEV_HIGH);
-        if (floor > DET_SEV_NONE) {
-            v->reasons |= DET_R_TRUNCATED;
-            v->current = max_sev(v->current, floor);
-        }
-        if (k->n_issues >= 2) {
-            v->reasons |= DET_R_CONFLICTING_ISSUANCE;
-            v->current = max_sev(v->current, DET_SEV_HIGH);
-        }
-    } else {
-        v->current = DET_SEV_NONE;
-    }
-    v->finding = now;
+    judge_key(&j, &s, v);
 }
 
 static int may_be_own(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
 {
     return c->marked_count && home_eligible(j, c, m);
+}
+
+/* More than one address that could be the function's made marked calls (`earliest` the earliest
+ * of them). Usually the earliest is the function's, but a thief who reads the key before the
+ * function's first marked call (its first calls unmarked, or in the same second) and replays it
+ * from an EC2 instance of the function's region is earliest (red-team finding), and nothing in
+ * CloudTrail tells the two apart. So neither is assumed inside: every contested address is shown
+ * outside, and the severity is the highest that any of them being the function's own gives (never
+ * the harsher "none is the function's", which would make a function's own second egress address
+ * look like a theft). A thief gains nothing by being first. */
+static void judge_contested(const struct judge *j, int earliest, struct det_verdict *v)
+{
+    const struct det_key *k = j->k;
+    judge_as(j, -1, earliest, v);
+    enum det_severity sev = DET_SEV_NONE;
+    unsigned reasons = 0;
+    struct det_verdict alt;
+    for (size_t i = 0; i < k->n_cands; i++) {
+        if (!may_be_own(j, &k->cands[i], &j->m[i]))
+            continue;
+        judge_as(j, (int)i, earliest, &alt);
+        sev = max_sev(sev, alt.current);
+        reasons |= alt.reasons;
+    }
+    v->current = sev;
+    if (reasons & DET_R_SUCCESSFUL_CALL)
+        reasons &= ~(unsigned)DET_R_ALL_FAILED;
+    if (!(v->reasons & DET_R_PRESIGNED_ONLY))
+        reasons &= ~(unsigned)DET_R_PRESIGNED_ONLY;
+    v->reasons = reasons | DET_R_CONTESTED_OWN;
 }
 
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v)
@@ -954,36 +1053,10 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
      * not kept, so the earliest kept one is not known to be the function's either. */
     if (home >= 0 && own_kept >= DET_CANDS_OWN_MIN && k->evicted_count)
         contested = 1;
-    if (!contested) {
+    if (!contested)
         judge_as(&j, home, home, v);
-    } else {
-        /* More than one address that could be the function's made marked calls. Usually the
-         * earliest is the function's, but a thief who reads the key before the function's first
-         * marked call (its first calls unmarked, or in the same second) and replays it from an
-         * EC2 instance of the function's region is earliest (red-team finding), and nothing in
-         * CloudTrail tells the two apart. So neither is assumed inside: every contested address
-         * is shown outside, and the severity is the highest that any of them being the function's
-         * own gives (never the harsher "none is the function's", which would make a function's own
-         * second egress address look like a theft). A thief gains nothing by being first. */
-        judge_as(&j, -1, home, v);
-        enum det_severity sev = DET_SEV_NONE;
-        unsigned reasons = 0;
-        struct det_verdict alt;
-        for (size_t i = 0; i < k->n_cands; i++) {
-            const struct det_cand *c = &k->cands[i];
-            if (!may_be_own(&j, c, &j.m[i]))
-                continue;
-            judge_as(&j, (int)i, home, &alt);
-            sev = max_sev(sev, alt.current);
-            reasons |= alt.reasons;
-        }
-        v->current = sev;
-        if (reasons & DET_R_SUCCESSFUL_CALL)
-            reasons &= ~(unsigned)DET_R_ALL_FAILED;
-        if (!(v->reasons & DET_R_PRESIGNED_ONLY))
-            reasons &= ~(unsigned)DET_R_PRESIGNED_ONLY;
-        v->reasons = reasons | DET_R_CONTESTED_OWN;
-    }
+    else
+        judge_contested(&j, home, v);
     int now = v->finding;
     /* A finding, once committed, stays, and its severity never drops (peak_severity). */
     v->severity = max_sev(v->current, (enum det_severity)k->peak_severity);

@@ -196,85 +196,109 @@ static void get_issue(struct rbuf *r, struct det_issue *i)
     get_str(r, i->role_arn, sizeof i->role_arn);
 }
 
+/* ---- encoding ------------------------------------------------------------------------------- */
+
+/* The key's identity, context, runtime and issuances. */
+static void put_key_head(struct wbuf *w, const struct det_key *k)
+{
+    put_str(w, k->akid, sizeof k->akid);
+    put_byte(w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2));
+    if (!k->issued) {  /* an issued key's context is its first issuance's: not written twice */
+        put_str(w, k->account, sizeof k->account);
+        put_str(w, k->function, sizeof k->function);
+        put_str(w, k->role_arn, sizeof k->role_arn);
+    }
+    put_str(w, k->runtime, sizeof k->runtime);
+    put_i64(w, k->runtime_at);
+    put_u64(w, k->runtime_id);
+    put_u64(w, k->n_issues);
+    for (size_t i = 0; i < k->n_issues && i < 2; i++)
+        put_issue(w, &k->iss[i]);
+}
+
+/* The key's times, counts, what the address set could not keep, and its peak severity. */
+static void put_key_tail(struct wbuf *w, const struct det_key *k)
+{
+    put_i64(w, k->expires);
+    put_i64(w, k->session_created);
+    put_i64(w, k->first_seen);
+    put_i64(w, k->last_seen);
+    put_u64(w, k->on_behalf_count);
+    put_u64(w, k->evicted_prio);
+    put_u64(w, k->evicted_count);
+    put_u64(w, k->n_evicted_regions);
+    for (size_t g = 0; g < k->n_evicted_regions; g++)
+        put_str(w, k->evicted_regions[g], sizeof k->evicted_regions[g]);
+    put_u64(w, k->peak_severity);
+}
+
+/* A candidate's uses: the common cases cost nothing: one call (last = first), one client (the
+ * same user agent), the first call marked (marked = first). */
+static void put_cand_uses(struct wbuf *w, const struct det_cand *c)
+{
+    unsigned shape = cand_shape(c);
+    put_byte(w, (uint8_t)shape);
+    put_use(w, &c->first);
+    if (!(shape & 1)) {
+        put_i64(w, c->last.at);
+        put_str(w, c->last.region, sizeof c->last.region);
+        put_str(w, c->last.event_id, sizeof c->last.event_id);
+        put_str(w, c->last.action, sizeof c->last.action);
+        if (!(shape & 2))
+            put_str(w, c->last.user_agent, sizeof c->last.user_agent);
+        put_byte(w, c->last.failed);
+    }
+    if (c->marked_count && !(shape & 4)) {
+        put_i64(w, c->marked_at);
+        put_str(w, c->marked_id, sizeof c->marked_id);
+        put_str(w, c->marked_region, sizeof c->marked_region);
+    }
+}
+
+static void put_cand(struct wbuf *w, const struct det_cand *c)
+{
+    put_str(w, c->ip, sizeof c->ip);
+    put_str(w, c->vpce_account, sizeof c->vpce_account);
+    put_u64(w, c->prio);
+    put_u64(w, c->count);
+    put_u64(w, c->ok_count);
+    put_u64(w, c->exempt_count);
+    put_u64(w, c->presigned_count);
+    put_u64(w, c->marked_count);
+    put_u64(w, c->flags);
+    put_u64(w, c->cold_arns);
+    if (c->cold_arns)
+        put_str(w, c->cold_arn, sizeof c->cold_arn);
+    put_cand_uses(w, c);
+    put_byte(w, c->actions_truncated);
+    put_u64(w, c->n_actions);
+    for (size_t a = 0; a < c->n_actions; a++) {
+        put_str(w, c->actions[a].name, sizeof c->actions[a].name);
+        put_byte(w, c->actions[a].ok);
+    }
+    put_byte(w, c->regions_truncated);
+    put_u64(w, c->n_regions);
+    for (size_t g = 0; g < c->n_regions; g++)
+        put_str(w, c->regions[g], sizeof c->regions[g]);
+}
+
 int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
 {
     struct wbuf w = { buf, 0, cap, 0 };
     put_byte(&w, CODEC_MAGIC0);
     put_byte(&w, CODEC_MAGIC1);
     put_byte(&w, CODEC_VERSION);
-    put_str(&w, k->akid, sizeof k->akid);
-    put_byte(&w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2));
-    if (!k->issued) {  /* an issued key's context is its first issuance's: not written twice */
-        put_str(&w, k->account, sizeof k->account);
-        put_str(&w, k->function, sizeof k->function);
-        put_str(&w, k->role_arn, sizeof k->role_arn);
-    }
-    put_str(&w, k->runtime, sizeof k->runtime);
-    put_i64(&w, k->runtime_at);
-    put_u64(&w, k->runtime_id);
-    put_u64(&w, k->n_issues);
-    for (size_t i = 0; i < k->n_issues && i < 2; i++)
-        put_issue(&w, &k->iss[i]);
-    put_i64(&w, k->expires);
-    put_i64(&w, k->session_created);
-    put_i64(&w, k->first_seen);
-    put_i64(&w, k->last_seen);
-    put_u64(&w, k->on_behalf_count);
-    put_u64(&w, k->evicted_prio);
-    put_u64(&w, k->evicted_count);
-    put_u64(&w, k->n_evicted_regions);
-    for (size_t g = 0; g < k->n_evicted_regions; g++)
-        put_str(&w, k->evicted_regions[g], sizeof k->evicted_regions[g]);
-    put_u64(&w, k->peak_severity);
+    put_key_head(&w, k);
+    put_key_tail(&w, k);
     put_u64(&w, k->n_cands);
-    for (size_t i = 0; i < k->n_cands; i++) {
-        const struct det_cand *c = &k->cands[i];
-        put_str(&w, c->ip, sizeof c->ip);
-        put_str(&w, c->vpce_account, sizeof c->vpce_account);
-        put_u64(&w, c->prio);
-        put_u64(&w, c->count);
-        put_u64(&w, c->ok_count);
-        put_u64(&w, c->exempt_count);
-        put_u64(&w, c->presigned_count);
-        put_u64(&w, c->marked_count);
-        put_u64(&w, c->flags);
-        put_u64(&w, c->cold_arns);
-        if (c->cold_arns)
-            put_str(&w, c->cold_arn, sizeof c->cold_arn);
-        /* the common cases cost nothing: one call (last = first), one client (the same user
-         * agent), the first call marked (marked = first) */
-        unsigned shape = cand_shape(c);
-        int last_first = shape & 1, same_ua = shape & 2;
-        int marked_first = (shape & 4) != 0;
-        put_byte(&w, (uint8_t)shape);
-        put_use(&w, &c->first);
-        if (!last_first) {
-            put_i64(&w, c->last.at);
-            put_str(&w, c->last.region, sizeof c->last.region);
-            put_str(&w, c->last.event_id, sizeof c->last.event_id);
-            put_str(&w, c->last.action, sizeof c->last.action);
-            if (!same_ua)
-                put_str(&w, c->last.user_agent, sizeof c->last.user_agent);
-            put_byte(&w, c->last.failed);
-        }
-        if (c->marked_count && !marked_first) {
-            put_i64(&w, c->marked_at);
-            put_str(&w, c->marked_id, sizeof c->marked_id);
-            put_str(&w, c->marked_region, sizeof c->marked_region);
-        }
-        put_byte(&w, c->actions_truncated);
-        put_u64(&w, c->n_actions);
-        for (size_t a = 0; a < c->n_actions; a++) {
-            put_str(&w, c->actions[a].name, sizeof c->actions[a].name);
-            put_byte(&w, c->actions[a].ok);
-        }
-        put_byte(&w, c->regions_truncated);
-        put_u64(&w, c->n_regions);
-        for (size_t g = 0; g < c->n_regions; g++)
-            put_str(&w, c->regions[g], sizeof c->regions[g]);
-    }
+    for (size_t i = 0; i < k->n_cands; i++)
+        put_cand(&w, &k->cands[i]);
     return w.overflow ? -1 : (int)w.len;
 }
+
+/* ---- decoding: the mirror of encoding, refusing what det_encode never writes ------------------
+ * A reader that meets a fault sets r->bad and the blob is refused at the end; the loops stop at
+ * the first fault so a corrupt count costs no more reading. */
 
 /* A count that must fit a field of `max`: anything larger is a corrupt blob. */
 static uint64_t get_bounded(struct rbuf *r, uint64_t max)
@@ -285,101 +309,128 @@ static uint64_t get_bounded(struct rbuf *r, uint64_t max)
     return v;
 }
 
-int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
+/* The magic and a version this build reads: another program's blob, or a layout refused on
+ * purpose (see CODEC_VERSION_MIN), reads no further. */
+static void get_header(struct rbuf *r)
 {
-    struct rbuf r = { buf, len, 0, 0 };
-    memset(k, 0, sizeof *k);
-    if (len < 3 || buf[0] != CODEC_MAGIC0 || buf[1] != CODEC_MAGIC1 || buf[2] < CODEC_VERSION_MIN ||
-        buf[2] > CODEC_VERSION)
-        return -1;
-    r.pos = 3;
-    get_str(&r, k->akid, sizeof k->akid);
-    uint64_t fl = get_bounded(&r, 7);
+    if (r->len < 3 || r->p[0] != CODEC_MAGIC0 || r->p[1] != CODEC_MAGIC1 || r->p[2] < CODEC_VERSION_MIN ||
+        r->p[2] > CODEC_VERSION) {
+        r->bad = 1;
+        return;
+    }
+    r->pos = 3;
+}
+
+static void get_key_head(struct rbuf *r, struct det_key *k)
+{
+    get_str(r, k->akid, sizeof k->akid);
+    uint64_t fl = get_bounded(r, 7);
     k->issued = fl & 1;
     k->marked = (fl >> 1) & 1;
     k->evicted_regions_truncated = (fl >> 2) & 1;
     if (!k->issued) {
-        get_str(&r, k->account, sizeof k->account);
-        get_str(&r, k->function, sizeof k->function);
-        get_str(&r, k->role_arn, sizeof k->role_arn);
+        get_str(r, k->account, sizeof k->account);
+        get_str(r, k->function, sizeof k->function);
+        get_str(r, k->role_arn, sizeof k->role_arn);
     }
-    get_str(&r, k->runtime, sizeof k->runtime);
-    k->runtime_at = get_time(&r);
-    k->runtime_id = get_u64(&r);
-    k->n_issues = (uint8_t)get_bounded(&r, UINT8_MAX);
+    get_str(r, k->runtime, sizeof k->runtime);
+    k->runtime_at = get_time(r);
+    k->runtime_id = get_u64(r);
+    k->n_issues = (uint8_t)get_bounded(r, UINT8_MAX);
     if (!k->issued != !k->n_issues)
-        r.bad = 1;
-    for (size_t i = 0; i < k->n_issues && i < 2 && !r.bad; i++)
-        get_issue(&r, &k->iss[i]);
+        r->bad = 1;
+    for (size_t i = 0; i < k->n_issues && i < 2 && !r->bad; i++)
+        get_issue(r, &k->iss[i]);
     if (k->issued) {
         memcpy(k->account, k->iss[0].account, sizeof k->account);
         memcpy(k->function, k->iss[0].function, sizeof k->function);
         memcpy(k->role_arn, k->iss[0].role_arn, sizeof k->role_arn);
     }
-    k->expires = get_time(&r);
-    k->session_created = get_time(&r);
-    k->first_seen = get_time(&r);
-    k->last_seen = get_time(&r);
-    k->on_behalf_count = get_u32(&r);
-    k->evicted_prio = (uint8_t)get_bounded(&r, DET_PRIO_FOREIGN_VPCE + 1);
-    k->evicted_count = get_u32(&r);
-    k->n_evicted_regions = (uint8_t)get_bounded(&r, DET_EVICTED_REGIONS_MAX);
-    for (size_t g = 0; g < k->n_evicted_regions && !r.bad; g++)
-        get_str(&r, k->evicted_regions[g], sizeof k->evicted_regions[g]);
-    k->peak_severity = (uint8_t)get_bounded(&r, DET_SEV_CRITICAL);
-    k->n_cands = (uint8_t)get_bounded(&r, DET_CANDS_MAX);
-    for (size_t i = 0; i < k->n_cands && !r.bad; i++) {
-        struct det_cand *c = &k->cands[i];
-        get_str(&r, c->ip, sizeof c->ip);
-        get_str(&r, c->vpce_account, sizeof c->vpce_account);
-        c->prio = (uint8_t)get_bounded(&r, DET_PRIO_FOREIGN_VPCE);
-        c->count = get_u32(&r);
-        c->ok_count = get_u32(&r);
-        c->exempt_count = get_u32(&r);
-        c->presigned_count = get_u32(&r);
-        c->marked_count = get_u32(&r);
-        c->flags = (unsigned)get_bounded(&r, UINT32_MAX);
-        c->cold_arns = (uint8_t)get_bounded(&r, 2);
-        if (c->cold_arns)
-            get_str(&r, c->cold_arn, sizeof c->cold_arn);
-        uint64_t shape = get_bounded(&r, 7);
-        get_use(&r, &c->first);
-        if (shape & 1) {
-            c->last = c->first;
-        } else {
-            c->last.at = get_time(&r);
-            get_str(&r, c->last.region, sizeof c->last.region);
-            get_str(&r, c->last.event_id, sizeof c->last.event_id);
-            get_str(&r, c->last.action, sizeof c->last.action);
-            if (shape & 2)
-                memcpy(c->last.user_agent, c->first.user_agent, sizeof c->last.user_agent);
-            else
-                get_str(&r, c->last.user_agent, sizeof c->last.user_agent);
-            c->last.failed = get_bool(&r);
-        }
-        if (c->marked_count && (shape & 4)) {
-            c->marked_at = c->first.at;
-            memcpy(c->marked_id, c->first.event_id, sizeof c->marked_id);
-            memcpy(c->marked_region, c->first.region, sizeof c->marked_region);
-        } else if (c->marked_count) {
-            c->marked_at = get_time(&r);
-            get_str(&r, c->marked_id, sizeof c->marked_id);
-            get_str(&r, c->marked_region, sizeof c->marked_region);
-        }
-        if (!r.bad && cand_shape(c) != shape)
-            r.bad = 1;  /* not the canonical encoding of this content */
-        c->actions_truncated = get_bool(&r);
-        c->n_actions = (uint8_t)get_bounded(&r, DET_CAND_ACTIONS_MAX);
-        for (size_t a = 0; a < c->n_actions && !r.bad; a++) {
-            get_str(&r, c->actions[a].name, sizeof c->actions[a].name);
-            c->actions[a].ok = get_bool(&r);
-        }
-        c->regions_truncated = get_bool(&r);
-        c->n_regions = (uint8_t)get_bounded(&r, DET_CAND_REGIONS_MAX);
-        for (size_t g = 0; g < c->n_regions && !r.bad; g++)
-            get_str(&r, c->regions[g], sizeof c->regions[g]);
+}
+
+static void get_key_tail(struct rbuf *r, struct det_key *k)
+{
+    k->expires = get_time(r);
+    k->session_created = get_time(r);
+    k->first_seen = get_time(r);
+    k->last_seen = get_time(r);
+    k->on_behalf_count = get_u32(r);
+    k->evicted_prio = (uint8_t)get_bounded(r, DET_PRIO_FOREIGN_VPCE + 1);
+    k->evicted_count = get_u32(r);
+    k->n_evicted_regions = (uint8_t)get_bounded(r, DET_EVICTED_REGIONS_MAX);
+    for (size_t g = 0; g < k->n_evicted_regions && !r->bad; g++)
+        get_str(r, k->evicted_regions[g], sizeof k->evicted_regions[g]);
+    k->peak_severity = (uint8_t)get_bounded(r, DET_SEV_CRITICAL);
+}
+
+static void get_cand_uses(struct rbuf *r, struct det_cand *c)
+{
+    uint64_t shape = get_bounded(r, 7);
+    get_use(r, &c->first);
+    if (shape & 1) {
+        c->last = c->first;
+    } else {
+        c->last.at = get_time(r);
+        get_str(r, c->last.region, sizeof c->last.region);
+        get_str(r, c->last.event_id, sizeof c->last.event_id);
+        get_str(r, c->last.action, sizeof c->last.action);
+        if (shape & 2)
+            memcpy(c->last.user_agent, c->first.user_agent, sizeof c->last.user_agent);
+        else
+            get_str(r, c->last.user_agent, sizeof c->last.user_agent);
+        c->last.failed = get_bool(r);
     }
-    if (r.bad || r.pos != len)
-        return -1;
-    return 0;
+    if (c->marked_count && (shape & 4)) {
+        c->marked_at = c->first.at;
+        memcpy(c->marked_id, c->first.event_id, sizeof c->marked_id);
+        memcpy(c->marked_region, c->first.region, sizeof c->marked_region);
+    } else if (c->marked_count) {
+        c->marked_at = get_time(r);
+        get_str(r, c->marked_id, sizeof c->marked_id);
+        get_str(r, c->marked_region, sizeof c->marked_region);
+    }
+    if (!r->bad && cand_shape(c) != shape)
+        r->bad = 1;  /* not the canonical encoding of this content */
+}
+
+static void get_cand(struct rbuf *r, struct det_cand *c)
+{
+    get_str(r, c->ip, sizeof c->ip);
+    get_str(r, c->vpce_account, sizeof c->vpce_account);
+    c->prio = (uint8_t)get_bounded(r, DET_PRIO_FOREIGN_VPCE);
+    c->count = get_u32(r);
+    c->ok_count = get_u32(r);
+    c->exempt_count = get_u32(r);
+    c->presigned_count = get_u32(r);
+    c->marked_count = get_u32(r);
+    c->flags = (unsigned)get_bounded(r, UINT32_MAX);
+    c->cold_arns = (uint8_t)get_bounded(r, 2);
+    if (c->cold_arns)
+        get_str(r, c->cold_arn, sizeof c->cold_arn);
+    get_cand_uses(r, c);
+    c->actions_truncated = get_bool(r);
+    c->n_actions = (uint8_t)get_bounded(r, DET_CAND_ACTIONS_MAX);
+    for (size_t a = 0; a < c->n_actions && !r->bad; a++) {
+        get_str(r, c->actions[a].name, sizeof c->actions[a].name);
+        c->actions[a].ok = get_bool(r);
+    }
+    c->regions_truncated = get_bool(r);
+    c->n_regions = (uint8_t)get_bounded(r, DET_CAND_REGIONS_MAX);
+    for (size_t g = 0; g < c->n_regions && !r->bad; g++)
+        get_str(r, c->regions[g], sizeof c->regions[g]);
+}
+
+int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
+{
+    struct rbuf r = { buf, len, 0, 0 };
+    memset(k, 0, sizeof *k);
+    get_header(&r);
+    if (!r.bad) {
+        get_key_head(&r, k);
+        get_key_tail(&r, k);
+        k->n_cands = (uint8_t)get_bounded(&r, DET_CANDS_MAX);
+        for (size_t i = 0; i < k->n_cands && !r.bad; i++)
+            get_cand(&r, &k->cands[i]);
+    }
+    return r.bad || r.pos != len ? -1 : 0;  /* a blob with bytes past its end is not one det_encode wrote */
 }
