@@ -11,13 +11,8 @@
 # (LAT_RUNS for latency); the machine is shared and small: compare ratios, not absolutes.
 # Starts its own redis-server and credwatch on free loopback ports, stops them by pid.
 # Exits non-zero when a request failed or a tool is missing; a missed target is reported, not fatal.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+. "$(dirname "$0")/lib.sh"
 LOAD=$root/$BUILD/tests/bench_load
-PY=/usr/bin/python3
 GEN=$here/bench/serve_gen.py
 LUA=$here/bench/template.lua
 RUNS=${SERVE_RUNS:-3}
@@ -34,17 +29,7 @@ TARGET_KEY_BYTES=512
 TOKEN_IN=ingest-token-bench-0123456789
 TOKEN_RD=read-token-bench-0123456789ab
 
-tmp=$(mktemp -d)
-redis_pid=
-srv_pid=
-cleanup() {
-  [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
-  [ -n "$redis_pid" ] && kill -KILL "$redis_pid" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+make_tmp
 status=0
 
 for tool in wrk redis-server redis-cli curl; do
@@ -52,35 +37,23 @@ for tool in wrk redis-server redis-cli curl; do
 done
 [ -x "$BIN" ] || { echo "serve: $BIN is missing (make)"; exit 1; }
 if [ ! -x "$LOAD" ]; then
-  LOAD=$tmp/bench_load
+  LOAD=$TEST_TMP/bench_load
   cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror "$here/bench_load.c" -o "$LOAD" ||
     { echo "serve: cannot build bench_load"; exit 1; }
 fi
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
-  >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-i=0
-until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -gt 100 ] && { echo "serve: redis-server did not start"; exit 1; }; sleep 0.1
-done
+redis_start "$RPORT" --appendonly no || { echo "serve: redis-server did not start"; exit 1; }
+redis_pid=$REDIS_PID
 rcli() { redis-cli -p "$RPORT" "$@"; }
 
-CREDWATCH_LISTEN=127.0.0.1:0 CREDWATCH_REDIS_URL=redis://127.0.0.1:$RPORT CREDWATCH_INGEST_TOKENS=$TOKEN_IN \
-  CREDWATCH_READ_TOKENS=$TOKEN_RD "$BIN" serve 2>"$tmp/server.log" &
-srv_pid=$!
-PORT=
-i=0
-while [ -z "$PORT" ]; do
-  PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$tmp/server.log")
-  i=$((i + 1)); [ $i -gt 100 ] && { echo "serve: credwatch did not start"; cat "$tmp/server.log"; exit 1; }
-  [ -z "$PORT" ] && sleep 0.1
-done
-THREADS=$(sed -n 's/.*"msg":"listening".*"threads":\([0-9]*\).*/\1/p' "$tmp/server.log")
+serve_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$RPORT CREDWATCH_INGEST_TOKENS=$TOKEN_IN \
+  CREDWATCH_READ_TOKENS=$TOKEN_RD || { echo "serve: credwatch did not start"; cat "$TEST_TMP/server.log"; exit 1; }
+srv_pid=$SERVE_PID
+PORT=$SERVE_PORT
+THREADS=$(sed -n 's/.*"msg":"listening".*"threads":\([0-9]*\).*/\1/p' "$TEST_TMP/server.log")
 URL=http://127.0.0.1:$PORT
-info=$($PY "$GEN" templates "$tmp/t") || { echo "serve: template generation failed"; exit 1; }
+info=$($PY "$GEN" templates "$TEST_TMP/t") || { echo "serve: template generation failed"; exit 1; }
 set -- $info
 CT_RECORDS=$1; CT_KEYS=$2; CT_BYTES=$3
 echo "serve: credwatch ($THREADS HTTP threads) on Redis 127.0.0.1:$RPORT, $(nproc) CPUs shared with the load" \
@@ -93,9 +66,9 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 cpu_mark() { c_srv0=$(ticks "$srv_pid"); c_rd0=$(ticks "$redis_pid"); }
 cpu_note() { # NAME REQUESTS RECORDS_PER_REQUEST
-  echo "$1 $2 $3 $(( $(ticks "$srv_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$tmp/cpu"
+  echo "$1 $2 $3 $(( $(ticks "$srv_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$TEST_TMP/cpu"
 }
-: >"$tmp/cpu"
+: >"$TEST_TMP/cpu"
 metric() { curl -s "$URL/metrics" | sed -n "s/^$1 \([0-9.e+]*\)$/\1/p"; }
 median() { $PY "$GEN" median "$@"; }
 run=0
@@ -107,26 +80,26 @@ wrk_run() {
   cpu_mark
   if [ $# -gt 0 ]; then
     wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" -s "$LUA" "$URL$_path" -- "$((run % 16))" "$TOKEN_IN" "$@" \
-      >"$tmp/wrk.out" 2>&1
+      >"$TEST_TMP/wrk.out" 2>&1
   else
-    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" "$URL$_path" >"$tmp/wrk.out" 2>&1
+    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" "$URL$_path" >"$TEST_TMP/wrk.out" 2>&1
   fi
-  if grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
-    echo "serve: $_name: failed requests: $(grep -E 'Non-2xx|Socket errors' "$tmp/wrk.out" | tr -s ' ')" >&2
+  if grep -qE 'Non-2xx|Socket errors' "$TEST_TMP/wrk.out"; then
+    echo "serve: $_name: failed requests: $(grep -E 'Non-2xx|Socket errors' "$TEST_TMP/wrk.out" | tr -s ' ')" >&2
     status=1
   fi
-  _n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$tmp/wrk.out")
+  _n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$TEST_TMP/wrk.out")
   cpu_note "$_name" "${_n:-0}" "$( [ "$_path" = /v1/ingest/cloudtrail ] && echo "$CT_RECORDS" || echo 1)"
-  sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$tmp/wrk.out"
+  sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$TEST_TMP/wrk.out"
 }
 
 # ---- 1. CloudTrail 1,000-record batches ----
 hz=""; ct=""
 ing0=$(metric credwatch_records_ingested_total); dup0=$(metric credwatch_records_duplicate_total)
-wrk_run warmup "$CT_CONNS" /v1/ingest/cloudtrail application/json "$tmp/t/ct_batch.tmpl" >/dev/null
+wrk_run warmup "$CT_CONNS" /v1/ingest/cloudtrail application/json "$TEST_TMP/t/ct_batch.tmpl" >/dev/null
 for r in $(seq "$RUNS"); do
   hz="$hz $(wrk_run healthz $EB_CONNS /healthz)"
-  ct="$ct $(wrk_run cloudtrail $CT_CONNS /v1/ingest/cloudtrail application/json "$tmp/t/ct_batch.tmpl")"
+  ct="$ct $(wrk_run cloudtrail $CT_CONNS /v1/ingest/cloudtrail application/json "$TEST_TMP/t/ct_batch.tmpl")"
 done
 ing1=$(metric credwatch_records_ingested_total); dup1=$(metric credwatch_records_duplicate_total)
 hz_med=$(median $hz)
@@ -144,7 +117,7 @@ EOF
 # ---- 2. single EventBridge events, 64 connections ----
 eb=""
 for r in $(seq "$RUNS"); do
-  eb="$eb $(wrk_run eventbridge $EB_CONNS /v1/ingest/eventbridge "application/json; charset=utf-8" "$tmp"/t/eb_*.tmpl)"
+  eb="$eb $(wrk_run eventbridge $EB_CONNS /v1/ingest/eventbridge "application/json; charset=utf-8" "$TEST_TMP"/t/eb_*.tmpl)"
 done
 eb_med=$(median $eb)
 $PY - "$eb_med" "$hz_med" "$RUNS" "$TARGET_EB" $eb <<'EOF'
@@ -164,12 +137,12 @@ lat_run() { # PATH [bench_load args]: one paced run after FLUSHALL; prints its l
   "$LOAD" 127.0.0.1 "$PORT" "$_path" "$LAT_RATE" "$SECONDS_PER_RUN" "$EB_CONNS" -w 2 -r "$run" "$@" || status=1
   cpu_note "paced$_path" "$((LAT_RATE * SECONDS_PER_RUN))" 1
 }
-: >"$tmp/lat_eb"; : >"$tmp/lat_hz"
+: >"$TEST_TMP/lat_eb"; : >"$TEST_TMP/lat_hz"
 for r in $(seq "$LAT_RUNS"); do
-  lat_run /healthz >>"$tmp/lat_hz"
-  lat_run /v1/ingest/eventbridge -a "$TOKEN_IN" -t "application/json; charset=utf-8" "$tmp"/t/eb_*.tmpl >>"$tmp/lat_eb"
+  lat_run /healthz >>"$TEST_TMP/lat_hz"
+  lat_run /v1/ingest/eventbridge -a "$TOKEN_IN" -t "application/json; charset=utf-8" "$TEST_TMP"/t/eb_*.tmpl >>"$TEST_TMP/lat_eb"
 done
-$PY - "$tmp/lat_eb" "$tmp/lat_hz" "$LAT_RATE" "$TARGET_P99_MS" <<'EOF'
+$PY - "$TEST_TMP/lat_eb" "$TEST_TMP/lat_hz" "$LAT_RATE" "$TARGET_P99_MS" <<'EOF'
 import re, statistics, sys
 def runs(path):
     out = []
@@ -191,7 +164,7 @@ print("serve: eventbridge p99 latency at %d req/s %.2f ms (median of %d: %s; p50
 EOF
 
 # ---- where the time goes: CPU per request of the server and of Redis ----
-$PY - "$tmp/cpu" "$HZ" "$(nproc)" <<'EOF'
+$PY - "$TEST_TMP/cpu" "$HZ" "$(nproc)" <<'EOF'
 import collections, statistics, sys
 hz, cpus = int(sys.argv[2]), int(sys.argv[3])
 by = collections.defaultdict(list)

@@ -16,7 +16,6 @@ import glob
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,17 +23,14 @@ import sys
 import tempfile
 import time
 
+import harness
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("CREDWATCH", os.path.join(ROOT, "build", "credwatch"))
 START_TIMEOUT_S = 10
 HTTP_TIMEOUT_S = 10
-FAILED = [0]
-
-
-def check(cond, name, detail=""):
-    print(("ok - " if cond else "not ok - ") + name + ("" if cond or not detail else " -- " + detail), flush=True)
-    if not cond:
-        FAILED[0] += 1
+R = harness.Report(sep=" -- ")
+check = R.check
 
 
 def summary(f):
@@ -96,26 +92,14 @@ def run_scan(case, tmp):
     return compare(case, [json.loads(l) for l in p.stdout.splitlines() if l.strip()])
 
 
-class Server:
-    """One `credwatch serve` on a free loopback port (port 0; the port is read from its log)."""
+class Server(harness.Instance):
+    """One `credwatch serve` with `env_extra` and none of our own CREDWATCH_* variables."""
 
     def __init__(self, tmp, env_extra):
-        self.log = os.path.join(tmp, "serve-%d.log" % time.monotonic_ns())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CREDWATCH_")}
-        env.update({"CREDWATCH_LISTEN": "127.0.0.1:0", "CREDWATCH_THREADS": "2"})
-        env.update(env_extra)
-        self.out = open(self.log, "w")
-        self.proc = subprocess.Popen([BIN, "serve"], stdout=self.out, stderr=subprocess.STDOUT, env=env)
-        self.port = None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.port is None and self.proc.poll() is None:
-            m = re.search(r'"msg":"listening".*?"port":(\d+)', open(self.log).read())
-            if m:
-                self.port = int(m.group(1))
-            else:
-                time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("serve did not start: " + open(self.log).read()[-500:])
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CREDWATCH_")}
+        super().__init__(BIN, os.path.join(tmp, "serve-%d.log" % time.monotonic_ns()),
+                         dict({"CREDWATCH_THREADS": "2"}, **env_extra), name="serve", start_timeout=START_TIMEOUT_S,
+                         base_env=base)
 
     def request(self, method, path, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT_S)
@@ -138,14 +122,7 @@ class Server:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
+        return super().stop(timeout=30)
 
 
 def run_serve(case, tmp):
@@ -217,10 +194,7 @@ def reload_test(tmp):
             json.dump(full, f)
         os.replace(tmpf, ranges)
         srv.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and '"network settings reloaded"' not in open(srv.log).read():
-            time.sleep(0.05)
-        check('"network settings reloaded"' in open(srv.log).read(), "reload: SIGHUP logs the reload")
+        check(srv.wait_log('"network settings reloaded"', START_TIMEOUT_S), "reload: SIGHUP logs the reload")
         check(srv.proc.poll() is None and srv.request("GET", "/healthz")[0] == 200, "reload: the service keeps serving")
         # ...and, for a new key, the same call after the reload is the function's own network
         st, _ = srv.request("POST", "/v1/ingest/cloudtrail", json.dumps({"Records": [issue(k2), rec(2, k2, "203.0.113.9", go)]}).encode(),
@@ -234,10 +208,7 @@ def reload_test(tmp):
         with open(ranges, "w") as f:
             f.write("{not json")
         srv.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and '"network settings not reloaded' not in open(srv.log).read():
-            time.sleep(0.05)
-        check('"network settings not reloaded' in open(srv.log).read() and srv.request("GET", "/healthz")[0] == 200,
+        check(srv.wait_log('"network settings not reloaded', START_TIMEOUT_S) and srv.request("GET", "/healthz")[0] == 200,
               "reload: a malformed ranges file is refused, the previous table stays, the service keeps serving")
     finally:
         srv.stop()
@@ -258,7 +229,7 @@ def main():
         reload_test(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if FAILED[0] else 0
+    return 1 if R.fails else 0
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import multi_test as mt  # noqa: E402 — reads BIN TMP PIDFILE from sys.argv[1:4], as we do
 from multi_test import (Client, KeySet, check, key_counts, list_all, make_requests, metric, nok,  # noqa: E402
                         ok, post, read_get, run_threads)
@@ -123,34 +124,6 @@ def keys_on(port, pattern):
 
 
 # ---- instances --------------------------------------------------------------------------------
-
-class Instance:
-    def __init__(self, name):
-        self.name = name
-        self.log = os.path.join(TMP, "credwatch-%s.log" % name)
-        env = dict(os.environ, CREDWATCH_LISTEN="127.0.0.1:0", CREDWATCH_REDIS_CLUSTER=SEEDS,
-                   CREDWATCH_INGEST_TOKENS=mt.TOK_IN, CREDWATCH_READ_TOKENS=mt.TOK_RD, CREDWATCH_THREADS="4",
-                   CREDWATCH_DRAIN_SECONDS="5", CREDWATCH_REDIS_TIMEOUT_MS="1000")
-        env.pop("CREDWATCH_REDIS_URL", None)
-        self.p = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL)
-        mt.remember(self.p)
-        self.port = None
-        deadline = time.time() + mt.START_TIMEOUT
-        while time.time() < deadline and self.port is None:
-            if self.p.poll() is not None:
-                break
-            for line in open(self.log, encoding="utf-8", errors="replace"):
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if d.get("msg") == "listening":
-                    self.port = d["port"]
-            time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("instance %s did not start: %s" % (name, open(self.log).read()[-2000:]))
-
 
 def wait_ready(insts, timeout):
     t0 = time.time()
@@ -621,7 +594,7 @@ def outage(insts, stream, how, victim_pid_box):
         # the node is not our child, so it stays a zombie until it_cluster.sh reaps it: gone is
         # when its port refuses connections
         t_k = time.time()
-        while time.time() - t_k < 5 and mt.redis_ping(vport, 0.2):
+        while time.time() - t_k < 5 and harness.redis_ping(vport, 0.2):
             time.sleep(0.02)
     time.sleep(1.5)
     health = [read_get(i.port, "/healthz")[0] for i in insts]
@@ -633,14 +606,12 @@ def outage(insts, stream, how, victim_pid_box):
     if how == "stop":
         os.kill(pid, signal.SIGCONT)
     else:
-        args = ["redis-server", "--port", str(vport), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes-%d.conf" % vport, "--save", "", "--dir", TMP, "--protected-mode",
-                "yes", "--appendonly", "yes", "--appendfsync", "always", "--appenddirname", "aof-%d" % vport]
-        p = subprocess.Popen(args, stdout=open(os.path.join(TMP, "redis-%d.log" % vport), "ab"),
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        mt.remember(p)
-        victim_pid_box[0] = p.pid
-        victim_pid_box[1] = p
+        # as it_cluster.sh started it: same port, nodes.conf and append-only file
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes-%d.conf" % vport) + harness.AOF_ALWAYS \
+            + ("--appenddirname", "aof-%d" % vport)
+        node = harness.Redis(TMP, vport, args, procs=mt.PROCS, start_timeout=mt.START_TIMEOUT).start()
+        victim_pid_box[0] = node.proc.pid
+        victim_pid_box[1] = node.proc
         t_ok = time.time()
         while time.time() - t_ok < 15 and not cluster_ok(vport):
             time.sleep(0.05)
@@ -688,7 +659,8 @@ def main():
     insts = []
     victim = [PIDS[VICTIM], None]   # pid, Popen once we restarted it
     try:
-        insts = [Instance("A"), Instance("B")]
+        insts = [mt.serve(n, CREDWATCH_REDIS_CLUSTER=SEEDS, CREDWATCH_REDIS_URL=None, CREDWATCH_DRAIN_SECONDS="5",
+                          CREDWATCH_REDIS_TIMEOUT_MS="1000") for n in "AB"]
         ok("2 instances on ports %s with CREDWATCH_REDIS_CLUSTER=%s" % ([i.port for i in insts], SEEDS))
         w = wait_ready(insts, 10)
         check(w is not None, "both instances ready on the cluster (%.2fs)" % (w or -1))
@@ -719,18 +691,14 @@ def main():
             os.kill(victim[0], signal.SIGCONT)  # never leave a node stopped
         except OSError:
             pass
-        for p in reversed(mt.procs):
-            try:
-                mt.stop(p, signal.SIGTERM, 5)
-            except Exception:  # noqa: BLE001
-                pass
-    if mt.fails:
+        mt.PROCS.stop_all(signal.SIGTERM, 5)
+    if mt.R.fails:
         for f in sorted(os.listdir(TMP)):
             if f.endswith(".log"):
                 print("# --- %s (tail)" % f)
                 for line in open(os.path.join(TMP, f), errors="replace").read().splitlines()[-15:]:
                     print("#   " + line)
-    return 1 if mt.fails else 0
+    return 1 if mt.R.fails else 0
 
 
 def phase_interrupted(insts):

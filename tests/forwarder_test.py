@@ -19,10 +19,8 @@ import gzip
 import http.server
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,6 +30,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "deploy", "aws", "forwarder"))
 import forwarder  # noqa: E402
+import harness  # noqa: E402
 
 SAMPLES = json.load(open(os.path.join(ROOT, "tests", "data", "deploy_samples.json"), encoding="utf-8"))
 INGEST_TOKEN = "it-forwarder-ingest-0000000001"
@@ -131,14 +130,6 @@ def cloudtrail_file():
     return gzip.compress(json.dumps({"Records": SAMPLES["cloudtrail_records"]}).encode())
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Stub:
     """Loopback HTTP server answering POSTs from a script of (status, headers, body); the last entry repeats."""
 
@@ -199,38 +190,18 @@ def run_stub(script, event=None, remaining_ms=60000, token_header="authorization
 
 # ---- the real service -----------------------------------------------------------------------------------------------
 
-class Service:
-    def __init__(self, binary):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        env = {"PATH": "/usr/bin:/bin", "CREDWATCH_LISTEN": "127.0.0.1:%d" % self.port,
-               "CREDWATCH_INGEST_TOKENS": INGEST_TOKEN, "CREDWATCH_READ_TOKENS": READ_TOKEN,
-               "CREDWATCH_DRAIN_SECONDS": "5"}
-        self.log = open(os.devnull, "wb") if os.environ.get("QUIET") else None
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.output = []
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("credwatch exited with %s: %s" % (self.proc.returncode, self.tail()))
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("credwatch did not answer /healthz within %.0f s: %s" % (START_TIMEOUT, self.tail()))
+class Service(harness.Instance):
+    """`credwatch serve` with the embedded store and tokens, and of our environment only PATH."""
 
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.output.append(line.decode("utf-8", "replace").rstrip())
+    def __init__(self, binary, log):
+        env = {"CREDWATCH_INGEST_TOKENS": INGEST_TOKEN, "CREDWATCH_READ_TOKENS": READ_TOKEN,
+               "CREDWATCH_DRAIN_SECONDS": "5"}
+        super().__init__(binary, log, env, name="credwatch", start_timeout=START_TIMEOUT,
+                         base_env={"PATH": "/usr/bin:/bin"})
+        self.url = "http://127.0.0.1:%d" % self.port
 
     def tail(self):
-        return " | ".join(self.output[-5:])
+        return " | ".join(self.log_text().splitlines()[-5:])
 
     def get(self, path):
         req = urllib.request.Request(self.url + path, headers={"Authorization": "Bearer " + READ_TOKEN})
@@ -238,14 +209,7 @@ class Service:
             return json.loads(r.read())
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return super().stop(timeout=STOP_TIMEOUT)
 
 
 def findings_for(doc, access_key):
@@ -349,7 +313,7 @@ def main():
 
     @check("connection refused is retried, then the invocation raises")
     def _():
-        cfg = forwarder.Config("http://127.0.0.1:%d" % free_port(), INGEST_TOKEN, timeout=2, max_attempts=3,
+        cfg = forwarder.Config("http://127.0.0.1:%d" % harness.free_port(), INGEST_TOKEN, timeout=2, max_attempts=3,
                                backoff_base=0.1)
         s3 = FakeS3({(BUCKET, KEY): cloudtrail_file()})
         sleeps = Sleeps()
@@ -390,8 +354,14 @@ def main():
             check(name)(lambda: msg)
         return 0 if all(RESULTS) else 1
 
+    with tempfile.TemporaryDirectory() as tmp:
+        return serve_checks(opts.binary, tmp)
+
+
+def serve_checks(binary, tmp):
+    """The forwarder against a real `credwatch serve`."""
     try:
-        svc = Service(opts.binary)
+        svc = Service(binary, os.path.join(tmp, "serve.log"))
     except Exception as err:
         check("credwatch serve starts on loopback with tokens")(lambda: (_ for _ in ()).throw(AssertionError(err)))
         return 1

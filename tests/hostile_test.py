@@ -24,6 +24,8 @@ import threading
 import time
 import urllib.parse
 
+import harness
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
 BIN = os.environ.get("CREDWATCH", os.path.join(ROOT, BUILD, "credwatch"))
@@ -33,70 +35,28 @@ START_S = 10          # how long the server may take to log "listening"
 HTTP_TIMEOUT_S = 30   # one request; hostile bodies are large
 SENDER_DEADLINE_S = 5.0  # EventBridge and the forwarder give up after 5 s
 
-failures = 0
+R = harness.Report(sep=" # ")
 
 
 def ok(name, cond, detail=""):
-    global failures
     if isinstance(detail, bytes):
         detail = detail.decode("utf-8", "replace")
-    detail = str(detail).replace("\n", " ")
-    if cond:
-        print("ok - " + name)
-    else:
-        failures += 1
-        print("not ok - " + name + (" # " + detail if detail else ""))
-    sys.stdout.flush()
-    return cond
+    return R.check(cond, name, str(detail).replace("\n", " "))
 
 
-class Server:
+class Server(harness.Instance):
+    """A `credwatch serve` of this mode's own (tokens, 2 threads) and the requests the checks make."""
+
     def __init__(self, extra_env=None, tmp=None):
-        self.tmp = tmp
-        self.log_path = os.path.join(tmp, "server-%d.log" % random.randrange(1 << 30))
-        env = dict(os.environ)
-        env.update({"CREDWATCH_LISTEN": "127.0.0.1:0", "CREDWATCH_INGEST_TOKENS": TOK_I,
-                    "CREDWATCH_READ_TOKENS": TOK_R, "CREDWATCH_THREADS": "2", "CREDWATCH_DRAIN_SECONDS": "2"})
+        env = {"CREDWATCH_INGEST_TOKENS": TOK_I, "CREDWATCH_READ_TOKENS": TOK_R, "CREDWATCH_THREADS": "2",
+               "CREDWATCH_DRAIN_SECONDS": "2"}
         env.update(extra_env or {})
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([BIN, "serve"], env=env, stderr=self.log, stdout=subprocess.DEVNULL)
-        self.port = None
-        deadline = time.time() + START_S
-        while time.time() < deadline and self.proc.poll() is None:
-            for line in open(self.log_path):
-                try:
-                    j = json.loads(line)
-                except ValueError:
-                    continue
-                if j.get("msg") == "listening":
-                    self.port = j["port"]
-            if self.port:
-                break
-            time.sleep(0.05)
-        if not self.port:
-            raise RuntimeError("server did not start: " + open(self.log_path).read())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    def alive(self):
-        return self.proc.poll() is None
+        super().__init__(BIN, os.path.join(tmp, "server-%d.log" % random.randrange(1 << 30)), env, name="server",
+                         start_timeout=START_S)
 
     def rss_kb(self, field="VmRSS"):
-        try:
-            for line in open("/proc/%d/status" % self.proc.pid):
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return -1
+        kb = super().rss_kb(field)
+        return -1 if kb is None else kb
 
     def request(self, method, path, body=None, headers=None, token=None, timeout=HTTP_TIMEOUT_S):
         """Returns (status, headers dict lower-case, body bytes, seconds); status 0 on a broken connection."""
@@ -454,26 +414,13 @@ def mode_hostile(tmp):
         srv.stop()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def mode_redis(tmp):
     """Access key ids carrying CR/LF or RESP text, against a real Redis: nothing outside cw:, nothing interpreted."""
-    port = free_port()
     rdir = os.path.join(tmp, "redis")
     os.makedirs(rdir, exist_ok=True)
-    red = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                            "no", "--dir", rdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    red = harness.Redis(rdir).start()
+    port = red.port
     try:
-        for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG":
-                break
-            time.sleep(0.05)
         srv = Server({"CREDWATCH_REDIS_URL": "redis://127.0.0.1:%d" % port}, tmp)
         try:
             seed_known(srv)
@@ -514,8 +461,7 @@ def mode_redis(tmp):
             srv.stop()
         readiness_reasons(tmp, port)
     finally:
-        red.terminate()
-        red.wait()
+        red.stop()
 
 
 def readyz_says(srv, want):
@@ -538,7 +484,7 @@ def readiness_reasons(tmp, port):
             st, _, body, _ = srv.ingest(trail([use_record("ASIAREADINESS0000001", 1, "203.0.113.7", UA_LAPTOP)]))
             ok("redis: a wrong password: ingest 503 names WRONGPASS (%d)" % st,
                st == 503 and "WRONGPASS" in (error_code(body)[1] or ""), body[:300])
-            log = open(srv.log_path, errors="replace").read()
+            log = open(srv.log, errors="replace").read()
             ok("redis: a wrong password is in the log", "WRONGPASS" in log, log[-400:])
         finally:
             srv.stop()
@@ -817,7 +763,7 @@ def main():
                 MODES[m](tmp)
             except Exception as e:  # a harness failure is a test failure, with its reason
                 ok("%s: ran to the end" % m, False, "%s: %s" % (type(e).__name__, e))
-    return 1 if failures else 0
+    return 1 if R.fails else 0
 
 
 if __name__ == "__main__":

@@ -3,20 +3,12 @@
 # store on loopback: authentication, ingest (plain and gzip), reading findings back, triage,
 # every error status with its JSON body, health/readiness/metrics, and the SIGTERM drain.
 # Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
-PY=/usr/bin/python3
-API_TMP=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+make_tmp
+API_TMP=$TEST_TMP
 . "$here/data/api_server.sh"
-trap 'api_stop; rm -rf "$API_TMP"' EXIT
-trap 'exit 1' INT TERM
+on_exit() { api_stop; }
 
-fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
 # expect NAME STATUS [PYTHON-EXPR on d (the JSON body) and h (headers, lower-cased names)]
 expect() {
   _name=$1; _want=$2; _expr=${3:-True}
@@ -310,7 +302,6 @@ else
 fi
 
 # ---- the store unavailable: always 503 with Retry-After, never 4xx; liveness stays up ----
-free_port() { $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 DEAD=$(free_port)
 if api_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$DEAD CREDWATCH_REDIS_TIMEOUT_MS=200 CREDWATCH_MAX_BODY_BYTES=65536
 then
@@ -332,15 +323,9 @@ else
 fi
 
 # ---- a real Redis that stalls: 503 while it does, then the retry is applied exactly once ----
-REDIS_PID=
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
   RP=$(free_port)
-  redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-    >"$API_TMP/redis.log" 2>&1 &
-  REDIS_PID=$!
-  trap 'api_stop; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$API_TMP"' EXIT
-  i=0
-  until [ "$(redis-cli -p "$RP" ping 2>/dev/null)" = PONG ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+  redis_start "$RP" --appendonly no --daemonize no
   if api_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$RP CREDWATCH_REDIS_TIMEOUT_MS=300; then
     req GET /readyz; expect "Redis: readyz 200" 200 "d['store'] == 'redis'"
     req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$SAMPLE"

@@ -6,37 +6,9 @@
 #      a master SIGKILLed + restarted under ingest (each event acknowledged is counted once).
 # The cluster lives in a temp dir on free ports; only the pids this script (and its driver) started
 # are stopped. Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+. "$(dirname "$0")/lib.sh"
 STORE_TEST=$root/$BUILD/tests/test_store
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-PIDFILE=$TMP/pids
-: >"$PIDFILE"
-DRIVER=
-fails=0
-
-cleanup() {
-  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
-    kill -TERM "$DRIVER" 2>/dev/null
-    sleep 1
-    kill -KILL "$DRIVER" 2>/dev/null
-  fi
-  # SIGCONT first: a node the driver SIGSTOPped would not act on SIGKILL until continued anyway,
-  # but its pid must not be left stopped if the kill fails.
-  while read -r pid; do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && { kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; }
-  done <"$PIDFILE"
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+make_tmp
 
 if [ ! -x "$BIN" ]; then echo "not ok - binary $BIN exists"; exit 1; fi
 if [ ! -x "$STORE_TEST" ]; then echo "not ok - $STORE_TEST exists"; exit 1; fi
@@ -73,27 +45,18 @@ P1=$1; P2=$2; P3=$3
 # what it acknowledged must survive. The others need no persistence (they are only resharded).
 start_node() { # port, extra args...
   port=$1; shift
-  redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
-    --save '' --dir "$TMP" --protected-mode yes "$@" >>"$TMP/redis-$port.log" 2>&1 &
-  echo $! >>"$PIDFILE"
-  echo $! >"$TMP/pid-$port"
+  redis_start "$port" --cluster-enabled yes --cluster-config-file "nodes-$port.conf" "$@" || return 1
+  echo "$REDIS_PID" >"$TEST_TMP/pid-$port"
 }
-start_node "$P1" --appendonly no
-start_node "$P2" --appendonly yes --appendfsync always --appenddirname "aof-$P2"
-start_node "$P3" --appendonly no
-
-up=0
-for _ in $(seq 100); do
-  n=0
-  for p in $P1 $P2 $P3; do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && n=$((n + 1)); done
-  [ "$n" -eq 3 ] && { up=1; break; }
-  sleep 0.1
-done
-[ "$up" -eq 1 ] || { nok "3 cluster-enabled redis-server nodes answer PING"; exit 1; }
+if ! { start_node "$P1" --appendonly no &&
+       start_node "$P2" --appendonly yes --appendfsync always --appenddirname "aof-$P2" &&
+       start_node "$P3" --appendonly no; }; then
+  nok "3 cluster-enabled redis-server nodes answer PING"; exit 1
+fi
 
 if ! redis-cli --cluster create "127.0.0.1:$P1" "127.0.0.1:$P2" "127.0.0.1:$P3" --cluster-replicas 0 \
-     --cluster-yes >"$TMP/create.log" 2>&1; then
-  nok "redis-cli --cluster create"; sed 's/^/#   /' "$TMP/create.log"; exit 1
+     --cluster-yes >"$TEST_TMP/create.log" 2>&1; then
+  nok "redis-cli --cluster create"; sed 's/^/#   /' "$TEST_TMP/create.log"; exit 1
 fi
 state=0
 for _ in $(seq 100); do
@@ -110,21 +73,16 @@ fi
 SEEDS="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3"
 
 # 1. The store contract on the cluster (the suite's own ok/not ok lines are summarised here).
-if CMOCKA_MESSAGE_OUTPUT=STDOUT CW_TEST_CLUSTER=$SEEDS timeout -k 5 120 "$STORE_TEST" >"$TMP/test_store.log" 2>&1; then
-  n=$(grep -c '^\[       OK \]' "$TMP/test_store.log")
+if CMOCKA_MESSAGE_OUTPUT=STDOUT CW_TEST_CLUSTER=$SEEDS timeout -k 5 120 "$STORE_TEST" >"$TEST_TMP/test_store.log" 2>&1; then
+  n=$(grep -c '^\[       OK \]' "$TEST_TMP/test_store.log")
   ok "store contract on the cluster: test_store with CW_TEST_CLUSTER passes ($n tests incl. concurrent engines)"
 else
-  nok "store contract on the cluster (test_store with CW_TEST_CLUSTER)"; sed 's/^/#   /' "$TMP/test_store.log" | tail -40
+  nok "store contract on the cluster (test_store with CW_TEST_CLUSTER)"; sed 's/^/#   /' "$TEST_TMP/test_store.log" | tail -40
 fi
 # what the last store test left behind would be counted by the service scenarios
 for p in $P1 $P2 $P3; do redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || nok "FLUSHALL on $p"; done
 
 # 2. Service-level scenarios. Bounded: the driver has per-request timeouts; this caps the run.
-timeout -k 5 200 "$PY" "$here/cluster_test.py" "$BIN" "$TMP" "$PIDFILE" "$P1,$P2,$P3" \
-  "$(cat "$TMP/pid-$P1"),$(cat "$TMP/pid-$P2"),$(cat "$TMP/pid-$P3")" &
-DRIVER=$!
-wait "$DRIVER"
-rc=$?
-DRIVER=
-[ "$rc" -eq 0 ] || fails=$((fails + 1))
+run_driver 200 "$PY" "$here/cluster_test.py" "$BIN" "$TEST_TMP" "$PIDFILE" "$P1,$P2,$P3" \
+  "$(cat "$TEST_TMP/pid-$P1"),$(cat "$TEST_TMP/pid-$P2"),$(cat "$TEST_TMP/pid-$P3")" || fails=$((fails + 1))
 [ "$fails" -eq 0 ]

@@ -16,26 +16,15 @@
 #
 # Optional tools (CloudFormation spec, HCL parser) are installed from npm into build/deploy-tools (gitignored);
 # without npm or the registry their checks print a skip with the reason. Loopback only; every wait is bounded.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BUILD=${BUILD:-build}
-PY=/usr/bin/python3
-fails=0
-tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+make_tmp
 pid=""
-cleanup() {
+on_exit() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; fi
-  chmod -R u+w "$tmp" 2>/dev/null
-  rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-skip() { echo "ok - $1 # SKIP $2"; }
 
 if ! $PY -c 'import yaml' 2>/dev/null; then
-  notok "python3-yaml is installed (scripts/deps.sh test installs it)"
+  nok "python3-yaml is installed (scripts/deps.sh test installs it)"
   exit 1
 fi
 
@@ -52,19 +41,19 @@ else
   if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "# installing nodejs npm (Debian) for the optional CloudFormation and HCL checks"
     DEBIAN_FRONTEND=noninteractive timeout 300 sh -c \
-      'apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm' >"$tmp/apt.log" 2>&1 ||
-      echo "# apt-get install nodejs npm failed: $(tail -n 1 "$tmp/apt.log")"
+      'apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm' >"$TEST_TMP/apt.log" 2>&1 ||
+      echo "# apt-get install nodejs npm failed: $(tail -n 1 "$TEST_TMP/apt.log")"
   fi
   if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     tool_note="node/npm not available"
   elif [ ! -f "$spec" ] || [ ! -f "$hcl/package.json" ]; then
     mkdir -p "$tools"
     # a closed network must cost seconds, not npm's two minutes of retries
-    if ! timeout 15 npm ping --fetch-timeout=5000 --fetch-retries=0 >"$tmp/npm.log" 2>&1; then
+    if ! timeout 15 npm ping --fetch-timeout=5000 --fetch-retries=0 >"$TEST_TMP/npm.log" 2>&1; then
       tool_note="the npm registry does not answer (npm ping failed in 15 s)"
     elif ! timeout 120 npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error \
-         "$cfnspec_pkg" "$hcl_pkg" >"$tmp/npm.log" 2>&1; then
-      tool_note="npm install failed (registry unreachable?): $(tail -n 1 "$tmp/npm.log")"
+         "$cfnspec_pkg" "$hcl_pkg" >"$TEST_TMP/npm.log" 2>&1; then
+      tool_note="npm install failed (registry unreachable?): $(tail -n 1 "$TEST_TMP/npm.log")"
     fi
   fi
 fi
@@ -74,7 +63,7 @@ args=""
 [ -f "$spec" ] && args="--cfn-spec $spec"
 if [ -f "$hcl/package.json" ] && command -v node >/dev/null 2>&1; then
   # Parse every .tf with HashiCorp's HCL parser (compiled to WebAssembly): <out>/<module>/<file>.json or .error.
-  if HCL_PKG="$hcl" OUT="$tmp/hcl" TF_ROOT="$root/deploy/aws/terraform" timeout 60 node -e '
+  if HCL_PKG="$hcl" OUT="$TEST_TMP/hcl" TF_ROOT="$root/deploy/aws/terraform" timeout 60 node -e '
     const { parse } = require(process.env.HCL_PKG);
     const fs = require("fs"), path = require("path");
     (async () => {
@@ -92,10 +81,10 @@ if [ -f "$hcl/package.json" ] && command -v node >/dev/null 2>&1; then
           }
         }
       }
-    })().catch((e) => { console.error(e); process.exit(1); });' 2>"$tmp/hcl.log"; then
-    args="$args --hcl-json $tmp/hcl"
+    })().catch((e) => { console.error(e); process.exit(1); });' 2>"$TEST_TMP/hcl.log"; then
+    args="$args --hcl-json $TEST_TMP/hcl"
   else
-    echo "# HCL parser failed to run: $(tail -n 1 "$tmp/hcl.log")"
+    echo "# HCL parser failed to run: $(tail -n 1 "$TEST_TMP/hcl.log")"
   fi
 fi
 
@@ -105,20 +94,20 @@ $PY "$root/tests/data/deploy_check.py" $args || fails=$((fails + 1))
 
 # ---- optional validators from Debian, when present (not installed here: haproxy and prometheus are large) ------
 if command -v haproxy >/dev/null 2>&1; then
-  if haproxy -c -f "$root/deploy/haproxy/haproxy.cfg" >"$tmp/haproxy.log" 2>&1; then
+  if haproxy -c -f "$root/deploy/haproxy/haproxy.cfg" >"$TEST_TMP/haproxy.log" 2>&1; then
     ok "haproxy -c accepts deploy/haproxy/haproxy.cfg"
   else
-    notok "haproxy -c accepts deploy/haproxy/haproxy.cfg"; sed 's/^/#   /' "$tmp/haproxy.log"
+    nok "haproxy -c accepts deploy/haproxy/haproxy.cfg"; sed 's/^/#   /' "$TEST_TMP/haproxy.log"
   fi
 else
   skip "haproxy -c accepts deploy/haproxy/haproxy.cfg" "haproxy not installed (apt-get install haproxy)"
 fi
 if command -v promtool >/dev/null 2>&1; then
-  if promtool check rules "$root/deploy/observability/prometheus-rules.yaml" >"$tmp/promtool.log" 2>&1 &&
-     (cd "$root/tests/data" && promtool test rules deploy_prometheus_rules_test.yaml) >>"$tmp/promtool.log" 2>&1; then
+  if promtool check rules "$root/deploy/observability/prometheus-rules.yaml" >"$TEST_TMP/promtool.log" 2>&1 &&
+     (cd "$root/tests/data" && promtool test rules deploy_prometheus_rules_test.yaml) >>"$TEST_TMP/promtool.log" 2>&1; then
     ok "promtool checks the alert rules and their unit tests pass"
   else
-    notok "promtool checks the alert rules and their unit tests pass"; sed 's/^/#   /' "$tmp/promtool.log" | tail -n 30
+    nok "promtool checks the alert rules and their unit tests pass"; sed 's/^/#   /' "$TEST_TMP/promtool.log" | tail -n 30
   fi
 else
   skip "promtool checks the alert rules and their unit tests pass" "promtool not installed (apt-get install prometheus)"
@@ -126,21 +115,18 @@ fi
 
 # ---- the image's runtime layout -------------------------------------------------------------------------------------
 bin="$root/$BUILD/credwatch"
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 http_status() { # url -> status code or 000
   curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true
 }
 
-layout="$tmp/rootfs"
+layout="$TEST_TMP/rootfs"
 mkdir -p "$layout/usr/local/bin" "$layout/usr/share/credwatch"
 if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror \
-     -o "$layout/usr/local/bin/credwatch-healthcheck" "$root/deploy/docker/healthcheck.c" 2>"$tmp/cc.log"; then
+     -o "$layout/usr/local/bin/credwatch-healthcheck" "$root/deploy/docker/healthcheck.c" 2>"$TEST_TMP/cc.log"; then
   ok "healthcheck probe compiles with the project's warning flags"
 else
-  notok "healthcheck probe compiles with the project's warning flags"
-  sed 's/^/#   /' "$tmp/cc.log"
+  nok "healthcheck probe compiles with the project's warning flags"
+  sed 's/^/#   /' "$TEST_TMP/cc.log"
 fi
 probe="$layout/usr/local/bin/credwatch-healthcheck"
 
@@ -148,23 +134,23 @@ if [ -x "$probe" ]; then
   closed=$(free_port)
   env -i CREDWATCH_LISTEN="127.0.0.1:$closed" "$probe" /healthz 2>/dev/null
   rc=$?
-  if [ "$rc" -eq 1 ]; then ok "healthcheck probe exits 1 when nothing listens"; else notok "healthcheck probe exits 1 when nothing listens (got $rc)"; fi
+  if [ "$rc" -eq 1 ]; then ok "healthcheck probe exits 1 when nothing listens"; else nok "healthcheck probe exits 1 when nothing listens (got $rc)"; fi
   env -i CREDWATCH_LISTEN="nonsense" "$probe" /healthz 2>/dev/null
   rc=$?
-  if [ "$rc" -eq 2 ]; then ok "healthcheck probe exits 2 on an unparsable address"; else notok "healthcheck probe exits 2 on an unparsable address (got $rc)"; fi
+  if [ "$rc" -eq 2 ]; then ok "healthcheck probe exits 2 on an unparsable address"; else nok "healthcheck probe exits 2 on an unparsable address (got $rc)"; fi
 fi
 
 if [ ! -x "$bin" ]; then
   skip "image runtime layout" "$BUILD/credwatch not built (make builds it)"
 elif [ ! -x "$probe" ]; then
-  notok "image runtime layout (no probe)"
+  nok "image runtime layout (no probe)"
 else
   cp "$bin" "$layout/usr/local/bin/credwatch"
   cp "$root/tests/data/deploy_ip-ranges.json" "$layout/usr/share/credwatch/ip-ranges.json"
   chmod 0555 "$layout/usr/local/bin/credwatch" "$probe"
   chmod 0444 "$layout/usr/share/credwatch/ip-ranges.json"
   find "$layout" -type d -exec chmod 0555 {} +
-  chmod 0755 "$tmp"
+  chmod 0755 "$TEST_TMP"
   # The Dockerfile's ENTRYPOINT + CMD and ENV, with image paths mapped into the layout.
   set --
   for a in $($PY "$root/tests/data/deploy_check.py" --entrypoint); do
@@ -193,7 +179,7 @@ else
      unshare -m sh -c 'mount -o remount,bind,ro / && ! touch /.credwatch-ro-probe' 2>/dev/null; then
     ro="yes"
   fi
-  log="$tmp/serve.log"
+  log="$TEST_TMP/serve.log"
   if [ "$ro" = yes ]; then
     # A private mount namespace: / (and /tmp, /dev/shm, the layout when they are separate mounts) read-only.
     # shellcheck disable=SC2086
@@ -220,36 +206,36 @@ else
   if [ "$up" = yes ]; then
     ok "image entrypoint '$*' serves /healthz ($desc)"
   else
-    notok "image entrypoint '$*' serves /healthz ($desc)"
+    nok "image entrypoint '$*' serves /healthz ($desc)"
     sed 's/^/#   /' "$log" | tail -n 20
   fi
   if [ "$up" = yes ]; then
     uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
     if [ -n "$runas" ]; then
-      if [ "$uid" = 65534 ]; then ok "the service process runs as uid 65534, not root"; else notok "the service process runs as uid 65534, not root (uid $uid)"; fi
+      if [ "$uid" = 65534 ]; then ok "the service process runs as uid 65534, not root"; else nok "the service process runs as uid 65534, not root (uid $uid)"; fi
     else
       skip "the service process runs as an unprivileged user" "not root: cannot switch users"
     fi
-    if env -i CREDWATCH_LISTEN="127.0.0.1:$port" "$probe" /healthz 2>"$tmp/probe.err"; then
+    if env -i CREDWATCH_LISTEN="127.0.0.1:$port" "$probe" /healthz 2>"$TEST_TMP/probe.err"; then
       ok "HEALTHCHECK command (credwatch-healthcheck /healthz) passes"
     else
-      notok "HEALTHCHECK command (credwatch-healthcheck /healthz) passes"; sed 's/^/#   /' "$tmp/probe.err"
+      nok "HEALTHCHECK command (credwatch-healthcheck /healthz) passes"; sed 's/^/#   /' "$TEST_TMP/probe.err"
     fi
     if env -i CREDWATCH_LISTEN="0.0.0.0:$port" "$probe" /healthz 2>/dev/null; then
       ok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
     else
-      notok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
+      nok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
     fi
     st=$(http_status "http://127.0.0.1:$port/readyz")
-    if [ "$st" = 200 ]; then ok "/readyz answers 200 with the embedded store"; else notok "/readyz answers 200 with the embedded store (got $st)"; fi
+    if [ "$st" = 200 ]; then ok "/readyz answers 200 with the embedded store"; else nok "/readyz answers 200 with the embedded store (got $st)"; fi
     st=$(curl -s -o /dev/null -m 3 -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
          -H 'X-Api-Key: it-deploy-ingest-token-0001' --data '{"Records":[]}' \
          "http://127.0.0.1:$port/v1/ingest/cloudtrail" 2>/dev/null || true)
-    if [ "$st" = 200 ]; then ok "ingest works with the container's environment (X-Api-Key)"; else notok "ingest works with the container's environment (X-Api-Key) (got $st)"; fi
+    if [ "$st" = 200 ]; then ok "ingest works with the container's environment (X-Api-Key)"; else nok "ingest works with the container's environment (X-Api-Key) (got $st)"; fi
     # Path A without AWS: what the rule takes, posted the way an API destination does (one event per request,
     # X-Api-Key from the connection, JSON with charset), must make the scenario's finding.
     n=0; bad=0
-    $PY "$root/tests/data/deploy_check.py" --eventbridge-events >"$tmp/events.jsonl"
+    $PY "$root/tests/data/deploy_check.py" --eventbridge-events >"$TEST_TMP/events.jsonl"
     while IFS= read -r ev; do
       n=$((n + 1))
       st=$(printf '%s' "$ev" | curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST \
@@ -257,27 +243,27 @@ else
            -H 'X-Api-Key: it-deploy-ingest-token-0001' --data-binary @- \
            "http://127.0.0.1:$port/v1/ingest/eventbridge" 2>/dev/null || true)
       [ "$st" = 200 ] || bad=$((bad + 1))
-    done <"$tmp/events.jsonl"
+    done <"$TEST_TMP/events.jsonl"
     found=$(curl -s -m 5 -H 'Authorization: Bearer it-deploy-read-token-0001' "http://127.0.0.1:$port/v1/findings" |
             $PY -c 'import json,sys; d=json.load(sys.stdin); print(sum(f.get("access_key_id")=="ASIAEXAMPLEKEY000009" for f in d.get("findings",[])))' 2>/dev/null)
     if [ "$n" -eq 3 ] && [ "$bad" -eq 0 ] && [ "$found" = 1 ]; then
       ok "EventBridge path: the $n events the rule takes, posted like an API destination, make the finding"
     else
-      notok "EventBridge path: events the rule takes make the finding (events $n, non-200 $bad, findings ${found:-?})"
+      nok "EventBridge path: events the rule takes make the finding (events $n, non-200 $bad, findings ${found:-?})"
     fi
     kill -TERM "$pid"
     limit=$(( (drain + 5) * 10 ))
     i=0
     while kill -0 "$pid" 2>/dev/null && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
     if kill -0 "$pid" 2>/dev/null; then
-      notok "SIGTERM stops the service within CREDWATCH_DRAIN_SECONDS + 5 s"
+      nok "SIGTERM stops the service within CREDWATCH_DRAIN_SECONDS + 5 s"
     else
       wait "$pid"; rc=$?
-      if [ "$rc" -eq 0 ]; then ok "SIGTERM stops the service with exit status 0"; else notok "SIGTERM stops the service with exit status 0 (got $rc)"; sed 's/^/#   /' "$log" | tail -n 10; fi
+      if [ "$rc" -eq 0 ]; then ok "SIGTERM stops the service with exit status 0"; else nok "SIGTERM stops the service with exit status 0 (got $rc)"; sed 's/^/#   /' "$log" | tail -n 10; fi
     fi
     pid=""
     if grep -qiE 'read-only|EROFS|permission denied' "$log"; then
-      notok "the service logged no write failure"; grep -iE 'read-only|EROFS|permission denied' "$log" | sed 's/^/#   /'
+      nok "the service logged no write failure"; grep -iE 'read-only|EROFS|permission denied' "$log" | sed 's/^/#   /'
     else
       ok "the service logged no write failure"
     fi

@@ -1,10 +1,6 @@
 #!/bin/sh
 # The S3 forwarder (deploy/aws/forwarder/forwarder.py) against a real `credwatch serve` on loopback and against a
 # retry stub; see tests/forwarder_test.py. Needs Debian's python3 (standard library only: no boto3, no AWS).
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BUILD=${BUILD:-build}
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 [ -x "$PY" ] || PY=python3
-exec timeout -k 5 110 "$PY" "$root/tests/forwarder_test.py" --binary "$root/$BUILD/credwatch"
+exec timeout -k 5 110 "$PY" "$here/forwarder_test.py" --binary "$BIN"

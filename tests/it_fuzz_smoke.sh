@@ -3,9 +3,7 @@
 # corpus, regression inputs included: a fixed crash that comes back fails here. The long runs are
 # `make fuzz FUZZ_SECONDS=...`. Skipped, with the reason, when clang or libFuzzer is missing.
 # Prints `ok - name` / `not ok - name`; exits non-zero when any target fails.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cd "$root" || exit 1
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-15}   # x 4 targets: about a minute
 if ! command -v clang >/dev/null 2>&1; then
@@ -17,17 +15,15 @@ if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/
   echo "ok - fuzz smoke skipped: libFuzzer (libclang-rt-14-dev) is not installed # SKIP"
   exit 0
 fi
-if ! make --no-print-directory fuzz-build >"${TMPDIR:-/tmp}/cw-fuzz-build.$$" 2>&1; then
+make_tmp
+if ! make --no-print-directory fuzz-build >"$TEST_TMP/build.log" 2>&1; then
   echo "not ok - fuzz targets build"
-  tail -n 30 "${TMPDIR:-/tmp}/cw-fuzz-build.$$" | sed 's/^/    /'
-  rm -f "${TMPDIR:-/tmp}/cw-fuzz-build.$$"
+  tail -n 30 "$TEST_TMP/build.log" | sed 's/^/    /'
   exit 1
 fi
-rm -f "${TMPDIR:-/tmp}/cw-fuzz-build.$$"
-echo "ok - fuzz targets build"
+ok "fuzz targets build"
 targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
 # Every committed input first, once each: the regression check proper.
-fails=0
 for t in $targets; do
   if build-fuzz/fuzz/"$t" -runs=0 tests/fuzz/corpus/"$t" >"build-fuzz/$t.replay.log" 2>&1; then
     echo "ok - fuzz $t replays its corpus ($(ls tests/fuzz/corpus/"$t" | wc -l) inputs)"

@@ -4,10 +4,7 @@
 # nothing outside cw:, nothing interpreted). Each refused input asserts the status, the JSON
 # error code and that stored state is untouched. Driver: tests/hostile_test.py.
 # Prints `ok - name` / `not ok - name`; exits non-zero when any check fails.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 export BUILD
 export CREDWATCH="${CREDWATCH:-$root/$BUILD/credwatch}"
 modes=hostile
@@ -17,4 +14,4 @@ else
   echo "ok - redis part skipped: redis-server/redis-cli not installed (scripts/deps.sh test installs them) # SKIP"
 fi
 # shellcheck disable=SC2086
-exec /usr/bin/python3 "$here/hostile_test.py" $modes
+exec "$PY" "$here/hostile_test.py" $modes

@@ -4,35 +4,21 @@
 # memory peaks at ~1 KB x records, ~210 MB); once they are answered, its resident memory must be back
 # within ENG_EVENTS_KEEP's worth (~9 MB) plus allocator slack (32 MB) of what it was before, not
 # hundreds of MB per thread. Loopback only; the server is stopped by its pid.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-exec /usr/bin/python3 - "$root/$BUILD/credwatch" <<'PYEOF'
-import gzip, http.client, json, os, re, signal, subprocess, sys, tempfile, time
-BIN = sys.argv[1]
+. "$(dirname "$0")/lib.sh"
+make_tmp
+"$PY" - "$BIN" "$here" "$TEST_TMP" <<'PYEOF'
+import gzip, http.client, json, os, sys, time
+sys.path.insert(0, sys.argv[2])
+import harness
+BIN, TMP = sys.argv[1], sys.argv[3]
 RECORDS, BODIES, SLACK_MB = 200000, 6, 32
-tmp = tempfile.mkdtemp()
-log = open(os.path.join(tmp, "serve.log"), "w")
-p = subprocess.Popen([BIN, "serve"], stdout=log, stderr=subprocess.STDOUT,
-                     env=dict(os.environ, CREDWATCH_LISTEN="127.0.0.1:0", CREDWATCH_THREADS="2"))
-fails = 0
-def check(c, name, why=""):
-    global fails
-    print(("ok - " if c else "not ok - ") + name + ("" if c else " -- " + why), flush=True)
-    fails += not c
+R = harness.Report(sep=" -- ")
+check = R.check
+p = harness.Instance(BIN, os.path.join(TMP, "serve.log"), {"CREDWATCH_THREADS": "2"}, name="serve")
 def rss_mb():
-    return int(re.search(r"VmRSS:\s+(\d+)", open("/proc/%d/status" % p.pid).read()).group(1)) / 1024
+    return p.rss_kb() / 1024
 try:
-    port = None
-    for _ in range(200):
-        m = re.search(r'"msg":"listening".*?"port":(\d+)', open(log.name).read())
-        if m:
-            port = int(m.group(1))
-            break
-        time.sleep(0.05)
-    if port is None:
-        raise RuntimeError("serve did not start")
+    port = p.port
     def body(n):
         recs = ['{"eventVersion":"1.08","eventID":"m%d-%d","eventTime":"2024-03-13T09:%02d:%02dZ",'
                 '"eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1",'
@@ -65,10 +51,6 @@ try:
       check(after <= before + SLACK_MB, "resident memory after %d requests of %d records: %.0f MB, was %.0f MB before (at most +%d MB)"
             % (BODIES, RECORDS, after, before, SLACK_MB), "peak seen %.0f MB" % peak)
 finally:
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-sys.exit(1 if fails else 0)
+    p.stop(timeout=30)
+sys.exit(1 if R.fails else 0)
 PYEOF

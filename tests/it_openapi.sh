@@ -2,18 +2,12 @@
 # it_openapi.sh — the server and openapi/openapi.json describe the same API: the routes the
 # server answers (--print-routes, from the router's own table) are exactly the spec's
 # operations, and live responses validate against the spec's schemas (tests/openapi_check.py).
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 SPEC=$root/openapi/openapi.json
-API_TMP=$(mktemp -d)
+make_tmp
+API_TMP=$TEST_TMP
 . "$here/data/api_server.sh"
-trap 'api_stop; rm -rf "$API_TMP"' EXIT
-trap 'exit 1' INT TERM
-fails=0
+on_exit() { api_stop; }
 
 if ! "$BIN" serve --print-routes >"$API_TMP/routes"; then
   echo "not ok - credwatch serve --print-routes"; exit 1

@@ -2,11 +2,8 @@
 # it_real.sh — public CloudTrail from real attack simulations (tests/data/real/, see its README):
 # `credwatch scan` must account for every record exactly as tests/data/real/expected.json says
 # (records, keys, findings, skipped with each reason, duplicates, ignored). Loopback only: no network.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-exec /usr/bin/python3 - "$root/$BUILD/credwatch" "$root" <<'PYEOF'
+. "$(dirname "$0")/lib.sh"
+exec "$PY" - "$BIN" "$root" <<'PYEOF'
 import collections, glob, json, os, re, subprocess, sys
 BIN, ROOT = sys.argv[1], sys.argv[2]
 DATA = os.path.join(ROOT, "tests", "data", "real")

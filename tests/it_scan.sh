@@ -4,21 +4,9 @@
 # EventBridge events. A key issued in one file and replayed in another is found; a Lambda key used
 # only inside and non-Lambda keys used from many addresses are not.
 # Prints `ok - name` / `not ok - name`; exits non-zero when any check fails.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 CW=${CREDWATCH:-$root/$BUILD/credwatch}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # name, then a command that must succeed
-  name=$1; shift
-  if "$@"; then ok "$name"; else notok "$name"; fi
-}
+make_tmp
 
 if [ ! -x "$CW" ]; then
   echo "not ok - credwatch binary missing at $CW"
@@ -26,7 +14,7 @@ if [ ! -x "$CW" ]; then
 fi
 
 # ---- the archives --------------------------------------------------------------------------------
-"$PY" - "$tmp/trail" "$tmp/stdin.json.gz" <<'EOF'
+"$PY" - "$TEST_TMP/trail" "$TEST_TMP/stdin.json.gz" <<'EOF'
 import gzip, json, os, sys
 top, stdin_file = sys.argv[1], sys.argv[2]
 ACCT = "111122223333"
@@ -124,10 +112,10 @@ EOF
 }
 
 # ---- scan a folder ---------------------------------------------------------------------------------
-"$CW" scan "$tmp/trail" >"$tmp/out" 2>"$tmp/err"
+"$CW" scan "$TEST_TMP/trail" >"$TEST_TMP/out" 2>"$TEST_TMP/err"
 rc=$?
 check "scan DIR exits 0" [ "$rc" -eq 0 ]
-check "scan DIR prints exactly the stolen keys" keys_are "$tmp/out" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "scan DIR prints exactly the stolen keys" keys_are "$TEST_TMP/out" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
 check "the issued-then-replayed key is critical, from its outside address" "$PY" -c '
 import json, sys
 d = {json.loads(l)["access_key_id"]: json.loads(l) for l in open(sys.argv[1]) if l.strip()}
@@ -136,69 +124,69 @@ assert s["severity"] == "critical", s["severity"]
 assert s["outside_source_ips"] == ["198.51.100.7"], s["outside_source_ips"]
 codes = [r["code"] for r in s["reasons"]]
 assert "issued_by_lambda" in codes and "sensitive_action" in codes, codes
-' "$tmp/out"
-check "summary line on stderr" grep -qE '^credwatch scan: 5 files \(0 unreadable or corrupt, 1 digests skipped\), 22 records, 4 keys, 2 findings' "$tmp/err"
-check "the digest is skipped, not an error" sh -c "! grep -q 'CloudTrail-Digest.*:' '$tmp/err'"
+' "$TEST_TMP/out"
+check "summary line on stderr" grep -qE '^credwatch scan: 5 files \(0 unreadable or corrupt, 1 digests skipped\), 22 records, 4 keys, 2 findings' "$TEST_TMP/err"
+check "the digest is skipped, not an error" sh -c "! grep -q 'CloudTrail-Digest.*:' '$TEST_TMP/err'"
 
-"$CW" scan --fail-on-findings "$tmp/trail" >"$tmp/out2" 2>/dev/null
+"$CW" scan --fail-on-findings "$TEST_TMP/trail" >"$TEST_TMP/out2" 2>/dev/null
 rc=$?
 check "--fail-on-findings exits 1 with findings" [ "$rc" -eq 1 ]
-check "--fail-on-findings still prints them" keys_are "$tmp/out2" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "--fail-on-findings still prints them" keys_are "$TEST_TMP/out2" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
 
-"$CW" scan --quiet "$tmp/trail" >"$tmp/out3" 2>"$tmp/err3"
+"$CW" scan --quiet "$TEST_TMP/trail" >"$TEST_TMP/out3" 2>"$TEST_TMP/err3"
 rc=$?
-check "--quiet: exit 0, no stderr" sh -c "[ $rc -eq 0 ] && [ ! -s '$tmp/err3' ]"
-check "--quiet: same findings" keys_are "$tmp/out3" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "--quiet: exit 0, no stderr" sh -c "[ $rc -eq 0 ] && [ ! -s '$TEST_TMP/err3' ]"
+check "--quiet: same findings" keys_are "$TEST_TMP/out3" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
 
 # only the first file: the issuance and inside uses, no replay yet
-"$CW" scan --fail-on-findings "$tmp/trail/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T0835Z_abc.json.gz" >"$tmp/out4" 2>/dev/null
+"$CW" scan --fail-on-findings "$TEST_TMP/trail/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T0835Z_abc.json.gz" >"$TEST_TMP/out4" 2>/dev/null
 rc=$?
-check "no findings: exit 0 with --fail-on-findings, nothing printed" sh -c "[ $rc -eq 0 ] && [ ! -s '$tmp/out4' ]"
+check "no findings: exit 0 with --fail-on-findings, nothing printed" sh -c "[ $rc -eq 0 ] && [ ! -s '$TEST_TMP/out4' ]"
 
 # ---- a corrupt file among good ones ----------------------------------------------------------------
-cp -r "$tmp/trail" "$tmp/trail2"
-head -c 100 "$tmp/stdin.json.gz" >"$tmp/trail2/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T1035Z_bad.json.gz"
-printf '{"Records":[{"eventID":' >"$tmp/trail2/exports/broken.json"
-"$CW" scan "$tmp/trail2" >"$tmp/out5" 2>"$tmp/err5"
+cp -r "$TEST_TMP/trail" "$TEST_TMP/trail2"
+head -c 100 "$TEST_TMP/stdin.json.gz" >"$TEST_TMP/trail2/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/111122223333_CloudTrail_us-east-1_20240313T1035Z_bad.json.gz"
+printf '{"Records":[{"eventID":' >"$TEST_TMP/trail2/exports/broken.json"
+"$CW" scan "$TEST_TMP/trail2" >"$TEST_TMP/out5" 2>"$TEST_TMP/err5"
 rc=$?
 check "corrupt files: exit 2" [ "$rc" -eq 2 ]
-check "corrupt files: findings still printed" keys_are "$tmp/out5" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
-check "corrupt files: each named on stderr" sh -c "grep -q '_bad.json.gz: truncated gzip' '$tmp/err5' && grep -q 'broken.json: malformed JSON' '$tmp/err5'"
-check "corrupt files: counted in the summary" grep -q '7 files (2 unreadable or corrupt' "$tmp/err5"
+check "corrupt files: findings still printed" keys_are "$TEST_TMP/out5" ASIAQEXAMPLESTOLEN01 ASIAQEXAMPLEMARKED01
+check "corrupt files: each named on stderr" sh -c "grep -q '_bad.json.gz: truncated gzip' '$TEST_TMP/err5' && grep -q 'broken.json: malformed JSON' '$TEST_TMP/err5'"
+check "corrupt files: counted in the summary" grep -q '7 files (2 unreadable or corrupt' "$TEST_TMP/err5"
 
-"$CW" scan "$tmp/does-not-exist" >/dev/null 2>"$tmp/err6"
+"$CW" scan "$TEST_TMP/does-not-exist" >/dev/null 2>"$TEST_TMP/err6"
 rc=$?
-check "missing path: exit 2 with its name" sh -c "[ $rc -eq 2 ] && grep -q 'does-not-exist' '$tmp/err6'"
+check "missing path: exit 2 with its name" sh -c "[ $rc -eq 2 ] && grep -q 'does-not-exist' '$TEST_TMP/err6'"
 
 # ---- standard input --------------------------------------------------------------------------------
-"$CW" scan - <"$tmp/stdin.json.gz" >"$tmp/out7" 2>"$tmp/err7"
+"$CW" scan - <"$TEST_TMP/stdin.json.gz" >"$TEST_TMP/out7" 2>"$TEST_TMP/err7"
 rc=$?
 check "- reads standard input (gzip)" sh -c "[ $rc -eq 0 ]"
-check "- finds the piped key" keys_are "$tmp/out7" ASIAQEXAMPLEPIPED001
-gzip -dc "$tmp/stdin.json.gz" | "$CW" scan --fail-on-findings - >"$tmp/out8" 2>/dev/null
+check "- finds the piped key" keys_are "$TEST_TMP/out7" ASIAQEXAMPLEPIPED001
+gzip -dc "$TEST_TMP/stdin.json.gz" | "$CW" scan --fail-on-findings - >"$TEST_TMP/out8" 2>/dev/null
 rc=$?
 check "- reads plain JSON from a pipe" sh -c "[ $rc -eq 1 ]"
-check "- plain: same finding" keys_are "$tmp/out8" ASIAQEXAMPLEPIPED001
+check "- plain: same finding" keys_are "$TEST_TMP/out8" ASIAQEXAMPLEPIPED001
 
 # ---- usage -----------------------------------------------------------------------------------------
-"$CW" scan --help >"$tmp/help" 2>&1
+"$CW" scan --help >"$TEST_TMP/help" 2>&1
 rc=$?
 check "--help exits 0" [ "$rc" -eq 0 ]
-check "--help mentions every option" sh -c "grep -q -- --fail-on-findings '$tmp/help' && grep -q -- --quiet '$tmp/help' && grep -q -- --help '$tmp/help'"
-"$CW" scan --bogus "$tmp/trail" >/dev/null 2>&1
+check "--help mentions every option" sh -c "grep -q -- --fail-on-findings '$TEST_TMP/help' && grep -q -- --quiet '$TEST_TMP/help' && grep -q -- --help '$TEST_TMP/help'"
+"$CW" scan --bogus "$TEST_TMP/trail" >/dev/null 2>&1
 rc=$?
 check "an unknown option exits 2" [ "$rc" -eq 2 ]
 "$CW" scan >/dev/null 2>&1
 rc=$?
 check "no PATH exits 2" [ "$rc" -eq 2 ]
 # one parser: "--" ends the options, so a file named --quiet is a path and not the flag
-mkdir "$tmp/dash" && gzip -dc "$tmp/stdin.json.gz" >"$tmp/dash/--quiet"
-(cd "$tmp/dash" && "$CW" scan -- --quiet >"$tmp/out9" 2>"$tmp/err9")
+mkdir "$TEST_TMP/dash" && gzip -dc "$TEST_TMP/stdin.json.gz" >"$TEST_TMP/dash/--quiet"
+(cd "$TEST_TMP/dash" && "$CW" scan -- --quiet >"$TEST_TMP/out9" 2>"$TEST_TMP/err9")
 rc=$?
-check "-- then --quiet: the file is scanned, and not taken as the flag" sh -c "[ $rc -eq 0 ] && grep -q 'credwatch scan: 1 files' '$tmp/err9'"
-check "-- then --quiet: its finding" keys_are "$tmp/out9" ASIAQEXAMPLEPIPED001
-(cd "$tmp/dash" && "$CW" scan --quiet -- --quiet >"$tmp/out10" 2>"$tmp/err10")
-check "--quiet -- --quiet: quiet, and the file scanned" sh -c "[ ! -s '$tmp/err10' ]" 
-check "--quiet -- --quiet: its finding" keys_are "$tmp/out10" ASIAQEXAMPLEPIPED001
+check "-- then --quiet: the file is scanned, and not taken as the flag" sh -c "[ $rc -eq 0 ] && grep -q 'credwatch scan: 1 files' '$TEST_TMP/err9'"
+check "-- then --quiet: its finding" keys_are "$TEST_TMP/out9" ASIAQEXAMPLEPIPED001
+(cd "$TEST_TMP/dash" && "$CW" scan --quiet -- --quiet >"$TEST_TMP/out10" 2>"$TEST_TMP/err10")
+check "--quiet -- --quiet: quiet, and the file scanned" sh -c "[ ! -s '$TEST_TMP/err10' ]" 
+check "--quiet -- --quiet: its finding" keys_are "$TEST_TMP/out10" ASIAQEXAMPLEPIPED001
 
 [ "$fails" -eq 0 ]

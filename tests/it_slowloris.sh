@@ -3,10 +3,7 @@
 # connections; CREDWATCH_CONNECTION_TIMEOUT_S=3) and overload (a flood of large batches over
 # CREDWATCH_MAX_INFLIGHT_INGEST: 200 or 503 + Retry-After, p99 well under the senders' 5 s).
 # Driver: tests/hostile_test.py. Prints `ok - name` / `not ok - name`; non-zero exit on failure.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 export BUILD
 export CREDWATCH="${CREDWATCH:-$root/$BUILD/credwatch}"
-exec /usr/bin/python3 "$here/hostile_test.py" slowloris overload
+exec "$PY" "$here/hostile_test.py" slowloris overload

@@ -26,12 +26,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+
+import harness
 
 BIN, TMP, PIDFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 # The phases here count exact acknowledgements, so a Redis merely slow on a loaded machine (AOF with
@@ -45,105 +46,25 @@ REQ_TIMEOUT = 20          # seconds per HTTP request
 START_TIMEOUT = 10        # seconds for a process to come up
 rnd = random.Random(int(os.environ.get("MULTI_SEED", "20240313")))
 
-fails = 0
-procs = []                # every process we started, stopped in cleanup()
-
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def nok(name, why=""):
-    global fails
-    fails += 1
-    print("not ok - %s%s" % (name, (": " + why) if why else ""), flush=True)
-
-
-def check(cond, name, why=""):
-    (ok if cond else lambda n: nok(n, why))(name)
-    return cond
+R = harness.Report()
+ok, nok, check = R.ok, R.nok, R.check
+PROCS = harness.Procs(PIDFILE)   # every process we started, stopped in main()
 
 
 # ---- processes ---------------------------------------------------------------------------------
 
-def remember(p):
-    procs.append(p)
-    with open(PIDFILE, "a") as f:
-        f.write("%d\n" % p.pid)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def redis_ping(port, timeout=0.5):
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def redis_start(port, aof_dir=None):
-    args = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--protected-mode", "yes"]
-    if aof_dir:
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", aof_dir]
-    else:
-        args += ["--appendonly", "no"]
-    log = open(os.path.join(TMP, "redis-%d.log" % port), "ab")
-    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    remember(p)
-    deadline = time.time() + START_TIMEOUT
-    while time.time() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError("redis-server exited with %s" % p.returncode)
-        if redis_ping(port):
-            return p
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not answer PING")
+    """This suite's Redis on `port`: no persistence, or an fsync'd append-only file in aof_dir (so that
+    what it acknowledged survives a SIGKILL)."""
+    args = harness.AOF_ALWAYS if aof_dir else ("--appendonly", "no")
+    return harness.Redis(aof_dir or TMP, port, args, os.path.join(TMP, "redis-%d.log" % port), PROCS,
+                         START_TIMEOUT).start()
 
 
-def stop(p, sig=signal.SIGTERM, timeout=10):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-    return p.returncode
-
-
-class Instance:
-    def __init__(self, name, redis_port):
-        self.name = name
-        self.log = os.path.join(TMP, "credwatch-%s.log" % name)
-        env = dict(os.environ, CREDWATCH_LISTEN="127.0.0.1:0", CREDWATCH_REDIS_URL="redis://127.0.0.1:%d" % redis_port,
-                   CREDWATCH_INGEST_TOKENS=TOK_IN, CREDWATCH_READ_TOKENS=TOK_RD, CREDWATCH_THREADS="4",
-                   CREDWATCH_DRAIN_SECONDS="15", CREDWATCH_REDIS_TIMEOUT_MS=REDIS_TIMEOUT_MS)
-        self.p = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL)
-        remember(self.p)
-        self.port = None
-        deadline = time.time() + START_TIMEOUT
-        while time.time() < deadline and self.port is None:
-            if self.p.poll() is not None:
-                break
-            for line in open(self.log, encoding="utf-8", errors="replace"):
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if d.get("msg") == "listening":
-                    self.port = d["port"]
-            time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("instance %s did not start: %s" % (name, open(self.log).read()[-2000:]))
+def serve(name, **env):
+    """Instance `name` with this suite's tokens and 4 threads; `env` names the store and its timeouts."""
+    env = dict(CREDWATCH_INGEST_TOKENS=TOK_IN, CREDWATCH_READ_TOKENS=TOK_RD, CREDWATCH_THREADS="4", **env)
+    return harness.Instance(BIN, os.path.join(TMP, "credwatch-%s.log" % name), env, name, PROCS, START_TIMEOUT)
 
 
 # ---- HTTP --------------------------------------------------------------------------------------
@@ -595,12 +516,12 @@ class Loader:
             t.join(timeout)
 
 
-def phase_redis_restart(insts, redis_port, redis_proc):
+def phase_redis_restart(insts, redis_port, redis):
     # Switch to a Redis whose acknowledged writes survive a SIGKILL (fsync'd AOF), same port.
-    stop(redis_proc)
+    redis.stop()
     aof = os.path.join(TMP, "aof")
     os.makedirs(aof, exist_ok=True)
-    redis_proc = redis_start(redis_port, aof)
+    redis = redis_start(redis_port, aof)
     w = wait_ready(insts, 200, 10)
     check(w is not None, "instances become ready on the new Redis without a restart (%.1fs)" % (w or -1))
 
@@ -612,8 +533,7 @@ def phase_redis_restart(insts, redis_port, redis_proc):
     loader.start()
     time.sleep(1.5)
     t_kill = time.time()
-    redis_proc.send_signal(signal.SIGKILL)
-    redis_proc.wait(5)
+    redis.kill()
     t_dead = time.time()
     time.sleep(0.8)
     # readiness and liveness during the outage
@@ -624,7 +544,7 @@ def phase_redis_restart(insts, redis_port, redis_proc):
     check(health == [200, 200, 200], "/healthz 200 on every instance while Redis is down", str(health))
     time.sleep(1.5)
     t_restart = time.time()
-    redis_proc = redis_start(redis_port, aof)
+    redis = redis_start(redis_port, aof)
     w = wait_ready(insts, 200, 10)
     check(w is not None and w <= 5, "ready again within 5 s of the restart, no service restart (%.2fs)" % (w or -1))
     # Worker threads whose Redis handle failed reconnect on their own schedule (backoff up to
@@ -686,7 +606,7 @@ def phase_redis_restart(insts, redis_port, redis_proc):
     ids = list_all(insts[1].port, 100)
     missing = [k for k in ks.finding_keys() if "cwf-" + k not in ids]
     check(not missing, "the keys' findings survived the restart", str(missing[:5]))
-    return redis_proc
+    return redis
 
 
 def phase_sigterm(insts):
@@ -744,9 +664,9 @@ def phase_sigterm(insts):
         t.start()
     four.wait(20)  # signal once the senders are in full swing, with most batches still queued
     t_term[0] = time.time()
-    C.p.send_signal(signal.SIGTERM)
+    C.proc.send_signal(signal.SIGTERM)
     try:
-        rc = C.p.wait(20)
+        rc = C.proc.wait(20)
     except subprocess.TimeoutExpired:
         rc = "timeout"
     for t in ts_:
@@ -886,11 +806,12 @@ def phase_crosswise(insts):
 
 
 def main():
-    redis_port = free_port()
-    redis_proc = None
+    redis_port = harness.free_port()
+    redis = None
     try:
-        redis_proc = redis_start(redis_port)
-        insts = [Instance(n, redis_port) for n in "ABC"]
+        redis = redis_start(redis_port)
+        insts = [serve(n, CREDWATCH_REDIS_URL="redis://127.0.0.1:%d" % redis_port, CREDWATCH_DRAIN_SECONDS="15",
+                       CREDWATCH_REDIS_TIMEOUT_MS=REDIS_TIMEOUT_MS) for n in "ABC"]
         ok("redis-server on 127.0.0.1:%d and 3 instances on ports %s" % (redis_port, [i.port for i in insts]))
         check(wait_ready(insts, 200, 5) is not None, "all instances ready on Redis")
         phases = [("many keys", lambda: phase_many_keys(insts)), ("twice", lambda: phase_twice(insts)),
@@ -903,7 +824,7 @@ def main():
             except Exception as e:  # noqa: BLE001
                 nok("phase %s ran to the end" % name, repr(e))
         try:
-            redis_proc = phase_redis_restart(insts, redis_port, redis_proc)
+            redis = phase_redis_restart(insts, redis_port, redis)
         except Exception as e:  # noqa: BLE001
             nok("phase redis restart ran to the end", repr(e))
         try:
@@ -913,18 +834,14 @@ def main():
     except Exception as e:  # noqa: BLE001
         nok("setup", repr(e))
     finally:
-        for p in reversed(procs):
-            try:
-                stop(p, signal.SIGKILL if p is not redis_proc else signal.SIGTERM, 5)
-            except Exception:  # noqa: BLE001
-                pass
-    if fails:
+        PROCS.stop_all(timeout=5, sig_for=lambda p: signal.SIGTERM if redis and p is redis.proc else signal.SIGKILL)
+    if R.fails:
         for f in sorted(os.listdir(TMP)):
             if f.endswith(".log"):
                 print("# --- %s (tail)" % f)
                 for line in open(os.path.join(TMP, f), errors="replace").read().splitlines()[-15:]:
                     print("#   " + line)
-    return 1 if fails else 0
+    return 1 if R.fails else 0
 
 
 if __name__ == "__main__":

@@ -43,13 +43,13 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import statistics
 import time
 import uuid
+
+import harness
 
 BIN, TMP, PIDFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
@@ -69,121 +69,16 @@ WARMUP_FRACTION = 0.2
 RSS_GROWTH_MAX = 0.05
 RSS_EVERY = 5.0           # seconds between RSS samples
 
-fails = 0
-procs = []
-out_lock = threading.Lock()
+R = harness.Report()
+say, check = R.say, R.check
+PROCS = harness.Procs(PIDFILE)
 
 
-def say(line):
-    with out_lock:
-        print(line, flush=True)
-
-
-def check(cond, name, why=""):
-    global fails
-    if cond:
-        say("ok - " + name)
-    else:
-        fails += 1
-        say("not ok - %s%s" % (name, (": " + why) if why else ""))
-    return cond
-
-
-# ---- processes ---------------------------------------------------------------------------------
-
-def remember(p):
-    procs.append(p)
-    with open(PIDFILE, "a") as f:
-        f.write("%d\n" % p.pid)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def redis_cmd(port, *args, timeout=1.0):
-    """One RESP command on a fresh connection; returns the first reply line (bytes) or None."""
-    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
-            s.sendall(msg)
-            return s.recv(4096).split(b"\r\n")[0]
-    except OSError:
-        return None
-
-
-class Redis:
-    def __init__(self, port, data_dir):
-        self.port, self.dir, self.p = port, data_dir, None
-        self.log = os.path.join(TMP, "redis.log")
-
-    def start(self):
-        args = ["redis-server", "--port", str(self.port), "--bind", HOST, "--protected-mode", "yes",
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir]
-        log = open(self.log, "ab")
-        self.p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        remember(self.p)
-        deadline = time.time() + START_TIMEOUT
-        while time.time() < deadline:
-            if self.p.poll() is not None:
-                raise RuntimeError("redis-server exited with %s" % self.p.returncode)
-            if redis_cmd(self.port, "PING", timeout=0.5) == b"+PONG":
-                return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not answer PING within %ds" % START_TIMEOUT)
-
-    def stop(self):
-        """SIGTERM (Redis fsyncs and exits), wait for the exit; returns the exit status."""
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait(5)
-
-
-class Instance:
-    def __init__(self, name, redis_port):
-        self.name = name
-        self.log = os.path.join(TMP, "credwatch-%s.log" % name)
-        env = dict(os.environ, CREDWATCH_LISTEN="127.0.0.1:0", CREDWATCH_REDIS_URL="redis://127.0.0.1:%d" % redis_port,
-                   CREDWATCH_INGEST_TOKENS=TOK_IN, CREDWATCH_READ_TOKENS=TOK_RD, CREDWATCH_THREADS="4",
-                   CREDWATCH_DRAIN_SECONDS="10", CREDWATCH_REDIS_TIMEOUT_MS="1000")
-        err = open(self.log, "wb")
-        self.p = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                  stdin=subprocess.DEVNULL)
-        err.close()
-        remember(self.p)
-        self.port = None
-        deadline = time.time() + START_TIMEOUT
-        while time.time() < deadline and self.port is None and self.p.poll() is None:
-            with open(self.log, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    try:
-                        d = json.loads(line)
-                    except ValueError:
-                        continue
-                    if d.get("msg") == "listening":
-                        self.port = d["port"]
-            time.sleep(0.05)
-        if self.port is None:
-            with open(self.log, errors="replace") as f:
-                raise RuntimeError("instance %s did not start: %s" % (name, f.read()[-2000:]))
-
-    def rss_kb(self):
-        try:
-            with open("/proc/%d/status" % self.p.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return None
+def serve(name, redis_port):
+    env = {"CREDWATCH_REDIS_URL": "redis://127.0.0.1:%d" % redis_port, "CREDWATCH_INGEST_TOKENS": TOK_IN,
+           "CREDWATCH_READ_TOKENS": TOK_RD, "CREDWATCH_THREADS": "4", "CREDWATCH_DRAIN_SECONDS": "10",
+           "CREDWATCH_REDIS_TIMEOUT_MS": "1000"}
+    return harness.Instance(BIN, os.path.join(TMP, "credwatch-%s.log" % name), env, name, PROCS, START_TIMEOUT)
 
 
 # ---- HTTP --------------------------------------------------------------------------------------
@@ -756,13 +651,14 @@ def main():
     try:
         data_dir = os.path.join(TMP, "redis-data")
         os.makedirs(data_dir, exist_ok=True)
-        redis = Redis(free_port(), data_dir)
+        redis = harness.Redis(data_dir, args=harness.AOF_ALWAYS, log=os.path.join(TMP, "redis.log"), procs=PROCS,
+                              start_timeout=START_TIMEOUT, poll=0.02)
         redis.start()
-        insts = [Instance(n, redis.port) for n in "AB"]
+        insts = [serve(n, redis.port) for n in "AB"]
         say("# soak: %ds of load, Redis (appendonly yes, appendfsync always) on 127.0.0.1:%d restarted every %ds "
             "(SIGTERM, %.1fs down, same port and data dir); instances A:%d B:%d (pids %d %d)"
             % (SOAK_SECONDS, redis.port, RESTART_SECONDS, DOWN_SECONDS, insts[0].port, insts[1].port,
-               insts[0].p.pid, insts[1].p.pid))
+               insts[0].proc.pid, insts[1].proc.pid))
         if not check(wait_ready(insts, 10) is not None, "both instances ready on Redis"):
             return 1
 
@@ -787,8 +683,8 @@ def main():
                 break
             while time.time() < t_next:
                 time.sleep(min(0.2, max(0.0, t_next - time.time())))
-                if any(i.p.poll() is not None for i in insts):
-                    dead = [i.name for i in insts if i.p.poll() is not None]
+                if any(i.proc.poll() is not None for i in insts):
+                    dead = [i.name for i in insts if i.proc.poll() is not None]
                     break
             if dead:
                 break
@@ -802,8 +698,8 @@ def main():
             k += 1
         while not dead and time.time() < end:
             time.sleep(0.2)
-            if any(i.p.poll() is not None for i in insts):
-                dead = [i.name for i in insts if i.p.poll() is not None]
+            if any(i.proc.poll() is not None for i in insts):
+                dead = [i.name for i in insts if i.proc.poll() is not None]
         t_load_end = time.time()
         STOP.set()
         for t in threads:
@@ -1018,7 +914,7 @@ def main():
               "summed over the instances %d <= %d findings" % (created, len(want)))
         say("# verification reads took %.1fs" % (time.time() - t_v))
         say("# RSS after verification (kB): %s" % " ".join("%s=%s" % (i.name, i.rss_kb()) for i in insts))
-        return 1 if fails else 0
+        return 1 if R.fails else 0
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()
@@ -1026,17 +922,8 @@ def main():
         return 1
     finally:
         STOP.set()
-        for p in reversed(procs):
-            try:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    p.wait(15)
-            except Exception:  # noqa: BLE001
-                try:
-                    p.kill()
-                except Exception:  # noqa: BLE001
-                    pass
-        if fails:
+        PROCS.stop_all(signal.SIGTERM, 15)
+        if R.fails:
             for f in sorted(os.listdir(TMP)):
                 if f.endswith(".log"):
                     say("# --- %s (tail)" % f)
@@ -1047,5 +934,5 @@ def main():
 
 if __name__ == "__main__":
     rc = main()
-    say("# soak: %s" % ("FAILED (%d checks)" % fails if fails else "passed"))
+    say("# soak: %s" % ("FAILED (%d checks)" % R.fails if R.fails else "passed"))
     sys.exit(rc)

@@ -8,34 +8,15 @@
 # non-zero if anything failed. Builds nothing (`make soak` builds first).
 #   SOAK_SECONDS (600)  REDIS_RESTART_SECONDS (120)  SOAK_REDIS_DOWN_SECONDS (1)  SOAK_SEED
 #   SOAK_KEEP=1 keeps the temporary directory (logs, Redis data) and prints its path.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 REDIS_RESTART_SECONDS=${REDIS_RESTART_SECONDS:-120}
 export SOAK_SECONDS REDIS_RESTART_SECONDS
-SOAK_TMP=$(mktemp -d)
-PIDFILE=$SOAK_TMP/pids
-: >"$PIDFILE"
-DRIVER=
-
 # Stop only what this script (and its driver) started: the driver, then every pid it recorded.
-cleanup() {
-  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
-    kill -TERM "$DRIVER" 2>/dev/null
-    sleep 2
-    kill -KILL "$DRIVER" 2>/dev/null
-  fi
-  while read -r pid; do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  done <"$PIDFILE"
-  if [ "${SOAK_KEEP:-0}" = 1 ]; then echo "# kept $SOAK_TMP"; else rm -rf "$SOAK_TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+KEEP_TMP=${SOAK_KEEP:-0}
+DRIVER_GRACE=2
+DRIVER_KILL_AFTER=10
+make_tmp
 
 case "$SOAK_SECONDS$REDIS_RESTART_SECONDS" in *[!0-9]*)
   echo "not ok - SOAK_SECONDS and REDIS_RESTART_SECONDS are whole seconds"; exit 1 ;; esac
@@ -47,9 +28,4 @@ if ! command -v redis-server >/dev/null 2>&1; then echo "not ok - redis-server i
 
 # Bounded: the load stops by itself after SOAK_SECONDS; the drain and the verification reads have
 # their own limits; this caps the whole run at SOAK_SECONDS + 15 minutes.
-timeout -k 10 $((SOAK_SECONDS + 900)) "$PY" "$here/soak.py" "$BIN" "$SOAK_TMP" "$PIDFILE" &
-DRIVER=$!
-wait "$DRIVER"
-rc=$?
-DRIVER=
-exit "$rc"
+run_driver $((SOAK_SECONDS + 900)) "$PY" "$here/soak.py" "$BIN" "$TEST_TMP" "$PIDFILE"

@@ -1,0 +1,128 @@
+# lib.sh — the prologue and helpers the integration scripts share (tests/it_*.sh, soak.sh,
+# bench_serve.sh), sourced first thing:   . "$(dirname "$0")/lib.sh"
+# POSIX sh: run_all.sh runs the scripts with `sh` (dash). Loopback only; every process these
+# helpers stop is one the script (or its driver) started, by pid.
+#
+# Sets -u and BUILD (default build), here (tests/), root (the tree), BIN (CREDWATCH_BIN, else
+# $root/$BUILD/credwatch), PY (Debian's python3), fails (0). Defines:
+#   ok NAME | nok NAME | skip NAME WHY   one `ok - ` / `not ok - ` line; nok counts one in $fails
+#   check NAME CMD...                    ok NAME when CMD succeeds, else nok NAME
+#   make_tmp                             TEST_TMP, a private directory, and PIDFILE in it; on exit (and on
+#                                        INT/TERM, which exit 1): on_exit (the script's own clean-up,
+#                                        nothing unless it redefines it), then the driver, then every
+#                                        pid in PIDFILE; TEST_TMP is removed unless KEEP_TMP=1
+#   record_pid PID                       one more process for that clean-up to stop
+#   run_driver LIMIT CMD...              CMD under `timeout LIMIT` (SIGKILL DRIVER_KILL_AFTER s later),
+#                                        in the background so the clean-up can stop it; its status
+#   free_port                            a loopback port nobody listens on now
+#   wait_redis PORT                      until redis-server on PORT answers PING (10 s at most)
+#   redis_start PORT [ARGS...]           a redis-server of our own on 127.0.0.1:PORT, files and log in
+#                                        TEST_TMP, pid recorded (REDIS_PID); then wait_redis
+#   serve_start [VAR=value...]           `credwatch serve` on 127.0.0.1 port 0 with that environment,
+#                                        log in TEST_TMP/server.log, pid recorded (SERVE_PID); waits for its
+#                                        "listening" line (10 s at most) and sets SERVE_PORT
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
+PY=/usr/bin/python3
+fails=0
+DRIVER=
+DRIVER_KILL_AFTER=5   # s between the driver's time limit and its SIGKILL
+DRIVER_GRACE=1        # s the driver has to stop its own processes after SIGTERM at clean-up
+TEST_TMP=
+PIDFILE=
+
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+skip() { echo "ok - $1 # SKIP $2"; }
+check() {
+  _lib_name=$1; shift
+  if "$@"; then ok "$_lib_name"; else nok "$_lib_name"; fi
+}
+
+on_exit() { :; }
+
+lib_exit() {
+  on_exit
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
+    kill -TERM "$DRIVER" 2>/dev/null
+    sleep "$DRIVER_GRACE"
+    kill -KILL "$DRIVER" 2>/dev/null
+  fi
+  # SIGCONT first: a process a driver SIGSTOPped must not be left stopped if the kill fails.
+  if [ -n "$PIDFILE" ] && [ -f "$PIDFILE" ]; then
+    while read -r _lib_pid; do
+      [ -n "$_lib_pid" ] && kill -0 "$_lib_pid" 2>/dev/null &&
+        { kill -CONT "$_lib_pid" 2>/dev/null; kill -KILL "$_lib_pid" 2>/dev/null; }
+    done <"$PIDFILE"
+  fi
+  if [ -n "$TEST_TMP" ]; then
+    if [ "${KEEP_TMP:-0}" = 1 ]; then
+      echo "# kept $TEST_TMP"
+    else
+      chmod -R u+w "$TEST_TMP" 2>/dev/null   # a test may have left read-only directories
+      rm -rf "$TEST_TMP"
+    fi
+  fi
+}
+
+make_tmp() {
+  TEST_TMP=$(mktemp -d)
+  PIDFILE=$TEST_TMP/pids
+  : >"$PIDFILE"
+  trap lib_exit EXIT
+  trap 'exit 1' INT TERM
+}
+
+record_pid() { echo "$1" >>"$PIDFILE"; }
+
+run_driver() {
+  _lib_limit=$1; shift
+  timeout -k "$DRIVER_KILL_AFTER" "$_lib_limit" "$@" &
+  DRIVER=$!
+  wait "$DRIVER"
+  _lib_rc=$?
+  DRIVER=
+  return "$_lib_rc"
+}
+
+free_port() {
+  $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_redis() {
+  _lib_i=0
+  until [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; do
+    _lib_i=$((_lib_i + 1))
+    [ "$_lib_i" -gt 100 ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+redis_start() {
+  _lib_port=$1; shift
+  redis-server --port "$_lib_port" --bind 127.0.0.1 --save '' --protected-mode yes --dir "$TEST_TMP" "$@" \
+    >>"$TEST_TMP/redis-$_lib_port.log" 2>&1 &
+  REDIS_PID=$!
+  record_pid "$REDIS_PID"
+  wait_redis "$_lib_port"
+}
+
+serve_start() {
+  env CREDWATCH_LISTEN=127.0.0.1:0 "$@" "$BIN" serve 2>"$TEST_TMP/server.log" &
+  SERVE_PID=$!
+  record_pid "$SERVE_PID"
+  SERVE_PORT=
+  _lib_i=0
+  while [ $_lib_i -lt 100 ]; do
+    SERVE_PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$TEST_TMP/server.log")
+    [ -n "$SERVE_PORT" ] && return 0
+    kill -0 "$SERVE_PID" 2>/dev/null || return 1
+    sleep 0.1
+    _lib_i=$((_lib_i + 1))
+  done
+  return 1
+}
