@@ -301,6 +301,20 @@ else
     ok "drain: logs stopped with nothing abandoned" || nok "drain: logs stopped with nothing abandoned"
 fi
 
+# ---- a small body limit: a body without Content-Length reserves no more than the limit ----
+# Under a limit below 16 KiB the default in-flight budget (4 bodies) is smaller than a 64 KiB
+# first buffer: such an ingest used to be shed with 503 however small it was.
+if api_start CREDWATCH_MAX_BODY_BYTES=8192; then
+  req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Transfer-Encoding: chunked" --data-binary @"$SAMPLE"
+  expect "limit 8192: a small chunked ingest is admitted (200)" 200 "d['accepted'] == 3"
+  head -c 9000 /dev/zero | tr '\0' ' ' >"$API_TMP/pad9000"
+  req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" -H "Transfer-Encoding: chunked" --data-binary @"$API_TMP/pad9000"
+  expect_error "limit 8192: a 9,000-byte chunked body is 413" 413 payload_too_large
+  api_stop
+else
+  nok "server starts with an 8192-byte body limit"
+fi
+
 # ---- the store unavailable: always 503 with Retry-After, never 4xx; liveness stays up ----
 DEAD=$(free_port)
 if api_start CREDWATCH_REDIS_URL=redis://127.0.0.1:$DEAD CREDWATCH_REDIS_TIMEOUT_MS=200 CREDWATCH_MAX_BODY_BYTES=65536
