@@ -9,9 +9,10 @@
 
 /* Runs the service until SIGTERM/SIGINT, then drains and returns. argv[0] is "serve"; flags
  * mirror the CREDWATCH_* environment (see --help). Returns the process exit status: 0 after a
- * clean drain (also for --help and --print-routes), 2 for invalid configuration (a setting out of
- * range, a store URL that does not parse, an unreadable network file), 1 when the service could not
- * start (port in use, out of memory). */
+ * clean drain (also for --help and --print-routes), 2 when a setting is refused (out of range, a
+ * store URL that does not parse, an unreadable network file; running out of memory while reading
+ * one is reported the same way), 1 when the service could not start otherwise (port in use, out of
+ * memory). Every failure is logged first. */
 int api_serve(int argc, char **argv);
 
 /* Prints `METHOD /path/{param}` one per line, from the route table the router itself uses.

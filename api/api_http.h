@@ -76,8 +76,8 @@ struct api_req {
     int gzip;                     /* Content-Encoding: gzip */
     int admitted;                 /* holds one of srv->ingest_admitted */
     int close_after;              /* answer with Connection: close (a request framed ambiguously) */
-    int started;                  /* on_request has seen the headers */
-    unsigned uri_status;          /* the raw request target refused (from on_uri), 0 when fine */
+    int started;                  /* api_request_access has seen the headers */
+    unsigned uri_status;          /* the raw request target refused (from api_request_uri), 0 when fine */
     const char *uri_code;
     char uri_msg[96];
     size_t reserved;              /* bytes held in srv->ingest_bytes */

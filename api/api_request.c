@@ -260,17 +260,19 @@ static void on_body(struct api_req *r, const char *data, size_t n)
         defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body exceeds %zu bytes", r->limit);
         goto drop;
     }
+    /* a body without Content-Length reserves its bytes as its buffer grows, before it grows: an
+     * upload over the budget is shed without first taking the memory the budget exists to bound */
+    size_t target = cw_grow_target(r->cap, r->len + n, API_INITIAL_BODY_CAP, r->limit);
+    if (r->admitted && target > r->reserved && !admit_bytes(r, target - r->reserved)) {
+        shed(r, "ingest bytes");
+        goto drop;
+    }
     void *p = r->body;
     if (cw_grow(&p, &r->cap, r->len + n, 1, API_INITIAL_BODY_CAP, r->limit) != CW_OK) {
         defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "cannot buffer the body");
         goto drop;
     }
     r->body = p;
-    /* a body without Content-Length reserves its bytes as its buffer grows */
-    if (r->admitted && r->cap > r->reserved && !admit_bytes(r, r->cap - r->reserved)) {
-        shed(r, "ingest bytes");
-        goto drop;
-    }
     memcpy(r->body + r->len, data, n);
     r->len += n;
     return;

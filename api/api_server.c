@@ -170,8 +170,10 @@ static int network_phase(struct api_server *s, struct set_net *net)
     set_net_ctx(net, &s->eng_cfg.det);
     /* requests take the table from the slot (SIGHUP swaps it); the slot holds its own reference */
     s->net = nr_slot_new(nr_table_ref(net->table));
-    if (!s->net)
+    if (!s->net) {
+        api_log("error", "out of memory", json_pack("{s:s}", "phase", "network tables"));
         return CW_ENOMEM;
+    }
     if (!net->aws_ranges)
         api_log("warn", "CREDWATCH_AWS_IP_RANGES is unset: AWS addresses are not told apart from the internet",
                 NULL);

@@ -192,17 +192,25 @@ int64_t cw_mono_ms(void)
 
 /* ---- bounded growth ----------------------------------------------------------------------- */
 
+size_t cw_grow_target(size_t cap, size_t need, size_t initial, size_t max)
+{
+    if (need <= cap)
+        return cap;
+    if (need > max)
+        return 0;
+    size_t ncap = cap ? cap : (initial ? initial : 1);
+    while (ncap < need)
+        ncap = ncap > max / 2 ? max : ncap * 2;
+    return ncap > max ? max : ncap;
+}
+
 int cw_grow(void **array, size_t *cap, size_t need, size_t elem_size, size_t initial, size_t max)
 {
     if (need <= *cap)
         return CW_OK;
-    if (need > max)
+    size_t ncap = cw_grow_target(*cap, need, initial, max);
+    if (!ncap)
         return CW_ETOOBIG;
-    size_t ncap = *cap ? *cap : (initial ? initial : 1);
-    while (ncap < need)
-        ncap = ncap > max / 2 ? max : ncap * 2;
-    if (ncap > max)
-        ncap = max;
     if (elem_size && ncap > SIZE_MAX / elem_size)
         return CW_ENOMEM;
     void *p = realloc(*array, ncap * elem_size);

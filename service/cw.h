@@ -79,8 +79,11 @@ int64_t cw_mono_ms(void); /* monotonic milliseconds */
  * multiplications checked. On failure the array and *cap are unchanged. Returns 0, CW_ETOOBIG
  * when need > max, or CW_ENOMEM. */
 int cw_grow(void **array, size_t *cap, size_t need, size_t elem_size, size_t initial, size_t max);
+/* The capacity cw_grow would give (cap itself when need fits; 0 when need > max), for a caller that
+ * must account for the memory before taking it (the API's in-flight byte budget). */
+size_t cw_grow_target(size_t cap, size_t need, size_t initial, size_t max);
 
-/* A byte buffer with a cap. len bytes are used; p is NUL-terminated after every append, so the
+/* A byte buffer with a cap (max < SIZE_MAX: one byte more is kept for the NUL). len bytes are used; p is NUL-terminated after every append, so the
  * content can be read as a string when it holds no NUL. */
 struct cw_buf {
     char *p;

@@ -212,17 +212,6 @@ static const char *sval(const struct scratch *sc, enum cls_field f)
     return sc->rec.set[f] ? sc->rec.val[f] : NULL;
 }
 
-/* The time readers are classify.c's; decode.h keeps the names its callers know. */
-int dec_parse_time(const char *s, int64_t *out)
-{
-    return cls_parse_time(s, out);
-}
-
-int dec_parse_expiration(const char *s, int64_t *out)
-{
-    return cls_parse_expiration(s, out);
-}
-
 /* ---- records to the sink --------------------------------------------------------------------- */
 
 /* Counts a record and gives its index; refuses the input past max_records. */

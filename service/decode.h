@@ -70,10 +70,4 @@ const struct dec_stats *dec_stats(const struct dec *d);
 int dec_buffer(const uint8_t *buf, size_t len, const struct dec_sink *sink, const struct dec_limits *lim,
                struct dec_stats *stats, char *msg, size_t msg_size);
 
-/* Time helpers shared with tests: parse "YYYY-MM-DDTHH:MM:SSZ" (fraction allowed) and the two
- * expiration formats of AssumeRole ("Mar 13, 2024, 8:33:21 PM", "Aug 26, 2019 11:15:26 PM").
- * Return 0 and set *out (seconds since the epoch), or -1. */
-int dec_parse_time(const char *s, int64_t *out);
-int dec_parse_expiration(const char *s, int64_t *out);
-
 #endif

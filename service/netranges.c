@@ -1,8 +1,8 @@
 /* netranges.c — see netranges.h for the contract.
  *
  * Representation. While a table is being built it is a flat list of prefix records (one per
- * AWS prefix and service, one per allow-list entry). nr_build sorts the list, merges the records
- * of a prefix listed for several services into one, adds the private ranges, and flattens each
+ * AWS prefix and service, one per allow-list entry). nr_build adds the private ranges, sorts the
+ * list, merges the records of a prefix listed for several services into one, and flattens each
  * family into sorted disjoint intervals [start(i), start(i+1)) that cover the whole address space,
  * each carrying the index of its winning record (or NONE: external). Any two CIDR blocks are either
  * nested or disjoint, so one sweep over the records sorted by (start, length) with a stack of the

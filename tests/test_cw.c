@@ -99,6 +99,13 @@ static void test_grow(void **state)
     assert_int_equal(cw_grow((void **)&a, &cap, SIZE_MAX / 2, sizeof *a, 4, SIZE_MAX), CW_ENOMEM);
     assert_int_equal(cap, 10);
     free(a);
+    /* the target alone, as a caller that accounts before it allocates sees it */
+    assert_int_equal(cw_grow_target(0, 1, 4, 10), 4);
+    assert_int_equal(cw_grow_target(4, 3, 4, 10), 4);     /* fits: unchanged */
+    assert_int_equal(cw_grow_target(4, 5, 4, 10), 8);
+    assert_int_equal(cw_grow_target(8, 9, 4, 10), 10);    /* clamped to the bound */
+    assert_int_equal(cw_grow_target(10, 11, 4, 10), 0);   /* over it */
+    assert_int_equal(cw_grow_target(0, 100, 65536, 8192), 8192); /* a first size over the bound */
 }
 
 static void test_buf(void **state)

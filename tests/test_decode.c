@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "classify.h"
 #include "decode.h"
 
 #define COL_MAX 64
@@ -1044,9 +1045,9 @@ static void test_parse_time(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t t = -12345;
-        int rc = dec_parse_time(cases[i].s, &t);
+        int rc = cls_parse_time(cases[i].s, &t);
         if (cases[i].ok ? (rc != 0 || t != cases[i].want) : rc != -1)
-            fail_msg("dec_parse_time(\"%s\") = %d, %lld", cases[i].s, rc, (long long)t);
+            fail_msg("cls_parse_time(\"%s\") = %d, %lld", cases[i].s, rc, (long long)t);
     }
 }
 
@@ -1085,9 +1086,9 @@ static void test_parse_expiration(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t t = -12345;
-        int rc = dec_parse_expiration(cases[i].s, &t);
+        int rc = cls_parse_expiration(cases[i].s, &t);
         if (cases[i].ok ? (rc != 0 || t != cases[i].want) : rc != -1)
-            fail_msg("dec_parse_expiration(\"%s\") = %d, %lld", cases[i].s, rc, (long long)t);
+            fail_msg("cls_parse_expiration(\"%s\") = %d, %lld", cases[i].s, rc, (long long)t);
     }
     /* an issuance with an unreadable expiration still issues; the detector falls back to +12 h */
     char *s = records_file(issue_rec(KEY1, "ev-x", "orders-fn", "soon"), NULL);
