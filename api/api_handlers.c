@@ -14,6 +14,7 @@
 #include "api_metrics.h"
 #include "classify.h"
 #include "cw.h"
+#include "export.h"
 #include "render.h"
 
 #define API_ACCOUNT_LEN 12  /* AWS account ids are 12 digits */
@@ -43,6 +44,39 @@ static char *finding_doc(const struct store_finding *f)
     }
     free(idj);
     return doc;
+}
+
+/* ?format=: credwatch (the default, finding_doc as it is), ocsf or asff (export.c). */
+static int format_arg(const char *value)
+{
+    return value ? exp_format_parse(value) : -1;
+}
+
+static enum MHD_Result bad_format(struct api_req *r)
+{
+    return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_format", "format must be one of " EXP_FORMAT_NAMES);
+}
+
+/* The finding in format fmt: 0 with *out, CW_ENOMEM, or CW_EFORMAT when the stored document
+ * cannot take that form (no account id for ASFF, a corrupt record shown by its id only): logged. */
+static int finding_in(const struct store_finding *f, int fmt, char **out)
+{
+    char *doc = finding_doc(f);
+    *out = NULL;
+    if (!doc)
+        return CW_ENOMEM;
+    if (fmt == EXP_CREDWATCH) {
+        *out = doc;
+        return 0;
+    }
+    int rc = exp_convert(doc, fmt, NULL, out);
+    free(doc);
+    if (rc != 0 && rc != CW_ENOMEM) {
+        api_log("error", "stored finding cannot be shown in the requested format",
+                json_pack("{s:s,s:s}", "id", f->id, "format", fmt == EXP_OCSF ? "ocsf" : "asff"));
+        rc = CW_EFORMAT;
+    }
+    return rc;
 }
 
 /* A store failure on a read path: 404 for not found, 503 for anything transient, with the store's
@@ -146,6 +180,7 @@ static enum MHD_Result h_ingest(struct api_req *r)
 struct list_args {
     struct store_query q;
     const char *bad;            /* the first invalid or unknown parameter */
+    int format;                 /* enum exp_format */
     const char *bad_code;
     char cursor_id[STORE_ID_MAX];
 };
@@ -174,7 +209,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
     (void)kind;
     struct list_args *a = cls;
     if (!value)
-        return set_bad(a, key, "invalid_parameter");
+        return set_bad(a, key, strcmp(key, "format") == 0 ? "invalid_format" : "invalid_parameter");
     if (strcmp(key, "status") == 0) {
         if ((a->q.status = store_status_parse(value)) < 0)
             return set_bad(a, "status", "invalid_parameter");
@@ -206,6 +241,9 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
         if (v < 1 || v > STORE_LIST_MAX)
             return set_bad(a, "limit", "invalid_parameter");
         a->q.limit = (size_t)v;
+    } else if (strcmp(key, "format") == 0) {
+        if ((a->format = format_arg(value)) < 0)
+            return set_bad(a, "format", "invalid_format");
     } else if (strcmp(key, "cursor") == 0) {
         if (api_cursor_decode(value, &a->q.after_ms, a->cursor_id) != 0)
             return set_bad(a, "cursor", "invalid_cursor");
@@ -230,6 +268,8 @@ static enum MHD_Result h_list(struct api_req *r)
             snprintf(m, sizeof m, "unknown query parameter \"%.64s\"", a.bad);
         else if (strcmp(a.bad, "limit") == 0)
             snprintf(m, sizeof m, "limit must be an integer 1-%d", STORE_LIST_MAX);
+        else if (strcmp(a.bad, "format") == 0)
+            snprintf(m, sizeof m, "format must be one of %s", EXP_FORMAT_NAMES);
         else if (strcmp(a.bad, "since") == 0 || strcmp(a.bad, "until") == 0)
             snprintf(m, sizeof m, "%s must be an RFC 3339 date-time, e.g. 2024-03-13T08:33:21Z", a.bad);
         else
@@ -259,16 +299,18 @@ static enum MHD_Result h_list(struct api_req *r)
         char **docs = calloc(n ? n : 1, sizeof *docs);
         size_t total = sizeof "{\"findings\":[],\"next_cursor\":null}" + API_CURSOR_MAX + 2, ok = docs != NULL;
         for (size_t i = 0; ok && i < n; i++) {
-            docs[i] = finding_doc(&out[i]);
-            ok = docs[i] != NULL;
-            if (ok)
+            /* a record the format cannot show is left out (and logged), not the whole page */
+            int drc = finding_in(&out[i], a.format, &docs[i]);
+            ok = drc != CW_ENOMEM;
+            if (docs[i])
                 total += strlen(docs[i]) + 1;
         }
         char *body = ok ? malloc(total) : NULL;
         if (body) {
             size_t len = (size_t)snprintf(body, total, "{\"findings\":[");
-            for (size_t i = 0; i < n; i++)
-                len += (size_t)snprintf(body + len, total - len, "%s%s", i ? "," : "", docs[i]);
+            for (size_t i = 0, shown = 0; i < n; i++)
+                if (docs[i])
+                    len += (size_t)snprintf(body + len, total - len, "%s%s", shown++ ? "," : "", docs[i]);
             if (has_cur)
                 len += (size_t)snprintf(body + len, total - len, "],\"next_cursor\":\"%s\"}", cur);  /* base64url */
             else
@@ -289,7 +331,7 @@ static enum MHD_Result h_list(struct api_req *r)
 
 /* ---- GET / PATCH /v1/findings/{id} ---- */
 
-static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const char *id)
+static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const char *id, int fmt)
 {
     struct store_finding f;
     memset(&f, 0, sizeof f);
@@ -300,8 +342,12 @@ static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const 
         store_finding_free(&f);
         return store_failure(r, st, rc, "no such finding");
     }
-    char *doc = finding_doc(&f);
+    char *doc = NULL;
+    rc = finding_in(&f, fmt, &doc);
     store_finding_free(&f);
+    if (rc == CW_EFORMAT)
+        return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                               "the stored finding cannot be shown in this format (see the log)");
     if (!doc)
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
     return api_reply(r, MHD_HTTP_OK, "application/json", doc, strlen(doc), 1);
@@ -311,10 +357,16 @@ static enum MHD_Result h_get(struct api_req *r)
 {
     if (r->match.param_too_long || !api_finding_id_valid(r->match.param))
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such finding");
+    /* only ?format= is read here; other parameters are ignored, as they always were */
+    const char *fv = NULL;
+    int fmt = EXP_CREDWATCH;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, "format", strlen("format"), &fv, NULL) == MHD_YES &&
+        (fmt = format_arg(fv)) < 0)
+        return bad_format(r);
     struct api_worker *w = api_worker_get(r->srv);
     if (!w)
         return no_worker(r);
-    return reply_finding(r, w->st, r->match.param);
+    return reply_finding(r, w->st, r->match.param, fmt);
 }
 
 static enum MHD_Result h_patch(struct api_req *r)
@@ -370,7 +422,7 @@ static enum MHD_Result h_patch(struct api_req *r)
     json_decref(doc); /* note pointed into doc */
     if (rc != 0)
         return store_failure(r, w->st, rc, "no such finding");
-    return reply_finding(r, w->st, r->match.param);
+    return reply_finding(r, w->st, r->match.param, EXP_CREDWATCH);
 }
 
 /* ---- GET /v1/keys/{accessKeyId} ---- */

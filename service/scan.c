@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "export.h"
 #include "render.h"
 #include "settings.h"
 #include "store.h"
@@ -59,6 +60,8 @@ static void usage(FILE *out)
           "  --aws-ip-ranges FILE  AWS's ip-ranges.json (default: $CREDWATCH_AWS_IP_RANGES)\n"
           "  --allow-cidrs SPEC    allow-listed ranges, CIDR[=label],... (default: $CREDWATCH_ALLOW_CIDRS)\n"
           "  --accounts IDS        the organisation's account ids (default: $CREDWATCH_ACCOUNTS)\n"
+          "  --format FORMAT       credwatch (default), ocsf (OCSF 1.8.0 Detection Finding) or asff\n"
+          "                        (AWS Security Hub finding): each finding in that format, one per line\n"
           "  --fail-on-findings  exit 1 when any finding exists\n"
           "  --quiet             no summary or progress on standard error\n"
           "  --help              this text\n"
@@ -267,7 +270,25 @@ static void measure(const char *path, int depth, size_t *files, unsigned long lo
     closedir(d);
 }
 
-static size_t print_findings(struct scan *s)
+/* One finding in the chosen format; a stored document the format cannot show is reported and left
+ * out (a finding without an account id has no ASFF form), so the other findings still print. */
+static int print_finding(const struct store_finding *f, int format)
+{
+    char *doc = rnd_finding(f), *out = NULL;
+    if (!doc)
+        return 0;  /* out of memory, or evidence that is not an object: skipped, as it always was */
+    int rc = exp_convert(doc, format, NULL, &out);
+    if (rc == 0)
+        puts(out);
+    else
+        fprintf(stderr, "credwatch scan: finding %s: %s\n", f->id,
+                rc == CW_ENOMEM ? "out of memory" : "cannot be shown in this format");
+    free(out);
+    free(doc);
+    return rc == 0;
+}
+
+static size_t print_findings(struct scan *s, int format)
 {
     struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
     struct store_finding page[STORE_LIST_MAX];
@@ -278,14 +299,8 @@ static size_t print_findings(struct scan *s)
         if (store_finding_list(s->st, &q, page, &n, &more))
             break;
         for (size_t i = 0; i < n; i++) {
-            if (page[i].status != STORE_ST_RETRACTED) {
-                char *doc = rnd_finding(&page[i]);
-                if (doc) {
-                    puts(doc);
-                    printed++;
-                }
-                free(doc);
-            }
+            if (page[i].status != STORE_ST_RETRACTED)
+                printed += (size_t)print_finding(&page[i], format);
             if (i == n - 1) {
                 q.after_ms = page[i].created_ms;
                 snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
@@ -303,6 +318,8 @@ static size_t print_findings(struct scan *s)
 struct scan_opts {
     const char *ranges, *allow, *accounts;  /* defaults from the environment */
     int fail_on_findings, quiet, help;
+    int format;                              /* enum exp_format */
+    const char *format_name;
     char **paths;                            /* in argv's order; "-" is standard input */
     int npaths;
 };
@@ -313,6 +330,7 @@ static int value_option(struct scan_opts *o, const char *a, const char *value)
     const char **to = strcmp(a, "--aws-ip-ranges") == 0 ? &o->ranges
                       : strcmp(a, "--allow-cidrs") == 0 ? &o->allow
                       : strcmp(a, "--accounts") == 0    ? &o->accounts
+                      : strcmp(a, "--format") == 0      ? &o->format_name
                                                         : NULL;
     if (to)
         *to = value;
@@ -358,6 +376,10 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
             usage(stderr);
             return CW_ECONFIG;
         }
+    }
+    if (o->format_name && (o->format = exp_format_parse(o->format_name)) < 0) {
+        fprintf(stderr, "credwatch scan: unknown --format %s (accepted: %s)\n", o->format_name, EXP_FORMAT_NAMES);
+        return CW_ECONFIG;
     }
     if (!o->npaths) {
         fprintf(stderr, "credwatch scan: no PATH given\n");
@@ -412,7 +434,7 @@ static size_t scan_run(struct scan *s, const struct scan_opts *o)
         scan_path(s, o->paths[i], 0);
     scan_apply(s);
     show_progress(s, 1);
-    return print_findings(s);
+    return print_findings(s, o->format);
 }
 
 static void print_summary(struct scan *s, size_t findings, int quiet)
