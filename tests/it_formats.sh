@@ -3,20 +3,12 @@
 # ?format=credwatch|ocsf|asff against a real `credwatch serve` (embedded store, loopback, stopped
 # by its pid), and `credwatch scan --format`. Prints `ok - name` / `not ok - name`; exits
 # non-zero if anything failed. Builds nothing.
-set -u
-BUILD=${BUILD:-build}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${CREDWATCH_BIN:-$root/$BUILD/credwatch}
-PY=/usr/bin/python3
-API_TMP=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+make_tmp
+API_TMP=$TEST_TMP
 . "$here/data/api_server.sh"
-trap 'api_stop; rm -rf "$API_TMP"' EXIT
-trap 'exit 1' INT TERM
+on_exit() { api_stop; }
 
-fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
 # check NAME FILE PYTHON-EXPR: true when the expression holds of d, FILE's JSON
 check() {
   if $PY - "$2" "$3" <<'PYEOF'
