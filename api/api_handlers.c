@@ -57,8 +57,8 @@ static enum MHD_Result bad_format(struct api_req *r)
     return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_format", "format must be one of " EXP_FORMAT_NAMES);
 }
 
-/* The finding in format fmt: 0 with *out, CW_ENOMEM, or CW_EFORMAT when the stored document
- * cannot take that form (no account id for ASFF, a corrupt record shown by its id only): logged. */
+/* The finding in format fmt: 0 with *out, CW_ENOMEM, CW_EFORMAT when the stored document lacks
+ * what the format needs (no account id for ASFF), or CW_EJSON when it is corrupt: logged. */
 static int finding_in(const struct store_finding *f, int fmt, char **out)
 {
     char *doc = finding_doc(f);
@@ -74,7 +74,7 @@ static int finding_in(const struct store_finding *f, int fmt, char **out)
     if (rc != 0 && rc != CW_ENOMEM) {
         api_log("error", "stored finding cannot be shown in the requested format",
                 json_pack("{s:s,s:s}", "id", f->id, "format", fmt == EXP_OCSF ? "ocsf" : "asff"));
-        rc = CW_EFORMAT;
+        rc = rc == CW_EFORMAT ? CW_EFORMAT : CW_EJSON;
     }
     return rc;
 }
@@ -345,9 +345,14 @@ static enum MHD_Result reply_finding(struct api_req *r, struct store *st, const 
     char *doc = NULL;
     rc = finding_in(&f, fmt, &doc);
     store_finding_free(&f);
+    /* The finding lacks what the format needs (ASFF: a 12-digit account id, which a key seen only
+     * through its runtime marker may not have): the representation asked for does not exist. */
     if (rc == CW_EFORMAT)
+        return api_reply_error(r, MHD_HTTP_NOT_ACCEPTABLE, "format_unavailable",
+                               "this finding cannot be shown in the requested format (see the log for the field)");
+    if (rc == CW_EJSON)
         return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
-                               "the stored finding cannot be shown in this format (see the log)");
+                               "the stored finding is corrupt (see the log)");
     if (!doc)
         return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
     return api_reply(r, MHD_HTTP_OK, "application/json", doc, strlen(doc), 1);

@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "cw.h"
 #include "scan.h"
 
-#define CREDWATCH_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0)
         return api_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        puts("credwatch " CREDWATCH_VERSION);
+        puts("credwatch " CW_VERSION);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

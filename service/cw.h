@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CW_VERSION "0.1.0"  /* credwatch's release: `credwatch --version`, OCSF metadata.product.version */
+
 /* ---- errors ---------------------------------------------------------------------------------
  * Every function that can fail returns 0 or one of these (negative), as libuv's UV_E* or
  * hiredis's REDIS_ERR_*. Where a caller needs more than the class of the failure, the function

@@ -46,7 +46,23 @@ struct view {
     int sev, st;                              /* enum det_severity, STORE_ST_* */
     int64_t created_ms, updated_ms, first_ms, last_ms;  /* first/last 0 when absent */
     json_t *sources, *actions, *reasons, *attack, *first_use, *last_use;  /* NULL when absent */
+    char role_account[16];                    /* the account of role_arn, when account_id is absent */
 };
+
+/* The account field of an IAM ARN (arn:<partition>:iam::<account>:role/...) into out, or "". A key
+ * seen only through its runtime marker may have no account_id in its document, but its role does. */
+static void arn_account(const char *arn, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *p = arn;
+    for (int field = 0; p && field < 4; field++)
+        p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL;
+    const char *end = p ? strchr(p, ':') : NULL;
+    if (!p || strncmp(arn, "arn:", 4) != 0 || !end || (size_t)(end - p) >= size)
+        return;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = '\0';
+}
 
 int exp_format_parse(const char *s)
 {
@@ -101,6 +117,11 @@ static int view_load(const char *doc, struct view *v)
     v->region = str_at(d, "region");
     v->function = str_at(d, "function_name");
     v->role = str_at(d, "role_arn");
+    if (!v->account && v->role) {
+        arn_account(v->role, v->role_account, sizeof v->role_account);
+        if (v->role_account[0])
+            v->account = v->role_account;
+    }
     v->runtime = str_at(d, "runtime");
     v->note = str_at(d, "note");
     v->severity = str_at(d, "severity");
@@ -463,8 +484,7 @@ static json_t *ocsf_resources(const struct view *v)
 static json_t *ocsf_metadata(const struct view *v, const struct exp_opts *opts)
 {
     json_t *product = json_pack("{s:s,s:s}", "name", EXP_PRODUCT, "vendor_name", EXP_PRODUCT);
-    if (opts && opts->product_version)
-        set_str(product, "version", opts->product_version);
+    set_str(product, "version", opts && opts->product_version ? opts->product_version : CW_VERSION);
     /* one event per state of the finding: its id and the time of that state */
     char uid[STORE_ID_MAX + 32];
     int idlen = (int)exp_utf8_cut(v->id, strlen(v->id), STORE_ID_MAX);

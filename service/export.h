@@ -19,7 +19,7 @@ int exp_format_parse(const char *s);
 
 struct exp_opts {
     const char *asff_product_arn;  /* NULL: arn:<partition>:securityhub:<region>:<account>:product/<account>/default */
-    const char *product_version;   /* credwatch's version for OCSF metadata.product.version; NULL omits it */
+    const char *product_version;   /* OCSF metadata.product.version; NULL: this build's (CW_VERSION) */
 };
 
 /* The finding document doc (a JSON object) in format fmt, as compact JSON (ASCII, one line) in

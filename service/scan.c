@@ -271,7 +271,8 @@ static void measure(const char *path, int depth, size_t *files, unsigned long lo
 }
 
 /* One finding in the chosen format; a stored document the format cannot show is reported and left
- * out (a finding without an account id has no ASFF form), so the other findings still print. */
+ * out (a finding with no account id anywhere has no ASFF form), so the other findings still print.
+ * It still counts as a finding: --fail-on-findings must not pass because of the output format. */
 static int print_finding(const struct store_finding *f, int format)
 {
     char *doc = rnd_finding(f), *out = NULL;
@@ -285,7 +286,7 @@ static int print_finding(const struct store_finding *f, int format)
                 rc == CW_ENOMEM ? "out of memory" : "cannot be shown in this format");
     free(out);
     free(doc);
-    return rc == 0;
+    return 1;
 }
 
 static size_t print_findings(struct scan *s, int format)

@@ -52,6 +52,26 @@ check "scan --format credwatch: the finding document" "$API_TMP/scan_cw" "d['id'
 "$BIN" scan --quiet "$SAMPLE" --format >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && ok "scan --format without a value: exit 2" || nok "scan --format without a value: exit 2 (exit $rc)"
 
+# A finding whose records name no account: from the role's ARN when there is one; with neither,
+# ASFF cannot be made, the finding is reported on stderr and still counts for --fail-on-findings.
+$PY - "$SAMPLE" "$API_TMP/noacct.json" "$API_TMP/noarn.json" <<'PYEOF'
+import json, sys
+recs = json.load(open(sys.argv[1]))['Records'][1:]   # no issuance: a key known by its marker only
+for r in recs:
+    r['userIdentity'].pop('accountId', None); r.pop('recipientAccountId', None)
+json.dump({'Records': recs}, open(sys.argv[2], 'w'))
+for r in recs:
+    r['userIdentity'].pop('arn', None)
+json.dump({'Records': recs}, open(sys.argv[3], 'w'))
+PYEOF
+"$BIN" scan --quiet --format asff "$API_TMP/noacct.json" >"$API_TMP/scan_noacct" 2>"$API_TMP/scan_err"
+check "scan --format asff: no account id in the records, the role ARN's account" "$API_TMP/scan_noacct" \
+  "d['AwsAccountId'] == '111122223333' and ':111122223333:product/' in d['ProductArn']"
+"$BIN" scan --quiet --format asff --fail-on-findings "$API_TMP/noarn.json" >"$API_TMP/scan_noarn" 2>"$API_TMP/scan_err"; rc=$?
+[ $rc -eq 1 ] && [ ! -s "$API_TMP/scan_noarn" ] && grep -q "finding $FID: cannot be shown in this format" "$API_TMP/scan_err" &&
+  ok "scan --format asff, no account anywhere: said on stderr, and --fail-on-findings still exits 1" ||
+  nok "scan --format asff, no account anywhere: said on stderr, and --fail-on-findings still exits 1 (exit $rc)"
+
 # ---- the API ----
 if ! api_start; then nok "server starts"; exit 1; fi
 ok "server starts on 127.0.0.1:$API_PORT"
@@ -101,6 +121,19 @@ expect "after resolve, ocsf: Close, Resolved" 200 \
   "d['activity_id'] == 3 and d['type_uid'] == 200403 and d['status_id'] == 4 and d['is_alert'] is False"
 req GET "/v1/findings/$FID?format=asff" -H "$BR"
 expect "after resolve, asff: Workflow RESOLVED" 200 "d['Workflow']['Status'] == 'RESOLVED' and d['UpdatedAt'] > d['CreatedAt']"
+
+# the finding with no account anywhere: its ASFF form does not exist (406), the list leaves it out
+FID3=cwf-ASIAEXAMPLEKEY000003
+sed 's/ASIAEXAMPLEKEY000001/ASIAEXAMPLEKEY000003/g' "$API_TMP/noarn.json" >"$API_TMP/noarn3.json"
+req POST /v1/ingest/cloudtrail -H "Content-Type: application/json" -H "$BI" --data-binary @"$API_TMP/noarn3.json"
+expect "ingest a finding with no account id" 200 "d['findings'] == ['$FID3']"
+req GET "/v1/findings/$FID3?format=asff" -H "$BR"
+expect "GET ?format=asff of a finding with no account: 406 format_unavailable" 406 \
+  "d['error']['code'] == 'format_unavailable'"
+req GET "/v1/findings/$FID3?format=ocsf" -H "$BR"
+expect "the same finding in OCSF: 200" 200 "d['finding_info']['uid'] == '$FID3'"
+req GET "/v1/findings?format=asff" -H "$BR"
+expect "list ?format=asff leaves out the finding it cannot show" 200 "[f['Id'] for f in d['findings']] == ['$FID']"
 
 api_stop
 [ $fails -eq 0 ]
