@@ -565,10 +565,23 @@ static void test_corrupt_documents(void **state)
         expect_error(s, EXP_ASFF);
         free(s);
     }
-    /* no account: OCSF still has a form, ASFF (AwsAccountId is required) has none */
+    /* no account_id: ASFF takes the role ARN's account */
     json_t *d = base();
     json_object_set_new(d, "account_id", json_null());
     char *s = dumpd(d), *out = NULL;
+    assert_int_equal(exp_convert(s, EXP_ASFF, NULL, &out), 0);
+    json_t *a = json_loads(out, 0, NULL);
+    assert_non_null(a);
+    assert_string_equal(json_string_value(json_object_get(a, "AwsAccountId")), "111122223333");
+    json_decref(a);
+    free(out);
+    free(s);
+    /* no account anywhere: OCSF still has a form, ASFF (AwsAccountId is required) has none */
+    d = base();
+    json_object_set_new(d, "account_id", json_null());
+    json_object_set_new(d, "role_arn", json_null());
+    s = dumpd(d);
+    out = NULL;
     assert_int_equal(exp_convert(s, EXP_OCSF, NULL, &out), 0);
     free(out);
     assert_int_equal(exp_convert(s, EXP_ASFF, NULL, &out), CW_EFORMAT);
