@@ -6,6 +6,7 @@
 #   cmd/credwatch.c  the program's entry point (serve, scan), above both folders
 #   service/*.c  the engine (decoders, detection core, stores)
 #   api/*.c      the HTTP layer
+#   sink/*.c     delivery of findings to webhooks, Slack and PagerDuty (libcurl, libcrypto)
 #   tests/test_*.c  cmocka suites, one binary each
 #   tests/it_*.sh   integration scripts (real processes, loopback only)
 #   tests/bench_*.c benchmark programs run by `make bench`
@@ -16,16 +17,16 @@ OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  ?= $(OPT)
 # -Wno-format-truncation: snprintf into bounded fields cuts on purpose (the bounds are named).
-CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Wno-format-truncation -Iservice -Iapi $(SAN)
-LIBS     = -lmicrohttpd -ljansson -lhiredis -lyajl -lz -lpthread -lm
+CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Wno-format-truncation -Iservice -Iapi -Isink $(SAN)
+LIBS     = -lmicrohttpd -ljansson -lhiredis -lyajl -lz -lcurl -lcrypto -lpthread -lm
 
-LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(BUILD)/openapi_blob.c
+LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(wildcard sink/*.c) $(BUILD)/openapi_blob.c
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC = $(wildcard tests/bench_*.c)
 BENCH_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
-HDRS     = $(wildcard service/*.h api/*.h tests/*.h)
+HDRS     = $(wildcard service/*.h api/*.h sink/*.h tests/*.h)
 
 .PHONY: all deps run test unit integration bench asan asan-unit fuzz fuzz-build fuzz-seeds clean lint
 
@@ -137,7 +138,7 @@ fuzz: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(notdir $(FUZZ_BIN))
 
 lint: $(BUILD)/credwatch
-	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] cmd/*.c || \
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets|strtok)[[:space:]]*\(' service/*.[ch] api/*.[ch] sink/*.[ch] cmd/*.c || \
 	  (echo "banned function used" >&2; exit 1)
 	@BUILD=$(BUILD) /usr/bin/python3 scripts/layout_check.py
 

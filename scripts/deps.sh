@@ -6,9 +6,9 @@
 # `make fuzz` needs.
 # Installs only what is missing; as non-root it stops with the exact command to run.
 set -eu
-BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev curl"
+BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev curl libcurl4-openssl-dev libssl-dev"
 FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
-TEST_PKGS="$FUZZ_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema"
+TEST_PKGS="$FUZZ_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema openssl"
 BENCH_PKGS="$TEST_PKGS wrk"
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """layout_check.py — the include arrows of the C tree point one way.
 
-Checks, over cmd/, service/ and api/ (quoted includes, resolved as the Makefile's -Iservice -Iapi do):
+Checks, over cmd/, service/, api/ and sink/ (quoted includes, resolved as the Makefile's -Iservice -Iapi -Isink do):
   1. no header includes itself through other headers (an include cycle);
-  2. service/ never includes a header of api/ or cmd/ (the engine knows nothing of HTTP);
+  2. service/ never includes a header of api/, sink/ or cmd/ (the engine knows nothing of HTTP or delivery);
+     sink/ never includes api/ or cmd/ (sinks only deliver: they know the finding document, not the server);
   3. nothing includes a file of cmd/ (the entry point sits above both folders);
   4. no call cycle between source files: from the symbol tables of the built objects ($BUILD/obj,
      `nm`), file A depends on file B when A calls or reads a symbol B defines; the graph has no
@@ -18,7 +19,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEARCH = ["service", "api"]
+SEARCH = ["service", "api", "sink"]
 INC = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 failures = 0
 
@@ -40,7 +41,7 @@ def resolve(src, name):
     return None  # generated (build/) or a system header in quotes
 
 
-files = sorted(os.path.relpath(p, ROOT) for pat in ("cmd/*.c", "service/*.[ch]", "api/*.[ch]")
+files = sorted(os.path.relpath(p, ROOT) for pat in ("cmd/*.c", "service/*.[ch]", "api/*.[ch]", "sink/*.[ch]")
                for p in glob.glob(os.path.join(ROOT, pat)))
 edges = {}
 for f in files:
@@ -69,8 +70,11 @@ for h in (f for f in files if f.endswith(".h")):
 report("no include cycle among the %d headers" % sum(f.endswith(".h") for f in files), not cycle, "; ".join(cycle))
 
 up = ["%s includes %s" % (f, t) for f in files if f.startswith("service/") for t in edges[f]
-      if t.startswith(("api/", "cmd/"))]
-report("service/ includes nothing of api/ or cmd/", not up, "; ".join(up))
+      if t.startswith(("api/", "sink/", "cmd/"))]
+report("service/ includes nothing of api/, sink/ or cmd/", not up, "; ".join(up))
+down = ["%s includes %s" % (f, t) for f in files if f.startswith("sink/") for t in edges[f]
+        if t.startswith(("api/", "cmd/"))]
+report("sink/ includes nothing of api/ or cmd/", not down, "; ".join(down))
 cmd = ["%s includes %s" % (f, t) for f in files for t in edges[f] if t.startswith("cmd/")]
 report("nothing includes cmd/", not cmd, "; ".join(cmd))
 
@@ -144,7 +148,7 @@ if "--self-test" in sys.argv:
     sys.exit(1 if failures else 0)
 
 BUILD = os.environ.get("BUILD", "build")
-objs = [o for d in ("cmd", "service", "api") for o in sorted(glob.glob(os.path.join(ROOT, BUILD, "obj", d, "*.o")))]
+objs = [o for d in ("cmd", "service", "api", "sink") for o in sorted(glob.glob(os.path.join(ROOT, BUILD, "obj", d, "*.o")))]
 if not objs:
     report("no call cycle between source files", False, "no objects under %s/obj: build first" % BUILD)
 else:

@@ -40,7 +40,9 @@ METRICS = {
     "credwatch_ready", "credwatch_inflight_requests",
 }
 HISTOGRAMS = {"credwatch_http_request_duration_seconds", "credwatch_store_duration_seconds"}
-RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g"}
+# libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
+RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
+                "ca-certificates"}
 DEFAULT_DRAIN_SECONDS = 20
 
 RESULTS = []

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh (Python standard library only).
+
+Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. With --tls CERT KEY it
+speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
+  {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>}
+and a failed TLS handshake as {"tls_error": ...}.
+
+Paths: /hook... checks the webhook signature (Credwatch-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
+"<t>.<body>")>, t within 300 s, the Credwatch-Event and Credwatch-Idempotency-Key headers matching the body)
+and answers 401 when it fails; any other path records the body unchecked (Slack, PagerDuty).
+The query tells the receiver how to answer:
+  status=N                     that status (default 200; 202 on /pd)
+  retry_after=S                Retry-After: S
+  retry_after_date=+S          Retry-After: the HTTP date S seconds from now
+  location=URL                 Location: URL (a redirect the client must not follow)
+  sleep_ms=N                   wait N ms before answering
+  big=N                        an N-byte body
+It exits by itself after --max-seconds (a bound if the test's clean-up never comes); the test stops it by pid.
+"""
+import argparse
+import email.utils
+import hashlib
+import hmac
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BODY_MAX = 1 << 20
+SKEW_MAX_S = 300
+
+
+def check_signature(secret, headers, raw, body):
+    sig = headers.get("Credwatch-Signature", "")
+    parts = dict(p.split("=", 1) for p in sig.split(",") if "=" in p)
+    try:
+        t = int(parts.get("t", ""))
+    except ValueError:
+        return "bad"
+    want = hmac.new(secret.encode(), str(t).encode() + b"." + raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, parts.get("v1", "")) or abs(time.time() - t) > SKEW_MAX_S:
+        return "bad"
+    if not isinstance(body, dict) or headers.get("Credwatch-Event") != body.get("event") or \
+            headers.get("Credwatch-Idempotency-Key") != body.get("idempotency_key"):
+        return "bad"
+    return "ok"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+    timeout = 10
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_POST(self):
+        url = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(url.query))
+        n = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(min(n, BODY_MAX))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        hook = url.path.startswith("/hook")
+        sig = check_signature(self.server.secret, self.headers, raw, body) if hook else "none"
+        self.server.record({"path": url.path, "sig": sig, "event": self.headers.get("Credwatch-Event"),
+                            "idempotency_key": self.headers.get("Credwatch-Idempotency-Key"),
+                            "content_type": self.headers.get("Content-Type"), "body": body})
+        if "sleep_ms" in q:
+            time.sleep(int(q["sleep_ms"]) / 1000.0)
+        status = 401 if sig == "bad" else int(q.get("status", 202 if url.path == "/pd" else 200))
+        payload = b"x" * int(q["big"]) if "big" in q else b'{"ok":true}'
+        try:
+            self.send_response(status)
+            if "retry_after" in q:
+                self.send_header("Retry-After", q["retry_after"])
+            if "retry_after_date" in q:
+                self.send_header("Retry-After", email.utils.formatdate(time.time() + int(q["retry_after_date"]),
+                                                                       usegmt=True))
+            if "location" in q:
+                self.send_header("Location", q["location"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            pass  # the client gave up (a timeout test, a response cut at its cap)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, secret, log, tls):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.secret, self.log, self.lock = secret, log, threading.Lock()
+        self.ctx = None
+        if tls:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(tls[0], tls[1])
+
+    def record(self, entry):
+        with self.lock, open(self.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def finish_request(self, request, client_address):
+        # The handshake in the connection's own thread: a client that never finishes it holds no other.
+        if self.ctx:
+            request.settimeout(10)
+            try:
+                request = self.ctx.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                self.record({"tls_error": str(e)})
+                return
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            if self.ctx:
+                request.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--secret", required=True)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--max-seconds", type=float, default=300)
+    a = ap.parse_args()
+    srv = Server(a.secret, a.log, a.tls)
+    print(srv.server_address[1], flush=True)
+    threading.Timer(a.max_seconds, lambda: os._exit(0)).start()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
