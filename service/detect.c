@@ -1069,6 +1069,54 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER;
 }
 
+/* The outside candidate of v (judged on k) with c's address and endpoint account, or NULL. */
+static const struct det_cand *outside_match(const struct det_key *k, const struct det_verdict *v,
+                                            const struct det_cand *c)
+{
+    for (uint8_t i = 0; i < v->n_outside; i++) {
+        const struct det_cand *o = &k->cands[v->outside[i]];
+        if (strcmp(o->ip, c->ip) == 0 && strcmp(o->vpce_account, c->vpce_account) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Does c hold an action or a region that o does not? */
+static int cand_grew(const struct det_cand *o, const struct det_cand *c)
+{
+    for (uint8_t i = 0; i < c->n_actions; i++) {
+        uint8_t j = 0;
+        while (j < o->n_actions && strcmp(o->actions[j].name, c->actions[i].name) != 0)
+            j++;
+        if (j == o->n_actions)
+            return 1;
+    }
+    for (uint8_t i = 0; i < c->n_regions; i++) {
+        uint8_t j = 0;
+        while (j < o->n_regions && strcmp(o->regions[j], c->regions[i]) != 0)
+            j++;
+        if (j == o->n_regions)
+            return 1;
+    }
+    return 0;
+}
+
+int det_notable(const struct det_key *old, const struct det_verdict *vo, const struct det_key *new,
+                const struct det_verdict *vn)
+{
+    if (!vn->finding)
+        return 0;
+    if (!vo->finding || vn->severity > vo->severity)
+        return 1;
+    for (uint8_t i = 0; i < vn->n_outside; i++) {
+        const struct det_cand *c = &new->cands[vn->outside[i]];
+        const struct det_cand *o = outside_match(old, vo, c);
+        if (!o || cand_grew(o, c))
+            return 1;
+    }
+    return 0;
+}
+
 void det_remember(struct det_key *k, const struct det_verdict *v)
 {
     if (v->finding && v->severity > k->peak_severity)

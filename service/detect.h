@@ -212,6 +212,14 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
 /* After a commit: remembers the verdict's severity so that no later evidence lowers it. */
 void det_remember(struct det_key *k, const struct det_verdict *v);
 
+/* Is the change from state old (judged vo) to new (judged vn) one to tell a responder? 1 when a
+ * finding appears, its severity rises, or an outside address, an action from an outside address
+ * or a region of one is new (by address and endpoint account, not by index); 0 for a refresh
+ * (times, counts). Pure and bounded (DET_CANDS_MAX x DET_CANDS_MAX x the per-address sets). Forged
+ * records can only add events, never hide one: sets and severity only grow in the state. */
+int det_notable(const struct det_key *old, const struct det_verdict *vo, const struct det_key *new,
+                const struct det_verdict *vn);
+
 /* Event time after which the state is of no use (credential expiry, or the pending window for
  * keys with no Lambda evidence), plus DET_LATE_MARGIN. The store adds an arrival-time floor. */
 int64_t det_expires_at(const struct det_key *k);

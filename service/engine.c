@@ -342,7 +342,8 @@ static size_t key_apply(struct eng *e, struct keywork *w, const struct store_loa
 /* A key with nothing new: if its state says "finding", make sure the finding exists. An earlier
  * request may have committed the key and then failed to write the finding (503), and its retry —
  * this request — is all duplicates. ensure writes only when the finding is absent, so a plain
- * duplicate changes nothing. */
+ * duplicate changes nothing; it also queues a finding event the failed request could not queue
+ * (the store's rv > qd), without a new revision. */
 static int key_repair(struct round *r, const struct store_load *l)
 {
     struct eng *e = r->e;
@@ -388,6 +389,7 @@ static int key_commit(struct round *r, size_t j, size_t fresh)
         if (finding_put_of(e, &vn, c->new_version, r->now_ms, &r->puts[r->nc], &slot->buf))
             return CW_ENOMEM;
         r->puts[r->nc].new_outside = vn.outside_count > vo.outside_count;
+        r->puts[r->nc].notify = det_notable(&e->old, &vo, &e->key, &vn);
     }
     slot->kw = r->load_kw[j];
     r->nc++;
@@ -441,12 +443,13 @@ static int commit_floor(struct round *r, size_t j)
         return CW_ENOMEM;
     c->blob = r->cs[j].blob;
     c->blob_len = (size_t)len;
-    int new_outside = p->new_outside;
+    int new_outside = p->new_outside, notify = p->notify;
     free(r->cs[j].buf.doc);
     r->cs[j].buf.doc = NULL;
     if (finding_put_of(e, &vf, c->new_version, r->now_ms, p, &r->cs[j].buf))
         return CW_ENOMEM;
     p->new_outside = new_outside;
+    p->notify = notify;
     return 0;
 }
 

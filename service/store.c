@@ -1,4 +1,4 @@
-/* store.c — what both store implementations share: names of statuses, freeing. */
+/* store.c — what both store implementations share: names of statuses, freeing, outbox limits and names. */
 #include "store.h"
 
 #include <stdlib.h>
@@ -39,4 +39,59 @@ int store_next_status(int current, int exists, int new_outside)
     if (new_outside && (current == STORE_ST_RESOLVED || current == STORE_ST_RETRACTED))
         return STORE_ST_OPEN;
     return current;
+}
+
+void store_event_free(struct store_event *ev)
+{
+    if (ev)
+        store_finding_free(&ev->finding);
+}
+
+static struct store_out_limits out_limits = { STORE_OUT_MAX, STORE_OUT_CLAIM_MS, STORE_DEAD_MAX };
+
+void store_out_set_limits(const struct store_out_limits *l)
+{
+    struct store_out_limits d = { STORE_OUT_MAX, STORE_OUT_CLAIM_MS, STORE_DEAD_MAX };
+    out_limits = l ? *l : d;
+}
+
+void store_out_get_limits(struct store_out_limits *l)
+{
+    *l = out_limits;
+}
+
+int store_sink_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= STORE_SINK_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int store_consumer_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= STORE_CONSUMER_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= ' ' || (unsigned char)name[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+const char *store_event_kind_name(int kind)
+{
+    switch (kind) {
+    case STORE_EV_CREATED:
+        return "created";
+    case STORE_EV_STATUS:
+        return "status";
+    default:
+        return "updated";
+    }
 }

@@ -7,7 +7,7 @@
  *
  * Every call takes a batch, so the Redis implementation can pipeline a whole request's work.
  * Errors (cw.h): 0, CW_EUNAVAIL (transient: the caller answers 503), CW_ENOTFOUND where a call
- * says so, CW_ENOMEM.
+ * says so, CW_ENOMEM, CW_EINVAL for a bad sink or consumer name (outbox calls).
  * Store handles are not thread-safe: one per thread (store_clone), sharing the backend.
  */
 #ifndef CW_STORE_H
@@ -24,6 +24,17 @@
 #define STORE_ID_MAX 64
 #define STORE_NOTE_MAX 1024
 #define STORE_LIST_MAX 500          /* findings per page */
+
+/* The outbox (findings out): see "Finding events" below. */
+#define STORE_SINK_MAX 8            /* sinks per deployment */
+#define STORE_SINK_NAME_MAX 32      /* [a-z0-9_-]{1,31}: part of Redis key and group names */
+#define STORE_CONSUMER_MAX 64       /* a consumer (instance) name, 1-63 printable bytes */
+#define STORE_OUT_MAX 100000        /* undelivered events kept per sink; beyond, the oldest are dead-lettered */
+#define STORE_OUT_CLAIM_MS 60000    /* an event held this long without an ack goes to another consumer */
+#define STORE_OUT_READ_MAX 64       /* events per out_read */
+#define STORE_DEAD_MAX 10000        /* dead letters kept per sink; beyond, the oldest go (counted) */
+#define STORE_OUT_ENTRY_MAX 48      /* an outbox entry id, "1712345678901-0" */
+#define STORE_REASON_MAX 128
 
 enum store_status { STORE_ST_OPEN = 0, STORE_ST_ACKNOWLEDGED, STORE_ST_RESOLVED, STORE_ST_SUPPRESSED,
                     STORE_ST_RETRACTED, STORE_ST_COUNT };
@@ -73,7 +84,9 @@ struct store_finding_put {
     int new_outside;
     int ensure;                 /* only create it when absent, change nothing otherwise (repair) */
     int64_t now_ms;
+    int notify;                 /* in: the engine judged the change notable (det_notable) */
     int created;                /* out: 1 when this call created it */
+    uint64_t revision;          /* out: the revision of the event queued by this call, 0 none */
 };
 
 struct store_query {
@@ -97,6 +110,56 @@ struct store_finding {
     int64_t created_ms, updated_ms;
 };
 
+/* ---- Finding events (the outbox) ----------------------------------------------------------
+ * A finding event is recorded for every change that matters to a responder: a finding created
+ * (STORE_EV_CREATED); its evidence grown or its severity raised (finding_put with notify:
+ * STORE_EV_UPDATED); its status changed (finding_patch, or a reopen by new outside use:
+ * STORE_EV_STATUS). A refresh (times, counts) is none. Each event carries the finding as of that
+ * change and a revision that only grows per finding: (finding id, revision) is its idempotency key.
+ * At least once: the event is queued before finding_put/finding_patch return 0; when queueing
+ * fails they return CW_EUNAVAIL and the retry (a duplicate put with ensure, the same patch) queues
+ * the missing event without a new revision. A crash may repeat an event with the same key.
+ * When events are recorded: the embedded store only after out_open named at least one sink
+ * (scan never calls it, so it pays nothing); the Redis store when this process called out_open
+ * with sinks, or when the outbox has at least one consumer group (another instance delivers;
+ * checked at most every STORE_OUT_GROUPS_CHECK_MS), so an instance without sinks still queues
+ * for the others. A sink sees the events recorded from its first out_open on, not before.
+ * Delivery: out_read hands each event of a sink to one consumer at a time (its own held events
+ * first, then events another consumer held longer than the claim time, then dead letters sent
+ * back by dead_retry, then new ones); out_ack after delivery. Order per finding: by revision;
+ * across findings and consumers: none promised. */
+#define STORE_OUT_GROUPS_CHECK_MS 10000
+
+enum store_event_kind { STORE_EV_CREATED = 1, STORE_EV_UPDATED, STORE_EV_STATUS };
+
+struct store_event {
+    char entry[STORE_OUT_ENTRY_MAX];  /* the store's id of this delivery (ack, dead letter, retry) */
+    uint64_t revision;
+    int kind;                         /* enum store_event_kind */
+    int64_t queued_ms;
+    struct store_finding finding;     /* as of this revision; owned: store_event_free */
+    uint32_t attempts;                /* times handed out before this one, when the store knows it */
+    char reason[STORE_REASON_MAX];    /* dead letters: why */
+};
+
+struct store_out_stats {
+    uint64_t depth;         /* events not yet handed out (new and sent back) */
+    uint64_t held;          /* handed out, not acknowledged */
+    uint64_t dead;          /* dead letters kept */
+    uint64_t dead_dropped;  /* dead letters dropped at STORE_DEAD_MAX, ever */
+    int64_t oldest_ms;      /* queued time of the oldest event not acknowledged, 0 none */
+};
+
+/* The outbox bounds, process-wide: the defaults are the constants above. Tests shrink them (the
+ * claim time is also XAUTOCLAIM's min-idle-time); set before any outbox call. NULL: defaults. */
+struct store_out_limits {
+    size_t out_max;         /* STORE_OUT_MAX */
+    int64_t claim_ms;       /* STORE_OUT_CLAIM_MS */
+    size_t dead_max;        /* STORE_DEAD_MAX */
+};
+void store_out_set_limits(const struct store_out_limits *l);
+void store_out_get_limits(struct store_out_limits *l);
+
 struct store;
 
 struct store_ops {
@@ -110,6 +173,24 @@ struct store_ops {
                         size_t *n_out, int *more);
     /* status < 0 leaves it; note NULL leaves it. */
     int (*finding_patch)(struct store *s, const char *id, int status, const char *note, int64_t now_ms);
+    /* The outbox (see "Finding events"). Sinks: 1..STORE_SINK_MAX valid names (CW_EINVAL). */
+    int (*out_open)(struct store *s, const char *const *sinks, size_t n);
+    /* Up to max (<= STORE_OUT_READ_MAX) events for consumer; out[0..*n) owned by the caller. */
+    int (*out_read)(struct store *s, const char *sink, const char *consumer, size_t max, int64_t now_ms,
+                    struct store_event *out, size_t *n);
+    int (*out_ack)(struct store *s, const char *sink, const char *const *entries, size_t n);
+    /* Moves a held event to the sink's dead letters with a reason, atomically with its ack. */
+    int (*out_dead)(struct store *s, const char *sink, const struct store_event *ev, const char *reason,
+                    int64_t now_ms);
+    /* Dead-letters ("outbox full") the oldest undelivered events past out_max, and forgets the
+     * events every sink has acknowledged. */
+    int (*out_trim)(struct store *s, const char *sink, int64_t now_ms, size_t *dead_lettered);
+    int (*out_stats)(struct store *s, const char *sink, int64_t now_ms, struct store_out_stats *st);
+    /* Dead letters oldest first, after entry `after` ("" or NULL: from the first). */
+    int (*dead_list)(struct store *s, const char *sink, const char *after, size_t limit, struct store_event *out,
+                     size_t *n, int *more);
+    /* Sends one dead letter (CW_ENOTFOUND: no such entry) or all (entry NULL) back for delivery. */
+    int (*dead_retry)(struct store *s, const char *sink, const char *entry, size_t *moved);
     /* 0 when the store answers and accepts writes (a store that only reads is not ready). */
     int (*ping)(struct store *s);
     /* Why the last failed operation failed, in words for a log and /readyz ("" unknown). */
@@ -148,12 +229,24 @@ static inline int store_finding_put(struct store *s, struct store_finding_put *i
 static inline int store_finding_get(struct store *s, const char *id, struct store_finding *o) { return s->ops->finding_get(s, id, o); }
 static inline int store_finding_list(struct store *s, const struct store_query *q, struct store_finding *o, size_t *n, int *more) { return s->ops->finding_list(s, q, o, n, more); }
 static inline int store_finding_patch(struct store *s, const char *id, int st, const char *note, int64_t now) { return s->ops->finding_patch(s, id, st, note, now); }
+static inline int store_out_open(struct store *s, const char *const *sinks, size_t n) { return s->ops->out_open(s, sinks, n); }
+static inline int store_out_read(struct store *s, const char *sink, const char *consumer, size_t max, int64_t now, struct store_event *o, size_t *n) { return s->ops->out_read(s, sink, consumer, max, now, o, n); }
+static inline int store_out_ack(struct store *s, const char *sink, const char *const *entries, size_t n) { return s->ops->out_ack(s, sink, entries, n); }
+static inline int store_out_dead(struct store *s, const char *sink, const struct store_event *ev, const char *reason, int64_t now) { return s->ops->out_dead(s, sink, ev, reason, now); }
+static inline int store_out_trim(struct store *s, const char *sink, int64_t now, size_t *dead_lettered) { return s->ops->out_trim(s, sink, now, dead_lettered); }
+static inline int store_out_stats(struct store *s, const char *sink, int64_t now, struct store_out_stats *st) { return s->ops->out_stats(s, sink, now, st); }
+static inline int store_dead_list(struct store *s, const char *sink, const char *after, size_t limit, struct store_event *o, size_t *n, int *more) { return s->ops->dead_list(s, sink, after, limit, o, n, more); }
+static inline int store_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved) { return s->ops->dead_retry(s, sink, entry, moved); }
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
 static inline const char *store_why(struct store *s) { return s->ops->why(s); }
 static inline struct store *store_clone(struct store *s) { return s->ops->clone(s); }
 static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
 
 void store_finding_free(struct store_finding *f);
+void store_event_free(struct store_event *ev);
+int store_sink_name_valid(const char *name);        /* 1 when [a-z0-9_-]{1,31} */
+int store_consumer_name_valid(const char *name);    /* 1 when 1..63 bytes, printable, no space */
+const char *store_event_kind_name(int kind);        /* "created", "updated", "status" */
 
 /* The status rule both stores apply on an evidence update (documented at store_finding_put):
  * analysts' statuses stick; resolved/retracted reopen on new outside use. */

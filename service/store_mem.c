@@ -56,6 +56,40 @@ struct mem_finding {
     char function[EV_FUNCTION_MAX];
     int64_t created_ms, updated_ms;
     uint64_t version;    /* key state version the evidence came from */
+    uint64_t rv, qd;     /* outbox: the finding's last revision, the last one queued */
+    int rk;              /* the kind of revision rv (enum store_event_kind) */
+};
+
+/* ---- the outbox's shapes (its code is below the findings) ----------------------------------- */
+
+/* An event as the outbox keeps it: in the queue (shared by the sinks), or a sink's copy while held,
+ * sent back (redo) or dead. */
+struct mem_ev {
+    struct mem_ev *next;
+    uint64_t qseq;           /* queue events: 1, 2, 3 ... (a sink's backlog is last - cursor) */
+    uint64_t n;              /* the number in the entry id, unique in the store */
+    struct store_event ev;   /* ev.attempts: times handed out so far */
+    char consumer[STORE_CONSUMER_MAX];
+    int64_t handed_ms;
+};
+
+struct mem_evq {
+    struct mem_ev *head, *tail;
+    size_t n;
+};
+
+struct mem_sink {
+    char name[STORE_SINK_NAME_MAX];
+    uint64_t cursor;         /* qseq of the last queue event handed out (or dead-lettered) new */
+    struct mem_evq held, redo, dead;
+    uint64_t dead_dropped;
+};
+
+struct mem_outbox {
+    struct mem_evq queue;
+    uint64_t qseq, entry_n;  /* the last ones assigned */
+    struct mem_sink sinks[STORE_SINK_MAX];
+    size_t n_sinks;          /* 0: nothing is recorded (scan, serve without sinks) */
 };
 
 struct mem_shared {
@@ -70,6 +104,7 @@ struct mem_shared {
     uint64_t evicted[STORE_KEEP_FINDING];  /* per class evicted */
     int full;                         /* the last call was refused at the bound (for store_why) */
     int64_t room_retry_ms;            /* an eviction pass that could not reach its target: no other before */
+    struct mem_outbox out;            /* its events count in bytes too */
 };
 
 struct mem_store {
@@ -382,6 +417,67 @@ static char *dup_str(const char *s)
     return d;
 }
 
+static int out_settle(struct mem_shared *sh, struct mem_finding *f, int kind, int64_t now_ms, uint64_t *revision);
+
+/* A new finding, linked at slot, its evidence ev (owned on success). NULL at the bound. */
+static struct mem_finding *finding_new(struct mem_shared *sh, struct mem_finding **slot,
+                                       const struct store_finding_put *u, const char *ev)
+{
+    size_t need = sizeof(struct mem_finding) + strlen(ev) + 1;
+    struct mem_finding *f;
+    make_room(sh, cw_now_ms(), need);
+    if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes || !(f = calloc(1, sizeof *f))) {
+        sh->full = 1;
+        return NULL;
+    }
+    snprintf(f->id, sizeof f->id, "%s", u->id);
+    f->created_ms = u->now_ms;
+    f->status = store_next_status(0, 0, u->new_outside);
+    f->next = *slot;
+    *slot = f;
+    sh->n_findings++;
+    return f;
+}
+
+/* One evidence update. *fp: the finding (NULL when none), *kind: the change an event reports
+ * (enum store_event_kind, 0 none). */
+static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct mem_finding **fp, int *kind)
+{
+    struct mem_finding **slot = finding_slot(sh, u->id), *f = *slot;
+    char *ev = dup_str(u->evidence_json);
+    *fp = f;
+    *kind = 0;
+    if (!ev)
+        return CW_EUNAVAIL;
+    if (f && (u->ensure || u->version < f->version)) {
+        free(ev);  /* evidence from an older state than the one stored: keep the newer */
+        return 0;
+    }
+    if (!f) {
+        if (!(f = finding_new(sh, slot, u, ev))) {
+            free(ev);
+            return CW_EUNAVAIL;
+        }
+        u->created = 1;
+        *kind = STORE_EV_CREATED;
+    } else {
+        int st = store_next_status(f->status, 1, u->new_outside);
+        *kind = st != f->status ? STORE_EV_STATUS : u->notify ? STORE_EV_UPDATED : 0;
+        f->status = st;
+        sh->bytes -= finding_bytes(f);
+    }
+    free(f->evidence);
+    f->evidence = ev;
+    sh->bytes += finding_bytes(f);
+    f->version = u->version;
+    f->updated_ms = u->now_ms;
+    f->severity = u->severity ? det_severity_parse(u->severity) : -1;
+    snprintf(f->account, sizeof f->account, "%s", u->account ? u->account : "");
+    snprintf(f->function, sizeof f->function, "%s", u->function ? u->function : "");
+    *fp = f;
+    return 0;
+}
+
 static int mem_finding_put(struct store *s, struct store_finding_put *items, size_t n)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
@@ -389,46 +485,15 @@ static int mem_finding_put(struct store *s, struct store_finding_put *items, siz
     pthread_mutex_lock(&sh->mu);
     for (size_t i = 0; i < n; i++) {
         struct store_finding_put *u = &items[i];
-        struct mem_finding **slot = finding_slot(sh, u->id), *f = *slot;
-        char *ev = dup_str(u->evidence_json);
+        struct mem_finding *f;
+        int kind;
         u->created = 0;
-        if (!ev) {
-            rc = CW_EUNAVAIL;
-            continue;
-        }
-        if (f && (u->ensure || u->version < f->version)) {
-            free(ev);  /* evidence from an older state than the one stored: keep the newer */
-            continue;
-        }
-        if (!f) {
-            size_t need = sizeof *f + strlen(ev) + 1;
-            make_room(sh, cw_now_ms(), need);
-            if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes ||
-                !(f = calloc(1, sizeof *f))) {
-                free(ev);
-                rc = CW_EUNAVAIL;
-                sh->full = 1;
-                continue;
-            }
-            snprintf(f->id, sizeof f->id, "%s", u->id);
-            f->created_ms = u->now_ms;
-            f->status = store_next_status(0, 0, u->new_outside);
-            f->next = *slot;
-            *slot = f;
-            sh->n_findings++;
-            u->created = 1;
-        } else {
-            f->status = store_next_status(f->status, 1, u->new_outside);
-            sh->bytes -= finding_bytes(f);
-        }
-        free(f->evidence);
-        f->evidence = ev;
-        sh->bytes += finding_bytes(f);
-        f->version = u->version;
-        f->updated_ms = u->now_ms;
-        f->severity = u->severity ? det_severity_parse(u->severity) : -1;
-        snprintf(f->account, sizeof f->account, "%s", u->account ? u->account : "");
-        snprintf(f->function, sizeof f->function, "%s", u->function ? u->function : "");
+        u->revision = 0;
+        int r1 = put_one(sh, u, &f, &kind);
+        if (r1)
+            rc = r1;
+        else if (f && out_settle(sh, f, kind, u->now_ms, &u->revision))
+            rc = CW_EUNAVAIL;  /* the finding is written; the retry (ensure) queues its event */
     }
     pthread_mutex_unlock(&sh->mu);
     return rc;
@@ -550,13 +615,464 @@ static int mem_finding_patch(struct store *s, const char *id, int status, const 
                 f->note = nn;
                 sh->bytes += finding_bytes(f);
             }
+            int kind = status >= 0 && status != f->status ? STORE_EV_STATUS : 0;
             if (status >= 0)
                 f->status = status;
             f->updated_ms = now_ms;
+            rc = out_settle(sh, f, kind, now_ms, NULL);
         }
     }
     pthread_mutex_unlock(&sh->mu);
     return rc;
+}
+
+/* ---- the outbox ------------------------------------------------------------------------------
+ * The same semantics as the Redis store's streams, under the one lock: one queue of events shared
+ * by the sinks (a sink's cursor says which it has taken), and per sink the events held by a
+ * consumer, sent back from the dead letters (redo) and dead. Held, redo and dead events are the
+ * sink's own copies, so the queue forgets an event once every sink's cursor passed it. Every event
+ * counts in the store's bytes; only new events are refused at the bound (the sender retries). */
+
+static size_t mev_bytes(const struct mem_ev *e)
+{
+    const struct store_finding *f = &e->ev.finding;
+    return sizeof *e + (f->evidence_json ? strlen(f->evidence_json) + 1 : 0) + (f->note ? strlen(f->note) + 1 : 0);
+}
+
+static void mev_free(struct mem_shared *sh, struct mem_ev *e)
+{
+    sh->bytes -= mev_bytes(e);
+    store_event_free(&e->ev);
+    free(e);
+}
+
+/* A copy of ev's finding into out (strings duplicated). 0 or CW_EUNAVAIL. */
+static int event_copy(const struct store_event *ev, struct store_event *out)
+{
+    *out = *ev;
+    out->finding.evidence_json = ev->finding.evidence_json ? dup_str(ev->finding.evidence_json) : NULL;
+    out->finding.note = ev->finding.note ? dup_str(ev->finding.note) : NULL;
+    if ((ev->finding.evidence_json && !out->finding.evidence_json) || (ev->finding.note && !out->finding.note)) {
+        store_event_free(out);
+        return CW_EUNAVAIL;
+    }
+    return 0;
+}
+
+/* A new outbox node holding a copy of ev under a new entry id; NULL when out of memory. */
+static struct mem_ev *mev_new(struct mem_shared *sh, const struct store_event *ev, int64_t now_ms)
+{
+    struct mem_ev *e = calloc(1, sizeof *e);
+    if (!e || event_copy(ev, &e->ev)) {
+        free(e);
+        return NULL;
+    }
+    e->n = ++sh->out.entry_n;
+    snprintf(e->ev.entry, sizeof e->ev.entry, "%lld-%llu", (long long)now_ms, (unsigned long long)e->n);
+    sh->bytes += mev_bytes(e);
+    return e;
+}
+
+static void evq_push(struct mem_evq *q, struct mem_ev *e)
+{
+    e->next = NULL;
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    q->n++;
+}
+
+/* Unlinks *p (a link of q); prev is the node before it (NULL: the head). */
+static struct mem_ev *evq_take(struct mem_evq *q, struct mem_ev **p, struct mem_ev *prev)
+{
+    struct mem_ev *e = *p;
+    *p = e->next;
+    if (q->tail == e)
+        q->tail = prev;
+    q->n--;
+    e->next = NULL;
+    return e;
+}
+
+static void evq_clear(struct mem_shared *sh, struct mem_evq *q)
+{
+    for (struct mem_ev *e = q->head, *next; e; e = next) {
+        next = e->next;
+        mev_free(sh, e);
+    }
+    memset(q, 0, sizeof *q);
+}
+
+/* The number in an entry id ("<ms>-<n>"), 0 when it is not one of ours. */
+static uint64_t entry_n(const char *entry)
+{
+    const char *dash = entry ? strchr(entry, '-') : NULL;
+    return dash ? strtoull(dash + 1, NULL, 10) : 0;
+}
+
+static struct mem_sink *sink_of(struct mem_shared *sh, const char *name)
+{
+    for (size_t i = 0; i < sh->out.n_sinks; i++)
+        if (strcmp(sh->out.sinks[i].name, name) == 0)
+            return &sh->out.sinks[i];
+    return NULL;
+}
+
+/* Queues finding f as of now (revision f->rv). 0, or CW_EUNAVAIL (memory bound, out of memory). */
+static int out_queue(struct mem_shared *sh, const struct mem_finding *f, int64_t now_ms)
+{
+    struct store_event ev = { .revision = f->rv, .kind = f->rk, .queued_ms = now_ms };
+    snprintf(ev.finding.id, sizeof ev.finding.id, "%s", f->id);
+    ev.finding.evidence_json = f->evidence;
+    ev.finding.note = f->note;
+    ev.finding.status = f->status;
+    ev.finding.created_ms = f->created_ms;
+    ev.finding.updated_ms = f->updated_ms;
+    size_t need = sizeof(struct mem_ev) + finding_bytes(f);
+    make_room(sh, now_ms, need);
+    if (sh->bytes + need > sh->max_bytes) {
+        sh->full = 1;
+        return CW_EUNAVAIL;
+    }
+    struct mem_ev *e = mev_new(sh, &ev, now_ms);
+    if (!e)
+        return CW_EUNAVAIL;
+    e->qseq = ++sh->out.qseq;
+    evq_push(&sh->out.queue, e);
+    return 0;
+}
+
+/* After a finding write: a new revision when the change is one to report and events are recorded,
+ * then the event of the last revision queued unless it is already (the repair of a failed queue). */
+static int out_settle(struct mem_shared *sh, struct mem_finding *f, int kind, int64_t now_ms, uint64_t *revision)
+{
+    if (kind && sh->out.n_sinks) {
+        f->rv++;
+        f->rk = kind;
+    }
+    if (f->rv <= f->qd)
+        return 0;
+    if (out_queue(sh, f, now_ms))
+        return CW_EUNAVAIL;
+    f->qd = f->rv;
+    if (revision)
+        *revision = f->rv;
+    return 0;
+}
+
+static int mem_out_open(struct store *s, const char *const *sinks, size_t n)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    for (size_t i = 0; i < n; i++)
+        if (!store_sink_name_valid(sinks[i]))
+            return CW_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (sink_of(sh, sinks[i]))
+            continue;
+        if (sh->out.n_sinks >= STORE_SINK_MAX) {
+            rc = CW_EINVAL;
+            break;
+        }
+        struct mem_sink *k = &sh->out.sinks[sh->out.n_sinks++];
+        memset(k, 0, sizeof *k);
+        snprintf(k->name, sizeof k->name, "%s", sinks[i]);
+        k->cursor = sh->out.qseq;  /* a new sink gets the events from now on */
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* The sink of a call, locked; NULL (unlocked) with *rc = CW_EINVAL when unknown or invalid. */
+static struct mem_sink *sink_lock(struct mem_shared *sh, const char *name, int *rc)
+{
+    *rc = CW_EINVAL;
+    if (!store_sink_name_valid(name))
+        return NULL;
+    pthread_mutex_lock(&sh->mu);
+    struct mem_sink *k = sink_of(sh, name);
+    if (!k) {
+        pthread_mutex_unlock(&sh->mu);
+        return NULL;
+    }
+    *rc = 0;
+    return k;
+}
+
+/* Hands held event e to consumer as out[*n]. */
+static int hand_out(struct mem_ev *e, const char *consumer, int64_t now_ms, struct store_event *out, size_t *n)
+{
+    if (event_copy(&e->ev, &out[*n]))
+        return CW_EUNAVAIL;
+    e->ev.attempts++;
+    snprintf(e->consumer, sizeof e->consumer, "%s", consumer);
+    e->handed_ms = now_ms;
+    (*n)++;
+    return 0;
+}
+
+/* Held events first: the consumer's own, then those another held past the claim time. */
+static int read_held(struct mem_sink *k, const char *consumer, size_t max, int64_t now_ms,
+                     struct store_event *out, size_t *n)
+{
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    for (int pass = 0; pass < 2; pass++)
+        for (struct mem_ev *e = k->held.head; e && *n < max; e = e->next) {
+            int own = strcmp(e->consumer, consumer) == 0;
+            if (pass == 0 ? !own : own || now_ms - e->handed_ms < lim.claim_ms)
+                continue;
+            if (hand_out(e, consumer, now_ms, out, n))
+                return CW_EUNAVAIL;
+        }
+    return 0;
+}
+
+/* Then the events sent back, then new ones: each becomes held by the consumer. */
+static int read_fresh(struct mem_shared *sh, struct mem_sink *k, const char *consumer, size_t max, int64_t now_ms,
+                      struct store_event *out, size_t *n)
+{
+    while (*n < max && k->redo.head) {
+        struct mem_ev *e = evq_take(&k->redo, &k->redo.head, NULL);
+        evq_push(&k->held, e);
+        if (hand_out(e, consumer, now_ms, out, n))
+            return CW_EUNAVAIL;  /* held: handed out again by a later read */
+    }
+    for (struct mem_ev *q = sh->out.queue.head; q && *n < max; q = q->next) {
+        if (q->qseq <= k->cursor)
+            continue;
+        struct mem_ev *e = calloc(1, sizeof *e);
+        if (!e || event_copy(&q->ev, &e->ev)) {
+            free(e);
+            return CW_EUNAVAIL;
+        }
+        e->n = q->n;
+        sh->bytes += mev_bytes(e);
+        evq_push(&k->held, e);
+        k->cursor = q->qseq;
+        if (hand_out(e, consumer, now_ms, out, n))
+            return CW_EUNAVAIL;
+    }
+    return 0;
+}
+
+static int mem_out_read(struct store *s, const char *sink, const char *consumer, size_t max, int64_t now_ms,
+                        struct store_event *out, size_t *n)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    *n = 0;
+    if (!store_consumer_name_valid(consumer))
+        return CW_EINVAL;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    if (max > STORE_OUT_READ_MAX)
+        max = STORE_OUT_READ_MAX;
+    rc = read_held(k, consumer, max, now_ms, out, n);
+    if (!rc)
+        rc = read_fresh(sh, k, consumer, max, now_ms, out, n);
+    pthread_mutex_unlock(&sh->mu);
+    if (rc) {
+        for (size_t i = 0; i < *n; i++)
+            store_event_free(&out[i]);
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Drops the held event of that entry, if any. */
+static void held_drop(struct mem_shared *sh, struct mem_sink *k, const char *entry)
+{
+    uint64_t want = entry_n(entry);
+    for (struct mem_ev **p = &k->held.head, *prev = NULL; *p; prev = *p, p = &(*p)->next)
+        if ((*p)->n == want && strcmp((*p)->ev.entry, entry) == 0) {
+            mev_free(sh, evq_take(&k->held, p, prev));
+            return;
+        }
+}
+
+static int mem_out_ack(struct store *s, const char *sink, const char *const *entries, size_t n)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        held_drop(sh, k, entries[i]);
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+}
+
+/* Adds a dead letter of ev to the sink, dropping the oldest past the bound (counted). */
+static int dead_add(struct mem_shared *sh, struct mem_sink *k, const struct store_event *ev, const char *reason,
+                    int64_t now_ms)
+{
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    while (k->dead.n && k->dead.n >= lim.dead_max) {
+        mev_free(sh, evq_take(&k->dead, &k->dead.head, NULL));
+        k->dead_dropped++;
+    }
+    struct mem_ev *d = mev_new(sh, ev, now_ms);
+    if (!d)
+        return CW_EUNAVAIL;
+    snprintf(d->ev.reason, sizeof d->ev.reason, "%s", reason ? reason : "");
+    if (lim.dead_max)
+        evq_push(&k->dead, d);
+    else {
+        mev_free(sh, d);
+        k->dead_dropped++;
+    }
+    return 0;
+}
+
+static int mem_out_dead(struct store *s, const char *sink, const struct store_event *ev, const char *reason,
+                        int64_t now_ms)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    rc = dead_add(sh, k, ev, reason, now_ms);
+    if (!rc)
+        held_drop(sh, k, ev->entry);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* Forgets the queue events every sink's cursor has passed (held ones are the sinks' copies). */
+static void queue_forget(struct mem_shared *sh)
+{
+    uint64_t min = sh->out.qseq;
+    for (size_t i = 0; i < sh->out.n_sinks; i++)
+        if (sh->out.sinks[i].cursor < min)
+            min = sh->out.sinks[i].cursor;
+    while (sh->out.queue.head && sh->out.queue.head->qseq <= min)
+        mev_free(sh, evq_take(&sh->out.queue, &sh->out.queue.head, NULL));
+}
+
+static int mem_out_trim(struct store *s, const char *sink, int64_t now_ms, size_t *dead_lettered)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    *dead_lettered = 0;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    for (struct mem_ev *q = sh->out.queue.head; q && sh->out.qseq - k->cursor > lim.out_max && !rc; q = q->next) {
+        if (q->qseq <= k->cursor)
+            continue;
+        rc = dead_add(sh, k, &q->ev, "outbox full", now_ms);
+        if (!rc) {
+            k->cursor = q->qseq;
+            (*dead_lettered)++;
+        }
+    }
+    queue_forget(sh);
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+static int mem_out_stats(struct store *s, const char *sink, int64_t now_ms, struct store_out_stats *st)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    (void)now_ms;
+    memset(st, 0, sizeof *st);
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    st->depth = sh->out.qseq - k->cursor + k->redo.n;
+    st->held = k->held.n;
+    st->dead = k->dead.n;
+    st->dead_dropped = k->dead_dropped;
+    const struct mem_ev *first[3] = { k->held.head, k->redo.head, NULL };
+    for (const struct mem_ev *q = sh->out.queue.head; q && !first[2]; q = q->next)
+        if (q->qseq > k->cursor)
+            first[2] = q;
+    for (int i = 0; i < 3; i++)
+        for (const struct mem_ev *e = first[i]; e; e = i == 0 ? e->next : NULL)
+            if (!st->oldest_ms || e->ev.queued_ms < st->oldest_ms)
+                st->oldest_ms = e->ev.queued_ms;
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+}
+
+static int mem_dead_list(struct store *s, const char *sink, const char *after, size_t limit,
+                         struct store_event *out, size_t *n, int *more)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    *n = 0;
+    *more = 0;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    uint64_t from = after && *after ? entry_n(after) : 0;
+    for (const struct mem_ev *e = k->dead.head; e && !rc; e = e->next) {
+        if (e->n <= from)
+            continue;
+        if (*n >= limit) {
+            *more = 1;
+            break;
+        }
+        rc = event_copy(&e->ev, &out[*n]);
+        if (!rc)
+            (*n)++;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (rc) {
+        for (size_t i = 0; i < *n; i++)
+            store_event_free(&out[i]);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int mem_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    int rc;
+    *moved = 0;
+    struct mem_sink *k = sink_lock(sh, sink, &rc);
+    if (!k)
+        return rc;
+    uint64_t want = entry ? entry_n(entry) : 0;
+    for (struct mem_ev **p = &k->dead.head, *prev = NULL; *p;) {
+        if (entry && ((*p)->n != want || strcmp((*p)->ev.entry, entry) != 0)) {
+            prev = *p;
+            p = &(*p)->next;
+            continue;
+        }
+        struct mem_ev *e = evq_take(&k->dead, p, prev);
+        e->ev.reason[0] = 0;
+        e->n = ++sh->out.entry_n;  /* a new entry: the dead letter's id is gone */
+        snprintf(e->ev.entry, sizeof e->ev.entry, "%lld-%llu", (long long)e->ev.queued_ms, (unsigned long long)e->n);
+        evq_push(&k->redo, e);
+        (*moved)++;
+        if (entry)
+            break;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return entry && !*moved ? CW_ENOTFOUND : 0;
+}
+
+static void out_free(struct mem_shared *sh)
+{
+    evq_clear(sh, &sh->out.queue);
+    for (size_t i = 0; i < sh->out.n_sinks; i++) {
+        evq_clear(sh, &sh->out.sinks[i].held);
+        evq_clear(sh, &sh->out.sinks[i].redo);
+        evq_clear(sh, &sh->out.sinks[i].dead);
+    }
 }
 
 static int mem_ping(struct store *s)
@@ -601,6 +1117,7 @@ static void mem_free(struct store *s)
             free(f->note);
             free(f);
         }
+    out_free(sh);
     free(sh->keys);
     free(sh->findings);
     pthread_mutex_destroy(&sh->mu);
@@ -615,6 +1132,14 @@ static const struct store_ops mem_ops = {
     .finding_get = mem_finding_get,
     .finding_list = mem_finding_list,
     .finding_patch = mem_finding_patch,
+    .out_open = mem_out_open,
+    .out_read = mem_out_read,
+    .out_ack = mem_out_ack,
+    .out_dead = mem_out_dead,
+    .out_trim = mem_out_trim,
+    .out_stats = mem_out_stats,
+    .dead_list = mem_dead_list,
+    .dead_retry = mem_dead_retry,
     .ping = mem_ping,
     .why = mem_why,
     .clone = mem_clone,

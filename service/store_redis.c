@@ -15,6 +15,7 @@
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,26 @@
                                          * (5000 x 200 = a million findings created in one millisecond) */
 #define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
+#define RS_OUT "cw:out:{o}"             /* the outbox stream (see "the outbox" below) */
+#define RS_DSTAT "cw:dstat:{o}"         /* dead letters dropped at the bound, per sink */
 #define RS_KEY_MAX 96
+
+/* What the handles of one store share (clones): whether events are recorded. */
+struct rs_shared {
+    pthread_mutex_t mu;
+    int refs;
+    int sinks_open;                  /* this process opened sinks */
+    int groups, checked;             /* the outbox has a consumer group, as last checked */
+    int64_t checked_ms;              /* cw_mono_ms of that check */
+};
 
 struct rs_store {
     struct store base;
     struct rconn *rc;
-    struct rconn_batch *b;
+    struct rconn_batch *b, *b2;      /* b2: the outbox's commands while b's replies are read */
+    struct rs_shared *sh;
     int s_commit, s_fput, s_patch;   /* script indices */
+    int s_mark, s_dead, s_retry, s_trim, s_stats;
     char *loaded;                    /* blobs returned by load(), valid until the next call */
     size_t loaded_cap;
 };
@@ -59,39 +73,199 @@ static const char script_commit[] =
     "end\n"
     "return 1\n";
 
+/* The outbox step of a finding script (store.h, "Finding events"): a change to report (kind > 0:
+ * 1 created, 2 updated, 3 status) takes a new revision rv when events are recorded (ARGV[rec] ==
+ * "1"); the answer r gets rv, qd (the last revision queued) and, when rv > qd, the finding as of
+ * now for the event: kind, evidence, status, "=" note or "", created, updated. */
+#define RS_LUA_OUT \
+    "local function out(k, r, kind, rec)\n" \
+    "  if kind > 0 and rec == '1' then\n" \
+    "    redis.call('HINCRBY', k, 'rv', 1)\n" \
+    "    redis.call('HSET', k, 'rk', kind)\n" \
+    "  end\n" \
+    "  local f = redis.call('HMGET', k, 'rv', 'qd', 'rk', 'ev', 'st', 'nt', 'ca', 'ua')\n" \
+    "  local rv, qd = tonumber(f[1] or '0'), tonumber(f[2] or '0')\n" \
+    "  r[#r + 1] = rv\n" \
+    "  r[#r + 1] = qd\n" \
+    "  if rv > qd then\n" \
+    "    r[#r + 1] = f[3] or '2'\n" \
+    "    r[#r + 1] = f[4] or '{}'\n" \
+    "    r[#r + 1] = f[5] or 'open'\n" \
+    "    r[#r + 1] = f[6] and ('=' .. f[6]) or ''\n" \
+    "    r[#r + 1] = f[7] or '0'\n" \
+    "    r[#r + 1] = f[8] or '0'\n" \
+    "  end\n" \
+    "  return r\n" \
+    "end\n"
+
 /* Evidence update of one finding (status rule of store_next_status). KEYS: finding.
  * ARGV: evidence, severity, account, function, version, new_outside, now_ms, retention_ms,
- * ensure ("1": create only when absent). Returns {created, created_ms}; created = -1 when nothing
- * was written (the stored evidence is newer, or ensure and it exists). */
+ * ensure ("1": create only when absent), notify ("1": a notable change), record ("1": events are
+ * recorded). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
+ * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
+ * revision, but a revision not yet queued is answered for queueing (the repair). */
 static const char script_fput[] =
+    RS_LUA_OUT
     "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
-    "local created = 0\n"
-    "if ca and ARGV[9] == '1' then return {-1, ca} end\n"
+    "local created, kind = 0, 0\n"
+    "if ca and ARGV[9] == '1' then return out(KEYS[1], {-1, ca}, 0, ARGV[11]) end\n"
     "if ca then\n"
     "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
-    "  if tonumber(ARGV[5]) < ver then return {-1, ca} end\n"
+    "  if tonumber(ARGV[5]) < ver then return out(KEYS[1], {-1, ca}, 0, ARGV[11]) end\n"
     "  local st = redis.call('HGET', KEYS[1], 'st')\n"
+    "  local st0 = st\n"
     "  if ARGV[6] == '1' and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
     "  redis.call('HSET', KEYS[1], 'st', st)\n"
+    "  if st ~= st0 then kind = 3 elseif ARGV[10] == '1' then kind = 2 end\n"
     "else\n"
-    "  created = 1\n"
+    "  created, kind = 1, 1\n"
     "  ca = ARGV[7]\n"
     "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
     " 'ua', ARGV[7])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
-    "return {created, ca}\n";
+    "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
  * ("keep" = keep it, else "=" and the note: the prefix keeps a note that reads "keep" from meaning
- * "keep it"), now_ms. Returns 1, or 0 when the finding does not exist. */
+ * "keep it"), now_ms, record. Returns {1, rv, qd [, event fields]} (RS_LUA_OUT; a status change
+ * is a revision), or 0 when the finding does not exist. */
 static const char script_patch[] =
+    RS_LUA_OUT
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "local kind = 0\n"
+    "if ARGV[1] ~= '' and ARGV[1] ~= redis.call('HGET', KEYS[1], 'st') then kind = 3 end\n"
     "if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'st', ARGV[1]) end\n"
     "if ARGV[2] ~= 'keep' then redis.call('HSET', KEYS[1], 'nt', string.sub(ARGV[2], 2)) end\n"
     "redis.call('HSET', KEYS[1], 'ua', ARGV[3])\n"
+    "return out(KEYS[1], {1}, kind, ARGV[4])\n";
+
+/* After the event of revision ARGV[1] is in the outbox: qd = max(qd, rv). KEYS: finding. */
+static const char script_mark[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "local qd = tonumber(redis.call('HGET', KEYS[1], 'qd') or '0')\n"
+    "if tonumber(ARGV[1]) > qd then redis.call('HSET', KEYS[1], 'qd', ARGV[1]) end\n"
     "return 1\n";
+
+/* A dead letter: the event's fields, 'rs' reason, 'en' the entry it was; the oldest go past the
+ * bound, counted in the stats hash (field: the sink). */
+#define RS_LUA_DEAD \
+    "local function dead(dk, sk, sink, max, fields, reason, entry)\n" \
+    "  local n = redis.call('XLEN', dk)\n" \
+    "  if max <= 0 then redis.call('HINCRBY', sk, sink, 1) return end\n" \
+    "  if n >= max then\n" \
+    "    redis.call('HINCRBY', sk, sink, redis.call('XTRIM', dk, 'MAXLEN', max - 1))\n" \
+    "  end\n" \
+    "  local a = {}\n" \
+    "  for i = 1, #fields, 2 do\n" \
+    "    if fields[i] ~= 'rs' and fields[i] ~= 'en' then a[#a + 1] = fields[i]; a[#a + 1] = fields[i + 1] end\n" \
+    "  end\n" \
+    "  redis.call('XADD', dk, '*', 'rs', reason, 'en', entry, unpack(a))\n" \
+    "end\n"
+
+/* out_dead. KEYS: source stream (outbox or redo), dead letters, stats. ARGV: sink, entry id, dead
+ * max, reason, from redo ("1": the entry is deleted too), field pairs... Returns 1. */
+static const char script_dead[] =
+    RS_LUA_DEAD
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "if ARGV[5] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end\n"
+    "dead(KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[3]), {unpack(ARGV, 6)}, ARGV[4], ARGV[2])\n"
+    "return 1\n";
+
+/* dead_retry. KEYS: dead letters, redo. ARGV: sink, entry ("" = all), max. Moves the entries to
+ * redo (its group made when missing). Returns how many, or -1 when the one entry is unknown. */
+static const char script_retry[] =
+    "pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[1], '0', 'MKSTREAM')\n"
+    "local es\n"
+    "if ARGV[2] ~= '' then es = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])\n"
+    "else es = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[3]) end\n"
+    "if ARGV[2] ~= '' and #es == 0 then return -1 end\n"
+    "for _, e in ipairs(es) do\n"
+    "  local a = {}\n"
+    "  for i = 1, #e[2], 2 do\n"
+    "    if e[2][i] ~= 'rs' and e[2][i] ~= 'en' then a[#a + 1] = e[2][i]; a[#a + 1] = e[2][i + 1] end\n"
+    "  end\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(a))\n"
+    "  redis.call('XDEL', KEYS[1], e[1])\n"
+    "end\n"
+    "return #es\n";
+
+/* Stream ids and group info for the trim and stats scripts. */
+#define RS_LUA_IDS \
+    "local function idp(id) local a, b = string.match(id, '^(%d+)-(%d+)$') return tonumber(a), tonumber(b) end\n" \
+    "local function idlt(x, y) local a, b = idp(x) local c, d = idp(y) return a < c or (a == c and b < d) end\n" \
+    "local function idnext(id) local a, b = idp(id) return string.format('%d-%d', a, b + 1) end\n" \
+    "local function groups(k)\n" \
+    "  local ok, gs = pcall(redis.call, 'XINFO', 'GROUPS', k)\n" \
+    "  local out = {}\n" \
+    "  if not ok then return out end\n" \
+    "  for _, g in ipairs(gs) do\n" \
+    "    local t = {}\n" \
+    "    for i = 1, #g, 2 do t[g[i]] = g[i + 1] end\n" \
+    "    out[#out + 1] = t\n" \
+    "  end\n" \
+    "  return out\n" \
+    "end\n" \
+    "local function needs(k, t)\n" \
+    "  if t['pending'] > 0 then return redis.call('XPENDING', k, t['name'])[2] end\n" \
+    "  return idnext(t['last-delivered-id'])\n" \
+    "end\n"
+
+/* out_trim. KEYS: outbox, dead letters, stats. ARGV: sink, out max, dead max. The sink's oldest
+ * undelivered events past out max become dead letters ("outbox full": read by a consumer of the
+ * trim's own and acknowledged, so the group's lag stays known); then the entries no group needs
+ * go (XTRIM MINID). An unknown lag (Redis cannot tell it) dead-letters nothing. Returns how many. */
+static const char script_trim[] =
+    RS_LUA_DEAD RS_LUA_IDS
+    "local moved, max = 0, tonumber(ARGV[2])\n"
+    "local gs = groups(KEYS[1])\n"
+    "for _, t in ipairs(gs) do\n"
+    "  if t['name'] == ARGV[1] and t['lag'] and t['lag'] > max then\n"
+    "    local excess = t['lag'] - max\n"
+    "    while excess > 0 do\n"
+    "      local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], 'cw-trim', 'COUNT', math.min(excess, 1000),"
+    " 'STREAMS', KEYS[1], '>')\n"
+    "      if not r or #r[1][2] == 0 then break end\n"
+    "      for _, e in ipairs(r[1][2]) do\n"
+    "        dead(KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[3]), e[2], 'outbox full', e[1])\n"
+    "        redis.call('XACK', KEYS[1], ARGV[1], e[1])\n"
+    "        moved = moved + 1\n"
+    "      end\n"
+    "      excess = excess - #r[1][2]\n"
+    "    end\n"
+    "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], 'cw-trim')\n"
+    "  end\n"
+    "end\n"
+    "local min = nil\n"
+    "for _, t in ipairs(groups(KEYS[1])) do\n"
+    "  local n = needs(KEYS[1], t)\n"
+    "  if not min or idlt(n, min) then min = n end\n"
+    "end\n"
+    "if min then redis.call('XTRIM', KEYS[1], 'MINID', min) end\n"
+    "return moved\n";
+
+/* out_stats. KEYS: outbox, redo, dead letters, stats. ARGV: sink. Returns {undelivered, held,
+ * dead, dropped, id of the oldest event not acknowledged or ""}; undelivered -1: unknown lag. */
+static const char script_stats[] =
+    RS_LUA_IDS
+    "local lag, held, oldest = 0, 0, ''\n"
+    "for _, t in ipairs(groups(KEYS[1])) do\n"
+    "  if t['name'] == ARGV[1] then\n"
+    "    lag = t['lag'] or -1\n"
+    "    held = t['pending']\n"
+    "    local n = needs(KEYS[1], t)\n"
+    "    local e = redis.call('XRANGE', KEYS[1], n, '+', 'COUNT', 1)\n"
+    "    if #e > 0 then oldest = e[1][1] end\n"
+    "  end\n"
+    "end\n"
+    "for _, t in ipairs(groups(KEYS[2])) do\n"
+    "  if t['name'] == ARGV[1] then\n"
+    "    held = held + t['pending']\n"
+    "    if lag >= 0 then lag = lag + redis.call('XLEN', KEYS[2]) - t['pending'] end\n"
+    "  end\n"
+    "end\n"
+    "return {lag, held, redis.call('XLEN', KEYS[3]), tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0'), oldest}\n";
 
 static void key_name(char *out, size_t size, char kind, const char *id)
 {
@@ -100,16 +274,21 @@ static void key_name(char *out, size_t size, char kind, const char *id)
 
 /* Runs the batch; an error reply of any command (NOSCRIPT is handled below us; OOM, READONLY,
  * CROSSSLOT ...) fails the call as unavailable: the caller answers 503 and the sender retries. */
-static int run(struct rs_store *r)
+static int run_on(struct rs_store *r, struct rconn_batch *b)
 {
-    if (rconn_batch_exec(r->rc, r->b))
+    if (rconn_batch_exec(r->rc, b))
         return CW_EUNAVAIL;
-    for (size_t i = 0; i < rconn_batch_size(r->b); i++) {
-        redisReply *x = rconn_batch_reply(r->b, i);
+    for (size_t i = 0; i < rconn_batch_size(b); i++) {
+        redisReply *x = rconn_batch_reply(b, i);
         if (!x || x->type == REDIS_REPLY_ERROR)
             return CW_EUNAVAIL;
     }
     return 0;
+}
+
+static int run(struct rs_store *r)
+{
+    return run_on(r, r->b);
 }
 
 /* ---- key state ------------------------------------------------------------------------------ */
@@ -254,11 +433,13 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
 
 /* ---- findings -------------------------------------------------------------------------------- */
 
-static int rs_finding_put(struct store *s, struct store_finding_put *items, size_t n)
+static int rs_recording(struct rs_store *r, int *record);
+static long long queue_add(struct rconn_batch *b, const redisReply *x, size_t at, const char *id, const char *now);
+static int queue_mark(struct rs_store *r, const char *const *ids, const long long *revs, size_t n);
+
+/* Sends the finding scripts of items; their answers stay in r->b. */
+static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t n, int record)
 {
-    struct rs_store *r = (struct rs_store *)s;
-    if (!n)
-        return 0;
     rconn_batch_reset(r->b);
     char fk[RS_KEY_MAX], ver[24], now[24], ret[24];
     snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
@@ -268,36 +449,60 @@ static int rs_finding_put(struct store *s, struct store_finding_put *items, size
         snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
         const char *keys[1] = { fk };
-        const char *args[9] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
-                                u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                now, ret, u->ensure ? "1" : "0" };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 9, args, NULL) < 0)
+        const char *args[11] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
+                                 now, ret, u->ensure ? "1" : "0", u->notify ? "1" : "0", record ? "1" : "0" };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 11, args, NULL) < 0)
             return CW_EUNAVAIL;
     }
-    int rc = run(r);
-    if (rc)
-        return rc;
-    /* created_ms as the script answered it, before the batch is reused for the index */
-    char (*cas)[24] = malloc(n * sizeof *cas);
-    if (!cas)
-        return CW_EUNAVAIL;
+    return run(r);
+}
+
+/* The second step of a finding write (store.h, "Finding events"): the listing index (created_ms
+ * is fixed at creation, so ZADD NX is idempotent) and the events not yet queued, in one round
+ * trip; then their revisions marked queued. Any error reply (an XADD refused) fails the call, and
+ * the sender's retry queues what is missing. */
+static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_t n, long long *revs,
+                      const char **ids)
+{
+    rconn_batch_reset(r->b2);
+    char now[24];
     for (size_t i = 0; i < n; i++) {
         redisReply *x = rconn_batch_reply(r->b, i);
         items[i].created = 0;
-        if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || x->element[0]->type != REDIS_REPLY_INTEGER) {
-            free(cas);
+        if (x->type != REDIS_REPLY_ARRAY || x->elements < 4 || x->element[0]->type != REDIS_REPLY_INTEGER ||
+            x->element[1]->type != REDIS_REPLY_STRING)
             return CW_EUNAVAIL;
-        }
         items[i].created = x->element[0]->integer == 1;
-        snprintf(cas[i], sizeof cas[i], "%s", x->element[1]->type == REDIS_REPLY_STRING ? x->element[1]->str : "0");
+        ids[i] = items[i].id;
+        snprintf(now, sizeof now, "%lld", (long long)items[i].now_ms);
+        if (rconn_batch_add(r->b2, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, x->element[1]->str, items[i].id) < 0 ||
+            (revs[i] = queue_add(r->b2, x, 2, items[i].id, now)) < 0)
+            return CW_EUNAVAIL;
     }
-    /* the listing index: created_ms is fixed at creation, so ZADD NX is idempotent */
-    rconn_batch_reset(r->b);
+    if (run_on(r, r->b2))
+        return CW_EUNAVAIL;
+    return queue_mark(r, ids, revs, n);
+}
+
+static int rs_finding_put(struct store *s, struct store_finding_put *items, size_t n)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        items[i].revision = 0;
+    int record, rc = rs_recording(r, &record);
+    if (rc || (rc = fput_send(r, items, n, record)))
+        return rc;
+    long long *revs = calloc(n, sizeof *revs);
+    const char **ids = calloc(n, sizeof *ids);
+    rc = revs && ids ? fput_queue(r, items, n, revs, ids) : CW_EUNAVAIL;
     for (size_t i = 0; i < n && !rc; i++)
-        if (rconn_batch_add(r->b, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, cas[i], items[i].id) < 0)
-            rc = CW_EUNAVAIL;
-    free(cas);
-    return rc ? rc : run(r);
+        items[i].revision = revs[i] > 0 ? (uint64_t)revs[i] : 0;
+    free(revs);
+    free(ids);
+    return rc;
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -570,6 +775,9 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
     char fk[RS_KEY_MAX], now[24];
     key_name(fk, sizeof fk, 'f', id);
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    int record, rc = rs_recording(r, &record);
+    if (rc)
+        return rc;
     /* the note travels with a one-byte prefix so that it is never the marker "keep" */
     size_t nl = note ? strlen(note) : 0;
     char *nv = malloc(nl + sizeof "keep" + 1);
@@ -582,17 +790,498 @@ static int rs_finding_patch(struct store *s, const char *id, int status, const c
         memcpy(nv, "keep", 5);
     }
     const char *keys[1] = { fk };
-    const char *args[3] = { status >= 0 ? store_status_name(status) : "", nv, now };
+    const char *args[4] = { status >= 0 ? store_status_name(status) : "", nv, now, record ? "1" : "0" };
     rconn_batch_reset(r->b);
-    int added = rconn_batch_eval(r->b, r->s_patch, 1, keys, 3, args, NULL);
+    int added = rconn_batch_eval(r->b, r->s_patch, 1, keys, 4, args, NULL);
     free(nv);
-    if (added < 0)
+    if (added < 0 || (rc = run(r)))
         return CW_EUNAVAIL;
-    int rc = run(r);
-    if (rc)
-        return rc;
     redisReply *x = rconn_batch_reply(r->b, 0);
-    return x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : CW_ENOTFOUND;
+    if (x->type == REDIS_REPLY_INTEGER && x->integer == 0)
+        return CW_ENOTFOUND;
+    rconn_batch_reset(r->b2);
+    long long rv = queue_add(r->b2, x, 1, id, now);
+    if (rv < 0 || (rv > 0 && run_on(r, r->b2)))
+        return CW_EUNAVAIL;  /* the same patch again queues it */
+    const char *ids[1] = { id };
+    return rv > 0 ? queue_mark(r, ids, &rv, 1) : 0;
+}
+
+/* ---- the outbox -------------------------------------------------------------------------------
+ * Streams under one hash tag, so the scripts that move entries between them run on one cluster
+ * slot: RS_OUT (every event; a consumer group per sink), cw:dead:{o}:<sink> (dead letters),
+ * cw:redo:{o}:<sink> (dead letters sent back; a group named as the sink), RS_DSTAT (dead letters
+ * dropped at the bound, per sink). An entry handed out from redo reads "r<id>". */
+
+static void sink_key(char *out, size_t size, const char *kind, const char *sink)
+{
+    snprintf(out, size, "cw:%s:{o}:%s", kind, sink);
+}
+
+/* Executes the batch without judging error replies (the caller reads them). 0 or CW_EUNAVAIL. */
+static int exec_raw(struct rs_store *r, struct rconn_batch *b)
+{
+    return rconn_batch_exec(r->rc, b) ? CW_EUNAVAIL : 0;
+}
+
+static int is_error(const redisReply *x)
+{
+    return !x || x->type == REDIS_REPLY_ERROR;
+}
+
+/* Are events recorded? This process opened sinks, or the outbox has a consumer group (cached for
+ * STORE_OUT_GROUPS_CHECK_MS). 0 or CW_EUNAVAIL. */
+static int rs_recording(struct rs_store *r, int *record)
+{
+    struct rs_shared *sh = r->sh;
+    int64_t now = cw_mono_ms();
+    pthread_mutex_lock(&sh->mu);
+    int known = sh->sinks_open || (sh->checked && now - sh->checked_ms < STORE_OUT_GROUPS_CHECK_MS);
+    *record = sh->sinks_open || sh->groups;
+    pthread_mutex_unlock(&sh->mu);
+    if (known)
+        return 0;
+    rconn_batch_reset(r->b2);
+    if (rconn_batch_add(r->b2, RS_OUT, "XINFO GROUPS %s", RS_OUT) < 0 || exec_raw(r, r->b2))
+        return CW_EUNAVAIL;
+    redisReply *x = rconn_batch_reply(r->b2, 0);
+    int groups = x && x->type == REDIS_REPLY_ARRAY && x->elements > 0;  /* an error: no stream yet */
+    pthread_mutex_lock(&sh->mu);
+    sh->groups = groups;
+    sh->checked = 1;
+    sh->checked_ms = now;
+    pthread_mutex_unlock(&sh->mu);
+    *record = groups;
+    return 0;
+}
+
+static const char *reply_str(const redisReply *x, size_t *len)
+{
+    if (x && (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS)) {
+        *len = x->len;
+        return x->str;
+    }
+    *len = 0;
+    return "";
+}
+
+/* A finding script's answer x from element `at` on: rv, qd and, when rv > qd, the event's fields
+ * (RS_LUA_OUT). Adds its XADD to b and returns rv (0: nothing to queue, -1: out of memory). */
+static long long queue_add(struct rconn_batch *b, const redisReply *x, size_t at, const char *id, const char *now)
+{
+    if (x->type != REDIS_REPLY_ARRAY || x->elements < at + 2 || x->element[at]->type != REDIS_REPLY_INTEGER)
+        return 0;
+    long long rv = x->element[at]->integer, qd = x->element[at + 1]->integer;
+    if (rv <= qd || x->elements < at + 8)
+        return 0;
+    static const char *const names[6] = { "kind", "ev", "st", "nt", "ca", "ua" };
+    const char *argv[21];
+    size_t lens[21], a = 0;
+    char rvs[24];
+    snprintf(rvs, sizeof rvs, "%lld", rv);
+    argv[a] = "XADD", lens[a++] = 4;
+    argv[a] = RS_OUT, lens[a++] = strlen(RS_OUT);
+    argv[a] = "*", lens[a++] = 1;
+    argv[a] = "id", lens[a++] = 2;
+    argv[a] = id, lens[a++] = strlen(id);
+    argv[a] = "rev", lens[a++] = 3;
+    argv[a] = rvs, lens[a++] = strlen(rvs);
+    for (size_t i = 0; i < 6; i++) {
+        argv[a] = names[i], lens[a++] = strlen(names[i]);
+        argv[a] = reply_str(x->element[at + 2 + i], &lens[a]), a++;
+    }
+    argv[a] = "q", lens[a++] = 1;
+    argv[a] = now, lens[a++] = strlen(now);
+    return rconn_batch_add_argv(b, RS_OUT, (int)a, argv, lens) < 0 ? -1 : rv;
+}
+
+/* Sets qd of each finding ids[i] with revs[i] > 0 (after their XADDs succeeded). */
+static int queue_mark(struct rs_store *r, const char *const *ids, const long long *revs, size_t n)
+{
+    rconn_batch_reset(r->b2);
+    char fk[RS_KEY_MAX], rv[24];
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (revs[i] <= 0)
+            continue;
+        key_name(fk, sizeof fk, 'f', ids[i]);
+        snprintf(rv, sizeof rv, "%lld", revs[i]);
+        const char *keys[1] = { fk };
+        const char *args[1] = { rv };
+        if (rconn_batch_eval(r->b2, r->s_mark, 1, keys, 1, args, NULL) < 0)
+            return CW_EUNAVAIL;
+        added++;
+    }
+    if (!added)
+        return 0;
+    if (exec_raw(r, r->b2))
+        return CW_EUNAVAIL;
+    for (size_t i = 0; i < rconn_batch_size(r->b2); i++)
+        if (is_error(rconn_batch_reply(r->b2, i)))
+            return CW_EUNAVAIL;
+    return 0;
+}
+
+static int rs_out_open(struct store *s, const char *const *sinks, size_t n)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    if (n > STORE_SINK_MAX)
+        return CW_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!store_sink_name_valid(sinks[i]))
+            return CW_EINVAL;
+    rconn_batch_reset(r->b2);
+    char rk[RS_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        sink_key(rk, sizeof rk, "redo", sinks[i]);
+        /* "$": a new sink gets the events from its creation on */
+        if (rconn_batch_add(r->b2, RS_OUT, "XGROUP CREATE %s %s $ MKSTREAM", RS_OUT, sinks[i]) < 0 ||
+            rconn_batch_add(r->b2, rk, "XGROUP CREATE %s %s 0 MKSTREAM", rk, sinks[i]) < 0)
+            return CW_EUNAVAIL;
+    }
+    if (n && exec_raw(r, r->b2))
+        return CW_EUNAVAIL;
+    for (size_t i = 0; i < rconn_batch_size(r->b2); i++) {
+        redisReply *x = rconn_batch_reply(r->b2, i);
+        if (is_error(x) && (!x || strncmp(x->str, "BUSYGROUP", 9) != 0))
+            return CW_EUNAVAIL;
+    }
+    if (n) {
+        pthread_mutex_lock(&r->sh->mu);
+        r->sh->sinks_open = 1;
+        pthread_mutex_unlock(&r->sh->mu);
+    }
+    return 0;
+}
+
+/* One stream entry [id, fields] into ev; 0, 1 when the entry is gone (trimmed while held), or
+ * CW_EUNAVAIL. */
+static int parse_event(const redisReply *e, int redo, struct store_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+        return CW_EUNAVAIL;
+    snprintf(ev->entry, sizeof ev->entry, "%s%s", redo ? "r" : "", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY)
+        return 1;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
+        size_t vl = f->element[i + 1]->len;
+        if (!k || !v)
+            continue;
+        if (!strcmp(k, "id"))
+            snprintf(ev->finding.id, sizeof ev->finding.id, "%s", v);
+        else if (!strcmp(k, "rev"))
+            ev->revision = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "kind"))
+            ev->kind = atoi(v);
+        else if (!strcmp(k, "ev"))
+            ev->finding.evidence_json = dup_n(v, vl);
+        else if (!strcmp(k, "st"))
+            ev->finding.status = store_status_parse(v) < 0 ? STORE_ST_OPEN : store_status_parse(v);
+        else if (!strcmp(k, "nt") && vl > 0)
+            ev->finding.note = dup_n(v + 1, vl - 1);
+        else if (!strcmp(k, "ca"))
+            ev->finding.created_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "ua"))
+            ev->finding.updated_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "q"))
+            ev->queued_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "rs"))
+            snprintf(ev->reason, sizeof ev->reason, "%s", v);
+        else if (!strcmp(k, "at"))
+            ev->attempts = (uint32_t)strtoul(v, NULL, 10);
+    }
+    if (!ev->finding.evidence_json) {
+        store_event_free(ev);
+        return CW_EUNAVAIL;
+    }
+    return 0;
+}
+
+/* The entries of a reply ([[id, fields], ...]) into out[*n..max), with `attempts` (-1: as stored);
+ * entries gone while held are
+ * acknowledged (added to gone, ids of the outbox stream only: redo entries are deleted on ack). */
+static int take_entries(const redisReply *es, int redo, long attempts, struct store_event *out, size_t *n,
+                        size_t max, struct rconn_batch *gone, const char *sink)
+{
+    if (!es || es->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < es->elements && *n < max; i++) {
+        int rc = parse_event(es->element[i], redo, &out[*n]);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            if (!redo)
+                rconn_batch_add(gone, RS_OUT, "XACK %s %s %s", RS_OUT, sink, out[*n].entry);
+            continue;
+        }
+        if (attempts >= 0)  /* else the count stored with the entry (dead letters) */
+            out[*n].attempts = (uint32_t)attempts;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* One step of out_read (store.h's order): 0 the consumer's own held events, 1 events others held
+ * past the claim time, 2 events sent back, 3 new events. */
+static int read_add(struct rs_store *r, int step, const char *sink, const char *consumer, const char *cnt,
+                    const char *rk)
+{
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    char idle[24];
+    snprintf(idle, sizeof idle, "%lld", (long long)lim.claim_ms);
+    switch (step) {
+    case 0:
+        return rconn_batch_add(r->b, RS_OUT, "XREADGROUP GROUP %s %s COUNT %s STREAMS %s %s 0 0", sink, consumer, cnt,
+                               RS_OUT, rk);
+    case 1:
+        if (rconn_batch_add(r->b, RS_OUT, "XAUTOCLAIM %s %s %s %s 0-0 COUNT %s", RS_OUT, sink, consumer, idle, cnt) < 0)
+            return -1;
+        return rconn_batch_add(r->b, rk, "XAUTOCLAIM %s %s %s %s 0-0 COUNT %s", rk, sink, consumer, idle, cnt);
+    case 2:
+        return rconn_batch_add(r->b, rk, "XREADGROUP GROUP %s %s COUNT %s STREAMS %s >", sink, consumer, cnt, rk);
+    default:
+        return rconn_batch_add(r->b, RS_OUT, "XREADGROUP GROUP %s %s COUNT %s STREAMS %s >", sink, consumer, cnt,
+                               RS_OUT);
+    }
+}
+
+static int read_step(struct rs_store *r, int step, const char *sink, const char *consumer, size_t max,
+                     struct store_event *out, size_t *n)
+{
+    char rk[RS_KEY_MAX], cnt[24];
+    sink_key(rk, sizeof rk, "redo", sink);
+    snprintf(cnt, sizeof cnt, "%zu", max - *n);
+    rconn_batch_reset(r->b);
+    rconn_batch_reset(r->b2);
+    if (read_add(r, step, sink, consumer, cnt, rk) < 0 || run(r))
+        return CW_EUNAVAIL;
+    int rc = 0;
+    long attempts = step < 2;  /* Redis does not say how often: a repeat is at least the second */
+    for (size_t i = 0; i < rconn_batch_size(r->b) && !rc; i++) {
+        const redisReply *x = rconn_batch_reply(r->b, i);
+        if (step == 1) {  /* XAUTOCLAIM: [next, entries, deleted] */
+            if (x->type == REDIS_REPLY_ARRAY && x->elements >= 2)
+                rc = take_entries(x->element[1], i == 1, attempts, out, n, max, r->b2, sink);
+            continue;
+        }
+        for (size_t j = 0; x->type == REDIS_REPLY_ARRAY && j < x->elements && !rc; j++) {  /* [[stream, entries]] */
+            const redisReply *se = x->element[j];
+            if (se->type != REDIS_REPLY_ARRAY || se->elements != 2 || se->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            rc = take_entries(se->element[1], strcmp(se->element[0]->str, RS_OUT) != 0, attempts, out, n, max,
+                              r->b2, sink);
+        }
+    }
+    if (rconn_batch_size(r->b2))
+        exec_raw(r, r->b2);  /* best effort: a later read acknowledges them again */
+    return rc;
+}
+
+static int rs_out_read(struct store *s, const char *sink, const char *consumer, size_t max, int64_t now_ms,
+                       struct store_event *out, size_t *n)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    (void)now_ms;  /* Redis's own clock measures how long an event is held */
+    *n = 0;
+    if (!store_sink_name_valid(sink) || !store_consumer_name_valid(consumer))
+        return CW_EINVAL;
+    if (max > STORE_OUT_READ_MAX)
+        max = STORE_OUT_READ_MAX;
+    int rc = 0;
+    for (int step = 0; step < 4 && *n < max && !rc; step++)
+        rc = read_step(r, step, sink, consumer, max, out, n);
+    if (rc) {
+        for (size_t i = 0; i < *n; i++)
+            store_event_free(&out[i]);
+        *n = 0;
+    }
+    return rc;
+}
+
+/* "<ms>-<seq>": a stream id as Redis writes it (anything else never names an entry). */
+static int entry_valid(const char *id)
+{
+    size_t a = strspn(id, "0123456789");
+    return a > 0 && a < 21 && id[a] == '-' && strspn(id + a + 1, "0123456789") > 0 &&
+           id[a + 1 + strspn(id + a + 1, "0123456789")] == 0 && strlen(id) < STORE_OUT_ENTRY_MAX;
+}
+
+static int rs_out_ack(struct store *s, const char *sink, const char *const *entries, size_t n)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    char rk[RS_KEY_MAX];
+    sink_key(rk, sizeof rk, "redo", sink);
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++) {
+        const char *e = entries[i];
+        int redo = e[0] == 'r', bad = 0;
+        if (!entry_valid(e + redo))
+            continue;  /* never handed out: nothing to acknowledge */
+        if (redo)
+            bad = rconn_batch_add(r->b, rk, "XACK %s %s %s", rk, sink, e + 1) < 0 ||
+                  rconn_batch_add(r->b, rk, "XDEL %s %s", rk, e + 1) < 0;
+        else
+            bad = rconn_batch_add(r->b, RS_OUT, "XACK %s %s %s", RS_OUT, sink, e) < 0;
+        if (bad)
+            return CW_EUNAVAIL;
+    }
+    return rconn_batch_size(r->b) ? run(r) : 0;
+}
+
+static int rs_out_dead(struct store *s, const char *sink, const struct store_event *ev, const char *reason,
+                       int64_t now_ms)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    (void)now_ms;
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    int redo = ev->entry[0] == 'r';
+    const char *id = ev->entry + redo;
+    char src[RS_KEY_MAX], dk[RS_KEY_MAX], nums[6][24];
+    if (redo)
+        sink_key(src, sizeof src, "redo", sink);
+    else
+        snprintf(src, sizeof src, "%s", RS_OUT);
+    sink_key(dk, sizeof dk, "dead", sink);
+    const struct store_finding *f = &ev->finding;
+    size_t nl = f->note ? strlen(f->note) : 0;
+    char *nt = malloc(nl + 2);
+    if (!nt)
+        return CW_EUNAVAIL;
+    if (f->note)
+        nt[0] = '=', memcpy(nt + 1, f->note, nl + 1);
+    else
+        nt[0] = 0;
+    snprintf(nums[0], sizeof nums[0], "%zu", lim.dead_max);
+    snprintf(nums[1], sizeof nums[1], "%llu", (unsigned long long)ev->revision);
+    snprintf(nums[2], sizeof nums[2], "%d", ev->kind);
+    snprintf(nums[3], sizeof nums[3], "%lld", (long long)f->created_ms);
+    snprintf(nums[4], sizeof nums[4], "%lld", (long long)f->updated_ms);
+    snprintf(nums[5], sizeof nums[5], "%lld", (long long)ev->queued_ms);
+    char at[24];
+    snprintf(at, sizeof at, "%u", ev->attempts);
+    const char *keys[3] = { src, dk, RS_DSTAT };
+    const char *args[25] = { sink, entry_valid(id) ? id : "0-0", nums[0], reason ? reason : "", redo ? "1" : "0",
+                             "id", f->id, "rev", nums[1], "kind", nums[2], "ev", f->evidence_json ? f->evidence_json : "{}",
+                             "st", store_status_name(f->status), "nt", nt, "ca", nums[3], "ua", nums[4], "q", nums[5],
+                             "at", at };
+    rconn_batch_reset(r->b);
+    int added = rconn_batch_eval(r->b, r->s_dead, 3, keys, 25, args, NULL);
+    free(nt);
+    return added < 0 ? CW_EUNAVAIL : run(r);
+}
+
+static int rs_out_trim(struct store *s, const char *sink, int64_t now_ms, size_t *dead_lettered)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    (void)now_ms;
+    *dead_lettered = 0;
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    char dk[RS_KEY_MAX], om[24], dm[24];
+    sink_key(dk, sizeof dk, "dead", sink);
+    snprintf(om, sizeof om, "%zu", lim.out_max);
+    snprintf(dm, sizeof dm, "%zu", lim.dead_max);
+    const char *keys[3] = { RS_OUT, dk, RS_DSTAT };
+    const char *args[3] = { sink, om, dm };
+    rconn_batch_reset(r->b);
+    if (rconn_batch_eval(r->b, r->s_trim, 3, keys, 3, args, NULL) < 0 || run(r))
+        return CW_EUNAVAIL;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    *dead_lettered = x->type == REDIS_REPLY_INTEGER && x->integer > 0 ? (size_t)x->integer : 0;
+    return 0;
+}
+
+static int rs_out_stats(struct store *s, const char *sink, int64_t now_ms, struct store_out_stats *st)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    (void)now_ms;
+    memset(st, 0, sizeof *st);
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    char rk[RS_KEY_MAX], dk[RS_KEY_MAX];
+    sink_key(rk, sizeof rk, "redo", sink);
+    sink_key(dk, sizeof dk, "dead", sink);
+    const char *keys[4] = { RS_OUT, rk, dk, RS_DSTAT };
+    const char *args[1] = { sink };
+    rconn_batch_reset(r->b);
+    if (rconn_batch_eval(r->b, r->s_stats, 4, keys, 1, args, NULL) < 0 || run(r))
+        return CW_EUNAVAIL;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 5)
+        return CW_EUNAVAIL;
+    long long v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = x->element[i]->type == REDIS_REPLY_INTEGER ? x->element[i]->integer : 0;
+    st->depth = v[0] > 0 ? (uint64_t)v[0] : 0;  /* an unknown lag (-1) shows as 0 */
+    st->held = (uint64_t)(v[1] > 0 ? v[1] : 0);
+    st->dead = (uint64_t)(v[2] > 0 ? v[2] : 0);
+    st->dead_dropped = (uint64_t)(v[3] > 0 ? v[3] : 0);
+    if (x->element[4]->type == REDIS_REPLY_STRING)
+        st->oldest_ms = strtoll(x->element[4]->str, NULL, 10);  /* the id's time: Redis's clock */
+    return 0;
+}
+
+static int rs_dead_list(struct store *s, const char *sink, const char *after, size_t limit,
+                        struct store_event *out, size_t *n, int *more)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    *n = 0;
+    *more = 0;
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    char dk[RS_KEY_MAX], from[STORE_OUT_ENTRY_MAX + 2], cnt[24];
+    sink_key(dk, sizeof dk, "dead", sink);
+    if (after && *after && !entry_valid(after))
+        return CW_EINVAL;
+    snprintf(from, sizeof from, after && *after ? "(%s" : "-", after);
+    snprintf(cnt, sizeof cnt, "%zu", limit + 1);
+    rconn_batch_reset(r->b);
+    rconn_batch_reset(r->b2);
+    if (rconn_batch_add(r->b, dk, "XRANGE %s %s + COUNT %s", dk, from, cnt) < 0 || run(r))
+        return CW_EUNAVAIL;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    int rc = take_entries(x, 0, -1, out, n, limit, r->b2, sink);
+    *more = !rc && x->type == REDIS_REPLY_ARRAY && x->elements > limit;
+    return rc;
+}
+
+static int rs_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    *moved = 0;
+    if (!store_sink_name_valid(sink))
+        return CW_EINVAL;
+    if (entry && !entry_valid(entry))
+        return CW_ENOTFOUND;
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    char dk[RS_KEY_MAX], rk[RS_KEY_MAX], cnt[24];
+    sink_key(dk, sizeof dk, "dead", sink);
+    sink_key(rk, sizeof rk, "redo", sink);
+    snprintf(cnt, sizeof cnt, "%zu", lim.dead_max);
+    const char *keys[2] = { dk, rk };
+    const char *args[3] = { sink, entry ? entry : "", cnt };
+    rconn_batch_reset(r->b);
+    if (rconn_batch_eval(r->b, r->s_retry, 2, keys, 3, args, NULL) < 0 || run(r))
+        return CW_EUNAVAIL;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    if (x->type != REDIS_REPLY_INTEGER)
+        return CW_EUNAVAIL;
+    if (x->integer < 0)
+        return CW_ENOTFOUND;
+    *moved = (size_t)x->integer;
+    return 0;
 }
 
 static int rs_ping(struct store *s)
@@ -616,7 +1305,15 @@ static struct store *rs_clone(struct store *s);
 static void rs_free(struct store *s)
 {
     struct rs_store *r = (struct rs_store *)s;
+    pthread_mutex_lock(&r->sh->mu);
+    int last = --r->sh->refs == 0;
+    pthread_mutex_unlock(&r->sh->mu);
+    if (last) {
+        pthread_mutex_destroy(&r->sh->mu);
+        free(r->sh);
+    }
     rconn_batch_free(r->b);
+    rconn_batch_free(r->b2);
     rconn_free(r->rc);
     free(r->loaded);
     free(r);
@@ -630,22 +1327,44 @@ static const struct store_ops rs_ops = {
     .finding_get = rs_finding_get,
     .finding_list = rs_finding_list,
     .finding_patch = rs_finding_patch,
+    .out_open = rs_out_open,
+    .out_read = rs_out_read,
+    .out_ack = rs_out_ack,
+    .out_dead = rs_out_dead,
+    .out_trim = rs_out_trim,
+    .out_stats = rs_out_stats,
+    .dead_list = rs_dead_list,
+    .dead_retry = rs_dead_retry,
     .ping = rs_ping,
     .why = rs_why,
     .clone = rs_clone,
     .free = rs_free,
 };
 
-static struct store *rs_wrap(struct rconn *rc)
+/* A handle over rc sharing sh (NULL: a new one). */
+static struct store *rs_wrap(struct rconn *rc, struct rs_shared *sh)
 {
     struct rs_store *r = calloc(1, sizeof *r);
-    if (!r || !rc || !(r->b = rconn_batch_new())) {
+    int own = !sh;
+    if (own && (sh = calloc(1, sizeof *sh)) != NULL)
+        pthread_mutex_init(&sh->mu, NULL);
+    if (!r || !rc || !sh || !(r->b = rconn_batch_new()) || !(r->b2 = rconn_batch_new())) {
+        if (r)
+            rconn_batch_free(r->b);
         free(r);
         rconn_free(rc);
+        if (own && sh) {
+            pthread_mutex_destroy(&sh->mu);
+            free(sh);
+        }
         return NULL;
     }
+    pthread_mutex_lock(&sh->mu);
+    sh->refs++;
+    pthread_mutex_unlock(&sh->mu);
     r->base.ops = &rs_ops;
     r->rc = rc;
+    r->sh = sh;
     return &r->base;
 }
 
@@ -654,25 +1373,35 @@ static struct store *rs_new(const struct rconn_config *cfg)
     struct rconn *rc = rconn_new(cfg);
     if (!rc)
         return NULL;
-    struct store *s = rs_wrap(rc);
+    struct store *s = rs_wrap(rc, NULL);
     if (!s)
         return NULL;
     struct rs_store *r = (struct rs_store *)s;
     r->s_commit = rconn_script(rc, script_commit);
     r->s_fput = rconn_script(rc, script_fput);
     r->s_patch = rconn_script(rc, script_patch);
+    r->s_mark = rconn_script(rc, script_mark);
+    r->s_dead = rconn_script(rc, script_dead);
+    r->s_retry = rconn_script(rc, script_retry);
+    r->s_trim = rconn_script(rc, script_trim);
+    r->s_stats = rconn_script(rc, script_stats);
     return s;
 }
 
 static struct store *rs_clone(struct store *s)
 {
     struct rs_store *src = (struct rs_store *)s;
-    struct store *c = rs_wrap(rconn_clone(src->rc));
+    struct store *c = rs_wrap(rconn_clone(src->rc), src->sh);
     if (c) {
         struct rs_store *r = (struct rs_store *)c;
         r->s_commit = src->s_commit;
         r->s_fput = src->s_fput;
         r->s_patch = src->s_patch;
+        r->s_mark = src->s_mark;
+        r->s_dead = src->s_dead;
+        r->s_retry = src->s_retry;
+        r->s_trim = src->s_trim;
+        r->s_stats = src->s_stats;
     }
     return c;
 }

@@ -590,9 +590,78 @@ static void test_severity_names(void **state)
     assert_string_equal(det_reason_text(0), "");
 }
 
+/* det_notable: which changes are told to a responder. States are built by hand: the function reads
+ * only the outside candidates of each verdict and its finding and severity. */
+static void notable_cand(struct det_key *k, struct det_verdict *v, const char *ip, const char *action,
+                         const char *region)
+{
+    struct det_cand *c = &k->cands[k->n_cands];
+    memset(c, 0, sizeof *c);
+    snprintf(c->ip, sizeof c->ip, "%s", ip);
+    snprintf(c->actions[0].name, sizeof c->actions[0].name, "%s", action);
+    c->n_actions = 1;
+    snprintf(c->regions[0], sizeof c->regions[0], "%s", region);
+    c->n_regions = 1;
+    v->outside[v->n_outside++] = k->n_cands++;
+}
+
+static void test_notable(void **state)
+{
+    (void)state;
+    static struct det_key o, n;
+    struct det_verdict vo, vn;
+    memset(&o, 0, sizeof o);
+    memset(&vo, 0, sizeof vo);
+    memset(&vn, 0, sizeof vn);
+    /* no finding before, one now */
+    vn.finding = 1;
+    vn.severity = DET_SEV_HIGH;
+    assert_int_equal(det_notable(&o, &vo, &o, &vn), 1);
+    /* no finding at all */
+    vn.finding = 0;
+    assert_int_equal(det_notable(&o, &vo, &o, &vn), 0);
+    vo.finding = vn.finding = 1;
+    vo.severity = DET_SEV_HIGH;
+    notable_cand(&o, &vo, "198.51.100.7", "sts:GetCallerIdentity", "us-east-1");
+    n = o;
+    vn = vo;
+    n.cands[0].count = 99;  /* a refresh: counts and times */
+    n.last_seen += 1000;
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 0);
+    vn.severity = DET_SEV_CRITICAL;
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    vn.severity = DET_SEV_HIGH;
+    /* a new outside address */
+    notable_cand(&n, &vn, "198.51.100.9", "sts:GetCallerIdentity", "us-east-1");
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    /* the same set at other indices is no change */
+    struct det_key o2 = n;
+    struct det_verdict vo2 = vn;
+    vo2.outside[0] = 1;
+    vo2.outside[1] = 0;
+    assert_int_equal(det_notable(&o2, &vo2, &n, &vn), 0);
+    /* a new action of a known outside address */
+    n = o;
+    vn = vo;
+    snprintf(n.cands[0].actions[1].name, sizeof n.cands[0].actions[1].name, "iam:CreateAccessKey");
+    n.cands[0].n_actions = 2;
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    /* a new region of one */
+    n = o;
+    snprintf(n.cands[0].regions[1], sizeof n.cands[0].regions[1], "eu-west-1");
+    n.cands[0].n_regions = 2;
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    /* an outside address judged inside now (fewer) is no event */
+    n = o;
+    vn = vo;
+    vn.n_outside = 0;
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_notable),
         cmocka_unit_test(test_codec_full_roundtrip),
         cmocka_unit_test(test_codec_applied_roundtrip),
         cmocka_unit_test(test_codec_rejects),

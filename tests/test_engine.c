@@ -206,12 +206,68 @@ static void test_state_life_bounded(void **state)
     store_free(f.inner);
 }
 
+/* Finding events: the same evidence twice queues one event; a later record from a new outside
+ * address queues a second, of a higher revision. */
+static size_t out_take(struct store *st, uint64_t *rev, int *kind)
+{
+    struct store_event ev[8];
+    size_t n = 0;
+    assert_int_equal(store_out_read(st, "s", "c", 8, now_ms(), ev, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        *rev = ev[i].revision;
+        *kind = ev[i].kind;
+        const char *e = ev[i].entry;
+        assert_int_equal(store_out_ack(st, "s", &e, 1), 0);
+        store_event_free(&ev[i]);
+    }
+    return n;
+}
+
+static void test_finding_events(void **state)
+{
+    (void)state;
+    struct store *st = store_mem_new();
+    const char *const sinks[] = { "s" };
+    assert_int_equal(store_out_open(st, sinks, 1), 0);
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    uint64_t rev = 0;
+    int kind = 0;
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    assert_int_equal(out_take(st, &rev, &kind), 1);
+    assert_int_equal(rev, 1);
+    assert_int_equal(kind, STORE_EV_CREATED);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    assert_int_equal(out_take(st, &rev, &kind), 0);
+    /* the same address again, a new event id: a refresh, no event */
+    char *again = strdup(batch);
+    assert_non_null(again);
+    memcpy(strstr(again, "\"u1\""), "\"u7\"", 4);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)again, strlen(again), now_ms(), rep), 0);
+    assert_int_equal(rep->accepted, 1);
+    assert_int_equal(out_take(st, &rev, &kind), 0);
+    /* a new outside address: notable */
+    memcpy(strstr(again, "\"u7\""), "\"u8\"", 4);
+    memcpy(strstr(again, "198.51.100.7"), "198.51.100.9", 12);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)again, strlen(again), now_ms(), rep), 0);
+    assert_int_equal(out_take(st, &rev, &kind), 1);
+    assert_int_equal(rev, 2);
+    assert_int_equal(kind, STORE_EV_UPDATED);
+    free(again);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
         cmocka_unit_test(test_key_made_anew_updates_finding),
         cmocka_unit_test(test_state_life_bounded),
+        cmocka_unit_test(test_finding_events),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

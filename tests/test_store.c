@@ -3,7 +3,9 @@
  *
  * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
  * with filters and cursor, unknown ids, concurrent engines on one key (no lost update, one
- * finding), and for Redis: outage gives CW_EUNAVAIL and the handle recovers after a restart.
+ * finding), the outbox of finding events (revisions, a failed queue repaired by the retry, two
+ * sinks, claims, dead letters, the bound), and for Redis: outage gives CW_EUNAVAIL and the handle
+ * recovers after a restart.
  *
  * CW_TEST_CLUSTER=host:port,host:port,... runs the Redis group against a running Redis Cluster
  * instead (tests/it_cluster.sh starts one): no redis-server is started, stores come from
@@ -537,6 +539,315 @@ static void t_concurrent_engines(void **state)
     eng_free(e);
 }
 
+/* ---- the outbox (findings out) -------------------------------------------------------------- */
+
+static const char *const sink_a[] = { "a" };
+static const char *const sinks_ab[] = { "a", "b" };
+
+/* redis-cli against the test's Redis (-c: a cluster node redirects to the outbox's slot). */
+static int redis_cli(const char *args)
+{
+    char cmd[512];
+    if (cluster_seeds) {
+        const char *p = strrchr(cluster_seeds, '@');
+        p = p ? p + 1 : strncmp(cluster_seeds, "redis://", 8) == 0 ? cluster_seeds + 8 : cluster_seeds;
+        size_t n = strcspn(p, ",");
+        const char *colon = memchr(p, ':', n);
+        if (!colon)
+            return -1;
+        snprintf(cmd, sizeof cmd, "redis-cli -c -h %.*s -p %.*s %s >/dev/null", (int)(colon - p), p,
+                 (int)(p + n - colon - 1), colon + 1, args);
+    } else {
+        snprintf(cmd, sizeof cmd, "redis-cli -p %d %s >/dev/null", redis_port, args);
+    }
+    return system(cmd);
+}
+
+static int is_mem(struct store *s)
+{
+    return strcmp(s->ops->name, "memory") == 0;
+}
+
+/* Reads every event of sink for consumer c (one call), acknowledges them, returns how many; the
+ * first one's revision and kind in *rev and *kind when asked. */
+static size_t drain(struct store *s, const char *sink, const char *c, uint64_t *rev, int *kind)
+{
+    struct store_event ev[STORE_OUT_READ_MAX];
+    size_t n = 0;
+    assert_int_equal(store_out_read(s, sink, c, STORE_OUT_READ_MAX, now_ms(), ev, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 && rev)
+            *rev = ev[i].revision;
+        if (i == 0 && kind)
+            *kind = ev[i].kind;
+        const char *e = ev[i].entry;
+        assert_int_equal(store_out_ack(s, sink, &e, 1), 0);
+        store_event_free(&ev[i]);
+    }
+    return n;
+}
+
+static void t_out_events(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    struct store_finding_put p = fput("cwf-O", "{\"v\":1}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 1);
+    struct store_event ev[4];
+    size_t n;
+    assert_int_equal(store_out_read(s, "a", "c1", 4, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].revision, 1);
+    assert_int_equal(ev[0].kind, STORE_EV_CREATED);
+    assert_string_equal(ev[0].finding.id, "cwf-O");
+    assert_string_equal(ev[0].finding.evidence_json, "{\"v\":1}");
+    assert_int_equal(ev[0].finding.created_ms, 1000);
+    const char *e = ev[0].entry;
+    assert_int_equal(store_out_ack(s, "a", &e, 1), 0);
+    store_event_free(&ev[0]);
+    uint64_t rev = 0;
+    int kind = 0;
+    p = fput("cwf-O", "{\"v\":2}", 2, 0, 2000);  /* notable: a new revision */
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 2);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(rev, 2);
+    assert_int_equal(kind, STORE_EV_UPDATED);
+    p = fput("cwf-O", "{\"v\":3}", 3, 0, 3000);  /* a refresh: none */
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 0);
+    assert_int_equal(store_finding_patch(s, "cwf-O", STORE_ST_RESOLVED, NULL, 3500), 0);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(rev, 3);
+    assert_int_equal(kind, STORE_EV_STATUS);
+    assert_int_equal(store_finding_patch(s, "cwf-O", -1, "a note only", 3600), 0);
+    assert_int_equal(store_finding_patch(s, "cwf-O", STORE_ST_RESOLVED, NULL, 3700), 0);  /* unchanged */
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 0);
+    p = fput("cwf-O", "{\"v\":4}", 4, 1, 4000);  /* new outside use reopens: a status event */
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(rev, 4);
+    assert_int_equal(kind, STORE_EV_STATUS);
+    assert_int_equal(store_out_open(s, (const char *const[]){ "Bad name" }, 1), CW_EINVAL);
+}
+
+/* The event cannot be queued: the finding is written, the call fails (503), and the retry — a
+ * duplicate that only ensures the finding — queues it, once. Redis: the stream key made a string
+ * (XADD answers WRONGTYPE); memory: the store at its bound. */
+static void t_out_queue_fails(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    struct store_finding_put p = fput("cwf-Q", "{\"v\":1}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
+    struct store_mem_stats ms;
+    if (is_mem(s)) {
+        store_mem_stats(s, &ms);
+        store_mem_limit(s, ms.bytes + 16);
+    } else {
+        assert_int_equal(redis_cli("DEL cw:out:{o}"), 0);
+        assert_int_equal(redis_cli("SET cw:out:{o} broken"), 0);
+    }
+    p = fput("cwf-Q", "{\"v\":2}", 2, 0, 2000);
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), CW_EUNAVAIL);
+    if (is_mem(s)) {
+        store_mem_limit(s, STORE_MEM_DEFAULT_BYTES);
+    } else {
+        assert_int_equal(redis_cli("DEL cw:out:{o}"), 0);
+        assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    }
+    p = fput("cwf-Q", "{\"v\":2}", 2, 0, 2100);
+    p.ensure = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 2);
+    uint64_t rev = 0;
+    assert_int_equal(drain(s, "a", "c1", &rev, NULL), 1);
+    assert_int_equal(rev, 2);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);  /* queued: a further repair adds nothing */
+    assert_int_equal(p.revision, 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 0);
+}
+
+static void t_out_two_sinks(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sinks_ab, 2), 0);
+    char id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "cwf-T%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        struct store_event ev[8];
+        size_t n;
+        assert_int_equal(store_out_read(s, sinks_ab[k], "c1", 8, now_ms(), ev, &n), 0);
+        assert_int_equal(n, 5);
+        int seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            seen |= 1 << (ev[i].finding.id[5] - '0');
+            const char *e = ev[i].entry;
+            assert_int_equal(store_out_ack(s, sinks_ab[k], &e, 1), 0);
+            store_event_free(&ev[i]);
+        }
+        assert_int_equal(seen, 31);
+        assert_int_equal(drain(s, sinks_ab[k], "c2", NULL, NULL), 0);
+    }
+}
+
+/* An event held without an ack goes to another consumer only after the claim time. */
+static void t_out_claim(void **state)
+{
+    struct store *s = *state;
+    struct store_out_limits lim = { STORE_OUT_MAX, 300, STORE_DEAD_MAX };
+    store_out_set_limits(&lim);
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    struct store_finding_put p = fput("cwf-C", "{}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    struct store_event ev[2];
+    size_t n;
+    assert_int_equal(store_out_read(s, "a", "A", 2, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].attempts, 0);
+    store_event_free(&ev[0]);
+    assert_int_equal(store_out_read(s, "a", "B", 2, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 0);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held, 1);
+    assert_int_equal(st.depth, 0);
+    struct timespec ts = { 0, 450 * 1000000 };
+    nanosleep(&ts, NULL);
+    assert_int_equal(store_out_read(s, "a", "B", 2, now_ms(), ev, &n), 0);
+    store_out_set_limits(NULL);
+    assert_int_equal(n, 1);
+    assert_string_equal(ev[0].finding.id, "cwf-C");
+    assert_true(ev[0].attempts >= 1);
+    const char *e = ev[0].entry;
+    assert_int_equal(store_out_ack(s, "a", &e, 1), 0);
+    store_event_free(&ev[0]);
+    assert_int_equal(drain(s, "a", "A", NULL, NULL), 0);
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held, 0);
+}
+
+static void t_out_dead(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    struct store_finding_put p = fput("cwf-D", "{\"d\":1}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    struct store_event ev[2], dl[2];
+    size_t n, moved;
+    int more;
+    assert_int_equal(store_out_read(s, "a", "c1", 2, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_out_dead(s, "a", &ev[0], "http 400", now_ms()), 0);
+    store_event_free(&ev[0]);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(more, 0);
+    assert_string_equal(dl[0].reason, "http 400");
+    assert_string_equal(dl[0].finding.id, "cwf-D");
+    assert_string_equal(dl[0].finding.evidence_json, "{\"d\":1}");
+    assert_int_equal(dl[0].revision, 1);
+    assert_int_equal(store_dead_retry(s, "a", "1-999", &moved), CW_ENOTFOUND);
+    assert_int_equal(store_dead_retry(s, "a", dl[0].entry, &moved), 0);
+    assert_int_equal(moved, 1);
+    store_event_free(&dl[0]);
+    assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_out_read(s, "a", "c1", 2, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ev[0].finding.id, "cwf-D");
+    assert_int_equal(ev[0].revision, 1);
+    assert_string_equal(ev[0].reason, "");
+    /* dead again, then all of them back */
+    assert_int_equal(store_out_dead(s, "a", &ev[0], "http 500", now_ms()), 0);
+    store_event_free(&ev[0]);
+    assert_int_equal(store_dead_retry(s, "a", NULL, &moved), 0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held + st.dead + st.depth, 0);
+}
+
+/* Past the bound, the oldest undelivered events become dead letters ("outbox full"); past the
+ * dead-letter bound the oldest of those go, counted. */
+static void t_out_bound(void **state)
+{
+    struct store *s = *state;
+    struct store_out_limits lim = { 3, STORE_OUT_CLAIM_MS, 1 };
+    store_out_set_limits(&lim);
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    char id[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof id, "cwf-B%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    size_t dead = 0;
+    int rc = store_out_trim(s, "a", now_ms(), &dead);
+    struct store_out_stats st;
+    int src = store_out_stats(s, "a", now_ms(), &st);
+    store_out_set_limits(NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(src, 0);
+    assert_int_equal(dead, 3);
+    assert_int_equal(st.depth, 3);
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(st.dead_dropped, 2);
+    struct store_event dl[2];
+    size_t n;
+    int more;
+    assert_int_equal(store_dead_list(s, "a", "", 2, dl, &n, &more), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(dl[0].reason, "outbox full");
+    assert_string_equal(dl[0].finding.id, "cwf-B2");  /* the newest of the three oldest */
+    store_event_free(&dl[0]);
+    struct store_event ev[8];
+    assert_int_equal(store_out_read(s, "a", "c1", 8, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ev[i].finding.id[5], '3' + (int)i);
+        store_event_free(&ev[i]);
+    }
+}
+
+/* The embedded store records nothing before out_open (scan never opens it). */
+static void t_out_mem_off(void **state)
+{
+    struct store *s = *state;
+    struct store_finding_put p = fput("cwf-M", "{}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 0);
+    struct store_mem_stats before, after;
+    store_mem_stats(s, &before);
+    p = fput("cwf-M", "{}", 2, 0, 2000);
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 0);
+    store_mem_stats(s, &after);
+    assert_int_equal(after.bytes, before.bytes);
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    p = fput("cwf-M", "{}", 3, 0, 3000);
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(p.revision, 1);
+    int kind = 0;
+    assert_int_equal(drain(s, "a", "c1", NULL, &kind), 1);
+    assert_int_equal(kind, STORE_EV_UPDATED);
+}
+
 /* Redis only: an outage is CW_EUNAVAIL (never a crash), and the same handle recovers. */
 static void t_redis_outage(void **state)
 {
@@ -584,6 +895,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_mem_bound, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_events, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_claim, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_dead, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_bound, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_mem_off, setup_mem, teardown),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(t_redis_url),
@@ -594,6 +912,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
     };
     /* the same contract minus the outage test, which stops a redis-server this test started */
     const struct CMUnitTest cluster[] = {
@@ -604,6 +928,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
