@@ -14,6 +14,7 @@
 #include "api_config.h"
 #include "api_route.h"
 #include "engine.h"
+#include "sink_run.h"
 #include "netranges.h"
 
 #define API_PATCH_BODY_MAX 16384          /* a status and a note of STORE_NOTE_MAX, JSON-escaped */
@@ -42,6 +43,10 @@ struct api_server {
     atomic_uint ingest_admitted;
     atomic_size_t ingest_bytes;
     struct nr_slot *net;          /* the network table, swapped on SIGHUP */
+    /* Findings out (sink/): the sinks configured and their delivery threads; run is NULL when no
+     * sink is configured. GET /v1/sinks and /metrics read their counters. */
+    struct snk_confs sinks;
+    struct snk_run *run;
 };
 
 /* A worker thread's own store handle and engine (store handles are not thread-safe), created
