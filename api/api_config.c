@@ -16,7 +16,7 @@
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
-                OPT_STORE_MAX_BYTES, OPT_COUNT };
+                OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_COUNT };
 
 /* How a value is read and where it goes: one setter per type (set_value picks it). */
 enum opt_type {
@@ -107,6 +107,9 @@ static const struct opt OPTS[OPT_COUNT] = {
     [OPT_STORE_MAX_BYTES] = {"--store-max-bytes", "CREDWATCH_STORE_MAX_BYTES", "268435456",
      "memory bound of the embedded store; at it, keys without findings are evicted (soonest-expiring first)",
      T_HOOK, FIELD(store_max_bytes), 0, 0, NULL, NULL, set_store_bytes},
+    [OPT_OUTBOX_CLAIM_MS] = {"--outbox-claim-ms", "CREDWATCH_OUTBOX_CLAIM_MS", "60000",
+     "a finding event held this long by an instance without being delivered goes to another (it died)",
+     T_UINT, FIELD(outbox_claim_ms), API_MIN_CLAIM_MS, API_MAX_CLAIM_MS, "milliseconds,", NULL, NULL},
 };
 
 void api_config_usage(FILE *out)
@@ -359,6 +362,7 @@ static void set_defaults(struct api_config *c)
     c->store_max_bytes = STORE_MEM_DEFAULT_BYTES;
     c->upload_timeout_s = API_DEFAULT_UPLOAD_TIMEOUT_S;
     c->max_connections = API_DEFAULT_CONNECTIONS;
+    c->outbox_claim_ms = STORE_OUT_CLAIM_MS;
 }
 
 /* values[i] / names[i]: the text given for option i and what a message about it blames. */

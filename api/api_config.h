@@ -17,6 +17,8 @@
 #define API_DEFAULT_MAX_INFLATED ((size_t)256 << 20)
 #define API_DEFAULT_REDIS_TIMEOUT_MS 1000
 #define API_DEFAULT_DRAIN_S 20
+#define API_MIN_CLAIM_MS 1000          /* below, a slow receiver's event is taken over while still in flight */
+#define API_MAX_CLAIM_MS 600000        /* above, a crash delays alerts by more than ten minutes */
 #define API_MIN_BODY 1024             /* smaller caps would refuse any real CloudTrail file */
 #define API_MAX_BODY ((size_t)4 << 30)
 #define API_MAX_INFLATED ((size_t)64 << 30)
@@ -51,6 +53,7 @@ struct api_config {
     unsigned header_timeout_s;        /* request headers complete within this (api_conn.c) */
     unsigned upload_timeout_s;        /* a body complete within this after its headers */
     size_t store_max_bytes;           /* the embedded store's memory bound */
+    unsigned outbox_claim_ms;         /* store_out_limits.claim_ms: a dead instance's events move on after it */
     unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
     size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */

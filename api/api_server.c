@@ -1,6 +1,7 @@
 /* api_server.c — `credwatch serve`, phase by phase: the settings, the signals, the network tables
- * (reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the wait for
- * a stop signal, draining, and one cleanup path for a start that fails. The arrows point down:
+ * (reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the sinks'
+ * delivery threads, the wait for a stop signal, draining, and one cleanup path for a start that
+ * fails. The arrows point down:
  * each request is api_request.c's (its callbacks are handed to the daemon here), and nothing
  * calls back up into this file. */
 #include "api.h"
@@ -24,6 +25,8 @@
 #include "api_request.h"
 #include "cw.h"
 #include "settings.h"
+#include "sink.h"
+#include "sink_run.h"
 
 #define API_FD_RESERVE 64u                  /* descriptors kept for Redis, logs, the listener */
 #define API_CONNECTION_MEMORY ((size_t)64 << 10) /* per connection: headers and MHD buffers only */
@@ -132,10 +135,31 @@ static long drain(unsigned budget_s, double *waited)
 #define SERVE_EXIT_CONFIG 2  /* a setting refused: the operator must change it, a retry will not help */
 #define SERVE_EXIT_FAILED 1
 
+/* The sinks (sink_config.h), and the claim time against their timeouts: an event still in flight
+ * at one instance must not be handed to another, so the claim time exceeds twice the longest
+ * request a sink may take. */
+static int sinks_config(struct api_server *s, char *msg, size_t msg_size)
+{
+    if (snk_config_load(&s->sinks, env_get, msg, msg_size))
+        return CW_ECONFIG;
+    for (size_t i = 0; i < s->sinks.n; i++)
+        if ((long)s->cfg.outbox_claim_ms <= 2 * s->sinks.sink[i].timeout_ms) {
+            snprintf(msg, msg_size, "CREDWATCH_OUTBOX_CLAIM_MS: %u ms must exceed twice sink %s's timeout (%ld ms)",
+                     s->cfg.outbox_claim_ms, s->sinks.sink[i].name, s->sinks.sink[i].timeout_ms);
+            return CW_ECONFIG;
+        }
+    struct store_out_limits lim;
+    store_out_get_limits(&lim);
+    lim.claim_ms = s->cfg.outbox_claim_ms;
+    store_out_set_limits(&lim);
+    return CW_OK;
+}
+
 static int settings_phase(struct api_server *s, int argc, char **argv)
 {
     char msg[512];
-    if (api_config_load(&s->cfg, argc, argv, env_get, msg, sizeof msg) == 0)
+    if (api_config_load(&s->cfg, argc, argv, env_get, msg, sizeof msg) == 0 &&
+        sinks_config(s, msg, sizeof msg) == 0)
         return CW_OK;
     api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
     fprintf(stderr, "credwatch serve: %s\n", msg);
@@ -273,6 +297,42 @@ static int start_phase(struct api_server *s, struct MHD_Daemon **d)
     return CW_OK;
 }
 
+static void sink_log(const char *level, const char *msg, const char *sink, const char *detail)
+{
+    api_log(level, msg, json_pack("{s:s,s:s?}", "sink", sink, "detail", detail));
+}
+
+/* Findings out: the outbox's groups (a sink sees the events from its first start on), then one
+ * delivery thread per sink. An outbox that cannot be opened now (Redis down) is no failure: the
+ * threads open it themselves when the store answers. */
+static int sinks_phase(struct api_server *s)
+{
+    if (!s->sinks.n)
+        return CW_OK;
+    if (snk_global_init()) {
+        api_log("error", "cannot initialise libcurl", NULL);
+        return CW_ENOMEM;
+    }
+    const char *names[SNK_MAX];
+    for (size_t i = 0; i < s->sinks.n; i++) {
+        char line[1024];
+        snk_describe(&s->sinks.sink[i], line, sizeof line);
+        api_log("info", "sink", json_pack("{s:s}", "sink", line));
+        names[i] = s->sinks.sink[i].name;
+    }
+    if (store_out_open(s->base, names, s->sinks.n))
+        api_log("warn", "the outbox cannot be opened now; the delivery threads retry",
+                json_pack("{s:s}", "error", store_why(s->base)));
+    char host[64] = "", consumer[STORE_CONSUMER_MAX], msg[128];
+    gethostname(host, sizeof host - 1);
+    snprintf(consumer, sizeof consumer, "%.40s:%ld", host[0] ? host : "credwatch", (long)getpid());
+    if (snk_run_start(&s->sinks, s->base, consumer, sink_log, &s->run, msg, sizeof msg)) {
+        api_log("error", "cannot start the delivery threads", json_pack("{s:s}", "error", msg));
+        return CW_ENOMEM;
+    }
+    return CW_OK;
+}
+
 /* Serves until SIGTERM or SIGINT, which it returns; each SIGHUP reloads the network table. */
 static int wait_phase(struct api_server *s, const sigset_t *stop)
 {
@@ -312,6 +372,10 @@ static long shutdown_phase(struct api_server *s, struct MHD_Daemon *d, int sig, 
 /* What the phases made, in reverse; safe on what was never made. */
 static void release(struct api_server *s, struct set_net *net)
 {
+    snk_run_stop(s->run);  /* before the store it reads from */
+    s->run = NULL;
+    if (s->sinks.n)
+        snk_global_cleanup();
     if (s->base)
         store_free(s->base);
     s->base = NULL;
@@ -338,7 +402,7 @@ int api_serve(int argc, char **argv)
         return api_print_routes(stdout) == 0 ? 0 : 1;
     signals_phase(&stop);
     if ((err = network_phase(&srv, &net)) != CW_OK || (err = store_phase(&srv)) != CW_OK ||
-        (err = start_phase(&srv, &d)) != CW_OK)
+        (err = sinks_phase(&srv)) != CW_OK || (err = start_phase(&srv, &d)) != CW_OK)
         goto fail;
     long left = shutdown_phase(&srv, d, wait_phase(&srv, &stop), &waited);
     release(&srv, &net);

@@ -1413,7 +1413,8 @@ static struct store *rs_from(int (*parse)(const char *, struct rconn_config *, c
     struct rconn_config cfg;
     if (parse(spec, &cfg, msg, msg_size))
         return NULL;
-    cfg.timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
+    if (timeout_ms > 0)  /* else the parser's default (redis_url.c) */
+        cfg.timeout_ms = timeout_ms;
     struct store *s = rs_new(&cfg);
     if (!s)
         snprintf(msg, msg_size, "out of memory");
