@@ -49,6 +49,8 @@ rnd = random.Random(int(os.environ.get("DELIVERY_SEED", "20240612")))
 TOK_IN = "ingest-token-deliv-0123456789"
 TOK_RD = "read-token-deliv-0123456789ab"
 CLAIM_MS = "3000"          # CREDWATCH_OUTBOX_CLAIM_MS: a dead instance's held events move on after 3 s
+# serve wants the claim time above twice every sink's timeout (an event in flight is not taken over)
+SINK_TIMEOUTS = {"TIMEOUT_MS": "1000", "CONNECT_TIMEOUT_MS": "500"}
 REDIS_TIMEOUT_MS = "3000"  # as multi_test.py: a slow fsync'd Redis must not turn into 503s
 REQ_TIMEOUT = 20           # s per HTTP request of ours
 START_TIMEOUT = 10
@@ -349,6 +351,7 @@ def sink_env(sinks):
     for name, recv, secret, extra in sinks:
         p = "CREDWATCH_SINK_%s_" % name.upper().replace("-", "_")
         env.update({p + "TYPE": "webhook", p + "URL": recv.url(), p + "SECRET": secret})
+        env.update({p + k: v for k, v in SINK_TIMEOUTS.items()})
         env.update({p + k: v for k, v in extra.items()})
     return env
 
@@ -414,7 +417,7 @@ class Tally:
             len(self.lost), self.n_expected, self.requests, self.repeats, self.bad_sig)
 
 
-def wait_delivered(recvs, plan, deadline_s, timeout_ms=None):
+def wait_delivered(recvs, plan, deadline_s, timeout_ms=int(SINK_TIMEOUTS["TIMEOUT_MS"])):
     """Until no receiver lacks an expected event, or the deadline: ({name: Tally}, seconds)."""
     t0 = time.monotonic()
     while True:
@@ -582,7 +585,7 @@ def scenario_b(procs):
     refuse.control(status=400)
     redis = harness.Redis(TMP, None, log=os.path.join(TMP, "redis-b.log"), procs=procs).start()
     env = dict(redis_env(redis.port), **sink_env([
-        ("flaky", flaky, sec_f, {"TIMEOUT_MS": "1000", "CONNECT_TIMEOUT_MS": "500"}),
+        ("flaky", flaky, sec_f, {}),
         ("refuse", refuse, sec_r, {})]))
     insts = [serve(procs, "b%d" % i, env) for i in range(2)]
     plan = Plan("DLB", 60)
