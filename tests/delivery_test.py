@@ -50,7 +50,8 @@ TOK_IN = "ingest-token-deliv-0123456789"
 TOK_RD = "read-token-deliv-0123456789ab"
 CLAIM_MS = "3000"          # CREDWATCH_OUTBOX_CLAIM_MS: a dead instance's held events move on after 3 s
 # serve wants the claim time above twice every sink's timeout (an event in flight is not taken over)
-SINK_TIMEOUTS = {"TIMEOUT_MS": "1000", "CONNECT_TIMEOUT_MS": "500"}
+SINK_TIMEOUTS = {"TIMEOUT_MS": "1400", "CONNECT_TIMEOUT_MS": "500"}
+BACKOFF_MAX_S = int(CLAIM_MS) / 2000.0  # sink_run.c caps every wait, a Retry-After too, below half the claim time
 REDIS_TIMEOUT_MS = "3000"  # as multi_test.py: a slow fsync'd Redis must not turn into 503s
 REQ_TIMEOUT = 20           # s per HTTP request of ours
 START_TIMEOUT = 10
@@ -60,6 +61,7 @@ NO_PROXY = {"http_proxy": None, "https_proxy": None, "HTTP_PROXY": None, "HTTPS_
             "all_proxy": None, "ALL_PROXY": None, "no_proxy": HOST, "NO_PROXY": HOST}
 
 R = harness.Report(" # ")
+TOTAL = {"events": 0, "lost": 0, "repeats": 0, "sinks": 0}   # over every good receiver of every scenario
 ok, nok, check = R.ok, R.nok, R.check
 
 
@@ -431,6 +433,10 @@ def wait_delivered(recvs, plan, deadline_s, timeout_ms=int(SINK_TIMEOUTS["TIMEOU
 def check_tallies(tag, tallies, dt, secrets_ok=True):
     """The common checks of a scenario's good receivers."""
     for name, t in tallies.items():
+        TOTAL["events"] += t.n_expected
+        TOTAL["lost"] += len(t.lost)
+        TOTAL["repeats"] += t.repeats
+        TOTAL["sinks"] += 1
         check(not t.lost and not t.unexpected,
               "%s: sink %s: %s; per finding exactly revisions 1..max (%.1f s)" % (tag, name, t.summary(), dt),
               "lost %s; unexpected %s" % (short(t.lost[:8]), short(t.unexpected[:8])))
@@ -529,6 +535,12 @@ def dl_entry(e):
     return e.get("entry") or e.get("entry_id") or e.get("id")
 
 
+def logged_dead(insts, sink):
+    """The instances' "event dead-lettered" log lines for sink: [detail]."""
+    return [d.get("detail", "") for i in insts for d in i.log_json()
+            if d.get("msg") == "event dead-lettered" and d.get("sink") == sink]
+
+
 def wait_until(cond, timeout, step=0.2):
     """Seconds until cond() is true, or None after timeout."""
     t0 = time.monotonic()
@@ -585,7 +597,7 @@ def scenario_b(procs):
     refuse.control(status=400)
     redis = harness.Redis(TMP, None, log=os.path.join(TMP, "redis-b.log"), procs=procs).start()
     env = dict(redis_env(redis.port), **sink_env([
-        ("flaky", flaky, sec_f, {}),
+        ("flaky", flaky, sec_f, {"TIMEOUT_MS": "1000"}),
         ("refuse", refuse, sec_r, {})]))
     insts = [serve(procs, "b%d" % i, env) for i in range(2)]
     plan = Plan("DLB", 60)
@@ -598,18 +610,19 @@ def scenario_b(procs):
         return not ing.failed
 
     posted = post_part(0)
-    phases = [("500", {"status": 500}, lambda r: r["status"] == 500),
-              ("429 Retry-After: 2", {"status": 429, "retry_after": 2}, lambda r: r["status"] == 429),
-              ("a 1.5 s sleep past the 1 s timeout", {"sleep_ms": 1500}, lambda r: r["sleep_ms"] >= 1500)]
+    phases = [("500", {"status": 500}, lambda r: r["status"] == 500, 2),
+              ("429 Retry-After: 2", {"status": 429, "retry_after": 2}, lambda r: r["status"] == 429, 4),
+              ("a 1.5 s sleep past the 1 s timeout", {"sleep_ms": 1500}, lambda r: r["sleep_ms"] >= 1500, 2)]
     seen = []
-    for i, (what, mode, pred) in enumerate(phases):
+    for i, (what, mode, pred, n) in enumerate(phases):
         flaky.control(**mode)
         n0 = count(flaky.records(), pred)
         if i:
             posted &= post_part(i)
-        t = wait_until(lambda: count(flaky.records(), pred) >= n0 + 2, 40)
+        t = wait_until(lambda: count(flaky.records(), pred) >= n0 + n, 40)
         seen.append("%s: %d requests" % (what, count(flaky.records(), pred)))
         check(t is not None, "B: the flaky receiver answered %s to the sink's attempts (%s)" % (what, seen[-1]))
+    check_retry_after(flaky.records())
     flaky.stop()
     t_down = time.monotonic()
     posted &= post_part(3)
@@ -630,6 +643,24 @@ def scenario_b(procs):
     sinks_view(insts[0], tag)
 
 
+def check_retry_after(recs):
+    """After a 429 with Retry-After: 2 the sink waits at least that, as capped by sink_run.c (below half the
+    claim time): the gaps between one connection's successive 429 answers (a sink thread keeps its
+    connection), or, when no connection carried two, the fewest 429s in any such interval."""
+    want = min(2.0, BACKOFF_MAX_S) - 0.05
+    by_peer = {}
+    for r in recs:
+        if r["status"] == 429:
+            by_peer.setdefault(r.get("peer"), []).append(r["at"])
+    gaps = [b - a for ts_ in by_peer.values() for a, b in zip(ts_, ts_[1:])]
+    if gaps:
+        check(min(gaps) >= want, "B: after 429 Retry-After: 2 each sink thread waited >= %.2f s (gaps on one "
+              "connection: %s s)" % (want + 0.05, ", ".join("%.2f" % g for g in sorted(gaps)[:6])),
+              "shortest %.2f s" % min(gaps))
+    else:
+        note("B: no connection carried two 429 answers: the Retry-After wait is not measured")
+
+
 def scenario_b_refused(insts, refuse, plan):
     """The 400 receiver: one attempt per event, each dead-lettered with a reason naming 400; retry one
     entry, then all, once the receiver accepts."""
@@ -643,6 +674,11 @@ def scenario_b_refused(insts, refuse, plan):
           "B: the 400 receiver got each of the %d events exactly once (400 is permanent: no retry)" % len(want),
           "%d requests, %d keys missing, repeated %s" % (len(recs), len(want - set(per_key)),
                                                           short([k for k, n in per_key.items() if n > 1][:5])))
+    wait_until(lambda: len(logged_dead(insts, "refuse")) >= len(want), 10)
+    logged = logged_dead(insts, "refuse")
+    check(len(logged) == len(want) and all("400" in x for x in logged),
+          "B: the instances logged %d events dead-lettered for the 400 sink, each naming HTTP 400" % len(logged),
+          short(logged[:3]))
     dl = []
 
     def listed():
@@ -683,6 +719,20 @@ def scenario_b_refused(insts, refuse, plan):
 
 # ---- C: crash and restart -------------------------------------------------------------------------
 
+def held_by(redis_port, sink, pid):
+    """Events of sink the consumer of process pid holds (XPENDING on the outbox stream, README "Delivery
+    and claims"; consumer names are host:pid), or None when Redis does not say."""
+    try:
+        out = subprocess.run(["redis-cli", "-p", str(redis_port), "XPENDING", "cw:out:{o}", sink],
+                             capture_output=True, text=True, timeout=5).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for i, line in enumerate(out[:-1]):
+        if line.endswith(":%d" % pid) and out[i + 1].strip().isdigit():
+            return int(out[i + 1])
+    return 0 if out and out[0].strip().isdigit() else None
+
+
 def scenario_c(procs):
     tag = "C"
     secrets = {"hookc": "delivery-secret-hook-c-0005", "hookd": "delivery-secret-hook-d-0006"}
@@ -702,22 +752,31 @@ def scenario_c(procs):
     t = wait_until(lambda: all(len(r.records()) >= 10 for r in recvs), 30)
     check(t is not None, "C: deliveries in flight at both slow receivers (300 ms a request) before the kill")
     victim = insts[0]
+    held = {}
+    wait_until(lambda: held.update({r.name: held_by(redis.port, r.name, victim.proc.pid) for r in recvs}) or
+               all(held.values()), 3, 0.05)
     victim.kill()
-    note("C: SIGKILLed instance %s at %.1f s (%d of %d batches acknowledged)" % (
-        victim.name, time.monotonic() - t0, len(ing.done), len(reqs)))
+    check(all(held.values()), "C: instance %s SIGKILLed at %.1f s holding events of both sinks (XPENDING: %s)" % (
+        victim.name, time.monotonic() - t0, held), "it held none: the kill tests nothing")
+    note("C: %d of %d batches acknowledged at the kill" % (len(ing.done), len(reqs)))
     ing.join()
-    ing2 = Ingest(insts, plan.create_requests(plan.keys[100:], 5) + plan.update_requests(plan.keys[:100:4], 5), 3,
-                  pause=0.1).start()
-    time.sleep(0.5)
+    # the rest posted in small paced batches, so that ingest goes on across the Redis outage
+    ing2 = Ingest(insts, plan.create_requests(plan.keys[100:], 2) + plan.update_requests(plan.keys[:100:4], 1), 3,
+                  pause=0.15).start()
+    time.sleep(0.7)
     redis.kill()
-    time.sleep(1.0)   # Redis down a moment while ingest goes on (the scenario, not an assertion)
+    time.sleep(1.5)   # Redis down a while, ingest going on (the scenario, not an assertion)
+    during = len(ing2.done)
     redis.start()
-    note("C: Redis SIGKILLed and restarted on port %d (AOF, appendfsync always)" % redis.port)
+    note("C: Redis SIGKILLed and restarted on port %d (AOF, appendfsync always); %d batches acknowledged "
+         "before it was back" % (redis.port, during))
     ing2.join()
-    n503 = ing.n503 + ing2.n503
+    check(ing2.n503 > 0 and len(ing2.done) > during,
+          "C: ingest went on through the Redis outage: %d answers 503, retried; %d of %d batches acknowledged "
+          "after the restart" % (ing2.n503, len(ing2.done) - during, len(ing2.done)))
     check(not ing.failed and not ing2.failed, "C: %d findings posted and 25 updated across the kill and the Redis "
-          "restart, every batch acknowledged in the end (%d answers 503 retried, %d moves to another instance)"
-          % (len(plan.keys), n503, ing.moves + ing2.moves), short((ing.failed + ing2.failed)[:3]))
+          "restart, every batch acknowledged in the end (%d moves to another instance)"
+          % (len(plan.keys), ing.moves + ing2.moves), short((ing.failed + ing2.failed)[:3]))
     for r in recvs:
         r.control()   # fast again, so the rest is quick
     live = [i for i in insts if i.alive()]
@@ -760,6 +819,11 @@ def scenario_d(procs):
           "D: 401 is permanent (sink_retry.c): each of the %d events tried once, never again (%d requests)"
           % (len(want), len(recs)), "missing %d, repeated %s" % (len(want - set(per_key)), short(
               [k for k, n in per_key.items() if n > 1][:5])))
+    wait_until(lambda: len(logged_dead([inst], "wrong")) >= len(want), 10)
+    logged = logged_dead([inst], "wrong")
+    check(len(logged) == len(want) and all("401" in x for x in logged),
+          "D: the instance logged %d events dead-lettered for the wrong-secret sink, each naming HTTP 401"
+          % len(logged), short(logged[:3]))
     dl = []
 
     def listed():
@@ -793,7 +857,9 @@ def main():
         finally:
             procs.stop_all(timeout=5, sig_for=lambda p: signal.SIGKILL)
         note("scenario %s: %.1f s" % (name, time.monotonic() - ts0))
-    note("total %.1f s" % (time.monotonic() - t0))
+    check(R.fails == 0, "delivery: scenarios %s: %d events expected at %d receivers, %d lost, %d repeats, %.0f s"
+          % (only, TOTAL["events"], TOTAL["sinks"], TOTAL["lost"], TOTAL["repeats"], time.monotonic() - t0),
+          "%d checks failed" % R.fails)
     if R.fails:
         for f in sorted(os.listdir(TMP)):
             if f.startswith("credwatch-") and f.endswith(".log"):

@@ -5,7 +5,7 @@ Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. W
 speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
   {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>}
 and a failed TLS handshake as {"tls_error": ...}. Each request line also carries "at" (unix time, float), "status"
-(the status answered) and "sleep_ms" (the wait before answering).
+(the status answered), "sleep_ms" (the wait before answering) and "peer" (the client's port: one per connection).
 
 Paths: /hook... checks the webhook signature (Credwatch-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "<t>.<body>")>, t within 300 s, the Credwatch-Event and Credwatch-Idempotency-Key headers matching the body)
@@ -84,7 +84,8 @@ class Handler(BaseHTTPRequestHandler):
         self.server.record({"path": url.path, "sig": sig, "event": self.headers.get("Credwatch-Event"),
                             "idempotency_key": self.headers.get("Credwatch-Idempotency-Key"),
                             "content_type": self.headers.get("Content-Type"), "body": body,
-                            "at": time.time(), "status": status, "sleep_ms": sleep_ms})
+                            "at": time.time(), "status": status, "sleep_ms": sleep_ms,
+                            "peer": self.client_address[1]})
         if sleep_ms:
             time.sleep(sleep_ms / 1000.0)
         payload = b"x" * int(q["big"]) if "big" in q else b'{"ok":true}'
