@@ -497,15 +497,50 @@ def check_state(tag, insts, plan, tallies):
         note("%s: GET /v1/findings/{id} carries no revision: the API's state is compared field by field" % tag)
 
 
-def sinks_view(inst, tag):
-    """GET /v1/sinks as one comment line (its counters are per instance)."""
-    try:
-        st, d = api(inst.port, "GET", "/v1/sinks", tries=3)
-    except OSError as e:
-        st, d = None, repr(e)
-    note("%s: GET /v1/sinks on %s: %s %s" % (tag, inst.name, st, short(json.dumps(d) if not isinstance(d, bytes)
-                                                                        else d, 600)))
-    return st, d
+def sinks_view(insts):
+    """GET /v1/sinks on each live instance: ({sink: {counter: sum over the instances}}, {sink: queue} as the
+    last instance saw it), or (None, why)."""
+    sums, queue = {}, {}
+    for inst in insts:
+        if not inst.alive():
+            continue
+        try:
+            st, d = api(inst.port, "GET", "/v1/sinks", tries=3)
+        except OSError as e:
+            return None, repr(e)
+        if st != 200 or not isinstance(d, dict) or not isinstance(d.get("sinks"), list):
+            return None, "%s %s" % (st, short(d, 200))
+        for snk in d["sinks"]:
+            acc = sums.setdefault(snk.get("name"), {})
+            for k in ("delivered", "failed_attempts", "dead_lettered", "dead_lettered_full", "filtered"):
+                acc[k] = acc.get(k, 0) + (snk.get(k) or 0)
+            queue[snk.get("name")] = snk.get("queue") or {}
+    return sums, queue
+
+
+def check_sinks_drained(tag, insts, tallies, timeout=20):
+    """GET /v1/sinks: every receiver's sink shows an empty queue (depth 0, held 0), and the instances'
+    delivered counters add up to at least the events the receiver took and at most its 2xx answers (a
+    repeat counts as a delivery; an answer that came after the sink's timeout on a loaded machine does not)."""
+    res = [None, None]
+
+    def drained():
+        res[:] = sinks_view(insts)
+        return res[0] is not None and all(res[1].get(n, {}).get("depth") == 0 and res[1].get(n, {}).get("held") == 0
+                                          for n in tallies)
+    t = wait_until(drained, timeout, 0.5)
+    sums, queue = res
+    if sums is None:
+        nok("%s: GET /v1/sinks answers on every instance" % tag, queue)
+        return None
+    for name, tl in tallies.items():
+        got = sums.get(name, {}).get("delivered")
+        lo, hi = len(tl.delivered), len(tl.delivered) + tl.repeats
+        check(t is not None and got is not None and lo <= got <= hi, "%s: GET /v1/sinks: sink %s's queue empty (%s), "
+              "delivered summed over the instances %s (the receiver took %d events with %d 2xx answers)"
+              % (tag, name, queue.get(name), got, lo, hi),
+              "%s" % sums.get(name))
+    return sums
 
 
 def dead_letters(inst, sink):
@@ -580,7 +615,7 @@ def scenario_a(procs):
     check_state(tag, insts, plan, tallies)
     note("A: %d findings, %d events per sink; ingest to last delivery %.1f s" % (len(plan.events), plan.n_events(),
                                                                                time.monotonic() - t0))
-    sinks_view(insts[0], tag)
+    check_sinks_drained(tag, insts, tallies)
 
 
 # ---- B: receiver failures -------------------------------------------------------------------------
@@ -638,9 +673,14 @@ def scenario_b(procs):
     check_tallies(tag, tallies, dt)
     note("B: flaky receiver: %d requests: %s; %d answered 200 within the timeout; %d failed requests re-sent"
          % (len(recs), ", ".join(seen), len(t.delivered), len(recs) - len(t.delivered) - t.repeats))
+    sums = check_sinks_drained(tag, insts, tallies)
+    if sums:
+        seen_failed = len(recs) - len(t.delivered) - t.repeats
+        got = sums.get("flaky", {}).get("failed_attempts", 0)
+        check(got > seen_failed, "B: GET /v1/sinks: failed attempts summed over the instances (%d) exceed the failed "
+              "requests the receiver saw (%d): the sink kept trying while it was down" % (got, seen_failed))
     scenario_b_refused(insts, refuse, plan)
     note("B: %.1f s" % (time.monotonic() - t_start))
-    sinks_view(insts[0], tag)
 
 
 def check_retry_after(recs):
@@ -835,8 +875,13 @@ def scenario_d(procs):
     check(t is not None and len(dl) == len(want) and not no_reason,
           "D: GET /v1/sinks/wrong/dead-letters lists the %d events, each with a reason naming 401 (%d listed)"
           % (len(want), len(dl)), "first entries %s" % short(dl[:2]))
+    sums = check_sinks_drained(tag, [inst], tallies)
+    if sums:
+        w = sums.get("wrong", {})
+        check(w.get("dead_lettered") == len(want) and w.get("delivered") == 0 and w.get("failed_attempts") == 0,
+              "D: GET /v1/sinks: the wrong-secret sink dead-lettered %s, delivered %s, retried %s"
+              % (w.get("dead_lettered"), w.get("delivered"), w.get("failed_attempts")), str(w))
     note("D: %.1f s" % (time.monotonic() - t0))
-    sinks_view(inst, tag)
 
 
 # ---- main -----------------------------------------------------------------------------------------
