@@ -838,7 +838,8 @@ enum MHD_Result api_dispatch(struct api_req *r)
     case API_H_INGEST: return h_ingest(r);
     case API_H_LIST: return h_list(r);
     case API_H_GET: return h_get(r);
-    case API_H_PATCH: return r->match.path == API_P_SINK_RETRY ? h_sink_retry(r) : h_patch(r);
+    case API_H_PATCH: return h_patch(r);
+    case API_H_SINK_RETRY: return h_sink_retry(r);
     case API_H_KEY: return h_key(r);
     case API_H_SINKS: return h_sinks(r);
     case API_H_DEAD_LETTERS: return h_dead_letters(r);

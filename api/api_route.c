@@ -31,7 +31,7 @@ static const struct api_route ROUTES[] = {
     /* findings out: the read token lists, and retries, what the sinks could not deliver */
     {API_P_SINKS, "GET", API_H_SINKS, API_ROLE_READ},
     {API_P_SINK_DEAD, "GET", API_H_DEAD_LETTERS, API_ROLE_READ},
-    {API_P_SINK_RETRY, "POST", API_H_PATCH, API_ROLE_READ},
+    {API_P_SINK_RETRY, "POST", API_H_SINK_RETRY, API_ROLE_READ},
     {API_P_HEALTHZ, "GET", API_H_HEALTHZ, API_ROLE_NONE},
     {API_P_READYZ, "GET", API_H_READYZ, API_ROLE_NONE},
     {API_P_METRICS, "GET", API_H_METRICS, API_ROLE_NONE},

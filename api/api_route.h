@@ -13,11 +13,10 @@ enum api_path { API_P_INGEST_CLOUDTRAIL = 0, API_P_INGEST_EVENTBRIDGE, API_P_FIN
                 API_P_OPENAPI, API_P_NONE, API_P_COUNT };
 
 /* The handler also tells api_request.c which body a route reads: API_H_INGEST the ingest body,
- * API_H_PATCH a small JSON object (application/json, API_PATCH_BODY_MAX), the others none. So the
- * sink retry, whose body is such an object, is an API_H_PATCH route; api_dispatch tells it from
- * the finding PATCH by its path. */
+ * API_H_PATCH and API_H_SINK_RETRY a small JSON object (application/json, API_PATCH_BODY_MAX), the
+ * others none. */
 enum api_handler { API_H_INGEST = 0, API_H_LIST, API_H_GET, API_H_PATCH, API_H_KEY, API_H_SINKS, API_H_DEAD_LETTERS,
-                   API_H_HEALTHZ, API_H_READYZ, API_H_METRICS, API_H_OPENAPI };
+                   API_H_SINK_RETRY, API_H_HEALTHZ, API_H_READYZ, API_H_METRICS, API_H_OPENAPI };
 
 struct api_route {
     enum api_path path;

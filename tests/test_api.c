@@ -429,7 +429,7 @@ static void test_routes(void **state)
 }
 
 /* Findings out: the read token lists sinks and lists and retries their dead letters; the retry
- * is a small-JSON-body route (api_request.c buffers what API_H_PATCH routes send). */
+ * is a small-JSON-body route of its own (api_request.c buffers it as it buffers a PATCH). */
 static void test_sink_routes(void **state)
 {
     (void)state;
@@ -443,7 +443,7 @@ static void test_sink_routes(void **state)
     assert_string_equal(m.param, "soc-hook");
     assert_int_equal(api_route_match("POST", "/v1/sinks/soc-hook/dead-letters/retry", &m), API_ROUTE_OK);
     assert_int_equal(m.path, API_P_SINK_RETRY);
-    assert_int_equal(m.route->handler, API_H_PATCH);
+    assert_int_equal(m.route->handler, API_H_SINK_RETRY);
     assert_int_equal(m.route->role, API_ROLE_READ);
     assert_string_equal(m.param, "soc-hook");
     assert_int_equal(api_route_match("GET", "/v1/sinks/soc-hook/dead-letters/retry", &m), API_ROUTE_BAD_METHOD);
