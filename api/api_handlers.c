@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_b64.h"
 #include "api_cursor.h"
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
 #include "classify.h"
 #include "cw.h"
+#include "detect.h"
 #include "export.h"
 #include "render.h"
 
@@ -458,6 +460,329 @@ static enum MHD_Result h_key(struct api_req *r)
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
 }
 
+/* ---- findings out: GET /v1/sinks, GET /v1/sinks/{name}/dead-letters, POST .../retry ---- */
+
+#define API_DEAD_LIMIT_DEFAULT 50  /* dead letters per page when ?limit= is not given */
+#define API_DEAD_LIMIT_MAX 100     /* each carries a whole finding document: a page stays small */
+#define API_ENTRY_DIGITS_MAX 20    /* a part of an entry id, "<ms>-<seq>": a uint64 in decimal */
+/* The dead-letter cursor: base64url of the last entry id of a page, NUL included. */
+#define API_DEAD_CURSOR_MAX ((STORE_OUT_ENTRY_MAX + 2) / 3 * 4 + 1)
+#define API_BODY_NAMES_MAX 160     /* the unknown members a 400 names */
+
+/* An entry id as both stores make them, "<digits>-<digits>" (a Redis stream id): anything else,
+ * from a cursor or a retry body, never names a dead letter and is refused before the store. */
+static int entry_id_valid(const char *s)
+{
+    size_t a = strspn(s, "0123456789");
+    if (a == 0 || a > API_ENTRY_DIGITS_MAX || s[a] != '-')
+        return 0;
+    size_t b = strspn(s + a + 1, "0123456789");
+    return b > 0 && b <= API_ENTRY_DIGITS_MAX && s[a + 1 + b] == '\0';
+}
+
+static int dead_cursor_encode(const char *entry, char *out, size_t size)
+{
+    if (!entry_id_valid(entry))
+        return -1;
+    return api_b64url_encode((const uint8_t *)entry, strlen(entry), out, size) < 0 ? -1 : 0;
+}
+
+/* 0 with the entry id, or -1 for anything dead_cursor_encode could not have produced. */
+static int dead_cursor_decode(const char *cursor, char entry[STORE_OUT_ENTRY_MAX])
+{
+    size_t len = strnlen(cursor, API_DEAD_CURSOR_MAX);
+    if (len == 0 || len >= API_DEAD_CURSOR_MAX)
+        return -1;
+    int n = api_b64_decode(cursor, len, 1, (uint8_t *)entry, STORE_OUT_ENTRY_MAX - 1);
+    if (n <= 0)
+        return -1;
+    entry[n] = '\0';
+    return strlen(entry) == (size_t)n && entry_id_valid(entry) ? 0 : -1;
+}
+
+/* The sink named by the path: NULL with the reply queued in *res when the name cannot be a sink's
+ * (400) or no sink of this deployment has it (404). */
+static const struct snk_conf *sink_param(struct api_req *r, enum MHD_Result *res)
+{
+    const struct snk_confs *cs = &r->srv->sinks;
+    if (r->match.param_too_long || !store_sink_name_valid(r->match.param)) {
+        *res = api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+                               "a sink name is 1-31 characters a-z, 0-9, '_' and '-'");
+        return NULL;
+    }
+    for (size_t i = 0; i < cs->n; i++)
+        if (strcmp(cs->sink[i].name, r->match.param) == 0)
+            return &cs->sink[i];
+    char m[96];
+    snprintf(m, sizeof m, "no sink named \"%s\"", r->match.param);  /* [a-z0-9_-]: safe to echo */
+    *res = api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", m);
+    return NULL;
+}
+
+/* This instance's counters of sink c: zero, and no status, when its thread is not running. */
+static void sink_counters(struct snk_run *run, const struct snk_conf *c, struct snk_run_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->last_status = -1;
+    for (size_t i = 0, n = run ? snk_run_count(run) : 0; i < n; i++)
+        if (strcmp(snk_run_conf(run, i)->name, c->name) == 0) {
+            snk_run_stats(run, i, st);
+            return;
+        }
+}
+
+/* Whole seconds since ms (0: nothing waits); a clock step back reads as 0. Whole: a queue's age
+ * needs no more, and a double would print as 9.1010000000000009. */
+static json_int_t age_s(int64_t ms, int64_t now_ms)
+{
+    return ms > 0 && now_ms > ms ? (json_int_t)((now_ms - ms) / 1000) : 0;
+}
+
+/* One sink: its settings without URL, secret or routing key (a URL can be the credential: Slack's
+ * path is), this instance's counters and the outbox as the store holds it now. */
+static json_t *sink_doc(struct snk_run *run, const struct snk_conf *c, const struct store_out_stats *os,
+                        int64_t now_ms)
+{
+    struct snk_run_stats st;
+    sink_counters(run, c, &st);
+    json_t *queue = json_pack("{s:I,s:I,s:I,s:I,s:I}", "depth", (json_int_t)os->depth, "held", (json_int_t)os->held,
+                              "dead", (json_int_t)os->dead, "dead_dropped", (json_int_t)os->dead_dropped,
+                              "oldest_age_seconds", age_s(os->oldest_ms, now_ms));
+    json_t *format = c->type == SNK_WEBHOOK ? json_string(snk_format_name(c->format)) : json_null();
+    json_t *last = st.last_status >= 0 ? json_integer(st.last_status) : json_null();
+    return json_pack("{s:s,s:s,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:o,s:o}", "name", c->name, "type",
+                     snk_type_name(c->type), "format", format, "min_severity",
+                     det_severity_name((enum det_severity)c->min_severity), "delivered", (json_int_t)st.delivered,
+                     "failed_attempts", (json_int_t)st.failed_attempts, "dead_lettered", (json_int_t)st.dead_lettered,
+                     "dead_lettered_full", (json_int_t)st.dead_lettered_full, "filtered", (json_int_t)st.filtered,
+                     "last_status", last, "queue", queue);
+}
+
+static enum MHD_Result h_sinks(struct api_req *r)
+{
+    const struct snk_confs *cs = &r->srv->sinks;
+    json_t *list = json_array();
+    struct api_worker *w = cs->n ? api_worker_get(r->srv) : NULL;
+    if (cs->n && !w) {
+        json_decref(list);
+        return no_worker(r);
+    }
+    for (size_t i = 0; i < cs->n; i++) {
+        struct store_out_stats os;
+        memset(&os, 0, sizeof os);
+        int64_t now = cw_now_ms();
+        double t0 = cw_mono_s();
+        int rc = store_out_stats(w->st, cs->sink[i].name, now, &os);
+        api_metrics_store(cw_mono_s() - t0);
+        if (rc != 0) {
+            json_decref(list);
+            return store_failure(r, w->st, rc == CW_ENOTFOUND ? CW_EUNAVAIL : rc, NULL);
+        }
+        json_array_append_new(list, sink_doc(r->srv->run, &cs->sink[i], &os, now));
+    }
+    if (json_array_size(list) != cs->n) {  /* a sink_doc ran out of memory */
+        json_decref(list);
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    }
+    return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "sinks", list));
+}
+
+struct dead_args {
+    size_t limit;
+    char after[STORE_OUT_ENTRY_MAX];
+    const char *bad, *bad_code;
+};
+
+static enum MHD_Result dead_bad(struct dead_args *a, const char *name, const char *code)
+{
+    if (!a->bad) {
+        a->bad = name;
+        a->bad_code = code;
+    }
+    return MHD_NO;
+}
+
+/* ?limit= and ?cursor=; anything else is refused, as on GET /v1/findings. */
+static enum MHD_Result dead_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct dead_args *a = cls;
+    if (strcmp(key, "limit") == 0) {
+        size_t n = value ? strnlen(value, 4) : 0;
+        if (n == 0 || n > 3 || !digits_only(value, n))
+            return dead_bad(a, "limit", "invalid_parameter");
+        long v = strtol(value, NULL, 10);
+        if (v < 1 || v > API_DEAD_LIMIT_MAX)
+            return dead_bad(a, "limit", "invalid_parameter");
+        a->limit = (size_t)v;
+    } else if (strcmp(key, "cursor") == 0) {
+        if (!value || dead_cursor_decode(value, a->after) != 0)
+            return dead_bad(a, "cursor", "invalid_cursor");
+    } else {
+        return dead_bad(a, key, "unknown_parameter");
+    }
+    return MHD_YES;
+}
+
+/* s as a JSON string; bytes that are not UTF-8 (a receiver's answer quoted in a reason) as '?'. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char clean[STORE_REASON_MAX];
+    size_t i = 0;
+    for (; s[i] && i + 1 < sizeof clean; i++)
+        clean[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    clean[i] = '\0';
+    return json_string(clean);
+}
+
+/* One dead letter with its finding as of its revision (the document GET /v1/findings/{id} gave then). */
+static json_t *dead_doc(const struct store_event *ev)
+{
+    char *text = finding_doc(&ev->finding), at[CW_TIME_MAX];
+    json_t *finding = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!finding)
+        return NULL;
+    cw_time_format(ev->queued_ms, 1, at, sizeof at);
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "entry", ev->entry, "finding_id", ev->finding.id, "revision",
+                     (json_int_t)ev->revision, "kind", store_event_kind_name(ev->kind), "queued_at", at, "reason",
+                     json_text(ev->reason), "finding", finding);
+}
+
+static json_t *dead_page(const struct store_event *ev, size_t n, int more)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(list, dead_doc(&ev[i])) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    char cur[API_DEAD_CURSOR_MAX];
+    json_t *next = more && n > 0 && dead_cursor_encode(ev[n - 1].entry, cur, sizeof cur) == 0 ? json_string(cur)
+                                                                                          : json_null();
+    return json_pack("{s:o,s:o}", "dead_letters", list, "next_cursor", next);
+}
+
+static enum MHD_Result dead_refused(struct api_req *r, const struct dead_args *a)
+{
+    char m[160];
+    if (strcmp(a->bad_code, "unknown_parameter") == 0)
+        snprintf(m, sizeof m, "unknown query parameter \"%.64s\"", a->bad);
+    else if (strcmp(a->bad, "limit") == 0)
+        snprintf(m, sizeof m, "limit must be an integer 1-%d", API_DEAD_LIMIT_MAX);
+    else
+        snprintf(m, sizeof m, "cursor is not a next_cursor of this list");
+    return api_reply_error(r, MHD_HTTP_BAD_REQUEST, a->bad_code, m);
+}
+
+static enum MHD_Result h_dead_letters(struct api_req *r)
+{
+    enum MHD_Result res;
+    const struct snk_conf *c = sink_param(r, &res);
+    if (!c)
+        return res;
+    struct dead_args a = {.limit = API_DEAD_LIMIT_DEFAULT};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, dead_arg, &a);
+    if (a.bad)
+        return dead_refused(r, &a);
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return no_worker(r);
+    struct store_event *ev = calloc(a.limit, sizeof *ev);
+    if (!ev)
+        return api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    size_t n = 0;
+    int more = 0;
+    double t0 = cw_mono_s();
+    int rc = store_dead_list(w->st, c->name, a.after, a.limit, ev, &n, &more);
+    api_metrics_store(cw_mono_s() - t0);
+    if (rc != 0) {
+        res = store_failure(r, w->st, rc == CW_ENOTFOUND ? CW_EUNAVAIL : rc, NULL);
+    } else {
+        json_t *doc = dead_page(ev, n, more);
+        res = doc ? api_reply_json(r, MHD_HTTP_OK, doc)
+                  : api_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_memory", "out of memory; retry");
+    }
+    for (size_t i = 0; i < n && i < a.limit; i++)
+        store_event_free(&ev[i]);
+    free(ev);
+    return res;
+}
+
+/* The retry body: {"entry":"<id>"} one, {} or {"all":true} all. 0 with *entry (NULL: all), or
+ * -1 with the problem in m. */
+static int retry_body(json_t *doc, const char **entry, char *m, size_t size)
+{
+    const char *key;
+    json_t *v, *all = NULL;
+    char unknown[API_BODY_NAMES_MAX] = "";
+    size_t used = 0, n_unknown = 0;
+    *entry = NULL;
+    json_object_foreach(doc, key, v) {
+        if (strcmp(key, "entry") == 0) {
+            *entry = json_is_string(v) ? json_string_value(v) : "";
+        } else if (strcmp(key, "all") == 0) {
+            all = v;
+        } else if (used < sizeof unknown) {
+            used += (size_t)snprintf(unknown + used, sizeof unknown - used, "%s\"%.40s\"", used ? ", " : "", key);
+            n_unknown++;
+        }
+    }
+    if (unknown[0])
+        snprintf(m, size, "unknown member%s %s (a retry takes entry or all)", n_unknown > 1 ? "s" : "", unknown);
+    else if (*entry && !entry_id_valid(*entry))
+        snprintf(m, size, "entry must be the entry of a dead letter, e.g. \"1712345678901-0\"");
+    else if (all && !json_is_true(all))
+        snprintf(m, size, "all must be true (or leave it out, and entry, to retry every dead letter)");
+    else if (all && *entry)
+        snprintf(m, size, "give entry (retry one) or all (retry every one), not both");
+    else
+        return 0;
+    return -1;
+}
+
+static enum MHD_Result h_sink_retry(struct api_req *r)
+{
+    enum MHD_Result res;
+    const struct snk_conf *c = sink_param(r, &res);
+    if (!c)
+        return res;
+    json_error_t err;
+    json_t *doc = r->len ? json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &err) : NULL;
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                               "the body must be a JSON object: {\"entry\":\"...\"} retries one, {} all");
+    }
+    const char *entry;
+    char m[API_ERR_MSG_MAX];
+    if (retry_body(doc, &entry, m, sizeof m) != 0) {
+        json_decref(doc);
+        return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_parameter", m);
+    }
+    struct api_worker *w = api_worker_get(r->srv);
+    size_t moved = 0;
+    int rc = CW_EUNAVAIL, one = entry != NULL;
+    if (w) {
+        double t0 = cw_mono_s();
+        rc = store_dead_retry(w->st, c->name, entry, &moved);
+        api_metrics_store(cw_mono_s() - t0);
+    }
+    if (rc == CW_ENOTFOUND && one)
+        snprintf(m, sizeof m, "no dead letter \"%s\" in sink \"%s\"", entry, c->name);
+    json_decref(doc); /* entry pointed into doc */
+    if (!w)
+        return no_worker(r);
+    if (rc == CW_ENOTFOUND && one)
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", m);
+    if (rc != 0)
+        return store_failure(r, w->st, rc == CW_ENOTFOUND ? CW_EUNAVAIL : rc, NULL);
+    return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "retried", (json_int_t)moved));
+}
+
 /* ---- operations ---- */
 
 static enum MHD_Result h_healthz(struct api_req *r)
@@ -494,7 +819,7 @@ static enum MHD_Result h_readyz(struct api_req *r)
 static enum MHD_Result h_metrics(struct api_req *r)
 {
     size_t len = 0;
-    char *text = api_metrics_render(&len);
+    char *text = api_metrics_render(r->srv->run, &len);
     if (!text)
         return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "cannot render metrics");
     return api_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
@@ -514,7 +839,10 @@ enum MHD_Result api_dispatch(struct api_req *r)
     case API_H_LIST: return h_list(r);
     case API_H_GET: return h_get(r);
     case API_H_PATCH: return h_patch(r);
+    case API_H_SINK_RETRY: return h_sink_retry(r);
     case API_H_KEY: return h_key(r);
+    case API_H_SINKS: return h_sinks(r);
+    case API_H_DEAD_LETTERS: return h_dead_letters(r);
     case API_H_HEALTHZ: return h_healthz(r);
     case API_H_READYZ: return h_readyz(r);
     case API_H_METRICS: return h_metrics(r);

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "api_conn.h"
+#include "sink_run.h"
 
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "OTHER"};
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
@@ -243,7 +245,120 @@ static void put_connections(struct text *t)
         api_conn_open_now(), api_conn_refused_total(), api_conn_cut_total(0), api_conn_cut_total(1));
 }
 
-char *api_metrics_render(size_t *len)
+/* The sinks' families, each with one line per sink (sink="<name>": [a-z0-9_-], safe as a label). */
+struct sink_family {
+    const char *name, *type, *help;
+    size_t off;  /* of the uint64_t in struct snk_run_stats */
+};
+
+static const struct sink_family SINK_COUNTERS[] = {
+    {"credwatch_sink_delivered_total", "counter", "Events the sink's receiver acknowledged with a 2xx.",
+     offsetof(struct snk_run_stats, delivered)},
+    {"credwatch_sink_failed_attempts_total", "counter",
+     "Deliveries that failed and will be retried (transport error, 408, 429, 5xx).",
+     offsetof(struct snk_run_stats, failed_attempts)},
+    {"credwatch_sink_filtered_total", "counter",
+     "Events below the sink's minimum severity: acknowledged without sending.", offsetof(struct snk_run_stats, filtered)},
+};
+/* From the outbox as the delivery thread last read it (every SNK_RUN_TRIM_MS). */
+static const struct sink_family SINK_GAUGES[] = {
+    {"credwatch_sink_queue_depth", "gauge", "Events waiting for the sink, not yet handed out.",
+     offsetof(struct store_out_stats, depth)},
+    {"credwatch_sink_queue_held", "gauge", "Events handed out to a delivery thread and not yet acknowledged.",
+     offsetof(struct store_out_stats, held)},
+    {"credwatch_sink_dead_letters", "gauge", "Dead letters kept for the sink (GET /v1/sinks/{name}/dead-letters).",
+     offsetof(struct store_out_stats, dead)},
+};
+#define N_SINK_COUNTERS (sizeof SINK_COUNTERS / sizeof SINK_COUNTERS[0])
+#define N_SINK_GAUGES (sizeof SINK_GAUGES / sizeof SINK_GAUGES[0])
+
+struct sink_snap {
+    const char *name;
+    struct snk_run_stats st;
+};
+
+static uint64_t field(const void *base, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)base + off, sizeof v);
+    return v;
+}
+
+static void put_sink_counts(struct text *t, const struct sink_snap *s, size_t n)
+{
+    for (size_t f = 0; f < N_SINK_COUNTERS; f++) {
+        const struct sink_family *c = &SINK_COUNTERS[f];
+        put(t, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name, c->type);
+        for (size_t i = 0; i < n; i++)
+            put(t, "%s{sink=\"%s\"} %llu\n", c->name, s[i].name, (unsigned long long)field(&s[i].st, c->off));
+    }
+    put(t, "# HELP credwatch_sink_dead_lettered_total Events given up: refused for good, too old or unreadable "
+           "(refused), or the oldest past the outbox's bound (outbox_full).\n"
+           "# TYPE credwatch_sink_dead_lettered_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        put(t, "credwatch_sink_dead_lettered_total{sink=\"%s\",reason=\"refused\"} %llu\n"
+               "credwatch_sink_dead_lettered_total{sink=\"%s\",reason=\"outbox_full\"} %llu\n",
+            s[i].name, (unsigned long long)s[i].st.dead_lettered, s[i].name,
+            (unsigned long long)s[i].st.dead_lettered_full);
+}
+
+static void put_sink_queues(struct text *t, const struct sink_snap *s, size_t n)
+{
+    for (size_t f = 0; f < N_SINK_GAUGES; f++) {
+        const struct sink_family *g = &SINK_GAUGES[f];
+        put(t, "# HELP %s %s\n# TYPE %s %s\n", g->name, g->help, g->name, g->type);
+        for (size_t i = 0; i < n; i++)
+            if (s[i].st.out_known)
+                put(t, "%s{sink=\"%s\"} %llu\n", g->name, s[i].name, (unsigned long long)field(&s[i].st.out, g->off));
+    }
+    put(t, "# HELP credwatch_sink_oldest_undelivered_age_seconds Age of the oldest event not yet acknowledged "
+           "(0 when none waits).\n# TYPE credwatch_sink_oldest_undelivered_age_seconds gauge\n");
+    int64_t now = cw_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        int64_t oldest = s[i].st.out.oldest_ms;
+        if (s[i].st.out_known)
+            put(t, "credwatch_sink_oldest_undelivered_age_seconds{sink=\"%s\"} %.3f\n", s[i].name,
+                oldest > 0 && now > oldest ? (double)(now - oldest) / 1000.0 : 0.0);
+    }
+}
+
+static void put_sink_latency(struct text *t, const struct sink_snap *s, size_t n)
+{
+    static const double BOUNDS[SNK_RUN_LAT_N] = {SNK_RUN_LAT_BOUNDS};
+    put(t, "# HELP credwatch_sink_delivery_latency_seconds Time from an event's queueing to its receiver's 2xx.\n"
+           "# TYPE credwatch_sink_delivery_latency_seconds histogram\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct snk_run_stats *st = &s[i].st;
+        for (size_t b = 0; b < SNK_RUN_LAT_N; b++)  /* lat_bucket is cumulative already */
+            put(t, "credwatch_sink_delivery_latency_seconds_bucket{sink=\"%s\",le=\"%g\"} %llu\n", s[i].name,
+                BOUNDS[b], (unsigned long long)st->lat_bucket[b]);
+        put(t, "credwatch_sink_delivery_latency_seconds_bucket{sink=\"%s\",le=\"+Inf\"} %llu\n"
+               "credwatch_sink_delivery_latency_seconds_sum{sink=\"%s\"} %.6f\n"
+               "credwatch_sink_delivery_latency_seconds_count{sink=\"%s\"} %llu\n",
+            s[i].name, (unsigned long long)st->lat_count, s[i].name, st->lat_sum_s, s[i].name,
+            (unsigned long long)st->lat_count);
+    }
+}
+
+/* Nothing at all without sinks: a deployment that delivers nowhere has no sink series. */
+static void put_sinks(struct text *t, struct snk_run *run)
+{
+    struct sink_snap s[SNK_MAX];
+    size_t n = run ? snk_run_count(run) : 0;
+    if (n > SNK_MAX)
+        n = SNK_MAX;
+    for (size_t i = 0; i < n; i++) {
+        s[i].name = snk_run_conf(run, i)->name;
+        snk_run_stats(run, i, &s[i].st);
+    }
+    if (!n)
+        return;
+    put_sink_counts(t, s, n);
+    put_sink_queues(t, s, n);
+    put_sink_latency(t, s, n);
+}
+
+char *api_metrics_render(struct snk_run *run, size_t *len)
 {
     struct text t = {.failed = 0};
     /* - 1: the bound has always counted the terminating NUL, which cw_buf does not */
@@ -252,6 +367,7 @@ char *api_metrics_render(size_t *len)
     put_ingest(&t);
     put_state(&t);
     put_connections(&t);
+    put_sinks(&t, run);
     if (t.failed) {
         cw_buf_free(&t.b);
         return NULL;

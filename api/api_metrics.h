@@ -37,7 +37,10 @@ int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pendi
 void api_metrics_inflight(int delta);
 long api_metrics_inflight_now(void);
 
-/* Renders every metric; the caller frees the text. NULL when out of memory. */
-char *api_metrics_render(size_t *len);
+struct snk_run;
+
+/* Renders every metric, those of the sinks' delivery threads (run, NULL when there are none)
+ * too; the caller frees the text. NULL when out of memory. */
+char *api_metrics_render(struct snk_run *run, size_t *len);
 
 #endif

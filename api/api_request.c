@@ -212,6 +212,7 @@ static enum hdr_verdict check_body(struct api_req *r, long long clen, int has_bo
     case API_H_INGEST:
         return check_ingest(r, clen, has_body);
     case API_H_PATCH:
+    case API_H_SINK_RETRY:  /* a small JSON object too */
         return check_patch(r, clen, has_body);
     default:
         r->limit = 0; /* GET: a body means nothing here and is dropped */

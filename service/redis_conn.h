@@ -25,7 +25,7 @@
 
 #define RCONN_NODES_MAX 64       /* cluster nodes known at once */
 #define RCONN_SEEDS_MAX 16       /* seed addresses in CREDWATCH_REDIS_CLUSTER */
-#define RCONN_SCRIPTS_MAX 8
+#define RCONN_SCRIPTS_MAX 16
 #define RCONN_SLOTS 16384
 #define RCONN_HOST_MAX 256
 #define RCONN_CRED_MAX 256

@@ -51,7 +51,7 @@ struct rs_store {
     struct rconn_batch *b, *b2;      /* b2: the outbox's commands while b's replies are read */
     struct rs_shared *sh;
     int s_commit, s_fput, s_patch;   /* script indices */
-    int s_mark, s_dead, s_retry, s_trim, s_stats;
+    int s_mark, s_dead, s_retry, s_trim, s_stats, s_after;
     char *loaded;                    /* blobs returned by load(), valid until the next call */
     size_t loaded_cap;
 };
@@ -604,26 +604,42 @@ static int list_start(struct rs_list *l, const struct store_query *q, struct sto
 /* After a cursor whose entry is still indexed, the listing continues right after it by rank: any
  * number of findings may share its millisecond (one request can create thousands). *rank is that
  * entry's rank, or -1 when there is no cursor or its entry is gone (expired and unindexed). */
-static int list_cursor_rank(struct rs_store *r, const struct rs_list *l, long long *rank)
+/* The window of the index after the cursor's entry, by rank, in one step: the rank and the range
+ * are read together, so findings created meanwhile (they rank first, newest first) cannot shift
+ * the window back over entries already listed. KEYS: index. ARGV: cursor id, its score, count.
+ * Returns the entries WITHSCORES, or nil when the cursor's entry is gone or moved (the caller then
+ * continues by score). */
+static const char script_after[] =
+    "local r = redis.call('ZREVRANK', KEYS[1], ARGV[1])\n"
+    "if not r then return false end\n"
+    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "if tonumber(s) ~= tonumber(ARGV[2]) then return false end\n"
+    "return redis.call('ZREVRANGE', KEYS[1], r + 1, r + tonumber(ARGV[3]), 'WITHSCORES')\n";
+
+/* The window after the cursor's entry (script_after) into *z, or NULL when there is no cursor or
+ * its entry is gone: then the caller reads by score. The reply stays valid until the next batch. */
+static int list_after(struct rs_store *r, const struct rs_list *l, redisReply **z)
 {
-    *rank = -1;
+    *z = NULL;
     if (!l->have_after)
         return 0;
+    char ms[24], cnt[24];
+    snprintf(ms, sizeof ms, "%lld", (long long)l->after_ms);
+    snprintf(cnt, sizeof cnt, "%d", RS_LIST_BATCH);
+    const char *keys[1] = { RS_INDEX };
+    const char *args[3] = { l->after_id, ms, cnt };
     rconn_batch_reset(r->b);
-    if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANK %s %s", RS_INDEX, l->after_id) < 0 ||
-        rconn_batch_add(r->b, RS_INDEX, "ZSCORE %s %s", RS_INDEX, l->after_id) < 0 || run(r))
+    if (rconn_batch_eval(r->b, r->s_after, 1, keys, 3, args, NULL) < 0 || run(r))
         return CW_EUNAVAIL;
-    redisReply *rk = rconn_batch_reply(r->b, 0), *zs = rconn_batch_reply(r->b, 1);
-    if (rk->type == REDIS_REPLY_INTEGER && zs->type == REDIS_REPLY_STRING &&
-        strtoll(zs->str, NULL, 10) == l->after_ms)
-        *rank = rk->integer;
+    redisReply *x = rconn_batch_reply(r->b, 0);
+    if (x->type == REDIS_REPLY_ARRAY)
+        *z = x;
     return 0;
 }
 
-/* Reads the next window of the index into l->ids and l->scores (l->fetched of them): by rank after
- * the cursor's entry, else by score, leaving out the entries at the cursor's score that sort before
- * it, a window further each time (tie_skip). *exhausted: no entry (in range) follows the window. */
-static int list_window(struct rs_store *r, struct rs_list *l, long long rank, int *exhausted)
+/* The window by score: at or below the cursor's score (or until), down to since, skipping
+ * tie_skip entries. *z valid until the next batch. */
+static int list_by_score(struct rs_store *r, const struct rs_list *l, redisReply **z)
 {
     const struct store_query *q = l->q;
     char max[32], min[32];
@@ -638,15 +654,24 @@ static int list_window(struct rs_store *r, struct rs_list *l, long long rank, in
     else
         snprintf(min, sizeof min, "-inf");
     rconn_batch_reset(r->b);
-    int added = rank >= 0
-                    ? rconn_batch_add(r->b, RS_INDEX, "ZREVRANGE %s %lld %lld WITHSCORES", RS_INDEX, rank + 1,
-                                      rank + RS_LIST_BATCH)
-                    : rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX,
-                                      max, min, (long long)l->tie_skip, RS_LIST_BATCH);
-    if (added < 0 || run(r))
+    if (rconn_batch_add(r->b, RS_INDEX, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %d", RS_INDEX, max, min,
+                        (long long)l->tie_skip, RS_LIST_BATCH) < 0 || run(r))
         return CW_EUNAVAIL;
-    redisReply *z = rconn_batch_reply(r->b, 0);
-    if (z->type != REDIS_REPLY_ARRAY)
+    *z = rconn_batch_reply(r->b, 0);
+    return (*z)->type == REDIS_REPLY_ARRAY ? 0 : CW_EUNAVAIL;
+}
+
+/* Reads the next window of the index into l->ids and l->scores (l->fetched of them): by rank after
+ * the cursor's entry, else by score, leaving out the entries at the cursor's score that sort before
+ * it, a window further each time (tie_skip). *exhausted: no entry (in range) follows the window. */
+static int list_window(struct rs_store *r, struct rs_list *l, int *exhausted)
+{
+    const struct store_query *q = l->q;
+    redisReply *z;
+    if (list_after(r, l, &z))
+        return CW_EUNAVAIL;
+    int by_rank = z != NULL;
+    if (!z && list_by_score(r, l, &z))
         return CW_EUNAVAIL;
     size_t m = z->elements / 2;
     int below = 0;  /* by rank: reached entries older than `since` */
@@ -654,11 +679,11 @@ static int list_window(struct rs_store *r, struct rs_list *l, long long rank, in
     for (size_t i = 0; i < m; i++) {
         int64_t sc = strtoll(z->element[2 * i + 1]->str, NULL, 10);
         const char *id = z->element[2 * i]->str;
-        if (rank >= 0 && q->since_ms && sc < q->since_ms) {
+        if (by_rank && q->since_ms && sc < q->since_ms) {
             below = 1;
             break;
         }
-        if (rank < 0 && l->have_after && sc == l->after_ms && strcmp(id, l->after_id) >= 0)
+        if (!by_rank && l->have_after && sc == l->after_ms && strcmp(id, l->after_id) >= 0)
             continue;
         snprintf(l->ids[l->fetched], sizeof l->ids[0], "%s", id);
         l->scores[l->fetched++] = sc;
@@ -750,9 +775,8 @@ static int rs_finding_list(struct store *s, const struct store_query *q, struct 
     if (rc)
         return rc;
     while (l.n < l.limit && l.examined < RS_LIST_SCAN_MAX) {
-        long long rank;
         int exhausted;
-        if ((rc = list_cursor_rank(r, &l, &rank)) || (rc = list_window(r, &l, rank, &exhausted)))
+        if ((rc = list_window(r, &l, &exhausted)))
             break;
         if (!l.fetched && !exhausted) {
             if (++l.tie_rounds > RS_LIST_TIE_ROUNDS) {
@@ -1385,6 +1409,7 @@ static struct store *rs_new(const struct rconn_config *cfg)
     r->s_retry = rconn_script(rc, script_retry);
     r->s_trim = rconn_script(rc, script_trim);
     r->s_stats = rconn_script(rc, script_stats);
+    r->s_after = rconn_script(rc, script_after);
     return s;
 }
 
@@ -1402,6 +1427,7 @@ static struct store *rs_clone(struct store *s)
         r->s_retry = src->s_retry;
         r->s_trim = src->s_trim;
         r->s_stats = src->s_stats;
+        r->s_after = src->s_after;
     }
     return c;
 }

@@ -224,6 +224,9 @@ static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_ev
             if (rc == EV_DONE)
                 count_delivered(s, ev, now, res.status);
         } else if (res.verdict == SNK_PERMANENT) {
+            pthread_mutex_lock(&s->mu);
+            s->stats.last_status = res.status;
+            pthread_mutex_unlock(&s->mu);
             refusal_reason(&res, reason, sizeof reason);
             rc = dead_letter(s, ev, reason, now) ? EV_STORE : EV_DONE;
         } else {

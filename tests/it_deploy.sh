@@ -3,10 +3,12 @@
 #
 #  1. tests/data/deploy_check.py: every YAML/JSON parses; the Dockerfile's stages, user, entrypoint, HEALTHCHECK and
 #     ip-ranges arguments; compose + HAProxy; Kubernetes objects (probes, securityContext, grace period >= preStop +
-#     drain, selectors); both CloudFormation templates (references, cycles, parameters and, with the npm
+#     drain, selectors); the three CloudFormation templates (references, cycles, parameters and, with the npm
 #     CloudFormation specification, every property); the Terraform modules (references, twin of the templates and,
 #     with npm @cdktf/hcl2json, HashiCorp's own HCL parser); the EventBridge pattern against sample events; the
-#     dashboard's and alerts' metric names.
+#     dashboard's and alerts' metric names (the per-sink delivery alerts among them); the Security Hub importer's
+#     least privilege (one product ARN, one secret) and public function URL.
+#     Optional, when installed: cfn-lint on the templates, terraform fmt -check, promtool on the alert rules.
 #  2. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
 #     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only;
 #     the HEALTHCHECK probe (deploy/docker/healthcheck.c) must pass on /healthz, and SIGTERM must end it with 0.
@@ -111,6 +113,26 @@ if command -v promtool >/dev/null 2>&1; then
   fi
 else
   skip "promtool checks the alert rules and their unit tests pass" "promtool not installed (apt-get install prometheus)"
+fi
+
+if command -v cfn-lint >/dev/null 2>&1; then
+  if cfn-lint "$root"/deploy/aws/cloudformation/*.yaml >"$TEST_TMP/cfn-lint.log" 2>&1; then
+    ok "cfn-lint accepts every CloudFormation template"
+  else
+    nok "cfn-lint accepts every CloudFormation template"; sed 's/^/#   /' "$TEST_TMP/cfn-lint.log" | tail -n 30
+  fi
+else
+  skip "cfn-lint accepts every CloudFormation template" "cfn-lint not installed (pip install cfn-lint)"
+fi
+if command -v terraform >/dev/null 2>&1; then
+  # fmt needs no provider plugins (validate would: not run here)
+  if terraform fmt -check -recursive "$root/deploy/aws/terraform" >"$TEST_TMP/tffmt.log" 2>&1; then
+    ok "terraform fmt -check: the Terraform modules are formatted"
+  else
+    nok "terraform fmt -check: the Terraform modules are formatted"; sed 's/^/#   /' "$TEST_TMP/tffmt.log" | tail -n 20
+  fi
+else
+  skip "terraform fmt -check: the Terraform modules are formatted" "terraform not installed"
 fi
 
 # ---- the image's runtime layout -------------------------------------------------------------------------------------

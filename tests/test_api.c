@@ -17,6 +17,9 @@
 #include "api_metrics.h"
 #include "api_route.h"
 #include "cw.h"
+#include "sink_http.h"
+#include "sink_run.h"
+#include "store.h"
 
 #define TOK_I "ingest-token-0123456789"
 #define TOK_R "read-token-0123456789ab"
@@ -423,9 +426,37 @@ static void test_routes(void **state)
     assert_int_equal(api_route_match("GET", longp, &m), API_ROUTE_OK);
     assert_true(m.param_too_long);
     assert_string_equal(api_path_template(API_P_KEY), "/v1/keys/{accessKeyId}");
+}
+
+/* Findings out: the read token lists sinks and lists and retries their dead letters; the retry
+ * is a small-JSON-body route of its own (api_request.c buffers it as it buffers a PATCH). */
+static void test_sink_routes(void **state)
+{
+    (void)state;
+    struct api_match m;
+    assert_int_equal(api_route_match("GET", "/v1/sinks", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_SINKS);
+    assert_int_equal(m.route->role, API_ROLE_READ);
+    assert_int_equal(api_route_match("GET", "/v1/sinks/soc-hook/dead-letters", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_DEAD_LETTERS);
+    assert_int_equal(m.route->role, API_ROLE_READ);
+    assert_string_equal(m.param, "soc-hook");
+    assert_int_equal(api_route_match("POST", "/v1/sinks/soc-hook/dead-letters/retry", &m), API_ROUTE_OK);
+    assert_int_equal(m.path, API_P_SINK_RETRY);
+    assert_int_equal(m.route->handler, API_H_SINK_RETRY);
+    assert_int_equal(m.route->role, API_ROLE_READ);
+    assert_string_equal(m.param, "soc-hook");
+    assert_int_equal(api_route_match("GET", "/v1/sinks/soc-hook/dead-letters/retry", &m), API_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "POST");
+    assert_int_equal(api_route_match("POST", "/v1/sinks", &m), API_ROUTE_BAD_METHOD);
+    assert_string_equal(m.allow, "GET");
+    assert_int_equal(api_route_match("GET", "/v1/sinks/soc-hook", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/v1/sinks//dead-letters", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/v1/sinks/a/dead-letters/retry/x", &m), API_ROUTE_NOT_FOUND);
+    assert_string_equal(api_path_template(API_P_SINK_DEAD), "/v1/sinks/{name}/dead-letters");
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 10);
+    assert_int_equal(n, 13);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
 }
@@ -439,7 +470,7 @@ static void test_metrics_text(void **state)
     api_metrics_store(0.01);
     api_metrics_ready(1);
     size_t len = 0;
-    char *t = api_metrics_render(&len);
+    char *t = api_metrics_render(NULL, &len);
     assert_non_null(t);
     assert_int_equal(strlen(t), len);
     static const char *const want[] = {
@@ -459,6 +490,66 @@ static void test_metrics_text(void **state)
     free(t);
 }
 
+/* The sink families, from a delivery thread that has delivered nothing yet (its receiver's port is
+ * closed, and the store holds no event): every series is there, at zero, with the sink label. */
+static void test_metrics_sinks(void **state)
+{
+    (void)state;
+    assert_int_equal(snk_global_init(), 0);
+    struct store *st = store_mem_new();
+    assert_non_null(st);
+    const char *names[1] = {"soc-hook"};
+    assert_int_equal(store_out_open(st, names, 1), 0);
+    static struct snk_confs cs;
+    memset(&cs, 0, sizeof cs);
+    cs.n = 1;
+    struct snk_conf *c = &cs.sink[0];
+    snprintf(c->name, sizeof c->name, "soc-hook");
+    c->type = SNK_WEBHOOK;
+    c->min_severity = SNK_SEV_LOW;
+    snprintf(c->url, sizeof c->url, "http://127.0.0.1:9/");
+    snprintf(c->secret, sizeof c->secret, "0123456789abcdef0123");
+    c->timeout_ms = 1000;
+    c->connect_timeout_ms = 500;
+    c->give_up_s = SNK_GIVE_UP_S;
+    struct snk_run *run = NULL;
+    char msg[128];
+    assert_int_equal(snk_run_start(&cs, st, "test:1", NULL, &run, msg, sizeof msg), 0);
+    size_t len = 0;
+    char *t = api_metrics_render(run, &len);
+    assert_non_null(t);
+    assert_int_equal(strlen(t), len);
+    static const char *const want[] = {
+        "# TYPE credwatch_sink_delivered_total counter\n", "credwatch_sink_delivered_total{sink=\"soc-hook\"} 0\n",
+        "credwatch_sink_failed_attempts_total{sink=\"soc-hook\"} 0\n",
+        "credwatch_sink_dead_lettered_total{sink=\"soc-hook\",reason=\"refused\"} 0\n",
+        "credwatch_sink_dead_lettered_total{sink=\"soc-hook\",reason=\"outbox_full\"} 0\n",
+        "credwatch_sink_filtered_total{sink=\"soc-hook\"} 0\n",
+        "# TYPE credwatch_sink_queue_depth gauge\n", "# TYPE credwatch_sink_queue_held gauge\n",
+        "# TYPE credwatch_sink_dead_letters gauge\n", "# TYPE credwatch_sink_oldest_undelivered_age_seconds gauge\n",
+        "# TYPE credwatch_sink_delivery_latency_seconds histogram\n",
+        "credwatch_sink_delivery_latency_seconds_bucket{sink=\"soc-hook\",le=\"0.05\"} 0\n",
+        "credwatch_sink_delivery_latency_seconds_bucket{sink=\"soc-hook\",le=\"300\"} 0\n",
+        "credwatch_sink_delivery_latency_seconds_bucket{sink=\"soc-hook\",le=\"+Inf\"} 0\n",
+        "credwatch_sink_delivery_latency_seconds_sum{sink=\"soc-hook\"} 0.000000\n",
+        "credwatch_sink_delivery_latency_seconds_count{sink=\"soc-hook\"} 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(t, want[i]))
+            fail_msg("missing: %s", want[i]);
+    /* no URL or secret in the text, whatever the families say */
+    assert_null(strstr(t, "127.0.0.1:9"));
+    assert_null(strstr(t, "0123456789abcdef0123"));
+    free(t);
+    snk_run_stop(run);
+    /* without sinks there is no sink family at all */
+    t = api_metrics_render(NULL, &len);
+    assert_non_null(t);
+    assert_null(strstr(t, "credwatch_sink_"));
+    free(t);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,7 +560,8 @@ int main(void)
         cmocka_unit_test(test_time),              cmocka_unit_test(test_config_defaults),
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
-        cmocka_unit_test(test_routes),            cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),
+        cmocka_unit_test(test_metrics_text),      cmocka_unit_test(test_metrics_sinks),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);
 }

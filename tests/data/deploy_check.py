@@ -40,6 +40,13 @@ METRICS = {
     "credwatch_ready", "credwatch_inflight_requests",
 }
 HISTOGRAMS = {"credwatch_http_request_duration_seconds", "credwatch_store_duration_seconds"}
+# Per-sink delivery metrics (label sink; dead_lettered_total also reason): alerts may use them; the dashboard may too,
+# but need not have a panel for each.
+SINK_METRICS = {
+    "credwatch_sink_delivered_total", "credwatch_sink_failed_attempts_total", "credwatch_sink_dead_lettered_total",
+    "credwatch_sink_queue_depth", "credwatch_sink_queue_held", "credwatch_sink_dead_letters",
+    "credwatch_sink_oldest_undelivered_age_seconds", "credwatch_sink_delivery_latency_seconds",
+}
 # libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
 RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
                 "ca-certificates"}
@@ -138,7 +145,10 @@ KNOWN_TYPES = {
     "AWS::Events::Rule": {"Arn"}, "AWS::SQS::Queue": {"Arn", "QueueName", "QueueUrl"}, "AWS::SQS::QueuePolicy": set(),
     "AWS::IAM::Role": {"Arn", "RoleId"}, "AWS::Lambda::Function": {"Arn"}, "AWS::Lambda::Permission": set(),
     "AWS::Lambda::EventInvokeConfig": set(), "AWS::Logs::LogGroup": {"Arn"}, "AWS::CloudWatch::Alarm": {"Arn"},
+    "AWS::Lambda::Url": {"FunctionArn", "FunctionUrl"},
 }
+# Properties newer than the pinned npm specification (@aws-cdk/cfnspec 2.72.1), checked by cfn-lint when present.
+SPEC_NEWER = {("AWS::Lambda::Permission", "InvokedViaFunctionUrl")}  # October 2025: public function URLs
 
 
 def walk(value, fn, path=()):
@@ -250,7 +260,7 @@ def _check_prop_block(spec, rtype, pspec, props, where, errors):
         errors.append("%s: expected an object" % where)
         return
     for name in props:
-        if name not in pspec:
+        if name not in pspec and (rtype, name) not in SPEC_NEWER:
             errors.append("%s: unknown property %s" % (where, name))
     for name, p in pspec.items():
         if p.get("Required") and name not in props:
@@ -1023,6 +1033,59 @@ def main():
                 errors.append("should_forward %s" % k["key"])
         assert not errors, errors
 
+    # -- Security Hub importer --
+    sh = check_cfn_template(os.path.join(cfn_dir, "securityhub.yaml"), spec)
+    shr = sh["Resources"]
+    sys.path.insert(0, os.path.join(DEPLOY, "aws", "securityhub"))
+    import handler as sh_handler  # noqa: E402  (boto3 is imported lazily: importing proves the module needs none)
+    product_sub = "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default"
+
+    @check("securityhub.yaml: Lambda runs handler.handler, reads one secret, imports into the default product only")
+    def _():
+        fn_name, fn = list(of_type(sh, "AWS::Lambda::Function").items())[0]
+        p = fn["Properties"]
+        module, func = p["Handler"].split(".")
+        assert module == "handler" and callable(getattr(sh_handler, func, None))
+        assert p["Runtime"] == "python3.12" and p["Timeout"] < 10, "runtime, or a timeout not below the sink's 10 s"
+        env = p["Environment"]["Variables"]
+        assert set(env) == {"CREDWATCH_SECRET_REF", "SECURITYHUB_PRODUCT_ARN"}, set(env)
+        assert env["SECURITYHUB_PRODUCT_ARN"] == {"Fn::Sub": product_sub}
+        assert "ReservedConcurrentExecutions" in p, "a public URL without a concurrency ceiling"
+        role = shr[p["Role"]["Fn::GetAtt"][0]]["Properties"]
+        stmts = role["Policies"][0]["PolicyDocument"]["Statement"]
+        assert len(role["Policies"]) == 1 and len(role["ManagedPolicyArns"]) == 1, "extra policies"
+        actions = []
+        for st in stmts:
+            # Fn::If [cond, statement, statement-or-NoValue]: both branches count
+            branches = st["Fn::If"][1:] if "Fn::If" in st else [st]
+            for b in branches:
+                if b == {"Ref": "AWS::NoValue"}:
+                    continue
+                assert b["Effect"] == "Allow" and "*" not in json.dumps(b["Resource"]), b
+                actions.append((b["Action"], b["Resource"]))
+        assert ("securityhub:BatchImportFindings", {"Fn::Sub": product_sub}) in actions, actions
+        assert ("secretsmanager:GetSecretValue", {"Ref": "SecretArn"}) in actions, actions
+        assert any(a == "ssm:GetParameter" and "${SecretParameterName}" in r["Fn::Sub"] for a, r in actions), actions
+        assert {a for a, _ in actions} == {"securityhub:BatchImportFindings", "secretsmanager:GetSecretValue",
+                                            "ssm:GetParameter", "kms:Decrypt"}, actions
+        logs = list(of_type(sh, "AWS::Logs::LogGroup").values())[0]["Properties"]
+        assert logs["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert logs["LogGroupName"]["Fn::Sub"] == p["FunctionName"]["Fn::Sub"].replace("${", "/aws/lambda/${", 1)
+
+    @check("securityhub.yaml: public function URL (auth NONE, both permissions), URL in the outputs, one secret")
+    def _():
+        fn_name = list(of_type(sh, "AWS::Lambda::Function"))[0]
+        url_name, url = list(of_type(sh, "AWS::Lambda::Url").items())[0]
+        assert url["Properties"] == {"TargetFunctionArn": {"Fn::GetAtt": [fn_name, "Arn"]}, "AuthType": "NONE"}
+        perms = {v["Properties"]["Action"]: v["Properties"] for v in of_type(sh, "AWS::Lambda::Permission").values()}
+        assert set(perms) == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}, set(perms)
+        assert perms["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+        assert perms["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True, "public invoke not limited to the URL"
+        assert all(p["Principal"] == "*" and p["FunctionName"] == {"Ref": fn_name} for p in perms.values())
+        assert sh["Outputs"]["FunctionUrl"]["Value"] == {"Fn::GetAtt": [url_name, "FunctionUrl"]}
+        assert "FORMAT=asff" in sh["Outputs"]["FunctionUrl"]["Description"]
+        assert "ExactlyOneSecret" in sh["Rules"], "no rule asking for exactly one secret reference"
+
     # -- Terraform --
     tf_root = os.path.join(DEPLOY, "aws", "terraform")
     cfn_to_tf = {
@@ -1033,8 +1096,9 @@ def main():
         "AWS::CloudWatch::Alarm": "aws_cloudwatch_metric_alarm", "AWS::Lambda::Function": "aws_lambda_function",
         "AWS::Lambda::Permission": "aws_lambda_permission", "AWS::Logs::LogGroup": "aws_cloudwatch_log_group",
         "AWS::Lambda::EventInvokeConfig": "aws_lambda_function_event_invoke_config",
+        "AWS::Lambda::Url": "aws_lambda_function_url",
     }
-    for module, twin in (("eventbridge", eb), ("forwarder", fw)):
+    for module, twin in (("eventbridge", eb), ("forwarder", fw), ("securityhub", sh)):
         mdir = os.path.join(tf_root, module)
         decl, refs, texts = tf_module(mdir)
 
@@ -1096,6 +1160,22 @@ def main():
         assert "retry_policy {" in t and "dead_letter_config {" in t
         assert '"events:InvokeApiDestination"' in t
 
+    @check("terraform/securityhub: default product ARN, one secret, public URL with both permissions, URL output")
+    def _():
+        t = re.sub(r"\s+", " ", read(os.path.join(tf_root, "securityhub", "main.tf")))
+        assert ':product/${local.account_id}/default"' in t and "resources = [local.product_arn]" in t
+        assert "SECURITYHUB_PRODUCT_ARN = local.product_arn" in t and "CREDWATCH_SECRET_REF" in t
+        assert 'runtime = "python3.12"' in t and 'handler = "handler.handler"' in t and "timeout = 8" in t
+        assert 'authorization_type = "NONE"' in t
+        assert 'action = "lambda:InvokeFunctionUrl"' in t and 'function_url_auth_type = "NONE"' in t
+        assert 'action = "lambda:InvokeFunction"' in t and "invoked_via_function_url = true" in t
+        assert "precondition {" in t, "no check for exactly one secret reference"
+        assert '"*"' not in t.replace('principal = "*"', ""), "a wildcard outside the URL's principal"
+        o = read(os.path.join(tf_root, "securityhub", "outputs.tf"))
+        assert 'output "function_url"' in o and "aws_lambda_function_url.importer.function_url" in o
+        v = read(os.path.join(tf_root, "securityhub", "versions.tf"))
+        assert re.search(r'version\s*=\s*">= 6\.(2[89]|[3-9]\d)', v), "invoked_via_function_url needs aws >= 6.28"
+
     # -- observability --
     obs = os.path.join(DEPLOY, "observability")
     metric_re = re.compile(r"\bcredwatch_[a-z_]+")
@@ -1120,8 +1200,8 @@ def main():
     def _():
         exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", []) if "expr" in t]
         used = {metric_base(m) for e in exprs for m in metric_re.findall(e)}
-        assert used <= METRICS, "unknown metrics %s" % (used - METRICS)
-        assert used == METRICS, "no panel for %s" % (METRICS - used)
+        assert used <= METRICS | SINK_METRICS, "unknown metrics %s" % (used - METRICS - SINK_METRICS)
+        assert METRICS <= used, "no panel for %s" % (METRICS - used)
         for e in exprs:
             assert promql_ok(e), "unbalanced: %s" % e
             for m in metric_re.findall(e):
@@ -1159,7 +1239,7 @@ def main():
                 assert r["annotations"]["summary"]
                 assert promql_ok(r["expr"]), r["alert"]
                 used = {metric_base(m) for m in metric_re.findall(r["expr"])}
-                assert used and used <= METRICS, "%s: %s" % (r["alert"], used - METRICS)
+                assert used and used <= METRICS | SINK_METRICS, "%s: %s" % (r["alert"], used - METRICS - SINK_METRICS)
                 if "for" in r:
                     assert re.fullmatch(r"\d+[smh]", r["for"]), r["for"]
                 alerts[r["alert"]] = r
@@ -1169,6 +1249,14 @@ def main():
         assert by_metric["credwatch_store_errors_total"], "no store error alert"
         assert by_metric["credwatch_ready"], "no readiness alert"
         assert by_metric["credwatch_findings_created_total"], "no findings alert"
+        # Delivery to the sinks: backlog age, dead letters, and a sink failing with nothing getting through.
+        for name, metrics in (("CredwatchSinkBacklog", {"credwatch_sink_oldest_undelivered_age_seconds"}),
+                              ("CredwatchSinkDeadLetters", {"credwatch_sink_dead_lettered_total"}),
+                              ("CredwatchSinkFailing", {"credwatch_sink_failed_attempts_total",
+                                                        "credwatch_sink_delivered_total"})):
+            assert name in alerts, "no %s alert" % name
+            assert set(metric_re.findall(alerts[name]["expr"])) == metrics, (name, alerts[name]["expr"])
+            assert "sink" in alerts[name]["expr"], "%s does not keep the sink label" % name
 
     @check("compose observability profile: Prometheus loads the rules, Grafana gets the dashboard")
     def _():
