@@ -821,6 +821,7 @@ def scenario_c(procs):
     held = {}
     wait_until(lambda: held.update({r.name: held_by(redis.port, r.name, victim.proc.pid) for r in recvs}) or
                all(held.values()), 3, 0.05)
+    t_kill = time.time()
     victim.kill()
     check(all(held.values()), "C: instance %s SIGKILLed at %.1f s holding events of both sinks (XPENDING: %s)" % (
         victim.name, time.monotonic() - t0, held), "it held none: the kill tests nothing")
@@ -830,10 +831,12 @@ def scenario_c(procs):
     ing2 = Ingest(insts, plan.create_requests(plan.keys[100:], 2) + plan.update_requests(plan.keys[:100:4], 1), 3,
                   pause=0.15).start()
     time.sleep(0.7)
+    t_redis = time.time()
     redis.kill()
     time.sleep(1.5)   # Redis down a while, ingest going on (the scenario, not an assertion)
     during = len(ing2.done)
     redis.start()
+    t_back = time.time()
     note("C: Redis SIGKILLed and restarted on port %d (AOF, appendfsync always); %d batches acknowledged "
          "before it was back" % (redis.port, during))
     ing2.join()
@@ -849,6 +852,11 @@ def scenario_c(procs):
     tallies, dt = wait_delivered(recvs, plan, 90)
     check_tallies(tag, tallies, dt)
     check_state(tag, live, plan, tallies)
+    for name, t in tallies.items():   # where the repeats came from: times relative to the kill
+        reps = {k: [round(r["at"] - t_kill, 2) for r in rs if Tally.taken(r, 1400)]
+                for k, rs in t.by_key.items() if sum(1 for r in rs if Tally.taken(r, 1400)) > 1}
+        note("C: %s repeats (s after the kill; Redis down %.2f..%.2f): %s" % (
+            name, t_redis - t_kill, t_back - t_kill, short(sorted(reps.items(), key=lambda kv: kv[1])[:8], 600)))
     note("C: %.1f s" % (time.monotonic() - t0))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh (Python standard library only).
+"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh, it_sinkapi.sh and delivery_test.py (stdlib only).
 
 Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. With --tls CERT KEY it
 speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
