@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh (Python standard library only).
+"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh, it_sinkapi.sh and delivery_test.py (stdlib only).
 
 Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. With --tls CERT KEY it
 speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
   {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>}
-and a failed TLS handshake as {"tls_error": ...}.
+and a failed TLS handshake as {"tls_error": ...}. Each request line also carries "at" (unix time, float), "status"
+(the status answered), "sleep_ms" (the wait before answering) and "peer" (the client's port: one per connection).
 
 Paths: /hook... checks the webhook signature (Credwatch-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "<t>.<body>")>, t within 300 s, the Credwatch-Event and Credwatch-Idempotency-Key headers matching the body)
@@ -16,6 +17,10 @@ The query tells the receiver how to answer:
   location=URL                 Location: URL (a redirect the client must not follow)
   sleep_ms=N                   wait N ms before answering
   big=N                        an N-byte body
+POST /_control with a JSON object of those same names (e.g. {"status": 500, "retry_after": 2} or {"sleep_ms": 1500};
+{} for the defaults) sets how the receiver answers from then on where the query does not say; it is answered 200 and
+not recorded (tests/delivery_test.py switches a receiver's behaviour while a sink keeps posting to one URL).
+--port N listens on that port (default 0: one the kernel picks), so a stopped receiver can come back on its port.
 It exits by itself after --max-seconds (a bound if the test's clean-up never comes); the test stops it by pid.
 """
 import argparse
@@ -53,6 +58,7 @@ def check_signature(secret, headers, raw, body):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall each
     timeout = 10
 
     def log_message(self, fmt, *args):
@@ -60,22 +66,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
-        q = dict(urllib.parse.parse_qsl(url.query))
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(min(n, BODY_MAX))
         try:
             body = json.loads(raw)
         except ValueError:
             body = None
+        if url.path == "/_control":
+            self.server.mode = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+            self.answer(200, {}, b'{"ok":true}')
+            return
+        q = dict(self.server.mode, **dict(urllib.parse.parse_qsl(url.query)))
         hook = url.path.startswith("/hook")
         sig = check_signature(self.server.secret, self.headers, raw, body) if hook else "none"
+        status = 401 if sig == "bad" else int(q.get("status", 202 if url.path == "/pd" else 200))
+        sleep_ms = int(q.get("sleep_ms", 0))
         self.server.record({"path": url.path, "sig": sig, "event": self.headers.get("Credwatch-Event"),
                             "idempotency_key": self.headers.get("Credwatch-Idempotency-Key"),
-                            "content_type": self.headers.get("Content-Type"), "body": body})
-        if "sleep_ms" in q:
-            time.sleep(int(q["sleep_ms"]) / 1000.0)
-        status = 401 if sig == "bad" else int(q.get("status", 202 if url.path == "/pd" else 200))
+                            "content_type": self.headers.get("Content-Type"), "body": body,
+                            "at": time.time(), "status": status, "sleep_ms": sleep_ms,
+                            "peer": self.client_address[1]})
+        if sleep_ms:
+            time.sleep(sleep_ms / 1000.0)
         payload = b"x" * int(q["big"]) if "big" in q else b'{"ok":true}'
+        self.answer(status, q, payload)
+
+    def answer(self, status, q, payload):
         try:
             self.send_response(status)
             if "retry_after" in q:
@@ -96,9 +112,10 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, secret, log, tls):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, secret, log, tls, port=0):
+        super().__init__(("127.0.0.1", port), Handler)
         self.secret, self.log, self.lock = secret, log, threading.Lock()
+        self.mode = {}  # how to answer where the query does not say (POST /_control)
         self.ctx = None
         if tls:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -130,8 +147,9 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--max-seconds", type=float, default=300)
+    ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args()
-    srv = Server(a.secret, a.log, a.tls)
+    srv = Server(a.secret, a.log, a.tls, a.port)
     print(srv.server_address[1], flush=True)
     threading.Timer(a.max_seconds, lambda: os._exit(0)).start()
     srv.serve_forever()
