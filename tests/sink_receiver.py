@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh (Python standard library only).
+"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh and tests/bench_delivery.py (Python standard library only).
 
 Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. With --tls CERT KEY it
 speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
-  {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>}
-and a failed TLS handshake as {"tls_error": ...}.
+  {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>,
+   "t": <time.time() once the request's body was read>}
+and a failed TLS handshake as {"tls_error": ...}. (tests/bench_delivery.py reads "t": the receive time.)
 
 Paths: /hook... checks the webhook signature (Credwatch-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "<t>.<body>")>, t within 300 s, the Credwatch-Event and Credwatch-Idempotency-Key headers matching the body)
@@ -53,6 +54,9 @@ def check_signature(secret, headers, raw, body):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+    # The status line and headers go out in one write and the body in another: with Nagle's algorithm the
+    # body then waits for the client's delayed ACK (~40 ms per request). Real servers set TCP_NODELAY too.
+    disable_nagle_algorithm = True
     timeout = 10
 
     def log_message(self, fmt, *args):
@@ -63,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query))
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(min(n, BODY_MAX))
+        received = time.time()
         try:
             body = json.loads(raw)
         except ValueError:
@@ -71,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         sig = check_signature(self.server.secret, self.headers, raw, body) if hook else "none"
         self.server.record({"path": url.path, "sig": sig, "event": self.headers.get("Credwatch-Event"),
                             "idempotency_key": self.headers.get("Credwatch-Idempotency-Key"),
-                            "content_type": self.headers.get("Content-Type"), "body": body})
+                            "content_type": self.headers.get("Content-Type"), "body": body, "t": received})
         if "sleep_ms" in q:
             time.sleep(int(q["sleep_ms"]) / 1000.0)
         status = 401 if sig == "bad" else int(q.get("status", 202 if url.path == "/pd" else 200))
