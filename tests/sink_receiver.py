@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh, it_sinkapi.sh and delivery_test.py (stdlib only).
+"""sink_receiver.py — a webhook receiver for tests/it_sinks.sh, it_sinkapi.sh, delivery_test.py and bench_delivery.py (stdlib only).
 
 Listens on 127.0.0.1, port 0, and prints the port on the first line of stdout. With --tls CERT KEY it
 speaks HTTPS. Every POST is recorded as one JSON line in --log before the answer is sent:
   {"path": ..., "sig": "ok" | "bad" | "none", "event": ..., "idempotency_key": ..., "body": <JSON or null>}
 and a failed TLS handshake as {"tls_error": ...}. Each request line also carries "at" (unix time, float), "status"
-(the status answered), "sleep_ms" (the wait before answering) and "peer" (the client's port: one per connection).
+(the status answered), "sleep_ms" (the wait before answering) and "peer" (the client's port: one per connection)
+and "t" (unix time once the body was read: tests/bench_delivery.py measures latency by it).
 
 Paths: /hook... checks the webhook signature (Credwatch-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 "<t>.<body>")>, t within 300 s, the Credwatch-Event and Credwatch-Idempotency-Key headers matching the body)
@@ -68,6 +69,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(min(n, BODY_MAX))
+        received = time.time()
         try:
             body = json.loads(raw)
         except ValueError:
@@ -84,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         self.server.record({"path": url.path, "sig": sig, "event": self.headers.get("Credwatch-Event"),
                             "idempotency_key": self.headers.get("Credwatch-Idempotency-Key"),
                             "content_type": self.headers.get("Content-Type"), "body": body,
-                            "at": time.time(), "status": status, "sleep_ms": sleep_ms,
+                            "at": time.time(), "t": received, "status": status, "sleep_ms": sleep_ms,
                             "peer": self.client_address[1]})
         if sleep_ms:
             time.sleep(sleep_ms / 1000.0)
