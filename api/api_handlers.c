@@ -768,7 +768,7 @@ static enum MHD_Result h_sink_retry(struct api_req *r)
     int rc = CW_EUNAVAIL, one = entry != NULL;
     if (w) {
         double t0 = cw_mono_s();
-        rc = store_dead_retry(w->st, c->name, entry, &moved);
+        rc = store_dead_retry(w->st, c->name, entry, cw_now_ms(), &moved);
         api_metrics_store(cw_mono_s() - t0);
     }
     if (rc == CW_ENOTFOUND && one)

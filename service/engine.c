@@ -353,6 +353,10 @@ static int key_repair(struct round *r, const struct store_load *l)
         return 0;
     if (finding_put_of(e, &vc, l->version, r->now_ms, &r->rputs[r->nr], &r->rbufs[r->nr]))
         return CW_ENOMEM;
+    /* A stored finding older than the key's state lost the write of a commit: the store applies
+     * this one instead and reports it (what that commit found is no longer known, so it is reported
+     * as a raise: an extra event at worst, never a missing one). */
+    r->rputs[r->nr].notify = STORE_NOTIFY_RAISED;
     r->rputs[r->nr++].ensure = 1;
     return 0;
 }
@@ -389,7 +393,8 @@ static int key_commit(struct round *r, size_t j, size_t fresh)
         if (finding_put_of(e, &vn, c->new_version, r->now_ms, &r->puts[r->nc], &slot->buf))
             return CW_ENOMEM;
         r->puts[r->nc].new_outside = vn.outside_count > vo.outside_count;
-        r->puts[r->nc].notify = det_notable(&e->old, &vo, &e->key, &vn);
+        r->puts[r->nc].notify = !vo.finding || vn.severity > vo.severity ? STORE_NOTIFY_RAISED
+                                : det_notable(&e->old, &vo, &e->key, &vn) ? STORE_NOTIFY_GREW : STORE_NOTIFY_NONE;
     }
     slot->kw = r->load_kw[j];
     r->nc++;

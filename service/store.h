@@ -74,6 +74,14 @@ struct store_commit {
 /* Evidence update of one finding. The store keeps status and note; a new finding starts open;
  * a resolved (or, from an older release, retracted) finding reopens when `new_outside` is set.
  * Nothing else changes a status: the engine never retracts a finding (docs/detection.md). */
+/* What a finding write reports. Evidence growth (a new outside address, action or region) is
+ * pushed for the first STORE_UPDATES_MAX times per finding only: every field of it is the thief's
+ * to choose, and an unbounded stream of "updated" events from one key would queue ahead of every
+ * other finding's alerts and push them to the outbox's bound. The finding itself keeps all the
+ * evidence; a severity raise and a status change are always pushed. */
+enum store_notify { STORE_NOTIFY_NONE = 0, STORE_NOTIFY_GREW = 1, STORE_NOTIFY_RAISED = 2 };
+#define STORE_UPDATES_MAX 32
+
 struct store_finding_put {
     const char *id;
     const char *evidence_json;  /* the finding document without status/note/created_at/updated_at */
@@ -84,7 +92,7 @@ struct store_finding_put {
     int new_outside;
     int ensure;                 /* only create it when absent, change nothing otherwise (repair) */
     int64_t now_ms;
-    int notify;                 /* in: the engine judged the change notable (det_notable) */
+    int notify;                 /* in: enum store_notify: what the engine judged of the change */
     int created;                /* out: 1 when this call created it */
     uint64_t revision;          /* out: the revision of the event queued by this call, 0 none */
 };
@@ -139,6 +147,9 @@ struct store_event {
     int64_t queued_ms;
     struct store_finding finding;     /* as of this revision; owned: store_event_free */
     uint32_t attempts;                /* times handed out before this one, when the store knows it */
+    int64_t retried_ms;               /* when dead_retry sent it back, 0 never: a sink's give-up age
+                                       * counts from here, or a day-old event retried would be given
+                                       * up again at once */
     char reason[STORE_REASON_MAX];    /* dead letters: why */
 };
 
@@ -190,7 +201,7 @@ struct store_ops {
     int (*dead_list)(struct store *s, const char *sink, const char *after, size_t limit, struct store_event *out,
                      size_t *n, int *more);
     /* Sends one dead letter (CW_ENOTFOUND: no such entry) or all (entry NULL) back for delivery. */
-    int (*dead_retry)(struct store *s, const char *sink, const char *entry, size_t *moved);
+    int (*dead_retry)(struct store *s, const char *sink, const char *entry, int64_t now_ms, size_t *moved);
     /* 0 when the store answers and accepts writes (a store that only reads is not ready). */
     int (*ping)(struct store *s);
     /* Why the last failed operation failed, in words for a log and /readyz ("" unknown). */
@@ -236,7 +247,7 @@ static inline int store_out_dead(struct store *s, const char *sink, const struct
 static inline int store_out_trim(struct store *s, const char *sink, int64_t now, size_t *dead_lettered) { return s->ops->out_trim(s, sink, now, dead_lettered); }
 static inline int store_out_stats(struct store *s, const char *sink, int64_t now, struct store_out_stats *st) { return s->ops->out_stats(s, sink, now, st); }
 static inline int store_dead_list(struct store *s, const char *sink, const char *after, size_t limit, struct store_event *o, size_t *n, int *more) { return s->ops->dead_list(s, sink, after, limit, o, n, more); }
-static inline int store_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved) { return s->ops->dead_retry(s, sink, entry, moved); }
+static inline int store_dead_retry(struct store *s, const char *sink, const char *entry, int64_t now, size_t *moved) { return s->ops->dead_retry(s, sink, entry, now, moved); }
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
 static inline const char *store_why(struct store *s) { return s->ops->why(s); }
 static inline struct store *store_clone(struct store *s) { return s->ops->clone(s); }

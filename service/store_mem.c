@@ -57,6 +57,7 @@ struct mem_finding {
     int64_t created_ms, updated_ms;
     uint64_t version;    /* key state version the evidence came from */
     uint64_t rv, qd;     /* outbox: the finding's last revision, the last one queued */
+    unsigned updates;    /* evidence-growth events pushed (at most STORE_UPDATES_MAX) */
     int rk;              /* the kind of revision rv (enum store_event_kind) */
 };
 
@@ -449,8 +450,10 @@ static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct me
     *kind = 0;
     if (!ev)
         return CW_EUNAVAIL;
-    if (f && (u->ensure || u->version < f->version)) {
-        free(ev);  /* evidence from an older state than the one stored: keep the newer */
+    /* evidence from an older state than the one stored: keep the newer; a repair (ensure) writes
+     * only over evidence of an older state (the write of a later commit was lost) */
+    if (f && (u->version < f->version || (u->ensure && u->version == f->version))) {
+        free(ev);
         return 0;
     }
     if (!f) {
@@ -462,7 +465,10 @@ static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct me
         *kind = STORE_EV_CREATED;
     } else {
         int st = store_next_status(f->status, 1, u->new_outside);
-        *kind = st != f->status ? STORE_EV_STATUS : u->notify ? STORE_EV_UPDATED : 0;
+        int push = u->notify == STORE_NOTIFY_RAISED || (u->notify == STORE_NOTIFY_GREW && f->updates < STORE_UPDATES_MAX);
+        *kind = st != f->status ? STORE_EV_STATUS : push ? STORE_EV_UPDATED : 0;
+        if (*kind == STORE_EV_UPDATED && u->notify == STORE_NOTIFY_GREW && sh->out.n_sinks)
+            f->updates++;
         f->status = st;
         sh->bytes -= finding_bytes(f);
     }
@@ -1037,7 +1043,7 @@ static int mem_dead_list(struct store *s, const char *sink, const char *after, s
     return rc;
 }
 
-static int mem_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved)
+static int mem_dead_retry(struct store *s, const char *sink, const char *entry, int64_t now_ms, size_t *moved)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
     int rc;
@@ -1054,6 +1060,7 @@ static int mem_dead_retry(struct store *s, const char *sink, const char *entry, 
         }
         struct mem_ev *e = evq_take(&k->dead, p, prev);
         e->ev.reason[0] = 0;
+        e->ev.retried_ms = now_ms;
         e->n = ++sh->out.entry_n;  /* a new entry: the dead letter's id is gone */
         snprintf(e->ev.entry, sizeof e->ev.entry, "%lld-%llu", (long long)e->ev.queued_ms, (unsigned long long)e->n);
         evq_push(&k->redo, e);

@@ -32,6 +32,9 @@
                                          * (5000 x 200 = a million findings created in one millisecond) */
 #define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
+#define RS_STR_(x) #x
+#define RS_STR(x) RS_STR_(x)
+#define RS_UPDATES_MAX RS_STR(STORE_UPDATES_MAX)  /* the cap, as the scripts read it */
 #define RS_OUT "cw:out:{o}"             /* the outbox stream (see "the outbox" below) */
 #define RS_DSTAT "cw:dstat:{o}"         /* dead letters dropped at the bound, per sink */
 #define RS_KEY_MAX 96
@@ -100,23 +103,28 @@ static const char script_commit[] =
 
 /* Evidence update of one finding (status rule of store_next_status). KEYS: finding.
  * ARGV: evidence, severity, account, function, version, new_outside, now_ms, retention_ms,
- * ensure ("1": create only when absent), notify ("1": a notable change), record ("1": events are
- * recorded). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
+ * ensure ("1": a repair: create when absent, update only when the stored evidence is of an older
+ * key version, whose write was lost), notify (enum store_notify: "1" grown, counted in 'nu' and
+ * pushed while below STORE_UPDATES_MAX, "2" raised), record ("1": events are recorded). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
 static const char script_fput[] =
     RS_LUA_OUT
     "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
     "local created, kind = 0, 0\n"
-    "if ca and ARGV[9] == '1' then return out(KEYS[1], {-1, ca}, 0, ARGV[11]) end\n"
     "if ca then\n"
     "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
-    "  if tonumber(ARGV[5]) < ver then return out(KEYS[1], {-1, ca}, 0, ARGV[11]) end\n"
+    "  if tonumber(ARGV[5]) < ver or (ARGV[9] == '1' and tonumber(ARGV[5]) == ver) then\n"
+    "    return out(KEYS[1], {-1, ca}, 0, ARGV[11])\n"
+    "  end\n"
     "  local st = redis.call('HGET', KEYS[1], 'st')\n"
     "  local st0 = st\n"
     "  if ARGV[6] == '1' and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
     "  redis.call('HSET', KEYS[1], 'st', st)\n"
-    "  if st ~= st0 then kind = 3 elseif ARGV[10] == '1' then kind = 2 end\n"
+    "  local nu = tonumber(redis.call('HGET', KEYS[1], 'nu') or '0')\n"
+    "  if st ~= st0 then kind = 3\n"
+    "  elseif ARGV[10] == '2' or (ARGV[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
+    "  if kind == 2 and ARGV[10] == '1' and ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'nu', nu + 1) end\n"
     "else\n"
     "  created, kind = 1, 1\n"
     "  ca = ARGV[7]\n"
@@ -184,8 +192,9 @@ static const char script_retry[] =
     "for _, e in ipairs(es) do\n"
     "  local a = {}\n"
     "  for i = 1, #e[2], 2 do\n"
-    "    if e[2][i] ~= 'rs' and e[2][i] ~= 'en' then a[#a + 1] = e[2][i]; a[#a + 1] = e[2][i + 1] end\n"
+    "    if e[2][i] ~= 'rs' and e[2][i] ~= 'en' and e[2][i] ~= 'rq' then a[#a + 1] = e[2][i]; a[#a + 1] = e[2][i + 1] end\n"
     "  end\n"
+    "  a[#a + 1] = 'rq'; a[#a + 1] = ARGV[4]\n"
     "  redis.call('XADD', KEYS[2], '*', unpack(a))\n"
     "  redis.call('XDEL', KEYS[1], e[1])\n"
     "end\n"
@@ -451,7 +460,7 @@ static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t
         const char *keys[1] = { fk };
         const char *args[11] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
                                  u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 now, ret, u->ensure ? "1" : "0", u->notify ? "1" : "0", record ? "1" : "0" };
+                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0" };
         if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 11, args, NULL) < 0)
             return CW_EUNAVAIL;
     }
@@ -869,7 +878,12 @@ static int rs_recording(struct rs_store *r, int *record)
     if (rconn_batch_add(r->b2, RS_OUT, "XINFO GROUPS %s", RS_OUT) < 0 || exec_raw(r, r->b2))
         return CW_EUNAVAIL;
     redisReply *x = rconn_batch_reply(r->b2, 0);
-    int groups = x && x->type == REDIS_REPLY_ARRAY && x->elements > 0;  /* an error: no stream yet */
+    /* Only "no such key" means no outbox yet. Any other error (LOADING after a restart, NOPERM,
+     * MASTERDOWN) is no answer: taken as "no groups" and cached, it would let this instance write
+     * findings without queueing their events for the sinks other instances deliver to. */
+    if (is_error(x) && !(x && x->str && strstr(x->str, "no such key")))
+        return CW_EUNAVAIL;
+    int groups = x->type == REDIS_REPLY_ARRAY && x->elements > 0;
     pthread_mutex_lock(&sh->mu);
     sh->groups = groups;
     sh->checked = 1;
@@ -1012,6 +1026,8 @@ static int parse_event(const redisReply *e, int redo, struct store_event *ev)
             ev->finding.updated_ms = strtoll(v, NULL, 10);
         else if (!strcmp(k, "q"))
             ev->queued_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "rq"))
+            ev->retried_ms = strtoll(v, NULL, 10);
         else if (!strcmp(k, "rs"))
             snprintf(ev->reason, sizeof ev->reason, "%s", v);
         else if (!strcmp(k, "at"))
@@ -1280,7 +1296,7 @@ static int rs_dead_list(struct store *s, const char *sink, const char *after, si
     return rc;
 }
 
-static int rs_dead_retry(struct store *s, const char *sink, const char *entry, size_t *moved)
+static int rs_dead_retry(struct store *s, const char *sink, const char *entry, int64_t now_ms, size_t *moved)
 {
     struct rs_store *r = (struct rs_store *)s;
     *moved = 0;
@@ -1290,14 +1306,15 @@ static int rs_dead_retry(struct store *s, const char *sink, const char *entry, s
         return CW_ENOTFOUND;
     struct store_out_limits lim;
     store_out_get_limits(&lim);
-    char dk[RS_KEY_MAX], rk[RS_KEY_MAX], cnt[24];
+    char dk[RS_KEY_MAX], rk[RS_KEY_MAX], cnt[24], now[24];
     sink_key(dk, sizeof dk, "dead", sink);
     sink_key(rk, sizeof rk, "redo", sink);
     snprintf(cnt, sizeof cnt, "%zu", lim.dead_max);
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
     const char *keys[2] = { dk, rk };
-    const char *args[3] = { sink, entry ? entry : "", cnt };
+    const char *args[4] = { sink, entry ? entry : "", cnt, now };
     rconn_batch_reset(r->b);
-    if (rconn_batch_eval(r->b, r->s_retry, 2, keys, 3, args, NULL) < 0 || run(r))
+    if (rconn_batch_eval(r->b, r->s_retry, 2, keys, 4, args, NULL) < 0 || run(r))
         return CW_EUNAVAIL;
     redisReply *x = rconn_batch_reply(r->b, 0);
     if (x->type != REDIS_REPLY_INTEGER)

@@ -27,7 +27,8 @@ struct run_sink {
     pthread_mutex_t mu;         /* guards stats */
     struct snk_run_stats stats;
     unsigned attempt;           /* consecutive retryable failures */
-    int64_t retry_at_ms, trim_at_ms;
+    int64_t retry_at_ms, trim_at_ms;  /* monotonic: a wall clock set back must not stall the sink */
+    size_t batch;               /* events per out_read (SNK_RUN_BATCH, fewer for a slow sink) */
     int store_down;             /* the last outbox call failed (logged once per outage) */
 };
 
@@ -110,9 +111,10 @@ static void store_ok(struct run_sink *s)
 /* The bound and the metrics' view, every SNK_RUN_TRIM_MS. */
 static void housekeeping(struct run_sink *s, int64_t now)
 {
-    if (now < s->trim_at_ms)
+    int64_t mono = cw_mono_ms();
+    if (mono < s->trim_at_ms)
         return;
-    s->trim_at_ms = now + SNK_RUN_TRIM_MS;
+    s->trim_at_ms = mono + SNK_RUN_TRIM_MS;
     size_t full = 0;
     struct store_out_stats os;
     if (store_out_trim(s->st, s->conf.name, now, &full) || store_out_stats(s->st, s->conf.name, now, &os)) {
@@ -181,7 +183,8 @@ static void schedule_retry(struct run_sink *s, const struct snk_result *res, int
     int64_t wait = snk_backoff_ms(s->attempt, res, snk_rand_os, NULL);
     if (wait > s->run->backoff_max_ms)
         wait = s->run->backoff_max_ms;
-    s->retry_at_ms = now + wait;
+    (void)now;
+    s->retry_at_ms = cw_mono_ms() + wait;
     pthread_mutex_lock(&s->mu);
     s->stats.failed_attempts++;
     s->stats.last_status = res->status;
@@ -211,7 +214,7 @@ static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_ev
             s->stats.filtered++;
             pthread_mutex_unlock(&s->mu);
         }
-    } else if (snk_give_up(ev->queued_ms, now, s->conf.give_up_s)) {
+    } else if (snk_give_up(ev->retried_ms > ev->queued_ms ? ev->retried_ms : ev->queued_ms, now, s->conf.give_up_s)) {
         snprintf(reason, sizeof reason, "undelivered for over %lld s (last HTTP status %ld)",
                  (long long)s->conf.give_up_s, s->stats.last_status);
         rc = dead_letter(s, ev, reason, now) ? EV_STORE : EV_DONE;
@@ -247,11 +250,18 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
 {
     struct store_event evs[SNK_RUN_BATCH];
     size_t n = 0;
-    int64_t now = cw_now_ms();
+    int64_t now = cw_now_ms(), mono = cw_mono_ms();
     housekeeping(s, now);
-    if (now < s->retry_at_ms)
-        return s->retry_at_ms - now;
-    if (store_out_read(s->st, s->conf.name, s->run->consumer, SNK_RUN_BATCH, now, evs, &n)) {
+    if (mono < s->retry_at_ms)
+        return s->retry_at_ms - mono;
+    /* After a failure the outbox may have gone (a Redis without persistence restarted, a flush):
+     * make the sink's group again before reading; where it exists this changes nothing. */
+    const char *name = s->conf.name;
+    if (s->store_down && store_out_open(s->st, &name, 1)) {
+        store_failed(s, "open");
+        return SNK_RUN_STORE_BACKOFF_MS;
+    }
+    if (store_out_read(s->st, s->conf.name, s->run->consumer, s->batch, now, evs, &n)) {
         store_failed(s, "read");
         return SNK_RUN_STORE_BACKOFF_MS;
     }
@@ -261,7 +271,7 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
         if (wait == 0 && !stopping(s->run)) {
             int rc = deliver_one(s, sk, &evs[i]);
             if (rc == EV_RETRY)
-                wait = s->retry_at_ms - cw_now_ms();
+                wait = s->retry_at_ms - cw_mono_ms();
             else if (rc == EV_STORE)
                 wait = SNK_RUN_STORE_BACKOFF_MS;
         }
@@ -312,11 +322,13 @@ static void run_free(struct snk_run *r)
     free(r);
 }
 
-static int sink_init(struct snk_run *r, size_t i, const struct snk_conf *c, struct store *store)
+static int sink_init(struct snk_run *r, size_t i, const struct snk_conf *c, struct store *store, int64_t claim_ms)
 {
     struct run_sink *s = &r->sink[i];
     s->run = r;
     s->conf = *c;
+    int64_t fit = c->timeout_ms > 0 ? claim_ms / (2 * c->timeout_ms) : SNK_RUN_BATCH;
+    s->batch = fit < 1 ? 1 : fit > SNK_RUN_BATCH ? SNK_RUN_BATCH : (size_t)fit;
     s->stats.last_status = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->st = store_clone(store);
@@ -346,7 +358,7 @@ int snk_run_start(const struct snk_confs *confs, struct store *store, const char
     pthread_cond_init(&r->cv, &ca);
     pthread_condattr_destroy(&ca);
     for (; r->n < confs->n; r->n++)
-        if (sink_init(r, r->n, &confs->sink[r->n], store)) {
+        if (sink_init(r, r->n, &confs->sink[r->n], store, lim.claim_ms)) {
             r->n++;
             goto nomem;
         }

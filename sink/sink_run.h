@@ -14,11 +14,14 @@
 #include "sink_config.h"
 #include "store.h"
 
-#define SNK_RUN_BATCH 16              /* events taken per out_read: few, so none waits near the claim time */
+/* Events taken per out_read, at most: a sink takes fewer when its timeout is long, so that a whole
+ * batch of slow deliveries still ends within half the claim time (claim / (2 x timeout), at least 1)
+ * and no live instance's event is claimed by another while it waits its turn. */
+#define SNK_RUN_BATCH 16
 #define SNK_RUN_POLL_MS 200           /* an idle sink looks for new events this often */
 #define SNK_RUN_TRIM_MS 5000          /* out_trim and out_stats this often per sink */
 #define SNK_RUN_STORE_BACKOFF_MS 1000 /* after a store failure (Redis down: the events wait there) */
-#define SNK_RUN_REASON_MAX 200        /* a dead letter's reason */
+#define SNK_RUN_REASON_MAX STORE_REASON_MAX  /* a dead letter's reason, as the store keeps it */
 /* Delivery latency (event queued -> receiver's 2xx) histogram bounds, seconds; +Inf is implied. */
 #define SNK_RUN_LAT_BOUNDS 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300
 #define SNK_RUN_LAT_N 11

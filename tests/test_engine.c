@@ -261,6 +261,97 @@ static void test_finding_events(void **state)
     store_free(st);
 }
 
+/* One use of the test key from ip, as its own batch (event id `id`). */
+static size_t use_batch(char *buf, size_t size, const char *id, const char *ip)
+{
+    int n = snprintf(buf, size,
+                     "{\"Records\":[{\"eventID\":\"%s\",\"eventTime\":\"2024-03-13T09:30:00Z\",\"eventSource\":\"sts.amazonaws.com\","
+                     "\"eventName\":\"GetCallerIdentity\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"%s\","
+                     "\"userAgent\":\"aws-cli/2.15.0\",\"userIdentity\":{\"type\":\"AssumedRole\","
+                     "\"accessKeyId\":\"ASIAENGINETEST000001\",\"accountId\":\"111122223333\","
+                     "\"arn\":\"arn:aws:sts::111122223333:assumed-role/r/fn\"}}]}", id, ip);
+    assert_true(n > 0 && (size_t)n < size);
+    return (size_t)n;
+}
+
+/* A notable change whose finding write failed after its key committed: the sender's retry is all
+ * duplicates, and its repair must still write the evidence and queue the event (it was lost). */
+static void test_lost_update_repaired(void **state)
+{
+    (void)state;
+    struct flaky f = { .inner = store_mem_new() };
+    flaky_wrap(&f);
+    const char *const sinks[] = { "s" };
+    assert_int_equal(store_out_open(f.inner, sinks, 1), 0);
+    struct eng *e = eng_new(&f.base, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    uint64_t rev = 0;
+    int kind = 0;
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    assert_int_equal(out_take(f.inner, &rev, &kind), 1);
+    char buf[2048];
+    size_t len = use_batch(buf, sizeof buf, "u2", "203.0.113.5");
+    f.fail_puts = 1;
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), CW_EUNAVAIL);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), 0);  /* the retry */
+    assert_int_equal(rep->duplicates, 1);
+    assert_int_equal(out_take(f.inner, &rev, &kind), 1);
+    assert_int_equal(rev, 2);
+    struct store_finding fd;
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &fd), 0);
+    assert_non_null(strstr(fd.evidence_json, "203.0.113.5"));
+    store_finding_free(&fd);
+    /* a plain duplicate after that changes nothing */
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), 0);
+    assert_int_equal(out_take(f.inner, &rev, &kind), 0);
+    free(rep);
+    eng_free(e);
+    store_free(f.inner);
+}
+
+/* Every field of a use is the thief's: a stream of new addresses (each sorting first, so each one
+ * is kept and "new") pushes at most STORE_UPDATES_MAX "updated" events for the finding, not one per
+ * batch; the finding still keeps the evidence. */
+static void test_update_flood_capped(void **state)
+{
+    (void)state;
+    struct store *st = store_mem_new();
+    const char *const sinks[] = { "s" };
+    assert_int_equal(store_out_open(st, sinks, 1), 0);
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    uint64_t rev = 0;
+    int kind = 0;
+    assert_int_equal(eng_ingest(e, (const uint8_t *)batch, sizeof batch - 1, now_ms(), rep), 0);
+    size_t events = out_take(st, &rev, &kind), updated = 0;
+    char buf[2048], id[16], ip[32];
+    for (int i = 250; i >= 100; i--) {
+        snprintf(id, sizeof id, "f%d", i);
+        snprintf(ip, sizeof ip, "198.51.100.%d", i);
+        size_t len = use_batch(buf, sizeof buf, id, ip);
+        assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), 0);
+        size_t got = out_take(st, &rev, &kind);
+        if (got)
+            assert_true(kind == STORE_EV_UPDATED);
+        updated += got;
+    }
+    assert_true(updated >= 4);  /* growth is reported, up to the cap, and each severity raise
+                                 * (at most three: low, medium, high, critical) beyond it */
+    assert_true(updated <= STORE_UPDATES_MAX + 3);
+    assert_true(events + updated < 151 / 3);    /* not one per batch */
+    struct store_finding fd;
+    assert_int_equal(store_finding_get(st, "cwf-ASIAENGINETEST000001", &fd), 0);
+    assert_non_null(strstr(fd.evidence_json, "198.51.100.100"));  /* the evidence is all kept */
+    store_finding_free(&fd);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_key_made_anew_updates_finding),
         cmocka_unit_test(test_state_life_bounded),
         cmocka_unit_test(test_finding_events),
+        cmocka_unit_test(test_lost_update_repaired),
+        cmocka_unit_test(test_update_flood_capped),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -760,8 +760,8 @@ static void t_out_dead(void **state)
     assert_string_equal(dl[0].finding.id, "cwf-D");
     assert_string_equal(dl[0].finding.evidence_json, "{\"d\":1}");
     assert_int_equal(dl[0].revision, 1);
-    assert_int_equal(store_dead_retry(s, "a", "1-999", &moved), CW_ENOTFOUND);
-    assert_int_equal(store_dead_retry(s, "a", dl[0].entry, &moved), 0);
+    assert_int_equal(store_dead_retry(s, "a", "1-999", 5000, &moved), CW_ENOTFOUND);
+    assert_int_equal(store_dead_retry(s, "a", dl[0].entry, 5000, &moved), 0);
     assert_int_equal(moved, 1);
     store_event_free(&dl[0]);
     assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), 0);
@@ -771,14 +771,59 @@ static void t_out_dead(void **state)
     assert_string_equal(ev[0].finding.id, "cwf-D");
     assert_int_equal(ev[0].revision, 1);
     assert_string_equal(ev[0].reason, "");
+    /* the retry's time travels with it: a sink's give-up age counts from the retry */
+    assert_int_equal(ev[0].retried_ms, 5000);
     /* dead again, then all of them back */
     assert_int_equal(store_out_dead(s, "a", &ev[0], "http 500", now_ms()), 0);
     store_event_free(&ev[0]);
-    assert_int_equal(store_dead_retry(s, "a", NULL, &moved), 0);
+    assert_int_equal(store_dead_retry(s, "a", NULL, 6000, &moved), 0);
     assert_int_equal(moved, 1);
     assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
     assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
     assert_int_equal(st.held + st.dead + st.depth, 0);
+}
+
+/* The repair (ensure) writes over evidence of an older key version only (a later commit's write
+ * was lost), and reports it; evidence growth is pushed STORE_UPDATES_MAX times per finding, a raise
+ * always. */
+static void t_out_repair_and_cap(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    uint64_t rev = 0;
+    int kind = 0;
+    struct store_finding_put p = fput("cwf-R", "{\"v\":5}", 5, 0, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    p = fput("cwf-R", "{\"v\":5}", 5, 0, 1500);  /* the repair of a key at the same version: nothing */
+    p.ensure = 1;
+    p.notify = STORE_NOTIFY_RAISED;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 0);
+    p = fput("cwf-R", "{\"v\":7}", 7, 0, 2000);  /* the repair of a later version: written, reported */
+    p.ensure = 1;
+    p.notify = STORE_NOTIFY_RAISED;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(rev, 2);
+    assert_int_equal(kind, STORE_EV_UPDATED);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-R", &f), 0);
+    assert_string_equal(f.evidence_json, "{\"v\":7}");
+    store_finding_free(&f);
+    size_t grown = 0;
+    for (uint64_t v = 8; v < 8 + 2 * STORE_UPDATES_MAX; v++) {
+        p = fput("cwf-R", "{\"v\":8}", v, 0, (int64_t)v * 1000);
+        p.notify = STORE_NOTIFY_GREW;
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+        grown += drain(s, "a", "c1", NULL, NULL);
+    }
+    assert_int_equal(grown, STORE_UPDATES_MAX);
+    p = fput("cwf-R", "{\"v\":9}", 200, 0, 300000);  /* a raise still goes */
+    p.notify = STORE_NOTIFY_RAISED;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(rev, 3 + STORE_UPDATES_MAX);
 }
 
 /* Past the bound, the oldest undelivered events become dead letters ("outbox full"); past the
@@ -902,6 +947,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_out_dead, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_out_bound, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_out_mem_off, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_mem, teardown),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(t_redis_url),
@@ -918,6 +964,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_redis, teardown),
     };
     /* the same contract minus the outage test, which stops a redis-server this test started */
     const struct CMUnitTest cluster[] = {
@@ -934,6 +981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
