@@ -90,7 +90,10 @@ struct store_finding_put {
     const char *function;
     uint64_t version;           /* the key state version this evidence reflects: an older one is ignored */
     int new_outside;
-    int ensure;                 /* only create it when absent, change nothing otherwise (repair) */
+    uint32_t outside_count;     /* calls from outside the evidence counts: a repair reopens a resolved
+                                 * finding when it grew (new_outside of the write that was lost) */
+    int ensure;                 /* a repair: create it when absent; otherwise write only over evidence
+                                 * of an older key version (a later write was lost), else nothing */
     int64_t now_ms;
     int notify;                 /* in: enum store_notify: what the engine judged of the change */
     int created;                /* out: 1 when this call created it */

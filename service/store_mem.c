@@ -58,6 +58,7 @@ struct mem_finding {
     uint64_t version;    /* key state version the evidence came from */
     uint64_t rv, qd;     /* outbox: the finding's last revision, the last one queued */
     unsigned updates;    /* evidence-growth events pushed (at most STORE_UPDATES_MAX) */
+    uint32_t outside;    /* the evidence's outside count (a repair that grew it reopens) */
     int rk;              /* the kind of revision rv (enum store_event_kind) */
 };
 
@@ -464,7 +465,8 @@ static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct me
         u->created = 1;
         *kind = STORE_EV_CREATED;
     } else {
-        int st = store_next_status(f->status, 1, u->new_outside);
+        int grew = u->ensure && u->outside_count > f->outside;
+        int st = store_next_status(f->status, 1, u->new_outside || grew);
         int push = u->notify == STORE_NOTIFY_RAISED || (u->notify == STORE_NOTIFY_GREW && f->updates < STORE_UPDATES_MAX);
         *kind = st != f->status ? STORE_EV_STATUS : push ? STORE_EV_UPDATED : 0;
         if (*kind == STORE_EV_UPDATED && u->notify == STORE_NOTIFY_GREW && sh->out.n_sinks)
@@ -476,6 +478,7 @@ static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct me
     f->evidence = ev;
     sh->bytes += finding_bytes(f);
     f->version = u->version;
+    f->outside = u->outside_count;
     f->updated_ms = u->now_ms;
     f->severity = u->severity ? det_severity_parse(u->severity) : -1;
     snprintf(f->account, sizeof f->account, "%s", u->account ? u->account : "");

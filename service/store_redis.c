@@ -105,7 +105,8 @@ static const char script_commit[] =
  * ARGV: evidence, severity, account, function, version, new_outside, now_ms, retention_ms,
  * ensure ("1": a repair: create when absent, update only when the stored evidence is of an older
  * key version, whose write was lost), notify (enum store_notify: "1" grown, counted in 'nu' and
- * pushed while below STORE_UPDATES_MAX, "2" raised), record ("1": events are recorded). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
+ * pushed while below STORE_UPDATES_MAX, "2" raised), record ("1": events are recorded), outside
+ * count (kept as 'oc': a repair whose count grew reopens, as the lost write's new_outside would). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
 static const char script_fput[] =
@@ -119,7 +120,8 @@ static const char script_fput[] =
     "  end\n"
     "  local st = redis.call('HGET', KEYS[1], 'st')\n"
     "  local st0 = st\n"
-    "  if ARGV[6] == '1' and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
+    "  local grew = ARGV[9] == '1' and tonumber(ARGV[12]) > tonumber(redis.call('HGET', KEYS[1], 'oc') or '0')\n"
+    "  if (ARGV[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
     "  redis.call('HSET', KEYS[1], 'st', st)\n"
     "  local nu = tonumber(redis.call('HGET', KEYS[1], 'nu') or '0')\n"
     "  if st ~= st0 then kind = 3\n"
@@ -131,7 +133,7 @@ static const char script_fput[] =
     "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
-    " 'ua', ARGV[7])\n"
+    " 'ua', ARGV[7], 'oc', ARGV[12])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
     "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
 
@@ -450,18 +452,19 @@ static int queue_mark(struct rs_store *r, const char *const *ids, const long lon
 static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t n, int record)
 {
     rconn_batch_reset(r->b);
-    char fk[RS_KEY_MAX], ver[24], now[24], ret[24];
+    char fk[RS_KEY_MAX], ver[24], now[24], ret[24], oc[16];
     snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
     for (size_t i = 0; i < n; i++) {
         struct store_finding_put *u = &items[i];
         key_name(fk, sizeof fk, 'f', u->id);
         snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
+        snprintf(oc, sizeof oc, "%u", u->outside_count);
         const char *keys[1] = { fk };
-        const char *args[11] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+        const char *args[12] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
                                  u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0" };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 11, args, NULL) < 0)
+                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0", oc };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 12, args, NULL) < 0)
             return CW_EUNAVAIL;
     }
     return run(r);

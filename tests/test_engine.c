@@ -306,6 +306,18 @@ static void test_lost_update_repaired(void **state)
     /* a plain duplicate after that changes nothing */
     assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), 0);
     assert_int_equal(out_take(f.inner, &rev, &kind), 0);
+    /* resolved, then new outside use whose write is lost: the repair reopens it, as the write would */
+    assert_int_equal(store_finding_patch(f.inner, "cwf-ASIAENGINETEST000001", STORE_ST_RESOLVED, NULL, now_ms()), 0);
+    assert_int_equal(out_take(f.inner, &rev, &kind), 1);
+    len = use_batch(buf, sizeof buf, "u3", "203.0.113.9");
+    f.fail_puts = 1;
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), CW_EUNAVAIL);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)buf, len, now_ms(), rep), 0);
+    assert_int_equal(out_take(f.inner, &rev, &kind), 1);
+    assert_int_equal(kind, STORE_EV_STATUS);
+    assert_int_equal(store_finding_get(f.inner, "cwf-ASIAENGINETEST000001", &fd), 0);
+    assert_int_equal(fd.status, STORE_ST_OPEN);
+    store_finding_free(&fd);
     free(rep);
     eng_free(e);
     store_free(f.inner);

@@ -821,9 +821,33 @@ static void t_out_repair_and_cap(void **state)
     assert_int_equal(grown, STORE_UPDATES_MAX);
     p = fput("cwf-R", "{\"v\":9}", 200, 0, 300000);  /* a raise still goes */
     p.notify = STORE_NOTIFY_RAISED;
+    p.outside_count = 1;
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
     assert_int_equal(rev, 3 + STORE_UPDATES_MAX);
+    /* resolved; a repair of a later version with more outside calls reopens it (the lost write's
+     * new_outside), one with the same count does not */
+    assert_int_equal(store_finding_patch(s, "cwf-R", STORE_ST_RESOLVED, NULL, 301000), 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
+    p = fput("cwf-R", "{\"v\":10}", 201, 0, 302000);
+    p.ensure = 1;
+    p.notify = STORE_NOTIFY_RAISED;
+    p.outside_count = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-R", &f), 0);
+    assert_int_equal(f.status, STORE_ST_RESOLVED);
+    store_finding_free(&f);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
+    p = fput("cwf-R", "{\"v\":11}", 202, 0, 303000);
+    p.ensure = 1;
+    p.notify = STORE_NOTIFY_RAISED;
+    p.outside_count = 2;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_get(s, "cwf-R", &f), 0);
+    assert_int_equal(f.status, STORE_ST_OPEN);
+    store_finding_free(&f);
+    assert_int_equal(drain(s, "a", "c1", &rev, &kind), 1);
+    assert_int_equal(kind, STORE_EV_STATUS);
 }
 
 /* Past the bound, the oldest undelivered events become dead letters ("outbox full"); past the
