@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,9 +324,14 @@ static int sinks_phase(struct api_server *s)
     if (store_out_open(s->base, names, s->sinks.n))
         api_log("warn", "the outbox cannot be opened now; the delivery threads retry",
                 json_pack("{s:s}", "error", store_why(s->base)));
+    /* The consumer name is this process's alone: host and pid, and a random part, since two
+     * containers on one host's network can both be pid 1 (a shared name would share held events). */
     char host[64] = "", consumer[STORE_CONSUMER_MAX], msg[128];
+    unsigned int nonce = 0;
     gethostname(host, sizeof host - 1);
-    snprintf(consumer, sizeof consumer, "%.40s:%ld", host[0] ? host : "credwatch", (long)getpid());
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (unsigned int)cw_mono_ms();
+    snprintf(consumer, sizeof consumer, "%.40s:%ld:%08x", host[0] ? host : "credwatch", (long)getpid(), nonce);
     if (snk_run_start(&s->sinks, s->base, consumer, sink_log, &s->run, msg, sizeof msg)) {
         api_log("error", "cannot start the delivery threads", json_pack("{s:s}", "error", msg));
         return CW_ENOMEM;
