@@ -787,14 +787,14 @@ def scenario_b_refused(insts, refuse, plan):
 
 def held_by(redis_port, sink, pid):
     """Events of sink the consumer of process pid holds (XPENDING on the outbox stream, README "Delivery
-    and claims"; consumer names are host:pid), or None when Redis does not say."""
+    and claims"; consumer names are host:pid:random), or None when Redis does not say."""
     try:
         out = subprocess.run(["redis-cli", "-p", str(redis_port), "XPENDING", "cw:out:{o}", sink],
                              capture_output=True, text=True, timeout=5).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return None
     for i, line in enumerate(out[:-1]):
-        if line.endswith(":%d" % pid) and out[i + 1].strip().isdigit():
+        if (":%d:" % pid) in line and out[i + 1].strip().isdigit():
             return int(out[i + 1])
     return 0 if out and out[0].strip().isdigit() else None
 
