@@ -174,24 +174,6 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
     return 0;
 }
 
-/* The severity a stored finding shows (its evidence's "severity"), or -1. The first occurrence is
- * the field itself: rnd_evidence writes it before any string a sender chose except the key's
- * context, and those are JSON-escaped, so a quote inside them never matches the tag. */
-static int finding_severity(const struct store_finding *f)
-{
-    static const char tag[] = "\"severity\":\"";
-    const char *p = f->evidence_json ? strstr(f->evidence_json, tag) : NULL;
-    if (!p)
-        return -1;
-    p += sizeof tag - 1;
-    const char *q = strchr(p, '"');
-    char name[16];
-    if (!q || (size_t)(q - p) >= sizeof name)
-        return -1;
-    memcpy(name, p, (size_t)(q - p));
-    name[q - p] = 0;
-    return det_severity_parse(name);
-}
 
 /* The version a commit writes. A key made anew (absent, or expired) starts from the wall clock,
  * not from 1: its finding may outlive the old state (findings are kept 90 days, key state hours),
@@ -437,7 +419,7 @@ static int commit_floor(struct round *r, size_t j)
         return 0;
     if (grc)
         return CW_EUNAVAIL;
-    int floor = finding_severity(&old);
+    int floor = rnd_severity_of(old.evidence_json);
     store_finding_free(&old);
     if (floor <= 0 || det_decode(&e->key, c->blob, c->blob_len))
         return 0;

@@ -251,3 +251,22 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     json_object_set_new(o, "finding_id", str_or_null(finding_id));
     return dump(o);
 }
+
+/* The first occurrence of the tag is the field itself: rnd_evidence writes "severity" before any
+ * string a sender chose except the key's context, and every string is JSON-escaped, so a quote
+ * inside a chosen string is written \" and never completes the tag. */
+int rnd_severity_of(const char *json)
+{
+    static const char tag[] = "\"severity\":\"";
+    const char *p = json ? strstr(json, tag) : NULL;
+    if (!p)
+        return -1;
+    p += sizeof tag - 1;
+    const char *q = strchr(p, '"');
+    char name[16];
+    if (!q || (size_t)(q - p) >= sizeof name)
+        return -1;
+    memcpy(name, p, (size_t)(q - p));
+    name[q - p] = 0;
+    return det_severity_parse(name);
+}

@@ -19,6 +19,11 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
  * of memory or when the stored evidence is not a JSON object (a corrupt record). */
 char *rnd_finding(const struct store_finding *f);
 
+/* The severity a finding document or its evidence shows (enum det_severity), or -1, without parsing
+ * it: the first "severity" member is the field itself (see render.c). For the hot paths that only
+ * need this one field (the engine's severity floor, a sink's minimum severity). */
+int rnd_severity_of(const char *json);
+
 /* GET /v1/keys/{id}: the key's context. finding_id NULL when the key has no finding. */
 char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, const char *finding_id);
 

@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "cw.h"
+#include "detect.h"
+#include "render.h"
 
 #define SLACK_VALUE_SIZE (5 * SNK_SLACK_FIELD_MAX + 4)
 #define SLACK_LINK_MAX (SNK_URL_MAX + 3 * SNK_ID_MAX + 32)
@@ -31,11 +33,11 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
+/* Read by its tag, not by parsing the document: this runs for every event of every sink. */
 int snk_wants(const struct snk_conf *c, const char *finding_json)
 {
-    json_t *doc = finding_json ? json_loads(finding_json, 0, NULL) : NULL;
-    int sev = snk_severity_parse(str(doc, "severity"));
-    json_decref(doc);
+    int det = rnd_severity_of(finding_json);
+    int sev = det > 0 ? snk_severity_parse(det_severity_name(det)) : -1;
     return sev < 0 || sev >= c->min_severity;
 }
 
@@ -130,7 +132,8 @@ static json_t *webhook_body(const struct snk_conf *c, const struct snk_payload *
     json_object_set_new(o, "revision", json_integer((json_int_t)revision));
     if (c->format != SNK_FMT_CREDWATCH)
         json_object_set_new(o, "format", json_string(snk_format_name(c->format)));
-    json_object_set(o, "finding", finding);
+    if (finding)
+        json_object_set(o, "finding", finding);
     return o;
 }
 
@@ -271,7 +274,9 @@ static int body_of(const struct snk_conf *c, const struct snk_formatters *fmt, c
     int rc = 0;
     snprintf(out->event, sizeof out->event, "%s", snk_event_name(kind));
     snprintf(out->idempotency_key, sizeof out->idempotency_key, "%s:%llu", id, (unsigned long long)revision);
-    if (c->type == SNK_WEBHOOK) {
+    if (c->type == SNK_WEBHOOK && c->format == SNK_FMT_CREDWATCH) {
+        *body = webhook_body(c, out, revision, NULL);  /* the document is spliced in as it is */
+    } else if (c->type == SNK_WEBHOOK) {
         if ((rc = webhook_finding(c, fmt, finding_json, doc, &finding, msg, msg_size)))
             return rc;
         *body = webhook_body(c, out, revision, finding);
@@ -286,6 +291,25 @@ static int body_of(const struct snk_conf *c, const struct snk_formatters *fmt, c
         return CW_ENOMEM;
     }
     return 0;
+}
+
+/* The envelope with the finding document appended as its last member, as the text it is: the
+ * document is already compact JSON (render.c made it, and snk_payload_build checked it parses), so
+ * parsing it into the envelope and serialising it again would only cost time per event. */
+static char *splice_finding(const json_t *envelope, const char *finding_json)
+{
+    static const char member[] = ",\"finding\":";
+    char *env = json_dumps(envelope, JSON_COMPACT);
+    size_t el = env ? strlen(env) : 0, fl = strlen(finding_json);
+    char *out = el > 1 ? malloc(el - 1 + sizeof member - 1 + fl + 2) : NULL;
+    if (out) {
+        memcpy(out, env, el - 1);  /* all but the closing brace */
+        memcpy(out + el - 1, member, sizeof member - 1);
+        memcpy(out + el - 1 + sizeof member - 1, finding_json, fl);
+        memcpy(out + el - 1 + sizeof member - 1 + fl, "}", 2);
+    }
+    free(env);
+    return out;
 }
 
 int snk_payload_build(const struct snk_conf *c, const struct snk_formatters *fmt, const char *finding_json,
@@ -309,7 +333,8 @@ int snk_payload_build(const struct snk_conf *c, const struct snk_formatters *fmt
     if ((rc = finding_id(doc, msg, msg_size, &id)) ||
         (rc = body_of(c, fmt, finding_json, doc, id, revision, kind, out, &body, msg, msg_size)))
         goto out;
-    out->body = json_dumps(body, JSON_COMPACT);
+    out->body = c->type == SNK_WEBHOOK && c->format == SNK_FMT_CREDWATCH ? splice_finding(body, finding_json)
+                                                                           : json_dumps(body, JSON_COMPACT);
     if (!out->body) {
         snprintf(msg, msg_size, "out of memory serialising the body");
         rc = CW_ENOMEM;

@@ -424,6 +424,12 @@ static void test_wants(void **state)
             free(doc);
         }
     }
+    /* the severity is read by its tag: a function name a forger chose that spells a lower one, ahead of
+     * the field, is escaped and cannot lower it below the sink's minimum */
+    c.min_severity = SNK_SEV_HIGH;
+    char *forged = finding("x\",\"severity\":\"low", "ua", "open", "high");
+    assert_int_equal(snk_wants(&c, forged), 1);
+    free(forged);
     c.min_severity = SNK_SEV_CRITICAL;
     assert_int_equal(snk_wants(&c, "{\"severity\":\"apocalyptic\"}"), 1);
     assert_int_equal(snk_wants(&c, "not json"), 1);
