@@ -141,7 +141,8 @@ static long drain(unsigned budget_s, double *waited)
  * request a sink may take. */
 static int sinks_config(struct api_server *s, char *msg, size_t msg_size)
 {
-    if (snk_config_load(&s->sinks, env_get, msg, msg_size))
+    if (snk_config_load(&s->sinks, env_get, msg, msg_size) ||
+        snk_config_check_env(&s->sinks, environ, msg, msg_size))
         return CW_ECONFIG;
     for (size_t i = 0; i < s->sinks.n; i++)
         if ((long)s->cfg.outbox_claim_ms <= 2 * s->sinks.sink[i].timeout_ms) {

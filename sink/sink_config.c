@@ -286,6 +286,44 @@ int snk_config_load(struct snk_confs *out, const char *(*get)(const char *name),
     return 0;
 }
 
+/* The settings a sink reads (the suffixes of CREDWATCH_SINK_<NAME>_...). */
+static const char *const SUFFIXES[] = { "TYPE", "URL", "SECRET", "ROUTING_KEY", "FORMAT", "MIN_SEVERITY", "CA_FILE",
+                                        "TIMEOUT_MS", "CONNECT_TIMEOUT_MS", "GIVE_UP_SECONDS", "FINDING_BASE_URL" };
+
+/* 1 when var (NAME=value) is CREDWATCH_SINK_<name of c>_<a known suffix>. */
+static int var_of(const struct snk_conf *c, const char *var, size_t len)
+{
+    char pre[sizeof ENV_PREFIX + SNK_NAME_MAX + 1];
+    size_t n = (size_t)snprintf(pre, sizeof pre, ENV_PREFIX);
+    for (const char *p = c->name; *p && n + 2 < sizeof pre; p++)
+        pre[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    pre[n++] = '_';
+    if (len <= n || strncmp(var, pre, n) != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof SUFFIXES / sizeof SUFFIXES[0]; i++)
+        if (strlen(SUFFIXES[i]) == len - n && strncmp(var + n, SUFFIXES[i], len - n) == 0)
+            return 1;
+    return 0;
+}
+
+int snk_config_check_env(const struct snk_confs *confs, char *const *env, char *msg, size_t msg_size)
+{
+    for (char *const *e = env; e && *e; e++) {
+        if (strncmp(*e, ENV_PREFIX, sizeof ENV_PREFIX - 1) != 0)
+            continue;
+        size_t len = strcspn(*e, "=");
+        int known = 0;
+        for (size_t i = 0; i < confs->n && !known; i++)
+            known = var_of(&confs->sink[i], *e, len);
+        if (!known) {
+            snprintf(msg, msg_size, "%.*s: not a setting of a sink named in CREDWATCH_SINKS (a misspelt name, "
+                     "or a sink left out of the list)", (int)(len < 96 ? len : 96), *e);
+            return CW_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 /* The URL as the log may show it: scheme://host[:port][/path], userinfo, query and fragment
  * replaced by [redacted]; with_path 0 keeps only scheme and host. */
 static void redact_url(const char *url, int with_path, char *out, size_t size)

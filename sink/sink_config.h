@@ -56,6 +56,11 @@ struct snk_confs {
  * Returns 0, or CW_ECONFIG with msg naming the variable and the problem (never a secret's value). */
 int snk_config_load(struct snk_confs *out, const char *(*get)(const char *name), char *msg, size_t msg_size);
 
+/* Every CREDWATCH_SINK_* variable of env (as environ: "NAME=value", NULL-terminated) must be a
+ * setting of a sink of confs: a misspelt suffix (..._MIN_SEVERTY) or a sink missing from
+ * CREDWATCH_SINKS would otherwise be ignored without a word. 0, or CW_ECONFIG naming the variable. */
+int snk_config_check_env(const struct snk_confs *confs, char *const *env, char *msg, size_t msg_size);
+
 /* One line for the start log: name, type, URL without userinfo, query and fragment (a Slack URL
  * without its path, which is the credential), the settings; secrets as "[redacted]". */
 void snk_describe(const struct snk_conf *c, char *out, size_t size);

@@ -102,6 +102,31 @@ static void test_config_ok(void **state)
     assert_int_equal(cs.n, 0);
 }
 
+/* Every CREDWATCH_SINK_* variable must belong to a sink of the list: a misspelt suffix or a sink left
+ * out of CREDWATCH_SINKS is refused at start, naming the variable. */
+static void test_config_env_names(void **state)
+{
+    (void)state;
+    struct snk_confs cs;
+    char msg[SNK_MSG_MAX];
+    env_three();
+    assert_int_equal(snk_config_load(&cs, env_get, msg, sizeof msg), CW_OK);
+    char *ok[] = { "PATH=/bin", "CREDWATCH_SINKS=hook,ops-slack,pd", "CREDWATCH_SINK_HOOK_TYPE=webhook",
+                   "CREDWATCH_SINK_OPS_SLACK_MIN_SEVERITY=high", "CREDWATCH_SINK_PD_TIMEOUT_MS=5000", NULL };
+    assert_int_equal(snk_config_check_env(&cs, ok, msg, sizeof msg), CW_OK);
+    char *typo[] = { "CREDWATCH_SINK_OPS_SLACK_MIN_SEVERTY=high", NULL };
+    assert_int_equal(snk_config_check_env(&cs, typo, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, "CREDWATCH_SINK_OPS_SLACK_MIN_SEVERTY"));
+    char *unlisted[] = { "CREDWATCH_SINK_AUDIT_TYPE=webhook", NULL };
+    assert_int_equal(snk_config_check_env(&cs, unlisted, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, "CREDWATCH_SINK_AUDIT_TYPE"));
+    struct snk_confs none = { 0 };
+    char *orphan[] = { "CREDWATCH_SINK_HOOK_URL=https://x.example/", NULL };
+    assert_int_equal(snk_config_check_env(&none, orphan, msg, sizeof msg), CW_ECONFIG);
+    char *prefix_only[] = { "CREDWATCH_SINK_HOOK_=x", NULL };
+    assert_int_equal(snk_config_check_env(&cs, prefix_only, msg, sizeof msg), CW_ECONFIG);
+}
+
 /* Every refused setting: CW_ECONFIG, the message names the variable, and no secret's value. */
 static void test_config_errors(void **state)
 {
@@ -624,6 +649,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_ok),       cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_env_names),
         cmocka_unit_test(test_describe_redacts), cmocka_unit_test(test_payload_webhook),
         cmocka_unit_test(test_mrkdwn),          cmocka_unit_test(test_payload_slack),
         cmocka_unit_test(test_payload_pagerduty), cmocka_unit_test(test_wants),
