@@ -1016,11 +1016,13 @@ static int parse_event(const redisReply *e, int redo, struct store_event *ev)
         else if (!strcmp(k, "rev"))
             ev->revision = strtoull(v, NULL, 10);
         else if (!strcmp(k, "kind"))
-            ev->kind = atoi(v);
+            ev->kind = v[0] >= '1' && v[0] <= '3' && !v[1] ? v[0] - '0' : STORE_EV_UPDATED;  /* as the scripts write it */
         else if (!strcmp(k, "ev"))
             ev->finding.evidence_json = dup_n(v, vl);
-        else if (!strcmp(k, "st"))
-            ev->finding.status = store_status_parse(v) < 0 ? STORE_ST_OPEN : store_status_parse(v);
+        else if (!strcmp(k, "st")) {
+            int st = store_status_parse(v);
+            ev->finding.status = st < 0 ? STORE_ST_OPEN : st;
+        }
         else if (!strcmp(k, "nt") && vl > 0)
             ev->finding.note = dup_n(v + 1, vl - 1);
         else if (!strcmp(k, "ca"))

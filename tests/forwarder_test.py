@@ -52,27 +52,7 @@ forwarder.log = lambda level, message, **fields: LOGS.append(json.dumps(dict(lev
                                                                        default=str))
 
 
-def check(name):
-    def run(fn):
-        del LOGS[:]
-        try:
-            skip = fn()
-        except AssertionError as err:
-            RESULTS.append(False)
-            print("not ok - %s" % name)
-            print("#   %s" % (str(err) or "assertion failed"))
-            print("\n".join("#   log: " + line for line in LOGS[-10:]))
-            return fn
-        except Exception as err:
-            RESULTS.append(False)
-            print("not ok - %s" % name)
-            print("#   %s: %s" % (type(err).__name__, err))
-            print("\n".join("#   log: " + line for line in LOGS[-10:]))
-            return fn
-        RESULTS.append(True)
-        print("ok - %s%s" % (name, " # SKIP " + skip if isinstance(skip, str) else ""))
-        return fn
-    return run
+check = harness.checks(RESULTS, LOGS)
 
 
 # ---- fakes ----------------------------------------------------------------------------------------------------------

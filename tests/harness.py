@@ -52,6 +52,32 @@ class Report:
         self.check(False, name, why)
 
 
+def checks(results, logs):
+    """A decorator reporter for drivers that run checks in-process (forwarder_test, securityhub_test):
+    @check("name") runs the function at once, prints `ok - name` (`# SKIP why` when it returns a
+    string) or `not ok - name` with the failure and the last 10 lines of `logs`, and appends the
+    outcome to `results`. `logs` is emptied before each check."""
+    def check(name):
+        def run(fn):
+            del logs[:]
+            try:
+                skip = fn()
+            except Exception as err:  # an assertion or a crash: either fails this check
+                results.append(False)
+                print("not ok - %s" % name)
+                if isinstance(err, AssertionError):
+                    print("#   %s" % (str(err) or "assertion failed"))
+                else:
+                    print("#   %s: %s" % (type(err).__name__, err))
+                print("\n".join("#   log: " + line for line in logs[-10:]))
+                return fn
+            results.append(True)
+            print("ok - %s%s" % (name, " # SKIP " + skip if isinstance(skip, str) else ""))
+            return fn
+        return run
+    return check
+
+
 # ---- processes ---------------------------------------------------------------------------------
 
 def stop(p, sig=signal.SIGTERM, timeout=10):

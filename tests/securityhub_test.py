@@ -52,21 +52,7 @@ handler.log = lambda level, message, **fields: LOGS.append(json.dumps(dict(level
                                                                      default=str))
 
 
-def check(name):
-    def run(fn):
-        del LOGS[:]
-        try:
-            skip = fn()
-        except Exception as err:  # an assertion or a crash: either fails this check
-            RESULTS.append(False)
-            print("not ok - %s" % name)
-            print("#   %s: %s" % (type(err).__name__, err))
-            print("\n".join("#   log: " + line for line in LOGS[-10:]))
-            return fn
-        RESULTS.append(True)
-        print("ok - %s%s" % (name, " # SKIP " + skip if isinstance(skip, str) else ""))
-        return fn
-    return run
+check = harness.checks(RESULTS, LOGS)
 
 
 # ---- fakes ----------------------------------------------------------------------------------------------------------
