@@ -20,8 +20,10 @@ CFLAGS  ?= $(OPT)
 CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Wno-format-truncation -Iservice -Iapi -Isink $(SAN)
 LIBS     = -lmicrohttpd -ljansson -lhiredis -lyajl -lz -lcurl -lcrypto -lpthread -lm
 
-LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(wildcard sink/*.c) $(BUILD)/openapi_blob.c
-LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o
+LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(wildcard sink/*.c) $(BUILD)/openapi_blob.c $(BUILD)/ui_blob.c
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o \
+           $(BUILD)/obj/ui_blob.o
+UI_FILES = $(wildcard ui/*)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC = $(wildcard tests/bench_*.c)
@@ -48,6 +50,16 @@ $(BUILD)/openapi_blob.c: openapi/openapi.json scripts/embed.sh
 	scripts/embed.sh openapi/openapi.json cw_openapi_json > $@
 
 $(BUILD)/obj/openapi_blob.o: $(BUILD)/openapi_blob.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
+
+# The findings page (ui/, every file) likewise, within UI_MAX_BYTES (api/api_ui.h).
+$(BUILD)/ui_blob.c: $(UI_FILES) scripts/embed_ui.sh api/api_ui.h
+	@mkdir -p $(BUILD)
+	scripts/embed_ui.sh ui $$(sed -n 's/^#define UI_MAX_BYTES \([0-9]*\).*/\1/p' api/api_ui.h) > $@.tmp
+	@mv $@.tmp $@
+
+$(BUILD)/obj/ui_blob.o: $(BUILD)/ui_blob.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
 

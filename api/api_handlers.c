@@ -13,6 +13,7 @@
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
+#include "api_ui.h"
 #include "classify.h"
 #include "cw.h"
 #include "detect.h"
@@ -832,6 +833,23 @@ static enum MHD_Result h_openapi(struct api_req *r)
     return api_reply(r, MHD_HTTP_OK, "application/json", (void *)cw_openapi_json, cw_openapi_json_len, 0);
 }
 
+/* GET / is where a browser starts: the page. */
+static enum MHD_Result h_root(struct api_req *r)
+{
+    r->location = "/ui/";
+    return api_reply(r, MHD_HTTP_FOUND, "text/plain; charset=utf-8", (void *)"/ui/\n", 5, 0);
+}
+
+/* The page's files are compiled in (api_ui.h); api_reply adds the page's CSP to these replies. */
+static enum MHD_Result h_ui(struct api_req *r)
+{
+    const struct api_ui_asset *a = api_ui_find(r->match.path == API_P_UI ? NULL : r->match.param);
+    if (!a)
+        return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file of the findings page");
+    r->page = 1;
+    return api_reply(r, MHD_HTTP_OK, a->type, (void *)a->data, a->len, 0);
+}
+
 enum MHD_Result api_dispatch(struct api_req *r)
 {
     switch (r->match.route->handler) {
@@ -847,6 +865,8 @@ enum MHD_Result api_dispatch(struct api_req *r)
     case API_H_READYZ: return h_readyz(r);
     case API_H_METRICS: return h_metrics(r);
     case API_H_OPENAPI: return h_openapi(r);
+    case API_H_ROOT: return h_root(r);
+    case API_H_UI: return h_ui(r);
     }
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "no handler");
 }

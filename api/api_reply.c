@@ -6,7 +6,18 @@
 #include <string.h>
 
 #include "api_log.h"
+#include "api_ui.h"
 #include "cw.h"
+
+/* Every reply, data or page: a browser never sniffs a type, never frames it, never sends where it
+ * came from; only the page's own files may run script, and only their own (API_UI_CSP). */
+static void add_security_headers(const struct api_req *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY, r->page ? API_UI_CSP : API_DATA_CSP);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_X_FRAME_OPTIONS, "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
 
 enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
                           int must_free)
@@ -21,6 +32,9 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_security_headers(r, resp);
+    if (r->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     switch (status) {
     case MHD_HTTP_UNAUTHORIZED:
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");

@@ -18,6 +18,9 @@ static const char *const TEMPLATES[API_P_COUNT] = {
     [API_P_READYZ] = "/readyz",
     [API_P_METRICS] = "/metrics",
     [API_P_OPENAPI] = "/openapi.json",
+    [API_P_ROOT] = "/",
+    [API_P_UI] = "/ui/",
+    [API_P_UI_FILE] = "/ui/{file}",
     [API_P_NONE] = "none",
 };
 
@@ -36,6 +39,11 @@ static const struct api_route ROUTES[] = {
     {API_P_READYZ, "GET", API_H_READYZ, API_ROLE_NONE},
     {API_P_METRICS, "GET", API_H_METRICS, API_ROLE_NONE},
     {API_P_OPENAPI, "GET", API_H_OPENAPI, API_ROLE_NONE},
+    /* the findings page: its files hold no data (every finding comes through the API, with the
+     * read token), so they are served without one, and the page can ask for the token */
+    {API_P_ROOT, "GET", API_H_ROOT, API_ROLE_NONE},
+    {API_P_UI, "GET", API_H_UI, API_ROLE_NONE},
+    {API_P_UI_FILE, "GET", API_H_UI, API_ROLE_NONE},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

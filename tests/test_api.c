@@ -16,6 +16,7 @@
 #include "api_cursor.h"
 #include "api_metrics.h"
 #include "api_route.h"
+#include "api_ui.h"
 #include "cw.h"
 #include "sink_http.h"
 #include "sink_run.h"
@@ -415,7 +416,7 @@ static void test_routes(void **state)
     assert_int_equal(api_route_match("GET", "/v1/findings/", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/v1/findings/a/b", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/v1/findingsx", &m), API_ROUTE_NOT_FOUND);
-    assert_int_equal(api_route_match("GET", "/", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "//", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(m.path, API_P_NONE);
     assert_int_equal(api_route_match("GET", "/healthz/", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/v1/keys/ASIAEXAMPLEKEY000001", &m), API_ROUTE_OK);
@@ -456,9 +457,37 @@ static void test_sink_routes(void **state)
     assert_string_equal(api_path_template(API_P_SINK_DEAD), "/v1/sinks/{name}/dead-letters");
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 16);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
+}
+
+/* The findings page: / sends a browser to /ui/, whose files need no token (they hold no data);
+ * the compiled-in table finds index.html for "/ui/" and nothing outside ui/. */
+static void test_page_routes(void **state)
+{
+    (void)state;
+    struct api_match m;
+    assert_int_equal(api_route_match("GET", "/", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_ROOT);
+    assert_int_equal(api_route_match("GET", "/ui/", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_UI);
+    assert_int_equal(m.route->role, API_ROLE_NONE);
+    assert_int_equal(api_route_match("GET", "/ui/app.js", &m), API_ROUTE_OK);
+    assert_int_equal(m.path, API_P_UI_FILE);
+    assert_string_equal(m.param, "app.js");
+    assert_int_equal(api_route_match("GET", "/ui", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/ui/a/b.js", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("POST", "/ui/", &m), API_ROUTE_BAD_METHOD);
+    const struct api_ui_asset *a = api_ui_find(NULL);
+    assert_non_null(a);
+    assert_string_equal(a->name, "index.html");
+    assert_ptr_equal(api_ui_find(""), a);
+    assert_string_equal(a->type, "text/html; charset=utf-8");
+    assert_null(api_ui_find("../openapi.json"));
+    assert_null(api_ui_find("openapi.json"));
+    assert_true(api_ui_total_bytes <= UI_MAX_BYTES);
+    assert_true(api_ui_assets_n >= 1);
 }
 
 static void test_metrics_text(void **state)
@@ -561,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
         cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),
+        cmocka_unit_test(test_page_routes),
         cmocka_unit_test(test_metrics_text),      cmocka_unit_test(test_metrics_sinks),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);
