@@ -1,5 +1,5 @@
 // api.js: every request the page makes. Same origin only (relative paths), no cookies, no redirects, a
-// time limit. The read token lives in sessionStorage (this tab, until it closes): never in localStorage,
+// time limit. The read token lives in sessionStorage (this tab, until it closes): never stored for longer,
 // never in a URL, never logged. An ingest token is never asked for: the page only reads and triages.
 const TOKEN_KEY = 'credwatch.readToken';
 const TIMEOUT_MS = 20000;

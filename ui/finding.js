@@ -151,16 +151,17 @@ function render(f, k, kerr, ctx) {
     el('h1', null, 'Finding ', el('span', { class: 'mono' }, f.id)),
     el('p', { class: 'badges' }, sevBadge(f.severity), ' ', statusBadge(f.status), f.explained ? el('span', { class: 'explained' }, ' explained: later evidence explains every outside use') : null),
     el('p', { id: 'summary', class: 'summary' }, summary(f)),
-    section('Triage', triage(f, ctx)),
-    section('Timeline', timeline(f, lanesOf(f, k))),
-    section('Why it is a finding', reasons.length ? el('ul', { class: 'reasons' }, reasons.map((r) =>
-      el('li', null, el('code', null, text(r.code)), ' ', text(r.text)))) : el('p', null, 'none')),
-    section('Outside addresses', srcs.length ? sourcesTable(srcs, 'outside-sources') : el('p', null, 'none kept')),
-    section('First and last outside use', usesTable(f)),
-    section('Actions from outside', list(actions.map((a) => el('span', { class: 'mono' }, a)))),
-    section('Inside', insideBlock(f, k)),
-    section('ATT&CK techniques', list(attack.map((t) => [el('span', { class: 'mono' }, text(t.id)), ' ', text(t.name)]))),
-    section('The key', keyFacts(f, k, kerr)));
+    el('div', { class: 'cols' },
+      el('aside', { class: 'side' }, section('Triage', triage(f, ctx)), section('The key', keyFacts(f, k, kerr))),
+      el('div', { class: 'main' },
+        section('Timeline', timeline(f, lanesOf(f, k))),
+        section('Why it is a finding', reasons.length ? el('ul', { class: 'reasons' }, reasons.map((r) =>
+          el('li', null, el('code', null, text(r.code)), ' ', text(r.text)))) : el('p', null, 'none')),
+        section('Outside addresses', srcs.length ? sourcesTable(srcs, 'outside-sources') : el('p', null, 'none kept')),
+        section('First and last outside use', usesTable(f)),
+        section('Actions from outside', list(actions.map((a) => el('span', { class: 'mono' }, a)))),
+        section('Inside', insideBlock(f, k)),
+        section('ATT&CK techniques', list(attack.map((t) => [el('span', { class: 'mono' }, text(t.id)), ' ', text(t.name)]))))));
 }
 
 export async function show(ctx) {

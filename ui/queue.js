@@ -79,9 +79,9 @@ function row(f) {
     el('td', null, sevBadge(f.severity)),
     el('td', null, statusBadge(f.status), f.explained ? el('span', { class: 'note-inline' }, ' (explained)') : null),
     el('td', { class: 'wrap' }, link('finding', f.id, f.function_name ? f.function_name : '(function unknown)')),
-    el('td', { class: 'mono' }, text(f.account_id)),
-    el('td', null, text(f.region)),
-    el('td', null, when(f.first_outside_at)),
+    el('td', { class: 'mono nowrap' }, text(f.account_id)),
+    el('td', { class: 'nowrap' }, text(f.region)),
+    el('td', { class: 'nowrap' }, when(f.first_outside_at)),
     el('td', { class: 'mono wrap' }, first ? first.ip : text(ips[0]), more > 0 ? el('span', { class: 'more' }, ' +' + more + ' more') : null),
     el('td', { class: 'mono wrap' }, first ? first.network : dash));
   tr.addEventListener('click', (ev) => {

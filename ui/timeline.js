@@ -137,7 +137,7 @@ export function timeline(bounds, lanes) {
   }
   pic.appendChild(svg('text', { class: 'tl-tick', x: LABEL_W, y: axisY + 16, 'text-anchor': 'end' }, 'UTC ' + day(r.lo)));
 
-  return el('figure', { class: 'timeline-box' }, pic,
+  return el('figure', { class: 'timeline-box' }, el('div', { class: 'tl-scroll', tabindex: 0, role: 'region', 'aria-label': 'timeline' }, pic),
     el('figcaption', { class: 'legend' },
       el('span', { class: 'lg lg-in' }, 'inside use'), ' ',
       el('span', { class: 'lg lg-out' }, 'outside use'), ' ',
