@@ -2,12 +2,13 @@
 # it_browser.sh — the findings page (ui/, issue 13) in a real browser: headless Chromium (Debian's
 # `chromium`) driven by playwright-core (tests/browser/, pinned by its package-lock.json) against two real
 # `credwatch serve` instances sharing one redis-server, all on loopback:
-#   A  read and ingest tokens (the page must ask for the read token), fixtures ingested here;
+#   A  read and ingest tokens (the page must ask for the read token), fixtures ingested here, one webhook
+#      sink posting to B's /v1/refused (a 404: every event becomes a dead letter for the sinks view);
 #   B  no read token (open on loopback: the page must work without asking), the "other instance".
 # tests/browser/ui_test.mjs holds the cases: the queue against GET /v1/findings (filters, cursor paging),
 # a finding (summary, SVG timeline, reasons, addresses), triage seen on B, hostile strings rendered as text
 # (no dialog, no request off loopback, CSP on every page response), wrong or missing token, keyboard, a
-# 390 px screen, auto refresh. Screenshots go to $BUILD/screenshots/ (not committed);
+# 390 px screen, key lookup, dead letters and retry, auto refresh. Screenshots go to $BUILD/screenshots/ (not committed);
 # UPDATE_DOCS_SCREENSHOT=1 also copies the finding's to docs/ui-finding.png.
 # First, without a browser: ui/*.js, index.html and app.css are searched for what would turn data into
 # markup or script (innerHTML, eval, string timers, inline handlers or styles, data-built URLs, ...); that
@@ -155,10 +156,15 @@ instance() {
   sed 's/^/#   /' "$TEST_TMP/$_name.log"
   return 1
 }
-if ! instance a CREDWATCH_READ_TOKENS=$READ_TOKEN CREDWATCH_INGEST_TOKENS=$INGEST_TOKEN; then nok "instance A starts"; exit 1; fi
-PORT_A=$PORT
 if ! instance b CREDWATCH_INGEST_TOKENS=$INGEST_TOKEN; then nok "instance B starts"; exit 1; fi
 PORT_B=$PORT
+# A's one sink posts to B's /v1/refused (404: refused for good), so every event becomes a dead letter
+if ! instance a CREDWATCH_READ_TOKENS=$READ_TOKEN CREDWATCH_INGEST_TOKENS=$INGEST_TOKEN CREDWATCH_SINKS=hook \
+     CREDWATCH_SINK_HOOK_TYPE=webhook CREDWATCH_SINK_HOOK_URL="http://127.0.0.1:$PORT_B/v1/refused" \
+     CREDWATCH_SINK_HOOK_SECRET=browser-sink-secret-0123 CREDWATCH_SINK_HOOK_TIMEOUT_MS=2000; then
+  nok "instance A starts"; exit 1
+fi
+PORT_A=$PORT
 ok "redis-server and two instances on loopback (A :$PORT_A with a read token, B :$PORT_B without)"
 
 # ---- 4. the browser run ----------------------------------------------------------------------------------

@@ -453,12 +453,9 @@ async function caseNarrow(context) {
   await page.close();
 }
 
-async function caseSinksAndKey(context) {
+async function caseKeyLookup(context) {
   const page = await newPage(context);
   await login(page, A);
-  await page.evaluate(() => { location.hash = '#/sinks'; });
-  await page.waitForSelector('#view h1');
-  check('sinks: the view says when none is configured', /No sink is configured/.test(await page.textContent('#view')));
   await page.evaluate(() => { location.hash = '#/key'; });
   await page.waitForSelector('#akid');
   const k = await getA('/v1/findings/' + encodeURIComponent(ids.theft));
@@ -466,11 +463,49 @@ async function caseSinksAndKey(context) {
   await page.press('#akid', 'Enter');
   await page.waitForSelector('#key-finding a');
   check('key lookup: the key\'s context and its finding', (await page.textContent('#key-finding a')) === ids.theft &&
-    decodeURIComponent(await page.evaluate(() => location.hash)) === '#/key/' + k.access_key_id);
+    decodeURIComponent(await page.evaluate(() => location.hash)) === '#/key/' + k.access_key_id &&
+    (await page.$$('svg.timeline [data-kind=outside]')).length > 0);
   await page.fill('#akid', 'ASIAQEXAMPLEKEY99999');
   await page.press('#akid', 'Enter');
   await page.waitForFunction(() => /knows nothing/.test((document.getElementById('key-finding') || {}).textContent || ''));
   check('key lookup: an unknown key says so', true);
+  await page.close();
+}
+
+// A's sink "hook" posts to B's /v1/refused, a 404: every event is refused for good, a dead letter.
+async function caseSinks(context) {
+  const page = await newPage(context);
+  await login(page, A);
+  const deadOnPage = () => page.$$eval('section.sink[data-sink="hook"] table.dead-letters tbody tr', (rs) => rs.map((r) => r.getAttribute('data-entry')));
+  const deadInApi = async () => (await getA('/v1/sinks/hook/dead-letters?limit=50')).dead_letters.map((d) => d.entry);
+  for (let i = 0; i < 50 && (await deadInApi()).length < 3; i += 1) await sleep(200);
+  let shown = [];
+  let api = [];
+  for (let i = 0; i < 3; i += 1) { // events may still be arriving: compare a settled pair
+    await page.evaluate(() => { location.hash = '#/findings'; });
+    await page.evaluate(() => { location.hash = '#/sinks'; });
+    await page.waitForSelector('section.sink[data-sink="hook"] table.dead-letters tbody tr');
+    shown = await deadOnPage();
+    api = await deadInApi();
+    if (same(shown, api)) break;
+    await sleep(500);
+  }
+  check('sinks: the sink and its dead letters, as GET /v1/sinks/hook/dead-letters lists them (' + api.length + ')', api.length >= 3 && same(shown, api), JSON.stringify({ shown: shown.length, api: api.length }));
+  const reason = await page.textContent('section.sink[data-sink="hook"] table.dead-letters tbody tr td:nth-child(6)');
+  check('sinks: a dead letter shows the reason and links its finding', /404/.test(reason) &&
+    (await page.$$('section.sink[data-sink="hook"] table.dead-letters tbody tr a[href^="#/finding/cwf-"]')).length === shown.length, reason);
+  const entry = shown[0];
+  await page.click('section.sink[data-sink="hook"] tr[data-entry="' + entry + '"] button');
+  await page.waitForFunction(() => /Sent 1 dead letter\(s\) of hook again/.test(document.getElementById('msg').textContent));
+  await page.waitForFunction((e) => !document.querySelector('section.sink[data-sink="hook"] tr[data-entry="' + e + '"]'), entry).catch(() => {});
+  check('sinks: retry one: sent again, gone from the list on the page and in the API',
+    !(await deadOnPage()).includes(entry) && !(await deadInApi()).includes(entry));
+  const before = (await getA('/v1/sinks')).sinks[0].queue.dead;
+  await page.evaluate(() => { document.getElementById('msg').textContent = ''; });
+  await page.click('section.sink[data-sink="hook"] button:has-text("Retry all dead letters")');
+  await page.waitForFunction(() => /Sent \d+ dead letter\(s\) of hook again/.test(document.getElementById('msg').textContent));
+  const n = Number(/Sent (\d+)/.exec(await page.textContent('#msg'))[1]);
+  check('sinks: retry all sends every dead letter again (' + n + ' of ' + before + ')', n >= before && n > 0, String(n));
   await page.close();
 }
 
@@ -521,7 +556,8 @@ async function main() {
     await timed('hostile strings', () => caseHostile(context));
     await timed('keyboard', () => caseKeyboard(context));
     await timed('narrow screen', () => caseNarrow(context));
-    await timed('key lookup and sinks', () => caseSinksAndKey(context));
+    await timed('key lookup', () => caseKeyLookup(context));
+    await timed('sinks and dead letters', () => caseSinks(context));
     await timed('auto refresh', () => caseRefresh(context));
     await timed('headers', caseHeaders);
     check('no dialog opened', seen.dialogs.length === 0, seen.dialogs.join(' | '));
