@@ -8,6 +8,8 @@
 #include "sink_run.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,9 +282,24 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
     return wait;
 }
 
+/* The thread's name (ps, top, /proc: "cw-sink <name>", cut to 15 bytes) and its priority: below
+ * the request threads by SNK_RUN_NICE, so that when CPU is short, ingest (whose senders wait with
+ * a deadline) goes first and delivery (which has the claim time to spare) waits; both are best
+ * effort, and the outbox depth and oldest-age metrics show a delivery that falls behind. */
+static void thread_identity(const struct run_sink *s)
+{
+    char name[16];
+    snprintf(name, sizeof name, "cw-sink %s", s->conf.name);
+    pthread_setname_np(pthread_self(), name);
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), SNK_RUN_NICE) != 0 && s->run->log)
+        s->run->log("warn", "cannot lower the delivery thread's priority; it competes with ingest", s->conf.name,
+                    NULL);
+}
+
 static void *sink_thread(void *arg)
 {
     struct run_sink *s = arg;
+    thread_identity(s);
     struct snk_formatters fmt = { .ocsf = as_ocsf, .asff = as_asff };
     struct snk *sk = NULL;
     if (snk_open(&s->conf, &fmt, &sk)) {

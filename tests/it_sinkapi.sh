@@ -112,6 +112,24 @@ fi
 record_pid "$API_PID"
 ok "server starts with two sinks on 127.0.0.1:$API_PORT"
 
+# Each sink has its thread, named for it and running SNK_RUN_NICE (10) nicer than the request threads:
+# a CPU-bound instance serves ingest first (field 19 of /proc/PID/task/TID/stat is the nice value).
+sink_threads_nice() {
+  _seen=0
+  for _t in /proc/"$API_PID"/task/*; do
+    case "$(cat "$_t/comm" 2>/dev/null)" in
+      "cw-sink hook"|"cw-sink refuse")
+        [ "$(sed 's/^.*) //' "$_t/stat" | cut -d' ' -f17)" = 10 ] || return 1
+        _seen=$((_seen + 1)) ;;
+      *) [ "$(sed 's/^.*) //' "$_t/stat" | cut -d' ' -f17)" = 0 ] || return 1 ;;
+    esac
+  done
+  [ "$_seen" -eq 2 ]
+}
+_i=0
+until sink_threads_nice || [ $_i -ge 20 ]; do sleep 0.1; _i=$((_i + 1)); done
+check "one delivery thread per sink, named for it, at nice 10; every other thread at 0" sink_threads_nice
+
 # ---- GET /v1/sinks ----
 req GET /v1/sinks
 expect_error "sinks without credentials 401" 401 unauthorized
