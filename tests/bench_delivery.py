@@ -39,6 +39,7 @@ import harness  # noqa: E402
 RATE = int(os.environ.get("DELIV_RATE", "100"))              # findings/s, paced
 LAT_SECONDS = float(os.environ.get("DELIV_SECONDS", "20"))
 DRAIN_S = 10                                                 # wait for the last deliveries
+DRAIN_TPUT_S = 120                                           # a throughput run's backlog, at most
 TPUT_RUNS = int(os.environ.get("DELIV_TPUT_RUNS", "5"))      # per configuration
 TPUT_SECONDS = int(os.environ.get("DELIV_TPUT_SECONDS", "5"))
 WARMUP_SECONDS = 2
@@ -225,11 +226,34 @@ def tput_run(procs, tmp, redis, kind, sinks, receivers, run, seconds):
         errors = re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.M)
         xlen = harness.redis_cmd(redis.port, "XLEN", "cw:out:{o}") or b":0"
         cpu = [(b - a) / HZ for a, b in zip(c0, c1)]
+        delivered = sum(len(received(log)) for _, log, _ in receivers)
+        drain, lost = drain_run(redis, receivers) if receivers else (0.0, 0)
         return {"rate": float(rate.group(1)) if rate else 0.0, "requests": int(reqs.group(1)) if reqs else 0,
                 "errors": errors, "cpu_srv": cpu[0], "cpu_redis": cpu[1], "cpu_recv": sum(cpu[2:]),
-                "delivered": sum(len(received(log)) for _, log, _ in receivers), "queued": int(xlen[1:] or 0)}
+                "delivered": delivered, "queued": int(xlen[1:] or 0), "drain": drain, "lost": lost}
     finally:
         inst.stop(timeout=15)
+
+
+def lines(log):
+    with open(log, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def drain_run(redis, receivers):
+    """After the load: the seconds until every event of the outbox reached every receiver (delivery runs
+    below ingest's priority, SNK_RUN_NICE, so under a saturating load it falls behind and catches up here),
+    and how many distinct events a receiver still lacks after DRAIN_TPUT_S."""
+    want = int((harness.redis_cmd(redis.port, "XLEN", "cw:out:{o}") or b":0")[1:] or 0)
+    t0 = time.monotonic()
+    distinct = lambda log: len({d.get("idempotency_key") for d in received(log)})  # noqa: E731
+    while True:
+        # lines first (cheap, while the receivers still work); distinct keys once the counts are there
+        done = all(lines(log) >= want for _, log, _ in receivers) and \
+            all(distinct(log) >= want for _, log, _ in receivers)
+        if done or time.monotonic() - t0 > DRAIN_TPUT_S:
+            return time.monotonic() - t0, 0 if done else max(want - distinct(log) for _, log, _ in receivers)
+        time.sleep(0.2)
 
 
 def tput_report(res, records, stolen):
@@ -261,6 +285,10 @@ def tput_report(res, records, stolen):
              cpu["sinks"] / cpu["none"], per_event, med("sinks", lambda r: r["delivered"] / 2.0 / TPUT_SECONDS),
              med("sinks", lambda r: 100.0 * r["delivered"] / 2 / max(1, r["requests"] * stolen)),
              med("sinks", lambda r: r["cpu_recv"] / TPUT_SECONDS * 100)), flush=True)
+    print("delivery: after each %d s run with two sinks, the backlog reached both receivers in %.1f s (median; "
+          "runs: %s); events still missing after %d s: %d"
+          % (TPUT_SECONDS, med("sinks", lambda r: r["drain"]), " / ".join("%.1f" % r["drain"] for r in res["sinks"]),
+             DRAIN_TPUT_S, sum(r["lost"] for r in res["sinks"])), flush=True)
 
 
 def bench_throughput(procs, tmp, redis):
