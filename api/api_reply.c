@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_cors.h"
 #include "api_log.h"
 #include "api_ui.h"
 #include "cw.h"
@@ -33,6 +34,7 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_security_headers(r, resp);
+    api_cors_add_headers(r, resp);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     switch (status) {
