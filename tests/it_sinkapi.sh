@@ -3,7 +3,9 @@
 # POST .../dead-letters/retry, and the sink series of /metrics, against a real `credwatch serve` (the
 # embedded store) with two webhook sinks: "hook" posts to a loopback port nobody listens on (it fails
 # and retries), "refuse" posts to tests/sink_receiver.py answering 400 (it dead-letters at once).
-# Answers are validated against openapi/openapi.json's schemas as well.
+# Answers are validated against openapi/openapi.json's schemas as well. Then HTTPS end to end: serve
+# delivers to a receiver whose certificate a CA made here signed, trusted through CA_FILE, and a sink
+# without CA_FILE refuses it. Needs openssl (scripts/deps.sh test).
 # Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
 . "$(dirname "$0")/lib.sh"
 make_tmp
@@ -329,6 +331,48 @@ if api_start; then
   api_stop
 else
   nok "server starts without sinks"
+fi
+
+# ---- HTTPS end to end: serve -> a receiver with a certificate of a CA made here ----
+# The sink trusts that CA through CA_FILE; a second sink to the same receiver without it refuses the
+# certificate (libcurl verifies against the system store by default) and keeps its event, never sent.
+if openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 \
+     -keyout "$API_TMP/key.pem" -out "$API_TMP/cert.pem" >"$API_TMP/openssl.log" 2>&1; then
+  "$PY" "$here/sink_receiver.py" --secret "$SECRET" --log "$API_TMP/tls.log" --max-seconds 300 \
+    --tls "$API_TMP/cert.pem" "$API_TMP/key.pem" >"$API_TMP/tls.port" 2>"$API_TMP/tls.err" &
+  record_pid $!
+  until_ok 100 test -s "$API_TMP/tls.port"
+  TLS_PORT=$(head -n 1 "$API_TMP/tls.port")
+  : >>"$API_TMP/tls.log"
+  if [ -n "$TLS_PORT" ] && api_start CREDWATCH_SINKS=tls,untrusted \
+       CREDWATCH_SINK_TLS_TYPE=webhook CREDWATCH_SINK_TLS_URL="https://127.0.0.1:$TLS_PORT/hook/tls" \
+       CREDWATCH_SINK_TLS_SECRET=$SECRET CREDWATCH_SINK_TLS_CA_FILE="$API_TMP/cert.pem" \
+       CREDWATCH_SINK_UNTRUSTED_TYPE=webhook CREDWATCH_SINK_UNTRUSTED_URL="https://127.0.0.1:$TLS_PORT/hook/untrusted" \
+       CREDWATCH_SINK_UNTRUSTED_SECRET=$SECRET; then
+    record_pid "$API_PID"
+    req POST /v1/ingest/cloudtrail -H "$BI" -H "$CT" --data-binary @"$SAMPLE"
+    expect "https: a finding ingested" 200 "d['findings_count'] == 1"
+    tls_delivered() {
+      grep -q '"path": "/hook/tls"' "$API_TMP/tls.log" && grep '"path": "/hook/tls"' "$API_TMP/tls.log" | grep -q '"sig": "ok"'
+    }
+    if until_ok 100 tls_delivered; then ok "https: the event reached the receiver through serve, signature good"
+    else nok "https: the event reached the receiver through serve, signature good"; fi
+    untrusted_failed() {
+      req GET /v1/sinks -H "$BR"
+      $PY -c 'import json,sys; s={x["name"]: x for x in json.load(open(sys.argv[1]))["sinks"]}; u=s["untrusted"];
+sys.exit(0 if u["delivered"] == 0 and u["failed_attempts"] >= 1 else 1)' "$API_TMP/body"
+    }
+    if until_ok 100 untrusted_failed && ! grep -q '"path": "/hook/untrusted"' "$API_TMP/tls.log"; then
+      ok "https: without the CA the certificate is refused, nothing sent, the attempt counted"
+    else
+      nok "https: without the CA the certificate is refused, nothing sent, the attempt counted"
+    fi
+    api_stop
+  else
+    nok "https: receiver and server start"
+  fi
+else
+  nok "https: a test certificate (openssl)"
 fi
 kill "$RECV_PID" 2>/dev/null
 wait "$RECV_PID" 2>/dev/null
