@@ -17,7 +17,10 @@
      receiver of its own). Every run on an emptied Redis (FLUSHALL) and a freshly started instance.
      Median records/s of each and their ratios to no sinks; beside them the CPU per record of credwatch +
      redis-server (from /proc: does not depend on other load; includes the delivery threads' work, not
-     the receivers').
+     the receivers'). The delivery threads run below ingest's priority (SNK_RUN_NICE) and the receivers at
+     nice 19 (they stand for other machines): under this saturating load deliveries fall behind, so after
+     each run with sinks the driver times how long the backlog takes to reach both receivers (and counts
+     any event still missing after DRAIN_TPUT_S).
 Prints one `delivery: ...` line per figure; exits 1 when a request failed, a finding was not delivered
 (latency) or not queued (queueing only).
 usage: bench_delivery.py BIN TMPDIR PIDFILE
@@ -56,12 +59,14 @@ HZ = os.sysconf("SC_CLK_TCK")
 # ---- processes ---------------------------------------------------------------------------------
 
 def receiver(procs, tmp, name):
-    """A tests/sink_receiver.py of our own; returns (port, log path)."""
+    """A tests/sink_receiver.py of our own; returns (port, log path). It runs at nice 19: it stands for
+    a SIEM or chat service on another machine, and here it shares the two cores with the instance
+    measured, so it takes only what the instance and Redis leave (its CPU is still reported)."""
     log = os.path.join(tmp, name + ".log")
     open(log, "w").close()
     p = procs.add(subprocess.Popen([sys.executable, os.path.join(HERE, "sink_receiver.py"), "--secret", SECRET,
                                     "--log", log, "--max-seconds", "600"], stdout=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL))
+                                   stdin=subprocess.DEVNULL, preexec_fn=lambda: os.nice(19)))
     port = int(p.stdout.readline())
     return port, log, p
 
