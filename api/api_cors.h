@@ -19,9 +19,10 @@
 #define API_CORS_ORIGINS_MAX 16       /* origins listed; a few dashboards in practice */
 #define API_CORS_ORIGIN_LEN_MAX 267   /* "https://" + a 253-byte host name + ":65535" */
 #define API_CORS_MAX_AGE_S "600"      /* a browser reuses a preflight's answer this long */
-/* What a dashboard's script may send: its credential (Authorization or X-Api-Key) and the JSON
- * type of a PATCH or a retry; the read API reads no other request header. */
-#define API_CORS_ALLOW_HEADERS "Authorization, Content-Type, X-Api-Key"
+/* What a dashboard's script may send: its credential (Authorization or X-Api-Key), the JSON type
+ * of a PATCH or a retry, and X-Requested-With (a 401 then challenges Bearer only, api_reply.c); the
+ * read API reads no other request header. */
+#define API_CORS_ALLOW_HEADERS "Authorization, Content-Type, X-Api-Key, X-Requested-With"
 #define API_CORS_METHODS_MAX 64       /* "GET, PATCH": the read methods of one path */
 #define API_CORS_MSG_MAX 256          /* a refusal's message: one quoted origin and its fault */
 

@@ -356,9 +356,14 @@ static int spliced_doc(const char *finding_json, json_t **doc, char *id, char *m
             return id_usable(id, msg, msg_size);
         }
     }
-    *doc = json_loads(finding_json, 0, NULL);
+    json_error_t jerr;
+    *doc = json_loads(finding_json, 0, &jerr);
+    if (!*doc) {  /* yajl took it, jansson did not (a \u0000, a huge integer): never will */
+        snprintf(msg, msg_size, "the finding document is not a JSON object jansson reads: %s", jerr.text);
+        return json_error_code(&jerr) == json_error_out_of_memory ? CW_ENOMEM : CW_EJSON;
+    }
     const char *parsed = NULL;
-    int rc = *doc ? finding_id(*doc, msg, msg_size, &parsed) : CW_ENOMEM;
+    int rc = finding_id(*doc, msg, msg_size, &parsed);
     if (!rc)
         snprintf(id, SNK_ID_MAX + 1, "%s", parsed);
     return rc;

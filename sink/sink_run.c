@@ -1,12 +1,14 @@
 /* sink_run.c — see sink_run.h. One thread per sink:
  *   every SNK_RUN_TRIM_MS: out_trim (the outbox's bound) and out_stats (the metrics' view);
  *   out_read up to SNK_RUN_BATCH events (the thread's own held ones first, then claimed, redone, new);
- *   each in order: below the sink's minimum severity -> ack; too old -> dead letter; else deliver:
- *   2xx -> ack, refused for good -> dead letter, retryable -> stop the batch and wait the backoff
- *   (the rest stay held by this consumer and come back first, in order).
+ *   each in order: below the sink's minimum severity -> done; too old -> dead letter; else deliver:
+ *   2xx -> done, refused for good -> dead letter, retryable -> stop the batch and wait the backoff
+ *   (the rest stay held by this consumer and come back first, in order);
+ *   the batch's done events are acknowledged together at its end.
  * The store is the only queue: nothing is kept in this process that a crash could lose. */
 #include "sink_run.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -166,8 +168,10 @@ static int dead_letter(struct run_sink *s, const struct store_event *ev, const c
 
 /* Events done with (delivered, or below the sink's minimum severity) wait here until the end of their
  * batch and are acknowledged in one call: one Redis round trip per batch instead of one per event.
- * An instance that dies in between delivers them again after the claim time, with the same
- * idempotency keys: the repeats at-least-once allows after a crash, no loss. */
+ * If that call fails (the store is down), this instance gets them back first on its next read and
+ * sends them again; an instance that dies in between leaves them to another after the claim time.
+ * Either way the repeats carry the same idempotency keys: at least once, no loss. (A pipeline that
+ * fails part way may acknowledge some without their being counted: the counters may undercount.) */
 struct done {
     const char *entry[SNK_RUN_BATCH];
     const struct store_event *ev[SNK_RUN_BATCH];
@@ -312,16 +316,21 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
     return wait;
 }
 
-/* The thread's name (ps, top, /proc: "cw-sink <name>", cut to 15 bytes) and its priority: below
+/* The thread's name (ps, top, /proc: "cw:<name>", cut to 15 bytes) and its priority: below
  * the request threads by SNK_RUN_NICE, so that when CPU is short, ingest (whose senders wait with
  * a deadline) goes first and delivery (which has the claim time to spare) waits; both are best
  * effort, and the outbox depth and oldest-age metrics show a delivery that falls behind. */
 static void thread_identity(const struct run_sink *s)
 {
     char name[16];
-    snprintf(name, sizeof name, "cw-sink %s", s->conf.name);
+    snprintf(name, sizeof name, "cw:%s", s->conf.name);
     pthread_setname_np(pthread_self(), name);
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), SNK_RUN_NICE) != 0 && s->run->log)
+    /* relative to the thread's own value, inherited from the thread that started it: an instance
+     * started under `nice -n 15` delivers at 19, never above its request threads */
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int want = cur + SNK_RUN_NICE > 19 ? 19 : cur + SNK_RUN_NICE;
+    if ((errno != 0 || setpriority(PRIO_PROCESS, (id_t)gettid(), want) != 0) && s->run->log)
         s->run->log("warn", "cannot lower the delivery thread's priority; it competes with ingest", s->conf.name,
                     NULL);
 }

@@ -42,7 +42,7 @@ import harness  # noqa: E402
 RATE = int(os.environ.get("DELIV_RATE", "100"))              # findings/s, paced
 LAT_SECONDS = float(os.environ.get("DELIV_SECONDS", "20"))
 DRAIN_S = 10                                                 # wait for the last deliveries
-DRAIN_TPUT_S = 120                                           # a throughput run's backlog, at most
+DRAIN_TPUT_S = 60                                            # a throughput run's backlog, at most
 TPUT_RUNS = int(os.environ.get("DELIV_TPUT_RUNS", "5"))      # per configuration
 TPUT_SECONDS = int(os.environ.get("DELIV_TPUT_SECONDS", "5"))
 WARMUP_SECONDS = 2
@@ -245,16 +245,38 @@ def lines(log):
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
+def xinfo(redis, *args):
+    """redis-cli's raw lines of an XINFO reply (nested arrays flattened: names and values alternate)."""
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "XINFO"] + list(args), stdout=subprocess.PIPE,
+                         text=True, timeout=10).stdout
+    return out.split("\n")
+
+
+def after(lines_, name):
+    """The values that follow each line equal to name."""
+    return [lines_[i + 1] for i, v in enumerate(lines_[:-1]) if v == name]
+
+
+def groups_idle(redis):
+    """Every sink's consumer group has nothing left: none held (pending 0) and none unread (lag 0)."""
+    g = xinfo(redis, "GROUPS", "cw:out:{o}")
+    pending, lag = after(g, "pending"), after(g, "lag")
+    return bool(pending) and all(v == "0" for v in pending + lag)
+
+
 def drain_run(redis, receivers):
     """After the load: the seconds until every event of the outbox reached every receiver (delivery runs
     below ingest's priority, SNK_RUN_NICE, so under a saturating load it falls behind and catches up here),
-    and how many distinct events a receiver still lacks after DRAIN_TPUT_S."""
-    want = int((harness.redis_cmd(redis.port, "XLEN", "cw:out:{o}") or b":0")[1:] or 0)
+    and how many distinct events a receiver still lacks after DRAIN_TPUT_S. The events ever queued come
+    from the stream's entries-added (the periodic trim removes what every sink acknowledged, so its length
+    is not the count), and the groups must be idle."""
+    added = after(xinfo(redis, "STREAM", "cw:out:{o}"), "entries-added")
+    want = int(added[0]) if added else 0
     t0 = time.monotonic()
     distinct = lambda log: len({d.get("idempotency_key") for d in received(log)})  # noqa: E731
     while True:
         # lines first (cheap, while the receivers still work); distinct keys once the counts are there
-        done = all(lines(log) >= want for _, log, _ in receivers) and \
+        done = all(lines(log) >= want for _, log, _ in receivers) and groups_idle(redis) and \
             all(distinct(log) >= want for _, log, _ in receivers)
         if done or time.monotonic() - t0 > DRAIN_TPUT_S:
             return time.monotonic() - t0, 0 if done else max(want - distinct(log) for _, log, _ in receivers)

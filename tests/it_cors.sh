@@ -79,7 +79,7 @@ for m in GET PATCH; do
   check "preflight $m: Access-Control-Allow-Methods GET, PATCH" \
     [ "$(header Access-Control-Allow-Methods)" = "GET, PATCH" ]
   check "preflight $m: Access-Control-Allow-Headers" \
-    [ "$(header Access-Control-Allow-Headers)" = "Authorization, Content-Type, X-Api-Key" ]
+    [ "$(header Access-Control-Allow-Headers)" = "Authorization, Content-Type, X-Api-Key, X-Requested-With" ]
   check "preflight $m: Access-Control-Max-Age 600" [ "$(header Access-Control-Max-Age)" = 600 ]
   check "preflight $m: Vary: Origin" [ "$(header Vary)" = Origin ]
   check "preflight $m: no credentials header" sh -c "! grep -qi '^access-control-allow-credentials' '$TEST_TMP/h'"

@@ -459,7 +459,7 @@ static void test_sink_routes(void **state)
     assert_string_equal(api_path_template(API_P_SINK_DEAD), "/v1/sinks/{name}/dead-letters");
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 16);
+    assert_int_equal(n, 17);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
 }
@@ -478,7 +478,9 @@ static void test_page_routes(void **state)
     assert_int_equal(api_route_match("GET", "/ui/app.js", &m), API_ROUTE_OK);
     assert_int_equal(m.path, API_P_UI_FILE);
     assert_string_equal(m.param, "app.js");
-    assert_int_equal(api_route_match("GET", "/ui", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/ui", &m), API_ROUTE_OK);  /* to /ui/ */
+    assert_int_equal(m.route->handler, API_H_ROOT);
+    assert_int_equal(api_route_match("GET", "/ui//", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/ui/a/b.js", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("POST", "/ui/", &m), API_ROUTE_BAD_METHOD);
     const struct api_ui_asset *a = api_ui_find(NULL);

@@ -329,6 +329,9 @@ static void test_payload_webhook(void **state)
     assert_int_equal(snk_payload_build(&c, NULL, "{\"id\":\"cwf-\\\"x\"}", 1, 1, &p, msg, sizeof msg), CW_EINVAL);
     assert_int_equal(snk_payload_build(&c, NULL, "{\"id\":\"cwf-A\",}", 1, 1, &p, msg, sizeof msg), CW_EJSON);
     assert_int_equal(snk_payload_build(&c, NULL, "  ", 1, 1, &p, msg, sizeof msg), CW_EJSON);
+    /* yajl takes it, jansson does not (a NUL escape): never readable, so not retryable (not ENOMEM) */
+    assert_int_equal(snk_payload_build(&c, NULL, "{\"x\":\"\\u0000\",\"id\":\"a\"}", 1, 1, &p, msg, sizeof msg),
+                     CW_EJSON);
     json_decref(later);
     free(later_s);
     free(doc);
