@@ -53,8 +53,9 @@ $(BUILD)/obj/openapi_blob.o: $(BUILD)/openapi_blob.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CWFLAGS) $(CFLAGS) -c $< -o $@
 
-# The findings page (ui/, every file) likewise, within UI_MAX_BYTES (api/api_ui.h).
-$(BUILD)/ui_blob.c: $(UI_FILES) scripts/embed_ui.sh api/api_ui.h
+# The findings page (ui/, every file) likewise, within UI_MAX_BYTES (api/api_ui.h). The folder itself
+# is a prerequisite: a file deleted from it changes its time, and must stop being served.
+$(BUILD)/ui_blob.c: ui $(UI_FILES) scripts/embed_ui.sh api/api_ui.h
 	@mkdir -p $(BUILD)
 	scripts/embed_ui.sh ui $$(sed -n 's/^#define UI_MAX_BYTES \([0-9]*\).*/\1/p' api/api_ui.h) > $@.tmp
 	@mv $@.tmp $@

@@ -16,7 +16,7 @@
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
-                OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_COUNT };
+                OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_COUNT };
 
 /* How a value is read and where it goes: one setter per type (set_value picks it). */
 enum opt_type {
@@ -51,7 +51,7 @@ struct opt {
 
 #define FIELD(f) offsetof(struct api_config, f)
 
-static opt_hook set_listen, set_store_bytes;
+static opt_hook set_listen, set_store_bytes, set_cors_origins;
 
 static const struct opt OPTS[OPT_COUNT] = {
     [OPT_LISTEN] = {"--listen", "CREDWATCH_LISTEN", API_DEFAULT_LISTEN,
@@ -110,6 +110,9 @@ static const struct opt OPTS[OPT_COUNT] = {
     [OPT_OUTBOX_CLAIM_MS] = {"--outbox-claim-ms", "CREDWATCH_OUTBOX_CLAIM_MS", "60000",
      "a finding event held this long by an instance without being delivered goes to another (it died)",
      T_UINT, FIELD(outbox_claim_ms), API_MIN_CLAIM_MS, API_MAX_CLAIM_MS, "milliseconds,", NULL, NULL},
+    [OPT_CORS_ORIGINS] = {"--cors-origins", "CREDWATCH_CORS_ORIGINS", "(none: no CORS header)",
+     "comma-separated origins (https://host[:port]) whose pages may call the read API from a browser",
+     T_HOOK, FIELD(cors), 0, 0, NULL, NULL, set_cors_origins},
 };
 
 void api_config_usage(FILE *out)
@@ -223,6 +226,19 @@ static int set_store_bytes(struct api_config *c, const struct opt *o, const char
 {
     (void)o;
     return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? CW_ECONFIG : CW_OK;
+}
+
+/* The origins' own rules (api_cors.c): exact origins, no wildcard, no "null", a named bound. */
+static int set_cors_origins(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                            size_t msg_size)
+{
+    (void)o;
+    char why[API_CORS_MSG_MAX];
+    if (api_cors_parse(v, &c->cors, why, sizeof why)) {
+        snprintf(msg, msg_size, "%s: %s", name, why);
+        return CW_ECONFIG;
+    }
+    return CW_OK;
 }
 
 /* A number of o's range, or the message every numeric option gives ("expected seconds, 1-3600"). */

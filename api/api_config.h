@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "api_auth.h"
+#include "api_cors.h"
 
 #define API_LISTEN_MAX 300            /* "host:port" text */
 #define API_URL_MAX 1024              /* Redis URL */
@@ -57,6 +58,7 @@ struct api_config {
     unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
     size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */
+    struct api_cors cors;             /* origins whose pages may call the read API (api_cors.h) */
     int help, print_routes;           /* --help / --print-routes: nothing else is validated */
 };
 

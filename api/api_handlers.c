@@ -833,17 +833,20 @@ static enum MHD_Result h_openapi(struct api_req *r)
     return api_reply(r, MHD_HTTP_OK, "application/json", (void *)cw_openapi_json, cw_openapi_json_len, 0);
 }
 
-/* GET / is where a browser starts: the page. */
+/* GET / is where a browser starts, and GET /ui is the page without its slash: to the page. The
+ * Location is relative ("ui/" from "/" or from "/ui" is "/ui/"), so it also holds behind a proxy
+ * that serves credwatch under a path prefix. */
 static enum MHD_Result h_root(struct api_req *r)
 {
-    r->location = "/ui/";
-    return api_reply(r, MHD_HTTP_FOUND, "text/plain; charset=utf-8", (void *)"/ui/\n", 5, 0);
+    r->location = "ui/";
+    return api_reply(r, MHD_HTTP_FOUND, "text/plain; charset=utf-8", (void *)"ui/\n", 4, 0);
 }
 
 /* The page's files are compiled in (api_ui.h); api_reply adds the page's CSP to these replies. */
 static enum MHD_Result h_ui(struct api_req *r)
 {
-    const struct api_ui_asset *a = api_ui_find(r->match.path == API_P_UI ? NULL : r->match.param);
+    const struct api_ui_asset *a =
+        r->match.param_too_long ? NULL : api_ui_find(r->match.path == API_P_UI ? NULL : r->match.param);
     if (!a)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file of the findings page");
     r->page = 1;

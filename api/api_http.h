@@ -83,6 +83,7 @@ struct api_req {
     int close_after;              /* answer with Connection: close (a request framed ambiguously) */
     const char *location;         /* Location of a redirect (static text), or NULL */
     int page;                     /* the reply is a file of the page: its CSP lets its own script run */
+    int preflight;                /* an accepted CORS preflight (OPTIONS): 204 with api_cors.c's headers */
     int started;                  /* api_request_access has seen the headers */
     unsigned uri_status;          /* the raw request target refused (from api_request_uri), 0 when fine */
     const char *uri_code;

@@ -4,10 +4,18 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "api_cors.h"
 #include "api_log.h"
 #include "api_ui.h"
 #include "cw.h"
+
+static int xhr_request(const struct api_req *r)
+{
+    const char *x = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Requested-With");
+    return x && strcasecmp(x, "XMLHttpRequest") == 0;
+}
 
 /* Every reply, data or page: a browser never sniffs a type, never frames it, never sends where it
  * came from; only the page's own files may run script, and only their own (API_UI_CSP). */
@@ -33,12 +41,17 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_security_headers(r, resp);
+    api_cors_add_headers(r, resp);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     switch (status) {
     case MHD_HTTP_UNAUTHORIZED:
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"credwatch\"");
+        /* A Basic challenge makes a browser open its own login dialog over the page: a script's
+         * request that says so (X-Requested-With: XMLHttpRequest, the findings page's and most
+         * dashboards' convention) gets only the Bearer one and asks for the token itself. */
+        if (!xhr_request(r))
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"credwatch\"");
         break;
     case MHD_HTTP_METHOD_NOT_ALLOWED:
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->match.allow);

@@ -15,6 +15,7 @@
 
 #include "api_conn.h"
 #include "api_content.h"
+#include "api_cors.h"
 #include "api_http.h"
 #include "api_metrics.h"
 #include "cw.h"
@@ -121,9 +122,27 @@ enum hdr_verdict { HDR_NEXT = -1, HDR_LATER = 0, HDR_NOW = 1 };
 
 static enum hdr_verdict refuse_at(int now) { return now ? HDR_NOW : HDR_LATER; }
 
-static enum hdr_verdict check_route(struct api_req *r, const char *url)
+/* OPTIONS on a known path is a CORS preflight (it is no route of the table: the answer follows
+ * from the path's read-role routes, api_cors.c). It needs no token, since browsers send none, and
+ * reads no body; accepted, it is answered 204 once any body is dropped, else 403 cors_refused. */
+static enum hdr_verdict check_preflight(struct api_req *r, int has_body)
+{
+    char why[API_CORS_MSG_MAX];
+    if (api_cors_preflight(&r->srv->cfg.cors, r->match.path, header(r, "Origin"),
+                           header(r, "Access-Control-Request-Method"), why, sizeof why)) {
+        defer_error(r, MHD_HTTP_FORBIDDEN, "cors_refused", "%s", why);
+        return refuse_at(has_body);
+    }
+    r->preflight = 1;
+    r->limit = 0;
+    return HDR_LATER;
+}
+
+static enum hdr_verdict check_route(struct api_req *r, const char *url, int has_body)
 {
     int rc = api_route_match(r->method, url, &r->match);
+    if (rc == API_ROUTE_BAD_METHOD && strcmp(r->method, "OPTIONS") == 0)
+        return check_preflight(r, has_body);
     if (rc == API_ROUTE_NOT_FOUND) {
         defer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no route for %.100s", url);
         return HDR_LATER;
@@ -241,7 +260,7 @@ static int on_headers(struct api_req *r, const char *url)
 {
     long long clen = content_length(r->conn);
     int has_body = clen > 0 || header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-    enum hdr_verdict v = check_route(r, url);
+    enum hdr_verdict v = check_route(r, url, has_body);
     if (v == HDR_NEXT)
         v = check_auth(r, has_body);
     if (v == HDR_NEXT)
@@ -438,6 +457,8 @@ enum MHD_Result api_request_access(void *cls, struct MHD_Connection *conn, const
         return MHD_YES;
     if (r->pending_status)
         return api_reply_error(r, r->pending_status, r->pending_code, r->pending_msg);
+    if (r->preflight)
+        return api_reply(r, MHD_HTTP_NO_CONTENT, NULL, (void *)"", 0, 0);
     return api_dispatch(r);
 }
 

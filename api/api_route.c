@@ -19,6 +19,7 @@ static const char *const TEMPLATES[API_P_COUNT] = {
     [API_P_METRICS] = "/metrics",
     [API_P_OPENAPI] = "/openapi.json",
     [API_P_ROOT] = "/",
+    [API_P_UI_BARE] = "/ui",
     [API_P_UI] = "/ui/",
     [API_P_UI_FILE] = "/ui/{file}",
     [API_P_NONE] = "none",
@@ -42,6 +43,7 @@ static const struct api_route ROUTES[] = {
     /* the findings page: its files hold no data (every finding comes through the API, with the
      * read token), so they are served without one, and the page can ask for the token */
     {API_P_ROOT, "GET", API_H_ROOT, API_ROLE_NONE},
+    {API_P_UI_BARE, "GET", API_H_ROOT, API_ROLE_NONE},
     {API_P_UI, "GET", API_H_UI, API_ROLE_NONE},
     {API_P_UI_FILE, "GET", API_H_UI, API_ROLE_NONE},
 };

@@ -10,7 +10,7 @@
 /* Path templates; API_P_NONE labels requests that matched no path. */
 enum api_path { API_P_INGEST_CLOUDTRAIL = 0, API_P_INGEST_EVENTBRIDGE, API_P_FINDINGS, API_P_FINDING, API_P_KEY,
                 API_P_SINKS, API_P_SINK_DEAD, API_P_SINK_RETRY, API_P_HEALTHZ, API_P_READYZ, API_P_METRICS,
-                API_P_OPENAPI, API_P_ROOT, API_P_UI, API_P_UI_FILE, API_P_NONE, API_P_COUNT };
+                API_P_OPENAPI, API_P_ROOT, API_P_UI_BARE, API_P_UI, API_P_UI_FILE, API_P_NONE, API_P_COUNT };
 
 /* The handler also tells api_request.c which body a route reads: API_H_INGEST the ingest body,
  * API_H_PATCH and API_H_SINK_RETRY a small JSON object (application/json, API_PATCH_BODY_MAX), the

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api_conn.h"
+#include "api_cors.h"
 #include "api_http.h"
 #include "api_log.h"
 #include "api_metrics.h"
@@ -262,11 +263,11 @@ static void log_started(const struct api_server *s, struct MHD_Daemon *d)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int open_roles = s->cfg.ingest.n == 0 || s->cfg.read.n == 0;
     api_log("info", "listening",
-            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b}", "listen", s->cfg.listen, "port",
+            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b,s:o*}", "listen", s->cfg.listen, "port",
                       info ? (int)info->port : -1, "store", s->store_name, "threads", (int)s->cfg.threads,
                       "max_body_bytes", (json_int_t)s->cfg.max_body, "max_inflated_bytes",
                       (json_int_t)s->cfg.max_inflated, "ingest_auth", s->cfg.ingest.n > 0, "read_auth",
-                      s->cfg.read.n > 0));
+                      s->cfg.read.n > 0, "cors_origins", api_cors_json(&s->cfg.cors)));
     api_log("info", "limits",
             json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)s->cfg.conn_timeout_s,
                       "header_timeout_s", (int)s->cfg.header_timeout_s, "upload_timeout_s",

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Emits a C file holding every file of the page's folder (ui/, flat) as a table of
 # struct api_ui_asset (api/api_ui.h): name, content type, bytes. The page works with no file at
-# run time and no other origin, like GET /openapi.json. Refuses (exit 1) a name that is not
-# [A-Za-z0-9._-], a type it does not know, and a total above UI_MAX_BYTES: the page stays small
+# run time and no other origin, like GET /openapi.json. Hidden files (editor droppings) are not
+# part of the page: the glob leaves them out. Refuses (exit 1) a name that is not [A-Za-z0-9._-],
+# a type it does not know, and a total above UI_MAX_BYTES: the page stays small
 # on purpose (every byte is shipped to every analyst's browser and audited by whoever deploys it).
 set -eu
 dir=$1; max=$2
@@ -22,7 +23,7 @@ for f in "$dir"/*; do
   [ -f "$f" ] || continue
   base=$(basename "$f")
   case "$base" in
-    *[!A-Za-z0-9._-]*|.*) echo "embed_ui.sh: $base: a page file name is [A-Za-z0-9._-] and not hidden" >&2; exit 1 ;;
+    *[!A-Za-z0-9._-]*) echo "embed_ui.sh: $base: a page file name is [A-Za-z0-9._-]" >&2; exit 1 ;;
   esac
   case "$base" in
     *.html) type="text/html; charset=utf-8" ;;

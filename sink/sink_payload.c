@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <yajl/yajl_parse.h>
 
 #include "cw.h"
 #include "detect.h"
@@ -84,17 +85,22 @@ void snk_mrkdwn(const char *s, size_t max_bytes, char *out, size_t size)
 }
 
 /* The finding's id, checked: it goes into a header, a dedup key and a link. */
-static int finding_id(const json_t *doc, char *msg, size_t msg_size, const char **id)
+static int id_usable(const char *id, char *msg, size_t msg_size)
 {
-    *id = str(doc, "id");
-    size_t n = strlen(*id);
-    if (n == 0 || n > SNK_ID_MAX || strspn(*id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
+    size_t n = strlen(id);
+    if (n == 0 || n > SNK_ID_MAX || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
         != n) {
         snprintf(msg, msg_size, "finding document without a usable \"id\" (1-%d of A-Z a-z 0-9 - _ . :)",
                  SNK_ID_MAX);
         return CW_EINVAL;
     }
     return 0;
+}
+
+static int finding_id(const json_t *doc, char *msg, size_t msg_size, const char **id)
+{
+    *id = str(doc, "id");
+    return id_usable(*id, msg, msg_size);
 }
 
 /* ---- webhook ------------------------------------------------------------------------------ */
@@ -312,25 +318,85 @@ static char *splice_finding(const json_t *envelope, const char *finding_json)
     return out;
 }
 
+/* Whether s is one JSON object and nothing else: yajl checks the text without building a tree,
+ * several times cheaper than json_loads on a finding document. */
+static int json_object_text(const char *s)
+{
+    size_t n = strlen(s), lead = strspn(s, " \t\r\n");
+    if (lead == n || s[lead] != '{')
+        return 0;
+    yajl_handle y = yajl_alloc(NULL, NULL, NULL);
+    if (!y)
+        return -1;
+    int ok = yajl_parse(y, (const unsigned char *)s, n) == yajl_status_ok && yajl_complete_parse(y) == yajl_status_ok;
+    yajl_free(y);
+    return ok;
+}
+
+/* The document for a credwatch-format webhook: the body splices the text in as it is, so the only
+ * member read is the id; render.c writes it first ({"id":"cwf-..."}, jansson keeps the order), and it
+ * is read there. A document written otherwise is parsed. Returns 0, or an error as snk_payload_build. */
+static int spliced_doc(const char *finding_json, json_t **doc, char *id, char *msg, size_t msg_size)
+{
+    static const char lead[] = "{\"id\":\"";
+    int valid = json_object_text(finding_json);
+    if (valid < 0) {
+        snprintf(msg, msg_size, "out of memory checking the finding document");
+        return CW_ENOMEM;
+    }
+    if (!valid) {
+        snprintf(msg, msg_size, "the finding document is not a JSON object");
+        return CW_EJSON;
+    }
+    if (strncmp(finding_json, lead, sizeof lead - 1) == 0) {
+        const char *v = finding_json + sizeof lead - 1, *q = strchr(v, '"');
+        if (q && q > v && (size_t)(q - v) <= SNK_ID_MAX) {
+            memcpy(id, v, (size_t)(q - v));
+            id[q - v] = '\0';
+            return id_usable(id, msg, msg_size);
+        }
+    }
+    json_error_t jerr;
+    *doc = json_loads(finding_json, 0, &jerr);
+    if (!*doc) {  /* yajl took it, jansson did not (a \u0000, a huge integer): never will */
+        snprintf(msg, msg_size, "the finding document is not a JSON object jansson reads: %s", jerr.text);
+        return json_error_code(&jerr) == json_error_out_of_memory ? CW_ENOMEM : CW_EJSON;
+    }
+    const char *parsed = NULL;
+    int rc = finding_id(*doc, msg, msg_size, &parsed);
+    if (!rc)
+        snprintf(id, SNK_ID_MAX + 1, "%s", parsed);
+    return rc;
+}
+
 int snk_payload_build(const struct snk_conf *c, const struct snk_formatters *fmt, const char *finding_json,
                       uint64_t revision, int kind, struct snk_payload *out, char *msg, size_t msg_size)
 {
     json_error_t jerr;
     json_t *doc = NULL, *body = NULL;
-    const char *id;
+    const char *id = NULL;
+    char spliced_id[SNK_ID_MAX + 1];
     int rc = CW_EINVAL;
     memset(out, 0, sizeof *out);
     if (!snk_event_name(kind)) {
         snprintf(msg, msg_size, "unknown event kind %d", kind);
         goto out;
     }
-    doc = finding_json ? json_loads(finding_json, 0, &jerr) : NULL;
-    if (!json_is_object(doc)) {
+    if (!finding_json) {
         snprintf(msg, msg_size, "the finding document is not a JSON object");
         rc = CW_EJSON;
         goto out;
     }
-    if ((rc = finding_id(doc, msg, msg_size, &id)) ||
+    if (c->type == SNK_WEBHOOK && c->format == SNK_FMT_CREDWATCH) {
+        if ((rc = spliced_doc(finding_json, &doc, spliced_id, msg, msg_size)))
+            goto out;
+        id = spliced_id;
+    } else if (!json_is_object(doc = json_loads(finding_json, 0, &jerr))) {
+        snprintf(msg, msg_size, "the finding document is not a JSON object");
+        rc = CW_EJSON;
+        goto out;
+    }
+    if ((!id && (rc = finding_id(doc, msg, msg_size, &id))) ||
         (rc = body_of(c, fmt, finding_json, doc, id, revision, kind, out, &body, msg, msg_size)))
         goto out;
     out->body = c->type == SNK_WEBHOOK && c->format == SNK_FMT_CREDWATCH ? splice_finding(body, finding_json)

@@ -1,13 +1,17 @@
 /* sink_run.c — see sink_run.h. One thread per sink:
  *   every SNK_RUN_TRIM_MS: out_trim (the outbox's bound) and out_stats (the metrics' view);
  *   out_read up to SNK_RUN_BATCH events (the thread's own held ones first, then claimed, redone, new);
- *   each in order: below the sink's minimum severity -> ack; too old -> dead letter; else deliver:
- *   2xx -> ack, refused for good -> dead letter, retryable -> stop the batch and wait the backoff
- *   (the rest stay held by this consumer and come back first, in order).
+ *   each in order: below the sink's minimum severity -> done; too old -> dead letter; else deliver:
+ *   2xx -> done, refused for good -> dead letter, retryable -> stop the batch and wait the backoff
+ *   (the rest stay held by this consumer and come back first, in order);
+ *   the batch's done events are acknowledged together at its end.
  * The store is the only queue: nothing is kept in this process that a crash could lose. */
 #include "sink_run.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,13 +166,48 @@ static int dead_letter(struct run_sink *s, const struct store_event *ev, const c
     return 0;
 }
 
-static int ack(struct run_sink *s, const struct store_event *ev)
+/* Events done with (delivered, or below the sink's minimum severity) wait here until the end of their
+ * batch and are acknowledged in one call: one Redis round trip per batch instead of one per event.
+ * If that call fails (the store is down), this instance gets them back first on its next read and
+ * sends them again; an instance that dies in between leaves them to another after the claim time.
+ * Either way the repeats carry the same idempotency keys: at least once, no loss. (A pipeline that
+ * fails part way may acknowledge some without their being counted: the counters may undercount.) */
+struct done {
+    const char *entry[SNK_RUN_BATCH];
+    const struct store_event *ev[SNK_RUN_BATCH];
+    int64_t at_ms[SNK_RUN_BATCH];   /* delivered at (0: filtered) */
+    long status[SNK_RUN_BATCH];
+    size_t n;
+};
+
+static void done_add(struct done *d, const struct store_event *ev, int64_t at_ms, long status)
 {
-    const char *entry = ev->entry;
-    if (store_out_ack(s->st, s->conf.name, &entry, 1)) {
+    d->entry[d->n] = ev->entry;
+    d->ev[d->n] = ev;
+    d->at_ms[d->n] = at_ms;
+    d->status[d->n++] = status;
+}
+
+/* Acknowledges d's events and counts them; CW_EUNAVAIL when the store failed (they come back). */
+static int ack_done(struct run_sink *s, struct done *d)
+{
+    if (!d->n)
+        return 0;
+    if (store_out_ack(s->st, s->conf.name, d->entry, d->n)) {
         store_failed(s, "ack");
+        d->n = 0;
         return CW_EUNAVAIL;
     }
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->at_ms[i]) {
+            count_delivered(s, d->ev[i], d->at_ms[i], d->status[i]);
+        } else {
+            pthread_mutex_lock(&s->mu);
+            s->stats.filtered++;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    d->n = 0;
     return 0;
 }
 
@@ -199,7 +238,7 @@ static void refusal_reason(const struct snk_result *res, char *out, size_t size)
         snprintf(out, size, "refused: %s", res->error[0] ? res->error : "the body could not be built");
 }
 
-static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_event *ev)
+static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_event *ev, struct done *d)
 {
     int64_t now = cw_now_ms();
     char reason[SNK_RUN_REASON_MAX];
@@ -208,12 +247,7 @@ static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_ev
         return dead_letter(s, ev, "the stored finding cannot be rendered", now) ? EV_STORE : EV_DONE;
     int rc = EV_DONE;
     if (!snk_wants(&s->conf, doc)) {
-        rc = ack(s, ev) ? EV_STORE : EV_DONE;
-        if (rc == EV_DONE) {
-            pthread_mutex_lock(&s->mu);
-            s->stats.filtered++;
-            pthread_mutex_unlock(&s->mu);
-        }
+        done_add(d, ev, 0, 0);
     } else if (snk_give_up(ev->retried_ms > ev->queued_ms ? ev->retried_ms : ev->queued_ms, now, s->conf.give_up_s)) {
         snprintf(reason, sizeof reason, "undelivered for over %lld s (last HTTP status %ld)",
                  (long long)s->conf.give_up_s, s->stats.last_status);
@@ -223,9 +257,7 @@ static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_ev
         snk_deliver(sk, doc, ev->revision, ev->kind, now, &res);
         now = cw_now_ms();
         if (res.verdict == SNK_DELIVERED) {
-            rc = ack(s, ev) ? EV_STORE : EV_DONE;
-            if (rc == EV_DONE)
-                count_delivered(s, ev, now, res.status);
+            done_add(d, ev, now, res.status);
         } else if (res.verdict == SNK_PERMANENT) {
             pthread_mutex_lock(&s->mu);
             s->stats.last_status = res.status;
@@ -267,22 +299,46 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
     }
     store_ok(s);
     int64_t wait = n ? 0 : SNK_RUN_POLL_MS;
-    for (size_t i = 0; i < n; i++) {
-        if (wait == 0 && !stopping(s->run)) {
-            int rc = deliver_one(s, sk, &evs[i]);
-            if (rc == EV_RETRY)
-                wait = s->retry_at_ms - cw_mono_ms();
-            else if (rc == EV_STORE)
-                wait = SNK_RUN_STORE_BACKOFF_MS;
-        }
-        store_event_free(&evs[i]);  /* what was not worked on stays held: it comes back first */
+    struct done d = { .n = 0 };
+    for (size_t i = 0; i < n && wait == 0 && !stopping(s->run); i++) {
+        int rc = deliver_one(s, sk, &evs[i], &d);
+        if (rc == EV_RETRY)
+            wait = s->retry_at_ms - cw_mono_ms();
+        else if (rc == EV_STORE)
+            wait = SNK_RUN_STORE_BACKOFF_MS;
     }
+    /* what was delivered is acknowledged even when the batch stopped early; what was not worked on
+     * stays held and comes back first */
+    if (ack_done(s, &d) && wait == 0)
+        wait = SNK_RUN_STORE_BACKOFF_MS;
+    for (size_t i = 0; i < n; i++)
+        store_event_free(&evs[i]);
     return wait;
+}
+
+/* The thread's name (ps, top, /proc: "cw:<name>", cut to 15 bytes) and its priority: below
+ * the request threads by SNK_RUN_NICE, so that when CPU is short, ingest (whose senders wait with
+ * a deadline) goes first and delivery (which has the claim time to spare) waits; both are best
+ * effort, and the outbox depth and oldest-age metrics show a delivery that falls behind. */
+static void thread_identity(const struct run_sink *s)
+{
+    char name[16];
+    snprintf(name, sizeof name, "cw:%s", s->conf.name);
+    pthread_setname_np(pthread_self(), name);
+    /* relative to the thread's own value, inherited from the thread that started it: an instance
+     * started under `nice -n 15` delivers at 19, never above its request threads */
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int want = cur + SNK_RUN_NICE > 19 ? 19 : cur + SNK_RUN_NICE;
+    if ((errno != 0 || setpriority(PRIO_PROCESS, (id_t)gettid(), want) != 0) && s->run->log)
+        s->run->log("warn", "cannot lower the delivery thread's priority; it competes with ingest", s->conf.name,
+                    NULL);
 }
 
 static void *sink_thread(void *arg)
 {
     struct run_sink *s = arg;
+    thread_identity(s);
     struct snk_formatters fmt = { .ocsf = as_ocsf, .asff = as_asff };
     struct snk *sk = NULL;
     if (snk_open(&s->conf, &fmt, &sk)) {

@@ -21,6 +21,9 @@
 #define SNK_RUN_POLL_MS 200           /* an idle sink looks for new events this often */
 #define SNK_RUN_TRIM_MS 5000          /* out_trim and out_stats this often per sink */
 #define SNK_RUN_STORE_BACKOFF_MS 1000 /* after a store failure (Redis down: the events wait there) */
+/* Delivery threads run this much nicer than the process (Linux: per thread; at most 19): a CPU-bound
+ * instance serves ingest first, deliveries take the CPU it leaves (sink_run.c, thread_identity). */
+#define SNK_RUN_NICE 10
 #define SNK_RUN_REASON_MAX STORE_REASON_MAX  /* a dead letter's reason, as the store keeps it */
 /* Delivery latency (event queued -> receiver's 2xx) histogram bounds, seconds; +Inf is implied. */
 #define SNK_RUN_LAT_BOUNDS 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300

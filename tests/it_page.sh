@@ -34,14 +34,28 @@ done
 
 code=$(curl -s -o "$TEST_TMP/body" -D "$TEST_TMP/h" -w '%{http_code}' "$base/ui/")
 check "GET /ui/ is index.html" cmp -s "$root/ui/index.html" "$TEST_TMP/body"
-code=$(curl -s -o /dev/null -D "$TEST_TMP/h" -w '%{http_code}' "$base/")
-check "GET /: 302 to /ui/" [ "$code" = 302 ] && [ "$(header Location "$TEST_TMP/h")" = /ui/ ]
-for path in /ui/nope.js /ui/..%2Fopenapi.json /ui/index.html/x /ui/.hidden; do
+# The redirects are relative ("ui/" from "/" and from "/ui" is /ui/; under a proxy's prefix too).
+for path in / /ui; do
+  code=$(curl -s -o /dev/null -D "$TEST_TMP/h" -w '%{http_code}' "$base$path")
+  check "GET $path: 302" [ "$code" = 302 ]
+  check "GET $path: Location ui/" [ "$(header Location "$TEST_TMP/h")" = ui/ ]
+done
+check "curl -L from / ends at the page" sh -c "curl -sL '$base/' | cmp -s '$root/ui/index.html' -"
+long=$(printf 'a%.0s' $(seq 1 300))
+for path in /ui/nope.js /ui/..%2Fopenapi.json /ui/index.html/x /ui/.hidden "/ui/$long"; do
   code=$(curl -s -o "$TEST_TMP/body" -D "$TEST_TMP/h" -w '%{http_code}' "$base$path")
+  path=$(printf %.40s "$path")  # the names below: a 300-byte one cut
   check "GET $path: 404" [ "$code" = 404 ]
   check "GET $path: an error document, not the page" grep -q '"code":"not_found"' "$TEST_TMP/body"
   check "GET $path: the data CSP (no script)" [ "$(header Content-Security-Policy "$TEST_TMP/h")" = "$DATA_CSP" ]
 done
+# A 401 challenges Basic too (a person opening /v1/findings gets the browser's login dialog), but
+# not a script that says it is one: the page asks for the token itself.
+curl -s -o /dev/null -D "$TEST_TMP/h" "$base/v1/findings"
+check "401: Bearer and Basic challenges" [ "$(tr -d '\r' <"$TEST_TMP/h" | grep -ci '^WWW-Authenticate: \(Bearer\|Basic\)')" = 2 ]
+curl -s -o /dev/null -D "$TEST_TMP/h" -H 'X-Requested-With: XMLHttpRequest' "$base/v1/findings"
+check "401 to a script: Bearer only, no Basic (no login dialog)" \
+  [ "$(tr -d '\r' <"$TEST_TMP/h" | grep -i '^WWW-Authenticate:' | tr '\n' ' ')" = 'WWW-Authenticate: Bearer realm="credwatch" ' ]
 code=$(curl -s -o /dev/null -X POST -D "$TEST_TMP/h" -w '%{http_code}' "$base/ui/")
 check "POST /ui/: 405" [ "$code" = 405 ]
 

@@ -1,5 +1,5 @@
 /* test_api.c — the HTTP layer's pure pieces: credentials, constant-time compare, base64,
- * cursors, RFC 3339, configuration, content negotiation, routing, metrics text. */
+ * cursors, RFC 3339, configuration, content negotiation, routing, CORS, metrics text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include "api_b64.h"
 #include "api_config.h"
 #include "api_content.h"
+#include "api_cors.h"
 #include "api_cursor.h"
 #include "api_metrics.h"
 #include "api_route.h"
@@ -314,7 +315,8 @@ static void test_config_invalid(void **state)
         {"CREDWATCH_DRAIN_SECONDS", "99999"}, {"CREDWATCH_LISTEN", "8080"}, {"CREDWATCH_LISTEN", "::1:8080"},
         {"CREDWATCH_LISTEN", "127.0.0.1:70000"}, {"CREDWATCH_LISTEN", "[::1]8080"},
         {"CREDWATCH_REDIS_URL", "http://x"}, {"CREDWATCH_ALLOW_UNAUTHENTICATED", "yes"},
-        {"CREDWATCH_INGEST_TOKENS", "tiny"},
+        {"CREDWATCH_INGEST_TOKENS", "tiny"}, {"CREDWATCH_CORS_ORIGINS", "*"},
+        {"CREDWATCH_CORS_ORIGINS", "https://soc.example.com/"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].var, bad[i].value, NULL};
@@ -457,7 +459,7 @@ static void test_sink_routes(void **state)
     assert_string_equal(api_path_template(API_P_SINK_DEAD), "/v1/sinks/{name}/dead-letters");
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 16);
+    assert_int_equal(n, 17);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
 }
@@ -476,7 +478,9 @@ static void test_page_routes(void **state)
     assert_int_equal(api_route_match("GET", "/ui/app.js", &m), API_ROUTE_OK);
     assert_int_equal(m.path, API_P_UI_FILE);
     assert_string_equal(m.param, "app.js");
-    assert_int_equal(api_route_match("GET", "/ui", &m), API_ROUTE_NOT_FOUND);
+    assert_int_equal(api_route_match("GET", "/ui", &m), API_ROUTE_OK);  /* to /ui/ */
+    assert_int_equal(m.route->handler, API_H_ROOT);
+    assert_int_equal(api_route_match("GET", "/ui//", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/ui/a/b.js", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("POST", "/ui/", &m), API_ROUTE_BAD_METHOD);
     const struct api_ui_asset *a = api_ui_find(NULL);
@@ -488,6 +492,153 @@ static void test_page_routes(void **state)
     assert_null(api_ui_find("openapi.json"));
     assert_true(api_ui_total_bytes <= UI_MAX_BYTES);
     assert_true(api_ui_assets_n >= 1);
+}
+
+/* ---- CORS ---- */
+
+static void test_cors_parse(void **state)
+{
+    (void)state;
+    static struct api_cors c;
+    char msg[API_CORS_MSG_MAX];
+    assert_int_equal(api_cors_parse(" https://SOC.Example.com , http://127.0.0.1:3000,http://[::1]:8443 ", &c, msg,
+                                    sizeof msg), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.origin[0], "https://soc.example.com"); /* lowercased, as browsers send it */
+    assert_string_equal(c.origin[1], "http://127.0.0.1:3000");
+    assert_string_equal(c.origin[2], "http://[::1]:8443");
+    assert_int_equal(api_cors_parse(NULL, &c, msg, sizeof msg), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(api_cors_parse("  ", &c, msg, sizeof msg), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(api_cors_parse("https://xn--bcher-kva.example:8443", &c, msg, sizeof msg), 0);
+    /* each refused form, with the word its message must hold */
+    static const struct {
+        const char *v, *why;
+    } bad[] = {
+        {"https://soc.example.com/", "trailing slash"}, {"https://soc.example.com/app", "no path"},
+        {"https://soc.example.com?x=1", "query"}, {"https://soc.example.com#top", "fragment"},
+        {"https://user@soc.example.com", "user name"}, {"*", "wildcard"}, {"https://*.example.com", "wildcard"},
+        {"null", "null"}, {"NULL", "null"}, {"ftp://soc.example.com", "http://"}, {"soc.example.com", "http://"},
+        {"https://", "host"}, {"https://soc..example.com", "host"}, {"https://soc.example.com.", "host"},
+        {"https://soc_example.com", "host"}, {"https://soc.example.com:", "port"},
+        {"https://soc.example.com:0", "port"}, {"https://soc.example.com:65536", "port"},
+        {"https://soc.example.com:08443", "port"}, {"https://soc.example.com:44x", "port"},
+        {"https://soc.example.com:443", ":443"}, {"http://soc.example.com:80", ":80"}, {"http://[::1", "IPv6"},
+        {"http://[zz::1]:3000", "IPv6"}, {"http://[::1]3000", "port"}, {"https://a.example,", "empty"},
+        {"https://a.example,,https://b.example", "empty"}, {"https://a.example,https://A.example", "twice"},
+        {"https://soc.exam ple.com", "host"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg[0] = '\0';
+        assert_int_equal(api_cors_parse(bad[i].v, &c, msg, sizeof msg), -1);
+        if (!strstr(msg, bad[i].why))
+            fail_msg("\"%s\": \"%s\" lacks \"%s\"", bad[i].v, msg, bad[i].why);
+    }
+    /* the length bound: API_CORS_ORIGIN_LEN_MAX accepted, one byte more refused */
+    char longest[API_CORS_ORIGIN_LEN_MAX + 2];
+    size_t host = API_CORS_ORIGIN_LEN_MAX - strlen("https://") - strlen(":65535");
+    memcpy(longest, "https://", 8);
+    for (size_t i = 0; i < host; i++)
+        longest[8 + i] = i % 60 == 59 ? '.' : 'a';
+    memcpy(longest + 8 + host, ":65535", 7);
+    assert_int_equal(strlen(longest), API_CORS_ORIGIN_LEN_MAX);
+    assert_int_equal(api_cors_parse(longest, &c, msg, sizeof msg), 0);
+    memmove(longest + 9, longest + 8, strlen(longest + 8) + 1);
+    longest[8] = 'b';
+    assert_int_equal(api_cors_parse(longest, &c, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "longer than"));
+    /* the count bound: API_CORS_ORIGINS_MAX accepted, one more refused */
+    char many[API_CORS_ORIGINS_MAX * 32 + 64] = "";
+    size_t off = 0;
+    for (int i = 0; i < API_CORS_ORIGINS_MAX; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "%shttps://d%d.example", i ? "," : "", i);
+    assert_int_equal(api_cors_parse(many, &c, msg, sizeof msg), 0);
+    assert_int_equal(c.n, API_CORS_ORIGINS_MAX);
+    snprintf(many + off, sizeof many - off, ",https://one-more.example");
+    assert_int_equal(api_cors_parse(many, &c, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "more than"));
+}
+
+static void test_cors_match(void **state)
+{
+    (void)state;
+    static struct api_cors c;
+    char msg[API_CORS_MSG_MAX];
+    assert_int_equal(api_cors_parse("https://soc.example.com,http://127.0.0.1:3000", &c, msg, sizeof msg), 0);
+    assert_true(api_cors_allowed(&c, "https://soc.example.com"));
+    assert_true(api_cors_allowed(&c, "http://127.0.0.1:3000"));
+    assert_false(api_cors_allowed(&c, NULL));
+    assert_false(api_cors_allowed(&c, ""));
+    assert_false(api_cors_allowed(&c, "null"));
+    assert_false(api_cors_allowed(&c, "http://soc.example.com"));       /* another scheme */
+    assert_false(api_cors_allowed(&c, "https://soc.example.com:8443")); /* another port */
+    assert_false(api_cors_allowed(&c, "https://soc.example.com/"));
+    assert_false(api_cors_allowed(&c, "https://soc.example.com.evil.example"));
+    assert_false(api_cors_allowed(&c, "https://soc.example.co"));
+    assert_false(api_cors_allowed(&c, "http://127.0.0.1:30000"));
+    assert_false(api_cors_allowed(&c, "HTTPS://SOC.EXAMPLE.COM")); /* browsers never send it so */
+    /* the configuration carries it, named in a refusal */
+    static struct api_config cfg;
+    char *argv[] = {"serve", "--cors-origins", "http://127.0.0.1:3000"};
+    assert_int_equal(load(&cfg, NULL, 3, argv, msg, sizeof msg), 0);
+    assert_int_equal(cfg.cors.n, 1);
+    char *none[] = {"serve"};
+    assert_int_equal(load(&cfg, NULL, 1, none, msg, sizeof msg), 0);
+    assert_int_equal(cfg.cors.n, 0); /* default: no CORS header ever */
+}
+
+/* Only the read role's routes are offered cross-origin, with the methods the route table has. */
+static void test_cors_routes(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct api_route *r = api_routes(&n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(api_cors_route_eligible(&r[i]), r[i].role == API_ROLE_READ);
+    assert_false(api_cors_route_eligible(NULL));
+    char m[API_CORS_METHODS_MAX];
+    assert_int_equal(api_cors_methods(API_P_FINDING, m, sizeof m), 2);
+    assert_string_equal(m, "GET, PATCH");
+    assert_int_equal(api_cors_methods(API_P_FINDINGS, m, sizeof m), 1);
+    assert_string_equal(m, "GET");
+    assert_int_equal(api_cors_methods(API_P_SINK_RETRY, m, sizeof m), 1);
+    assert_string_equal(m, "POST");
+    static const enum api_path never[] = {API_P_INGEST_CLOUDTRAIL, API_P_INGEST_EVENTBRIDGE, API_P_HEALTHZ,
+                                          API_P_READYZ, API_P_METRICS, API_P_OPENAPI, API_P_ROOT, API_P_UI,
+                                          API_P_UI_FILE, API_P_NONE};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+        assert_int_equal(api_cors_methods(never[i], m, sizeof m), 0);
+        assert_string_equal(m, "");
+    }
+    static struct api_cors c, off;
+    char why[API_CORS_MSG_MAX];
+    assert_int_equal(api_cors_parse("https://soc.example.com", &c, why, sizeof why), 0);
+    const char *o = "https://soc.example.com";
+    assert_int_equal(api_cors_preflight(&c, API_P_FINDING, o, "PATCH", why, sizeof why), 0);
+    assert_int_equal(api_cors_preflight(&c, API_P_FINDINGS, o, "GET", why, sizeof why), 0);
+    assert_int_equal(api_cors_preflight(&c, API_P_SINK_RETRY, o, "POST", why, sizeof why), 0);
+    static const struct {
+        const struct api_cors *c;
+        enum api_path p;
+        const char *origin, *method, *why;
+    } no[] = {
+        {&off, API_P_FINDINGS, "https://soc.example.com", "GET", "CREDWATCH_CORS_ORIGINS is unset"},
+        {&c, API_P_FINDINGS, NULL, "GET", "Origin"},
+        {&c, API_P_FINDINGS, "https://soc.example.com", NULL, "Access-Control-Request-Method"},
+        {&c, API_P_INGEST_CLOUDTRAIL, "https://soc.example.com", "POST", "/v1/ingest/cloudtrail"},
+        {&c, API_P_INGEST_EVENTBRIDGE, "https://soc.example.com", "POST", "not offered"},
+        {&c, API_P_HEALTHZ, "https://soc.example.com", "GET", "only the read API"},
+        {&c, API_P_FINDINGS, "https://evil.example", "GET", "https://evil.example"},
+        {&c, API_P_FINDING, "https://soc.example.com", "DELETE", "offered: GET, PATCH"},
+        {&c, API_P_FINDINGS, "https://soc.example.com", "PATCH", "offered: GET"},
+        {&c, API_P_FINDING, "https://soc.example.com", "patch", "not offered"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        assert_int_equal(api_cors_preflight(no[i].c, no[i].p, no[i].origin, no[i].method, why, sizeof why), -1);
+        if (!strstr(why, no[i].why))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, why, no[i].why);
+    }
 }
 
 static void test_metrics_text(void **state)
@@ -590,7 +741,8 @@ int main(void)
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
         cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),
-        cmocka_unit_test(test_page_routes),
+        cmocka_unit_test(test_page_routes),       cmocka_unit_test(test_cors_parse),
+        cmocka_unit_test(test_cors_match),        cmocka_unit_test(test_cors_routes),
         cmocka_unit_test(test_metrics_text),      cmocka_unit_test(test_metrics_sinks),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);

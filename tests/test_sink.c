@@ -313,6 +313,27 @@ static void test_payload_webhook(void **state)
     assert_int_equal(snk_payload_build(&c, NULL, "{\"id\":\"a\\r\\nX-Evil: 1\"}", 1, 1, &p, msg, sizeof msg),
                      CW_EINVAL);
     assert_int_equal(snk_payload_build(&c, NULL, doc, 1, 4, &p, msg, sizeof msg), CW_EINVAL);
+    /* the credwatch body reads the id where render.c writes it, first; anywhere else it is parsed:
+     * the same id either way, and an escape in a leading id is refused, never cut at the quote */
+    json_t *later = json_pack("{s:s, s:s}", "severity", "high", "id", "cwf-B");
+    char *later_s = json_dumps(later, JSON_COMPACT);
+    j = build(&c, NULL, later_s, 2, SNK_KIND_CREATED, &p);
+    assert_string_equal(p.idempotency_key, "cwf-B:2");
+    assert_true(json_equal(json_object_get(j, "finding"), later));
+    json_decref(j);
+    snk_payload_free(&p);
+    j = build(&c, NULL, "{\"id\":\"cwf-A\",\"severity\":\"high\"}", 3, SNK_KIND_CREATED, &p);
+    assert_string_equal(p.idempotency_key, "cwf-A:3");
+    json_decref(j);
+    snk_payload_free(&p);
+    assert_int_equal(snk_payload_build(&c, NULL, "{\"id\":\"cwf-\\\"x\"}", 1, 1, &p, msg, sizeof msg), CW_EINVAL);
+    assert_int_equal(snk_payload_build(&c, NULL, "{\"id\":\"cwf-A\",}", 1, 1, &p, msg, sizeof msg), CW_EJSON);
+    assert_int_equal(snk_payload_build(&c, NULL, "  ", 1, 1, &p, msg, sizeof msg), CW_EJSON);
+    /* yajl takes it, jansson does not (a NUL escape): never readable, so not retryable (not ENOMEM) */
+    assert_int_equal(snk_payload_build(&c, NULL, "{\"x\":\"\\u0000\",\"id\":\"a\"}", 1, 1, &p, msg, sizeof msg),
+                     CW_EJSON);
+    json_decref(later);
+    free(later_s);
     free(doc);
 }
 
