@@ -41,7 +41,8 @@ function setBusy(d) {
 // api('GET', '/v1/findings?...') -> { data, text }; throws AuthError (401/403, after the handler cleared
 // the page) or ApiError (anything else that is not 2xx, with the service's own message).
 export async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
+  // X-Requested-With: the service then challenges Bearer only, so no browser login dialog opens over the page
+  const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' };
   const t = token();
   if (t) headers.Authorization = 'Bearer ' + t;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

@@ -58,7 +58,7 @@ async function ingest(records) {
 }
 
 // ---- what the browser did ----
-const seen = { requests: [], offOrigin: [], dialogs: [], pageErrors: [], cspViolations: [], uiResponses: [] };
+const seen = { requests: [], offOrigin: [], dialogs: [], pageErrors: [], cspViolations: [], uiResponses: [], challenges: [] };
 
 async function launch() {
   const profile = path.join(TMP, 'chromium-profile');
@@ -104,8 +104,9 @@ function watchPage(page) {
   page.on('console', (m) => {
     if (/Content Security Policy|Refused to/i.test(m.text())) seen.cspViolations.push(m.text());
   });
-  page.on('response', (res) => {
+  page.on('response', async (res) => {
     const u = new URL(res.url());
+    if (res.status() === 401) seen.challenges.push(...(await res.headerValues('www-authenticate').catch(() => ['?'])));
     if (u.pathname === '/' || u.pathname.startsWith('/ui/')) {
       seen.uiResponses.push({ url: res.url(), status: res.status(), csp: res.headers()['content-security-policy'] || '' });
     }
@@ -561,6 +562,8 @@ async function main() {
     await timed('auto refresh', () => caseRefresh(context));
     await timed('headers', caseHeaders);
     check('no dialog opened', seen.dialogs.length === 0, seen.dialogs.join(' | '));
+    check('the page\'s 401s challenge Bearer only (no browser login dialog): ' + [...new Set(seen.challenges)].join(', '),
+      seen.challenges.length > 0 && seen.challenges.every((c) => /^Bearer /.test(c)), seen.challenges.join(' | '));
     check('no request left for another origin (' + seen.requests.length + ' requests, all to ' + ORIGINS.join(' or ') + ')',
       seen.offOrigin.length === 0 && seen.requests.every((u) => ORIGINS.some((o) => u.startsWith(o))), seen.offOrigin.concat(seen.requests.filter((u) => !ORIGINS.some((o) => u.startsWith(o)))).join(' '));
     check('no request URL carries the read token', seen.requests.every((u) => !u.includes(READ)));
