@@ -575,7 +575,7 @@ async function main() {
     stop(chrome.child);
   }
   if (DOCS_PNG) {
-    fs.copyFileSync(path.join(SHOTS, 'finding-doc.png'), DOCS_PNG);
+    fs.copyFileSync(path.join(SHOTS, 'finding.png'), DOCS_PNG);
     console.log('# wrote ' + DOCS_PNG);
   }
 }
