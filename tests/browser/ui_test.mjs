@@ -242,6 +242,18 @@ async function caseQueue(context) {
   check('filter function and account: the API\'s ' + fa.length + ' findings', fa.length > 0 && same(await waitQueue(page, fa), fa));
   await page.click('#f-clear');
   await waitQueue(page, want);
+  await page.fill('#f-until', '2020-01-01T00:00:00');
+  await page.click('#f-apply');
+  const old = (await getA('/v1/findings?until=2020-01-01T00:00:00Z&limit=25')).findings;
+  await page.waitForFunction(() => /No findings match/.test((document.getElementById('queue-count') || {}).textContent || ''), null, { timeout: WAIT }).catch(() => {});
+  check('filter created until 2020 (UTC): none, as the API says', old.length === 0 && (await queueIds(page)).length === 0 &&
+    /No findings match/.test(await page.textContent('#queue-count')));
+  await page.fill('#f-until', '');
+  await page.fill('#f-since', '2020-01-01T00:00:00');
+  await page.click('#f-apply');
+  check('filter created since 2020 (UTC): all of them', same(await waitQueue(page, want), want));
+  await page.click('#f-clear');
+  await waitQueue(page, want);
 
   // paging with the cursor
   await page.selectOption('#f-limit', '10');
@@ -466,6 +478,7 @@ async function caseKeyLookup(context) {
   check('key lookup: the key\'s context and its finding', (await page.textContent('#key-finding a')) === ids.theft &&
     decodeURIComponent(await page.evaluate(() => location.hash)) === '#/key/' + k.access_key_id &&
     (await page.$$('svg.timeline [data-kind=outside]')).length > 0);
+  await page.screenshot({ path: path.join(SHOTS, 'key.png') });
   await page.fill('#akid', 'ASIAQEXAMPLEKEY99999');
   await page.press('#akid', 'Enter');
   await page.waitForFunction(() => /knows nothing/.test((document.getElementById('key-finding') || {}).textContent || ''));
@@ -495,6 +508,7 @@ async function caseSinks(context) {
   const reason = await page.textContent('section.sink[data-sink="hook"] table.dead-letters tbody tr td:nth-child(6)');
   check('sinks: a dead letter shows the reason and links its finding', /404/.test(reason) &&
     (await page.$$('section.sink[data-sink="hook"] table.dead-letters tbody tr a[href^="#/finding/cwf-"]')).length === shown.length, reason);
+  await page.screenshot({ path: path.join(SHOTS, 'sinks.png') });
   const entry = shown[0];
   await page.click('section.sink[data-sink="hook"] tr[data-entry="' + entry + '"] button');
   await page.waitForFunction(() => /Sent 1 dead letter\(s\) of hook again/.test(document.getElementById('msg').textContent));
