@@ -95,7 +95,7 @@ export async function route(quiet, keepMessages) {
   }
   const g = gen;
   const ctx = makeCtx(g, quiet, r);
-  const show = views[r.name];
+  const show = Object.prototype.hasOwnProperty.call(views, r.name) ? views[r.name] : null;
   if (!show) {
     ctx.render(el('section', null, el('h1', null, 'Not found'), el('p', null, 'This page has no such view.')));
     return;

@@ -7,7 +7,7 @@ const PAGE = 50;
 
 function deadRows(name, letters, ctx) {
   return letters.map((d) => {
-    const b = el('button', { type: 'button', class: 'small', 'data-entry': d.entry }, 'Retry');
+    const b = el('button', { type: 'button', class: 'small', 'data-entry': d.entry, 'aria-label': 'Retry dead letter ' + d.entry }, 'Retry');
     b.addEventListener('click', () => retry(name, { entry: d.entry }, ctx, b));
     return el('tr', { 'data-entry': d.entry },
       el('td', { class: 'mono' }, text(d.entry)), el('td', { class: 'mono wrap' }, d.finding_id ? link('finding', d.finding_id, d.finding_id) : '\u2014'),
