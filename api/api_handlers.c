@@ -157,6 +157,8 @@ static enum MHD_Result h_ingest(struct api_req *r)
     case CW_OK:
         api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,
                             rep->findings - rep->created);
+        if (rep->findings)
+            snk_run_kick(r->srv->run);  /* their events are queued: deliver now, not at the next poll */
         return api_reply_json(r, MHD_HTTP_OK, ingest_doc(rep));
     case CW_EINPUT:
         return api_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_input",
@@ -430,6 +432,7 @@ static enum MHD_Result h_patch(struct api_req *r)
     json_decref(doc); /* note pointed into doc */
     if (rc != 0)
         return store_failure(r, w->st, rc, "no such finding");
+    snk_run_kick(r->srv->run);
     return reply_finding(r, w->st, r->match.param, EXP_CREDWATCH);
 }
 
@@ -781,6 +784,8 @@ static enum MHD_Result h_sink_retry(struct api_req *r)
         return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", m);
     if (rc != 0)
         return store_failure(r, w->st, rc == CW_ENOTFOUND ? CW_EUNAVAIL : rc, NULL);
+    if (moved)
+        snk_run_kick(r->srv->run);
     return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "retried", (json_int_t)moved));
 }
 

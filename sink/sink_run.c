@@ -40,9 +40,10 @@ struct snk_run {
     char consumer[STORE_CONSUMER_MAX];
     snk_run_log_fn log;
     int64_t backoff_max_ms;     /* below the claim time: a live instance keeps what it holds */
-    pthread_mutex_t mu;         /* guards stop, with cv */
+    pthread_mutex_t mu;         /* guards stop and kicks, with cv */
     pthread_cond_t cv;
     int stop;
+    uint64_t kicks;             /* snk_run_kick calls: an idle sink looks at once */
     size_t n;
     struct run_sink sink[SNK_MAX];
 };
@@ -69,8 +70,10 @@ static char *as_asff(const char *doc)
 
 /* ---- waiting, interruptibly ---- */
 
-/* Sleeps until now + ms or until stop; returns 1 when stopping. */
-static int wait_ms(struct snk_run *r, int64_t ms)
+/* Sleeps until now + ms or stop, or (seen not NULL: an idle sink's wait) a kick after *seen, the
+ * count when its last look began, so that a kick during that look is not missed. A backoff passes
+ * NULL: no kick shortens it. Returns 1 when stopping. */
+static int wait_for(struct snk_run *r, int64_t ms, const uint64_t *seen)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);  /* the condition variable's clock (snk_run_start) */
@@ -78,11 +81,34 @@ static int wait_ms(struct snk_run *r, int64_t ms)
     ts.tv_sec += (time_t)(ns / 1000000000);
     ts.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&r->mu);
-    while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+    while (!r->stop && (!seen || r->kicks == *seen) && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
         ;
     int stop = r->stop;
     pthread_mutex_unlock(&r->mu);
     return stop;
+}
+
+static int wait_ms(struct snk_run *r, int64_t ms)
+{
+    return wait_for(r, ms, NULL);
+}
+
+static uint64_t kicks_now(struct snk_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t k = r->kicks;
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}
+
+void snk_run_kick(struct snk_run *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->kicks++;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 static int stopping(struct snk_run *r)
@@ -277,9 +303,11 @@ static int deliver_one(struct run_sink *s, struct snk *sk, const struct store_ev
 
 /* ---- the thread ---- */
 
-/* One round: read a batch and work through it. Returns the wait before the next round, ms. */
-static int64_t round_once(struct run_sink *s, struct snk *sk)
+/* One round: read a batch and work through it. Returns the wait before the next round, ms; *idle
+ * is set when the outbox had nothing (a kick may end that wait, never a backoff). */
+static int64_t round_once(struct run_sink *s, struct snk *sk, int *idle)
 {
+    *idle = 0;
     struct store_event evs[SNK_RUN_BATCH];
     size_t n = 0;
     int64_t now = cw_now_ms(), mono = cw_mono_ms();
@@ -299,6 +327,7 @@ static int64_t round_once(struct run_sink *s, struct snk *sk)
     }
     store_ok(s);
     int64_t wait = n ? 0 : SNK_RUN_POLL_MS;
+    *idle = n == 0;
     struct done d = { .n = 0 };
     for (size_t i = 0; i < n && wait == 0 && !stopping(s->run); i++) {
         int rc = deliver_one(s, sk, &evs[i], &d);
@@ -356,8 +385,10 @@ static void *sink_thread(void *arg)
     }
     store_ok(s);
     while (!stopping(s->run)) {
-        int64_t wait = round_once(s, sk);
-        if (wait > 0 && wait_ms(s->run, wait))
+        int idle;
+        uint64_t seen = kicks_now(s->run);
+        int64_t wait = round_once(s, sk, &idle);
+        if (wait > 0 && wait_for(s->run, wait, idle ? &seen : NULL))
             break;
     }
 out:

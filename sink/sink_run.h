@@ -18,7 +18,7 @@
  * batch of slow deliveries still ends within half the claim time (claim / (2 x timeout), at least 1)
  * and no live instance's event is claimed by another while it waits its turn. */
 #define SNK_RUN_BATCH 16
-#define SNK_RUN_POLL_MS 200           /* an idle sink looks for new events this often */
+#define SNK_RUN_POLL_MS 200           /* an idle sink looks for new events this often (at once when kicked) */
 #define SNK_RUN_TRIM_MS 5000          /* out_trim and out_stats this often per sink */
 #define SNK_RUN_STORE_BACKOFF_MS 1000 /* after a store failure (Redis down: the events wait there) */
 /* Delivery threads run this much nicer than the process (Linux: per thread; at most 19): a CPU-bound
@@ -58,6 +58,11 @@ int snk_run_start(const struct snk_confs *confs, struct store *store, const char
 /* Stops the threads and waits for them: a delivery in flight finishes (at most its sink's timeout);
  * events not acknowledged stay held in the store and are handed out again. NULL is a no-op. */
 void snk_run_stop(struct snk_run *r);
+
+/* New events were queued here (an ingest that raised or grew a finding, a status change, a dead
+ * letter sent back): idle delivery threads look at once instead of at their next poll. Events queued
+ * by other instances are found by the poll (SNK_RUN_POLL_MS). NULL is a no-op; cheap (a broadcast). */
+void snk_run_kick(struct snk_run *r);
 
 size_t snk_run_count(const struct snk_run *r);
 const struct snk_conf *snk_run_conf(const struct snk_run *r, size_t i);

@@ -3,8 +3,8 @@
 # webhook sinks at tests/sink_receiver.py, all on loopback (driver: tests/bench_delivery.py):
 #   1. delivery latency: single-finding CloudTrail batches paced at 100 findings/s for 20 s, each finding
 #      timed from the ingest POST's 200 to the receiver's receive time; p50 and p99 (target p99 <= 1 s),
-#      beside the ingest POST's own round trip. The idle delivery thread polls every 200 ms
-#      (SNK_RUN_POLL_MS): ~100 ms is the floor of the p50.
+#      beside the ingest POST's own round trip. The ingest wakes the instance's idle delivery threads
+#      (snk_run_kick); other instances' events wait for the poll (SNK_RUN_POLL_MS, 200 ms).
 #   2. ingest throughput with two webhook sinks against none, in the same run, alternating: 1,000-record
 #      batches over 4 keep-alive connections (wrk and tests/bench/, as bench_serve.sh), 5 rounds of three
 #      5 s runs: no sinks, queueing only (an outbox group, no sink here), two webhook sinks; medians
