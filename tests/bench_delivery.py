@@ -49,6 +49,7 @@ WARMUP_SECONDS = 2
 CT_CONNS = 4
 TARGET_P99_MS = 1000
 TARGET_RATIO = 0.95
+OUTSIDE_IP = "198.51.100.7"                                  # serve_gen's outside address
 POLL_MS = 200                                                # SNK_RUN_POLL_MS in sink/sink_run.h
 TOKEN_IN = "ingest-token-bench-0123456789"
 TOKEN_RD = "read-token-bench-0123456789ab"
@@ -204,7 +205,7 @@ def bench_latency(procs, tmp, redis):
 KINDS = ("none", "outbox", "sinks")   # the order of each round
 
 
-def tput_run(procs, tmp, redis, kind, sinks, receivers, run, seconds):
+def tput_run(procs, tmp, redis, kind, sinks, receivers, run, seconds, template="ct_batch.tmpl"):
     """One wrk run on an emptied Redis and a new instance; returns a dict of its figures. kind "outbox": no
     sinks here, but the outbox has a consumer group, so the instance queues every event for another one (the
     ingest path's share of the cost, without delivery)."""
@@ -222,7 +223,7 @@ def tput_run(procs, tmp, redis, kind, sinks, receivers, run, seconds):
         wrk = subprocess.run(["wrk", "-t2", "-c%d" % CT_CONNS, "-d%ds" % seconds, "-s",
                               os.path.join(HERE, "bench", "template.lua"),
                               "http://127.0.0.1:%d/v1/ingest/cloudtrail" % inst.port, "--", str(run % 16), TOKEN_IN,
-                              "application/json", os.path.join(tmp, "t", "ct_batch.tmpl")],
+                              "application/json", os.path.join(tmp, "t", template)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=seconds + 30)
         c1 = [ticks(p) for p in watched]
         out = wrk.stdout
@@ -283,7 +284,7 @@ def drain_run(redis, receivers):
         time.sleep(0.2)
 
 
-def tput_report(res, records, stolen):
+def tput_report(res, records, stolen, label):
     med = lambda kind, f: statistics.median(f(r) for r in res[kind])  # noqa: E731
     rate = {k: med(k, lambda r: r["rate"] * records) for k in KINDS}
     cpu = {k: med(k, lambda r: (r["cpu_srv"] + r["cpu_redis"]) / max(1, r["requests"] * records) * 1e6) for k in KINDS}
@@ -292,11 +293,11 @@ def tput_report(res, records, stolen):
     # each round's runs follow each other: their ratio is less exposed to the machine's other load drifting
     paired = {k: statistics.median(a["rate"] / b["rate"] if b["rate"] else 0.0 for a, b in zip(res[k], res["none"]))
               for k in KINDS}
-    print("delivery: cloudtrail 1000-record batches (%d findings each), %d keep-alive connections, %d s runs, medians "
+    print("delivery: [%s] cloudtrail %d-record batches (%d findings each), %d keep-alive connections, %d s runs, medians "
           "of %d alternating runs: with two webhook sinks %.1f k records/s (%s) against %.1f k records/s without "
           "sinks (%s), ratio %.3f (median of the rounds' ratios %.3f); target >= %.2f: %s; queueing only (an outbox "
           "group, no delivery here) %.1f k records/s (%s), ratio %.3f (rounds %.3f)"
-          % (stolen, CT_CONNS, TPUT_SECONDS, TPUT_RUNS, rate["sinks"] / 1000, each("sinks"), rate["none"] / 1000,
+          % (label, records, stolen, CT_CONNS, TPUT_SECONDS, TPUT_RUNS, rate["sinks"] / 1000, each("sinks"), rate["none"] / 1000,
              each("none"), ratio["sinks"], paired["sinks"], TARGET_RATIO,
              "met" if ratio["sinks"] >= TARGET_RATIO else "NOT met", rate["outbox"] / 1000, each("outbox"),
              ratio["outbox"], paired["outbox"]), flush=True)
@@ -304,35 +305,45 @@ def tput_report(res, records, stolen):
     per_event = med("sinks", lambda r: (r["cpu_srv"] + r["cpu_redis"] - cpu["outbox"] * 1e-6 * r["requests"] * records)
                     / max(1, r["delivered"]) * 1e6)
     per_finding = (cpu["outbox"] - cpu["none"]) * records / max(1, stolen)
-    print("delivery: CPU per record, credwatch + redis-server (medians; does not depend on other load): without sinks "
+    print("delivery: [%s] CPU per record, credwatch + redis-server (medians; does not depend on other load): without sinks "
           "%.2f us, queueing only %.2f us (ratio %.3f: ~%.0f us per queued finding), with two sinks %.2f us (ratio "
           "%.3f: delivery ~%.0f us per delivered event); the sinks delivered %.0f events/s each (%.0f %% of those "
           "queued), the two Python receivers took %.0f %% of a CPU"
-          % (cpu["none"], cpu["outbox"], cpu["outbox"] / cpu["none"], per_finding, cpu["sinks"],
+          % (label, cpu["none"], cpu["outbox"], cpu["outbox"] / cpu["none"], per_finding, cpu["sinks"],
              cpu["sinks"] / cpu["none"], per_event, med("sinks", lambda r: r["delivered"] / 2.0 / TPUT_SECONDS),
              med("sinks", lambda r: 100.0 * r["delivered"] / 2 / max(1, r["requests"] * stolen)),
              med("sinks", lambda r: r["cpu_recv"] / TPUT_SECONDS * 100)), flush=True)
-    print("delivery: after each %d s run with two sinks, the backlog reached both receivers in %.1f s (median; "
+    print("delivery: [%s] after each %d s run with two sinks, the backlog reached both receivers in %.1f s (median; "
           "runs: %s); events still missing after %d s: %d"
-          % (TPUT_SECONDS, med("sinks", lambda r: r["drain"]), " / ".join("%.1f" % r["drain"] for r in res["sinks"]),
+          % (label, TPUT_SECONDS, med("sinks", lambda r: r["drain"]), " / ".join("%.1f" % r["drain"] for r in res["sinks"]),
              DRAIN_TPUT_S, sum(r["lost"] for r in res["sinks"])), flush=True)
 
 
-def bench_throughput(procs, tmp, redis):
-    info = subprocess.run([sys.executable, os.path.join(HERE, "bench", "serve_gen.py"), "templates",
-                           os.path.join(tmp, "t")], stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    records = int(info[0])
+def rare_template(tmp, keep):
+    """ct_batch.tmpl with the outside use of all but `keep` stolen keys removed: the same 1,000-record shape
+    (less those records) with `keep` findings per batch instead of 17 (10 % of keys stolen is a stress load;
+    in real CloudTrail a stolen key is rare)."""
     with open(os.path.join(tmp, "t", "ct_batch.tmpl")) as f:
-        stolen = f.read().count('"sourceIPAddress":"198.51.100.7"')   # serve_gen's outside address: one use per stolen key
-    receivers = [receiver(procs, tmp, "tput-a"), receiver(procs, tmp, "tput-b")]
-    sinks = [("soc-a", receivers[0][0]), ("soc-b", receivers[1][0])]
-    tput_run(procs, tmp, redis, "none", [], [], 0, WARMUP_SECONDS)
+        doc = json.load(f)   # the @N@ tags sit inside strings: the template is JSON
+    out, kept = [], 0
+    for rec in doc["Records"]:
+        if rec.get("sourceIPAddress") == OUTSIDE_IP:
+            kept += 1
+            if kept > keep:
+                continue
+        out.append(rec)
+    with open(os.path.join(tmp, "t", "ct_rare.tmpl"), "w") as f:
+        json.dump({"Records": out}, f, separators=(",", ":"))
+    return len(out)
+
+
+def bench_density(procs, tmp, redis, sinks, receivers, label, template, records, stolen):
     res = {k: [] for k in KINDS}
     ok = True
     run = 1
     for _ in range(TPUT_RUNS):
         for kind in KINDS:
-            r = tput_run(procs, tmp, redis, kind, sinks, receivers, run, TPUT_SECONDS)
+            r = tput_run(procs, tmp, redis, kind, sinks, receivers, run, TPUT_SECONDS, template)
             run += 1
             if r["errors"] or not r["requests"]:
                 print("delivery: throughput run %d (%s): failed requests: %s" % (run, kind, r["errors"] or "none ran"),
@@ -344,8 +355,22 @@ def bench_throughput(procs, tmp, redis):
                 print("delivery: throughput run %d (outbox): %d events queued for %d findings"
                       % (run, r["queued"], r["requests"] * stolen), file=sys.stderr)
             res[kind].append(r)
-    tput_report(res, records, stolen)
+    tput_report(res, records, stolen, label)
     return ok
+
+
+def bench_throughput(procs, tmp, redis):
+    info = subprocess.run([sys.executable, os.path.join(HERE, "bench", "serve_gen.py"), "templates",
+                           os.path.join(tmp, "t")], stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    records = int(info[0])
+    with open(os.path.join(tmp, "t", "ct_batch.tmpl")) as f:
+        stolen = f.read().count('"sourceIPAddress":"%s"' % OUTSIDE_IP)   # one outside use per stolen key
+    receivers = [receiver(procs, tmp, "tput-a"), receiver(procs, tmp, "tput-b")]
+    sinks = [("soc-a", receivers[0][0]), ("soc-b", receivers[1][0])]
+    tput_run(procs, tmp, redis, "none", [], [], 0, WARMUP_SECONDS)
+    ok = bench_density(procs, tmp, redis, sinks, receivers, "17 findings per batch", "ct_batch.tmpl", records, stolen)
+    rare = rare_template(tmp, 1)
+    return bench_density(procs, tmp, redis, sinks, receivers, "1 finding per batch", "ct_rare.tmpl", rare, 1) and ok
 
 
 def main():
