@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "api_b64.h"
+#include "cw.h"
 
 /* A Basic credential decodes to "user:token"; user names are short in practice. */
 #define API_BASIC_DECODED_MAX (2 * API_TOKEN_MAX)
@@ -21,23 +22,9 @@ static int token_char_ok(unsigned char c) { return c > 0x20 && c < 0x7f && c != 
 int api_tokens_parse(const char *csv, struct api_tokens *out, char *msg, size_t msg_size)
 {
     memset(out, 0, sizeof *out);
-    if (!csv)
-        return 0;
-    const char *p = csv;
-    while (is_blank(*p))
-        p++;
-    if (!*p)
-        return 0;
-    for (;;) {
-        while (is_blank(*p))
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && is_blank(end[-1]))
-            end--;
-        size_t len = (size_t)(end - start);
+    const char *p = cw_csv_begin(csv), *start;
+    size_t len;
+    while (cw_csv_next(&p, &start, &len)) {
         if (len == 0) {
             snprintf(msg, msg_size, "empty token in the list");
             return -1;
@@ -61,10 +48,8 @@ int api_tokens_parse(const char *csv, struct api_tokens *out, char *msg, size_t 
         memcpy(out->tok[out->n], start, len);
         out->len[out->n] = len;
         out->n++;
-        if (!*p)
-            return 0;
-        p++; /* the comma */
     }
+    return 0;
 }
 
 /* Copies a credential of len bytes into out (NUL-terminated) if it fits and is well formed. */

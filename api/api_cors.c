@@ -6,13 +6,13 @@
 #include <strings.h>
 
 #include "api_http.h"
+#include "cw.h"
 
 #define API_CORS_HOST_MAX 253   /* the longest text form of a DNS name */
 #define API_CORS_QUOTE_MAX 80   /* how much of a refused origin a message quotes */
 #define API_CORS_STR_(x) #x
 #define API_CORS_STR(x) API_CORS_STR_(x)
 
-static int is_blank(char c) { return c == ' ' || c == '\t'; }
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -155,32 +155,17 @@ static int add_origin(struct api_cors *out, const char *s, size_t len, size_t k,
 int api_cors_parse(const char *csv, struct api_cors *out, char *msg, size_t msg_size)
 {
     memset(out, 0, sizeof *out);
-    if (!csv)
-        return 0;
-    const char *p = csv;
-    while (is_blank(*p))
-        p++;
-    if (!*p)
-        return 0;
-    for (size_t k = 1;; k++) {
-        while (is_blank(*p))
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && is_blank(end[-1]))
-            end--;
-        if (end == start) {
+    const char *p = cw_csv_begin(csv), *start;
+    size_t len;
+    for (size_t k = 1; cw_csv_next(&p, &start, &len); k++) {
+        if (len == 0) {
             snprintf(msg, msg_size, "origin %zu is empty (a stray comma?)", k);
             return -1;
         }
-        if (add_origin(out, start, (size_t)(end - start), k, msg, msg_size))
+        if (add_origin(out, start, len, k, msg, msg_size))
             return -1;
-        if (!*p)
-            return 0;
-        p++;
     }
+    return 0;
 }
 
 int api_cors_allowed(const struct api_cors *c, const char *origin)

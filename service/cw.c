@@ -276,3 +276,34 @@ size_t cw_lower_bound(const void *base, size_t n, size_t elem_size, const void *
     }
     return lo;
 }
+
+/* ---- comma-separated lists ---- */
+
+static int csv_blank(char c) { return c == ' ' || c == '\t'; }
+
+const char *cw_csv_begin(const char *csv)
+{
+    const char *p = csv;
+    while (p && csv_blank(*p))
+        p++;
+    return p && *p ? csv : NULL;
+}
+
+int cw_csv_next(const char **p, const char **item, size_t *len)
+{
+    const char *s = *p;
+    if (!s)
+        return 0;
+    while (csv_blank(*s))
+        s++;
+    const char *start = s;
+    while (*s && *s != ',')
+        s++;
+    const char *end = s;
+    while (end > start && csv_blank(end[-1]))
+        end--;
+    *item = start;
+    *len = (size_t)(end - start);
+    *p = *s ? s + 1 : NULL;
+    return 1;
+}

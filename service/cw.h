@@ -80,6 +80,13 @@ int64_t cw_mono_ms(void); /* monotonic milliseconds */
  * doubling from `initial`, never past `max` elements (a named bound of the caller), with the
  * multiplications checked. On failure the array and *cap are unchanged. Returns 0, CW_ETOOBIG
  * when need > max, or CW_ENOMEM. */
+/* Comma-separated lists of the settings (tokens, origins). cw_csv_begin: csv, or NULL when it is
+ * NULL or only blanks (an empty list). cw_csv_next: the next item of *p with the blanks (space,
+ * tab) around it cut, as *item and *len (0: an empty item, e.g. after a stray comma); moves *p past
+ * it and its comma, to NULL after the last. Returns 1 while there is an item, 0 once *p is NULL. */
+const char *cw_csv_begin(const char *csv);
+int cw_csv_next(const char **p, const char **item, size_t *len);
+
 int cw_grow(void **array, size_t *cap, size_t need, size_t elem_size, size_t initial, size_t max);
 /* The capacity cw_grow would give (cap itself when need fits; 0 when need > max), for a caller that
  * must account for the memory before taking it (the API's in-flight byte budget). */

@@ -145,11 +145,38 @@ static void test_lower_bound(void **state)
     assert_int_equal(cw_lower_bound(v, 0, sizeof v[0], &keys[3], cmp_int), 0);
 }
 
+/* The settings' comma-separated lists: blanks around items cut, an empty item reported as such
+ * (a stray comma), a list of blanks or nothing empty. */
+static void test_csv(void **state)
+{
+    (void)state;
+    assert_null(cw_csv_begin(NULL));
+    assert_null(cw_csv_begin(" \t "));
+    const char *p = cw_csv_begin(" a , bc\t,,d ,"), *item;
+    size_t len;
+    const char *want[] = { "a", "bc", "", "d", "" };
+    size_t k = 0;
+    while (cw_csv_next(&p, &item, &len)) {
+        assert_true(k < 5);
+        assert_int_equal(len, strlen(want[k]));
+        assert_memory_equal(item, want[k], len);
+        k++;
+    }
+    assert_int_equal(k, 5);
+    assert_null(p);
+    assert_int_equal(cw_csv_next(&p, &item, &len), 0);
+    p = cw_csv_begin("one");
+    assert_int_equal(cw_csv_next(&p, &item, &len), 1);
+    assert_int_equal(len, 3);
+    assert_int_equal(cw_csv_next(&p, &item, &len), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror),   cmocka_unit_test(test_time_flags), cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_grow),       cmocka_unit_test(test_buf),        cmocka_unit_test(test_lower_bound),
+        cmocka_unit_test(test_csv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,2 @@
+build-wt/obj/service/cw.o: service/cw.c service/cw.h
+service/cw.h:

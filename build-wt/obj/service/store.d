@@ -1,0 +1,4 @@
+build-wt/obj/service/store.o: service/store.c service/store.h \
+ service/cw.h
+service/store.h:
+service/cw.h:

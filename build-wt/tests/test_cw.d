@@ -1,0 +1,2 @@
+build-wt/tests/test_cw: tests/test_cw.c service/cw.h
+service/cw.h:
