@@ -111,7 +111,7 @@ static const struct opt OPTS[OPT_COUNT] = {
      "a finding event held this long by an instance without being delivered goes to another (it died)",
      T_UINT, FIELD(outbox_claim_ms), API_MIN_CLAIM_MS, API_MAX_CLAIM_MS, "milliseconds,", NULL, NULL},
     [OPT_CORS_ORIGINS] = {"--cors-origins", "CREDWATCH_CORS_ORIGINS", "(none: no CORS header)",
-     "comma-separated origins (https://host[:port]) whose pages may call the read API from a browser",
+     "comma-separated origins (http[s]://host[:port]) whose pages may call the read API from a browser",
      T_HOOK, FIELD(cors), 0, 0, NULL, NULL, set_cors_origins},
 };
 

@@ -237,18 +237,19 @@ int api_cors_preflight(const struct api_cors *c, enum api_path p, const char *or
 void api_cors_add_headers(const struct api_req *r, struct MHD_Response *resp)
 {
     const struct api_cors *c = &r->srv->cfg.cors;
-    if (!c->n || (!r->preflight && !api_cors_route_eligible(r->match.route)))
+    char methods[API_CORS_METHODS_MAX];
+    /* Every reply on a path the read API offers, whatever its status and method (a 405, a refused
+     * preflight), varies by Origin: a cache must not give one origin's answer to another. */
+    if (!c->n || api_cors_methods(r->match.path, methods, sizeof methods) == 0)
         return;
-    /* The answer depends on Origin: a cache must not give one origin's answer to another. */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
     const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
-    if (!api_cors_allowed(c, origin))
+    int refused_preflight = !r->preflight && r->method && strcmp(r->method, "OPTIONS") == 0;
+    if (refused_preflight || !api_cors_allowed(c, origin))
         return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
     if (!r->preflight)
         return;
-    char methods[API_CORS_METHODS_MAX];
-    api_cors_methods(r->match.path, methods, sizeof methods);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", API_CORS_ALLOW_HEADERS);
     MHD_add_response_header(resp, "Access-Control-Max-Age", API_CORS_MAX_AGE_S);

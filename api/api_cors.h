@@ -57,9 +57,10 @@ size_t api_cors_methods(enum api_path p, char *out, size_t size);
 int api_cors_preflight(const struct api_cors *c, enum api_path p, const char *origin, const char *method, char *why,
                        size_t why_size);
 
-/* Adds the CORS headers a reply to r calls for: none when CORS is off or the route is not
- * eligible; else Vary: Origin, and Access-Control-Allow-Origin when the origin is listed; a
- * preflight accepted (r->preflight) also gets the methods, headers and max age. */
+/* Adds the CORS headers a reply to r calls for: none when CORS is off or the path has no read-role
+ * route; else Vary: Origin, and Access-Control-Allow-Origin when the origin is listed (any status,
+ * a 405 too; not a refused preflight); a preflight accepted (r->preflight) also gets the methods,
+ * headers and max age. */
 void api_cors_add_headers(const struct api_req *r, struct MHD_Response *resp);
 
 /* The list as a JSON array, for the start log. */

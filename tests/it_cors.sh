@@ -116,6 +116,11 @@ done
 preflight /v1/findings/$FID "$OK_ORIGIN" DELETE
 check "preflight DELETE /v1/findings/{id}: 403 naming the methods offered" \
   t 'refused && grep -q "offered: GET, PATCH" "$TEST_TMP/body"'
+check "a refused preflight on a read path still varies by Origin" [ "$(header Vary)" = Origin ]
+# A method the path does not have: 405, and the allowed origin's script may read it.
+call DELETE /v1/findings -H "Origin: $OK_ORIGIN" -H "Authorization: Bearer $RD"
+check "DELETE /v1/findings from the allowed origin: 405 with Access-Control-Allow-Origin and Vary" \
+  t '[ "$code" = 405 ] && [ "$(header Access-Control-Allow-Origin)" = "$OK_ORIGIN" ] && [ "$(header Vary)" = Origin ]'
 call OPTIONS /v1/findings -H "Origin: $OK_ORIGIN"
 check "OPTIONS without Access-Control-Request-Method: 403" refused
 call OPTIONS /v1/findings

@@ -17,14 +17,19 @@ export function isEditing() {
 
 const OS = { macos: 'macOS', windows: 'Windows', linux: 'Linux', android: 'Android', ios: 'iOS' };
 
-// "aws-cli on macOS" from "aws-cli/2.15.0 ... os/macos#23.2.0 ..."; the first product token otherwise.
+// "aws-cli on macOS" from "aws-cli/2.15.0 ... os/macos#23.2.0 ..." (AWS CLI v2, the SDKs' os/ field) or from
+// "aws-cli/1.29.0 Python/3.11 Darwin/23.0 ..." (the platform token of CLI v1 and boto3); the first product
+// token otherwise.
+const PLATFORM = { darwin: 'macos', linux: 'linux', windows: 'windows', windows_nt: 'windows' };
 export function clientOf(ua) {
   if (!ua) return null;
   const s = String(ua);
   const m = /^([A-Za-z][\w.-]{0,39})\/[^\s/]/.exec(s);
   if (!m) return 'user agent \u201c' + (s.length > 48 ? s.slice(0, 47) + '\u2026' : s) + '\u201d';
   const os = /\bos\/(macos|windows|linux|android|ios)\b/i.exec(s);
-  return m[1] + (os ? ' on ' + OS[os[1].toLowerCase()] : '') + (/exec-env\/AWS_Lambda_/.test(s) ? ' with the Lambda runtime marker' : '');
+  const plat = os ? null : /(?:^|\s)(Darwin|Linux|Windows|Windows_NT)\/[\w.-]/.exec(s);
+  const name = os ? os[1].toLowerCase() : plat ? PLATFORM[plat[1].toLowerCase()] : '';
+  return m[1] + (name ? ' on ' + OS[name] : '') + (/exec-env\/AWS_Lambda_/.test(s) ? ' with the Lambda runtime marker' : '');
 }
 
 const plural = (n, one, many) => n + ' ' + (n === 1 ? one : many);

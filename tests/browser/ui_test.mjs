@@ -318,6 +318,14 @@ async function caseFinding(context) {
     JSON.stringify(want.filter((w) => !s.includes(w))));
   const cli = await (async () => { await openFinding(page, ids.theft); return (await page.textContent('#summary')).trim(); })();
   check('finding: the summary names the client from the user agent (' + cli + ')', /aws-cli on macOS/.test(cli));
+  // the platform token of CLI v1 and boto3 (the README's sample: "aws-cli/2.15.0 Python/3.11 Darwin/23.0")
+  const forms = await page.evaluate(async () => {
+    const m = await import('/ui/finding.js');
+    return [m.clientOf('aws-cli/2.15.0 Python/3.11 Darwin/23.0'), m.clientOf('Boto3/1.34.0 Python/3.12 Linux/6.1'),
+      m.clientOf('aws-cli/1.29.0 Python/3.11 Windows/10 botocore/1.31.0'), m.clientOf('curl/8.4.0')];
+  });
+  check('finding: the client\'s platform from the Darwin/, Linux/, Windows/ token too (' + forms.join(' | ') + ')',
+    forms[0] === 'aws-cli on macOS' && forms[1] === 'Boto3 on Linux' && forms[2] === 'aws-cli on Windows' && forms[3] === 'curl');
   await openFinding(page, id);
 
   const tl = await page.evaluate(() => {
