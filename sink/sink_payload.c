@@ -391,10 +391,13 @@ int snk_payload_build(const struct snk_conf *c, const struct snk_formatters *fmt
         if ((rc = spliced_doc(finding_json, &doc, spliced_id, msg, msg_size)))
             goto out;
         id = spliced_id;
-    } else if (!json_is_object(doc = json_loads(finding_json, 0, &jerr))) {
-        snprintf(msg, msg_size, "the finding document is not a JSON object");
-        rc = CW_EJSON;
-        goto out;
+    } else {
+        doc = json_loads(finding_json, 0, &jerr);  /* apart: json_is_object evaluates its argument twice */
+        if (!json_is_object(doc)) {
+            snprintf(msg, msg_size, "the finding document is not a JSON object");
+            rc = CW_EJSON;
+            goto out;
+        }
     }
     if ((!id && (rc = finding_id(doc, msg, msg_size, &id))) ||
         (rc = body_of(c, fmt, finding_json, doc, id, revision, kind, out, &body, msg, msg_size)))
