@@ -285,11 +285,11 @@ static int finish_rc(struct dec *d, int level)
     struct scratch *sc = &d->sc;
     if (level == 0 && d->root_container)
         return 1;  /* a CloudTrail file: its records were emitted one by one */
-    if (sc->wrap & (1u << W_RECORDS))  /* counted, not held to max_records: the next record is */
-        return deliver(d, d->st.records++, NULL, "a record may not hold Records");
+    size_t index;
+    if (sc->wrap & (1u << W_RECORDS))  /* a record like any other, held to max_records like any other */
+        return next_record(d, &index) && deliver(d, index, NULL, "a record may not hold Records");
     if (refuse_shape(d, level))
         return 0;
-    size_t index;
     if (!next_record(d, &index))
         return 0;
     if ((sc->wrap & (1u << W_DETAIL)) && sc->detail_type[0])

@@ -481,6 +481,49 @@ uint64_t det_event_hash(const struct ev_event *ev)
     return h ? h : 1;
 }
 
+/* ---- the order of the kept sets -------------------------------------------------------------- */
+
+/* n strings of `stride` bytes in strictly ascending order: sorted and distinct, as sorted_insert keeps them. */
+static int strs_ascending(const char *base, size_t stride, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(base + (i - 1) * stride, base + i * stride) >= 0)
+            return 0;
+    return 1;
+}
+
+/* An address's own sets: regions sorted and distinct, action names distinct. Their order by rank is
+ * not checked: it follows det_action_sensitive's list, which a later version may change, and a
+ * kept state must not be thrown away for that. */
+static int cand_ordered(const struct det_cand *c)
+{
+    if (!strs_ascending((const char *)c->regions, sizeof c->regions[0], c->n_regions))
+        return 0;
+    for (size_t a = 0; a < c->n_actions; a++)
+        for (size_t b = a + 1; b < c->n_actions; b++)
+            if (strcmp(c->actions[a].name, c->actions[b].name) == 0)
+                return 0;
+    return 1;
+}
+
+int det_key_ordered(const struct det_key *k)
+{
+    if (k->n_cands > DET_CANDS_MAX || k->n_evicted_regions > DET_EVICTED_REGIONS_MAX)
+        return 0;
+    if (k->n_issues >= 2 && issue_cmp(&k->iss[0], &k->iss[1]) > 0)
+        return 0;
+    if (!strs_ascending((const char *)k->evicted_regions, sizeof k->evicted_regions[0], k->n_evicted_regions))
+        return 0;
+    for (size_t i = 0; i < k->n_cands; i++) {
+        const struct det_cand *c = &k->cands[i];
+        if (c->n_regions > DET_CAND_REGIONS_MAX || c->n_actions > DET_CAND_ACTIONS_MAX || !cand_ordered(c))
+            return 0;
+        if (i && cand_cmp(k->cands[i - 1].prio, k->cands[i - 1].ip, k->cands[i - 1].vpce_account, c) >= 0)
+            return 0;  /* by (priority, address, endpoint owner), each once */
+    }
+    return 1;
+}
+
 int det_apply(struct det_key *k, const struct ev_event *ev)
 {
     return det_apply_ctx(k, ev, NULL);

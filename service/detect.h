@@ -224,8 +224,14 @@ int det_notable(const struct det_key *old, const struct det_verdict *vo, const s
  * keys with no Lambda evidence), plus DET_LATE_MARGIN. The store adds an arrival-time floor. */
 int64_t det_expires_at(const struct det_key *k);
 
+/* 1 when every set of k that det_apply keeps in order is in that order, each member once: the
+ * addresses by (priority, address, endpoint owner), the two kept issuances, the regions (an
+ * address's and the evicted ones); an address's action names once each. 0 otherwise: a state
+ * det_apply never makes, whose searches and ordered insertions would go wrong. */
+int det_key_ordered(const struct det_key *k);
+
 /* Compact binary form for the stores. det_encode returns the length or a negative error;
- * det_decode returns 0 or -1 for a corrupt or foreign blob. */
+ * det_decode returns 0 or -1 for a corrupt or foreign blob (one det_key_ordered refuses included). */
 int det_encode(const struct det_key *k, uint8_t *buf, size_t cap);
 int det_decode(struct det_key *k, const uint8_t *buf, size_t len);
 

@@ -431,6 +431,8 @@ int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
         k->n_cands = (uint8_t)get_bounded(&r, DET_CANDS_MAX);
         for (size_t i = 0; i < k->n_cands && !r.bad; i++)
             get_cand(&r, &k->cands[i]);
+        if (!r.bad && !det_key_ordered(k))
+            r.bad = 1;  /* sets out of order or with a member twice: det_apply's searches rely on the order */
     }
     return r.bad || r.pos != len ? -1 : 0;  /* a blob with bytes past its end is not one det_encode wrote */
 }

@@ -67,7 +67,8 @@ static void usage(FILE *out)
           "  --help              this text\n"
           "\n"
           "exit status: 0 done, 1 findings with --fail-on-findings, 2 usage or read error\n"
-          "(an unreadable or corrupt file; the other files are still scanned and reported).\n",
+          "(an unreadable or corrupt file, or a directory that cannot be listed whole; the other\n"
+          "files are still scanned and reported).\n",
           out);
 }
 
@@ -182,29 +183,63 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The paths of d's entries under path, sorted so that runs over the same folder read files in the
- * same order. Out of memory, the list ends where it ran out, as it always has. */
-static char **dir_paths(DIR *d, const char *path, size_t *count)
+void scan_dir_free(char **paths, size_t count)
+{
+    for (size_t i = 0; i < count && paths; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+int scan_dir_list(const char *path, size_t max, char ***paths, size_t *count)
 {
     void *names = NULL;
     size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
+    int rc = 0, err = 0;
+    *paths = NULL;
+    *count = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return CW_EIO;
+    for (;;) {
+        errno = 0;  /* readdir's NULL is the end, or an error when it sets errno */
+        struct dirent *de = readdir(d);
+        if (!de) {
+            err = errno;
+            rc = err ? CW_EIO : 0;
+            break;
+        }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (cw_grow(&names, &cap, n + 1, sizeof(char *), SCAN_DIR_ENTRIES_INITIAL, SCAN_MAX_DIR_ENTRIES))
+        if ((rc = cw_grow(&names, &cap, n + 1, sizeof(char *), SCAN_DIR_ENTRIES_INITIAL, max)) != 0)
             break;
         char **slot = (char **)names + n;
         size_t len = strlen(path) + strlen(de->d_name) + 2;
-        if (!(*slot = malloc(len)))
+        if (!(*slot = malloc(len))) {
+            rc = CW_ENOMEM;
             break;
+        }
         snprintf(*slot, len, "%s/%s", path, de->d_name);
         n++;
     }
+    closedir(d);
+    if (rc) {  /* the whole listing or none of it: a cut list would be scanned as if it were all */
+        scan_dir_free(names, n);
+        errno = err;
+        return rc;
+    }
     if (n)
         qsort(names, n, sizeof(char *), cmp_names);
+    *paths = names;
     *count = n;
-    return names;
+    return 0;
+}
+
+/* Why a directory could not be listed, in words. */
+static const char *list_error(int rc)
+{
+    if (rc == CW_EIO)
+        return strerror(errno);
+    return rc == CW_ETOOBIG ? "more entries than a scan lists" : "out of memory";
 }
 
 static void scan_path(struct scan *s, const char *path, int depth)
@@ -229,20 +264,17 @@ static void scan_path(struct scan *s, const char *path, int depth)
         s->bad_files++;
         return;
     }
-    DIR *d = opendir(path);
-    if (!d) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
+    char **names;
+    size_t n;
+    int rc = scan_dir_list(path, SCAN_MAX_DIR_ENTRIES, &names, &n);
+    if (rc) {  /* none of it scanned, and said: never a silent scan of part of the folder */
+        fprintf(stderr, "credwatch scan: %s: cannot list the directory: %s\n", path, list_error(rc));
         s->bad_files++;
         return;
     }
-    size_t n;
-    char **names = dir_paths(d, path, &n);
-    closedir(d);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         scan_path(s, names[i], depth + 1);
-        free(names[i]);
-    }
-    free(names);
+    scan_dir_free(names, n);
 }
 
 /* Counts files and bytes up front, only to decide whether a progress line is worth it. */

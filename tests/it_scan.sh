@@ -158,6 +158,70 @@ check "corrupt files: counted in the summary" grep -q '7 files (2 unreadable or 
 rc=$?
 check "missing path: exit 2 with its name" sh -c "[ $rc -eq 2 ] && grep -q 'does-not-exist' '$TEST_TMP/err6'"
 
+# ---- a directory whose listing runs out of memory --------------------------------------------------
+# A shim preloaded into credwatch fails every realloc while the directory named by CW_TEST_OOM_DIR is
+# open, after the first: the listing's first allocation works, growing it does not. 100 good files:
+# a listing cut where memory ran out would scan some and report success; it must be refused whole,
+# named, exit 2. Skipped where a preload cannot be used (a sanitizer runtime must come first).
+mkdir "$TEST_TMP/oom" "$TEST_TMP/oom/dir"
+i=0
+while [ $i -lt 100 ]; do cp "$TEST_TMP/stdin.json.gz" "$TEST_TMP/oom/dir/f$i.json.gz"; i=$((i + 1)); done
+cat >"$TEST_TMP/oom_shim.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+static DIR *armed;     /* the directory being listed */
+static int reallocs;   /* reallocs while it is open */
+DIR *opendir(const char *name)
+{
+    DIR *(*real)(const char *) = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+    DIR *d = real(name);
+    const char *want = getenv("CW_TEST_OOM_DIR");
+    if (d && want && strcmp(name, want) == 0) {
+        armed = d;
+        reallocs = 0;
+    }
+    return d;
+}
+int closedir(DIR *d)
+{
+    int (*real)(DIR *) = (int (*)(DIR *))dlsym(RTLD_NEXT, "closedir");
+    if (d == armed)
+        armed = NULL;
+    return real(d);
+}
+void *realloc(void *p, size_t n)
+{
+    static void *(*real)(void *, size_t);
+    if (!real)
+        real = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+    if (armed && reallocs++ > 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return real(p, n);
+}
+EOF
+if ldd "$CW" 2>/dev/null | grep -q 'lib[at]san' ||
+   ! cc -shared -fPIC -o "$TEST_TMP/oom_shim.so" "$TEST_TMP/oom_shim.c" -ldl 2>"$TEST_TMP/shim_err" ||
+   ! LD_PRELOAD="$TEST_TMP/oom_shim.so" "$CW" scan --help >/dev/null 2>&1; then
+  skip "listing out of memory: refused, named, exit 2" "no preload shim here"
+else
+  LD_PRELOAD="$TEST_TMP/oom_shim.so" CW_TEST_OOM_DIR="$TEST_TMP/oom/dir" "$CW" scan "$TEST_TMP/oom" \
+    >"$TEST_TMP/out_oom" 2>"$TEST_TMP/err_oom"
+  rc=$?
+  check "listing out of memory: exit 2" [ "$rc" -eq 2 ]
+  check "listing out of memory: the directory named, the cause given" \
+    grep -q "$TEST_TMP/oom/dir: cannot list the directory: out of memory" "$TEST_TMP/err_oom"
+  check "listing out of memory: none of its files scanned" grep -q 'credwatch scan: 1 files (1 unreadable' "$TEST_TMP/err_oom"
+  # the shim itself: the same scan without CW_TEST_OOM_DIR reads all 100
+  LD_PRELOAD="$TEST_TMP/oom_shim.so" "$CW" scan "$TEST_TMP/oom" >/dev/null 2>"$TEST_TMP/err_oom2"
+  check "listing out of memory: the shim alone changes nothing" grep -q 'credwatch scan: 100 files (0 unreadable' "$TEST_TMP/err_oom2"
+fi
+
 # ---- standard input --------------------------------------------------------------------------------
 "$CW" scan - <"$TEST_TMP/stdin.json.gz" >"$TEST_TMP/out7" 2>"$TEST_TMP/err7"
 rc=$?

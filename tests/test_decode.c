@@ -958,6 +958,48 @@ static void test_max_records(void **state)
     free(s);
 }
 
+/* An element that holds Records is a record too (skipped, with its reason), counted against
+ * max_records like any other: at the bound it is refused. It used to be counted without the check,
+ * so a last such element took the input to max + 1 records, accepted, and a run of them was never
+ * held to the bound at all. */
+static void test_max_records_nested_records(void **state)
+{
+    (void)state;
+    char *good = dump(r_use());
+    size_t cap = strlen(good) * 2 + 128;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    static const char *const shapes[] = { "{\"Records\":[%s,%s,{\"Records\":[]}]}", "[%s,%s,{\"Records\":[]}]" };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        snprintf(s, cap, shapes[i], good, good);
+        struct dec_limits lim = { .max_records = 3 };  /* exactly the bound: accepted */
+        struct got *g = decode_lim(s, strlen(s), &lim);
+        assert_int_equal(g->rc, CW_OK);
+        assert_int_equal(g->st.records, 3);
+        assert_int_equal(g->n_ev, 2);
+        assert_int_equal(g->n_skip, 1);
+        assert_int_equal(g->skip_index[0], 2);
+        assert_string_equal(g->skip[0], "a record may not hold Records");
+        free(g);
+        lim.max_records = 2;  /* one past it: refused with the bound's message */
+        g = decode_lim(s, strlen(s), &lim);
+        assert_int_equal(g->rc, CW_ETOOBIG);
+        assert_string_equal(g->msg, "more than 2 records in one input");
+        assert_int_equal(g->st.records, 2);
+        assert_int_equal(g->n_skip, 0);
+        free(g);
+    }
+    /* nothing but such elements: they were never held to the bound at all */
+    snprintf(s, cap, "[{\"Records\":[]},{\"Records\":[]},{\"Records\":[]}]");
+    struct dec_limits lim = { .max_records = 2 };
+    struct got *g = decode_lim(s, strlen(s), &lim);
+    assert_int_equal(g->rc, CW_ETOOBIG);
+    assert_int_equal(g->st.records, 2);
+    free(g);
+    free(s);
+    free(good);
+}
+
 /* Key ids carrying CR/LF, Redis protocol text or NUL are skipped, never produced. */
 static void test_hostile_key_ids(void **state)
 {
@@ -1361,6 +1403,7 @@ int main(void)
         cmocka_unit_test(test_gzip_bomb),
         cmocka_unit_test(test_max_inflated_plain),
         cmocka_unit_test(test_max_records),
+        cmocka_unit_test(test_max_records_nested_records),
         cmocka_unit_test(test_hostile_key_ids),
         cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_parse_expiration),

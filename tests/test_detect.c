@@ -185,6 +185,88 @@ static void test_codec_bool_fields(void **state)
     assert_true(tried > 0);
 }
 
+/* The sets det_apply keeps in order (and the engine searches and merges as such: binary search of
+ * the regions, ordered insertion of addresses and issuances) must come back in that order or not
+ * at all: a blob written with two entries swapped, or one twice, is refused like any corrupt blob.
+ * det_encode writes whatever state it is given, so each tampered blob is the valid one with the
+ * same bytes in another order (the same length). */
+static void tamper_regions_swapped(struct det_key *k)
+{
+    char t[EV_REGION_MAX];
+    memcpy(t, k->cands[3].regions[1], sizeof t);
+    memcpy(k->cands[3].regions[1], k->cands[3].regions[2], sizeof t);
+    memcpy(k->cands[3].regions[2], t, sizeof t);
+}
+static void tamper_regions_twice(struct det_key *k) { memcpy(k->cands[0].regions[1], k->cands[0].regions[0], EV_REGION_MAX); }
+static void tamper_evicted_swapped(struct det_key *k)
+{
+    char t[EV_REGION_MAX];
+    memcpy(t, k->evicted_regions[0], sizeof t);
+    memcpy(k->evicted_regions[0], k->evicted_regions[3], sizeof t);
+    memcpy(k->evicted_regions[3], t, sizeof t);
+}
+static void tamper_evicted_twice(struct det_key *k) { memcpy(k->evicted_regions[3], k->evicted_regions[2], EV_REGION_MAX); }
+static void tamper_cands_swapped(struct det_key *k)
+{
+    struct det_cand t = k->cands[4];
+    k->cands[4] = k->cands[5];
+    k->cands[5] = t;
+}
+static void tamper_cands_twice(struct det_key *k)
+{
+    memcpy(k->cands[1].ip, k->cands[0].ip, sizeof k->cands[1].ip);
+    memcpy(k->cands[1].vpce_account, k->cands[0].vpce_account, sizeof k->cands[1].vpce_account);
+}
+static void tamper_cands_prio(struct det_key *k) { k->cands[0].prio = DET_PRIO_FOREIGN_VPCE - 1; }  /* higher first */
+static void tamper_issues_swapped(struct det_key *k)
+{
+    struct det_issue t = k->iss[0];
+    k->iss[0] = k->iss[1];
+    k->iss[1] = t;
+    /* the context the codec takes from the first issuance follows it, as det_apply would have it */
+    memcpy(k->account, k->iss[0].account, sizeof k->account);
+    memcpy(k->function, k->iss[0].function, sizeof k->function);
+    memcpy(k->role_arn, k->iss[0].role_arn, sizeof k->role_arn);
+}
+static void tamper_actions_twice(struct det_key *k) { memcpy(k->cands[2].actions[5].name, k->cands[2].actions[4].name, sizeof k->cands[2].actions[4].name); }
+
+static void test_codec_rejects_unsorted(void **state)
+{
+    (void)state;
+    static struct det_key k, t, back;
+    static uint8_t blob[DET_ENCODED_MAX], bad[DET_ENCODED_MAX];
+    static const struct {
+        const char *name;
+        void (*tamper)(struct det_key *);
+    } cases[] = {
+        { "an address's regions swapped", tamper_regions_swapped },
+        { "an address's region twice", tamper_regions_twice },
+        { "evicted regions swapped", tamper_evicted_swapped },
+        { "an evicted region twice", tamper_evicted_twice },
+        { "addresses swapped", tamper_cands_swapped },
+        { "an address twice", tamper_cands_twice },
+        { "an address out of priority order", tamper_cands_prio },
+        { "issuances swapped", tamper_issues_swapped },
+        { "an address's action twice", tamper_actions_twice },
+    };
+    full_state(&k);
+    int len = det_encode(&k, blob, sizeof blob);
+    assert_true(len > 0);
+    assert_int_equal(det_decode(&back, blob, (size_t)len), 0);  /* the untampered blob is valid */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        t = k;
+        cases[i].tamper(&t);
+        int n = det_encode(&t, bad, sizeof bad);
+        assert_true(n > 0);
+        if (n != len)
+            fail_msg("%s: the tampered blob is not the valid one reordered", cases[i].name);
+        if (memcmp(bad, blob, (size_t)len) == 0)
+            fail_msg("%s: nothing tampered", cases[i].name);
+        if (det_decode(&back, bad, (size_t)n) != -1)
+            fail_msg("%s: accepted", cases[i].name);
+    }
+}
+
 /* A realistic state made by det_apply. */
 static void applied_state(struct det_key *k)
 {
@@ -665,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_codec_full_roundtrip),
         cmocka_unit_test(test_codec_applied_roundtrip),
         cmocka_unit_test(test_codec_rejects),
+        cmocka_unit_test(test_codec_rejects_unsorted),
         cmocka_unit_test(test_codec_rejects_counts),
         cmocka_unit_test(test_bounded_sets_order),
         cmocka_unit_test(test_codec_bool_fields),
