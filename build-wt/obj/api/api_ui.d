@@ -1,2 +1,0 @@
-build-wt/obj/api/api_ui.o: api/api_ui.c api/api_ui.h
-api/api_ui.h:

@@ -1,2 +1,0 @@
-build-wt/tests/test_cw: tests/test_cw.c service/cw.h
-service/cw.h:
