@@ -253,6 +253,11 @@ void api_cors_add_headers(const struct api_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", API_CORS_ALLOW_HEADERS);
     MHD_add_response_header(resp, "Access-Control-Max-Age", API_CORS_MAX_AGE_S);
+    /* Chromium's Private Network Access: a dashboard on a public HTTPS origin calling credwatch on a
+     * private or loopback address asks first; a listed origin is allowed that too. */
+    const char *pna = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Access-Control-Request-Private-Network");
+    if (pna && strcmp(pna, "true") == 0)
+        MHD_add_response_header(resp, "Access-Control-Allow-Private-Network", "true");
 }
 
 json_t *api_cors_json(const struct api_cors *c)

@@ -159,7 +159,21 @@ instance() {
 if ! instance b CREDWATCH_INGEST_TOKENS=$INGEST_TOKEN; then nok "instance B starts"; exit 1; fi
 PORT_B=$PORT
 # A's one sink posts to B's /v1/refused (404: refused for good), so every event becomes a dead letter
+# Two dashboard origins for the CORS case: an empty page each, one listed in A's CORS setting.
+mkdir -p "$TEST_TMP/dash"
+printf '<!doctype html><title>dashboard</title>\n' >"$TEST_TMP/dash/index.html"
+dash_start() {
+  _p=$(free_port)
+  "$PY" -m http.server --bind 127.0.0.1 --directory "$TEST_TMP/dash" "$_p" >"$TEST_TMP/dash-$_p.log" 2>&1 &
+  record_pid $!
+  _i=0
+  until curl -s -o /dev/null "http://127.0.0.1:$_p/" || [ $_i -ge 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+  DASH_PORT=$_p
+}
+dash_start; PORT_DASH=$DASH_PORT
+dash_start; PORT_EVIL=$DASH_PORT
 if ! instance a CREDWATCH_READ_TOKENS=$READ_TOKEN CREDWATCH_INGEST_TOKENS=$INGEST_TOKEN CREDWATCH_SINKS=hook \
+     CREDWATCH_CORS_ORIGINS=http://127.0.0.1:$PORT_DASH \
      CREDWATCH_SINK_HOOK_TYPE=webhook CREDWATCH_SINK_HOOK_URL="http://127.0.0.1:$PORT_B/v1/refused" \
      CREDWATCH_SINK_HOOK_SECRET=browser-sink-secret-0123 CREDWATCH_SINK_HOOK_TIMEOUT_MS=2000; then
   nok "instance A starts"; exit 1
@@ -172,6 +186,7 @@ mkdir -p "$SHOTS"
 docs=
 [ "${UPDATE_DOCS_SCREENSHOT:-0}" = 1 ] && docs=$root/docs/ui-finding.png
 start=$(date +%s)
+CW_DASH=http://127.0.0.1:$PORT_DASH CW_EVIL=http://127.0.0.1:$PORT_EVIL \
 CW_A=http://127.0.0.1:$PORT_A CW_B=http://127.0.0.1:$PORT_B CW_READ_TOKEN=$READ_TOKEN CW_INGEST_TOKEN=$INGEST_TOKEN \
 CW_TMP=$TEST_TMP CW_ROOT=$root CW_SHOTS=$SHOTS CW_CHROMIUM=$CHROMIUM CW_PIDFILE=$PIDFILE CW_DOCS_PNG=$docs \
   run_driver "$DRIVER_LIMIT" node "$BROWSER_DIR/ui_test.mjs" >"$TEST_TMP/driver.out" 2>&1

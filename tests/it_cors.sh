@@ -84,7 +84,16 @@ for m in GET PATCH; do
   check "preflight $m: Vary: Origin" [ "$(header Vary)" = Origin ]
   check "preflight $m: no credentials header" sh -c "! grep -qi '^access-control-allow-credentials' '$TEST_TMP/h'"
   check "preflight $m: no body" [ ! -s "$TEST_TMP/body" ]
+  check "preflight $m: no Private Network Access answer unless asked" t "! has_header Access-Control-Allow-Private-Network"
 done
+# Chromium's Private Network Access: a page on a public origin asks before calling a private address.
+call OPTIONS /v1/findings -H "Origin: $OK_ORIGIN" -H 'Access-Control-Request-Method: GET' \
+  -H 'Access-Control-Request-Private-Network: true'
+check "preflight asking for private network access: allowed for the listed origin" \
+  t '[ "$code" = 204 ] && [ "$(header Access-Control-Allow-Private-Network)" = true ]'
+call OPTIONS /v1/findings -H "Origin: $OTHER" -H 'Access-Control-Request-Method: GET' \
+  -H 'Access-Control-Request-Private-Network: true'
+check "... and not for another origin" t 'refused && ! has_header Access-Control-Allow-Private-Network'
 preflight /v1/findings "$OK_ORIGIN" GET
 check "preflight GET /v1/findings: 204, methods GET" \
   t '[ "$code" = 204 ] && [ "$(header Access-Control-Allow-Methods)" = GET ]'

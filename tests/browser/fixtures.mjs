@@ -44,6 +44,11 @@ export function newRecords(root) {
   return records(root, '01_theft_after_inside_use', 77, 'late-fn', '111122223333');
 }
 
+// A theft the CORS case tries to ingest from a browser on another origin: it must never be stored.
+export function corsRecords(root) {
+  return records(root, '01_theft_after_inside_use', 88, 'cors-fn', '111122223333');
+}
+
 export function hostileRecords(root) {
   const r = records(root, '01_theft_after_inside_use', 66, 'orders-fn', '111122223333');
   // [0] Lambda's AssumeRole (issuance), [1] the function's own call, [2] the thief's call

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { FIXTURES, HOSTILE, IMG, SCRIPT_END, JS_URL, hostileRecords, fixtureRecords, newRecords } from './fixtures.mjs';
+import { FIXTURES, HOSTILE, IMG, SCRIPT_END, JS_URL, hostileRecords, fixtureRecords, newRecords, corsRecords } from './fixtures.mjs';
 
 function need(k) {
   const v = process.env[k];
@@ -558,6 +558,79 @@ async function timed(name, fn) {
   }
 }
 
+// ---- CORS, in the browser: a dashboard on another origin calls instance A's read API ----
+// Two other origins, each a python3 http.server on loopback started by it_browser.sh with an empty
+// page: DASH is in A's CREDWATCH_CORS_ORIGINS, EVIL is not. Real servers on loopback, because Chromium
+// refuses a request to a loopback address from a page it cannot place there (Private / Local Network
+// Access) before CORS is even asked. Their pages have no CSP of their own, so only CORS decides. Every
+// other request goes to loopback (A) or is aborted. Its own browser context: the main context's
+// "nothing leaves the two instances" check stays exact.
+const DASH = need('CW_DASH');
+const EVIL = need('CW_EVIL');
+async function corsFetch(page, url, init) {
+  return page.evaluate(async ([u, i]) => {
+    try {
+      const r = await fetch(u, i);
+      return { status: r.status, body: await r.text() };
+    } catch (e) {
+      return { error: String(e) };
+    }
+  }, [url, init]);
+}
+
+async function caseCors(browser) {
+  // No context.route here: with request interception on, Playwright answers CORS preflights itself,
+  // and the server's own answer would never be tested (a first version of this case let an ingest
+  // POST through that way). Requests are only watched; the Chromium flags keep it off the network.
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  context.setDefaultTimeout(WAIT);
+  const stray = [];
+  context.on('request', (req) => {
+    const u = req.url();
+    if (!(u.startsWith(DASH + '/') || u.startsWith(EVIL + '/') || u.startsWith(A + '/'))) stray.push(u);
+  });
+  try {
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(m.text()));
+    const list = (await getA('/v1/findings?limit=100')).findings.map((f) => f.id);
+    const read = { headers: { Authorization: 'Bearer ' + READ, 'X-Requested-With': 'XMLHttpRequest' } };
+    await page.goto(DASH + '/');
+    const got = await corsFetch(page, A + '/v1/findings?limit=100', read);
+    let ids = [];
+    try { ids = JSON.parse(got.body).findings.map((f) => f.id); } catch (e) { ids = null; }
+    check('cors: the listed origin reads GET /v1/findings (a preflight, then the answer): ' + (ids ? ids.length : 0) + ' findings',
+      got.status === 200 && same(ids, list), JSON.stringify(got).slice(0, 300) + ' console: ' + consoleLines.join(' | ').slice(0, 600));
+    const patch = await corsFetch(page, A + '/v1/findings/' + encodeURIComponent(list[0]), {
+      method: 'PATCH', headers: { ...read.headers, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ note: 'from the dashboard' }),
+    });
+    check('cors: the listed origin may PATCH a finding', patch.status === 200 && /from the dashboard/.test(patch.body || ''),
+      JSON.stringify(patch).slice(0, 300));
+    const beforeIds = (await getA('/v1/findings?limit=100')).findings.map((f) => f.id);
+    const before = beforeIds.length;
+    const recs = corsRecords(ROOT);
+    const post = await corsFetch(page, A + '/v1/ingest/cloudtrail', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + INGEST, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ Records: recs }),
+    });
+    await sleep(300);  /* had the POST gone through, its finding would be listed by now */
+    const afterList = (await getA('/v1/findings?limit=100')).findings;
+    const after = afterList.length;
+    const added = afterList.filter((f) => !beforeIds.includes(f.id)).map((f) => f.id + ' ' + f.function_name + ' ' + f.created_at);
+    check('cors: an ingest route is refused to the listed origin too (the browser blocks it; nothing stored)',
+      Boolean(post.error) && after === before, JSON.stringify(post).slice(0, 300) + ' findings before ' + before + ', after ' + after + ' ' + added.join(','));
+    await page.goto(EVIL + '/');
+    const evil = await corsFetch(page, A + '/v1/findings?limit=1', read);
+    check('cors: another origin cannot read the API (the browser blocks the answer)', Boolean(evil.error), JSON.stringify(evil).slice(0, 300));
+    const simple = await corsFetch(page, A + '/v1/findings?limit=1', {});
+    check('cors: another origin cannot read even a request without credentials', Boolean(simple.error), JSON.stringify(simple).slice(0, 300));
+    check('cors: no request left for a third origin', stray.length === 0, stray.join(' '));
+  } finally {
+    await context.close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   await timed('fixtures', loadFixtures);
@@ -583,6 +656,7 @@ async function main() {
     await timed('sinks and dead letters', () => caseSinks(context));
     await timed('auto refresh', () => caseRefresh(context));
     await timed('headers', caseHeaders);
+    await timed('cors', () => caseCors(chrome.browser));
     check('no dialog opened', seen.dialogs.length === 0, seen.dialogs.join(' | '));
     check('the page\'s 401s challenge Bearer only (no browser login dialog): ' + [...new Set(seen.challenges)].join(', '),
       seen.challenges.length > 0 && seen.challenges.every((c) => /^Bearer /.test(c)), seen.challenges.join(' | '));
