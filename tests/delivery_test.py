@@ -76,39 +76,9 @@ def short(x, n=400):
 
 # ---- HTTP ----------------------------------------------------------------------------------------
 
-class Client:
-    """One keep-alive connection; reconnects when the server closed it."""
-
-    def __init__(self, port):
-        self.port, self.c = port, None
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, lower-case headers, parsed JSON or raw bytes); OSError when the server is gone."""
-        for attempt in (0, 1):
-            if self.c is None:
-                self.c = http.client.HTTPConnection(HOST, self.port, timeout=REQ_TIMEOUT)
-            try:
-                self.c.request(method, path, body=body, headers=dict(headers or {}))
-                r = self.c.getresponse()
-                raw = r.read()
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if attempt:
-                    raise
-                continue
-            hd = {k.lower(): v for k, v in r.getheaders()}
-            if r.will_close:
-                self.close()
-            try:
-                return r.status, hd, json.loads(raw)
-            except ValueError:
-                return r.status, hd, raw
-        raise AssertionError("unreachable")
-
-    def close(self):
-        if self.c:
-            self.c.close()
-            self.c = None
+def Client(port):
+    """Every request of this driver is idempotent (event ids, revisions): any failure is tried once more."""
+    return harness.Client(port, REQ_TIMEOUT, retry=(http.client.HTTPException, OSError))
 
 
 def api(port, method, path, body=None, tries=30):

@@ -10,6 +10,7 @@
 Imported by multi_test.py, cluster_test.py, soak.py, hostile_test.py, forwarder_test.py, cases_e2e.py (which
 live beside it, so their own directory is on sys.path) and by it_memory.sh.
 """
+import http.client
 import json
 import os
 import signal
@@ -115,6 +116,51 @@ class Procs:
                 stop(p, sig_for(p) if sig_for else sig, timeout)
             except Exception:  # noqa: BLE001 — clean-up goes on with the next one
                 pass
+
+
+# A kept-alive connection the server had closed while idle: the only failures worth one more try by
+# default (a request may have been applied before any other failure; the caller decides).
+RECONNECT_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class Client:
+    """One keep-alive HTTP connection to one loopback port, reopened when the server closed it or after
+    an error. `retry`: the exceptions after which the request is sent once more on a fresh connection
+    (default RECONNECT_ERRORS; a driver whose requests are idempotent may pass (HTTPException, OSError))."""
+
+    def __init__(self, port, timeout=20, retry=RECONNECT_ERRORS):
+        self.port, self.timeout, self.retry, self.c = port, timeout, retry, None
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, lower-case headers, parsed JSON body or raw bytes); raises OSError/HTTPException."""
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+            try:
+                self.c.request(method, path, body=body, headers=dict(headers or {}))
+                r = self.c.getresponse()
+                raw = r.read()
+            except self.retry:
+                self.close()
+                if attempt:
+                    raise
+                continue
+            except Exception:
+                self.close()
+                raise
+            hd = {k.lower(): v for k, v in r.getheaders()}
+            if r.will_close:
+                self.close()
+            try:
+                return r.status, hd, json.loads(raw)
+            except ValueError:
+                return r.status, hd, raw
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.c:
+            self.c.close()
+            self.c = None
 
 
 def free_port():

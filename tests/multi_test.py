@@ -69,44 +69,8 @@ def serve(name, **env):
 
 # ---- HTTP --------------------------------------------------------------------------------------
 
-class Client:
-    """One keep-alive connection to one instance; reconnects when the server closed it."""
-
-    def __init__(self, port):
-        self.port = port
-        self.c = None
-
-    def request(self, method, path, body=None, headers=None):
-        """Returns (status, headers dict lower-case, parsed body or raw bytes)."""
-        h = dict(headers or {})
-        for attempt in (0, 1):
-            if self.c is None:
-                self.c = http.client.HTTPConnection(HOST, self.port, timeout=REQ_TIMEOUT)
-            try:
-                self.c.request(method, path, body=body, headers=h)
-                r = self.c.getresponse()
-                raw = r.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
-                # A keep-alive connection the server closed while idle: retry once, fresh.
-                self.c.close()
-                self.c = None
-                if attempt:
-                    raise e
-                continue
-            hd = {k.lower(): v for k, v in r.getheaders()}
-            if r.will_close:
-                self.c.close()
-                self.c = None
-            try:
-                return r.status, hd, json.loads(raw)
-            except ValueError:
-                return r.status, hd, raw
-        raise AssertionError("unreachable")
-
-    def close(self):
-        if self.c:
-            self.c.close()
-            self.c = None
+def Client(port):
+    return harness.Client(port, REQ_TIMEOUT)
 
 
 def read_get(port, path):

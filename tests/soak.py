@@ -38,7 +38,6 @@ usage: soak.py BIN TMPDIR PIDFILE
 """
 import collections
 import gzip
-import http.client
 import json
 import os
 import random
@@ -83,43 +82,8 @@ def serve(name, redis_port):
 
 # ---- HTTP --------------------------------------------------------------------------------------
 
-class Client:
-    """One keep-alive connection to one port, reopened when the server closed it or after an error."""
-
-    def __init__(self, port):
-        self.port, self.c = port, None
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, lower-case headers, parsed JSON body or raw bytes); raises OSError/HTTPException."""
-        for attempt in (0, 1):
-            if self.c is None:
-                self.c = http.client.HTTPConnection(HOST, self.port, timeout=REQ_TIMEOUT)
-            try:
-                self.c.request(method, path, body=body, headers=headers or {})
-                r = self.c.getresponse()
-                raw = r.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # A kept-alive connection the server had closed: once more on a fresh one.
-                self.close()
-                if attempt:
-                    raise
-                continue
-            except Exception:
-                self.close()
-                raise
-            hd = {k.lower(): v for k, v in r.getheaders()}
-            if r.will_close:
-                self.close()
-            try:
-                return r.status, hd, json.loads(raw)
-            except ValueError:
-                return r.status, hd, raw
-        raise AssertionError("unreachable")
-
-    def close(self):
-        if self.c is not None:
-            self.c.close()
-            self.c = None
+def Client(port):
+    return harness.Client(port, REQ_TIMEOUT)
 
 
 RD = {"Authorization": "Bearer " + TOK_RD}
