@@ -1,10 +1,11 @@
-/* classify.c — one CloudTrail record's fields to an ev_event: the Lambda heuristics.
+/* classify.c — one CloudTrail record's fields to an ev_event.
  *
  * The parser (decode.c) captures the fields of a record in a cls_rec and calls cls_event once the
- * record ends. Here the fields get their meaning: Lambda's sts:AssumeRole of an execution role is
- * an issuance, a call with an ASIA key of an AssumedRole identity is a use (with flags the
- * detector weighs: the runtime marker, the worker, the cold start, a desktop SDK...), anything else
- * is counted and ignored. A record that cannot be read is skipped with a reason.
+ * record ends. Here the fields get their meaning: a workload's credential issuance (workload.h:
+ * Lambda, ECS task, EC2 instance profile, EKS pod) is an issuance, a call with an ASIA key of an
+ * AssumedRole identity is a use (with flags the detector weighs: the runtime marker, the worker,
+ * the cold start, a desktop SDK, the workload evidence...), anything else is counted and ignored.
+ * A record that cannot be read is skipped with a reason.
  */
 #include "classify.h"
 
@@ -13,8 +14,7 @@
 #include <string.h>
 
 #include "cw.h"
-
-#define LAMBDA_PRINCIPAL "lambda.amazonaws.com"  /* invokedBy of Lambda's own AssumeRole */
+#include "workload.h"
 
 /* ---- the fields -------------------------------------------------------------------------- */
 
@@ -34,6 +34,9 @@ static const char *const field_names[CLS_F_COUNT] = {
     [CLS_F_RE_AKID] = "responseElements.credentials.accessKeyId",
     [CLS_F_RE_EXPIRATION] = "responseElements.credentials.expiration",
     [CLS_F_AED_AUTH] = "additionalEventData.AuthenticationMethod",
+    [CLS_F_UI_USER_NAME] = "userIdentity.userName", [CLS_F_UI_PROVIDER] = "userIdentity.identityProvider",
+    [CLS_F_UI_EC2_DELIVERY] = "userIdentity.sessionContext.ec2RoleDelivery",
+    [CLS_F_RE_SUBJECT] = "responseElements.subjectFromWebIdentityToken",
 };
 
 /* Longest value kept per field, NUL excluded. A field copied whole into the event has its
@@ -52,6 +55,7 @@ static const unsigned short field_max[CLS_F_COUNT] = {
     [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = TOKEN_MAX, [CLS_F_RP_ROLE_ARN] = CUT,
     [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT, [CLS_F_RE_AKID] = EV_AKID_MAX - 1,
     [CLS_F_RE_EXPIRATION] = TOKEN_MAX, [CLS_F_AED_AUTH] = TOKEN_MAX,
+    [CLS_F_UI_USER_NAME] = CUT, [CLS_F_UI_PROVIDER] = CUT, [CLS_F_UI_EC2_DELIVERY] = CUT, [CLS_F_RE_SUBJECT] = CUT,
 };
 #undef CUT
 
@@ -69,7 +73,8 @@ int cls_field_cuttable(enum cls_field f)
 {
     return f == CLS_F_USER_AGENT || f == CLS_F_ERROR_CODE || f == CLS_F_UI_ARN || f == CLS_F_UI_ISSUER_ARN ||
            f == CLS_F_RP_ROLE_ARN || f == CLS_F_RP_SESSION || f == CLS_F_RP_FUNCTION_ARN ||
-           f == CLS_F_VPCE_ID || f == CLS_F_UI_INVOKED_BY;
+           f == CLS_F_VPCE_ID || f == CLS_F_UI_INVOKED_BY || f == CLS_F_UI_USER_NAME || f == CLS_F_UI_PROVIDER ||
+           f == CLS_F_UI_EC2_DELIVERY || f == CLS_F_RE_SUBJECT;
 }
 
 static const char *field(const struct cls_rec *r, enum cls_field f)
@@ -313,8 +318,9 @@ static const char *common_fields(const struct cls_rec *r, struct ev_event *ev)
     copy_cut(ev->source_ip, sizeof ev->source_ip, field(r, CLS_F_SOURCE_IP));
     copy_cut(ev->user_agent, sizeof ev->user_agent, field(r, CLS_F_USER_AGENT));
     copy_cut(ev->error, sizeof ev->error, field(r, CLS_F_ERROR_CODE));
-    ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->function[0] = 0;
+    ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->workload_id[0] = 0;
     ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
+    ev->wl_kind = ev->wl_ident = ev->wl_weak = ev->wl_markers = 0;
     /* action: iam.amazonaws.com + CreateUser -> iam:CreateUser */
     const char *dot = strchr(src, '.');
     size_t sl = dot ? (size_t)(dot - src) : strlen(src);
@@ -322,29 +328,35 @@ static const char *common_fields(const struct cls_rec *r, struct ev_event *ev)
     return NULL;
 }
 
-/* Lambda's sts:AssumeRole of an execution role that succeeded: a key was issued. */
-static int lambda_issue(const struct cls_rec *r)
+/* The record's fields as the workload matchers read them (workload.h). */
+static void wl_fields(const struct cls_rec *r, struct wl_rec *w)
 {
-    return str_eq(field(r, CLS_F_EVENT_SOURCE), "sts.amazonaws.com") &&
-           str_eq(field(r, CLS_F_EVENT_NAME), "AssumeRole") && str_eq(field(r, CLS_F_UI_TYPE), "AWSService") &&
-           str_eq(field(r, CLS_F_UI_INVOKED_BY), LAMBDA_PRINCIPAL) && !field(r, CLS_F_ERROR_CODE) &&
-           field(r, CLS_F_RE_AKID);
+    *w = (struct wl_rec){
+        .event_source = field(r, CLS_F_EVENT_SOURCE), .event_name = field(r, CLS_F_EVENT_NAME),
+        .ui_type = field(r, CLS_F_UI_TYPE), .ui_invoked_by = field(r, CLS_F_UI_INVOKED_BY),
+        .ui_arn = field(r, CLS_F_UI_ARN), .ui_user_name = field(r, CLS_F_UI_USER_NAME),
+        .ui_provider = field(r, CLS_F_UI_PROVIDER), .ec2_role_delivery = field(r, CLS_F_UI_EC2_DELIVERY),
+        .session = field(r, CLS_F_RP_SESSION), .subject = field(r, CLS_F_RE_SUBJECT),
+        .issued_akid = field(r, CLS_F_RE_AKID), .error_code = field(r, CLS_F_ERROR_CODE),
+        .user_agent = field(r, CLS_F_USER_AGENT),
+    };
 }
 
-static const char *issue_event(const struct cls_rec *r, struct ev_event *ev)
+/* A workload's issuance (wl_match said so): the key, its expiry, the workload and its role. */
+static const char *issue_event(const struct cls_rec *r, const struct wl_match *m, struct ev_event *ev)
 {
     const char *akid = field(r, CLS_F_RE_AKID);
     if (!cls_akid_valid(akid))
         return "responseElements.credentials.accessKeyId is not an access key id";
     ev->kind = EV_ISSUE;
+    ev->wl_kind = (uint8_t)m->kind;
     memcpy(ev->akid, akid, strlen(akid) + 1);
     const char *exp = field(r, CLS_F_RE_EXPIRATION);
     if (!exp || cls_parse_expiration(exp, &ev->expires))
         ev->expires = 0;  /* the detector falls back to issue time + 12 h */
-    const char *sess = field(r, CLS_F_RP_SESSION);
-    /* awslambda_<n>_<time> sessions are Lambda's own, not a function name */
-    if (sess && strncmp(sess, "awslambda_", 10) != 0)
-        copy_cut(ev->function, sizeof ev->function, sess);
+    /* the session name (Lambda's own awslambda_<n>_<time> sessions name no function: wl_match
+     * leaves those out), or an EKS pod's cluster/subject */
+    copy_cut(ev->workload_id, sizeof ev->workload_id, m->id);
     copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_RP_ROLE_ARN));
     copy_cut(ev->account, sizeof ev->account, field(r, CLS_F_RECIPIENT));
     if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
@@ -359,8 +371,15 @@ static const char *issue_event(const struct cls_rec *r, struct ev_event *ev)
 }
 
 /* How a use was made, from the record alone (the network verdict is the detector's). */
-static void use_flags(const struct cls_rec *r, struct ev_event *ev)
+static void use_flags(const struct cls_rec *r, const struct wl_match *m, struct ev_event *ev)
 {
+    /* which workload the record names; the Lambda marker is read below, with its runtime */
+    ev->wl_kind = (uint8_t)m->kind;
+    ev->wl_ident = (uint8_t)m->identity_mask;
+    ev->wl_weak = (uint8_t)m->session_mask;
+    ev->wl_markers = (uint8_t)(m->marker_mask & ~WL_MASK(WL_LAMBDA));
+    if (ev->wl_markers)
+        ev->flags |= EV_F_WL_MARKED;
     const char *ua = field(r, CLS_F_USER_AGENT), *cold = field(r, CLS_F_RP_FUNCTION_ARN);
     if (ev->error[0])
         ev->flags |= EV_F_FAILED;
@@ -386,7 +405,7 @@ static void use_flags(const struct cls_rec *r, struct ev_event *ev)
 }
 
 /* A call made with a temporary key of an assumed role (ASIA...): a use; anything else is EV_OTHER. */
-static const char *use_event(const struct cls_rec *r, struct ev_event *ev)
+static const char *use_event(const struct cls_rec *r, const struct wl_match *m, struct ev_event *ev)
 {
     const char *akid = field(r, CLS_F_UI_AKID);
     if (!str_eq(field(r, CLS_F_UI_TYPE), "AssumedRole") || !akid || strncmp(akid, "ASIA", 4) != 0) {
@@ -400,11 +419,12 @@ static const char *use_event(const struct cls_rec *r, struct ev_event *ev)
     const char *account = field(r, CLS_F_UI_ACCOUNT);
     copy_cut(ev->account, sizeof ev->account, account ? account : field(r, CLS_F_RECIPIENT));
     copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_UI_ISSUER_ARN));
-    split_assumed_arn(field(r, CLS_F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->function, sizeof ev->function);
+    split_assumed_arn(field(r, CLS_F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->workload_id,
+                      sizeof ev->workload_id);
     const char *created = field(r, CLS_F_UI_CREATED);
     if (created && cls_parse_time(created, &ev->session_created))
         ev->session_created = 0;
-    use_flags(r, ev);
+    use_flags(r, m, ev);
     return NULL;
 }
 
@@ -424,9 +444,13 @@ static const char *record_event(const struct cls_rec *r, struct ev_event *ev)
         ev->kind = EV_OTHER;  /* network activity is not an API use */
         return NULL;
     }
-    if (lambda_issue(r))
-        return issue_event(r, ev);
-    return use_event(r, ev);
+    struct wl_rec w;
+    struct wl_match m;
+    wl_fields(r, &w);
+    wl_match(&w, &m);
+    if (m.evidence == WL_EV_ISSUANCE)
+        return issue_event(r, &m, ev);
+    return use_event(r, &m, ev);
 }
 
 const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)

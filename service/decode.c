@@ -61,10 +61,12 @@ static const struct edge rec_edges[] = {
 static const struct edge ui_edges[] = {
     E_LEAF("type", CLS_F_UI_TYPE), E_LEAF("accessKeyId", CLS_F_UI_AKID), E_LEAF("arn", CLS_F_UI_ARN),
     E_LEAF("accountId", CLS_F_UI_ACCOUNT), E_LEAF("invokedBy", CLS_F_UI_INVOKED_BY),
+    E_LEAF("userName", CLS_F_UI_USER_NAME), E_LEAF("identityProvider", CLS_F_UI_PROVIDER),
     E_NODE("sessionContext", N_UI_SC),
 };
 static const struct edge sc_edges[] = {
     E_NODE("sessionIssuer", N_UI_SC_ISSUER), E_NODE("attributes", N_UI_SC_ATTR),
+    E_LEAF("ec2RoleDelivery", CLS_F_UI_EC2_DELIVERY),
 };
 static const struct edge issuer_edges[] = { E_LEAF("arn", CLS_F_UI_ISSUER_ARN) };
 static const struct edge attr_edges[] = { E_LEAF("creationDate", CLS_F_UI_CREATED) };
@@ -73,7 +75,9 @@ static const struct edge rp_edges[] = {
     E_NODE("encryptionContext", N_RP_ENC),
 };
 static const struct edge enc_edges[] = { E_LEAF("aws:lambda:FunctionArn", CLS_F_RP_FUNCTION_ARN) };
-static const struct edge re_edges[] = { E_NODE("credentials", N_RE_CRED) };
+static const struct edge re_edges[] = {
+    E_NODE("credentials", N_RE_CRED), E_LEAF("subjectFromWebIdentityToken", CLS_F_RE_SUBJECT),
+};
 static const struct edge cred_edges[] = {
     E_LEAF("accessKeyId", CLS_F_RE_AKID), E_LEAF("expiration", CLS_F_RE_EXPIRATION),
 };

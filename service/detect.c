@@ -13,6 +13,14 @@
  * address when no other address could be the function's, the organisation's VPC endpoints, an
  * allow-listed range, or, for a runtime that never marks its calls, an AWS address of the
  * function's region).
+ *
+ * Workloads (docs/workloads.md): the rules were written for Lambda and every workload is a profile
+ * of them. A key's kind (det_kind) comes from its state: issuance, AWS-written identity, markers.
+ * A key whose issuance was seen, or that carries the Lambda marker, gets the full rules; any other
+ * workload evidence gets only the outside-AWS rules (a foreign endpoint, an external address),
+ * because nothing places its home network. Markers anchor the home address for Lambda and for an
+ * issued ECS task only; EC2 instances, EKS pods and CodeBuild builds have no marker, so their
+ * region's AWS addresses are their network (rule 7).
  */
 #include "detect.h"
 
@@ -358,7 +366,8 @@ static void add_cand(struct det_key *k, const struct ev_event *ev, const struct 
             }
         }
     }
-    if ((ev->flags & EV_F_MARKED) && !exempt) {
+    /* any workload's marker: which one anchors the key's home is det_judge's choice (its kind) */
+    if ((ev->flags & (EV_F_MARKED | EV_F_WL_MARKED)) && !exempt) {
         int o = c->marked_count ? at_id_cmp(ev->time, ev->id, c->marked_at, c->marked_id) : -1;
         if (o < 0) {
             c->marked_at = ev->time;
@@ -399,10 +408,14 @@ static int issue_cmp(const struct det_issue *a, const struct det_issue *b)
     if (a->at != b->at)
         return a->at < b->at ? -1 : 1;
     if ((c = strcmp(a->account, b->account)) || (c = strcmp(a->region, b->region)) ||
-        (c = strcmp(a->function, b->function)) || (c = strcmp(a->role_arn, b->role_arn)))
+        (c = strcmp(a->workload_id, b->workload_id)) || (c = strcmp(a->role_arn, b->role_arn)))
         return c;
     if (a->expires != b->expires)
         return a->expires < b->expires ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if ((c = strcmp(a->source_ip, b->source_ip)))
+        return c;
     return strcmp(a->event_id, b->event_id);
 }
 
@@ -419,8 +432,13 @@ static void apply_issue(struct det_key *k, const struct ev_event *ev)
     copy_str(n.event_id, sizeof n.event_id, ev->id);
     copy_str(n.account, sizeof n.account, ev->account);
     copy_str(n.region, sizeof n.region, ev->region);
-    copy_str(n.function, sizeof n.function, ev->function);
+    copy_str(n.workload_id, sizeof n.workload_id, ev->workload_id);
     copy_str(n.role_arn, sizeof n.role_arn, ev->role_arn);
+    /* an issuance of no stated kind is Lambda's: the only issuer before workloads (and the shape
+     * of every event made by hand in the tests) */
+    n.kind = ev->wl_kind ? ev->wl_kind : WL_LAMBDA;
+    if (n.kind == WL_EKS)  /* IRSA: the pod asked STS itself, from its own network */
+        copy_str(n.source_ip, sizeof n.source_ip, ev->source_ip);
     unsigned before = k->n_issues;
     if (k->n_issues < UINT8_MAX)
         k->n_issues++;
@@ -435,7 +453,7 @@ static void apply_issue(struct det_key *k, const struct ev_event *ev)
     k->issued = 1;
     max_time(&k->expires, n.expires);
     copy_str(k->account, sizeof k->account, k->iss[0].account);
-    copy_str(k->function, sizeof k->function, k->iss[0].function);
+    copy_str(k->workload_id, sizeof k->workload_id, k->iss[0].workload_id);
     copy_str(k->role_arn, sizeof k->role_arn, k->iss[0].role_arn);
 }
 
@@ -474,10 +492,19 @@ uint64_t det_event_hash(const struct ev_event *ev)
     h = fnv_int(h, ev->expires);
     h = fnv_int(h, ev->session_created);
     const char *const fields[] = { ev->akid,    ev->account,  ev->region,   ev->source_ip,    ev->action,
-                                   ev->error,   ev->user_agent, ev->runtime, ev->function,   ev->role_arn,
+                                   ev->error,   ev->user_agent, ev->runtime, ev->workload_id, ev->role_arn,
                                    ev->vpce_account, ev->cold_arn };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         h = fnv_str(h, fields[i]);
+    /* The workload evidence, only where it differs from what every event was before workloads (a
+     * Lambda issuance, a use naming none): the identity of an event of those shapes stays what
+     * earlier versions stored in the duplicate sets, so instances of two versions side by side in
+     * a rolling upgrade still count a redelivered issuance once (counted twice it would read as
+     * a conflicting issuance). A use's wl_kind follows from the fields hashed here. */
+    if (ev->kind == EV_ISSUE && ev->wl_kind != WL_LAMBDA && ev->wl_kind != WL_NONE)
+        h = fnv_int(h, ev->wl_kind);
+    if (ev->wl_ident | ev->wl_weak | ev->wl_markers)
+        h = fnv_int(h, (int64_t)ev->wl_ident << 16 | (int64_t)ev->wl_weak << 8 | ev->wl_markers);
     return h ? h : 1;
 }
 
@@ -529,10 +556,37 @@ int det_apply(struct det_key *k, const struct ev_event *ev)
     return det_apply_ctx(k, ev, NULL);
 }
 
+/* CREDWATCH_WORKLOADS: what a disabled workload's evidence becomes. Its issuance is ignored (a
+ * record the detector does not use), its identity and markers are dropped from a use, which stays
+ * a use (the key may still be another workload's). 1 when *ev is to be ignored. */
+static int gate(const struct ev_event *ev, unsigned kinds, struct ev_event *out)
+{
+    if (ev->kind == EV_ISSUE)
+        return !(kinds & WL_MASK(ev->wl_kind ? ev->wl_kind : WL_LAMBDA));
+    *out = *ev;
+    out->wl_ident &= (uint8_t)kinds;
+    out->wl_weak &= (uint8_t)kinds;
+    out->wl_markers &= (uint8_t)kinds;
+    if (!out->wl_markers)
+        out->flags &= ~(unsigned)EV_F_WL_MARKED;
+    if (!(kinds & WL_MASK(WL_LAMBDA))) {
+        out->flags &= ~(unsigned)EV_F_MARKED;
+        out->runtime[0] = 0;
+    }
+    return 0;
+}
+
 int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx)
 {
+    struct ev_event gated;
     if (ev->kind == EV_OTHER || strcmp(ev->akid, k->akid) != 0)
         return 0;
+    if (ctx && ctx->kinds && (ctx->kinds & WL_MASK_ALL) != WL_MASK_ALL) {
+        if (gate(ev, ctx->kinds, &gated))
+            return 0;
+        if (ev->kind == EV_USE)
+            ev = &gated;
+    }
     min_time(&k->first_seen, ev->time);
     max_time(&k->last_seen, ev->time);
     if (ev->kind == EV_ISSUE) {
@@ -542,9 +596,12 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
     /* A use: context fields come from the issuance when there is one, else the smallest seen. */
     if (!k->issued) {
         take_min_str(k->account, sizeof k->account, ev->account);
-        take_min_str(k->function, sizeof k->function, ev->function);
+        take_min_str(k->workload_id, sizeof k->workload_id, ev->workload_id);
         take_min_str(k->role_arn, sizeof k->role_arn, ev->role_arn);
     }
+    k->wl_ident |= ev->wl_ident;
+    k->wl_weak |= ev->wl_weak;
+    k->wl_markers |= ev->wl_markers;
     min_time(&k->session_created, ev->session_created);
     if (ev->flags & EV_F_ON_BEHALF) {
         k->on_behalf_count++;  /* neither inside nor outside */
@@ -609,10 +666,36 @@ static enum det_severity max_sev(enum det_severity a, enum det_severity b)
     return a > b ? a : b;
 }
 
+/* The lowest kind named in a WL_MASK set, WL_NONE for none. */
+static enum wl_kind lowest_kind(unsigned mask)
+{
+    for (int kd = WL_NONE + 1; kd < WL_KIND_COUNT; kd++)
+        if (mask & WL_MASK(kd))
+            return (enum wl_kind)kd;
+    return WL_NONE;
+}
+
+enum wl_kind det_kind(const struct det_key *k)
+{
+    if (k->issued)
+        return k->iss[0].kind ? (enum wl_kind)k->iss[0].kind : WL_LAMBDA;
+    if (k->wl_ident)
+        return lowest_kind(k->wl_ident);
+    if (k->marked)
+        return WL_LAMBDA;
+    if (k->wl_weak)
+        return lowest_kind(k->wl_weak);
+    return lowest_kind(k->wl_markers);
+}
+
 /* What det_judge works with besides the state. */
 struct judge {
     const struct det_key *k;
     const struct det_ctx *ctx;
+    enum wl_kind kind;            /* det_kind */
+    int full;                     /* the full rules apply (issued, or Lambda-marked) */
+    int anchored;                 /* the workload's own calls carry a marker that anchors its home
+                                   * (Lambda's; an issued ECS task's): rules 3 and 8 instead of 7 */
     int aws_ranges;
     int region_conflict;          /* two issuances name different regions: no region leniency */
     const char *region;           /* the function's region, "" unknown */
@@ -668,7 +751,7 @@ static int arn_names_function(const struct judge *j, const char *arn)
     if (n < 7 || len[0] != 3 || strncmp(f[0], "arn", 3) != 0 || len[2] != 6 || strncmp(f[2], "lambda", 6) != 0 ||
         len[5] != 8 || strncmp(f[5], "function", 8) != 0)
         return 0;
-    const char *want[3] = { j->region, j->k->account, j->k->function };
+    const char *want[3] = { j->region, j->k->account, j->k->workload_id };
     const size_t at[3] = { 3, 4, 6 };
     for (size_t i = 0; i < 3; i++)
         if (want[i][0] && (strlen(want[i]) != len[at[i]] || strncmp(want[i], f[at[i]], len[at[i]]) != 0))
@@ -681,7 +764,9 @@ static int arn_names_function(const struct judge *j, const char *arn)
  * the issuance names. Without AWS ranges the address cannot be judged and the shape decides. */
 static int platform_calls(const struct judge *j, const struct det_cand *c, const struct nr_match *m)
 {
-    if (!c->count || c->exempt_count != c->count)
+    /* Lambda's alone: no public sample shows another platform's own calls with a workload's key
+     * (docs/workloads.md 5.6), and the shapes matched are Lambda's worker and cold start */
+    if (j->kind != WL_LAMBDA || !c->count || c->exempt_count != c->count)
         return 0;
     if (j->aws_ranges && !(m->cls == NR_AWS && own_region(j, m->region)))
         return 0;
@@ -823,13 +908,17 @@ static enum det_severity evicted_floor(const struct judge *j)
     case DET_PRIO_ALLOWED:
         return DET_SEV_NONE;
     case DET_PRIO_PRIVATE:
-        return DET_SEV_MEDIUM;
+        return j->full ? DET_SEV_MEDIUM : DET_SEV_NONE;
     case DET_PRIO_AWS: {
-        int other = k->marked || k->evicted_regions_truncated || !j->region[0] || j->region_conflict;
+        if (!j->full)
+            return DET_SEV_NONE;  /* outside-AWS rules: an AWS address is not judged */
+        int other = j->anchored || k->evicted_regions_truncated || !j->region[0] || j->region_conflict;
         for (size_t r = 0; r < k->n_evicted_regions; r++)
             other |= !own_region(j, k->evicted_regions[r]);
         return other ? DET_SEV_HIGH : DET_SEV_MEDIUM;
     }
+    case DET_PRIO_UNKNOWN:
+        return j->full ? DET_SEV_CRITICAL : DET_SEV_NONE;  /* outside-AWS rules: cannot be told */
     default:
         return DET_SEV_CRITICAL;
     }
@@ -847,6 +936,7 @@ enum place {
     PLACE_ALLOWED,   /* allow-listed: never judged, shown in the key's context */
     PLACE_INSIDE,    /* the function's network */
     PLACE_PLATFORM,  /* Lambda's own calls: inside-equivalent, but not the function's network */
+    PLACE_UNJUDGED,  /* outside-AWS rules: an address nothing tells from the workload's own */
     PLACE_OUTSIDE    /* judged; *why says why it is outside */
 };
 
@@ -857,7 +947,7 @@ static enum place place_of(const struct judge *j, size_t i, int home, enum det_w
 {
     const struct det_cand *c = &j->k->cands[i];
     const struct nr_match *m = &j->m[i];
-    int marked = j->k->marked;
+    int marked = j->anchored;
     *why = DET_WHY_ADDRESS;
     if (c->prio == DET_PRIO_FOREIGN_VPCE) {
         *why = DET_WHY_FOREIGN_VPCE;  /* 1: the attacker's own endpoint: outside wherever it is */
@@ -869,6 +959,8 @@ static enum place place_of(const struct judge *j, size_t i, int home, enum det_w
         return PLACE_INSIDE;
     if (platform_calls(j, c, m))  /* 5 */
         return PLACE_PLATFORM;
+    if (!j->full && c->prio != DET_PRIO_EXTERNAL)
+        return PLACE_UNJUDGED;  /* outside-AWS rules: only 1, 2, 4 and 6 apply */
     switch (c->prio) {
     case DET_PRIO_EXTERNAL:  /* 6 */
         *why = c->marked_count ? DET_WHY_COPIED_MARKER : DET_WHY_ADDRESS;
@@ -947,19 +1039,47 @@ static void judge_outside(const struct judge *j, size_t i, enum det_why why, str
 /* The key-wide part, once every address is placed: whether the evidence makes a finding (a
  * Lambda key with an outside address or an overflow of the address set), what the outside uses
  * did, and the raises that no single address makes (docs/detection.md, "Severity"). */
+/* An EKS pod's web identity token exchanged for this key from an address outside AWS: the pod
+ * asks STS itself (IRSA), from its node's network, so the token was replayed by someone else.
+ * The address is AWS-written; without AWS's ranges it cannot be told and counts for nothing. */
+static int issued_outside(const struct judge *j)
+{
+    const struct det_key *k = j->k;
+    struct nr_match m;
+    for (size_t i = 0; i < k->n_issues && i < 2; i++)
+        if (j->aws_ranges && k->iss[i].kind == WL_EKS && k->iss[i].source_ip[0] &&
+            lookup(j->ctx, k->iss[i].source_ip, &m) == NR_EXTERNAL)
+            return 1;
+    return 0;
+}
+
+/* The reasons that say why the key is a workload's. */
+static unsigned evidence_reasons(const struct judge *j)
+{
+    const struct det_key *k = j->k;
+    unsigned r = 0;
+    if (k->issued)
+        r |= j->kind == WL_LAMBDA ? DET_R_ISSUED_BY_LAMBDA : DET_R_ISSUED_BY_SERVICE;
+    if (k->marked)
+        r |= DET_R_RUNTIME_MARKER;
+    if (j->kind != WL_NONE && (k->wl_markers & WL_MASK(j->kind)))
+        r |= DET_R_WORKLOAD_MARKER;
+    if (j->kind != WL_NONE && ((k->wl_ident | k->wl_weak) & WL_MASK(j->kind)))
+        r |= DET_R_WORKLOAD_IDENTITY;
+    return r;
+}
+
 static void judge_key(const struct judge *j, const struct outside_sum *s, struct det_verdict *v)
 {
     const struct det_key *k = j->k;
-    if (k->issued)
-        v->reasons |= DET_R_ISSUED_BY_LAMBDA;
-    if (k->marked)
-        v->reasons |= DET_R_RUNTIME_MARKER;
+    v->reasons |= evidence_reasons(j);
     if (v->first_use) {
         v->outside_first = v->first_use->at;
         v->outside_last = v->last_use->at;
     }
     enum det_severity floor = evicted_floor(j);
-    int now = v->lambda && (v->n_outside > 0 || floor > DET_SEV_NONE);
+    int stolen_token = v->workload && j->full && issued_outside(j);
+    int now = v->workload && (v->n_outside > 0 || floor > DET_SEV_NONE || stolen_token);
     v->finding = now;
     if (!now) {
         v->current = DET_SEV_NONE;
@@ -986,6 +1106,10 @@ static void judge_key(const struct judge *j, const struct outside_sum *s, struct
         v->reasons |= DET_R_CONFLICTING_ISSUANCE;
         v->current = max_sev(v->current, DET_SEV_HIGH);
     }
+    if (stolen_token) {
+        v->reasons |= DET_R_ISSUED_OUTSIDE;
+        v->current = max_sev(v->current, DET_SEV_HIGH);
+    }
 }
 
 /* Judges the state as if address `home` (-1: none) were the key's own, and the function's region,
@@ -997,7 +1121,10 @@ static void judge_as(const struct judge *jp, int home, int region_of, struct det
     const struct det_key *k = j.k;
     memset(v, 0, sizeof *v);
     v->home = home;
-    v->lambda = k->issued || k->marked;
+    v->kind = j.kind;
+    v->workload = j.kind != WL_NONE;
+    v->lambda = j.kind == WL_LAMBDA;
+    v->mode = !v->workload ? WL_VERDICT_NONE : j.full ? WL_VERDICT_FULL : WL_VERDICT_OUTSIDE_AWS;
     j.home = home >= 0 ? &k->cands[home] : NULL;
     if (region_of >= 0 && !k->issued)  /* a key seen only in its uses: the region of its own network */
         j.region = j.m[region_of].cls == NR_AWS && strcmp(j.m[region_of].region, "GLOBAL") != 0
@@ -1021,6 +1148,10 @@ static void judge_as(const struct judge *jp, int home, int region_of, struct det
             break;
         case PLACE_PLATFORM:
             count_inside(v, c);  /* counted as inside, but not listed as the function's network */
+            break;
+        case PLACE_UNJUDGED:
+            v->unjudged_count += c->count;
+            v->unjudged[v->n_unjudged++] = (uint8_t)i;
             break;
         case PLACE_OUTSIDE:
             judge_outside(&j, i, why, v, &s);
@@ -1076,6 +1207,12 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
      * each other must not restore the region leniency: red-team finding) */
     j.region_conflict = k->n_issues > 2 || (k->n_issues == 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0);
     j.region = k->issued ? k->iss[0].region : "";
+    j.kind = det_kind(k);
+    if (ctx && ctx->kinds && !(ctx->kinds & WL_MASK(j.kind)))
+        j.kind = WL_NONE;  /* state kept from before the workload was switched off */
+    j.full = j.kind != WL_NONE && (k->issued || j.kind == WL_LAMBDA);
+    j.anchored = (j.kind == WL_LAMBDA && k->marked) ||
+                 (j.kind == WL_ECS && k->issued && (k->wl_markers & WL_MASK(WL_ECS)));
     for (size_t i = 0; i < k->n_cands; i++)
         lookup(ctx, k->cands[i].ip, &j.m[i]);
     /* The key's own address: its earliest marked call (by event time, then event id) from an
@@ -1086,7 +1223,7 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
     for (size_t i = 0; i < k->n_cands; i++) {
         const struct det_cand *c = &k->cands[i];
         own_kept += own_capable(c->prio);
-        if (!may_be_own(&j, c, &j.m[i]))
+        if (!j.anchored || !may_be_own(&j, c, &j.m[i]))
             continue;
         contested |= home >= 0;
         if (home < 0 || at_id_cmp(c->marked_at, c->marked_id, k->cands[home].marked_at, k->cands[home].marked_id) < 0)
@@ -1109,7 +1246,8 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
         v->reasons |= DET_R_EXPLAINED;
     }
     if (!v->finding)
-        v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER;
+        v->reasons &= DET_R_ISSUED_BY_LAMBDA | DET_R_RUNTIME_MARKER | DET_R_ISSUED_BY_SERVICE |
+                      DET_R_WORKLOAD_MARKER | DET_R_WORKLOAD_IDENTITY;
 }
 
 /* The outside candidate of v (judged on k) with c's address and endpoint account, or NULL. */
@@ -1171,7 +1309,7 @@ int64_t det_expires_at(const struct det_key *k)
     int64_t end;
     if (k->issued)
         end = k->expires;
-    else if (k->marked)
+    else if (det_kind(k) != WL_NONE)
         end = (k->session_created ? k->session_created : k->first_seen) + DET_CRED_LIFETIME;
     else
         end = k->last_seen + DET_PENDING_WINDOW;
@@ -1215,6 +1353,10 @@ static const struct {
     { "conflicting_issuance", "more than one issuance record names this key (a real key has one): a forged record, or a forwarder's fault" },
     { "explained", "later evidence explains the outside uses; the finding and its severity stay as raised" },
     { "contested_own_address", "more than one address that could be the function's network made marked calls; the earliest is shown as the function's, and the severity is the highest that any of them being the function's gives" },
+    { "issued_by_service", "an AWS service issued this key to a workload (sts:AssumeRole by ecs-tasks, ec2 or pods.eks, or an EKS pod's AssumeRoleWithWebIdentity)" },
+    { "workload_marker", "calls with this key carried the workload's SDK marker (exec-env/AWS_ECS_*); CodeBuild and AWS service fleets carry it too, so alone it allows only the outside-AWS rules" },
+    { "workload_identity", "AWS-written identity fields (sessionContext.ec2RoleDelivery) or the session name's form (i-..., AWSCodeBuild-..., eks-...-<uuid>) tie this key to the workload; without its issuance only the outside-AWS rules apply" },
+    { "issued_outside", "the EKS pod's web identity token was exchanged for this key from an address outside AWS: the token itself was replayed" },
 };
 
 static int bit_index(unsigned bit)

@@ -16,6 +16,7 @@
 
 #include "event.h"
 #include "netranges.h"
+#include "workload.h"
 
 #define DET_CANDS_MAX 16         /* source addresses kept per key, by priority (enum det_prio) */
 #define DET_CANDS_OWN_MIN 4      /* of them, always kept for addresses that can be the function's
@@ -25,7 +26,7 @@
 #define DET_EVICTED_REGIONS_MAX 4 /* AWS regions of addresses the key could not keep */
 #define DET_CRED_LIFETIME (12 * 3600)  /* Lambda credentials live 12 h from issue; 12 h is also
                                         * the longest any role session lives (DurationSeconds) */
-#define DET_PENDING_WINDOW 3600  /* keys with no Lambda evidence: kept 1 h past their last event */
+#define DET_PENDING_WINDOW 3600  /* keys with no workload evidence: kept 1 h past their last event */
 #define DET_LATE_MARGIN (2 * 3600)     /* extra life for late files (CloudTrail: 5 min typical, 30+ seen) */
 /* Upper bound of det_encode's output. Every field encodes to at most twice its size in memory (a
  * string: a 1-2 byte length and at most cap-1 bytes; an integer: a varint of at most 10 bytes for
@@ -55,7 +56,11 @@ enum det_reason {
     DET_R_CONFLICTING_ISSUANCE = 1u << 14, /* two issuance records for one key (a real key has one) */
     DET_R_EXPLAINED = 1u << 15,         /* later evidence explains the outside uses; the finding stays */
     DET_R_CONTESTED_OWN = 1u << 16,     /* two addresses could each be the key's own: judged both ways */
-    DET_R_COUNT = 17
+    DET_R_ISSUED_BY_SERVICE = 1u << 17, /* an ECS, EC2 or EKS issuance of the key was seen */
+    DET_R_WORKLOAD_MARKER = 1u << 18,   /* calls carried the workload's (weak) marker: exec-env/AWS_ECS_* */
+    DET_R_WORKLOAD_IDENTITY = 1u << 19, /* ec2RoleDelivery or the session name's form names the workload */
+    DET_R_ISSUED_OUTSIDE = 1u << 20,    /* an EKS pod's token was exchanged for the key outside AWS */
+    DET_R_COUNT = 21
 };
 
 /* Priority of a source address in the key's bounded address set, highest kept first. It is a
@@ -118,24 +123,28 @@ struct det_cand {
 /* An issuance record, as far as the verdict needs it. */
 struct det_issue {
     int64_t at, expires;
+    uint8_t kind;                 /* enum wl_kind of the issuer */
     char event_id[EV_ID_MAX];
     char account[EV_ACCOUNT_MAX];
     char region[EV_REGION_MAX];
-    char function[EV_FUNCTION_MAX];
+    char workload_id[EV_WORKLOAD_ID_MAX];
     char role_arn[EV_ARN_MAX];
+    char source_ip[EV_IP_MAX];    /* where the workload itself asked (EKS IRSA); "" for an AWS
+                                   * service's issuance (its source is the service's name) */
 };
 
 struct det_key {
     char akid[EV_AKID_MAX];
     /* context: from the issuance when there is one, else the smallest seen in the uses */
     char account[EV_ACCOUNT_MAX];
-    char function[EV_FUNCTION_MAX];
+    char workload_id[EV_WORKLOAD_ID_MAX]; /* Lambda: the function; ECS: the task; EC2: the instance */
     char role_arn[EV_ARN_MAX];
     char runtime[EV_RUNTIME_MAX]; /* of the earliest marked call, by (time, event id hash) */
     int64_t runtime_at;
     uint64_t runtime_id;          /* det_id_hash of that call's event id (8 bytes, not 36) */
-    uint8_t issued;               /* issuance by Lambda seen (certain) */
-    uint8_t marked;               /* runtime marker seen (likely Lambda) */
+    uint8_t issued;               /* a workload's issuance seen (certain; its kind: iss[0].kind) */
+    uint8_t marked;               /* Lambda runtime marker seen (likely Lambda) */
+    uint8_t wl_ident, wl_weak, wl_markers; /* unions of the uses' workload evidence (ev_event) */
     /* issuances: the two first in (time, content) order, how many, the latest valid expiry */
     uint8_t n_issues;             /* saturates at 255 */
     struct det_issue iss[2];
@@ -162,6 +171,8 @@ struct det_ctx {
     int aws_ranges;                                /* net holds AWS's ranges (else only allow/private) */
     const char (*accounts)[EV_ACCOUNT_MAX];        /* NULL/0: VPC endpoint ownership not judged */
     size_t n_accounts;
+    unsigned kinds;                                /* WL_MASK bits of the workloads judged
+                                                    * (CREDWATCH_WORKLOADS); 0: all */
 };
 
 /* Why an address is outside, per candidate (det_verdict.outside_why). */
@@ -169,9 +180,12 @@ enum det_why { DET_WHY_ADDRESS = 0, DET_WHY_COPIED_MARKER, DET_WHY_INSIDE_AWS, D
                DET_WHY_OTHER_ADDRESS };
 
 struct det_verdict {
-    int finding;                  /* 1: a Lambda key with outside use now, or one it had (explained) */
+    int finding;                  /* 1: a workload's key with outside use now, or one it had (explained) */
     int explained;                /* 1: the key had a finding; the evidence now explains every use */
-    int lambda;                   /* the key is Lambda's (issued or marked) */
+    int workload;                 /* the key is a workload's (kind != WL_NONE): it can have a finding */
+    int lambda;                   /* the key is Lambda's (kind == WL_LAMBDA) */
+    enum wl_kind kind;            /* det_kind of the key */
+    enum wl_verdict mode;         /* full rules, or the outside-AWS rules only (docs/workloads.md 5.3) */
     enum det_severity severity;   /* never below the key's peak_severity */
     enum det_severity current;    /* what the evidence alone gives now */
     unsigned reasons;             /* enum det_reason */
@@ -188,6 +202,9 @@ struct det_verdict {
     uint8_t n_allowed;            /* allow-listed candidate indices and their class strings */
     uint8_t allowed[DET_CANDS_MAX];
     char allowed_class[DET_CANDS_MAX][NR_CLASS_MAX];
+    uint32_t unjudged_count;      /* outside-AWS mode: calls from AWS, private or unknown addresses */
+    uint8_t n_unjudged;           /* their candidate indices: nothing tells them from the workload's */
+    uint8_t unjudged[DET_CANDS_MAX];
     uint8_t n_outside;            /* outside candidate indices, in cands[] order */
     uint8_t outside[DET_CANDS_MAX];
     uint8_t outside_why[DET_CANDS_MAX];            /* enum det_why, parallel to outside[] */
@@ -205,6 +222,12 @@ void det_key_init(struct det_key *k, const char *akid);
 int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det_ctx *ctx);
 /* det_apply_ctx without network knowledge. */
 int det_apply(struct det_key *k, const struct ev_event *ev);
+
+/* The workload a key belongs to, from its state alone (docs/workloads.md 5.3): its first
+ * issuance's kind; else an AWS-written identity (ec2RoleDelivery); else the Lambda marker; else a
+ * session name's form; else a weak marker (ECS); WL_NONE without any. Within one tier the lowest
+ * kind wins. Only the markers are the caller's choice, and they rank below everything AWS writes. */
+enum wl_kind det_kind(const struct det_key *k);
 
 /* Judges the state. ctx may be NULL. */
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v);

@@ -13,9 +13,13 @@
 #define CODEC_MAGIC1 'W'
 /* 4: one address set for every use (the marked-address set is gone), address priorities,
  * issuances, evictions, peak severity. Blobs of versions 2-3 are refused: the engine then starts
- * the key over (its state lives at most ~14 h; findings are kept apart and are not affected). */
-#define CODEC_VERSION 4
+ * the key over (its state lives at most ~14 h; findings are kept apart and are not affected).
+ * 5: workloads (issue 14): each issuance's kind and (EKS) source address, the key's workload
+ * evidence. Version 4 is still read, as what it held: Lambda's issuances, no other workload's
+ * evidence, so no key state is discarded by the upgrade. */
+#define CODEC_VERSION 5
 #define CODEC_VERSION_MIN 4
+#define CODEC_V_WORKLOADS 5
 
 struct wbuf {
     uint8_t *p;
@@ -62,6 +66,7 @@ struct rbuf {
     const uint8_t *p;
     size_t len, pos;
     int bad;
+    int version;  /* the blob's format version */
 };
 
 static uint64_t get_u64(struct rbuf *r)
@@ -116,6 +121,15 @@ static uint8_t get_bool(struct rbuf *r)
     if (v > 1)
         r->bad = 1;
     return (uint8_t)(v & 1);
+}
+
+/* A count that must fit a field of `max`: anything larger is a corrupt blob. */
+static uint64_t get_bounded(struct rbuf *r, uint64_t max)
+{
+    uint64_t v = get_u64(r);
+    if (v > max)
+        r->bad = 1;
+    return v;
 }
 
 static void get_str(struct rbuf *r, char *dst, size_t cap)
@@ -181,8 +195,10 @@ static void put_issue(struct wbuf *w, const struct det_issue *i)
     put_str(w, i->event_id, sizeof i->event_id);
     put_str(w, i->account, sizeof i->account);
     put_str(w, i->region, sizeof i->region);
-    put_str(w, i->function, sizeof i->function);
+    put_str(w, i->workload_id, sizeof i->workload_id);
     put_str(w, i->role_arn, sizeof i->role_arn);
+    put_u64(w, i->kind);
+    put_str(w, i->source_ip, sizeof i->source_ip);
 }
 
 static void get_issue(struct rbuf *r, struct det_issue *i)
@@ -192,8 +208,16 @@ static void get_issue(struct rbuf *r, struct det_issue *i)
     get_str(r, i->event_id, sizeof i->event_id);
     get_str(r, i->account, sizeof i->account);
     get_str(r, i->region, sizeof i->region);
-    get_str(r, i->function, sizeof i->function);
+    get_str(r, i->workload_id, sizeof i->workload_id);
     get_str(r, i->role_arn, sizeof i->role_arn);
+    if (r->version < CODEC_V_WORKLOADS) {
+        i->kind = WL_LAMBDA;  /* version 4 kept Lambda's issuances only */
+        return;
+    }
+    i->kind = (uint8_t)get_bounded(r, WL_KIND_COUNT - 1);
+    if (i->kind == WL_NONE)
+        r->bad = 1;
+    get_str(r, i->source_ip, sizeof i->source_ip);
 }
 
 /* ---- encoding ------------------------------------------------------------------------------- */
@@ -203,9 +227,10 @@ static void put_key_head(struct wbuf *w, const struct det_key *k)
 {
     put_str(w, k->akid, sizeof k->akid);
     put_byte(w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2));
+    put_u64(w, (uint64_t)k->wl_ident | (uint64_t)k->wl_weak << 8 | (uint64_t)k->wl_markers << 16);
     if (!k->issued) {  /* an issued key's context is its first issuance's: not written twice */
         put_str(w, k->account, sizeof k->account);
-        put_str(w, k->function, sizeof k->function);
+        put_str(w, k->workload_id, sizeof k->workload_id);
         put_str(w, k->role_arn, sizeof k->role_arn);
     }
     put_str(w, k->runtime, sizeof k->runtime);
@@ -300,15 +325,6 @@ int det_encode(const struct det_key *k, uint8_t *buf, size_t cap)
  * A reader that meets a fault sets r->bad and the blob is refused at the end; the loops stop at
  * the first fault so a corrupt count costs no more reading. */
 
-/* A count that must fit a field of `max`: anything larger is a corrupt blob. */
-static uint64_t get_bounded(struct rbuf *r, uint64_t max)
-{
-    uint64_t v = get_u64(r);
-    if (v > max)
-        r->bad = 1;
-    return v;
-}
-
 /* The magic and a version this build reads: another program's blob, or a layout refused on
  * purpose (see CODEC_VERSION_MIN), reads no further. */
 static void get_header(struct rbuf *r)
@@ -318,6 +334,7 @@ static void get_header(struct rbuf *r)
         r->bad = 1;
         return;
     }
+    r->version = r->p[2];
     r->pos = 3;
 }
 
@@ -328,9 +345,17 @@ static void get_key_head(struct rbuf *r, struct det_key *k)
     k->issued = fl & 1;
     k->marked = (fl >> 1) & 1;
     k->evicted_regions_truncated = (fl >> 2) & 1;
+    if (r->version >= CODEC_V_WORKLOADS) {
+        uint64_t wl = get_bounded(r, (uint64_t)WL_MASK_ALL << 16 | WL_MASK_ALL << 8 | WL_MASK_ALL);
+        k->wl_ident = (uint8_t)(wl & 0xff);
+        k->wl_weak = (uint8_t)(wl >> 8 & 0xff);
+        k->wl_markers = (uint8_t)(wl >> 16 & 0xff);
+        if ((k->wl_ident | k->wl_weak | k->wl_markers) & ~WL_MASK_ALL)
+            r->bad = 1;
+    }
     if (!k->issued) {
         get_str(r, k->account, sizeof k->account);
-        get_str(r, k->function, sizeof k->function);
+        get_str(r, k->workload_id, sizeof k->workload_id);
         get_str(r, k->role_arn, sizeof k->role_arn);
     }
     get_str(r, k->runtime, sizeof k->runtime);
@@ -343,7 +368,7 @@ static void get_key_head(struct rbuf *r, struct det_key *k)
         get_issue(r, &k->iss[i]);
     if (k->issued) {
         memcpy(k->account, k->iss[0].account, sizeof k->account);
-        memcpy(k->function, k->iss[0].function, sizeof k->function);
+        memcpy(k->workload_id, k->iss[0].workload_id, sizeof k->workload_id);
         memcpy(k->role_arn, k->iss[0].role_arn, sizeof k->role_arn);
     }
 }
@@ -422,7 +447,7 @@ static void get_cand(struct rbuf *r, struct det_cand *c)
 
 int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
 {
-    struct rbuf r = { buf, len, 0, 0 };
+    struct rbuf r = { buf, len, 0, 0, 0 };
     memset(k, 0, sizeof *k);
     get_header(&r);
     if (!r.bad) {

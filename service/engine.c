@@ -161,7 +161,8 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
     if (!(b->doc = rnd_evidence(&e->key, v, b->id)))
         return CW_ENOMEM;
     snprintf(b->account, sizeof b->account, "%s", e->key.account);
-    snprintf(b->function, sizeof b->function, "%s", e->key.function);
+    /* the function filter (GET /v1/findings?function=) names Lambda functions only */
+    snprintf(b->function, sizeof b->function, "%s", v->kind == WL_LAMBDA ? e->key.workload_id : "");
     memset(p, 0, sizeof *p);
     p->id = b->id;
     p->evidence_json = b->doc;
@@ -368,7 +369,7 @@ static int key_commit(struct round *r, size_t j, size_t fresh)
     c->blob_len = (size_t)len;
     c->hashes = w->hashes;
     c->n_hashes = fresh;
-    c->keep = vn.finding ? STORE_KEEP_FINDING : vn.lambda ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
+    c->keep = vn.finding ? STORE_KEEP_FINDING : vn.workload ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
     c->expire_at_ms = state_expiry(e, r->now_ms);
     /* A finding is never retracted by evidence (any record may be forged by a holder of an
      * ingest token): once raised it stays, explained or not, with its status. */

@@ -21,6 +21,8 @@
 #define EV_UA_MAX 160       /* user agent, cut: evidence only */
 #define EV_RUNTIME_MAX 40   /* "python3.12" from exec-env/AWS_Lambda_python3.12 */
 #define EV_FUNCTION_MAX 72  /* Lambda function names are at most 64 characters */
+#define EV_WORKLOAD_ID_MAX 128 /* the workload's id (workload.h WL_ID_MAX): a session name (AWS: at most
+                                * 64) or an EKS pod's "<cluster OIDC id>/<service account subject>"; cut */
 #define EV_ARN_MAX 256      /* role ARN */
 #define EV_VPCE_MAX 32      /* vpce-0123456789abcdef0 */
 #define EV_COLD_ARN_MAX 128 /* arn:aws:lambda:<region>:<account>:function:<name, at most 64>; longer is cut
@@ -28,7 +30,7 @@
 
 enum ev_kind {
     EV_OTHER = 0, /* counted, not used by the detector */
-    EV_ISSUE,     /* Lambda's sts:AssumeRole of an execution role: a key was issued */
+    EV_ISSUE,     /* a workload's credential issuance (workload.h): a key was issued */
     EV_USE,       /* a call made with a temporary (AssumedRole) key */
 };
 
@@ -42,6 +44,8 @@ enum ev_flag {
     EV_F_PRESIGNED = 1u << 5,   /* S3 query-string authentication (presigned URL) */
     EV_F_DESKTOP = 1u << 6,     /* AWS CLI or SDK on a desktop OS (Windows, macOS) */
     EV_F_VPCE = 1u << 7,        /* came through a VPC endpoint */
+    EV_F_WL_MARKED = 1u << 8,   /* user agent carries another workload's marker (exec-env/AWS_ECS_*):
+                                 * weak, shared with CodeBuild and AWS fleets (docs/workloads.md 1.3) */
 };
 
 struct ev_event {
@@ -59,10 +63,18 @@ struct ev_event {
     char error[EV_ERROR_MAX];
     char user_agent[EV_UA_MAX];
     char runtime[EV_RUNTIME_MAX];    /* the Lambda runtime named by the marker, if EV_F_MARKED */
-    char function[EV_FUNCTION_MAX];  /* session name (= function name for Lambda) */
+    char workload_id[EV_WORKLOAD_ID_MAX]; /* session name (Lambda: the function; ECS: the task; EC2:
+                                           * the instance), IRSA: cluster/subject; "" when unknown */
     char role_arn[EV_ARN_MAX];
     char vpce_account[EV_ACCOUNT_MAX];
     char cold_arn[EV_COLD_ARN_MAX];       /* EV_F_COLDSTART: the function ARN of the encryption context */
+    /* Which workload (enum wl_kind, workload.h). EV_ISSUE: the issuer's kind. EV_USE: what the record
+     * alone names, as WL_MASK bits by strength: wl_ident, AWS-written identity fields
+     * (sessionContext.ec2RoleDelivery); wl_weak, the session name's form (i-..., AWSCodeBuild-...,
+     * eks-...-<uuid>), which the caller of AssumeRole chooses; wl_markers, weak user-agent markers
+     * (ECS). The Lambda marker stays EV_F_MARKED. The detector keeps their unions per key. */
+    uint8_t wl_kind;
+    uint8_t wl_ident, wl_weak, wl_markers;
 };
 
 #endif

@@ -55,7 +55,9 @@ static json_t *conflicting_issuance(const struct det_key *k)
     json_object_set_new(o, "issued_at", time_or_null(i->at));
     json_object_set_new(o, "account_id", str_or_null(i->account));
     json_object_set_new(o, "region", str_or_null(i->region));
-    json_object_set_new(o, "function_name", str_or_null(i->function));
+    json_object_set_new(o, "kind", json_string(wl_kind_name((enum wl_kind)i->kind)));
+    json_object_set_new(o, "workload_id", str_or_null(i->workload_id));
+    json_object_set_new(o, "function_name", str_or_null(i->kind == WL_LAMBDA ? i->workload_id : ""));
     json_object_set_new(o, "role_arn", str_or_null(i->role_arn));
     return o;
 }
@@ -104,6 +106,23 @@ static json_t *allowed_sources(const struct det_key *k, const struct det_verdict
     return a;
 }
 
+/* The Lambda function's name: the workload id of a Lambda key, and of a key no workload claims yet
+ * (its session name, as before workloads); null for the other workloads, whose ids are not
+ * function names (workload.id has them). */
+static const char *function_of(const struct det_key *k, const struct det_verdict *v)
+{
+    return v->kind == WL_LAMBDA || v->kind == WL_NONE ? k->workload_id : "";
+}
+
+/* "workload": {"kind": "ecs", "id": "d190d14a-..."}; kind null when no workload claims the key. */
+static json_t *workload_json(const struct det_key *k, const struct det_verdict *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", v->kind == WL_NONE ? json_null() : json_string(wl_kind_name(v->kind)));
+    json_object_set_new(o, "id", str_or_null(k->workload_id));
+    return o;
+}
+
 static char *dump(json_t *o)
 {
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
@@ -118,7 +137,8 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
     json_object_set_new(o, "access_key_id", json_string(k->akid));
     json_object_set_new(o, "account_id", str_or_null(k->account));
     json_object_set_new(o, "region", str_or_null(v->region));
-    json_object_set_new(o, "function_name", str_or_null(k->function));
+    json_object_set_new(o, "function_name", str_or_null(function_of(k, v)));
+    json_object_set_new(o, "workload", workload_json(k, v));
     json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
     json_object_set_new(o, "runtime", str_or_null(k->runtime));
     json_object_set_new(o, "severity", json_string(det_severity_name(v->severity)));
@@ -172,9 +192,17 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
         { "T1078.004", "Valid Accounts: Cloud Accounts" },
         { "T1550.001", "Use Alternate Authentication Material: Application Access Token" },
         { "T1552", "Unsecured Credentials (from the function's environment)" },
+        { "T1552", "Unsecured Credentials (from the workload's environment)" },
+        { "T1552.005", "Unsecured Credentials: Cloud Instance Metadata API" },
     };
+    /* Lambda keeps its wording; a task, an instance or a pod also serves its keys from a metadata
+     * endpoint (IMDS, the ECS credential endpoint, EKS Pod Identity's agent) */
+    int lam = v->kind == WL_LAMBDA || v->kind == WL_NONE;
+    int imds = v->kind == WL_EC2 || v->kind == WL_ECS || v->kind == WL_EKS;
     json_t *at = json_array();
     for (size_t i = 0; i < sizeof attack / sizeof attack[0]; i++) {
+        if ((i == 2 && !lam) || (i == 3 && lam) || (i == 4 && !imds))
+            continue;
         json_t *t = json_object();
         json_object_set_new(t, "id", json_string(attack[i][0]));
         json_object_set_new(t, "name", json_string(attack[i][1]));
@@ -227,9 +255,12 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     json_t *o = json_object();
     json_object_set_new(o, "access_key_id", json_string(k->akid));
     json_object_set_new(o, "lambda", json_boolean(v->lambda));
+    json_object_set_new(o, "workload", workload_json(k, v));
+    json_object_set_new(o, "verdict_rules", json_string(v->mode == WL_VERDICT_FULL ? "full"
+                                                        : v->mode == WL_VERDICT_OUTSIDE_AWS ? "outside_aws" : "none"));
     json_object_set_new(o, "issued", json_boolean(k->issued));
     json_object_set_new(o, "runtime_marker", json_boolean(k->marked));
-    json_object_set_new(o, "function_name", str_or_null(k->function));
+    json_object_set_new(o, "function_name", str_or_null(function_of(k, v)));
     json_object_set_new(o, "role_arn", str_or_null(k->role_arn));
     json_object_set_new(o, "account_id", str_or_null(k->account));
     json_object_set_new(o, "region", str_or_null(v->region));
@@ -238,13 +269,18 @@ char *rnd_key_context(const struct det_key *k, const struct det_verdict *v, cons
     json_object_set_new(o, "conflicting_issuance", conflicting_issuance(k));
     json_object_set_new(o, "evicted_count", json_integer(k->evicted_count));
     json_object_set_new(o, "inside", tally(v->inside_count, v->inside_first, v->inside_last, inside_ips(k, v)));
-    /* Uses of a key with no Lambda evidence are not judged (yet): shown apart as unattributed. */
+    /* Uses of a key with no workload evidence are not judged (yet): shown apart as unattributed. */
     json_t *outside = tally(v->outside_count, v->outside_first, v->outside_last, outside_ips(k, v));
     json_t *none = tally(0, 0, 0, json_array());
     json_object_set_new(outside, "sources", outside_sources(k, v));
     json_object_set_new(none, "sources", json_array());
-    json_object_set_new(o, "outside", v->lambda ? outside : none);
-    json_object_set_new(o, "unattributed", v->lambda ? none : outside);
+    json_object_set_new(o, "outside", v->workload ? outside : none);
+    json_object_set_new(o, "unattributed", v->workload ? none : outside);
+    /* outside-AWS rules: AWS, private and unknown addresses, which nothing tells from the workload's */
+    json_t *uj = json_array();
+    for (size_t i = 0; i < v->n_unjudged; i++)
+        json_array_append_new(uj, json_string(k->cands[v->unjudged[i]].ip));
+    json_object_set_new(o, "not_judged", tally(v->unjudged_count, 0, 0, uj));
     json_object_set_new(o, "on_behalf_count", json_integer(k->on_behalf_count));
     json_object_set_new(o, "allowlisted_count", json_integer(v->allowlisted_count));
     json_object_set_new(o, "allowlisted_sources", allowed_sources(k, v));

@@ -4,7 +4,7 @@
  * issuer (AWS-written: userIdentity.type, invokedBy, identityProvider); else, for a call made with
  * an assumed role's key, does an AWS-written identity field (ec2RoleDelivery) or the session name's
  * form say which workload holds the key; and does the user agent carry a workload's marker. Each
- * matcher names its source ([S*] of docs/workloads.md section 7). Not called by the engine yet.
+ * matcher names its source ([S*] of docs/workloads.md section 7).
  */
 #include "workload.h"
 
@@ -271,7 +271,7 @@ static void role_use(const struct wl_rec *r, struct wl_match *m)
     }
     enum wl_kind form = session ? session_form(session) : WL_NONE;
     if (form != WL_NONE) {
-        m->identity_mask |= WL_MASK(form);
+        m->session_mask |= WL_MASK(form);
         consider(m, form, WL_EV_IDENTITY_WEAK);
     }
     for (size_t i = 0; r->user_agent && i < sizeof markers / sizeof markers[0]; i++) {

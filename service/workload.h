@@ -7,10 +7,9 @@
  * sample of a field exists the matcher is marked unverified and does not match (the CodeBuild
  * issuer); nothing here relies on an unsampled field.
  *
- * NOT YET WIRED (steps 0 and 1 of docs/workloads.md section 6): classify, detect, the engine, the
- * API and the settings do not call this module yet; Lambda detection still runs on classify.c's own
- * heuristics. Step 2 feeds it the decoder's fields; wl_kinds_parse is for a future
- * CREDWATCH_WORKLOADS / `scan --workloads` (step 5).
+ * classify.c calls wl_match once per record and keeps what it says in the ev_event (kind, id,
+ * evidence masks); detect.c decides a key's kind from their union; wl_kinds_parse reads
+ * CREDWATCH_WORKLOADS and `scan --workloads`.
  *
  * Errors: 0 or a negative CW_E* code (cw.h); msg gets a sentence naming the entry at fault.
  */
@@ -76,12 +75,15 @@ struct wl_rec {
 };
 
 /* What one record says. kind/evidence/id are the strongest evidence; the masks hold every kind a
- * marker or an identity form named (5.3 keeps their union per key). anchor is set for issuances. */
+ * marker, an identity field or a session form named (the detector keeps their unions per key).
+ * anchor is set for issuances. */
 struct wl_match {
     enum wl_kind kind;
     enum wl_evidence evidence;
     enum wl_anchor anchor;
-    unsigned marker_mask, identity_mask; /* WL_MASK bits */
+    unsigned marker_mask;   /* WL_MASK bits of every marker in the user agent */
+    unsigned identity_mask; /* of AWS-written identity fields (ec2RoleDelivery) */
+    unsigned session_mask;  /* of the session name's form (weak: the AssumeRole caller chooses it) */
     int id_cut;                          /* the id was longer than WL_ID_MAX - 1 */
     char id[WL_ID_MAX];                  /* "" when the record names none */
 };

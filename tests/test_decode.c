@@ -19,6 +19,7 @@
 
 #include "classify.h"
 #include "decode.h"
+#include "workload.h"
 
 #define COL_MAX 64
 #define SHAPES_FILE "tests/data/lambda-event-shapes.json"
@@ -124,7 +125,7 @@ static void assert_same_event(const struct ev_event *a, const struct ev_event *b
     assert_string_equal(a->error, b->error);
     assert_string_equal(a->user_agent, b->user_agent);
     assert_string_equal(a->runtime, b->runtime);
-    assert_string_equal(a->function, b->function);
+    assert_string_equal(a->workload_id, b->workload_id);
     assert_string_equal(a->role_arn, b->role_arn);
     assert_string_equal(a->vpce_account, b->vpce_account);
 }
@@ -327,7 +328,7 @@ static void assert_three(const struct got *g, size_t base)
     assert_string_equal(is->id, "ev-issue");
     assert_int_equal(is->time, T_ISSUE);
     assert_int_equal(is->expires, T_EXPIRES);
-    assert_string_equal(is->function, "orders-fn");
+    assert_string_equal(is->workload_id, "orders-fn");
     assert_string_equal(is->role_arn, ROLE);
     assert_string_equal(is->account, ACCT);
     assert_string_equal(is->region, "us-east-1");
@@ -338,7 +339,7 @@ static void assert_three(const struct got *g, size_t base)
     assert_int_equal(u->session_created, T_ISSUE);
     assert_int_equal(u->flags, EV_F_MARKED);
     assert_string_equal(u->runtime, "python3.12");
-    assert_string_equal(u->function, "orders-fn");
+    assert_string_equal(u->workload_id, "orders-fn");
     assert_string_equal(u->role_arn, ROLE);
     assert_string_equal(u->account, ACCT);
     assert_string_equal(u->source_ip, "3.5.140.2");
@@ -1180,7 +1181,8 @@ static void test_classification(void **state)
 
     /* not Lambda: another execution environment; a marker glued inside another token */
     ev = one(use_ua("Boto3/1.34.20 md/Botocore#1.34.20 exec-env/AWS_ECS_FARGATE Botocore/1.34.20", "10.0.0.5"));
-    assert_int_equal(ev.flags, 0);
+    assert_int_equal(ev.flags, EV_F_WL_MARKED);  /* another workload's marker (ECS): weak */
+    assert_int_equal(ev.wl_markers, WL_MASK(WL_ECS));
     assert_string_equal(ev.runtime, "");
     ev = one(use_ua("Boto3/1.34.20 xexec-env/AWS_Lambda_python3.12", "10.0.0.5"));
     assert_int_equal(ev.flags & EV_F_MARKED, 0);
@@ -1273,7 +1275,7 @@ static void test_classification(void **state)
     ev = one(issue_rec(KEY2, "ev-i", "awslambda_55_20240602202712548", "Jun 2, 2024, 10:37:12 PM"));
     assert_int_equal(ev.kind, EV_ISSUE);
     assert_string_equal(ev.akid, KEY2);
-    assert_string_equal(ev.function, "");
+    assert_string_equal(ev.workload_id, "");
     assert_int_equal(ev.expires, 1717367832);
     assert_string_equal(ev.role_arn, ROLE);
     /* without recipientAccountId the account comes from the role ARN */
@@ -1281,13 +1283,25 @@ static void test_classification(void **state)
     set_path(i2, "recipientAccountId", NULL);
     ev = one(i2);
     assert_string_equal(ev.account, ACCT);
-    /* a failed AssumeRole issues nothing; an AssumeRole by someone else is no issuance */
+    /* a failed AssumeRole issues nothing; an AssumeRole by another workload's service is that
+     * workload's issuance; by a service that is no workload's, or by CodeBuild (no public sample
+     * of its issuance: docs/workloads.md 1.7), no issuance */
     json_t *i3 = r_issue();
     set_path(i3, "errorCode", json_string("AccessDenied"));
     assert_int_equal(one(i3).kind, EV_OTHER);
     json_t *i4 = r_issue();
     set_path(i4, "userIdentity.invokedBy", json_string("ecs-tasks.amazonaws.com"));
-    assert_int_equal(one(i4).kind, EV_OTHER);
+    ev = one(i4);
+    assert_int_equal(ev.kind, EV_ISSUE);
+    assert_int_equal(ev.wl_kind, WL_ECS);
+    assert_string_equal(ev.workload_id, "orders-fn");
+    const char *not_issuers[] = { "codebuild.amazonaws.com", "rolesanywhere.amazonaws.com", "ssm.amazonaws.com",
+                                  "lambda.amazonaws.com.evil.example" };
+    for (size_t n = 0; n < sizeof not_issuers / sizeof not_issuers[0]; n++) {
+        json_t *i5 = r_issue();
+        set_path(i5, "userIdentity.invokedBy", json_string(not_issuers[n]));
+        assert_int_equal(one(i5).kind, EV_OTHER);
+    }
 
     /* long-term keys and other identities are not uses */
     assert_int_equal(one(r_other()).kind, EV_OTHER);
@@ -1355,7 +1369,7 @@ static void test_panther_shapes(void **state)
     ev = one(issue);
     assert_int_equal(ev.kind, EV_ISSUE);
     assert_string_equal(ev.akid, KEY2);
-    assert_string_equal(ev.function, "");  /* awslambda_55_...: Lambda's own session */
+    assert_string_equal(ev.workload_id, "");  /* awslambda_55_...: Lambda's own session */
     assert_int_equal(ev.expires, 1717367832);
     assert_string_equal(ev.account, "123456789123");
     json_decref(shapes);

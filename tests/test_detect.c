@@ -43,7 +43,7 @@ static void full_state(struct det_key *k)
     fill(k->akid, sizeof k->akid, 'K', 0);
     /* an issued key's context is its first issuance's (the codec writes it once) */
     fill(k->account, sizeof k->account, 'c', 0);
-    fill(k->function, sizeof k->function, 'f', 0);
+    fill(k->workload_id, sizeof k->workload_id, 'f', 0);
     fill(k->role_arn, sizeof k->role_arn, 'R', 0);
     fill(k->runtime, sizeof k->runtime, 'p', 0);
     k->runtime_id = UINT64_MAX;
@@ -58,9 +58,12 @@ static void full_state(struct det_key *k)
         fill(is->event_id, sizeof is->event_id, 'i', i);
         fill(is->account, sizeof is->account, 'c', i);
         fill(is->region, sizeof is->region, 'r', i);
-        fill(is->function, sizeof is->function, 'f', i);
+        fill(is->workload_id, sizeof is->workload_id, 'f', i);
         fill(is->role_arn, sizeof is->role_arn, 'R', i);
+        is->kind = (uint8_t)(WL_EKS + i);  /* the highest kinds (codec version 5) */
+        fill(is->source_ip, sizeof is->source_ip, 's', i);
     }
+    k->wl_ident = k->wl_weak = k->wl_markers = WL_MASK_ALL;
     /* the widest times det_decode accepts (an event's year is at most 9999) */
     k->expires = TIME_MAX;
     k->session_created = TIME_MAX - 1;
@@ -225,7 +228,7 @@ static void tamper_issues_swapped(struct det_key *k)
     k->iss[1] = t;
     /* the context the codec takes from the first issuance follows it, as det_apply would have it */
     memcpy(k->account, k->iss[0].account, sizeof k->account);
-    memcpy(k->function, k->iss[0].function, sizeof k->function);
+    memcpy(k->workload_id, k->iss[0].workload_id, sizeof k->workload_id);
     memcpy(k->role_arn, k->iss[0].role_arn, sizeof k->role_arn);
 }
 static void tamper_actions_twice(struct det_key *k) { memcpy(k->cands[2].actions[5].name, k->cands[2].actions[4].name, sizeof k->cands[2].actions[4].name); }
@@ -280,7 +283,7 @@ static void applied_state(struct det_key *k)
     snprintf(ev.akid, sizeof ev.akid, KEY);
     snprintf(ev.account, sizeof ev.account, "111122223333");
     snprintf(ev.region, sizeof ev.region, "us-east-1");
-    snprintf(ev.function, sizeof ev.function, "orders-fn");
+    snprintf(ev.workload_id, sizeof ev.workload_id, "orders-fn");
     snprintf(ev.role_arn, sizeof ev.role_arn, "arn:aws:iam::111122223333:role/orders-fn-role");
     assert_int_equal(det_apply(k, &ev), 1);
     ev.kind = EV_USE;
@@ -315,7 +318,7 @@ static void test_codec_applied_roundtrip(void **state)
     assert_int_equal(det_encode(&back, again, sizeof again), len);
     assert_memory_equal(blob, again, (size_t)len);
     assert_string_equal(back.akid, KEY);
-    assert_string_equal(back.function, "orders-fn");
+    assert_string_equal(back.workload_id, "orders-fn");
     assert_int_equal(back.issued, 1);
     assert_int_equal(back.marked, 1);
     assert_int_equal(back.expires, T0 + 43200);
@@ -434,7 +437,7 @@ static void make_use(struct ev_event *ev, size_t i, unsigned flags, const char *
     snprintf(ev->action, sizeof ev->action, "%s", action);
     snprintf(ev->user_agent, sizeof ev->user_agent, "ua-%zu", i);
     snprintf(ev->account, sizeof ev->account, "1111222233%02zu", i % 50);
-    snprintf(ev->function, sizeof ev->function, "fn-%zu", i % 5);
+    snprintf(ev->workload_id, sizeof ev->workload_id, "fn-%zu", i % 5);
     if (flags & EV_F_MARKED)
         snprintf(ev->runtime, sizeof ev->runtime, "python3.%zu", i % 13);
 }
@@ -541,7 +544,7 @@ static void test_bounded_sets_order(void **state)
     }
     /* context fields are minima, whatever the order; the runtime is the earliest marked call's */
     assert_string_equal(k1.account, "111122223300");
-    assert_string_equal(k1.function, "fn-0");
+    assert_string_equal(k1.workload_id, "fn-0");
     const struct ev_event *earliest = NULL;
     for (size_t e = 0; e < n_events; e++) {
         const struct ev_event *ev = &events[e];

@@ -1,10 +1,12 @@
-/* test_workload.c — the workload profiles of issue 14 (service/workload.[ch], not yet wired).
+/* test_workload.c — the workload profiles of issue 14 (service/workload.[ch]).
  *
  * Table-driven over tests/data/workload-shapes.json (synthetic values in the shapes of the public
  * sources of docs/workloads.md; provenance in tests/data/README.md): each record's fields are
  * read as the decoder will read them and wl_match must give the entry's kind, id, evidence and
  * verdict, or no kind. Then the matchers' edges field by field (issuers without a public sample,
  * bounds, token boundaries, the order of evidence) and the CREDWATCH_WORKLOADS list parser.
+ * test_shapes_decoded sends every shape through the real decoder and the detector: what wl_match
+ * said must reach the ev_event and make the key's kind (det_kind), and a disabled kind must not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,8 @@
 #include <jansson.h>
 
 #include "cw.h"
+#include "decode.h"
+#include "detect.h"
 #include "workload.h"
 
 #define SHAPES "tests/data/workload-shapes.json"
@@ -263,13 +267,15 @@ static void test_forms_and_order(void **state)
     assert_int_equal(m.kind, WL_CODEBUILD); /* the session form outranks the shared ECS marker */
     assert_int_equal(m.evidence, WL_EV_IDENTITY_WEAK);
     assert_int_equal(m.marker_mask, WL_MASK(WL_ECS));
-    assert_int_equal(m.identity_mask, WL_MASK(WL_CODEBUILD));
+    assert_int_equal(m.session_mask, WL_MASK(WL_CODEBUILD));
+    assert_int_equal(m.identity_mask, 0);
     m = use_of("i-0abcdef1234567890", "exec-env/AWS_Lambda_python3.12", NULL);
     assert_int_equal(m.kind, WL_LAMBDA); /* the Lambda marker outranks a session form */
-    assert_int_equal(m.identity_mask, WL_MASK(WL_EC2));
+    assert_int_equal(m.session_mask, WL_MASK(WL_EC2));
     m = use_of("orders-fn", "exec-env/AWS_Lambda_python3.12", "2.0");
     assert_int_equal(m.kind, WL_EC2); /* an AWS-written field outranks any user agent */
     assert_int_equal(m.evidence, WL_EV_IDENTITY);
+    assert_int_equal(m.identity_mask, WL_MASK(WL_EC2));
     assert_string_equal(m.id, "orders-fn");
     m = use_of("orders-fn", "exec-env/AWS_ECS_FARGATE exec-env/AWS_Lambda_go1.x", NULL);
     assert_int_equal(m.kind, WL_LAMBDA);
@@ -384,12 +390,96 @@ static void test_kinds_parse(void **state)
     assert_int_equal(mask, 7);
 }
 
+/* ---- the shapes through the decoder and the detector ---------------------------------------- */
+
+struct one_event {
+    size_t n;
+    struct ev_event ev;
+};
+
+static int keep_event(void *ud, size_t index, const struct ev_event *ev)
+{
+    (void)index;
+    struct one_event *o = ud;
+    if (o->n++ == 0)
+        o->ev = *ev;
+    return 0;
+}
+
+static int no_skip(void *ud, size_t index, const char *reason)
+{
+    (void)ud;
+    fail_msg("record %zu skipped: %s", index, reason);
+    return 0;
+}
+
+/* The kind the event's evidence names, as det_kind ranks it for a key with this event alone. */
+static enum wl_kind key_kind(const struct ev_event *ev, unsigned kinds)
+{
+    static struct det_key k;
+    struct det_ctx ctx = { .kinds = kinds };
+    det_key_init(&k, ev->akid);
+    det_apply_ctx(&k, ev, &ctx);
+    struct det_verdict v;
+    det_judge(&k, &ctx, &v);
+    return v.kind;
+}
+
+static void test_shapes_decoded(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *doc = json_load_file(SHAPES, 0, &err), *s;
+    assert_non_null(doc);
+    size_t i, issued = 0, used = 0;
+    json_array_foreach(json_object_get(doc, "shapes"), i, s) {
+        const char *name = json_string_value(json_object_get(s, "name"));
+        json_t *exp = json_object_get(s, "expect");
+        char *text = json_dumps(json_object_get(s, "record"), JSON_COMPACT);
+        assert_non_null(text);
+        struct one_event o = { 0 };
+        struct dec_sink sink = { keep_event, no_skip, &o };
+        struct dec_stats st;
+        char msg[256];
+        assert_int_equal(dec_buffer((const uint8_t *)text, strlen(text), &sink, NULL, &st, msg, sizeof msg), 0);
+        free(text);
+        assert_int_equal(o.n, 1);
+        const char *want = json_string_value(json_object_get(exp, "kind"));
+        const char *ev_name = json_string_value(json_object_get(exp, "evidence"));
+        if (!want) {
+            /* no workload: not an issuance, and nothing in the event names one */
+            if (o.ev.kind == EV_ISSUE || (o.ev.kind == EV_USE && key_kind(&o.ev, 0) != WL_NONE))
+                fail_msg("%s: no workload expected, the event names %s", name, wl_kind_name(key_kind(&o.ev, 0)));
+            continue;
+        }
+        if (strcmp(ev_name, "issuance") == 0) {
+            if (o.ev.kind != EV_ISSUE || strcmp(wl_kind_name((enum wl_kind)o.ev.wl_kind), want) != 0)
+                fail_msg("%s: expected a %s issuance, got kind %d (%s)", name, want, o.ev.kind,
+                         wl_kind_name((enum wl_kind)o.ev.wl_kind));
+            issued++;
+        } else {
+            assert_int_equal(o.ev.kind, EV_USE);
+            used++;
+        }
+        assert_string_equal(o.ev.workload_id, json_string_value(json_object_get(exp, "id")));
+        enum wl_kind k = key_kind(&o.ev, 0);
+        if (strcmp(wl_kind_name(k), want) != 0)
+            fail_msg("%s: the key's kind is %s, expected %s", name, wl_kind_name(k), want);
+        /* switched off (CREDWATCH_WORKLOADS without it): the key is no longer that workload's */
+        unsigned others = WL_MASK_ALL & ~WL_MASK(k);
+        if (key_kind(&o.ev, others) == k)
+            fail_msg("%s: still %s with the workload switched off", name, want);
+    }
+    assert_true(issued >= 5 && used >= 6);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),  cmocka_unit_test(test_issuers),  cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_forms_and_order), cmocka_unit_test(test_markers), cmocka_unit_test(test_profiles),
-        cmocka_unit_test(test_kinds_parse),
+        cmocka_unit_test(test_kinds_parse), cmocka_unit_test(test_shapes_decoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
