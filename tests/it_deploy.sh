@@ -9,7 +9,12 @@
 #     dashboard's and alerts' metric names (the per-sink delivery alerts among them); the Security Hub importer's
 #     least privilege (one product ARN, one secret) and public function URL.
 #     Optional, when installed: cfn-lint on the templates, terraform fmt -check, promtool on the alert rules.
-#  2. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
+#  2. The EventBridge rule against every workload's issuance (issue 14, docs/workloads.md 5.4): the records of
+#     tests/data/workload-shapes.json, wrapped as EventBridge delivers them, through deploy_check.py's matcher
+#     (EventBridge's exact-match-in-list, prefix, nested objects and $or), for the CloudFormation and the Terraform
+#     pattern alike: every issuance (Lambda, ECS, EC2, EKS Pod Identity, IRSA) and every role-session use is taken,
+#     and a CodeBuild issuance, an IAM user's AssumeRole and non-workload records are not.
+#  3. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
 #     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only;
 #     the HEALTHCHECK probe (deploy/docker/healthcheck.c) must pass on /healthz, and SIGTERM must end it with 0.
 #
@@ -93,6 +98,128 @@ fi
 # ---- structural checks ----------------------------------------------------------------------------------------------
 # shellcheck disable=SC2086
 $PY "$root/tests/data/deploy_check.py" $args || fails=$((fails + 1))
+
+# ---- the EventBridge pattern against every workload's issuance ------------------------------------------------------
+# deploy_check.py already compares the two patterns and runs deploy_samples.json through them; this takes the
+# per-workload record shapes (tests/data/workload-shapes.json) through the same matcher.
+ROOT="$root" $PY - <<'EOF' || fails=$((fails + 1))
+import copy
+import json
+import os
+import sys
+
+root = os.environ["ROOT"]
+sys.path.insert(0, os.path.join(root, "tests", "data"))
+import deploy_check as dc  # noqa: E402  (pattern_matches: EventBridge content filtering, the operators used here)
+
+failed = 0
+
+
+def result(good, name, why=""):
+    global failed
+    if good:
+        print("ok - " + name)
+    else:
+        failed += 1
+        print("not ok - " + name + (" (%s)" % why if why else ""))
+
+
+cfn_path = os.path.join(root, "deploy", "aws", "cloudformation", "eventbridge.yaml")
+tf_path = os.path.join(root, "deploy", "aws", "terraform", "eventbridge", "event-pattern.json")
+shapes_path = os.path.join(root, "tests", "data", "workload-shapes.json")
+try:
+    cfn = dc.load_yaml_all(cfn_path, cfn=True)[0]["Resources"]["Rule"]["Properties"]["EventPattern"]
+    with open(tf_path, encoding="utf-8") as f:
+        tf = json.load(f)
+    with open(shapes_path, encoding="utf-8") as f:
+        shapes = json.load(f)["shapes"]
+except Exception as e:  # a YAML or JSON syntax error, or the rule moved
+    result(False, "workload patterns: eventbridge.yaml, event-pattern.json and workload-shapes.json parse", repr(e))
+    sys.exit(1)
+result(cfn == tf, "workload patterns: eventbridge.yaml's EventPattern and event-pattern.json are identical")
+patterns = (("CloudFormation", cfn), ("Terraform", tf))
+
+
+def envelope(rec):
+    """A CloudTrail record as the default bus delivers it: source aws.<service>, the record as detail."""
+    return {"version": "0", "id": "0f1e2d3c-0000-4000-8000-0000000000aa", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws." + rec["eventSource"].split(".")[0],
+            "account": rec.get("recipientAccountId", "111122223333"), "time": rec["eventTime"],
+            "region": rec["awsRegion"], "resources": [], "detail": rec}
+
+
+def taken(rec):
+    """[taken by the CloudFormation pattern, taken by the Terraform pattern]"""
+    ev = envelope(rec)
+    return [dc.pattern_matches(p, ev) for _, p in patterns]
+
+
+def must_take(shape):
+    """What the rule is for: every issuance of a workload key (the shapes' expect.evidence), every
+    AssumeRoleWithWebIdentity whatever its provider (credwatch keeps only EKS ones; GitHub Actions and the failed call
+    are forwarded too), and every use of a temporary key by a role session. Nothing else."""
+    rec = shape["record"]
+    ui = rec.get("userIdentity") or {}
+    if shape["expect"].get("evidence") == "issuance" or rec.get("eventName") == "AssumeRoleWithWebIdentity":
+        return True
+    return ui.get("type") == "AssumedRole" and str(ui.get("accessKeyId", "")).startswith("ASIA")
+
+
+issuers = set()
+for shape in shapes:
+    rec = shape["record"]
+    want = must_take(shape)
+    got = taken(rec)
+    result(got == [want, want], "event pattern %s workload shape: %s" % ("takes" if want else "ignores", shape["name"]),
+           "CloudFormation %s, Terraform %s" % tuple("takes" if g else "ignores" for g in got))
+    if shape["expect"].get("evidence") == "issuance" and all(got):
+        issuers.add((rec.get("userIdentity") or {}).get("invokedBy") or rec["eventName"])
+want_issuers = {"lambda.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com", "pods.eks.amazonaws.com",
+                "AssumeRoleWithWebIdentity"}
+result(issuers == want_issuers,
+       "event pattern takes an issuance of every workload issuer (%s)" % ", ".join(sorted(want_issuers)),
+       "taken: %s" % sorted(issuers))
+
+# Records the rule must not take, built from the ECS issuance shape (only the fields the pattern reads differ).
+base = next(s["record"] for s in shapes
+            if (s["record"].get("userIdentity") or {}).get("invokedBy") == "ecs-tasks.amazonaws.com")
+
+
+def variant(**fields):
+    rec = copy.deepcopy(base)
+    rec.update(fields)
+    return rec
+
+
+negatives = [
+    # Hypothetical: no public sample of CodeBuild's issuance record exists (docs/workloads.md 1.7, 5.6); this is the
+    # form it would take if CodeBuild wrote itself like the other services. The rule leaves it out until captured.
+    ("a CodeBuild issuance (AssumeRole invokedBy codebuild.amazonaws.com)",
+     variant(userIdentity={"type": "AWSService", "invokedBy": "codebuild.amazonaws.com"},
+             sourceIPAddress="codebuild.amazonaws.com", userAgent="codebuild.amazonaws.com",
+             requestParameters={"roleArn": "arn:aws:iam::111122223333:role/build-service-role",
+                                "roleSessionName": "AWSCodeBuild-7c2e9a41-0000-4000-8000-000000000001"})),
+    ("an IAM user's AssumeRole with a long-term key (AKIA)",
+     variant(userIdentity={"type": "IAMUser", "principalId": "AIDAEXAMPLEUSERID001",
+                           "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+                           "accessKeyId": "AKIAQEXAMPLEUSER0001", "userName": "alice"},
+             sourceIPAddress="198.51.100.7", userAgent="aws-cli/2.15.0 Python/3.11.6 Linux/6.5.0 exe/x86_64.ubuntu.22",
+             requestParameters={"roleArn": "arn:aws:iam::111122223333:role/admin", "roleSessionName": "alice"})),
+    ("an IAM user's AssumeRole with a session key of its own (ASIA, GetSessionToken)",
+     variant(userIdentity={"type": "IAMUser", "principalId": "AIDAEXAMPLEUSERID001",
+                           "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+                           "accessKeyId": "ASIAQEXAMPLEUSER0002", "userName": "alice",
+                           "sessionContext": {"attributes": {"creationDate": "2018-11-28T22:00:00Z",
+                                                             "mfaAuthenticated": "true"}}},
+             sourceIPAddress="198.51.100.7", userAgent="aws-cli/2.15.0 Python/3.11.6 Linux/6.5.0 exe/x86_64.ubuntu.22",
+             requestParameters={"roleArn": "arn:aws:iam::111122223333:role/admin", "roleSessionName": "alice"})),
+]
+for name, rec in negatives:
+    got = taken(rec)
+    result(got == [False, False], "event pattern ignores " + name,
+           "CloudFormation %s, Terraform %s" % tuple("takes" if g else "ignores" for g in got))
+sys.exit(1 if failed else 0)
+EOF
 
 # ---- optional validators from Debian, when present (not installed here: haproxy and prometheus are large) ------
 if command -v haproxy >/dev/null 2>&1; then

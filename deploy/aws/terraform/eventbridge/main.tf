@@ -93,11 +93,19 @@ resource "aws_iam_role_policy" "invoke" {
 
 resource "aws_cloudwatch_event_rule" "credwatch" {
   name           = "${var.name_prefix}-cloudtrail"
-  description    = "credwatch: uses of temporary keys (AssumedRole, ASIA...) and Lambda's AssumeRole, read-only calls included"
+  description    = "credwatch: uses of temporary keys (AssumedRole, ASIA...) and workload key issuances, read-only calls included"
   event_bus_name = "default"
   # Without this state a rule never sees read-only management events (Get*, List*, Describe*).
   state = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-  # Shared with the CloudFormation template (tests/it_deploy.sh checks they are equal).
+  # Shared with the CloudFormation template (tests/it_deploy.sh checks they are equal). Three branches: every use of
+  # a temporary key; AssumeRole made by lambda, ecs-tasks, ec2 or pods.eks .amazonaws.com (a workload's key issued);
+  # every AssumeRoleWithWebIdentity (IRSA; credwatch itself keeps only EKS identity providers).
+  # Not codebuild.amazonaws.com: no public sample of CodeBuild's issuance record exists (docs/workloads.md 1.7, 5.6),
+  # so credwatch has no CodeBuild issuer matcher yet; build keys' uses still arrive through the first branch.
+  # Volume: EC2 instances refresh instance-profile keys every few hours and one refresh can issue several keys (three
+  # per instance in one public capture): at a refresh every 6 h and 3 keys, 1,000 instances add 12,000 events a day
+  # (72,000 if hourly); see ../../README.md. CREDWATCH_WORKLOADS switches a kind off in credwatch, but this rule
+  # still forwards its issuances; drop the issuer from event-pattern.json (and the template) to stop them here.
   event_pattern = file("${path.module}/event-pattern.json")
   tags          = var.tags
 }
