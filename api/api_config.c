@@ -125,7 +125,8 @@ void api_config_usage(FILE *out)
     fprintf(out, "\nNetwork knowledge, shared with `credwatch scan` (environment only):\n"
                  "  CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json\n"
                  "  CREDWATCH_ALLOW_CIDRS    CIDR[=label],... never treated as outside (NAT, egress)\n"
-                 "  CREDWATCH_ACCOUNTS       the organisation's account ids (VPC endpoint owners)\n\n");
+                 "  CREDWATCH_ACCOUNTS       the organisation's account ids (VPC endpoint owners)\n"
+                 "  CREDWATCH_WORKLOADS      workloads judged: lambda,ecs,ec2,eks,codebuild or all (default all)\n\n");
     fprintf(out, "  %-24s print the routes (METHOD /path) and exit\n", "--print-routes");
     fprintf(out, "  %-24s this text\n", "--help");
 }

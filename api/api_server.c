@@ -195,6 +195,9 @@ static int network_phase(struct api_server *s, struct set_net *net)
         return CW_ECONFIG;
     }
     set_net_ctx(net, &s->eng_cfg.det);
+    char kinds[64];
+    set_workloads_name(net->kinds, kinds, sizeof kinds);
+    api_log("info", "workloads judged", json_pack("{s:s}", "workloads", kinds));
     /* requests take the table from the slot (SIGHUP swaps it); the slot holds its own reference */
     s->net = nr_slot_new(nr_table_ref(net->table));
     if (!s->net) {

@@ -60,6 +60,8 @@ static void usage(FILE *out)
           "  --aws-ip-ranges FILE  AWS's ip-ranges.json (default: $CREDWATCH_AWS_IP_RANGES)\n"
           "  --allow-cidrs SPEC    allow-listed ranges, CIDR[=label],... (default: $CREDWATCH_ALLOW_CIDRS)\n"
           "  --accounts IDS        the organisation's account ids (default: $CREDWATCH_ACCOUNTS)\n"
+          "  --workloads LIST      workloads judged: lambda,ecs,ec2,eks,codebuild or all\n"
+          "                        (default: $CREDWATCH_WORKLOADS, else all)\n"
           "  --format FORMAT       credwatch (default), ocsf (OCSF 1.8.0 Detection Finding) or asff\n"
           "                        (AWS Security Hub finding): each finding in that format, one per line\n"
           "  --fail-on-findings  exit 1 when any finding exists\n"
@@ -349,7 +351,8 @@ static size_t print_findings(struct scan *s, int format)
 
 /* The command line, read once. */
 struct scan_opts {
-    const char *ranges, *allow, *accounts;  /* defaults from the environment */
+    const char *ranges, *allow, *accounts, *workloads;  /* defaults from the environment */
+    const char *workloads_from;              /* where workloads came from, for its error message */
     int fail_on_findings, quiet, help;
     int format;                              /* enum exp_format */
     const char *format_name;
@@ -363,6 +366,7 @@ static int value_option(struct scan_opts *o, const char *a, const char *value)
     const char **to = strcmp(a, "--aws-ip-ranges") == 0 ? &o->ranges
                       : strcmp(a, "--allow-cidrs") == 0 ? &o->allow
                       : strcmp(a, "--accounts") == 0    ? &o->accounts
+                      : strcmp(a, "--workloads") == 0   ? &o->workloads
                       : strcmp(a, "--format") == 0      ? &o->format_name
                                                         : NULL;
     if (to)
@@ -379,6 +383,8 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
     o->ranges = getenv("CREDWATCH_AWS_IP_RANGES");
     o->allow = getenv("CREDWATCH_ALLOW_CIDRS");
     o->accounts = getenv("CREDWATCH_ACCOUNTS");
+    o->workloads = getenv("CREDWATCH_WORKLOADS");
+    o->workloads_from = "CREDWATCH_WORKLOADS";
     o->paths = calloc((size_t)argc, sizeof *o->paths);  /* argc bounds the paths */
     if (!o->paths) {
         fprintf(stderr, "credwatch scan: out of memory\n");
@@ -396,6 +402,8 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
                 fprintf(stderr, "credwatch scan: %s needs a value\n", a);
                 return CW_ECONFIG;
             }
+            if (strcmp(a, "--workloads") == 0)
+                o->workloads_from = "--workloads";
             i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             o->help = 1;
@@ -427,7 +435,8 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
 static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net *net)
 {
     char msg[SET_MSG_MAX];
-    if (set_net_load(net, o->ranges, o->allow, o->accounts, msg, sizeof msg)) {
+    if (set_net_load(net, o->ranges, o->allow, o->accounts, msg, sizeof msg) ||
+        set_workloads(o->workloads, o->workloads_from, &net->kinds, msg, sizeof msg)) {
         fprintf(stderr, "credwatch scan: %s\n", msg);
         return CW_ECONFIG;
     }

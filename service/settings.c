@@ -78,13 +78,39 @@ int set_net_load(struct set_net *out, const char *ip_ranges_path, const char *al
         return -1;
     }
     out->table = t;
+    out->kinds = WL_MASK_ALL;
     return 0;
+}
+
+int set_workloads(const char *v, const char *name, unsigned *kinds, char *msg, size_t msg_size)
+{
+    char why[SET_MSG_MAX];
+    if (wl_kinds_parse(v, kinds, why, sizeof why)) {
+        snprintf(msg, msg_size, "%s: %s", name, why);
+        return -1;
+    }
+    return 0;
+}
+
+void set_workloads_name(unsigned kinds, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = 0;
+    for (int k = WL_NONE + 1; k < WL_KIND_COUNT; k++)
+        if (kinds & WL_MASK(k))
+            n += (size_t)snprintf(out + (n < size ? n : size), n < size ? size - n : 0, "%s%s", n ? "," : "",
+                                  wl_kind_name((enum wl_kind)k));
 }
 
 int set_net_from_env(struct set_net *out, char *msg, size_t msg_size)
 {
-    return set_net_load(out, getenv("CREDWATCH_AWS_IP_RANGES"), getenv("CREDWATCH_ALLOW_CIDRS"),
-                        getenv("CREDWATCH_ACCOUNTS"), msg, msg_size);
+    int rc = set_net_load(out, getenv("CREDWATCH_AWS_IP_RANGES"), getenv("CREDWATCH_ALLOW_CIDRS"),
+                          getenv("CREDWATCH_ACCOUNTS"), msg, msg_size);
+    if (!rc && set_workloads(getenv("CREDWATCH_WORKLOADS"), "CREDWATCH_WORKLOADS", &out->kinds, msg, msg_size)) {
+        set_net_free(out);
+        return -1;
+    }
+    return rc;
 }
 
 void set_net_ctx(const struct set_net *n, struct det_ctx *ctx)
@@ -93,6 +119,7 @@ void set_net_ctx(const struct set_net *n, struct det_ctx *ctx)
     ctx->aws_ranges = n->aws_ranges;
     ctx->accounts = (const char (*)[EV_ACCOUNT_MAX])n->accounts;
     ctx->n_accounts = n->n_accounts;
+    ctx->kinds = n->kinds;
 }
 
 void set_net_free(struct set_net *n)

@@ -2,6 +2,7 @@
  *   CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json
  *   CREDWATCH_ALLOW_CIDRS    CIDR[=label],... (NAT gateways, corporate egress, trusted forwarders)
  *   CREDWATCH_ACCOUNTS       the organisation's account ids, comma-separated (VPC endpoint owners)
+ *   CREDWATCH_WORKLOADS      the workloads judged: lambda,ecs,ec2,eks,codebuild or all (default all)
  *   CREDWATCH_STORE_MAX_BYTES  the embedded store's memory bound (each command has its default)
  */
 #ifndef CW_SETTINGS_H
@@ -20,6 +21,7 @@ struct set_net {
     int aws_ranges;             /* CREDWATCH_AWS_IP_RANGES was loaded */
     char accounts[DET_ACCOUNTS_MAX][EV_ACCOUNT_MAX];
     size_t n_accounts;
+    unsigned kinds;             /* WL_MASK bits of the workloads judged; set_net_load: all */
 };
 
 /* Builds from the given values (NULL or "" = unset). On error returns a negative code and msg
@@ -27,8 +29,15 @@ struct set_net {
 int set_net_load(struct set_net *out, const char *ip_ranges_path, const char *allow_cidrs, const char *accounts,
                  char *msg, size_t msg_size);
 
-/* Builds from the environment variables above. */
+/* Builds from the environment variables above, CREDWATCH_WORKLOADS included. */
 int set_net_from_env(struct set_net *out, char *msg, size_t msg_size);
+
+/* Reads a list of workloads (wl_kinds_parse: "lambda,ecs", "all"; unset or blank is all) into
+ * *kinds. 0, or -1 with msg naming `name`, the entry and the names accepted. */
+int set_workloads(const char *v, const char *name, unsigned *kinds, char *msg, size_t msg_size);
+
+/* "lambda,ecs,ec2,eks,codebuild" of a WL_MASK set, for the start log and the scan report. */
+void set_workloads_name(unsigned kinds, char *out, size_t size);
 
 /* The detector's view of it (borrows the table). */
 void set_net_ctx(const struct set_net *n, struct det_ctx *ctx);

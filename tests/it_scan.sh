@@ -253,4 +253,65 @@ check "-- then --quiet: its finding" keys_are "$TEST_TMP/out9" ASIAQEXAMPLEPIPED
 check "--quiet -- --quiet: quiet, and the file scanned" sh -c "[ ! -s '$TEST_TMP/err10' ]" 
 check "--quiet -- --quiet: its finding" keys_are "$TEST_TMP/out10" ASIAQEXAMPLEPIPED001
 
+# ---- workloads (issue 14): CREDWATCH_WORKLOADS and --workloads --------------------------------------
+# Three stolen keys in one file: an ECS task's (its issuance seen), an EC2 instance's (only its
+# AWS-written ec2RoleDelivery), a Lambda function's (marker); each replayed from 198.51.100.7,
+# which AWS's ranges (loaded: without them an address cannot be told outside) do not hold.
+export CREDWATCH_AWS_IP_RANGES="$root/tests/data/aws-ip-ranges-2026-08-22.json"
+"$PY" - "$TEST_TMP/wl.json" <<'EOF'
+import json, sys
+A = "111122223333"
+def ui(key, session, extra=None):
+    u = {"type": "AssumedRole", "arn": "arn:aws:sts::%s:assumed-role/r/%s" % (A, session), "accountId": A,
+         "accessKeyId": key, "sessionContext": {"attributes": {"creationDate": "2024-03-13T08:00:00Z"}}}
+    if extra:
+        u["sessionContext"].update(extra)
+    return u
+def use(eid, key, session, ip, ua, extra=None, t="2024-03-13T08:30:00Z"):
+    return {"eventVersion": "1.08", "userIdentity": ui(key, session, extra), "eventTime": t,
+            "eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "awsRegion": "us-east-1",
+            "sourceIPAddress": ip, "userAgent": ua, "eventID": eid, "recipientAccountId": A}
+CLI = "aws-cli/1.16.19 Python/2.7.10 Darwin/17.7.0 botocore/1.12.9"
+recs = [
+    {"eventVersion": "1.08", "userIdentity": {"type": "AWSService", "invokedBy": "ecs-tasks.amazonaws.com"},
+     "eventTime": "2024-03-13T08:00:00Z", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+     "awsRegion": "us-east-1", "sourceIPAddress": "ecs-tasks.amazonaws.com", "userAgent": "ecs-tasks.amazonaws.com",
+     "requestParameters": {"roleArn": "arn:aws:iam::%s:role/task" % A, "roleSessionName": "0b6a3c543f0e4d529b1e6c1d2e3f4a5b"},
+     "responseElements": {"credentials": {"accessKeyId": "ASIAQEXAMPLEWLECS001", "expiration": "Mar 13, 2024, 2:00:00 PM"}},
+     "eventID": "wl-1", "recipientAccountId": A},
+    use("wl-2", "ASIAQEXAMPLEWLECS001", "0b6a3c543f0e4d529b1e6c1d2e3f4a5b", "198.51.100.7", CLI),
+    use("wl-3", "ASIAQEXAMPLEWLEC2001", "i-0abcdef1234567890", "198.51.100.7", CLI, {"ec2RoleDelivery": "2.0"}),
+    use("wl-4", "ASIAQEXAMPLEWLLAM001", "orders-fn", "198.51.100.7", "Boto3/1.34.20 exec-env/AWS_Lambda_python3.12"),
+]
+json.dump({"Records": recs}, open(sys.argv[1], "w"))
+EOF
+"$CW" scan "$TEST_TMP/wl.json" >"$TEST_TMP/wl_all" 2>"$TEST_TMP/wl_err"
+check "workloads: every kind is judged by default" keys_are "$TEST_TMP/wl_all" ASIAQEXAMPLEWLECS001 ASIAQEXAMPLEWLEC2001 ASIAQEXAMPLEWLLAM001
+check "workloads: each finding names its workload" "$PY" -c '
+import json, sys
+got = {d["access_key_id"]: (d["workload"]["kind"], d["workload"]["id"], d["function_name"]) for d in map(json.loads, open(sys.argv[1]))}
+want = {"ASIAQEXAMPLEWLECS001": ("ecs", "0b6a3c543f0e4d529b1e6c1d2e3f4a5b", None),
+        "ASIAQEXAMPLEWLEC2001": ("ec2", "i-0abcdef1234567890", None),
+        "ASIAQEXAMPLEWLLAM001": ("lambda", "orders-fn", "orders-fn")}
+sys.exit(0 if got == want else print("# got %r" % got) or 1)' "$TEST_TMP/wl_all"
+"$CW" scan --workloads lambda,ec2 "$TEST_TMP/wl.json" >"$TEST_TMP/wl_le" 2>"$TEST_TMP/wl_err"
+check "workloads: --workloads lambda,ec2 leaves the ECS task's key out" keys_are "$TEST_TMP/wl_le" ASIAQEXAMPLEWLEC2001 ASIAQEXAMPLEWLLAM001
+check "workloads: the records are still all read (4 records, 3 keys)" grep -q '4 records, 3 keys, 2 findings' "$TEST_TMP/wl_err"
+CREDWATCH_WORKLOADS=ecs "$CW" scan "$TEST_TMP/wl.json" >"$TEST_TMP/wl_env" 2>/dev/null
+check "workloads: CREDWATCH_WORKLOADS=ecs judges the task's key only" keys_are "$TEST_TMP/wl_env" ASIAQEXAMPLEWLECS001
+CREDWATCH_WORKLOADS=ecs "$CW" scan --workloads all "$TEST_TMP/wl.json" >"$TEST_TMP/wl_over" 2>/dev/null
+check "workloads: --workloads overrides CREDWATCH_WORKLOADS" keys_are "$TEST_TMP/wl_over" ASIAQEXAMPLEWLECS001 ASIAQEXAMPLEWLEC2001 ASIAQEXAMPLEWLLAM001
+"$CW" scan --workloads lambda,fargate "$TEST_TMP/wl.json" >"$TEST_TMP/wl_bad" 2>"$TEST_TMP/wl_bad_err"
+rc=$?
+check "workloads: an unknown name exits 2, naming the option and the entry" sh -c "[ $rc -eq 2 ] && [ ! -s '$TEST_TMP/wl_bad' ] && grep -q -- '--workloads: workload 2 \"fargate\" is unknown' '$TEST_TMP/wl_bad_err'"
+CREDWATCH_WORKLOADS="lambda,," "$CW" scan "$TEST_TMP/wl.json" >/dev/null 2>"$TEST_TMP/wl_bad_err"
+rc=$?
+check "workloads: a stray comma in CREDWATCH_WORKLOADS exits 2, naming the variable" sh -c "[ $rc -eq 2 ] && grep -q 'CREDWATCH_WORKLOADS: workload 2 is empty' '$TEST_TMP/wl_bad_err'"
+# serve reads the same variable: an unknown name stops its start (bounded: a start that went on
+# listening would be stopped by timeout and fail the check)
+timeout 20 env CREDWATCH_WORKLOADS=ecs,lambdas CREDWATCH_LISTEN=127.0.0.1:0 "$CW" serve >"$TEST_TMP/wl_serve" 2>&1
+rc=$?
+check "workloads: serve with an unknown CREDWATCH_WORKLOADS exits 2 naming it" sh -c "[ $rc -eq 2 ] && grep -q 'CREDWATCH_WORKLOADS: workload 2 \"lambdas\" is unknown' '$TEST_TMP/wl_serve'"
+unset CREDWATCH_AWS_IP_RANGES
+
 [ "$fails" -eq 0 ]
