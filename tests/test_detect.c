@@ -743,6 +743,195 @@ static void test_notable(void **state)
     assert_int_equal(det_notable(&o, &vo, &n, &vn), 0);
 }
 
+/* ---- workloads: what earlier versions stored stays readable and means the same ---------------- */
+
+/* Three events of a Lambda key: its issuance, a marked call from its address, a desktop CLI call
+ * from 198.51.100.7 (as classify.c writes them now: an issuance carries its kind). */
+static void v4_events(struct ev_event ev[3])
+{
+    static const struct {
+        enum ev_kind kind;
+        const char *id, *ip, *ua, *action;
+        int64_t t;
+        unsigned flags;
+    } e[3] = {
+        { EV_ISSUE, "ev-issue", "lambda.amazonaws.com", "lambda.amazonaws.com", "sts:AssumeRole", 1710318801, 0 },
+        { EV_USE, "ev-in", "3.5.140.2", "Boto3/1.34.20 exec-env/AWS_Lambda_python3.12", "dynamodb:PutItem", 1710318805,
+          EV_F_MARKED },
+        { EV_USE, "ev-out", "198.51.100.7", "aws-cli/2.15.0 Darwin/23.2.0", "s3:ListBuckets", 1710319805, EV_F_DESKTOP },
+    };
+    for (int i = 0; i < 3; i++) {
+        memset(&ev[i], 0, sizeof ev[i]);
+        ev[i].kind = e[i].kind;
+        ev[i].flags = e[i].flags;
+        ev[i].time = e[i].t;
+        snprintf(ev[i].id, sizeof ev[i].id, "%s", e[i].id);
+        snprintf(ev[i].akid, sizeof ev[i].akid, "ASIAQEXAMPLECODEC004");
+        snprintf(ev[i].account, sizeof ev[i].account, "111122223333");
+        snprintf(ev[i].region, sizeof ev[i].region, "us-east-1");
+        snprintf(ev[i].source_ip, sizeof ev[i].source_ip, "%s", e[i].ip);
+        snprintf(ev[i].action, sizeof ev[i].action, "%s", e[i].action);
+        snprintf(ev[i].user_agent, sizeof ev[i].user_agent, "%s", e[i].ua);
+        snprintf(ev[i].workload_id, sizeof ev[i].workload_id, "orders-fn");
+        snprintf(ev[i].role_arn, sizeof ev[i].role_arn, "arn:aws:iam::111122223333:role/orders-fn-role");
+    }
+    ev[0].expires = 1710362001;
+    ev[0].wl_kind = WL_LAMBDA;
+    snprintf(ev[1].runtime, sizeof ev[1].runtime, "python3.12");
+}
+
+/* det_encode of v4_events' key (judged, peak severity remembered) by the engine of commit 68d46c5,
+ * codec version 4: the program that made it applied the same three events (without wl_kind). */
+static const char V4_BLOB[] =
+    "4357041441534941514558414d504c45434f444543303034030a707974686f6e332e3132aa938bdf0c80ebffd8ae96a6"
+    "842901a2938bdf0ca2b690df0c0865762d69737375650c3131313132323232333333330975732d656173742d31096f72"
+    "646572732d666e2d61726e3a6177733a69616d3a3a3131313132323232333333333a726f6c652f6f72646572732d666e"
+    "2d726f6c65a2b690df0c00a2938bdf0cfaa28bdf0c0000000004020c3139382e35312e3130302e370003010100000040"
+    "0003faa28bdf0c0975732d656173742d310665762d6f75740e73333a4c6973744275636b6574731c6177732d636c692f"
+    "322e31352e302044617277696e2f32332e322e300000010e73333a4c6973744275636b6574730100010975732d656173"
+    "742d3109332e352e3134302e3200030101000001010007aa938bdf0c0975732d656173742d310565762d696e1064796e"
+    "616d6f64623a5075744974656d2c426f746f332f312e33342e323020657865632d656e762f4157535f4c616d6264615f"
+    "707974686f6e332e31320000011064796e616d6f64623a5075744974656d0100010975732d656173742d31";
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(h) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned b;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &b), 1);
+        out[i] = (uint8_t)b;
+    }
+    return n;
+}
+
+/* A key state written by version 4 reads as Lambda's, with the same verdict; re-encoded it is
+ * exactly the state the same events make today. */
+static void test_codec_reads_v4(void **state)
+{
+    (void)state;
+    static struct det_key old, fresh;
+    static uint8_t v4[DET_ENCODED_MAX], a[DET_ENCODED_MAX], b[DET_ENCODED_MAX];
+    size_t n = unhex(V4_BLOB, v4, sizeof v4);
+    assert_int_equal(v4[2], 4);
+    assert_int_equal(det_decode(&old, v4, n), 0);
+    assert_true(old.issued);
+    assert_int_equal(old.iss[0].kind, WL_LAMBDA);
+    assert_string_equal(old.workload_id, "orders-fn");
+    assert_int_equal(det_kind(&old), WL_LAMBDA);
+    struct det_verdict v;
+    det_judge(&old, NULL, &v);
+    assert_true(v.finding && v.lambda && v.workload);
+    assert_int_equal(v.severity, DET_SEV_CRITICAL);
+    assert_int_equal(v.mode, WL_VERDICT_FULL);
+
+    struct ev_event ev[3];
+    v4_events(ev);
+    det_key_init(&fresh, "ASIAQEXAMPLECODEC004");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(det_apply(&fresh, &ev[i]), 1);
+    det_judge(&fresh, NULL, &v);
+    det_remember(&fresh, &v);
+    int la = det_encode(&old, a, sizeof a), lb = det_encode(&fresh, b, sizeof b);
+    assert_true(la > 0);
+    assert_int_equal(la, lb);
+    assert_int_equal(a[2], 5);  /* written back in the current version */
+    assert_memory_equal(a, b, (size_t)la);
+    /* a version 4 blob carries no workload fields: read as version 5 it no longer parses */
+    v4[2] = 5;
+    assert_int_equal(det_decode(&old, v4, n), -1);
+}
+
+/* The identities earlier versions stored in the duplicate sets (values printed by the engine of
+ * commit 68d46c5 for these events): a redelivered Lambda issuance or use must still be a duplicate
+ * during a rolling upgrade, or one issuance counted twice would read as a conflicting issuance. */
+static void test_event_hash_unchanged(void **state)
+{
+    (void)state;
+    struct ev_event ev[3];
+    v4_events(ev);
+    assert_true(det_event_hash(&ev[0]) == 11146633357764691882ull);
+    assert_true(det_event_hash(&ev[1]) == 18308344907068314810ull);
+    assert_true(det_event_hash(&ev[2]) == 13380433515846921974ull);
+    /* and what workloads add is covered: another issuer, an AWS-written identity, a marker */
+    struct ev_event e = ev[0];
+    e.wl_kind = WL_ECS;
+    assert_true(det_event_hash(&e) != det_event_hash(&ev[0]));
+    e = ev[2];
+    e.wl_ident = WL_MASK(WL_EC2);
+    assert_true(det_event_hash(&e) != det_event_hash(&ev[2]));
+    e = ev[2];
+    e.wl_markers = WL_MASK(WL_ECS);
+    assert_true(det_event_hash(&e) != det_event_hash(&ev[2]));
+}
+
+/* det_kind ranks the evidence (docs/workloads.md 5.3) whatever the order it came in, and a marker,
+ * the one thing a thief chooses, never outranks what AWS writes. */
+static void test_kind_ranking(void **state)
+{
+    (void)state;
+    struct ev_event ev[6];
+    v4_events(ev);  /* ev[0] an issuance, ev[1..2] uses: reshaped below */
+    struct ev_event marker = ev[2], weak = ev[2], lam = ev[1], ident = ev[2], eks = ev[0], ecs = ev[0];
+    snprintf(marker.id, sizeof marker.id, "ev-marker");
+    marker.wl_markers = WL_MASK(WL_ECS);
+    marker.flags |= EV_F_WL_MARKED;
+    snprintf(weak.id, sizeof weak.id, "ev-weak");
+    weak.wl_weak = WL_MASK(WL_CODEBUILD);
+    snprintf(ident.id, sizeof ident.id, "ev-ident");
+    ident.wl_ident = WL_MASK(WL_EC2);
+    snprintf(eks.id, sizeof eks.id, "ev-eks");
+    eks.wl_kind = WL_EKS;
+    snprintf(ecs.id, sizeof ecs.id, "ev-ecs");
+    ecs.wl_kind = WL_ECS;
+    ecs.time = eks.time + 1;  /* a later issuance of another kind: a conflict, not a new kind */
+    /* each step adds stronger evidence; the kind it must give */
+    const struct ev_event *steps[] = { &marker, &weak, &lam, &ident, &eks, &ecs };
+    const enum wl_kind kinds[] = { WL_ECS, WL_CODEBUILD, WL_LAMBDA, WL_EC2, WL_EKS, WL_EKS };
+    const enum wl_verdict modes[] = { WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_FULL,
+                                      WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_FULL, WL_VERDICT_FULL };
+    static struct det_key k, r;
+    struct det_verdict v;
+    det_key_init(&k, "ASIAQEXAMPLECODEC004");
+    for (size_t i = 0; i < 6; i++) {
+        det_apply(&k, steps[i]);
+        det_judge(&k, NULL, &v);
+        assert_int_equal(det_kind(&k), kinds[i]);
+        assert_int_equal(v.kind, kinds[i]);
+        assert_int_equal(v.mode, modes[i]);
+        assert_true(v.workload);
+        /* the same evidence backwards gives the same kind */
+        det_key_init(&r, "ASIAQEXAMPLECODEC004");
+        for (size_t j = i + 1; j-- > 0;)
+            det_apply(&r, steps[j]);
+        assert_int_equal(det_kind(&r), kinds[i]);
+    }
+    assert_int_equal(k.n_issues, 2);  /* both issuances kept: the verdict reports the conflict */
+    assert_int_equal(k.iss[0].kind, WL_EKS);
+    /* switched off: the kind is no longer judged (state kept from before), and a new key's
+     * evidence of that kind is not taken in */
+    struct det_ctx ctx = { .kinds = WL_MASK_ALL & ~WL_MASK(WL_EKS) };
+    det_judge(&k, &ctx, &v);
+    assert_int_equal(v.kind, WL_NONE);
+    assert_false(v.workload || v.finding);
+    det_key_init(&r, "ASIAQEXAMPLECODEC004");
+    assert_int_equal(det_apply_ctx(&r, &eks, &ctx), 0);
+    assert_false(r.issued);
+    ctx.kinds = WL_MASK(WL_LAMBDA);
+    det_apply_ctx(&r, &marker, &ctx);  /* a use stays a use, without the ECS marker */
+    assert_int_equal(r.wl_markers, 0);
+    assert_int_equal(det_kind(&r), WL_NONE);
+    ctx.kinds = WL_MASK(WL_ECS);
+    det_apply_ctx(&r, &lam, &ctx);  /* Lambda switched off: its marker is dropped too */
+    assert_false(r.marked);
+    assert_int_equal(det_kind(&r), WL_NONE);
+    /* a thief's Lambda marker on an EC2 key's calls (ec2RoleDelivery) leaves it an EC2 key */
+    det_key_init(&r, "ASIAQEXAMPLECODEC004");
+    det_apply(&r, &ident);
+    det_apply(&r, &lam);
+    assert_int_equal(det_kind(&r), WL_EC2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,7 +943,8 @@ int main(void)
         cmocka_unit_test(test_codec_rejects_counts),
         cmocka_unit_test(test_bounded_sets_order),
         cmocka_unit_test(test_codec_bool_fields),
-        cmocka_unit_test(test_codec_time_range),
+        cmocka_unit_test(test_codec_time_range), cmocka_unit_test(test_codec_reads_v4),
+        cmocka_unit_test(test_event_hash_unchanged), cmocka_unit_test(test_kind_ranking),
         cmocka_unit_test(test_expires_at),
         cmocka_unit_test(test_action_sensitive),
         cmocka_unit_test(test_severity_names),
