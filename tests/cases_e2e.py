@@ -3,7 +3,8 @@
 
   - `credwatch scan` with each case's settings as flags (--aws-ip-ranges, --allow-cidrs, --accounts);
   - `credwatch serve` with the same settings as CREDWATCH_* variables: the records posted as one
-    CloudTrail file, the findings read back over the API;
+    CloudTrail file, the findings read back over the API, and each expected key's context
+    (GET /v1/keys/{id}: lambda, counts, workload, verdict_rules, not_judged);
 
 and a SIGHUP reload of CREDWATCH_AWS_IP_RANGES under a running service (the ranges file is swapped,
 the verdict of new evidence follows the new file, requests keep flowing).
@@ -65,6 +66,30 @@ def compare(case, findings, with_status=False):
         for ip, prefix in e.get("networks", {}).items():
             if not g["networks"].get(ip, "").startswith(prefix):
                 return "%s network of %s is %s, expected %s..." % (k, ip, g["networks"].get(ip), prefix)
+    return ""
+
+
+def compare_key(akid, want, ctx):
+    """'' when the key context GET /v1/keys/{id} gave has every expected value (test_cases.c checks the same
+    on the engine), else why not."""
+    got = {"lambda": ctx.get("lambda"), "inside_count": ctx["inside"]["count"],
+           "outside_count": ctx["outside"]["count"], "allowlisted_count": ctx.get("allowlisted_count"),
+           "verdict_rules": ctx.get("verdict_rules"), "issued": ctx.get("issued"),
+           "runtime_marker": ctx.get("runtime_marker"), "on_behalf_count": ctx.get("on_behalf_count"),
+           "not_judged_count": ctx.get("not_judged", {}).get("count"),
+           "not_judged_ips": sorted(ctx.get("not_judged", {}).get("source_ips", []))}
+    for field, value in want.items():
+        if field == "workload":
+            for member, v in value.items():
+                if ctx.get("workload", {}).get(member) != v:
+                    return "%s workload.%s is %r, expected %r" % (akid, member, ctx.get("workload", {}).get(member), v)
+            continue
+        if field == "not_judged_ips":
+            value = sorted(value)
+        if got.get(field) != value:
+            return "%s key %s is %r, expected %r" % (akid, field, got.get(field), value)
+    if want.get("allowlisted_count") and not ctx.get("allowlisted_sources"):
+        return "%s allow-listed uses not shown" % akid
     return ""
 
 
@@ -151,7 +176,13 @@ def run_serve(case, tmp):
                                         json.dumps({"status": an["status"]}).encode(), ct)
                     if st != 200:
                         return "PATCH %s: %s" % (st, d)
-        return compare(case, srv.findings(), with_status=True)
+        why = compare(case, srv.findings(), with_status=True)
+        for akid, want in sorted(case.get("expect_keys", {}).items()):
+            if why:
+                break
+            st, ctx = srv.request("GET", "/v1/keys/" + akid)
+            why = "GET /v1/keys/%s: %s %s" % (akid, st, ctx) if st != 200 else compare_key(akid, want, ctx)
+        return why
     finally:
         srv.stop()
 

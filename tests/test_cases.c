@@ -3,7 +3,9 @@
  *
  * For every case:
  *   - the records as one CloudTrail file give exactly the expected findings (key, severity,
- *     outside addresses, reason codes, actions) and key context;
+ *     outside addresses, reason codes, actions) and key context (lambda, counts, and for workloads
+ *     the members of "workload" given, verdict_rules, issued, runtime_marker, on_behalf_count,
+ *     not_judged_count and not_judged_ips);
  *   - every arrival order (all permutations up to 6 records, else 300 seeded shuffles), one record
  *     per ingest, gives byte-identical finding evidence;
  *   - the whole file ingested again is all duplicates and changes nothing.
@@ -259,6 +261,31 @@ static void check_expectations(struct world *w, json_t *c, const char *name)
             if (json_integer_value(json_object_get(json_object_get(got, "outside"), "count")) !=
                 json_integer_value(want))
                 fail_msg("%s: %s outside count differs: %s", name, akid, ctx);
+        /* workloads (docs/workloads.md): the members of "workload" given, which rules judged the key,
+         * and the uses the outside-AWS rules leave unjudged */
+        const char *member;
+        json_t *wv;
+        json_object_foreach(json_object_get(kexp, "workload"), member, wv)
+            if (!json_equal(json_object_get(json_object_get(got, "workload"), member), wv))
+                fail_msg("%s: %s workload.%s differs: %s", name, akid, member, ctx);
+        if ((want = json_object_get(kexp, "verdict_rules")) &&
+            !json_equal(json_object_get(got, "verdict_rules"), want))
+            fail_msg("%s: %s verdict_rules differs: %s", name, akid, ctx);
+        static const char *const flags[] = { "issued", "runtime_marker" };
+        for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++)
+            if ((want = json_object_get(kexp, flags[fi])) &&
+                json_is_true(json_object_get(got, flags[fi])) != json_is_true(want))
+                fail_msg("%s: %s %s differs: %s", name, akid, flags[fi], ctx);
+        if ((want = json_object_get(kexp, "on_behalf_count")) &&
+            json_integer_value(json_object_get(got, "on_behalf_count")) != json_integer_value(want))
+            fail_msg("%s: %s on-behalf count differs: %s", name, akid, ctx);
+        json_t *nj = json_object_get(got, "not_judged");
+        if ((want = json_object_get(kexp, "not_judged_count")) &&
+            json_integer_value(json_object_get(nj, "count")) != json_integer_value(want))
+            fail_msg("%s: %s not-judged count differs: %s", name, akid, ctx);
+        if ((want = json_object_get(kexp, "not_judged_ips")) &&
+            !string_set_equal(json_object_get(nj, "source_ips"), want))
+            fail_msg("%s: %s not-judged addresses differ: %s", name, akid, ctx);
         json_decref(got);
         free(ctx);
     }

@@ -773,6 +773,494 @@ case("adv_inside_aws_reasons_agree_with_severity",
                                              "successful_call"], {ATT_EC2_US: "aws:us-east-1:"})],
      None, NET)
 
+# ---- Workloads as profiles (issue 14, docs/workloads.md; step 8 of its section 6) ----
+# The shapes are tests/data/workload-shapes.json's (synthetic values; field shapes from the sources it names).
+# How the engine takes them (service/detect.c det_kind, det_judge, place_of): a key's kind is its first
+# issuance's; else ec2RoleDelivery (AWS-written) says ec2; else the Lambda marker; else the session name's form
+# (i-<hex> ec2, AWSCodeBuild-<hex> codebuild, eks-...-<uuid> eks); else the ECS marker. Issued keys of any kind
+# (and Lambda-marked keys) get the full rules 1-10; any weaker evidence only the outside-AWS rules: a foreign
+# VPC endpoint (1), the allow-list (2), the organisation's endpoints (4), an external address (6); AWS, private
+# and unknown addresses are "not judged" (the key context's not_judged). Markers anchor the key's own address
+# (rule 3) for Lambda and for an issued ECS task with ECS-marked calls; EC2, EKS and CodeBuild keys have no
+# marker, so their issuance region's AWS addresses are their network (rule 7). Rule 5 is Lambda's alone.
+ECS_EXP = "Mar 13, 2024, 2:33:21 PM"      # issued 08:33:21 + 6 h (ECS, EC2 and Pod Identity keys: [S1][S4][S10])
+IRSA_EXP = "Mar 13, 2024, 9:33:21 AM"     # + 1 h (the IRSA example's lifetime [S9])
+TASK_ID = "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b"
+INSTANCE_ID = "i-0abcdef1234567890"
+POD_SESSION = "eks-payments-invoice-w-3b2d6f0e-8a41-4c7e-9d15-2f6b8e0c4a71"
+OIDC_ID = "EXAMPLED539D4633E53DE1B71EXAMPLE"
+OIDC_PROVIDER = "arn:aws:iam::%s:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/%s" % (ACCT, OIDC_ID)
+GITHUB_PROVIDER = "arn:aws:iam::%s:oidc-provider/token.actions.githubusercontent.com" % ACCT
+SA_SUBJECT = "system:serviceaccount:payments:invoice-worker"
+IRSA_ID = OIDC_ID + "/" + SA_SUBJECT       # the workload id of an IRSA key: cluster OIDC id / subject
+IRSA_SESSION = "1700000000000000001"       # the Go SDK's nanosecond clock [S8]: names nothing
+BUILD_SESSION = "AWSCodeBuild-7c2e9a41"
+SCHED_SESSION = "example-schedule-session"
+KE, KC, KP = "ASIAQEXAMPLEECS00001", "ASIAQEXAMPLEEC200001", "ASIAQEXAMPLEPOD00001"
+KI, KB, KS = "ASIAQEXAMPLEIRSA0001", "ASIAQEXAMPLEBLD00001", "ASIAQEXAMPLESCHED001"
+KR, KM, KG = "ASIAQEXAMPLEANYWHER1", "ASIAQEXAMPLESSMMI001", "ASIAQEXAMPLEGITHUB01"
+UA_ECS_TASK = ("aws-sdk-java/2.25.60 Linux/5.10.219-208.866.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.11+9-LTS "
+               "Java/17.0.11 vendor/Amazon.com_Inc. exec-env/AWS_ECS_FARGATE io/sync http/Apache cfg/retry-mode/legacy")
+UA_S1_REPLAY = "[aws-cli/1.16.19 Python/2.7.10 Darwin/17.7.0 botocore/1.12.9]"     # the flaws2 replay [S1]
+UA_OTRF = "[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]"         # the OTRF replay [S4]
+UA_EC2_APP = ("aws-cli/2.15.38 Python/3.11.8 Linux/6.1.84-99.169.amzn2023.x86_64 exe/x86_64.amzn.2023 prompt/off "
+              "command/s3.cp")
+UA_POD = "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/s3#1.58.2"
+UA_BUILD = ("aws-cli/2.34.11 md/awscrt#0.27.2 ua/2.1 os/linux#5.10.0 md/arch#x86_64 lang/python#3.13.7 "
+            "md/pyimpl#CPython exec-env/AWS_ECS_EC2 m/C,b md/command#s3.sync")                          # [S12]
+UA_SCHED = ("AmazonEventBridgeScheduler aws-sdk-java/2.28.29 md/io#async md/http#NettyNio md/internal ua/2.0 "
+            "os/Linux#5.10.226-214.880.amzn2.x86_64 lang/java#17.0.13 exec-env/AWS_ECS_FARGATE "
+            "cfg/retry-mode#legacy")                                                                      # [S14]
+UA_SSM_AGENT = "aws-sdk-go/1.44.260 (go1.20.6; linux; amd64) amazon-ssm-agent/3.2.1377.0"
+UA_GITHUB = "aws-sdk-nodejs/2.1500.0 linux/v20.10.0 configure-aws-credentials"
+SCHED_IP = "3.34.11.70"       # ap-northeast-2 EC2: the Scheduler fleet's address in [S14]
+STRATUS_LIKE_IP = "18.236.253.47"   # us-west-2 EC2 (the Stratus ec2-steal capture's address)
+VPCE_BUILD = {"vpcEndpointId": "vpce-0example0000000b", "vpcEndpointAccountId": ACCT}
+
+def wl_issue(invoked_by, key, tm, session, role, exp=ECS_EXP, region="us-east-1", rp_extra=None):
+    """sts:AssumeRole by an AWS service for a workload (ecs-tasks, ec2, pods.eks, rolesanywhere)."""
+    r = issue(key, tm, exp=exp, region=region, fn=session)
+    r["userIdentity"]["invokedBy"] = invoked_by
+    r["sourceIPAddress"] = r["userAgent"] = invoked_by
+    r["requestParameters"]["roleArn"] = "arn:aws:iam::%s:role/%s" % (ACCT, role)
+    if rp_extra:
+        r["requestParameters"].update(rp_extra)
+    return r
+
+def web_identity_issue(key, tm, ip, provider=OIDC_PROVIDER, subject=SA_SUBJECT, exp=IRSA_EXP,
+                       ua="aws-sdk-go/1.45.1 (go1.21.4; linux; amd64)", session=IRSA_SESSION,
+                       role="example-web-identity-role"):
+    """sts:AssumeRoleWithWebIdentity made by the holder of the token itself ([S8]; responseElements as [S9])."""
+    return {"eventVersion": "1.08",
+            "userIdentity": {"type": "WebIdentityUser", "principalId": "%s:sts.amazonaws.com:%s" % (provider, subject),
+                             "userName": subject, "identityProvider": provider},
+            "eventTime": tm, "eventSource": "sts.amazonaws.com", "eventName": "AssumeRoleWithWebIdentity",
+            "awsRegion": "us-east-1", "sourceIPAddress": ip, "userAgent": ua,
+            "requestParameters": {"roleArn": "arn:aws:iam::%s:role/%s" % (ACCT, role), "roleSessionName": session},
+            "responseElements": {"credentials": {"accessKeyId": key, "sessionToken": "EXAMPLE-SESSION-TOKEN",
+                                                 "expiration": exp},
+                                 "subjectFromWebIdentityToken": subject,
+                                 "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLEROLEID0002:" + session,
+                                                     "arn": "arn:aws:sts::%s:assumed-role/%s/%s" % (ACCT, role, session)},
+                                 "provider": provider, "audience": "sts.amazonaws.com"},
+            "requestID": eid(), "eventID": eid(), "readOnly": True, "eventType": "AwsApiCall",
+            "managementEvent": True, "recipientAccountId": ACCT, "eventCategory": "Management"}
+
+def wl_use(key, tm, ip, ua, role, session, source="sts.amazonaws.com", name="GetCallerIdentity", delivery=None,
+           **kw):
+    """A call with a workload's key: the session is the workload's (task id, instance id, ...); delivery is
+    sessionContext.ec2RoleDelivery, which AWS writes on every use of a key an instance got from IMDS."""
+    r = use(key, tm, ip, ua, source, name, fn=session, **kw)
+    ui = r["userIdentity"]
+    ui["arn"] = "arn:aws:sts::%s:assumed-role/%s/%s" % (ACCT, role, session)
+    ui["sessionContext"]["sessionIssuer"]["arn"] = "arn:aws:iam::%s:role/%s" % (ACCT, role)
+    ui["sessionContext"]["sessionIssuer"]["userName"] = role
+    if delivery:
+        ui["sessionContext"]["ec2RoleDelivery"] = delivery
+    return r
+
+def ecs_use(tm, ip, ua, *a, **kw):
+    return wl_use(kw.pop("key", KE), tm, ip, ua, "orders-task-role", TASK_ID, *a, **kw)
+
+def ec2_use(tm, ip, ua, *a, **kw):
+    kw.setdefault("delivery", "2.0")
+    return wl_use(kw.pop("key", KC), tm, ip, ua, "web-instance-role", INSTANCE_ID, *a, **kw)
+
+def pod_use(tm, ip, ua, *a, **kw):
+    return wl_use(KP, tm, ip, ua, "example-pod-s3-read-role", POD_SESSION, *a, **kw)
+
+def irsa_use(tm, ip, ua, *a, **kw):
+    return wl_use(KI, tm, ip, ua, "example-web-identity-role", IRSA_SESSION, *a, **kw)
+
+def build_use(tm, ip, ua, *a, **kw):
+    return wl_use(KB, tm, ip, ua, "example-codebuild-service-role", BUILD_SESSION, *a, **kw)
+
+def sched_use(tm, ip, ua, *a, **kw):
+    kw.setdefault("region", "ap-northeast-2")
+    return wl_use(KS, tm, ip, ua, "ecsEventsRole", SCHED_SESSION, *a, **kw)
+
+def ecs_issue(tm=None, key=KE):
+    return wl_issue("ecs-tasks.amazonaws.com", key, tm or t(0), TASK_ID, "orders-task-role")
+
+def ec2_issue(tm=None):
+    return wl_issue("ec2.amazonaws.com", KC, tm or t(0), INSTANCE_ID, "web-instance-role")
+
+def pod_issue():
+    return wl_issue("pods.eks.amazonaws.com", KP, t(0), POD_SESSION, "example-pod-s3-read-role", rp_extra={
+        "durationSeconds": 21600,
+        "tags": [{"key": "eks-cluster-arn", "value": "arn:aws:eks:us-east-1:%s:cluster/payments" % ACCT},
+                 {"key": "eks-cluster-name", "value": "payments"},
+                 {"key": "kubernetes-namespace", "value": "payments"},
+                 {"key": "kubernetes-service-account", "value": "invoice-worker"},
+                 {"key": "kubernetes-pod-name", "value": "invoice-worker-7d9f"},
+                 {"key": "kubernetes-pod-uid", "value": "00000000-0000-4000-8000-0000000000aa"}]})
+
+def on_behalf(maker, tm, **kw):
+    """Calls AWS services make on the workload's behalf with its key: neither inside nor outside."""
+    return [maker(tm, "s3.amazonaws.com", "s3.amazonaws.com", "kms.amazonaws.com", "GenerateDataKey",
+                  invoked_by="s3.amazonaws.com", **kw),
+            maker(tm, "AWS Internal", "AWS Internal", "kms.amazonaws.com", "Decrypt", **kw)]
+
+def wfinding(key, severity, outside, reasons, networks, kind, wid, region="us-east-1", function=None):
+    """A finding of a workload's key: its workload {kind, id}; function_name is a Lambda function's only."""
+    f = nfinding(key, severity, outside, reasons, networks)
+    f["fields"] = {"workload": {"kind": kind, "id": wid}, "function_name": function, "region": region}
+    return f
+
+def wkey(kind, wid, rules, **more):
+    """Key context expectations: the workload, which rules judged it, and counts."""
+    k = {"lambda": kind == "lambda", "workload": {"kind": kind}, "verdict_rules": rules}
+    if wid is not None:
+        k["workload"]["id"] = wid
+    k.update(more)
+    return k
+
+# -- ECS task role (workloads.md 1.2) --
+case("wl_ecs_task_inside",
+     "ECS task: ecs-tasks.amazonaws.com issues the task's key (issued, so the full rules 1-10). The task's SDK "
+     "calls carry exec-env/AWS_ECS_FARGATE, which for an issued ECS key anchors its own address (rule 3): every "
+     "call from that address is inside, the unmarked one too. Calls AWS services make on the task's behalf "
+     "(invokedBy, AWS Internal) are neither inside nor outside. No finding.",
+     [ecs_issue(),
+      ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
+      ecs_use(t(0, 5), FN_IP, UA_GO_RAW, "s3.amazonaws.com", "GetObject")] + on_behalf(ecs_use, t(2)),
+     [], {KE: wkey("ecs", TASK_ID, "full", issued=True, inside_count=2, outside_count=0, on_behalf_count=2,
+                   not_judged_count=0)}, NET)
+
+case("wl_ecs_task_replay_laptop",
+     "The task's key replayed from a laptop 37 minutes after issue, as in [S1] (ListBuckets, AWS CLI on macOS): "
+     "an external address (rule 6) with a successful sensitive action (s3:ListBuckets) from a network that is "
+     "not AWS: critical; desktop_client for the macOS CLI; workload_marker from the task's own calls.",
+     [ecs_issue(),
+      ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
+      ecs_use(t(37), "203.0.113.25", UA_S1_REPLAY, "s3.amazonaws.com", "ListBuckets")],
+     [wfinding(KE, "critical", ["203.0.113.25"], ["issued_by_service", "workload_marker", "outside_address",
+                                                  "successful_call", "sensitive_action", "desktop_client"],
+               {"203.0.113.25": "external"}, "ecs", TASK_ID)],
+     {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+case("wl_ecs_same_region_other_aws",
+     "The task's marked calls anchor its own address (rule 3, an issued ECS key). An unmarked call from another "
+     "EC2 address of the task's region is another host (rule 8, inside_aws), as for a marked Lambda key: a "
+     "successful call that is not sensitive gives medium (GuardDuty's InsideAWS severity); same region, so no "
+     "new_region.",
+     [ecs_issue(),
+      ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
+      ecs_use(t(30), ATT_EC2_US, UA_CLI_LINUX, "dynamodb.amazonaws.com", "Scan")],
+     [wfinding(KE, "medium", [ATT_EC2_US], ["issued_by_service", "workload_marker", "outside_address", "inside_aws",
+                                            "successful_call"], {ATT_EC2_US: "aws:us-east-1:"}, "ecs", TASK_ID)],
+     {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+case("wl_ecs_anywhere_allow_listed",
+     "ECS Anywhere: a task on the customer's own hardware gets its key from ecs-tasks.amazonaws.com like any task "
+     "and calls from the site's egress, an external address. Nothing in the records tells it from a theft "
+     "(workloads.md 2), so the operator allow-lists the egress (rule 2): no finding, the uses shown as "
+     "allow-listed. (ECS Anywhere's exec-env value has no public sample: the calls here carry no marker.)",
+     [ecs_issue(),
+      ecs_use(t(0, 4), "203.0.113.60", UA_GO_NOMARK, "sqs.amazonaws.com", "ReceiveMessage"),
+      ecs_use(t(1), "203.0.113.60", UA_GO_NOMARK, "s3.amazonaws.com", "PutObject")],
+     [], {KE: wkey("ecs", TASK_ID, "full", allowlisted_count=2, outside_count=0, inside_count=0)},
+     {"aws_ip_ranges": RANGES, "allow_cidrs": "203.0.113.0/26=ecs-anywhere-site-a"})
+
+case("wl_ecs_marker_only_scheduler_fleet",
+     "EventBridge Scheduler signs with a customer's role session from its own fleet, user agent carrying "
+     "exec-env/AWS_ECS_FARGATE, no invokedBy [S14]. No issuance: the ECS marker is the only evidence (kind ecs, "
+     "weak), so only the outside-AWS rules apply and its AWS address (ap-northeast-2) is not judged: no finding.",
+     [sched_use(t(0), SCHED_IP, UA_SCHED, "autoscaling.amazonaws.com", "SetDesiredCapacity",
+                error="ValidationException"),
+      sched_use(t(5), SCHED_IP, UA_SCHED, "ecs.amazonaws.com", "RunTask")],
+     [], {KS: wkey("ecs", SCHED_SESSION, "outside_aws", issued=False, not_judged_count=2,
+                   not_judged_ips=[SCHED_IP], outside_count=0, inside_count=0)}, NET)
+
+case("wl_ecs_marker_only_replay_external",
+     "The same marker-only key used from an external address without the marker: the outside-AWS rules still "
+     "judge external addresses (rule 6): a successful call that is not sensitive, high. No issuance, so no "
+     "region (null) and no new_region; the fleet's AWS address stays not judged.",
+     [sched_use(t(0), SCHED_IP, UA_SCHED, "ecs.amazonaws.com", "RunTask"),
+      sched_use(t(20), OUT_IP, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity")],
+     [wfinding(KS, "high", [OUT_IP], ["workload_marker", "outside_address", "successful_call"],
+               {OUT_IP: "external"}, "ecs", SCHED_SESSION, region=None)],
+     {KS: wkey("ecs", SCHED_SESSION, "outside_aws", not_judged_count=1, not_judged_ips=[SCHED_IP],
+               outside_count=1)}, NET)
+
+# -- EC2 instance profile (workloads.md 1.4) --
+case("wl_ec2_instance_inside",
+     "EC2 instance profile: ec2.amazonaws.com issues the instance's key (full rules). EC2 has no marker, so "
+     "nothing anchors one address: AWS addresses of the issuance's region (us-east-1) are the instance's "
+     "network (rule 7): its public address and its NAT. On-behalf calls are neither. No finding.",
+     [ec2_issue(),
+      ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject"),
+      ec2_use(t(2), FN_IP2, UA_EC2_APP, "s3.amazonaws.com", "GetObject")] + on_behalf(ec2_use, t(3)),
+     [], {KC: wkey("ec2", INSTANCE_ID, "full", issued=True, inside_count=2, outside_count=0, on_behalf_count=2)},
+     NET)
+
+case("wl_ec2_instance_other_region",
+     "The instance's key used from an EC2 address of eu-west-1: rule 7, an AWS address of another region than "
+     "the issuance's, is outside with new_region. Successful s3:ListBuckets and s3:GetObject are sensitive, but "
+     "from an AWS network that is high, not critical. ec2RoleDelivery on the uses: workload_identity.",
+     [ec2_issue(),
+      ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject"),
+      ec2_use(t(30), ATT_EC2_EU, UA_CLI_LINUX, "s3.amazonaws.com", "ListBuckets"),
+      ec2_use(t(31), ATT_EC2_EU, UA_CLI_LINUX, "s3.amazonaws.com", "GetObject")],
+     [wfinding(KC, "high", [ATT_EC2_EU], ["issued_by_service", "workload_identity", "outside_address",
+                                          "successful_call", "sensitive_action", "new_region"],
+               {ATT_EC2_EU: "aws:eu-west-1:"}, "ec2", INSTANCE_ID)],
+     {KC: wkey("ec2", INSTANCE_ID, "full", inside_count=1, outside_count=2)}, NET)
+
+case("wl_ec2_instance_replay_external",
+     "The OTRF capture's story [S4] with synthetic values: the instance's key replayed from a laptop (AWS CLI "
+     "on macOS): ListBuckets, ListObjects, GetObject, all successful, from an external address (rule 6): "
+     "critical (s3:GetObject and s3:ListBuckets are sensitive), desktop_client.",
+     [ec2_issue(),
+      ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject"),
+      ec2_use(t(12), OUT_IP, UA_OTRF, "s3.amazonaws.com", "ListBuckets", delivery="1.0"),
+      ec2_use(t(13), OUT_IP, UA_OTRF, "s3.amazonaws.com", "ListObjects", delivery="1.0"),
+      ec2_use(t(14), OUT_IP, UA_OTRF, "s3.amazonaws.com", "GetObject", delivery="1.0")],
+     [wfinding(KC, "critical", [OUT_IP], ["issued_by_service", "workload_identity", "outside_address",
+                                          "successful_call", "sensitive_action", "desktop_client"],
+               {OUT_IP: "external"}, "ec2", INSTANCE_ID)],
+     {KC: wkey("ec2", INSTANCE_ID, "full", inside_count=1, outside_count=3)}, NET)
+cases[-1]["expect"][0]["outside_actions"] = ["s3:GetObject", "s3:ListBuckets", "s3:ListObjects"]
+
+case("wl_ec2_unissued_aws_not_judged",
+     "No issuance seen (the trail missed it); every use carries ec2RoleDelivery, which AWS writes: the key is an "
+     "EC2 instance's (kind ec2), but without the issuance nothing says which region or address is its network, "
+     "so only the outside-AWS rules apply and both AWS addresses (us-east-1 and us-west-2, as in the Stratus "
+     "capture) are not judged: no finding. GuardDuty's InsideAWS is the detector for another account's host.",
+     [ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject", delivery="1.0"),
+      ec2_use(t(20), STRATUS_LIKE_IP, "stratus-red-team_00000000-0000-4000-8000-000000000000", "ec2.amazonaws.com",
+              "DescribeInstances", delivery="1.0", region="us-west-2")],
+     [], {KC: wkey("ec2", INSTANCE_ID, "outside_aws", issued=False, not_judged_count=2,
+                   not_judged_ips=[FN_IP, STRATUS_LIKE_IP], outside_count=0, inside_count=0)}, NET)
+
+case("wl_ec2_unissued_replay_external",
+     "The same unissued EC2 key replayed from an external address: the outside-AWS rules judge it (rule 6), "
+     "GuardDuty's OutsideAWS analogue: successful s3:ListBuckets from a non-AWS network, critical; "
+     "desktop_client. No issuance: region null, no new_region, and the instance's AWS address not judged.",
+     [ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject", delivery="1.0"),
+      ec2_use(t(12), OUT_IP, UA_OTRF, "s3.amazonaws.com", "ListBuckets", delivery="1.0")],
+     [wfinding(KC, "critical", [OUT_IP], ["workload_identity", "outside_address", "successful_call",
+                                          "sensitive_action", "desktop_client"], {OUT_IP: "external"},
+               "ec2", INSTANCE_ID, region=None)],
+     {KC: wkey("ec2", INSTANCE_ID, "outside_aws", not_judged_count=1, not_judged_ips=[FN_IP], outside_count=1)},
+     NET)
+
+# -- EKS Pod Identity (workloads.md 1.6) --
+case("wl_eks_pod_identity_inside",
+     "EKS Pod Identity: pods.eks.amazonaws.com issues the pod's key (full rules). No marker: the node's AWS "
+     "addresses of the issuance's region are the pod's network (rule 7). On-behalf calls are neither. No "
+     "finding; the key is the pod's (its eks-<cluster>-<pod>-<uuid> session).",
+     [pod_issue(),
+      pod_use(t(1), FN_IP, UA_POD, "s3.amazonaws.com", "ListBuckets"),
+      pod_use(t(2), FN_IP2, UA_POD, "s3.amazonaws.com", "GetObject")] + on_behalf(pod_use, t(3)),
+     [], {KP: wkey("eks", POD_SESSION, "full", issued=True, inside_count=2, outside_count=0, on_behalf_count=2)},
+     NET)
+
+case("wl_eks_pod_identity_replay",
+     "The pod's key replayed from an external address (secretsmanager:GetSecretValue, sensitive: critical) and "
+     "from an EC2 address of eu-west-1 (rule 7, another region: new_region). workload_identity from the "
+     "eks-...-<uuid> session on the uses.",
+     [pod_issue(),
+      pod_use(t(1), FN_IP, UA_POD, "s3.amazonaws.com", "ListBuckets"),
+      pod_use(t(30), OUT_IP, UA_CLI_LINUX, "secretsmanager.amazonaws.com", "GetSecretValue"),
+      pod_use(t(31), ATT_EC2_EU, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity")],
+     [wfinding(KP, "critical", [OUT_IP, ATT_EC2_EU], ["issued_by_service", "workload_identity", "outside_address",
+                                                      "successful_call", "sensitive_action", "new_region"],
+               {OUT_IP: "external", ATT_EC2_EU: "aws:eu-west-1:"}, "eks", POD_SESSION)],
+     {KP: wkey("eks", POD_SESSION, "full", inside_count=1, outside_count=2)}, NET)
+
+# -- EKS IRSA (workloads.md 1.5) --
+case("wl_eks_irsa_inside",
+     "EKS IRSA: the pod exchanges its service-account token itself (AssumeRoleWithWebIdentity, provider "
+     "oidc.eks.us-east-1.amazonaws.com/id/<ID>) from its node's AWS address. Issued: full rules; no marker, so "
+     "rule 7 (the region's AWS addresses inside). The workload id is <cluster OIDC id>/<subject>; the session "
+     "name (a nanosecond clock) names nothing. No finding.",
+     [web_identity_issue(KI, t(0), FN_IP),
+      irsa_use(t(0, 2), FN_IP, UA_POD, "s3.amazonaws.com", "GetObject"),
+      irsa_use(t(1), FN_IP, UA_POD, "s3.amazonaws.com", "PutObject")] + on_behalf(irsa_use, t(2)),
+     [], {KI: wkey("eks", IRSA_ID, "full", issued=True, inside_count=2, outside_count=0, on_behalf_count=2)}, NET)
+
+case("wl_eks_irsa_replay",
+     "An IRSA key exchanged by the pod on its node, then replayed from an external address: s3:ListObjects "
+     "succeeded (not sensitive): high. No workload_identity (the session name has no form); the exchange was "
+     "inside AWS, so no issued_outside.",
+     [web_identity_issue(KI, t(0), FN_IP),
+      irsa_use(t(0, 2), FN_IP, UA_POD, "s3.amazonaws.com", "GetObject"),
+      irsa_use(t(20), OUT_IP, UA_CLI_LINUX, "s3.amazonaws.com", "ListObjects")],
+     [wfinding(KI, "high", [OUT_IP], ["issued_by_service", "outside_address", "successful_call"],
+               {OUT_IP: "external"}, "eks", IRSA_ID)],
+     {KI: wkey("eks", IRSA_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+case("wl_eks_irsa_token_exchanged_outside",
+     "The pod's web identity token itself was stolen: the AssumeRoleWithWebIdentity that issued the key came "
+     "from an external address (AWS writes sourceIPAddress; a pod calls STS from its node). That alone is a "
+     "finding (issued_outside, at least high), even though the thief then uses the key only from an EC2 address "
+     "of the cluster's region, which rule 7 takes as the pod's network (the documented same-region limit).",
+     [web_identity_issue(KI, t(0), OUT_IP, ua=UA_CLI_LINUX),
+      irsa_use(t(1), ATT_EC2_US, UA_CLI_LINUX, "s3.amazonaws.com", "ListObjects")],
+     [wfinding(KI, "high", [], ["issued_by_service", "issued_outside"], {}, "eks", IRSA_ID)],
+     {KI: wkey("eks", IRSA_ID, "full", inside_count=1, outside_count=0)}, NET)
+
+case("wl_eks_irsa_token_exchanged_and_used_outside",
+     "The stolen token exchanged and the key used from the same external address with the AWS CLI on macOS: "
+     "issued_outside (high) and a successful s3:ListBuckets from outside AWS (critical): critical.",
+     [web_identity_issue(KI, t(0), OUT_IP, ua=UA_CLI_MAC),
+      irsa_use(t(1), OUT_IP, UA_CLI_MAC, "s3.amazonaws.com", "ListBuckets")],
+     [wfinding(KI, "critical", [OUT_IP], ["issued_by_service", "issued_outside", "outside_address",
+                                          "successful_call", "sensitive_action", "desktop_client"],
+               {OUT_IP: "external"}, "eks", IRSA_ID)],
+     {KI: wkey("eks", IRSA_ID, "full", inside_count=0, outside_count=1)}, NET)
+
+case("wl_eks_irsa_hybrid_node_allow_listed",
+     "EKS hybrid nodes: a pod on the customer's own hardware exchanges its token and calls from the site's "
+     "egress. Allow-listed (workloads.md 2): the exchange is not issued_outside (the address is not external) "
+     "and the uses are allow-listed (rule 2): no finding.",
+     [web_identity_issue(KI, t(0), "203.0.113.80"),
+      irsa_use(t(1), "203.0.113.80", UA_POD, "s3.amazonaws.com", "GetObject"),
+      irsa_use(t(2), "203.0.113.80", UA_POD, "s3.amazonaws.com", "PutObject")],
+     [], {KI: wkey("eks", IRSA_ID, "full", allowlisted_count=2, outside_count=0)},
+     {"aws_ip_ranges": RANGES, "allow_cidrs": "203.0.113.64/26=eks-hybrid-dc1"})
+
+# -- CodeBuild (workloads.md 1.7: no public sample of its issuance, so no issuer matcher) --
+case("wl_codebuild_build_not_judged",
+     "A CodeBuild build's key: no issuance matcher (no public sample of the record), so the evidence is the "
+     "AWSCodeBuild-<id> session form (weak identity), which outranks the exec-env/AWS_ECS_EC2 marker builds carry "
+     "(kind codebuild). Outside-AWS rules only: the build's private address behind a VPC endpoint and its "
+     "NAT's AWS address are not judged; an on-behalf call is neither. No finding.",
+     [build_use(t(1), "10.0.71.123", UA_BUILD, "s3.amazonaws.com", "ListObjects", extra=VPCE_BUILD),
+      build_use(t(2), FN_IP, UA_BUILD, "ecr.amazonaws.com", "GetAuthorizationToken")] + on_behalf(build_use, t(3)),
+     [], {KB: wkey("codebuild", BUILD_SESSION, "outside_aws", issued=False, not_judged_count=2,
+                   not_judged_ips=["10.0.71.123", FN_IP], outside_count=0, on_behalf_count=2)}, NET)
+
+case("wl_codebuild_replay_external",
+     "The build's key replayed from a laptop (macOS CLI, no marker): the outside-AWS rules judge the external "
+     "address (rule 6): successful s3:GetObject, critical; desktop_client. The ECS marker of the build's own "
+     "calls is not the build's kind's marker, so no workload_marker reason.",
+     [build_use(t(1), "10.0.71.123", UA_BUILD, "s3.amazonaws.com", "ListObjects", extra=VPCE_BUILD),
+      build_use(t(20), OUT_IP, UA_CLI_MAC, "s3.amazonaws.com", "GetObject")],
+     [wfinding(KB, "critical", [OUT_IP], ["workload_identity", "outside_address", "successful_call",
+                                          "sensitive_action", "desktop_client"], {OUT_IP: "external"},
+               "codebuild", BUILD_SESSION, region=None)],
+     {KB: wkey("codebuild", BUILD_SESSION, "outside_aws", not_judged_count=1, outside_count=1)}, NET)
+
+# -- Workloads that legitimately run outside AWS (workloads.md 2) --
+case("wl_roles_anywhere_session_not_a_workload",
+     "IAM Roles Anywhere: rolesanywhere.amazonaws.com issues a session to an on-premises host (certificate "
+     "serial as session name) that calls from its own external address. The issuer is no profile's and the "
+     "uses carry no marker, identity field or session form: no workload, never a finding.",
+     [wl_issue("rolesanywhere.amazonaws.com", KR, t(0), "7a3c1e5f9b2d4c6e8a0b1c2d3e4f5a6b", "example-onprem-role",
+               exp="Mar 13, 2024, 9:33:21 AM", rp_extra={"sourceIdentity": "CN=onprem-host-01"}),
+      wl_use(KR, t(1), "203.0.113.90", UA_GO_NOMARK, "example-onprem-role", "7a3c1e5f9b2d4c6e8a0b1c2d3e4f5a6b",
+             "s3.amazonaws.com", "PutObject"),
+      wl_use(KR, t(2), "203.0.113.90", UA_GO_NOMARK, "example-onprem-role", "7a3c1e5f9b2d4c6e8a0b1c2d3e4f5a6b",
+             "secretsmanager.amazonaws.com", "GetSecretValue")],
+     [], {KR: wkey(None, None, "none", issued=False, outside_count=0)}, NET)
+
+case("wl_ssm_hybrid_mi_session_not_a_workload",
+     "An SSM hybrid activation's managed instance (session mi-<hex>) calling from the data centre. No public "
+     "sample of these records exists (workloads.md 2, 5.6): the shape is the generic AssumedRole use with the "
+     "managed-instance id as the session name, no ec2RoleDelivery. mi- is no profile's session form: no "
+     "workload, never a finding.",
+     [wl_use(KM, t(1), "203.0.113.91", UA_SSM_AGENT, "example-ssm-hybrid-role", "mi-0123456789abcdef0",
+             "ssm.amazonaws.com", "UpdateInstanceInformation"),
+      wl_use(KM, t(2), "203.0.113.91", UA_SSM_AGENT, "example-ssm-hybrid-role", "mi-0123456789abcdef0",
+             "ssmmessages.amazonaws.com", "CreateControlChannel")],
+     [], {KM: wkey(None, None, "none", issued=False, outside_count=0)}, NET)
+
+case("wl_github_oidc_not_irsa",
+     "GitHub Actions exchanges its OIDC token with AssumeRoleWithWebIdentity from a runner outside AWS. The "
+     "provider is token.actions.githubusercontent.com, not oidc.eks.<region>.amazonaws.com/id/<ID>: not an IRSA "
+     "issuance (not issued_outside), and the key's uses name no workload: no finding.",
+     [web_identity_issue(KG, t(0), "203.0.113.40", provider=GITHUB_PROVIDER,
+                         subject="repo:example-org/example-repo:ref:refs/heads/main", ua=UA_GITHUB,
+                         session="GitHubActions"),
+      wl_use(KG, t(1), "203.0.113.40", UA_CLI_LINUX, "example-web-identity-role", "GitHubActions",
+             "s3.amazonaws.com", "PutObject"),
+      wl_use(KG, t(2), "203.0.113.40", UA_CLI_LINUX, "example-web-identity-role", "GitHubActions",
+             "cloudfront.amazonaws.com", "CreateInvalidation")],
+     [], {KG: wkey(None, None, "none", issued=False, outside_count=0)}, NET)
+
+# -- The attacker has read docs/workloads.md --
+case("wl_adv_lambda_marker_on_ec2_key",
+     "The thief copies a Lambda runtime's user agent onto an issued EC2 key's calls. The kind stays ec2 (the "
+     "issuance ranks above any marker), so no marker anchors an address: the thief's call from an EC2 address of "
+     "the instance's region is inside by rule 7, exactly as without the marker (the documented same-region "
+     "limit); the marked call from outside AWS is copied_user_agent, critical (higher than the high the same "
+     "call without the marker gives).",
+     [ec2_issue(),
+      ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject"),
+      ec2_use(t(20), ATT_EC2_US, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity"),
+      ec2_use(t(21), OUT_IP, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity")],
+     [wfinding(KC, "critical", [OUT_IP], ["issued_by_service", "workload_identity", "runtime_marker",
+                                          "outside_address", "copied_user_agent", "successful_call"],
+               {OUT_IP: "external"}, "ec2", INSTANCE_ID)],
+     {KC: wkey("ec2", INSTANCE_ID, "full", runtime_marker=True, inside_count=2, outside_count=1)}, NET)
+
+case("wl_adv_lambda_marker_on_unissued_ec2_key",
+     "The same on an EC2 key whose issuance was not seen: ec2RoleDelivery, written by AWS, ranks above the "
+     "Lambda marker, so the key stays ec2 with the outside-AWS rules (the marker cannot buy Lambda's full "
+     "rules and make the thief's marked EC2 address the key's own). The thief's AWS addresses are not judged; "
+     "the marked call from outside AWS is copied_user_agent, critical.",
+     [ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject"),
+      ec2_use(t(20), ATT_EC2_US, UA_PY_ATT, "iam.amazonaws.com", "CreateUser"),
+      ec2_use(t(21), ATT_EC2_EU, UA_PY_ATT, "iam.amazonaws.com", "CreateUser"),
+      ec2_use(t(22), OUT_IP, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity")],
+     [wfinding(KC, "critical", [OUT_IP], ["workload_identity", "runtime_marker", "outside_address",
+                                          "copied_user_agent", "successful_call"], {OUT_IP: "external"},
+               "ec2", INSTANCE_ID, region=None)],
+     {KC: wkey("ec2", INSTANCE_ID, "outside_aws", runtime_marker=True, not_judged_count=3,
+               not_judged_ips=[FN_IP, ATT_EC2_US, ATT_EC2_EU], outside_count=1)}, NET)
+
+case("wl_adv_ecs_marker_on_lambda_key_external",
+     "The thief puts an ECS marker on a Lambda key's calls from outside AWS: the key stays Lambda's (issued); "
+     "any workload's marker from a network that is never the function's is copied_user_agent: critical.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), OUT_IP, UA_ECS_TASK, "sts.amazonaws.com", "GetCallerIdentity")],
+     [wfinding(K1, "critical", [OUT_IP], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                          "copied_user_agent", "successful_call"], {OUT_IP: "external"},
+               "lambda", FN, function=FN)],
+     {K1: wkey("lambda", FN, "full", inside_count=1, outside_count=1)}, NET)
+
+case("wl_adv_ecs_marker_on_lambda_key_same_region",
+     "The thief's ECS-marked iam:CreateUser from an EC2 address of the function's region: a marked call of any "
+     "workload's marker from an address that could be the function's contests the key's own address, as a "
+     "copied Lambda marker would (fixture 47): both addresses shown outside, and the severity is the highest "
+     "either being the function's gives: high (the function's own address never made iam:CreateUser).",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_ECS_TASK, "iam.amazonaws.com", "CreateUser")],
+     [wfinding(K1, "high", [FN_IP, ATT_EC2_US], ["issued_by_lambda", "runtime_marker", "outside_address",
+                                                 "inside_aws", "successful_call", "sensitive_action",
+                                                 "contested_own_address"],
+               {FN_IP: "aws:us-east-1:", ATT_EC2_US: "aws:us-east-1:"}, "lambda", FN, function=FN)],
+     None, NET)
+
+case("wl_adv_two_issuance_kinds",
+     "With a leaked ingest token, a forged EC2 issuance (later than the real ECS one, same region) names the "
+     "task's key. The first issuance keeps the kind (ecs) and the id; two issuances are conflicting_issuance: "
+     "the thief's failed calls from outside (medium alone) rise to high.",
+     [ecs_issue(),
+      ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
+      ecs_use(t(30), OUT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "ListUsers", error="AccessDenied"),
+      dict(wl_issue("ec2.amazonaws.com", KE, t(35), INSTANCE_ID, "web-instance-role"),
+           eventID="00000000-0000-0000-0000-00000000e002")],
+     [wfinding(KE, "high", [OUT_IP], ["issued_by_service", "workload_marker", "outside_address", "all_calls_failed",
+                                      "conflicting_issuance"], {OUT_IP: "external"}, "ecs", TASK_ID)],
+     {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+_dup = [ecs_issue(), ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
+        ecs_use(t(37), "203.0.113.25", UA_S1_REPLAY, "s3.amazonaws.com", "ListBuckets")]
+case("wl_duplicates_in_one_file",
+     "A workload's records repeated in one file (CloudTrail redelivery, S3 and EventBridge overlapping): the same "
+     "events count once; the verdict is the task replay's (critical).",
+     [_dup[0], _dup[1], _dup[2], _dup[2], _dup[1], _dup[0]],
+     [wfinding(KE, "critical", ["203.0.113.25"], ["issued_by_service", "workload_marker", "outside_address",
+                                                  "successful_call", "sensitive_action", "desktop_client"],
+               {"203.0.113.25": "external"}, "ecs", TASK_ID)],
+     {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):
     with open(os.path.join(here, "%02d_%s.json" % (i + 1, c["name"])), "w") as f:
