@@ -696,6 +696,7 @@ struct judge {
     int full;                     /* the full rules apply (issued, or Lambda-marked) */
     int anchored;                 /* the workload's own calls carry a marker that anchors its home
                                    * (Lambda's; an issued ECS task's): rules 3 and 8 instead of 7 */
+    int kind_conflict;            /* two kept issuances name different workloads */
     int aws_ranges;
     int region_conflict;          /* two issuances name different regions: no region leniency */
     const char *region;           /* the function's region, "" unknown */
@@ -766,7 +767,7 @@ static int platform_calls(const struct judge *j, const struct det_cand *c, const
 {
     /* Lambda's alone: no public sample shows another platform's own calls with a workload's key
      * (docs/workloads.md 5.6), and the shapes matched are Lambda's worker and cold start */
-    if (j->kind != WL_LAMBDA || !c->count || c->exempt_count != c->count)
+    if (j->kind != WL_LAMBDA || j->kind_conflict || !c->count || c->exempt_count != c->count)
         return 0;
     if (j->aws_ranges && !(m->cls == NR_AWS && own_region(j, m->region)))
         return 0;
@@ -1206,6 +1207,12 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
     /* a third issuance is a conflict whatever the two kept say (two forged ones that agree with
      * each other must not restore the region leniency: red-team finding) */
     j.region_conflict = k->n_issues > 2 || (k->n_issues == 2 && strcmp(k->iss[0].region, k->iss[1].region) != 0);
+    /* Two issuances of different workloads: the earliest decides the kind, and a forger can be
+     * earliest. Any leniency a kind gives (rule 7 for unanchored kinds, rule 5 for Lambda) needs the
+     * issuances to agree on it, as on the region, so a forged EC2 issuance ahead of a Lambda key's
+     * real one cannot make its thief's same-region address inside (a red-team finding). */
+    j.kind_conflict = k->n_issues >= 2 && k->iss[0].kind != k->iss[1].kind;
+    j.region_conflict |= j.kind_conflict;
     j.region = k->issued ? k->iss[0].region : "";
     j.kind = det_kind(k);
     if (ctx && ctx->kinds && !(ctx->kinds & WL_MASK(j.kind)))

@@ -1239,15 +1239,18 @@ case("wl_adv_ecs_marker_on_lambda_key_same_region",
 case("wl_adv_two_issuance_kinds",
      "With a leaked ingest token, a forged EC2 issuance (later than the real ECS one, same region) names the "
      "task's key. The first issuance keeps the kind (ecs) and the id; two issuances are conflicting_issuance: "
-     "the thief's failed calls from outside (medium alone) rise to high.",
+     "the thief's failed calls from outside (medium alone) rise to high. Issuances that disagree on the workload "
+     "withdraw the leniency of either (fixture 88): the task's own marked address is no longer anchored as its "
+     "home and shows as inside_aws, as a Lambda key's does when its issuances disagree on the region.",
      [ecs_issue(),
       ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
       ecs_use(t(30), OUT_IP, UA_CLI_LINUX, "iam.amazonaws.com", "ListUsers", error="AccessDenied"),
       dict(wl_issue("ec2.amazonaws.com", KE, t(35), INSTANCE_ID, "web-instance-role"),
            eventID="00000000-0000-0000-0000-00000000e002")],
-     [wfinding(KE, "high", [OUT_IP], ["issued_by_service", "workload_marker", "outside_address", "all_calls_failed",
-                                      "conflicting_issuance"], {OUT_IP: "external"}, "ecs", TASK_ID)],
-     {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+     [wfinding(KE, "high", [OUT_IP, FN_IP], ["issued_by_service", "workload_marker", "outside_address",
+                                             "successful_call", "inside_aws", "new_region", "conflicting_issuance"],
+               {OUT_IP: "external", FN_IP: "aws:us-east-1:"}, "ecs", TASK_ID)],
+     {KE: wkey("ecs", TASK_ID, "full", inside_count=0, outside_count=2)}, NET)
 
 _dup = [ecs_issue(), ecs_use(t(0, 4), FN_IP, UA_ECS_TASK, "dynamodb.amazonaws.com", "PutItem"),
         ecs_use(t(37), "203.0.113.25", UA_S1_REPLAY, "s3.amazonaws.com", "ListBuckets")]
@@ -1259,6 +1262,23 @@ case("wl_duplicates_in_one_file",
                                                   "successful_call", "sensitive_action", "desktop_client"],
                {"203.0.113.25": "external"}, "ecs", TASK_ID)],
      {KE: wkey("ecs", TASK_ID, "full", inside_count=1, outside_count=1)}, NET)
+
+case("wl_adv_forged_earlier_issuance_other_kind",
+     "Red-team finding (issue 14): fixture 28's theft (the worker's user agent on iam:CreateUser from a same-region "
+     "EC2 address, high) plus a forged EC2 issuance of the Lambda key, earlier than the real one. The earliest "
+     "issuance names the kind, so the forger chose ec2, whose region's AWS addresses are inside by rule 7: that "
+     "erased the finding. Issuances that disagree on the workload now withdraw its leniency like issuances that "
+     "disagree on the region: every AWS address is outside, conflicting_issuance holds the severity at high.",
+     [issue(K1, t(0)),
+      use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_WORKER, "iam.amazonaws.com", "CreateUser"),
+      dict(wl_issue("ec2.amazonaws.com", K1, t(-3), INSTANCE_ID, "web-instance-role", exp="Mar 13, 2024, 2:30:21 PM"),
+           eventID="00000000-0000-0000-0000-00000000f0f0")],
+     [nfinding(K1, "high", [ATT_EC2_US, FN_IP], ["issued_by_service", "runtime_marker", "outside_address",
+                                                  "successful_call", "sensitive_action", "new_region",
+                                                  "conflicting_issuance"],
+               {ATT_EC2_US: "aws:us-east-1:", FN_IP: "aws:us-east-1:"})],
+     None, NET)
 
 
 here = os.path.dirname(os.path.abspath(__file__))
