@@ -207,6 +207,16 @@ static int digits_only(const char *s, size_t n)
     return s[n] == '\0';
 }
 
+/* A workload kind's name as the API spells it (lambda, ecs, ec2, eks, codebuild): the store's
+ * static name, or NULL when value is none of them. */
+static const char *workload_arg(const char *value)
+{
+    for (int k = WL_LAMBDA; k < WL_KIND_COUNT; k++)
+        if (strcmp(value, wl_kind_name((enum wl_kind)k)) == 0)
+            return wl_kind_name((enum wl_kind)k);
+    return NULL;
+}
+
 /* One query argument; MHD has already percent-decoded it. Unknown names are refused, so a typo
  * ("?stauts=open") cannot silently widen a dashboard's query. */
 static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -230,6 +240,9 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
         if (n == 0 || n >= EV_FUNCTION_MAX)
             return set_bad(a, "function", "invalid_parameter");
         a->q.function = value;
+    } else if (strcmp(key, "workload") == 0) {
+        if (!(a->q.workload = workload_arg(value)))
+            return set_bad(a, "workload", "invalid_parameter");
     } else if (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) {
         int64_t ms;
         if (cw_time_parse(value, 0, &ms) != 0 || ms < 0)

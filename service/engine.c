@@ -169,6 +169,7 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
     p->severity = det_severity_name(v->severity);
     p->account = b->account;
     p->function = b->function;
+    p->workload = wl_kind_name(v->kind);  /* a static name: the list filter ?workload= */
     p->version = version;
     p->outside_count = v->outside_count;
     p->now_ms = now_ms;

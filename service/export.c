@@ -12,6 +12,7 @@
 #include "cw.h"
 #include "detect.h"
 #include "store.h"
+#include "workload.h"
 
 #define EXP_OCSF_VERSION "1.8.0"      /* the OCSF release targeted (ocsf-schema v1.8.0) */
 #define EXP_OCSF_CATEGORY_UID 2       /* Findings */
@@ -35,7 +36,7 @@
 #define EXP_ASFF_PF_ADDRESSES 36      /* outside addresses listed one per pair: the rest of the 50 is ours */
 #define EXP_LAMBDA_NAME_MAX 64        /* a Lambda function name, [A-Za-z0-9_-]{1,64}: else no ARN is made */
 
-#define EXP_GENERATOR "credwatch/lambda-credential-exfiltration"
+#define EXP_GENERATOR_MAX 64          /* "credwatch/<kind>-credential-exfiltration" (generator_id) */
 #define EXP_PRODUCT "credwatch"
 
 /* The fields of a finding document the formats use; pointers into doc. */
@@ -47,7 +48,27 @@ struct view {
     int64_t created_ms, updated_ms, first_ms, last_ms;  /* first/last 0 when absent */
     json_t *sources, *actions, *reasons, *attack, *first_use, *last_use;  /* NULL when absent */
     char role_account[16];                    /* the account of role_arn, when account_id is absent */
+    enum wl_kind kind;                        /* workload.kind; a document without one (written before
+                                               * workloads) is Lambda's */
+    const char *wl_id;                        /* workload.id, else (Lambda) function_name; NULL unknown */
+    const char *label, *noun;                 /* "ECS", "task": the texts' words for the kind */
 };
+
+/* The words the texts use for a kind: its product's name and the profile's noun. */
+static const char *kind_label(enum wl_kind k)
+{
+    static const char *const labels[WL_KIND_COUNT] = { [WL_LAMBDA] = "Lambda", [WL_ECS] = "ECS", [WL_EC2] = "EC2",
+                                                       [WL_EKS] = "EKS", [WL_CODEBUILD] = "CodeBuild" };
+    return k > WL_NONE && k < WL_KIND_COUNT ? labels[k] : "Lambda";
+}
+
+static enum wl_kind kind_parse(const char *name)
+{
+    for (int k = WL_LAMBDA; name && k < WL_KIND_COUNT; k++)
+        if (strcmp(name, wl_kind_name((enum wl_kind)k)) == 0)
+            return (enum wl_kind)k;
+    return WL_LAMBDA;
+}
 
 /* The account field of an IAM ARN (arn:<partition>:iam::<account>:role/...) into out, or "". A key
  * seen only through its runtime marker may have no account_id in its document, but its role does. */
@@ -122,6 +143,13 @@ static int view_load(const char *doc, struct view *v)
         if (v->role_account[0])
             v->account = v->role_account;
     }
+    json_t *wl = json_object_get(d, "workload");
+    v->kind = kind_parse(str_at(wl, "kind"));
+    v->wl_id = str_at(wl, "id");
+    if (v->kind == WL_LAMBDA)
+        v->wl_id = v->function;  /* the function's name, as every format showed it before workloads */
+    v->label = kind_label(v->kind);
+    v->noun = wl_profile(v->kind)->noun;
     v->runtime = str_at(d, "runtime");
     v->note = str_at(d, "note");
     v->severity = str_at(d, "severity");
@@ -184,10 +212,29 @@ static json_t *text_json(const struct text *t)
     return json_stringn(t->p, t->len);
 }
 
+/* "Lambda credentials used outside the function", "ECS task credentials used outside the task" */
+static void analytic_text(const struct view *v, struct text *t)
+{
+    text_add(t, v->label);
+    if (v->kind != WL_LAMBDA) {
+        text_add(t, " ");
+        text_add(t, v->noun);
+    }
+    text_add(t, " credentials used outside the ");
+    text_add(t, v->noun);
+}
+
 static void title_text(const struct view *v, struct text *t)
 {
-    text_add(t, "Lambda credentials used outside the function: ");
-    text_add(t, v->function ? v->function : v->akid);
+    analytic_text(v, t);
+    text_add(t, ": ");
+    text_add(t, v->wl_id ? v->wl_id : v->akid);
+}
+
+/* "credwatch/lambda-credential-exfiltration", "credwatch/ecs-credential-exfiltration" */
+static void generator_id(const struct view *v, char *out, size_t size)
+{
+    snprintf(out, size, "credwatch/%s-credential-exfiltration", wl_kind_name(v->kind));
 }
 
 static void desc_text(const struct view *v, struct text *t)
@@ -195,9 +242,19 @@ static void desc_text(const struct view *v, struct text *t)
     char n[24];
     text_add(t, "Temporary credentials ");
     text_add(t, v->akid);
-    text_add(t, " that AWS Lambda issued to ");
-    text_add(t, v->function ? "function " : "a function");
-    text_add(t, v->function);
+    if (v->kind == WL_LAMBDA) {
+        text_add(t, " that AWS Lambda issued to ");
+        text_add(t, v->function ? "function " : "a function");
+        text_add(t, v->function);
+    } else {
+        text_add(t, " of ");
+        text_add(t, v->wl_id ? "" : strchr("AEIOU", v->label[0]) ? "an " : "a ");
+        text_add(t, v->label);
+        text_add(t, " ");
+        text_add(t, v->noun);
+        text_add(t, v->wl_id ? " " : NULL);
+        text_add(t, v->wl_id);
+    }
     if (v->role) {
         text_add(t, " (role ");
         text_add(t, v->role);
@@ -210,7 +267,9 @@ static void desc_text(const struct view *v, struct text *t)
     snprintf(n, sizeof n, "%zu", json_array_size(v->sources));
     text_add(t, ", were used from ");
     text_add(t, n);
-    text_add(t, " address(es) outside the function's network: ");
+    text_add(t, " address(es) outside the ");
+    text_add(t, v->noun);
+    text_add(t, "'s network: ");
     text_join(t, v->sources, "ip");
     if (v->first_use) {
         text_add(t, ". First outside use: ");
@@ -268,6 +327,19 @@ static int function_arn(const struct view *v, char *out, size_t size)
         return -1;
     int w = snprintf(out, size, "arn:%s:lambda:%s:%s:function:%s", partition_of(v->role), v->region, v->account,
                      v->function);
+    return w > 0 && (size_t)w < size ? 0 : -1;
+}
+
+/* arn:<partition>:ec2:<region>:<account>:instance/<id> for an EC2 key whose workload id is an
+ * instance id (i- and 8 to 17 hex digits, the session name EC2 gives its role sessions) and whose
+ * region and account are known; otherwise the instance has no ARN here. */
+static int instance_arn(const struct view *v, char *out, size_t size)
+{
+    const char *id = v->wl_id;
+    size_t n = id && strncmp(id, "i-", 2) == 0 ? strspn(id + 2, "0123456789abcdefABCDEF") : 0;
+    if (v->kind != WL_EC2 || n < 8 || n > 17 || id[2 + n] != '\0' || !v->region || !v->account)
+        return -1;
+    int w = snprintf(out, size, "arn:%s:ec2:%s:%s:instance/%s", partition_of(v->role), v->region, v->account, id);
     return w > 0 && (size_t)w < size ? 0 : -1;
 }
 
@@ -379,9 +451,14 @@ static json_t *ocsf_finding_info(const struct view *v, const struct text *title,
     set_str(fi, "uid", v->id);
     json_object_set_new(fi, "title", text_json(title));
     json_object_set_new(fi, "desc", text_json(desc));
-    json_object_set_new(fi, "types", json_pack("[s]", "Lambda Credential Exfiltration"));
-    json_object_set_new(fi, "analytic", json_pack("{s:s,s:s,s:i,s:s}", "uid", EXP_GENERATOR, "name",
-                                                  "Lambda credentials used outside the function", "type_id",
+    char type[64], gen[EXP_GENERATOR_MAX], abuf[96];
+    struct text an = { abuf, 0, sizeof abuf };
+    abuf[0] = '\0';
+    analytic_text(v, &an);
+    generator_id(v, gen, sizeof gen);
+    snprintf(type, sizeof type, "%s Credential Exfiltration", v->label);
+    json_object_set_new(fi, "types", json_pack("[s]", type));
+    json_object_set_new(fi, "analytic", json_pack("{s:s,s:s,s:i,s:s}", "uid", gen, "name", abuf, "type_id",
                                                   EXP_OCSF_ANALYTIC_RULE, "type", "Rule"));
     set_int(fi, "created_time", v->created_ms);
     set_int(fi, "modified_time", v->updated_ms);
@@ -394,11 +471,11 @@ static json_t *ocsf_finding_info(const struct view *v, const struct text *title,
     return fi;
 }
 
-/* Who used the key: the function's role session, by its access key. */
+/* Who used the key: the workload's role session, by its access key. */
 static json_t *ocsf_actor(const struct view *v)
 {
     json_t *user = json_object();
-    set_str(user, "name", v->function ? v->function : v->akid);
+    set_str(user, "name", v->wl_id ? v->wl_id : v->akid);
     set_str(user, "uid", v->role);
     json_object_set_new(user, "programmatic_credentials",
                         json_pack("[{s:s,s:s}]", "uid", v->akid, "type", "AWS Temporary Access Key"));
@@ -475,9 +552,13 @@ static json_t *ocsf_resources(const struct view *v)
         const char *slash = strrchr(v->role, '/');
         json_array_append_new(out, ocsf_resource("AWS::IAM::Role", v->role, slash ? slash + 1 : NULL, NULL));
     }
-    if (v->function)
-        json_array_append_new(out, ocsf_resource("AWS::Lambda::Function", function_arn(v, arn, sizeof arn) ? NULL : arn,
-                                                 v->function, v->region));
+    static const char *const types[WL_KIND_COUNT] = {
+        [WL_LAMBDA] = "AWS::Lambda::Function", [WL_ECS] = "AWS::ECS::Task", [WL_EC2] = "AWS::EC2::Instance",
+        [WL_EKS] = "AWS::EKS::Pod", [WL_CODEBUILD] = "AWS::CodeBuild::Build",
+    };
+    int has_arn = v->kind == WL_LAMBDA ? function_arn(v, arn, sizeof arn) == 0 : instance_arn(v, arn, sizeof arn) == 0;
+    if (v->wl_id)
+        json_array_append_new(out, ocsf_resource(types[v->kind], has_arn ? arn : NULL, v->wl_id, v->region));
     return out;
 }
 
@@ -523,6 +604,8 @@ static json_t *ocsf_build(const struct view *v, const struct exp_opts *opts)
     json_object_set(um, "reasons", v->reasons ? v->reasons : json_array());
     json_object_set(um, "outside_actions", v->actions ? v->actions : json_array());
     set_str(um, "runtime", v->runtime);
+    json_object_set_new(um, "workload", json_pack("{s:s,s:o}", "kind", wl_kind_name(v->kind), "id",
+                                                  v->wl_id ? json_string(v->wl_id) : json_null()));
     json_object_set_new(o, "unmapped", json_pack("{s:o}", "credwatch", um));
     return o;
 }
@@ -564,6 +647,8 @@ static json_t *asff_product_fields(const struct view *v)
     pf_add(pf, "credwatch/severity", v->severity);
     pf_add(pf, "credwatch/status", v->status);
     pf_add(pf, "credwatch/function_name", v->function);
+    pf_add(pf, "credwatch/workload_kind", wl_kind_name(v->kind));
+    pf_add(pf, "credwatch/workload_id", v->wl_id);
     pf_add(pf, "credwatch/runtime", v->runtime);
     pf_add(pf, "credwatch/note", v->note);
     pf_join(pf, "credwatch/reasons", v->reasons, "code");
@@ -591,7 +676,10 @@ static json_t *asff_resource(const char *type, const char *id, const char *parti
     return r;
 }
 
-/* The key (always), the role and the function when known and within the Id limit. */
+/* The key (always), the role and the workload when known and within the Id limit: a Lambda
+ * function by its ARN (AwsLambdaFunction), an EC2 instance by its ARN (AwsEc2Instance) when its id
+ * is an instance id, any other workload as Other with its id (an ECS task id, an EKS pod's session
+ * or IRSA subject, a CodeBuild session). */
 static json_t *asff_resources(const struct view *v, const char *partition)
 {
     json_t *out = json_array();
@@ -600,8 +688,14 @@ static json_t *asff_resources(const struct view *v, const char *partition)
         json_array_append_new(out, asff_resource("AwsIamAccessKey", v->akid, partition, v->region));
     if (v->role && strlen(v->role) <= EXP_ASFF_ID_MAX)
         json_array_append_new(out, asff_resource("AwsIamRole", v->role, partition, v->region));
-    if (function_arn(v, arn, sizeof arn) == 0)
-        json_array_append_new(out, asff_resource("AwsLambdaFunction", arn, partition, v->region));
+    if (v->kind == WL_LAMBDA) {
+        if (function_arn(v, arn, sizeof arn) == 0)
+            json_array_append_new(out, asff_resource("AwsLambdaFunction", arn, partition, v->region));
+    } else if (instance_arn(v, arn, sizeof arn) == 0) {
+        json_array_append_new(out, asff_resource("AwsEc2Instance", arn, partition, v->region));
+    } else if (v->wl_id && strlen(v->wl_id) <= EXP_ASFF_ID_MAX) {
+        json_array_append_new(out, asff_resource("Other", v->wl_id, partition, v->region));
+    }
     return out;
 }
 
@@ -622,10 +716,12 @@ static json_t *asff_build(const struct view *v, const struct exp_opts *opts)
     else
         snprintf(arn, sizeof arn, "arn:%s:securityhub:%s:%s:product/%s/default", partition, v->region, v->account,
                  v->account);
+    char gen[EXP_GENERATOR_MAX];
+    generator_id(v, gen, sizeof gen);
     title_text(v, &title);
     desc_text(v, &desc);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "SchemaVersion", EXP_ASFF_SCHEMA, "Id", v->id, "ProductArn", arn,
-                          "GeneratorId", EXP_GENERATOR, "AwsAccountId", v->account);
+                          "GeneratorId", gen, "AwsAccountId", v->account);
     if (!o)
         return NULL;
     json_object_set_new(o, "Types", json_pack("[s,s,s]", "TTPs/Initial Access", "TTPs/Credential Access",

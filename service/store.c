@@ -22,6 +22,11 @@ int store_status_parse(const char *s)
     return -1;
 }
 
+const char *store_workload_name(const char *w)
+{
+    return w && w[0] ? w : "lambda";
+}
+
 void store_finding_free(struct store_finding *f)
 {
     if (!f)

@@ -24,6 +24,7 @@
 #define STORE_ID_MAX 64
 #define STORE_NOTE_MAX 1024
 #define STORE_LIST_MAX 500          /* findings per page */
+#define STORE_WORKLOAD_MAX 16       /* a workload kind's name ("codebuild"), NUL included */
 
 /* The outbox (findings out): see "Finding events" below. */
 #define STORE_SINK_MAX 8            /* sinks per deployment */
@@ -88,6 +89,8 @@ struct store_finding_put {
     const char *severity;
     const char *account;
     const char *function;
+    const char *workload;       /* the workload's kind name (wl_kind_name: "ecs"); NULL or "" is
+                                 * "lambda", what every finding of an older release was */
     uint64_t version;           /* the key state version this evidence reflects: an older one is ignored */
     int new_outside;
     uint32_t outside_count;     /* calls from outside the evidence counts: a repair reopens a resolved
@@ -105,6 +108,7 @@ struct store_query {
     int severity;      /* -1 any, else an exact enum det_severity */
     const char *account;   /* NULL any */
     const char *function;  /* NULL any */
+    const char *workload;  /* NULL any, else a kind name: a finding stored without one is "lambda" */
     int64_t since_ms, until_ms; /* created_at range; 0 = open */
     size_t limit;
     /* cursor: position to continue after (created_ms, id); 0/"" = from the newest */
@@ -267,5 +271,9 @@ const char *store_event_kind_name(int kind);        /* "created", "updated", "st
 int store_next_status(int current, int exists, int new_outside);
 const char *store_status_name(int st);
 int store_status_parse(const char *s);  /* -1 if unknown */
+
+/* The workload kind a finding is stored under: w, or "lambda" when w is NULL or "" (a put that
+ * names none, a finding written by a release before workloads). */
+const char *store_workload_name(const char *w);
 
 #endif

@@ -54,6 +54,7 @@ struct mem_finding {
     int severity;
     char account[EV_ACCOUNT_MAX];
     char function[EV_FUNCTION_MAX];
+    char workload[STORE_WORKLOAD_MAX];  /* kind name, "lambda" when the put named none */
     int64_t created_ms, updated_ms;
     uint64_t version;    /* key state version the evidence came from */
     uint64_t rv, qd;     /* outbox: the finding's last revision, the last one queued */
@@ -483,6 +484,7 @@ static int put_one(struct mem_shared *sh, struct store_finding_put *u, struct me
     f->severity = u->severity ? det_severity_parse(u->severity) : -1;
     snprintf(f->account, sizeof f->account, "%s", u->account ? u->account : "");
     snprintf(f->function, sizeof f->function, "%s", u->function ? u->function : "");
+    snprintf(f->workload, sizeof f->workload, "%s", store_workload_name(u->workload));
     *fp = f;
     return 0;
 }
@@ -551,6 +553,8 @@ static int matches(const struct mem_finding *f, const struct store_query *q)
     if (q->account && strcmp(q->account, f->account) != 0)
         return 0;
     if (q->function && strcmp(q->function, f->function) != 0)
+        return 0;
+    if (q->workload && strcmp(q->workload, f->workload) != 0)
         return 0;
     if (q->since_ms && f->created_ms < q->since_ms)
         return 0;

@@ -4,7 +4,8 @@
  *   cw:k:{AKID}   string: 8-byte big-endian version + det_encode blob; PXAT = key expiry
  *   cw:s:{AKID}   set of event-id hashes (signed 64-bit integers: Redis keeps them as an intset)
  *   cw:f:{ID}     hash: ev (evidence JSON), st (status), nt (note), ca/ua (created/updated ms),
- *                 sv (severity), ac (account), fn (function), ver (key version of the evidence)
+ *                 sv (severity), ac (account), fn (function), wk (workload kind; absent in a
+ *                 finding of a release before workloads: lambda), ver (key version of the evidence)
  *   cw:fidx       sorted set: finding id by created_ms, for listing newest first
  * Writes of key state are a compare-and-set in one Lua script (version check, SET, SADD), so two
  * instances never lose each other's events. Every batch is pipelined (one round trip per node per
@@ -106,7 +107,8 @@ static const char script_commit[] =
  * ensure ("1": a repair: create when absent, update only when the stored evidence is of an older
  * key version, whose write was lost), notify (enum store_notify: "1" grown, counted in 'nu' and
  * pushed while below STORE_UPDATES_MAX, "2" raised), record ("1": events are recorded), outside
- * count (kept as 'oc': a repair whose count grew reopens, as the lost write's new_outside would). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
+ * count (kept as 'oc': a repair whose count grew reopens, as the lost write's new_outside would),
+ * workload kind (kept as 'wk'). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
 static const char script_fput[] =
@@ -133,7 +135,7 @@ static const char script_fput[] =
     "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
-    " 'ua', ARGV[7], 'oc', ARGV[12])\n"
+    " 'ua', ARGV[7], 'oc', ARGV[12], 'wk', ARGV[13])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
     "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
 
@@ -461,10 +463,11 @@ static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t
         snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
         snprintf(oc, sizeof oc, "%u", u->outside_count);
         const char *keys[1] = { fk };
-        const char *args[12] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+        const char *args[13] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
                                  u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0", oc };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 12, args, NULL) < 0)
+                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0", oc,
+                                 store_workload_name(u->workload) };
+        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 13, args, NULL) < 0)
             return CW_EUNAVAIL;
     }
     return run(r);
@@ -527,17 +530,28 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
+/* The fields a listing filters on (sv, ac, fn, wk). A finding written before workloads has no wk:
+ * it is a Lambda finding. */
+struct rs_filter_fields {
+    int sev;
+    char acct[EV_ACCOUNT_MAX];
+    char fn[EV_FUNCTION_MAX];
+    char wk[STORE_WORKLOAD_MAX];
+};
+
 /* HGETALL reply to a finding; returns 0, CW_ENOTFOUND for an empty hash. Fills the filter
- * fields too (sv, ac, fn) when asked. */
-static int parse_finding(const redisReply *h, const char *id, struct store_finding *out, int *sev, char *acct,
-                         size_t acct_size, char *fn, size_t fn_size)
+ * fields too when ff is not NULL. */
+static int parse_finding(const redisReply *h, const char *id, struct store_finding *out, struct rs_filter_fields *ff)
 {
     memset(out, 0, sizeof *out);
     if (h->type != REDIS_REPLY_ARRAY || h->elements == 0)
         return CW_ENOTFOUND;
     snprintf(out->id, sizeof out->id, "%s", id);
-    if (sev)
-        *sev = -1;
+    if (ff) {
+        memset(ff, 0, sizeof *ff);
+        ff->sev = -1;
+        snprintf(ff->wk, sizeof ff->wk, "%s", store_workload_name(NULL));
+    }
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *v = h->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -552,12 +566,14 @@ static int parse_finding(const redisReply *h, const char *id, struct store_findi
             out->created_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "ua") == 0)
             out->updated_ms = strtoll(v->str, NULL, 10);
-        else if (sev && strcmp(k->str, "sv") == 0)
-            *sev = det_severity_parse(v->str);
-        else if (acct && strcmp(k->str, "ac") == 0)
-            snprintf(acct, acct_size, "%s", v->str);
-        else if (fn && strcmp(k->str, "fn") == 0)
-            snprintf(fn, fn_size, "%s", v->str);
+        else if (ff && strcmp(k->str, "sv") == 0)
+            ff->sev = det_severity_parse(v->str);
+        else if (ff && strcmp(k->str, "ac") == 0)
+            snprintf(ff->acct, sizeof ff->acct, "%s", v->str);
+        else if (ff && strcmp(k->str, "fn") == 0)
+            snprintf(ff->fn, sizeof ff->fn, "%s", v->str);
+        else if (ff && strcmp(k->str, "wk") == 0)
+            snprintf(ff->wk, sizeof ff->wk, "%s", store_workload_name(v->str));
     }
     if (!out->evidence_json) {
         store_finding_free(out);
@@ -575,7 +591,7 @@ static int rs_finding_get(struct store *s, const char *id, struct store_finding 
     if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
         return CW_EUNAVAIL;
     int rc = run(r);
-    return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL, NULL, 0, NULL, 0);
+    return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL);
 }
 
 /* One listing in progress (rs_finding_list): the cursor, moved past every entry examined; the
@@ -704,11 +720,11 @@ static int list_window(struct rs_store *r, struct rs_list *l, int *exhausted)
     return 0;
 }
 
-static int list_match(const struct store_query *q, const struct store_finding *f, int sev, const char *acct,
-                      const char *fn)
+static int list_match(const struct store_query *q, const struct store_finding *f, const struct rs_filter_fields *ff)
 {
-    return (q->status < 0 || f->status == q->status) && (q->severity < 0 || sev == q->severity) &&
-           (!q->account || strcmp(q->account, acct) == 0) && (!q->function || strcmp(q->function, fn) == 0);
+    return (q->status < 0 || f->status == q->status) && (q->severity < 0 || ff->sev == q->severity) &&
+           (!q->account || strcmp(q->account, ff->acct) == 0) && (!q->function || strcmp(q->function, ff->fn) == 0) &&
+           (!q->workload || strcmp(q->workload, ff->wk) == 0);
 }
 
 /* Reads the window's findings and adds those the filters pass to the page, moving the cursor past
@@ -737,14 +753,13 @@ static int list_filter(struct rs_store *r, struct rs_list *l)
         snprintf(l->after_id, sizeof l->after_id, "%s", l->ids[i]);
         l->have_after = 1;
         struct store_finding f;
-        int sev;
-        char acct[EV_ACCOUNT_MAX] = "", fn[EV_FUNCTION_MAX] = "";
-        if (parse_finding(rconn_batch_reply(r->b, i), l->ids[i], &f, &sev, acct, sizeof acct, fn, sizeof fn)) {
+        struct rs_filter_fields ff;
+        if (parse_finding(rconn_batch_reply(r->b, i), l->ids[i], &f, &ff)) {
             /* expired: unindex below (memmove: stale may equal i, which snprintf may not overlap) */
             memmove(l->ids[stale++], l->ids[i], sizeof l->ids[0]);
             continue;
         }
-        if (list_match(l->q, &f, sev, acct, fn))
+        if (list_match(l->q, &f, &ff))
             l->out[l->n++] = f;
         else
             store_finding_free(&f);

@@ -13,10 +13,11 @@
 #include "cw.h"
 #include "detect.h"
 #include "render.h"
+#include "workload.h"
 
 #define SLACK_VALUE_SIZE (5 * SNK_SLACK_FIELD_MAX + 4)
 #define SLACK_LINK_MAX (SNK_URL_MAX + 3 * SNK_ID_MAX + 32)
-#define PD_CLASS "lambda-credential-exfiltration"
+#define PD_CLASS_MAX 48   /* "<kind>-credential-exfiltration" */
 
 static const char *const event_names[] = { [SNK_KIND_CREATED] = "finding.created",
                                            [SNK_KIND_UPDATED] = "finding.updated",
@@ -32,6 +33,33 @@ static const char *str(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
+}
+
+/* The workload a finding names, in the words of the messages: "Lambda" (whose id is the function
+ * name, as before workloads) or "ECS task", "EC2 instance", "EKS pod", "CodeBuild build" with the
+ * workload's id. A document without a workload (written before workloads) is Lambda's. */
+struct wl_words {
+    enum wl_kind kind;
+    const char *what;   /* "Lambda", "ECS task" */
+    const char *noun;   /* "function", "task" */
+    const char *id;     /* the function's name or the workload's id; "" unknown */
+};
+
+static void wl_words(const json_t *doc, struct wl_words *w)
+{
+    static const char *const what[WL_KIND_COUNT] = {
+        [WL_LAMBDA] = "Lambda", [WL_ECS] = "ECS task", [WL_EC2] = "EC2 instance", [WL_EKS] = "EKS pod",
+        [WL_CODEBUILD] = "CodeBuild build",
+    };
+    const json_t *wl = json_object_get(doc, "workload");
+    const char *kind = str(wl, "kind");
+    w->kind = WL_LAMBDA;
+    for (int k = WL_LAMBDA; k < WL_KIND_COUNT; k++)
+        if (strcmp(kind, wl_kind_name((enum wl_kind)k)) == 0)
+            w->kind = (enum wl_kind)k;
+    w->what = what[w->kind];
+    w->noun = wl_profile(w->kind)->noun;
+    w->id = w->kind == WL_LAMBDA ? str(doc, "function_name") : str(wl, "id");
 }
 
 /* Read by its tag, not by parsing the document: this runs for every event of every sink. */
@@ -175,11 +203,15 @@ static json_t *slack_fields(const json_t *doc)
     const json_t *src = json_array_get(json_object_get(doc, "outside_sources"), 0);
     const json_t *use = json_object_get(doc, "first_outside_use");
     const char *action = json_string_value(json_array_get(json_object_get(doc, "outside_actions"), 0));
-    char addr[2 * SNK_SLACK_FIELD_MAX];
+    char addr[2 * SNK_SLACK_FIELD_MAX], who[2 * SNK_SLACK_FIELD_MAX];
     snprintf(addr, sizeof addr, "%s (%s)", str(src, "ip"), *str(src, "network") ? str(src, "network") : "?");
+    struct wl_words w;
+    wl_words(doc, &w);
+    /* longer than the field's bound when cut here, so slack_field's cut (on a character) is the one */
+    snprintf(who, sizeof who, "%s %s", w.what, *w.id ? w.id : "-");
     return json_pack("[o,o,o,o,o,o,o,o]", slack_field("Severity", str(doc, "severity"), 0),
                      slack_field("Status", str(doc, "status"), 0),
-                     slack_field("Function", str(doc, "function_name"), 1),
+                     w.kind == WL_LAMBDA ? slack_field("Function", w.id, 1) : slack_field("Workload", who, 1),
                      slack_field("Account", str(doc, "account_id"), 1), slack_field("Region", str(doc, "region"), 1),
                      slack_field("First outside address (network)", *str(src, "ip") ? addr : "", 1),
                      slack_field("First outside action", action ? action : str(use, "action"), 1),
@@ -192,16 +224,18 @@ static json_t *slack_body(const struct snk_conf *c, const json_t *doc, const cha
     char text[4 * SLACK_VALUE_SIZE + 160], link[SLACK_LINK_MAX], ctx[SLACK_LINK_MAX + 160];
     const json_t *src = json_array_get(json_object_get(doc, "outside_sources"), 0);
     snk_mrkdwn(str(doc, "severity"), 16, sev, sizeof sev);
-    snk_mrkdwn(str(doc, "function_name"), SNK_SLACK_FIELD_MAX, fn, sizeof fn);
+    struct wl_words w;
+    wl_words(doc, &w);
+    snk_mrkdwn(w.id, SNK_SLACK_FIELD_MAX, fn, sizeof fn);
     snk_mrkdwn(str(src, "ip"), SNK_SLACK_FIELD_MAX, ip, sizeof ip);
     snk_mrkdwn(id, SNK_ID_MAX, sid, sizeof sid);
-    snprintf(text, sizeof text, "credwatch: %s finding %s: Lambda credentials of `%s` used from `%s`", sev, sid,
+    snprintf(text, sizeof text, "credwatch: %s finding %s: %s credentials of `%s` used from `%s`", sev, sid, w.what,
              fn[0] ? fn : "-", ip[0] ? ip : "-");
     slack_link(c->finding_base_url, id, link, sizeof link);
     snprintf(ctx, sizeof ctx, "%s, revision %llu%s%s", snk_event_name(kind), (unsigned long long)revision,
              link[0] ? " - " : "", link);
     char header[64];
-    snprintf(header, sizeof header, "credwatch: %s stolen Lambda credentials", sev);
+    snprintf(header, sizeof header, "credwatch: %s stolen %s credentials", sev, w.what);
     return json_pack("{s:s, s:[{s:s, s:{s:s, s:s}}, {s:s, s:{s:s, s:s}}, {s:s, s:o}, {s:s, s:[{s:s, s:s}]}]}",
                      "text", text, "blocks",
                      "type", "header", "text", "type", "plain_text", "text", header,
@@ -221,10 +255,13 @@ static int pd_resolves(const char *status)
 static void pd_summary(const json_t *doc, char *out, size_t size)
 {
     const char *ip = json_string_value(json_array_get(json_object_get(doc, "outside_source_ips"), 0));
-    char raw[3 * SNK_PD_SUMMARY_MAX];
-    snprintf(raw, sizeof raw, "credwatch: %s: stolen Lambda credentials of %s (account %s, %s) used from %s",
-             str(doc, "severity"), *str(doc, "function_name") ? str(doc, "function_name") : "an unknown function",
-             str(doc, "account_id"), str(doc, "region"), ip ? ip : "outside");
+    char raw[3 * SNK_PD_SUMMARY_MAX], unknown[32];
+    struct wl_words w;
+    wl_words(doc, &w);
+    snprintf(unknown, sizeof unknown, "an unknown %s", w.noun);
+    snprintf(raw, sizeof raw, "credwatch: %s: stolen %s credentials of %s (account %s, %s) used from %s",
+             str(doc, "severity"), w.what, *w.id ? w.id : unknown, str(doc, "account_id"), str(doc, "region"),
+             ip ? ip : "outside");
     size_t n = utf8_cut(raw, size - 1 < SNK_PD_SUMMARY_MAX ? size - 1 : SNK_PD_SUMMARY_MAX);
     for (size_t i = 0; i < n; i++)
         out[i] = (unsigned char)raw[i] < 0x20 ? ' ' : raw[i];
@@ -234,7 +271,7 @@ static void pd_summary(const json_t *doc, char *out, size_t size)
 static json_t *pd_details(const json_t *doc, int kind, uint64_t revision)
 {
     json_t *d = json_pack("{s:s, s:I}", "event", snk_event_name(kind), "revision", (json_int_t)revision);
-    static const char *const keep[] = { "id", "access_key_id", "account_id", "region", "function_name", "role_arn",
+    static const char *const keep[] = { "id", "access_key_id", "account_id", "region", "function_name", "workload", "role_arn",
                                         "severity", "status", "explained", "outside_source_ips", "outside_actions",
                                         "first_outside_use", "first_outside_at", "last_outside_at", "reasons" };
     for (size_t i = 0; d && i < sizeof keep / sizeof keep[0]; i++) {
@@ -251,12 +288,15 @@ static json_t *pd_body(const struct snk_conf *c, const json_t *doc, const char *
                           pd_resolves(str(doc, "status")) ? "resolve" : "trigger", "dedup_key", id);
     if (!o || pd_resolves(str(doc, "status")))
         return o;  /* a resolve names the incident only */
-    char summary[SNK_PD_SUMMARY_MAX + 1];
+    char summary[SNK_PD_SUMMARY_MAX + 1], class[PD_CLASS_MAX];
     pd_summary(doc, summary, sizeof summary);
+    struct wl_words w;
+    wl_words(doc, &w);
+    snprintf(class, sizeof class, "%s-credential-exfiltration", wl_kind_name(w.kind));
     const char *at = *str(doc, "first_outside_at") ? str(doc, "first_outside_at") : str(doc, "updated_at");
     json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "summary", summary, "source", "credwatch",
-                          "severity", snk_pd_severity(str(doc, "severity")), "component", str(doc, "function_name"),
-                          "group", str(doc, "account_id"), "class", PD_CLASS,
+                          "severity", snk_pd_severity(str(doc, "severity")), "component", w.id,
+                          "group", str(doc, "account_id"), "class", class,
                           "custom_details", pd_details(doc, kind, revision));
     if (p && *at)
         json_object_set_new(p, "timestamp", json_string(at));

@@ -193,6 +193,43 @@ d['access_key_id'] == 'ASIAEXAMPLEKEY000001' and d['outside_source_ips'] == ['19
 len(d['created_at']) == 24 and d['created_at'].endswith('Z')"
 req GET "/v1/findings/cwf-NOPE" -H "$BR"; expect_error "unknown finding 404" 404 not_found
 
+# ---- the workload filter: an ECS task's key (ecs-tasks issuance) used from an external address ----
+printf '%s' '{"Records":[{"eventVersion":"1.08","eventID":"ecs-api-issue-1","eventTime":"2024-03-13T08:30:00Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1","sourceIPAddress":"ecs-tasks.amazonaws.com","userAgent":"ecs-tasks.amazonaws.com","userIdentity":{"type":"AWSService","invokedBy":"ecs-tasks.amazonaws.com"},"requestParameters":{"roleArn":"arn:aws:iam::111122223333:role/orders-task-role","roleSessionName":"0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b"},"responseElements":{"credentials":{"accessKeyId":"ASIAQEXAMPLEECSAPI01","sessionToken":"EXAMPLE","expiration":"Mar 13, 2024, 2:30:00 PM"}},"recipientAccountId":"111122223333"},{"eventVersion":"1.08","eventID":"ecs-api-use-1","eventTime":"2024-03-13T09:09:01Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userAgent":"[aws-cli/1.16.19 Python/2.7.10 Darwin/17.7.0 botocore/1.12.9]","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLEROLEID0001:0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b","arn":"arn:aws:sts::111122223333:assumed-role/orders-task-role/0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b","accountId":"111122223333","accessKeyId":"ASIAQEXAMPLEECSAPI01"},"recipientAccountId":"111122223333"}]}' >"$API_TMP/ecs.json"
+FECS=cwf-ASIAQEXAMPLEECSAPI01
+req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$API_TMP/ecs.json"
+expect "ingest an ECS task's stolen key: one finding" 200 "d['findings'] == ['$FECS']"
+req GET "/v1/findings/$FECS" -H "$BR"
+expect "the ECS finding names its workload, no function" 200 "d['workload'] == {'kind': 'ecs', \
+'id': '0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b'} and d['function_name'] is None"
+req GET "/v1/findings?workload=ecs" -H "$BR"
+expect "workload=ecs lists the ECS finding only" 200 "[f['id'] for f in d['findings']] == ['$FECS'] and \
+d['next_cursor'] is None"
+req GET "/v1/findings?workload=lambda" -H "$BR"
+expect "workload=lambda lists the Lambda findings only" 200 "[f['id'] for f in d['findings']] == ['$FID2', '$FID']"
+req GET "/v1/findings" -H "$BR"
+expect "no workload filter lists all three" 200 "[f['id'] for f in d['findings']] == ['$FECS', '$FID2', '$FID']"
+req GET "/v1/findings?workload=ec2" -H "$BR"
+expect "workload=ec2 lists nothing" 200 "d['findings'] == [] and d['next_cursor'] is None"
+req GET "/v1/findings?workload=ecs&status=open&account=111122223333&since=2020-01-01T00:00:00Z" -H "$BR"
+expect "workload combined with the other filters" 200 "[f['id'] for f in d['findings']] == ['$FECS']"
+req GET "/v1/findings?workload=ecs&account=222222222222" -H "$BR"
+expect "workload and another account: nothing" 200 "d['findings'] == []"
+req GET "/v1/findings?workload=ecs&function=my-fn" -H "$BR"
+expect "workload=ecs and a function: nothing (function names Lambda functions)" 200 "d['findings'] == []"
+req GET "/v1/findings?workload=lambda&limit=1" -H "$BR"
+expect "workload=lambda, limit=1: a cursor" 200 "[f['id'] for f in d['findings']] == ['$FID2'] and \
+isinstance(d['next_cursor'], str)"
+CURSOR=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["next_cursor"])' "$API_TMP/body")
+req GET "/v1/findings?workload=lambda&limit=1&cursor=$CURSOR" -H "$BR"
+expect "workload=lambda follows the cursor, past no ECS finding" 200 "[f['id'] for f in d['findings']] == ['$FID']"
+for bad in ECS fargate none '' 'ecs,ec2' 'lambda%20' all; do
+  req GET "/v1/findings?workload=$bad" -H "$BR"
+  expect_error "workload='$bad' 400 (as an invalid severity)" 400 invalid_parameter \
+    "d['error']['message'] == 'invalid value for workload'"
+done
+req GET "/v1/findings?severity=urgent" -H "$BR"
+expect_error "severity=urgent 400, the same shape" 400 invalid_parameter "d['error']['message'] == 'invalid value for severity'"
+
 # ---- triage ----
 req PATCH "/v1/findings/$FID" -H "$BR" -H "$CT" -d '{"status":"acknowledged","note":"on it"}'
 expect "PATCH status and note" 200 "d['status'] == 'acknowledged' and d['note'] == 'on it' and \
@@ -244,7 +281,7 @@ reuse=$(curl -sv --max-time 10 -o /dev/null -o /dev/null "$API_BASE/healthz" "$A
   grep -ci 're-using existing connection')
 [ "${reuse:-0}" -ge 1 ] && ok "keep-alive connection reused" || nok "keep-alive connection reused"
 
-# ---- metrics ----
+# ---- metrics (three findings: two Lambda keys, one ECS task key) ----
 req GET /metrics
 expect "metrics" 200 "h['content-type'][0].startswith('text/plain') and all(n in d for n in [
  'credwatch_http_requests_total{route=\"/v1/ingest/cloudtrail\",method=\"POST\",status=\"200\"}',
@@ -252,7 +289,7 @@ expect "metrics" 200 "h['content-type'][0].startswith('text/plain') and all(n in
  'credwatch_http_requests_total{route=\"none\",method=\"GET\",status=\"404\"}',
  'credwatch_http_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"+Inf\"}',
  'credwatch_records_ingested_total ', 'credwatch_records_duplicate_total ', 'credwatch_records_skipped_total ',
- 'credwatch_findings_created_total 2', 'credwatch_findings_updated_total ', 'credwatch_store_errors_total 0',
+ 'credwatch_findings_created_total 3', 'credwatch_findings_updated_total ', 'credwatch_store_errors_total 0',
  'credwatch_store_duration_seconds_count ', 'credwatch_ready 1', 'credwatch_inflight_requests 1'])"
 
 # ---- SIGTERM drain: readiness fails at once, the in-flight upload finishes, exit 0 ----

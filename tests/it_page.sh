@@ -2,8 +2,8 @@
 # it_page.sh — the findings page's files are served from the binary (issue 13): every file of ui/
 # byte for byte with its type, GET / redirects to /ui/, an unknown file is a 404 error document;
 # every reply carries the security headers, and only the page's own files get a CSP that lets
-# script run (their own, never inline). The build refuses a page over UI_MAX_BYTES. The browser
-# tests are tests/it_browser.sh.
+# script run (their own, never inline). The build refuses a page over UI_MAX_BYTES. The page's
+# workload filter offers exactly the API's kinds. The browser tests are tests/it_browser.sh.
 . "$(dirname "$0")/lib.sh"
 make_tmp
 serve_start CREDWATCH_READ_TOKENS=rd-secret-0123456789abcdef || { nok "server starts"; exit 1; }
@@ -65,6 +65,22 @@ for path in /healthz /metrics /openapi.json /v1/findings; do
   check "GET $path: the data CSP" [ "$(header Content-Security-Policy "$TEST_TMP/h")" = "$DATA_CSP" ]
   check "GET $path: nosniff" [ "$(header X-Content-Type-Options "$TEST_TMP/h")" = nosniff ]
 done
+
+# The page's workload filter offers exactly the kinds the API's ?workload= accepts (served openapi.json),
+# its queue sends the parameter, and its texts name each kind.
+curl -s -o "$TEST_TMP/openapi.json" "$base/openapi.json"
+curl -s -o "$TEST_TMP/dom.js" "$base/ui/dom.js"
+curl -s -o "$TEST_TMP/queue.js" "$base/ui/queue.js"
+check "the page's workload kinds are the API's workload enum" "$PY" - "$TEST_TMP/openapi.json" "$TEST_TMP/dom.js" <<'PYEOF'
+import json, re, sys
+spec = json.load(open(sys.argv[1]))
+enum = [p["schema"]["enum"] for p in spec["paths"]["/v1/findings"]["get"]["parameters"] if p.get("name") == "workload"][0]
+line = [l for l in open(sys.argv[2]) if l.startswith("export const WORKLOADS = ")][0]
+kinds = re.findall(r"\['([a-z0-9]+)', '[^']+'\]", line)
+sys.exit(0 if kinds == enum else 1)
+PYEOF
+check "the queue sends the workload filter as ?workload=" grep -q "workload: filters.workload" "$TEST_TMP/queue.js"
+check "the queue has a workload select next to severity" grep -q "field('Severity', inputs.severity), field('Workload', inputs.workload)" "$TEST_TMP/queue.js"
 
 # The bound: the embedding script refuses a page over the limit, and a file it cannot type.
 mkdir -p "$TEST_TMP/ui"

@@ -5,7 +5,8 @@
                                            equal the operations of the spec
   openapi_check.py live SPEC BASE INGEST_TOKEN READ_TOKEN SAMPLE
                                            live responses of a running server validate against
-                                           the spec's response schemas (and documented headers)
+                                           the spec's response schemas (and documented headers);
+                                           the query parameters the requests use are documented
 
 Prints `ok - name` / `not ok - name`; exits 1 when anything failed.
 """
@@ -108,6 +109,43 @@ def call(base, method, path, token=None, body=None, ctype=None, extra=None):
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
+# Other workloads' keys (shapes of tests/data/workload-shapes.json): an ECS task's key issued by
+# ecs-tasks, named again by an EC2 issuance (conflicting_issuance of another kind) and used from an
+# external address (full rules); an EC2 instance's key known only from ec2RoleDelivery, used from an
+# external and a private address (outside-AWS rules: the private one is not judged).
+ECS_KEY, EC2_KEY = "ASIAQEXAMPLEECSOAS01", "ASIAQEXAMPLEEC2OAS01"
+
+
+def _issue(eid, akid, service, session, role):
+    return {"eventVersion": "1.08", "eventID": eid, "eventTime": "2024-03-13T08:30:00Z",
+            "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
+            "sourceIPAddress": service, "userAgent": service,
+            "userIdentity": {"type": "AWSService", "invokedBy": service},
+            "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/" + role, "roleSessionName": session},
+            "responseElements": {"credentials": {"accessKeyId": akid, "expiration": "Mar 13, 2024, 2:30:00 PM"}},
+            "recipientAccountId": "111122223333"}
+
+
+def _use(eid, akid, ip, role, session, ec2=False):
+    ctx = {"ec2RoleDelivery": "2.0"} if ec2 else {}
+    return {"eventVersion": "1.08", "eventID": eid, "eventTime": "2024-03-13T09:00:00Z",
+            "eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "awsRegion": "us-east-1",
+            "sourceIPAddress": ip, "userAgent": "[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]",
+            "userIdentity": {"type": "AssumedRole", "accessKeyId": akid, "accountId": "111122223333",
+                             "arn": "arn:aws:sts::111122223333:assumed-role/%s/%s" % (role, session),
+                             "sessionContext": ctx},
+            "recipientAccountId": "111122223333"}
+
+
+WORKLOAD_RECORDS = json.dumps({"Records": [
+    _issue("oas-ecs-issue", ECS_KEY, "ecs-tasks.amazonaws.com", "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b", "task"),
+    _issue("oas-ecs-issue-2", ECS_KEY, "ec2.amazonaws.com", "i-0abcdef1234567890", "web"),
+    _use("oas-ecs-use", ECS_KEY, "198.51.100.7", "task", "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b"),
+    _use("oas-ec2-use-1", EC2_KEY, "198.51.100.8", "web", "i-0abcdef1234567890", ec2=True),
+    _use("oas-ec2-use-2", EC2_KEY, "10.1.2.3", "web", "i-0abcdef1234567890", ec2=True),
+]}).encode()
+
+
 def check_live(spec, base, ingest, read, sample_path):
     c = Checker(spec)
     sample = open(sample_path, "rb").read()
@@ -127,6 +165,15 @@ def check_live(spec, base, ingest, read, sample_path):
         ("list page", "/v1/findings", "GET", "/v1/findings?limit=1&status=open", read, None, None, 200),
         ("list bad limit", "/v1/findings", "GET", "/v1/findings?limit=9999", read, None, None, 400),
         ("list bad cursor", "/v1/findings", "GET", "/v1/findings?cursor=%%%", read, None, None, 400),
+        ("ingest workloads", "/v1/ingest/cloudtrail", "POST", "/v1/ingest/cloudtrail", ingest, WORKLOAD_RECORDS, J, 200),
+        ("list workload", "/v1/findings", "GET", "/v1/findings?workload=ecs&limit=5", read, None, None, 200),
+        ("list bad workload", "/v1/findings", "GET", "/v1/findings?workload=fargate", read, None, None, 400),
+        ("get ecs", "/v1/findings/{id}", "GET", "/v1/findings/cwf-" + ECS_KEY, read, None, None, 200),
+        ("get ec2", "/v1/findings/{id}", "GET", "/v1/findings/cwf-" + EC2_KEY, read, None, None, 200),
+        ("get ecs ocsf", "/v1/findings/{id}", "GET", "/v1/findings/cwf-" + ECS_KEY + "?format=ocsf", read, None, None, 200),
+        ("get ecs asff", "/v1/findings/{id}", "GET", "/v1/findings/cwf-" + ECS_KEY + "?format=asff", read, None, None, 200),
+        ("key ecs", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/" + ECS_KEY, read, None, None, 200),
+        ("key ec2", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/" + EC2_KEY, read, None, None, 200),
         ("get", "/v1/findings/{id}", "GET", "/v1/findings/" + fid, read, None, None, 200),
         ("get unknown", "/v1/findings/{id}", "GET", "/v1/findings/cwf-NOPE", read, None, None, 404),
         ("patch", "/v1/findings/{id}", "PATCH", "/v1/findings/" + fid, read,
@@ -145,10 +192,36 @@ def check_live(spec, base, ingest, read, sample_path):
         ("unknown path", None, "GET", "/v2/nothing", None, None, None, 404),
     ]
     for name, template, method, path, token, body, ctype, want in cases:
+        if template and "?" in path:
+            item = spec["paths"][template]
+            params = [c.deref(x) for x in item.get("parameters", []) + item[method.lower()].get("parameters", [])]
+            known = {x["name"] for x in params if x.get("in") == "query"}
+            used = {kv.split("=", 1)[0] for kv in path.split("?", 1)[1].split("&")}
+            report(name + ": query parameters documented", used <= known, "undocumented: " + repr(sorted(used - known)))
         status, headers, text = call(base, method, path, token, body, ctype)
         if not report(name + ": status %d" % want, status == want, "got %d: %s" % (status, text[:200])):
             continue
         c.validate(name, template, method, status, headers, text)
+    # The workload fields hold what the schemas describe (a schema alone would pass nulls).
+    _, _, text = call(base, "GET", "/v1/keys/" + ECS_KEY, read)
+    k = json.loads(text)
+    report("key ecs: workload, full rules, the EC2 issuance as conflicting",
+           k["workload"] == {"kind": "ecs", "id": "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b"} and
+           k["verdict_rules"] == "full" and k["conflicting_issuance"]["kind"] == "ec2" and
+           k["conflicting_issuance"]["workload_id"] == "i-0abcdef1234567890" and
+           k["conflicting_issuance"]["function_name"] is None, json.dumps(k)[:300])
+    _, _, text = call(base, "GET", "/v1/keys/" + EC2_KEY, read)
+    k = json.loads(text)
+    report("key ec2: outside-AWS rules, the private address not judged",
+           k["workload"]["kind"] == "ec2" and k["verdict_rules"] == "outside_aws" and
+           k["not_judged"]["count"] == 1 and k["not_judged"]["source_ips"] == ["10.1.2.3"] and
+           k["outside"]["source_ips"] == ["198.51.100.8"], json.dumps(k)[:300])
+    _, _, text = call(base, "GET", "/v1/findings/cwf-" + ECS_KEY, read)
+    f = json.loads(text)
+    codes = {r["code"] for r in f["reasons"]}
+    report("get ecs: workload, no function name, issued_by_service, T1552.005",
+           f["workload"]["kind"] == "ecs" and f["function_name"] is None and "issued_by_service" in codes and
+           "T1552.005" in {t["id"] for t in f["attack"]}, json.dumps(f)[:300])
     # The served document is the one in the repository.
     status, _, text = call(base, "GET", "/openapi.json")
     report("served openapi.json equals the file", status == 200 and json.loads(text) == spec)

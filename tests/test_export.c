@@ -7,7 +7,9 @@
  * activity, severity and status ids, every length and count limit. The documents cover every
  * severity and status, with and without function and role, first written and later updated, and
  * attacker-chosen strings (user agent, function name) long enough to overflow Title and
- * Description with multi-byte characters at the cut. Corrupt documents give an error, not output.
+ * Description with multi-byte characters at the cut, and every workload kind (texts with the
+ * kind's noun, ASFF and OCSF resources; a Lambda finding reads as before workloads). Corrupt
+ * documents give an error, not output.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -533,6 +535,160 @@ static void test_product_arn_option(void **state)
     json_decref(o);
 }
 
+/* A finding of workload kind `kind` with id `id` (NULL: none known): function_name null as render.c
+ * writes it for any kind but Lambda, and the ATT&CK list of an ECS, EC2 or EKS key. */
+static json_t *workload_doc(const char *kind, const char *id)
+{
+    json_t *d = base();
+    json_object_set_new(d, "workload", json_pack("{s:s,s:o}", "kind", kind, "id", id ? json_string(id) : json_null()));
+    if (strcmp(kind, "lambda") != 0) {
+        json_object_set_new(d, "function_name", json_null());
+        json_object_set_new(d, "reasons", json_pack("[{s:s,s:s}]", "code", "issued_by_service", "text", "issued"));
+        json_object_set_new(d, "attack", json_pack("[{s:s,s:s},{s:s,s:s}]", "id", "T1078.004", "name",
+                                                   "Valid Accounts: Cloud Accounts", "id", "T1552.005", "name",
+                                                   "Unsecured Credentials: Cloud Instance Metadata API"));
+    }
+    return d;
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* The last entry of an array: the workload's resource (after the key and the role). */
+static json_t *last_of(json_t *a)
+{
+    return json_array_get(a, json_array_size(a) - 1);
+}
+
+/* One case per kind: title and description with the kind's noun, the generator, the workload's
+ * resource in both formats (ASFF: AwsLambdaFunction, AwsEc2Instance for an instance id, Other with
+ * the id for the rest), the workload in ProductFields and OCSF's unmapped. */
+static void test_workload_kinds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *kind, *id, *title, *desc, *gen, *asff_type, *asff_id, *ocsf_type, *ocsf_uid;
+    } cases[] = {
+        { "lambda", "my-fn", "Lambda credentials used outside the function: my-fn",
+          " that AWS Lambda issued to function my-fn (role ", "credwatch/lambda-credential-exfiltration",
+          "AwsLambdaFunction", "arn:aws:lambda:eu-west-1:111122223333:function:my-fn", "AWS::Lambda::Function",
+          "arn:aws:lambda:eu-west-1:111122223333:function:my-fn" },
+        { "ecs", "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b",
+          "ECS task credentials used outside the task: 0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b",
+          " of ECS task 0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b (role ", "credwatch/ecs-credential-exfiltration", "Other",
+          "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b", "AWS::ECS::Task", NULL },
+        { "ec2", "i-0abcdef1234567890", "EC2 instance credentials used outside the instance: i-0abcdef1234567890",
+          " of EC2 instance i-0abcdef1234567890 (role ", "credwatch/ec2-credential-exfiltration", "AwsEc2Instance",
+          "arn:aws:ec2:eu-west-1:111122223333:instance/i-0abcdef1234567890", "AWS::EC2::Instance",
+          "arn:aws:ec2:eu-west-1:111122223333:instance/i-0abcdef1234567890" },
+        { "eks", "EXAMPLED539D4633E53DE1B71EXAMPLE/system:serviceaccount:payments:invoice-worker",
+          "EKS pod credentials used outside the pod: EXAMPLED539D4633E53DE1B71EXAMPLE/system:serviceaccount:payments:invoice-worker",
+          " of EKS pod EXAMPLED539D4633E53DE1B71EXAMPLE/system:serviceaccount:payments:invoice-worker (role ",
+          "credwatch/eks-credential-exfiltration", "Other",
+          "EXAMPLED539D4633E53DE1B71EXAMPLE/system:serviceaccount:payments:invoice-worker", "AWS::EKS::Pod", NULL },
+        { "codebuild", "AWSCodeBuild-7c2e9a41", "CodeBuild build credentials used outside the build: AWSCodeBuild-7c2e9a41",
+          " of CodeBuild build AWSCodeBuild-7c2e9a41 (role ", "credwatch/codebuild-credential-exfiltration", "Other",
+          "AWSCodeBuild-7c2e9a41", "AWS::CodeBuild::Build", NULL },
+    };
+    static const char *const nouns[] = { "function", "task", "instance", "pod", "build" };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *a = check_asff(workload_doc(cases[i].kind, cases[i].id), "HIGH", "NEW", "ACTIVE");
+        assert_string_equal(str_of(a, "Title"), cases[i].title);
+        const char *desc = str_of(a, "Description");
+        if (!strstr(desc, cases[i].desc))
+            fail_msg("%s: description without \"%s\": %s", cases[i].kind, cases[i].desc, desc);
+        char net[64];
+        snprintf(net, sizeof net, " outside the %s's network: 198.51.100.7, 2001:db8::7.", nouns[i]);
+        assert_non_null(strstr(desc, net));
+        assert_string_equal(str_of(a, "GeneratorId"), cases[i].gen);
+        json_t *res = json_object_get(a, "Resources");
+        assert_int_equal(json_array_size(res), 3);  /* the key, the role, the workload */
+        assert_string_equal(str_of(last_of(res), "Type"), cases[i].asff_type);
+        assert_string_equal(str_of(last_of(res), "Id"), cases[i].asff_id);
+        json_t *pf = json_object_get(a, "ProductFields");
+        assert_string_equal(str_of(pf, "credwatch/workload_kind"), cases[i].kind);
+        assert_string_equal(str_of(pf, "credwatch/workload_id"), cases[i].id);
+        json_decref(a);
+        json_t *o = check_ocsf(workload_doc(cases[i].kind, cases[i].id), (struct ocsf_want){ 1, 4, 1 });
+        json_t *fi = json_object_get(o, "finding_info");
+        assert_string_equal(str_of(fi, "title"), cases[i].title);
+        assert_string_equal(str_of(json_object_get(fi, "analytic"), "uid"), cases[i].gen);
+        json_t *r = last_of(json_object_get(o, "resources"));
+        assert_string_equal(str_of(r, "type"), cases[i].ocsf_type);
+        assert_string_equal(str_of(r, "name"), cases[i].id);
+        if (cases[i].ocsf_uid)
+            assert_string_equal(str_of(r, "uid"), cases[i].ocsf_uid);
+        else
+            assert_null(json_object_get(r, "uid"));
+        json_t *user = json_object_get(json_object_get(json_array_get(json_object_get(o, "evidences"), 0), "actor"), "user");
+        assert_string_equal(str_of(user, "name"), cases[i].id);
+        json_t *wl = json_object_get(json_object_get(json_object_get(o, "unmapped"), "credwatch"), "workload");
+        assert_string_equal(str_of(wl, "kind"), cases[i].kind);
+        if (i > 0) {  /* T1552.005 is Credential Access */
+            json_t *atk = json_array_get(json_object_get(fi, "attacks"), 1);
+            assert_string_equal(str_of(json_object_get(atk, "sub_technique"), "uid"), "T1552.005");
+            assert_string_equal(str_of(json_object_get(atk, "tactic"), "uid"), "TA0006");
+        }
+        json_decref(o);
+    }
+    /* a Lambda finding reads exactly as a document written before workloads (no workload field) */
+    for (int fmt = EXP_OCSF; fmt <= EXP_ASFF; fmt++) {
+        char *old = dumpd(base()), *now = dumpd(workload_doc("lambda", "my-fn")), *a = NULL, *b = NULL;
+        assert_int_equal(exp_convert(old, fmt, NULL, &a), 0);
+        assert_int_equal(exp_convert(now, fmt, NULL, &b), 0);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        free(old);
+        free(now);
+    }
+    /* an EC2 key whose id is no instance id, or whose region is unknown: Other, no ARN made */
+    json_t *a = check_asff(workload_doc("ec2", "web-session"), "HIGH", "NEW", "ACTIVE");
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Type"), "Other");
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Id"), "web-session");
+    json_decref(a);
+    static const char *const not_instances[] = { "i-0abcdef", "i-0abcdef1234567890a", "i-0abcdefg1234567", "I-0abcdef12" };
+    for (size_t i = 0; i < sizeof not_instances / sizeof not_instances[0]; i++) {
+        a = check_asff(workload_doc("ec2", not_instances[i]), "HIGH", "NEW", "ACTIVE");
+        assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Type"), "Other");
+        json_decref(a);
+    }
+    struct exp_opts opts = { .asff_product_arn = "arn:aws:securityhub:us-east-1:444455556666:product/444455556666/default" };
+    json_t *d = workload_doc("ec2", "i-0abcdef1234567890");
+    json_object_set_new(d, "region", json_null());  /* outside-AWS rules: no region known */
+    a = convert(d, EXP_ASFF, &opts);
+    check_required(a, asff_spec);
+    check_asff_enums(a);
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Type"), "Other");
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Id"), "i-0abcdef1234567890");
+    json_decref(a);
+    /* the role's partition names the instance's */
+    d = workload_doc("ec2", "i-0abcdef1234567890");
+    json_object_set_new(d, "role_arn", json_string("arn:aws-cn:iam::111122223333:role/web"));
+    a = check_asff(d, "HIGH", "NEW", "ACTIVE");
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Id"),
+                        "arn:aws-cn:ec2:eu-west-1:111122223333:instance/i-0abcdef1234567890");
+    json_decref(a);
+    /* no workload id known: the key's id in the title, "an ECS task" in the description, no resource */
+    a = check_asff(workload_doc("ecs", NULL), "HIGH", "NEW", "ACTIVE");
+    assert_string_equal(str_of(a, "Title"), "ECS task credentials used outside the task: ASIAEXAMPLEKEY000001");
+    assert_non_null(strstr(str_of(a, "Description"), "ASIAEXAMPLEKEY000001 of an ECS task (role "));
+    assert_int_equal(json_array_size(json_object_get(a, "Resources")), 2);
+    json_decref(a);
+    /* a workload id chosen to break the texts (it is a session name) stays data, cut whole */
+    char id[200];
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    memcpy(id + 100, "\n\x01\xC3\xA9", 4);
+    a = check_asff(workload_doc("codebuild", id), "HIGH", "NEW", "ACTIVE");
+    assert_null(strchr(str_of(a, "Title"), '\n'));
+    assert_whole_utf8(str_of(a, "Title"), strlen(str_of(a, "Title")));
+    assert_string_equal(str_of(last_of(json_object_get(a, "Resources")), "Id"), id);
+    json_decref(a);
+}
+
 static void expect_error(const char *doc, int fmt)
 {
     char *out = (char *)1;
@@ -618,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_attacker_strings_cut_whole),
         cmocka_unit_test(test_many_sources_bounded),
         cmocka_unit_test(test_product_arn_option),
+        cmocka_unit_test(test_workload_kinds),
         cmocka_unit_test(test_corrupt_documents),
         cmocka_unit_test(test_utf8_cut_and_names),
     };

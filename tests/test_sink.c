@@ -457,6 +457,127 @@ static void test_payload_pagerduty(void **state)
     free(doc);
 }
 
+/* finding() of workload kind `kind` named `id` (NULL: none), function_name null as render.c writes
+ * it for every kind but Lambda; kind NULL: a Lambda finding that names its workload. */
+static char *workload_finding(const char *kind, const char *id, const char *severity)
+{
+    char *base = finding("my-fn", "aws-cli/2.15.0", "open", severity);
+    json_t *d = json_loads(base, 0, NULL);
+    free(base);
+    assert_non_null(d);
+    json_object_set_new(d, "workload", json_pack("{s:s,s:o}", "kind", kind ? kind : "lambda", "id",
+                                                 id ? json_string(id) : json_null()));
+    if (kind)
+        json_object_set_new(d, "function_name", json_null());
+    char *out = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    return out;
+}
+
+/* The Slack header, text and field and PagerDuty's summary, component and class name the workload
+ * ("ECS task <id>") where a Lambda finding names its function; a Lambda finding's messages are the
+ * same with or without the workload in its document; a thief-chosen workload id is escaped and
+ * bounded like a function name. */
+static void test_payload_workloads(void **state)
+{
+    (void)state;
+    struct snk_conf slack = conf_of(SNK_SLACK), pd = conf_of(SNK_PAGERDUTY);
+    struct snk_payload p;
+    static const struct { const char *kind, *id, *field, *what, *header, *summary, *class; } cases[] = {
+        { "ecs", "0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b", "*Workload*\n`ECS task 0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b`",
+          "ECS task credentials of `0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b` used from `198.51.100.7`",
+          "credwatch: critical stolen ECS task credentials",
+          "stolen ECS task credentials of 0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b (account 111122223333, eu-west-1)",
+          "ecs-credential-exfiltration" },
+        { "ec2", "i-0abcdef1234567890", "*Workload*\n`EC2 instance i-0abcdef1234567890`",
+          "EC2 instance credentials of `i-0abcdef1234567890`", "credwatch: critical stolen EC2 instance credentials",
+          "stolen EC2 instance credentials of i-0abcdef1234567890 ", "ec2-credential-exfiltration" },
+        { "eks", NULL, "*Workload*\n`EKS pod -`", "EKS pod credentials of `-`", "credwatch: critical stolen EKS pod credentials",
+          "stolen EKS pod credentials of an unknown pod ", "eks-credential-exfiltration" },
+        { "codebuild", "AWSCodeBuild-7c2e9a41", "*Workload*\n`CodeBuild build AWSCodeBuild-7c2e9a41`",
+          "CodeBuild build credentials of `AWSCodeBuild-7c2e9a41`", "credwatch: critical stolen CodeBuild build credentials",
+          "stolen CodeBuild build credentials of AWSCodeBuild-7c2e9a41 ", "codebuild-credential-exfiltration" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *doc = workload_finding(cases[i].kind, cases[i].id, "critical");
+        json_t *j = build(&slack, NULL, doc, 1, SNK_KIND_CREATED, &p);
+        const char *text = json_string_value(json_object_get(j, "text"));
+        if (!strstr(text, cases[i].what))
+            fail_msg("%s: Slack text without \"%s\": %s", cases[i].kind, cases[i].what, text);
+        json_t *blocks = json_object_get(j, "blocks");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(blocks, 0), "text"), "text")),
+                            cases[i].header);
+        json_t *fields = json_object_get(json_array_get(blocks, 2), "fields");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(fields, 2), "text")), cases[i].field);
+        assert_null(strstr(p.body, "Function"));
+        assert_null(strstr(p.body, "Lambda"));
+        json_decref(j);
+        snk_payload_free(&p);
+        j = build(&pd, NULL, doc, 1, SNK_KIND_CREATED, &p);
+        json_t *pl = json_object_get(j, "payload");
+        const char *summary = json_string_value(json_object_get(pl, "summary"));
+        if (!strstr(summary, cases[i].summary))
+            fail_msg("%s: summary without \"%s\": %s", cases[i].kind, cases[i].summary, summary);
+        assert_string_equal(json_string_value(json_object_get(pl, "component")), cases[i].id ? cases[i].id : "");
+        assert_string_equal(json_string_value(json_object_get(pl, "class")), cases[i].class);
+        json_t *wl = json_object_get(json_object_get(pl, "custom_details"), "workload");
+        assert_string_equal(json_string_value(json_object_get(wl, "kind")), cases[i].kind);
+        json_decref(j);
+        snk_payload_free(&p);
+        free(doc);
+    }
+    /* a Lambda finding: the same Slack body with or without workload in the document, PagerDuty's
+     * texts too (custom_details carries the document's workload when there is one) */
+    char *old = finding("my-fn", "aws-cli/2.15.0", "open", "critical"), *now = workload_finding(NULL, "my-fn", "critical");
+    struct snk_payload p2;
+    json_decref(build(&slack, NULL, old, 1, SNK_KIND_CREATED, &p));
+    json_decref(build(&slack, NULL, now, 1, SNK_KIND_CREATED, &p2));
+    assert_string_equal(p.body, p2.body);
+    assert_non_null(strstr(p.body, "*Function*\\n`my-fn`"));
+    assert_non_null(strstr(p.body, "Lambda credentials of `my-fn`"));
+    assert_non_null(strstr(p.body, "credwatch: critical stolen Lambda credentials"));
+    snk_payload_free(&p);
+    snk_payload_free(&p2);
+    json_t *a = build(&pd, NULL, old, 1, SNK_KIND_CREATED, &p), *b = build(&pd, NULL, now, 1, SNK_KIND_CREATED, &p2);
+    static const char *const same[] = { "summary", "component", "class", "severity", "group" };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        assert_string_equal(json_string_value(json_object_get(json_object_get(a, "payload"), same[i])),
+                            json_string_value(json_object_get(json_object_get(b, "payload"), same[i])));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "payload"), "class")),
+                        "lambda-credential-exfiltration");
+    json_decref(a);
+    json_decref(b);
+    snk_payload_free(&p);
+    snk_payload_free(&p2);
+    free(old);
+    free(now);
+    /* a thief-chosen workload id (a session name): escaped for Slack, bounded, plain for PagerDuty */
+    char id[3000];
+    snprintf(id, sizeof id, "<!channel> <https://evil|click>`\n");
+    memset(id + strlen(id), 'W', sizeof id - strlen(id) - 1);
+    id[sizeof id - 1] = '\0';
+    char *doc = workload_finding("ecs", id, "critical");
+    json_t *j = build(&slack, NULL, doc, 1, SNK_KIND_CREATED, &p);
+    static const char *const bad[] = { "<!channel>", "<https://evil", "evil|click>" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (strstr(p.body, bad[i]))
+            fail_msg("\"%s\" reached Slack: %s", bad[i], p.body);
+    assert_non_null(strstr(p.body, "`ECS task &lt;!channel&gt; &lt;https://evil|click&gt;' "));
+    char run[SNK_SLACK_FIELD_MAX + 2];
+    memset(run, 'W', sizeof run - 1);
+    run[sizeof run - 1] = '\0';
+    assert_null(strstr(p.body, run));
+    json_decref(j);
+    snk_payload_free(&p);
+    j = build(&pd, NULL, doc, 1, SNK_KIND_CREATED, &p);
+    const char *summary = json_string_value(json_object_get(json_object_get(j, "payload"), "summary"));
+    assert_true(strlen(summary) <= SNK_PD_SUMMARY_MAX);
+    assert_null(strchr(summary, '\n'));
+    json_decref(j);
+    snk_payload_free(&p);
+    free(doc);
+}
+
 static void test_wants(void **state)
 {
     (void)state;
@@ -674,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_describe_redacts), cmocka_unit_test(test_payload_webhook),
         cmocka_unit_test(test_mrkdwn),          cmocka_unit_test(test_payload_slack),
         cmocka_unit_test(test_payload_pagerduty), cmocka_unit_test(test_wants),
+        cmocka_unit_test(test_payload_workloads),
         cmocka_unit_test(test_hmac_rfc4231),    cmocka_unit_test(test_signature),
         cmocka_unit_test(test_classify),        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_retry_after),     cmocka_unit_test(test_give_up),

@@ -2,7 +2,7 @@
  * (a redis-server this test starts on a free loopback port and stops by its pid).
  *
  * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
- * with filters and cursor, unknown ids, concurrent engines on one key (no lost update, one
+ * with filters (the workload's kind too) and cursor, unknown ids, concurrent engines on one key (no lost update, one
  * finding), the outbox of finding events (revisions, a failed queue repaired by the retry, two
  * sinks, claims, dead letters, the bound), and for Redis: outage gives CW_EUNAVAIL and the handle
  * recovers after a restart.
@@ -568,6 +568,118 @@ static int is_mem(struct store *s)
     return strcmp(s->ops->name, "memory") == 0;
 }
 
+/* Lists q's findings (every page, limit per page, cursor), their ids into ids[] in order; returns
+ * how many. */
+static size_t list_ids(struct store *s, struct store_query q, char ids[][STORE_ID_MAX], size_t max)
+{
+    struct store_finding page[STORE_LIST_MAX];
+    size_t total = 0;
+    for (int round = 0; round < 50; round++) {
+        size_t n = 0;
+        int more = 0;
+        assert_int_equal(store_finding_list(s, &q, page, &n, &more), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(total < max);
+            snprintf(ids[total++], STORE_ID_MAX, "%s", page[i].id);
+            q.after_ms = page[i].created_ms;
+            snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
+            store_finding_free(&page[i]);
+        }
+        if (!more)
+            break;
+    }
+    return total;
+}
+
+/* The workload filter (GET /v1/findings?workload=): a finding is listed under the kind its put
+ * named, one that named none under lambda, and (Redis) one stored by a release before workloads,
+ * without the wk field, under lambda too. Combined with the other filters and the cursor. The
+ * engine stores an ECS key's finding under ecs (engine.c finding_put_of). */
+static void t_finding_list_workload(void **state)
+{
+    struct store *s = *state;
+    static const struct { const char *id, *wk, *acct; } fs[] = {
+        { "cwf-W0", NULL, "111111111111" },     { "cwf-W1", "ecs", "111111111111" },
+        { "cwf-W2", "ec2", "111111111111" },    { "cwf-W3", "ecs", "222222222222" },
+        { "cwf-W4", "lambda", "222222222222" }, { "cwf-W5", "", "111111111111" },
+        { "cwf-W6", "ecs", "111111111111" },    { "cwf-W7", "eks", "111111111111" },
+    };
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
+        struct store_finding_put p = fput(fs[i].id, "{}", 1, 1, 20000 + (int64_t)i * 10);
+        p.workload = fs[i].wk;
+        p.account = fs[i].acct;
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    char ids[16][STORE_ID_MAX];
+    struct store_query q = { .status = -1, .severity = -1, .limit = 1, .workload = "ecs" };
+    /* pages of one, by the cursor: the three ECS findings, newest first, nothing else */
+    assert_int_equal(list_ids(s, q, ids, 16), 3);
+    assert_string_equal(ids[0], "cwf-W6");
+    assert_string_equal(ids[1], "cwf-W3");
+    assert_string_equal(ids[2], "cwf-W1");
+    /* NULL and "" are lambda */
+    q.workload = "lambda";
+    q.limit = STORE_LIST_MAX;
+    assert_int_equal(list_ids(s, q, ids, 16), 3);
+    assert_string_equal(ids[0], "cwf-W5");
+    assert_string_equal(ids[1], "cwf-W4");
+    assert_string_equal(ids[2], "cwf-W0");
+    q.workload = "codebuild";
+    assert_int_equal(list_ids(s, q, ids, 16), 0);
+    q.workload = "eks";
+    assert_int_equal(list_ids(s, q, ids, 16), 1);
+    /* with the account filter */
+    q.workload = "ecs";
+    q.account = "222222222222";
+    assert_int_equal(list_ids(s, q, ids, 16), 1);
+    assert_string_equal(ids[0], "cwf-W3");
+    q.account = NULL;
+    /* a later write keeps the workload it names */
+    struct store_finding_put p = fput("cwf-W1", "{\"v\":2}", 2, 0, 30000);
+    p.workload = "ecs";
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(list_ids(s, q, ids, 16), 3);
+    q.workload = NULL;
+    assert_int_equal(list_ids(s, q, ids, 16), 8);
+    if (!is_mem(s)) {
+        /* a finding written before workloads has no wk: listed as lambda */
+        assert_int_equal(redis_cli("HDEL cw:f:{cwf-W6} wk"), 0);
+        q.workload = "ecs";
+        assert_int_equal(list_ids(s, q, ids, 16), 2);
+        q.workload = "lambda";
+        assert_int_equal(list_ids(s, q, ids, 16), 4);
+        assert_string_equal(ids[0], "cwf-W6");
+    }
+    /* the engine: an ECS task's key (ecs-tasks issuance) used from outside AWS */
+    struct eng *e = eng_new(s, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    const char *issue =
+        "{\"eventID\":\"ecs-issue-1\",\"eventTime\":\"2024-03-13T08:59:00Z\",\"eventSource\":\"sts.amazonaws.com\","
+        "\"eventName\":\"AssumeRole\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"ecs-tasks.amazonaws.com\","
+        "\"userAgent\":\"ecs-tasks.amazonaws.com\",\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":\"ecs-tasks.amazonaws.com\"},"
+        "\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/task\",\"roleSessionName\":\"0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b\"},"
+        "\"responseElements\":{\"credentials\":{\"accessKeyId\":\"ASIAECSWORKLOADKEY01\",\"expiration\":\"Mar 13, 2024, 2:59:00 PM\"}}}";
+    const char *use =
+        "{\"eventID\":\"ecs-use-1\",\"eventTime\":\"2024-03-13T09:10:00Z\",\"eventSource\":\"s3.amazonaws.com\","
+        "\"eventName\":\"ListBuckets\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"198.51.100.7\","
+        "\"userAgent\":\"aws-cli/2.15.0\",\"userIdentity\":{\"type\":\"AssumedRole\",\"accessKeyId\":\"ASIAECSWORKLOADKEY01\","
+        "\"arn\":\"arn:aws:sts::111122223333:assumed-role/task/0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b\",\"accountId\":\"111122223333\"}}";
+    assert_int_equal(eng_ingest(e, (const uint8_t *)issue, strlen(issue), now_ms(), rep), 0);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)use, strlen(use), now_ms(), rep), 0);
+    q.workload = "ecs";
+    size_t n = list_ids(s, q, ids, 16);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= strcmp(ids[i], "cwf-ASIAECSWORKLOADKEY01") == 0;
+    assert_true(found);
+    q.workload = "lambda";
+    n = list_ids(s, q, ids, 16);
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(ids[i], "cwf-ASIAECSWORKLOADKEY01");
+    free(rep);
+    eng_free(e);
+}
+
 /* Reads every event of sink for consumer c (one call), acknowledges them, returns how many; the
  * first one's revision and kind in *rev and *kind when asked. */
 static size_t drain(struct store *s, const char *sink, const char *c, uint64_t *rev, int *kind)
@@ -962,6 +1074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_mem_bound, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_out_events, setup_mem, teardown),
@@ -980,6 +1093,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
@@ -998,6 +1112,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_redis, teardown),

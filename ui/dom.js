@@ -92,6 +92,21 @@ export function when(t) {
   return v === null ? (t ? String(t) : dash) : day(v) + ' ' + hhmmss(v) + ' UTC';
 }
 
+// The workloads a key can belong to (Finding.workload.kind; the list's ?workload= filter), in the page's words.
+export const WORKLOADS = [['lambda', 'Lambda function'], ['ecs', 'ECS task'], ['ec2', 'EC2 instance'], ['eks', 'EKS pod'], ['codebuild', 'CodeBuild build']];
+const NOUNS = { lambda: 'function', ecs: 'task', ec2: 'instance', eks: 'pod', codebuild: 'build' };
+export const workloadWords = (kind) => (WORKLOADS.find((w) => w[0] === kind) || [kind, String(kind)])[1];
+
+// workloadOf(finding or key context): { kind, what: 'ECS task', noun: 'task', id }. A document without a
+// workload (a finding stored before workloads) is a Lambda function's; a Lambda id is the function's name;
+// kind null (a key no workload claims yet): what and noun say "workload".
+export function workloadOf(d) {
+  const w = d && d.workload && typeof d.workload === 'object' ? d.workload : null;
+  const kind = !w ? 'lambda' : Object.prototype.hasOwnProperty.call(NOUNS, w.kind) ? w.kind : null;
+  const id = !d ? null : kind === 'lambda' ? d.function_name : w && w.id;
+  return { kind, what: kind ? workloadWords(kind) : 'workload', noun: kind ? NOUNS[kind] : 'workload', id: typeof id === 'string' && id ? id : null };
+}
+
 export function sevBadge(sev) {
   const s = String(sev || 'unknown');
   return el('span', { class: 'sev sev-' + (/^(low|medium|high|critical)$/.test(s) ? s : 'unknown') }, s);
@@ -109,7 +124,7 @@ export function table(cls, heads, rows) {
 }
 
 export function dl(pairs) {
-  return el('dl', { class: 'facts' }, pairs.map(([k, v]) => [el('dt', null, k), el('dd', null, v)]));
+  return el('dl', { class: 'facts' }, pairs.filter(Boolean).map(([k, v]) => [el('dt', null, k), el('dd', null, v)]));
 }
 
 // say: a short confirmation (role=status); warn: an error (role=alert). '' hides them.

@@ -2,7 +2,7 @@
 // evidence (reasons, outside addresses with their network class, first and last outside use with user agent,
 // action and outcome, actions, inside addresses, ATT&CK), and triage through PATCH /v1/findings/{id}.
 import { api, ApiError, AuthError } from './api.js';
-import { dash, day, dl, el, hhmm, link, ms, say, sevBadge, statusBadge, table, text, warn, when } from './dom.js';
+import { dash, day, dl, el, hhmm, link, ms, say, sevBadge, statusBadge, table, text, warn, when, workloadOf, workloadWords } from './dom.js';
 import { lanesOf, timeline } from './timeline.js';
 
 const NOTE_MAX_BYTES = 1024;
@@ -19,11 +19,11 @@ const OS = { macos: 'macOS', windows: 'Windows', linux: 'Linux', android: 'Andro
 
 // "aws-cli on macOS" from "aws-cli/2.15.0 ... os/macos#23.2.0 ..." (AWS CLI v2, the SDKs' os/ field) or from
 // "aws-cli/1.29.0 Python/3.11 Darwin/23.0 ..." (the platform token of CLI v1 and boto3); the first product
-// token otherwise.
+// token otherwise. "[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 ...]" (some CloudTrail records) reads the same.
 const PLATFORM = { darwin: 'macos', linux: 'linux', windows: 'windows', windows_nt: 'windows' };
 export function clientOf(ua) {
   if (!ua) return null;
-  const s = String(ua);
+  const s = String(ua).replace(/^\[(.*)\]$/, '$1'); // CloudTrail writes some agents in brackets
   const m = /^([A-Za-z][\w.-]{0,39})\/[^\s/]/.exec(s);
   if (!m) return 'user agent \u201c' + (s.length > 48 ? s.slice(0, 47) + '\u2026' : s) + '\u201d';
   const os = /\bos\/(macos|windows|linux|android|ios)\b/i.exec(s);
@@ -36,8 +36,9 @@ const plural = (n, one, many) => n + ' ' + (n === 1 ? one : many);
 
 export function summary(f) {
   const srcs = Array.isArray(f.outside_sources) ? f.outside_sources : [];
-  const who = 'Key ' + (f.function_name ? 'of function ' + f.function_name : 'of an unnamed function') +
-    (f.account_id ? ' in account ' + f.account_id : '');
+  const w = workloadOf(f);
+  const who = 'Key ' + (w.kind === 'lambda' ? (w.id ? 'of function ' + w.id : 'of an unnamed function')
+    : w.id ? 'of ' + w.what + ' ' + w.id : 'of an unnamed ' + w.what) + (f.account_id ? ' in account ' + f.account_id : '');
   const parts = [];
   const top = srcs[0];
   if (top) {
@@ -45,7 +46,7 @@ export function summary(f) {
     parts.push(who + ' used from ' + top.ip + ' (' + top.network + ')' +
       (others > 0 ? ' and ' + plural(others, 'other address', 'other addresses') : ''));
   } else {
-    parts.push(who + ' used from outside its function');
+    parts.push(who + ' used from outside its ' + w.noun);
   }
   const uses = [f.last_outside_use, f.first_outside_use].filter((u) => u && typeof u === 'object');
   const use = uses.find((u) => top && u.source_ip === top.ip) || uses[0];
@@ -127,20 +128,34 @@ const list = (items, cls) => (items.length ? el('ul', { class: cls || 'plain' },
 function insideBlock(f, k) {
   const ips = Array.isArray(f.inside_source_ips) ? f.inside_source_ips : [];
   const times = k && k.inside && k.inside.count > 0 ? ' between ' + when(k.inside.first_at) + ' and ' + when(k.inside.last_at) : '';
-  return [el('p', null, plural(f.inside_count || 0, 'call', 'calls') + ' from inside the function' + times + '.'),
+  return [el('p', null, plural(f.inside_count || 0, 'call', 'calls') + ' from inside the ' + workloadOf(f).noun + times + '.'),
     list(ips.map((ip) => el('span', { class: 'mono' }, ip)))];
 }
 
+// The rules a key was judged by (KeyContext.verdict_rules), in words.
+export const RULES = {
+  full: 'every rule: the key\'s issuance or the Lambda runtime marker was seen, so its own network and region are known',
+  outside_aws: 'outside-AWS rules only: its issuance was not seen, so only external addresses and foreign VPC endpoints are judged; AWS and private addresses are counted as not judged',
+  none: 'none: no workload evidence yet, its calls are not judged',
+};
+export const rulesOf = (k) => [el('code', null, text(k.verdict_rules)), ' ', RULES[k.verdict_rules] || ''];
+
+// A second issuance record: a Lambda one names its function; another workload its kind and id.
+const issuer = (ci) => (ci.kind && ci.kind !== 'lambda' ? workloadWords(ci.kind) + ' ' + text(ci.workload_id) : 'function ' + text(ci.function_name));
+
 function keyFacts(f, k, kerr) {
   const ci = f.conflicting_issuance;
+  const w = workloadOf(f);
   return dl([
     ['Access key', link('key', f.access_key_id, f.access_key_id)],
-    ['Function', text(f.function_name)], ['Account', text(f.account_id)], ['Region', text(f.region)],
+    w.kind === 'lambda' ? ['Function', text(f.function_name)] : ['Workload', w.what + ' ' + text(w.id)],
+    w.kind !== 'lambda' && k ? ['Verdict rules', rulesOf(k)] : null,
+    ['Account', text(f.account_id)], ['Region', text(f.region)],
     ['Role', text(f.role_arn)], ['Runtime', text(f.runtime)],
     ['Issued', when(f.issued_at)], ['Issuance event', text(f.issued_by_event_id)], ['Expires', when(f.expires_at)],
     ['Finding created', when(f.created_at)], ['Finding updated', when(f.updated_at)],
     ['Calls not kept (evidence truncated)', text(f.evicted_count)],
-    ['Second issuance record', ci ? 'event ' + text(ci.event_id) + ' at ' + when(ci.issued_at) + ': function ' + text(ci.function_name) +
+    ['Second issuance record', ci ? 'event ' + text(ci.event_id) + ' at ' + when(ci.issued_at) + ': ' + issuer(ci) +
       ', account ' + text(ci.account_id) + ', region ' + text(ci.region) + ' (' + ci.records + ' records)' : 'none'],
     ['Key context', k ? 'loaded' : 'not available: ' + kerr],
   ]);

@@ -1,8 +1,9 @@
 // key.js: key lookup. Paste an access key id, see what credwatch knows about it (GET /v1/keys/{id}), with
-// or without a finding.
+// or without a finding: its workload, the rules its verdict used, and its calls (inside, outside, not
+// judged under the outside-AWS rules, not attributed to any workload yet).
 import { api } from './api.js';
-import { dl, el, go, link, table, text, warn, when } from './dom.js';
-import { sourcesTable } from './finding.js';
+import { dl, el, go, link, table, text, warn, when, workloadOf } from './dom.js';
+import { rulesOf, sourcesTable } from './finding.js';
 import { lanesOf, timeline } from './timeline.js';
 
 const AKID = /^[A-Z0-9]{16,31}$/;
@@ -22,14 +23,14 @@ function form(id) {
   return f;
 }
 
-function tally(name, t) {
-  return el('tr', null, el('th', { scope: 'row' }, name), el('td', { class: 'num' }, text(t && t.count)),
+function tally(name, t, id) {
+  return el('tr', { 'data-tally': id }, el('th', { scope: 'row' }, name), el('td', { class: 'num' }, text(t && t.count)),
     el('td', null, when(t && t.first_at)), el('td', null, when(t && t.last_at)),
     el('td', { class: 'mono wrap' }, t && Array.isArray(t.source_ips) && t.source_ips.length ? t.source_ips.join(', ') : '\u2014'));
 }
 
 function render(k) {
-  const yes = (b) => (b ? 'yes' : 'no');
+  const w = workloadOf(k);
   const ci = k.conflicting_issuance;
   const outside = k.outside && Array.isArray(k.outside.sources) ? k.outside.sources : [];
   const un = k.unattributed && Array.isArray(k.unattributed.sources) ? k.unattributed.sources : [];
@@ -38,9 +39,11 @@ function render(k) {
     el('h2', null, 'Key ', el('span', { class: 'mono' }, text(k.access_key_id))),
     el('p', { id: 'key-finding', class: 'summary' }, k.finding_id
       ? ['This key has a finding: ', link('finding', k.finding_id, k.finding_id), '.']
-      : k.lambda ? 'This Lambda key has no finding: no outside use.' : 'No Lambda evidence for this key yet: its calls are shown, not judged.'),
+      : w.kind ? 'This ' + (w.kind === 'lambda' ? 'Lambda' : w.what) + ' key has no finding: no outside use.'
+        : 'No workload evidence for this key yet: its calls are shown, not judged.'),
     dl([
-      ['Lambda key', yes(k.lambda) + (k.issued ? ' (issuance seen)' : '') + (k.runtime_marker ? ' (runtime marker seen)' : '')],
+      ['Workload', (w.kind ? w.what + ' ' + text(w.id) : 'none yet') + (k.issued ? ' (issuance seen)' : '') + (k.runtime_marker ? ' (runtime marker seen)' : '')],
+      ['Verdict rules', rulesOf(k)],
       ['Function', text(k.function_name)], ['Account', text(k.account_id)], ['Region', text(k.region)], ['Role', text(k.role_arn)],
       ['Issuance event', text(k.issued_by_event_id)], ['Expires', when(k.expires_at)],
       ['On-behalf calls', text(k.on_behalf_count)], ['Allow-listed calls', text(k.allowlisted_count)],
@@ -50,9 +53,11 @@ function render(k) {
     el('h3', null, 'Timeline'),
     timeline({ issued_at: null, expires_at: k.expires_at }, lanesOf(null, k)),
     el('h3', null, 'Calls'),
-    table('tallies', ['', 'Calls', 'First', 'Last', 'Addresses'], [tally('inside', k.inside), tally('outside', k.outside), tally('not judged', k.unattributed)]),
+    table('tallies', ['', 'Calls', 'First', 'Last', 'Addresses'], [tally('inside', k.inside, 'inside'), tally('outside', k.outside, 'outside'),
+      tally('not judged (outside-AWS rules: AWS or private address)', k.not_judged, 'not_judged'),
+      tally('not attributed (no workload yet)', k.unattributed, 'unattributed')]),
     outside.length ? [el('h3', null, 'Outside addresses'), sourcesTable(outside, 'key-outside')] : null,
-    un.length ? [el('h3', null, 'Addresses not judged yet'), sourcesTable(un, 'key-unattributed')] : null,
+    un.length ? [el('h3', null, 'Addresses not attributed yet'), sourcesTable(un, 'key-unattributed')] : null,
     allowed.length ? [el('h3', null, 'Allow-listed addresses'), table('allowed', ['Address', 'Network', 'Calls'],
       allowed.map((a) => el('tr', null, el('td', { class: 'mono' }, text(a.ip)), el('td', { class: 'mono' }, text(a.network)), el('td', { class: 'num' }, text(a.count)))))] : null);
 }

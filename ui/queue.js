@@ -1,13 +1,14 @@
-// queue.js: the findings queue, newest first, with the API's filters and cursor paging. An auto refresh
-// re-reads the page shown and redraws the table only when the answer changed; the filter form is kept.
+// queue.js: the findings queue, newest first, with the API's filters (the workload's kind among them) and
+// cursor paging. An auto refresh re-reads the page shown and redraws the table only when the answer changed;
+// the filter form is kept.
 import { api, AuthError, q } from './api.js';
-import { dash, el, go, link, sevBadge, statusBadge, table, text, warn, when } from './dom.js';
+import { dash, el, go, link, sevBadge, statusBadge, table, text, warn, when, WORKLOADS, workloadOf } from './dom.js';
 
 const STATUSES = ['open', 'acknowledged', 'resolved', 'suppressed', 'retracted'];
 const SEVERITIES = ['critical', 'high', 'medium', 'low'];
 const LIMITS = [10, 25, 50, 100];
 
-const filters = { status: '', severity: '', account: '', function: '', since: '', until: '', limit: 25 };
+const filters = { status: '', severity: '', workload: '', account: '', function: '', since: '', until: '', limit: 25 };
 let cursors = [];   // the cursor of each page after the first that led here; [] = page 1
 let nextCursor = null;
 let seq = 0;        // the latest load: older answers are dropped
@@ -20,10 +21,11 @@ function field(label, input) {
   return el('div', { class: 'field' }, el('label', { for: input.id }, label), input);
 }
 
+// values: [value, ...] or [[value, label], ...]
 function select(id, values, current, anyLabel) {
   const s = el('select', { id, name: id },
     anyLabel ? el('option', { value: '' }, anyLabel) : null,
-    values.map((v) => el('option', { value: v }, String(v))));
+    values.map((v) => (Array.isArray(v) ? el('option', { value: v[0] }, v[1]) : el('option', { value: v }, String(v)))));
   s.value = String(current);
   return s;
 }
@@ -36,6 +38,7 @@ function filterForm(ctx) {
   const inputs = {
     status: select('f-status', STATUSES, filters.status, 'any'),
     severity: select('f-severity', SEVERITIES, filters.severity, 'any'),
+    workload: select('f-workload', WORKLOADS, filters.workload, 'any'),
     account: el('input', { id: 'f-account', name: 'account', inputmode: 'numeric', pattern: '[0-9]{12}', maxlength: 12, placeholder: '12 digits', autocomplete: 'off', value: filters.account }),
     function: el('input', { id: 'f-function', name: 'function', maxlength: 71, autocomplete: 'off', spellcheck: 'false', value: filters.function }),
     since: el('input', { id: 'f-since', name: 'since', type: 'datetime-local', step: 1, value: fromApiTime(filters.since) }),
@@ -43,7 +46,7 @@ function filterForm(ctx) {
     limit: select('f-limit', LIMITS, filters.limit, null),
   };
   const form = el('form', { id: 'filters', class: 'filters', role: 'search', 'aria-label': 'Filter findings' },
-    field('Status', inputs.status), field('Severity', inputs.severity), field('Account', inputs.account),
+    field('Status', inputs.status), field('Severity', inputs.severity), field('Workload', inputs.workload), field('Account', inputs.account),
     field('Function', inputs.function), field('Created from (UTC)', inputs.since),
     field('Created until (UTC)', inputs.until), field('Per page', inputs.limit),
     el('div', { class: 'field actions' },
@@ -53,6 +56,7 @@ function filterForm(ctx) {
     ev.preventDefault();
     filters.status = inputs.status.value;
     filters.severity = inputs.severity.value;
+    filters.workload = inputs.workload.value;
     filters.account = inputs.account.value.trim();
     filters.function = inputs.function.value.trim();
     filters.since = toApiTime(inputs.since.value);
@@ -62,12 +66,19 @@ function filterForm(ctx) {
     load(ctx, true).catch(fail);
   });
   form.querySelector('#f-clear').addEventListener('click', () => {
-    Object.assign(filters, { status: '', severity: '', account: '', function: '', since: '', until: '' });
-    for (const k of ['status', 'severity', 'account', 'function', 'since', 'until']) inputs[k].value = '';
+    Object.assign(filters, { status: '', severity: '', workload: '', account: '', function: '', since: '', until: '' });
+    for (const k of ['status', 'severity', 'workload', 'account', 'function', 'since', 'until']) inputs[k].value = '';
     cursors = [];
     load(ctx, true).catch(fail);
   });
   return form;
+}
+
+// A Lambda finding shows its function as before; another workload its kind and id ("ECS task d190...").
+function workloadCell(f) {
+  const w = workloadOf(f);
+  if (w.kind === 'lambda') return link('finding', f.id, w.id ? w.id : '(function unknown)');
+  return link('finding', f.id, el('span', { class: 'kind' }, w.what), ' ', w.id ? w.id : '(id unknown)');
 }
 
 function row(f) {
@@ -78,7 +89,7 @@ function row(f) {
   const tr = el('tr', { 'data-id': f.id },
     el('td', null, sevBadge(f.severity)),
     el('td', null, statusBadge(f.status), f.explained ? el('span', { class: 'note-inline' }, ' (explained)') : null),
-    el('td', { class: 'wrap' }, link('finding', f.id, f.function_name ? f.function_name : '(function unknown)')),
+    el('td', { class: 'wrap' }, workloadCell(f)),
     el('td', { class: 'mono nowrap' }, text(f.account_id)),
     el('td', { class: 'nowrap' }, text(f.region)),
     el('td', { class: 'nowrap' }, when(f.first_outside_at)),
@@ -100,14 +111,14 @@ function results(data) {
     el('p', { class: 'count', id: 'queue-count' }, list.length === 0
       ? (page === 1 ? 'No findings match these filters.' : 'No more findings.')
       : 'Page ' + page + ': ' + list.length + ' finding' + (list.length === 1 ? '' : 's') + ', newest first.'),
-    list.length ? table('queue', ['Severity', 'Status', 'Function', 'Account', 'Region', 'First outside use', 'Outside address', 'Network'], list.map(row)) : null,
+    list.length ? table('queue', ['Severity', 'Status', 'Workload', 'Account', 'Region', 'First outside use', 'Outside address', 'Network'], list.map(row)) : null,
     el('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, el('span', { class: 'page-no' }, 'page ' + page), next));
 }
 
 async function load(ctx, userAction) {
   const mine = ++seq;
   const query = q({
-    status: filters.status, severity: filters.severity, account: filters.account, function: filters.function,
+    status: filters.status, severity: filters.severity, workload: filters.workload, account: filters.account, function: filters.function,
     since: filters.since, until: filters.until, limit: filters.limit, cursor: cursors.length ? cursors[cursors.length - 1] : '',
   });
   const { data, text: raw } = await api('GET', '/v1/findings' + query);

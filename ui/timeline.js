@@ -2,7 +2,7 @@
 // uses from inside (times from GET /v1/keys/{id}), one lane per outside address (first to last use), the
 // issuance and the expiry as vertical marks. When issuance or expiry lies far outside the span of the uses,
 // it is drawn past a break at the edge ("off scale") so the uses keep their detail.
-import { day, el, hhmm, hhmmss, ms, svg } from './dom.js';
+import { day, el, hhmm, hhmmss, ms, svg, workloadOf } from './dom.js';
 
 const W = 760;
 const LABEL_W = 210;
@@ -18,8 +18,9 @@ const cut = (s, n) => (s.length > n ? s.slice(0, n - 1) + '\u2026' : s);
 export function lanesOf(f, k) {
   const lanes = [];
   const inside = k && k.inside;
+  const noun = workloadOf(f || k).noun;
   if (inside && inside.count > 0) {
-    lanes.push({ kind: 'inside', label: 'inside (' + (inside.source_ips || []).join(', ') + ')', count: inside.count, first: ms(inside.first_at), last: ms(inside.last_at), detail: 'the function\'s own network' });
+    lanes.push({ kind: 'inside', label: 'inside (' + (inside.source_ips || []).join(', ') + ')', count: inside.count, first: ms(inside.first_at), last: ms(inside.last_at), detail: 'the ' + noun + '\'s own network' });
   } else if (f && f.inside_count > 0) {
     lanes.push({ kind: 'inside', label: 'inside (' + (f.inside_source_ips || []).join(', ') + ')', count: f.inside_count, first: null, last: null, detail: 'times not known: the key\'s state has expired' });
   }
@@ -29,7 +30,7 @@ export function lanesOf(f, k) {
   }
   const un = k && k.unattributed && Array.isArray(k.unattributed.sources) ? k.unattributed.sources : [];
   for (const s of un) {
-    lanes.push({ kind: 'unattributed', label: s.ip + ' (' + s.network + ')', count: s.count, succeeded: s.succeeded, first: ms(s.first_at), last: ms(s.last_at), detail: 'not judged: no Lambda evidence yet' });
+    lanes.push({ kind: 'unattributed', label: s.ip + ' (' + s.network + ')', count: s.count, succeeded: s.succeeded, first: ms(s.first_at), last: ms(s.last_at), detail: 'not judged: no workload evidence yet' });
   }
   return lanes;
 }

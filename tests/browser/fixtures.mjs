@@ -58,3 +58,34 @@ export function hostileRecords(root) {
   r[2].userAgent = HOSTILE.ua;
   return r;
 }
+
+// Other workloads (shapes of tests/data/workload-shapes.json): an ECS task's key, issued by ecs-tasks and used
+// from an external address (full rules); an EC2 instance's key known only from ec2RoleDelivery, used from an
+// external and a private address (outside-AWS rules: the private one is not judged); an ECS key whose task id
+// (the issuance's roleSessionName, a forger's choice) is hostile.
+export const ECS_TASK = '0b6a3c54-3f0e-4d52-9b1e-6c1d2e3f4a5b';
+export const EC2_INSTANCE = 'i-0abcdef1234567890';
+function issue(n, akid, session) {
+  return { eventVersion: '1.08', eventID: 'e0000000-0000-4000-9' + String(n).padStart(3, '0') + '-000000000001', eventTime: '2024-03-13T08:30:00Z',
+    eventSource: 'sts.amazonaws.com', eventName: 'AssumeRole', awsRegion: 'us-east-1', sourceIPAddress: 'ecs-tasks.amazonaws.com',
+    userAgent: 'ecs-tasks.amazonaws.com', userIdentity: { type: 'AWSService', invokedBy: 'ecs-tasks.amazonaws.com' },
+    requestParameters: { roleArn: 'arn:aws:iam::111122223333:role/orders-task-role', roleSessionName: session },
+    responseElements: { credentials: { accessKeyId: akid, expiration: 'Mar 13, 2024, 2:30:00 PM' } }, recipientAccountId: '111122223333' };
+}
+function use(n, i, akid, ip, role, session, ec2) {
+  return { eventVersion: '1.08', eventID: 'e0000000-0000-4000-9' + String(n).padStart(3, '0') + '-00000000001' + i, eventTime: '2024-03-13T09:0' + i + ':00Z',
+    eventSource: 's3.amazonaws.com', eventName: 'ListBuckets', awsRegion: 'us-east-1', sourceIPAddress: ip,
+    userAgent: '[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]',
+    userIdentity: { type: 'AssumedRole', accessKeyId: akid, accountId: '111122223333', arn: 'arn:aws:sts::111122223333:assumed-role/' + role + '/' + session,
+      sessionContext: ec2 ? { ec2RoleDelivery: '2.0' } : {} }, recipientAccountId: '111122223333' };
+}
+export function ecsRecords() {
+  return [issue(1, 'ASIAQEXAMPLEECSBR001', ECS_TASK), use(1, 2, 'ASIAQEXAMPLEECSBR001', '198.51.100.7', 'orders-task-role', ECS_TASK)];
+}
+export function ec2Records() {
+  return [use(2, 1, 'ASIAQEXAMPLEEC2BR001', '198.51.100.8', 'web-role', EC2_INSTANCE, true),
+    use(2, 2, 'ASIAQEXAMPLEEC2BR001', '10.1.2.3', 'web-role', EC2_INSTANCE, true)];
+}
+export function hostileEcsRecords() {
+  return [issue(3, 'ASIAQEXAMPLEECSBR066', HOSTILE.session), use(3, 2, 'ASIAQEXAMPLEECSBR066', '198.51.100.9', 'orders-task-role', HOSTILE.session)];
+}

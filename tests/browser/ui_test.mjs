@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { FIXTURES, HOSTILE, IMG, SCRIPT_END, JS_URL, hostileRecords, fixtureRecords, newRecords, corsRecords } from './fixtures.mjs';
+import { FIXTURES, HOSTILE, IMG, SCRIPT_END, JS_URL, hostileRecords, fixtureRecords, newRecords, corsRecords, ecsRecords, ec2Records,
+  hostileEcsRecords, ECS_TASK, EC2_INSTANCE } from './fixtures.mjs';
 
 function need(k) {
   const v = process.env[k];
@@ -38,6 +39,9 @@ const check = (name, cond, why) => (cond ? ok(name) : nok(name, why));
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const cut30 = (s) => (s.length > 30 ? s.slice(0, 29) + '\u2026' : s); // the timeline's label, as timeline.js cuts it
+// what the queue's Workload column shows: a Lambda finding its function, another workload "ECS task <id>"
+const WHAT = { ecs: 'ECS task', ec2: 'EC2 instance', eks: 'EKS pod', codebuild: 'CodeBuild build' };
+const workloadText = (f) => (!f.workload || f.workload.kind === 'lambda' ? f.function_name : WHAT[f.workload.kind] + ' ' + f.workload.id);
 
 // ---- the API, from node (the truth the page is compared with) ----
 async function http(base, method, p, { token, body } = {}) {
@@ -163,8 +167,13 @@ async function loadFixtures() {
   }
   const h = await ingest(hostileRecords(ROOT));
   ids.hostile = h.findings[0];
+  for (const [name, recs] of [['ecs', ecsRecords()], ['ec2', ec2Records()], ['hostile_ecs', hostileEcsRecords()]]) {
+    const r = await ingest(recs);
+    if (r.findings_count !== 1) throw new Error(name + ': expected one finding, got ' + JSON.stringify(r.findings));
+    ids[name] = r.findings[0];
+  }
   const list = await getA('/v1/findings?limit=500');
-  check('fixtures loaded through the ingest API: ' + list.findings.length + ' findings', list.findings.length === FIXTURES.length + 1,
+  check('fixtures loaded through the ingest API: ' + list.findings.length + ' findings', list.findings.length === FIXTURES.length + 4,
     JSON.stringify(list.findings.map((f) => f.id)));
 }
 
@@ -222,9 +231,12 @@ async function caseQueue(context) {
   const got = await waitQueue(page, want);
   check('queue: exactly the findings GET /v1/findings returns, in its order (' + want.length + ')', same(got, want), JSON.stringify({ got, want }));
   const rows = await queueRows(page);
-  const cells = api.findings.map((f) => [f.severity, f.status, f.function_name, f.account_id, f.region, f.outside_sources[0] && f.outside_sources[0].ip]);
+  const cells = api.findings.map((f) => [f.severity, f.status, workloadText(f), f.account_id, f.region || '\u2014', f.outside_sources[0] && f.outside_sources[0].ip]);
   const shown = rows.map((r) => [r[0], r[1].replace(/ \(explained\)$/, ''), r[2], r[3], r[4], r[6].replace(/ \+\d+ more$/, '')]);
-  check('queue: severity as text, status, function, account, region, outside address per row', same(shown, cells), JSON.stringify({ shown: shown[0], cells: cells[0] }));
+  check('queue: severity as text, status, workload (a Lambda function by its name, "ECS task <id>" ...), account, region, outside address per row',
+    same(shown, cells), JSON.stringify(shown.map((x, i) => [x, cells[i]]).filter(([a, b]) => !same(a, b)).slice(0, 2)));
+  check('queue: the ECS and EC2 findings show their kind and id', rows.some((r) => r[2] === 'ECS task ' + ECS_TASK) &&
+    rows.some((r) => r[2] === 'EC2 instance ' + EC2_INSTANCE), JSON.stringify(rows.map((r) => r[2])));
   const nets = rows.map((r) => r[7]);
   check('queue: the network class of the outside address', same(nets, api.findings.map((f) => f.outside_sources[0].network)));
   await page.screenshot({ path: path.join(SHOTS, 'queue.png') });
@@ -235,11 +247,28 @@ async function caseQueue(context) {
   const crit = (await getA('/v1/findings?severity=critical&limit=25')).findings.map((f) => f.id);
   check('filter severity=critical: the API\'s ' + crit.length + ' findings', crit.length > 0 && same(await waitQueue(page, crit), crit));
   await page.selectOption('#f-severity', '');
+  // the workload filter, through GET /v1/findings?workload=
+  for (const [kind, more] of [['ecs', ''], ['lambda', ''], ['ec2', '&severity=critical']]) {
+    await page.selectOption('#f-workload', kind);
+    if (more) await page.selectOption('#f-severity', 'critical');
+    await page.click('#f-apply');
+    const wl = (await getA('/v1/findings?workload=' + kind + more + '&limit=25')).findings;
+    const wids = wl.map((f) => f.id);
+    const shownIds = await waitQueue(page, wids);
+    const asked = seen.requests.filter((u) => u.includes('/v1/findings?')).pop() || '';
+    check('filter workload=' + kind + more.replace('&', ' ') + ': the API\'s ' + wids.length + ' findings, all ' + kind + ', asked as ?workload=' + kind,
+      wids.length > 0 && wids.length < want.length && wl.every((f) => f.workload.kind === kind) && same(shownIds, wids) &&
+      asked.includes('workload=' + kind), JSON.stringify({ shownIds, wids, asked }));
+  }
+  await page.click('#f-clear');
+  check('clear: the workload filter back to any', (await page.inputValue('#f-workload')) === '' && same(await waitQueue(page, want), want));
   await page.fill('#f-function', 'billing-fn');
   await page.fill('#f-account', '444455556666');
   await page.click('#f-apply');
   const fa = (await getA('/v1/findings?function=billing-fn&account=444455556666&limit=25')).findings.map((f) => f.id);
-  check('filter function and account: the API\'s ' + fa.length + ' findings', fa.length > 0 && same(await waitQueue(page, fa), fa));
+  const faShown = await waitQueue(page, fa);
+  check('filter function and account: the API\'s ' + fa.length + ' findings', fa.length > 0 && same(faShown, fa),
+    JSON.stringify({ faShown, fa, asked: seen.requests.filter((u) => u.includes('/v1/findings?')).pop() }));
   await page.click('#f-clear');
   await waitQueue(page, want);
   await page.fill('#f-until', '2020-01-01T00:00');
@@ -322,10 +351,12 @@ async function caseFinding(context) {
   const forms = await page.evaluate(async () => {
     const m = await import('/ui/finding.js');
     return [m.clientOf('aws-cli/2.15.0 Python/3.11 Darwin/23.0'), m.clientOf('Boto3/1.34.0 Python/3.12 Linux/6.1'),
-      m.clientOf('aws-cli/1.29.0 Python/3.11 Windows/10 botocore/1.31.0'), m.clientOf('curl/8.4.0')];
+      m.clientOf('aws-cli/1.29.0 Python/3.11 Windows/10 botocore/1.31.0'), m.clientOf('curl/8.4.0'),
+      m.clientOf('[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]')];
   });
-  check('finding: the client\'s platform from the Darwin/, Linux/, Windows/ token too (' + forms.join(' | ') + ')',
-    forms[0] === 'aws-cli on macOS' && forms[1] === 'Boto3 on Linux' && forms[2] === 'aws-cli on Windows' && forms[3] === 'curl');
+  check('finding: the client\'s platform from the Darwin/, Linux/, Windows/ token too, in brackets too (' + forms.join(' | ') + ')',
+    forms[0] === 'aws-cli on macOS' && forms[1] === 'Boto3 on Linux' && forms[2] === 'aws-cli on Windows' && forms[3] === 'curl' &&
+    forms[4] === 'aws-cli on macOS');
   await openFinding(page, id);
 
   const tl = await page.evaluate(() => {
@@ -355,6 +386,59 @@ async function caseFinding(context) {
     f.inside_source_ips.every((ip) => body.includes(ip)) && f.attack.every((t) => body.includes(t.id) && body.includes(t.name)) &&
     f.outside_actions.every((a) => body.includes(a)));
   await page.screenshot({ path: path.join(SHOTS, 'finding.png') });
+  await page.close();
+}
+
+// the facts list of the page (dt -> dd text)
+const facts = (page, sel) => page.$$eval(sel + ' dl.facts dt', (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+
+async function caseWorkloads(context) {
+  const page = await newPage(context);
+  await login(page, A);
+  // an ECS task's finding: its kind and id where a Lambda finding names its function, the rules used
+  await openFinding(page, ids.ecs);
+  const s = (await page.textContent('#summary')).trim();
+  check('workload: the summary names the ECS task (' + s + ')', s.startsWith('Key of ECS task ' + ECS_TASK + ' in account 111122223333 used from 198.51.100.7'), s);
+  let fx = await facts(page, 'article.finding');
+  check('workload: the key facts show "ECS task <id>", no function, full rules', fx.Workload === 'ECS task ' + ECS_TASK &&
+    !('Function' in fx) && /^full every rule/.test(fx['Verdict rules'] || ''), JSON.stringify(fx));
+  check('workload: inside calls are the task\'s', /from inside the task/.test(await page.textContent('article.finding')));
+  // an EC2 key known only from ec2RoleDelivery: outside-AWS rules
+  await openFinding(page, ids.ec2);
+  fx = await facts(page, 'article.finding');
+  check('workload: an EC2 key without issuance shows outside_aws rules', fx.Workload === 'EC2 instance ' + EC2_INSTANCE &&
+    /^outside_aws outside-AWS rules only/.test(fx['Verdict rules'] || ''), JSON.stringify(fx));
+  // a Lambda finding reads as before: "Function", no workload or rules row
+  await openFinding(page, ids.theft);
+  fx = await facts(page, 'article.finding');
+  check('workload: a Lambda finding still shows its function, no workload row', fx.Function === 'billing-fn' || fx.Function === 'orders-fn' || fx.Function === 'etl-fn'
+    ? !('Workload' in fx) && !('Verdict rules' in fx) : false, JSON.stringify(fx));
+  // key lookup: workload, rules, the not-judged tally
+  const k = await getA('/v1/keys/ASIAQEXAMPLEEC2BR001');
+  await page.evaluate(() => { location.hash = '#/key/ASIAQEXAMPLEEC2BR001'; });
+  await page.waitForSelector('.key[data-id="ASIAQEXAMPLEEC2BR001"] tr[data-tally=not_judged]');
+  fx = await facts(page, '.key');
+  const nj = await page.$$eval('tr[data-tally=not_judged] td', (td) => td.map((c) => c.textContent));
+  const out = await page.$$eval('tr[data-tally=outside] td', (td) => td.map((c) => c.textContent));
+  check('key lookup: the workload and outside_aws rules of an EC2 key', fx.Workload === 'EC2 instance ' + EC2_INSTANCE &&
+    /^outside_aws /.test(fx['Verdict rules'] || '') && k.verdict_rules === 'outside_aws', JSON.stringify(fx));
+  check('key lookup: not judged (outside-AWS rules) counts the private address, as the API (' + nj.join(' | ') + ')',
+    k.not_judged.count === 1 && nj[0] === '1' && nj[3] === '10.1.2.3' && out[3] === '198.51.100.8', JSON.stringify({ nj, out, api: k.not_judged }));
+  const lk = (await getA('/v1/findings/' + encodeURIComponent(ids.theft))).access_key_id;
+  await page.evaluate((a) => { location.hash = '#/key/' + a; }, lk);
+  await page.waitForSelector('.key[data-id="' + lk + '"]');
+  fx = await facts(page, '.key');
+  check('key lookup: a Lambda key: its function, full rules', /^Lambda function \S+-fn \(issuance seen\)/.test(fx.Workload || '') &&
+    /^full /.test(fx['Verdict rules'] || ''), JSON.stringify(fx));
+  // a hostile task id (a forged issuance's session name) is text in the queue and the finding
+  await openFinding(page, ids.hostile_ecs);
+  const txt = await page.evaluate(() => document.body.innerText);
+  const imgs = await page.evaluate(() => document.querySelectorAll('img, script:not([src])').length);
+  check('hostile task id: shown literally in the finding, no element made of it', txt.includes('ECS task ' + IMG) && imgs === 0);
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.waitForSelector('table.queue tbody tr[data-id="' + ids.hostile_ecs + '"]');
+  check('hostile task id: shown literally in the queue', (await page.textContent('table.queue tbody tr[data-id="' + ids.hostile_ecs + '"] td:nth-child(3)')) === 'ECS task ' + IMG);
+  await page.screenshot({ path: path.join(SHOTS, 'workloads.png') });
   await page.close();
 }
 
@@ -439,7 +523,7 @@ async function caseKeyboard(context) {
     path_.push(a.id);
     if (a.row) reachedRow = a;
   }
-  const filters = ['f-status', 'f-severity', 'f-account', 'f-function', 'f-apply'];
+  const filters = ['f-status', 'f-severity', 'f-workload', 'f-account', 'f-function', 'f-apply'];
   check('keyboard: Tab reaches every filter control', filters.every((f) => path_.includes(f)), path_.join(' '));
   check('keyboard: Tab reaches a finding row, with a visible focus outline', reachedRow && reachedRow.row === first && reachedRow.outline !== 'none', JSON.stringify(reachedRow));
   await page.keyboard.press('Enter');
@@ -648,6 +732,7 @@ async function main() {
     await timed('wrong or missing token', () => caseAuth(context));
     await timed('queue, filters, paging', () => caseQueue(context));
     await timed('finding', () => caseFinding(context));
+    await timed('workloads', () => caseWorkloads(context));
     await timed('triage', () => caseTriage(context));
     await timed('hostile strings', () => caseHostile(context));
     await timed('keyboard', () => caseKeyboard(context));
