@@ -1113,6 +1113,18 @@ static void judge_key(const struct judge *j, const struct outside_sum *s, struct
     }
 }
 
+/* A key with no issuance and no home has no region of its own (the outside-AWS rules, or a marked
+ * key whose marked calls all came from outside). Its finding still needs one to be filed where a
+ * responder looks (an ASFF finding's product ARN names a region): the smallest region its calls
+ * named (awsRegion), from the kept addresses' sorted region sets, so the same for every order. It
+ * only labels the finding: the rules never read it (they read judge.region). */
+static void calls_region(const struct det_key *k, struct det_verdict *v)
+{
+    for (size_t i = 0; i < k->n_cands; i++)
+        if (k->cands[i].n_regions && (!v->region[0] || strcmp(k->cands[i].regions[0], v->region) < 0))
+            copy_str(v->region, sizeof v->region, k->cands[i].regions[0]);
+}
+
 /* Judges the state as if address `home` (-1: none) were the key's own, and the function's region,
  * for a key whose issuance was not seen, that of address `region_of`; v->finding says whether the
  * evidence alone makes a finding (det_judge adds the key's history). */
@@ -1160,6 +1172,8 @@ static void judge_as(const struct judge *jp, int home, int region_of, struct det
         }
     }
     judge_key(&j, &s, v);
+    if (!v->region[0] && v->workload)
+        calls_region(k, v);
 }
 
 static int may_be_own(const struct judge *j, const struct det_cand *c, const struct nr_match *m)

@@ -294,6 +294,14 @@ want = {"ASIAQEXAMPLEWLECS001": ("ecs", "0b6a3c543f0e4d529b1e6c1d2e3f4a5b", None
         "ASIAQEXAMPLEWLEC2001": ("ec2", "i-0abcdef1234567890", None),
         "ASIAQEXAMPLEWLLAM001": ("lambda", "orders-fn", "orders-fn")}
 sys.exit(0 if got == want else print("# got %r" % got) or 1)' "$TEST_TMP/wl_all"
+"$CW" scan --format asff "$TEST_TMP/wl.json" >"$TEST_TMP/wl_asff" 2>"$TEST_TMP/wl_err"
+check "workloads: every finding converts to ASFF, the unissued EC2 key's too (its region: its calls')" "$PY" -c '
+import json, sys
+docs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+regions = sorted(r.get("Region") for d in docs for r in d["Resources"][:1])
+types = sorted({r["Type"] for d in docs for r in d["Resources"]})
+ok = len(docs) == 3 and regions == ["us-east-1"] * 3 and "AwsEc2Instance" in types and "AwsLambdaFunction" in types
+sys.exit(0 if ok else print("# %d docs, regions %r, types %r" % (len(docs), regions, types)) or 1)' "$TEST_TMP/wl_asff"
 "$CW" scan --workloads lambda,ec2 "$TEST_TMP/wl.json" >"$TEST_TMP/wl_le" 2>"$TEST_TMP/wl_err"
 check "workloads: --workloads lambda,ec2 leaves the ECS task's key out" keys_are "$TEST_TMP/wl_le" ASIAQEXAMPLEWLEC2001 ASIAQEXAMPLEWLLAM001
 check "workloads: the records are still all read (4 records, 3 keys)" grep -q '4 records, 3 keys, 2 findings' "$TEST_TMP/wl_err"

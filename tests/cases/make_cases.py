@@ -975,11 +975,12 @@ case("wl_ecs_marker_only_scheduler_fleet",
 case("wl_ecs_marker_only_replay_external",
      "The same marker-only key used from an external address without the marker: the outside-AWS rules still "
      "judge external addresses (rule 6): a successful call that is not sensitive, high. No issuance, so no "
-     "region (null) and no new_region; the fleet's AWS address stays not judged.",
+     "region of its own and no new_region: the finding is labelled with the smallest region its calls named "
+     "(the fleet's ap-northeast-2); the fleet's AWS address stays not judged.",
      [sched_use(t(0), SCHED_IP, UA_SCHED, "ecs.amazonaws.com", "RunTask"),
       sched_use(t(20), OUT_IP, UA_CLI_LINUX, "sts.amazonaws.com", "GetCallerIdentity")],
      [wfinding(KS, "high", [OUT_IP], ["workload_marker", "outside_address", "successful_call"],
-               {OUT_IP: "external"}, "ecs", SCHED_SESSION, region=None)],
+               {OUT_IP: "external"}, "ecs", SCHED_SESSION, region="ap-northeast-2")],
      {KS: wkey("ecs", SCHED_SESSION, "outside_aws", not_judged_count=1, not_judged_ips=[SCHED_IP],
                outside_count=1)}, NET)
 
@@ -1036,12 +1037,12 @@ case("wl_ec2_unissued_aws_not_judged",
 case("wl_ec2_unissued_replay_external",
      "The same unissued EC2 key replayed from an external address: the outside-AWS rules judge it (rule 6), "
      "GuardDuty's OutsideAWS analogue: successful s3:ListBuckets from a non-AWS network, critical; "
-     "desktop_client. No issuance: region null, no new_region, and the instance's AWS address not judged.",
+     "desktop_client. No issuance: no region of its own (the finding is labelled with its calls' us-east-1), no new_region, and the instance's AWS address not judged.",
      [ec2_use(t(1), FN_IP, UA_EC2_APP, "s3.amazonaws.com", "PutObject", delivery="1.0"),
       ec2_use(t(12), OUT_IP, UA_OTRF, "s3.amazonaws.com", "ListBuckets", delivery="1.0")],
      [wfinding(KC, "critical", [OUT_IP], ["workload_identity", "outside_address", "successful_call",
                                           "sensitive_action", "desktop_client"], {OUT_IP: "external"},
-               "ec2", INSTANCE_ID, region=None)],
+               "ec2", INSTANCE_ID, region="us-east-1")],
      {KC: wkey("ec2", INSTANCE_ID, "outside_aws", not_judged_count=1, not_judged_ips=[FN_IP], outside_count=1)},
      NET)
 
@@ -1140,7 +1141,7 @@ case("wl_codebuild_replay_external",
       build_use(t(20), OUT_IP, UA_CLI_MAC, "s3.amazonaws.com", "GetObject")],
      [wfinding(KB, "critical", [OUT_IP], ["workload_identity", "outside_address", "successful_call",
                                           "sensitive_action", "desktop_client"], {OUT_IP: "external"},
-               "codebuild", BUILD_SESSION, region=None)],
+               "codebuild", BUILD_SESSION, region="us-east-1")],
      {KB: wkey("codebuild", BUILD_SESSION, "outside_aws", not_judged_count=1, outside_count=1)}, NET)
 
 # -- Workloads that legitimately run outside AWS (workloads.md 2) --
@@ -1207,7 +1208,7 @@ case("wl_adv_lambda_marker_on_unissued_ec2_key",
       ec2_use(t(22), OUT_IP, UA_PY_ATT, "sts.amazonaws.com", "GetCallerIdentity")],
      [wfinding(KC, "critical", [OUT_IP], ["workload_identity", "runtime_marker", "outside_address",
                                           "copied_user_agent", "successful_call"], {OUT_IP: "external"},
-               "ec2", INSTANCE_ID, region=None)],
+               "ec2", INSTANCE_ID, region="us-east-1")],
      {KC: wkey("ec2", INSTANCE_ID, "outside_aws", runtime_marker=True, not_judged_count=3,
                not_judged_ips=[FN_IP, ATT_EC2_US, ATT_EC2_EU], outside_count=1)}, NET)
 
