@@ -54,20 +54,19 @@ struct view {
     const char *label, *noun;                 /* "ECS", "task": the texts' words for the kind */
 };
 
-/* The words the texts use for a kind: its product's name and the profile's noun. */
+/* The words the texts use for a kind: its product's name (Lambda for a document written before
+ * workloads, which has no kind). */
 static const char *kind_label(enum wl_kind k)
 {
-    static const char *const labels[WL_KIND_COUNT] = { [WL_LAMBDA] = "Lambda", [WL_ECS] = "ECS", [WL_EC2] = "EC2",
-                                                       [WL_EKS] = "EKS", [WL_CODEBUILD] = "CodeBuild" };
-    return k > WL_NONE && k < WL_KIND_COUNT ? labels[k] : "Lambda";
+    const struct wl_profile *p = wl_profile(k);
+    return p ? p->label : "Lambda";
 }
 
+/* A document's workload.kind; one without (written before workloads) or unknown is Lambda's. */
 static enum wl_kind kind_parse(const char *name)
 {
-    for (int k = WL_LAMBDA; name && k < WL_KIND_COUNT; k++)
-        if (strcmp(name, wl_kind_name((enum wl_kind)k)) == 0)
-            return (enum wl_kind)k;
-    return WL_LAMBDA;
+    enum wl_kind k = wl_kind_parse(name);
+    return k == WL_NONE ? WL_LAMBDA : k;
 }
 
 /* The account field of an IAM ARN (arn:<partition>:iam::<account>:role/...) into out, or "". A key

@@ -17,11 +17,11 @@
 /* ---- the profiles -------------------------------------------------------------------------- */
 
 static const struct wl_profile profiles[WL_KIND_COUNT] = {
-    [WL_LAMBDA] = { "lambda", "function", WL_VERDICT_FULL },       /* marked keys: today's rules */
-    [WL_ECS] = { "ecs", "task", WL_VERDICT_OUTSIDE_AWS },          /* marker shared (1.3) */
-    [WL_EC2] = { "ec2", "instance", WL_VERDICT_OUTSIDE_AWS },
-    [WL_EKS] = { "eks", "pod", WL_VERDICT_OUTSIDE_AWS },
-    [WL_CODEBUILD] = { "codebuild", "build", WL_VERDICT_OUTSIDE_AWS },
+    [WL_LAMBDA] = { "lambda", "Lambda", "function", WL_VERDICT_FULL },       /* marked keys: today's rules */
+    [WL_ECS] = { "ecs", "ECS", "task", WL_VERDICT_OUTSIDE_AWS },          /* marker shared (1.3) */
+    [WL_EC2] = { "ec2", "EC2", "instance", WL_VERDICT_OUTSIDE_AWS },
+    [WL_EKS] = { "eks", "EKS", "pod", WL_VERDICT_OUTSIDE_AWS },
+    [WL_CODEBUILD] = { "codebuild", "CodeBuild", "build", WL_VERDICT_OUTSIDE_AWS },
 };
 
 const struct wl_profile *wl_profile(enum wl_kind kind)
@@ -33,6 +33,14 @@ const char *wl_kind_name(enum wl_kind kind)
 {
     const struct wl_profile *p = wl_profile(kind);
     return p ? p->name : "none";
+}
+
+enum wl_kind wl_kind_parse(const char *name)
+{
+    for (int k = WL_NONE + 1; name && k < WL_KIND_COUNT; k++)
+        if (strcmp(name, profiles[k].name) == 0)
+            return (enum wl_kind)k;
+    return WL_NONE;
 }
 
 const char *wl_evidence_name(enum wl_evidence ev)

@@ -91,12 +91,14 @@ struct wl_match {
 /* The profile of one kind. */
 struct wl_profile {
     const char *name;               /* "ecs": settings, API, finding documents */
+    const char *label;              /* "ECS": the product's name in texts (exports, messages) */
     const char *noun;               /* "task": finding texts */
     enum wl_verdict unissued;       /* the verdict without a seen issuance */
 };
 
 const struct wl_profile *wl_profile(enum wl_kind kind);  /* NULL for WL_NONE and out of range */
 const char *wl_kind_name(enum wl_kind kind);             /* "ecs"; "none" for WL_NONE */
+enum wl_kind wl_kind_parse(const char *name);            /* "ecs" -> WL_ECS; WL_NONE unknown or NULL */
 const char *wl_evidence_name(enum wl_evidence ev);       /* "issuance", "marker_weak", ...; "none" */
 
 /* Fills *m from the record: an issuance of a verified issuer first; else, for a call made with an

@@ -40,25 +40,23 @@ static const char *str(const json_t *o, const char *key)
  * workload's id. A document without a workload (written before workloads) is Lambda's. */
 struct wl_words {
     enum wl_kind kind;
-    const char *what;   /* "Lambda", "ECS task" */
+    char what[32];      /* "Lambda", "ECS task" */
     const char *noun;   /* "function", "task" */
     const char *id;     /* the function's name or the workload's id; "" unknown */
 };
 
 static void wl_words(const json_t *doc, struct wl_words *w)
 {
-    static const char *const what[WL_KIND_COUNT] = {
-        [WL_LAMBDA] = "Lambda", [WL_ECS] = "ECS task", [WL_EC2] = "EC2 instance", [WL_EKS] = "EKS pod",
-        [WL_CODEBUILD] = "CodeBuild build",
-    };
     const json_t *wl = json_object_get(doc, "workload");
-    const char *kind = str(wl, "kind");
-    w->kind = WL_LAMBDA;
-    for (int k = WL_LAMBDA; k < WL_KIND_COUNT; k++)
-        if (strcmp(kind, wl_kind_name((enum wl_kind)k)) == 0)
-            w->kind = (enum wl_kind)k;
-    w->what = what[w->kind];
-    w->noun = wl_profile(w->kind)->noun;
+    w->kind = wl_kind_parse(str(wl, "kind"));
+    if (w->kind == WL_NONE)
+        w->kind = WL_LAMBDA;
+    const struct wl_profile *p = wl_profile(w->kind);
+    if (w->kind == WL_LAMBDA)
+        snprintf(w->what, sizeof w->what, "%s", p->label);
+    else
+        snprintf(w->what, sizeof w->what, "%s %s", p->label, p->noun);
+    w->noun = p->noun;
     w->id = w->kind == WL_LAMBDA ? str(doc, "function_name") : str(wl, "id");
 }
 

@@ -331,7 +331,13 @@ static void test_profiles(void **state)
         unsigned mask = 0;
         assert_int_equal(wl_kinds_parse(wl_kind_name(a), &mask, NULL, 0), CW_OK); /* every name parses */
         assert_int_equal(mask, WL_MASK(a));
+        assert_int_equal(wl_kind_parse(wl_kind_name(a)), a);  /* and reads back as its kind */
+        assert_non_null(wl_profile(a)->label);
     }
+    assert_int_equal(wl_kind_parse("none"), WL_NONE);
+    assert_int_equal(wl_kind_parse("ECS"), WL_NONE);  /* names are lower case, as the API's enum */
+    assert_int_equal(wl_kind_parse(NULL), WL_NONE);
+    assert_string_equal(wl_profile(WL_CODEBUILD)->label, "CodeBuild");
     /* verdict modes: full for issued and Lambda-marked keys, outside-AWS for the rest */
     assert_int_equal(wl_verdict(WL_ECS, WL_EV_ISSUANCE), WL_VERDICT_FULL);
     assert_int_equal(wl_verdict(WL_LAMBDA, WL_EV_MARKER), WL_VERDICT_FULL);
