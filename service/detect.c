@@ -1399,3 +1399,24 @@ const char *det_reason_text(unsigned bit)
     int i = bit_index(bit);
     return i < 0 ? "" : reasons[i].text;
 }
+
+/* The texts that speak of "the function", for a task, an instance, a pod or a build. Lambda keeps
+ * the texts above word for word (analysts' saved searches and the tests read them). */
+static const struct {
+    unsigned bit;
+    const char *text;
+} workload_texts[] = {
+    { DET_R_OUTSIDE_ADDRESS, "used from an address that is not the workload's network" },
+    { DET_R_COPIED_MARKER, "a call carrying a workload's SDK marker (exec-env/...) came from a network that is never the workload's (non-AWS address or foreign VPC endpoint)" },
+    { DET_R_NEW_REGION, "the key was used outside in or from a region the workload does not run in" },
+    { DET_R_CONTESTED_OWN, "more than one address that could be the workload's network made marked calls; the earliest is shown as the workload's, and the severity is the highest that any of them being the workload's gives" },
+};
+
+const char *det_reason_text_for(unsigned bit, enum wl_kind kind)
+{
+    if (kind != WL_LAMBDA && kind != WL_NONE)
+        for (size_t i = 0; i < sizeof workload_texts / sizeof workload_texts[0]; i++)
+            if (workload_texts[i].bit == bit)
+                return workload_texts[i].text;
+    return det_reason_text(bit);
+}

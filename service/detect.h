@@ -262,6 +262,7 @@ const char *det_severity_name(enum det_severity s);
 int det_severity_parse(const char *s);  /* -1 if unknown */
 const char *det_reason_code(unsigned bit);
 const char *det_reason_text(unsigned bit);
+const char *det_reason_text_for(unsigned bit, enum wl_kind kind);  /* in the workload's words */
 
 /* A 64-bit hash of an event id (FNV-1a, never 0): an order between events that keeps 8 bytes. */
 uint64_t det_id_hash(const char *id);

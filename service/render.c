@@ -183,7 +183,7 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
             continue;
         json_t *r = json_object();
         json_object_set_new(r, "code", json_string(det_reason_code(bit)));
-        json_object_set_new(r, "text", json_string(det_reason_text(bit)));
+        json_object_set_new(r, "text", json_string(det_reason_text_for(bit, v->kind)));
         json_array_append_new(rs, r);
     }
     json_object_set_new(o, "reasons", rs);

@@ -925,6 +925,11 @@ static void test_kind_ranking(void **state)
     det_apply_ctx(&r, &lam, &ctx);  /* Lambda switched off: its marker is dropped too */
     assert_false(r.marked);
     assert_int_equal(det_kind(&r), WL_NONE);
+    /* the texts speak of the workload; Lambda's keep their words */
+    assert_string_equal(det_reason_text_for(DET_R_OUTSIDE_ADDRESS, WL_LAMBDA), det_reason_text(DET_R_OUTSIDE_ADDRESS));
+    assert_non_null(strstr(det_reason_text_for(DET_R_OUTSIDE_ADDRESS, WL_EC2), "workload's network"));
+    assert_null(strstr(det_reason_text_for(DET_R_NEW_REGION, WL_ECS), "function"));
+    assert_string_equal(det_reason_text_for(DET_R_INSIDE_AWS, WL_EKS), det_reason_text(DET_R_INSIDE_AWS));
     /* a thief's Lambda marker on an EC2 key's calls (ec2RoleDelivery) leaves it an EC2 key */
     det_key_init(&r, "ASIAQEXAMPLECODEC004");
     det_apply(&r, &ident);
