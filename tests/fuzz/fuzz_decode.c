@@ -42,9 +42,13 @@ static uint64_t event_digest(uint64_t h, const struct ev_event *ev)
     h = fz_fnv_str(h, ev->error, sizeof ev->error);
     h = fz_fnv_str(h, ev->user_agent, sizeof ev->user_agent);
     h = fz_fnv_str(h, ev->runtime, sizeof ev->runtime);
-    h = fz_fnv_str(h, ev->function, sizeof ev->function);
+    h = fz_fnv_str(h, ev->workload_id, sizeof ev->workload_id);
     h = fz_fnv_str(h, ev->role_arn, sizeof ev->role_arn);
     h = fz_fnv_str(h, ev->vpce_account, sizeof ev->vpce_account);
+    h = fz_fnv(h, &ev->wl_kind, sizeof ev->wl_kind);  /* the workload evidence (issue 14) */
+    h = fz_fnv(h, &ev->wl_ident, sizeof ev->wl_ident);
+    h = fz_fnv(h, &ev->wl_weak, sizeof ev->wl_weak);
+    h = fz_fnv(h, &ev->wl_markers, sizeof ev->wl_markers);
     return h;
 }
 
