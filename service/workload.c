@@ -282,7 +282,10 @@ static void role_use(const struct wl_rec *r, struct wl_match *m)
         m->session_mask |= WL_MASK(form);
         consider(m, form, WL_EV_IDENTITY_WEAK);
     }
-    for (size_t i = 0; r->user_agent && i < sizeof markers / sizeof markers[0]; i++) {
+    /* every marker is an exec-env/ token: one search spares the per-marker ones on most calls
+     * (this runs once per record of every ingest and scan) */
+    const char *env = r->user_agent ? strstr(r->user_agent, "exec-env/") : NULL;
+    for (size_t i = 0; env && i < sizeof markers / sizeof markers[0]; i++) {
         if (has_token(r->user_agent, markers[i].token, markers[i].exact)) {
             m->marker_mask |= WL_MASK(markers[i].kind);
             consider(m, markers[i].kind, markers[i].evidence);
