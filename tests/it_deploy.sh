@@ -14,6 +14,15 @@
 #     (EventBridge's exact-match-in-list, prefix, nested objects and $or), for the CloudFormation and the Terraform
 #     pattern alike: every issuance (Lambda, ECS, EC2, EKS Pod Identity, IRSA) and every role-session use is taken,
 #     and a CodeBuild issuance, an IAM user's AssumeRole and non-workload records are not.
+#  2b. The Firehose paths (issue 15), tests/data/deploy_firehose_check.py: firehose-cloudwatch.yaml and
+#     firehose-eventbridge.yaml (structure as above; the stream's HTTP endpoint, access key only in Secrets Manager,
+#     FailedDataOnly backup, retry duration, buffering within credwatch's body cap, GZIP, error logging, the two
+#     templates' shared parts equal, least-privilege roles), the EventBridge pattern equal to event-pattern.json, the
+#     CloudWatch Logs filter pattern (same text in both tools, <= 1,024 characters) run by a matcher of its JSON filter
+#     syntax over the workload shapes and non-workload records against the EventBridge pattern, terraform/firehose's
+#     references, resources and defaults. With terraform and a local AWS provider mirror
+#     (CREDWATCH_TF_PLUGIN_DIR, default /opt/tf-plugins when present; no registry download): terraform validate and
+#     terraform test (mock provider, tests/sources.tftest.hcl) on a copy of terraform/firehose.
 #  3. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
 #     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only;
 #     the HEALTHCHECK probe (deploy/docker/healthcheck.c) must pass on /healthz, and SIGTERM must end it with 0.
@@ -98,6 +107,41 @@ fi
 # ---- structural checks ----------------------------------------------------------------------------------------------
 # shellcheck disable=SC2086
 $PY "$root/tests/data/deploy_check.py" $args || fails=$((fails + 1))
+
+# ---- the Firehose paths (issue 15) ----------------------------------------------------------------------------------
+fh_args=""
+[ -f "$spec" ] && fh_args="--cfn-spec $spec"
+# shellcheck disable=SC2086
+$PY "$root/tests/data/deploy_firehose_check.py" $fh_args || fails=$((fails + 1))
+
+# terraform validate / test need the AWS provider: only from a local mirror (a registry download is not a test step).
+tf_plugins=${CREDWATCH_TF_PLUGIN_DIR:-/opt/tf-plugins}
+if ! command -v terraform >/dev/null 2>&1; then
+  skip "terraform validate and terraform test: terraform/firehose" "terraform not installed"
+elif [ ! -d "$tf_plugins/registry.terraform.io/hashicorp/aws" ]; then
+  skip "terraform validate and terraform test: terraform/firehose" \
+    "no local AWS provider mirror at $tf_plugins (set CREDWATCH_TF_PLUGIN_DIR; terraform providers mirror DIR makes one)"
+else
+  tfdir="$TEST_TMP/tf-firehose"
+  mkdir -p "$tfdir" && cp -R "$root/deploy/aws/terraform/firehose/." "$tfdir/"
+  if (cd "$tfdir" && TF_IN_AUTOMATION=1 timeout 120 terraform init -input=false -backend=false -no-color \
+        -plugin-dir="$tf_plugins") >"$TEST_TMP/tf-init.log" 2>&1; then
+    if (cd "$tfdir" && timeout 120 terraform validate -no-color) >"$TEST_TMP/tf-validate.log" 2>&1; then
+      tf_aws=$(find "$tf_plugins/registry.terraform.io/hashicorp/aws" -mindepth 1 -maxdepth 1 -exec basename {} \; | sort | tr '\n' ' ')
+      ok "terraform validate: terraform/firehose against the provider schema (aws ${tf_aws% })"
+    else
+      nok "terraform validate: terraform/firehose"; sed 's/^/#   /' "$TEST_TMP/tf-validate.log" | tail -n 20
+    fi
+    if (cd "$tfdir" && timeout 300 terraform test -no-color) >"$TEST_TMP/tf-test.log" 2>&1; then
+      ok "terraform test: terraform/firehose plans both sources with a mock provider ($(grep -o '[0-9]* passed' "$TEST_TMP/tf-test.log" | tail -n 1))"
+    else
+      nok "terraform test: terraform/firehose"; grep -v terraformrc "$TEST_TMP/tf-test.log" | sed 's/^/#   /' | tail -n 30
+    fi
+  else
+    skip "terraform validate and terraform test: terraform/firehose" \
+      "terraform init from $tf_plugins failed: $(grep -m1 -i error "$TEST_TMP/tf-init.log")"
+  fi
+fi
 
 # ---- the EventBridge pattern against every workload's issuance ------------------------------------------------------
 # deploy_check.py already compares the two patterns and runs deploy_samples.json through them; this takes the
