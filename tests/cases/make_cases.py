@@ -1282,6 +1282,83 @@ case("wl_adv_forged_earlier_issuance_other_kind",
      None, NET)
 
 
+# -- Red-team review of issue 14 (helper "review"): siblings of fixture 88 and a false positive --
+case("wl_adv_forged_ec2_delivery_on_marked_key",
+     "Red-team finding (review): a Lambda key whose issuance was not seen (the marker makes it Lambda's, full "
+     "rules) is replayed from an EC2 address of eu-west-1 (iam:CreateUser: inside_aws, new_region, high). A holder "
+     "of an ingest token adds one record: an on-behalf use of the key (AWS Internal, so no address) carrying "
+     "sessionContext.ec2RoleDelivery. ec2RoleDelivery outranked the Lambda marker, so the key became an EC2 key "
+     "under the outside-AWS rules and the thief's AWS address was not judged: no finding. AWS writes "
+     "ec2RoleDelivery on every use of an IMDS key; the function's marked calls carry none, so the forged identity "
+     "is contradicted and must not change the verdict the other records give.",
+     [use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_EU, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser"),
+      dict(use(K1, t(1), "AWS Internal", "AWS Internal", "kms.amazonaws.com", "Decrypt",
+               extra={"eventID": "00000000-0000-0000-0000-0000000000d1"}))],
+     [nfinding(K1, "high", [ATT_EC2_EU], ["runtime_marker", "outside_address", "successful_call",
+                                          "sensitive_action", "inside_aws", "new_region"],
+               {ATT_EC2_EU: "aws:eu-west-1:"})],
+     None, NET)
+cases[-1]["records"][2]["userIdentity"]["sessionContext"]["ec2RoleDelivery"] = "2.0"
+
+case("wl_adv_forged_single_issuance_unanchors_marked_key",
+     "Red-team finding (review), the single-issuance sibling of fixture 88: a Lambda key whose issuance was not "
+     "seen, the function's marked call from its us-east-1 address, the thief's iam:CreateUser from another EC2 "
+     "address of us-east-1 (inside_aws, high). A forged EC2 issuance (one, so no conflicting_issuance) names "
+     "us-east-1: the issuance's kind outranked the marker, EC2 keys are not anchored, and rule 7 made both "
+     "same-region addresses inside: no finding. A Lambda-marked key issued to another workload is evidence that "
+     "disagrees on the workload (the key's uses carry no ec2RoleDelivery either), so, as in fixture 88, the "
+     "kind's leniency is withdrawn: both AWS addresses outside, high.",
+     [use(K1, t(0, 4), FN_IP, UA_PY, "dynamodb.amazonaws.com", "PutItem"),
+      use(K1, t(20), ATT_EC2_US, UA_CLI_LINUX, "iam.amazonaws.com", "CreateUser"),
+      dict(wl_issue("ec2.amazonaws.com", K1, t(-3), INSTANCE_ID, "web-instance-role", exp="Mar 13, 2024, 2:30:21 PM"),
+           eventID="00000000-0000-0000-0000-00000000f0f1")],
+     [nfinding(K1, "high", [FN_IP, ATT_EC2_US], ["issued_by_service", "runtime_marker", "outside_address",
+                                                 "successful_call", "sensitive_action", "new_region"],
+               {FN_IP: "aws:us-east-1:", ATT_EC2_US: "aws:us-east-1:"})],
+     None, NET)
+
+case("wl_adv_forged_issuances_hide_token_exchange",
+     "Red-team finding (review), the third-issuance sibling: an IRSA token exchanged from an external address "
+     "(issued_outside, high, before any use: fixture 72's story without the use). Two forged Pod Identity "
+     "issuances of the key, earlier than the real one, fill the two kept issuance slots; issued_outside was read "
+     "from those two only, so the finding disappeared. Whether an issuance came from outside must be kept as a "
+     "union over every issuance, like the count that makes a third issuance a conflict.",
+     [web_identity_issue(KI, t(0), OUT_IP, ua=UA_CLI_LINUX),
+      dict(wl_issue("pods.eks.amazonaws.com", KI, t(-2), POD_SESSION, "example-pod-s3-read-role"),
+           eventID="00000000-0000-0000-0000-00000000f0a1"),
+      dict(wl_issue("pods.eks.amazonaws.com", KI, t(-1), POD_SESSION, "example-pod-s3-read-role"),
+           eventID="00000000-0000-0000-0000-00000000f0a2")],
+     [nfinding(KI, "high", [], ["issued_by_service", "issued_outside", "conflicting_issuance"], {})],
+     None, NET)
+
+OIDC_PROVIDER_EU = "arn:aws:iam::%s:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/%s" % (ACCT, OIDC_ID)
+case("wl_eks_irsa_global_sts_endpoint",
+     "False positive found in review: a pod of an eu-west-1 cluster exchanges its token through STS's global "
+     "endpoint (the SDKs' legacy default) or another region's, so the AssumeRoleWithWebIdentity record's "
+     "awsRegion is us-east-1 while the pod and its NAT (an EC2 address of eu-west-1) are in eu-west-1. The "
+     "issuance's awsRegion is the STS endpoint the caller chose; the cluster's region is in the AWS-written "
+     "identityProvider (oidc.eks.eu-west-1...). Taking awsRegion made the pod's own calls another region's "
+     "(new_region, high). Expected: the provider's region is the pod's; no finding.",
+     [web_identity_issue(KI, t(0), ATT_EC2_EU, provider=OIDC_PROVIDER_EU),
+      irsa_use(t(1), ATT_EC2_EU, UA_POD, "s3.amazonaws.com", "GetObject", region="eu-west-1"),
+      irsa_use(t(2), ATT_EC2_EU, UA_POD, "secretsmanager.amazonaws.com", "GetSecretValue", region="eu-west-1")],
+     [], {KI: wkey("eks", IRSA_ID, "full", issued=True, inside_count=2, outside_count=0)}, NET)
+
+LONG_FN = "x" * 126 + "\u00e9" + "y"   # 129 bytes: the 127-byte workload id bound falls inside the e-acute
+case("wl_workload_id_cut_on_a_character",
+     "Bound found in review: a workload id (here a forged Lambda issuance's session name) longer than the "
+     "127 bytes kept is cut, and the cut fell inside a two-byte UTF-8 character; jansson refuses the broken "
+     "string, so the finding lost its required function_name and workload.id (OpenAPI: both required). "
+     "Expected: the id cut at a character boundary (126 bytes), present in the finding.",
+     [issue(K2, t(0), fn=LONG_FN),
+      use(K2, t(30), OUT_IP, UA_CLI_LINUX, fn=LONG_FN)],
+     [dict(nfinding(K2, "high", [OUT_IP], ["issued_by_lambda", "outside_address", "successful_call"],
+                    {OUT_IP: "external"}),
+           fields={"function_name": "x" * 126, "workload": {"kind": "lambda", "id": "x" * 126}})],
+     None, NET)
+
+
 here = os.path.dirname(os.path.abspath(__file__))
 for i, c in enumerate(cases):
     with open(os.path.join(here, "%02d_%s.json" % (i + 1, c["name"])), "w") as f:
