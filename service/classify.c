@@ -184,29 +184,10 @@ static void copy_cut(char *dst, size_t cap, const char *src)
         return;
     }
     size_t n = strnlen(src, cap - 1);
+    if (src[n])  /* cut: never inside a character (the field ends up in JSON documents) */
+        n = cw_utf8_cut(src, n);
     memcpy(dst, src, n);
     dst[n] = 0;
-}
-
-/* Finds the runtime marker token exec-env/AWS_Lambda_<runtime> and copies <runtime>. */
-static int runtime_marker(const char *ua, char *runtime, size_t cap)
-{
-    static const char tok[] = "exec-env/AWS_Lambda_";
-    const char *p = ua ? strstr(ua, tok) : NULL;
-    if (!p)
-        return 0;
-    /* a token: preceded by the start or a separator */
-    if (p != ua && p[-1] != ' ' && p[-1] != '(' && p[-1] != ';')
-        return 0;
-    p += sizeof tok - 1;
-    size_t n = 0;
-    while (p[n] && p[n] != ' ' && p[n] != ')' && p[n] != ';' && n < cap - 1)
-        n++;
-    if (n == 0)
-        return 0;
-    memcpy(runtime, p, n);
-    runtime[n] = 0;
-    return 1;
 }
 
 /* An AWS CLI or SDK (not a browser: a presigned URL's user agent is the browser's) on a
@@ -357,6 +338,8 @@ static const char *issue_event(const struct cls_rec *r, const struct wl_match *m
     /* the session name (Lambda's own awslambda_<n>_<time> sessions name no function: wl_match
      * leaves those out), or an EKS pod's cluster/subject */
     copy_cut(ev->workload_id, sizeof ev->workload_id, m->id);
+    if (m->region[0])  /* IRSA: the cluster's region, not the STS endpoint's (awsRegion) */
+        copy_cut(ev->region, sizeof ev->region, m->region);
     copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_RP_ROLE_ARN));
     copy_cut(ev->account, sizeof ev->account, field(r, CLS_F_RECIPIENT));
     if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
@@ -373,8 +356,7 @@ static const char *issue_event(const struct cls_rec *r, const struct wl_match *m
 /* How a use was made, from the record alone (the network verdict is the detector's). */
 static void use_flags(const struct cls_rec *r, const struct wl_match *m, struct ev_event *ev)
 {
-    /* which workload the record names; the Lambda marker is read below, with its runtime */
-    ev->wl_kind = (uint8_t)m->kind;
+    /* which workloads the record names; the Lambda marker is read below, with its runtime */
     ev->wl_ident = (uint8_t)m->identity_mask;
     ev->wl_weak = (uint8_t)m->session_mask;
     ev->wl_markers = (uint8_t)(m->marker_mask & ~WL_MASK(WL_LAMBDA));
@@ -383,7 +365,7 @@ static void use_flags(const struct cls_rec *r, const struct wl_match *m, struct 
     const char *ua = field(r, CLS_F_USER_AGENT), *cold = field(r, CLS_F_RP_FUNCTION_ARN);
     if (ev->error[0])
         ev->flags |= EV_F_FAILED;
-    if (runtime_marker(ua, ev->runtime, sizeof ev->runtime))
+    if (wl_lambda_runtime(ua, ev->runtime, sizeof ev->runtime))
         ev->flags |= EV_F_MARKED;
     if (ua && (strncmp(ua, "awslambda-worker", 16) == 0 || strstr(ua, " awslambda-worker/")))
         ev->flags |= EV_F_WORKER;

@@ -307,3 +307,17 @@ int cw_csv_next(const char **p, const char **item, size_t *len)
     *p = *s ? s + 1 : NULL;
     return 1;
 }
+
+size_t cw_utf8_cut(const char *s, size_t n)
+{
+    size_t i = n, cont = 0;
+    while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i == 0)
+        return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return need > 1 && cont + 1 < need ? i - 1 : n;
+}

@@ -110,4 +110,10 @@ void cw_buf_free(struct cw_buf *b);
 size_t cw_lower_bound(const void *base, size_t n, size_t elem_size, const void *key,
                       int (*cmp)(const void *key, const void *elem));
 
+/* Where to cut s[0..n) (a prefix of a longer UTF-8 string) so that it does not end inside a
+ * character: n, or the start of a last character that has fewer bytes than its lead byte says.
+ * Records' strings are copied into fixed fields and then into JSON, which cannot carry half a
+ * character (jansson refuses the whole string). Invalid sequences are left as they are. */
+size_t cw_utf8_cut(const char *s, size_t n);
+
 #endif

@@ -400,6 +400,13 @@ static int64_t valid_expiry(const struct ev_event *ev)
     return e;
 }
 
+/* An issuance of no stated kind is Lambda's: the only issuer before workloads (and the shape of
+ * every event made by hand in the tests). */
+static enum wl_kind issue_kind(const struct ev_event *ev)
+{
+    return ev->wl_kind ? (enum wl_kind)ev->wl_kind : WL_LAMBDA;
+}
+
 /* Total order of issuance records by content: time first, then every field. The event id comes
  * last, so it only separates records that agree on everything else. */
 static int issue_cmp(const struct det_issue *a, const struct det_issue *b)
@@ -434,9 +441,7 @@ static void apply_issue(struct det_key *k, const struct ev_event *ev)
     copy_str(n.region, sizeof n.region, ev->region);
     copy_str(n.workload_id, sizeof n.workload_id, ev->workload_id);
     copy_str(n.role_arn, sizeof n.role_arn, ev->role_arn);
-    /* an issuance of no stated kind is Lambda's: the only issuer before workloads (and the shape
-     * of every event made by hand in the tests) */
-    n.kind = ev->wl_kind ? ev->wl_kind : WL_LAMBDA;
+    n.kind = (uint8_t)issue_kind(ev);
     if (n.kind == WL_EKS)  /* IRSA: the pod asked STS itself, from its own network */
         copy_str(n.source_ip, sizeof n.source_ip, ev->source_ip);
     unsigned before = k->n_issues;
@@ -562,7 +567,7 @@ int det_apply(struct det_key *k, const struct ev_event *ev)
 static int gate(const struct ev_event *ev, unsigned kinds, struct ev_event *out)
 {
     if (ev->kind == EV_ISSUE)
-        return !(kinds & WL_MASK(ev->wl_kind ? ev->wl_kind : WL_LAMBDA));
+        return !(kinds & WL_MASK(issue_kind(ev)));
     *out = *ev;
     out->wl_ident &= (uint8_t)kinds;
     out->wl_weak &= (uint8_t)kinds;
@@ -591,6 +596,13 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
     max_time(&k->last_seen, ev->time);
     if (ev->kind == EV_ISSUE) {
         apply_issue(k, ev);
+        /* IRSA: the pod asks STS itself. An exchange from outside AWS means the token was taken;
+         * kept as a union, since a record pushed out of the two kept issuances (by forged earlier
+         * ones) must not take that evidence with it. Judged once, with the ranges loaded then, as an
+         * address's priority is. */
+        struct nr_match m;
+        if (issue_kind(ev) == WL_EKS && ctx && ctx->aws_ranges && lookup(ctx, ev->source_ip, &m) == NR_EXTERNAL)
+            k->token_outside = 1;
         return 1;
     }
     /* A use: context fields come from the issuance when there is one, else the smallest seen. */
@@ -607,6 +619,8 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
         k->on_behalf_count++;  /* neither inside nor outside */
         return 1;
     }
+    if ((ev->flags & EV_F_MARKED) && !(ev->wl_ident & WL_MASK(WL_EC2)))
+        k->marked_off_ec2 = 1;
     if (ev->flags & EV_F_MARKED) {
         /* even copied, the marker names a Lambda runtime's key; the runtime shown is the one of
          * the earliest marked call (the function's own comes before any replay) */
@@ -675,16 +689,30 @@ static enum wl_kind lowest_kind(unsigned mask)
     return WL_NONE;
 }
 
-enum wl_kind det_kind(const struct det_key *k)
+enum wl_kind det_kind(const struct det_key *k, enum wl_evidence *strongest)
 {
-    if (k->issued)
+    enum wl_evidence dummy;
+    enum wl_evidence *ev = strongest ? strongest : &dummy;
+    *ev = WL_EV_NONE;
+    if (k->issued) {
+        *ev = WL_EV_ISSUANCE;
         return k->iss[0].kind ? (enum wl_kind)k->iss[0].kind : WL_LAMBDA;
-    if (k->wl_ident)
+    }
+    /* ec2RoleDelivery is the only identity field, and EC2's */
+    if (k->wl_ident && !(k->marked && k->marked_off_ec2)) {
+        *ev = WL_EV_IDENTITY;
         return lowest_kind(k->wl_ident);
-    if (k->marked)
+    }
+    if (k->marked) {
+        *ev = WL_EV_MARKER;
         return WL_LAMBDA;
-    if (k->wl_weak)
+    }
+    if (k->wl_weak) {
+        *ev = WL_EV_IDENTITY_WEAK;
         return lowest_kind(k->wl_weak);
+    }
+    if (k->wl_markers)
+        *ev = WL_EV_MARKER_WEAK;
     return lowest_kind(k->wl_markers);
 }
 
@@ -1037,15 +1065,14 @@ static void judge_outside(const struct judge *j, size_t i, enum det_why why, str
     }
 }
 
-/* The key-wide part, once every address is placed: whether the evidence makes a finding (a
- * Lambda key with an outside address or an overflow of the address set), what the outside uses
- * did, and the raises that no single address makes (docs/detection.md, "Severity"). */
 /* An EKS pod's web identity token exchanged for this key from an address outside AWS: the pod
  * asks STS itself (IRSA), from its node's network, so the token was replayed by someone else.
  * The address is AWS-written; without AWS's ranges it cannot be told and counts for nothing. */
 static int issued_outside(const struct judge *j)
 {
     const struct det_key *k = j->k;
+    if (k->token_outside)
+        return 1;
     struct nr_match m;
     for (size_t i = 0; i < k->n_issues && i < 2; i++)
         if (j->aws_ranges && k->iss[i].kind == WL_EKS && k->iss[i].source_ip[0] &&
@@ -1070,6 +1097,10 @@ static unsigned evidence_reasons(const struct judge *j)
     return r;
 }
 
+/* The key-wide part, once every address is placed: whether the evidence makes a finding (a
+ * workload's key with an outside address, an overflow of the address set, or a stolen IRSA token),
+ * what the outside uses did, and the raises that no single address makes (docs/detection.md,
+ * "Severity"). */
 static void judge_key(const struct judge *j, const struct outside_sum *s, struct det_verdict *v)
 {
     const struct det_key *k = j->k;
@@ -1225,13 +1256,20 @@ void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_ve
      * earliest. Any leniency a kind gives (rule 7 for unanchored kinds, rule 5 for Lambda) needs the
      * issuances to agree on it, as on the region, so a forged EC2 issuance ahead of a Lambda key's
      * real one cannot make its thief's same-region address inside (a red-team finding). */
-    j.kind_conflict = k->n_issues >= 2 && k->iss[0].kind != k->iss[1].kind;
+    j.kind_conflict = k->n_issues > 2 || (k->n_issues == 2 && k->iss[0].kind != k->iss[1].kind);
+    /* The Lambda marker on a key issued to another workload: its calls say Lambda, its issuance says
+     * otherwise, and a forged issuance is one record (a thief's marker on an EC2 key's calls carries
+     * AWS's ec2RoleDelivery with it, so it does not count here). The marker's anchor and the
+     * issuance's region leniency are both withdrawn. */
+    if (k->issued && k->marked && k->iss[0].kind != WL_LAMBDA && !(k->iss[0].kind == WL_EC2 && !k->marked_off_ec2))
+        j.kind_conflict = 1;
     j.region_conflict |= j.kind_conflict;
     j.region = k->issued ? k->iss[0].region : "";
-    j.kind = det_kind(k);
+    enum wl_evidence strongest;
+    j.kind = det_kind(k, &strongest);
     if (ctx && ctx->kinds && !(ctx->kinds & WL_MASK(j.kind)))
         j.kind = WL_NONE;  /* state kept from before the workload was switched off */
-    j.full = j.kind != WL_NONE && (k->issued || j.kind == WL_LAMBDA);
+    j.full = wl_verdict(j.kind, strongest) == WL_VERDICT_FULL;
     j.anchored = (j.kind == WL_LAMBDA && k->marked) ||
                  (j.kind == WL_ECS && k->issued && (k->wl_markers & WL_MASK(WL_ECS)));
     for (size_t i = 0; i < k->n_cands; i++)
@@ -1330,7 +1368,7 @@ int64_t det_expires_at(const struct det_key *k)
     int64_t end;
     if (k->issued)
         end = k->expires;
-    else if (det_kind(k) != WL_NONE)
+    else if (det_kind(k, NULL) != WL_NONE)
         end = (k->session_created ? k->session_created : k->first_seen) + DET_CRED_LIFETIME;
     else
         end = k->last_seen + DET_PENDING_WINDOW;

@@ -145,6 +145,10 @@ struct det_key {
     uint8_t issued;               /* a workload's issuance seen (certain; its kind: iss[0].kind) */
     uint8_t marked;               /* Lambda runtime marker seen (likely Lambda) */
     uint8_t wl_ident, wl_weak, wl_markers; /* unions of the uses' workload evidence (ev_event) */
+    uint8_t marked_off_ec2;       /* a Lambda-marked call that AWS did not mark an IMDS (EC2) key's
+                                   * use: contradicts ec2RoleDelivery, so that cannot outrank the marker */
+    uint8_t token_outside;        /* an EKS pod's token was exchanged from outside AWS, by any of the
+                                   * key's issuances (kept or not) */
     /* issuances: the two first in (time, content) order, how many, the latest valid expiry */
     uint8_t n_issues;             /* saturates at 255 */
     struct det_issue iss[2];
@@ -224,10 +228,11 @@ int det_apply_ctx(struct det_key *k, const struct ev_event *ev, const struct det
 int det_apply(struct det_key *k, const struct ev_event *ev);
 
 /* The workload a key belongs to, from its state alone (docs/workloads.md 5.3): its first
- * issuance's kind; else an AWS-written identity (ec2RoleDelivery); else the Lambda marker; else a
- * session name's form; else a weak marker (ECS); WL_NONE without any. Within one tier the lowest
- * kind wins. Only the markers are the caller's choice, and they rank below everything AWS writes. */
-enum wl_kind det_kind(const struct det_key *k);
+ * issuance's kind; else an AWS-written identity (ec2RoleDelivery), unless a Lambda-marked call
+ * went without it (AWS writes it on every use of an IMDS key: such a call contradicts it); else the
+ * Lambda marker; else a session name's form; else a weak marker (ECS); WL_NONE without any. Within
+ * one tier the lowest kind wins. *strongest (may be NULL) gets the evidence that decided. */
+enum wl_kind det_kind(const struct det_key *k, enum wl_evidence *strongest);
 
 /* Judges the state. ctx may be NULL. */
 void det_judge(const struct det_key *k, const struct det_ctx *ctx, struct det_verdict *v);

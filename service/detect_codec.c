@@ -226,7 +226,8 @@ static void get_issue(struct rbuf *r, struct det_issue *i)
 static void put_key_head(struct wbuf *w, const struct det_key *k)
 {
     put_str(w, k->akid, sizeof k->akid);
-    put_byte(w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2));
+    put_byte(w, (uint8_t)(k->issued | k->marked << 1 | k->evicted_regions_truncated << 2 | k->marked_off_ec2 << 3 |
+                          k->token_outside << 4));
     put_u64(w, (uint64_t)k->wl_ident | (uint64_t)k->wl_weak << 8 | (uint64_t)k->wl_markers << 16);
     if (!k->issued) {  /* an issued key's context is its first issuance's: not written twice */
         put_str(w, k->account, sizeof k->account);
@@ -341,10 +342,14 @@ static void get_header(struct rbuf *r)
 static void get_key_head(struct rbuf *r, struct det_key *k)
 {
     get_str(r, k->akid, sizeof k->akid);
-    uint64_t fl = get_bounded(r, 7);
+    uint64_t fl = get_bounded(r, r->version >= CODEC_V_WORKLOADS ? 31 : 7);
     k->issued = fl & 1;
     k->marked = (fl >> 1) & 1;
     k->evicted_regions_truncated = (fl >> 2) & 1;
+    k->marked_off_ec2 = (fl >> 3) & 1;
+    k->token_outside = (fl >> 4) & 1;
+    if (r->version < CODEC_V_WORKLOADS)
+        k->marked_off_ec2 = k->marked;  /* version 4 kept no ec2RoleDelivery: its marked calls had none */
     if (r->version >= CODEC_V_WORKLOADS) {
         uint64_t wl = get_bounded(r, (uint64_t)WL_MASK_ALL << 16 | WL_MASK_ALL << 8 | WL_MASK_ALL);
         k->wl_ident = (uint8_t)(wl & 0xff);

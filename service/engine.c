@@ -370,7 +370,7 @@ static int key_commit(struct round *r, size_t j, size_t fresh)
     c->blob_len = (size_t)len;
     c->hashes = w->hashes;
     c->n_hashes = fresh;
-    c->keep = vn.finding ? STORE_KEEP_FINDING : vn.workload ? STORE_KEEP_LAMBDA : STORE_KEEP_PENDING;
+    c->keep = vn.finding ? STORE_KEEP_FINDING : vn.workload ? STORE_KEEP_WORKLOAD : STORE_KEEP_PENDING;
     c->expire_at_ms = state_expiry(e, r->now_ms);
     /* A finding is never retracted by evidence (any record may be forged by a holder of an
      * ingest token): once raised it stays, explained or not, with its status. */

@@ -68,8 +68,8 @@ struct ev_event {
     char role_arn[EV_ARN_MAX];
     char vpce_account[EV_ACCOUNT_MAX];
     char cold_arn[EV_COLD_ARN_MAX];       /* EV_F_COLDSTART: the function ARN of the encryption context */
-    /* Which workload (enum wl_kind, workload.h). EV_ISSUE: the issuer's kind. EV_USE: what the record
-     * alone names, as WL_MASK bits by strength: wl_ident, AWS-written identity fields
+    /* Which workload (enum wl_kind, workload.h). EV_ISSUE: the issuer's kind (0 on a use). EV_USE:
+     * what the record alone names, as WL_MASK bits by strength: wl_ident, AWS-written identity fields
      * (sessionContext.ec2RoleDelivery); wl_weak, the session name's form (i-..., AWSCodeBuild-...,
      * eks-...-<uuid>), which the caller of AssumeRole chooses; wl_markers, weak user-agent markers
      * (ECS). The Lambda marker stays EV_F_MARKED. The detector keeps their unions per key. */

@@ -52,9 +52,11 @@ struct store_load {
     uint64_t version;
 };
 
-/* What a key's state holds, as far as a bounded store cares: it gives up PENDING keys (no Lambda
- * evidence) first, then LAMBDA keys (no finding), never FINDING keys. */
-enum store_keep { STORE_KEEP_PENDING = 0, STORE_KEEP_LAMBDA, STORE_KEEP_FINDING };
+/* What a key's state holds, as far as a bounded store cares: it gives up PENDING keys (no workload
+ * evidence) first, then WORKLOAD keys (a workload's, of any kind, without a finding), never FINDING
+ * keys. The memory store's "lambda" eviction counter predates workloads and keeps its name (a
+ * metric label dashboards read). */
+enum store_keep { STORE_KEEP_PENDING = 0, STORE_KEEP_WORKLOAD, STORE_KEEP_FINDING };
 
 /* Compare-and-set of one key: written only if the stored version is still `version`.
  * The new hashes join the dedup set. Out: ok = 1 written, 0 lost the race (reload and retry). */

@@ -1199,7 +1199,7 @@ void store_mem_stats(struct store *s, struct store_mem_stats *out)
     out->bytes = sh->bytes;
     out->max_bytes = sh->max_bytes;
     out->evicted_pending = sh->evicted[STORE_KEEP_PENDING];
-    out->evicted_lambda = sh->evicted[STORE_KEEP_LAMBDA];
+    out->evicted_lambda = sh->evicted[STORE_KEEP_WORKLOAD];
     pthread_mutex_unlock(&sh->mu);
 }
 

@@ -71,23 +71,22 @@ struct issuer {
     const char *event_name, *ui_type, *invoked_by;
     enum id_from id_from;
     const char *own_session;  /* a session of this prefix is the service's own and names no workload */
-    enum wl_anchor anchor;
     int verified;             /* a public sample of the record exists; unverified issuers never match */
 };
 
 static const struct issuer issuers[] = {
     /* [S13]; awslambda_<n>_<time> sessions are Lambda's own, as classify.c reads them */
-    { WL_LAMBDA, "AssumeRole", "AWSService", "lambda.amazonaws.com", ID_SESSION, "awslambda_", WL_ANCHOR_MARKER, 1 },
+    { WL_LAMBDA, "AssumeRole", "AWSService", "lambda.amazonaws.com", ID_SESSION, "awslambda_", 1 },
     /* [S1]; the task id (UUID, or 32 hex) is the session name */
-    { WL_ECS, "AssumeRole", "AWSService", "ecs-tasks.amazonaws.com", ID_SESSION, NULL, WL_ANCHOR_MARKER, 1 },
+    { WL_ECS, "AssumeRole", "AWSService", "ecs-tasks.amazonaws.com", ID_SESSION, NULL, 1 },
     /* [S4]; the instance id is the session name */
-    { WL_EC2, "AssumeRole", "AWSService", "ec2.amazonaws.com", ID_SESSION, NULL, WL_ANCHOR_NONE, 1 },
+    { WL_EC2, "AssumeRole", "AWSService", "ec2.amazonaws.com", ID_SESSION, NULL, 1 },
     /* [S10]: Pod Identity's key is named here, not in the eks-auth record (1.6) */
-    { WL_EKS, "AssumeRole", "AWSService", "pods.eks.amazonaws.com", ID_SESSION, NULL, WL_ANCHOR_NONE, 1 },
+    { WL_EKS, "AssumeRole", "AWSService", "pods.eks.amazonaws.com", ID_SESSION, NULL, 1 },
     /* [S8] (failed call) and [S9] (responseElements): the pod itself calls STS */
-    { WL_EKS, "AssumeRoleWithWebIdentity", "WebIdentityUser", NULL, ID_IRSA, NULL, WL_ANCHOR_ISSUE_ADDR, 1 },
+    { WL_EKS, "AssumeRoleWithWebIdentity", "WebIdentityUser", NULL, ID_IRSA, NULL, 1 },
     /* CodeBuild's trust principal [S12]; its issuance record: no public sample found (1.7) */
-    { WL_CODEBUILD, "AssumeRole", "AWSService", "codebuild.amazonaws.com", ID_SESSION, NULL, WL_ANCHOR_NONE, 0 },
+    { WL_CODEBUILD, "AssumeRole", "AWSService", "codebuild.amazonaws.com", ID_SESSION, NULL, 0 },
 };
 
 static int eq(const char *a, const char *b)
@@ -118,13 +117,15 @@ static void set_id(struct wl_match *m, const char *a, size_t alen, const char *b
         n += k;
         m->id_cut |= k < blen;
     }
+    if (m->id_cut)  /* never end inside a UTF-8 character: the id is written into JSON documents */
+        n = cw_utf8_cut(m->id, n);
     m->id[n] = '\0';
 }
 
 /* The cluster's OIDC id in "arn:<partition>:iam::<acct>:oidc-provider/oidc.eks.<region>.amazonaws.com/id/<ID>"
  * ([S8]), or NULL when the provider is not an EKS cluster's (GitHub, Google, Cognito...). China's
  * .amazonaws.com.cn host: no public sample found, not matched. */
-static const char *eks_oidc_id(const char *provider, size_t *len)
+static const char *eks_oidc_id(const char *provider, size_t *len, char region[WL_REGION_MAX + 1])
 {
     static const char mark[] = ":oidc-provider/", host[] = "oidc.eks.", tail[] = ".amazonaws.com/id/";
     const char *p = provider && strncmp(provider, "arn:", 4) == 0 ? strstr(provider, mark) : NULL;
@@ -134,6 +135,10 @@ static const char *eks_oidc_id(const char *provider, size_t *len)
     size_t r = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-");
     if (r == 0 || r > WL_REGION_MAX || strncmp(p + r, tail, sizeof tail - 1) != 0)
         return NULL;
+    if (region) {
+        memcpy(region, p, r);
+        region[r] = '\0';
+    }
     p += r + sizeof tail - 1;
     size_t n = 0;
     while (n <= WL_OIDC_ID_MAX && is_alnum(p[n]))
@@ -153,7 +158,7 @@ static const struct issuer *find_issuer(const struct wl_rec *r)
         const struct issuer *is = &issuers[i];
         if (!is->verified || !eq(r->event_name, is->event_name) || !eq(r->ui_type, is->ui_type))
             continue;
-        if (is->invoked_by ? eq(r->ui_invoked_by, is->invoked_by) : eks_oidc_id(r->ui_provider, &len) != NULL)
+        if (is->invoked_by ? eq(r->ui_invoked_by, is->invoked_by) : eks_oidc_id(r->ui_provider, &len, NULL) != NULL)
             return is;
     }
     return NULL;
@@ -163,12 +168,11 @@ static void issuance(const struct wl_rec *r, const struct issuer *is, struct wl_
 {
     m->kind = is->kind;
     m->evidence = WL_EV_ISSUANCE;
-    m->anchor = is->anchor;
     if (is->id_from == ID_IRSA) {
         /* "<cluster oidc id>/<subject>": the subject (system:serviceaccount:<ns>:<sa>) is unique
          * only within its cluster; STS writes it in the response, and as userName ([S8][S9]) */
         size_t n = 0;
-        const char *cluster = eks_oidc_id(r->ui_provider, &n);
+        const char *cluster = eks_oidc_id(r->ui_provider, &n, m->region);
         const char *subject = r->subject ? r->subject : r->ui_user_name;
         char head[WL_OIDC_ID_MAX + 2];
         memcpy(head, cluster, n);
@@ -229,6 +233,8 @@ static enum wl_kind session_form(const char *s)
     return WL_NONE;
 }
 
+#define LAMBDA_MARKER "exec-env/AWS_Lambda_"  /* then the runtime: python3.12, java21, provided.al2023 */
+
 /* User-agent tokens of the workloads' SDK environments. exact: the token ends there; else a value
  * (the Lambda runtime) must follow. */
 static const struct marker {
@@ -237,7 +243,7 @@ static const struct marker {
     enum wl_evidence evidence;
     int exact;
 } markers[] = {
-    { "exec-env/AWS_Lambda_", WL_LAMBDA, WL_EV_MARKER, 0 },         /* [S13] */
+    { LAMBDA_MARKER, WL_LAMBDA, WL_EV_MARKER, 0 },                  /* [S13] */
     { "exec-env/AWS_ECS_FARGATE", WL_ECS, WL_EV_MARKER_WEAK, 1 },   /* [S2][S3]; also fleets [S14] */
     { "exec-env/AWS_ECS_EC2", WL_ECS, WL_EV_MARKER_WEAK, 1 },       /* [S2]; also CodeBuild [S12] */
 };
@@ -257,6 +263,27 @@ static int has_token(const char *ua, const char *tok, int exact)
         char next = p[tl];
         if (exact ? next == '\0' || ua_sep(next) : next != '\0' && !ua_sep(next))
             return 1;
+    }
+    return 0;
+}
+
+int wl_lambda_runtime(const char *ua, char *runtime, size_t cap)
+{
+    static const size_t tl = sizeof LAMBDA_MARKER - 1;
+    for (const char *p = ua ? strstr(ua, LAMBDA_MARKER) : NULL; p; p = strstr(p + 1, LAMBDA_MARKER)) {
+        if (p != ua && !ua_sep(p[-1]))
+            continue;
+        const char *v = p + tl;
+        size_t n = 0;
+        while (v[n] && !ua_sep(v[n]))
+            n++;
+        if (n == 0)
+            continue;
+        if (n > cap - 1)
+            n = cap - 1;
+        memcpy(runtime, v, n);
+        runtime[n] = '\0';
+        return 1;
     }
     return 0;
 }

@@ -42,13 +42,6 @@ enum wl_evidence {
  * external address) for anything weaker, because no home address or region is known. */
 enum wl_verdict { WL_VERDICT_NONE = 0, WL_VERDICT_FULL, WL_VERDICT_OUTSIDE_AWS };
 
-/* What places a key's own network (workloads.md 5.3 "Anchor"). */
-enum wl_anchor {
-    WL_ANCHOR_NONE = 0,   /* region's AWS addresses only (EC2, Pod Identity, CodeBuild) */
-    WL_ANCHOR_MARKER,     /* the earliest marked calls (Lambda; ECS once issued) */
-    WL_ANCHOR_ISSUE_ADDR, /* the issuance's own sourceIPAddress (IRSA: the pod calls STS itself) */
-};
-
 /* Bounds. Every string copied out of a record is cut at one of these, never read past. */
 #define WL_ID_MAX 128      /* workload id, NUL included: a session name (AWS: at most 64) or IRSA's
                             * "<cluster oidc id>/<subject>"; longer is cut and wl_match.id_cut set */
@@ -76,16 +69,18 @@ struct wl_rec {
 
 /* What one record says. kind/evidence/id are the strongest evidence; the masks hold every kind a
  * marker, an identity field or a session form named (the detector keeps their unions per key).
- * anchor is set for issuances. */
+ * What anchors a key's home network is the detector's decision (det_judge), not the record's. */
 struct wl_match {
     enum wl_kind kind;
     enum wl_evidence evidence;
-    enum wl_anchor anchor;
     unsigned marker_mask;   /* WL_MASK bits of every marker in the user agent */
     unsigned identity_mask; /* of AWS-written identity fields (ec2RoleDelivery) */
     unsigned session_mask;  /* of the session name's form (weak: the AssumeRole caller chooses it) */
     int id_cut;                          /* the id was longer than WL_ID_MAX - 1 */
-    char id[WL_ID_MAX];                  /* "" when the record names none */
+    char id[WL_ID_MAX];                  /* "" when the record names none; cut on a character */
+    char region[WL_REGION_MAX + 1];      /* IRSA issuance: the cluster's region, from the AWS-written
+                                          * identityProvider host (the record's awsRegion is the STS
+                                          * endpoint the caller chose); "" otherwise */
 };
 
 /* The profile of one kind. */
@@ -106,7 +101,13 @@ const char *wl_evidence_name(enum wl_evidence ev);       /* "issuance", "marker_
  * agent markers. A failed call issues nothing. Never fails: an unknown shape is WL_NONE. */
 void wl_match(const struct wl_rec *r, struct wl_match *m);
 
-/* The verdict a key with this (kind, strongest evidence) gets; WL_VERDICT_NONE without a kind. */
+/* The runtime of the Lambda marker exec-env/AWS_Lambda_<runtime>, a token of the user agent (after
+ * its start or a separator: blank ( ) ; [ ]), copied up to the next separator and cut to cap - 1.
+ * 1 when found, 0 otherwise (also for an empty runtime). The one reader of that marker. */
+int wl_lambda_runtime(const char *ua, char *runtime, size_t cap);
+
+/* The verdict a key with this (kind, strongest evidence) gets; WL_VERDICT_NONE without a kind.
+ * det_judge takes its rules from here. */
 enum wl_verdict wl_verdict(enum wl_kind kind, enum wl_evidence ev);
 
 /* A list of kinds ("lambda,ecs"; "all"; blanks around names ignored; a name listed twice counts

@@ -818,7 +818,7 @@ static void test_codec_reads_v4(void **state)
     assert_true(old.issued);
     assert_int_equal(old.iss[0].kind, WL_LAMBDA);
     assert_string_equal(old.workload_id, "orders-fn");
-    assert_int_equal(det_kind(&old), WL_LAMBDA);
+    assert_int_equal(det_kind(&old, NULL), WL_LAMBDA);
     struct det_verdict v;
     det_judge(&old, NULL, &v);
     assert_true(v.finding && v.lambda && v.workload);
@@ -885,18 +885,20 @@ static void test_kind_ranking(void **state)
     snprintf(ecs.id, sizeof ecs.id, "ev-ecs");
     ecs.wl_kind = WL_ECS;
     ecs.time = eks.time + 1;  /* a later issuance of another kind: a conflict, not a new kind */
-    /* each step adds stronger evidence; the kind it must give */
+    /* each step adds stronger evidence; the kind it must give. ec2RoleDelivery (ident) does not
+     * outrank the Lambda marker here: a marked call went without it, which AWS never writes for an
+     * IMDS key (a forged identity must not move a Lambda key to the outside-AWS rules). */
     const struct ev_event *steps[] = { &marker, &weak, &lam, &ident, &eks, &ecs };
-    const enum wl_kind kinds[] = { WL_ECS, WL_CODEBUILD, WL_LAMBDA, WL_EC2, WL_EKS, WL_EKS };
+    const enum wl_kind kinds[] = { WL_ECS, WL_CODEBUILD, WL_LAMBDA, WL_LAMBDA, WL_EKS, WL_EKS };
     const enum wl_verdict modes[] = { WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_FULL,
-                                      WL_VERDICT_OUTSIDE_AWS, WL_VERDICT_FULL, WL_VERDICT_FULL };
+                                      WL_VERDICT_FULL, WL_VERDICT_FULL, WL_VERDICT_FULL };
     static struct det_key k, r;
     struct det_verdict v;
     det_key_init(&k, "ASIAQEXAMPLECODEC004");
     for (size_t i = 0; i < 6; i++) {
         det_apply(&k, steps[i]);
         det_judge(&k, NULL, &v);
-        assert_int_equal(det_kind(&k), kinds[i]);
+        assert_int_equal(det_kind(&k, NULL), kinds[i]);
         assert_int_equal(v.kind, kinds[i]);
         assert_int_equal(v.mode, modes[i]);
         assert_true(v.workload);
@@ -904,7 +906,7 @@ static void test_kind_ranking(void **state)
         det_key_init(&r, "ASIAQEXAMPLECODEC004");
         for (size_t j = i + 1; j-- > 0;)
             det_apply(&r, steps[j]);
-        assert_int_equal(det_kind(&r), kinds[i]);
+        assert_int_equal(det_kind(&r, NULL), kinds[i]);
     }
     assert_int_equal(k.n_issues, 2);  /* both issuances kept: the verdict reports the conflict */
     assert_int_equal(k.iss[0].kind, WL_EKS);
@@ -920,21 +922,29 @@ static void test_kind_ranking(void **state)
     ctx.kinds = WL_MASK(WL_LAMBDA);
     det_apply_ctx(&r, &marker, &ctx);  /* a use stays a use, without the ECS marker */
     assert_int_equal(r.wl_markers, 0);
-    assert_int_equal(det_kind(&r), WL_NONE);
+    assert_int_equal(det_kind(&r, NULL), WL_NONE);
     ctx.kinds = WL_MASK(WL_ECS);
     det_apply_ctx(&r, &lam, &ctx);  /* Lambda switched off: its marker is dropped too */
     assert_false(r.marked);
-    assert_int_equal(det_kind(&r), WL_NONE);
+    assert_int_equal(det_kind(&r, NULL), WL_NONE);
     /* the texts speak of the workload; Lambda's keep their words */
     assert_string_equal(det_reason_text_for(DET_R_OUTSIDE_ADDRESS, WL_LAMBDA), det_reason_text(DET_R_OUTSIDE_ADDRESS));
     assert_non_null(strstr(det_reason_text_for(DET_R_OUTSIDE_ADDRESS, WL_EC2), "workload's network"));
     assert_null(strstr(det_reason_text_for(DET_R_NEW_REGION, WL_ECS), "function"));
     assert_string_equal(det_reason_text_for(DET_R_INSIDE_AWS, WL_EKS), det_reason_text(DET_R_INSIDE_AWS));
-    /* a thief's Lambda marker on an EC2 key's calls (ec2RoleDelivery) leaves it an EC2 key */
+    /* a thief's Lambda marker on an EC2 key's calls (AWS writes ec2RoleDelivery on them too) leaves
+     * it an EC2 key; ec2RoleDelivery outranks the marker when no marked call contradicts it */
+    struct ev_event lam_ec2 = lam;
+    lam_ec2.wl_ident = WL_MASK(WL_EC2);
     det_key_init(&r, "ASIAQEXAMPLECODEC004");
     det_apply(&r, &ident);
-    det_apply(&r, &lam);
-    assert_int_equal(det_kind(&r), WL_EC2);
+    det_apply(&r, &lam_ec2);
+    enum wl_evidence strongest;
+    assert_int_equal(det_kind(&r, &strongest), WL_EC2);
+    assert_int_equal(strongest, WL_EV_IDENTITY);
+    det_apply(&r, &lam);  /* and a marked call without it makes the identity doubtful: Lambda's rules */
+    assert_int_equal(det_kind(&r, &strongest), WL_LAMBDA);
+    assert_int_equal(strongest, WL_EV_MARKER);
 }
 
 int main(void)

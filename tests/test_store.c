@@ -239,7 +239,7 @@ static void t_mem_bound(void **state)
         snprintf(akid, sizeof akid, "ASIAKEEP%012d", i);
         struct store_commit c = { .akid = akid, .new_version = 1, .blob = blob, .blob_len = sizeof blob,
                                   .expire_at_ms = now + 60000 + i,
-                                  .keep = i < 20 ? STORE_KEEP_FINDING : STORE_KEEP_LAMBDA };
+                                  .keep = i < 20 ? STORE_KEEP_FINDING : STORE_KEEP_WORKLOAD };
         assert_int_equal(store_commit(s, &c, 1), 0);
     }
     /* then 3,000 keys with no Lambda evidence, each expiring later than the one before */

@@ -183,12 +183,12 @@ static void test_issuers(void **state)
     struct wl_match m;
     wl_match(&r, &m);
     assert_string_equal(m.id, "orders-fn");
-    assert_int_equal(m.anchor, WL_ANCHOR_MARKER);
+    assert_string_equal(m.region, "");  /* only IRSA's provider names a region */
     /* IRSA: only an EKS cluster's provider, whole */
     r = irsa(EKS_PROVIDER OIDC_ID, "system:serviceaccount:ns:sa");
     wl_match(&r, &m);
     assert_int_equal(m.kind, WL_EKS);
-    assert_int_equal(m.anchor, WL_ANCHOR_ISSUE_ADDR);
+    assert_string_equal(m.region, "us-west-2");  /* the provider's host, not the STS endpoint's */
     assert_string_equal(m.id, OIDC_ID "/system:serviceaccount:ns:sa");
     r.subject = NULL;
     r.ui_user_name = "system:serviceaccount:ns:other"; /* [S8]'s failed call names it only here */
