@@ -198,6 +198,10 @@ static int network_phase(struct api_server *s, struct set_net *net)
     char kinds[64];
     set_workloads_name(net->kinds, kinds, sizeof kinds);
     api_log("info", "workloads judged", json_pack("{s:s}", "workloads", kinds));
+    if (!net->n_accounts)  /* said at start: the cost shows only later, as other_address findings */
+        api_log("warn", "CREDWATCH_ACCOUNTS is unset: calls through VPC endpoints cannot be told from a thief's own "
+                        "endpoint and are judged outside (other_address); list the organisation's accounts",
+                json_pack("{s:b}", "accounts", 0));
     /* requests take the table from the slot (SIGHUP swaps it); the slot holds its own reference */
     s->net = nr_slot_new(nr_table_ref(net->table));
     if (!s->net) {
