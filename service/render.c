@@ -130,6 +130,37 @@ static char *dump(json_t *o)
     return s;
 }
 
+/* ATT&CK (docs/detection.md): how the key is used, and how it was obtained. */
+static json_t *attack_json(const struct det_verdict *v)
+{
+    /* Lambda keeps its wording; a task, an instance or a pod also serves its keys from a metadata
+     * endpoint (IMDS, the ECS credential endpoint, EKS Pod Identity's agent) */
+    enum { ALL = 0, LAMBDA_ONLY, OTHERS, IMDS };
+    static const struct {
+        const char *id, *name;
+        int who;
+    } attack[] = {
+        { "T1078.004", "Valid Accounts: Cloud Accounts", ALL },
+        { "T1550.001", "Use Alternate Authentication Material: Application Access Token", ALL },
+        { "T1552", "Unsecured Credentials (from the function's environment)", LAMBDA_ONLY },
+        { "T1552", "Unsecured Credentials (from the workload's environment)", OTHERS },
+        { "T1552.005", "Unsecured Credentials: Cloud Instance Metadata API", IMDS },
+    };
+    int lam = v->kind == WL_LAMBDA || v->kind == WL_NONE;
+    int imds = v->kind == WL_EC2 || v->kind == WL_ECS || v->kind == WL_EKS;
+    json_t *at = json_array();
+    for (size_t i = 0; i < sizeof attack / sizeof attack[0]; i++) {
+        int who = attack[i].who;
+        if ((who == LAMBDA_ONLY && !lam) || (who == OTHERS && lam) || (who == IMDS && !imds))
+            continue;
+        json_t *t = json_object();
+        json_object_set_new(t, "id", json_string(attack[i].id));
+        json_object_set_new(t, "name", json_string(attack[i].name));
+        json_array_append_new(at, t);
+    }
+    return at;
+}
+
 char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const char *finding_id)
 {
     json_t *o = json_object();
@@ -187,33 +218,7 @@ char *rnd_evidence(const struct det_key *k, const struct det_verdict *v, const c
         json_array_append_new(rs, r);
     }
     json_object_set_new(o, "reasons", rs);
-    /* ATT&CK (docs/detection.md): how the key is used, and how it was obtained */
-    /* Lambda keeps its wording; a task, an instance or a pod also serves its keys from a metadata
-     * endpoint (IMDS, the ECS credential endpoint, EKS Pod Identity's agent) */
-    enum { ALL = 0, LAMBDA_ONLY, OTHERS, IMDS };
-    static const struct {
-        const char *id, *name;
-        int who;
-    } attack[] = {
-        { "T1078.004", "Valid Accounts: Cloud Accounts", ALL },
-        { "T1550.001", "Use Alternate Authentication Material: Application Access Token", ALL },
-        { "T1552", "Unsecured Credentials (from the function's environment)", LAMBDA_ONLY },
-        { "T1552", "Unsecured Credentials (from the workload's environment)", OTHERS },
-        { "T1552.005", "Unsecured Credentials: Cloud Instance Metadata API", IMDS },
-    };
-    int lam = v->kind == WL_LAMBDA || v->kind == WL_NONE;
-    int imds = v->kind == WL_EC2 || v->kind == WL_ECS || v->kind == WL_EKS;
-    json_t *at = json_array();
-    for (size_t i = 0; i < sizeof attack / sizeof attack[0]; i++) {
-        int who = attack[i].who;
-        if ((who == LAMBDA_ONLY && !lam) || (who == OTHERS && lam) || (who == IMDS && !imds))
-            continue;
-        json_t *t = json_object();
-        json_object_set_new(t, "id", json_string(attack[i].id));
-        json_object_set_new(t, "name", json_string(attack[i].name));
-        json_array_append_new(at, t);
-    }
-    json_object_set_new(o, "attack", at);
+    json_object_set_new(o, "attack", attack_json(v));
     return dump(o);
 }
 
