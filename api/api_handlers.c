@@ -101,7 +101,29 @@ static enum MHD_Result no_worker(struct api_req *r)
                            "cannot open a store handle; retry");
 }
 
-/* ---- POST /v1/ingest/{cloudtrail,eventbridge} ---- */
+/* ---- POST /v1/ingest/{cloudtrail,eventbridge} (and firehose: api_firehose.c) ---- */
+
+void api_ingest_account(struct api_req *r, struct api_worker *w, double dt, size_t records)
+{
+    api_metrics_store(dt);
+    if (dt > API_DEADLINE_S) {
+        /* The sender may have given up and will retry: dedup makes that harmless, and the work
+         * is done, so answer it anyway; the counter shows the instance is too slow. */
+        api_metrics_deadline();
+        api_log("warn", "ingest slower than the senders' deadline",
+                json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
+                          (json_int_t)records));
+    }
+    if (r->srv->embedded) {
+        struct store_mem_stats ms;
+        store_mem_stats(w->st, &ms);
+        if (api_metrics_store_mem(ms.bytes, ms.max_bytes, ms.evicted_pending, ms.evicted_lambda))
+            api_log("warn", "the embedded store is at its memory bound: keys without findings were evicted",
+                    json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ms.bytes, "max_bytes", (json_int_t)ms.max_bytes,
+                              "evicted_pending", (json_int_t)ms.evicted_pending, "evicted_lambda",
+                              (json_int_t)ms.evicted_lambda));
+    }
+}
 
 static json_t *ingest_doc(const struct eng_report *rep)
 {
@@ -134,25 +156,7 @@ static enum MHD_Result h_ingest(struct api_req *r)
     api_worker_net(r->srv, w);
     int rc = eng_ingest(w->eng, r->body, r->len, cw_now_ms(), rep);
     api_worker_net_done(w);
-    double dt = cw_mono_s() - t0;
-    api_metrics_store(dt);
-    if (dt > API_DEADLINE_S) {
-        /* The sender may have given up and will retry: dedup makes that harmless, and the work
-         * is done, so answer it anyway; the counter shows the instance is too slow. */
-        api_metrics_deadline();
-        api_log("warn", "ingest slower than the senders' deadline",
-                json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
-                          (json_int_t)rep->records));
-    }
-    if (r->srv->embedded) {
-        struct store_mem_stats ms;
-        store_mem_stats(w->st, &ms);
-        if (api_metrics_store_mem(ms.bytes, ms.max_bytes, ms.evicted_pending, ms.evicted_lambda))
-            api_log("warn", "the embedded store is at its memory bound: keys without findings were evicted",
-                    json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ms.bytes, "max_bytes", (json_int_t)ms.max_bytes,
-                              "evicted_pending", (json_int_t)ms.evicted_pending, "evicted_lambda",
-                              (json_int_t)ms.evicted_lambda));
-    }
+    api_ingest_account(r, w, cw_mono_s() - t0, rep->records);
     switch (rc) {
     case CW_OK:
         api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,
@@ -875,6 +879,7 @@ enum MHD_Result api_dispatch(struct api_req *r)
 {
     switch (r->match.route->handler) {
     case API_H_INGEST: return h_ingest(r);
+    case API_H_FIREHOSE: return api_fh_ingest(r);
     case API_H_LIST: return h_list(r);
     case API_H_GET: return h_get(r);
     case API_H_PATCH: return h_patch(r);

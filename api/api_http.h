@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "api_config.h"
+#include "api_firehose.h"
 #include "api_route.h"
 #include "engine.h"
 #include "sink_run.h"
@@ -89,6 +90,14 @@ struct api_req {
     const char *uri_code;
     char uri_msg[96];
     size_t reserved;              /* bytes held in srv->ingest_bytes */
+    /* POST /v1/ingest/firehose: the body's requestId once checked ("" before: the header's is
+     * echoed), and the counts a 200 carries as X-Credwatch-* headers */
+    char fh_id[API_FH_REQUEST_ID_MAX + 1];
+    struct {
+        const char *name;
+        char value[24];
+    } xhdr[API_FH_COUNT_HEADERS];
+    size_t n_xhdr;
 };
 
 /* The calling thread's worker, created on first use; NULL when the store or engine could not
@@ -111,5 +120,15 @@ int api_utf8_valid(const char *s);
 
 /* Runs the route's handler once the whole body is in. */
 enum MHD_Result api_dispatch(struct api_req *r);
+
+/* After an ingest's engine work (dt seconds, records decoded): the store-time histogram, the
+ * deadline counter and log, the embedded store's size (api_handlers.c). */
+void api_ingest_account(struct api_req *r, struct api_worker *w, double dt, size_t records);
+
+/* POST /v1/ingest/firehose (api_firehose.c), and its answer in Firehose's shape: every reply on
+ * that route goes through api_fh_reply (api_reply_error hands its refusals there).
+ * error_message NULL: success. */
+enum MHD_Result api_fh_ingest(struct api_req *r);
+enum MHD_Result api_fh_reply(struct api_req *r, unsigned status, const char *error_message);
 
 #endif

@@ -44,6 +44,8 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
     api_cors_add_headers(r, resp);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    for (size_t i = 0; i < r->n_xhdr && i < API_FH_COUNT_HEADERS; i++)
+        MHD_add_response_header(resp, r->xhdr[i].name, r->xhdr[i].value);
     switch (status) {
     case MHD_HTTP_UNAUTHORIZED:
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
@@ -137,6 +139,10 @@ enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *
                               message ? message : "", "suppressed", (json_int_t)atomic_exchange(&suppressed, 0)));
         else
             atomic_fetch_add(&suppressed, 1);
+    }
+    if (r->match.path == API_P_INGEST_FIREHOSE) {  /* Firehose's shape, whatever refused it */
+        json_decref(doc);
+        return api_fh_reply(r, status, message);
     }
     return api_reply_json(r, status, doc);
 }
