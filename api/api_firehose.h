@@ -14,6 +14,7 @@
 #ifndef CW_API_FIREHOSE_H
 #define CW_API_FIREHOSE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,15 @@ enum api_fh_reason {
     API_FH_R_COUNT
 };
 const char *api_fh_reason_name(enum api_fh_reason r);
+
+/* The envelope's checks on the parsed body (doc) and the X-Amz-Firehose-Request-Id header (NULL
+ * when absent). NULL when it is a Firehose request, with id (the body's requestId) and *records set;
+ * else why not (a static text, or m), and id "" unless the body's id was valid and is the one to echo. */
+const char *api_fh_envelope(json_t *doc, const char *header_id, char id[API_FH_REQUEST_ID_MAX + 1],
+                            json_t **records, char *m, size_t size);
+
+/* The answer's body, malloc'd: {"requestId":id,"timestamp":now_ms} and "errorMessage" unless
+ * error_message is NULL, in that order. NULL when out of memory or error_message is not UTF-8. */
+char *api_fh_answer(const char *id, int64_t now_ms, const char *error_message, size_t *len);
 
 #endif

@@ -121,14 +121,10 @@ int api_utf8_valid(const char *s);
 /* Runs the route's handler once the whole body is in. */
 enum MHD_Result api_dispatch(struct api_req *r);
 
-/* After an ingest's engine work (dt seconds, records decoded): the store-time histogram, the
- * deadline counter and log, the embedded store's size (api_handlers.c). */
-void api_ingest_account(struct api_req *r, struct api_worker *w, double dt, size_t records);
-
-/* POST /v1/ingest/firehose (api_firehose.c), and its answer in Firehose's shape: every reply on
- * that route goes through api_fh_reply (api_reply_error hands its refusals there).
- * error_message NULL: success. */
-enum MHD_Result api_fh_ingest(struct api_req *r);
+/* An answer on POST /v1/ingest/firehose, in Firehose's shape (api_fh_answer): every reply on that
+ * route goes through it (api_reply_error hands it that route's refusals). It echoes r->fh_id, or
+ * before the body is read the X-Amz-Firehose-Request-Id header when valid, else "".
+ * error_message NULL: success (with the X-Credwatch-* headers in r->xhdr). */
 enum MHD_Result api_fh_reply(struct api_req *r, unsigned status, const char *error_message);
 
 #endif

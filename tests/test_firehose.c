@@ -237,6 +237,64 @@ static void test_access_key(void **state)
     assert_int_equal(api_fh_access_key(key2, out, sizeof out), -1);
 }
 
+static const char *env_check(const char *body, const char *header_id, char *id)
+{
+    static char m[128];
+    json_t *doc = json_loads(body, 0, NULL), *records;
+    const char *why = api_fh_envelope(doc, header_id, id, &records, m, sizeof m);
+    if (!why)
+        assert_true(json_is_array(records));
+    json_decref(doc);
+    return why;
+}
+
+/* The envelope: 1-API_FH_RECORDS_MAX records, a valid id, the header's id the body's. */
+static void test_envelope(void **state)
+{
+    (void)state;
+    char id[API_FH_REQUEST_ID_MAX + 1];
+    assert_null(env_check("{\"requestId\":\"r-1\",\"timestamp\":1,\"records\":[{\"data\":\"\"}]}", NULL, id));
+    assert_string_equal(id, "r-1");
+    assert_null(env_check("{\"requestId\":\"r-1\",\"records\":[{\"data\":\"\"}]}", "r-1", id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[{\"data\":\"\"}]}", "r-2", id));
+    assert_string_equal(id, "");  /* the header's is echoed */
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"timestamp\":\"1\",\"records\":[{\"data\":\"\"}]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[{\"data\":1}]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r 1\",\"records\":[{\"data\":\"\"}]}", NULL, id));
+    assert_string_equal(id, "");
+    assert_non_null(env_check("[]", NULL, id));
+    /* the record bound at its value and one past */
+    for (size_t n = API_FH_RECORDS_MAX; n <= API_FH_RECORDS_MAX + 1; n++) {
+        size_t cap = 64 + n * 12;
+        char *b = malloc(cap);
+        size_t o = (size_t)snprintf(b, cap, "{\"requestId\":\"r\",\"records\":[");
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)snprintf(b + o, cap - o, "%s{\"data\":\"\"}", i ? "," : "");
+        snprintf(b + o, cap - o, "]}");
+        const char *why = env_check(b, NULL, id);
+        if (n == API_FH_RECORDS_MAX)
+            assert_null(why);
+        else
+            assert_non_null(why);
+        free(b);
+    }
+}
+
+static void test_answer(void **state)
+{
+    (void)state;
+    size_t len;
+    char *t = api_fh_answer("r-1", 1710318801000, NULL, &len);
+    assert_string_equal(t, "{\"requestId\":\"r-1\",\"timestamp\":1710318801000}");
+    assert_int_equal(len, strlen(t));
+    free(t);
+    t = api_fh_answer("", 5, "bad \"thing\"", &len);
+    assert_string_equal(t, "{\"requestId\":\"\",\"timestamp\":5,\"errorMessage\":\"bad \\\"thing\\\"\"}");
+    free(t);
+    assert_null(api_fh_answer("r", 5, "not \xff UTF-8", &len));
+}
+
 static void test_reasons(void **state)
 {
     (void)state;
@@ -253,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_parse_kinds),   cmocka_unit_test(test_parse_events_bound),
         cmocka_unit_test(test_parse_abort),   cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_access_key),    cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_envelope),      cmocka_unit_test(test_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
