@@ -1,10 +1,10 @@
 /* cwlogs.c — see cwlogs.h. */
 #include "cwlogs.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 #include <zlib.h>
 
 int cwl_is_gzip(const uint8_t *buf, size_t len)
@@ -99,6 +99,179 @@ static int names_message_type(const uint8_t *buf, size_t len)
     return memmem(buf, len, key, sizeof key - 1) != NULL;
 }
 
+/* ---- parsing: yajl's callbacks, one pass, no tree ----
+ * The messages are copied out as the parse meets them (yajl's string may live in its own buffer only
+ * for the callback) and handed to the sink only once the whole input has parsed as one JSON object:
+ * a message that turns out malformed at its end gives the decoder nothing. */
+
+struct cwl_span {
+    size_t off, len;  /* in the copy; len CWL_NO_MESSAGE: the event has no string message */
+};
+#define CWL_NO_MESSAGE SIZE_MAX
+
+struct cwl_state {
+    int depth;                /* maps and arrays open */
+    int key;                  /* at depth 1: the member being read (K_*) */
+    int in_event;             /* inside a logEvents element that is an object (depth 3) */
+    int event_key_message;    /* that element's member being read is "message" */
+    int seen_type, seen_events, events_array, bad;  /* bad: a duplicate member or too deep: no message */
+    char type[32];            /* messageType, cut */
+    int type_is_string;
+    size_t n_events;          /* logEvents elements, counted past the bound too */
+    struct cwl_span *spans;   /* up to CWL_EVENTS_MAX */
+    size_t cap_spans;
+    struct cw_buf text;       /* the messages, one after another */
+    int oom;
+};
+enum { K_OTHER = 0, K_TYPE, K_EVENTS };
+
+static int key_is(const unsigned char *k, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(k, name, n) == 0;
+}
+
+/* A value (scalar or the start of a container) at the current depth. */
+static void on_value(struct cwl_state *s, int is_array, int is_map)
+{
+    if (s->depth == 1 && s->key == K_EVENTS)
+        s->events_array = is_array;
+    if (s->depth == 2 && s->events_array) {  /* a logEvents element */
+        if (s->n_events < CWL_EVENTS_MAX) {
+            void *p = s->spans;
+            if (cw_grow(&p, &s->cap_spans, s->n_events + 1, sizeof *s->spans, 64, CWL_EVENTS_MAX)) {
+                s->oom = 1;
+                return;
+            }
+            s->spans = p;
+            s->spans[s->n_events].off = 0;
+            s->spans[s->n_events].len = CWL_NO_MESSAGE;
+        }
+        s->n_events++;
+        s->in_event = is_map;
+    }
+}
+
+static int cb_scalar(void *ctx)
+{
+    struct cwl_state *s = ctx;
+    on_value(s, 0, 0);
+    if (s->depth == 1 && s->key == K_TYPE)
+        s->type_is_string = 0;
+    s->event_key_message = 0;
+    return !s->oom;
+}
+static int cb_null(void *ctx) { return cb_scalar(ctx); }
+static int cb_bool(void *ctx, int b) { (void)b; return cb_scalar(ctx); }
+static int cb_number(void *ctx, const char *v, size_t n) { (void)v; (void)n; return cb_scalar(ctx); }
+
+static int cb_string(void *ctx, const unsigned char *v, size_t n)
+{
+    struct cwl_state *s = ctx;
+    if (s->depth == 1 && s->key == K_TYPE) {
+        s->type_is_string = 1;
+        snprintf(s->type, sizeof s->type, "%.*s", (int)(n < sizeof s->type ? n : sizeof s->type - 1), (const char *)v);
+        return 1;
+    }
+    on_value(s, 0, 0);
+    if (s->depth == 3 && s->in_event && s->event_key_message && s->n_events <= CWL_EVENTS_MAX) {
+        struct cwl_span *sp = &s->spans[s->n_events - 1];
+        if (sp->len != CWL_NO_MESSAGE) {  /* "message" twice: neither is trusted */
+            sp->len = CWL_NO_MESSAGE;
+        } else {
+            sp->off = s->text.len;
+            sp->len = n;
+            if (cw_buf_append(&s->text, v, n) != CW_OK)
+                s->oom = 1;
+        }
+    }
+    s->event_key_message = 0;
+    return !s->oom;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
+{
+    struct cwl_state *s = ctx;
+    if (s->depth == 1) {
+        s->key = key_is(k, n, "messageType") ? K_TYPE : key_is(k, n, "logEvents") ? K_EVENTS : K_OTHER;
+        int *seen = s->key == K_TYPE ? &s->seen_type : s->key == K_EVENTS ? &s->seen_events : NULL;
+        if (seen && (*seen)++)
+            s->bad = 1;  /* a member twice (jansson's JSON_REJECT_DUPLICATES would refuse it) */
+    } else if (s->depth == 3 && s->in_event) {
+        s->event_key_message = key_is(k, n, "message");
+    }
+    return !s->bad;
+}
+
+static int cb_start(void *ctx, int is_map)
+{
+    struct cwl_state *s = ctx;
+    if (s->depth == 0 && !is_map)
+        s->bad = 1;  /* not an object: no subscription message */
+    if (s->depth == 1 && s->key == K_TYPE)
+        s->type_is_string = 0;
+    if (s->depth > 0)
+        on_value(s, !is_map, is_map);
+    s->event_key_message = 0;
+    if (++s->depth > CWL_DEPTH_MAX)
+        s->bad = 1;
+    return !s->bad && !s->oom;
+}
+static int cb_start_map(void *ctx) { return cb_start(ctx, 1); }
+static int cb_start_array(void *ctx) { return cb_start(ctx, 0); }
+
+static int cb_end(void *ctx)
+{
+    struct cwl_state *s = ctx;
+    s->depth--;
+    if (s->depth == 2)
+        s->in_event = 0;
+    if (s->depth == 1)
+        s->key = K_OTHER;
+    return 1;
+}
+
+static const yajl_callbacks CWL_CALLBACKS = {
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_bool,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_map_key,
+    .yajl_end_map = cb_end,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end,
+};
+
+/* Parses buf whole; 0 when it is one JSON object (s filled), 1 when not (or malformed), CW_ENOMEM. */
+static int parse_all(const uint8_t *buf, size_t len, struct cwl_state *s)
+{
+    yajl_handle y = yajl_alloc(&CWL_CALLBACKS, NULL, s);
+    if (!y)
+        return CW_ENOMEM;
+    yajl_status st = yajl_parse(y, buf, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(y);
+    yajl_free(y);
+    if (s->oom)
+        return CW_ENOMEM;
+    return st == yajl_status_ok && !s->bad ? 0 : 1;
+}
+
+static int deliver(struct cwl_state *s, const struct cwl_sink *sink, size_t *n_events, char *msg, size_t msg_size)
+{
+    for (size_t i = 0; i < s->n_events; i++) {
+        const struct cwl_span *sp = &s->spans[i];
+        (*n_events)++;
+        int stop = sp->len == CWL_NO_MESSAGE ? sink->message(sink->ud, i, NULL, 0)
+                                             : sink->message(sink->ud, i, s->text.p + sp->off, sp->len);
+        if (stop) {
+            snprintf(msg, msg_size, "stopped at log event %zu", i);
+            return CW_EABORT;
+        }
+    }
+    return 0;
+}
+
 int cwl_parse(const uint8_t *buf, size_t len, const struct cwl_sink *sink, enum cwl_kind *kind, size_t *n_events,
               char *msg, size_t msg_size)
 {
@@ -112,53 +285,32 @@ int cwl_parse(const uint8_t *buf, size_t len, const struct cwl_sink *sink, enum 
         snprintf(msg, msg_size, "a CloudWatch Logs message larger than %zu bytes", CWL_MESSAGE_MAX);
         return CW_ETOOBIG;
     }
-    json_error_t err;
-    json_t *doc = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
-    if (!doc) {
-        /* not one JSON value (NDJSON, or malformed): the CloudTrail decoder says what it is; out of
-         * memory is told apart, since the caller must answer it as a transient fault */
-        if (json_error_code(&err) == json_error_out_of_memory) {
-            snprintf(msg, msg_size, "out of memory");
-            return CW_ENOMEM;
-        }
-        return 0;
-    }
-    json_t *type = json_object_get(doc, "messageType");
-    int rc = 0;
-    if (!json_is_object(doc) || !json_is_string(type)) {
-        json_decref(doc);
-        return 0;
-    }
-    const char *t = json_string_value(type);
-    if (strcmp(t, "CONTROL_MESSAGE") == 0) {
+    struct cwl_state s;
+    memset(&s, 0, sizeof s);
+    cw_buf_init(&s.text, len);  /* the messages, unescaped, are never longer than the input */
+    int rc = parse_all(buf, len, &s);
+    if (rc == CW_ENOMEM) {
+        snprintf(msg, msg_size, "out of memory");
+    } else if (rc == 1 || !s.type_is_string) {
+        rc = 0;  /* no subscription message: the CloudTrail decoder says what it is */
+    } else if (strcmp(s.type, "CONTROL_MESSAGE") == 0) {
         *kind = CWL_CONTROL;
-    } else if (strcmp(t, "DATA_MESSAGE") != 0) {
-        snprintf(msg, msg_size, "messageType \"%.40s\" is neither DATA_MESSAGE nor CONTROL_MESSAGE", t);
+    } else if (strcmp(s.type, "DATA_MESSAGE") != 0) {
+        snprintf(msg, msg_size, "messageType \"%s\" is neither DATA_MESSAGE nor CONTROL_MESSAGE", s.type);
         rc = CW_EFORMAT;
+    } else if (!s.events_array) {
+        snprintf(msg, msg_size, "a DATA_MESSAGE without a logEvents array");
+        rc = CW_EFORMAT;
+    } else if (s.n_events > CWL_EVENTS_MAX) {
+        snprintf(msg, msg_size, "%zu log events in one message; at most %u", s.n_events, CWL_EVENTS_MAX);
+        rc = CW_ETOOBIG;
     } else {
-        json_t *events = json_object_get(doc, "logEvents");
-        size_t n = json_array_size(events);
-        if (!json_is_array(events)) {
-            snprintf(msg, msg_size, "a DATA_MESSAGE without a logEvents array");
-            rc = CW_EFORMAT;
-        } else if (n > CWL_EVENTS_MAX) {
-            snprintf(msg, msg_size, "%zu log events in one message; at most %u", n, CWL_EVENTS_MAX);
-            rc = CW_ETOOBIG;
-        } else {
-            *kind = CWL_DATA;
-            for (size_t i = 0; i < n && !rc; i++) {
-                json_t *m = json_object_get(json_array_get(events, i), "message");
-                (*n_events)++;
-                if (sink->message(sink->ud, i, json_is_string(m) ? json_string_value(m) : NULL,
-                                  json_is_string(m) ? json_string_length(m) : 0)) {
-                    snprintf(msg, msg_size, "stopped at log event %zu", i);
-                    rc = CW_EABORT;
-                }
-            }
-        }
+        *kind = CWL_DATA;
+        rc = deliver(&s, sink, n_events, msg, msg_size);
+        if (rc)
+            *kind = CWL_NONE;
     }
-    json_decref(doc);
-    if (rc)
-        *kind = CWL_NONE;
+    free(s.spans);
+    cw_buf_free(&s.text);
     return rc;
 }

@@ -6,7 +6,8 @@
  * when the subscription is created (a reachability check, no events). For a CloudTrail trail that
  * sends to CloudWatch Logs each message is one CloudTrail record as JSON text.
  *
- * Pure (no I/O, no store, no clock), like decode.c: the caller hands each message to the CloudTrail
+ * Parsed with yajl's callbacks in one pass, no tree (a message of 1,000 events is read at the
+ * decoder's speed). Pure (no I/O, no store, no clock), like decode.c: the caller hands each message to the CloudTrail
  * decoder. Here rather than in api/ because it is a decoder of bytes into records, as decode.c is,
  * and `scan` or a fuzz target may use it without HTTP.
  */
@@ -25,6 +26,7 @@
 #define CWL_EVENTS_MAX 10000u          /* log events in one message: PutLogEvents' bound per batch */
 #define CWL_RATIO_SLACK ((size_t)1 << 20) /* as decode.c: a small gzip may exceed the ratio by this */
 #define CWL_INFLATE_CHUNK ((size_t)64 << 10)
+#define CWL_DEPTH_MAX 64                 /* JSON nesting read (as DEC_MAX_DEPTH); deeper is no message */
 
 enum cwl_kind { CWL_NONE = 0, CWL_DATA, CWL_CONTROL };
 
@@ -54,7 +56,8 @@ struct cwl_sink {
     void *ud;
 };
 
-/* Reads buf (plain JSON: inflate first) as a subscription message. Returns 0 with *kind:
+/* Reads buf (plain JSON: inflate first) as a subscription message; the sink sees nothing unless
+ * the whole of buf is one well-formed JSON object. Returns 0 with *kind:
  * CWL_NONE when it is no subscription message (not one JSON object with a string "messageType":
  * a CloudTrail record or file, an EventBridge event, NDJSON: the caller's decoder takes it),
  * CWL_CONTROL (no events), CWL_DATA (each event given to sink in order). Else CW_EFORMAT (a

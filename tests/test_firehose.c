@@ -134,9 +134,43 @@ static void test_parse_kinds(void **state)
     /* NDJSON naming messageType: not one JSON value, left to the decoder */
     assert_int_equal(parse("{\"messageType\":\"DATA_MESSAGE\"}\n{}", &k, &g), 0);
     assert_int_equal(k, CWL_NONE);
+    /* any member order; a member twice, or a malformed end, and nothing reaches the sink */
+    assert_int_equal(parse("{\"logEvents\":[{\"message\":\"a\\\"b\"},7],\"messageType\":\"DATA_MESSAGE\"}", &k, &g), 0);
+    assert_int_equal(k, CWL_DATA);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.nulls, 1);
+    assert_string_equal(g.last, "a\"b");
+    assert_int_equal(parse("{\"messageType\":\"DATA_MESSAGE\",\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[]}", &k, &g), 0);
+    assert_int_equal(k, CWL_NONE);
+    assert_int_equal(parse("{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"a\"}]", &k, &g), 0);
+    assert_int_equal(k, CWL_NONE);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(parse("{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"a\",\"message\":\"b\"}]}", &k, &g), 0);
+    assert_int_equal(g.nulls, 1);
+    assert_int_equal(parse("{\"messageType\":7,\"logEvents\":[]}", &k, &g), 0);
+    assert_int_equal(k, CWL_NONE);
     assert_int_equal(parse("{\"messageType\":\"OTHER\",\"logEvents\":[]}", &k, &g), CW_EFORMAT);
     assert_int_equal(parse("{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":{}}", &k, &g), CW_EFORMAT);
     assert_int_equal(k, CWL_NONE);
+}
+
+/* Nesting: CWL_DEPTH_MAX levels are read, one more is no subscription message. */
+static void test_parse_depth(void **state)
+{
+    (void)state;
+    for (int d = CWL_DEPTH_MAX; d <= CWL_DEPTH_MAX + 1; d++) {
+        char s[512];
+        size_t o = (size_t)snprintf(s, sizeof s, "{\"messageType\":\"CONTROL_MESSAGE\",\"x\":");
+        for (int i = 1; i < d; i++)
+            s[o++] = '[';
+        for (int i = 1; i < d; i++)
+            s[o++] = ']';
+        snprintf(s + o, sizeof s - o, "}");
+        enum cwl_kind k;
+        struct got g;
+        assert_int_equal(parse(s, &k, &g), 0);
+        assert_int_equal(k, d == CWL_DEPTH_MAX ? CWL_CONTROL : CWL_NONE);
+    }
 }
 
 /* CWL_EVENTS_MAX log events are read; one more refuses the message. */
@@ -312,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_parse_abort),   cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_access_key),    cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_envelope),      cmocka_unit_test(test_answer),
+        cmocka_unit_test(test_parse_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
