@@ -14,9 +14,10 @@
 #ifndef CW_API_FIREHOSE_H
 #define CW_API_FIREHOSE_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cw.h"
 
 #define API_FH_RECORDS_MAX 10000                 /* records in one request (1 or more) */
 #define API_FH_RECORD_MAX ((size_t)1000 << 10)   /* one record's data, decoded: Firehose's 1,000 KiB */
@@ -25,6 +26,7 @@
 #define API_FH_ACCESS_KEY_MAX 4096               /* Firehose's bound on the access key header */
 #define API_FH_LOG_REJECTS 5                     /* rejected records logged one by one per request */
 #define API_FH_COUNT_HEADERS 6                   /* X-Credwatch-* counts on a 200 */
+#define API_FH_DEPTH_MAX 16                      /* JSON nesting of an envelope (Firehose's is 3) */
 
 /* Is s (n bytes) a request id we echo: 1-API_FH_REQUEST_ID_MAX characters of [A-Za-z0-9._:-]?
  * Firehose sends GUIDs; anything else (quotes, control bytes, 10 KB) is refused with 400 rather
@@ -52,11 +54,29 @@ enum api_fh_reason {
 };
 const char *api_fh_reason_name(enum api_fh_reason r);
 
-/* The envelope's checks on the parsed body (doc) and the X-Amz-Firehose-Request-Id header (NULL
- * when absent). NULL when it is a Firehose request, with id (the body's requestId) and *records set;
- * else why not (a static text, or m), and id "" unless the body's id was valid and is the one to echo. */
-const char *api_fh_envelope(json_t *doc, const char *header_id, char id[API_FH_REQUEST_ID_MAX + 1],
-                            json_t **records, char *m, size_t size);
+/* One request's envelope, as api_fh_envelope read it: the body's requestId and each record's data
+ * (api_fh_data; a span of the body, which must outlive it, or of copies when yajl unescaped it). */
+struct api_fh_span {
+    const char *p;   /* in the body, or NULL: at off in copies */
+    size_t off, len;
+};
+struct api_fh_env {
+    char id[API_FH_REQUEST_ID_MAX + 1];
+    size_t n;                 /* records (counted past API_FH_RECORDS_MAX, kept up to it) */
+    struct api_fh_span *rec;
+    struct cw_buf copies;
+    int oom;                  /* out of memory: a transient fault, not the sender's */
+};
+
+/* Reads the body (plain JSON) as Firehose's envelope, with yajl's callbacks: no tree, the data
+ * strings left where they are. header_id: X-Amz-Firehose-Request-Id, NULL when absent. Returns NULL
+ * when it is a Firehose request (env->id, env->n records of 1-API_FH_RECORDS_MAX), else why not (a
+ * static text, or m; env->oom when memory ran out), with env->id the body's id only when that is the
+ * one to echo (else "": the caller echoes the header's). Free env with api_fh_env_free either way. */
+const char *api_fh_envelope(const uint8_t *body, size_t len, const char *header_id, struct api_fh_env *env,
+                            char *m, size_t size);
+const char *api_fh_data(const struct api_fh_env *env, size_t i, size_t *len);
+void api_fh_env_free(struct api_fh_env *env);
 
 /* The answer's body, malloc'd: {"requestId":id,"timestamp":now_ms} and "errorMessage" unless
  * error_message is NULL, in that order. NULL when out of memory or error_message is not UTF-8. */

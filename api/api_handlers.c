@@ -296,14 +296,13 @@ static void record_bytes(struct fh_run *f, const uint8_t *buf, size_t len)
     free(plain);
 }
 
-static void one_record(struct fh_run *f, json_t *data)
+static void one_record(struct fh_run *f, const char *data, size_t n)
 {
-    size_t n = json_string_length(data);
     if (n > API_FH_RECORD_B64_MAX) {
         reject(f, API_FH_R_TOO_LARGE, -1, "the record's data is over 1,000 KiB");
         return;
     }
-    int dn = api_b64_decode(json_string_value(data), n, 0, f->raw, API_FH_RECORD_B64_MAX / 4 * 3);
+    int dn = api_b64_decode(data, n, 0, f->raw, API_FH_RECORD_B64_MAX / 4 * 3);
     if (dn < 0) {
         reject(f, API_FH_R_BASE64, -1, "the record's data is not base64 (standard alphabet, padded)");
         return;
@@ -362,7 +361,7 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
 
 /* Decodes every record, then applies them once: one request, one store round, as on the other
  * ingest routes. */
-static enum MHD_Result run_records(struct api_req *r, json_t *records)
+static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *env)
 {
     struct api_worker *w = api_worker_get(r->srv);
     if (!w)
@@ -375,10 +374,12 @@ static enum MHD_Result run_records(struct api_req *r, json_t *records)
     double t0 = cw_mono_s();
     api_worker_net(r->srv, w);
     eng_discard(w->eng);
-    size_t n = json_array_size(records);
+    size_t n = env->n;
     for (size_t i = 0; i < n && !f.fatal; i++) {
+        size_t len;
+        const char *data = api_fh_data(env, i, &len);
         f.index = i;
-        one_record(&f, json_object_get(json_array_get(records, i), "data"));
+        one_record(&f, data, len);
     }
     free(f.raw);
     int rc = f.fatal;
@@ -416,22 +417,17 @@ static enum MHD_Result h_firehose(struct api_req *r)
             return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
         }
     }
-    json_error_t err;
-    json_t *doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &err);
-    free(plain);
-    if (!doc) {
-        if (json_error_code(&err) == json_error_out_of_memory)
-            return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
-        char m[API_ERR_MSG_MAX];
-        snprintf(m, sizeof m, "the body is not JSON: %.200s at byte %d", err.text, err.position);
-        return api_fh_reply(r, MHD_HTTP_BAD_REQUEST, m);
-    }
-    json_t *records = NULL;
+    struct api_fh_env env;
     char m[API_ERR_MSG_MAX];
-    const char *why = api_fh_envelope(doc, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id"),
-                                      r->fh_id, &records, m, sizeof m);
-    enum MHD_Result res = why ? api_fh_reply(r, MHD_HTTP_BAD_REQUEST, why) : run_records(r, records);
-    json_decref(doc);
+    const char *why = api_fh_envelope(body, len, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                                             "X-Amz-Firehose-Request-Id"),
+                                      &env, m, sizeof m);
+    memcpy(r->fh_id, env.id, sizeof r->fh_id);
+    enum MHD_Result res = env.oom ? api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry")
+                        : why     ? api_fh_reply(r, MHD_HTTP_BAD_REQUEST, why)
+                                  : run_records(r, &env);
+    api_fh_env_free(&env);
+    free(plain);  /* the records' data pointed into it */
     return res;
 }
 

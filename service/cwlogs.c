@@ -135,7 +135,7 @@ static void on_value(struct cwl_state *s, int is_array, int is_map)
 {
     if (s->depth == 1 && s->key == K_EVENTS)
         s->events_array = is_array;
-    if (s->depth == 2 && s->events_array) {  /* a logEvents element */
+    if (s->depth == 2 && s->key == K_EVENTS && s->events_array) {  /* a logEvents element */
         if (s->n_events < CWL_EVENTS_MAX) {
             void *p = s->spans;
             if (cw_grow(&p, &s->cap_spans, s->n_events + 1, sizeof *s->spans, 64, CWL_EVENTS_MAX)) {

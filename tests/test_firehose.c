@@ -11,6 +11,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include <jansson.h>
+
 #include "api_firehose.h"
 #include "cwlogs.h"
 
@@ -160,7 +162,7 @@ static void test_parse_depth(void **state)
     (void)state;
     for (int d = CWL_DEPTH_MAX; d <= CWL_DEPTH_MAX + 1; d++) {
         char s[512];
-        size_t o = (size_t)snprintf(s, sizeof s, "{\"messageType\":\"CONTROL_MESSAGE\",\"x\":");
+        size_t o = (size_t)snprintf(s, sizeof s, "{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[],\"x\":");
         for (int i = 1; i < d; i++)
             s[o++] = '[';
         for (int i = 1; i < d; i++)
@@ -169,7 +171,8 @@ static void test_parse_depth(void **state)
         enum cwl_kind k;
         struct got g;
         assert_int_equal(parse(s, &k, &g), 0);
-        assert_int_equal(k, d == CWL_DEPTH_MAX ? CWL_CONTROL : CWL_NONE);
+        assert_int_equal(k, d == CWL_DEPTH_MAX ? CWL_DATA : CWL_NONE);
+        assert_int_equal(g.n, 0);  /* arrays after logEvents are no log events */
     }
 }
 
@@ -274,11 +277,18 @@ static void test_access_key(void **state)
 static const char *env_check(const char *body, const char *header_id, char *id)
 {
     static char m[128];
-    json_t *doc = json_loads(body, 0, NULL), *records;
-    const char *why = api_fh_envelope(doc, header_id, id, &records, m, sizeof m);
-    if (!why)
-        assert_true(json_is_array(records));
-    json_decref(doc);
+    struct api_fh_env env;
+    const char *why = api_fh_envelope((const uint8_t *)body, strlen(body), header_id, &env, m, sizeof m);
+    assert_false(env.oom);
+    memcpy(id, env.id, sizeof env.id);
+    if (!why) {
+        assert_true(env.n >= 1 && env.n <= API_FH_RECORDS_MAX);
+        for (size_t i = 0; i < env.n; i++) {
+            size_t len;
+            assert_non_null(api_fh_data(&env, i, &len));
+        }
+    }
+    api_fh_env_free(&env);
     return why;
 }
 
@@ -298,6 +308,44 @@ static void test_envelope(void **state)
     assert_non_null(env_check("{\"requestId\":\"r 1\",\"records\":[{\"data\":\"\"}]}", NULL, id));
     assert_string_equal(id, "");
     assert_non_null(env_check("[]", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[{\"data\":\"\"}]", NULL, id));  /* cut */
+    assert_string_equal(id, "");
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"requestId\":\"r-1\",\"records\":[{\"data\":\"\"}]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[{\"data\":\"\",\"data\":\"\"}]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[{}]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"records\":[[]]}", NULL, id));
+    assert_non_null(env_check("{\"requestId\":\"r-1\",\"timestamp\":1.5,\"records\":[{\"data\":\"\"}]}", NULL, id));
+    assert_string_equal(id, "r-1");  /* read to its end, its id valid: echoed */
+    /* an escaped data string is copied out, unescaped */
+    {
+        static const char b[] = "{\"requestId\":\"r\",\"records\":[{\"data\":\"QQ\\u003d\\u003d\"},{\"data\":\"QUI=\"}]}";
+        struct api_fh_env env;
+        char m[64];
+        assert_null(api_fh_envelope((const uint8_t *)b, sizeof b - 1, NULL, &env, m, sizeof m));
+        size_t len;
+        const char *d = api_fh_data(&env, 0, &len);
+        assert_int_equal(len, 4);
+        assert_memory_equal(d, "QQ==", 4);
+        d = api_fh_data(&env, 1, &len);
+        assert_memory_equal(d, "QUI=", 4);
+        assert_true(d > b && d < b + sizeof b);  /* in place */
+        api_fh_env_free(&env);
+    }
+    /* nesting: API_FH_DEPTH_MAX levels in an unknown member are read, one more is refused */
+    for (int depth = API_FH_DEPTH_MAX; depth <= API_FH_DEPTH_MAX + 1; depth++) {
+        char b[256];
+        size_t o = (size_t)snprintf(b, sizeof b, "{\"requestId\":\"r\",\"records\":[{\"data\":\"\"}],\"x\":");
+        for (int i = 1; i < depth; i++)
+            b[o++] = '[';
+        for (int i = 1; i < depth; i++)
+            b[o++] = ']';
+        snprintf(b + o, sizeof b - o, "}");
+        const char *why = env_check(b, NULL, id);
+        if (depth == API_FH_DEPTH_MAX)
+            assert_null(why);
+        else
+            assert_non_null(why);
+    }
     /* the record bound at its value and one past */
     for (size_t n = API_FH_RECORDS_MAX; n <= API_FH_RECORDS_MAX + 1; n++) {
         size_t cap = 64 + n * 12;
