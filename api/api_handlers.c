@@ -328,7 +328,6 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
     struct api_req *r = f->r;
     struct eng_report *rep = f->rep;
     api_metrics_fh_records(n_records, f->log_events, f->control);
-    api_metrics_fh_rejected(f->by_reason, API_FH_R_COUNT);
     if (f->rejected > f->logged)
         api_log("warn", "firehose records rejected",
                 json_pack("{s:s,s:I,s:I}", "requestId", r->fh_id, "rejected", (json_int_t)f->rejected, "logged",
@@ -345,6 +344,8 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
         snprintf(m, sizeof m, "engine error: %s; retry", cw_strerror(rc));
         return api_fh_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, m);
     }
+    /* counted once delivered: a 503's records come again with Firehose's retry */
+    api_metrics_fh_rejected(f->by_reason, API_FH_R_COUNT);
     size_t accepted = f->records - f->skipped - f->ignored - rep->duplicates;
     api_metrics_records(accepted, f->ignored, rep->duplicates, f->skipped, rep->created,
                         rep->findings - rep->created);
