@@ -4,7 +4,8 @@
 Builds real-shaped Amazon Data Firehose requests from the CloudTrail fixtures (tests/cases/*.json) in
 every form the route takes: plain records, a gzip envelope, CloudWatch Logs subscription messages
 (gzip inside the record, several log events, control messages), the decompressed message, the bare
-messages of "decompression + message extraction", and gzip'd NDJSON; with records that are not
+messages of "decompression + message extraction", gzip'd NDJSON, and EventBridge events (EventBridge ->
+Firehose); with records that are not
 CloudTrail and base64 that is not base64 among them. Checks:
   - every answer's shape exactly (status, Content-Type, Content-Length, keys and types, requestId echoed);
   - the findings equal those of the same records posted to /v1/ingest/cloudtrail on a fresh instance;
@@ -49,6 +50,13 @@ def cwl_message(records, group="aws-cloudtrail-logs", control=False):
             "logStream": "111122223333_CloudTrail_us-east-1", "subscriptionFilters": ["credwatch"],
             "logEvents": [{"id": "%056d" % i, "timestamp": 1710318801000 + i, "message": json.dumps(r)}
                           for i, r in enumerate(records)]}
+
+
+def eventbridge(record):
+    return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws." + str(record.get("eventSource", "sts.amazonaws.com")).split(".")[0],
+            "account": record.get("recipientAccountId", "111122223333"), "time": record.get("eventTime"),
+            "region": record.get("awsRegion", "us-east-1"), "resources": [], "detail": record}
 
 
 def envelope(rid, datas):
@@ -158,7 +166,7 @@ def build_requests(all_cases):
     reqs = []
     for i, (name, records) in enumerate(all_cases):
         rid = "00000000-0000-4000-a000-%012d" % i
-        form = i % 5
+        form = i % 6
         if form == 0:    # plain: one record per Firehose record, a bad one of each kind among them
             datas = [b64(json.dumps(r).encode()) for r in records] + [b64(NOT_CLOUDTRAIL), BAD_B64]
             reqs.append(("plain " + name, envelope(rid, datas), False, 2, 0))
@@ -174,9 +182,12 @@ def build_requests(all_cases):
         elif form == 3:  # decompression and message extraction: the bare messages, one per line
             datas = [b64("\n".join(json.dumps(r) for r in records).encode() + b"\n")]
             reqs.append(("extracted " + name, envelope(rid, datas), False, 0, 0))
-        else:            # a gzip envelope holding gzip'd NDJSON
+        elif form == 4:  # a gzip envelope holding gzip'd NDJSON
             datas = [b64(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))]
             reqs.append(("gzip envelope " + name, envelope(rid, datas), True, 0, 0))
+        else:            # EventBridge -> Firehose: one event per record, newline-terminated
+            datas = [b64((json.dumps(eventbridge(r)) + "\n").encode()) for r in records]
+            reqs.append(("eventbridge " + name, envelope(rid, datas), False, 0, 0))
     return reqs
 
 
