@@ -1,7 +1,9 @@
 /* api_b64.c — see api_b64.h. */
 #include "api_b64.h"
 
-/* Decoding maps characters arithmetically (value_of); encoding is only ever URL-safe. */
+#include <pthread.h>
+
+/* Decoding maps characters through a table per alphabet (value_of); encoding is only ever URL-safe. */
 static const char URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int api_b64url_encode(const uint8_t *in, size_t n, char *out, size_t out_size)
@@ -31,20 +33,23 @@ int api_b64url_encode(const uint8_t *in, size_t n, char *out, size_t out_size)
     return (int)o;
 }
 
-/* The value of one character in the chosen alphabet, or -1. */
-static int value_of(char c, int url)
+/* The value of one character in the chosen alphabet, or -1: a table per alphabet (Firehose
+ * records are up to 1,000 KiB of base64 each, so this is on the ingest path). */
+static signed char B64_STD[256], B64_URL[256];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_tables(void)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == (url ? '-' : '+'))
-        return 62;
-    if (c == (url ? '_' : '/'))
-        return 63;
-    return -1;
+    for (int c = 0; c < 256; c++) {
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52 : -1;
+        B64_STD[c] = (signed char)(c == '+' ? 62 : c == '/' ? 63 : v);
+        B64_URL[c] = (signed char)(c == '-' ? 62 : c == '_' ? 63 : v);
+    }
+}
+
+static int value_of(char c, const signed char *table)
+{
+    return table[(unsigned char)c];
 }
 
 int api_b64_decode(const char *in, size_t n, int url, uint8_t *out, size_t out_size)
@@ -60,11 +65,13 @@ int api_b64_decode(const char *in, size_t n, int url, uint8_t *out, size_t out_s
     }
     if (n % 4 == 1)
         return -1;
+    pthread_once(&b64_once, b64_tables);
+    const signed char *table = url ? B64_URL : B64_STD;
     size_t o = 0;
     uint32_t acc = 0;
     unsigned bits = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = value_of(in[i], url);
+        int v = value_of(in[i], table);
         if (v < 0)
             return -1;
         acc = acc << 6 | (uint32_t)v;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_b64.h"
+#include "api_firehose.h"
 #include "api_cursor.h"
 #include "api_http.h"
 #include "api_log.h"
@@ -16,6 +17,7 @@
 #include "api_ui.h"
 #include "classify.h"
 #include "cw.h"
+#include "cwlogs.h"
 #include "detect.h"
 #include "export.h"
 #include "render.h"
@@ -101,7 +103,31 @@ static enum MHD_Result no_worker(struct api_req *r)
                            "cannot open a store handle; retry");
 }
 
-/* ---- POST /v1/ingest/{cloudtrail,eventbridge} ---- */
+/* ---- POST /v1/ingest/{cloudtrail,eventbridge} (and firehose: api_firehose.c) ---- */
+
+/* After an ingest's engine work (dt seconds, records decoded): the store-time histogram, the
+ * deadline counter and log, the embedded store's size. */
+static void ingest_account(struct api_req *r, struct api_worker *w, double dt, size_t records)
+{
+    api_metrics_store(dt);
+    if (dt > API_DEADLINE_S) {
+        /* The sender may have given up and will retry: dedup makes that harmless, and the work
+         * is done, so answer it anyway; the counter shows the instance is too slow. */
+        api_metrics_deadline();
+        api_log("warn", "ingest slower than the senders' deadline",
+                json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
+                          (json_int_t)records));
+    }
+    if (r->srv->embedded) {
+        struct store_mem_stats ms;
+        store_mem_stats(w->st, &ms);
+        if (api_metrics_store_mem(ms.bytes, ms.max_bytes, ms.evicted_pending, ms.evicted_lambda))
+            api_log("warn", "the embedded store is at its memory bound: keys without findings were evicted",
+                    json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ms.bytes, "max_bytes", (json_int_t)ms.max_bytes,
+                              "evicted_pending", (json_int_t)ms.evicted_pending, "evicted_lambda",
+                              (json_int_t)ms.evicted_lambda));
+    }
+}
 
 static json_t *ingest_doc(const struct eng_report *rep)
 {
@@ -134,25 +160,7 @@ static enum MHD_Result h_ingest(struct api_req *r)
     api_worker_net(r->srv, w);
     int rc = eng_ingest(w->eng, r->body, r->len, cw_now_ms(), rep);
     api_worker_net_done(w);
-    double dt = cw_mono_s() - t0;
-    api_metrics_store(dt);
-    if (dt > API_DEADLINE_S) {
-        /* The sender may have given up and will retry: dedup makes that harmless, and the work
-         * is done, so answer it anyway; the counter shows the instance is too slow. */
-        api_metrics_deadline();
-        api_log("warn", "ingest slower than the senders' deadline",
-                json_pack("{s:f,s:I,s:I}", "seconds", dt, "bytes", (json_int_t)r->len, "records",
-                          (json_int_t)rep->records));
-    }
-    if (r->srv->embedded) {
-        struct store_mem_stats ms;
-        store_mem_stats(w->st, &ms);
-        if (api_metrics_store_mem(ms.bytes, ms.max_bytes, ms.evicted_pending, ms.evicted_lambda))
-            api_log("warn", "the embedded store is at its memory bound: keys without findings were evicted",
-                    json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ms.bytes, "max_bytes", (json_int_t)ms.max_bytes,
-                              "evicted_pending", (json_int_t)ms.evicted_pending, "evicted_lambda",
-                              (json_int_t)ms.evicted_lambda));
-    }
+    ingest_account(r, w, cw_mono_s() - t0, rep->records);
     switch (rc) {
     case CW_OK:
         api_metrics_records(rep->accepted, rep->ignored, rep->duplicates, rep->skipped, rep->created,
@@ -178,6 +186,250 @@ static enum MHD_Result h_ingest(struct api_req *r)
         return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", m);
     }
     }
+}
+
+/* ---- POST /v1/ingest/firehose (the protocol: api_firehose.c) ---- */
+
+struct fh_run {
+    struct api_req *r;
+    struct eng *eng;
+    struct eng_report *rep;
+    uint8_t *raw;               /* one record's data, decoded (API_FH_RECORD_B64_MAX / 4 * 3 bytes) */
+    size_t records, skipped, ignored;  /* CloudTrail records, as summed over eng_decode's reports */
+    size_t log_events, control, rejected, logged;
+    size_t by_reason[API_FH_R_COUNT];
+    size_t index;               /* the Firehose record at hand */
+    int gzip;                   /* it was gzip */
+    int fatal;                  /* CW_ENOMEM: the request is answered 503 */
+};
+
+static void reject(struct fh_run *f, enum api_fh_reason why, long event, const char *detail)
+{
+    f->rejected++;
+    f->by_reason[why]++;
+    if (f->logged >= API_FH_LOG_REJECTS)
+        return;
+    f->logged++;
+    json_t *fields = json_pack("{s:s,s:I,s:s}", "requestId", f->r->fh_id, "record", (json_int_t)f->index, "reason",
+                               api_fh_reason_name(why));
+    if (fields && event >= 0)
+        json_object_set_new(fields, "log_event", json_integer(event));
+    if (fields && detail && detail[0])
+        json_object_set_new(fields, "message", json_string(detail));  /* NULL (not UTF-8): left out */
+    api_log("warn", "firehose record rejected", fields);
+}
+
+/* One input for the CloudTrail decoder: its events are kept for the one eng_apply. 0, or 1 when the
+ * request must stop (out of memory). */
+static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
+{
+    int rc = eng_decode(f->eng, buf, len, f->rep);
+    if (rc == 0) {
+        f->records += f->rep->records;
+        f->skipped += f->rep->skipped;
+        f->ignored += f->rep->ignored;
+        return 0;
+    }
+    if (rc == CW_ENOMEM) {
+        f->fatal = CW_ENOMEM;
+        return 1;
+    }
+    /* a gzip record of at most API_FH_RECORD_MAX can pass a size cap only by its ratio */
+    reject(f, rc != CW_ETOOBIG ? API_FH_R_NOT_CLOUDTRAIL : f->gzip ? API_FH_R_GZIP_BOMB : API_FH_R_TOO_LARGE, event,
+           f->rep->message);
+    return 0;
+}
+
+static int on_log_event(void *ud, size_t index, const char *msg, size_t len)
+{
+    struct fh_run *f = ud;
+    f->log_events++;
+    if (!msg) {
+        reject(f, API_FH_R_CWLOGS, (long)index, "a log event without a string message");
+        return 0;
+    }
+    return decode(f, (const uint8_t *)msg, len, (long)index);
+}
+
+/* The bytes of one record: a CloudWatch Logs subscription message, or anything decode.h takes. */
+static void record_bytes(struct fh_run *f, const uint8_t *buf, size_t len)
+{
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    f->gzip = cwl_is_gzip(buf, len);
+    if (f->gzip) {
+        unsigned ratio = f->r->srv->eng_cfg.limits.max_ratio ? f->r->srv->eng_cfg.limits.max_ratio
+                                                               : DEC_DEFAULT_MAX_RATIO;
+        switch (cwl_gunzip(buf, len, CWL_MESSAGE_MAX, ratio, &plain, &plain_len)) {
+        case CWL_GZ_OK:
+            buf = plain;
+            len = plain_len;
+            break;
+        case CWL_GZ_BIG:
+            break;  /* no subscription message is that large: the decoder streams it, under its caps */
+        case CWL_GZ_RATIO:
+            reject(f, API_FH_R_GZIP_BOMB, -1, "the record inflates past the decoder's ratio");
+            return;
+        case CWL_GZ_CORRUPT:
+            reject(f, API_FH_R_GZIP, -1, "the record is a corrupt or truncated gzip stream");
+            return;
+        case CWL_GZ_NOMEM:
+            f->fatal = CW_ENOMEM;
+            return;
+        }
+    }
+    enum cwl_kind kind;
+    size_t n_events;
+    char msg[DEC_MSG_MAX];
+    struct cwl_sink sink = {on_log_event, f};
+    int rc = cwl_parse(buf, len, &sink, &kind, &n_events, msg, sizeof msg);
+    if (rc == CW_ENOMEM)
+        f->fatal = CW_ENOMEM;
+    else if (rc == CW_EABORT)
+        ;  /* on_log_event set fatal */
+    else if (rc)
+        reject(f, API_FH_R_CWLOGS, -1, msg);
+    else if (kind == CWL_CONTROL)
+        f->control++;
+    else if (kind == CWL_NONE)
+        decode(f, buf, len, -1);
+    free(plain);
+}
+
+static void one_record(struct fh_run *f, const char *data, size_t n)
+{
+    if (n > API_FH_RECORD_B64_MAX) {
+        reject(f, API_FH_R_TOO_LARGE, -1, "the record's data is over 1,000 KiB");
+        return;
+    }
+    int dn = api_b64_decode(data, n, 0, f->raw, API_FH_RECORD_B64_MAX / 4 * 3);
+    if (dn < 0) {
+        reject(f, API_FH_R_BASE64, -1, "the record's data is not base64 (standard alphabet, padded)");
+        return;
+    }
+    if ((size_t)dn > API_FH_RECORD_MAX) {
+        reject(f, API_FH_R_TOO_LARGE, -1, "the record's data is over 1,000 KiB");
+        return;
+    }
+    record_bytes(f, f->raw, (size_t)dn);
+}
+
+static void count_header(struct api_req *r, const char *name, size_t v)
+{
+    if (r->n_xhdr >= API_FH_COUNT_HEADERS)
+        return;
+    r->xhdr[r->n_xhdr].name = name;
+    snprintf(r->xhdr[r->n_xhdr].value, sizeof r->xhdr[0].value, "%zu", v);
+    r->n_xhdr++;
+}
+
+static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
+{
+    struct api_req *r = f->r;
+    struct eng_report *rep = f->rep;
+    api_metrics_fh_records(n_records, f->log_events, f->control);
+    if (f->rejected > f->logged)
+        api_log("warn", "firehose records rejected",
+                json_pack("{s:s,s:I,s:I}", "requestId", r->fh_id, "rejected", (json_int_t)f->rejected, "logged",
+                          (json_int_t)f->logged));
+    if (rc == CW_ENOMEM)
+        return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
+    if (rc == CW_EUNAVAIL) {
+        api_metrics_store_error();
+        return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            rep->message[0] ? rep->message : "the store is unavailable; retry");
+    }
+    if (rc) {
+        char m[96];
+        snprintf(m, sizeof m, "engine error: %s; retry", cw_strerror(rc));
+        return api_fh_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, m);
+    }
+    /* counted once delivered: a 503's records come again with Firehose's retry */
+    api_metrics_fh_rejected(f->by_reason, API_FH_R_COUNT);
+    size_t accepted = f->records - f->skipped - f->ignored - rep->duplicates;
+    api_metrics_records(accepted, f->ignored, rep->duplicates, f->skipped, rep->created,
+                        rep->findings - rep->created);
+    if (rep->findings)
+        snk_run_kick(r->srv->run);
+    count_header(r, "X-Credwatch-Records", f->records);
+    count_header(r, "X-Credwatch-Accepted", accepted);
+    count_header(r, "X-Credwatch-Duplicates", rep->duplicates);
+    count_header(r, "X-Credwatch-Ignored", f->ignored);
+    count_header(r, "X-Credwatch-Skipped", f->skipped);
+    count_header(r, "X-Credwatch-Rejected", f->rejected);
+    return api_fh_reply(r, MHD_HTTP_OK, NULL);
+}
+
+/* Decodes every record, then applies them once: one request, one store round, as on the other
+ * ingest routes. */
+static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *env)
+{
+    struct api_worker *w = api_worker_get(r->srv);
+    if (!w)
+        return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot open a store handle; retry");
+    struct fh_run f = {.r = r, .eng = w->eng, .rep = w->rep};
+    f.raw = malloc(API_FH_RECORD_B64_MAX / 4 * 3);
+    if (!f.raw)
+        return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
+    memset(w->rep, 0, sizeof *w->rep);
+    double t0 = cw_mono_s();
+    api_worker_net(r->srv, w);
+    eng_discard(w->eng);
+    size_t n = env->n;
+    for (size_t i = 0; i < n && !f.fatal; i++) {
+        size_t len;
+        const char *data = api_fh_data(env, i, &len);
+        f.index = i;
+        one_record(&f, data, len);
+    }
+    free(f.raw);
+    int rc = f.fatal;
+    if (rc)
+        eng_discard(w->eng);  /* nothing of a failed request is applied: Firehose resends it all */
+    else
+        rc = eng_apply(w->eng, cw_now_ms(), w->rep);
+    api_worker_net_done(w);
+    ingest_account(r, w, cw_mono_s() - t0, f.records);
+    return finish(&f, rc, n);
+}
+
+static enum MHD_Result h_firehose(struct api_req *r)
+{
+    if (r->len == 0)
+        return api_fh_reply(r, MHD_HTTP_BAD_REQUEST, "the request body is empty");
+    const uint8_t *body = r->body;
+    size_t len = r->len;
+    uint8_t *plain = NULL;
+    if (r->gzip) {
+        const struct dec_limits *lim = &r->srv->eng_cfg.limits;
+        size_t max = lim->max_inflated ? lim->max_inflated : DEC_DEFAULT_MAX_INFLATED;
+        switch (cwl_gunzip(body, len, max, lim->max_ratio ? lim->max_ratio : DEC_DEFAULT_MAX_RATIO, &plain, &len)) {
+        case CWL_GZ_OK:
+            body = plain;
+            break;
+        case CWL_GZ_CORRUPT:
+            return api_fh_reply(r, MHD_HTTP_BAD_REQUEST,
+                                "Content-Encoding is gzip but the body is not a whole gzip stream");
+        case CWL_GZ_RATIO:
+        case CWL_GZ_BIG:
+            return api_fh_reply(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                "the body inflates past CREDWATCH_MAX_INFLATED_BYTES or the decoder's ratio");
+        case CWL_GZ_NOMEM:
+            return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
+        }
+    }
+    struct api_fh_env env;
+    char m[API_ERR_MSG_MAX];
+    const char *why = api_fh_envelope(body, len, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                                             "X-Amz-Firehose-Request-Id"),
+                                      &env, m, sizeof m);
+    memcpy(r->fh_id, env.id, sizeof r->fh_id);
+    enum MHD_Result res = env.oom ? api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry")
+                        : why     ? api_fh_reply(r, MHD_HTTP_BAD_REQUEST, why)
+                                  : run_records(r, &env);
+    api_fh_env_free(&env);
+    free(plain);  /* the records' data pointed into it */
+    return res;
 }
 
 /* ---- GET /v1/findings ---- */
@@ -875,6 +1127,7 @@ enum MHD_Result api_dispatch(struct api_req *r)
 {
     switch (r->match.route->handler) {
     case API_H_INGEST: return h_ingest(r);
+    case API_H_FIREHOSE: return h_firehose(r);
     case API_H_LIST: return h_list(r);
     case API_H_GET: return h_get(r);
     case API_H_PATCH: return h_patch(r);

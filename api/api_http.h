@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "api_config.h"
+#include "api_firehose.h"
 #include "api_route.h"
 #include "engine.h"
 #include "sink_run.h"
@@ -89,6 +90,14 @@ struct api_req {
     const char *uri_code;
     char uri_msg[96];
     size_t reserved;              /* bytes held in srv->ingest_bytes */
+    /* POST /v1/ingest/firehose: the body's requestId once checked ("" before: the header's is
+     * echoed), and the counts a 200 carries as X-Credwatch-* headers */
+    char fh_id[API_FH_REQUEST_ID_MAX + 1];
+    struct {
+        const char *name;
+        char value[24];
+    } xhdr[API_FH_COUNT_HEADERS];
+    size_t n_xhdr;
 };
 
 /* The calling thread's worker, created on first use; NULL when the store or engine could not
@@ -111,5 +120,11 @@ int api_utf8_valid(const char *s);
 
 /* Runs the route's handler once the whole body is in. */
 enum MHD_Result api_dispatch(struct api_req *r);
+
+/* An answer on POST /v1/ingest/firehose, in Firehose's shape (api_fh_answer): every reply on that
+ * route goes through it (api_reply_error hands it that route's refusals). It echoes r->fh_id, or
+ * before the body is read the X-Amz-Firehose-Request-Id header when valid, else "".
+ * error_message NULL: success (with the X-Credwatch-* headers in r->xhdr). */
+enum MHD_Result api_fh_reply(struct api_req *r, unsigned status, const char *error_message);
 
 #endif

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api_conn.h"
+#include "api_firehose.h"
 #include "sink_run.h"
 
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "OTHER"};
@@ -40,6 +41,11 @@ static atomic_size_t mem_bytes, mem_max_bytes;
 static atomic_uint_fast64_t mem_evicted[2], mem_evicted_logged;
 static atomic_llong mem_logged_at_s;
 static atomic_long inflight_gauge;
+/* Firehose: answers by outcome (FH_OUTCOMES), records, log events, control messages, rejections */
+static const char *const FH_OUTCOMES[] = {"ok", "invalid", "unauthorized", "too_large", "unavailable", "other"};
+#define N_FH_OUTCOMES (sizeof FH_OUTCOMES / sizeof FH_OUTCOMES[0])
+static atomic_uint_fast64_t fh_requests[N_FH_OUTCOMES], fh_records, fh_log_events, fh_control,
+    fh_rejected[API_FH_R_COUNT];
 
 static void hist_observe(struct hist *h, double s)
 {
@@ -78,6 +84,27 @@ void api_metrics_records(size_t accepted, size_t ignored, size_t duplicates, siz
 }
 
 void api_metrics_store(double seconds) { hist_observe(&store_hist, seconds); }
+
+void api_metrics_fh_request(unsigned status)
+{
+    size_t o = status == 200 ? 0 : status == 400 ? 1 : status == 401 || status == 403 ? 2 : status == 413 ? 3
+             : status == 503 ? 4 : 5;
+    atomic_fetch_add_explicit(&fh_requests[o], 1, memory_order_relaxed);
+}
+
+void api_metrics_fh_records(size_t records, size_t log_events, size_t control)
+{
+    atomic_fetch_add_explicit(&fh_records, records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fh_log_events, log_events, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fh_control, control, memory_order_relaxed);
+}
+
+void api_metrics_fh_rejected(const size_t *by_reason, size_t n)
+{
+    for (size_t i = 0; i < n && i < API_FH_R_COUNT; i++)
+        if (by_reason[i])
+            atomic_fetch_add_explicit(&fh_rejected[i], by_reason[i], memory_order_relaxed);
+}
 void api_metrics_store_error(void) { atomic_fetch_add_explicit(&store_errors, 1, memory_order_relaxed); }
 void api_metrics_deadline(void) { atomic_fetch_add_explicit(&deadline_exceeded, 1, memory_order_relaxed); }
 void api_metrics_shed(void) { atomic_fetch_add_explicit(&ingest_shed, 1, memory_order_relaxed); }
@@ -208,6 +235,28 @@ static void put_ingest(struct text *t)
            "call for ingest (decode included: an approximation), single store calls for reads.\n"
            "# TYPE credwatch_store_duration_seconds histogram\n");
     put_hist(t, "credwatch_store_duration_seconds", "", &store_hist);
+}
+
+static void put_firehose(struct text *t)
+{
+    put(t, "# HELP credwatch_firehose_requests_total POST /v1/ingest/firehose answers by outcome: ok (200), "
+           "invalid (400: no Firehose envelope), unauthorized (401, 403), too_large (413), unavailable (503: "
+           "Firehose retries), other.\n# TYPE credwatch_firehose_requests_total counter\n");
+    for (size_t i = 0; i < N_FH_OUTCOMES; i++)
+        put(t, "credwatch_firehose_requests_total{outcome=\"%s\"} %llu\n", FH_OUTCOMES[i],
+            (unsigned long long)atomic_load_explicit(&fh_requests[i], memory_order_relaxed));
+    put_counter(t, "credwatch_firehose_records_total", "Firehose records received in valid envelopes.", &fh_records);
+    put_counter(t, "credwatch_firehose_log_events_total",
+                "CloudWatch Logs log events read from subscription messages (DATA_MESSAGE).", &fh_log_events);
+    put_counter(t, "credwatch_firehose_control_messages_total",
+                "CloudWatch Logs CONTROL_MESSAGE records: accepted and dropped.", &fh_control);
+    put(t, "# HELP credwatch_firehose_records_rejected_total Firehose records (or CloudWatch Logs log events) that "
+           "can never be applied, dropped while the rest of the request is applied (200), by reason.\n"
+           "# TYPE credwatch_firehose_records_rejected_total counter\n");
+    for (size_t i = 0; i < API_FH_R_COUNT; i++)
+        put(t, "credwatch_firehose_records_rejected_total{reason=\"%s\"} %llu\n",
+            api_fh_reason_name((enum api_fh_reason)i),
+            (unsigned long long)atomic_load_explicit(&fh_rejected[i], memory_order_relaxed));
 }
 
 static void put_state(struct text *t)
@@ -365,6 +414,7 @@ char *api_metrics_render(struct snk_run *run, size_t *len)
     cw_buf_init(&t.b, API_METRICS_TEXT_MAX - 1);
     put_requests(&t);
     put_ingest(&t);
+    put_firehose(&t);
     put_state(&t);
     put_connections(&t);
     put_sinks(&t, run);

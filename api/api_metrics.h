@@ -29,6 +29,13 @@ void api_metrics_deadline(void);
 /* An ingest refused by admission control (503 + Retry-After: too many or too large in flight). */
 void api_metrics_shed(void);
 
+/* POST /v1/ingest/firehose: one answer (by its status: the outcome label), the records of an
+ * envelope, its CloudWatch Logs log events and control messages, and the records (or log
+ * events) dropped, by enum api_fh_reason (n of them in by_reason). */
+void api_metrics_fh_request(unsigned status);
+void api_metrics_fh_records(size_t records, size_t log_events, size_t control);
+void api_metrics_fh_rejected(const size_t *by_reason, size_t n);
+
 int api_metrics_ready(int ready);
 /* The embedded store's size and evictions, after each ingest. Returns 1 when keys were evicted
  * since the last time it returned 1 and API_METRICS_EVICT_LOG_S have passed (log it). */

@@ -8,6 +8,7 @@
 
 #include "api_cors.h"
 #include "api_log.h"
+#include "api_metrics.h"
 #include "api_ui.h"
 #include "cw.h"
 
@@ -44,6 +45,8 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
     api_cors_add_headers(r, resp);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    for (size_t i = 0; i < r->n_xhdr && i < API_FH_COUNT_HEADERS; i++)
+        MHD_add_response_header(resp, r->xhdr[i].name, r->xhdr[i].value);
     switch (status) {
     case MHD_HTTP_UNAUTHORIZED:
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"credwatch\"");
@@ -138,5 +141,36 @@ enum MHD_Result api_reply_error(struct api_req *r, unsigned status, const char *
         else
             atomic_fetch_add(&suppressed, 1);
     }
+    if (r->match.path == API_P_INGEST_FIREHOSE) {  /* Firehose's shape, whatever refused it */
+        json_decref(doc);
+        return api_fh_reply(r, status, message);
+    }
     return api_reply_json(r, status, doc);
+}
+
+/* The id we echo: the body's once read, else the header's when it is one we may echo, else "". */
+static const char *fh_answer_id(struct api_req *r)
+{
+    if (r->fh_id[0])
+        return r->fh_id;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
+    return h && api_fh_request_id_ok(h, strnlen(h, API_FH_REQUEST_ID_MAX + 1)) ? h : "";
+}
+
+enum MHD_Result api_fh_reply(struct api_req *r, unsigned status, const char *error_message)
+{
+    const char *id = fh_answer_id(r);
+    int64_t now = cw_now_ms();
+    size_t len = 0;
+    char *text = api_fh_answer(id, now, error_message, &len);
+    api_metrics_fh_request(status);
+    if (!text) {
+        /* out of memory, or a message that is not UTF-8: the same shape, from the stack (the id's
+         * characters need no escaping) */
+        char fixed[API_FH_REQUEST_ID_MAX + 160];
+        int n = snprintf(fixed, sizeof fixed, "{\"requestId\":\"%s\",\"timestamp\":%lld%s}", id, (long long)now,
+                         error_message ? ",\"errorMessage\":\"the request failed\"" : "");
+        return api_reply(r, status, "application/json", fixed, (size_t)n, 0);
+    }
+    return api_reply(r, status, "application/json", text, len, 1);
 }

@@ -158,11 +158,21 @@ static enum hdr_verdict check_route(struct api_req *r, const char *url, int has_
 static enum hdr_verdict check_auth(struct api_req *r, int has_body)
 {
     const struct api_config *cfg = &r->srv->cfg;
-    int a = api_auth_check(&cfg->ingest, &cfg->read, r->match.route->role, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
-                           header(r, "X-Api-Key"));
+    const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION), *key = header(r, "X-Api-Key");
+    char fh_key[API_TOKEN_MAX];
+    if (r->match.route->handler == API_H_FIREHOSE && !authz && !key) {
+        /* Firehose sends its access key in its own header (api_fh_access_key: the key, or the
+         * Secrets Manager object); a malformed one is passed on as it is, to be refused */
+        const char *fh = header(r, "X-Amz-Firehose-Access-Key");
+        int k = api_fh_access_key(fh, fh_key, sizeof fh_key);
+        key = k > 0 ? fh_key : k < 0 ? fh : NULL;
+    }
+    int a = api_auth_check(&cfg->ingest, &cfg->read, r->match.route->role, authz, key);
+    memset(fh_key, 0, sizeof fh_key);
     if (a == CW_ENOCRED || a == CW_EBADCRED) {
         defer_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                     a == CW_ENOCRED ? "credentials required: Authorization: Bearer <token>, X-Api-Key or Basic"
+                                      " (on /v1/ingest/firehose also X-Amz-Firehose-Access-Key)"
                                           : "invalid credentials");
         return refuse_at(has_body);
     }
@@ -229,6 +239,7 @@ static enum hdr_verdict check_body(struct api_req *r, long long clen, int has_bo
 {
     switch (r->match.route->handler) {
     case API_H_INGEST:
+    case API_H_FIREHOSE:
         return check_ingest(r, clen, has_body);
     case API_H_PATCH:
     case API_H_SINK_RETRY:  /* a small JSON object too */

@@ -8,6 +8,7 @@
 static const char *const TEMPLATES[API_P_COUNT] = {
     [API_P_INGEST_CLOUDTRAIL] = "/v1/ingest/cloudtrail",
     [API_P_INGEST_EVENTBRIDGE] = "/v1/ingest/eventbridge",
+    [API_P_INGEST_FIREHOSE] = "/v1/ingest/firehose",
     [API_P_FINDINGS] = "/v1/findings",
     [API_P_FINDING] = "/v1/findings/{id}",
     [API_P_KEY] = "/v1/keys/{accessKeyId}",
@@ -28,6 +29,9 @@ static const char *const TEMPLATES[API_P_COUNT] = {
 static const struct api_route ROUTES[] = {
     {API_P_INGEST_CLOUDTRAIL, "POST", API_H_INGEST, API_ROLE_INGEST},
     {API_P_INGEST_EVENTBRIDGE, "POST", API_H_INGEST, API_ROLE_INGEST},
+    /* Amazon Data Firehose's HTTP endpoint delivery (api_firehose.c): the ingest token, also in
+     * X-Amz-Firehose-Access-Key */
+    {API_P_INGEST_FIREHOSE, "POST", API_H_FIREHOSE, API_ROLE_INGEST},
     {API_P_FINDINGS, "GET", API_H_LIST, API_ROLE_READ},
     {API_P_FINDING, "GET", API_H_GET, API_ROLE_READ},
     {API_P_FINDING, "PATCH", API_H_PATCH, API_ROLE_READ},

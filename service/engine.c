@@ -668,6 +668,11 @@ size_t eng_pending(const struct eng *e)
     return e->n_evs;
 }
 
+void eng_discard(struct eng *e)
+{
+    e->n_evs = 0;
+}
+
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
 {
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;

@@ -80,6 +80,8 @@ int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, st
 int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep);
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep);
 size_t eng_pending(const struct eng *e);  /* events decoded and not yet applied */
+/* Drops the events decoded and not yet applied (a caller that gives up between the two halves). */
+void eng_discard(struct eng *e);
 
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. 0, CW_ENOTFOUND if unknown,
  * CW_EUNAVAIL or CW_ENOMEM. */

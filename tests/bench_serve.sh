@@ -1,6 +1,8 @@
 #!/bin/sh
 # bench_serve.sh — `credwatch serve` on a real Redis of this machine, end to end over HTTP:
 #   1. CloudTrail files of 1,000 records (~1.5 KB each) over keep-alive -> records/s
+#   1b. the same records through Amazon Data Firehose: requests of 500 CloudWatch Logs subscription
+#      messages (2 log events each, gzip + base64 as Firehose delivers them) -> records/s, beside 1
 #   2. single EventBridge events over 64 connections -> requests/s
 #   3. p99 latency of single EventBridge events at a fixed 5,000 requests/s (paced, open loop:
 #      build/tests/bench_load; Debian 12 has no wrk2), latency from each request's scheduled time
@@ -26,6 +28,7 @@ TARGET_CT=150000           # records/s
 TARGET_EB=10000            # requests/s
 TARGET_P99_MS=10
 TARGET_KEY_BYTES=512
+FH_REQUESTS=${SERVE_FH_REQUESTS:-120}   # Firehose requests per run, built before the clock starts
 TOKEN_IN=ingest-token-bench-0123456789
 TOKEN_RD=read-token-bench-0123456789ab
 
@@ -114,6 +117,33 @@ print("serve: cloudtrail 1000-record batches %.0f records/s (median of %d: %s; %
       % (ct * 1000, runs, each, conns, hz, ing, dup, target, "met" if ct * 1000 >= target else "NOT met"))
 EOF
 
+# ---- 1b. the same 1,000 records per request through Firehose: 500 CloudWatch Logs messages ----
+# Python posts the requests (built first: gzip and base64 of 500 messages each), so the rate may be the
+# client's; the CPU per request below is the server's own and compares the two paths fairly.
+fh=""; fh_acc=0; fh_dup=0; fh_bytes=0
+for r in $(seq "$RUNS"); do
+  rcli flushall >/dev/null
+  run=$((run + 1))
+  cpu_mark
+  out=$($PY "$GEN" firehose "$PORT" "$TOKEN_IN" "$TEST_TMP/t/ct_batch.tmpl" "$FH_REQUESTS" "$CT_CONNS" "$run") ||
+    { echo "serve: firehose run failed" >&2; status=1; continue; }
+  cpu_note firehose "$FH_REQUESTS" "$CT_RECORDS"
+  set -- $out
+  fh="$fh $1"; fh_acc=$((fh_acc + $2)); fh_dup=$((fh_dup + $3)); fh_bytes=$5
+  [ "$4" -eq 0 ] || { echo "serve: firehose: $4 requests failed or had rejected records" >&2; status=1; }
+done
+if [ -n "$fh" ]; then
+  $PY - "$(median $fh)" "$ct_med" "$RUNS" "$CT_CONNS" "$fh_acc" "$fh_dup" "$fh_bytes" $fh <<'EOF'
+import sys
+fh, ct, runs, conns = float(sys.argv[1]), float(sys.argv[2]) * 1000, int(sys.argv[3]), int(sys.argv[4])
+acc, dup, size = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+print("serve: firehose requests of 500 CloudWatch Logs messages (1000 records, %d KB body) %.0f records/s "
+      "(median of %d: %s; %d keep-alive connections; %d records applied, %d duplicates); cloudtrail files in "
+      "the same run %.0f records/s, ratio %.2f" % (size // 1024, fh, runs, " ".join(sys.argv[8:]), conns, acc, dup,
+                                                 ct, fh / ct if ct else 0))
+EOF
+fi
+
 # ---- 2. single EventBridge events, 64 connections ----
 eb=""
 for r in $(seq "$RUNS"); do
@@ -175,7 +205,7 @@ for line in open(sys.argv[1]):
         by[name].append((srv / hz / n * 1e6, rd / hz / n * 1e6, per))
 med = lambda name, i: statistics.median(x[i] for x in by[name])
 parts = []
-for name in ("healthz", "cloudtrail", "eventbridge", "paced/healthz", "paced/v1/ingest/eventbridge"):
+for name in ("healthz", "cloudtrail", "firehose", "eventbridge", "paced/healthz", "paced/v1/ingest/eventbridge"):
     if by.get(name):
         s_, r_, per = med(name, 0), med(name, 1), by[name][0][2]
         extra = " (%.2f + %.2f us/record)" % (s_ / per, r_ / per) if per > 1 else ""

@@ -457,9 +457,15 @@ static void test_sink_routes(void **state)
     assert_int_equal(api_route_match("GET", "/v1/sinks//dead-letters", &m), API_ROUTE_NOT_FOUND);
     assert_int_equal(api_route_match("GET", "/v1/sinks/a/dead-letters/retry/x", &m), API_ROUTE_NOT_FOUND);
     assert_string_equal(api_path_template(API_P_SINK_DEAD), "/v1/sinks/{name}/dead-letters");
+    /* Firehose's route: the ingest role, its own handler (its answers in Firehose's shape) */
+    assert_int_equal(api_route_match("POST", "/v1/ingest/firehose", &m), API_ROUTE_OK);
+    assert_int_equal(m.path, API_P_INGEST_FIREHOSE);
+    assert_int_equal(m.route->handler, API_H_FIREHOSE);
+    assert_int_equal(m.route->role, API_ROLE_INGEST);
+    assert_int_equal(api_route_match("GET", "/v1/ingest/firehose", &m), API_ROUTE_BAD_METHOD);
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 17);
+    assert_int_equal(n, 18);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
 }

@@ -10,10 +10,18 @@
                        every request carries new access keys and new event ids.
   ingest PORT N TOKEN  ingests N typical Lambda keys (issuance + 5 marked inside uses, an outside
                        use for 10 %) in CloudTrail batches of 1,000 records; prints the record count
+  firehose PORT TOKEN TMPL N CONNS RUN
+                       POST /v1/ingest/firehose: N requests, each the 1,000 records of TMPL (ct_batch.tmpl,
+                       a fresh tag per request) as 500 CloudWatch Logs subscription messages of 2 log
+                       events (gzip, base64: as a subscription filter's Firehose delivers them), built
+                       before the clock starts and posted over CONNS keep-alive connections; prints
+                       records/s, records accepted, duplicates, failed requests, body bytes per request
   memory RPORT PREFIX N  MEMORY USAGE of cw:k:{AKID} + cw:s:{AKID} of the N keys: median, p95, mean
   info RPORT           used_memory from INFO memory
   median V...          the median
 """
+import base64
+import gzip
 import http.client
 import json
 import os
@@ -21,6 +29,8 @@ import random
 import socket
 import statistics
 import sys
+import threading
+import time
 
 ACCT = "111122223333"
 ROLE = "arn:aws:iam::%s:role/orders-fn-role" % ACCT
@@ -211,12 +221,68 @@ def cmd_info(port):
             print(line.split(":")[1])
 
 
+FH_MESSAGES = 500      # CloudWatch Logs messages (Firehose records) per request
+FH_EVENTS = 2          # log events per message: 1,000 CloudTrail records per request, as ct_batch
+
+
+def firehose_body(text, tag, rid):
+    recs = json.loads(text.replace("@N@", tag))["Records"]
+    datas = []
+    for m in range(FH_MESSAGES):
+        part = recs[m * FH_EVENTS:(m + 1) * FH_EVENTS]
+        msg = {"messageType": "DATA_MESSAGE", "owner": ACCT, "logGroup": "aws-cloudtrail-logs",
+               "logStream": ACCT + "_CloudTrail_us-east-1", "subscriptionFilters": ["credwatch"],
+               "logEvents": [{"id": "%056d" % (m * FH_EVENTS + i), "timestamp": 1710318801000,
+                              "message": json.dumps(r, separators=(",", ":"))} for i, r in enumerate(part)]}
+        datas.append({"data": base64.b64encode(gzip.compress(json.dumps(msg).encode(), 6)).decode()})
+    return json.dumps({"requestId": rid, "timestamp": int(time.time() * 1000), "records": datas}).encode()
+
+
+def cmd_firehose(port, token, tmpl, n, conns, run):
+    text = open(tmpl).read()
+    bodies = [firehose_body(text, "%XF%06X" % (run % 16, i), "bench-%d-%d" % (run, i)) for i in range(n)]
+    lock = threading.Lock()
+    state = {"next": 0, "accepted": 0, "dups": 0, "failed": 0}
+
+    def worker():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+        while True:
+            with lock:
+                i = state["next"]
+                state["next"] += 1
+            if i >= n:
+                break
+            c.request("POST", "/v1/ingest/firehose", body=bodies[i],
+                      headers={"Content-Type": "application/json", "X-Amz-Firehose-Access-Key": token,
+                               "X-Amz-Firehose-Request-Id": "bench-%d-%d" % (run, i)})
+            r = c.getresponse()
+            r.read()
+            with lock:
+                if r.status != 200 or r.getheader("X-Credwatch-Rejected") != "0":
+                    state["failed"] += 1
+                state["accepted"] += int(r.getheader("X-Credwatch-Accepted") or 0)
+                state["dups"] += int(r.getheader("X-Credwatch-Duplicates") or 0)
+        c.close()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt = time.monotonic() - t0
+    print("%.0f %d %d %d %d" % (n * FH_MESSAGES * FH_EVENTS / dt, state["accepted"], state["dups"], state["failed"],
+                                sum(len(b) for b in bodies) // n))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "templates":
         cmd_templates(sys.argv[2])
     elif cmd == "ingest":
         cmd_ingest(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif cmd == "firehose":
+        cmd_firehose(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
     elif cmd == "memory":
         cmd_memory(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "info":

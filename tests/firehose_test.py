@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""firehose_test.py — POST /v1/ingest/firehose end to end (driven by it_firehose.sh).
+
+Builds real-shaped Amazon Data Firehose requests from the CloudTrail fixtures (tests/cases/*.json) in
+every form the route takes: plain records, a gzip envelope, CloudWatch Logs subscription messages
+(gzip inside the record, several log events, control messages), the decompressed message, the bare
+messages of "decompression + message extraction", gzip'd NDJSON, and EventBridge events (EventBridge ->
+Firehose); with records that are not
+CloudTrail and base64 that is not base64 among them. Checks:
+  - every answer's shape exactly (status, Content-Type, Content-Length, keys and types, requestId echoed);
+  - the findings equal those of the same records posted to /v1/ingest/cloudtrail on a fresh instance;
+  - every request re-sent to another instance on the same Redis: accepted 0 (exactly once);
+  - hostile input: 10,001 records, a record over 1,000 KiB, a gzip bomb in a record, invalid request ids,
+    a missing or wrong access key, a body over the cap, the store down (503, never 4xx).
+Starts its own redis-server and credwatch instances on loopback; stops them by pid.
+usage: firehose_test.py BIN TMPDIR PIDFILE
+"""
+import base64
+import glob
+import gzip
+import http.client
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+BIN, TMP, PIDFILE = sys.argv[1:4]
+HERE = os.path.dirname(os.path.abspath(__file__))
+ING = "fh-ingest-token-0123456789"
+READ = "fh-read-token-0123456789ab"
+PATH = "/v1/ingest/firehose"
+RECORD_MAX = 1000 * 1024
+rep = harness.Report()
+procs = harness.Procs(PIDFILE)
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def cwl_message(records, group="aws-cloudtrail-logs", control=False):
+    if control:
+        return {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
+                "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": int(time.time() * 1000),
+                                                          "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}
+    return {"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": group,
+            "logStream": "111122223333_CloudTrail_us-east-1", "subscriptionFilters": ["credwatch"],
+            "logEvents": [{"id": "%056d" % i, "timestamp": 1710318801000 + i, "message": json.dumps(r)}
+                          for i, r in enumerate(records)]}
+
+
+def eventbridge(record):
+    return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws." + str(record.get("eventSource", "sts.amazonaws.com")).split(".")[0],
+            "account": record.get("recipientAccountId", "111122223333"), "time": record.get("eventTime"),
+            "region": record.get("awsRegion", "us-east-1"), "resources": [], "detail": record}
+
+
+def envelope(rid, datas):
+    return {"requestId": rid, "timestamp": int(time.time() * 1000), "records": [{"data": d} for d in datas]}
+
+
+class Answer:
+    def __init__(self, status, headers, raw):
+        self.status, self.headers, self.raw = status, headers, raw
+        try:
+            self.doc = json.loads(raw)
+        except ValueError:
+            self.doc = None
+
+
+def post(port, body, rid=None, key=ING, gz=False, extra=None, ctype="application/json"):
+    """One POST as Firehose sends it; body is a dict (dumped) or bytes. Returns an Answer."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    hd = {"Content-Type": ctype, "X-Amz-Firehose-Protocol-Version": "1.0",
+          "X-Amz-Firehose-Source-Arn": "arn:aws:firehose:us-east-1:111122223333:deliverystream/credwatch"}
+    if rid is not None:
+        hd["X-Amz-Firehose-Request-Id"] = rid
+    if key is not None:
+        hd["X-Amz-Firehose-Access-Key"] = key
+    if gz:
+        raw = gzip.compress(raw)
+        hd["Content-Encoding"] = "gzip"
+    hd.update(extra or {})
+    c = http.client.HTTPConnection(harness.HOST, port, timeout=120)
+    try:
+        c.request("POST", PATH, body=raw, headers=hd)
+        r = c.getresponse()
+        out = r.read()
+        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, out)
+    finally:
+        c.close()
+
+
+def shape(name, a, status, rid):
+    """The answer is exactly Firehose's: the status, application/json, a right Content-Length, the keys
+    requestId (echoed), timestamp (ms now) and errorMessage exactly when not 200."""
+    why = []
+    if a.status != status:
+        why.append("status %d, not %d" % (a.status, status))
+    if a.headers.get("content-type") != "application/json":
+        why.append("content-type %r" % a.headers.get("content-type"))
+    if a.headers.get("content-length") != str(len(a.raw)):
+        why.append("content-length %r for %d bytes" % (a.headers.get("content-length"), len(a.raw)))
+    d = a.doc
+    keys = ["requestId", "timestamp"] + (["errorMessage"] if status != 200 else [])
+    if not isinstance(d, dict) or list(d.keys()) != keys:
+        why.append("body %r, keys not %s" % (a.raw[:300], keys))
+    else:
+        if d["requestId"] != rid:
+            why.append("requestId %r, not %r" % (d["requestId"], rid))
+        if not isinstance(d["timestamp"], int) or isinstance(d["timestamp"], bool) or \
+                abs(d["timestamp"] - time.time() * 1000) > 60000:
+            why.append("timestamp %r" % (d["timestamp"],))
+        if status != 200 and not (isinstance(d["errorMessage"], str) and d["errorMessage"]):
+            why.append("errorMessage %r" % (d["errorMessage"],))
+    return rep.check(not why, name, "; ".join(why))
+
+
+def metrics(port):
+    st, _, body = harness.Client(port).request("GET", "/metrics")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def findings(port):
+    c = harness.Client(port)
+    got, cursor = {}, None
+    while True:
+        q = "/v1/findings?limit=500" + ("&cursor=" + cursor if cursor else "")
+        st, _, doc = c.request("GET", q, headers={"Authorization": "Bearer " + READ})
+        assert st == 200, (st, doc)
+        for f in doc["findings"]:
+            f = dict(f)
+            for k in ("created_at", "updated_at"):
+                f.pop(k, None)
+            got[f["id"]] = f
+        cursor = doc.get("next_cursor")
+        if not cursor:
+            return got
+
+
+def cases():
+    out = []
+    for path in sorted(glob.glob(os.path.join(HERE, "cases", "*.json"))):
+        with open(path) as f:
+            out.append((os.path.basename(path), json.load(f)["records"]))
+    return out
+
+
+# ---- the requests, built from the fixtures ----
+
+NOT_CLOUDTRAIL = b'{"hello":"this is no CloudTrail record"}'
+BAD_B64 = "this is not base64!"
+
+
+def build_requests(all_cases):
+    """[(name, envelope dict, gzip envelope?, rejected records in it, control messages in it)]"""
+    reqs = []
+    for i, (name, records) in enumerate(all_cases):
+        rid = "00000000-0000-4000-a000-%012d" % i
+        form = i % 6
+        if form == 0:    # plain: one record per Firehose record, a bad one of each kind among them
+            datas = [b64(json.dumps(r).encode()) for r in records] + [b64(NOT_CLOUDTRAIL), BAD_B64]
+            reqs.append(("plain " + name, envelope(rid, datas), False, 2, 0))
+        elif form == 1:  # CloudWatch Logs as it sends: gzip, several log events, and a control message
+            half = max(1, len(records) // 2)
+            parts = [records[:half], records[half:]] if len(records) > 1 else [records]
+            datas = [b64(gzip.compress(json.dumps(cwl_message(p)).encode())) for p in parts]
+            datas.insert(1, b64(gzip.compress(json.dumps(cwl_message([], control=True)).encode())))
+            reqs.append(("cwlogs " + name, envelope(rid, datas), False, 0, 1))
+        elif form == 2:  # decompression on, message extraction off: the message itself
+            datas = [b64(json.dumps(cwl_message(records)).encode())]
+            reqs.append(("cwlogs decompressed " + name, envelope(rid, datas), False, 0, 0))
+        elif form == 3:  # decompression and message extraction: the bare messages, one per line
+            datas = [b64("\n".join(json.dumps(r) for r in records).encode() + b"\n")]
+            reqs.append(("extracted " + name, envelope(rid, datas), False, 0, 0))
+        elif form == 4:  # a gzip envelope holding gzip'd NDJSON
+            datas = [b64(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))]
+            reqs.append(("gzip envelope " + name, envelope(rid, datas), True, 0, 0))
+        else:            # EventBridge -> Firehose: one event per record, newline-terminated
+            datas = [b64((json.dumps(eventbridge(r)) + "\n").encode()) for r in records]
+            reqs.append(("eventbridge " + name, envelope(rid, datas), False, 0, 0))
+    return reqs
+
+
+def serve(name, **env):
+    base = {"CREDWATCH_INGEST_TOKENS": ING, "CREDWATCH_READ_TOKENS": READ, "CREDWATCH_DRAIN_SECONDS": "2"}
+    base.update(env)
+    return harness.Instance(BIN, os.path.join(TMP, "credwatch-%s.log" % name), base, name, procs)
+
+
+def main():
+    redis = harness.Redis(TMP, procs=procs).start()
+    url = "redis://127.0.0.1:%d" % redis.port
+    a = serve("a", CREDWATCH_REDIS_URL=url + "/0")
+    c = serve("c", CREDWATCH_REDIS_URL=url + "/0")
+    b = serve("b", CREDWATCH_REDIS_URL=url + "/1")
+    all_cases = cases()
+    reqs = build_requests(all_cases)
+
+    # ---- every form, each request's answer in Firehose's shape, nothing blocked by a bad record ----
+    accepted = rejected = control = 0
+    bad = []
+    for name, env, gz, n_rej, n_ctl in reqs:
+        ans = post(a.port, env, rid=env["requestId"], gz=gz)
+        if not (shape("200 in Firehose's shape: " + name, ans, 200, env["requestId"])):
+            continue
+        accepted += int(ans.headers.get("x-credwatch-accepted", "-1"))
+        got_rej = int(ans.headers.get("x-credwatch-rejected", "-1"))
+        if got_rej != n_rej:
+            bad.append("%s: rejected %d, not %d" % (name, got_rej, n_rej))
+        rejected += n_rej
+        control += n_ctl
+    rep.check(not bad, "bad records are counted, one by one, and do not block the rest", "; ".join(bad[:5]))
+    rep.check(accepted > 0, "the fixtures' records are accepted (%d)" % accepted)
+
+    # ---- the same records through /v1/ingest/cloudtrail: the same findings ----
+    cb = harness.Client(b.port)
+    b_accepted = 0
+    for name, records in all_cases:
+        st, _, doc = cb.request("POST", "/v1/ingest/cloudtrail", json.dumps({"Records": records}),
+                                {"Authorization": "Bearer " + ING, "Content-Type": "application/json"})
+        if st == 200:
+            b_accepted += doc["accepted"]
+    fa, fb = findings(a.port), findings(b.port)
+    diff = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+    rep.check(fa and not diff, "findings through Firehose equal those through /v1/ingest/cloudtrail (%d findings)"
+              % len(fa), "differ: %s" % diff[:5])
+    rep.check(accepted == b_accepted, "as many records accepted as through /v1/ingest/cloudtrail",
+              "%d vs %d" % (accepted, b_accepted))
+
+    # ---- Firehose retries the whole request with the same id: another instance, accepted 0 ----
+    again = []
+    for name, env, gz, _, _ in reqs:
+        ans = post(c.port, env, rid=env["requestId"], gz=gz)
+        if ans.status != 200 or ans.headers.get("x-credwatch-accepted") != "0" or \
+                ans.headers.get("x-credwatch-duplicates") in (None, "0") and ans.headers.get("x-credwatch-records") != "0":
+            again.append("%s: %d %s" % (name, ans.status, {k: v for k, v in ans.headers.items() if k.startswith("x-cred")}))
+    rep.check(not again, "every request re-sent to another instance on the same Redis: accepted 0", "; ".join(again[:3]))
+    rep.check(findings(c.port) == fa, "the other instance shows the same findings")
+
+    # ---- metrics ----
+    m = metrics(a.port)
+    rep.check(m.get('credwatch_firehose_requests_total{outcome="ok"}') == len(reqs),
+              "credwatch_firehose_requests_total{outcome=ok} counts the requests", str(m.get('credwatch_firehose_requests_total{outcome="ok"}')))
+    rep.check(m.get("credwatch_firehose_control_messages_total") == control, "control messages are counted (%d)" % control)
+    rr = m.get('credwatch_firehose_records_rejected_total{reason="invalid_base64"}', -1) + \
+        m.get('credwatch_firehose_records_rejected_total{reason="not_cloudtrail"}', -1)
+    rep.check(rr == rejected, "rejected records are counted by reason (%d)" % rejected, str(rr))
+    logs = [d for d in a.log_json() if d.get("msg") == "firehose record rejected"]
+    rep.check(logs and all(d.get("requestId") and d.get("reason") for d in logs), "rejected records are logged with id and reason")
+
+    hostile(a, c)
+    auth_and_caps(a, url)
+
+    # ---- the store down: 503 in Firehose's shape, never 4xx ----
+    redis.stop()
+    rid = "store-down-1"
+    ans = post(a.port, envelope(rid, [b64(json.dumps(all_cases[0][1][0]).encode())]), rid=rid)
+    shape("the store down: 503 in Firehose's shape (Firehose retries)", ans, 503, rid)
+
+
+def hostile(a, c):
+    rec = json.dumps(cases()[0][1][0]).encode()
+    # 10,000 records (the bound) are taken; 10,001 are no Firehose request
+    rid = "bound-10000"
+    ans = post(a.port, envelope(rid, [b64(rec)] * 10000), rid=rid)
+    shape("10,000 records: 200", ans, 200, rid)
+    rid = "bound-10001"
+    ans = post(a.port, envelope(rid, [b64(rec)] * 10001), rid=rid)
+    shape("10,001 records: 400 with errorMessage", ans, 400, rid)
+    rid = "no-records"
+    shape("0 records: 400", post(a.port, envelope(rid, []), rid=rid), 400, rid)
+    shape("records not an array: 400", post(a.port, {"requestId": rid, "timestamp": 1, "records": {}}, rid=rid), 400, rid)
+    shape("a record without string data: 400", post(a.port, {"requestId": rid, "timestamp": 1, "records": [{"data": 1}]},
+                                                     rid=rid), 400, rid)
+    shape("a body that is not JSON: 400, the header's id echoed", post(a.port, b"not json {", rid=rid), 400, rid)
+    shape("a JSON array: 400", post(a.port, b"[]", rid=rid), 400, rid)
+    shape("a timestamp that is no integer: 400",
+          post(a.port, {"requestId": rid, "timestamp": "x", "records": [{"data": b64(rec)}]}, rid=rid), 400, rid)
+
+    # a record at 1,000 KiB is read; one byte more is rejected, and the rest of the request is applied
+    at_cap = rec + b" " * (RECORD_MAX - len(rec))
+    other = json.loads(rec)
+    other["eventID"] = "ffffffff-0000-4000-8000-00000000cap1"
+    rid = "record-cap"
+    ans = post(a.port, envelope(rid, [b64(at_cap), b64(at_cap + b" "), b64(json.dumps(other).encode())]), rid=rid)
+    shape("a record over 1,000 KiB: 200 for the rest", ans, 200, rid)
+    rep.check(ans.headers.get("x-credwatch-rejected") == "1" and ans.headers.get("x-credwatch-records") == "2",
+              "a record of 1,000 KiB is read, one of 1,000 KiB + 1 byte rejected",
+              str({k: v for k, v in ans.headers.items() if k.startswith("x-cred")}))
+
+    # gzip bombs inside a record: rejected, the rest applied. One caught while inflating it whole (its ratio
+    # bound is under CWL_MESSAGE_MAX), one larger handed to the streaming decoder, whose ratio stops it;
+    # valid JSON so far (blanks), so no parse error comes first; and zeros, refused at their first byte.
+    small_bomb = gzip.compress(b'{"Records":[' + b" " * (8 << 20), 9)
+    big_bomb = gzip.compress(b'{"Records":[' + b" " * (96 << 20), 9)
+    zeros = gzip.compress(b"\0" * (64 << 20), 9)
+    before = metrics(a.port)
+    rid = "bomb"
+    ans = post(a.port, envelope(rid, [b64(small_bomb), b64(rec), b64(big_bomb), b64(zeros)]), rid=rid)
+    shape("gzip bombs in records: 200 for the rest", ans, 200, rid)
+    after = metrics(a.port)
+    k = 'credwatch_firehose_records_rejected_total{reason="%s"}'
+    d = {r: after.get(k % r, 0) - before.get(k % r, 0) for r in ("gzip_bomb", "not_cloudtrail")}
+    rep.check(d == {"gzip_bomb": 2, "not_cloudtrail": 1} and ans.headers.get("x-credwatch-records") == "1" and
+              ans.headers.get("x-credwatch-rejected") == "3",
+              "the bombs are counted as gzip_bomb (the zeros as not_cloudtrail), the other record read",
+              "%s %s" % (d, {k: v for k, v in ans.headers.items() if k.startswith("x-cred")}))
+    # a corrupt gzip record and a malformed CloudWatch Logs message
+    rid = "bad-gzip"
+    ans = post(a.port, envelope(rid, [b64(gzip.compress(rec)[:-9]),
+                                      b64(gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":7}'))]), rid=rid)
+    shape("a truncated gzip record and a malformed subscription message: 200", ans, 200, rid)
+    rep.check(ans.headers.get("x-credwatch-rejected") == "2", "both are rejected")
+
+    # invalid request ids
+    for label, bad in (("with a quote", 'a"b'), ("of 129 characters", "a" * 129), ("empty", ""),
+                       ("with a newline", "a\nb")):
+        ans = post(a.port, {"requestId": bad, "timestamp": 1, "records": [{"data": b64(rec)}]})
+        shape("a requestId %s: 400, nothing echoed" % label, ans, 400, "")
+    ans = post(a.port, {"timestamp": 1, "records": [{"data": b64(rec)}]}, rid="hdr-only")
+    shape("no requestId in the body: 400, the header's echoed", ans, 400, "hdr-only")
+    ans = post(a.port, {"requestId": 7, "timestamp": 1, "records": [{"data": b64(rec)}]}, rid="hdr-only")
+    shape("a requestId that is no string: 400", ans, 400, "hdr-only")
+    ans = post(a.port, envelope("body-id", [b64(rec)]), rid="header-id")
+    shape("header and body ids differ: 400, the header's echoed", ans, 400, "header-id")
+    rid = "a" * 128
+    shape("a requestId of 128 characters: 200", post(a.port, envelope(rid, [b64(rec)]), rid=rid), 200, rid)
+    shape("no X-Amz-Firehose-Request-Id header: 200 (the body's id)", post(a.port, envelope("body-only", [b64(rec)])),
+          200, "body-only")
+
+
+def auth_and_caps(a, url):
+    rec = json.dumps(cases()[0][1][0]).encode()
+    rid = "auth-1"
+    env = envelope(rid, [b64(rec)])
+    shape("no access key: 401 in Firehose's shape", post(a.port, env, rid=rid, key=None), 401, rid)
+    shape("a wrong access key: 401", post(a.port, env, rid=rid, key="wrong-key-0123456789"), 401, rid)
+    shape("an access key over 4096 bytes: 401", post(a.port, env, rid=rid, key="k" * 5000), 401, rid)
+    shape("the read token: 403", post(a.port, env, rid=rid, key=READ), 403, rid)
+    shape("the Secrets Manager form {\"api_key\":...}: 200", post(a.port, env, rid=rid, key=json.dumps({"api_key": ING})),
+          200, rid)
+    shape("a Secrets Manager form with a wrong key: 401",
+          post(a.port, env, rid=rid, key=json.dumps({"api_key": "wrong-key-0123456789"})), 401, rid)
+    shape("Authorization: Bearer works too: 200",
+          post(a.port, env, rid=rid, key=None, extra={"Authorization": "Bearer " + ING}), 200, rid)
+    shape("a Content-Type Firehose never sends: 415 in Firehose's shape",
+          post(a.port, env, rid=rid, ctype="text/plain"), 415, rid)
+    # a small body cap: 413, before and after the body
+    small = serve("small", CREDWATCH_REDIS_URL=url + "/2", CREDWATCH_MAX_BODY_BYTES="65536",
+                  CREDWATCH_MAX_INFLATED_BYTES="131072")
+    big = envelope("too-big", [b64(rec)] * 100)
+    shape("a body over CREDWATCH_MAX_BODY_BYTES: 413", post(small.port, big, rid="too-big"), 413, "too-big")
+    inflates = envelope("inflates", [b64(b" " * 100000 + rec)] * 2)
+    shape("a gzip body inflating past CREDWATCH_MAX_INFLATED_BYTES: 413",
+          post(small.port, inflates, rid="inflates", gz=True), 413, "inflates")
+    shape("a gzip body that is not gzip: 400",
+          post(small.port, b"plain", rid="notgz", extra={"Content-Encoding": "gzip"}), 400, "notgz")
+    small.stop()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 — a crash is one failure, and the processes are stopped
+        import traceback
+        traceback.print_exc()
+        rep.nok("the driver ran to its end", repr(e))
+    finally:
+        procs.stop_all()
+    print("# %d failed" % rep.fails)
+    sys.exit(1 if rep.fails else 0)
