@@ -199,8 +199,9 @@ struct fh_run {
     size_t log_events, control, rejected, logged;
     size_t by_reason[API_FH_R_COUNT];
     size_t index;               /* the Firehose record at hand */
+    size_t max_records;         /* CloudTrail records decoded in the whole request (the decoder's max_records) */
     int gzip;                   /* it was gzip */
-    int fatal;                  /* CW_ENOMEM: the request is answered 503 */
+    int fatal;                  /* CW_ENOMEM: the request is answered 503; CW_ETOOBIG: 413 */
 };
 
 static void reject(struct fh_run *f, enum api_fh_reason why, long event, const char *detail)
@@ -228,6 +229,16 @@ static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
         f->records += f->rep->records;
         f->skipped += f->rep->skipped;
         f->ignored += f->rep->ignored;
+        /* The decoded events are all held (about 1 KiB each) until the one eng_apply, and max_records
+         * bounds one input only: 10,000 small gzip records inflating to a MiB of records each would
+         * hold tens of GiB. The request as a whole gets the bound one input has on the other routes
+         * (at most twice it is held: the last input is counted once decoded); past it, 413: Firehose
+         * backs the request up to S3 instead of retrying it, and a healthy stream sized as the README
+         * says never comes near it. */
+        if (f->records > f->max_records) {
+            f->fatal = CW_ETOOBIG;
+            return 1;
+        }
         return 0;
     }
     if (rc == CW_ENOMEM) {
@@ -334,6 +345,12 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
                           (json_int_t)f->logged));
     if (rc == CW_ENOMEM)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
+    if (rc == CW_ETOOBIG) {
+        char m[128];
+        snprintf(m, sizeof m, "the records hold more than %zu CloudTrail records; send smaller buffers",
+                 f->max_records);
+        return api_fh_reply(r, MHD_HTTP_CONTENT_TOO_LARGE, m);
+    }
     if (rc == CW_EUNAVAIL) {
         api_metrics_store_error();
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -368,6 +385,7 @@ static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *e
     if (!w)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot open a store handle; retry");
     struct fh_run f = {.r = r, .eng = w->eng, .rep = w->rep};
+    f.max_records = r->srv->eng_cfg.limits.max_records ? r->srv->eng_cfg.limits.max_records : DEC_DEFAULT_MAX_RECORDS;
     f.raw = malloc(API_FH_RECORD_B64_MAX / 4 * 3);
     if (!f.raw)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
@@ -385,7 +403,8 @@ static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *e
     free(f.raw);
     int rc = f.fatal;
     if (rc)
-        eng_discard(w->eng);  /* nothing of a failed request is applied: Firehose resends it all */
+        eng_discard(w->eng);  /* nothing of a failed request is applied: Firehose resends it all (or,
+                                 413, backs it up to S3) */
     else
         rc = eng_apply(w->eng, cw_now_ms(), w->rep);
     api_worker_net_done(w);

@@ -430,6 +430,10 @@ enum MHD_Result api_request_access(void *cls, struct MHD_Connection *conn, const
         r->method = method;
         r->t0 = cw_mono_s();
         r->match.path = API_P_NONE;
+        /* The refusals below come before the route is matched; Firehose's are in its shape too
+         * (api_reply_error goes by the path): a probe-reserve 503 reaches a healthy stream. */
+        if (url && strcmp(url, api_path_template(API_P_INGEST_FIREHOSE)) == 0)
+            r->match.path = API_P_INGEST_FIREHOSE;
         *con_cls = r;
         api_metrics_inflight(1);
         if (r->uri_status) {

@@ -169,7 +169,14 @@ static int cb_string(void *ctx, const unsigned char *v, size_t n)
     struct cwl_state *s = ctx;
     if (s->depth == 1 && s->key == K_TYPE) {
         s->type_is_string = 1;
-        snprintf(s->type, sizeof s->type, "%.*s", (int)(n < sizeof s->type ? n : sizeof s->type - 1), (const char *)v);
+        /* Kept as printable ASCII, anything else '?' (a NUL too: "DATA_MESSAGE\u0000x" is no
+         * DATA_MESSAGE): an unknown type is quoted in the reject's log line, which is JSON, and
+         * half a character there, or yajl's overlong sequences (it lets C0/C1 leads through),
+         * would make jansson drop the whole detail. */
+        size_t keep = n < sizeof s->type ? n : sizeof s->type - 1;
+        for (size_t i = 0; i < keep; i++)
+            s->type[i] = v[i] >= 0x20 && v[i] < 0x7f ? (char)v[i] : '?';
+        s->type[keep] = '\0';
         return 1;
     }
     on_value(s, 0, 0);

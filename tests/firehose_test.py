@@ -11,7 +11,9 @@ CloudTrail and base64 that is not base64 among them. Checks:
   - the findings equal those of the same records posted to /v1/ingest/cloudtrail on a fresh instance;
   - every request re-sent to another instance on the same Redis: accepted 0 (exactly once);
   - hostile input: 10,001 records, a record over 1,000 KiB, a gzip bomb in a record, invalid request ids,
-    a missing or wrong access key, a body over the cap, the store down (503, never 4xx).
+    more CloudTrail records in one request than max_records (413), ambiguous framing (refused before
+    routing, still in Firehose's shape), a missing or wrong access key, a body over the cap, the store
+    down (503, never 4xx).
 Starts its own redis-server and credwatch instances on loopback; stops them by pid.
 usage: firehose_test.py BIN TMPDIR PIDFILE
 """
@@ -335,6 +337,49 @@ def hostile(a, c):
     shape("header and body ids differ: 400, the header's echoed", ans, 400, "header-id")
     rid = "a" * 128
     shape("a requestId of 128 characters: 200", post(a.port, envelope(rid, [b64(rec)]), rid=rid), 200, rid)
+
+    # more CloudTrail records in one request than one input may hold (the decoder's max_records, 250,000):
+    # every decoded event is held until the request is applied, so small gzip records inflating to many
+    # records each would hold memory without bound; 413 (Firehose backs it up to S3), nothing applied
+    import uuid
+    many = []
+    for i in range(5000):
+        r = json.loads(rec)
+        r["eventID"] = str(uuid.UUID(int=(0x4242 << 64) + i))
+        many.append(r)
+    msg = b64(gzip.compress(json.dumps(cwl_message(many)).encode(), 6))
+    rid = "records-over-bound"
+    before = metrics(a.port)
+    ans = post(a.port, envelope(rid, [msg] * 51), rid=rid)
+    shape("255,000 CloudTrail records in one request: 413 in Firehose's shape", ans, 413, rid)
+    after = metrics(a.port)
+    k = "credwatch_records_ingested_total"
+    rep.check(after.get(k, 0) == before.get(k, 0), "a request over the record bound applies nothing",
+              "%s -> %s" % (before.get(k), after.get(k)))
+    # the refusals that come before the route is matched are in Firehose's shape too
+    import socket
+    s = socket.create_connection((harness.HOST, a.port), timeout=30)
+    try:
+        body = json.dumps(envelope("framing-1", [b64(rec)])).encode()
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "X-Amz-Firehose-Access-Key: %s\r\nX-Amz-Firehose-Request-Id: framing-1\r\n"
+                   "Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n"
+                   % (PATH, ING, len(body), len(body))).encode() + body + b"\r\n0\r\n\r\n")
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        s.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip() for ln in lines[1:] if ":" in ln}
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    payload = payload[:int(hdrs.get("content-length", len(payload)))]
+    shape("ambiguous framing on the route (refused before routing): 400 in Firehose's shape",
+          Answer(status, hdrs, payload), 400, "framing-1")
     shape("no X-Amz-Firehose-Request-Id header: 200 (the body's id)", post(a.port, envelope("body-only", [b64(rec)])),
           200, "body-only")
 

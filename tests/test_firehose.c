@@ -156,6 +156,41 @@ static void test_parse_kinds(void **state)
     assert_int_equal(k, CWL_NONE);
 }
 
+/* An unknown messageType is quoted in the error, which the reject's log line carries as JSON: only
+ * printable ASCII of it, the rest '?' (a cut inside a character, or the overlong sequences yajl lets
+ * through, made jansson drop the detail; fuzz_firehose found the second). A NUL is no end of it. */
+static int type_error(const char *type, char *msg, size_t size)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"messageType\":\"%s\",\"logEvents\":[]}", type);
+    struct got g;
+    memset(&g, 0, sizeof g);
+    struct cwl_sink sink = {take, &g};
+    enum cwl_kind kind;
+    size_t n;
+    int rc = cwl_parse((const uint8_t *)buf, strlen(buf), &sink, &kind, &n, msg, size);
+    json_t *j = json_string(msg);
+    assert_non_null(j);
+    json_decref(j);
+    return rc;
+}
+
+static void test_parse_type_quoted(void **state)
+{
+    (void)state;
+    char msg[256], type[64] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(type, "\xc3\xa9");  /* 40 bytes of 2-byte characters: the 31 kept end inside one */
+    assert_int_equal(type_error(type, msg, sizeof msg), CW_EFORMAT);
+    assert_non_null(strstr(msg, "\"???????????????????????????????\" is neither"));
+    assert_int_equal(type_error("\xc3\xa9\xc1\xa9x", msg, sizeof msg), CW_EFORMAT);  /* overlong */
+    assert_non_null(strstr(msg, "\"????x\""));
+    assert_int_equal(type_error("DATA_MESSAGE\\u0000x", msg, sizeof msg), CW_EFORMAT);
+    assert_non_null(strstr(msg, "\"DATA_MESSAGE?x\""));
+    assert_int_equal(type_error("a\\nb\\\"c", msg, sizeof msg), CW_EFORMAT);
+    assert_non_null(strstr(msg, "\"a?b\"c\""));
+}
+
 /* Nesting: CWL_DEPTH_MAX levels are read, one more is no subscription message. */
 static void test_parse_depth(void **state)
 {
@@ -394,7 +429,7 @@ int main(void)
         cmocka_unit_test(test_parse_abort),   cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_access_key),    cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_envelope),      cmocka_unit_test(test_answer),
-        cmocka_unit_test(test_parse_depth),
+        cmocka_unit_test(test_parse_depth),   cmocka_unit_test(test_parse_type_quoted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,12 +105,83 @@ def api_seeds():
     }
 
 
+def firehose_seeds():
+    """fuzz_firehose: Firehose request bodies built from the fixtures' records (plain CloudTrail,
+    EventBridge, CloudWatch Logs subscription messages gzip'd, a control message), the same gzip'd
+    as Content-Encoding: gzip sends them, bare subscription messages (the target reads every input
+    as one record's bytes too), and the envelope's edge cases."""
+    import base64
+
+    def b64(b):
+        return base64.b64encode(b).decode()
+
+    def env(datas, rid="6e0fd5a3-1f0c-4c50-8d3f-0a2b7b6f9e11"):
+        return json.dumps({"requestId": rid, "timestamp": 1710318801000,
+                           "records": [{"data": b64(d)} for d in datas]}, separators=(",", ":")).encode()
+
+    def cwl(recs):
+        return json.dumps({"messageType": "DATA_MESSAGE", "owner": "111122223333",
+                           "logGroup": "aws-cloudtrail-logs", "logStream": "111122223333_CloudTrail_us-east-1",
+                           "subscriptionFilters": ["credwatch"],
+                           "logEvents": [{"id": str(36000000000000000000000000000000000000000000000000000000 + i),
+                                          "timestamp": 1710318801000 + i,
+                                          "message": json.dumps(r, separators=(",", ":"))}
+                                         for i, r in enumerate(recs)]}, separators=(",", ":")).encode()
+
+    control = json.dumps({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "",
+                          "logStream": "", "subscriptionFilters": [],
+                          "logEvents": [{"id": "", "timestamp": 1710318801000,
+                                         "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]},
+                         separators=(",", ":")).encode()
+    out = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "..", "cases", "*.json"))):
+        name = os.path.basename(path)[:-5]
+        if name[:2] not in ("01", "05", "06", "13"):
+            continue
+        recs = json.load(open(path))["records"]
+        out["fh-plain-" + name] = env([json.dumps(r).encode() for r in recs])
+        out["fh-ndjson-" + name] = env([b"\n".join(json.dumps(r).encode() for r in recs) + b"\n"])
+        out["fh-eb-" + name] = env([json.dumps(eventbridge(r)).encode() for r in recs])
+        out["fh-cwl-" + name] = env([gz(cwl(recs)), gz(control)])
+        out["fh-gz-cwl-" + name] = gz(out["fh-cwl-" + name])
+        out["cwl-data-" + name] = cwl(recs)
+        out["cwl-data-gz-" + name] = gz(cwl(recs))
+    out["fh-control"] = env([gz(control)])
+    out["cwl-control"] = control
+    rid = b'"requestId":"r-1","timestamp":1,'
+    edge = {
+        "fh-bad-base64": b"{" + rid + b'"records":[{"data":"not base64!"},{"data":"e30="}]}',
+        "fh-escaped-data": b"{" + rid + b'"records":[{"data":"e\/30="},{"data":"\u0065\u0033\u0030="}]}',
+        "fh-no-data": b"{" + rid + b'"records":[{"other":"e30="}]}',
+        "fh-data-twice": b"{" + rid + b'"records":[{"data":"e30=","data":"e30="}]}',
+        "fh-data-not-string": b"{" + rid + b'"records":[{"data":{"data":"e30="}}]}',
+        "fh-records-empty": b"{" + rid + b'"records":[]}',
+        "fh-records-later": b'{"requestId":"r-1","records":{"x":[{"data":"e30="}]},"more":[{"data":"e30="}]}',
+        "fh-id-twice": b'{"requestId":"a","requestId":"b","records":[{"data":"e30="}]}',
+        "fh-id-bad": b'{"requestId":"a\"b","timestamp":1,"records":[{"data":"e30="}]}',
+        "fh-ts-float": b'{"requestId":"a","timestamp":1.5,"records":[{"data":"e30="}]}',
+        "fh-deep": b"{" + rid + b'"records":[{"data":"e30=","x":' + b"[" * 20 + b"]" * 20 + b"}]}",
+        "fh-gzip-record-bomb": env([gz(b" " * 2000000)]),
+        "fh-gzip-record-truncated": env([gz(cwl([{"eventID": "x"}]))[:20]]),
+        "fh-cwl-bad": env([gz(b'{"messageType":"DATA_MESSAGE","logEvents":{}}'),
+                           gz(b'{"messageType":"OTHER\u0000\n","logEvents":[]}'),
+                           gz(b'{"messageType":"DATA_MESSAGE","logEvents":[{"message":1},{"message":"a","message":"b"}]}')]),
+        "cwl-type-utf8-cut": ('{"messageType":"' + "\u00e9" * 20 + 'x","logEvents":[]}').encode(),
+        "cwl-type-twice": b'{"messageType":"DATA_MESSAGE","messageType":"CONTROL_MESSAGE","logEvents":[]}',
+        "cwl-events-later": b'{"messageType":"DATA_MESSAGE","logEvents":[{"message":"{}"}],"x":{"logEvents":[1]}}',
+    }
+    out.update(edge)
+    return out
+
+
 def main():
     for target in ("fuzz_decode", "fuzz_ingest"):
         for name, data in body_seeds().items():
             write(target, name, data)
     for name, data in api_seeds().items():
         write("fuzz_api", name, data)
+    for name, data in firehose_seeds().items():
+        write("fuzz_firehose", name, data)
 
 
 if __name__ == "__main__":
