@@ -200,6 +200,9 @@ struct fh_run {
     size_t by_reason[API_FH_R_COUNT];
     size_t index;               /* the Firehose record at hand */
     size_t max_records;         /* CloudTrail records decoded in the whole request (the decoder's max_records) */
+    size_t inflate_left;        /* bytes the request's gzip records may still inflate to: one budget of
+                                 * CREDWATCH_MAX_INFLATED_BYTES per request, as on the other routes */
+    int too_big;                /* CW_ETOOBIG's cause: 0 records, 1 inflated bytes */
     int gzip;                   /* it was gzip */
     int fatal;                  /* CW_ENOMEM: the request is answered 503; CW_ETOOBIG: 413 */
 };
@@ -237,6 +240,7 @@ static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
          * says never comes near it. */
         if (f->records > f->max_records) {
             f->fatal = CW_ETOOBIG;
+            f->too_big = 0;
             return 1;
         }
         return 0;
@@ -271,13 +275,19 @@ static void record_bytes(struct fh_run *f, const uint8_t *buf, size_t len)
     if (f->gzip) {
         unsigned ratio = f->r->srv->eng_cfg.limits.max_ratio ? f->r->srv->eng_cfg.limits.max_ratio
                                                                : DEC_DEFAULT_MAX_RATIO;
-        switch (cwl_gunzip(buf, len, CWL_MESSAGE_MAX, ratio, &plain, &plain_len)) {
+        /* Every gzip record is inflated here, against what is left of the request's budget: each
+         * record's own ratio cap alone let 10,000 small records cost 200 MiB of inflating each, all
+         * of it refused (a review finding). Past the budget the request is 413, not retried. */
+        switch (cwl_gunzip(buf, len, f->inflate_left, ratio, &plain, &plain_len)) {
         case CWL_GZ_OK:
+            f->inflate_left -= plain_len;
             buf = plain;
             len = plain_len;
             break;
         case CWL_GZ_BIG:
-            break;  /* no subscription message is that large: the decoder streams it, under its caps */
+            f->fatal = CW_ETOOBIG;
+            f->too_big = 1;
+            return;
         case CWL_GZ_RATIO:
             reject(f, API_FH_R_GZIP_BOMB, -1, "the record inflates past the decoder's ratio");
             return;
@@ -347,8 +357,11 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
     if (rc == CW_ETOOBIG) {
         char m[128];
-        snprintf(m, sizeof m, "the records hold more than %zu CloudTrail records; send smaller buffers",
-                 f->max_records);
+        if (f->too_big)
+            snprintf(m, sizeof m, "the records inflate past CREDWATCH_MAX_INFLATED_BYTES; send smaller buffers");
+        else
+            snprintf(m, sizeof m, "the records hold more than %zu CloudTrail records; send smaller buffers",
+                     f->max_records);
         return api_fh_reply(r, MHD_HTTP_CONTENT_TOO_LARGE, m);
     }
     if (rc == CW_EUNAVAIL) {
@@ -379,13 +392,16 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
 
 /* Decodes every record, then applies them once: one request, one store round, as on the other
  * ingest routes. */
-static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *env)
+static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *env, size_t inflated)
 {
     struct api_worker *w = api_worker_get(r->srv);
     if (!w)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot open a store handle; retry");
     struct fh_run f = {.r = r, .eng = w->eng, .rep = w->rep};
     f.max_records = r->srv->eng_cfg.limits.max_records ? r->srv->eng_cfg.limits.max_records : DEC_DEFAULT_MAX_RECORDS;
+    size_t budget = r->srv->eng_cfg.limits.max_inflated ? r->srv->eng_cfg.limits.max_inflated
+                                                        : DEC_DEFAULT_MAX_INFLATED;
+    f.inflate_left = inflated < budget ? budget - inflated : 0;  /* a gzip envelope spent its part */
     f.raw = malloc(API_FH_RECORD_B64_MAX / 4 * 3);
     if (!f.raw)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
@@ -445,7 +461,7 @@ static enum MHD_Result h_firehose(struct api_req *r)
     memcpy(r->fh_id, env.id, sizeof r->fh_id);
     enum MHD_Result res = env.oom ? api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry")
                         : why     ? api_fh_reply(r, MHD_HTTP_BAD_REQUEST, why)
-                                  : run_records(r, &env);
+                                  : run_records(r, &env, plain ? len : 0);
     api_fh_env_free(&env);
     free(plain);  /* the records' data pointed into it */
     return res;

@@ -20,8 +20,8 @@
 #include "cw.h"
 
 /* A subscription message is held whole to parse it: CloudWatch Logs batches at most 1,048,576
- * bytes of events (PutLogEvents), so 8 MiB inflated is ample; an input larger once inflated is no
- * subscription message and is left to the streaming decoder (decode.h) and its own caps. */
+ * bytes of events (PutLogEvents), so 8 MiB inflated is ample; a larger input is no subscription
+ * message (the Firehose route gives it to the CloudTrail decoder as it is). */
 #define CWL_MESSAGE_MAX ((size_t)8 << 20)
 #define CWL_EVENTS_MAX 10000u          /* log events in one message: PutLogEvents' bound per batch */
 #define CWL_RATIO_SLACK ((size_t)1 << 20) /* as decode.c: a small gzip may exceed the ratio by this */

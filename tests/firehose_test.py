@@ -300,9 +300,9 @@ def hostile(a, c):
               "a record of 1,000 KiB is read, one of 1,000 KiB + 1 byte rejected",
               str({k: v for k, v in ans.headers.items() if k.startswith("x-cred")}))
 
-    # gzip bombs inside a record: rejected, the rest applied. One caught while inflating it whole (its ratio
-    # bound is under CWL_MESSAGE_MAX), one larger handed to the streaming decoder, whose ratio stops it;
-    # valid JSON so far (blanks), so no parse error comes first; and zeros, refused at their first byte.
+    # gzip bombs inside a record: rejected, the rest applied. Every gzip record is inflated whole against
+    # the request's budget and the decoder's ratio, which stops all three: blanks after '{"Records":['
+    # (valid JSON so far, so no parse error could come first) of 8 and 96 MiB, and 64 MiB of zeros.
     small_bomb = gzip.compress(b'{"Records":[' + b" " * (8 << 20), 9)
     big_bomb = gzip.compress(b'{"Records":[' + b" " * (96 << 20), 9)
     zeros = gzip.compress(b"\0" * (64 << 20), 9)
@@ -313,9 +313,9 @@ def hostile(a, c):
     after = metrics(a.port)
     k = 'credwatch_firehose_records_rejected_total{reason="%s"}'
     d = {r: after.get(k % r, 0) - before.get(k % r, 0) for r in ("gzip_bomb", "not_cloudtrail")}
-    rep.check(d == {"gzip_bomb": 2, "not_cloudtrail": 1} and ans.headers.get("x-credwatch-records") == "1" and
+    rep.check(d == {"gzip_bomb": 3, "not_cloudtrail": 0} and ans.headers.get("x-credwatch-records") == "1" and
               ans.headers.get("x-credwatch-rejected") == "3",
-              "the bombs are counted as gzip_bomb (the zeros as not_cloudtrail), the other record read",
+              "the bombs are counted as gzip_bomb, the other record read",
               "%s %s" % (d, {k: v for k, v in ans.headers.items() if k.startswith("x-cred")}))
     # a corrupt gzip record and a malformed CloudWatch Logs message
     rid = "bad-gzip"
@@ -408,6 +408,14 @@ def auth_and_caps(a, url):
     inflates = envelope("inflates", [b64(b" " * 100000 + rec)] * 2)
     shape("a gzip body inflating past CREDWATCH_MAX_INFLATED_BYTES: 413",
           post(small.port, inflates, rid="inflates", gz=True), 413, "inflates")
+    # one inflate budget per request (CREDWATCH_MAX_INFLATED_BYTES, 128 KiB here), not one per record:
+    # gzip records of 60 KB each (spaces, then a record: under the per-record ratio's slack) pass
+    # two at a time and are refused three at a time, before anything is applied
+    padded = gzip.compress(b" " * 60000 + rec)
+    shape("two gzip records inflating to 120 KB within the request's 128 KiB budget: 200",
+          post(small.port, envelope("budget-2", [b64(padded)] * 2), rid="budget-2"), 200, "budget-2")
+    shape("three inflating to 180 KB, past the request's budget: 413 in Firehose's shape",
+          post(small.port, envelope("budget-3", [b64(padded)] * 3), rid="budget-3"), 413, "budget-3")
     shape("a gzip body that is not gzip: 400",
           post(small.port, b"plain", rid="notgz", extra={"Content-Encoding": "gzip"}), 400, "notgz")
     small.stop()
