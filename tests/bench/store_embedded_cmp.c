@@ -16,7 +16,8 @@
  *     of the records as findings (document ~1 KiB, created-time index, expiry index);
  *   - group commit: the committer takes every request queued, applies them all in one write
  *     transaction and commits it with an fsync (SQLite synchronous=FULL: one fsync of the WAL;
- *     LMDB default flags: fdatasync of data, then of the meta page); every request of the group is
+ *     LMDB default flags: fdatasync of the data pages, then the meta page
+ *     written through its O_DSYNC descriptor); every request of the group is
  *     answered only after that commit returned. Several concurrent requests share one fsync.
  * Two worker threads. N=1 (single events: K=1) and N=1000 (a batch: K=100 keys, 10 events each).
  * Keys are drawn from a space of KEYSPACE access key ids. Each configuration runs REPS times on a
@@ -43,7 +44,8 @@
 #define BLOB_LEN 600            /* a key's det_encode blob: README puts a marked key past 512 B */
 #define EVIDENCE_LEN 1000       /* a finding's evidence document */
 #define MAX_K 100
-#define WORKERS 2
+#define WORKERS_MAX 16
+static int WORKERS = 2;          /* CW_BENCH_WORKERS=n (1..16) to see groups form with more senders */
 
 static double now_s(void)
 {
@@ -521,7 +523,7 @@ struct run {
 static void *committer(void *arg)
 {
     struct run *r = arg;
-    struct req *group[WORKERS * 4];
+    struct req *group[WORKERS_MAX];
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (!r->queue && !r->stop)
@@ -615,8 +617,8 @@ static struct result run_once(const struct engine *e, const char *base, int n, d
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv_work, NULL);
     pthread_cond_init(&r->cv_done, NULL);
-    pthread_t ct, wt[WORKERS];
-    struct worker ws[WORKERS];
+    pthread_t ct, wt[WORKERS_MAX];
+    struct worker ws[WORKERS_MAX];
     pthread_create(&ct, NULL, committer, r);
     double t0 = now_s();
     r->end = t0 + secs;
@@ -671,6 +673,10 @@ int main(int argc, char **argv)
     double secs = argc > 2 ? atof(argv[2]) : 4;
     int reps = argc > 3 ? atoi(argv[3]) : 3;
     const char *only = argc > 4 ? argv[4] : NULL;  /* "sqlite-wal" or "lmdb": that engine only */
+    if (getenv("CW_BENCH_WORKERS"))
+        WORKERS = atoi(getenv("CW_BENCH_WORKERS"));
+    if (WORKERS < 1 || WORKERS > WORKERS_MAX)
+        die("CW_BENCH_WORKERS", "1..16");
     if (reps < 1 || reps > 15 || secs <= 0)
         die("usage", "store_embedded_cmp [DIR] [SECONDS] [REPS 1..15] [sqlite-wal|lmdb]");
     for (size_t i = 0; i < sizeof blob_src; i++)
