@@ -249,7 +249,8 @@ static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
         f->fatal = CW_ENOMEM;
         return 1;
     }
-    /* a gzip record of at most API_FH_RECORD_MAX can pass a size cap only by its ratio */
+    /* gzip records reach the decoder inflated (record_bytes): a size cap passed here is the
+     * decoder's own, and the label keeps what the record was sent as */
     reject(f, rc != CW_ETOOBIG ? API_FH_R_NOT_CLOUDTRAIL : f->gzip ? API_FH_R_GZIP_BOMB : API_FH_R_TOO_LARGE, event,
            f->rep->message);
     return 0;

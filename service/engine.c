@@ -162,7 +162,11 @@ static int finding_put_of(struct eng *e, const struct det_verdict *v, uint64_t v
         return CW_ENOMEM;
     snprintf(b->account, sizeof b->account, "%s", e->key.account);
     /* the function filter (GET /v1/findings?function=) names Lambda functions only */
-    snprintf(b->function, sizeof b->function, "%s", v->kind == WL_LAMBDA ? e->key.workload_id : "");
+    const char *fn = v->kind == WL_LAMBDA ? e->key.workload_id : "";
+    size_t fn_len = strnlen(fn, sizeof b->function - 1);  /* a function name is at most 64 bytes; a */
+    if (fn[fn_len])                                        /* forged longer one is cut on a character */
+        fn_len = cw_utf8_cut(fn, fn_len);
+    snprintf(b->function, sizeof b->function, "%.*s", (int)fn_len, fn);
     memset(p, 0, sizeof *p);
     p->id = b->id;
     p->evidence_json = b->doc;
