@@ -235,6 +235,30 @@ struct store_mem_stats {
 };
 void store_mem_stats(struct store *s, struct store_mem_stats *out);
 
+/* The durable embedded store (LMDB, store_lmdb.c): key state, findings, statuses, notes and the
+ * outbox in a data directory, on disk before a write call returns (group commit: concurrent calls
+ * share one fsync). One process per directory (a lock file; a second open fails naming the
+ * directory and the holder's pid). max_bytes bounds the data file (LMDB's map size): at it, writes
+ * fail with CW_EUNAVAIL and store_why says so. Thread-safe as the other stores: one handle per
+ * thread (store_clone). NULL with msg filled when the directory cannot be used (missing and not
+ * creatable, in use, a file of a newer schema, not credwatch's). */
+#define STORE_DURABLE_DEFAULT_BYTES ((uint64_t)8 << 30)   /* data file bound: 8 GiB, ~3 M tracked keys */
+#define STORE_DURABLE_MIN_BYTES ((uint64_t)16 << 20)
+struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, size_t msg_size);
+struct store_lmdb_info {
+    unsigned schema;            /* the file's schema version */
+    uint64_t keys, findings;    /* tracked keys (expired ones not yet swept included), findings */
+    uint64_t file_bytes;        /* the data file's size on disk */
+    uint64_t used_bytes;        /* pages in use (the rest of the file is free pages, reused) */
+    uint64_t swept_keys, swept_findings;  /* removed by expiry since open */
+};
+int store_lmdb_info(struct store *s, struct store_lmdb_info *out);
+/* A consistent copy of the whole store into the new directory `dest` (created; it must not exist or
+ * be empty), while writes go on (compacted: free pages are not copied). 0, or CW_EIO with msg. */
+int store_lmdb_backup(struct store *s, const char *dest, char *msg, size_t msg_size);
+/* Runs expiry now, up to `max` keys and findings (tests; serve sweeps by itself every second). */
+int store_lmdb_sweep(struct store *s, int64_t now_ms, size_t max, size_t *removed);
+
 /* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
  * failures with backoff, so a Redis outage turns into CW_EUNAVAIL, not a dead process.
  * msg gets the reason when the URL is invalid (NULL returned). */
