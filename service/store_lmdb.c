@@ -320,43 +320,45 @@ static int seen_test(MDB_txn *txn, struct lm_shared *sh, struct store_load *it)
     return r && r != MDB_NOTFOUND ? lm_err(sh, r, "read the dedup set") : 0;
 }
 
+/* One lookup per key: the values stay valid while the snapshot is open, so the blobs are copied
+ * once their total size is known. */
 static int lm_load_in(struct lm_store *h, MDB_txn *txn, struct store_load *items, size_t n, int64_t now)
 {
     struct lm_shared *sh = h->sh;
+    MDB_val *vals = malloc((n ? n : 1) * sizeof *vals);  /* n <= the engine's keys per round */
+    if (!vals)
+        return CW_EUNAVAIL;
     size_t need = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct store_load *it = &items[i];
-            struct lm_keyrec rec;
-            MDB_val blob;
-            int f = key_get(txn, sh, it->akid, &rec, &blob);
-            if (f < 0)
-                return f;
-            if (f && rec.expire_ms < now)
-                f = 0;  /* expired: absent, as Redis says of a key past its TTL */
-            if (pass == 0) {
-                need += f ? blob.mv_size : 0;
-                continue;
-            }
-            it->blob = NULL;
-            it->blob_len = 0;
-            it->version = f ? rec.version : 0;
-            memset(it->seen, 0, it->n_hashes);
-            if (!f)
-                continue;
-            memcpy(h->blobs + off, blob.mv_data, blob.mv_size);
-            it->blob = h->blobs + off;
-            it->blob_len = blob.mv_size;
-            off += blob.mv_size;
-            int r = seen_test(txn, sh, it);
-            if (r)
-                return r;
-        }
-        if (pass == 0 && blobs_room(h, need))
-            return CW_EUNAVAIL;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct lm_keyrec rec;
+        int f = key_get(txn, sh, items[i].akid, &rec, &vals[i]);
+        items[i].version = f > 0 && rec.expire_ms >= now ? rec.version : 0;  /* expired: absent, as in Redis */
+        if (f < 0)
+            rc = f;
+        else if (!items[i].version)
+            vals[i].mv_data = NULL;
+        else
+            need += vals[i].mv_size;
     }
-    return 0;
+    if (!rc && blobs_room(h, need))
+        rc = CW_EUNAVAIL;
+    size_t off = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct store_load *it = &items[i];
+        it->blob = NULL;
+        it->blob_len = 0;
+        memset(it->seen, 0, it->n_hashes);
+        if (!vals[i].mv_data)
+            continue;
+        memcpy(h->blobs + off, vals[i].mv_data, vals[i].mv_size);
+        it->blob = h->blobs + off;
+        it->blob_len = vals[i].mv_size;
+        off += vals[i].mv_size;
+        rc = seen_test(txn, sh, it);
+    }
+    free(vals);
+    return rc;
 }
 
 static int lm_load(struct store *s, struct store_load *items, size_t n)
