@@ -898,6 +898,11 @@ def phase_restart():
         os.mkdir(data)
         sc = Scenario(mode)
         inst = serve("restart-%s-1" % mode, data)
+        if mode == "graceful":
+            txt = inst.log_text()
+            check(data in txt and '"store":"memory"' not in txt,
+                  "restart: the start log names the store (not memory) and the data dir",
+                  "\n".join(l for l in txt.splitlines() if "store" in l)[-600:])
         c = harness.Client(inst.port, REQ_TIMEOUT)
         why = sc.before(c)
         c.close()
@@ -985,11 +990,11 @@ def phase_lock():
     check(st == 200 and d.get("accepted") == 2, "lock: the first serve still ingests", "%s %s" % (st, d))
     first.kill()
     try:
-        third = serve("lock-third", data)
+        third = serve("lock-third", data, store="durable")
     except RuntimeError as e:
-        nok("lock: after kill -9 of the first, a new serve starts on the dir", str(e)[:1500])
+        nok("lock: after kill -9 of the first, a new serve (CREDWATCH_STORE=durable) starts on the dir", str(e)[:1500])
         return
-    ok("lock: after kill -9 of the first, a new serve starts on the dir")
+    ok("lock: after kill -9 of the first, a new serve (CREDWATCH_STORE=durable) starts on the dir")
     c = harness.Client(third.port, REQ_TIMEOUT)
     st, _, d = post_records(c, recs[:2])
     c.close()
