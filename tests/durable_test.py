@@ -563,6 +563,27 @@ def verdict(f):
             "issued_by_event_id": f.get("issued_by_event_id"), "status": f["status"], "note": f["note"]}
 
 
+KEY_SAMPLE = 60   # keys whose context (GET /v1/keys/{id}) is compared with the memory run's at the end
+
+
+def key_views(port, idx):
+    """{key: what the store knows of it} for the stream's keys number idx (the status when not 200)."""
+    out, c = {}, harness.Client(port, REQ_TIMEOUT)
+    try:
+        for i in idx:
+            k = "ASIADR%014d" % i
+            st, _, d = get_json(c, "/v1/keys/" + k)
+            out[k] = {"status": st} if st != 200 else {
+                "status": st, "lambda": d.get("lambda"), "issued": d.get("issued"),
+                "runtime_marker": d.get("runtime_marker"), "finding_id": d.get("finding_id"),
+                "inside": (d["inside"]["count"], sorted(d["inside"]["source_ips"])),
+                "outside": (d["outside"]["count"], sorted(d["outside"]["source_ips"])),
+                "not_judged": d.get("not_judged", {}).get("count"), "on_behalf": d.get("on_behalf_count")}
+    finally:
+        c.close()
+    return out
+
+
 def diff_verdicts(a, b, na="durable", nb="memory"):
     """The differences between two {id: verdict} maps, as a list of strings."""
     out = []
@@ -759,6 +780,8 @@ def phase_crash():
     inst = serve("crash-final", data, extra=extra)
     try:
         dur = {fid: verdict(f) for fid, f in list_findings(harness.Client(inst.port, REQ_TIMEOUT)).items()}
+        sample = sorted(rnd.sample(range(stream.n_keys), min(KEY_SAMPLE, stream.n_keys)))
+        dkeys = key_views(inst.port, sample)
     finally:
         inst.stop(timeout=30)
     missing = sorted(set(tri.f) - set(dur))
@@ -784,6 +807,7 @@ def phase_crash():
         errs = apply_plans(mem.port, mtri, list(mfind))
         check(not errs, "crash: the memory run's triage is applied", "; ".join(errs[:3]))
         memv = {fid: verdict(f) for fid, f in list_findings(harness.Client(mem.port, REQ_TIMEOUT)).items()}
+        mkeys = key_views(mem.port, sample)
     finally:
         mem.stop(timeout=30)
     t_mem = time.monotonic() - t2
@@ -807,6 +831,9 @@ def phase_crash():
     check(lost["status"] == 0 and lost["note"] == 0,
           "crash: every finding has its last acknowledged status and note after each restart",
           "%d statuses, %d notes lost" % (lost["status"], lost["note"]))
+    d = diff_verdicts(dkeys, mkeys)
+    check(not d, "crash: %d keys sampled (with and without findings) have the same evidence as in the memory run"
+          % len(sample), "%d differences: %s" % (len(d), "; ".join(d[:6])))
     d = diff_verdicts(dur, memv)
     check(not d and len(dur) > 0, "crash: the verdicts equal an uninterrupted run on the memory store (%d findings)"
           % len(dur), "%d differences: %s" % (len(d), "; ".join(d[:6])))
