@@ -28,7 +28,7 @@ memory store, to debug it: the restart, lock, schema and crash checks then fail,
 Only processes this script starts are stopped, by pid, and their pids are appended to PIDFILE so that
 the calling shell's trap stops them if this script dies. Loopback only, stdlib only.
 usage: durable_test.py BIN TMPDIR PIDFILE [restart] [lock] [schema] [crash]
-environment: DURABLE_ROUNDS (20), DURABLE_SEED, DURABLE_STORE (unset: the default store)
+environment: DURABLE_ROUNDS (20), DURABLE_SEED, DURABLE_STORE (unset: the default store), DURABLE_SEND_PAUSE (0.01 s)
 """
 import copy
 import gzip
@@ -61,7 +61,7 @@ START_TIMEOUT = 20        # s for a serve to log "listening" (a durable open aft
 READY_TIMEOUT = 20        # s more for /readyz to answer 200
 REQ_TIMEOUT = 20          # s per HTTP request
 SENDERS = 4
-SEND_PAUSE = float(os.environ.get("DURABLE_SEND_PAUSE", "0.05"))   # s between one sender's requests
+SEND_PAUSE = float(os.environ.get("DURABLE_SEND_PAUSE", "0.01"))   # s between one sender's requests
 OLD_SAMPLE = 25           # acknowledged requests of earlier rounds re-sent after each restart
 
 R = harness.Report()
