@@ -110,4 +110,8 @@ int lm_out_dead_list(struct store *s, const char *sink, const char *after, size_
                      size_t *n, int *more);
 int lm_out_dead_retry(struct store *s, const char *sink, const char *entry, int64_t now_ms, size_t *moved);
 
+/* Tests only: the ops table's test_fault (store.h, enum store_fault). STORE_FAULT_OUTBOX makes
+ * lm_out_queue fail with CW_EUNAVAIL until STORE_FAULT_NONE. */
+int lm_test_fault(struct store *s, int fault);
+
 #endif
