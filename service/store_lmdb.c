@@ -665,8 +665,13 @@ static int put_one(MDB_txn *txn, struct lm_shared *sh, struct store_finding_put 
         return f;
     /* evidence from an older state than the one stored: keep the newer; a repair (ensure) writes
      * only over evidence of an older state (the write of a later commit was lost) */
-    if (f && (u->version < old.version || (u->ensure && u->version == old.version)))
-        return 0;
+    if (f && (u->version < old.version || (u->ensure && u->version == old.version))) {
+        if (old.rv <= old.qd)
+            return 0;
+        r = old;  /* the repair of a failed queue (store.h): the missing event, no new revision */
+        out_settle(txn, sh, u->id, &r, 0, u->now_ms, &u->revision, soft);
+        return r.qd == old.qd ? 0 : frec_write(txn, sh, u->id, &r, &old);
+    }
     int kind;
     if (!f) {
         r = (struct lm_frec){ .created_ms = u->now_ms, .status = store_next_status(0, 0, u->new_outside) };
@@ -686,7 +691,9 @@ static int put_one(MDB_txn *txn, struct lm_shared *sh, struct store_finding_put 
     r.version = u->version;
     r.outside = u->outside_count;
     r.updated_ms = u->now_ms;
-    r.expire_ms = u->now_ms + (int64_t)STORE_FINDING_RETENTION_S * 1000;
+    /* retention from the store's clock, as Redis' PEXPIRE: a caller's time (a test's, a replay's)
+     * in the past would make a new finding expired at once, and the sweeper would take it */
+    r.expire_ms = cw_now_ms() + (int64_t)STORE_FINDING_RETENTION_S * 1000;
     r.severity = u->severity ? det_severity_parse(u->severity) : -1;
     char acc[EV_ACCOUNT_MAX], fn[EV_FUNCTION_MAX];
     snprintf(acc, sizeof acc, "%s", u->account ? u->account : "");
@@ -1237,6 +1244,7 @@ static const struct store_ops lm_ops = {
     .why = lm_why,
     .clone = lm_clone,
     .free = lm_free,
+    .test_fault = lm_test_fault,
 };
 
 static struct store *handle_new(struct lm_shared *sh)
