@@ -195,6 +195,7 @@ static int setup_durable(void **state)
 /* Frees the store (if a test left one) and removes its directory: the store's files only. */
 static int teardown_durable(void **state)
 {
+    store_out_set_limits(NULL);  /* a test that failed with its limits set */
     store_free(*state);
     *state = NULL;
     DIR *d = opendir(durable_dir);
@@ -1234,6 +1235,56 @@ static void t_durable_lock(void **state)
     assert_non_null(*state);
 }
 
+#define AWAY_BEFORE 2   /* events queued before the restart that leaves sink b unopened */
+#define AWAY_AFTER 4    /* and after it */
+#define AWAY_MAX 5      /* out_max: b may hold back this many; one of the six goes */
+
+/* Durable only: a sink on disk that this process did not open (removed from the configuration, or
+ * not opened yet) keeps events for its return, up to out_max like an open sink's backlog: past that
+ * the oldest are forgotten for it and counted in its dead_dropped, so a sink nobody delivers does
+ * not grow the file without end. */
+static void t_durable_sink_away(void **state)
+{
+    assert_int_equal(store_out_open(*state, sinks_ab, 2), 0);
+    char id[16];
+    for (int i = 0; i < AWAY_BEFORE + AWAY_AFTER; i++) {
+        if (i == AWAY_BEFORE) {  /* restarted with sink b no longer configured */
+            store_free(*state);
+            assert_non_null(*state = durable_open());
+            assert_int_equal(store_out_open(*state, sink_a, 1), 0);
+        }
+        snprintf(id, sizeof id, "cwf-A%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(*state, &p, 1), 0);
+    }
+    struct store_out_limits lim = { AWAY_MAX, STORE_OUT_CLAIM_MS, STORE_DEAD_MAX };
+    store_out_set_limits(&lim);
+    size_t dead = 0;
+    int rc = store_out_trim(*state, "a", now_ms(), &dead);
+    store_out_set_limits(NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(dead, AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);  /* a's own backlog past the bound */
+    assert_int_equal(drain(*state, "a", "c1", NULL, NULL), AWAY_MAX);
+    store_free(*state);
+    struct store *s = *state = durable_open();  /* b is back */
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sinks_ab, 2), 0);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "b", now_ms(), &st), 0);
+    assert_int_equal(st.depth, AWAY_MAX);
+    assert_int_equal(st.dead_dropped, AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);
+    assert_int_equal(st.dead, 0);
+    struct store_event ev[8];
+    size_t n;
+    assert_int_equal(store_out_read(s, "b", "c2", 8, now_ms(), ev, &n), 0);
+    assert_int_equal(n, AWAY_MAX);
+    for (size_t i = 0; i < n; i++) {  /* the oldest one went; the other one from before the restart stayed */
+        snprintf(id, sizeof id, "cwf-A%zu", i + AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);
+        assert_string_equal(ev[i].finding.id, id);
+        store_event_free(&ev[i]);
+    }
+}
+
 #define SWEEP_KEYS 5   /* keys that expire in the test; the first sweep step is bounded below it */
 #define SWEEP_STEP 2
 
@@ -1349,6 +1400,7 @@ int main(void)
         CONTRACT_TESTS(setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_reopen, setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_lock, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_sink_away, setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_sweep, setup_durable, teardown_durable),
     };
     const struct CMUnitTest redis[] = {
