@@ -723,9 +723,29 @@ static int read_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
         rc = read_redo(txn, sh, j);
     if (!rc)
         rc = read_queue(txn, sh, j);
-    if (!rc)
+    if (!rc && j->n)
         rc = sink_put(txn, sh, j->sink, &j->k);
-    return rc;
+    return rc;  /* nothing handed out: nothing written, and LMDB's commit of nothing syncs nothing */
+}
+
+/* 1 when the sink may have something for a consumer (held events, sent-back ones, new ones), 0
+ * when it has nothing, on the handle's snapshot: a delivery thread polls every sink this way (every
+ * SNK_RUN_POLL_MS when idle), and an idle poll should not cost a write job. */
+static int read_maybe(struct lm_store *h, const char *sink)
+{
+    MDB_txn *txn;
+    struct lo_sink k;
+    struct lo_ctr ctr;
+    int rc = lm_read(h, &txn);
+    if (rc)
+        return rc;
+    rc = sink_get(txn, h->sh, sink, &k);
+    if (!rc)
+        rc = ctr_get(txn, h->sh, &ctr);
+    lm_read_done(h);
+    if (rc == CW_ENOTFOUND)
+        return 1;  /* the job says what is wrong */
+    return rc ? rc : k.held || k.redo || ctr.qseq != k.cursor;
 }
 
 int lm_out_read(struct store *s, const char *sink, const char *consumer, size_t max, int64_t now_ms,
@@ -739,9 +759,10 @@ int lm_out_read(struct store *s, const char *sink, const char *consumer, size_t 
     store_out_get_limits(&lim);
     struct read_job j = { .sink = sink, .consumer = consumer, .now_ms = now_ms, .claim_ms = lim.claim_ms, .out = out };
     j.max = max > STORE_OUT_READ_MAX ? STORE_OUT_READ_MAX : max;
-    if (!j.max)
-        return 0;
-    int rc = lm_write(sh, read_job, &j);
+    int rc = j.max ? read_maybe((struct lm_store *)s, sink) : 0;
+    if (rc <= 0)
+        return rc;
+    rc = lm_write(sh, read_job, &j);
     if (rc) {
         for (size_t i = 0; i < j.n; i++)
             store_event_free(&out[i]);  /* rolled back: nothing was handed out */
@@ -944,10 +965,9 @@ static int trim_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
     }
     if (rc == CW_ENOTFOUND)
         rc = 0;  /* the events it lacks were forgotten: nothing more to dead-letter */
-    if (!rc)
-        rc = sink_put(txn, sh, j->sink, &k);
-    if (!rc)
+    if (!rc && j->dead_lettered && (rc = sink_put(txn, sh, j->sink, &k)) == 0)
         rc = ctr_put(txn, sh, &ctr);
+    /* a trim that changes nothing writes nothing (the delivery threads trim every sink regularly) */
     return rc ? rc : queue_forget(txn, sh, &ctr, j->lim.out_max);
 }
 
