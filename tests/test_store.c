@@ -36,6 +36,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 
 #include "engine.h"
@@ -1285,6 +1286,78 @@ static void t_durable_sink_away(void **state)
     }
 }
 
+/* Writes value v (NULL: deletes) under key k of database db of the closed durable store's file,
+ * as a damaged or foreign-written file would hold it. */
+static void raw_put(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, durable_dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+    assert_int_equal(v ? mdb_put(txn, dbi, &key, &val, 0) : mdb_del(txn, dbi, &key, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+#define BAD_HEAD 80   /* the fixed part of an outbox event record (store_lmdb_out.c LO_REC_HEAD) */
+
+/* Durable only: outbox records of the wrong shape (a damaged file) make the calls that meet them
+ * answer CW_EUNAVAIL with the reason in store_why, and nothing else: never a crash or a read past
+ * the value. Each shape in turn under a dead letter's key, then a sink record and the counters. */
+static void t_durable_bad_records(void **state)
+{
+    assert_int_equal(store_out_open(*state, sink_a, 1), 0);
+    store_free(*state);
+    *state = NULL;
+    uint8_t bad[4][BAD_HEAD + 8];
+    memset(bad, 0, sizeof bad);
+    for (int i = 1; i < 4; i++) {
+        bad[i][0] = 1;    /* the layout's version */
+        bad[i][1] = 1;    /* created */
+        memset(bad[i] + 68, 0xff, 8);  /* no note, no evidence */
+    }
+    bad[1][0] = 9;                     /* a layout this build does not know */
+    bad[2][72] = 200;                  /* evidence longer than the value */
+    bad[2][73] = bad[2][74] = bad[2][75] = 0;
+    bad[3][72] = 7;                    /* evidence of 7 bytes, the 8th not its NUL */
+    bad[3][73] = bad[3][74] = bad[3][75] = 0;
+    memset(bad[3] + BAD_HEAD, 'x', 8);
+    const size_t len[4] = { 3, BAD_HEAD, BAD_HEAD + 8, BAD_HEAD + 8 };
+    const uint8_t key[] = { 'a', 0, 0, 0, 0, 0, 0, 0, 0, 1 };  /* sink a, entry number 1 */
+    for (int i = 0; i < 4; i++) {
+        raw_put("out_dead", key, sizeof key, bad[i], len[i]);
+        struct store *s = *state = durable_open();
+        assert_non_null(s);
+        assert_int_equal(store_out_open(s, sink_a, 1), 0);
+        struct store_event dl[2];
+        size_t n;
+        int more;
+        assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), CW_EUNAVAIL);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(store_why(s), "outbox event record of another shape"));
+        store_free(s);
+        *state = NULL;
+    }
+    raw_put("out_dead", key, sizeof key, NULL, 0);
+    raw_put("out_sink", "a", 1, "short", 5);
+    struct store *s = *state = durable_open();
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sink_a, 1), CW_EUNAVAIL);
+    assert_non_null(strstr(store_why(s), "sink record of another shape"));
+    store_free(s);
+    raw_put("out_sink", "a", 1, NULL, 0);
+    raw_put("out_meta", "ctr", 3, "short", 5);
+    s = *state = durable_open();
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sink_a, 1), CW_EUNAVAIL);
+    assert_non_null(strstr(store_why(s), "counters of another shape"));
+}
+
 #define SWEEP_KEYS 5   /* keys that expire in the test; the first sweep step is bounded below it */
 #define SWEEP_STEP 2
 
@@ -1401,6 +1474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_durable_reopen, setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_lock, setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_sink_away, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_bad_records, setup_durable, teardown_durable),
         cmocka_unit_test_setup_teardown(t_durable_sweep, setup_durable, teardown_durable),
     };
     const struct CMUnitTest redis[] = {
