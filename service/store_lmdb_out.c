@@ -14,9 +14,16 @@
  *                 (handed out and not acknowledged; sent back by dead_retry; dead), in entry order
  * An event record is [ver u8][kind u8][status u8][len of id, entry, consumer, reason: u8 each]
  * [zero u8][revision u64][n u64][queued, retried, handed, created, updated: i64][attempts u32]
- * [note len u32][evidence len u32], then id, entry, consumer, reason, note NUL, evidence NUL (a
- * length of LO_NONE: no such string). Held records name their consumer and when they were handed
- * out; the others leave those empty.
+ * [note len u32][evidence len u32][4 zero], then id, entry, consumer, reason, note NUL, evidence
+ * NUL (a length of LO_NONE: no such string). Held records name their consumer and when they were
+ * handed out; the others leave those empty. Every record is checked against its value's size before
+ * a length in it is followed: a value of another shape is CW_EUNAVAIL with the reason (store_why).
+ *
+ * Recording: as the memory store, events are recorded only once this process opened a sink
+ * (lm_out_recording, no transaction). Costs: out_read walks the sink's held events (its own, then
+ * those past the claim time), as the memory store does; an idle out_read (nothing held, sent back
+ * or new, seen on the handle's snapshot) and a trim that changes nothing write nothing, so the
+ * delivery threads' polling costs no commit.
  *
  * Restart: a sink known from before continues from its stored cursor. Every event held at the
  * first out_open of a sink in this process was held by a process that has ended (one process per
@@ -43,12 +50,13 @@
 #include <string.h>
 
 #define LO_REC_V1 1                 /* first byte of an event record: its layout (above) */
-#define LO_REC_HEAD 80              /* the fixed part of an event record, in bytes */
+#define LO_REC_HEAD 80              /* the fixed part of an event record: 76 bytes of fields, 4 zero
+                                     * (room for one more field without a new layout) */
 #define LO_NONE UINT32_MAX          /* a string length: the string is absent (no note) */
-#define LO_CTR_V1 1
+#define LO_CTR_V1 1                 /* first byte of the counters record: its layout */
 #define LO_CTR_SIZE 24              /* [ver][7][qseq][entry_n] */
-#define LO_CTR_KEY "ctr"
-#define LO_SINK_V1 1
+#define LO_CTR_KEY "ctr"            /* the counters' key in LM_OUT_META */
+#define LO_SINK_V1 1                /* first byte of a sink record: its layout */
 #define LO_SINK_SIZE 48             /* [ver][7][cursor][dead_dropped][held][redo][dead] */
 #define LO_KEY_MAX (STORE_SINK_NAME_MAX + 8)  /* [sink][NUL][n BE64]: a name is at most 31 bytes */
 #define LO_SEQ_MAX 20               /* decimal digits of a u64, the n of an entry id */
