@@ -1036,6 +1036,76 @@ static void t_out_bound(void **state)
     }
 }
 
+#define OUT_CONC_EVENTS 120   /* events two consumers share */
+#define OUT_CONC_READ 7       /* events per read: several reads each, interleaved */
+#define OUT_CONC_TRIES 2000   /* empty reads a consumer makes before it stops */
+#define OUT_CONC_READS (OUT_CONC_EVENTS * 4)  /* reads that return something: a store that hands
+                                               * events out again and again still ends the test */
+
+struct out_conc {
+    struct store *base;
+    const char *consumer;
+    int got[OUT_CONC_EVENTS];  /* times each event reached this consumer */
+    int rc;
+};
+
+/* One consumer on its own handle: reads, acknowledges, stops after many empty reads in a row. */
+static void *out_conc_run(void *arg)
+{
+    struct out_conc *c = arg;
+    struct store *st = store_clone(c->base);
+    struct store_event ev[OUT_CONC_READ];
+    for (int empty = 0, full = 0; empty < OUT_CONC_TRIES && full < OUT_CONC_READS && !c->rc;) {
+        size_t n = 0;
+        c->rc = store_out_read(st, "a", c->consumer, OUT_CONC_READ, now_ms(), ev, &n);
+        empty = n ? 0 : empty + 1;
+        full += n > 0;
+        for (size_t i = 0; i < n && !c->rc; i++) {
+            int k = atoi(ev[i].finding.id + 5);
+            if (k >= 0 && k < OUT_CONC_EVENTS)
+                c->got[k]++;
+            const char *e = ev[i].entry;
+            c->rc = store_out_ack(st, "a", &e, 1);
+        }
+        for (size_t i = 0; i < n; i++)
+            store_event_free(&ev[i]);
+    }
+    store_free(st);
+    return NULL;
+}
+
+/* Two consumers of one sink on their own handles, at once: each event reaches exactly one of them
+ * (handing out is atomic: no event twice, none lost), within the claim time. */
+static void t_out_concurrent(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    char id[16];
+    for (int i = 0; i < OUT_CONC_EVENTS; i++) {
+        snprintf(id, sizeof id, "cwf-K%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    static struct out_conc cs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&cs[i], 0, sizeof cs[i]);
+        cs[i].base = s;
+        cs[i].consumer = i ? "c2" : "c1";
+        assert_int_equal(pthread_create(&th[i], NULL, out_conc_run, &cs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(cs[i].rc, 0);
+    }
+    for (int k = 0; k < OUT_CONC_EVENTS; k++)
+        if (cs[0].got[k] + cs[1].got[k] != 1)
+            fail_msg("event %d reached the consumers %d and %d times", k, cs[0].got[k], cs[1].got[k]);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held + st.depth, 0);
+}
+
 /* Nothing is recorded before out_open: the embedded stores record only once this process opened a
  * sink (scan never does), Redis only while the outbox has a consumer group (a fresh one has none).
  * A sink sees the events from its first out_open on. */
@@ -1460,6 +1530,7 @@ static void t_redis_url(void **state)
     cmocka_unit_test_setup_teardown(t_out_dead, setup, down),                    \
     cmocka_unit_test_setup_teardown(t_out_bound, setup, down),                   \
     cmocka_unit_test_setup_teardown(t_out_off, setup, down),                     \
+    cmocka_unit_test_setup_teardown(t_out_concurrent, setup, down),              \
     cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup, down)
 
 int main(void)
