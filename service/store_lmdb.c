@@ -171,7 +171,8 @@ static int lm_load_in(struct lm_store *h, MDB_txn *txn, struct store_load *items
         struct store_load *it = &items[i];
         it->blob = NULL;
         it->blob_len = 0;
-        memset(it->seen, 0, it->n_hashes);
+        if (it->n_hashes)  /* seen may be NULL with no hashes (a presence check) */
+            memset(it->seen, 0, it->n_hashes);
         if (!vals[i].mv_data)
             continue;
         memcpy(h->blobs + off, vals[i].mv_data, vals[i].mv_size);
