@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_b64.h"
+#include "api_backup.h"
 #include "api_firehose.h"
 #include "api_cursor.h"
 #include "api_http.h"
@@ -1177,6 +1178,7 @@ enum MHD_Result api_dispatch(struct api_req *r)
     case API_H_OPENAPI: return h_openapi(r);
     case API_H_ROOT: return h_root(r);
     case API_H_UI: return h_ui(r);
+    case API_H_BACKUP: return api_backup_get(r);
     }
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "no handler");
 }
