@@ -1124,8 +1124,21 @@ static enum MHD_Result h_readyz(struct api_req *r)
     return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s}", "status", "ready", "store", r->srv->store_name));
 }
 
+/* The durable store's figures, read now: a gauge of the file must not wait for an ingest. */
+static void disk_figures(struct api_req *r)
+{
+    struct api_worker *w = r->srv->durable ? api_worker_get(r->srv) : NULL;
+    struct store_lmdb_info in = {0};
+    if (!w || store_lmdb_info(w->st, &in) != 0)
+        return;
+    struct api_metrics_disk d = {in.file_bytes, in.used_bytes, r->srv->cfg.data_max_bytes, in.keys, in.findings,
+                                 in.swept_keys, in.swept_findings};
+    api_metrics_store_disk(&d);
+}
+
 static enum MHD_Result h_metrics(struct api_req *r)
 {
+    disk_figures(r);
     size_t len = 0;
     char *text = api_metrics_render(r->srv->run, &len);
     if (!text)

@@ -801,6 +801,19 @@ static void test_metrics_text(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(t, want[i]))
             fail_msg("missing: %s", want[i]);
+    assert_null(strstr(t, "credwatch_store_file_bytes"));  /* not the durable store: no disk figures */
+    free(t);
+    const struct api_metrics_disk d = {65536, 40960, STORE_DURABLE_DEFAULT_BYTES, 42, 7, 3, 1};
+    api_metrics_store_disk(&d);
+    t = api_metrics_render(NULL, &len);
+    assert_non_null(t);
+    static const char *const disk[] = {"credwatch_store_file_bytes 65536\n", "credwatch_store_used_bytes 40960\n",
+                                       "credwatch_store_data_max_bytes 8589934592\n", "credwatch_store_keys 42\n",
+                                       "credwatch_store_findings 7\n", "credwatch_store_swept_total{kind=\"keys\"} 3\n",
+                                       "credwatch_store_swept_total{kind=\"findings\"} 1\n"};
+    for (size_t i = 0; i < sizeof disk / sizeof disk[0]; i++)
+        if (!strstr(t, disk[i]))
+            fail_msg("missing: %s", disk[i]);
     free(t);
 }
 
