@@ -64,11 +64,11 @@ static int fsync_path(const char *path, int flags)
     return rc;
 }
 
-/* PATH made (0700), or already an empty directory. */
+/* PATH made (0700: 1), or already an empty directory (0); -1 when neither. */
 static int make_dest(const char *path)
 {
     if (mkdir(path, 0700) == 0)
-        return 0;
+        return 1;
     if (errno != EEXIST) {
         fprintf(stderr, "credwatch backup: %s: %s\n", path, strerror(errno));
         return -1;
@@ -246,9 +246,13 @@ int api_backup_main(int argc, char **argv)
         return BK_EXIT_USAGE;
     }
     if (url && *url) {
-        if (make_dest(dest))
+        int made = make_dest(dest);
+        if (made < 0)
             return BK_EXIT_USAGE;
-        return backup_remote(url, dest);
+        int rc = backup_remote(url, dest);
+        if (rc != 0 && made)
+            rmdir(dest);  /* a failed copy leaves nothing behind that was not there before */
+        return rc;
     }
     return backup_local(dest);
 }
