@@ -248,8 +248,10 @@ struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, siz
 struct store_lmdb_info {
     unsigned schema;            /* the file's schema version */
     uint64_t keys, findings;    /* tracked keys (expired ones not yet swept included), findings */
-    uint64_t file_bytes;        /* the data file's size on disk */
-    uint64_t used_bytes;        /* pages in use (the rest of the file is free pages, reused) */
+    uint64_t file_bytes;        /* the data file's blocks on disk */
+    uint64_t file_high_bytes;   /* its pages up to the highest ever used (it never shrinks) */
+    uint64_t used_bytes;        /* pages of live data (what CREDWATCH_DATA_MAX_BYTES bounds; the rest
+                                 * of the file is free pages, reused before the file grows) */
     uint64_t swept_keys, swept_findings;  /* removed by expiry since open */
 };
 int store_lmdb_info(struct store *s, struct store_lmdb_info *out);

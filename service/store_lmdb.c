@@ -43,6 +43,11 @@
 #define LM_LOCK_FILE "credwatch.lock"
 #define LM_DIR_MAX 3072            /* a data directory's path, bytes */
 #define LM_WHY_MAX 256
+#define LM_HEADROOM_DIV 8          /* the map is the bound plus an eighth (at least LM_HEADROOM_MIN): */
+#define LM_HEADROOM_MIN ((uint64_t)4 << 20) /* new key state stops at the bound, and removals (the
+                                    * sweeper: LMDB copies a page to change it), findings, statuses and
+                                    * the outbox still have room: a file filled to the map's last page
+                                    * could not even delete */
 #define LM_LIST_EXTRA_SCAN 100000  /* findings examined past a full page to tell whether more match;
                                     * beyond, `more` is said without proof (an empty next page) */
 
@@ -71,6 +76,8 @@ struct lm_shared {
     pthread_t committer, sweeper;
     int threads;                     /* 1 committer, 2 both running */
     char why[LM_WHY_MAX];
+    uint64_t max_bytes;              /* CREDWATCH_DATA_MAX_BYTES: pages in the trees, freelist aside */
+    unsigned psize;
     uint64_t swept_keys, swept_findings;
     struct lm_out *out;
 };
@@ -313,43 +320,45 @@ static int seen_test(MDB_txn *txn, struct lm_shared *sh, struct store_load *it)
     return r && r != MDB_NOTFOUND ? lm_err(sh, r, "read the dedup set") : 0;
 }
 
+/* One lookup per key: the values stay valid while the snapshot is open, so the blobs are copied
+ * once their total size is known. */
 static int lm_load_in(struct lm_store *h, MDB_txn *txn, struct store_load *items, size_t n, int64_t now)
 {
     struct lm_shared *sh = h->sh;
+    MDB_val *vals = malloc((n ? n : 1) * sizeof *vals);  /* n <= the engine's keys per round */
+    if (!vals)
+        return CW_EUNAVAIL;
     size_t need = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct store_load *it = &items[i];
-            struct lm_keyrec rec;
-            MDB_val blob;
-            int f = key_get(txn, sh, it->akid, &rec, &blob);
-            if (f < 0)
-                return f;
-            if (f && rec.expire_ms < now)
-                f = 0;  /* expired: absent, as Redis says of a key past its TTL */
-            if (pass == 0) {
-                need += f ? blob.mv_size : 0;
-                continue;
-            }
-            it->blob = NULL;
-            it->blob_len = 0;
-            it->version = f ? rec.version : 0;
-            memset(it->seen, 0, it->n_hashes);
-            if (!f)
-                continue;
-            memcpy(h->blobs + off, blob.mv_data, blob.mv_size);
-            it->blob = h->blobs + off;
-            it->blob_len = blob.mv_size;
-            off += blob.mv_size;
-            int r = seen_test(txn, sh, it);
-            if (r)
-                return r;
-        }
-        if (pass == 0 && blobs_room(h, need))
-            return CW_EUNAVAIL;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct lm_keyrec rec;
+        int f = key_get(txn, sh, items[i].akid, &rec, &vals[i]);
+        items[i].version = f > 0 && rec.expire_ms >= now ? rec.version : 0;  /* expired: absent, as in Redis */
+        if (f < 0)
+            rc = f;
+        else if (!items[i].version)
+            vals[i].mv_data = NULL;
+        else
+            need += vals[i].mv_size;
     }
-    return 0;
+    if (!rc && blobs_room(h, need))
+        rc = CW_EUNAVAIL;
+    size_t off = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct store_load *it = &items[i];
+        it->blob = NULL;
+        it->blob_len = 0;
+        memset(it->seen, 0, it->n_hashes);
+        if (!vals[i].mv_data)
+            continue;
+        memcpy(h->blobs + off, vals[i].mv_data, vals[i].mv_size);
+        it->blob = h->blobs + off;
+        it->blob_len = vals[i].mv_size;
+        off += vals[i].mv_size;
+        rc = seen_test(txn, sh, it);
+    }
+    free(vals);
+    return rc;
 }
 
 static int lm_load(struct store *s, struct store_load *items, size_t n)
@@ -447,10 +456,23 @@ struct commit_job {
     size_t n;
 };
 
+/* 1 when the pages of every tree (free pages aside: they are reused) pass the bound. */
+static int over_bound(MDB_txn *txn, struct lm_shared *sh)
+{
+    uint64_t pages = 0;
+    MDB_stat st;
+    for (int i = 0; i < LM_DB_COUNT; i++)
+        if (mdb_stat(txn, sh->dbi[i], &st) == 0)
+            pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    return pages * sh->psize > sh->max_bytes;
+}
+
 static int commit_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
 {
     struct commit_job *a = arg;
     int64_t now = cw_now_ms();
+    if (over_bound(txn, sh))
+        return lm_err(sh, MDB_MAP_FULL, "write key state");
     for (size_t i = 0; i < a->n; i++) {
         int rc = commit_one(txn, sh, &a->items[i], now);
         if (rc) {
@@ -1135,7 +1157,9 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     int e = mdb_env_create(&sh->env);
     e = e ? e : mdb_env_set_maxdbs(sh->env, LM_DB_COUNT);
     e = e ? e : mdb_env_set_maxreaders(sh->env, LM_READERS_MAX);
-    e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)max_bytes);
+    uint64_t headroom = max_bytes / LM_HEADROOM_DIV > LM_HEADROOM_MIN ? max_bytes / LM_HEADROOM_DIV : LM_HEADROOM_MIN;
+    sh->max_bytes = max_bytes;
+    e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)(max_bytes + headroom));
     /* MDB_NOTLS: a read snapshot belongs to a handle, not to a thread (a thread may hold several). */
     e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS, 0600);
     if (e) {
@@ -1144,6 +1168,8 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     }
     int dead = 0;
     mdb_reader_check(sh->env, &dead);  /* read slots of a process that was killed */
+    MDB_stat st;
+    sh->psize = mdb_env_stat(sh->env, &st) == 0 ? st.ms_psize : 4096;
     return open_dbs(sh, msg, msg_size);
 }
 
@@ -1315,9 +1341,12 @@ int store_lmdb_info(struct store *s, struct store_lmdb_info *out)
         out->keys = st.ms_entries;
     if (!mdb_stat(txn, sh->dbi[LM_FIND], &st))
         out->findings = st.ms_entries;
+    for (int i = 0; i < LM_DB_COUNT; i++)
+        if (mdb_stat(txn, sh->dbi[i], &st) == 0)
+            out->used_bytes += (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * (uint64_t)sh->psize;
     lm_read_done(h);
-    if (!mdb_env_info(sh->env, &ei) && !mdb_env_stat(sh->env, &st))
-        out->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+    if (!mdb_env_info(sh->env, &ei))
+        out->file_high_bytes = ((uint64_t)ei.me_last_pgno + 1) * sh->psize;
     snprintf(path, sizeof path, "%s/data.mdb", sh->dir);
     if (stat(path, &fst) == 0)
         out->file_bytes = (uint64_t)fst.st_blocks * 512;  /* on disk, not the apparent size */
