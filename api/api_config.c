@@ -50,6 +50,8 @@ struct opt {
 };
 
 #define FIELD(f) offsetof(struct api_config, f)
+#define OPT_DATA_MAX_DEFAULT "8589934592"  /* --help's text of STORE_DURABLE_DEFAULT_BYTES */
+_Static_assert(STORE_DURABLE_DEFAULT_BYTES == 8589934592ULL, "OPT_DATA_MAX_DEFAULT must follow the store's default");
 
 static opt_hook set_listen, set_store_bytes, set_cors_origins, set_store_kind, set_data_dir_given, set_data_bytes;
 
@@ -70,7 +72,7 @@ static const struct opt OPTS[OPT_COUNT] = {
      "($STATE_DIRECTORY, else " SET_DATA_DIR_SYSTEM " when writable, else " SET_DATA_DIR_LOCAL ")",
      "the durable store's directory (created if missing; one process at a time: a lock file)",
      T_HOOK, FIELD(data_dir), 0, 0, NULL, NULL, set_data_dir_given},
-    [OPT_DATA_MAX_BYTES] = {"--data-max-bytes", "CREDWATCH_DATA_MAX_BYTES", "8589934592",
+    [OPT_DATA_MAX_BYTES] = {"--data-max-bytes", "CREDWATCH_DATA_MAX_BYTES", OPT_DATA_MAX_DEFAULT,
      "bound of the durable store's data file; at it, new state is refused with 503 until expiry frees room",
      T_HOOK, FIELD(data_max_bytes), 0, 0, NULL, NULL, set_data_bytes},
     [OPT_INGEST_TOKENS] = {"--ingest-tokens", "CREDWATCH_INGEST_TOKENS", "(none)",

@@ -295,7 +295,7 @@ static void put_state(struct text *t)
 static void put_disk(struct text *t)
 {
     static const char *const gauges[][2] = {
-        {"credwatch_store_file_bytes", "Size of the durable store's data file (free pages included, reused)."},
+        {"credwatch_store_file_bytes", "Bytes the durable store's data file takes on disk (free pages included, reused)."},
         {"credwatch_store_used_bytes", "Pages of the durable store's data file in use."},
         {"credwatch_store_data_max_bytes", "The durable store's data file bound (CREDWATCH_DATA_MAX_BYTES)."},
         {"credwatch_store_keys", "Keys the durable store tracks (expired ones not yet swept included)."},
