@@ -63,11 +63,13 @@ int api_backup_clean(const char *data_dir, char *msg, size_t msg_size)
 static ssize_t bk_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct bk_stream *b = cls;
-    ssize_t n = pread(b->fd, buf, max, (off_t)pos);
-    if (n > 0)
-        return n;
-    /* the size was announced: a short file is an error, never a silently short backup */
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    ssize_t n;
+    do
+        n = pread(b->fd, buf, max, (off_t)pos);
+    while (n < 0 && errno == EINTR);
+    /* MHD asks only within the announced size: an end of file there (or an error) is a broken
+     * copy, and the connection is closed rather than a short backup passed off as whole */
+    return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void bk_free(void *cls)
@@ -124,7 +126,7 @@ static enum MHD_Result send_copy(struct api_req *r, int fd, off_t size, time_t s
     gmtime_r(&started, &tm);
     strftime(disp, sizeof disp, "attachment; filename=\"credwatch-backup-%Y%m%dT%H%M%SZ.mdb\"", &tm);
     MHD_add_response_header(resp, "Content-Disposition", disp);
-    api_log("info", "backup sent", json_pack("{s:I,s:s}", "bytes", (json_int_t)size, "data_dir", r->srv->cfg.data_dir));
+    api_log("info", "backup made, sending it", json_pack("{s:I,s:s}", "bytes", (json_int_t)size, "data_dir", r->srv->cfg.data_dir));
     return api_reply_response(r, MHD_HTTP_OK, "application/octet-stream", resp);
 }
 

@@ -383,7 +383,13 @@ if [ "$API_STORE" = durable ]; then
   for dir in "$DATA" "$API_TMP/copy"; do
     if [ "$dir" = "$API_TMP/copy" ]; then mkdir -p "$dir" && cp "$API_TMP/backup.mdb" "$dir/data.mdb"; fi
     what=restart; [ "$dir" = "$DATA" ] || what="the backup copy"
+    # a copy left by a server killed while making a backup
+    if [ "$dir" = "$DATA" ]; then mkdir "$DATA/backup.tmp" && echo partial >"$DATA/backup.tmp/data.mdb"; fi
     if api_start "CREDWATCH_DATA_DIR=$dir"; then
+      if [ "$dir" = "$DATA" ]; then
+        [ ! -e "$DATA/backup.tmp" ] && ok "restart: a backup copy left by a killed server is removed" ||
+          nok "restart: a backup copy left by a killed server is removed"
+      fi
       req GET "/v1/findings?limit=10" -H "$BR"
       want="['cwf-ASIAEXAMPLEKEY000003', 'cwf-ASIAQEXAMPLEECSAPI01', '$FID2', '$FID']"
       # the drain's finding came after the copy
