@@ -328,8 +328,10 @@ and __import__('os').path.getsize('$API_TMP/backup.mdb') > 0"
   [ ! -e "$DATA/backup.tmp" ] && ok "backup: the temporary copy is gone from the data directory" ||
     nok "backup: the temporary copy is gone from the data directory"
   req GET /metrics
-  expect "metrics: the durable store's file, keys and findings" 200 "'credwatch_store_findings 3' in d and \
-'credwatch_store_keys 3' in d and 'credwatch_store_file_bytes ' in d"
+  expect "metrics: the durable store's file, keys and findings (the names the alert rules use)" 200 \
+"'credwatch_store_findings 3' in d and 'credwatch_store_keys 3' in d and 'credwatch_store_file_bytes ' in d and \
+'credwatch_store_used_bytes ' in d and 'credwatch_store_data_max_bytes 8589934592' in d and \
+'credwatch_store_swept_total{kind=\"keys\"} ' in d"
 fi
 
 # ---- SIGTERM drain: readiness fails at once, the in-flight upload finishes, exit 0 ----

@@ -48,6 +48,11 @@ SINK_METRICS = {
     "credwatch_sink_queue_depth", "credwatch_sink_queue_held", "credwatch_sink_dead_letters",
     "credwatch_sink_oldest_undelivered_age_seconds", "credwatch_sink_delivery_latency_seconds",
 }
+# The durable store's figures (present only on that store): alerts may use them, the dashboard need not.
+DURABLE_METRICS = {
+    "credwatch_store_file_bytes", "credwatch_store_used_bytes", "credwatch_store_data_max_bytes",
+    "credwatch_store_keys", "credwatch_store_findings", "credwatch_store_swept_total",
+}
 # libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
 RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
                 "ca-certificates", "liblmdb0", "lmdb-utils"}
@@ -1331,7 +1336,8 @@ def main():
                 assert r["annotations"]["summary"]
                 assert promql_ok(r["expr"]), r["alert"]
                 used = {metric_base(m) for m in metric_re.findall(r["expr"])}
-                assert used and used <= METRICS | SINK_METRICS, "%s: %s" % (r["alert"], used - METRICS - SINK_METRICS)
+                known = METRICS | SINK_METRICS | DURABLE_METRICS
+                assert used and used <= known, "%s: %s" % (r["alert"], used - known)
                 if "for" in r:
                     assert re.fullmatch(r"\d+[smh]", r["for"]), r["for"]
                 alerts[r["alert"]] = r
@@ -1341,6 +1347,9 @@ def main():
         assert by_metric["credwatch_store_errors_total"], "no store error alert"
         assert by_metric["credwatch_ready"], "no readiness alert"
         assert by_metric["credwatch_findings_created_total"], "no findings alert"
+        near = alerts.get("CredwatchDurableStoreNearFull", {}).get("expr", "")
+        assert {"credwatch_store_used_bytes", "credwatch_store_data_max_bytes"} <= set(metric_re.findall(near)), \
+            "no alert on the durable store approaching its bound"
         # Delivery to the sinks: backlog age, dead letters, and a sink failing with nothing getting through.
         for name, metrics in (("CredwatchSinkBacklog", {"credwatch_sink_oldest_undelivered_age_seconds"}),
                               ("CredwatchSinkDeadLetters", {"credwatch_sink_dead_lettered_total"}),
