@@ -2,7 +2,7 @@
 """backup_test.py — a backup of the durable store taken while it ingests (driven by tests/it_backup.sh).
 
 One `credwatch serve` on a fresh data directory; 3 senders post batches of new keys (each key's 3 records make one
-finding) without pause. After BEFORE_S seconds, `credwatch backup COPY` asks the server for the copy (CREDWATCH_URL,
+finding) without pause. Once BEFORE_FINDINGS findings are acknowledged, `credwatch backup COPY` asks the server for the copy (CREDWATCH_URL,
 GET /v1/backup) while the senders go on; they stop AFTER_S seconds after it returned. Then a second server opens the
 copy (CREDWATCH_DATA_DIR=COPY) and lists every finding: each finding acknowledged before the backup started is in the
 copy, and the copy holds nothing that was never acknowledged. Then one backup at a time: a client that does not read
@@ -27,7 +27,9 @@ PIDFILE = sys.argv[4] if len(sys.argv) > 4 else None
 TOK_IN, TOK_RD = "backup-ingest-token-000001", "backup-read-token-0000001"
 SENDERS = 3
 KEYS_PER_REQUEST = 50          # 150 records: a round of the engine, one finding per key
-BEFORE_S, AFTER_S = 1.5, 0.5   # ingest before the backup starts, and after it returned
+# Ingest before the backup starts: this many findings (a copy of ~15 MB, past what socket buffers hold), or
+# BEFORE_MAX_S on a slow machine (ASan); and AFTER_S more after the backup returned.
+BEFORE_FINDINGS, BEFORE_MAX_S, AFTER_S = 3000, 30, 0.5
 BACKUP_TIMEOUT_S = 120
 # A copy above this cannot sit in the socket buffers (the server's send buffer grows to tcp_wmem's 4 MiB at most;
 # the client's receive window is pinned small) while its client does not read: the slot stays taken.
@@ -134,7 +136,9 @@ def main():
     try:
         for t in s.threads:
             t.start()
-        time.sleep(BEFORE_S)
+        deadline = time.monotonic() + BEFORE_MAX_S
+        while len(s.acked_before(float("inf"))) < BEFORE_FINDINGS and time.monotonic() < deadline and not s.errors:
+            time.sleep(0.05)
         started = time.monotonic()
         env = dict(os.environ, CREDWATCH_URL="http://%s:%d" % (harness.HOST, a.port), CREDWATCH_READ_TOKEN=TOK_RD)
         env.pop("CREDWATCH_DATA_DIR", None)
