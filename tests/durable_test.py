@@ -658,6 +658,7 @@ def phase_crash():
     inst = serve("crash-0", data, extra=extra)
     lost = {"events": 0, "requests": 0, "findings": 0, "unlisted": 0, "status": 0, "note": 0}
     errors, all_acked, n503, restart_s = [], [], 0, []
+    amb = {"req": 0, "req_applied": 0, "patch": 0, "patch_applied": 0, "_pa": 0}   # answers lost to the kills
     for r in range(ROUNDS):
         rd = Round(r)
         ths = [threading.Thread(target=sender, args=(inst.port, rd, feed, tri)) for _ in range(SENDERS)]
@@ -732,6 +733,7 @@ def phase_crash():
                     with tri.lock:   # the unanswered patch was applied: it is acknowledged now
                         s = tri.f[fid]
                         s["done"], s["pending"] = s["pending"] + 1, None
+                    amb["patch_applied"] += 1
         finally:
             c.close()
 
@@ -749,6 +751,10 @@ def phase_crash():
                 tri.see(fid)
         with tri.lock:
             pend = [fid for fid, s in tri.f.items() if s["pending"] is not None]
+        amb["req"] += len(rd.unacked)
+        amb["req_applied"] += sum(1 for rq, st, d in answers if st == 200 and isinstance(d, dict) and d["accepted"] == 0)
+        amb["patch"] += len(pend) + amb["patch_applied"] - amb["_pa"]
+        amb["_pa"] = amb["patch_applied"]
         errors += ["round %d patch retry: %s" % (r, e) for e in apply_pending_only(inst.port, tri, pend)]
         say("# round %d: killed %.2f s in; %d requests (%d events) and %d patches acknowledged, %d requests "
             "unanswered, %d findings; ready again in %.2f s; %d + %d re-sent, %d events new" %
@@ -818,6 +824,8 @@ def phase_crash():
         "durable phase %.1f s, memory run %.1f s" %
         (len(feed.taken), n_events, stream.n_keys, len(uniq), len(dur), len(memv), n503,
          sorted(restart_s)[len(restart_s) // 2] if restart_s else 0, max(restart_s or [0]), t_dur, t_mem))
+    say("# crash: requests in flight at the kills %d (%d of them all duplicates when retried: applied before the kill, "
+        "or repeats), patches in flight %d (%d found applied after the restart)" % (amb["req"], amb["req_applied"], amb["patch"], amb["patch_applied"]))
     say("# crash: lost after %d kill -9: %d acknowledged events (%d requests), %d findings, %d statuses, %d notes" %
         (ROUNDS, lost["events"], lost["requests"], lost["findings"], lost["status"], lost["note"]))
     check(not errors, "crash: every answer during the rounds is 2xx (or 503 and retried), none wrong",
