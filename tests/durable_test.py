@@ -62,6 +62,7 @@ READY_TIMEOUT = 20        # s more for /readyz to answer 200
 REQ_TIMEOUT = 20          # s per HTTP request
 SENDERS = 4
 SEND_PAUSE = float(os.environ.get("DURABLE_SEND_PAUSE", "0.01"))   # s between one sender's requests
+FILE_CHECK = bool(shutil.which("mdb_dump"))   # the file's own check after each kill (Debian lmdb-utils)
 OLD_SAMPLE = 25           # acknowledged requests of earlier rounds re-sent after each restart
 
 R = harness.Report()
@@ -598,6 +599,106 @@ def diff_verdicts(a, b, na="durable", nb="memory"):
     return out
 
 
+# ---- the file's own consistency, read with mdb_dump while no serve holds it -----------------------
+
+LAYOUT_SCHEMA = 1   # the layout below is service/store_lmdb.c's for schema 1 (a newer schema: not checked)
+
+
+def mdb_dump_all(env):
+    """{database name: [(key bytes, value bytes)]} of every named database (mdb_dump -a, read-only)."""
+    p = subprocess.run(["mdb_dump", "-a", env], capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("mdb_dump -a %s: %s" % (env, p.stderr.decode(errors="replace")[:300]))
+    dbs, name, pairs, in_data, pending = {}, None, None, False, None
+    for line in p.stdout.decode().split("\n"):
+        if not in_data:
+            if line.startswith("database="):
+                name = line[len("database="):]
+            elif line == "HEADER=END":
+                in_data, pairs, pending = True, [], None
+        elif line == "DATA=END":
+            dbs[name], in_data, name = pairs, False, None
+        elif line.startswith(" "):
+            b = bytes.fromhex(line[1:])
+            if pending is None:
+                pending = b
+            else:
+                pairs.append((pending, b))
+                pending = None
+    return dbs
+
+
+def file_check(data):
+    """The store's own check, from outside (docs/durable-store.md section 7 (c)): one read of every
+    database of the file left by a kill, each index entry matching its record. Returns (problems,
+    summary); summary is None when the file's schema is not the one whose layout this knows."""
+    env = env_dir(data)
+    if env is None:
+        return ["no data.mdb under %s" % data], {}
+    dbs = mdb_dump_all(env)
+    meta = dict(dbs.get("meta", []))
+    ver = int.from_bytes(meta.get(b"schema", b"\0\0\0\0"), sys.byteorder)
+    if ver != LAYOUT_SCHEMA:
+        return [], None
+    bad = []
+    keys = {}
+    for k, v in dbs.get("key", []):
+        if len(v) < 24:
+            bad.append("key %r: record of %d bytes" % (k, len(v)))
+            continue
+        version = int.from_bytes(v[0:8], sys.byteorder)
+        expire = int.from_bytes(v[8:16], sys.byteorder, signed=True)
+        n_seen = int.from_bytes(v[16:20], sys.byteorder)
+        if version == 0:
+            bad.append("key %r: version 0" % k)
+        keys[k] = (expire, n_seen)
+    kexp = {(int.from_bytes(k[:8], "big", signed=True), k[8:]) for k, _ in dbs.get("kexp", [])}
+    want = {(e, k) for k, (e, _) in keys.items()}
+    if kexp != want:
+        bad.append("kexp: %d entries without their key, %d keys without their entry (%s)" %
+                   (len(kexp - want), len(want - kexp), sorted(kexp ^ want)[:3]))
+    seen = {}
+    for k, v in dbs.get("seen", []):
+        seen[k] = seen.get(k, 0) + 1
+    for k in set(seen) | set(keys):
+        if k not in keys:
+            bad.append("seen: a dedup set for %r, which has no key record" % k)
+        elif seen.get(k, 0) != keys[k][1]:
+            bad.append("key %r: n_seen %d, dedup set of %d" % (k, keys[k][1], seen.get(k, 0)))
+    finds = {}
+    for k, v in dbs.get("finding", []):
+        if len(v) < 72 or int.from_bytes(v[0:4], sys.byteorder) != 1:
+            bad.append("finding %r: not a finding record" % k)
+            continue
+        created = int.from_bytes(v[16:24], sys.byteorder, signed=True)
+        expire = int.from_bytes(v[32:40], sys.byteorder, signed=True)
+        p, strs = 72, []
+        for _ in range(5):     # account, function, workload, note, evidence: u32 length, bytes, NUL
+            n = int.from_bytes(v[p:p + 4], sys.byteorder)
+            p += 4
+            if n == 0xFFFFFFFF:
+                strs.append(None)
+                continue
+            strs.append(v[p:p + n])
+            if len(v) < p + n + 1 or v[p + n] != 0:
+                bad.append("finding %r: a string runs past the record" % k)
+                break
+            p += n + 1
+        else:
+            try:
+                json.loads(strs[4])
+            except ValueError:
+                bad.append("finding %r: its evidence is not JSON" % k)
+        finds[k] = (created, expire)
+    for db, pos in (("fidx", 0), ("fexp", 1)):
+        got = {(int.from_bytes(k[:8], "big", signed=True), k[8:]) for k, _ in dbs.get(db, [])}
+        want = {(t[pos], k) for k, t in finds.items()}
+        if got != want:
+            bad.append("%s: %d entries without their finding, %d findings without their entry (%s)" %
+                       (db, len(got - want), len(want - got), sorted(got ^ want)[:3]))
+    return bad, {"keys": len(keys), "seen": sum(seen.values()), "findings": len(finds)}
+
+
 # ---- phase: crash ---------------------------------------------------------------------------------
 
 class Ingest:
@@ -658,6 +759,7 @@ def phase_crash():
     inst = serve("crash-0", data, extra=extra)
     lost = {"events": 0, "requests": 0, "findings": 0, "unlisted": 0, "status": 0, "note": 0}
     errors, all_acked, n503, restart_s = [], [], 0, []
+    file_checked, file_skipped, file_bad = 0, 0, []
     amb = {"req": 0, "req_applied": 0, "patch": 0, "patch_applied": 0, "_pa": 0}   # answers lost to the kills
     for r in range(ROUNDS):
         rd = Round(r)
@@ -676,6 +778,19 @@ def phase_crash():
         n503 += rd.n503
         if any(t.is_alive() for t in ths):
             errors.append("round %d: a sender did not stop" % r)
+
+        if FILE_CHECK:
+            try:
+                bad, summ = file_check(data)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                bad, summ = [str(e)], {}
+            if summ is None:
+                file_skipped += 1
+            else:
+                file_checked += 1
+                file_bad += bad
+                for b in bad[:3]:
+                    say("# round %d: the file: %s" % (r, b))
 
         t1 = time.monotonic()
         try:
@@ -783,6 +898,15 @@ def phase_crash():
     # a graceful restart, then the verdicts
     rc = inst.stop(timeout=30)
     check(rc == 0, "crash: SIGTERM after the last round exits 0", "exit %s" % rc)
+    if FILE_CHECK:
+        bad, summ = file_check(data)
+        file_bad += bad
+        if summ is None:
+            file_skipped += 1
+        else:
+            file_checked += 1
+            say("# crash: the file after the last stop: %d keys, %d dedup entries, %d findings" %
+                (summ["keys"], summ["seen"], summ["findings"]))
     inst = serve("crash-final", data, extra=extra)
     try:
         dur = {fid: verdict(f) for fid, f in list_findings(harness.Client(inst.port, REQ_TIMEOUT)).items()}
@@ -839,6 +963,14 @@ def phase_crash():
     check(lost["status"] == 0 and lost["note"] == 0,
           "crash: every finding has its last acknowledged status and note after each restart",
           "%d statuses, %d notes lost" % (lost["status"], lost["note"]))
+    if not FILE_CHECK:
+        say("ok - crash: the file's indexes match their records after each kill # SKIP mdb_dump not installed")
+    elif file_skipped:
+        say("ok - crash: the file's indexes match their records after each kill # SKIP schema is not %d (layout "
+            "unknown here) in %d of %d reads" % (LAYOUT_SCHEMA, file_skipped, file_skipped + file_checked))
+    else:
+        check(not file_bad, "crash: the file's indexes match their records after each kill (%d reads by mdb_dump: "
+              "key/kexp/seen, finding/fidx/fexp)" % file_checked, "%d problems: %s" % (len(file_bad), file_bad[:5]))
     d = diff_verdicts(dkeys, mkeys)
     check(not d, "crash: %d keys sampled (with and without findings) have the same evidence as in the memory run"
           % len(sample), "%d differences: %s" % (len(d), "; ".join(d[:6])))
