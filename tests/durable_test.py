@@ -16,12 +16,14 @@ driven by tests/it_durable.sh. Each phase prints `ok - name` / `not ok - name: w
   crash    ROUNDS rounds on one data dir: 4 senders post CloudTrail batches and single EventBridge events
            (inside uses, thefts, repeats) and a patcher triages the findings as they appear, every 2xx
            answer logged; kill -9 at a random moment 0.2-3 s into the round, restart on the same dir, wait
-           for /readyz; (a) every request acknowledged in the round (and a sample of older ones) re-sent:
+           for /readyz (before the restart, the file the kill left is read with mdb_dump -a: every index
+           entry matches its record); (a) every request acknowledged in the round (and a sample of older ones) re-sent:
            all duplicates; (b) every finding reported or seen is there, with its last acknowledged status
            and note; (c) the unacknowledged requests and patches re-sent (a sender's retry). At the end
            every acknowledged request is re-sent once more (all duplicates) and the verdicts (ids,
-           severities, reasons, addresses, evidence counts, statuses, notes) equal an uninterrupted run
-           of the same requests on CREDWATCH_STORE=memory. What was lost is counted and printed (0).
+           severities, reasons, addresses, evidence counts, statuses, notes; and 60 keys' contexts) equal an
+           uninterrupted run of the same requests on CREDWATCH_STORE=memory. What was lost is counted and
+           printed (must be 0).
 
 The durable store is the default: CREDWATCH_STORE is left unset (DURABLE_STORE=memory runs the driver on the
 memory store, to debug it: the restart, lock, schema and crash checks then fail, as they should).
