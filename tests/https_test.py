@@ -351,6 +351,30 @@ def stalled_handshakes(srv, ctx):
     ok("stalled handshakes: counted as header-deadline cuts (%d -> %d)" % (before, after), after - before >= 2)
 
 
+def build_probe(tmp):
+    """The container's HEALTHCHECK probe (deploy/docker/healthcheck.c), built as the Dockerfile builds it."""
+    out = os.path.join(tmp, "credwatch-healthcheck")
+    p = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out,
+                        os.path.join(ROOT, "deploy", "docker", "healthcheck.c"), "-lgnutls"], capture_output=True)
+    ok("healthcheck probe builds with GnuTLS", p.returncode == 0, p.stderr.decode()[-300:])
+    return out if p.returncode == 0 else None
+
+
+def probe(binary, port, **env):
+    """The probe's exit status against 127.0.0.1:port with only the given variables."""
+    full = {"CREDWATCH_LISTEN": "0.0.0.0:%d" % port}
+    full.update(env)
+    return subprocess.run([binary, "/healthz"], env=full, capture_output=True, timeout=IO_TIMEOUT_S).returncode
+
+
+def probes(binary, srv, cert):
+    if not binary:
+        return
+    ok("HEALTHCHECK probe with CREDWATCH_TLS_CERT set: passes over HTTPS (exit 0)",
+       probe(binary, srv.port, CREDWATCH_TLS_CERT=cert) == 0)
+    ok("HEALTHCHECK probe without CREDWATCH_TLS_CERT on the HTTPS port: fails (exit 1)", probe(binary, srv.port) == 1)
+
+
 def wait_log(srv, text, count):
     """True once `text` is in the log `count` times (bounded)."""
     deadline = time.monotonic() + LOG_WAIT_S
@@ -459,7 +483,7 @@ def bad_reloads(certs, srv, ctx, live_c, live_k, good_fp):
     replace_file(certs.srv[1], live_k)
 
 
-def mutual(certs, tmp, procs):
+def mutual(certs, tmp, procs, hc):
     c, k = certs.srv
     srv = Server(tmp, procs, {"CREDWATCH_TLS_CERT": c, "CREDWATCH_TLS_KEY": certs.enc_key,
                               "CREDWATCH_TLS_KEY_PASSWORD": "s3cret-pass", "CREDWATCH_TLS_CLIENT_CA": certs.root[0]})
@@ -477,6 +501,12 @@ def mutual(certs, tmp, procs):
     ok("mTLS: a client certificate of the CA without a token: 401 (the token decides the role)", st == 401, st)
     ok("mTLS: the refused other-CA certificates counted in /metrics",
        (metric(srv.port, good, "credwatch_tls_client_refused_total") or 0) >= 2)
+    if hc:
+        ok("mTLS: HEALTHCHECK probe without a client certificate refused (exit 1)",
+           probe(hc, srv.port, CREDWATCH_TLS_CERT=c) == 1)
+        ok("mTLS: HEALTHCHECK probe with CREDWATCH_HEALTHCHECK_CERT/_KEY of the CA passes (exit 0)",
+           probe(hc, srv.port, CREDWATCH_TLS_CERT=c, CREDWATCH_HEALTHCHECK_CERT=certs.client[0],
+                 CREDWATCH_HEALTHCHECK_KEY=certs.client[1]) == 0)
     srv.stop()
 
 
@@ -493,9 +523,11 @@ def main():
         versions(certs, srv)
         plain_http(srv, ctx)
         stalled_handshakes(srv, ctx)
+        hc = build_probe(tmp)
+        probes(hc, srv, c)
         srv.stop()
         reloads(certs, tmp, procs)
-        mutual(certs, tmp, procs)
+        mutual(certs, tmp, procs, hc)
     except Exception as e:  # a crash of the driver is one failure, with its reason
         import traceback
         traceback.print_exc()
