@@ -122,8 +122,8 @@ static int check_leaf(struct tls_set *s, char *msg, size_t msg_size)
     unsigned char fp[32];
     size_t fl = sizeof fp;
     if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &fl) == 0)
-        for (size_t i = 0; i < fl; i++)
-            snprintf(in->fingerprint + 3 * i, sizeof in->fingerprint - 3 * i, i ? ":%02X" : "%02X", fp[i]);
+        for (size_t i = 0, off = 0; i < fl && off < sizeof in->fingerprint; i++)  /* "AB:CD:..." */
+            off += (size_t)snprintf(in->fingerprint + off, sizeof in->fingerprint - off, "%s%02X", i ? ":" : "", fp[i]);
     time_t from = gnutls_x509_crt_get_activation_time(crt), until = gnutls_x509_crt_get_expiration_time(crt);
     gnutls_x509_crt_deinit(crt);
     format_time(until, in->not_after, sizeof in->not_after);

@@ -276,6 +276,10 @@ def api_over_https(certs, srv, ctx):
     ver, _, fp = handshake(srv.port, ctx)
     ok("https: the served leaf is the configured one, chain verified to the root (%s)" % ver,
        fp == fingerprint_of(certs.srv[0]))
+    line = next((d for d in srv.log_json() if d.get("msg") == "certificate loaded"), {})
+    ok("https: the start log names the certificate (subject, SHA-256, not_after, chain of 2)",
+       line.get("sha256", "").replace(":", "").lower() == fp and line.get("subject") == "CN=srv" and
+       line.get("chain") == 2 and line.get("not_after", "").endswith("Z"), line)
 
 
 def versions(certs, srv):
