@@ -489,8 +489,10 @@ def bad_reloads(certs, srv, ctx, live_c, live_k, good_fp):
 
 def mutual(certs, tmp, procs, hc):
     c, k = certs.srv
+    live_ca = os.path.join(tmp, "live-client-ca.pem")
+    replace_file(certs.root[0], live_ca)
     srv = Server(tmp, procs, {"CREDWATCH_TLS_CERT": c, "CREDWATCH_TLS_KEY": certs.enc_key,
-                              "CREDWATCH_TLS_KEY_PASSWORD": "s3cret-pass", "CREDWATCH_TLS_CLIENT_CA": certs.root[0]})
+                              "CREDWATCH_TLS_KEY_PASSWORD": "s3cret-pass", "CREDWATCH_TLS_CLIENT_CA": live_ca})
     ok("mTLS server started with an encrypted key and its password", srv.alive())
     good = context(certs, client=certs.client)
     for name, ctx in (("no client certificate", context(certs)),
@@ -511,6 +513,15 @@ def mutual(certs, tmp, procs, hc):
         ok("mTLS: HEALTHCHECK probe with CREDWATCH_HEALTHCHECK_CERT/_KEY of the CA passes (exit 0)",
            probe(hc, srv.port, CREDWATCH_TLS_CERT=c, CREDWATCH_HEALTHCHECK_CERT=certs.client[0],
                  CREDWATCH_HEALTHCHECK_KEY=certs.client[1]) == 0)
+    # the client CA is reread on SIGHUP too: after it names the other CA, the roles of the two clients swap
+    replace_file(certs.other_ca[0], live_ca)
+    srv.proc.send_signal(signal.SIGHUP)
+    ok("mTLS: SIGHUP with another client CA reloaded", wait_log(srv, '"msg":"certificate reloaded"', 1))
+    other = context(certs, client=certs.client_other)
+    ok("mTLS after the CA reload: the other CA's client served",
+       request(srv.port, other, "GET", "/v1/findings", token=TOK_R)[0] == 200)
+    ok("mTLS after the CA reload: the old CA's client refused",
+       refused(lambda: request(srv.port, good, "GET", "/healthz")) is not None)
     srv.stop()
 
 
