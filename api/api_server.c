@@ -1,5 +1,5 @@
-/* api_server.c — `credwatch serve`, phase by phase: the settings, the signals, the network tables
- * (reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the sinks'
+/* api_server.c — `credwatch serve`, phase by phase: the settings, the signals, the certificate of
+ * HTTPS and the network tables (both reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the sinks'
  * delivery threads, the wait for a stop signal, draining, and one cleanup path for a start that
  * fails. The arrows point down:
  * each request is api_request.c's (its callbacks are handed to the daemon here), and nothing

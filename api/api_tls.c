@@ -307,12 +307,14 @@ static int chain_trusted(gnutls_x509_trust_list_t ca, const gnutls_datum_t *raw,
     unsigned k = 0;
     if (n > API_TLS_CHAIN_MAX)
         n = API_TLS_CHAIN_MAX;
-    for (; k < n; k++)
-        if (gnutls_x509_crt_init(&crt[k]) < 0 || gnutls_x509_crt_import(crt[k], &raw[k], GNUTLS_X509_FMT_DER) < 0) {
-            if (crt[k])
-                gnutls_x509_crt_deinit(crt[k]);
+    for (; k < n; k++) {
+        if (gnutls_x509_crt_init(&crt[k]) < 0)
+            break;
+        if (gnutls_x509_crt_import(crt[k], &raw[k], GNUTLS_X509_FMT_DER) < 0) {
+            gnutls_x509_crt_deinit(crt[k]);
             break;
         }
+    }
     unsigned status = 1;
     gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0};
     int rc = k == n ? gnutls_x509_trust_list_verify_crt2(ca, crt, n, &purpose, 1, 0, &status, NULL) : -1;
