@@ -53,6 +53,10 @@ DURABLE_METRICS = {
     "credwatch_store_file_bytes", "credwatch_store_used_bytes", "credwatch_store_data_max_bytes",
     "credwatch_store_keys", "credwatch_store_findings", "credwatch_store_swept_total",
 }
+# HTTPS of credwatch's own (present only with CREDWATCH_TLS_CERT): alerts may use them, the dashboard need not.
+TLS_METRICS = {
+    "credwatch_tls_certificate_not_after_seconds", "credwatch_tls_reloads_total", "credwatch_tls_client_refused_total",
+}
 # libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
 # libgnutls30: the service (HTTPS, api_tls.c) and the health probe link GnuTLS themselves, not only through libmicrohttpd
 RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
@@ -1375,7 +1379,7 @@ def main():
                 assert r["annotations"]["summary"]
                 assert promql_ok(r["expr"]), r["alert"]
                 used = {metric_base(m) for m in metric_re.findall(r["expr"])}
-                known = METRICS | SINK_METRICS | DURABLE_METRICS
+                known = METRICS | SINK_METRICS | DURABLE_METRICS | TLS_METRICS
                 assert used and used <= known, "%s: %s" % (r["alert"], used - known)
                 if "for" in r:
                     assert re.fullmatch(r"\d+[smh]", r["for"]), r["for"]
@@ -1386,6 +1390,8 @@ def main():
         assert by_metric["credwatch_store_errors_total"], "no store error alert"
         assert by_metric["credwatch_ready"], "no readiness alert"
         assert by_metric["credwatch_findings_created_total"], "no findings alert"
+        assert "credwatch_tls_certificate_not_after_seconds" in alerts.get("CredwatchCertificateExpiresSoon",
+                                                                            {}).get("expr", ""), "no certificate alert"
         near = alerts.get("CredwatchDurableStoreNearFull", {}).get("expr", "")
         assert {"credwatch_store_used_bytes", "credwatch_store_data_max_bytes"} <= set(metric_re.findall(near)), \
             "no alert on the durable store approaching its bound"
