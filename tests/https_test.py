@@ -46,6 +46,7 @@ PLAIN_BOUND_S = 5         # plain HTTP on the HTTPS port: closed within this
 IO_TIMEOUT_S = 10
 LOG_WAIT_S = 10
 START_EXIT_S = 15         # a refused start exits within this
+LOOPERS = 3               # clients opening connection after connection through the reloads
 
 R = harness.Report(sep=" # ")
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # ssl.TLSVersion.TLSv1_1 is, on purpose
@@ -439,8 +440,9 @@ def reloads(certs, tmp, procs):
     keep.getresponse().read()
     body = trail(theft_records("ASIAHTTPSRELOAD00001", 0))
     flying = in_flight_start(srv.port, ctx, body)
-    loop = Looper(srv.port, ctx)
-    loop.start()
+    loops = [Looper(srv.port, ctx) for _ in range(LOOPERS)]
+    for loop in loops:
+        loop.start()
     replace_file(certs.srv_rsa[0], live_c)
     replace_file(certs.srv_rsa[1], live_k)
     srv.proc.send_signal(signal.SIGHUP)
@@ -450,22 +452,25 @@ def reloads(certs, tmp, procs):
     keep.request("GET", "/healthz")
     ok("reload: a connection opened before SIGHUP still serves", keep.getresponse().status == 200)
     keep.close()
-    for i, (c, k) in enumerate([certs.other_host, certs.srv, certs.srv_rsa, certs.srv], start=2):
+    for i, (c, k) in enumerate([certs.other_host, certs.srv, certs.srv_rsa, certs.srv] * 2, start=2):
         replace_file(c, live_c)
         replace_file(k, live_k)
         srv.proc.send_signal(signal.SIGHUP)
         wait_log(srv, '"msg":"certificate reloaded"', i)
-    ok("reload: back to the first certificate after 4 more reloads", handshake(srv.port, ctx)[2] == old_fp)
+    ok("reload: back to the first certificate after 8 more reloads", handshake(srv.port, ctx)[2] == old_fp)
     strict = context(certs)
     ok("reload: a client checking the host name verifies the reloaded certificate",
        request(srv.port, strict, "GET", "/healthz")[0] == 200)
     bad_reloads(certs, srv, ctx, live_c, live_k, old_fp)
-    loop.stop.set()
-    loop.join(IO_TIMEOUT_S)
-    ok("reload: %d requests on fresh connections through 7 SIGHUPs, none failed" % loop.done,
-       loop.done > 0 and not loop.errors, loop.errors[:5])
-    ok("reload: /metrics counts 5 reloads ok, 2 failed",
-       metric(srv.port, ctx, 'credwatch_tls_reloads_total{result="ok"}') == 5 and
+    for loop in loops:
+        loop.stop.set()
+    for loop in loops:
+        loop.join(IO_TIMEOUT_S)
+    done, errors = sum(lp.done for lp in loops), [e for lp in loops for e in lp.errors]
+    ok("reload: %d requests on fresh connections from %d clients through 11 SIGHUPs, none failed" % (done, LOOPERS),
+       all(lp.done > 0 for lp in loops) and not errors, errors[:5])
+    ok("reload: /metrics counts 9 reloads ok, 2 failed",
+       metric(srv.port, ctx, 'credwatch_tls_reloads_total{result="ok"}') == 9 and
        metric(srv.port, ctx, 'credwatch_tls_reloads_total{result="failed"}') == 2)
     ok("reload: SIGTERM drains and exits 0 over HTTPS", srv.stop() == 0)
 
