@@ -20,7 +20,8 @@
 # Starts its own redis-server and credwatch servers on free loopback ports, stops them by pid.
 # Exits non-zero when a request failed or a tool is missing; a missed target is reported, not fatal.
 # Knobs: STORE_RUNS (3), STORE_SECONDS (5, per measurement), STORE_EB_SECONDS (3), STORE_MEM_KEYS (10000),
-# STORE_DATA_PARENT (/var/tmp: where the data directories go).
+# STORE_DATA_PARENT (/var/tmp: where the data directories go), STORE_DURABLE_ENV (VAR=value words for the
+# durable server of 1-2, e.g. CREDWATCH_MAX_INFLIGHT_INGEST=64).
 . "$(dirname "$0")/lib.sh"
 LOAD=$root/$BUILD/tests/bench_load
 GEN=$here/bench/serve_gen.py
@@ -38,6 +39,7 @@ TARGET_RATIO=0.50          # durable / memory batch ingest
 TARGET_P99_MS=10           # durable single events at LAT_RATE
 DATA_PARENT=${STORE_DATA_PARENT:-/var/tmp}
 STORES="memory durable redis"
+DURABLE_ENV=${STORE_DURABLE_ENV:-}   # more VAR=value words for the durable server (experiments)
 TOKEN_IN=ingest-token-bench-0123456789
 TOKEN_RD=read-token-bench-0123456789ab
 
@@ -109,7 +111,7 @@ start_srv() {
 start_round() { # ROUND: the three servers on empty stores
   rcli flushall >/dev/null
   start_srv memory CREDWATCH_STORE=memory &&
-    start_srv durable CREDWATCH_STORE=durable CREDWATCH_DATA_DIR="$DATA_ROOT/r$1" &&
+    start_srv durable CREDWATCH_STORE=durable CREDWATCH_DATA_DIR="$DATA_ROOT/r$1" $DURABLE_ENV &&
     start_srv redis CREDWATCH_REDIS_URL="redis://127.0.0.1:$RPORT"
 }
 port_of() { eval "echo \${port_$1}"; }
@@ -118,11 +120,13 @@ metric() { curl -s "http://127.0.0.1:$1/metrics" | sed -n "s/^$2 \([0-9.e+]*\)$/
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
-cpu_mark() { c_srv0=$(ticks "$(pid_of "$1")"); c_rd0=$(ticks "$redis_pid"); }
+sticks() { awk '{print $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }   # system time only
+cpu_mark() { c_srv0=$(ticks "$(pid_of "$1")"); c_sys0=$(sticks "$(pid_of "$1")"); c_rd0=$(ticks "$redis_pid"); }
 cpu_note() { # STORE PHASE REQUESTS RECORDS_PER_REQUEST
   _rd=0
   [ "$1" = redis ] && _rd=$(( $(ticks "$redis_pid") - c_rd0 ))
-  echo "$1 $2 $3 $4 $(( $(ticks "$(pid_of "$1")") - c_srv0 )) $_rd" >>"$TEST_TMP/cpu"
+  echo "$1 $2 $3 $4 $(( $(ticks "$(pid_of "$1")") - c_srv0 )) $_rd $(( $(sticks "$(pid_of "$1")") - c_sys0 ))" \
+    >>"$TEST_TMP/cpu"
 }
 
 info=$($PY "$GEN" templates "$TEST_TMP/t") || { echo "store: template generation failed"; exit 1; }
@@ -262,9 +266,9 @@ for line in open(counts_f):
         ing[p[0]] += float(p[1]); dup[p[0]] += float(p[2]); err[p[0]] += float(p[3])
 cpu = collections.defaultdict(list)
 for line in open(cpu_f):
-    s, phase, n, per, srv, rd = line.split()
+    s, phase, n, per, srv, rd, sys_ = line.split()
     if int(n):
-        cpu[(s, phase)].append(((int(srv) + int(rd)) / hz / int(n) * 1e6, int(per)))
+        cpu[(s, phase)].append(((int(srv) + int(rd)) / hz / int(n) * 1e6, int(per), int(sys_) / max(int(srv), 1)))
 each = lambda d, fmt: "; ".join("%s %s" % (s, " ".join(fmt % v for v in d[s])) for s in stores)
 if all(ct[s] for s in stores):
     m = {s: med(ct[s]) for s in stores}
@@ -295,9 +299,11 @@ parts = []
 for s in stores:
     c, p, k = cpu.get((s, "cloudtrail")), cpu.get((s, "paced")), cpu.get((s, "closed"))
     if c and p and k:
-        parts.append("%s %.2f us/record, %.0f us/single event paced, %.0f closed loop"
-                     % (s, med(x[0] for x in c) / c[0][1], med(x[0] for x in p), med(x[0] for x in k)))
-print("store: CPU per record of batches and per single event (credwatch, + redis-server for redis; medians): "
+        parts.append("%s %.2f us/record (%.0f%% sys), %.0f us/single event paced (%.0f%% sys), %.0f closed loop"
+                     % (s, med(x[0] for x in c) / c[0][1], 100 * med(x[2] for x in c), med(x[0] for x in p),
+                        100 * med(x[2] for x in p), med(x[0] for x in k)))
+print("store: CPU per record of batches and per single event (credwatch, + redis-server for redis; medians; "
+      "sys: the kernel's share of credwatch's own time): "
       + "; ".join(parts))
 print("store: records applied / duplicates / store errors per store: " +
       "; ".join("%s %.0f / %.0f / %.0f" % (s, ing[s], dup[s], err[s]) for s in stores))
@@ -367,7 +373,7 @@ if command -v strace >/dev/null 2>&1; then
   for phase in paced cloudtrail; do
     SRV_BIN=$TEST_TMP/traced
     if start_srv trace STRACE_OUT="$TEST_TMP/strace.$phase" CREDWATCH_STORE=durable \
-        CREDWATCH_DATA_DIR="$DATA_ROOT/trace-$phase"; then
+        CREDWATCH_DATA_DIR="$DATA_ROOT/trace-$phase" $DURABLE_ENV; then
       # the pid recorded is strace's; credwatch is its child: stop that one, strace then writes its summary
       child=$(cat "/proc/$pid_trace/task/$pid_trace/children" 2>/dev/null | cut -d' ' -f1)
       [ -n "$child" ] && record_pid "$child"
@@ -399,13 +405,16 @@ for line in open(sys.argv[1]):
 parts = []
 if "paced" in out:
     n, s, w = out["paced"]
-    parts.append("single events at %d req/s: %.3f syncs and %.2f writes per request (%d requests)" % (rate, s / n, w / n, n))
+    parts.append("single events paced at %d req/s: %.2f syncs and %.1f writes per request (%d requests)"
+                 % (rate, s / n, w / n, n))
 if "cloudtrail" in out:
     n, s, w = out["cloudtrail"]
     parts.append("1000-record batches: %.2f syncs and %.1f writes per request (%d requests)" % (s / n, w / n, n))
 if parts:
-    print("store: durable store under strace -c (fdatasync/fsync/msync/sync_file_range; pwrite64/pwritev; tracing "
-          "slows the server, so groups are larger than untraced): " + "; ".join(parts))
+    print("store: durable store under strace -c, syncs = fdatasync/fsync/msync/sync_file_range calls (LMDB: one "
+          "fdatasync per commit, its meta page then goes through an O_DSYNC pwrite counted in writes), writes = "
+          "pwrite64/pwritev calls; tracing slows the server, so groups are if anything larger than untraced: "
+          + "; ".join(parts))
 EOF
 else
   echo "store: strace is not installed: syncs per request not counted"
