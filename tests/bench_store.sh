@@ -8,8 +8,8 @@
 #      p50 / p99 / p99.9 from each request's scheduled time; then the same events closed loop (wrk, 64
 #      connections, STORE_EB_SECONDS): the most each store carries, which says why a p99 is missed
 #   3. bytes on disk per tracked key of the durable store: MEM_KEYS Lambda keys (serve_gen.py
-#      ingest, as bench_serve.sh section 4), the data file's allocated size and LMDB's pages in use
-#      (mdb_stat) over the keys; Redis MEMORY USAGE of the same keys beside it
+#      ingest, as bench_serve.sh section 4): the data file's allocated size (du) and its pages in use
+#      (credwatch_store_used_bytes on /metrics; mdb_stat) over the keys; Redis MEMORY USAGE beside it
 #   4. the durable store's syncs per request (strace -c, only when strace is installed) on a server
 #      of its own, so the figures of 1 and 2 are not traced
 # Each round starts the three servers afresh (empty stores: Redis FLUSHALL, a new data directory),
