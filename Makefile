@@ -3,7 +3,7 @@
 # `make asan-unit` only the cmocka suites and it_scan.sh under ASan+UBSan (CI),
 # `make fuzz` every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/).
 # Sources are globbed so a new module is a new file pair, not a Makefile edit:
-#   cmd/credwatch.c  the program's entry point (serve, scan), above both folders
+#   cmd/credwatch.c  the program's entry point (serve, scan, backup), above both folders
 #   service/*.c  the engine (decoders, detection core, stores)
 #   api/*.c      the HTTP layer
 #   sink/*.c     delivery of findings to webhooks, Slack and PagerDuty (libcurl, libcrypto)
@@ -76,9 +76,11 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libcw.a
 	$(CC) $(CWFLAGS) -Itests $(CFLAGS) -MMD -MP -MF $@.d $< $(BUILD)/libcw.a -o $@ $(LIBS) -lcmocka
 
 # The one run command: installs what is missing, builds, serves on 127.0.0.1:8080 with the
-# embedded store (no Redis). Settings come from the environment (see README).
+# durable store (no Redis) in ./credwatch-data unless CREDWATCH_DATA_DIR names another directory:
+# findings, triage and key state survive a restart; rm -rf credwatch-data starts afresh (server
+# stopped). CREDWATCH_STORE=memory keeps nothing. Other settings come from the environment (README).
 run: all
-	build/credwatch serve
+	CREDWATCH_DATA_DIR="$${CREDWATCH_DATA_DIR:-./credwatch-data}" $(BUILD)/credwatch serve
 
 # The one test command: builds, runs every suite, prints `N passed, N failed` last.
 test:

@@ -15,6 +15,12 @@
  * memory). Every failure is logged first. */
 int api_serve(int argc, char **argv);
 
+/* `credwatch backup PATH` (argv[0] is "backup"): a copy of the durable store into the new
+ * directory PATH, made by the server at CREDWATCH_URL when set, else by opening the data directory
+ * (free only while no server runs). Returns 0, 1 when the copy failed, 2 on a usage or setting
+ * error. */
+int api_backup_main(int argc, char **argv);
+
 /* Prints `METHOD /path/{param}` one per line, from the route table the router itself uses.
  * Returns 0, or -1 when writing failed. */
 int api_print_routes(FILE *out);

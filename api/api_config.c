@@ -13,7 +13,7 @@
 #include "settings.h"
 #include "store.h"
 
-enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
+enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_STORE, OPT_DATA_DIR, OPT_DATA_MAX_BYTES, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
                 OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_COUNT };
@@ -50,19 +50,31 @@ struct opt {
 };
 
 #define FIELD(f) offsetof(struct api_config, f)
+#define OPT_DATA_MAX_DEFAULT "8589934592"  /* --help's text of STORE_DURABLE_DEFAULT_BYTES */
+_Static_assert(STORE_DURABLE_DEFAULT_BYTES == 8589934592ULL, "OPT_DATA_MAX_DEFAULT must follow the store's default");
 
-static opt_hook set_listen, set_store_bytes, set_cors_origins;
+static opt_hook set_listen, set_store_bytes, set_cors_origins, set_store_kind, set_data_dir_given, set_data_bytes;
 
 static const struct opt OPTS[OPT_COUNT] = {
     [OPT_LISTEN] = {"--listen", "CREDWATCH_LISTEN", API_DEFAULT_LISTEN,
      "host:port to listen on; IPv6 as [::1]:8080; port 0 picks a free port (logged)",
      T_HOOK, FIELD(listen), 0, 0, NULL, NULL, set_listen},
-    [OPT_REDIS_URL] = {"--redis-url", "CREDWATCH_REDIS_URL", "(unset: embedded in-memory store)",
-     "redis://[user:password@]host:port[/db]; unset = one instance, state lost on restart",
+    [OPT_REDIS_URL] = {"--redis-url", "CREDWATCH_REDIS_URL", "(unset: the embedded store, see --store)",
+     "redis://[user:password@]host:port[/db]: the store shared by several instances",
      T_STRING, FIELD(redis_url), 0, API_URL_MAX - 1, "redis://host:port[/db]", "redis://", NULL},
     [OPT_REDIS_CLUSTER] = {"--redis-cluster", "CREDWATCH_REDIS_CLUSTER", "(unset)",
      "Redis Cluster seed nodes: [redis://][user:password@]host:port,host:port,...",
      T_STRING, FIELD(redis_cluster), 0, API_URL_MAX - 1, NULL, NULL, NULL},
+    [OPT_STORE] = {"--store", "CREDWATCH_STORE", "durable",
+     "without Redis: durable (on disk in the data directory, one instance) or memory (lost on restart)",
+     T_HOOK, FIELD(store_kind), 0, 0, NULL, NULL, set_store_kind},
+    [OPT_DATA_DIR] = {"--data-dir", "CREDWATCH_DATA_DIR",
+     "($STATE_DIRECTORY, else " SET_DATA_DIR_SYSTEM " when writable, else " SET_DATA_DIR_LOCAL ")",
+     "the durable store's directory (created if missing; one process at a time: a lock file)",
+     T_HOOK, FIELD(data_dir), 0, 0, NULL, NULL, set_data_dir_given},
+    [OPT_DATA_MAX_BYTES] = {"--data-max-bytes", "CREDWATCH_DATA_MAX_BYTES", OPT_DATA_MAX_DEFAULT,
+     "bound of the durable store's data file; at it, new state is refused with 503 until expiry frees room",
+     T_HOOK, FIELD(data_max_bytes), 0, 0, NULL, NULL, set_data_bytes},
     [OPT_INGEST_TOKENS] = {"--ingest-tokens", "CREDWATCH_INGEST_TOKENS", "(none)",
      "comma-separated tokens allowed to POST /v1/ingest/...",
      T_TOKENS, FIELD(ingest), 0, 0, NULL, NULL, NULL},
@@ -105,7 +117,7 @@ static const struct opt OPTS[OPT_COUNT] = {
      "a request body must arrive within this after its headers; slower uploads are cut, freeing their slot",
      T_UINT, FIELD(upload_timeout_s), 1, API_MAX_CONN_TIMEOUT_S, "seconds,", NULL, NULL},
     [OPT_STORE_MAX_BYTES] = {"--store-max-bytes", "CREDWATCH_STORE_MAX_BYTES", "268435456",
-     "memory bound of the embedded store; at it, keys without findings are evicted (soonest-expiring first)",
+     "memory bound of the memory store (CREDWATCH_STORE=memory); at it, keys without findings are evicted (soonest-expiring first)",
      T_HOOK, FIELD(store_max_bytes), 0, 0, NULL, NULL, set_store_bytes},
     [OPT_OUTBOX_CLAIM_MS] = {"--outbox-claim-ms", "CREDWATCH_OUTBOX_CLAIM_MS", "60000",
      "a finding event held this long by an instance without being delivered goes to another (it died)",
@@ -227,6 +239,43 @@ static int set_store_bytes(struct api_config *c, const struct opt *o, const char
 {
     (void)o;
     return set_store_max_bytes(v, name, &c->store_max_bytes, msg, msg_size) ? CW_ECONFIG : CW_OK;
+}
+
+/* "durable" or "memory"; "" is the default (durable), as an exported but empty variable means. */
+static int set_store_kind(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                          size_t msg_size)
+{
+    (void)o;
+    c->store_given = *v != '\0';
+    if (!*v || strcmp(v, "durable") == 0) {
+        c->store_kind = API_STORE_DURABLE;
+    } else if (strcmp(v, "memory") == 0) {
+        c->store_kind = API_STORE_MEMORY;
+    } else {
+        snprintf(msg, msg_size, "%s: expected durable or memory, got \"%.40s\"", name, v);
+        return CW_ECONFIG;
+    }
+    return CW_OK;
+}
+
+/* Kept as given; the default is resolved once every value is in (resolve_data_dir). */
+static int set_data_dir_given(struct api_config *c, const struct opt *o, const char *v, const char *name,
+                              char *msg, size_t msg_size)
+{
+    (void)o;
+    if (strlen(v) >= sizeof c->data_dir) {
+        snprintf(msg, msg_size, "%s: longer than %zu bytes", name, sizeof c->data_dir - 1);
+        return CW_ECONFIG;
+    }
+    memcpy(c->data_dir, v, strlen(v) + 1);
+    return CW_OK;
+}
+
+static int set_data_bytes(struct api_config *c, const struct opt *o, const char *v, const char *name, char *msg,
+                          size_t msg_size)
+{
+    (void)o;
+    return set_data_max_bytes(v, name, &c->data_max_bytes, msg, msg_size) ? CW_ECONFIG : CW_OK;
 }
 
 /* The origins' own rules (api_cors.c): exact origins, no wildcard, no "null", a named bound. */
@@ -380,6 +429,8 @@ static void set_defaults(struct api_config *c)
     c->upload_timeout_s = API_DEFAULT_UPLOAD_TIMEOUT_S;
     c->max_connections = API_DEFAULT_CONNECTIONS;
     c->outbox_claim_ms = STORE_OUT_CLAIM_MS;
+    c->store_kind = API_STORE_DURABLE;
+    c->data_max_bytes = STORE_DURABLE_DEFAULT_BYTES;
 }
 
 /* values[i] / names[i]: the text given for option i and what a message about it blames. */
@@ -469,6 +520,15 @@ static int check_whole(const struct api_config *c, char *msg, size_t msg_size)
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
         goto fail;
     }
+    /* Two choices of store would leave one silently ignored: say which to drop. (CREDWATCH_DATA_DIR
+     * beside Redis is not refused: the container image sets it for every deployment.) */
+    if (c->store_given && (c->redis_url[0] || c->redis_cluster[0])) {
+        const char *redis = c->redis_url[0] ? "CREDWATCH_REDIS_URL" : "CREDWATCH_REDIS_CLUSTER";
+        snprintf(msg, msg_size, "CREDWATCH_STORE and %s: both choose the store; unset CREDWATCH_STORE to use "
+                 "Redis, or %s to use the embedded %s store", redis, redis,
+                 c->store_kind == API_STORE_MEMORY ? "memory" : "durable");
+        goto fail;
+    }
     /* A token has one role: one listed for both would let a forwarder read findings, or a
      * dashboard post records (issue: a leaked ingest token may not reach analysts' data). */
     for (size_t i = 0; i < c->ingest.n; i++) {
@@ -493,6 +553,21 @@ fail:
     return CW_ECONFIG;
 }
 
+/* The durable store's directory when it is the store: the given one, or the default of
+ * set_data_dir ($STATE_DIRECTORY, then SET_DATA_DIR_SYSTEM, then SET_DATA_DIR_LOCAL). */
+static int resolve_data_dir(struct api_config *c, api_env_fn env, char *msg, size_t msg_size)
+{
+    if (c->redis_url[0] || c->redis_cluster[0] || c->store_kind != API_STORE_DURABLE)
+        return CW_OK;
+    char given[SET_PATH_MAX];
+    memcpy(given, c->data_dir, sizeof given);
+    const char *state_dir = env ? env("STATE_DIRECTORY") : NULL;
+    if (set_data_dir(given, state_dir, SET_DATA_DIR_SYSTEM, c->data_dir, sizeof c->data_dir, &c->data_dir_from,
+                     msg, msg_size))
+        return CW_ECONFIG;
+    return CW_OK;
+}
+
 int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env, char *msg, size_t msg_size)
 {
     memset(c, 0, sizeof *c);
@@ -510,5 +585,7 @@ int api_config_load(struct api_config *c, int argc, char **argv, api_env_fn env,
         derive_admission(c);
         rc = check_whole(c, msg, msg_size);
     }
+    if (rc == CW_OK)
+        rc = resolve_data_dir(c, env, msg, msg_size);
     return rc;
 }

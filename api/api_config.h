@@ -9,6 +9,7 @@
 
 #include "api_auth.h"
 #include "api_cors.h"
+#include "settings.h"
 
 #define API_LISTEN_MAX 300            /* "host:port" text */
 #define API_URL_MAX 1024              /* Redis URL */
@@ -36,13 +37,16 @@
 #define API_MAX_INFLIGHT_INGEST 100000
 #define API_INFLIGHT_BODIES 4           /* default inflight-bytes bound, in maximum bodies */
 
+/* The embedded store chosen by CREDWATCH_STORE (Redis, when configured, is neither). */
+enum api_store_kind { API_STORE_DURABLE = 0, API_STORE_MEMORY };
+
 struct api_config {
     char listen[API_LISTEN_MAX];
     struct sockaddr_storage addr;     /* resolved listen address */
     socklen_t addr_len;
     int ipv6;
     int loopback;                     /* addr is a loopback address */
-    char redis_url[API_URL_MAX];      /* "" = the embedded in-memory store */
+    char redis_url[API_URL_MAX];      /* "" = an embedded store (store_kind) */
     char redis_cluster[API_URL_MAX];  /* seeds of a Redis Cluster; exclusive with redis_url */
     struct api_tokens ingest, read;
     int allow_unauth;
@@ -54,6 +58,11 @@ struct api_config {
     unsigned header_timeout_s;        /* request headers complete within this (api_conn.c) */
     unsigned upload_timeout_s;        /* a body complete within this after its headers */
     size_t store_max_bytes;           /* the embedded store's memory bound */
+    int store_kind;                   /* enum api_store_kind, when no Redis is configured */
+    int store_given;                  /* CREDWATCH_STORE was set (not empty): refused beside a Redis URL */
+    char data_dir[SET_PATH_MAX];      /* the durable store's directory, resolved (set_data_dir) */
+    const char *data_dir_from;        /* which rule chose it: "CREDWATCH_DATA_DIR", "STATE_DIRECTORY", ... */
+    uint64_t data_max_bytes;          /* the durable store's data file bound */
     unsigned outbox_claim_ms;         /* store_out_limits.claim_ms: a dead instance's events move on after it */
     unsigned max_connections;         /* MHD_OPTION_CONNECTION_LIMIT, before the fd-limit cap */
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */

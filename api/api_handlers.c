@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_b64.h"
+#include "api_backup.h"
 #include "api_firehose.h"
 #include "api_cursor.h"
 #include "api_http.h"
@@ -1123,8 +1124,21 @@ static enum MHD_Result h_readyz(struct api_req *r)
     return api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s}", "status", "ready", "store", r->srv->store_name));
 }
 
+/* The durable store's figures, read now: a gauge of the file must not wait for an ingest. */
+static void disk_figures(struct api_req *r)
+{
+    struct api_worker *w = r->srv->durable ? api_worker_get(r->srv) : NULL;
+    struct store_lmdb_info in = {0};
+    if (!w || store_lmdb_info(w->st, &in) != 0)
+        return;
+    struct api_metrics_disk d = {in.file_bytes, in.used_bytes, r->srv->cfg.data_max_bytes, in.keys, in.findings,
+                                 in.swept_keys, in.swept_findings};
+    api_metrics_store_disk(&d);
+}
+
 static enum MHD_Result h_metrics(struct api_req *r)
 {
+    disk_figures(r);
     size_t len = 0;
     char *text = api_metrics_render(r->srv->run, &len);
     if (!text)
@@ -1177,6 +1191,7 @@ enum MHD_Result api_dispatch(struct api_req *r)
     case API_H_OPENAPI: return h_openapi(r);
     case API_H_ROOT: return h_root(r);
     case API_H_UI: return h_ui(r);
+    case API_H_BACKUP: return api_backup_get(r);
     }
     return api_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "no handler");
 }

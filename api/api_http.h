@@ -37,8 +37,10 @@ struct api_server {
     struct api_config cfg;
     struct eng_config eng_cfg;
     struct store *base;
-    const char *store_name;       /* "memory", "redis" or "redis-cluster" */
-    int embedded;                 /* the embedded store (store_mem_*) */
+    const char *store_name;       /* "durable", "memory", "redis" or "redis-cluster" */
+    int embedded;                 /* the in-memory store (store_mem_*) */
+    int durable;                  /* the durable store (store_lmdb_*) in cfg.data_dir */
+    atomic_int backup_busy;       /* a GET /v1/backup is being made or sent (one at a time) */
     atomic_int draining;
     /* Admission control of ingest (see api_request.c): requests and body bytes admitted now. */
     atomic_uint ingest_admitted;
@@ -110,6 +112,10 @@ void api_worker_init(void);
  * The reply functions return what MHD_queue_response returned. */
 enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *content_type, void *body, size_t len,
                           int must_free);
+/* Queue resp (taken: destroyed here, queued or not) with the headers every reply gets; for bodies
+ * api_reply cannot hold (a stream: GET /v1/backup). */
+enum MHD_Result api_reply_response(struct api_req *r, unsigned status, const char *content_type,
+                                   struct MHD_Response *resp);
 /* Queue doc (stolen) as compact JSON. */
 enum MHD_Result api_reply_json(struct api_req *r, unsigned status, json_t *doc);
 /* Queue {"error":{"code","message"}} with the headers the status calls for (WWW-Authenticate,

@@ -39,6 +39,10 @@ static atomic_uint_fast64_t rec_ingested, rec_ignored, rec_duplicate, rec_skippe
 static atomic_int ready_gauge;
 static atomic_size_t mem_bytes, mem_max_bytes;
 static atomic_uint_fast64_t mem_evicted[2], mem_evicted_logged;
+/* the durable store's figures, in struct api_metrics_disk's order; disk_set once it reported */
+#define DISK_FIELDS 7
+static atomic_uint_fast64_t disk[DISK_FIELDS];
+static atomic_int disk_set;
 static atomic_llong mem_logged_at_s;
 static atomic_long inflight_gauge;
 /* Firehose: answers by outcome (FH_OUTCOMES), records, log events, control messages, rejections */
@@ -123,6 +127,15 @@ int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pendi
         return 0;
     atomic_store(&mem_evicted_logged, total);
     return 1;
+}
+
+void api_metrics_store_disk(const struct api_metrics_disk *d)
+{
+    const uint64_t v[DISK_FIELDS] = {d->file_bytes, d->used_bytes, d->max_bytes, d->keys, d->findings,
+                                     d->swept_keys, d->swept_findings};
+    for (size_t i = 0; i < DISK_FIELDS; i++)
+        atomic_store(&disk[i], v[i]);
+    atomic_store(&disk_set, 1);
 }
 
 int api_metrics_ready(int ready) { return atomic_exchange(&ready_gauge, ready ? 1 : 0) != (ready ? 1 : 0); }
@@ -279,6 +292,26 @@ static void put_state(struct text *t)
             (unsigned long long)atomic_load(&mem_evicted[1]));
 }
 
+static void put_disk(struct text *t)
+{
+    static const char *const gauges[][2] = {
+        {"credwatch_store_file_bytes", "Bytes the durable store's data file takes on disk (free pages included, reused)."},
+        {"credwatch_store_used_bytes", "Pages of the durable store's data file in use."},
+        {"credwatch_store_data_max_bytes", "The durable store's data file bound (CREDWATCH_DATA_MAX_BYTES)."},
+        {"credwatch_store_keys", "Keys the durable store tracks (expired ones not yet swept included)."},
+        {"credwatch_store_findings", "Findings the durable store holds."},
+    };
+    if (!atomic_load(&disk_set))  /* only the durable store reports these */
+        return;
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        put(t, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", gauges[i][0], gauges[i][1], gauges[i][0], gauges[i][0],
+            (unsigned long long)atomic_load(&disk[i]));
+    put(t, "# HELP credwatch_store_swept_total Records the durable store's expiry removed since the start.\n"
+           "# TYPE credwatch_store_swept_total counter\ncredwatch_store_swept_total{kind=\"keys\"} %llu\n"
+           "credwatch_store_swept_total{kind=\"findings\"} %llu\n",
+        (unsigned long long)atomic_load(&disk[5]), (unsigned long long)atomic_load(&disk[6]));
+}
+
 static void put_connections(struct text *t)
 {
     put(t, "# HELP credwatch_connections_open Client connections open now (the probe reserve included).\n"
@@ -416,6 +449,7 @@ char *api_metrics_render(struct snk_run *run, size_t *len)
     put_ingest(&t);
     put_firehose(&t);
     put_state(&t);
+    put_disk(&t);
     put_connections(&t);
     put_sinks(&t, run);
     if (t.failed) {

@@ -41,6 +41,13 @@ int api_metrics_ready(int ready);
  * since the last time it returned 1 and API_METRICS_EVICT_LOG_S have passed (log it). */
 #define API_METRICS_EVICT_LOG_S 60
 int api_metrics_store_mem(size_t bytes, size_t max_bytes, uint64_t evicted_pending, uint64_t evicted_lambda);  /* returns 1 when readiness changed */
+/* The durable store's figures (store_lmdb_info), read when /metrics is asked for; rendered once set. */
+struct api_metrics_disk {
+    uint64_t file_bytes, used_bytes, max_bytes;  /* the data file, its pages in use, its bound */
+    uint64_t keys, findings;                     /* tracked keys (expired ones not yet swept too), findings */
+    uint64_t swept_keys, swept_findings;         /* removed by expiry since the start */
+};
+void api_metrics_store_disk(const struct api_metrics_disk *d);
 void api_metrics_inflight(int delta);
 long api_metrics_inflight_now(void);
 

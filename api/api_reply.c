@@ -38,6 +38,12 @@ enum MHD_Result api_reply(struct api_req *r, unsigned status, const char *conten
             free(body);
         return MHD_NO;
     }
+    return api_reply_response(r, status, content_type, resp);
+}
+
+enum MHD_Result api_reply_response(struct api_req *r, unsigned status, const char *content_type,
+                                   struct MHD_Response *resp)
+{
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");

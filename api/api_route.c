@@ -15,6 +15,7 @@ static const char *const TEMPLATES[API_P_COUNT] = {
     [API_P_SINKS] = "/v1/sinks",
     [API_P_SINK_DEAD] = "/v1/sinks/{name}/dead-letters",
     [API_P_SINK_RETRY] = "/v1/sinks/{name}/dead-letters/retry",
+    [API_P_BACKUP] = "/v1/backup",
     [API_P_HEALTHZ] = "/healthz",
     [API_P_READYZ] = "/readyz",
     [API_P_METRICS] = "/metrics",
@@ -40,6 +41,8 @@ static const struct api_route ROUTES[] = {
     {API_P_SINKS, "GET", API_H_SINKS, API_ROLE_READ},
     {API_P_SINK_DEAD, "GET", API_H_DEAD_LETTERS, API_ROLE_READ},
     {API_P_SINK_RETRY, "POST", API_H_SINK_RETRY, API_ROLE_READ},
+    /* a copy of the durable store: the read token already reads every finding it holds */
+    {API_P_BACKUP, "GET", API_H_BACKUP, API_ROLE_READ},
     {API_P_HEALTHZ, "GET", API_H_HEALTHZ, API_ROLE_NONE},
     {API_P_READYZ, "GET", API_H_READYZ, API_ROLE_NONE},
     {API_P_METRICS, "GET", API_H_METRICS, API_ROLE_NONE},

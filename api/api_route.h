@@ -9,7 +9,7 @@
 
 /* Path templates; API_P_NONE labels requests that matched no path. */
 enum api_path { API_P_INGEST_CLOUDTRAIL = 0, API_P_INGEST_EVENTBRIDGE, API_P_INGEST_FIREHOSE, API_P_FINDINGS, API_P_FINDING, API_P_KEY,
-                API_P_SINKS, API_P_SINK_DEAD, API_P_SINK_RETRY, API_P_HEALTHZ, API_P_READYZ, API_P_METRICS,
+                API_P_SINKS, API_P_SINK_DEAD, API_P_SINK_RETRY, API_P_BACKUP, API_P_HEALTHZ, API_P_READYZ, API_P_METRICS,
                 API_P_OPENAPI, API_P_ROOT, API_P_UI_BARE, API_P_UI, API_P_UI_FILE, API_P_NONE, API_P_COUNT };
 
 /* The handler also tells api_request.c which body a route reads: API_H_INGEST the ingest body,
@@ -17,7 +17,7 @@ enum api_path { API_P_INGEST_CLOUDTRAIL = 0, API_P_INGEST_EVENTBRIDGE, API_P_ING
  * others none. */
 enum api_handler { API_H_INGEST = 0, API_H_LIST, API_H_GET, API_H_PATCH, API_H_KEY, API_H_SINKS, API_H_DEAD_LETTERS,
                    API_H_SINK_RETRY, API_H_HEALTHZ, API_H_READYZ, API_H_METRICS, API_H_OPENAPI, API_H_ROOT,
-                   API_H_UI, API_H_FIREHOSE };
+                   API_H_UI, API_H_FIREHOSE, API_H_BACKUP };
 
 struct api_route {
     enum api_path path;

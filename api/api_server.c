@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_backup.h"
 #include "api_conn.h"
 #include "api_cors.h"
 #include "api_http.h"
@@ -242,8 +243,41 @@ static int memory_store(struct api_server *s)
         return CW_ENOMEM;
     }
     store_mem_limit(s->base, s->cfg.store_max_bytes);
-    api_log("warn", "CREDWATCH_REDIS_URL is unset: embedded in-memory store, single instance only, "
+    api_log("warn", "CREDWATCH_STORE=memory: embedded in-memory store, single instance only, "
                     "state is lost on restart", json_pack("{s:s}", "store", "memory"));
+    return CW_OK;
+}
+
+/* The durable store in the data directory. A directory that cannot be used (in use by another
+ * process, not writable, a newer schema) is a setting to change: exit 2 with the store's message,
+ * which names the directory. */
+static int durable_store(struct api_server *s)
+{
+    char msg[512] = "";
+    const char *dir = s->cfg.data_dir;
+    s->store_name = "durable";
+    s->base = store_lmdb_new(dir, s->cfg.data_max_bytes, msg, sizeof msg);
+    if (!s->base) {
+        api_log("error", "cannot open the durable store",
+                json_pack("{s:s,s:s,s:s}", "data_dir", dir, "data_dir_from", s->cfg.data_dir_from, "error", msg));
+        fprintf(stderr, "credwatch serve: CREDWATCH_DATA_DIR=%s: %s\n", dir, msg);
+        return CW_ECONFIG;
+    }
+    s->durable = 1;
+    char stale[256] = "";
+    if (api_backup_clean(dir, stale, sizeof stale))
+        api_log("warn", "a backup copy left by an earlier process could not be removed",
+                json_pack("{s:s}", "error", stale));
+    struct store_lmdb_info in = {0};
+    store_lmdb_info(s->base, &in);
+    char line[SET_PATH_MAX + 160];
+    snprintf(line, sizeof line, "store: durable (LMDB) at %s, schema %u, %llu keys, %llu findings", dir, in.schema,
+             (unsigned long long)in.keys, (unsigned long long)in.findings);
+    api_log("info", line,
+            json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "store", "durable", "data_dir", dir, "data_dir_from",
+                      s->cfg.data_dir_from, "schema", (int)in.schema, "keys", (json_int_t)in.keys, "findings",
+                      (json_int_t)in.findings, "file_bytes", (json_int_t)in.file_bytes, "max_bytes",
+                      (json_int_t)s->cfg.data_max_bytes));
     return CW_OK;
 }
 
@@ -251,12 +285,15 @@ static int memory_store(struct api_server *s)
  * accept writes yet is no failure: the service starts not ready and becomes ready when it does. */
 static int store_phase(struct api_server *s)
 {
-    int err = s->cfg.redis_url[0] || s->cfg.redis_cluster[0] ? redis_store(s) : memory_store(s);
+    int err = s->cfg.redis_url[0] || s->cfg.redis_cluster[0] ? redis_store(s)
+              : s->cfg.store_kind == API_STORE_MEMORY        ? memory_store(s)
+                                                              : durable_store(s);
     if (err)
         return err;
     s->eng_cfg.limits.max_inflated = s->cfg.max_inflated;
     api_worker_init();
     atomic_store(&s->draining, 0);
+    atomic_store(&s->backup_busy, 0);
     int ping = store_ping(s->base);
     api_metrics_ready(ping == 0);
     if (ping != 0)

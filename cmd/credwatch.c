@@ -1,4 +1,4 @@
-/* credwatch.c — the credwatch command, above both folders (service/ and api/ never include it): `serve` (the HTTP service) and `scan` (offline archives). */
+/* credwatch.c — the credwatch command, above both folders (service/ and api/ never include it): `serve` (the HTTP service), `scan` (offline archives) and `backup` (a copy of the durable store). */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +16,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve      run the HTTP service (see credwatch serve --help)\n"
           "  scan       scan CloudTrail archives offline (see credwatch scan --help)\n"
+          "  backup     copy the durable store to a directory (see credwatch backup --help)\n"
           "  version    print the version\n",
           out);
 }
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
         return scan_main(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return api_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0)
+        return api_backup_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         puts("credwatch " CW_VERSION);
         return 0;

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -139,4 +141,72 @@ int set_store_max_bytes(const char *v, const char *name, size_t *out, char *msg,
     }
     *out = (size_t)n;
     return 0;
+}
+
+int set_data_max_bytes(const char *v, const char *name, uint64_t *out, char *msg, size_t msg_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = v && *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!v || *v < '0' || *v > '9' || errno || *end || n < STORE_DURABLE_MIN_BYTES || n > SET_DATA_BYTES_MAX) {
+        snprintf(msg, msg_size, "%s: expected bytes, %llu-%llu", name, (unsigned long long)STORE_DURABLE_MIN_BYTES,
+                 (unsigned long long)SET_DATA_BYTES_MAX);
+        return -1;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+/* Can this process use dir as the data directory: a directory it may write and enter, or a missing
+ * one whose parent it may (the store creates it)? */
+static int dir_usable(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0;
+    if (errno != ENOENT)
+        return 0;
+    char parent[SET_PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof parent)
+        return 0;
+    memcpy(parent, dir, n + 1);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return access(".", W_OK | X_OK) == 0;
+    if (slash == parent)
+        slash[1] = '\0';  /* "/x": the parent is "/" */
+    else
+        *slash = '\0';
+    return access(parent, W_OK | X_OK) == 0;
+}
+
+static int copy_path(const char *p, size_t n, char *out, size_t size, char *msg, size_t msg_size)
+{
+    if (n >= size || n >= SET_PATH_MAX) {
+        snprintf(msg, msg_size, "CREDWATCH_DATA_DIR: longer than %d bytes", SET_PATH_MAX - 1);
+        return -1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int set_data_dir(const char *given, const char *state_dir, const char *system_dir, char *out, size_t size,
+                 const char **from, char *msg, size_t msg_size)
+{
+    if (given && *given) {
+        *from = "CREDWATCH_DATA_DIR";
+        return copy_path(given, strlen(given), out, size, msg, msg_size);
+    }
+    if (state_dir && *state_dir && *state_dir != ':') {
+        *from = "STATE_DIRECTORY";
+        return copy_path(state_dir, strcspn(state_dir, ":"), out, size, msg, msg_size);
+    }
+    if (system_dir && dir_usable(system_dir)) {
+        *from = "system";
+        return copy_path(system_dir, strlen(system_dir), out, size, msg, msg_size);
+    }
+    *from = "local";
+    return copy_path(SET_DATA_DIR_LOCAL, strlen(SET_DATA_DIR_LOCAL), out, size, msg, msg_size);
 }

@@ -180,6 +180,14 @@ struct store_out_limits {
 void store_out_set_limits(const struct store_out_limits *l);
 void store_out_get_limits(struct store_out_limits *l);
 
+/* Tests only (store_test_fault): a failure the contract suite provokes the same way on every store,
+ * so one list of tests runs on all of them without knowing their insides. Production code never
+ * calls it. STORE_FAULT_OUTBOX: from now on queueing a finding event fails (the finding write
+ * answers CW_EUNAVAIL) until STORE_FAULT_NONE: the memory store shrinks its bound to what it holds,
+ * Redis makes the outbox stream's key a string (XADD answers WRONGTYPE; clearing deletes the key,
+ * so the sinks' groups must be opened again), the durable store refuses the event in its job. */
+enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_OUTBOX };
+
 struct store;
 
 struct store_ops {
@@ -217,6 +225,8 @@ struct store_ops {
     const char *(*why)(struct store *s);
     struct store *(*clone)(struct store *s);
     void (*free)(struct store *s);
+    /* Tests only: enum store_fault. 0, or CW_EINVAL for a fault the store does not know. */
+    int (*test_fault)(struct store *s, int fault);
 };
 
 struct store {
@@ -248,8 +258,10 @@ struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, siz
 struct store_lmdb_info {
     unsigned schema;            /* the file's schema version */
     uint64_t keys, findings;    /* tracked keys (expired ones not yet swept included), findings */
-    uint64_t file_bytes;        /* the data file's size on disk */
-    uint64_t used_bytes;        /* pages in use (the rest of the file is free pages, reused) */
+    uint64_t file_bytes;        /* the data file's blocks on disk */
+    uint64_t file_high_bytes;   /* its pages up to the highest ever used (it never shrinks) */
+    uint64_t used_bytes;        /* pages of live data (what CREDWATCH_DATA_MAX_BYTES bounds; the rest
+                                 * of the file is free pages, reused before the file grows) */
     uint64_t swept_keys, swept_findings;  /* removed by expiry since open */
 };
 int store_lmdb_info(struct store *s, struct store_lmdb_info *out);
@@ -285,6 +297,7 @@ static inline int store_ping(struct store *s) { return s->ops->ping(s); }
 static inline const char *store_why(struct store *s) { return s->ops->why(s); }
 static inline struct store *store_clone(struct store *s) { return s->ops->clone(s); }
 static inline void store_free(struct store *s) { if (s) s->ops->free(s); }
+static inline int store_test_fault(struct store *s, int fault) { return s->ops->test_fault(s, fault); }
 
 void store_finding_free(struct store_finding *f);
 void store_event_free(struct store_event *ev);

@@ -36,13 +36,15 @@
 
 #define LM_SCHEMA 1u               /* the file's layout: meta "schema"; a newer file is refused */
 #define LM_APP "credwatch"         /* meta "app": a directory of another LMDB program is refused */
-#define LM_GROUP_MAX 256           /* jobs per commit: bounds one group's latency and its dirty pages */
 #define LM_READERS_MAX 1024        /* read slots: one per handle (worker threads, sinks, sweeper) */
 #define LM_SWEEP_STEP 512          /* expired keys (and as many findings) removed per sweep job */
 #define LM_SWEEP_PERIOD_MS 1000    /* between sweeps when the last found less than a full step */
 #define LM_LOCK_FILE "credwatch.lock"
-#define LM_DIR_MAX 3072            /* a data directory's path, bytes */
-#define LM_WHY_MAX 256
+#define LM_HEADROOM_DIV 8          /* the map is the bound plus an eighth (at least LM_HEADROOM_MIN): */
+#define LM_HEADROOM_MIN ((uint64_t)4 << 20) /* new key state stops at the bound, and removals (the
+                                    * sweeper: LMDB copies a page to change it), findings, statuses and
+                                    * the outbox still have room: a file filled to the map's last page
+                                    * could not even delete */
 #define LM_LIST_EXTRA_SCAN 100000  /* findings examined past a full page to tell whether more match;
                                     * beyond, `more` is said without proof (an empty next page) */
 
@@ -50,178 +52,6 @@ static const char *const lm_db_names[LM_DB_COUNT] = {
     "meta", "key", "seen", "kexp", "finding", "fidx", "fexp",
     "out_meta", "out_queue", "out_sink", "out_held", "out_redo", "out_dead",
 };
-
-struct lm_job {
-    struct lm_job *next;
-    lm_job_fn fn;
-    void *arg;
-    int rc;
-    int done;
-};
-
-struct lm_shared {
-    MDB_env *env;
-    MDB_dbi dbi[LM_DB_COUNT];
-    char dir[LM_DIR_MAX];
-    int lock_fd;
-    pthread_mutex_t mu;              /* the job queue, refs, why, stop */
-    pthread_cond_t cv_job, cv_done, cv_stop;
-    struct lm_job *head, *tail;
-    int stop, refs;
-    pthread_t committer, sweeper;
-    int threads;                     /* 1 committer, 2 both running */
-    char why[LM_WHY_MAX];
-    uint64_t swept_keys, swept_findings;
-    struct lm_out *out;
-};
-
-MDB_dbi lm_dbi(const struct lm_shared *sh, enum lm_db db)
-{
-    return sh->dbi[db];
-}
-
-struct lm_out *lm_out_of(struct lm_shared *sh)
-{
-    return sh->out;
-}
-
-int lm_err(struct lm_shared *sh, int mdb_rc, const char *what)
-{
-    if (mdb_rc == 0)
-        return 0;
-    if (mdb_rc == MDB_NOTFOUND)
-        return CW_ENOTFOUND;
-    pthread_mutex_lock(&sh->mu);
-    if (mdb_rc == MDB_MAP_FULL)
-        snprintf(sh->why, sizeof sh->why, "the data file in %s reached its bound (CREDWATCH_DATA_MAX_BYTES)", sh->dir);
-    else
-        snprintf(sh->why, sizeof sh->why, "%s: %s (data directory %s)", what, mdb_strerror(mdb_rc), sh->dir);
-    pthread_mutex_unlock(&sh->mu);
-    return CW_EUNAVAIL;
-}
-
-/* ---- the committer ------------------------------------------------------------------------- */
-
-/* Runs one job in txn: its own nested transaction when it shares the group (so its failure is
- * rolled back alone), the group's transaction itself when it is alone (a nested transaction costs
- * an allocation of LMDB's dirty list). Returns 0 when the job's changes stand. */
-static int run_job(struct lm_shared *sh, MDB_txn *txn, struct lm_job *j, int alone)
-{
-    if (alone)
-        return j->rc = j->fn(txn, sh, j->arg);
-    MDB_txn *child;
-    int r = mdb_txn_begin(sh->env, txn, 0, &child);
-    if (r)
-        return j->rc = lm_err(sh, r, "begin a nested transaction");
-    j->rc = j->fn(child, sh, j->arg);
-    if (j->rc) {
-        mdb_txn_abort(child);
-        return 0;  /* the group goes on without it */
-    }
-    r = mdb_txn_commit(child);
-    if (r)
-        j->rc = lm_err(sh, r, "commit a nested transaction");
-    return 0;
-}
-
-/* One group: one write transaction, one commit (the fsync), then every job's answer. */
-static void run_group(struct lm_shared *sh, struct lm_job *jobs)
-{
-    MDB_txn *txn;
-    int alone = jobs->next == NULL;
-    int r = mdb_txn_begin(sh->env, NULL, 0, &txn);
-    if (r) {
-        int e = lm_err(sh, r, "begin the write transaction");
-        for (struct lm_job *j = jobs; j; j = j->next)
-            j->rc = e;
-        return;
-    }
-    for (struct lm_job *j = jobs; j; j = j->next)
-        run_job(sh, txn, j, alone);
-    if (alone && jobs->rc) {
-        mdb_txn_abort(txn);
-        return;
-    }
-    r = mdb_txn_commit(txn);
-    if (r) {
-        int e = lm_err(sh, r, "commit");
-        for (struct lm_job *j = jobs; j; j = j->next)
-            if (!j->rc)
-                j->rc = e;
-    }
-}
-
-static void *committer_main(void *arg)
-{
-    struct lm_shared *sh = arg;
-    pthread_mutex_lock(&sh->mu);
-    for (;;) {
-        while (!sh->head && !sh->stop)
-            pthread_cond_wait(&sh->cv_job, &sh->mu);
-        if (!sh->head)
-            break;
-        struct lm_job *jobs = sh->head, *last = jobs;
-        for (int n = 1; n < LM_GROUP_MAX && last->next; n++)
-            last = last->next;
-        sh->head = last->next;
-        if (!sh->head)
-            sh->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&sh->mu);
-        run_group(sh, jobs);
-        pthread_mutex_lock(&sh->mu);
-        for (struct lm_job *j = jobs; j; j = j->next)
-            j->done = 1;
-        pthread_cond_broadcast(&sh->cv_done);
-    }
-    pthread_mutex_unlock(&sh->mu);
-    return NULL;
-}
-
-int lm_write(struct lm_shared *sh, lm_job_fn fn, void *arg)
-{
-    struct lm_job j = { .fn = fn, .arg = arg };
-    pthread_mutex_lock(&sh->mu);
-    if (sh->stop) {
-        pthread_mutex_unlock(&sh->mu);
-        return CW_EUNAVAIL;
-    }
-    if (sh->tail)
-        sh->tail->next = &j;
-    else
-        sh->head = &j;
-    sh->tail = &j;
-    pthread_cond_signal(&sh->cv_job);
-    while (!j.done)
-        pthread_cond_wait(&sh->cv_done, &sh->mu);
-    pthread_mutex_unlock(&sh->mu);
-    return j.rc;
-}
-
-int lm_read(struct lm_store *h, MDB_txn **txn)
-{
-    int r = h->rtxn ? mdb_txn_renew(h->rtxn) : MDB_BAD_TXN;
-    if (r) {  /* no snapshot yet, or one that cannot be renewed: a new one */
-        if (h->rtxn)
-            mdb_txn_abort(h->rtxn);
-        h->rtxn = NULL;
-        r = mdb_txn_begin(h->sh->env, NULL, MDB_RDONLY, &h->rtxn);
-        if (r) {
-            h->rtxn = NULL;
-            return lm_err(h->sh, r, "begin a read transaction");
-        }
-    }
-    h->rtxn_live = 1;
-    *txn = h->rtxn;
-    return 0;
-}
-
-void lm_read_done(struct lm_store *h)
-{
-    if (h->rtxn && h->rtxn_live)
-        mdb_txn_reset(h->rtxn);
-    h->rtxn_live = 0;
-}
 
 /* ---- key state --------------------------------------------------------------------------------
  * LM_KEY value: struct lm_keyrec, then the blob. Stored and read with memcpy: LMDB values carry no
@@ -313,43 +143,46 @@ static int seen_test(MDB_txn *txn, struct lm_shared *sh, struct store_load *it)
     return r && r != MDB_NOTFOUND ? lm_err(sh, r, "read the dedup set") : 0;
 }
 
+/* One lookup per key: the values stay valid while the snapshot is open, so the blobs are copied
+ * once their total size is known. */
 static int lm_load_in(struct lm_store *h, MDB_txn *txn, struct store_load *items, size_t n, int64_t now)
 {
     struct lm_shared *sh = h->sh;
+    MDB_val *vals = malloc((n ? n : 1) * sizeof *vals);  /* n <= the engine's keys per round */
+    if (!vals)
+        return CW_EUNAVAIL;
     size_t need = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct store_load *it = &items[i];
-            struct lm_keyrec rec;
-            MDB_val blob;
-            int f = key_get(txn, sh, it->akid, &rec, &blob);
-            if (f < 0)
-                return f;
-            if (f && rec.expire_ms < now)
-                f = 0;  /* expired: absent, as Redis says of a key past its TTL */
-            if (pass == 0) {
-                need += f ? blob.mv_size : 0;
-                continue;
-            }
-            it->blob = NULL;
-            it->blob_len = 0;
-            it->version = f ? rec.version : 0;
-            memset(it->seen, 0, it->n_hashes);
-            if (!f)
-                continue;
-            memcpy(h->blobs + off, blob.mv_data, blob.mv_size);
-            it->blob = h->blobs + off;
-            it->blob_len = blob.mv_size;
-            off += blob.mv_size;
-            int r = seen_test(txn, sh, it);
-            if (r)
-                return r;
-        }
-        if (pass == 0 && blobs_room(h, need))
-            return CW_EUNAVAIL;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct lm_keyrec rec;
+        int f = key_get(txn, sh, items[i].akid, &rec, &vals[i]);
+        items[i].version = f > 0 && rec.expire_ms >= now ? rec.version : 0;  /* expired: absent, as in Redis */
+        if (f < 0)
+            rc = f;
+        else if (!items[i].version)
+            vals[i].mv_data = NULL;
+        else
+            need += vals[i].mv_size;
     }
-    return 0;
+    if (!rc && blobs_room(h, need))
+        rc = CW_EUNAVAIL;
+    size_t off = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct store_load *it = &items[i];
+        it->blob = NULL;
+        it->blob_len = 0;
+        if (it->n_hashes)  /* seen may be NULL with no hashes (a presence check) */
+            memset(it->seen, 0, it->n_hashes);
+        if (!vals[i].mv_data)
+            continue;
+        memcpy(h->blobs + off, vals[i].mv_data, vals[i].mv_size);
+        it->blob = h->blobs + off;
+        it->blob_len = vals[i].mv_size;
+        off += vals[i].mv_size;
+        rc = seen_test(txn, sh, it);
+    }
+    free(vals);
+    return rc;
 }
 
 static int lm_load(struct store *s, struct store_load *items, size_t n)
@@ -447,10 +280,23 @@ struct commit_job {
     size_t n;
 };
 
+/* 1 when the pages of every tree (free pages aside: they are reused) pass the bound. */
+static int over_bound(MDB_txn *txn, struct lm_shared *sh)
+{
+    uint64_t pages = 0;
+    MDB_stat st;
+    for (int i = 0; i < LM_DB_COUNT; i++)
+        if (mdb_stat(txn, sh->dbi[i], &st) == 0)
+            pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    return pages * sh->psize > sh->max_bytes;
+}
+
 static int commit_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
 {
     struct commit_job *a = arg;
     int64_t now = cw_now_ms();
+    if (over_bound(txn, sh))
+        return lm_err(sh, MDB_MAP_FULL, "write key state");
     for (size_t i = 0; i < a->n; i++) {
         int rc = commit_one(txn, sh, &a->items[i], now);
         if (rc) {
@@ -665,8 +511,13 @@ static int put_one(MDB_txn *txn, struct lm_shared *sh, struct store_finding_put 
         return f;
     /* evidence from an older state than the one stored: keep the newer; a repair (ensure) writes
      * only over evidence of an older state (the write of a later commit was lost) */
-    if (f && (u->version < old.version || (u->ensure && u->version == old.version)))
-        return 0;
+    if (f && (u->version < old.version || (u->ensure && u->version == old.version))) {
+        if (old.rv <= old.qd)
+            return 0;
+        r = old;  /* the repair of a failed queue (store.h): the missing event, no new revision */
+        out_settle(txn, sh, u->id, &r, 0, u->now_ms, &u->revision, soft);
+        return r.qd == old.qd ? 0 : frec_write(txn, sh, u->id, &r, &old);
+    }
     int kind;
     if (!f) {
         r = (struct lm_frec){ .created_ms = u->now_ms, .status = store_next_status(0, 0, u->new_outside) };
@@ -686,7 +537,9 @@ static int put_one(MDB_txn *txn, struct lm_shared *sh, struct store_finding_put 
     r.version = u->version;
     r.outside = u->outside_count;
     r.updated_ms = u->now_ms;
-    r.expire_ms = u->now_ms + (int64_t)STORE_FINDING_RETENTION_S * 1000;
+    /* retention from the store's clock, as Redis' PEXPIRE: a caller's time (a test's, a replay's)
+     * in the past would make a new finding expired at once, and the sweeper would take it */
+    r.expire_ms = cw_now_ms() + (int64_t)STORE_FINDING_RETENTION_S * 1000;
     r.severity = u->severity ? det_severity_parse(u->severity) : -1;
     char acc[EV_ACCOUNT_MAX], fn[EV_FUNCTION_MAX];
     snprintf(acc, sizeof acc, "%s", u->account ? u->account : "");
@@ -1135,7 +988,9 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     int e = mdb_env_create(&sh->env);
     e = e ? e : mdb_env_set_maxdbs(sh->env, LM_DB_COUNT);
     e = e ? e : mdb_env_set_maxreaders(sh->env, LM_READERS_MAX);
-    e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)max_bytes);
+    uint64_t headroom = max_bytes / LM_HEADROOM_DIV > LM_HEADROOM_MIN ? max_bytes / LM_HEADROOM_DIV : LM_HEADROOM_MIN;
+    sh->max_bytes = max_bytes;
+    e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)(max_bytes + headroom));
     /* MDB_NOTLS: a read snapshot belongs to a handle, not to a thread (a thread may hold several). */
     e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS, 0600);
     if (e) {
@@ -1144,6 +999,8 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     }
     int dead = 0;
     mdb_reader_check(sh->env, &dead);  /* read slots of a process that was killed */
+    MDB_stat st;
+    sh->psize = mdb_env_stat(sh->env, &st) == 0 ? st.ms_psize : 4096;
     return open_dbs(sh, msg, msg_size);
 }
 
@@ -1237,6 +1094,7 @@ static const struct store_ops lm_ops = {
     .why = lm_why,
     .clone = lm_clone,
     .free = lm_free,
+    .test_fault = lm_test_fault,
 };
 
 static struct store *handle_new(struct lm_shared *sh)
@@ -1283,7 +1141,7 @@ struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, siz
     if (make_dir(dir, msg, msg_size) || take_lock(dir, &sh->lock_fd, msg, msg_size) ||
         env_open(sh, max_bytes, msg, msg_size) || !(sh->out = lm_out_new()) || !(s = handle_new(sh)))
         goto fail;
-    if (pthread_create(&sh->committer, NULL, committer_main, sh) != 0)
+    if (pthread_create(&sh->committer, NULL, lm_committer_main, sh) != 0)
         goto fail;
     sh->threads = 1;
     if (pthread_create(&sh->sweeper, NULL, sweeper_main, sh) != 0)
@@ -1315,9 +1173,12 @@ int store_lmdb_info(struct store *s, struct store_lmdb_info *out)
         out->keys = st.ms_entries;
     if (!mdb_stat(txn, sh->dbi[LM_FIND], &st))
         out->findings = st.ms_entries;
+    for (int i = 0; i < LM_DB_COUNT; i++)
+        if (mdb_stat(txn, sh->dbi[i], &st) == 0)
+            out->used_bytes += (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * (uint64_t)sh->psize;
     lm_read_done(h);
-    if (!mdb_env_info(sh->env, &ei) && !mdb_env_stat(sh->env, &st))
-        out->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+    if (!mdb_env_info(sh->env, &ei))
+        out->file_high_bytes = ((uint64_t)ei.me_last_pgno + 1) * sh->psize;
     snprintf(path, sizeof path, "%s/data.mdb", sh->dir);
     if (stat(path, &fst) == 0)
         out->file_bytes = (uint64_t)fst.st_blocks * 512;  /* on disk, not the apparent size */

@@ -1,6 +1,7 @@
-/* store_lmdb.h — inside the durable store: what its two files share (store_lmdb.c: the
- * environment, the committer, key state, findings, expiry; store_lmdb_out.c: the outbox).
- * Nothing outside these two files includes it: the store's face is store.h.
+/* store_lmdb.h — inside the durable store: what its three files share (store_lmdb.c: the
+ * environment, key state, findings, expiry; store_lmdb_out.c: the outbox; store_lmdb_txn.c: the
+ * shared state's errors, the committer and the read snapshots, below both).
+ * Nothing outside these files includes it: the store's face is store.h.
  *
  * Writes: every write runs as a job on the one committer thread (lm_write). The committer takes
  * the jobs queued while it was busy, runs each in its own nested transaction of one write
@@ -12,6 +13,7 @@
 #define CW_STORE_LMDB_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -51,6 +53,41 @@ MDB_dbi lm_dbi(const struct lm_shared *sh, enum lm_db db);
  * its changes, or an error (cw.h) to roll them back; an LMDB error should become CW_EUNAVAIL
  * through lm_err (which also records why for store_why). */
 typedef int (*lm_job_fn)(MDB_txn *txn, struct lm_shared *sh, void *arg);
+
+#define LM_DIR_MAX 3072            /* a data directory's path, bytes */
+#define LM_WHY_MAX 256
+#define LM_GROUP_MAX 256           /* jobs per commit: bounds one group's latency and its dirty pages */
+
+/* A write waiting for the committer (lm_write's, on the caller's stack). */
+struct lm_job {
+    struct lm_job *next;
+    lm_job_fn fn;
+    void *arg;
+    int rc;
+    int done;
+};
+
+/* What the handles of one store share; fields under mu where they say so, the rest set at open. */
+struct lm_shared {
+    MDB_env *env;
+    MDB_dbi dbi[LM_DB_COUNT];
+    char dir[LM_DIR_MAX];
+    int lock_fd;
+    pthread_mutex_t mu;              /* the job queue, refs, why, stop */
+    pthread_cond_t cv_job, cv_done, cv_stop;
+    struct lm_job *head, *tail;
+    int stop, refs;
+    pthread_t committer, sweeper;
+    int threads;                     /* 1 committer, 2 both running */
+    char why[LM_WHY_MAX];
+    uint64_t max_bytes;              /* CREDWATCH_DATA_MAX_BYTES: pages in the trees, freelist aside */
+    unsigned psize;
+    uint64_t swept_keys, swept_findings;
+    struct lm_out *out;
+};
+
+/* The committer thread's body (store_lmdb_txn.c); store_lmdb_new starts it with the shared state. */
+void *lm_committer_main(void *arg);
 
 /* Runs fn(arg) as a job and returns its result once the group it joined is on disk; CW_EUNAVAIL
  * when the commit failed (disk full, I/O error: nothing of the group is kept). */
@@ -109,5 +146,9 @@ int lm_out_stats(struct store *s, const char *sink, int64_t now_ms, struct store
 int lm_out_dead_list(struct store *s, const char *sink, const char *after, size_t limit, struct store_event *out,
                      size_t *n, int *more);
 int lm_out_dead_retry(struct store *s, const char *sink, const char *entry, int64_t now_ms, size_t *moved);
+
+/* Tests only: the ops table's test_fault (store.h, enum store_fault). STORE_FAULT_OUTBOX makes
+ * lm_out_queue fail with CW_EUNAVAIL until STORE_FAULT_NONE. */
+int lm_test_fault(struct store *s, int fault);
 
 #endif

@@ -108,6 +108,7 @@ struct mem_shared {
     int full;                         /* the last call was refused at the bound (for store_why) */
     int64_t room_retry_ms;            /* an eviction pass that could not reach its target: no other before */
     struct mem_outbox out;            /* its events count in bytes too */
+    size_t fault_max_bytes;           /* tests only: the bound before STORE_FAULT_OUTBOX shrank it, 0 none */
 };
 
 struct mem_store {
@@ -1138,6 +1139,26 @@ static void mem_free(struct store *s)
     free(sh);
 }
 
+/* Tests only (store.h, enum store_fault): the outbox fault shrinks the bound to what the store holds,
+ * so the next event meets the real refusal at the bound (a store holding keys without findings
+ * gives those up first: the contract suite's test holds none); clearing gives the bound back. */
+static int mem_test_fault(struct store *s, int fault)
+{
+    struct mem_shared *sh = ((struct mem_store *)s)->sh;
+    if (fault != STORE_FAULT_NONE && fault != STORE_FAULT_OUTBOX)
+        return CW_EINVAL;
+    pthread_mutex_lock(&sh->mu);
+    if (fault == STORE_FAULT_OUTBOX && !sh->fault_max_bytes) {
+        sh->fault_max_bytes = sh->max_bytes;
+        sh->max_bytes = sh->bytes;
+    } else if (fault == STORE_FAULT_NONE && sh->fault_max_bytes) {
+        sh->max_bytes = sh->fault_max_bytes;
+        sh->fault_max_bytes = 0;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+}
+
 static const struct store_ops mem_ops = {
     .name = "memory",
     .load = mem_load,
@@ -1158,6 +1179,7 @@ static const struct store_ops mem_ops = {
     .why = mem_why,
     .clone = mem_clone,
     .free = mem_free,
+    .test_fault = mem_test_fault,
 };
 
 static struct store *handle_new(struct mem_shared *sh)

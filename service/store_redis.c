@@ -1380,6 +1380,21 @@ static void rs_free(struct store *s)
     free(r);
 }
 
+/* Tests only (store.h, enum store_fault): the outbox fault makes the stream's key a string, so XADD
+ * answers WRONGTYPE as it would for any key clash; clearing deletes it (the sinks' groups with it:
+ * the caller opens them again, as a delivery thread does after a failure). */
+static int rs_test_fault(struct store *s, int fault)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    if (fault != STORE_FAULT_NONE && fault != STORE_FAULT_OUTBOX)
+        return CW_EINVAL;
+    rconn_batch_reset(r->b);
+    if (rconn_batch_add(r->b, RS_OUT, "DEL %s", RS_OUT) < 0 ||
+        (fault == STORE_FAULT_OUTBOX && rconn_batch_add(r->b, RS_OUT, "SET %s broken", RS_OUT) < 0))
+        return CW_EUNAVAIL;
+    return run(r);
+}
+
 static const struct store_ops rs_ops = {
     .name = "redis",
     .load = rs_load,
@@ -1400,6 +1415,7 @@ static const struct store_ops rs_ops = {
     .why = rs_why,
     .clone = rs_clone,
     .free = rs_free,
+    .test_fault = rs_test_fault,
 };
 
 /* A handle over rc sharing sh (NULL: a new one). */

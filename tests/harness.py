@@ -241,11 +241,17 @@ class Redis:
 
 # ---- credwatch serve ---------------------------------------------------------------------------
 
+# Variables that choose a store: when none is set, Instance starts the memory store (a fresh, empty store per
+# start, as the drivers expect), not the product's default, the durable store in a data directory.
+STORE_CHOICES = ("CREDWATCH_STORE", "CREDWATCH_DATA_DIR", "CREDWATCH_REDIS_URL", "CREDWATCH_REDIS_CLUSTER")
+
+
 class Instance:
     """`credwatch serve` on 127.0.0.1, port 0: the kernel picks the port and the server logs it (the
     "listening" line), so nothing can take it between choosing and binding. Its environment is
     base_env (default: ours) with CREDWATCH_LISTEN and then `env` over it (a None value removes the
-    variable); its stdout and stderr go to the file `log`. Raises if it does not start within
+    variable), and CREDWATCH_STORE=memory when none of STORE_CHOICES is set; its stdout and stderr go to
+    the file `log`. Raises if it does not start within
     start_timeout (and stops it)."""
 
     def __init__(self, binary, log, env=None, name=None, procs=None, start_timeout=10, base_env=None):
@@ -258,6 +264,8 @@ class Instance:
                 full.pop(k, None)
             else:
                 full[k] = v
+        if not any(full.get(k) for k in STORE_CHOICES):
+            full["CREDWATCH_STORE"] = "memory"
         with open(log, "wb") as out:
             self.proc = subprocess.Popen([binary, "serve"], env=full, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)

@@ -1,7 +1,11 @@
 #!/bin/sh
-# it_api.sh — the HTTP service end to end, against a real `credwatch serve` with the embedded
-# store on loopback: authentication, ingest (plain and gzip), reading findings back, triage,
-# every error status with its JSON body, health/readiness/metrics, and the SIGTERM drain.
+# it_api.sh — the HTTP service end to end, against a real `credwatch serve` on loopback:
+# authentication, ingest (plain and gzip), reading findings back, triage, every error status with
+# its JSON body, health/readiness/metrics, and the SIGTERM drain.
+# The main flow runs twice: on the memory store, then (a second pass of this script, API_STORE=durable,
+# its lines prefixed "durable: ") on the durable store in a temporary data directory, where it also takes a
+# backup (GET /v1/backup), restarts on the same directory and opens the copy. The sections after the drain
+# (body limit, Redis, configuration) run in the first pass only.
 # Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
 . "$(dirname "$0")/lib.sh"
 make_tmp
@@ -47,11 +51,25 @@ sed -e 's/ASIAEXAMPLEKEY000001/ASIAEXAMPLEKEY000002/g' -e 's/8000-00000000000/80
   >"$API_TMP/sample2.json"
 gzip -c "$API_TMP/sample2.json" >"$API_TMP/sample2.json.gz"
 FID2=cwf-ASIAEXAMPLEKEY000002
+API_STORE=${API_STORE:-memory}
+DATA=$API_TMP/data
+STORE_ENV="CREDWATCH_STORE=$API_STORE"
+[ "$API_STORE" = durable ] && STORE_ENV="CREDWATCH_DATA_DIR=$DATA"
 # Small caps so 413 is cheap to provoke.
-if ! api_start CREDWATCH_MAX_BODY_BYTES=65536; then nok "server starts"; exit 1; fi
+if ! api_start CREDWATCH_MAX_BODY_BYTES=65536 "$STORE_ENV"; then nok "server starts"; exit 1; fi
 ok "server starts on 127.0.0.1:$API_PORT"
-grep -q '"store":"memory"' "$API_TMP/server.log" && grep -q 'single instance' "$API_TMP/server.log" &&
-  ok "logs the embedded store warning" || nok "logs the embedded store warning"
+if [ "$API_STORE" = memory ]; then
+  grep -q '"store":"memory"' "$API_TMP/server.log" && grep -q 'single instance' "$API_TMP/server.log" &&
+    ok "logs the memory store warning" || nok "logs the memory store warning"
+else
+  grep -q "\"msg\":\"store: durable (LMDB) at $DATA, schema 1, 0 keys, 0 findings\"" "$API_TMP/server.log" &&
+    ok "logs the durable store, its directory, schema and counts" ||
+    nok "logs the durable store, its directory, schema and counts"
+  out=$(env CREDWATCH_LISTEN=127.0.0.1:0 CREDWATCH_DATA_DIR="$DATA" "$BIN" serve 2>&1); rc=$?
+  [ $rc -eq 2 ] && echo "$out" | grep -q "data directory $DATA is in use" &&
+    ok "a second server on the data directory exits 2 naming it" ||
+    nok "a second server on the data directory exits 2 naming it (rc $rc: $out)"
+fi
 $PY -c 'import json,sys
 for l in open(sys.argv[1]): json.loads(l)' "$API_TMP/server.log" && ok "every log line is one JSON object" ||
   nok "every log line is one JSON object"
@@ -62,7 +80,7 @@ CT="Content-Type: application/json"
 
 # ---- operations (no token) ----
 req GET /healthz;  expect "healthz 200" 200 "d == {'status': 'ok'}"
-req GET /readyz;   expect "readyz 200" 200 "d['status'] == 'ready' and d['store'] == 'memory'"
+req GET /readyz;   expect "readyz 200" 200 "d['status'] == 'ready' and d['store'] == '$API_STORE'"
 req GET /openapi.json; expect "openapi.json 200" 200 "d['openapi'].startswith('3.1') and '/v1/findings' in d['paths']"
 
 # ---- authentication ----
@@ -292,6 +310,30 @@ expect "metrics" 200 "h['content-type'][0].startswith('text/plain') and all(n in
  'credwatch_findings_created_total 3', 'credwatch_findings_updated_total ', 'credwatch_store_errors_total 0',
  'credwatch_store_duration_seconds_count ', 'credwatch_ready 1', 'credwatch_inflight_requests 1'])"
 
+# ---- backup: a copy of the durable store (read token); other stores say they have none ----
+req GET /v1/backup -H "$BI"
+expect_error "backup with an ingest token 403" 403 forbidden
+if [ "$API_STORE" = memory ]; then
+  req GET /v1/backup -H "$BR"
+  expect_error "backup on the memory store: 409 saying backups are for the durable store" 409 backup_unsupported \
+    "'durable store' in d['error']['message']"
+else
+  STATUS=$(curl -s --max-time 15 -o "$API_TMP/backup.mdb" -D "$API_TMP/headers" -w '%{http_code}' \
+    -H "$BR" "$API_BASE/v1/backup")
+  : >"$API_TMP/body"
+  expect "backup 200: an LMDB file, named for its UTC time" 200 "h['content-type'] == ['application/octet-stream'] \
+and __import__('re').fullmatch(r'attachment; filename=\"credwatch-backup-\\d{8}T\\d{6}Z\\.mdb\"', \
+h['content-disposition'][0]) and int(h['content-length'][0]) == __import__('os').path.getsize('$API_TMP/backup.mdb') \
+and __import__('os').path.getsize('$API_TMP/backup.mdb') > 0"
+  [ ! -e "$DATA/backup.tmp" ] && ok "backup: the temporary copy is gone from the data directory" ||
+    nok "backup: the temporary copy is gone from the data directory"
+  req GET /metrics
+  expect "metrics: the durable store's file, keys and findings (the names the alert rules use)" 200 \
+"'credwatch_store_findings 3' in d and 'credwatch_store_keys 3' in d and 'credwatch_store_file_bytes ' in d and \
+'credwatch_store_used_bytes ' in d and 'credwatch_store_data_max_bytes 8589934592' in d and \
+'credwatch_store_swept_total{kind=\"keys\"} ' in d"
+fi
+
 # ---- SIGTERM drain: readiness fails at once, the in-flight upload finishes, exit 0 ----
 $PY - "$API_PID" "$API_PORT" "$API_TOKEN_INGEST" "$SAMPLE" <<'PYEOF'
 import http.client, json, os, signal, socket, sys, time
@@ -336,6 +378,61 @@ else
   [ $rc -eq 0 ] && ok "drain: exit status 0" || nok "drain: exit status 0 (got $rc)"
   grep -q '"msg":"stopped"' "$API_TMP/server.log" && grep -q '"inflight_abandoned":0' "$API_TMP/server.log" &&
     ok "drain: logs stopped with nothing abandoned" || nok "drain: logs stopped with nothing abandoned"
+fi
+
+# ---- durable: what was acknowledged is there after the restart, and in the backup copy ----
+if [ "$API_STORE" = durable ]; then
+  for dir in "$DATA" "$API_TMP/copy"; do
+    if [ "$dir" = "$API_TMP/copy" ]; then mkdir -p "$dir" && cp "$API_TMP/backup.mdb" "$dir/data.mdb"; fi
+    what=restart; [ "$dir" = "$DATA" ] || what="the backup copy"
+    # a copy left by a server killed while making a backup
+    if [ "$dir" = "$DATA" ]; then mkdir "$DATA/backup.tmp" && echo partial >"$DATA/backup.tmp/data.mdb"; fi
+    if api_start "CREDWATCH_DATA_DIR=$dir"; then
+      if [ "$dir" = "$DATA" ]; then
+        [ ! -e "$DATA/backup.tmp" ] && ok "restart: a backup copy left by a killed server is removed" ||
+          nok "restart: a backup copy left by a killed server is removed"
+      fi
+      req GET "/v1/findings?limit=10" -H "$BR"
+      want="['cwf-ASIAEXAMPLEKEY000003', 'cwf-ASIAQEXAMPLEECSAPI01', '$FID2', '$FID']"
+      # the drain's finding came after the copy
+      [ "$dir" = "$DATA" ] || want="['cwf-ASIAQEXAMPLEECSAPI01', '$FID2', '$FID']"
+      expect "$what: the findings are there" 200 "sorted(f['id'] for f in d['findings']) == sorted($want)"
+      req GET "/v1/findings/$FID" -H "$BR"
+      expect "$what: the triage is there" 200 "d['status'] == 'acknowledged' and d['note'] == ''"
+      req POST /v1/ingest/cloudtrail -H "$CT" -H "$BI" --data-binary @"$SAMPLE"
+      expect "$what: a re-sent event counts as a duplicate" 200 "d['accepted'] == 0 and d['duplicates'] >= 3"
+      api_stop
+    else
+      nok "$what: the server starts"
+    fi
+  done
+  # the command: it opens a directory no server holds; it refuses, naming the route, while one does
+  out=$(CREDWATCH_DATA_DIR="$DATA" "$BIN" backup "$API_TMP/cli" 2>&1); rc=$?
+  [ $rc -eq 0 ] && [ -s "$API_TMP/cli/data.mdb" ] && ok "credwatch backup PATH copies an idle data directory" ||
+    nok "credwatch backup PATH copies an idle data directory (rc $rc: $out)"
+  if api_start "CREDWATCH_DATA_DIR=$DATA"; then
+    out=$(CREDWATCH_DATA_DIR="$DATA" "$BIN" backup "$API_TMP/cli2" 2>&1); rc=$?
+    [ $rc -eq 1 ] && echo "$out" | grep -q "in use" && echo "$out" | grep -q CREDWATCH_URL &&
+      ok "credwatch backup while a server holds the directory: refused, naming CREDWATCH_URL" ||
+      nok "credwatch backup while a server holds the directory: refused, naming CREDWATCH_URL (rc $rc: $out)"
+    out=$(CREDWATCH_URL="$API_BASE" CREDWATCH_READ_TOKEN="$API_TOKEN_READ" "$BIN" backup "$API_TMP/cli3" 2>&1); rc=$?
+    [ $rc -eq 0 ] && [ -s "$API_TMP/cli3/data.mdb" ] && [ ! -e "$API_TMP/cli3/data.mdb.tmp" ] &&
+      ok "credwatch backup with CREDWATCH_URL: the server makes the copy" ||
+      nok "credwatch backup with CREDWATCH_URL: the server makes the copy (rc $rc: $out)"
+    out=$(CREDWATCH_URL="$API_BASE" CREDWATCH_READ_TOKEN="$API_TOKEN_INGEST" "$BIN" backup "$API_TMP/cli4" 2>&1); rc=$?
+    [ $rc -eq 1 ] && echo "$out" | grep -q "HTTP 403" && [ ! -e "$API_TMP/cli4" ] &&
+      ok "credwatch backup with a wrong token: 403 said, no file left" ||
+      nok "credwatch backup with a wrong token: 403 said, no file left (rc $rc: $out)"
+    api_stop
+  else
+    nok "the server starts again for the backup command"
+  fi
+  out=$(CREDWATCH_DATA_DIR="$API_TMP/none" "$BIN" backup "$API_TMP/cli5" 2>&1); rc=$?
+  [ $rc -eq 2 ] && echo "$out" | grep -q "no durable store in $API_TMP/none" && [ ! -e "$API_TMP/none" ] &&
+    ok "credwatch backup of a directory without a store: refused, nothing created" ||
+    nok "credwatch backup of a directory without a store: refused, nothing created (rc $rc: $out)"
+  [ $fails -eq 0 ]
+  exit
 fi
 
 # ---- a small body limit: a body without Content-Length reserves no more than the limit ----
@@ -410,5 +507,18 @@ out=$(env CREDWATCH_LISTEN=0.0.0.0:0 CREDWATCH_INGEST_TOKENS= CREDWATCH_READ_TOK
   nok "no tokens on 0.0.0.0 refused (rc $rc)"
 "$BIN" serve --help | grep -q CREDWATCH_MAX_INFLATED_BYTES && ok "--help lists the variables" ||
   nok "--help lists the variables"
+out=$(env CREDWATCH_STORE=durable CREDWATCH_REDIS_URL=redis://127.0.0.1:6379 "$BIN" serve 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "CREDWATCH_STORE and CREDWATCH_REDIS_URL" &&
+  ok "CREDWATCH_STORE beside a Redis URL exits 2 naming both" || nok "CREDWATCH_STORE beside a Redis URL (rc $rc)"
+mkdir -p "$API_TMP/ro" && : >"$API_TMP/ro/file"
+out=$(env CREDWATCH_DATA_DIR="$API_TMP/ro/file/data" "$BIN" serve 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "CREDWATCH_DATA_DIR=$API_TMP/ro/file/data" &&
+  ok "a data directory that cannot be made exits 2 naming it" || nok "an unusable data directory (rc $rc: $out)"
+
+# ---- the second pass: the main flow on the durable store ----
+API_STORE=durable sh "$0" >"$API_TMP/durable.out" 2>&1
+rc=$?
+sed -e 's/^ok - /ok - durable: /' -e 's/^not ok - /not ok - durable: /' "$API_TMP/durable.out"
+[ $rc -eq 0 ] || fails=$((fails + 1))
 
 [ $fails -eq 0 ]

@@ -2,8 +2,9 @@
 # Deployment artefacts (deploy/): what can be proven without Docker, AWS or a Kubernetes API server.
 #
 #  1. tests/data/deploy_check.py: every YAML/JSON parses; the Dockerfile's stages, user, entrypoint, HEALTHCHECK and
-#     ip-ranges arguments; compose + HAProxy; Kubernetes objects (probes, securityContext, grace period >= preStop +
-#     drain, selectors); the three CloudFormation templates (references, cycles, parameters and, with the npm
+#     ip-ranges arguments and /data (the durable store's volume); compose + HAProxy, compose.single.yaml (one replica,
+#     the volume); Kubernetes objects (probes, securityContext, grace period >= preStop + drain, selectors) and the
+#     kubernetes-single overlay (one replica, Recreate, the PVC at /data; rendered with `kubectl kustomize` if present); the three CloudFormation templates (references, cycles, parameters and, with the npm
 #     CloudFormation specification, every property); the Terraform modules (references, twin of the templates and,
 #     with npm @cdktf/hcl2json, HashiCorp's own HCL parser); the EventBridge pattern against sample events; the
 #     dashboard's and alerts' metric names (the per-sink delivery alerts among them); the Security Hub importer's
@@ -24,7 +25,8 @@
 #     (CREDWATCH_TF_PLUGIN_DIR, default /opt/tf-plugins when present; no registry download): terraform validate and
 #     terraform test (mock provider, tests/sources.tftest.hcl) on a copy of terraform/firehose.
 #  3. The image's runtime layout: the Dockerfile's ENTRYPOINT + CMD, run as an unprivileged user (uid 65534) with the
-#     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only;
+#     binary in a read-only directory and, where mount namespaces work (root), the whole root filesystem read-only
+#     but for the image's /data (its volume), where the default store, the durable one, must write;
 #     the HEALTHCHECK probe (deploy/docker/healthcheck.c) must pass on /healthz, and SIGTERM must end it with 0.
 #
 # Not covered here (no Docker daemon, no AWS account, no cluster): building the image (`docker build`), running the
@@ -344,6 +346,12 @@ else
   chmod 0444 "$layout/usr/share/credwatch/ip-ranges.json"
   find "$layout" -type d -exec chmod 0555 {} +
   chmod 0755 "$TEST_TMP"
+  # The image's /data: its own writable directory (a volume in a container), owned by the service's user, a mount of
+  # its own in the read-only namespace below (bound before / is remounted read-only, so it stays writable).
+  chmod 0755 "$layout"
+  mkdir -m 0700 "$layout/data"
+  chmod 0555 "$layout"
+  if [ "$(id -u)" -eq 0 ]; then chown 65534:65534 "$layout/data"; fi
   # The Dockerfile's ENTRYPOINT + CMD and ENV, with image paths mapped into the layout.
   set --
   for a in $($PY "$root/tests/data/deploy_check.py" --entrypoint); do
@@ -359,6 +367,7 @@ else
     case "$kv" in
       CREDWATCH_LISTEN=*) ;;
       CREDWATCH_AWS_IP_RANGES=*) envs="$envs CREDWATCH_AWS_IP_RANGES=$layout${kv#CREDWATCH_AWS_IP_RANGES=}" ;;
+      CREDWATCH_DATA_DIR=*) envs="$envs CREDWATCH_DATA_DIR=$layout${kv#CREDWATCH_DATA_DIR=}" ;;
       *) envs="$envs $kv" ;;
     esac
   done
@@ -377,6 +386,7 @@ else
     # A private mount namespace: / (and /tmp, /dev/shm, the layout when they are separate mounts) read-only.
     # shellcheck disable=SC2086
     env -i $envs unshare -m sh -c '
+      mount --bind "$1/data" "$1/data" || exit 97
       mount -o remount,bind,ro / || exit 97
       for m in /tmp /dev/shm "$1"; do
         if mountpoint -q "$m"; then mount -o remount,bind,ro "$m" || exit 97; fi
@@ -420,7 +430,12 @@ else
       nok "HEALTHCHECK probe maps the image's wildcard listen address to loopback"
     fi
     st=$(http_status "http://127.0.0.1:$port/readyz")
-    if [ "$st" = 200 ]; then ok "/readyz answers 200 with the embedded store"; else nok "/readyz answers 200 with the embedded store (got $st)"; fi
+    if [ "$st" = 200 ]; then ok "/readyz answers 200 with the durable store"; else nok "/readyz answers 200 with the durable store (got $st)"; fi
+    if grep -q "\"msg\":\"store: durable (LMDB) at $layout/data," "$log" && [ -s "$layout/data/data.mdb" ]; then
+      ok "the image's default store is the durable one, in /data (its CREDWATCH_DATA_DIR)"
+    else
+      nok "the image's default store is the durable one, in /data (its CREDWATCH_DATA_DIR)"; grep '"store' "$log" | sed 's/^/#   /'
+    fi
     st=$(curl -s -o /dev/null -m 3 -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
          -H 'X-Api-Key: it-deploy-ingest-token-0001' --data '{"Records":[]}' \
          "http://127.0.0.1:$port/v1/ingest/cloudtrail" 2>/dev/null || true)

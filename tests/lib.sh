@@ -21,6 +21,11 @@
 #   serve_start [VAR=value...]           `credwatch serve` on 127.0.0.1 port 0 with that environment,
 #                                        log in TEST_TMP/server.log, pid recorded (SERVE_PID); waits for its
 #                                        "listening" line (10 s at most) and sets SERVE_PORT
+#   store_default [VAR=value...]         prints CREDWATCH_STORE=memory unless those assignments or the
+#                                        environment choose a store (CREDWATCH_STORE, CREDWATCH_DATA_DIR, a
+#                                        Redis URL or cluster): the scripts' servers start with a fresh, empty
+#                                        store as they always did, while the product's default is durable.
+#                                        Use it unquoted before the assignments: env $(store_default "$@") "$@" ...
 set -u
 BUILD=${BUILD:-build}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -111,8 +116,19 @@ redis_start() {
   wait_redis "$_lib_port"
 }
 
+store_default() {
+  for _lib_kv in "$@"; do
+    case "$_lib_kv" in
+      CREDWATCH_STORE=?*|CREDWATCH_DATA_DIR=?*|CREDWATCH_REDIS_URL=?*|CREDWATCH_REDIS_CLUSTER=?*) return 0 ;;
+    esac
+  done
+  [ -n "${CREDWATCH_STORE:-}${CREDWATCH_DATA_DIR:-}${CREDWATCH_REDIS_URL:-}${CREDWATCH_REDIS_CLUSTER:-}" ] && return 0
+  echo CREDWATCH_STORE=memory
+}
+
 serve_start() {
-  env CREDWATCH_LISTEN=127.0.0.1:0 "$@" "$BIN" serve 2>"$TEST_TMP/server.log" &
+  # shellcheck disable=SC2046
+  env CREDWATCH_LISTEN=127.0.0.1:0 $(store_default "$@") "$@" "$BIN" serve 2>"$TEST_TMP/server.log" &
   SERVE_PID=$!
   record_pid "$SERVE_PID"
   SERVE_PORT=

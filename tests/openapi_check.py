@@ -210,6 +210,8 @@ def check_live(spec, base, ingest, read, sample_path):
         ("key invalid", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/nope", read, None, None, 400),
         ("key unknown", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/ASIAUNKNOWNKEY000099", read, None, None, 404),
         ("key wrong role", "/v1/keys/{accessKeyId}", "GET", "/v1/keys/ASIAEXAMPLEKEY000001", ingest, None, None, 403),
+        ("backup wrong role", "/v1/backup", "GET", "/v1/backup", ingest, None, None, 403),
+        ("backup on the memory store", "/v1/backup", "GET", "/v1/backup", read, None, None, 409),
         ("healthz", "/healthz", "GET", "/healthz", None, None, None, 200),
         ("readyz", "/readyz", "GET", "/readyz", None, None, None, 200),
         ("metrics", "/metrics", "GET", "/metrics", None, None, None, 200),

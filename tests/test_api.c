@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -19,6 +21,7 @@
 #include "api_route.h"
 #include "api_ui.h"
 #include "cw.h"
+#include "settings.h"
 #include "sink_http.h"
 #include "sink_run.h"
 #include "store.h"
@@ -370,6 +373,126 @@ static void test_config_exposure(void **state)
     assert_true(c.print_routes);
 }
 
+/* The store choice: CREDWATCH_STORE, the data directory and its defaults, the file bound. */
+static void test_config_store(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    assert_int_equal(load(&c, NULL, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.store_kind, API_STORE_DURABLE); /* the default keeps what it was told */
+    assert_false(c.store_given);
+    assert_true(c.data_max_bytes == STORE_DURABLE_DEFAULT_BYTES);
+    assert_true(c.data_dir[0] != '\0');
+    assert_non_null(c.data_dir_from);
+    /* systemd's StateDirectory=: the first of its paths */
+    static const char *const sd[] = {"STATE_DIRECTORY", "/var/lib/cw-a:/var/lib/cw-b", NULL};
+    assert_int_equal(load(&c, sd, 1, argv, msg, sizeof msg), 0);
+    assert_string_equal(c.data_dir, "/var/lib/cw-a");
+    assert_string_equal(c.data_dir_from, "STATE_DIRECTORY");
+    /* the variable wins over systemd's, the flag over the variable */
+    static const char *const given[] = {"STATE_DIRECTORY", "/var/lib/cw-a", "CREDWATCH_DATA_DIR", "/srv/cw", NULL};
+    assert_int_equal(load(&c, given, 1, argv, msg, sizeof msg), 0);
+    assert_string_equal(c.data_dir, "/srv/cw");
+    assert_string_equal(c.data_dir_from, "CREDWATCH_DATA_DIR");
+    char *flag[] = {"serve", "--data-dir=rel/dir", "--store", "durable"};
+    assert_int_equal(load(&c, given, 4, flag, msg, sizeof msg), 0);
+    assert_string_equal(c.data_dir, "rel/dir");
+    assert_true(c.store_given);
+    static const char *const mem[] = {"CREDWATCH_STORE", "memory", NULL};
+    assert_int_equal(load(&c, mem, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.store_kind, API_STORE_MEMORY);
+    /* "" is unset: the default, and no conflict with Redis */
+    static const char *const empty[] = {"CREDWATCH_STORE", "", "CREDWATCH_REDIS_URL", "redis://127.0.0.1:6379", NULL};
+    assert_int_equal(load(&c, empty, 1, argv, msg, sizeof msg), 0);
+    assert_false(c.store_given);
+    /* the image's CREDWATCH_DATA_DIR beside a Redis URL is no conflict */
+    static const char *const dd[] = {"CREDWATCH_DATA_DIR", "/data", "CREDWATCH_REDIS_URL", "redis://127.0.0.1:6379", NULL};
+    assert_int_equal(load(&c, dd, 1, argv, msg, sizeof msg), 0);
+}
+
+static void expect_refused(const char *const *env, const char *a, const char *b)
+{
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    assert_int_equal(load(&c, env, 1, argv, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, a));
+    if (b)
+        assert_non_null(strstr(msg, b));
+}
+
+static void test_config_store_invalid(void **state)
+{
+    (void)state;
+    static const char *const kind[] = {"CREDWATCH_STORE", "lmdb", NULL};
+    expect_refused(kind, "CREDWATCH_STORE", "durable or memory");
+    static const char *const upper[] = {"CREDWATCH_STORE", "Durable", NULL};
+    expect_refused(upper, "CREDWATCH_STORE", NULL);
+    /* two choices of store: the message names both */
+    static const char *const both[] = {"CREDWATCH_STORE", "durable", "CREDWATCH_REDIS_URL", "redis://127.0.0.1:6379",
+                                       NULL};
+    expect_refused(both, "CREDWATCH_STORE", "CREDWATCH_REDIS_URL");
+    static const char *const both_c[] = {"CREDWATCH_STORE", "memory", "CREDWATCH_REDIS_CLUSTER", "127.0.0.1:7000",
+                                         NULL};
+    expect_refused(both_c, "CREDWATCH_STORE", "CREDWATCH_REDIS_CLUSTER");
+    /* the file bound at and beyond its limits */
+    char lo[32], hi[32], lo_ok[32], hi_ok[32];
+    snprintf(lo, sizeof lo, "%llu", (unsigned long long)STORE_DURABLE_MIN_BYTES - 1);
+    snprintf(hi, sizeof hi, "%llu", (unsigned long long)SET_DATA_BYTES_MAX + 1);
+    snprintf(lo_ok, sizeof lo_ok, "%llu", (unsigned long long)STORE_DURABLE_MIN_BYTES);
+    snprintf(hi_ok, sizeof hi_ok, "%llu", (unsigned long long)SET_DATA_BYTES_MAX);
+    const char *const below[] = {"CREDWATCH_DATA_MAX_BYTES", lo, NULL}, *const above[] = {"CREDWATCH_DATA_MAX_BYTES", hi, NULL};
+    expect_refused(below, "CREDWATCH_DATA_MAX_BYTES", "expected bytes");
+    expect_refused(above, "CREDWATCH_DATA_MAX_BYTES", NULL);
+    static const char *const junk[] = {"CREDWATCH_DATA_MAX_BYTES", "8G", NULL};
+    expect_refused(junk, "CREDWATCH_DATA_MAX_BYTES", NULL);
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    const char *const at_lo[] = {"CREDWATCH_DATA_MAX_BYTES", lo_ok, NULL}, *const at_hi[] = {"CREDWATCH_DATA_MAX_BYTES", hi_ok, NULL};
+    assert_int_equal(load(&c, at_lo, 1, argv, msg, sizeof msg), 0);
+    assert_true(c.data_max_bytes == STORE_DURABLE_MIN_BYTES);
+    assert_int_equal(load(&c, at_hi, 1, argv, msg, sizeof msg), 0);
+    assert_true(c.data_max_bytes == SET_DATA_BYTES_MAX);
+    /* a path at SET_PATH_MAX - 1 bytes is taken, one more is refused */
+    static char path[SET_PATH_MAX + 1];
+    memset(path, 'd', SET_PATH_MAX - 1);
+    path[SET_PATH_MAX - 1] = '\0';
+    const char *const fits[] = {"CREDWATCH_DATA_DIR", path, NULL};
+    assert_int_equal(load(&c, fits, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(strlen(c.data_dir), SET_PATH_MAX - 1);
+    path[SET_PATH_MAX - 1] = 'd';
+    const char *const too_long[] = {"CREDWATCH_DATA_DIR", path, NULL};
+    expect_refused(too_long, "CREDWATCH_DATA_DIR", "longer than");
+}
+
+/* The default directory without systemd: the system one when usable, else beside the process. */
+static void test_data_dir_default(void **state)
+{
+    (void)state;
+    char out[SET_PATH_MAX], msg[256], tmpl[] = "/tmp/cw-datadir-XXXXXX";
+    const char *from = NULL;
+    const char *tmp = mkdtemp(tmpl);
+    assert_non_null(tmp);
+    assert_int_equal(set_data_dir(NULL, NULL, tmp, out, sizeof out, &from, msg, sizeof msg), 0);
+    assert_string_equal(out, tmp);
+    assert_string_equal(from, "system");
+    char missing[64];  /* missing, in a parent that may be written: the store creates it */
+    snprintf(missing, sizeof missing, "%s/credwatch", tmp);
+    assert_int_equal(set_data_dir("", "", missing, out, sizeof out, &from, msg, sizeof msg), 0);
+    assert_string_equal(out, missing);
+    char deep[80];  /* its parent is missing too: not usable */
+    snprintf(deep, sizeof deep, "%s/no/credwatch", tmp);
+    assert_int_equal(set_data_dir(NULL, NULL, deep, out, sizeof out, &from, msg, sizeof msg), 0);
+    assert_string_equal(out, SET_DATA_DIR_LOCAL);
+    assert_string_equal(from, "local");
+    assert_int_equal(set_data_dir(NULL, ":/x", "/etc/passwd", out, sizeof out, &from, msg, sizeof msg), 0);
+    assert_string_equal(out, SET_DATA_DIR_LOCAL);  /* a file is no directory; an empty first path is unset */
+    assert_int_equal(rmdir(tmp), 0);
+}
+
 /* ---- content negotiation ---- */
 
 static void test_content(void **state)
@@ -463,9 +586,14 @@ static void test_sink_routes(void **state)
     assert_int_equal(m.route->handler, API_H_FIREHOSE);
     assert_int_equal(m.route->role, API_ROLE_INGEST);
     assert_int_equal(api_route_match("GET", "/v1/ingest/firehose", &m), API_ROUTE_BAD_METHOD);
+    /* the durable store's copy: the read role, GET only */
+    assert_int_equal(api_route_match("GET", "/v1/backup", &m), API_ROUTE_OK);
+    assert_int_equal(m.route->handler, API_H_BACKUP);
+    assert_int_equal(m.route->role, API_ROLE_READ);
+    assert_int_equal(api_route_match("POST", "/v1/backup", &m), API_ROUTE_BAD_METHOD);
     size_t n;
     const struct api_route *r = api_routes(&n);
-    assert_int_equal(n, 18);
+    assert_int_equal(n, 19);
     for (size_t i = 0; i < n; i++) /* every route can be reached by its own template */
         assert_non_null(api_path_template(r[i].path));
 }
@@ -673,6 +801,19 @@ static void test_metrics_text(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(t, want[i]))
             fail_msg("missing: %s", want[i]);
+    assert_null(strstr(t, "credwatch_store_file_bytes"));  /* not the durable store: no disk figures */
+    free(t);
+    const struct api_metrics_disk d = {65536, 40960, STORE_DURABLE_DEFAULT_BYTES, 42, 7, 3, 1};
+    api_metrics_store_disk(&d);
+    t = api_metrics_render(NULL, &len);
+    assert_non_null(t);
+    static const char *const disk[] = {"credwatch_store_file_bytes 65536\n", "credwatch_store_used_bytes 40960\n",
+                                       "credwatch_store_data_max_bytes 8589934592\n", "credwatch_store_keys 42\n",
+                                       "credwatch_store_findings 7\n", "credwatch_store_swept_total{kind=\"keys\"} 3\n",
+                                       "credwatch_store_swept_total{kind=\"findings\"} 1\n"};
+    for (size_t i = 0; i < sizeof disk / sizeof disk[0]; i++)
+        if (!strstr(t, disk[i]))
+            fail_msg("missing: %s", disk[i]);
     free(t);
 }
 
@@ -746,6 +887,8 @@ int main(void)
         cmocka_unit_test(test_time),              cmocka_unit_test(test_config_defaults),
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
+        cmocka_unit_test(test_config_store),      cmocka_unit_test(test_config_store_invalid),
+        cmocka_unit_test(test_data_dir_default),
         cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),
         cmocka_unit_test(test_page_routes),       cmocka_unit_test(test_cors_parse),
         cmocka_unit_test(test_cors_match),        cmocka_unit_test(test_cors_routes),

@@ -1,11 +1,17 @@
-/* test_store.c — one contract, two stores: every test runs on the in-memory store and on Redis
- * (a redis-server this test starts on a free loopback port and stops by its pid).
+/* test_store.c — one contract, three stores: every contract test (CONTRACT_TESTS) runs on the
+ * in-memory store, on the durable store (LMDB in a fresh temporary directory per test) and on
+ * Redis (a redis-server this test starts on a free loopback port and stops by its pid), with no
+ * expectation of one store's insides: where a test needs a failure it asks store_test_fault, which
+ * every store provokes its own way.
  *
  * Covers: versioned compare-and-set, dedup flags, finding status rules, stale evidence, listing
  * with filters (the workload's kind too) and cursor, unknown ids, concurrent engines on one key (no lost update, one
  * finding), the outbox of finding events (revisions, a failed queue repaired by the retry, two
- * sinks, claims, dead letters, the bound), and for Redis: outage gives CW_EUNAVAIL and the handle
- * recovers after a restart.
+ * sinks, claims, dead letters, the bound, nothing recorded before out_open). Then what one store
+ * alone has: the memory store's bound; the durable store's restart (every state and the outbox
+ * back, held events delivered again), its lock and its expiry sweep; for Redis, an outage gives
+ * CW_EUNAVAIL and the handle recovers after a restart, and a finding of a release before
+ * workloads is listed as lambda.
  *
  * CW_TEST_CLUSTER=host:port,host:port,... runs the Redis group against a running Redis Cluster
  * instead (tests/it_cluster.sh starts one): no redis-server is started, stores come from
@@ -29,6 +35,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <lmdb.h>
+#include <sys/stat.h>
 
 #include "engine.h"
 #include "store.h"
@@ -160,6 +169,49 @@ static int teardown(void **state)
 {
     store_free(*state);
     return 0;
+}
+
+/* The durable store's directory of the running test (tests run one at a time). */
+static char durable_dir[128];
+
+static struct store *durable_open(void)
+{
+    char msg[512];
+    struct store *s = store_lmdb_new(durable_dir, STORE_DURABLE_DEFAULT_BYTES, msg, sizeof msg);
+    if (!s)
+        print_error("durable store: %s\n", msg);
+    return s;
+}
+
+static int setup_durable(void **state)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(durable_dir, sizeof durable_dir, "%s/cw-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(durable_dir))
+        return -1;
+    *state = durable_open();
+    return *state ? 0 : -1;
+}
+
+/* Frees the store (if a test left one) and removes its directory: the store's files only. */
+static int teardown_durable(void **state)
+{
+    store_out_set_limits(NULL);  /* a test that failed with its limits set */
+    store_free(*state);
+    *state = NULL;
+    DIR *d = opendir(durable_dir);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    char path[sizeof durable_dir + 300];
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", durable_dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    return rmdir(durable_dir);
 }
 
 static void t_cas_and_dedup(void **state)
@@ -563,11 +615,6 @@ static int redis_cli(const char *args)
     return system(cmd);
 }
 
-static int is_mem(struct store *s)
-{
-    return strcmp(s->ops->name, "memory") == 0;
-}
-
 /* Lists q's findings (every page, limit per page, cursor), their ids into ids[] in order; returns
  * how many. */
 static size_t list_ids(struct store *s, struct store_query q, char ids[][STORE_ID_MAX], size_t max)
@@ -592,9 +639,9 @@ static size_t list_ids(struct store *s, struct store_query q, char ids[][STORE_I
 }
 
 /* The workload filter (GET /v1/findings?workload=): a finding is listed under the kind its put
- * named, one that named none under lambda, and (Redis) one stored by a release before workloads,
- * without the wk field, under lambda too. Combined with the other filters and the cursor. The
- * engine stores an ECS key's finding under ecs (engine.c finding_put_of). */
+ * named, one that named none under lambda. Combined with the other filters and the cursor. The
+ * engine stores an ECS key's finding under ecs (engine.c finding_put_of). A finding stored by a
+ * release before workloads: t_redis_legacy_workload. */
 static void t_finding_list_workload(void **state)
 {
     struct store *s = *state;
@@ -641,15 +688,6 @@ static void t_finding_list_workload(void **state)
     assert_int_equal(list_ids(s, q, ids, 16), 3);
     q.workload = NULL;
     assert_int_equal(list_ids(s, q, ids, 16), 8);
-    if (!is_mem(s)) {
-        /* a finding written before workloads has no wk: listed as lambda */
-        assert_int_equal(redis_cli("HDEL cw:f:{cwf-W6} wk"), 0);
-        q.workload = "ecs";
-        assert_int_equal(list_ids(s, q, ids, 16), 2);
-        q.workload = "lambda";
-        assert_int_equal(list_ids(s, q, ids, 16), 4);
-        assert_string_equal(ids[0], "cwf-W6");
-    }
     /* the engine: an ECS task's key (ecs-tasks issuance) used from outside AWS */
     struct eng *e = eng_new(s, NULL);
     struct eng_report *rep = malloc(sizeof *rep);
@@ -746,9 +784,8 @@ static void t_out_events(void **state)
     assert_int_equal(store_out_open(s, (const char *const[]){ "Bad name" }, 1), CW_EINVAL);
 }
 
-/* The event cannot be queued: the finding is written, the call fails (503), and the retry — a
- * duplicate that only ensures the finding — queues it, once. Redis: the stream key made a string
- * (XADD answers WRONGTYPE); memory: the store at its bound. */
+/* The event cannot be queued (store_test_fault): the finding is written, the call fails (503), and
+ * the retry — a duplicate that only ensures the finding — queues it, once. */
 static void t_out_queue_fails(void **state)
 {
     struct store *s = *state;
@@ -756,23 +793,18 @@ static void t_out_queue_fails(void **state)
     struct store_finding_put p = fput("cwf-Q", "{\"v\":1}", 1, 1, 1000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(drain(s, "a", "c1", NULL, NULL), 1);
-    struct store_mem_stats ms;
-    if (is_mem(s)) {
-        store_mem_stats(s, &ms);
-        store_mem_limit(s, ms.bytes + 16);
-    } else {
-        assert_int_equal(redis_cli("DEL cw:out:{o}"), 0);
-        assert_int_equal(redis_cli("SET cw:out:{o} broken"), 0);
-    }
+    assert_int_equal(store_test_fault(s, STORE_FAULT_OUTBOX), 0);
     p = fput("cwf-Q", "{\"v\":2}", 2, 0, 2000);
     p.notify = 1;
     assert_int_equal(store_finding_put(s, &p, 1), CW_EUNAVAIL);
-    if (is_mem(s)) {
-        store_mem_limit(s, STORE_MEM_DEFAULT_BYTES);
-    } else {
-        assert_int_equal(redis_cli("DEL cw:out:{o}"), 0);
-        assert_int_equal(store_out_open(s, sink_a, 1), 0);
-    }
+    assert_int_equal(store_test_fault(s, STORE_FAULT_NONE), 0);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-Q", &f), 0);  /* the change stands */
+    assert_string_equal(f.evidence_json, "{\"v\":2}");
+    store_finding_free(&f);
+    /* clearing may take the outbox's state with it (Redis: the stream and its groups): the sink is
+     * opened again, as a delivery thread does after a failure (elsewhere a no-op) */
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
     p = fput("cwf-Q", "{\"v\":2}", 2, 0, 2100);
     p.ensure = 1;
     assert_int_equal(store_finding_put(s, &p, 1), 0);
@@ -1004,22 +1036,91 @@ static void t_out_bound(void **state)
     }
 }
 
-/* The embedded store records nothing before out_open (scan never opens it). */
-static void t_out_mem_off(void **state)
+#define OUT_CONC_EVENTS 120   /* events two consumers share */
+#define OUT_CONC_READ 7       /* events per read: several reads each, interleaved */
+#define OUT_CONC_TRIES 2000   /* empty reads a consumer makes before it stops */
+#define OUT_CONC_READS (OUT_CONC_EVENTS * 4)  /* reads that return something: a store that hands
+                                               * events out again and again still ends the test */
+
+struct out_conc {
+    struct store *base;
+    const char *consumer;
+    int got[OUT_CONC_EVENTS];  /* times each event reached this consumer */
+    int rc;
+};
+
+/* One consumer on its own handle: reads, acknowledges, stops after many empty reads in a row. */
+static void *out_conc_run(void *arg)
+{
+    struct out_conc *c = arg;
+    struct store *st = store_clone(c->base);
+    struct store_event ev[OUT_CONC_READ];
+    for (int empty = 0, full = 0; empty < OUT_CONC_TRIES && full < OUT_CONC_READS && !c->rc;) {
+        size_t n = 0;
+        c->rc = store_out_read(st, "a", c->consumer, OUT_CONC_READ, now_ms(), ev, &n);
+        empty = n ? 0 : empty + 1;
+        full += n > 0;
+        for (size_t i = 0; i < n && !c->rc; i++) {
+            int k = atoi(ev[i].finding.id + 5);
+            if (k >= 0 && k < OUT_CONC_EVENTS)
+                c->got[k]++;
+            const char *e = ev[i].entry;
+            c->rc = store_out_ack(st, "a", &e, 1);
+        }
+        for (size_t i = 0; i < n; i++)
+            store_event_free(&ev[i]);
+    }
+    store_free(st);
+    return NULL;
+}
+
+/* Two consumers of one sink on their own handles, at once: each event reaches exactly one of them
+ * (handing out is atomic: no event twice, none lost), within the claim time. */
+static void t_out_concurrent(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    char id[16];
+    for (int i = 0; i < OUT_CONC_EVENTS; i++) {
+        snprintf(id, sizeof id, "cwf-K%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    static struct out_conc cs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&cs[i], 0, sizeof cs[i]);
+        cs[i].base = s;
+        cs[i].consumer = i ? "c2" : "c1";
+        assert_int_equal(pthread_create(&th[i], NULL, out_conc_run, &cs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(cs[i].rc, 0);
+    }
+    for (int k = 0; k < OUT_CONC_EVENTS; k++)
+        if (cs[0].got[k] + cs[1].got[k] != 1)
+            fail_msg("event %d reached the consumers %d and %d times", k, cs[0].got[k], cs[1].got[k]);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held + st.depth, 0);
+}
+
+/* Nothing is recorded before out_open: the embedded stores record only once this process opened a
+ * sink (scan never does), Redis only while the outbox has a consumer group (a fresh one has none).
+ * A sink sees the events from its first out_open on. */
+static void t_out_off(void **state)
 {
     struct store *s = *state;
     struct store_finding_put p = fput("cwf-M", "{}", 1, 1, 1000);
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(p.revision, 0);
-    struct store_mem_stats before, after;
-    store_mem_stats(s, &before);
     p = fput("cwf-M", "{}", 2, 0, 2000);
     p.notify = 1;
     assert_int_equal(store_finding_put(s, &p, 1), 0);
     assert_int_equal(p.revision, 0);
-    store_mem_stats(s, &after);
-    assert_int_equal(after.bytes, before.bytes);
     assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    assert_int_equal(drain(s, "a", "c1", NULL, NULL), 0);
     p = fput("cwf-M", "{}", 3, 0, 3000);
     p.notify = 1;
     assert_int_equal(store_finding_put(s, &p, 1), 0);
@@ -1027,6 +1128,353 @@ static void t_out_mem_off(void **state)
     int kind = 0;
     assert_int_equal(drain(s, "a", "c1", NULL, &kind), 1);
     assert_int_equal(kind, STORE_EV_UPDATED);
+}
+
+/* The memory store pays nothing for the outbox before out_open (scan's case). */
+static void t_mem_out_off(void **state)
+{
+    struct store *s = *state;
+    struct store_finding_put p = fput("cwf-M", "{}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    struct store_mem_stats before, after;
+    store_mem_stats(s, &before);
+    p = fput("cwf-M", "{}", 2, 0, 2000);
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    store_mem_stats(s, &after);
+    assert_int_equal(after.bytes, before.bytes);
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    p = fput("cwf-M", "{}", 3, 0, 3000);
+    p.notify = 1;
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    store_mem_stats(s, &after);
+    assert_true(after.bytes > before.bytes);  /* now it records: the event counts */
+}
+
+/* Redis only: a finding written by a release before workloads has no wk field: listed as lambda. */
+static void t_redis_legacy_workload(void **state)
+{
+    struct store *s = *state;
+    static const char *const wk[3] = { "ecs", "ecs", NULL };
+    char id[16], ids[4][STORE_ID_MAX];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "cwf-L%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 20000 + i);
+        p.workload = wk[i];
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    assert_int_equal(redis_cli("HDEL cw:f:{cwf-L1} wk"), 0);
+    struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX, .workload = "ecs" };
+    assert_int_equal(list_ids(s, q, ids, 4), 1);
+    assert_string_equal(ids[0], "cwf-L0");
+    q.workload = "lambda";
+    assert_int_equal(list_ids(s, q, ids, 4), 2);
+    assert_string_equal(ids[0], "cwf-L2");
+    assert_string_equal(ids[1], "cwf-L1");
+}
+
+/* ---- the durable store alone ----------------------------------------------------------------- */
+
+/* The n of an entry id "<ms>-<n>". */
+static uint64_t entry_num(const char *entry)
+{
+    const char *dash = strchr(entry, '-');
+    assert_non_null(dash);
+    return strtoull(dash + 1, NULL, 10);
+}
+
+/* Before the restart: a key, a finding with status and note, and an outbox with two events held
+ * (not acknowledged), one dead letter and one not handed out. Returns the highest entry number. */
+static uint64_t durable_fill(struct store *s, char held[2][STORE_OUT_ENTRY_MAX], char *dead_entry)
+{
+    uint64_t h[2] = { 7, 8 };
+    const uint8_t blob[] = "durable-state";
+    struct store_commit c = { .akid = "ASIADURABLEKEY000001", .new_version = 5, .blob = blob, .blob_len = sizeof blob,
+                              .hashes = h, .n_hashes = 2, .expire_at_ms = now_ms() + 3600000 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    struct store_finding_put p = fput("cwf-P", "{\"p\":1}", 1, 1, 1000);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    assert_int_equal(store_finding_patch(s, "cwf-P", STORE_ST_ACKNOWLEDGED, "looking", 1500), 0);
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    char id[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "cwf-E%d", i);
+        p = fput(id, "{\"e\":1}", 1, 1, 2000 + i);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    struct store_event ev[4];
+    size_t n;
+    assert_int_equal(store_out_read(s, "a", "c1", 4, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 3);
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i < 2)
+            snprintf(held[i], STORE_OUT_ENTRY_MAX, "%s", ev[i].entry);
+        if (entry_num(ev[i].entry) > top)
+            top = entry_num(ev[i].entry);
+    }
+    assert_int_equal(store_out_dead(s, "a", &ev[2], "http 400", now_ms()), 0);
+    for (size_t i = 0; i < n; i++)
+        store_event_free(&ev[i]);
+    struct store_event dl[2];
+    int more;
+    assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), 0);
+    assert_int_equal(n, 1);
+    snprintf(dead_entry, STORE_OUT_ENTRY_MAX, "%s", dl[0].entry);
+    top = entry_num(dl[0].entry) > top ? entry_num(dl[0].entry) : top;
+    store_event_free(&dl[0]);
+    p = fput("cwf-E3", "{\"e\":1}", 1, 1, 3000);  /* queued, not handed out */
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    return top;
+}
+
+/* Durable only: everything is back after the store is closed and opened again on its directory:
+ * key state with its dedup set, findings with status and note, and the outbox: a sink's cursor,
+ * its held events (delivered again, to any consumer: the holder was a process that has ended, and
+ * serve's consumer names differ per process), dead letters, counts, and revisions and entry ids
+ * that go on from where they were. */
+static void t_durable_reopen(void **state)
+{
+    char held[2][STORE_OUT_ENTRY_MAX], dead_entry[STORE_OUT_ENTRY_MAX];
+    uint64_t top = durable_fill(*state, held, dead_entry);
+    store_free(*state);
+    struct store *s = *state = durable_open();
+    assert_non_null(s);
+    uint64_t h[3] = { 7, 8, 9 };
+    uint8_t seen[3] = { 9, 9, 9 };
+    struct store_load l = { .akid = "ASIADURABLEKEY000001", .hashes = h, .n_hashes = 3, .seen = seen };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 5);
+    assert_int_equal(l.blob_len, sizeof "durable-state");
+    assert_memory_equal(l.blob, "durable-state", l.blob_len);
+    assert_int_equal(seen[0] + seen[1] * 2 + seen[2] * 4, 3);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-P", &f), 0);
+    assert_int_equal(f.status, STORE_ST_ACKNOWLEDGED);
+    assert_string_equal(f.note, "looking");
+    assert_string_equal(f.evidence_json, "{\"p\":1}");
+    store_finding_free(&f);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), CW_EINVAL);  /* not opened by this process yet */
+    assert_int_equal(store_out_open(s, sink_a, 1), 0);
+    assert_int_equal(store_out_stats(s, "a", now_ms(), &st), 0);
+    assert_int_equal(st.held, 2);
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.oldest_ms != 0, 1);
+    struct store_event ev[8];
+    size_t n;
+    assert_int_equal(store_out_read(s, "a", "c2", 8, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < 2; i++) {  /* the held ones first, under their entry ids, one attempt made */
+        assert_string_equal(ev[i].entry, held[i]);
+        assert_int_equal(ev[i].attempts, 1);
+    }
+    assert_string_equal(ev[2].finding.id, "cwf-E3");
+    assert_int_equal(ev[2].attempts, 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *e = ev[i].entry;
+        assert_int_equal(store_out_ack(s, "a", &e, 1), 0);
+        store_event_free(&ev[i]);
+    }
+    int more;
+    assert_int_equal(store_dead_list(s, "a", NULL, 8, ev, &n, &more), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ev[0].entry, dead_entry);
+    assert_string_equal(ev[0].reason, "http 400");
+    assert_string_equal(ev[0].finding.id, "cwf-E2");
+    store_event_free(&ev[0]);
+    /* a revision goes on from the last one, an entry number past every one given before */
+    assert_int_equal(store_finding_patch(s, "cwf-E0", STORE_ST_RESOLVED, NULL, 4000), 0);
+    assert_int_equal(store_out_read(s, "a", "c2", 8, now_ms(), ev, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].revision, 2);
+    assert_true(entry_num(ev[0].entry) > top);
+    store_event_free(&ev[0]);
+}
+
+/* Durable only: one process per directory. A second open fails naming the directory (flock is per
+ * open file description, so this process's second open meets the lock too); closing frees it. */
+static void t_durable_lock(void **state)
+{
+    char msg[512];
+    assert_null(store_lmdb_new(durable_dir, STORE_DURABLE_DEFAULT_BYTES, msg, sizeof msg));
+    assert_non_null(strstr(msg, durable_dir));
+    store_free(*state);
+    *state = durable_open();
+    assert_non_null(*state);
+}
+
+#define AWAY_BEFORE 2   /* events queued before the restart that leaves sink b unopened */
+#define AWAY_AFTER 4    /* and after it */
+#define AWAY_MAX 5      /* out_max: b may hold back this many; one of the six goes */
+
+/* Durable only: a sink on disk that this process did not open (removed from the configuration, or
+ * not opened yet) keeps events for its return, up to out_max like an open sink's backlog: past that
+ * the oldest are forgotten for it and counted in its dead_dropped, so a sink nobody delivers does
+ * not grow the file without end. */
+static void t_durable_sink_away(void **state)
+{
+    assert_int_equal(store_out_open(*state, sinks_ab, 2), 0);
+    char id[16];
+    for (int i = 0; i < AWAY_BEFORE + AWAY_AFTER; i++) {
+        if (i == AWAY_BEFORE) {  /* restarted with sink b no longer configured */
+            store_free(*state);
+            assert_non_null(*state = durable_open());
+            assert_int_equal(store_out_open(*state, sink_a, 1), 0);
+        }
+        snprintf(id, sizeof id, "cwf-A%d", i);
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000 + i);
+        assert_int_equal(store_finding_put(*state, &p, 1), 0);
+    }
+    struct store_out_limits lim = { AWAY_MAX, STORE_OUT_CLAIM_MS, STORE_DEAD_MAX };
+    store_out_set_limits(&lim);
+    size_t dead = 0;
+    int rc = store_out_trim(*state, "a", now_ms(), &dead);
+    store_out_set_limits(NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(dead, AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);  /* a's own backlog past the bound */
+    assert_int_equal(drain(*state, "a", "c1", NULL, NULL), AWAY_MAX);
+    store_free(*state);
+    struct store *s = *state = durable_open();  /* b is back */
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sinks_ab, 2), 0);
+    struct store_out_stats st;
+    assert_int_equal(store_out_stats(s, "b", now_ms(), &st), 0);
+    assert_int_equal(st.depth, AWAY_MAX);
+    assert_int_equal(st.dead_dropped, AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);
+    assert_int_equal(st.dead, 0);
+    struct store_event ev[8];
+    size_t n;
+    assert_int_equal(store_out_read(s, "b", "c2", 8, now_ms(), ev, &n), 0);
+    assert_int_equal(n, AWAY_MAX);
+    for (size_t i = 0; i < n; i++) {  /* the oldest one went; the other one from before the restart stayed */
+        snprintf(id, sizeof id, "cwf-A%zu", i + AWAY_BEFORE + AWAY_AFTER - AWAY_MAX);
+        assert_string_equal(ev[i].finding.id, id);
+        store_event_free(&ev[i]);
+    }
+}
+
+/* Writes value v (NULL: deletes) under key k of database db of the closed durable store's file,
+ * as a damaged or foreign-written file would hold it. */
+static void raw_put(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, durable_dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+    assert_int_equal(v ? mdb_put(txn, dbi, &key, &val, 0) : mdb_del(txn, dbi, &key, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+#define BAD_HEAD 80   /* the fixed part of an outbox event record (store_lmdb_out.c LO_REC_HEAD) */
+
+/* Durable only: outbox records of the wrong shape (a damaged file) make the calls that meet them
+ * answer CW_EUNAVAIL with the reason in store_why, and nothing else: never a crash or a read past
+ * the value. Each shape in turn under a dead letter's key, then a sink record and the counters. */
+static void t_durable_bad_records(void **state)
+{
+    assert_int_equal(store_out_open(*state, sink_a, 1), 0);
+    store_free(*state);
+    *state = NULL;
+    uint8_t bad[4][BAD_HEAD + 8];
+    memset(bad, 0, sizeof bad);
+    for (int i = 1; i < 4; i++) {
+        bad[i][0] = 1;    /* the layout's version */
+        bad[i][1] = 1;    /* created */
+        memset(bad[i] + 68, 0xff, 8);  /* no note, no evidence */
+    }
+    bad[1][0] = 9;                     /* a layout this build does not know */
+    bad[2][72] = 200;                  /* evidence longer than the value */
+    bad[2][73] = bad[2][74] = bad[2][75] = 0;
+    bad[3][72] = 7;                    /* evidence of 7 bytes, the 8th not its NUL */
+    bad[3][73] = bad[3][74] = bad[3][75] = 0;
+    memset(bad[3] + BAD_HEAD, 'x', 8);
+    const size_t len[4] = { 3, BAD_HEAD, BAD_HEAD + 8, BAD_HEAD + 8 };
+    const uint8_t key[] = { 'a', 0, 0, 0, 0, 0, 0, 0, 0, 1 };  /* sink a, entry number 1 */
+    for (int i = 0; i < 4; i++) {
+        raw_put("out_dead", key, sizeof key, bad[i], len[i]);
+        struct store *s = *state = durable_open();
+        assert_non_null(s);
+        assert_int_equal(store_out_open(s, sink_a, 1), 0);
+        struct store_event dl[2];
+        size_t n;
+        int more;
+        assert_int_equal(store_dead_list(s, "a", NULL, 2, dl, &n, &more), CW_EUNAVAIL);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(store_why(s), "outbox event record of another shape"));
+        store_free(s);
+        *state = NULL;
+    }
+    raw_put("out_dead", key, sizeof key, NULL, 0);
+    raw_put("out_sink", "a", 1, "short", 5);
+    struct store *s = *state = durable_open();
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sink_a, 1), CW_EUNAVAIL);
+    assert_non_null(strstr(store_why(s), "sink record of another shape"));
+    store_free(s);
+    raw_put("out_sink", "a", 1, NULL, 0);
+    raw_put("out_meta", "ctr", 3, "short", 5);
+    s = *state = durable_open();
+    assert_non_null(s);
+    assert_int_equal(store_out_open(s, sink_a, 1), CW_EUNAVAIL);
+    assert_non_null(strstr(store_why(s), "counters of another shape"));
+}
+
+#define SWEEP_KEYS 5   /* keys that expire in the test; the first sweep step is bounded below it */
+#define SWEEP_STEP 2
+
+/* Durable only: expiry. A key past its expiry is absent at once; the sweep removes expired keys
+ * and findings in steps of at most `max`, and leaves the rest. */
+static void t_durable_sweep(void **state)
+{
+    struct store *s = *state;
+    int64_t now = now_ms();
+    const uint8_t blob[] = "x";
+    char akid[32];
+    for (int i = 0; i <= SWEEP_KEYS; i++) {  /* the last one lives an hour */
+        snprintf(akid, sizeof akid, "ASIASWEEP%011d", i);
+        struct store_commit c = { .akid = akid, .new_version = 1, .blob = blob, .blob_len = 1,
+                                  .expire_at_ms = now + (i < SWEEP_KEYS ? 60000 : 3600000) };
+        assert_int_equal(store_commit(s, &c, 1), 0);
+    }
+    struct store_commit gone = { .akid = "ASIASWEEPGONE0000001", .new_version = 1, .blob = blob, .blob_len = 1,
+                                 .expire_at_ms = now - 1 };
+    assert_int_equal(store_commit(s, &gone, 1), 0);
+    assert_false(key_present(s, "ASIASWEEPGONE0000001"));  /* expired: absent before any sweep */
+    struct store_finding_put p = fput("cwf-S", "{}", 1, 1, now);
+    assert_int_equal(store_finding_put(s, &p, 1), 0);
+    size_t removed = 0;
+    assert_int_equal(store_lmdb_sweep(s, now - 10, SWEEP_STEP, &removed), 0);
+    assert_int_equal(removed, 0);  /* nothing expired before `now - 10` but the one the sweeper may have taken */
+    assert_int_equal(store_lmdb_sweep(s, now + 120000, SWEEP_STEP, &removed), 0);
+    assert_int_equal(removed, SWEEP_STEP);
+    assert_int_equal(store_lmdb_sweep(s, now + 120000, 100, &removed), 0);
+    assert_true(removed >= SWEEP_KEYS - SWEEP_STEP);  /* and the one expired at write, if still there */
+    struct store_lmdb_info info;
+    assert_int_equal(store_lmdb_info(s, &info), 0);
+    assert_int_equal(info.keys, 1);
+    assert_int_equal(info.findings, 1);
+    assert_true(info.swept_keys >= SWEEP_KEYS);
+    snprintf(akid, sizeof akid, "ASIASWEEP%011d", SWEEP_KEYS);
+    assert_true(key_present(s, akid));
+    snprintf(akid, sizeof akid, "ASIASWEEP%011d", 0);
+    assert_false(key_present(s, akid));
+    /* findings go after their retention, counted from their last write */
+    int64_t after = now + (int64_t)(STORE_FINDING_RETENTION_S + 3600) * 1000;
+    assert_int_equal(store_lmdb_sweep(s, after, 100, &removed), 0);
+    assert_int_equal(removed, 2);  /* the last key and the finding */
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-S", &f), CW_ENOTFOUND);
+    assert_int_equal(store_lmdb_info(s, &info), 0);
+    assert_int_equal(info.keys + info.findings, 0);
 }
 
 /* Redis only: an outage is CW_EUNAVAIL (never a crash), and the same handle recovers. */
@@ -1066,64 +1514,55 @@ static void t_redis_url(void **state)
     store_free(s);
 }
 
+/* The contract: every test here runs on every store, with the same expectations. */
+#define CONTRACT_TESTS(setup, down)                                              \
+    cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup, down),               \
+    cmocka_unit_test_setup_teardown(t_expiry, setup, down),                      \
+    cmocka_unit_test_setup_teardown(t_finding_status_rules, setup, down),        \
+    cmocka_unit_test_setup_teardown(t_finding_list, setup, down),                \
+    cmocka_unit_test_setup_teardown(t_finding_list_ties, setup, down),           \
+    cmocka_unit_test_setup_teardown(t_finding_list_workload, setup, down),       \
+    cmocka_unit_test_setup_teardown(t_concurrent_engines, setup, down),          \
+    cmocka_unit_test_setup_teardown(t_out_events, setup, down),                  \
+    cmocka_unit_test_setup_teardown(t_out_queue_fails, setup, down),             \
+    cmocka_unit_test_setup_teardown(t_out_two_sinks, setup, down),               \
+    cmocka_unit_test_setup_teardown(t_out_claim, setup, down),                   \
+    cmocka_unit_test_setup_teardown(t_out_dead, setup, down),                    \
+    cmocka_unit_test_setup_teardown(t_out_bound, setup, down),                   \
+    cmocka_unit_test_setup_teardown(t_out_off, setup, down),                     \
+    cmocka_unit_test_setup_teardown(t_out_concurrent, setup, down),              \
+    cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup, down)
+
 int main(void)
 {
     const struct CMUnitTest mem[] = {
-        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_expiry, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_mem, teardown),
+        CONTRACT_TESTS(setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_mem_bound, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_events, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_claim, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_dead, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_bound, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_mem_off, setup_mem, teardown),
-        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_mem_out_off, setup_mem, teardown),
+    };
+    const struct CMUnitTest durable[] = {
+        CONTRACT_TESTS(setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_reopen, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_lock, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_sink_away, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_bad_records, setup_durable, teardown_durable),
+        cmocka_unit_test_setup_teardown(t_durable_sweep, setup_durable, teardown_durable),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(t_redis_url),
-        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
+        CONTRACT_TESTS(setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_legacy_workload, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_redis, teardown),
     };
-    /* the same contract minus the outage test, which stops a redis-server this test started */
+    /* the same minus the outage test, which stops a redis-server this test started */
     const struct CMUnitTest cluster[] = {
         cmocka_unit_test(t_redis_url),
-        cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_expiry, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_status_rules, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_ties, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_finding_list_workload, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_concurrent_engines, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_events, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_queue_fails, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_two_sinks, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_claim, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_dead, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_bound, setup_redis, teardown),
-        cmocka_unit_test_setup_teardown(t_out_repair_and_cap, setup_redis, teardown),
+        CONTRACT_TESTS(setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_legacy_workload, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store_durable", durable, NULL, NULL);
     cluster_seeds = getenv("CW_TEST_CLUSTER");
     if (cluster_seeds && !*cluster_seeds)
         cluster_seeds = NULL;

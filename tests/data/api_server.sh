@@ -1,5 +1,6 @@
-# api_server.sh — sourced by tests/it_api.sh and tests/it_openapi.sh: start `credwatch serve` with
-# the embedded store on a free loopback port, stop it, make requests. POSIX sh.
+# api_server.sh — sourced by tests/it_api.sh and tests/it_openapi.sh (after lib.sh): start `credwatch
+# serve` (the memory store unless the caller names one) on a free loopback port, stop it, make requests.
+# POSIX sh.
 #   api_start [extra env assignments...]  sets API_PID, API_PORT, API_BASE; log in $API_TMP/server.log
 #   api_stop                              SIGKILL the server we started (cleanup only)
 #   req METHOD PATH [curl args...]        sets STATUS; body in $API_TMP/body, headers in $API_TMP/headers
@@ -13,9 +14,11 @@ api_start() {
   : >"$API_TMP/server.log"
   # Port 0: the kernel picks a free port and the server logs it, so no port can be taken
   # between choosing it and binding it.
+  # The memory store unless the caller chose one (store_default, lib.sh): a fresh, empty store per start.
+  # shellcheck disable=SC2046
   env CREDWATCH_LISTEN=127.0.0.1:0 CREDWATCH_INGEST_TOKENS=$API_TOKEN_INGEST \
-      CREDWATCH_READ_TOKENS=$API_TOKEN_READ CREDWATCH_THREADS=2 CREDWATCH_DRAIN_SECONDS=10 "$@" \
-      "$BIN" serve 2>"$API_TMP/server.log" &
+      CREDWATCH_READ_TOKENS=$API_TOKEN_READ CREDWATCH_THREADS=2 CREDWATCH_DRAIN_SECONDS=10 \
+      $(store_default "$@") "$@" "$BIN" serve 2>"$API_TMP/server.log" &
   API_PID=$!
   i=0
   API_PORT=

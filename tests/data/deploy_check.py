@@ -31,7 +31,8 @@ SERVICE_ENV = {
     "CREDWATCH_LISTEN", "CREDWATCH_REDIS_URL", "CREDWATCH_REDIS_CLUSTER", "CREDWATCH_INGEST_TOKENS",
     "CREDWATCH_READ_TOKENS", "CREDWATCH_ALLOW_UNAUTHENTICATED", "CREDWATCH_THREADS", "CREDWATCH_MAX_BODY_BYTES",
     "CREDWATCH_MAX_INFLATED_BYTES", "CREDWATCH_REDIS_TIMEOUT_MS", "CREDWATCH_DRAIN_SECONDS",
-    "CREDWATCH_AWS_IP_RANGES", "CREDWATCH_ALLOW_CIDRS", "CREDWATCH_ACCOUNTS",
+    "CREDWATCH_AWS_IP_RANGES", "CREDWATCH_ALLOW_CIDRS", "CREDWATCH_ACCOUNTS", "CREDWATCH_STORE", "CREDWATCH_DATA_DIR",
+    "CREDWATCH_DATA_MAX_BYTES",
 }
 METRICS = {
     "credwatch_http_requests_total", "credwatch_http_request_duration_seconds", "credwatch_records_ingested_total",
@@ -47,9 +48,15 @@ SINK_METRICS = {
     "credwatch_sink_queue_depth", "credwatch_sink_queue_held", "credwatch_sink_dead_letters",
     "credwatch_sink_oldest_undelivered_age_seconds", "credwatch_sink_delivery_latency_seconds",
 }
+# The durable store's figures (present only on that store): alerts may use them, the dashboard need not.
+DURABLE_METRICS = {
+    "credwatch_store_file_bytes", "credwatch_store_used_bytes", "credwatch_store_data_max_bytes",
+    "credwatch_store_keys", "credwatch_store_findings", "credwatch_store_swept_total",
+}
 # libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
 RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
-                "ca-certificates"}
+                "ca-certificates", "liblmdb0", "lmdb-utils"}
+DATA_DIR = "/data"  # the image's data directory: the durable store's, a VOLUME owned by the image's user
 DEFAULT_DRAIN_SECONDS = 20
 
 RESULTS = []
@@ -709,6 +716,23 @@ def main():
                 assert not any("--from=ipranges" in a for i, a in image if i == "COPY")
             assert ("STOPSIGNAL", "SIGTERM") in image
 
+    @check("Dockerfile: the durable store's /data: a VOLUME owned by the image's user, CREDWATCH_DATA_DIR points at it")
+    def _():
+        env = {}
+        for i, a in fetch:
+            if i == "ENV":
+                env.update(parse_env(a))
+        assert env.get("CREDWATCH_DATA_DIR") == DATA_DIR, env.get("CREDWATCH_DATA_DIR")
+        vols = [a for i, a in fetch if i == "VOLUME"]
+        assert vols and DATA_DIR in vols[-1].replace('"', " ").replace("[", " ").replace("]", " ").split(), vols
+        user = [a for i, a in fetch if i == "USER"][-1]
+        runs = " ".join(a for i, a in fetch if i == "RUN")
+        assert re.search(r"mkdir -p %s\b" % DATA_DIR, runs), "no mkdir of %s" % DATA_DIR
+        assert re.search(r"chown %s %s\b" % (re.escape(user), DATA_DIR), runs), "%s is not chowned to %s" % (DATA_DIR, user)
+        # the directory exists before USER drops root, and the store is not told to live elsewhere
+        idx = {i: n for n, (i, _) in enumerate(fetch)}
+        assert [n for n, (i, a) in enumerate(fetch) if i == "RUN" and "chown" in a][0] < idx["USER"]
+
     @check("Dockerfile: ip-ranges build arguments (fetch|skip, URL, sha256 pin) are wired")
     def _():
         assert ("ARG", "AWS_IP_RANGES=fetch") in global_args, global_args
@@ -727,7 +751,7 @@ def main():
         assert "make BUILD=build build/credwatch" in runs
         assert "deploy/docker/healthcheck.c" in runs
         for pkg in ("gcc", "make", "pkg-config", "libmicrohttpd-dev", "libjansson-dev", "libhiredis-dev",
-                    "libyajl-dev", "zlib1g-dev"):
+                    "libyajl-dev", "zlib1g-dev", "liblmdb-dev"):
             assert re.search(r"\b%s\b" % re.escape(pkg), runs), pkg
         for i, a in build:
             if i == "COPY":
@@ -777,6 +801,30 @@ def main():
                 src = vol.split(":")[0]
                 if src.startswith("./"):
                     assert os.path.exists(os.path.join(DEPLOY, src)), "%s mounts missing %s" % (s, src)
+
+    single = load_yaml_all(os.path.join(DEPLOY, "compose.single.yaml"))[0]
+
+    @check("compose.single.yaml: one credwatch, no Redis, the durable store on a named volume at /data; hardened")
+    def _():
+        svcs = single["services"]
+        assert set(svcs) == {"credwatch"}, set(svcs)
+        cw = svcs["credwatch"]
+        assert cw["deploy"]["replicas"] == 1, "the data directory's lock admits one process"
+        assert cw["build"]["dockerfile"] == "deploy/Dockerfile" and cw["build"]["context"] == ".."
+        assert cw.get("read_only") is True and "ALL" in cw.get("cap_drop", [])
+        user = [a for i, a in fetch if i == "USER"][-1]
+        assert str(cw.get("user")) == user, "user %s is not the image's %s (the owner of /data)" % (cw.get("user"), user)
+        env = cw["environment"]
+        assert set(env) <= SERVICE_ENV, set(env) - SERVICE_ENV
+        assert not {"CREDWATCH_REDIS_URL", "CREDWATCH_REDIS_CLUSTER", "CREDWATCH_STORE"} & set(env), env
+        assert env.get("CREDWATCH_DATA_DIR", DATA_DIR) == DATA_DIR
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in cw["volumes"]}
+        assert DATA_DIR in mounts and mounts[DATA_DIR] in (single.get("volumes") or {}), "no named volume at /data"
+        for var in ("CREDWATCH_INGEST_TOKENS", "CREDWATCH_READ_TOKENS"):
+            default = re.fullmatch(r"\$\{%s:-([^}]*)\}" % var, env[var])
+            assert default and all(16 <= len(t) <= 255 for t in default.group(1).split(",")), var
+        grace = int(str(cw["stop_grace_period"]).rstrip("s"))
+        assert grace > int(env.get("CREDWATCH_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS)), "stop_grace_period"
 
     @check("haproxy.cfg: polls /readyz, follows replicas via DNS, balances on the credwatch port")
     def _():
@@ -924,6 +972,49 @@ def main():
                 for p in rule["http"]["paths"]:
                     assert p["backend"]["service"]["name"] == svc["metadata"]["name"]
                     assert not p["path"].startswith("/metrics"), "metrics exposed publicly"
+
+    # -- Kubernetes, one pod on the durable store (an overlay of the base, beside it) --
+    sdir = os.path.join(DEPLOY, "kubernetes-single")
+
+    @check("kubernetes-single: the base with one replica, Recreate, a ReadWriteOnce PVC at /data; no HPA, no PDB")
+    def _():
+        k = load_yaml_all(os.path.join(sdir, "kustomization.yaml"))[0]
+        assert k["kind"] == "Kustomization" and k["namespace"] == "credwatch"
+        assert "../kubernetes" in k["resources"], k["resources"]
+        for r in k["resources"]:
+            assert os.path.exists(os.path.join(sdir, r)), r
+        pvc = load_yaml_all(os.path.join(sdir, "pvc.yaml"))[0]
+        assert pvc["kind"] == "PersistentVolumeClaim" and pvc["metadata"]["namespace"] == "credwatch"
+        assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"] and pvc["spec"]["resources"]["requests"]["storage"]
+        paths = [p["path"] for p in k["patches"] if "path" in p]
+        deleted = {yaml.safe_load(p["patch"])["kind"] for p in k["patches"] if "$patch: delete" in p.get("patch", "")}
+        assert deleted == {"HorizontalPodAutoscaler", "PodDisruptionBudget"}, deleted
+        dep = load_yaml_all(os.path.join(sdir, paths[0]))[0]
+        assert dep["kind"] == "Deployment" and dep["metadata"]["name"] == one("Deployment")["metadata"]["name"]
+        assert dep["spec"]["replicas"] == 1, "the data directory's lock admits one process"
+        assert dep["spec"]["strategy"] == {"type": "Recreate", "rollingUpdate": None}, dep["spec"]["strategy"]
+        pod = dep["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        mount = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == DATA_DIR]
+        assert mount and vols[mount[0]["name"]]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+        assert one("Deployment")["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001, \
+            "the base's fsGroup makes the volume writable"
+
+    @check("kubernetes-single: kubectl kustomize renders it as described")
+    def _():
+        import shutil
+        import subprocess
+        if not shutil.which("kubectl"):
+            return "kubectl not installed"
+        out = subprocess.run(["kubectl", "kustomize", sdir], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-500:]
+        docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+        kinds = {d["kind"] for d in docs}
+        assert "PersistentVolumeClaim" in kinds and not {"HorizontalPodAutoscaler", "PodDisruptionBudget"} & kinds
+        dep = [d for d in docs if d["kind"] == "Deployment"][0]
+        assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}, dep["spec"]
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        assert any(m["mountPath"] == DATA_DIR for m in c["volumeMounts"]) and c["livenessProbe"]
 
     # -- CloudFormation --
     cfn_dir = os.path.join(DEPLOY, "aws", "cloudformation")
@@ -1245,7 +1336,8 @@ def main():
                 assert r["annotations"]["summary"]
                 assert promql_ok(r["expr"]), r["alert"]
                 used = {metric_base(m) for m in metric_re.findall(r["expr"])}
-                assert used and used <= METRICS | SINK_METRICS, "%s: %s" % (r["alert"], used - METRICS - SINK_METRICS)
+                known = METRICS | SINK_METRICS | DURABLE_METRICS
+                assert used and used <= known, "%s: %s" % (r["alert"], used - known)
                 if "for" in r:
                     assert re.fullmatch(r"\d+[smh]", r["for"]), r["for"]
                 alerts[r["alert"]] = r
@@ -1255,6 +1347,9 @@ def main():
         assert by_metric["credwatch_store_errors_total"], "no store error alert"
         assert by_metric["credwatch_ready"], "no readiness alert"
         assert by_metric["credwatch_findings_created_total"], "no findings alert"
+        near = alerts.get("CredwatchDurableStoreNearFull", {}).get("expr", "")
+        assert {"credwatch_store_used_bytes", "credwatch_store_data_max_bytes"} <= set(metric_re.findall(near)), \
+            "no alert on the durable store approaching its bound"
         # Delivery to the sinks: backlog age, dead letters, and a sink failing with nothing getting through.
         for name, metrics in (("CredwatchSinkBacklog", {"credwatch_sink_oldest_undelivered_age_seconds"}),
                               ("CredwatchSinkDeadLetters", {"credwatch_sink_dead_lettered_total"}),
