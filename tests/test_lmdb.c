@@ -445,6 +445,64 @@ static void t_disk_full_answers(void **state)
     store_free(s);
 }
 
+#define T_HUGE_EVIDENCE ((size_t)24 << 20)  /* more than the smallest file and its headroom */
+#define T_HUGE_TRIES 6
+
+struct huge_putter {
+    struct store *s;
+    int n_err;
+};
+
+static void *huge_main(void *arg)
+{
+    struct huge_putter *hp = arg;
+    char *ev = malloc(T_HUGE_EVIDENCE + 1);
+    assert_non_null(ev);
+    memset(ev, 'e', T_HUGE_EVIDENCE);
+    ev[T_HUGE_EVIDENCE] = 0;
+    for (int i = 0; i < T_HUGE_TRIES; i++) {
+        struct store_finding_put p = { .id = "cwf-too-big", .evidence_json = ev, .severity = "high", .version = 1,
+                                       .new_outside = 1, .now_ms = cw_now_ms() };
+        hp->n_err += store_finding_put(hp->s, &p, 1) != 0;
+    }
+    free(ev);
+    return NULL;
+}
+
+/* A job that fills the map (MDB_MAP_FULL in its nested transaction) while others share its
+ * group: it alone fails; the others' writes are answered 0 and are there after a reopen. */
+static void t_map_full_job_alone_fails(void **state)
+{
+    struct dir *d = *state;
+    struct store *s = open_dir(d->path, STORE_DURABLE_MIN_BYTES);
+    assert_non_null(s);
+    struct huge_putter hp = { store_clone(s), 0 };
+    pthread_t th, tw[T_THREADS];
+    struct writer w[T_THREADS];
+    assert_int_equal(pthread_create(&th, NULL, huge_main, &hp), 0);
+    for (int i = 0; i < T_THREADS; i++) {
+        w[i] = (struct writer){ store_clone(s), i, 0 };
+        assert_int_equal(pthread_create(&tw[i], NULL, writer_main, &w[i]), 0);
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < T_THREADS; i++) {
+        pthread_join(tw[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+        store_free(w[i].s);
+    }
+    assert_int_equal(hp.n_err, T_HUGE_TRIES);
+    store_free(hp.s);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-too-big", &f), CW_ENOTFOUND);
+    store_free(s);
+    assert_non_null(s = open_dir(d->path, STORE_DURABLE_MIN_BYTES));
+    struct store_lmdb_info info;
+    assert_int_equal(store_lmdb_info(s, &info), 0);
+    assert_int_equal(info.keys, T_THREADS * T_PER_THREAD);
+    assert_int_equal(info.findings, 0);
+    store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_backup_opens, setup, teardown),
         cmocka_unit_test_setup_teardown(t_sweep_past_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(t_disk_full_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_map_full_job_alone_fails, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_durable", tests, NULL, NULL);
 }
