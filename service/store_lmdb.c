@@ -583,7 +583,7 @@ static int lm_finding_get(struct store *s, const char *id, struct store_finding 
     struct lm_store *h = (struct lm_store *)s;
     MDB_txn *txn;
     struct lm_frec r;
-    if (!id || strlen(id) >= STORE_ID_MAX)
+    if (!id || !id[0] || strlen(id) >= STORE_ID_MAX)  /* LMDB refuses an empty key: no such finding */
         return CW_ENOTFOUND;
     int rc = lm_read(h, &txn);
     if (rc)
@@ -621,7 +621,7 @@ static int patch_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
 
 static int lm_finding_patch(struct store *s, const char *id, int status, const char *note, int64_t now_ms)
 {
-    if (!id || strlen(id) >= STORE_ID_MAX)
+    if (!id || !id[0] || strlen(id) >= STORE_ID_MAX)  /* LMDB refuses an empty key: no such finding */
         return CW_ENOTFOUND;
     struct patch_job a = { id, note, status, now_ms, 0 };
     int rc = lm_write(((struct lm_store *)s)->sh, patch_job, &a);
@@ -1187,6 +1187,13 @@ struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, siz
     if (make_dir(dir, msg, msg_size) || take_lock(dir, &sh->lock_fd, msg, msg_size) ||
         env_open(sh, max_bytes, msg, msg_size) || !(sh->out = lm_out_new()) || !(s = handle_new(sh)))
         goto fail;
+    /* the files LMDB may just have created are names in the directory: a power loss must not lose
+     * them with the first commits that went into them */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     if (pthread_create(&sh->committer, NULL, lm_committer_main, sh) != 0)
         goto fail;
     sh->threads = 1;
