@@ -1038,7 +1038,9 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     sh->max_bytes = max_bytes;
     e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)(max_bytes + headroom));
     /* MDB_NOTLS: a read snapshot belongs to a handle, not to a thread (a thread may hold several). */
-    e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS, 0600);
+    /* MDB_NOMETASYNC: the committer syncs each commit's meta page itself, with the next group's
+     * data or on its own, before it answers (store_lmdb_txn.c lm_committer_main). */
+    e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (e) {
         snprintf(msg, msg_size, "data directory %s: cannot open: %s", sh->dir, mdb_strerror(e));
         return CW_EIO;
