@@ -205,10 +205,17 @@ static int backup_local(const char *dest)
         fprintf(stderr, "credwatch backup: no durable store in %s (CREDWATCH_DATA_DIR; chosen by: %s)\n", dir, from);
         return BK_EXIT_USAGE;
     }
+    /* PATH new or empty, as for a copy from a server: the copy is renamed over PATH/data.mdb, which
+     * must never be a store's own file (PATH the data directory itself, or another one in use) */
+    int made = make_dest(dest);
+    if (made < 0)
+        return BK_EXIT_USAGE;
     struct store *s = store_lmdb_new(dir, max, msg, sizeof msg);
     if (!s) {
         fprintf(stderr, "credwatch backup: %s\nwhile `credwatch serve` uses the directory, the server makes the copy: "
                 "CREDWATCH_URL=http://HOST:PORT CREDWATCH_READ_TOKEN=... credwatch backup %s\n", msg, dest);
+        if (made)
+            rmdir(dest);
         return BK_EXIT_FAILED;
     }
     int rc = store_lmdb_backup(s, dest, msg, sizeof msg);

@@ -15,6 +15,8 @@
 #define API_LISTEN_MAX 300            /* "host:port" text */
 #define API_URL_MAX 1024              /* Redis URL */
 #define API_THREADS_MAX 256
+#define API_DURABLE_THREADS_PER_CPU 8   /* default threads on the durable store: requests waiting for */
+#define API_DURABLE_THREADS_MIN 16      /* one commit share its fsync (api_config.c derive_threads) */
 #define API_DEFAULT_LISTEN "127.0.0.1:8080"
 #define API_DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define API_DEFAULT_MAX_INFLATED ((size_t)256 << 20)

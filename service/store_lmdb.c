@@ -583,7 +583,7 @@ static int lm_finding_get(struct store *s, const char *id, struct store_finding 
     struct lm_store *h = (struct lm_store *)s;
     MDB_txn *txn;
     struct lm_frec r;
-    if (!id || strlen(id) >= STORE_ID_MAX)
+    if (!id || !id[0] || strlen(id) >= STORE_ID_MAX)  /* LMDB refuses an empty key: no such finding */
         return CW_ENOTFOUND;
     int rc = lm_read(h, &txn);
     if (rc)
@@ -621,7 +621,7 @@ static int patch_job(MDB_txn *txn, struct lm_shared *sh, void *arg)
 
 static int lm_finding_patch(struct store *s, const char *id, int status, const char *note, int64_t now_ms)
 {
-    if (!id || strlen(id) >= STORE_ID_MAX)
+    if (!id || !id[0] || strlen(id) >= STORE_ID_MAX)  /* LMDB refuses an empty key: no such finding */
         return CW_ENOTFOUND;
     struct patch_job a = { id, note, status, now_ms, 0 };
     int rc = lm_write(((struct lm_store *)s)->sh, patch_job, &a);
@@ -744,38 +744,97 @@ struct sweep_job {
     size_t max, keys, findings;
 };
 
+/* What the sweeper does with an expired index entry whose record it cannot read (a damaged value,
+ * or one of a shape this build does not know): it removes the record and the entry, and says so
+ * in store_why. Stopping there instead would fail every later step (a step is one job, rolled back
+ * whole), so nothing would expire again and the file would grow without end; and a record nobody
+ * can read serves no reader either (a key's would fail every load and commit of its id). */
+static int sweep_unreadable(MDB_txn *txn, struct lm_shared *sh, MDB_cursor *c, enum lm_db db, const char *id)
+{
+    MDB_val k = str_val(id);
+    int e = mdb_del(txn, sh->dbi[db], &k, NULL);
+    if (!e && db == LM_KEY)
+        e = mdb_del(txn, sh->dbi[LM_SEEN], &k, NULL);
+    e = e == MDB_NOTFOUND ? 0 : e;
+    e = e ? e : mdb_cursor_del(c, 0);
+    if (!e) {
+        pthread_mutex_lock(&sh->mu);
+        snprintf(sh->why, sizeof sh->why, "the sweeper removed an unreadable expired %s record \"%s\" (data directory %s)",
+                 db == LM_KEY ? "key" : "finding", id, sh->dir);
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return e;
+}
+
+/* The id after an index key's 8-byte time, as a C string of at most cap - 1 bytes. */
+static void idx_id(const MDB_val *k, char *id, size_t cap)
+{
+    size_t n = k->mv_size > 8 ? k->mv_size - 8 : 0;
+    n = n < cap - 1 ? n : cap - 1;
+    memcpy(id, (const char *)k->mv_data + 8, n);
+    id[n] = 0;
+}
+
+/* One expired key index entry k: the key removed when the entry is its expiry, else the entry
+ * alone (the key moved on: a later commit wrote a new expiry). 0 or an error (cw.h). */
+static int sweep_key_one(MDB_txn *txn, struct lm_shared *sh, MDB_cursor *c, const MDB_val *k)
+{
+    char akid[EV_AKID_MAX];
+    idx_id(k, akid, sizeof akid);
+    MDB_val kk = str_val(akid), v;
+    int e = akid[0] ? mdb_get(txn, sh->dbi[LM_KEY], &kk, &v) : MDB_NOTFOUND;
+    struct lm_keyrec rec = { .expire_ms = idx_ms(k) - 1 };  /* absent: not the entry's key */
+    if (!e && v.mv_size < sizeof rec)
+        return lm_err(sh, sweep_unreadable(txn, sh, c, LM_KEY, akid), "sweep expired keys");
+    if (!e)
+        memcpy(&rec, v.mv_data, sizeof rec);
+    if ((!e || e == MDB_NOTFOUND) && rec.expire_ms == idx_ms(k))
+        return key_drop(txn, sh, akid, rec.expire_ms);
+    e = e && e != MDB_NOTFOUND ? e : mdb_cursor_del(c, 0);
+    return lm_err(sh, e, "sweep expired keys");
+}
+
 /* Removes up to a->max expired keys (expire_ms < now, as load reads them). */
 static int sweep_keys(MDB_txn *txn, struct lm_shared *sh, struct sweep_job *a)
 {
     MDB_cursor *c;
     MDB_val k, v;
-    int e = mdb_cursor_open(txn, sh->dbi[LM_KEXP], &c);
+    int rc = 0, e = mdb_cursor_open(txn, sh->dbi[LM_KEXP], &c);
     if (e)
         return lm_err(sh, e, "open the key expiry index");
-    while (a->keys < a->max && (e = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 && idx_ms(&k) < a->now_ms) {
-        char akid[EV_AKID_MAX];
-        size_t n = k.mv_size - 8 < sizeof akid - 1 ? k.mv_size - 8 : sizeof akid - 1;
-        memcpy(akid, (const char *)k.mv_data + 8, n);
-        akid[n] = 0;
-        struct lm_keyrec rec;
-        int f = key_get(txn, sh, akid, &rec, NULL);
-        if (f < 0) {
-            mdb_cursor_close(c);
-            return f;
-        }
-        if (f && rec.expire_ms == idx_ms(&k)) {
-            int rc = key_drop(txn, sh, akid, rec.expire_ms);
-            if (rc) {
-                mdb_cursor_close(c);
-                return rc;
-            }
-        } else if ((e = mdb_cursor_del(c, 0)) != 0) {
-            break;  /* an entry whose key moved on (a later commit wrote a new expiry): only the entry */
-        }
-        a->keys++;
+    while (!rc && a->keys < a->max && (e = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 && idx_ms(&k) < a->now_ms) {
+        rc = sweep_key_one(txn, sh, c, &k);
+        a->keys += !rc;
     }
     mdb_cursor_close(c);
+    if (rc)
+        return rc;
     return e == 0 || e == MDB_NOTFOUND ? 0 : lm_err(sh, e, "sweep expired keys");
+}
+
+/* One expired finding index entry k: the finding removed (with its created index entry) when the
+ * entry is its expiry, else the entry alone. An LMDB code. */
+static int sweep_finding_one(MDB_txn *txn, struct lm_shared *sh, MDB_cursor *c, const MDB_val *k)
+{
+    char id[STORE_ID_MAX];
+    idx_id(k, id, sizeof id);
+    MDB_val fk = str_val(id), v;
+    int e = id[0] ? mdb_get(txn, sh->dbi[LM_FIND], &fk, &v) : MDB_NOTFOUND;
+    struct lm_frec r;
+    if (e == MDB_NOTFOUND)
+        return mdb_cursor_del(c, 0);
+    if (e)
+        return e;
+    if (lm_frec_decode(&v, &r))
+        return sweep_unreadable(txn, sh, c, LM_FIND, id);
+    int64_t created = r.created_ms, expire = r.expire_ms;  /* r points into pages the deletes change */
+    if ((e = mdb_cursor_del(c, 0)) != 0 || expire != idx_ms(k))
+        return e;
+    uint8_t ik[LM_IDX_MAX];
+    MDB_val xk = { idx_key(ik, created, id), ik };
+    e = mdb_del(txn, sh->dbi[LM_FIDX], &xk, NULL);
+    e = e == MDB_NOTFOUND ? 0 : e;  /* a missing created entry must not keep the finding forever */
+    return e ? e : mdb_del(txn, sh->dbi[LM_FIND], &fk, NULL);
 }
 
 /* Removes up to a->max findings past their retention, with their index entries and nothing else
@@ -788,20 +847,7 @@ static int sweep_findings(MDB_txn *txn, struct lm_shared *sh, struct sweep_job *
     if (e)
         return lm_err(sh, e, "open the finding expiry index");
     while (a->findings < a->max && (e = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 && idx_ms(&k) < a->now_ms) {
-        char id[STORE_ID_MAX];
-        size_t n = k.mv_size - 8 < sizeof id - 1 ? k.mv_size - 8 : sizeof id - 1;
-        memcpy(id, (const char *)k.mv_data + 8, n);
-        id[n] = 0;
-        struct lm_frec r;
-        int f = frec_get(txn, sh, id, &r);
-        e = f < 0 ? MDB_CORRUPTED : mdb_cursor_del(c, 0);
-        if (!e && f > 0 && r.expire_ms == idx_ms(&k)) {
-            uint8_t ik[LM_IDX_MAX];
-            MDB_val xk = { idx_key(ik, r.created_ms, id), ik }, fk = str_val(id);
-            e = mdb_del(txn, sh->dbi[LM_FIDX], &xk, NULL);
-            e = e ? e : mdb_del(txn, sh->dbi[LM_FIND], &fk, NULL);
-        }
-        if (e)
+        if ((e = sweep_finding_one(txn, sh, c, &k)) != 0)
             break;
         a->findings++;
     }
@@ -992,7 +1038,9 @@ static int env_open(struct lm_shared *sh, uint64_t max_bytes, char *msg, size_t 
     sh->max_bytes = max_bytes;
     e = e ? e : mdb_env_set_mapsize(sh->env, (size_t)(max_bytes + headroom));
     /* MDB_NOTLS: a read snapshot belongs to a handle, not to a thread (a thread may hold several). */
-    e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS, 0600);
+    /* MDB_NOMETASYNC: the committer syncs each commit's meta page itself, with the next group's
+     * data or on its own, before it answers (store_lmdb_txn.c lm_committer_main). */
+    e = e ? e : mdb_env_open(sh->env, sh->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (e) {
         snprintf(msg, msg_size, "data directory %s: cannot open: %s", sh->dir, mdb_strerror(e));
         return CW_EIO;
@@ -1141,6 +1189,13 @@ struct store *store_lmdb_new(const char *dir, uint64_t max_bytes, char *msg, siz
     if (make_dir(dir, msg, msg_size) || take_lock(dir, &sh->lock_fd, msg, msg_size) ||
         env_open(sh, max_bytes, msg, msg_size) || !(sh->out = lm_out_new()) || !(s = handle_new(sh)))
         goto fail;
+    /* the files LMDB may just have created are names in the directory: a power loss must not lose
+     * them with the first commits that went into them */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     if (pthread_create(&sh->committer, NULL, lm_committer_main, sh) != 0)
         goto fail;
     sh->threads = 1;

@@ -410,6 +410,12 @@ if [ "$API_STORE" = durable ]; then
   out=$(CREDWATCH_DATA_DIR="$DATA" "$BIN" backup "$API_TMP/cli" 2>&1); rc=$?
   [ $rc -eq 0 ] && [ -s "$API_TMP/cli/data.mdb" ] && ok "credwatch backup PATH copies an idle data directory" ||
     nok "credwatch backup PATH copies an idle data directory (rc $rc: $out)"
+  # PATH holding a store already (here: the data directory itself): refused, the file untouched
+  sum=$(cksum <"$DATA/data.mdb")
+  out=$(CREDWATCH_DATA_DIR="$DATA" "$BIN" backup "$DATA" 2>&1); rc=$?
+  [ $rc -eq 2 ] && echo "$out" | grep -q "not an empty directory" && [ "$(cksum <"$DATA/data.mdb")" = "$sum" ] &&
+    ok "credwatch backup into a directory that holds a store: refused, its file untouched" ||
+    nok "credwatch backup into a directory that holds a store: refused, its file untouched (rc $rc: $out)"
   if api_start "CREDWATCH_DATA_DIR=$DATA"; then
     out=$(CREDWATCH_DATA_DIR="$DATA" "$BIN" backup "$API_TMP/cli2" 2>&1); rc=$?
     [ $rc -eq 1 ] && echo "$out" | grep -q "in use" && echo "$out" | grep -q CREDWATCH_URL &&

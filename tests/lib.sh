@@ -127,6 +127,10 @@ store_default() {
 }
 
 serve_start() {
+  # The log is emptied here, by this shell, not by the redirection below: that one runs in the
+  # background child, and the loop could read the port of a server started before (killed, its log
+  # still there) ahead of it: a flake seen in it_cors under load (both requests to a dead port).
+  : >"$TEST_TMP/server.log"
   # shellcheck disable=SC2046
   env CREDWATCH_LISTEN=127.0.0.1:0 $(store_default "$@") "$@" "$BIN" serve 2>"$TEST_TMP/server.log" &
   SERVE_PID=$!

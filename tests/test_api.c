@@ -280,6 +280,32 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.ingest.n, 0);
 }
 
+/* The durable store's default thread count lets requests share a commit; the others keep one
+ * thread per CPU; a given count is kept on every store. */
+static void test_config_threads_per_store(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = cpus < 1 ? 1 : cpus > API_THREADS_MAX ? API_THREADS_MAX : (unsigned)cpus;
+    static const char *const mem[] = {"CREDWATCH_STORE", "memory", NULL};
+    assert_int_equal(load(&c, mem, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.threads, want);
+    static const char *const red[] = {"CREDWATCH_REDIS_URL", "redis://127.0.0.1:6379", NULL};
+    assert_int_equal(load(&c, red, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.threads, want);
+    assert_int_equal(load(&c, NULL, 1, argv, msg, sizeof msg), 0);  /* durable, the default */
+    unsigned durable = want * API_DURABLE_THREADS_PER_CPU;
+    durable = durable < API_DURABLE_THREADS_MIN ? API_DURABLE_THREADS_MIN : durable;
+    assert_int_equal(c.threads, durable > API_THREADS_MAX ? API_THREADS_MAX : durable);
+    assert_int_equal(c.max_inflight_ingest, 2 * c.threads);
+    static const char *const given[] = {"CREDWATCH_THREADS", "3", NULL};
+    assert_int_equal(load(&c, given, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.threads, 3);
+}
+
 static void test_config_env_and_flags(void **state)
 {
     (void)state;
@@ -923,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_tokens_parse),      cmocka_unit_test(test_auth_check),
         cmocka_unit_test(test_b64),               cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_time),              cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_threads_per_store),
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
         cmocka_unit_test(test_config_tls),

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,6 +300,209 @@ static void t_backup_opens(void **state)
     store_free(s);
 }
 
+/* Writes the raw value `v` under `key` in database `db` straight into the directory's file (the
+ * store must be closed): a record of a shape the store does not expect. */
+static void poke_raw(const char *path, const char *db, const void *key, size_t klen, const void *v, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val k = { klen, (void *)key }, val = { vlen, (void *)v };
+    assert_int_equal(mdb_put(txn, dbi, &k, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* An expired index entry whose record cannot be read (a damaged or foreign value) must not stop
+ * the sweeper: before the fix, every step failed on it and rolled back, so no key or finding was
+ * ever removed again and the file grew without bound. */
+static void t_sweep_past_unreadable(void **state)
+{
+    struct dir *d = *state;
+    struct store *s = open_dir(d->path, STORE_DURABLE_MIN_BYTES);
+    assert_non_null(s);
+    int64_t now = cw_now_ms();
+    assert_int_equal(commit_key(s, "ASIASWEEPME00001", 0, (const uint8_t *)"a", 1, now + 1000), 0);
+    store_free(s);
+    /* a finding and a key whose records are garbage, both indexed as expired long ago */
+    uint8_t ik[8 + 32] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    memcpy(ik + 8, "cwf-garbage", 11);
+    poke_raw(d->path, "finding", "cwf-garbage", 11, "junk", 4);
+    poke_raw(d->path, "fexp", ik, 8 + 11, "", 0);
+    memcpy(ik + 8, "ASIAGARBAGE00001", 16);
+    poke_raw(d->path, "key", "ASIAGARBAGE00001", 16, "xy", 2);
+    poke_raw(d->path, "kexp", ik, 8 + 16, "", 0);
+    assert_non_null(s = open_dir(d->path, STORE_DURABLE_MIN_BYTES));
+    size_t removed = 0, total = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(store_lmdb_sweep(s, now + 3600 * 1000, 256, &removed), 0);
+        total += removed;
+    }
+    assert_true(total >= 1);
+    struct store_lmdb_info info;
+    assert_int_equal(store_lmdb_info(s, &info), 0);
+    assert_int_equal(info.swept_keys >= 1, 1);
+    assert_int_equal(info.keys, 0);      /* the garbage key went too: its id can be written again */
+    assert_int_equal(info.findings, 0);
+    assert_non_null(strstr(store_why(s), "unreadable"));
+    assert_int_equal(commit_key(s, "ASIAGARBAGE00001", 0, (const uint8_t *)"b", 1, now + 3600 * 1000), 0);
+    uint8_t seen = 0;
+    uint64_t h = det_id_hash("ASIASWEEPME00001");
+    struct store_load l = { "ASIASWEEPME00001", &h, 1, &seen, NULL, 0, 0 };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 0);
+    store_free(s);
+}
+
+#define T_FULL_WRITERS 4
+#define T_FULL_TRIES 400      /* commits per writer while the file may not grow */
+#define T_FULL_BLOB 6000      /* bytes per key: a few commits fill the room left */
+
+struct full_writer {
+    struct store *s;
+    int id;
+    uint8_t ok[T_FULL_TRIES];  /* 1: answered 0, so it must be on disk */
+    int n_ok, n_err;
+};
+
+static void *full_writer_main(void *arg)
+{
+    struct full_writer *w = arg;
+    static const uint8_t blob[T_FULL_BLOB];
+    char akid[32];
+    for (int i = 0; i < T_FULL_TRIES; i++) {
+        snprintf(akid, sizeof akid, "ASIAFULL%02dK%04d", w->id, i);
+        int rc = commit_key(w->s, akid, 0, blob, sizeof blob, cw_now_ms() + 3600 * 1000);
+        w->ok[i] = rc == 0;
+        w->n_ok += rc == 0;
+        w->n_err += rc != 0;
+    }
+    return NULL;
+}
+
+/* The disk fills during a group commit (here: the file may not grow past a limit, EFBIG): every
+ * write of a failed group answers an error, every write answered 0 is there after the limit
+ * goes and after a reopen, and the store goes on writing once there is room again. */
+static void t_disk_full_answers(void **state)
+{
+    struct dir *d = *state;
+    struct store *s = open_dir(d->path, STORE_DURABLE_MIN_BYTES);
+    assert_non_null(s);
+    assert_int_equal(commit_key(s, "ASIABEFOREFULL01", 0, (const uint8_t *)"a", 1, cw_now_ms() + 3600 * 1000), 0);
+    char f[300];
+    struct stat st;
+    snprintf(f, sizeof f, "%s/data.mdb", d->path);
+    assert_int_equal(stat(f, &st), 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)st.st_size + 256 * 1024;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    pthread_t t[T_FULL_WRITERS];
+    static struct full_writer w[T_FULL_WRITERS];
+    for (int i = 0; i < T_FULL_WRITERS; i++) {
+        w[i] = (struct full_writer){ .s = store_clone(s), .id = i };
+        assert_non_null(w[i].s);
+        assert_int_equal(pthread_create(&t[i], NULL, full_writer_main, &w[i]), 0);
+    }
+    int n_ok = 0, n_err = 0;
+    for (int i = 0; i < T_FULL_WRITERS; i++) {
+        pthread_join(t[i], NULL);
+        n_ok += w[i].n_ok;
+        n_err += w[i].n_err;
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    fprintf(stderr, "# disk full: %d answered, %d refused\n", n_ok, n_err);
+    assert_true(n_err > 0);
+    /* room again: the store writes */
+    assert_int_equal(commit_key(s, "ASIAAFTERFULL001", 0, (const uint8_t *)"b", 1, cw_now_ms() + 3600 * 1000), 0);
+    for (int round = 0; round < 2; round++) {
+        uint64_t h = 0;
+        uint8_t seen;
+        for (int i = 0; i < T_FULL_WRITERS; i++)
+            for (int j = 0; j < T_FULL_TRIES; j++) {
+                char akid[32];
+                snprintf(akid, sizeof akid, "ASIAFULL%02dK%04d", i, j);
+                struct store_load l = { akid, &h, 1, &seen, NULL, 0, 0 };
+                assert_int_equal(store_load(s, &l, 1), 0);
+                if (w[i].ok[j])
+                    assert_int_equal(l.version, 1);  /* acknowledged: there */
+            }
+        if (round == 0) {
+            for (int i = 0; i < T_FULL_WRITERS; i++)
+                store_free(w[i].s);
+            store_free(s);
+            assert_non_null(s = open_dir(d->path, STORE_DURABLE_MIN_BYTES));
+        }
+    }
+    store_free(s);
+}
+
+#define T_HUGE_EVIDENCE ((size_t)24 << 20)  /* more than the smallest file and its headroom */
+#define T_HUGE_TRIES 6
+
+struct huge_putter {
+    struct store *s;
+    int n_err;
+};
+
+static void *huge_main(void *arg)
+{
+    struct huge_putter *hp = arg;
+    char *ev = malloc(T_HUGE_EVIDENCE + 1);
+    assert_non_null(ev);
+    memset(ev, 'e', T_HUGE_EVIDENCE);
+    ev[T_HUGE_EVIDENCE] = 0;
+    for (int i = 0; i < T_HUGE_TRIES; i++) {
+        struct store_finding_put p = { .id = "cwf-too-big", .evidence_json = ev, .severity = "high", .version = 1,
+                                       .new_outside = 1, .now_ms = cw_now_ms() };
+        hp->n_err += store_finding_put(hp->s, &p, 1) != 0;
+    }
+    free(ev);
+    return NULL;
+}
+
+/* A job that fills the map (MDB_MAP_FULL in its nested transaction) while others share its
+ * group: it alone fails; the others' writes are answered 0 and are there after a reopen. */
+static void t_map_full_job_alone_fails(void **state)
+{
+    struct dir *d = *state;
+    struct store *s = open_dir(d->path, STORE_DURABLE_MIN_BYTES);
+    assert_non_null(s);
+    struct huge_putter hp = { store_clone(s), 0 };
+    pthread_t th, tw[T_THREADS];
+    struct writer w[T_THREADS];
+    assert_int_equal(pthread_create(&th, NULL, huge_main, &hp), 0);
+    for (int i = 0; i < T_THREADS; i++) {
+        w[i] = (struct writer){ store_clone(s), i, 0 };
+        assert_int_equal(pthread_create(&tw[i], NULL, writer_main, &w[i]), 0);
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < T_THREADS; i++) {
+        pthread_join(tw[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+        store_free(w[i].s);
+    }
+    assert_int_equal(hp.n_err, T_HUGE_TRIES);
+    store_free(hp.s);
+    struct store_finding f;
+    assert_int_equal(store_finding_get(s, "cwf-too-big", &f), CW_ENOTFOUND);
+    store_free(s);
+    assert_non_null(s = open_dir(d->path, STORE_DURABLE_MIN_BYTES));
+    struct store_lmdb_info info;
+    assert_int_equal(store_lmdb_info(s, &info), 0);
+    assert_int_equal(info.keys, T_THREADS * T_PER_THREAD);
+    assert_int_equal(info.findings, 0);
+    store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +513,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_expired_absent_then_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(t_concurrent_writers_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backup_opens, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_sweep_past_unreadable, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_disk_full_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_map_full_job_alone_fails, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_durable", tests, NULL, NULL);
 }
