@@ -174,9 +174,12 @@ def request(port, ctx, method, path, body=None, token=None):
 
 
 def refused(fn):
-    """The exception fn raised (a refusal), or None when it succeeded."""
+    """The exception fn raised (a refusal), or None when it succeeded or hung until the client's timeout (a
+    refusal must be prompt: a server that stalls the peer is not refusing it)."""
     try:
         fn()
+    except TimeoutError:
+        return None
     except (ssl.SSLError, OSError, http.client.HTTPException) as e:
         return e
     return None
@@ -504,8 +507,12 @@ def mutual(certs, tmp, procs, hc):
                       ("a client certificate of another CA", context(certs, client=certs.client_other))):
         for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             ctx.minimum_version = ctx.maximum_version = v
+            t0 = time.monotonic()
             e = refused(lambda: request(srv.port, ctx, "GET", "/healthz"))
-            ok("mTLS %s: %s refused" % (v.name, name), e is not None, "answered")
+            ok("mTLS %s: %s refused (%s, %.2f s)" % (v.name, name, type(e).__name__, time.monotonic() - t0),
+               e is not None, "answered or hung")
+    ok("mTLS: a good client served right after the refusals",
+       request(srv.port, good, "GET", "/healthz")[0] == 200)
     st, _ = request(srv.port, good, "GET", "/v1/findings", token=TOK_R)
     ok("mTLS: a client certificate of the CA and the read token: 200", st == 200, st)
     st, _ = request(srv.port, good, "GET", "/v1/findings")
