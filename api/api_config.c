@@ -16,7 +16,8 @@
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_STORE, OPT_DATA_DIR, OPT_DATA_MAX_BYTES, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
-                OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_COUNT };
+                OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_TLS_CERT, OPT_TLS_KEY,
+                OPT_TLS_KEY_PASSWORD, OPT_TLS_CLIENT_CA, OPT_COUNT };
 
 /* How a value is read and where it goes: one setter per type (set_value picks it). */
 enum opt_type {
@@ -125,6 +126,20 @@ static const struct opt OPTS[OPT_COUNT] = {
     [OPT_CORS_ORIGINS] = {"--cors-origins", "CREDWATCH_CORS_ORIGINS", "(none: no CORS header)",
      "comma-separated origins (http[s]://host[:port]) whose pages may call the read API from a browser",
      T_HOOK, FIELD(cors), 0, 0, NULL, NULL, set_cors_origins},
+    /* HTTPS: the files are read and checked at start (api_tls.c), so a bad one stops the start. */
+    [OPT_TLS_CERT] = {"--tls-cert", "CREDWATCH_TLS_CERT", "(unset: plain HTTP)",
+     "PEM certificate, its chain after it: the listener speaks HTTPS (TLS 1.2+); reread on SIGHUP",
+     T_STRING, FIELD(tls.cert), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
+    [OPT_TLS_KEY] = {"--tls-key", "CREDWATCH_TLS_KEY", "(unset)",
+     "PEM private key of --tls-cert (PKCS#1, PKCS#8, SEC1; encrypted with the password below); reread on SIGHUP",
+     T_STRING, FIELD(tls.key), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
+    /* no flag: a password in argv is readable by every user through ps */
+    [OPT_TLS_KEY_PASSWORD] = {NULL, "CREDWATCH_TLS_KEY_PASSWORD", "(unset: the key is not encrypted)",
+     "password of an encrypted --tls-key (environment only)",
+     T_STRING, FIELD(tls.key_password), 0, API_TLS_PASSWORD_MAX - 1, NULL, NULL, NULL},
+    [OPT_TLS_CLIENT_CA] = {"--tls-client-ca", "CREDWATCH_TLS_CLIENT_CA", "(unset: no client certificate asked)",
+     "PEM CA certificates: every client must present a certificate they signed (mutual TLS), and a token",
+     T_STRING, FIELD(tls.client_ca), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
 };
 
 void api_config_usage(FILE *out)
@@ -132,8 +147,8 @@ void api_config_usage(FILE *out)
     fprintf(out, "usage: credwatch serve [flags]\n\n"
                  "Each flag overrides the environment variable of the same meaning.\n\n");
     for (size_t i = 0; i < OPT_COUNT; i++)
-        fprintf(out, "  %-24s %-32s default %s\n  %24s %s\n", OPTS[i].flag, OPTS[i].env, OPTS[i].def, "",
-                OPTS[i].help);
+        fprintf(out, "  %-24s %-32s default %s\n  %24s %s\n", OPTS[i].flag ? OPTS[i].flag : "", OPTS[i].env,
+                OPTS[i].def, "", OPTS[i].help);
     fprintf(out, "\nNetwork knowledge, shared with `credwatch scan` (environment only):\n"
                  "  CREDWATCH_AWS_IP_RANGES  path of AWS's ip-ranges.json\n"
                  "  CREDWATCH_ALLOW_CIDRS    CIDR[=label],... never treated as outside (NAT, egress)\n"
@@ -452,6 +467,8 @@ static size_t find_flag(const char *a)
 {
     size_t k;
     for (k = 0; k < OPT_COUNT; k++) {
+        if (!OPTS[k].flag)
+            continue;  /* environment only */
         size_t fl = strlen(OPTS[k].flag);
         if (strncmp(a, OPTS[k].flag, fl) == 0 && (a[fl] == '\0' || a[fl] == '='))
             break;
@@ -526,6 +543,27 @@ static void derive_admission(struct api_config *c)
         c->max_inflight_bytes = API_INFLIGHT_BODIES * c->max_body;
 }
 
+/* HTTPS needs both files, and the password and the client CA mean nothing without them: a half
+ * configuration would otherwise start plain HTTP, or ignore a setting the operator believes applies. */
+static int check_tls(const struct api_config *c, char *msg, size_t msg_size)
+{
+    const struct api_tls_files *t = &c->tls;
+    if (t->cert[0] && !t->key[0]) {
+        snprintf(msg, msg_size, "CREDWATCH_TLS_KEY: unset while CREDWATCH_TLS_CERT is set; HTTPS needs both");
+        return CW_ECONFIG;
+    }
+    if (t->key[0] && !t->cert[0]) {
+        snprintf(msg, msg_size, "CREDWATCH_TLS_CERT: unset while CREDWATCH_TLS_KEY is set; HTTPS needs both");
+        return CW_ECONFIG;
+    }
+    if (!t->cert[0] && (t->key_password[0] || t->client_ca[0])) {
+        snprintf(msg, msg_size, "%s: set without CREDWATCH_TLS_CERT and CREDWATCH_TLS_KEY (plain HTTP)",
+                 t->client_ca[0] ? "CREDWATCH_TLS_CLIENT_CA" : "CREDWATCH_TLS_KEY_PASSWORD");
+        return CW_ECONFIG;
+    }
+    return CW_OK;
+}
+
 /* The rules between options, once every value is in place. */
 static int check_whole(const struct api_config *c, char *msg, size_t msg_size)
 {
@@ -538,6 +576,8 @@ static int check_whole(const struct api_config *c, char *msg, size_t msg_size)
         snprintf(msg, msg_size, "CREDWATCH_REDIS_CLUSTER: set either it or CREDWATCH_REDIS_URL, not both");
         goto fail;
     }
+    if (check_tls(c, msg, msg_size))
+        goto fail;
     /* Two choices of store would leave one silently ignored: say which to drop. (CREDWATCH_DATA_DIR
      * beside Redis is not refused: the container image sets it for every deployment.) */
     if (c->store_given && (c->redis_url[0] || c->redis_cluster[0])) {

@@ -9,6 +9,7 @@
 
 #include "api_auth.h"
 #include "api_cors.h"
+#include "api_tls.h"
 #include "settings.h"
 
 #define API_LISTEN_MAX 300            /* "host:port" text */
@@ -70,6 +71,7 @@ struct api_config {
     unsigned max_inflight_ingest;     /* ingest requests admitted at once; 503 beyond */
     size_t max_inflight_bytes;        /* ingest body bytes buffered at once; 503 beyond */
     struct api_cors cors;             /* origins whose pages may call the read API (api_cors.h) */
+    struct api_tls_files tls;         /* HTTPS when tls.cert is set (api_tls.h) */
     int help, print_routes;           /* --help / --print-routes: nothing else is validated */
 };
 

@@ -25,6 +25,8 @@ struct conn {
     int probe_only;
     int upload;        /* the deadline is an upload's (else headers') */
     double deadline;   /* monotonic seconds; 0 = none (the service is working on a request) */
+    void *attached;    /* api_conn_attach: released when the connection closes */
+    void (*release)(void *);
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -100,7 +102,28 @@ void api_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
     if (k->next)
         k->next->prev = k->prev;
     pthread_mutex_unlock(&lock);
+    if (k->release)
+        k->release(k->attached);
     free(k);
+}
+
+/* Only the connection's own thread calls these (its handshake, its close), so no lock. */
+int api_conn_attach(struct MHD_Connection *c, void *p, void (*release)(void *))
+{
+    struct conn *k = conn_of(c);
+    if (!k)
+        return -1;
+    if (k->release)
+        k->release(k->attached);
+    k->attached = p;
+    k->release = release;
+    return 0;
+}
+
+void *api_conn_attached(struct MHD_Connection *c)
+{
+    struct conn *k = conn_of(c);
+    return k ? k->attached : NULL;
 }
 
 void api_conn_headers_done(struct MHD_Connection *c, int has_body)

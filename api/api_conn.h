@@ -45,6 +45,13 @@ void api_conn_request_done(struct MHD_Connection *c);
 /* Was the connection accepted into the probe reserve? */
 int api_conn_probe_only(struct MHD_Connection *c);
 
+/* Keeps p with the connection until it closes, then calls release(p): what the connection's TLS
+ * handshake took (api_tls.c) lives as long as the connection. A second attach releases the first.
+ * 0, or -1 when the connection has no entry (its allocation failed): the caller keeps p. */
+int api_conn_attach(struct MHD_Connection *c, void *p, void (*release)(void *));
+/* What was attached, or NULL. */
+void *api_conn_attached(struct MHD_Connection *c);
+
 /* Counters for /metrics. */
 unsigned long long api_conn_refused_total(void);
 unsigned long long api_conn_cut_total(int upload);  /* 0: header deadline, 1: upload deadline */

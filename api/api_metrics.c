@@ -14,6 +14,7 @@
 
 #include "api_conn.h"
 #include "api_firehose.h"
+#include "api_tls.h"
 #include "sink_run.h"
 
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "OTHER"};
@@ -325,6 +326,20 @@ static void put_connections(struct text *t)
            "credwatch_connections_cut_total{deadline=\"headers\"} %llu\n"
            "credwatch_connections_cut_total{deadline=\"upload\"} %llu\n",
         api_conn_open_now(), api_conn_refused_total(), api_conn_cut_total(0), api_conn_cut_total(1));
+    if (!api_tls_not_after())  /* plain HTTP */
+        return;
+    put(t, "# HELP credwatch_tls_certificate_not_after_seconds Expiry of the certificate served now (a renewal "
+           "that SIGHUP did not load shows here).\n"
+           "# TYPE credwatch_tls_certificate_not_after_seconds gauge\n"
+           "credwatch_tls_certificate_not_after_seconds %lld\n"
+           "# HELP credwatch_tls_reloads_total SIGHUP reloads of the certificate and key: ok, or failed (old pair "
+           "kept).\n"
+           "# TYPE credwatch_tls_reloads_total counter\ncredwatch_tls_reloads_total{result=\"ok\"} %llu\n"
+           "credwatch_tls_reloads_total{result=\"failed\"} %llu\n"
+           "# HELP credwatch_tls_client_refused_total Handshakes refused for a client certificate not signed by "
+           "CREDWATCH_TLS_CLIENT_CA (GnuTLS refuses a missing one before, uncounted).\n"
+           "# TYPE credwatch_tls_client_refused_total counter\ncredwatch_tls_client_refused_total %llu\n",
+        api_tls_not_after(), api_tls_reloads_total(1), api_tls_reloads_total(0), api_tls_client_refused_total());
 }
 
 /* The sinks' families, each with one line per sink (sink="<name>": [a-z0-9_-], safe as a label). */

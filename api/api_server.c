@@ -1,5 +1,5 @@
-/* api_server.c — `credwatch serve`, phase by phase: the settings, the signals, the network tables
- * (reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the sinks'
+/* api_server.c — `credwatch serve`, phase by phase: the settings, the signals, the certificate of
+ * HTTPS and the network tables (both reloaded on SIGHUP), the store, the connection guard and the libmicrohttpd daemon, the sinks'
  * delivery threads, the wait for a stop signal, draining, and one cleanup path for a start that
  * fails. The arrows point down:
  * each request is api_request.c's (its callbacks are handed to the daemon here), and nothing
@@ -26,6 +26,7 @@
 #include "api_log.h"
 #include "api_metrics.h"
 #include "api_request.h"
+#include "api_tls.h"
 #include "cw.h"
 #include "settings.h"
 #include "sink.h"
@@ -53,6 +54,27 @@ static void reload_net(struct api_server *s)
     api_log("info", "network settings reloaded",
             json_pack("{s:I,s:I}", "aws_prefixes", (json_int_t)st.aws_prefixes, "allow_entries",
                       (json_int_t)st.allow_entries));
+}
+
+static json_t *tls_json(const struct api_tls_info *in)
+{
+    return json_pack("{s:s,s:s,s:s,s:i,s:i}", "subject", in->subject, "not_after", in->not_after, "sha256",
+                     in->fingerprint, "chain", (int)in->chain, "client_cas", (int)in->client_cas);
+}
+
+/* SIGHUP with HTTPS: the certificate and key (and client CA) read again; handshakes from now on get
+ * the new ones, connections already open keep theirs. A bad file keeps the old set. */
+static void reload_tls(const struct api_server *s)
+{
+    if (!s->cfg.tls.cert[0])
+        return;
+    struct api_tls_info in;
+    char msg[512];
+    if (api_tls_reload(&in, msg, sizeof msg) != 0) {
+        api_log("error", "certificate not reloaded: the previous one stays", json_pack("{s:s}", "error", msg));
+        return;
+    }
+    api_log("info", "certificate reloaded", tls_json(&in));
 }
 
 /* libmicrohttpd's own messages, as JSON log lines. */
@@ -100,6 +122,16 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (s->cfg.ipv6)
         flags |= MHD_USE_IPv6;
+    /* HTTPS: the certificate comes from api_tls per handshake (so SIGHUP can replace it); without
+     * it the array holds only its end. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)api_tls_cert_cb},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    int https = s->cfg.tls.cert[0] != '\0';
+    if (https)
+        flags |= MHD_USE_TLS;
     /* The cap is api_conn's (it refuses at once and keeps a probe reserve); MHD's own limit, a
      * little above, is only the backstop: at it MHD stops accepting and clients wait. */
     unsigned limit = mhd_connections(s);
@@ -114,6 +146,7 @@ static struct MHD_Daemon *start_daemon(struct api_server *s)
                             MHD_OPTION_NOTIFY_COMPLETED, api_request_completed, NULL,
                             MHD_OPTION_NOTIFY_CONNECTION, api_conn_notify, NULL,
                             MHD_OPTION_URI_LOG_CALLBACK, api_request_uri, NULL,
+                            MHD_OPTION_ARRAY, https ? tls : tls + 2,
                             MHD_OPTION_END);
 }
 
@@ -302,13 +335,30 @@ static int store_phase(struct api_server *s)
     return CW_OK;
 }
 
+/* HTTPS: the files read and checked before anything listens; a refused one exits 2 naming it. */
+static int tls_phase(const struct api_server *s)
+{
+    if (!s->cfg.tls.cert[0])
+        return CW_OK;
+    struct api_tls_info in;
+    char msg[512];
+    int err = api_tls_init(&s->cfg.tls, &in, msg, sizeof msg);
+    if (err) {
+        api_log("error", "invalid configuration", json_pack("{s:s}", "error", msg));
+        fprintf(stderr, "credwatch serve: %s\n", msg);
+        return err == CW_ENOMEM ? CW_ENOMEM : CW_ECONFIG;
+    }
+    api_log("info", "certificate loaded", tls_json(&in));
+    return CW_OK;
+}
+
 static void log_started(const struct api_server *s, struct MHD_Daemon *d)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int open_roles = s->cfg.ingest.n == 0 || s->cfg.read.n == 0;
     api_log("info", "listening",
-            json_pack("{s:s,s:i,s:s,s:i,s:I,s:I,s:b,s:b,s:o*}", "listen", s->cfg.listen, "port",
-                      info ? (int)info->port : -1, "store", s->store_name, "threads", (int)s->cfg.threads,
+            json_pack("{s:s,s:i,s:s,s:s,s:i,s:I,s:I,s:b,s:b,s:o*}", "listen", s->cfg.listen, "port",
+                      info ? (int)info->port : -1, "scheme", s->cfg.tls.cert[0] ? "https" : "http", "store", s->store_name, "threads", (int)s->cfg.threads,
                       "max_body_bytes", (json_int_t)s->cfg.max_body, "max_inflated_bytes",
                       (json_int_t)s->cfg.max_inflated, "ingest_auth", s->cfg.ingest.n > 0, "read_auth",
                       s->cfg.read.n > 0, "cors_origins", api_cors_json(&s->cfg.cors)));
@@ -385,7 +435,8 @@ static int sinks_phase(struct api_server *s)
     return CW_OK;
 }
 
-/* Serves until SIGTERM or SIGINT, which it returns; each SIGHUP reloads the network table. */
+/* Serves until SIGTERM or SIGINT, which it returns; each SIGHUP reloads the network table and, with
+ * HTTPS, the certificate. */
 static int wait_phase(struct api_server *s, const sigset_t *stop)
 {
     int sig = 0;
@@ -395,6 +446,7 @@ static int wait_phase(struct api_server *s, const sigset_t *stop)
         if (sig != SIGHUP)
             return sig;
         reload_net(s);
+        reload_tls(s);
     }
 }
 
@@ -434,6 +486,7 @@ static void release(struct api_server *s, struct set_net *net)
     nr_slot_free(s->net);
     s->net = NULL;
     set_net_free(net);
+    api_tls_free();  /* after the daemon: no handshake is left */
 }
 
 int api_serve(int argc, char **argv)
@@ -453,7 +506,7 @@ int api_serve(int argc, char **argv)
     if (srv.cfg.print_routes)
         return api_print_routes(stdout) == 0 ? 0 : 1;
     signals_phase(&stop);
-    if ((err = network_phase(&srv, &net)) != CW_OK || (err = store_phase(&srv)) != CW_OK ||
+    if ((err = tls_phase(&srv)) != CW_OK || (err = network_phase(&srv, &net)) != CW_OK || (err = store_phase(&srv)) != CW_OK ||
         (err = sinks_phase(&srv)) != CW_OK || (err = start_phase(&srv, &d)) != CW_OK)
         goto fail;
     long left = shutdown_phase(&srv, d, wait_phase(&srv, &stop), &waited);

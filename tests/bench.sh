@@ -2,8 +2,8 @@
 # bench.sh — `make bench`: runs every build/tests/bench_* program, then the scan figure:
 # the bench_decode records as ~50 gzip CloudTrail files, `credwatch scan --quiet DIR` timed
 # SCAN_RUNS times (median), beside the decode-only figure of the same run; then bench_serve.sh,
-# bench_store.sh (memory, embedded durable and Redis stores side by side) and bench_delivery.sh
-# (findings out to webhook sinks). Rerunnable: all
+# bench_store.sh (memory, embedded durable and Redis stores side by side), bench_https.sh (the same ingest over
+# HTTPS beside plain HTTP) and bench_delivery.sh (findings out to webhook sinks). Rerunnable: all
 # scratch goes to a temporary folder removed on exit. Figures are medians; compare ratios.
 set -u
 BUILD=${BUILD:-build}
@@ -65,5 +65,6 @@ print("scan: target %d records/s: %s" % (target, "met" if rate >= target else "N
 EOF
 echo "== serve"; sh "$here/bench_serve.sh" || status=1
 echo "== store"; sh "$here/bench_store.sh" || status=1
+echo "== https"; sh "$here/bench_https.sh" || status=1
 echo "== delivery"; sh "$here/bench_delivery.sh" || status=1
 exit $status

@@ -317,7 +317,7 @@ http_status() { # url -> status code or 000
 layout="$TEST_TMP/rootfs"
 mkdir -p "$layout/usr/local/bin" "$layout/usr/share/credwatch"
 if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror \
-     -o "$layout/usr/local/bin/credwatch-healthcheck" "$root/deploy/docker/healthcheck.c" 2>"$TEST_TMP/cc.log"; then
+     -o "$layout/usr/local/bin/credwatch-healthcheck" "$root/deploy/docker/healthcheck.c" -lgnutls 2>"$TEST_TMP/cc.log"; then
   ok "healthcheck probe compiles with the project's warning flags"
 else
   nok "healthcheck probe compiles with the project's warning flags"

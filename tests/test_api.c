@@ -361,6 +361,44 @@ static void test_config_invalid(void **state)
     assert_int_equal(load(&c, NULL, 2, argv4, msg, sizeof msg), CW_ECONFIG);
 }
 
+/* HTTPS settings: both files or neither, the password and client CA only with them, the password
+ * from the environment only (no flag: argv is public through ps). The files are read at start. */
+static void test_config_tls(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    static const struct {
+        const char *var, *value, *blamed;
+    } half[] = {
+        {"CREDWATCH_TLS_CERT", "/x/cert.pem", "CREDWATCH_TLS_KEY"},
+        {"CREDWATCH_TLS_KEY", "/x/key.pem", "CREDWATCH_TLS_CERT"},
+        {"CREDWATCH_TLS_KEY_PASSWORD", "pw", "CREDWATCH_TLS_KEY_PASSWORD"},
+        {"CREDWATCH_TLS_CLIENT_CA", "/x/ca.pem", "CREDWATCH_TLS_CLIENT_CA"},
+    };
+    for (size_t i = 0; i < sizeof half / sizeof half[0]; i++) {
+        const char *env[] = {half[i].var, half[i].value, NULL};
+        assert_int_equal(load(&c, env, 1, argv, msg, sizeof msg), CW_ECONFIG);
+        assert_non_null(strstr(msg, half[i].blamed));
+    }
+    static const char *const both[] = {"CREDWATCH_TLS_CERT", "/x/cert.pem", "CREDWATCH_TLS_KEY", "/x/key.pem",
+                                       "CREDWATCH_TLS_KEY_PASSWORD", "pw", NULL};
+    assert_int_equal(load(&c, both, 1, argv, msg, sizeof msg), 0);
+    assert_string_equal(c.tls.key_password, "pw");
+    assert_string_equal(c.tls.client_ca, "");
+    char *flags[] = {"serve", "--tls-cert=/y/c.pem", "--tls-key", "/y/k.pem", "--tls-client-ca=/y/ca.pem"};
+    assert_int_equal(load(&c, NULL, 5, flags, msg, sizeof msg), 0);
+    assert_string_equal(c.tls.cert, "/y/c.pem");
+    assert_string_equal(c.tls.key, "/y/k.pem");
+    assert_string_equal(c.tls.client_ca, "/y/ca.pem");
+    char *pw_flag[] = {"serve", "--tls-cert=/y/c.pem", "--tls-key=/y/k.pem", "--tls-key-password=pw"};
+    assert_int_equal(load(&c, NULL, 4, pw_flag, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, "unknown argument"));
+    assert_int_equal(load(&c, NULL, 1, argv, msg, sizeof msg), 0);
+    assert_string_equal(c.tls.cert, ""); /* plain HTTP by default */
+}
+
 static void test_config_exposure(void **state)
 {
     (void)state;
@@ -914,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_config_threads_per_store),
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
+        cmocka_unit_test(test_config_tls),
         cmocka_unit_test(test_config_store),      cmocka_unit_test(test_config_store_invalid),
         cmocka_unit_test(test_data_dir_default),
         cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),

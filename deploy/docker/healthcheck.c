@@ -7,6 +7,12 @@
  * changing the port never silently breaks the probe; a wildcard listen address (0.0.0.0, ::, empty) is probed on
  * loopback. CREDWATCH_HEALTHCHECK_ADDR overrides the address. Every step is bounded by one deadline.
  *
+ * HTTPS follows the service's own setting: when CREDWATCH_TLS_CERT is set, the probe speaks TLS (GnuTLS, the library
+ * libmicrohttpd already brings into the image). It does not verify the server's certificate: it reaches its own
+ * container over loopback, sends no secret, and checks that the service answers through its TLS stack. With mutual
+ * TLS (CREDWATCH_TLS_CLIENT_CA) it presents CREDWATCH_HEALTHCHECK_CERT and CREDWATCH_HEALTHCHECK_KEY (PEM, a client
+ * certificate of that CA); without them the service refuses it, as it refuses any client without a certificate.
+ *
  * Usage: credwatch-healthcheck [PATH]   (PATH defaults to /healthz)
  */
 #include <errno.h>
@@ -19,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 
 #define HC_DEFAULT_LISTEN "127.0.0.1:8080"
 #define HC_DEFAULT_PATH "/healthz"
@@ -103,13 +110,32 @@ fail:
 	return -1;
 }
 
+/* The request's bytes; their length, or -1 when the path does not fit. */
+static int hc_request(char *req, size_t size, const char *path)
+{
+	int n = snprintf(req, size, "GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: credwatch-healthcheck\r\n"
+				    "Connection: close\r\n\r\n", path);
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* The status of a status line "HTTP/1.x NNN ...", or -1. */
+static int hc_status(const char *line, size_t got)
+{
+	if (strncmp(line, "HTTP/1.", 7) != 0 || got < 12 || line[8] != ' ')
+		return -1;
+	char *end = NULL;
+	long status = strtol(line + 9, &end, 10);
+	if (end != line + 12)
+		return -1;
+	return (int)status;
+}
+
 /* Sends the request and reads the status line. Returns the HTTP status or -1. */
 static int hc_exchange(int fd, const char *path, long deadline)
 {
 	char req[HC_REQUEST_MAX];
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: credwatch-healthcheck\r\n"
-					   "Connection: close\r\n\r\n", path);
-	if (n < 0 || (size_t)n >= sizeof(req))
+	int n = hc_request(req, sizeof(req), path);
+	if (n < 0)
 		return -1;
 	size_t sent = 0;
 	while (sent < (size_t)n) {
@@ -136,14 +162,86 @@ static int hc_exchange(int fd, const char *path, long deadline)
 		got += (size_t)r;
 	}
 	line[got] = '\0';
-	/* "HTTP/1.x NNN ..." */
-	if (strncmp(line, "HTTP/1.", 7) != 0 || got < 12 || line[8] != ' ')
+	return hc_status(line, got);
+}
+
+/* TLS: the socket blocks again, each call bounded by what is left of the deadline (SO_RCVTIMEO/SO_SNDTIMEO). */
+static void hc_bound(int fd, long deadline)
+{
+	int ms = hc_remaining(deadline);
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 + (ms ? 0 : 1) };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A TLS call retried while GnuTLS says it may succeed and time is left. */
+#define HC_TLS_RETRY(rc, call, fd, deadline) \
+	do { hc_bound(fd, deadline); (rc) = (call); } \
+	while ((rc) < 0 && !gnutls_error_is_fatal(rc) && hc_remaining(deadline) > 0)
+
+/* The request over TLS: handshake, request, status line. Returns the HTTP status or -1. */
+static int hc_tls_talk(gnutls_session_t s, int fd, const char *req, size_t n, long deadline)
+{
+	int rc;
+	HC_TLS_RETRY(rc, gnutls_handshake(s), fd, deadline);
+	if (rc < 0) {
+		fprintf(stderr, "credwatch-healthcheck: TLS handshake: %s\n", gnutls_strerror(rc));
 		return -1;
-	char *end = NULL;
-	long status = strtol(line + 9, &end, 10);
-	if (end != line + 12)
+	}
+	for (size_t sent = 0; sent < n; sent += (size_t)rc) {
+		ssize_t w;
+		HC_TLS_RETRY(w, gnutls_record_send(s, req + sent, n - sent), fd, deadline);
+		if (w <= 0)
+			return -1;
+		rc = (int)w;
+	}
+	char line[HC_STATUS_MAX];
+	size_t got = 0;
+	while (got < sizeof(line) - 1 && !memchr(line, '\n', got)) {
+		ssize_t r;
+		HC_TLS_RETRY(r, gnutls_record_recv(s, line + got, sizeof(line) - 1 - got), fd, deadline);
+		if (r < 0)
+			fprintf(stderr, "credwatch-healthcheck: TLS: %s\n", gnutls_strerror((int)r));
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	line[got] = '\0';
+	return hc_status(line, got);
+}
+
+/* The same exchange as hc_exchange, over TLS (CREDWATCH_TLS_CERT set). Returns the HTTP status or -1. */
+static int hc_tls_exchange(int fd, const char *path, long deadline)
+{
+	char req[HC_REQUEST_MAX];
+	int n = hc_request(req, sizeof(req), path);
+	const char *cert = getenv("CREDWATCH_HEALTHCHECK_CERT"), *key = getenv("CREDWATCH_HEALTHCHECK_KEY");
+	int flags = fcntl(fd, F_GETFL, 0);
+	if (n < 0 || flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
 		return -1;
-	return (int)status;
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_session_t s = NULL;
+	int status = -1;
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 || gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0 ||
+	    gnutls_set_default_priority(s) < 0 || gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+		goto done;
+	if (cert && *cert && key && *key) {
+		int rc = gnutls_certificate_set_x509_key_file(cred, cert, key, GNUTLS_X509_FMT_PEM);
+		if (rc < 0) {
+			fprintf(stderr, "credwatch-healthcheck: CREDWATCH_HEALTHCHECK_CERT/_KEY: %s\n", gnutls_strerror(rc));
+			goto done;
+		}
+	}
+	gnutls_transport_set_int(s, fd); /* GNUTLS_NO_SIGNAL: a closed peer is an error, not SIGPIPE */
+	gnutls_handshake_set_timeout(s, (unsigned)hc_remaining(deadline));
+	status = hc_tls_talk(s, fd, req, (size_t)n, deadline);
+	gnutls_bye(s, GNUTLS_SHUT_WR);
+done:
+	if (s)
+		gnutls_deinit(s);
+	if (cred)
+		gnutls_certificate_free_credentials(cred);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -165,6 +263,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	const char *tls_cert = getenv("CREDWATCH_TLS_CERT");
+	int tls = tls_cert && *tls_cert;
 	long deadline = hc_now_ms() + HC_TIMEOUT_MS;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res = NULL;
@@ -178,14 +278,15 @@ int main(int argc, char **argv)
 		int fd = hc_connect(ai, deadline);
 		if (fd < 0)
 			continue;
-		status = hc_exchange(fd, path, deadline);
+		status = tls ? hc_tls_exchange(fd, path, deadline) : hc_exchange(fd, path, deadline);
 		close(fd);
 	}
 	freeaddrinfo(res);
 	if (status == 200)
 		return 0;
 	if (status < 0)
-		fprintf(stderr, "credwatch-healthcheck: no answer from %s:%s%s\n", host, port, path);
+		fprintf(stderr, "credwatch-healthcheck: no answer from %s://%s:%s%s\n", tls ? "https" : "http", host, port,
+			path);
 	else
 		fprintf(stderr, "credwatch-healthcheck: %s:%s%s answered %d\n", host, port, path, status);
 	return 1;

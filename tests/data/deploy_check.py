@@ -53,9 +53,14 @@ DURABLE_METRICS = {
     "credwatch_store_file_bytes", "credwatch_store_used_bytes", "credwatch_store_data_max_bytes",
     "credwatch_store_keys", "credwatch_store_findings", "credwatch_store_swept_total",
 }
+# HTTPS of credwatch's own (present only with CREDWATCH_TLS_CERT): alerts may use them, the dashboard need not.
+TLS_METRICS = {
+    "credwatch_tls_certificate_not_after_seconds", "credwatch_tls_reloads_total", "credwatch_tls_client_refused_total",
+}
 # libcurl4, libssl3 and ca-certificates: the finding sinks post over HTTPS verified against the system CA store.
+# libgnutls30: the service (HTTPS, api_tls.c) and the health probe link GnuTLS themselves, not only through libmicrohttpd
 RUNTIME_LIBS = {"libmicrohttpd12", "libjansson4", "libhiredis0.14", "libyajl2", "zlib1g", "libcurl4", "libssl3",
-                "ca-certificates", "liblmdb0", "lmdb-utils"}
+                "ca-certificates", "liblmdb0", "lmdb-utils", "libgnutls30"}
 DATA_DIR = "/data"  # the image's data directory: the durable store's, a VOLUME owned by the image's user
 DEFAULT_DRAIN_SECONDS = 20
 
@@ -751,7 +756,7 @@ def main():
         assert "make BUILD=build build/credwatch" in runs
         assert "deploy/docker/healthcheck.c" in runs
         for pkg in ("gcc", "make", "pkg-config", "libmicrohttpd-dev", "libjansson-dev", "libhiredis-dev",
-                    "libyajl-dev", "zlib1g-dev", "liblmdb-dev"):
+                    "libyajl-dev", "zlib1g-dev", "liblmdb-dev", "libgnutls28-dev"):
             assert re.search(r"\b%s\b" % re.escape(pkg), runs), pkg
         for i, a in build:
             if i == "COPY":
@@ -1015,6 +1020,44 @@ def main():
         assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}, dep["spec"]
         c = dep["spec"]["template"]["spec"]["containers"][0]
         assert any(m["mountPath"] == DATA_DIR for m in c["volumeMounts"]) and c["livenessProbe"]
+
+    hdir = os.path.join(DEPLOY, "kubernetes-https")
+
+    @check("kubernetes-https: HTTPS in the pod (the Secret's files as CREDWATCH_TLS_*), probes and Ingress follow")
+    def _():
+        k = load_yaml_all(os.path.join(hdir, "kustomization.yaml"))[0]
+        assert k["kind"] == "Kustomization" and "../kubernetes" in k["resources"], k
+        dep = load_yaml_all(os.path.join(hdir, k["patches"][0]["path"]))[0]
+        assert dep["metadata"]["name"] == one("Deployment")["metadata"]["name"]
+        pod = dep["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert c["name"] == one("Deployment")["spec"]["template"]["spec"]["containers"][0]["name"]
+        env = {e["name"]: e["value"] for e in c["env"]}
+        mount = [m for m in c["volumeMounts"] if env["CREDWATCH_TLS_CERT"].startswith(m["mountPath"] + "/")]
+        assert mount and mount[0]["readOnly"] and env["CREDWATCH_TLS_KEY"].startswith(mount[0]["mountPath"] + "/")
+        vol = {v["name"]: v for v in pod["volumes"]}[mount[0]["name"]]
+        assert vol["secret"]["secretName"], vol
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert c[probe]["httpGet"]["scheme"] == "HTTPS", probe
+            assert probe in one("Deployment")["spec"]["template"]["spec"]["containers"][0], probe
+        ing = yaml.safe_load(k["patches"][1]["patch"])
+        assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+
+    @check("kubernetes-https: kubectl kustomize renders it as described")
+    def _():
+        import shutil
+        import subprocess
+        if not shutil.which("kubectl"):
+            return "kubectl not installed"
+        out = subprocess.run(["kubectl", "kustomize", hdir], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-500:]
+        docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+        c = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]["containers"][0]
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+            assert c[probe]["httpGet"] == {"path": path, "port": "http", "scheme": "HTTPS"}, c[probe]
+        assert {"CREDWATCH_TLS_CERT", "CREDWATCH_TLS_KEY"} <= {e["name"] for e in c["env"]}
+        ing = [d for d in docs if d["kind"] == "Ingress"][0]["metadata"]["annotations"]
+        assert ing["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS" and "cert-manager.io/cluster-issuer" in ing
 
     # -- CloudFormation --
     cfn_dir = os.path.join(DEPLOY, "aws", "cloudformation")
@@ -1336,7 +1379,7 @@ def main():
                 assert r["annotations"]["summary"]
                 assert promql_ok(r["expr"]), r["alert"]
                 used = {metric_base(m) for m in metric_re.findall(r["expr"])}
-                known = METRICS | SINK_METRICS | DURABLE_METRICS
+                known = METRICS | SINK_METRICS | DURABLE_METRICS | TLS_METRICS
                 assert used and used <= known, "%s: %s" % (r["alert"], used - known)
                 if "for" in r:
                     assert re.fullmatch(r"\d+[smh]", r["for"]), r["for"]
@@ -1347,6 +1390,8 @@ def main():
         assert by_metric["credwatch_store_errors_total"], "no store error alert"
         assert by_metric["credwatch_ready"], "no readiness alert"
         assert by_metric["credwatch_findings_created_total"], "no findings alert"
+        assert "credwatch_tls_certificate_not_after_seconds" in alerts.get("CredwatchCertificateExpiresSoon",
+                                                                            {}).get("expr", ""), "no certificate alert"
         near = alerts.get("CredwatchDurableStoreNearFull", {}).get("expr", "")
         assert {"credwatch_store_used_bytes", "credwatch_store_data_max_bytes"} <= set(metric_re.findall(near)), \
             "no alert on the durable store approaching its bound"
