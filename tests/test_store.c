@@ -83,7 +83,7 @@ static int redis_start(void)
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
     char msg[128];
-    struct store *s = store_redis_new(url, 200, msg, sizeof msg);
+    struct store *s = store_redis_new(url, 200, NULL, msg, sizeof msg);
     for (int i = 0; i < REDIS_START_TRIES; i++) {
         struct timespec ts = { 0, 50 * 1000000 };
         nanosleep(&ts, NULL);
@@ -110,10 +110,10 @@ static struct store *new_redis(void)
     char url[64], msg[128];
     struct store *s;
     if (cluster_seeds) {
-        s = store_redis_cluster_new(cluster_seeds, 500, msg, sizeof msg);
+        s = store_redis_cluster_new(cluster_seeds, 500, NULL, msg, sizeof msg);
     } else {
         snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
-        s = store_redis_new(url, 500, msg, sizeof msg);
+        s = store_redis_new(url, 500, NULL, msg, sizeof msg);
     }
     if (!s)
         fail_msg("store: %s", msg);
@@ -1503,14 +1503,14 @@ static void t_redis_url(void **state)
     (void)state;
     char msg[128];
     struct store *s;
-    assert_null(store_redis_new("http://x", 100, msg, sizeof msg));
+    assert_null(store_redis_new("http://x", 100, NULL, msg, sizeof msg));
     assert_non_null(strstr(msg, "redis://"));
-    assert_null(store_redis_new("redis://host:99999", 100, msg, sizeof msg));
-    assert_null(store_redis_new("redis://host:6379/x", 100, msg, sizeof msg));
-    assert_null(store_redis_new("redis://:pw%zz@host", 100, msg, sizeof msg));
-    assert_non_null(s = store_redis_new("redis://user:p%40ss@127.0.0.1:6380/2", 100, msg, sizeof msg));
+    assert_null(store_redis_new("redis://host:99999", 100, NULL, msg, sizeof msg));
+    assert_null(store_redis_new("redis://host:6379/x", 100, NULL, msg, sizeof msg));
+    assert_null(store_redis_new("redis://:pw%zz@host", 100, NULL, msg, sizeof msg));
+    assert_non_null(s = store_redis_new("redis://user:p%40ss@127.0.0.1:6380/2", 100, NULL, msg, sizeof msg));
     store_free(s);
-    assert_non_null(s = store_redis_new("redis://[::1]:6379", 100, msg, sizeof msg));
+    assert_non_null(s = store_redis_new("redis://[::1]:6379", 100, NULL, msg, sizeof msg));
     store_free(s);
 }
 
