@@ -51,7 +51,7 @@ int rcluster_refresh(struct rconn *c)
             continue;
         redisReply *r = rio_command(io, "CLUSTER SLOTS");
         if (!r) {
-            rnode_drop(c, i);
+            rnode_lost(c, i, "CLUSTER SLOTS");
             continue;
         }
         rnode_answered(c, i);

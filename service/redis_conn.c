@@ -260,7 +260,7 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
         redisReply *r = NULL;
         if (m->asking) {
             if (rio_reply(io, &r)) {
-                rnode_drop(c, i);
+                rnode_lost(c, i, "ASKING");
                 return CW_EUNAVAIL;
             }
             freeReplyObject(r);

@@ -142,6 +142,15 @@ void rnode_fail(struct rconn *c, size_t i, const char *why)
     rnode_drop(c, i);
 }
 
+void rnode_lost(struct rconn *c, size_t i, const char *what)
+{
+    struct rnode *n = &c->nodes[i];
+    char why[RCONN_MSG_MAX];
+    snprintf(why, sizeof why, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
+             n->io && rio_error(n->io)[0] ? rio_error(n->io) : "connection lost");
+    rnode_fail(c, i, why);
+}
+
 static int reply_ok(redisReply *r)
 {
     int ok = r && r->type != REDIS_REPLY_ERROR;
@@ -220,8 +229,8 @@ int rnode_load_scripts(struct rconn *c, size_t i)
         if (n->scripts_loaded & (1u << s))
             continue;
         redisReply *r = rio_command(n->io, "SCRIPT LOAD %s", c->scripts[s]);
-        if (!r) {
-            rnode_drop(c, i);
+        if (!r) {  /* often the first command on a new connection: what failed is worth saying */
+            rnode_lost(c, i, "SCRIPT LOAD");
             return CW_EUNAVAIL;
         }
         int ok = r->type == REDIS_REPLY_STRING && r->len == 40;

@@ -44,6 +44,8 @@ void rnode_answered(struct rconn *c, size_t i);
 void rnode_drop(struct rconn *c, size_t i);
 /* rnode_drop, with why it failed in words: the batch's error and what the others are told. */
 void rnode_fail(struct rconn *c, size_t i, const char *why);
+/* rnode_fail after `what` got no reply: "what: no answer from host:port: <the connection's error>". */
+void rnode_lost(struct rconn *c, size_t i, const char *what);
 /* Loads the registered scripts node i lacks. 0 or CW_EUNAVAIL. */
 int rnode_load_scripts(struct rconn *c, size_t i);
 /* The index of the node at host:port, added when new; -1 when RCONN_NODES_MAX are known. */

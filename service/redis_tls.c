@@ -14,7 +14,9 @@
 static const char *ossl_reason(char *buf, size_t size)
 {
     unsigned long e = ERR_get_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    const char *r = e && ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))  /* a file missing, unreadable */
+                    : e                     ? ERR_reason_error_string(e)
+                                            : NULL;
     if (r)
         snprintf(buf, size, "%s", r);
     else if (e)
@@ -138,8 +140,10 @@ void rtls_failure(SSL *ssl, int ret, char *why, size_t size)
     } else if (e == SSL_ERROR_ZERO_RETURN) {
         snprintf(why, size, "TLS: the server closed the connection");
     } else if (e == SSL_ERROR_SYSCALL && !ERR_peek_error()) {
-        snprintf(why, size, "TLS: %s", errno && ret < 0 ? strerror(errno)
-                 : "the connection closed during the handshake or a record (is the port a TLS port?)");
+        /* Redis closes a connection without a client certificate it requires right after the
+         * handshake (TLS 1.3 asks for it then), so the alert saying so is often lost in the reset */
+        snprintf(why, size, "TLS: %s%s", errno && ret < 0 ? strerror(errno) : "the connection closed",
+                 " (a server that requires a client certificate closes the connection: CREDWATCH_REDIS_CLIENT_CERT)");
     } else {
         ossl_reason(reason, sizeof reason);
         snprintf(why, size, "TLS: %s%s", reason,
