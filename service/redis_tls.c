@@ -149,7 +149,8 @@ void rtls_failure(SSL *ssl, int ret, char *why, size_t size)
         snprintf(why, size, "TLS: %s%s", reason,
                  strstr(reason, "wrong version number") || strstr(reason, "packet length too long")
                      ? " (the port speaks plain Redis? use redis:// there)"
-                 : strstr(reason, "certificate required") || strstr(reason, "handshake failure")
-                     ? " (the server may ask for a client certificate: CREDWATCH_REDIS_CLIENT_CERT)" : "");
+                 : strstr(reason, "certificate required") || strstr(reason, "handshake failure") ||
+                   strstr(reason, "alert unknown ca") || strstr(reason, "alert bad certificate")
+                     ? " (the server wants a client certificate it trusts: CREDWATCH_REDIS_CLIENT_CERT)" : "");
     }
 }
