@@ -2,7 +2,7 @@
 # bench.sh — `make bench`: runs every build/tests/bench_* program, then the scan figure:
 # the bench_decode records as ~50 gzip CloudTrail files, `credwatch scan --quiet DIR` timed
 # SCAN_RUNS times (median), beside the decode-only figure of the same run; then bench_serve.sh and
-# bench_delivery.sh (findings out to webhook sinks). Rerunnable: all
+# bench_delivery.sh (findings out to webhook sinks), bench_redis_tls.sh (plain beside TLS to Redis). Rerunnable: all
 # scratch goes to a temporary folder removed on exit. Figures are medians; compare ratios.
 set -u
 BUILD=${BUILD:-build}
@@ -64,4 +64,5 @@ print("scan: target %d records/s: %s" % (target, "met" if rate >= target else "N
 EOF
 echo "== serve"; sh "$here/bench_serve.sh" || status=1
 echo "== delivery"; sh "$here/bench_delivery.sh" || status=1
+echo "== redis tls"; sh "$here/bench_redis_tls.sh" || status=1
 exit $status
