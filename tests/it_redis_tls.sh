@@ -5,7 +5,8 @@
 #      that requires client certificates (tls-auth-clients yes): CA file, client certificate and key;
 #   2. refusals, each with a message that says which, in /readyz and the start log, answered at once:
 #      a server certificate of another CA, an expired one, one for another host name; and no client
-#      certificate, or one of another CA, where the server requires one; a bad CA file stops the start;
+#      certificate, or one of another CA, where the server requires one; a handshake that never finishes
+#      (bounded by CREDWATCH_REDIS_TIMEOUT_MS); plain redis:// to a TLS port; a bad CA file stops the start;
 #   3. tests/it_multi.sh over TLS (several instances, exactly-once under contention, Redis SIGKILLed and
 #      restarted under load, drain), CW_REDIS_TLS_DIR switching its Redis to TLS;
 #   4. tests/it_cluster.sh over TLS: a 3-master cluster with the bus on TLS, the store contract on it, two
@@ -68,7 +69,8 @@ refused() {
   _t0=$(date +%s)
   _body=
   while [ $(($(date +%s) - _t0)) -lt "$READY_WAIT_S" ]; do
-    _code=$(curl -s -o "$TEST_TMP/readyz.json" -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/readyz")
+    rm -f "$TEST_TMP/readyz.json"
+    _code=$(curl -s -m 5 -o "$TEST_TMP/readyz.json" -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/readyz")
     _body=$(cat "$TEST_TMP/readyz.json" 2>/dev/null)
     [ "$_code" = 503 ] && printf '%s' "$_body" | grep -qF "$_want" && break
     sleep 0.2
@@ -78,7 +80,8 @@ refused() {
     ok "$_name: refused, /readyz 503 and the start log say \"$_want\" (${_dt}s)"
   else
     nok "$_name: refused with \"$_want\" in /readyz and the start log"
-    echo "#   /readyz $_code: $_body"; sed 's/^/#   log: /' "$TEST_TMP/server.log" | head -5
+    echo "#   /readyz $_code: $_body"; grep -v '"level":"info"' "$TEST_TMP/server.log" | sed 's/^/#   log: /' | tail -4
+    kill -0 "$SERVE_PID" 2>/dev/null || echo "#   the instance is gone"
   fi
   kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null
 }
@@ -108,6 +111,16 @@ refused "no client certificate where the server requires one" "rediss://127.0.0.
 refused "a client certificate of another CA" "rediss://127.0.0.1:$P_MAIN" "CREDWATCH_REDIS_CLIENT_CERT" \
   CREDWATCH_REDIS_CA_FILE="$C/ca.crt" CREDWATCH_REDIS_CLIENT_CERT="$C/rogue-client.crt" \
   CREDWATCH_REDIS_CLIENT_KEY="$C/rogue-client.key"
+# A server that accepts connections and never answers the handshake: bounded by the timeout.
+P_MUTE=$(free_port)
+$PY -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64); held = []
+while True: held.append(s.accept()[0])' "$P_MUTE" &
+record_pid $!
+sleep 0.3
+refused "a TLS handshake that never finishes (a silent server)" "rediss://127.0.0.1:$P_MUTE" \
+  "TLS handshake: no answer within 1000 ms" CREDWATCH_REDIS_CA_FILE="$C/ca.crt"
 refused "plain redis:// to the TLS port" "redis://127.0.0.1:$P_MAIN" "no answer from 127.0.0.1:$P_MAIN"
 
 # The good case through the same path: ready, and a batch ingested over TLS.

@@ -3,7 +3,8 @@
 # openssl in DIR (EC P-256 keys: fast to make; nothing here is secret or lasts beyond the test):
 #   ca.crt            the test CA (what CREDWATCH_REDIS_CA_FILE names)
 #   other-ca.crt      another CA, which signed nothing the servers use (the "wrong CA" case)
-#   server.crt/.key   127.0.0.1 (IP SAN) and localhost, signed by ca, valid for a day
+#   server.crt/.key   127.0.0.1 (IP SAN) and localhost, signed by ca, valid for a day; for clients too
+#                     (a cluster node presents it on the cluster bus, whose TLS always checks the peer)
 #   expired.crt/.key  the same names, signed by ca, valid only in 2020
 #   otherhost.crt/.key  signed by ca, for redis.example.com and 10.9.9.9 only (the "wrong host" case)
 #   client.crt/.key   a client certificate signed by ca (tls-auth-clients yes)
@@ -28,7 +29,7 @@ leaf() { # name CA SAN extendedKeyUsage
 }
 ca ca credwatch-test-ca
 ca other-ca credwatch-other-ca
-leaf server ca "IP:127.0.0.1,DNS:localhost" serverAuth
+leaf server ca "IP:127.0.0.1,DNS:localhost" serverAuth,clientAuth
 leaf otherhost ca "DNS:redis.example.com,IP:10.9.9.9" serverAuth
 leaf client ca "DNS:credwatch-client" clientAuth
 leaf rogue-client other-ca "DNS:credwatch-client" clientAuth
