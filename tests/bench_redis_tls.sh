@@ -9,6 +9,8 @@
 # load, unlike the rates). Runs alternate plain / TLS so that drifting machine load hits both alike;
 # figures are medians of RUNS. Every request carries new keys (tests/bench/ templates), and the runs must
 # have no failed request. About 2 minutes. Starts its own processes on loopback, stops them by pid.
+# PLAIN_BIN=path runs the plain instance from another build (e.g. one before credwatch had its own
+# connection, on hiredis's): the "plain" figures are then that build's, the TLS ones this one's.
 . "$(dirname "$0")/lib.sh"
 GEN=$here/bench/serve_gen.py
 LUA=$here/bench/template.lua
@@ -42,10 +44,13 @@ until [ "$($RCLI_TLS ping 2>/dev/null)" = PONG ]; do
   i=$((i + 1)); [ $i -gt 100 ] && { echo "redis-tls: the TLS redis-server did not start"; exit 1; }; sleep 0.1
 done
 
+TLS_BIN=$BIN
+BIN=${PLAIN_BIN:-$BIN}
 serve_start CREDWATCH_REDIS_URL="redis://127.0.0.1:$P_PLAIN" CREDWATCH_INGEST_TOKENS=$TOKEN_IN \
   CREDWATCH_READ_TOKENS=read-token-bench-0123456789ab || { echo "redis-tls: credwatch (plain) did not start"; exit 1; }
 pid_cw_plain=$SERVE_PID; PORT_PLAIN=$SERVE_PORT
 mv "$TEST_TMP/server.log" "$TEST_TMP/server-plain.log"
+BIN=$TLS_BIN
 serve_start CREDWATCH_REDIS_URL="rediss://127.0.0.1:$P_TLS" CREDWATCH_REDIS_CA_FILE="$C/ca.crt" \
   CREDWATCH_INGEST_TOKENS=$TOKEN_IN CREDWATCH_READ_TOKENS=read-token-bench-0123456789ab ||
   { echo "redis-tls: credwatch (TLS) did not start"; cat "$TEST_TMP/server.log"; exit 1; }
