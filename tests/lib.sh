@@ -145,6 +145,9 @@ store_default() {
 }
 
 serve_start() {
+  # emptied here, not only by the redirection below: the child truncates it some time after the fork,
+  # and until then the loop below could read the previous instance's "listening" line and its port
+  : >"$TEST_TMP/server.log"
   # shellcheck disable=SC2046
   env CREDWATCH_LISTEN=127.0.0.1:0 $(store_default "$@") "$@" "$BIN" serve 2>"$TEST_TMP/server.log" &
   SERVE_PID=$!
