@@ -18,7 +18,7 @@ SAN     ?=
 CFLAGS  ?= $(OPT)
 # -Wno-format-truncation: snprintf into bounded fields cuts on purpose (the bounds are named).
 CWFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror -Wno-format-truncation -Iservice -Iapi -Isink $(SAN)
-LIBS     = -lmicrohttpd -lgnutls -ljansson -lhiredis -llmdb -lyajl -lz -lcurl -lcrypto -lpthread -lm
+LIBS     = -lmicrohttpd -lgnutls -ljansson -lhiredis -llmdb -lyajl -lz -lcurl -lssl -lcrypto -lpthread -lm
 
 LIB_SRC  = $(wildcard service/*.c) $(wildcard api/*.c) $(wildcard sink/*.c) $(BUILD)/openapi_blob.c $(BUILD)/ui_blob.c
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(BUILD)/%,$(LIB_SRC))) $(BUILD)/obj/openapi_blob.o \

@@ -17,7 +17,8 @@ enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_STORE, OPT_DAT
                 OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
                 OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_TLS_CERT, OPT_TLS_KEY,
-                OPT_TLS_KEY_PASSWORD, OPT_TLS_CLIENT_CA, OPT_COUNT };
+                OPT_TLS_KEY_PASSWORD, OPT_TLS_CLIENT_CA, OPT_REDIS_CA_FILE, OPT_REDIS_CLIENT_CERT,
+                OPT_REDIS_CLIENT_KEY, OPT_COUNT };
 
 /* How a value is read and where it goes: one setter per type (set_value picks it). */
 enum opt_type {
@@ -61,10 +62,11 @@ static const struct opt OPTS[OPT_COUNT] = {
      "host:port to listen on; IPv6 as [::1]:8080; port 0 picks a free port (logged)",
      T_HOOK, FIELD(listen), 0, 0, NULL, NULL, set_listen},
     [OPT_REDIS_URL] = {"--redis-url", "CREDWATCH_REDIS_URL", "(unset: the embedded store, see --store)",
-     "redis://[user:password@]host:port[/db]: the store shared by several instances",
-     T_STRING, FIELD(redis_url), 0, API_URL_MAX - 1, "redis://host:port[/db]", "redis://", NULL},
+     "redis[s]://[user:password@]host:port[/db]: the store shared by several instances (rediss:// = TLS)",
+     T_STRING, FIELD(redis_url), 0, API_URL_MAX - 1, "redis://host:port[/db] or rediss://host:port[/db]", "redis",
+     NULL},
     [OPT_REDIS_CLUSTER] = {"--redis-cluster", "CREDWATCH_REDIS_CLUSTER", "(unset)",
-     "Redis Cluster seed nodes: [redis://][user:password@]host:port,host:port,...",
+     "Redis Cluster seed nodes: [redis[s]://][user:password@]host:port,host:port,... (rediss:// = TLS)",
      T_STRING, FIELD(redis_cluster), 0, API_URL_MAX - 1, NULL, NULL, NULL},
     [OPT_STORE] = {"--store", "CREDWATCH_STORE", "durable",
      "without Redis: durable (on disk in the data directory, one instance) or memory (lost on restart)",
@@ -140,6 +142,16 @@ static const struct opt OPTS[OPT_COUNT] = {
     [OPT_TLS_CLIENT_CA] = {"--tls-client-ca", "CREDWATCH_TLS_CLIENT_CA", "(unset: no client certificate asked)",
      "PEM CA certificates: every client must present a certificate they signed (mutual TLS), and a token",
      T_STRING, FIELD(tls.client_ca), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
+    /* TLS to Redis (rediss://): read when the store is made, so a bad file stops the start */
+    [OPT_REDIS_CA_FILE] = {"--redis-ca-file", "CREDWATCH_REDIS_CA_FILE", "(the system's CA store)",
+     "PEM file of the CA(s) that sign the Redis server's certificate (rediss:// only)",
+     T_STRING, FIELD(redis_ca_file), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
+    [OPT_REDIS_CLIENT_CERT] = {"--redis-client-cert", "CREDWATCH_REDIS_CLIENT_CERT", "(none)",
+     "PEM client certificate (chain) for a Redis that asks for one (tls-auth-clients yes)",
+     T_STRING, FIELD(redis_client_cert), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
+    [OPT_REDIS_CLIENT_KEY] = {"--redis-client-key", "CREDWATCH_REDIS_CLIENT_KEY", "(in the certificate file)",
+     "PEM key of the Redis client certificate (not encrypted)",
+     T_STRING, FIELD(redis_client_key), 0, SET_PATH_MAX - 1, NULL, NULL, NULL},
 };
 
 void api_config_usage(FILE *out)

@@ -51,6 +51,9 @@ struct api_config {
     int loopback;                     /* addr is a loopback address */
     char redis_url[API_URL_MAX];      /* "" = an embedded store (store_kind) */
     char redis_cluster[API_URL_MAX];  /* seeds of a Redis Cluster; exclusive with redis_url */
+    char redis_ca_file[SET_PATH_MAX];      /* rediss://: "" = the system's CA store */
+    char redis_client_cert[SET_PATH_MAX];  /* rediss://: "" = no client certificate */
+    char redis_client_key[SET_PATH_MAX];   /* "" = in redis_client_cert */
     struct api_tokens ingest, read;
     int allow_unauth;
     unsigned threads;

@@ -248,19 +248,32 @@ static int network_phase(struct api_server *s, struct set_net *net)
     return CW_OK;
 }
 
+/* The variable a refusal of the Redis store blames: a TLS file's own, else the address's. */
+static const char *redis_var(const struct api_server *s, const char *msg)
+{
+    if (strncmp(msg, "CA file", 7) == 0)
+        return "CREDWATCH_REDIS_CA_FILE";
+    if (strncmp(msg, "client certificate", 18) == 0 || strncmp(msg, "a client key", 12) == 0)
+        return "CREDWATCH_REDIS_CLIENT_CERT";
+    if (strncmp(msg, "client key", 10) == 0)
+        return "CREDWATCH_REDIS_CLIENT_KEY";
+    return s->cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
+}
+
 static int redis_store(struct api_server *s)
 {
     char msg[256] = "";
-    const char *var = s->cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
+    const struct store_redis_tls tls = { s->cfg.redis_ca_file, s->cfg.redis_client_cert, s->cfg.redis_client_key };
     if (s->cfg.redis_cluster[0]) {
-        s->base = store_redis_cluster_new(s->cfg.redis_cluster, s->cfg.redis_timeout_ms, msg, sizeof msg);
+        s->base = store_redis_cluster_new(s->cfg.redis_cluster, s->cfg.redis_timeout_ms, &tls, msg, sizeof msg);
         s->store_name = "redis-cluster";
     } else {
-        s->base = store_redis_new(s->cfg.redis_url, s->cfg.redis_timeout_ms, msg, sizeof msg);
+        s->base = store_redis_new(s->cfg.redis_url, s->cfg.redis_timeout_ms, &tls, msg, sizeof msg);
         s->store_name = "redis";
     }
     if (s->base)
         return CW_OK;
+    const char *var = redis_var(s, msg);
     api_log("error", "invalid configuration", json_pack("{s:s,s:s}", "variable", var, "error", msg));
     fprintf(stderr, "credwatch serve: %s: %s\n", var, msg);
     return CW_ECONFIG;

@@ -46,12 +46,12 @@ int rcluster_map_new(struct rconn *c)
 int rcluster_refresh(struct rconn *c)
 {
     for (size_t i = 0; i < c->n_nodes; i++) {
-        redisContext *ctx = rnode_ctx(c, i);
-        if (!ctx)
+        struct rio *io = rnode_io(c, i);
+        if (!io)
             continue;
-        redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
+        redisReply *r = rio_command(io, "CLUSTER SLOTS");
         if (!r) {
-            rnode_drop(c, i);
+            rnode_lost(c, i, "CLUSTER SLOTS");
             continue;
         }
         rnode_answered(c, i);

@@ -5,6 +5,7 @@
 #include "redis_conn.h"
 #include "redis_cluster.h"
 #include "redis_node.h"
+#include "redis_tls.h"
 #include "cw.h"
 
 #include <limits.h>
@@ -44,14 +45,24 @@ static void sleep_ms(int ms)
 
 /* ---- connections ------------------------------------------------------------------------------ */
 
-struct rconn *rconn_new(const struct rconn_config *cfg)
+struct rconn *rconn_new(const struct rconn_config *cfg, const struct rconn_tls *tls, char *msg, size_t msg_size)
 {
-    struct rconn *c = calloc(1, sizeof *c);
-    if (!c)
+    int files = tls && ((tls->ca_file && *tls->ca_file) || (tls->cert_file && *tls->cert_file) ||
+                        (tls->key_file && *tls->key_file));
+    if (files && !cfg->tls) {  /* a CA or client certificate given for a plain connection: a mistake */
+        snprintf(msg, msg_size, "a CA file or client certificate is set, but the address is redis://, not rediss://");
         return NULL;
-    c->cfg = *cfg;
-    if (cfg->cluster && rcluster_map_new(c)) {
+    }
+    struct rconn *c = calloc(1, sizeof *c);
+    if (!c || (cfg->cluster && rcluster_map_new(c))) {
         free(c);
+        snprintf(msg, msg_size, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    if (cfg->tls && !(c->tls = rtls_ctx_new(tls ? tls->ca_file : NULL, tls ? tls->cert_file : NULL,
+                                            tls ? tls->key_file : NULL, msg, msg_size))) {
+        rconn_free(c);
         return NULL;
     }
     for (size_t i = 0; i < cfg->n_seeds && i < RCONN_NODES_MAX; i++)
@@ -61,9 +72,19 @@ struct rconn *rconn_new(const struct rconn_config *cfg)
 
 struct rconn *rconn_clone(const struct rconn *src)
 {
-    struct rconn *c = rconn_new(&src->cfg);
+    struct rconn_config plain = src->cfg;
+    char msg[RCONN_MSG_MAX];
+    plain.tls = 0;  /* the context is shared, not built again from the files */
+    struct rconn *c = rconn_new(&plain, NULL, msg, sizeof msg);
     if (!c)
         return NULL;
+    c->cfg.tls = src->cfg.tls;
+    if (src->tls && SSL_CTX_up_ref(src->tls))
+        c->tls = src->tls;
+    else if (src->tls) {
+        rconn_free(c);
+        return NULL;
+    }
     for (size_t i = 0; i < src->n_scripts; i++)
         c->scripts[c->n_scripts++] = src->scripts[i];
     return c;
@@ -74,8 +95,8 @@ void rconn_free(struct rconn *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->n_nodes; i++)
-        if (c->nodes[i].ctx)
-            redisFree(c->nodes[i].ctx);
+        rio_free(c->nodes[i].io);
+    SSL_CTX_free(c->tls);
     free(c->slots);
     free(c);
 }
@@ -200,14 +221,11 @@ static void fill_sha(struct rconn *c, struct cmd *m)
         memcpy(p + 7, c->shas[m->script], 40);
 }
 
-/* Sends every pending command of node i as one pipeline and reads the replies. */
-static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uint8_t *pending)
+#define ASKING_RESP "*1\r\n$6\r\nASKING\r\n"
+
+/* Queues every pending command of node i on its connection (ASKING first where asked). */
+static int queue_node(struct rconn *c, struct rconn_batch *b, size_t i, const uint8_t *pending, struct rio *io)
 {
-    redisContext *ctx = rnode_ctx(c, i);
-    if (!ctx)
-        return CW_EUNAVAIL;
-    if (rnode_load_scripts(c, i))
-        return CW_EUNAVAIL;
     size_t sent = 0;
     for (size_t k = 0; k < b->n; k++) {
         struct cmd *m = &b->cmds[k];
@@ -215,28 +233,43 @@ static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uin
             continue;
         if (m->script >= 0)
             fill_sha(c, m);
-        if (m->asking)
-            redisAppendCommand(ctx, "ASKING");
-        redisAppendFormattedCommand(ctx, m->buf, m->len);
+        if ((m->asking && rio_append(io, ASKING_RESP, sizeof ASKING_RESP - 1)) || rio_append(io, m->buf, m->len))
+            return -1;
         sent++;
+    }
+    return (int)(sent > 0);
+}
+
+/* Sends every pending command of node i as one pipeline and reads the replies. */
+static int exec_node(struct rconn *c, struct rconn_batch *b, size_t i, const uint8_t *pending)
+{
+    struct rio *io = rnode_io(c, i);
+    if (!io)
+        return CW_EUNAVAIL;
+    if (rnode_load_scripts(c, i))
+        return CW_EUNAVAIL;
+    int sent = queue_node(c, b, i, pending, io);
+    if (sent < 0) {
+        rnode_fail(c, i, "out of memory queueing a pipeline");
+        return CW_EUNAVAIL;
     }
     for (size_t k = 0; k < b->n && sent; k++) {
         struct cmd *m = &b->cmds[k];
         if (!pending[k] || m->node != (int)i)
             continue;
-        void *r = NULL;
+        redisReply *r = NULL;
         if (m->asking) {
-            if (redisGetReply(ctx, &r) != REDIS_OK) {
-                rnode_drop(c, i);
+            if (rio_reply(io, &r)) {
+                rnode_lost(c, i, "ASKING");
                 return CW_EUNAVAIL;
             }
             freeReplyObject(r);
             r = NULL;
         }
-        if (redisGetReply(ctx, &r) != REDIS_OK || !r) {
+        if (rio_reply(io, &r) || !r) {
             char why[RCONN_MSG_MAX];
             snprintf(why, sizeof why, "no answer from %s:%d: %s", c->nodes[i].addr.host, c->nodes[i].addr.port,
-                     ctx->errstr[0] ? ctx->errstr : "connection lost");
+                     rio_error(io)[0] ? rio_error(io) : "connection lost");
             rnode_fail(c, i, why);
             return CW_EUNAVAIL;
         }

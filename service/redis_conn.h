@@ -1,4 +1,4 @@
-/* redis_conn.h — pipelined command batches to one Redis or to a Redis Cluster, over hiredis.
+/* redis_conn.h — pipelined command batches to one Redis or to a Redis Cluster, over TCP or TLS.
  *
  * No C cluster client exists for Debian 12's hiredis 0.14, so this module speaks the cluster
  * protocol itself, and only what the store needs: key slots (CRC16-XMODEM mod 16384, hash tags),
@@ -12,7 +12,9 @@
  *
  * Layers, each calling only those below it: redis_conn.c (the connection and its batches),
  * redis_cluster.c (slots, the slot map, MOVED/ASK), redis_node.c (one address's connection and
- * backoff, the process-wide address table); redis_url.c parses the settings.
+ * backoff, the process-wide address table), redis_io.c (the socket, TLS or not, the output buffer
+ * and hiredis's reply parser), redis_tls.c (OpenSSL: the context, the session, why a handshake
+ * failed); redis_url.c parses the settings.
  */
 #ifndef CW_REDIS_CONN_H
 #define CW_REDIS_CONN_H
@@ -39,6 +41,7 @@ struct rconn_addr {
 
 struct rconn_config {
     int cluster;                               /* 0: seeds[0] is the one Redis */
+    int tls;                                   /* rediss://: every node over TLS (struct rconn_tls) */
     struct rconn_addr seeds[RCONN_SEEDS_MAX];
     size_t n_seeds;
     char user[RCONN_CRED_MAX];
@@ -49,14 +52,23 @@ struct rconn_config {
 
 struct rconn;
 
-/* Parses "redis://[user:password@]host:port[/db]" (standalone) or, for a cluster,
- * "[redis://][user:password@]host:port,host:port,..." (credentials apply to every node).
+/* Parses "redis[s]://[user:password@]host:port[/db]" (standalone) or, for a cluster,
+ * "[redis[s]://][user:password@]host:port,host:port,..." (credentials apply to every node);
+ * rediss:// sets cfg.tls.
  * Returns 0, or -1 with msg saying what is wrong. */
 int rconn_parse_url(const char *url, struct rconn_config *cfg, char *msg, size_t msg_size);
 int rconn_parse_cluster(const char *seeds, struct rconn_config *cfg, char *msg, size_t msg_size);
 
-/* Connects lazily: nothing happens until the first batch. NULL when out of memory. */
-struct rconn *rconn_new(const struct rconn_config *cfg);
+/* The files of a TLS connection (cfg.tls); NULL or "" each: the system's CA store, no client
+ * certificate. key_file "" with a cert_file: the key is in cert_file. */
+struct rconn_tls {
+    const char *ca_file, *cert_file, *key_file;
+};
+
+/* Connects lazily: nothing happens until the first batch; the TLS files are read now, so a bad one
+ * stops the start. NULL with msg (out of memory, a file and OpenSSL's reason, files without
+ * rediss://). */
+struct rconn *rconn_new(const struct rconn_config *cfg, const struct rconn_tls *tls, char *msg, size_t msg_size);
 /* A new connection with the same configuration and scripts (for another thread). */
 struct rconn *rconn_clone(const struct rconn *c);
 void rconn_free(struct rconn *c);

@@ -123,9 +123,8 @@ static void addr_quiet(const struct rconn_addr *a, int64_t until)
 void rnode_drop(struct rconn *c, size_t i)
 {
     struct rnode *n = &c->nodes[i];
-    if (n->ctx)
-        redisFree(n->ctx);
-    n->ctx = NULL;
+    rio_free(n->io);
+    n->io = NULL;
     n->scripts_loaded = 0;
     n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : RCONN_BACKOFF_MIN_MS;
     if (n->backoff_ms > RCONN_BACKOFF_MAX_MS)
@@ -141,6 +140,15 @@ void rnode_fail(struct rconn *c, size_t i, const char *why)
     rnode_set_err(c, "%s", why);
     addr_why_set(&c->nodes[i].addr, why);
     rnode_drop(c, i);
+}
+
+void rnode_lost(struct rconn *c, size_t i, const char *what)
+{
+    struct rnode *n = &c->nodes[i];
+    char why[RCONN_MSG_MAX];
+    snprintf(why, sizeof why, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
+             n->io && rio_error(n->io)[0] ? rio_error(n->io) : "connection lost");
+    rnode_fail(c, i, why);
 }
 
 static int reply_ok(redisReply *r)
@@ -160,7 +168,7 @@ static int reply_error(struct rconn *c, redisReply *r, const char *what, struct 
         snprintf(why, sizeof why, "%s refused by %s:%d: %.160s", what, n->addr.host, n->addr.port, r->str);
     else if (!r)
         snprintf(why, sizeof why, "%s: no answer from %s:%d: %s", what, n->addr.host, n->addr.port,
-                 n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost");
+                 n->io && rio_error(n->io)[0] ? rio_error(n->io) : "connection lost");
     if (why[0]) {
         rnode_set_err(c, "%s", why);
         addr_why_set(&n->addr, why);
@@ -168,43 +176,42 @@ static int reply_error(struct rconn *c, redisReply *r, const char *what, struct 
     return reply_ok(r);
 }
 
-redisContext *rnode_ctx(struct rconn *c, size_t i)
+struct rio *rnode_io(struct rconn *c, size_t i)
 {
     struct rnode *n = &c->nodes[i];
-    if (n->ctx)
-        return n->ctx;
+    if (n->io)
+        return n->io;
     if (!addr_may_try(&n->addr, n->seen_epoch, cw_mono_ms(), (int64_t)c->cfg.timeout_ms + RCONN_BACKOFF_MIN_MS)) {
         char why[RCONN_MSG_MAX];
         addr_why_get(&n->addr, why, sizeof why);
         rnode_set_err(c, "%s (%s:%d, waiting to retry)", why, n->addr.host, n->addr.port);
         return NULL;
     }
-    struct timeval tv = { c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000 };
-    n->ctx = redisConnectWithTimeout(n->addr.host, n->addr.port, tv);
-    if (!n->ctx || n->ctx->err) {
+    char err[RIO_ERR_MAX];
+    /* every node, the seeds and those met through MOVED/ASK, with the same TLS context */
+    n->io = rio_connect(n->addr.host, n->addr.port, c->cfg.timeout_ms, c->tls, err, sizeof err);
+    if (!n->io) {
         char why[RCONN_MSG_MAX];
-        snprintf(why, sizeof why, "cannot connect to %s:%d: %s", n->addr.host, n->addr.port,
-                 n->ctx ? n->ctx->errstr : "out of memory");
+        snprintf(why, sizeof why, "cannot connect to %s:%d: %s", n->addr.host, n->addr.port, err);
         rnode_fail(c, i, why);
         return NULL;
     }
-    redisSetTimeout(n->ctx, tv);  /* the connect timeout does not cover commands */
-    if (c->cfg.password[0]) {
-        redisReply *r = c->cfg.user[0] ? redisCommand(n->ctx, "AUTH %s %s", c->cfg.user, c->cfg.password)
-                                       : redisCommand(n->ctx, "AUTH %s", c->cfg.password);
+    if (c->cfg.password[0]) {  /* after the TLS handshake: the password never travels in clear */
+        redisReply *r = c->cfg.user[0] ? rio_command(n->io, "AUTH %s %s", c->cfg.user, c->cfg.password)
+                                       : rio_command(n->io, "AUTH %s", c->cfg.password);
         if (!reply_error(c, r, "AUTH", n)) {
             rnode_drop(c, i);
             return NULL;
         }
     }
-    if (!c->cfg.cluster && c->cfg.db && !reply_error(c, redisCommand(n->ctx, "SELECT %d", c->cfg.db), "SELECT", n)) {
+    if (!c->cfg.cluster && c->cfg.db && !reply_error(c, rio_command(n->io, "SELECT %d", c->cfg.db), "SELECT", n)) {
         rnode_drop(c, i);
         return NULL;
     }
     /* the backoff is reset by the first reply (rnode_answered), not here: a hung node (SIGSTOP,
      * overloaded) still accepts TCP connections in the kernel, and resetting on connect kept its
      * backoff at the minimum, so every thread paid the full command timeout every ~100 ms */
-    return n->ctx;
+    return n->io;
 }
 
 void rnode_answered(struct rconn *c, size_t i)
@@ -221,9 +228,9 @@ int rnode_load_scripts(struct rconn *c, size_t i)
     for (size_t s = 0; s < c->n_scripts; s++) {
         if (n->scripts_loaded & (1u << s))
             continue;
-        redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", c->scripts[s]);
-        if (!r) {
-            rnode_drop(c, i);
+        redisReply *r = rio_command(n->io, "SCRIPT LOAD %s", c->scripts[s]);
+        if (!r) {  /* often the first command on a new connection: what failed is worth saying */
+            rnode_lost(c, i, "SCRIPT LOAD");
             return CW_EUNAVAIL;
         }
         int ok = r->type == REDIS_REPLY_STRING && r->len == 40;

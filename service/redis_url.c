@@ -68,18 +68,30 @@ static int parse_hostport(const char *p, size_t n, struct rconn_addr *a, int def
     return 0;
 }
 
-/* Optional "redis://" and "user:password@"; returns the rest. */
+/* "redis://" or "rediss://" (TLS): sets cfg->tls and returns the rest; s itself when neither. */
+static const char *parse_scheme(const char *s, struct rconn_config *cfg)
+{
+    static const char plain[] = "redis://", tls[] = "rediss://";
+    if (strncmp(s, plain, sizeof plain - 1) == 0)
+        return s + sizeof plain - 1;
+    if (strncmp(s, tls, sizeof tls - 1) == 0) {
+        cfg->tls = 1;
+        return s + sizeof tls - 1;
+    }
+    return s;
+}
+
+/* Optional "redis://" or "rediss://" and "user:password@"; returns the rest. */
 static const char *parse_prefix(const char *s, struct rconn_config *cfg, char *msg, size_t msg_size, int *bad)
 {
-    static const char scheme[] = "redis://";
+    const char *rest = parse_scheme(s, cfg);
     *bad = 0;
-    if (strncmp(s, scheme, sizeof scheme - 1) == 0)
-        s += sizeof scheme - 1;
-    else if (strstr(s, "://")) {
-        snprintf(msg, msg_size, "must start with redis:// (TLS rediss:// is not supported by this build)");
+    if (rest == s && strstr(s, "://")) {
+        snprintf(msg, msg_size, "must start with redis:// or rediss:// (TLS)");
         *bad = 1;
         return s;
     }
+    s = rest;
     const char *at = strrchr(s, '@');
     if (at) {
         const char *colon = memchr(s, ':', (size_t)(at - s));
@@ -98,8 +110,8 @@ int rconn_parse_url(const char *url, struct rconn_config *cfg, char *msg, size_t
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->timeout_ms = URL_TIMEOUT_MS_DEFAULT;
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(msg, msg_size, "must start with redis:// (TLS rediss:// is not supported by this build)");
+    if (strncmp(url, "redis://", 8) != 0 && strncmp(url, "rediss://", 9) != 0) {
+        snprintf(msg, msg_size, "must start with redis:// or rediss:// (TLS)");
         return -1;
     }
     int bad;

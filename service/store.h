@@ -271,13 +271,23 @@ int store_lmdb_backup(struct store *s, const char *dest, char *msg, size_t msg_s
 /* Runs expiry now, up to `max` keys and findings (tests; serve sweeps by itself every second). */
 int store_lmdb_sweep(struct store *s, int64_t now_ms, size_t max, size_t *removed);
 
-/* Redis at url (redis://[user:password@]host:port[/db]). Connects lazily and reconnects after
- * failures with backoff, so a Redis outage turns into CW_EUNAVAIL, not a dead process.
- * msg gets the reason when the URL is invalid (NULL returned). */
-struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size);
+/* The files of a TLS connection to Redis (rediss://); NULL, or "" each: the system's CA store, no
+ * client certificate; key_file "": the key is in cert_file. */
+struct store_redis_tls {
+    const char *ca_file, *cert_file, *key_file;
+};
 
-/* The same store on a Redis Cluster: seeds "[redis://][user:password@]host:port,host:port,...". */
-struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, char *msg, size_t msg_size);
+/* Redis at url (redis[s]://[user:password@]host:port[/db]; rediss:// is TLS, its files in tls, which
+ * may be NULL). Connects lazily and reconnects after failures with backoff, so a Redis outage turns
+ * into CW_EUNAVAIL, not a dead process. msg gets the reason when the URL is invalid or a TLS file
+ * cannot be used (NULL returned). */
+struct store *store_redis_new(const char *url, int timeout_ms, const struct store_redis_tls *tls, char *msg,
+                              size_t msg_size);
+
+/* The same store on a Redis Cluster: seeds "[redis[s]://][user:password@]host:port,host:port,..."
+ * (rediss://: every node over TLS, the seeds and those met through MOVED and ASK). */
+struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, const struct store_redis_tls *tls,
+                                      char *msg, size_t msg_size);
 
 static inline int store_load(struct store *s, struct store_load *it, size_t n) { return s->ops->load(s, it, n); }
 static inline int store_commit(struct store *s, struct store_commit *it, size_t n) { return s->ops->commit(s, it, n); }

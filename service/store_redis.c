@@ -1445,9 +1445,13 @@ static struct store *rs_wrap(struct rconn *rc, struct rs_shared *sh)
     return &r->base;
 }
 
-static struct store *rs_new(const struct rconn_config *cfg)
+static struct store *rs_new(const struct rconn_config *cfg, const struct store_redis_tls *tls, char *msg,
+                            size_t msg_size)
 {
-    struct rconn *rc = rconn_new(cfg);
+    struct rconn_tls files = { 0 };
+    if (tls)
+        files = (struct rconn_tls){ tls->ca_file, tls->cert_file, tls->key_file };
+    struct rconn *rc = rconn_new(cfg, &files, msg, msg_size);
     if (!rc)
         return NULL;
     struct store *s = rs_wrap(rc, NULL);
@@ -1487,25 +1491,28 @@ static struct store *rs_clone(struct store *s)
 
 /* Both constructors: parse the address(es), then the same store over one node or a cluster. */
 static struct store *rs_from(int (*parse)(const char *, struct rconn_config *, char *, size_t), const char *spec,
-                             int timeout_ms, char *msg, size_t msg_size)
+                             int timeout_ms, const struct store_redis_tls *tls, char *msg, size_t msg_size)
 {
     struct rconn_config cfg;
     if (parse(spec, &cfg, msg, msg_size))
         return NULL;
     if (timeout_ms > 0)  /* else the parser's default (redis_url.c) */
         cfg.timeout_ms = timeout_ms;
-    struct store *s = rs_new(&cfg);
-    if (!s)
+    msg[0] = '\0';
+    struct store *s = rs_new(&cfg, tls, msg, msg_size);
+    if (!s && !msg[0])
         snprintf(msg, msg_size, "out of memory");
     return s;
 }
 
-struct store *store_redis_new(const char *url, int timeout_ms, char *msg, size_t msg_size)
+struct store *store_redis_new(const char *url, int timeout_ms, const struct store_redis_tls *tls, char *msg,
+                              size_t msg_size)
 {
-    return rs_from(rconn_parse_url, url, timeout_ms, msg, msg_size);
+    return rs_from(rconn_parse_url, url, timeout_ms, tls, msg, msg_size);
 }
 
-struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, char *msg, size_t msg_size)
+struct store *store_redis_cluster_new(const char *seeds, int timeout_ms, const struct store_redis_tls *tls,
+                                      char *msg, size_t msg_size)
 {
-    return rs_from(rconn_parse_cluster, seeds, timeout_ms, msg, msg_size);
+    return rs_from(rconn_parse_cluster, seeds, timeout_ms, tls, msg, msg_size);
 }

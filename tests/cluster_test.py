@@ -24,6 +24,8 @@ acknowledged, as EventBridge would, so every event it sent ends acknowledged.
 Helpers (HTTP client, CloudTrail records, listing) come from tests/multi_test.py, imported with the
 same first three arguments. Only processes this script starts are stopped, by pid (recorded in
 PIDFILE too); the cluster nodes are it_cluster.sh's, this script only signals the one it tests.
+With CW_REDIS_TLS_DIR (tests/it_redis_tls.sh), the same over TLS: the nodes' ports are TLS ports, the
+instances use rediss:// seeds (so every node met through MOVED/ASK is reached over TLS), redis-cli --tls.
 usage: cluster_test.py BIN TMPDIR PIDFILE PORT1,PORT2,PORT3 PID1,PID2,PID3
 """
 import gzip
@@ -45,7 +47,7 @@ from multi_test import (Client, KeySet, check, key_counts, list_all, make_reques
 BIN, TMP, PIDFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 PORTS = [int(p) for p in sys.argv[4].split(",")]
 PIDS = [int(p) for p in sys.argv[5].split(",")]
-SEEDS = ",".join("127.0.0.1:%d" % p for p in PORTS)
+SEEDS = ("rediss://" if harness.TLS_DIR else "") + ",".join("127.0.0.1:%d" % p for p in PORTS)
 VICTIM = 1                # index of the master that is stopped (it_cluster.sh gave it an AOF)
 INDEX_KEY = "cw:fidx"
 RESHARD_SLOTS = 3000
@@ -75,7 +77,8 @@ def key_slot(key):
 
 
 def rcli(port, *args, timeout=5):
-    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args), capture_output=True,
+    r = subprocess.run(["redis-cli"] + harness.redis_cli_args() + ["-h", "127.0.0.1", "-p", str(port)] + list(args),
+                       capture_output=True,
                        text=True, timeout=timeout)
     return r.stdout
 
@@ -486,7 +489,8 @@ def phase_reshard(insts, stream):
     moves = []
     for a, b in ((src, dst), (dst, src)):
         t0 = time.time()
-        r = subprocess.run(["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % a, "--cluster-from", ids[a],
+        r = subprocess.run(["redis-cli"] + harness.redis_cli_args() +
+                           ["--cluster", "reshard", "127.0.0.1:%d" % a, "--cluster-from", ids[a],
                             "--cluster-to", ids[b], "--cluster-slots", str(RESHARD_SLOTS), "--cluster-yes"],
                            capture_output=True, text=True, timeout=90)
         moves.append((a, b, r.returncode, time.time() - t0, r.stdout[-500:] + r.stderr[-500:]))
@@ -503,8 +507,8 @@ def phase_reshard(insts, stream):
     check(idx_owner_mid == dst and len(after[src][1]) == len(nodes[src][1]) - n_slots,
           "reshard: the index's slot %d moved %d -> %d and the slot counts are back (%s)"
           % (idx_slot, src, idx_owner_mid or 0, "/".join(str(len(after[p][1])) for p in PORTS)))
-    chk = subprocess.run(["redis-cli", "--cluster", "check", "127.0.0.1:%d" % PORTS[0]], capture_output=True,
-                         text=True, timeout=30)
+    chk = subprocess.run(["redis-cli"] + harness.redis_cli_args() + ["--cluster", "check", "127.0.0.1:%d" % PORTS[0]],
+                         capture_output=True, text=True, timeout=30)
     check(chk.returncode == 0 and "[OK] All 16384 slots covered" in chk.stdout,
           "reshard: redis-cli --cluster check passes afterwards (no open slot)", chk.stdout[-400:])
     check(stopped, "reshard: the loader stopped")

@@ -4,6 +4,8 @@
   Procs     the processes a driver started, so that it stops those and only those, by pid
   free_port a free loopback port
   Redis     a redis-server of the driver's own: started in a directory of its own, waited for, stopped by pid
+            (with CW_REDIS_TLS_DIR, a directory of tests/redis_tls_certs.sh, on a TLS port only: the drivers
+            then reach it with redis_url()'s rediss:// and, through the environment, CREDWATCH_REDIS_CA_FILE)
   Instance  a `credwatch serve` of the driver's own: started with an environment, waited for, its log read,
             stopped by pid
 
@@ -15,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -184,13 +187,48 @@ def log_tail(path, n=2000):
 # ---- Redis -------------------------------------------------------------------------------------
 
 AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")   # every reply follows the fsync
+TLS_DIR = os.environ.get("CW_REDIS_TLS_DIR") or None               # Redis over TLS (tests/it_redis_tls.sh)
+
+
+def redis_url(port):
+    return "%s://%s:%d" % ("rediss" if TLS_DIR else "redis", HOST, port)
+
+
+def redis_port_args(port, args=()):
+    """redis-server's port arguments: `port` plain, or with CW_REDIS_TLS_DIR its TLS port (the plain one
+    off), the test CA's server certificate, and for a cluster node its bus and replication over TLS too."""
+    if not TLS_DIR:
+        return ["--port", str(port)]
+    out = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", os.path.join(TLS_DIR, "server.crt"),
+           "--tls-key-file", os.path.join(TLS_DIR, "server.key"), "--tls-ca-cert-file",
+           os.path.join(TLS_DIR, "ca.crt"), "--tls-auth-clients", "no"]
+    if "--cluster-enabled" in args:
+        out += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+    return out
+
+
+def redis_cli_args():
+    """What redis-cli needs to reach the drivers' Redis ([] without TLS)."""
+    return ["--tls", "--cacert", os.path.join(TLS_DIR, "ca.crt")] if TLS_DIR else []
+
+
+def _redis_socket(port, timeout):
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    if not TLS_DIR:
+        return s
+    ctx = ssl.create_default_context(cafile=os.path.join(TLS_DIR, "ca.crt"))
+    try:
+        return ctx.wrap_socket(s, server_hostname=HOST)
+    except (OSError, ssl.SSLError):
+        s.close()
+        raise
 
 
 def redis_cmd(port, *args, timeout=1.0):
     """One RESP command on a fresh connection; returns the first reply line (bytes) or None."""
     msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
     try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
+        with _redis_socket(port, timeout) as s:
             s.sendall(msg)
             return s.recv(4096).split(b"\r\n")[0]
     except OSError:
@@ -214,8 +252,9 @@ class Redis:
         self.proc = None
 
     def start(self):
-        argv = ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "", "--protected-mode", "yes",
-                "--dir", self.dir] + self.args
+        argv = ["redis-server"] + redis_port_args(self.port, self.args) + ["--bind", HOST, "--save", "",
+                                                                          "--protected-mode", "yes", "--dir",
+                                                                          self.dir] + self.args
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if self.procs is not None:

@@ -5,7 +5,8 @@
 #      across instances, the same batch twice, live resharding under ingest, a master SIGSTOPped and
 #      a master SIGKILLed + restarted under ingest (each event acknowledged is counted once).
 # The cluster lives in a temp dir on free ports; only the pids this script (and its driver) started
-# are stopped. Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
+# are stopped. With CW_REDIS_TLS_DIR and CREDWATCH_REDIS_CA_FILE (tests/it_redis_tls.sh), the same over TLS:
+# TLS ports only, the cluster bus too, rediss:// seeds. Prints `ok - name` / `not ok - name`; exits non-zero if anything failed. Builds nothing.
 . "$(dirname "$0")/lib.sh"
 STORE_TEST=$root/$BUILD/tests/test_store
 make_tmp
@@ -54,14 +55,14 @@ if ! { start_node "$P1" --appendonly no &&
   nok "3 cluster-enabled redis-server nodes answer PING"; exit 1
 fi
 
-if ! redis-cli --cluster create "127.0.0.1:$P1" "127.0.0.1:$P2" "127.0.0.1:$P3" --cluster-replicas 0 \
+if ! $REDIS_CLI --cluster create "127.0.0.1:$P1" "127.0.0.1:$P2" "127.0.0.1:$P3" --cluster-replicas 0 \
      --cluster-yes >"$TEST_TMP/create.log" 2>&1; then
   nok "redis-cli --cluster create"; sed 's/^/#   /' "$TEST_TMP/create.log"; exit 1
 fi
 state=0
 for _ in $(seq 100); do
   n=0
-  for p in $P1 $P2 $P3; do redis-cli -p "$p" CLUSTER INFO 2>/dev/null | grep -q 'cluster_state:ok' && n=$((n + 1)); done
+  for p in $P1 $P2 $P3; do $REDIS_CLI -p "$p" CLUSTER INFO 2>/dev/null | grep -q 'cluster_state:ok' && n=$((n + 1)); done
   [ "$n" -eq 3 ] && { state=1; break; }
   sleep 0.1
 done
@@ -71,16 +72,17 @@ else
   nok "cluster_state:ok on every node within 10 s"; exit 1
 fi
 SEEDS="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3"
+[ "$REDIS_SCHEME" = rediss ] && SEEDS="rediss://$SEEDS"
 
 # 1. The store contract on the cluster (the suite's own ok/not ok lines are summarised here).
-if CMOCKA_MESSAGE_OUTPUT=STDOUT CW_TEST_CLUSTER=$SEEDS timeout -k 5 120 "$STORE_TEST" >"$TEST_TMP/test_store.log" 2>&1; then
+if CMOCKA_MESSAGE_OUTPUT=STDOUT CW_TEST_CLUSTER=$SEEDS CW_TEST_REDIS_CA=${CREDWATCH_REDIS_CA_FILE:-} timeout -k 5 120 "$STORE_TEST" >"$TEST_TMP/test_store.log" 2>&1; then
   n=$(grep -c '^\[       OK \]' "$TEST_TMP/test_store.log")
   ok "store contract on the cluster: test_store with CW_TEST_CLUSTER passes ($n tests incl. concurrent engines)"
 else
   nok "store contract on the cluster (test_store with CW_TEST_CLUSTER)"; sed 's/^/#   /' "$TEST_TMP/test_store.log" | tail -40
 fi
 # what the last store test left behind would be counted by the service scenarios
-for p in $P1 $P2 $P3; do redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || nok "FLUSHALL on $p"; done
+for p in $P1 $P2 $P3; do $REDIS_CLI -p "$p" FLUSHALL >/dev/null 2>&1 || nok "FLUSHALL on $p"; done
 
 # 2. Service-level scenarios. Bounded: the driver has per-request timeouts; this caps the run.
 run_driver 200 "$PY" "$here/cluster_test.py" "$BIN" "$TEST_TMP" "$PIDFILE" "$P1,$P2,$P3" \

@@ -18,6 +18,9 @@
 #   wait_redis PORT                      until redis-server on PORT answers PING (10 s at most)
 #   redis_start PORT [ARGS...]           a redis-server of our own on 127.0.0.1:PORT, files and log in
 #                                        TEST_TMP, pid recorded (REDIS_PID); then wait_redis
+#   CW_REDIS_TLS_DIR (environment)       a directory of tests/redis_tls_certs.sh: redis_start's server then
+#                                        listens on a TLS port only (cluster bus too); REDIS_CLI is redis-cli with
+#                                        the flags to reach it, REDIS_SCHEME redis or rediss (tests/it_redis_tls.sh)
 #   serve_start [VAR=value...]           `credwatch serve` on 127.0.0.1 port 0 with that environment,
 #                                        log in TEST_TMP/server.log, pid recorded (SERVE_PID); waits for its
 #                                        "listening" line (10 s at most) and sets SERVE_PORT
@@ -97,9 +100,23 @@ free_port() {
   $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+REDIS_CLI=redis-cli
+REDIS_SCHEME=redis
+if [ -n "${CW_REDIS_TLS_DIR:-}" ]; then
+  REDIS_CLI="redis-cli --tls --cacert $CW_REDIS_TLS_DIR/ca.crt"
+  REDIS_SCHEME=rediss
+fi
+
+# redis-server's port arguments for PORT: plain, or its TLS port only (CW_REDIS_TLS_DIR)
+redis_port_args() {
+  if [ -z "${CW_REDIS_TLS_DIR:-}" ]; then echo "--port $1"; return; fi
+  echo "--port 0 --tls-port $1 --tls-cert-file $CW_REDIS_TLS_DIR/server.crt --tls-key-file $CW_REDIS_TLS_DIR/server.key" \
+       "--tls-ca-cert-file $CW_REDIS_TLS_DIR/ca.crt --tls-auth-clients no --tls-cluster yes --tls-replication yes"
+}
+
 wait_redis() {
   _lib_i=0
-  until [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; do
+  until [ "$($REDIS_CLI -p "$1" ping 2>/dev/null)" = PONG ]; do
     _lib_i=$((_lib_i + 1))
     [ "$_lib_i" -gt 100 ] && return 1
     sleep 0.1
@@ -109,7 +126,8 @@ wait_redis() {
 
 redis_start() {
   _lib_port=$1; shift
-  redis-server --port "$_lib_port" --bind 127.0.0.1 --save '' --protected-mode yes --dir "$TEST_TMP" "$@" \
+  # shellcheck disable=SC2046
+  redis-server $(redis_port_args "$_lib_port") --bind 127.0.0.1 --save '' --protected-mode yes --dir "$TEST_TMP" "$@" \
     >>"$TEST_TMP/redis-$_lib_port.log" 2>&1 &
   REDIS_PID=$!
   record_pid "$REDIS_PID"

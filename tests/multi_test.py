@@ -17,6 +17,8 @@ Phases, each printing `ok - name` / `not ok - name`:
 
 Only processes this script starts are stopped, by pid; their pids are also appended to
 PIDFILE so the calling shell's trap can stop them if this script dies. Loopback only, stdlib only.
+With CW_REDIS_TLS_DIR (tests/it_redis_tls.sh), the same over TLS: Redis on a TLS port only, the instances
+on rediss:// with CREDWATCH_REDIS_CA_FILE from the environment (see harness.py).
 usage: multi_test.py BIN TMPDIR PIDFILE
 """
 import glob
@@ -774,7 +776,7 @@ def main():
     redis = None
     try:
         redis = redis_start(redis_port)
-        insts = [serve(n, CREDWATCH_REDIS_URL="redis://127.0.0.1:%d" % redis_port, CREDWATCH_DRAIN_SECONDS="15",
+        insts = [serve(n, CREDWATCH_REDIS_URL=harness.redis_url(redis_port), CREDWATCH_DRAIN_SECONDS="15",
                        CREDWATCH_REDIS_TIMEOUT_MS=REDIS_TIMEOUT_MS) for n in "ABC"]
         ok("redis-server on 127.0.0.1:%d and 3 instances on ports %s" % (redis_port, [i.port for i in insts]))
         check(wait_ready(insts, 200, 5) is not None, "all instances ready on Redis")

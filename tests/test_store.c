@@ -18,6 +18,11 @@
  * store_redis_cluster_new, setup flushes every listed node (so list every master), and the outage
  * test is skipped, since stopping a node we did not start is not ours to do (it_cluster.sh covers
  * cluster outages with its own nodes).
+ *
+ * CW_TEST_REDIS_URL=redis[s]://host:port runs the Redis group against that running Redis instead (the
+ * outage test skipped likewise): tests/it_redis_tls.sh runs it over TLS. CW_TEST_REDIS_CA,
+ * CW_TEST_REDIS_CERT and CW_TEST_REDIS_KEY are then the CA file and the client certificate and key
+ * of the stores (struct store_redis_tls) and of the redis-cli that flushes, for a TLS Redis or cluster.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,6 +54,24 @@
 static int redis_port;
 static pid_t redis_pid = -1;
 static const char *cluster_seeds;   /* CW_TEST_CLUSTER, or NULL: the standalone redis-server */
+static const char *redis_url_env;   /* CW_TEST_REDIS_URL, or NULL: the redis-server this test starts */
+static struct store_redis_tls test_tls;  /* CW_TEST_REDIS_CA / _CERT / _KEY */
+static char cli_tls[1024];          /* the same for redis-cli: "--tls --cacert ... --cert ... --key ..." */
+
+/* The TLS settings of the environment, for the stores and for redis-cli. */
+static void tls_from_env(void)
+{
+    test_tls.ca_file = getenv("CW_TEST_REDIS_CA");
+    test_tls.cert_file = getenv("CW_TEST_REDIS_CERT");
+    test_tls.key_file = getenv("CW_TEST_REDIS_KEY");
+    if (test_tls.ca_file && *test_tls.ca_file)
+        snprintf(cli_tls, sizeof cli_tls, "--tls --cacert '%s'", test_tls.ca_file);
+    if (test_tls.cert_file && *test_tls.cert_file) {
+        size_t n = strlen(cli_tls);
+        snprintf(cli_tls + n, sizeof cli_tls - n, " --cert '%s' --key '%s'", test_tls.cert_file,
+                 test_tls.key_file && *test_tls.key_file ? test_tls.key_file : test_tls.cert_file);
+    }
+}
 
 static int64_t now_ms(void)
 {
@@ -83,7 +106,7 @@ static int redis_start(void)
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
     char msg[128];
-    struct store *s = store_redis_new(url, 200, msg, sizeof msg);
+    struct store *s = store_redis_new(url, 200, NULL, msg, sizeof msg);
     for (int i = 0; i < REDIS_START_TRIES; i++) {
         struct timespec ts = { 0, 50 * 1000000 };
         nanosleep(&ts, NULL);
@@ -107,17 +130,29 @@ static void redis_stop(void)
 
 static struct store *new_redis(void)
 {
-    char url[64], msg[128];
+    char url[64], msg[256];
     struct store *s;
     if (cluster_seeds) {
-        s = store_redis_cluster_new(cluster_seeds, 500, msg, sizeof msg);
+        s = store_redis_cluster_new(cluster_seeds, 500, &test_tls, msg, sizeof msg);
+    } else if (redis_url_env) {
+        s = store_redis_new(redis_url_env, 500, &test_tls, msg, sizeof msg);
     } else {
         snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
-        s = store_redis_new(url, 500, msg, sizeof msg);
+        s = store_redis_new(url, 500, NULL, msg, sizeof msg);
     }
     if (!s)
         fail_msg("store: %s", msg);
     return s;
+}
+
+/* The first host:port of CW_TEST_CLUSTER, past its redis:// or rediss:// and credentials. */
+static const char *seeds_start(void)
+{
+    const char *p = strrchr(cluster_seeds, '@');
+    return p                                              ? p + 1
+           : strncmp(cluster_seeds, "redis://", 8) == 0  ? cluster_seeds + 8
+           : strncmp(cluster_seeds, "rediss://", 9) == 0 ? cluster_seeds + 9
+                                                         : cluster_seeds;
 }
 
 /* FLUSHALL on every node named in CW_TEST_CLUSTER: on a cluster FLUSHALL only empties the node
@@ -125,14 +160,13 @@ static struct store *new_redis(void)
  * items (an optional redis:// and credentials are skipped: test clusters have no password). */
 static int flush_cluster(void)
 {
-    const char *p = strrchr(cluster_seeds, '@');
-    p = p ? p + 1 : strncmp(cluster_seeds, "redis://", 8) == 0 ? cluster_seeds + 8 : cluster_seeds;
+    const char *p = seeds_start();
     while (*p) {
         size_t n = strcspn(p, ",");
         const char *colon = memchr(p, ':', n);
         if (n && colon) {
-            char cmd[320];
-            snprintf(cmd, sizeof cmd, "redis-cli -h %.*s -p %.*s FLUSHALL >/dev/null", (int)(colon - p), p,
+            char cmd[1400];
+            snprintf(cmd, sizeof cmd, "redis-cli %s -h %.*s -p %.*s FLUSHALL >/dev/null", cli_tls, (int)(colon - p), p,
                      (int)(p + n - colon - 1), colon + 1);
             if (system(cmd) != 0)
                 return -1;
@@ -155,8 +189,11 @@ static int setup_redis(void **state)
 {
     struct store *s = new_redis();
     /* a fresh database per test: FLUSHALL through a throwaway commit-free path */
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "redis-cli -p %d FLUSHALL >/dev/null", redis_port);
+    char cmd[1400];
+    if (redis_url_env)
+        snprintf(cmd, sizeof cmd, "redis-cli -u '%s' %s FLUSHALL >/dev/null", redis_url_env, cli_tls);
+    else
+        snprintf(cmd, sizeof cmd, "redis-cli -p %d FLUSHALL >/dev/null", redis_port);
     if (cluster_seeds ? flush_cluster() != 0 : system(cmd) != 0) {
         store_free(s);
         return -1;
@@ -599,16 +636,17 @@ static const char *const sinks_ab[] = { "a", "b" };
 /* redis-cli against the test's Redis (-c: a cluster node redirects to the outbox's slot). */
 static int redis_cli(const char *args)
 {
-    char cmd[512];
+    char cmd[1600];
     if (cluster_seeds) {
-        const char *p = strrchr(cluster_seeds, '@');
-        p = p ? p + 1 : strncmp(cluster_seeds, "redis://", 8) == 0 ? cluster_seeds + 8 : cluster_seeds;
+        const char *p = seeds_start();
         size_t n = strcspn(p, ",");
         const char *colon = memchr(p, ':', n);
         if (!colon)
             return -1;
-        snprintf(cmd, sizeof cmd, "redis-cli -c -h %.*s -p %.*s %s >/dev/null", (int)(colon - p), p,
+        snprintf(cmd, sizeof cmd, "redis-cli -c %s -h %.*s -p %.*s %s >/dev/null", cli_tls, (int)(colon - p), p,
                  (int)(p + n - colon - 1), colon + 1, args);
+    } else if (redis_url_env) {
+        snprintf(cmd, sizeof cmd, "redis-cli -u '%s' %s %s >/dev/null", redis_url_env, cli_tls, args);
     } else {
         snprintf(cmd, sizeof cmd, "redis-cli -p %d %s >/dev/null", redis_port, args);
     }
@@ -1501,17 +1539,35 @@ static void t_redis_outage(void **state)
 static void t_redis_url(void **state)
 {
     (void)state;
-    char msg[128];
+    char msg[256];
     struct store *s;
-    assert_null(store_redis_new("http://x", 100, msg, sizeof msg));
+    assert_null(store_redis_new("http://x", 100, NULL, msg, sizeof msg));
     assert_non_null(strstr(msg, "redis://"));
-    assert_null(store_redis_new("redis://host:99999", 100, msg, sizeof msg));
-    assert_null(store_redis_new("redis://host:6379/x", 100, msg, sizeof msg));
-    assert_null(store_redis_new("redis://:pw%zz@host", 100, msg, sizeof msg));
-    assert_non_null(s = store_redis_new("redis://user:p%40ss@127.0.0.1:6380/2", 100, msg, sizeof msg));
+    assert_null(store_redis_new("redis://host:99999", 100, NULL, msg, sizeof msg));
+    assert_null(store_redis_new("redis://host:6379/x", 100, NULL, msg, sizeof msg));
+    assert_null(store_redis_new("redis://:pw%zz@host", 100, NULL, msg, sizeof msg));
+    assert_non_null(s = store_redis_new("redis://user:p%40ss@127.0.0.1:6380/2", 100, NULL, msg, sizeof msg));
     store_free(s);
-    assert_non_null(s = store_redis_new("redis://[::1]:6379", 100, msg, sizeof msg));
+    assert_non_null(s = store_redis_new("redis://[::1]:6379", 100, NULL, msg, sizeof msg));
     store_free(s);
+    /* TLS: rediss://, its files read at once (a bad one refuses the store), none for redis:// */
+    assert_non_null(s = store_redis_new("rediss://user:pw@127.0.0.1:6380", 100, NULL, msg, sizeof msg));
+    store_free(s);
+    assert_non_null(s = store_redis_cluster_new("rediss://127.0.0.1:7000,127.0.0.1:7001", 100, NULL, msg, sizeof msg));
+    store_free(s);
+    const struct store_redis_tls no_ca = { "/nonexistent/ca.pem", NULL, NULL };
+    assert_null(store_redis_new("rediss://127.0.0.1:6380", 100, &no_ca, msg, sizeof msg));
+    assert_non_null(strstr(msg, "CA file /nonexistent/ca.pem"));
+    assert_null(store_redis_cluster_new("rediss://127.0.0.1:7000", 100, &no_ca, msg, sizeof msg));
+    assert_non_null(strstr(msg, "CA file"));
+    assert_null(store_redis_new("redis://127.0.0.1:6380", 100, &no_ca, msg, sizeof msg));
+    assert_non_null(strstr(msg, "rediss://"));
+    const struct store_redis_tls no_cert = { NULL, "/nonexistent/client.pem", NULL };
+    assert_null(store_redis_new("rediss://127.0.0.1:6380", 100, &no_cert, msg, sizeof msg));
+    assert_non_null(strstr(msg, "client certificate /nonexistent/client.pem"));
+    const struct store_redis_tls key_only = { NULL, NULL, "/nonexistent/client.key" };
+    assert_null(store_redis_new("rediss://127.0.0.1:6380", 100, &key_only, msg, sizeof msg));
+    assert_non_null(strstr(msg, "without a client certificate"));
 }
 
 /* The contract: every test here runs on every store, with the same expectations. */
@@ -1554,7 +1610,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_redis_legacy_workload, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
     };
-    /* the same minus the outage test, which stops a redis-server this test started */
+    /* the same minus the outage test, which stops a redis-server this test started (a cluster's or a
+     * given Redis's nodes are the calling script's) */
     const struct CMUnitTest cluster[] = {
         cmocka_unit_test(t_redis_url),
         CONTRACT_TESTS(setup_redis, teardown),
@@ -1566,8 +1623,13 @@ int main(void)
     cluster_seeds = getenv("CW_TEST_CLUSTER");
     if (cluster_seeds && !*cluster_seeds)
         cluster_seeds = NULL;
-    if (cluster_seeds)
-        return failed + cmocka_run_group_tests_name("store_redis_cluster", cluster, NULL, NULL);
+    redis_url_env = getenv("CW_TEST_REDIS_URL");
+    if (redis_url_env && !*redis_url_env)
+        redis_url_env = NULL;
+    tls_from_env();
+    if (cluster_seeds || redis_url_env)
+        return failed + cmocka_run_group_tests_name(cluster_seeds ? "store_redis_cluster" : "store_redis_given", cluster,
+                                                    NULL, NULL);
     redis_port = free_port();
     if (redis_port <= 0 || redis_start()) {
         fprintf(stderr, "could not start redis-server on a loopback port\n");
