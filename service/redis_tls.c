@@ -27,10 +27,25 @@ static const char *ossl_reason(char *buf, size_t size)
     return buf;
 }
 
+/* OpenSSL's pass phrase callback: no pass phrase. Its default asks on the terminal or reads stdin,
+ * and a service started by hand, or with stdin left open, waited there at start; an encrypted
+ * key is refused instead, and *asked (the userdata) tells the caller that it was encrypted. */
+static int no_pass_phrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(int *)asked = 1;
+    return 0;
+}
+
 /* The certificate and key of the client, for servers that ask for one (tls-auth-clients yes). */
 static int client_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file, char *msg, size_t msg_size)
 {
     char why[160];
+    int encrypted = 0;
+    SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
     const char *key = key_file && *key_file ? key_file : cert_file;
     if (!cert_file || !*cert_file) {
         if (key_file && *key_file) {
@@ -43,8 +58,14 @@ static int client_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file
         snprintf(msg, msg_size, "client certificate %.200s: %s", cert_file, ossl_reason(why, sizeof why));
         return -1;
     }
-    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
-        snprintf(msg, msg_size, "client key %.200s: %s", key, ossl_reason(why, sizeof why));
+    int ok = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);  /* &encrypted ends with this call */
+    if (!ok) {
+        snprintf(msg, msg_size, "client key %.200s: %s", key,
+                 encrypted ? "the key is encrypted, and credwatch takes no pass phrase for it (decrypt it: "
+                             "openssl pkey -in KEY -out PLAIN)"
+                           : ossl_reason(why, sizeof why));
+        ERR_clear_error();
         return -1;
     }
     if (!SSL_CTX_check_private_key(ctx)) {

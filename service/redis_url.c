@@ -151,6 +151,13 @@ int rconn_parse_cluster(const char *seeds, struct rconn_config *cfg, char *msg, 
                 snprintf(msg, msg_size, "more than %d seed nodes", RCONN_SEEDS_MAX);
                 return -1;
             }
+            /* a scheme per seed would read as a host "rediss" with an invalid port: say what is meant */
+            const char *sep = memchr(p, ':', n);
+            if (sep && (size_t)(sep - p) + 3 <= n && sep[1] == '/' && sep[2] == '/') {
+                snprintf(msg, msg_size, "the scheme (redis:// or rediss://) comes once, before the first seed, "
+                         "not in \"%.*s\"", (int)(n > 60 ? 60 : n), p);
+                return -1;
+            }
             if (parse_hostport(p, n, &cfg->seeds[cfg->n_seeds], URL_PORT_DEFAULT, msg, msg_size))
                 return -1;
             cfg->n_seeds++;

@@ -147,6 +147,24 @@ else
   nok "a missing CA file stops the start (exit $rc)"; sed 's/^/#   /' "$TEST_TMP/badca.log" | tail -3
 fi
 
+# An encrypted client key stops the start at once, saying so: OpenSSL's default would ask for a pass
+# phrase on the terminal or stdin, and a service started by hand or with stdin open waited for it.
+openssl req -x509 -newkey rsa:2048 -keyout "$TEST_TMP/enc.key" -out "$TEST_TMP/enc.crt" -days 2 -subj /CN=enc \
+  -passout pass:secret >/dev/null 2>&1
+mkfifo "$TEST_TMP/stdin"
+exec 3<>"$TEST_TMP/stdin"  # stdin open and silent: a prompt would wait on it until the timeout
+timeout -k 2 5 env CREDWATCH_LISTEN=127.0.0.1:0 CREDWATCH_REDIS_URL="rediss://127.0.0.1:$P_MAIN" \
+  CREDWATCH_REDIS_CLIENT_CERT="$TEST_TMP/enc.crt" CREDWATCH_REDIS_CLIENT_KEY="$TEST_TMP/enc.key" "$BIN" serve \
+  <"$TEST_TMP/stdin" >"$TEST_TMP/enckey.log" 2>&1
+rc=$?
+exec 3>&-
+if [ "$rc" = 2 ] && ! grep -q 'Enter PEM pass phrase' "$TEST_TMP/enckey.log" &&
+   grep -q 'CREDWATCH_REDIS_CLIENT_KEY: client key .*enc.key: .*encrypted' "$TEST_TMP/enckey.log"; then
+  ok "an encrypted client key stops the start at once (no pass phrase prompt): exit 2, the key named as encrypted"
+else
+  nok "an encrypted client key stops the start at once (exit $rc)"; sed 's/^/#   /' "$TEST_TMP/enckey.log" | tail -3
+fi
+
 # 3 and 4. The multi-instance and cluster suites over TLS (their own Redis, on TLS ports only).
 if [ "${SKIP_TLS_SUITES:-0}" = 1 ]; then
   skip "it_multi.sh and it_cluster.sh over TLS" "SKIP_TLS_SUITES=1"

@@ -1555,6 +1555,11 @@ static void t_redis_url(void **state)
     store_free(s);
     assert_non_null(s = store_redis_cluster_new("rediss://127.0.0.1:7000,127.0.0.1:7001", 100, NULL, msg, sizeof msg));
     store_free(s);
+    /* the scheme once, before the first seed: one per seed read as a host "rediss" (invalid port) */
+    assert_null(store_redis_cluster_new("rediss://127.0.0.1:7000,rediss://127.0.0.1:7001", 100, NULL, msg, sizeof msg));
+    assert_non_null(strstr(msg, "once, before the first seed"));
+    assert_null(store_redis_cluster_new("redis://127.0.0.1:7000,rediss://127.0.0.1:7001", 100, NULL, msg, sizeof msg));
+    assert_non_null(strstr(msg, "once, before the first seed"));
     const struct store_redis_tls no_ca = { "/nonexistent/ca.pem", NULL, NULL };
     assert_null(store_redis_new("rediss://127.0.0.1:6380", 100, &no_ca, msg, sizeof msg));
     assert_non_null(strstr(msg, "CA file /nonexistent/ca.pem"));
