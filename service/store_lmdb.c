@@ -64,7 +64,9 @@ struct lm_keyrec {
     uint8_t pad[3];
 };
 
-/* Index keys: a big-endian time then an id, so byte order is time order. */
+/* Index keys: a big-endian time then an id, so byte order is time order. Every buffer handed to
+ * idx_key is LM_IDX_MAX bytes, which holds the longest id it copies (STORE_ID_MAX - 1), whatever
+ * the id's kind: an access key id is shorter, but the bound should not rest on each caller. */
 #define LM_IDX_MAX (8 + STORE_ID_MAX)
 
 static size_t idx_key(uint8_t *out, int64_t ms, const char *id)
@@ -201,7 +203,7 @@ static int lm_load(struct store *s, struct store_load *items, size_t n)
 static int key_drop(MDB_txn *txn, struct lm_shared *sh, const char *akid, int64_t expire_ms)
 {
     MDB_val k = str_val(akid);
-    uint8_t ik[8 + EV_AKID_MAX];
+    uint8_t ik[LM_IDX_MAX];
     MDB_val xk = { idx_key(ik, expire_ms, akid), ik };
     int r = mdb_del(txn, sh->dbi[LM_KEY], &k, NULL);
     int r2 = mdb_del(txn, sh->dbi[LM_SEEN], &k, NULL);
@@ -246,7 +248,7 @@ static int commit_one(MDB_txn *txn, struct lm_shared *sh, struct store_commit *c
     }
     if ((f ? rec.version : 0) != c->version)
         return 0;
-    uint8_t ik[8 + EV_AKID_MAX];
+    uint8_t ik[LM_IDX_MAX];
     if (f && rec.expire_ms != c->expire_at_ms) {
         MDB_val xk = { idx_key(ik, rec.expire_ms, c->akid), ik };
         int r = mdb_del(txn, sh->dbi[LM_KEXP], &xk, NULL);
