@@ -482,8 +482,11 @@ static int round_findings(struct round *r)
     if (np && store_finding_put(r->e->st, r->puts, np))
         return CW_EUNAVAIL;
     for (size_t j = 0; j < np; j++) {
-        if (!r->puts[j].ensure || r->puts[j].created)
+        if (!r->puts[j].ensure || r->puts[j].created) {
             add_finding_id(rep, r->puts[j].id);
+            if (r->e->cfg.on_finding)
+                r->e->cfg.on_finding(r->e->cfg.on_finding_ud, r->puts[j].id, r->puts[j].created);
+        }
         if (r->puts[j].created)
             rep->created++;
     }

@@ -57,6 +57,10 @@ struct eng_config {
     struct dec_limits limits;
     struct det_ctx det;
     int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
+    /* Called for every finding this engine created or updated (id, 1 when created), after the store
+     * has it: scan keeps its own share this way, beyond ENG_FINDINGS_MAX per report. NULL: none. */
+    void (*on_finding)(void *ud, const char *id, int created);
+    void *on_finding_ud;
 };
 
 struct eng;
