@@ -203,13 +203,24 @@ struct fh_run {
     size_t max_records;         /* CloudTrail records decoded in the whole request (the decoder's max_records) */
     size_t inflate_left;        /* bytes the request's gzip records may still inflate to: one budget of
                                  * CREDWATCH_MAX_INFLATED_BYTES per request, as on the other routes */
+    size_t inflate_start;       /* inflate_left before the first record */
     int too_big;                /* CW_ETOOBIG's cause: 0 records, 1 inflated bytes */
     int gzip;                   /* it was gzip */
     int fatal;                  /* CW_ENOMEM: the request is answered 503; CW_ETOOBIG: 413 */
+    /* Pass 2 (engine.h): a request with more events than one chunk is read again, each input pass 1
+     * accepted fed to the engine's stream; inputs are numbered in the order decode sees them. */
+    int replay;
+    size_t input_no;
+    size_t *refused;            /* numbers of the inputs pass 1 refused, ascending */
+    size_t n_refused, cap_refused, refused_at;
 };
+
+#define FH_REFUSED_INITIAL 16
 
 static void reject(struct fh_run *f, enum api_fh_reason why, long event, const char *detail)
 {
+    if (f->replay)
+        return;  /* counted and logged in pass 1 */
     f->rejected++;
     f->by_reason[why]++;
     if (f->logged >= API_FH_LOG_REJECTS)
@@ -226,19 +237,48 @@ static void reject(struct fh_run *f, enum api_fh_reason why, long event, const c
 
 /* One input for the CloudTrail decoder: its events are kept for the one eng_apply. 0, or 1 when the
  * request must stop (out of memory). */
+/* Pass 2's turn of an input: skipped if pass 1 refused it, else fed to the engine's stream. */
+static int replay_input(struct fh_run *f, const uint8_t *buf, size_t len, size_t no)
+{
+    if (f->refused_at < f->n_refused && f->refused[f->refused_at] == no) {
+        f->refused_at++;
+        return 0;
+    }
+    struct eng_input in = { .buf = buf, .len = len };
+    int rc = eng_stream_feed(f->eng, &in);
+    if (rc)
+        f->fatal = rc == CW_EINPUT ? CW_EIO : rc;  /* it decoded in pass 1: nothing else may fail now */
+    return rc != 0;
+}
+
+/* Pass 1 refused input `no`: remembered, so pass 2 skips it. 0, or 1 out of memory. */
+static int remember_refused(struct fh_run *f, size_t no)
+{
+    void *a = f->refused;
+    if (cw_grow(&a, &f->cap_refused, f->n_refused + 1, sizeof *f->refused, FH_REFUSED_INITIAL, SIZE_MAX / sizeof(size_t))) {
+        f->fatal = CW_ENOMEM;
+        return 1;
+    }
+    f->refused = a;
+    f->refused[f->n_refused++] = no;
+    return 0;
+}
+
 static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
 {
+    size_t no = f->input_no++;
+    if (f->replay)
+        return replay_input(f, buf, len, no);
     int rc = eng_decode(f->eng, buf, len, f->rep);
     if (rc == 0) {
         f->records += f->rep->records;
         f->skipped += f->rep->skipped;
         f->ignored += f->rep->ignored;
-        /* The decoded events are all held (about 1 KiB each) until the one eng_apply, and max_records
-         * bounds one input only: 10,000 small gzip records inflating to a MiB of records each would
-         * hold tens of GiB. The request as a whole gets the bound one input has on the other routes
-         * (at most twice it is held: the last input is counted once decoded); past it, 413: Firehose
-         * backs the request up to S3 instead of retrying it, and a healthy stream sized as the README
-         * says never comes near it. */
+        /* max_records bounds one input only, and the request is read twice past one chunk of
+         * events: 10,000 small gzip records inflating to a MiB of records each would be tens of
+         * GiB of decoding. The request as a whole gets the bound one input has on the other routes;
+         * past it, 413: Firehose backs the request up to S3 instead of retrying it, and a healthy
+         * stream sized as the README says never comes near it. */
         if (f->records > f->max_records) {
             f->fatal = CW_ETOOBIG;
             f->too_big = 0;
@@ -250,6 +290,8 @@ static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
         f->fatal = CW_ENOMEM;
         return 1;
     }
+    if (remember_refused(f, no))
+        return 1;
     /* gzip records reach the decoder inflated (record_bytes): a size cap passed here is the
      * decoder's own, and the label keeps what the record was sent as */
     reject(f, rc != CW_ETOOBIG ? API_FH_R_NOT_CLOUDTRAIL : f->gzip ? API_FH_R_GZIP_BOMB : API_FH_R_TOO_LARGE, event,
@@ -260,7 +302,7 @@ static int decode(struct fh_run *f, const uint8_t *buf, size_t len, long event)
 static int on_log_event(void *ud, size_t index, const char *msg, size_t len)
 {
     struct fh_run *f = ud;
-    f->log_events++;
+    f->log_events += !f->replay;
     if (!msg) {
         reject(f, API_FH_R_CWLOGS, (long)index, "a log event without a string message");
         return 0;
@@ -313,7 +355,7 @@ static void record_bytes(struct fh_run *f, const uint8_t *buf, size_t len)
     else if (rc)
         reject(f, API_FH_R_CWLOGS, -1, msg);
     else if (kind == CWL_CONTROL)
-        f->control++;
+        f->control += !f->replay;
     else if (kind == CWL_NONE)
         decode(f, buf, len, -1);
     free(plain);
@@ -392,8 +434,38 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
     return api_fh_reply(r, MHD_HTTP_OK, NULL);
 }
 
+static void read_records(struct fh_run *f, const struct api_fh_env *env)
+{
+    for (size_t i = 0; i < env->n && !f->fatal; i++) {
+        size_t len;
+        const char *data = api_fh_data(env, i, &len);
+        f->index = i;
+        one_record(f, data, len);
+    }
+}
+
+/* Pass 2 of a request with more events than one chunk: the records read again, the inputs pass 1
+ * accepted applied chunk by chunk. A store failure here leaves earlier chunks applied; Firehose's
+ * retry brings them again as duplicates. */
+static int replay_records(struct fh_run *f, const struct api_fh_env *env)
+{
+    struct eng_report *rep = f->rep;
+    rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
+    f->replay = 1;
+    f->input_no = 0;
+    f->inflate_left = f->inflate_start;  /* the same records inflate the same way again */
+    eng_stream_now(f->eng, cw_now_ms());
+    eng_stream_begin(f->eng, eng_flush_apply, NULL);
+    read_records(f, env);
+    int rc = eng_stream_end(f->eng);
+    if (f->fatal)
+        rc = f->fatal;
+    eng_discard(f->eng);
+    return rc;
+}
+
 /* Decodes every record, then applies them once: one request, one store round, as on the other
- * ingest routes. */
+ * ingest routes (two passes when it holds more events than one chunk: engine.h). */
 static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *env, size_t inflated)
 {
     struct api_worker *w = api_worker_get(r->srv);
@@ -404,6 +476,7 @@ static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *e
     size_t budget = r->srv->eng_cfg.limits.max_inflated ? r->srv->eng_cfg.limits.max_inflated
                                                         : DEC_DEFAULT_MAX_INFLATED;
     f.inflate_left = inflated < budget ? budget - inflated : 0;  /* a gzip envelope spent its part */
+    f.inflate_start = f.inflate_left;
     f.raw = malloc(API_FH_RECORD_B64_MAX / 4 * 3);
     if (!f.raw)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
@@ -412,19 +485,17 @@ static enum MHD_Result run_records(struct api_req *r, const struct api_fh_env *e
     api_worker_net(r->srv, w);
     eng_discard(w->eng);
     size_t n = env->n;
-    for (size_t i = 0; i < n && !f.fatal; i++) {
-        size_t len;
-        const char *data = api_fh_data(env, i, &len);
-        f.index = i;
-        one_record(&f, data, len);
-    }
-    free(f.raw);
+    read_records(&f, env);
     int rc = f.fatal;
     if (rc)
-        eng_discard(w->eng);  /* nothing of a failed request is applied: Firehose resends it all (or,
-                                 413, backs it up to S3) */
-    else
+        eng_discard(w->eng);  /* nothing of a request refused in pass 1 is applied: Firehose resends it
+                                 all (or, 413, backs it up to S3) */
+    else if (!eng_overflowed(w->eng))
         rc = eng_apply(w->eng, cw_now_ms(), w->rep);
+    else
+        rc = replay_records(&f, env);
+    free(f.raw);
+    free(f.refused);
     api_worker_net_done(w);
     ingest_account(r, w, cw_mono_s() - t0, f.records);
     return finish(&f, rc, n);

@@ -15,21 +15,28 @@
 #include "render.h"
 
 #define ENG_EVENTS_INITIAL 256
-/* The event arrays have no count bound of their own: one input holds at most the decoder's
- * max_records, and scan applies its batch once it holds SCAN_BATCH_EVENTS. This bound only keeps
- * the size of the arrays in bytes representable (cw_grow's max). */
-#define ENG_EVENTS_MAX (SIZE_MAX / sizeof(struct ev_event))
+#define ENG_EVENTS_MAX EVB_MAX_EVENTS  /* the order array follows the event buffer's own bound */
+#define ENG_READ_BYTES (256u << 10)    /* a streamed input is fed to the decoder in pieces of this size */
 
 struct eng {
     struct store *st;
     struct eng_config cfg;
     /* per-ingest scratch, kept between calls to avoid reallocating */
-    struct ev_event *evs;
-    size_t n_evs, cap_evs;
+    struct evbuf evs;          /* decoded events, packed, with their det_event_hash */
     struct eng_report *rep;
     size_t *order;
-    uint64_t *ident;           /* det_event_hash of each event, parallel to evs */
-    size_t cap_order, cap_ident;
+    size_t cap_order;
+    struct ev_event ev;        /* the event being applied, unpacked */
+    uint8_t *rbuf;             /* ENG_READ_BYTES: a streamed input's piece */
+    /* Two passes for an input with more events than one chunk: pass 1 checks it whole and keeps
+     * at most chunk_bytes of events (overflow set past it); pass 2 (streaming) decodes it again and
+     * hands each full chunk to flush. */
+    size_t chunk_bytes;
+    int overflow, streaming;
+    int (*flush)(void *ud, struct eng *e);
+    void *flush_ud;
+    int flush_rc;              /* the flush's error that stopped pass 2 */
+    int64_t flush_now_ms;      /* eng_ingest's pass 2: the wall clock of its applies */
     struct det_key key;        /* working copies: det_key is large, keep it off the stack */
     struct det_key old;
     uint8_t blob[DET_ENCODED_MAX];
@@ -45,6 +52,8 @@ struct eng *eng_new(struct store *st, const struct eng_config *cfg)
         e->cfg = *cfg;
     if (!e->cfg.late_margin_s)
         e->cfg.late_margin_s = DET_LATE_MARGIN;
+    e->chunk_bytes = e->cfg.chunk_bytes ? e->cfg.chunk_bytes : ENG_CHUNK_BYTES;
+    evb_init(&e->evs);
     return e;
 }
 
@@ -52,9 +61,9 @@ void eng_free(struct eng *e)
 {
     if (!e)
         return;
-    free(e->evs);
+    evb_free(&e->evs);
     free(e->order);
-    free(e->ident);
+    free(e->rbuf);
     free(e);
 }
 
@@ -77,14 +86,18 @@ static int on_event(void *ud, size_t index, const struct ev_event *ev)
     (void)index;
     struct eng *e = ud;
     if (ev->kind == EV_OTHER) {
-        e->rep->ignored++;  /* a valid record the detector has no use for: never "accepted" */
+        if (!e->streaming)
+            e->rep->ignored++;  /* a valid record the detector has no use for: never "accepted" */
         return 0;
     }
-    void *evs = e->evs;
-    if (cw_grow(&evs, &e->cap_evs, e->n_evs + 1, sizeof *e->evs, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX))
+    if (!e->streaming && (e->overflow || evb_bytes(&e->evs) >= e->chunk_bytes)) {
+        e->overflow = 1;  /* pass 1 goes on checking and counting; pass 2 will bring the events */
+        return 0;
+    }
+    if (evb_push(&e->evs, ev, det_event_hash(ev)))
         return 1;  /* the decoder stops (CW_EABORT): reported as out of memory */
-    e->evs = evs;
-    e->evs[e->n_evs++] = *ev;
+    if (e->streaming && evb_bytes(&e->evs) >= e->chunk_bytes && (e->flush_rc = e->flush(e->flush_ud, e)))
+        return 1;  /* CW_EABORT, e->flush_rc says why */
     return 0;
 }
 
@@ -92,6 +105,8 @@ static int on_skip(void *ud, size_t index, const char *reason)
 {
     struct eng *e = ud;
     struct eng_report *r = e->rep;
+    if (e->streaming)
+        return 0;  /* pass 1 reported it */
     if (r->n_skips < ENG_SKIPS_MAX) {
         r->skips[r->n_skips].index = index;
         snprintf(r->skips[r->n_skips].reason, sizeof r->skips[0].reason, "%s", reason);
@@ -105,22 +120,17 @@ static int on_skip(void *ud, size_t index, const char *reason)
  * are two events (a forgery reusing a real id must not shadow the real record), and they compare
  * by their identity, not by arrival. qsort_r is a GNU extension with the context last; used so
  * threads never share sort state. */
-struct order_ctx {
-    const struct ev_event *evs;
-    const uint64_t *ident;
-};
-
 static int cmp_order_r(const void *a, const void *b, void *ctx)
 {
-    const struct order_ctx *oc = ctx;
+    const struct evbuf *evs = ctx;
     size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
-    const struct ev_event *x = &oc->evs[ia], *y = &oc->evs[ib];
-    int c = strcmp(x->akid, y->akid);
+    int c = strcmp(evb_akid(evs, ia), evb_akid(evs, ib));
     if (c)
         return c;
-    if ((c = strcmp(x->id, y->id)))
+    if ((c = strcmp(evb_id(evs, ia), evb_id(evs, ib))))
         return c;
-    return oc->ident[ia] < oc->ident[ib] ? -1 : oc->ident[ia] > oc->ident[ib];
+    uint64_t ha = evb_hash(evs, ia), hb = evb_hash(evs, ib);
+    return ha < hb ? -1 : ha > hb;
 }
 
 /* ---- per-key work --------------------------------------------------------------------------- */
@@ -224,7 +234,7 @@ static int keep_blob(uint8_t **slot, const uint8_t *src, int len)
 
 static const char *key_akid(const struct eng *e, const struct keywork *w)
 {
-    return e->evs[e->order[w->first]].akid;
+    return evb_akid(&e->evs, e->order[w->first]);
 }
 
 /* ---- one round: load, apply, compare-and-set, findings -------------------------------------- */
@@ -321,7 +331,8 @@ static size_t key_apply(struct eng *e, struct keywork *w, const struct store_loa
             dups++;
             continue;
         }
-        det_apply_ctx(&e->key, &e->evs[e->order[w->first + k]], &e->cfg.det);
+        evb_get(&e->evs, e->order[w->first + k], &e->ev);
+        det_apply_ctx(&e->key, &e->ev, &e->cfg.det);
         w->hashes[fresh++] = w->hashes[k];
     }
     w->dups = dups;
@@ -525,24 +536,19 @@ out:
  * input dropped (they are duplicates too). *n_unique: the events left. */
 static int order_events(struct eng *e, size_t *n_unique)
 {
-    /* evs already holds n_evs events, so only memory can fail (CW_ENOMEM) */
-    void *order = e->order, *ident = e->ident;
-    int rc = cw_grow(&order, &e->cap_order, e->n_evs, sizeof *e->order, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
+    /* evs already holds its events, so only memory can fail (CW_ENOMEM) */
+    size_t n = evb_count(&e->evs);
+    void *order = e->order;
+    int rc = cw_grow(&order, &e->cap_order, n, sizeof *e->order, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
     e->order = order;
-    if (!rc)
-        rc = cw_grow(&ident, &e->cap_ident, e->n_evs, sizeof *e->ident, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
-    e->ident = ident;
     if (rc)
         return rc;
-    for (size_t i = 0; i < e->n_evs; i++) {
+    for (size_t i = 0; i < n; i++)
         e->order[i] = i;
-        e->ident[i] = det_event_hash(&e->evs[i]);
-    }
-    struct order_ctx oc = { e->evs, e->ident };
-    qsort_r(e->order, e->n_evs, sizeof *e->order, cmp_order_r, &oc);
+    qsort_r(e->order, n, sizeof *e->order, cmp_order_r, &e->evs);
     size_t w = 0;
-    for (size_t i = 0; i < e->n_evs; i++) {
-        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], &oc) == 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], &e->evs) == 0) {
             e->rep->duplicates++;
             continue;
         }
@@ -563,7 +569,7 @@ struct keyset {
 
 static int starts_key(const struct eng *e, size_t i)
 {
-    return i == 0 || strcmp(e->evs[e->order[i]].akid, e->evs[e->order[i - 1]].akid) != 0;
+    return i == 0 || strcmp(evb_akid(&e->evs, e->order[i]), evb_akid(&e->evs, e->order[i - 1])) != 0;
 }
 
 static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)
@@ -571,7 +577,7 @@ static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)
     memset(ks, 0, sizeof *ks);
     for (size_t i = 0; i < n_unique; i++)
         ks->n += (size_t)starts_key(e, i);
-    e->rep->keys = ks->n;
+    e->rep->keys += ks->n;  /* summed over the chunks of a large input: a key in two chunks counts twice */
     ks->kw = calloc(ks->n, sizeof *ks->kw);
     ks->hashes = malloc(n_unique * sizeof *ks->hashes);
     ks->seen = malloc(n_unique);
@@ -586,7 +592,7 @@ static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)
             k++;
         }
         ks->kw[k - 1].count++;
-        ks->hashes[i] = e->ident[e->order[i]];
+        ks->hashes[i] = evb_hash(&e->evs, e->order[i]);
     }
     return 0;
 }
@@ -611,7 +617,7 @@ static int apply_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
             pending++;
             /* a retry reloads the dedup flags for the full set of this key's events */
             for (size_t j = 0; j < kw[i].count; j++)
-                kw[i].hashes[j] = e->ident[e->order[kw[i].first + j]];
+                kw[i].hashes[j] = evb_hash(&e->evs, e->order[kw[i].first + j]);
         }
         if (!pending)
             break;
@@ -625,7 +631,7 @@ static int apply_keys(struct eng *e, struct keywork *kw, size_t n, int64_t now_m
 
 static int apply_all(struct eng *e, int64_t now_ms)
 {
-    if (e->n_evs == 0)
+    if (evb_count(&e->evs) == 0)
         return 0;
     size_t n_unique;
     int rc = order_events(e, &n_unique);
@@ -641,26 +647,65 @@ static int apply_all(struct eng *e, int64_t now_ms)
     return rc;
 }
 
-int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep)
+/* ---- decoding: one pass, or two for an input larger than a chunk ------------------------------ */
+
+/* The input through the decoder (a buffer in one piece, a stream in ENG_READ_BYTES pieces). The
+ * decoder's status; *rd_err is set when the stream could not be read. */
+static int run_decoder(struct eng *e, const struct eng_input *in, struct dec_stats *ds, char *msg, size_t msz,
+                       int *rd_err)
+{
+    struct dec_sink sink = { on_event, on_skip, e };
+    *rd_err = 0;
+    if (in->buf || !in->read)
+        return dec_buffer(in->buf, in->len, &sink, &e->cfg.limits, ds, msg, msz);
+    if (!e->rbuf && !(e->rbuf = malloc(ENG_READ_BYTES))) {
+        snprintf(msg, msz, "out of memory");
+        return CW_ENOMEM;
+    }
+    struct dec *d = dec_new(&sink, &e->cfg.limits);
+    if (!d) {
+        snprintf(msg, msz, "out of memory");
+        return CW_ENOMEM;
+    }
+    int rc = 0;
+    for (;;) {
+        size_t got = 0;
+        if ((*rd_err = in->read(in->ud, e->rbuf, ENG_READ_BYTES, &got)) != 0 || got == 0)
+            break;
+        if ((rc = dec_feed(d, e->rbuf, got)) != 0)
+            break;
+    }
+    if (!rc && !*rd_err)
+        rc = dec_finish(d);
+    *ds = *dec_stats(d);
+    snprintf(msg, msz, "%s", rc ? dec_message(d) : *rd_err ? "cannot read the input" : "");
+    dec_free(d);
+    return *rd_err && !rc ? CW_EIO : rc;
+}
+
+int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *rep)
 {
     memset(rep, 0, offsetof(struct eng_report, skips));
     rep->n_ids = 0;
     rep->findings = rep->created = 0;
     rep->message[0] = 0;
     e->rep = rep;
-    size_t before = e->n_evs;
-    struct dec_sink sink = { on_event, on_skip, e };
+    size_t before = evb_count(&e->evs);
+    int overflow_before = e->overflow, rd_err;
     struct dec_stats ds;
-    int drc = dec_buffer(buf, len, &sink, &e->cfg.limits, &ds, rep->message, sizeof rep->message);
+    int drc = run_decoder(e, in, &ds, rep->message, sizeof rep->message, &rd_err);
     rep->records = ds.records;
     rep->skipped = ds.skipped;
     if (!drc)
         return 0;
     /* an input refused as a whole contributes nothing, not even the records before the fault */
-    e->n_evs = before;
+    evb_truncate(&e->evs, before);
+    e->overflow = overflow_before;
     switch (drc) {
     case CW_ETOOBIG:
         return CW_ETOOBIG;
+    case CW_EIO:
+        return CW_EIO;
     case CW_ENOMEM:
     case CW_EABORT:
         snprintf(rep->message, sizeof rep->message, "out of memory");
@@ -670,14 +715,115 @@ int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report 
     }
 }
 
+int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep)
+{
+    struct eng_input in = { .buf = buf, .len = len };
+    return eng_decode_in(e, &in, rep);
+}
+
+int eng_overflowed(const struct eng *e)
+{
+    return e->overflow;
+}
+
+void eng_stream_begin(struct eng *e, int (*flush)(void *ud, struct eng *e), void *ud)
+{
+    evb_clear(&e->evs);
+    e->overflow = 0;
+    e->streaming = 1;
+    e->flush = flush;
+    e->flush_ud = ud;
+    e->flush_rc = 0;
+}
+
+/* What a pass-2 decoder status means: pass 1 found the input valid, so a failure now is the flush's
+ * (the store's), memory, or the input changed under us (a file rewritten during the scan). */
+static int stream_status(const struct eng *e, int rc)
+{
+    if (rc == CW_EABORT)
+        return e->flush_rc ? e->flush_rc : CW_ENOMEM;
+    if (rc == CW_ENOMEM || rc == CW_EIO)
+        return rc;
+    return rc ? CW_EINPUT : 0;
+}
+
+int eng_stream_feed(struct eng *e, const struct eng_input *in)
+{
+    struct dec_stats ds;
+    char msg[DEC_MSG_MAX];
+    int rd_err;
+    return stream_status(e, run_decoder(e, in, &ds, msg, sizeof msg, &rd_err));
+}
+
+int eng_stream_end(struct eng *e)
+{
+    int rc = evb_count(&e->evs) ? e->flush(e->flush_ud, e) : 0;  /* the last, partial chunk */
+    e->streaming = 0;
+    return rc;
+}
+
+int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void *ud, struct eng *e), void *ud)
+{
+    if (!in->buf && in->read && (!in->rewind || in->rewind(in->ud)))
+        return CW_EIO;
+    eng_stream_begin(e, flush, ud);
+    int rc = eng_stream_feed(e, in);
+    int erc = eng_stream_end(e);
+    if (rc == CW_EINPUT)
+        rc = CW_EIO;  /* it decoded in pass 1: it changed */
+    return rc ? rc : erc;
+}
+
+const struct evbuf *eng_events(const struct eng *e)
+{
+    return &e->evs;
+}
+
+int eng_add(struct eng *e, const struct evbuf *src, size_t i)
+{
+    return evb_copy(&e->evs, src, i);
+}
+
 size_t eng_pending(const struct eng *e)
 {
-    return e->n_evs;
+    return evb_count(&e->evs);
+}
+
+size_t eng_pending_bytes(const struct eng *e)
+{
+    return evb_bytes(&e->evs);
 }
 
 void eng_discard(struct eng *e)
 {
-    e->n_evs = 0;
+    evb_clear(&e->evs);
+    e->overflow = 0;
+}
+
+/* ---- applying ------------------------------------------------------------------------------- */
+
+/* The events applied, and the memory of a big batch given back (a worker does not keep a large
+ * input's arrays until the next one). */
+static void applied(struct eng *e)
+{
+    evb_trim(&e->evs, ENG_KEEP_BYTES);
+    e->overflow = 0;
+    if (e->cap_order > ENG_KEEP_BYTES / sizeof *e->order) {
+        free(e->order);
+        e->order = NULL;
+        e->cap_order = 0;
+    }
+}
+
+static void apply_message(struct eng *e, int rc, struct eng_report *rep)
+{
+    if (rc == CW_EUNAVAIL) {
+        const char *why = store_why(e->st);
+        snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later%s%.200s",
+                 why[0] ? ": " : "", why);
+    } else if (rc == CW_ENOMEM) {
+        snprintf(rep->message, sizeof rep->message, "out of memory");
+    }
 }
 
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
@@ -685,35 +831,43 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
     e->rep = rep;
     int rc = apply_all(e, now_ms);
-    e->n_evs = 0;  /* applied, or (on a store error) left to the sender's retry */
-    if (e->cap_evs > ENG_EVENTS_KEEP) {
-        free(e->evs);
-        free(e->order);
-        free(e->ident);
-        e->evs = NULL;
-        e->order = NULL;
-        e->ident = NULL;
-        e->cap_evs = e->cap_order = e->cap_ident = 0;
-    }
-    if (rc == CW_EUNAVAIL)
-    {
-        const char *why = store_why(e->st);
-        snprintf(rep->message, sizeof rep->message, "the store is unavailable; retry later%s%.200s",
-                 why[0] ? ": " : "", why);
-    }
-    else if (rc == CW_ENOMEM)
-        snprintf(rep->message, sizeof rep->message, "out of memory");
+    applied(e);  /* applied, or (on a store error) left to the sender's retry */
+    apply_message(e, rc, rep);
+    return rc;
+}
+
+void eng_stream_now(struct eng *e, int64_t now_ms)
+{
+    e->flush_now_ms = now_ms;
+}
+
+/* Pass 2 of an ingest: each chunk applied as it fills, its counts added to the report. */
+int eng_flush_apply(void *ud, struct eng *e)
+{
+    (void)ud;
+    int rc = apply_all(e, e->flush_now_ms);
+    evb_clear(&e->evs);
     return rc;
 }
 
 int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, struct eng_report *rep)
 {
-    e->n_evs = 0;
+    eng_discard(e);
     int rc = eng_decode(e, buf, len, rep);
     if (rc)
-        return rc;  /* nothing was stored: decoding happens before any store call */
+        return rc;  /* nothing was stored: the whole input is checked before any store call */
     size_t records = rep->records, skipped = rep->skipped;
-    rc = eng_apply(e, now_ms, rep);
+    if (!e->overflow) {
+        rc = eng_apply(e, now_ms, rep);
+    } else {
+        /* more events than one chunk: pass 1 found the input valid, pass 2 applies it chunk by chunk */
+        rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
+        eng_stream_now(e, now_ms);
+        struct eng_input in = { .buf = buf, .len = len };
+        rc = eng_redecode_in(e, &in, eng_flush_apply, NULL);
+        applied(e);
+        apply_message(e, rc, rep);
+    }
     size_t ignored = rep->ignored;
     rep->accepted = records - skipped - ignored - rep->duplicates;
     return rc;

@@ -19,6 +19,7 @@
 
 #include "decode.h"
 #include "detect.h"
+#include "evbuf.h"
 #include "store.h"
 
 #define ENG_SKIPS_MAX 100        /* skipped records reported one by one; the count is always exact */
@@ -26,10 +27,16 @@
 #define ENG_KEYS_PER_ROUND 512   /* keys per pipelined store round trip */
 #define ENG_CAS_RETRIES 16       /* reload-and-reapply attempts when another instance won a race */
 #define ENG_MSG_MAX 256
-/* Decoded events (about 1 KB each) are kept between ingests up to this many; a larger batch's
- * array is freed when it has been applied, so a worker does not hold a big request's memory
- * (250,000 records, the decoder's default cap, peak at ~270 MB) until the next one. */
-#define ENG_EVENTS_KEEP 8192
+/* Decoded events are kept packed (evbuf.h, ~300 bytes each) and at most ENG_CHUNK_BYTES of them at
+ * once: an input with more is checked whole first (pass 1: counted, its events past the chunk
+ * dropped), then decoded again and applied one chunk at a time (pass 2). So an ingest holds at most
+ * one chunk of events whatever its size (a 256 MiB inflated body held ~236 MB of events before),
+ * and an input refused as a whole still stores nothing. Inputs that fit one chunk (every ordinary
+ * CloudTrail file and request) are decoded once. */
+#define ENG_CHUNK_BYTES ((size_t)8 << 20)
+/* Scratch memory an engine keeps between inputs; a larger batch's is freed once applied, so a
+ * worker does not hold a big request's memory until the next one. */
+#define ENG_KEEP_BYTES ((size_t)4 << 20)
 
 struct eng_skip {
     size_t index;
@@ -57,6 +64,7 @@ struct eng_config {
     struct dec_limits limits;
     struct det_ctx det;
     int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
+    size_t chunk_bytes;      /* 0 = ENG_CHUNK_BYTES (tests set small ones to drive pass 2) */
     /* Called for every finding this engine created or updated (id, 1 when created), after the store
      * has it: scan keeps its own share this way, beyond ENG_FINDINGS_MAX per report. NULL: none. */
     void (*on_finding)(void *ud, const char *id, int created);
@@ -83,9 +91,43 @@ int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, st
  * fills the rest (duplicates, keys, findings). */
 int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report *rep);
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep);
-size_t eng_pending(const struct eng *e);  /* events decoded and not yet applied */
+size_t eng_pending(const struct eng *e);        /* events decoded and not yet applied */
+size_t eng_pending_bytes(const struct eng *e);  /* their packed size */
 /* Drops the events decoded and not yet applied (a caller that gives up between the two halves). */
 void eng_discard(struct eng *e);
+
+/* An input in memory (buf, len), or a stream read in pieces: read gives the next bytes (*got = 0
+ * at the end; non-zero: a read error) and rewind goes back to the first byte for pass 2. */
+struct eng_input {
+    const uint8_t *buf;
+    size_t len;
+    int (*read)(void *ud, uint8_t *buf, size_t cap, size_t *got);
+    int (*rewind)(void *ud);
+    void *ud;
+};
+/* eng_decode over either kind of input; a stream that cannot be read is CW_EIO. */
+int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *rep);
+/* After eng_decode(_in) kept only the first chunk of an input's events (eng_overflowed): drops the
+ * kept events and decodes the same input again, calling flush each time a chunk of events is
+ * pending and once at the end; flush takes them (eng_apply, or eng_events + eng_discard). The
+ * report stays pass 1's. Returns 0, flush's error, CW_ENOMEM, or CW_EIO when the input cannot be
+ * read again or no longer decodes (changed under us). */
+int eng_overflowed(const struct eng *e);
+int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void *ud, struct eng *e), void *ud);
+/* Pass 2 over a request of several inputs (Firehose): begin, feed each input pass 1 accepted (and
+ * only those: a chunk may be flushed in the middle of an input, so one that fails now would leave
+ * its first records applied), end. feed returns 0, or CW_EINPUT (the input no longer decodes), the
+ * flush's error or CW_ENOMEM, which stop the request; end flushes the last chunk. */
+void eng_stream_begin(struct eng *e, int (*flush)(void *ud, struct eng *e), void *ud);
+int eng_stream_feed(struct eng *e, const struct eng_input *in);
+int eng_stream_end(struct eng *e);
+/* eng_ingest's flush: applies the chunk at now_ms (set by eng_stream_now), its counts added to the
+ * report of the last eng_decode. */
+int eng_flush_apply(void *ud, struct eng *e);
+void eng_stream_now(struct eng *e, int64_t now_ms);
+/* The pending events (for a caller that hands them to other engines), and one of them added. */
+const struct evbuf *eng_events(const struct eng *e);
+int eng_add(struct eng *e, const struct evbuf *src, size_t i);
 
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. 0, CW_ENOTFOUND if unknown,
  * CW_EUNAVAIL or CW_ENOMEM. */

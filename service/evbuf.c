@@ -1,0 +1,177 @@
+/* evbuf.c — packed events: a fixed header, then each string field with its NUL, akid first. */
+#include "evbuf.h"
+#include "cw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define EVB_ARENA_INITIAL 65536
+#define EVB_OFF_INITIAL 256
+#define EVB_ALIGN 8               /* each event starts aligned, so its header is read in place */
+
+/* The string fields, in packed order: akid and id first (the engine's sort keys). */
+enum { S_AKID, S_ID, S_ACCOUNT, S_REGION, S_IP, S_ACTION, S_ERROR, S_UA, S_RUNTIME, S_WLID, S_ARN, S_VPCE,
+       S_COLD, S_COUNT };
+
+_Static_assert(EV_ID_MAX <= 256 && EV_AKID_MAX <= 256 && EV_ACCOUNT_MAX <= 256 && EV_REGION_MAX <= 256 &&
+                   EV_IP_MAX <= 256 && EV_ACTION_MAX <= 256 && EV_ERROR_MAX <= 256 && EV_UA_MAX <= 256 &&
+                   EV_RUNTIME_MAX <= 256 && EV_WORKLOAD_ID_MAX <= 256 && EV_ARN_MAX <= 256 &&
+                   EV_COLD_ARN_MAX <= 256,
+               "a packed string's length is one byte");
+
+struct evb_head {
+    uint64_t hash;
+    int64_t time, expires, session_created;
+    uint32_t flags;
+    uint16_t size;                /* header + strings, before alignment */
+    uint8_t kind, wl_kind, wl_ident, wl_weak, wl_markers;
+    uint8_t len[S_COUNT];         /* string lengths without the NUL: every field is < 256 bytes */
+};
+
+/* The fields of an event in packed order, with their bounds (for unpacking). */
+#define EVB_FIELDS(ev)                                                                                       \
+    {                                                                                                        \
+        (ev)->akid, (ev)->id, (ev)->account, (ev)->region, (ev)->source_ip, (ev)->action, (ev)->error,       \
+            (ev)->user_agent, (ev)->runtime, (ev)->workload_id, (ev)->role_arn, (ev)->vpce_account,          \
+            (ev)->cold_arn                                                                                   \
+    }
+
+void evb_init(struct evbuf *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void evb_free(struct evbuf *b)
+{
+    free(b->arena);
+    free(b->off);
+    evb_init(b);
+}
+
+void evb_clear(struct evbuf *b)
+{
+    b->len = 0;
+    b->n = 0;
+}
+
+void evb_truncate(struct evbuf *b, size_t n)
+{
+    if (n >= b->n)
+        return;
+    b->len = b->off[n];  /* event n starts where the kept ones end (and their padding) */
+    b->n = n;
+}
+
+void evb_trim(struct evbuf *b, size_t keep_bytes)
+{
+    if (b->cap > keep_bytes)
+        evb_free(b);
+    else
+        evb_clear(b);
+}
+
+/* Room for one more event of `size` bytes; its offset in *at. */
+static int reserve(struct evbuf *b, size_t size, size_t *at)
+{
+    size_t start = (b->len + EVB_ALIGN - 1) & ~(size_t)(EVB_ALIGN - 1);
+    void *p = b->arena, *o = b->off;
+    int rc = cw_grow(&p, &b->cap, start + size, 1, EVB_ARENA_INITIAL, EVB_MAX_BYTES);
+    b->arena = p;
+    if (!rc)
+        rc = cw_grow(&o, &b->cap_off, b->n + 1, sizeof *b->off, EVB_OFF_INITIAL, EVB_MAX_EVENTS);
+    b->off = o;
+    if (rc)
+        return rc;
+    *at = start;
+    return 0;
+}
+
+int evb_push(struct evbuf *b, const struct ev_event *ev, uint64_t hash)
+{
+    const char *f[S_COUNT] = EVB_FIELDS(ev);
+    size_t lens[S_COUNT], size = sizeof(struct evb_head);
+    for (int i = 0; i < S_COUNT; i++) {
+        lens[i] = strlen(f[i]);  /* every field is NUL-terminated within its bound (< 256) */
+        size += lens[i] + 1;
+    }
+    size_t at;
+    int rc = reserve(b, size, &at);
+    if (rc)
+        return rc;
+    struct evb_head *h = (struct evb_head *)(b->arena + at);
+    h->hash = hash;
+    h->time = ev->time;
+    h->expires = ev->expires;
+    h->session_created = ev->session_created;
+    h->flags = ev->flags;
+    h->size = (uint16_t)size;
+    h->kind = (uint8_t)ev->kind;
+    h->wl_kind = ev->wl_kind;
+    h->wl_ident = ev->wl_ident;
+    h->wl_weak = ev->wl_weak;
+    h->wl_markers = ev->wl_markers;
+    char *s = (char *)(h + 1);
+    for (int i = 0; i < S_COUNT; i++) {
+        h->len[i] = (uint8_t)lens[i];
+        memcpy(s, f[i], lens[i] + 1);
+        s += lens[i] + 1;
+    }
+    b->off[b->n++] = (uint32_t)at;
+    b->len = at + size;
+    return 0;
+}
+
+static const struct evb_head *head(const struct evbuf *b, size_t i)
+{
+    return (const struct evb_head *)(b->arena + b->off[i]);
+}
+
+int evb_copy(struct evbuf *b, const struct evbuf *src, size_t i)
+{
+    const struct evb_head *h = head(src, i);
+    size_t at, size = h->size;
+    int rc = reserve(b, size, &at);
+    if (rc)
+        return rc;
+    memcpy(b->arena + at, h, size);  /* h is src's: src is never b while its arena may move */
+    b->off[b->n++] = (uint32_t)at;
+    b->len = at + size;
+    return 0;
+}
+
+const char *evb_akid(const struct evbuf *b, size_t i)
+{
+    return (const char *)(head(b, i) + 1);
+}
+
+const char *evb_id(const struct evbuf *b, size_t i)
+{
+    const struct evb_head *h = head(b, i);
+    return (const char *)(h + 1) + h->len[S_AKID] + 1;
+}
+
+uint64_t evb_hash(const struct evbuf *b, size_t i)
+{
+    return head(b, i)->hash;
+}
+
+void evb_get(const struct evbuf *b, size_t i, struct ev_event *ev)
+{
+    const struct evb_head *h = head(b, i);
+    memset(ev, 0, sizeof *ev);
+    ev->kind = (enum ev_kind)h->kind;
+    ev->flags = h->flags;
+    ev->time = h->time;
+    ev->expires = h->expires;
+    ev->session_created = h->session_created;
+    ev->wl_kind = h->wl_kind;
+    ev->wl_ident = h->wl_ident;
+    ev->wl_weak = h->wl_weak;
+    ev->wl_markers = h->wl_markers;
+    char *f[S_COUNT] = EVB_FIELDS(ev);
+    const char *s = (const char *)(h + 1);
+    for (int k = 0; k < S_COUNT; k++) {
+        memcpy(f[k], s, (size_t)h->len[k] + 1);
+        s += h->len[k] + 1;
+    }
+}

@@ -1,0 +1,51 @@
+/* evbuf.h — decoded events kept compactly between decoding and judging.
+ *
+ * A struct ev_event is ~944 bytes of fixed fields, most of them empty: an ingest of 250,000
+ * records held ~236 MB of them. An evbuf keeps each event as a small header and its strings
+ * back to back (~250-400 bytes for a real record), with the akid and event id first so the
+ * engine can sort and group without unpacking, and the event's dedup identity (det_event_hash)
+ * computed once, at push.
+ */
+#ifndef CW_EVBUF_H
+#define CW_EVBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+/* Bytes of packed events one buffer holds at most: 256 MiB, far above any chunk the engine or the
+ * scan fills (they flush at ENG_CHUNK_BYTES / SCAN_SHARD_BYTES), so only a caller bug reaches it. */
+#define EVB_MAX_BYTES ((size_t)256 << 20)
+#define EVB_MAX_EVENTS (EVB_MAX_BYTES / 64)  /* a packed event is at least 64 bytes */
+
+struct evbuf {
+    uint8_t *arena;       /* packed events back to back */
+    size_t len, cap;
+    uint32_t *off;        /* [n] offset of event i in arena */
+    size_t n, cap_off;
+};
+
+void evb_init(struct evbuf *b);
+void evb_free(struct evbuf *b);
+void evb_clear(struct evbuf *b);          /* n = 0, memory kept */
+void evb_truncate(struct evbuf *b, size_t n);  /* the first n events kept (n <= count) */
+/* Frees the memory when it holds more than keep_bytes of arena (a big batch's memory is not kept
+ * until the next one), else keeps it. */
+void evb_trim(struct evbuf *b, size_t keep_bytes);
+
+/* Appends ev (hash: its det_event_hash). 0, CW_ENOMEM, or CW_ETOOBIG past EVB_MAX_BYTES. */
+int evb_push(struct evbuf *b, const struct ev_event *ev, uint64_t hash);
+/* Appends event i of src, as packed. Same errors. */
+int evb_copy(struct evbuf *b, const struct evbuf *src, size_t i);
+
+static inline size_t evb_count(const struct evbuf *b) { return b->n; }
+static inline size_t evb_bytes(const struct evbuf *b) { return b->len; }
+
+const char *evb_akid(const struct evbuf *b, size_t i);
+const char *evb_id(const struct evbuf *b, size_t i);
+uint64_t evb_hash(const struct evbuf *b, size_t i);
+/* Event i unpacked into *ev (every string field NUL-terminated; what follows a NUL is zero). */
+void evb_get(const struct evbuf *b, size_t i, struct ev_event *ev);
+
+#endif
