@@ -774,6 +774,14 @@ int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void
     return rc ? rc : erc;
 }
 
+void eng_swap_events(struct eng *e, struct evbuf *b)
+{
+    struct evbuf t = e->evs;
+    e->evs = *b;
+    *b = t;
+    e->overflow = 0;
+}
+
 const struct evbuf *eng_events(const struct eng *e)
 {
     return &e->evs;
@@ -831,7 +839,8 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
     e->rep = rep;
     int rc = apply_all(e, now_ms);
-    applied(e);  /* applied, or (on a store error) left to the sender's retry */
+    if (!(rc == CW_EUNAVAIL && e->cfg.keep_failed))
+        applied(e);  /* applied, or (on a store error) left to the sender's retry */
     apply_message(e, rc, rep);
     return rc;
 }

@@ -65,6 +65,8 @@ struct eng_config {
     struct det_ctx det;
     int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
     size_t chunk_bytes;      /* 0 = ENG_CHUNK_BYTES (tests set small ones to drive pass 2) */
+    int keep_failed;         /* eng_apply keeps its events when the store was unavailable, for the
+                              * caller's own retry (scan); otherwise they are dropped (the sender retries) */
     /* Called for every finding this engine created or updated (id, 1 when created), after the store
      * has it: scan keeps its own share this way, beyond ENG_FINDINGS_MAX per report. NULL: none. */
     void (*on_finding)(void *ud, const char *id, int created);
@@ -128,6 +130,9 @@ void eng_stream_now(struct eng *e, int64_t now_ms);
 /* The pending events (for a caller that hands them to other engines), and one of them added. */
 const struct evbuf *eng_events(const struct eng *e);
 int eng_add(struct eng *e, const struct evbuf *src, size_t i);
+/* The pending events and *b exchanged (no copy): a scan shard fills a buffer while its engine
+ * applies the previous one. */
+void eng_swap_events(struct eng *e, struct evbuf *b);
 
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. 0, CW_ENOTFOUND if unknown,
  * CW_EUNAVAIL or CW_ENOMEM. */

@@ -1,49 +1,39 @@
-/* scan.c — offline scan of CloudTrail archives with the same engine as the service.
+/* scan.c — `credwatch scan`: offline scan of CloudTrail archives with the same engine as the service.
  *
- * Every file is decoded and applied whole (so a corrupt file changes nothing), into the embedded
- * store; findings are printed once at the end, when every file has been judged, so the output
- * does not depend on the order in which files are walked. Time is event time: last month's
- * archives find last month's theft.
+ * The options, the store and the output. The files are read by scan_run.c on every core: each is
+ * checked whole before any of its events counts (so a corrupt file changes nothing), and findings
+ * are printed once at the end, when every file has been judged, so the output does not depend on
+ * the order in which files are read. Time is event time: last month's archives find last month's
+ * theft.
  */
 #include "scan.h"
 #include "cw.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "export.h"
 #include "render.h"
+#include "scan_run.h"
+#include "scan_walk.h"
 #include "settings.h"
 #include "store.h"
 
-#define SCAN_MAX_DEPTH 32                  /* directory nesting followed */
-#define SCAN_MAX_FILE_BYTES (2048ull << 20) /* one file read whole; larger is a read error */
-#define SCAN_MAX_RECORDS_PER_FILE 5000000u
 #define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
-#define SCAN_READ_CHUNK (1u << 20)
-#define SCAN_BATCH_EVENTS 200000u          /* events decoded before they are applied (memory bound) */
-#define SCAN_DIR_ENTRIES_INITIAL 64        /* names of one directory, first allocation */
-#define SCAN_MAX_DIR_ENTRIES (SIZE_MAX / sizeof(char *)) /* none of its own: the file system bounds a
-                                                          * directory, memory bounds the list */
+#define SCAN_MEASURE_MAX_FILES 10000000u   /* files counted for the ETA; beyond, it is left out */
 #define SCAN_STORE_DEFAULT_BYTES ((size_t)2 << 30) /* key state bound (CREDWATCH_STORE_MAX_BYTES); ~2M keys */
 
 struct scan {
     struct store *st;
-    struct eng *eng;
-    struct eng_report *rep;
-    int progress;
-    double t0, last_progress;
-    size_t files, bad_files, refused_files, records, skipped, duplicates, ignored;
-    unsigned long long bytes;
+    struct eng_config cfg;
+    struct scan_totals t;
+    double t0;
 };
 
 static void usage(FILE *out)
@@ -64,6 +54,10 @@ static void usage(FILE *out)
           "                        (default: $CREDWATCH_WORKLOADS, else all)\n"
           "  --format FORMAT       credwatch (default), ocsf (OCSF 1.8.0 Detection Finding) or asff\n"
           "                        (AWS Security Hub finding): each finding in that format, one per line\n"
+          "  --jobs N              threads reading files (default: the number of CPUs, at most 256)\n"
+          "  --batch-bytes N       events a shard collects before applying them, in bytes (default\n"
+          "                        8388608; memory is about jobs x 3 x this): a tuning knob only,\n"
+          "                        findings never depend on it\n"
           "  --fail-on-findings  exit 1 when any finding exists\n"
           "  --quiet             no summary or progress on standard error\n"
           "  --help              this text\n"
@@ -72,236 +66,6 @@ static void usage(FILE *out)
           "(an unreadable or corrupt file, or a directory that cannot be listed whole; the other\n"
           "files are still scanned and reported).\n",
           out);
-}
-
-/* Reads f whole into *out (the caller frees). Returns 0, CW_ETOOBIG (SCAN_MAX_FILE_BYTES reached),
- * CW_ENOMEM or CW_EIO. */
-static int read_all(FILE *f, unsigned char **out, size_t *len)
-{
-    void *buf = NULL;
-    size_t cap = 0, n = 0;
-    int rc = 0;
-    for (;;) {
-        /* a full buffer doubles, from one chunk up to the bound: a file that fills it is too large */
-        if (n == cap && (rc = cw_grow(&buf, &cap, n + 1, 1, SCAN_READ_CHUNK, SCAN_MAX_FILE_BYTES)) != 0)
-            goto fail;
-        size_t got = fread((unsigned char *)buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = CW_EIO;
-        goto fail;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-fail:
-    free(buf);
-    return rc;
-}
-
-/* The words read_all's errors have always been reported with. */
-static const char *read_error(int rc)
-{
-    if (rc == CW_ETOOBIG)
-        return "file too large to scan";
-    return strerror(rc == CW_ENOMEM ? ENOMEM : EIO);
-}
-
-static void show_progress(struct scan *s, int final)
-{
-    if (!s->progress)
-        return;
-    double t = cw_mono_s();
-    if (!final && t - s->last_progress < 0.5)
-        return;
-    s->last_progress = t;
-    fprintf(stderr, "\rscanning: %zu files, %zu records, %.1f MB%s", s->files, s->records, s->bytes / 1e6,
-            final ? "\n" : "");
-}
-
-/* Applies the events decoded so far. The embedded store cannot be unavailable, so a failure
- * here is memory: reported, and the scan ends as a read error. */
-static void scan_apply(struct scan *s)
-{
-    struct eng_report *r = s->rep;
-    if (eng_apply(s->eng, cw_now_ms(), r)) {
-        fprintf(stderr, "credwatch scan: %s\n", r->message[0] ? r->message : "cannot apply the events");
-        s->bad_files++;
-        return;
-    }
-    s->duplicates += r->duplicates;
-}
-
-static void scan_file(struct scan *s, const char *path)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
-        s->bad_files++;
-        return;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int err = read_all(f, &buf, &len);
-    if (f != stdin)
-        fclose(f);
-    if (err) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path, read_error(err));
-        s->bad_files++;
-        return;
-    }
-    s->files++;
-    s->bytes += len;
-    /* decoded now, applied in batches: a key spread over many files is judged once per batch */
-    int rc = eng_decode(s->eng, buf, len, s->rep);
-    free(buf);
-    const struct eng_report *r = s->rep;
-    if (rc == CW_EINPUT && strstr(r->message, "digest") != NULL) {
-        s->refused_files++;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
-    } else if (rc) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path, r->message[0] ? r->message : "failed");
-        s->files--;  /* counted once, among the bad files: the summary adds the two */
-        s->bad_files++;
-    } else {
-        s->records += r->records;
-        s->skipped += r->skipped;
-        s->ignored += r->ignored;
-        for (size_t i = 0; i < r->n_skips; i++)
-            fprintf(stderr, "credwatch scan: %s: record %zu skipped: %s\n", path, r->skips[i].index,
-                    r->skips[i].reason);
-        if (r->skipped > r->n_skips)
-            fprintf(stderr, "credwatch scan: %s: %zu more records skipped\n", path, r->skipped - r->n_skips);
-    }
-    if (!rc && eng_pending(s->eng) >= SCAN_BATCH_EVENTS)
-        scan_apply(s);
-    show_progress(s, 0);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void scan_dir_free(char **paths, size_t count)
-{
-    for (size_t i = 0; i < count && paths; i++)
-        free(paths[i]);
-    free(paths);
-}
-
-int scan_dir_list(const char *path, size_t max, char ***paths, size_t *count)
-{
-    void *names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0, err = 0;
-    *paths = NULL;
-    *count = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return CW_EIO;
-    for (;;) {
-        errno = 0;  /* readdir's NULL is the end, or an error when it sets errno */
-        struct dirent *de = readdir(d);
-        if (!de) {
-            err = errno;
-            rc = err ? CW_EIO : 0;
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if ((rc = cw_grow(&names, &cap, n + 1, sizeof(char *), SCAN_DIR_ENTRIES_INITIAL, max)) != 0)
-            break;
-        char **slot = (char **)names + n;
-        size_t len = strlen(path) + strlen(de->d_name) + 2;
-        if (!(*slot = malloc(len))) {
-            rc = CW_ENOMEM;
-            break;
-        }
-        snprintf(*slot, len, "%s/%s", path, de->d_name);
-        n++;
-    }
-    closedir(d);
-    if (rc) {  /* the whole listing or none of it: a cut list would be scanned as if it were all */
-        scan_dir_free(names, n);
-        errno = err;
-        return rc;
-    }
-    if (n)
-        qsort(names, n, sizeof(char *), cmp_names);
-    *paths = names;
-    *count = n;
-    return 0;
-}
-
-/* Why a directory could not be listed, in words. */
-static const char *list_error(int rc)
-{
-    if (rc == CW_EIO)
-        return strerror(errno);
-    return rc == CW_ETOOBIG ? "more entries than a scan lists" : "out of memory";
-}
-
-static void scan_path(struct scan *s, const char *path, int depth)
-{
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        scan_file(s, path);
-        return;
-    }
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
-        s->bad_files++;
-        return;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        if (S_ISREG(sb.st_mode) || depth == 0)
-            scan_file(s, path);
-        return;
-    }
-    if (depth >= SCAN_MAX_DEPTH) {
-        fprintf(stderr, "credwatch scan: %s: deeper than %d directories, not followed\n", path, SCAN_MAX_DEPTH);
-        s->bad_files++;
-        return;
-    }
-    char **names;
-    size_t n;
-    int rc = scan_dir_list(path, SCAN_MAX_DIR_ENTRIES, &names, &n);
-    if (rc) {  /* none of it scanned, and said: never a silent scan of part of the folder */
-        fprintf(stderr, "credwatch scan: %s: cannot list the directory: %s\n", path, list_error(rc));
-        s->bad_files++;
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        scan_path(s, names[i], depth + 1);
-    scan_dir_free(names, n);
-}
-
-/* Counts files and bytes up front, only to decide whether a progress line is worth it. */
-static void measure(const char *path, int depth, size_t *files, unsigned long long *bytes)
-{
-    struct stat sb;
-    if (*files > SCAN_PROGRESS_MIN_FILES || strcmp(path, "-") == 0 || stat(path, &sb) != 0)
-        return;
-    if (!S_ISDIR(sb.st_mode)) {
-        (*files)++;
-        *bytes += (unsigned long long)sb.st_size;
-        return;
-    }
-    DIR *d = depth < SCAN_MAX_DEPTH ? opendir(path) : NULL;
-    if (!d)
-        return;
-    struct dirent *de;
-    char sub[4096];
-    while ((de = readdir(d)) && *files <= SCAN_PROGRESS_MIN_FILES) {
-        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
-            continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        measure(sub, depth + 1, files, bytes);
-    }
-    closedir(d);
 }
 
 /* One finding in the chosen format; a stored document the format cannot show is reported and left
@@ -356,6 +120,9 @@ struct scan_opts {
     int fail_on_findings, quiet, help;
     int format;                              /* enum exp_format */
     const char *format_name;
+    const char *jobs_arg, *batch_arg;
+    unsigned jobs;                           /* --jobs, else the CPUs */
+    size_t batch_bytes;                      /* --batch-bytes, else 0 (SCAN_BATCH_BYTES) */
     char **paths;                            /* in argv's order; "-" is standard input */
     int npaths;
 };
@@ -368,10 +135,45 @@ static int value_option(struct scan_opts *o, const char *a, const char *value)
                       : strcmp(a, "--accounts") == 0    ? &o->accounts
                       : strcmp(a, "--workloads") == 0   ? &o->workloads
                       : strcmp(a, "--format") == 0      ? &o->format_name
+                      : strcmp(a, "--jobs") == 0        ? &o->jobs_arg
+                      : strcmp(a, "--batch-bytes") == 0 ? &o->batch_arg
                                                         : NULL;
     if (to)
         *to = value;
     return to != NULL;
+}
+
+/* A whole decimal number in [min, max], or -1 naming the option. */
+static long long number_arg(const char *opt, const char *v, long long min, long long max)
+{
+    char *end;
+    errno = 0;
+    long long n = v && *v >= '0' && *v <= '9' ? strtoll(v, &end, 10) : -1;
+    if (n < 0 || errno || *end || n < min || n > max) {
+        fprintf(stderr, "credwatch scan: %s %s: expected a whole number from %lld to %lld\n", opt, v ? v : "", min,
+                max);
+        return -1;
+    }
+    return n;
+}
+
+/* --jobs and --batch-bytes read, the CPUs counted for the default. 0, or CW_ECONFIG said. */
+static int parse_sizes(struct scan_opts *o)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->jobs = cpus < 1 ? 1 : cpus > SCAN_JOBS_MAX ? SCAN_JOBS_MAX : (unsigned)cpus;
+    long long n;
+    if (o->jobs_arg) {
+        if ((n = number_arg("--jobs", o->jobs_arg, 1, SCAN_JOBS_MAX)) < 0)
+            return CW_ECONFIG;
+        o->jobs = (unsigned)n;
+    }
+    if (o->batch_arg) {
+        if ((n = number_arg("--batch-bytes", o->batch_arg, SCAN_BATCH_MIN_BYTES, SCAN_BATCH_MAX_BYTES)) < 0)
+            return CW_ECONFIG;
+        o->batch_bytes = (size_t)n;
+    }
+    return 0;
 }
 
 /* One parser, one set of rules: options until "--", then only paths ("-" alone is a path
@@ -418,6 +220,8 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
             return CW_ECONFIG;
         }
     }
+    if (parse_sizes(o))
+        return CW_ECONFIG;
     if (o->format_name && (o->format = exp_format_parse(o->format_name)) < 0) {
         fprintf(stderr, "credwatch scan: unknown --format %s (accepted: %s)\n", o->format_name, EXP_FORMAT_NAMES);
         return CW_ECONFIG;
@@ -448,35 +252,32 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
         return CW_ECONFIG;
     }
     s->st = store_mem_new();
-    if (s->st)
-        store_mem_limit(s->st, max_bytes);
-    struct eng_config cfg = { .limits = { .max_records = SCAN_MAX_RECORDS_PER_FILE } };
-    set_net_ctx(net, &cfg.det);
-    s->eng = s->st ? eng_new(s->st, &cfg) : NULL;
-    s->rep = malloc(sizeof *s->rep);
-    if (!s->eng || !s->rep) {
+    if (!s->st) {
         fprintf(stderr, "credwatch scan: out of memory\n");
         return CW_ENOMEM;
     }
+    store_mem_limit(s->st, max_bytes);
+    s->cfg.limits.max_records = SCAN_MAX_RECORDS_PER_FILE;
+    set_net_ctx(net, &s->cfg.det);
     return 0;
 }
 
-/* Scans every path, applies what is left, prints the findings; returns how many were printed. */
-static size_t scan_run(struct scan *s, const struct scan_opts *o)
+/* Scans every path on o->jobs threads, then prints the findings. Returns how many were printed, or
+ * -1 when the scan could not run. */
+static long scan_paths(struct scan *s, const struct scan_opts *o)
 {
+    struct scan_run_cfg rc = { .st = s->st, .eng = &s->cfg, .jobs = o->jobs, .batch_bytes = o->batch_bytes };
     if (!o->quiet && isatty(STDERR_FILENO)) {
-        size_t files = 0;
-        unsigned long long bytes = 0;
-        for (int i = 0; i < o->npaths; i++)
-            measure(o->paths[i], 0, &files, &bytes);
-        s->progress = files > SCAN_PROGRESS_MIN_FILES || bytes > SCAN_PROGRESS_MIN_BYTES;
+        /* counted by stat first: the progress line's totals and ETA */
+        scan_measure(o->paths, o->npaths, SCAN_MEASURE_MAX_FILES, &rc.total_files, &rc.total_bytes);
+        rc.progress = rc.total_files > SCAN_PROGRESS_MIN_FILES || rc.total_bytes > SCAN_PROGRESS_MIN_BYTES;
+        if (rc.total_files >= SCAN_MEASURE_MAX_FILES)
+            rc.total_files = 0, rc.total_bytes = 0;  /* not all counted: no total rather than a wrong one */
     }
     s->t0 = cw_mono_s();
-    for (int i = 0; i < o->npaths; i++)
-        scan_path(s, o->paths[i], 0);
-    scan_apply(s);
-    show_progress(s, 1);
-    return print_findings(s, o->format);
+    if (scan_run(&rc, o->paths, o->npaths, &s->t))
+        return -1;
+    return (long)print_findings(s, o->format);
 }
 
 static void print_summary(struct scan *s, size_t findings, int quiet)
@@ -489,8 +290,11 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
                 "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
                 "%.0f records/s\n",
-                s->files + s->bad_files, s->bad_files, s->refused_files, s->records, ms.keys, findings,
-                s->skipped, s->duplicates, s->ignored, dt > 0 ? s->records / dt : 0.0);
+                s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, ms.keys, findings,
+                s->t.skipped, s->t.duplicates, s->t.ignored, dt > 0 ? s->t.records / dt : 0.0);
+    if (s->t.lost_events)
+        fprintf(stderr, "credwatch scan: error: %zu events could not be applied (the store refused them)\n",
+                s->t.lost_events);
     if (ms.evicted_pending + ms.evicted_lambda)
         fprintf(stderr,
                 "credwatch scan: warning: the key state reached CREDWATCH_STORE_MAX_BYTES (%zu): %llu keys without "
@@ -515,14 +319,15 @@ int scan_main(int argc, char **argv)
     }
     if (scan_setup(&s, &o, &net))
         goto out;
-    findings = scan_run(&s, &o);
+    long printed = scan_paths(&s, &o);
+    if (printed < 0)
+        goto out;
+    findings = (size_t)printed;
     print_summary(&s, findings, o.quiet);
-    status = s.bad_files ? 2 : (o.fail_on_findings && findings) ? 1 : 0;
+    status = s.t.bad_files || s.t.lost_events ? 2 : (o.fail_on_findings && findings) ? 1 : 0;
 out:
     free(o.paths);
-    eng_free(s.eng);
     store_free(s.st);
-    free(s.rep);
     set_net_free(&net);
     return status;
 }

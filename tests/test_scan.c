@@ -14,6 +14,7 @@
 
 #include "cw.h"
 #include "scan.h"
+#include "scan_walk.h"
 
 #define N_ENTRIES 65  /* one past the listing's first allocation (SCAN_DIR_ENTRIES_INITIAL, 64): it must grow */
 

@@ -1,0 +1,52 @@
+/* scan_run.h — a scan's files decoded on every core and applied to the shared state.
+ *
+ * `jobs` threads each take the next file, check it whole and decode it (engine.h: two passes past
+ * one chunk), and hand its events to shards by access key: shard k owns every key whose name hashes
+ * to k, collects their events from every thread, and applies them in batches on its own engine and
+ * store handle. A key's events are therefore applied by one engine at a time (no compare-and-set
+ * contention between threads), in batches whose composition depends on thread timing; the verdict
+ * does not (the key state's merge is order-independent, tests/it_scan_jobs.sh compares runs).
+ *
+ * Memory is bounded whatever the archive's size: each thread holds one chunk of events
+ * (ENG_CHUNK_BYTES) and a read piece, each shard at most two batches (the one filling and the one
+ * applying) plus one chunk of overshoot; files are streamed, never read whole (standard input and
+ * other unseekable files excepted: read whole, up to SCAN_MAX_WHOLE_BYTES).
+ */
+#ifndef CW_SCAN_RUN_H
+#define CW_SCAN_RUN_H
+
+#include <stddef.h>
+
+#include "engine.h"
+#include "store.h"
+
+#define SCAN_JOBS_MAX 256                          /* threads and shards */
+#define SCAN_BATCH_BYTES ((size_t)8 << 20)         /* packed events a shard collects before applying */
+#define SCAN_BATCH_MIN_BYTES 4096                  /* --batch-bytes' range */
+#define SCAN_BATCH_MAX_BYTES ((size_t)1 << 30)
+#define SCAN_MAX_WHOLE_BYTES ((size_t)2048 << 20)  /* standard input (read whole: it cannot be read twice) */
+#define SCAN_MAX_RECORDS_PER_FILE 5000000u
+#define SCAN_APPLY_RETRIES 5                       /* a batch the store refused (Redis down): retried, with
+                                                    * 1, 2, 4, 8 s between, before its events are lost */
+
+struct scan_run_cfg {
+    struct store *st;                 /* shared; every thread uses its own store_clone */
+    const struct eng_config *eng;     /* each engine's config */
+    unsigned jobs;                    /* 1..SCAN_JOBS_MAX */
+    size_t batch_bytes;               /* 0 = SCAN_BATCH_BYTES */
+    int progress;                     /* a progress line on stderr */
+    size_t total_files;               /* for the progress line; 0 unknown */
+    unsigned long long total_bytes;   /* for its ETA; 0 unknown */
+};
+
+struct scan_totals {
+    size_t files, bad_files, refused_files, records, skipped, duplicates, ignored;
+    unsigned long long bytes;         /* of the files read (as stored: compressed) */
+    size_t lost_events;               /* events of batches the store refused after every retry */
+};
+
+/* Scans the paths (scan_walk.h). Returns 0 when the scan ran (t says what it met), or CW_ENOMEM /
+ * CW_EUNAVAIL when its threads or store handles could not be made (said on stderr). */
+int scan_run(const struct scan_run_cfg *c, char *const *paths, int npaths, struct scan_totals *t);
+
+#endif
