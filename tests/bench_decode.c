@@ -9,6 +9,11 @@
  *   bench_decode                      the decode figures
  *   bench_decode --write-gz DIR N     writes the same records as N gzip CloudTrail files in DIR
  *                                     (for tests/bench.sh's scan figure) and prints the count
+ *   bench_decode --write-archive DIR FILES PER_FILE KEYS
+ *                                     FILES gzip files of PER_FILE records each, the records of a
+ *                                     longer run of the same generator (event ids all distinct) over
+ *                                     only KEYS access keys: an archive of any size whose key state
+ *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh)
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -58,12 +63,14 @@ static const char *const uas[] = {
     "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5 md/GOOS#linux md/GOARCH#amd64 api/dynamodb#1.26.7",
 };
 
+static size_t key_space;  /* --write-archive: keys cycle over this many; 0: one key per 7 records */
+
 /* One record, appended to b. Kinds by i: uses, issuances, IAM-user calls, service events. */
 static void record(struct buf *b, size_t i)
 {
     unsigned kind = (unsigned)(i % 10);
     char akid[32], id[40];
-    snprintf(akid, sizeof akid, "ASIAQBENCH%010zu", i / 7);
+    snprintf(akid, sizeof akid, "ASIAQBENCH%010zu", key_space ? i / 7 % key_space : i / 7);
     snprintf(id, sizeof id, "%08zx-1c2d-4e5f-8a9b-%012zx", i * 2654435761u % 0xffffffffu, i);
     const char *tls = "\"tlsDetails\":{\"tlsVersion\":\"TLSv1.3\",\"cipherSuite\":\"TLS_AES_128_GCM_SHA256\","
                       "\"clientProvidedHostHeader\":\"dynamodb.us-east-1.amazonaws.com\"}";
@@ -251,8 +258,29 @@ static int write_gz(const char *dir, size_t files)
     return 0;
 }
 
+static int write_archive(const char *dir, size_t files, size_t per, size_t keys)
+{
+    key_space = keys ? keys : 1;
+    for (size_t f = 0; f < files; f++) {
+        struct buf b = make_file(f * per, (f + 1) * per);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/111122223333_CloudTrail_us-east-1_20240313T%06zuZ_arch.json.gz", dir, f);
+        gzFile z = gzopen(path, "wb6");
+        if (!z || gzwrite(z, b.p, (unsigned)b.len) != (int)b.len || gzclose(z) != Z_OK) {
+            fprintf(stderr, "bench_decode: cannot write %s\n", path);
+            return 1;
+        }
+        free(b.p);
+    }
+    printf("%zu\n", files * per);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && strcmp(argv[1], "--write-archive") == 0)
+        return write_archive(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
+                             strtoul(argv[5], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "--write-gz") == 0)
         return write_gz(argv[2], (size_t)strtoul(argv[3], NULL, 10));
     struct buf b = make_file(0, BENCH_RECORDS);
