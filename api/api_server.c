@@ -337,6 +337,7 @@ static int store_phase(struct api_server *s)
     if (err)
         return err;
     s->eng_cfg.limits.max_inflated = s->cfg.max_inflated;
+    s->eng_cfg.chunk_bytes = s->cfg.ingest_chunk_bytes;  /* each worker's engine copies it (eng_new) */
     api_worker_init();
     atomic_store(&s->draining, 0);
     atomic_store(&s->backup_busy, 0);
@@ -376,12 +377,13 @@ static void log_started(const struct api_server *s, struct MHD_Daemon *d)
                       (json_int_t)s->cfg.max_inflated, "ingest_auth", s->cfg.ingest.n > 0, "read_auth",
                       s->cfg.read.n > 0, "cors_origins", api_cors_json(&s->cfg.cors)));
     api_log("info", "limits",
-            json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "connection_timeout_s", (int)s->cfg.conn_timeout_s,
+            json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:I,s:I}", "connection_timeout_s", (int)s->cfg.conn_timeout_s,
                       "header_timeout_s", (int)s->cfg.header_timeout_s, "upload_timeout_s",
                       (int)s->cfg.upload_timeout_s, "max_connections", (int)guard_cap(s),
                       "probe_reserve", (int)API_CONN_PROBE_RESERVE, "max_inflight_ingest",
                       (int)s->cfg.max_inflight_ingest, "max_inflight_ingest_bytes",
-                      (json_int_t)s->cfg.max_inflight_bytes));
+                      (json_int_t)s->cfg.max_inflight_bytes, "ingest_chunk_bytes",
+                      (json_int_t)s->cfg.ingest_chunk_bytes));
     if (open_roles)
         api_log("warn", "a role has no token: its routes are open to anyone who can reach the address",
                 json_pack("{s:b,s:b}", "ingest_open", s->cfg.ingest.n == 0, "read_open", s->cfg.read.n == 0));
