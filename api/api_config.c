@@ -57,7 +57,7 @@ struct opt {
 _Static_assert(STORE_DURABLE_DEFAULT_BYTES == 8589934592ULL, "OPT_DATA_MAX_DEFAULT must follow the store's default");
 #define OPT_CHUNK_DEFAULT "8388608"        /* --help's text of ENG_CHUNK_BYTES */
 _Static_assert(ENG_CHUNK_BYTES == 8388608, "OPT_CHUNK_DEFAULT must follow the engine's default");
-_Static_assert(API_MAX_CHUNK_BYTES <= EVB_MAX_BYTES, "a chunk must fit one event buffer");
+_Static_assert(API_MAX_CHUNK_BYTES + ((size_t)64 << 10) <= EVB_MAX_BYTES, "a chunk and one more event must fit one event buffer");
 
 static opt_hook set_listen, set_store_bytes, set_cors_origins, set_store_kind, set_data_dir_given, set_data_bytes;
 

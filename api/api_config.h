@@ -30,9 +30,12 @@
 #define API_MAX_INFLATED ((size_t)64 << 30)
 #define API_MAX_REDIS_TIMEOUT_MS 60000
 /* CREDWATCH_INGEST_CHUNK_BYTES (default ENG_CHUNK_BYTES): below 4 KiB a chunk holds three or four events
- * and a large request becomes a store round every few records; above EVB_MAX_BYTES no buffer holds it. */
+ * and a large request becomes a store round every few records. A chunk is filled until it reaches its
+ * size, so the buffer must hold it plus one event: at EVB_MAX_BYTES itself the push that would reach it
+ * fails first, and a request with that many events would be answered "out of memory" (503, retried
+ * forever). Half the buffer's bound leaves that room with margin. */
 #define API_MIN_CHUNK_BYTES ((size_t)4 << 10)
-#define API_MAX_CHUNK_BYTES EVB_MAX_BYTES
+#define API_MAX_CHUNK_BYTES (EVB_MAX_BYTES / 2)
 #define API_MAX_DRAIN_S 3600
 
 #define API_DEFAULT_CONN_TIMEOUT_S 75u  /* idle connections: above a load balancer's 60 s idle timeout */
