@@ -540,6 +540,39 @@ static void test_pass2_memory_bound(void **state)
     free(body);
 }
 
+/* Pass 2 over several inputs (Firehose): each one fed, all their events flushed chunk by chunk; an input
+ * that no longer decodes stops with CW_EINPUT (the caller feeds only what pass 1 accepted). */
+static void test_stream_feed_inputs(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = gen_body(T_KEYS, &len);
+    struct store *st = store_mem_new();
+    struct eng *e = eng_chunked(st, T_TINY_CHUNK);
+    struct eng_report *rep = report_new();
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    size_t events = rep->records - rep->skipped - rep->ignored;
+    eng_discard(e);
+    struct flushlog l = {0};
+    struct eng_input in = {.buf = (const uint8_t *)body, .len = len};
+    static const char bad[] = "{\"Records\":[{\"eventID\":";
+    struct eng_input gone = {.buf = (const uint8_t *)bad, .len = sizeof bad - 1};
+    eng_stream_begin(e, flush_record, &l);
+    assert_int_equal(eng_stream_feed(e, &in), 0);
+    assert_int_equal(eng_stream_feed(e, &in), 0);
+    assert_int_equal(eng_stream_end(e), 0);
+    assert_int_equal(l.events, 2 * events);  /* both inputs, the partial last chunk included */
+    assert_true(l.max_bytes <= T_TINY_CHUNK + max_event_bytes());
+    eng_stream_begin(e, flush_record, &l);
+    assert_int_equal(eng_stream_feed(e, &gone), CW_EINPUT);
+    eng_stream_end(e);
+    eng_discard(e);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+    free(body);
+}
+
 /* ---- streams ------------------------------------------------------------------------------------------ */
 
 struct mstream {
@@ -772,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_whole_equals_chunked),
         cmocka_unit_test(test_garbage_at_end_stores_nothing),
         cmocka_unit_test(test_pass2_memory_bound),
+        cmocka_unit_test(test_stream_feed_inputs),
         cmocka_unit_test(test_stream_decodes_like_buffer),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_store_failure_then_retry),
