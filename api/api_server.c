@@ -511,8 +511,10 @@ static void release(struct api_server *s, struct set_net *net)
  * large come from the thread's heap and stay resident when freed, and a realloc may copy (old and new
  * block both resident). Measured by tests/it_memory.sh: each worker kept ~16 MiB after its second
  * large request, and that request's peak was 8 MiB higher than the first's. A fixed threshold turns
- * the adapting off; blocks below it are served as before. */
-#define API_MMAP_THRESHOLD ((int)1 << 20)
+ * the adapting off. At ENG_KEEP_BYTES, what an engine keeps between inputs anyway, ordinary requests
+ * (a 1,000-record batch is ~1.5 MB) stay on the heap and pay no mapping per request. */
+#define API_MMAP_THRESHOLD ((int)4 << 20)
+_Static_assert(API_MMAP_THRESHOLD == ENG_KEEP_BYTES, "the threshold follows what an engine keeps");
 
 int api_serve(int argc, char **argv)
 {
