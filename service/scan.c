@@ -27,12 +27,14 @@
 #define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_MEASURE_MAX_FILES 10000000u   /* files counted for the ETA; beyond, it is left out */
+#define SCAN_STATE_MARGIN_S (7 * 24 * 3600) /* key state kept this long after the scan's wall clock */
 #define SCAN_STORE_DEFAULT_BYTES ((size_t)2 << 30) /* key state bound (CREDWATCH_STORE_MAX_BYTES); ~2M keys */
 
 struct scan {
     struct store *st;
     struct eng_config cfg;
     struct scan_totals t;
+    size_t unsupported;          /* findings raised on part of a key's evidence, not on all of it */
     double t0;
 };
 
@@ -87,18 +89,32 @@ static int print_finding(const struct store_finding *f, int format)
     return 1;
 }
 
+/* 1 when the whole evidence supports the stored finding: its key's state still judges a finding.
+ * A finding a batch raised on part of a key's events and the rest do not support (engine.h
+ * judge_whole) is not printed, so the output is the same however the events were batched. A key
+ * whose state is gone (expired, evicted) keeps its finding as stored. */
+static int supported(struct scan *s, struct eng *je, const struct store_finding *f)
+{
+    struct det_verdict v;
+    if (!je || strncmp(f->id, "cwf-", 4) != 0 || eng_key_verdict(je, f->id + 4, &v) != 0 || v.finding)
+        return 1;
+    s->unsupported++;
+    return 0;
+}
+
 static size_t print_findings(struct scan *s, int format)
 {
     struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
     struct store_finding page[STORE_LIST_MAX];
     size_t printed = 0;
+    struct eng *je = eng_new(s->st, &s->cfg);  /* without one (out of memory) every finding prints */
     for (;;) {
         size_t n = 0;
         int more = 0;
         if (store_finding_list(s->st, &q, page, &n, &more))
             break;
         for (size_t i = 0; i < n; i++) {
-            if (page[i].status != STORE_ST_RETRACTED)
+            if (page[i].status != STORE_ST_RETRACTED && supported(s, je, &page[i]))
                 printed += (size_t)print_finding(&page[i], format);
             if (i == n - 1) {
                 q.after_ms = page[i].created_ms;
@@ -109,6 +125,7 @@ static size_t print_findings(struct scan *s, int format)
         if (!more || n == 0)
             break;
     }
+    eng_free(je);
     fflush(stdout);
     return printed;
 }
@@ -258,6 +275,11 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
     }
     store_mem_limit(s->st, max_bytes);
     s->cfg.limits.max_records = SCAN_MAX_RECORDS_PER_FILE;
+    s->cfg.judge_whole = 1;  /* every record at once: the findings must not depend on the batching */
+    /* Key state must outlive the scan: it is kept from the wall clock, and a key met in the first
+     * and the last file of a scan of hours must still be one key. The bound on memory is the
+     * store's (CREDWATCH_STORE_MAX_BYTES), not time. */
+    s->cfg.late_margin_s = SCAN_STATE_MARGIN_S;
     set_net_ctx(net, &s->cfg.det);
     return 0;
 }
@@ -267,6 +289,10 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
 static long scan_paths(struct scan *s, const struct scan_opts *o)
 {
     struct scan_run_cfg rc = { .st = s->st, .eng = &s->cfg, .jobs = o->jobs, .batch_bytes = o->batch_bytes };
+    /* a file is handed to the shards a chunk at a time: a batch smaller than a chunk makes the chunk
+     * as small, so a small --batch-bytes splits even one file's events over many applies */
+    if (o->batch_bytes && o->batch_bytes < ENG_CHUNK_BYTES)
+        s->cfg.chunk_bytes = o->batch_bytes;
     if (!o->quiet && isatty(STDERR_FILENO)) {
         /* counted by stat first: the progress line's totals and ETA */
         scan_measure(o->paths, o->npaths, SCAN_MEASURE_MAX_FILES, &rc.total_files, &rc.total_bytes);
@@ -292,6 +318,9 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
                 "%.0f records/s\n",
                 s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, ms.keys, findings,
                 s->t.skipped, s->t.duplicates, s->t.ignored, dt > 0 ? s->t.records / dt : 0.0);
+    if (s->unsupported && !quiet)
+        fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "
+                "them and were not printed\n", s->unsupported);
     if (s->t.lost_events)
         fprintf(stderr, "credwatch scan: error: %zu events could not be applied (the store refused them)\n",
                 s->t.lost_events);
