@@ -211,6 +211,20 @@ static const unsigned char plain[256] = {
 
 #define ESCAPE_MAX 6  /* bytes written per byte of a string at most: \u00XX for a control character */
 
+/* Eight bytes at a time: does the word hold a byte that is not plain (below 0x20, '"', '\\', or
+ * 0x80 and above)? The usual bit tricks (a byte equal to zero, less than n): they may flag a plain
+ * word (a borrow past a flagged byte) but never pass one that is not; a flagged word is then
+ * written byte by byte. Most strings are plain ASCII: this copies them a word per step. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static int word_special(uint64_t w)
+{
+    uint64_t quote = w ^ (ONES * '"'), bslash = w ^ (ONES * '\\');
+    uint64_t lt_space = (w - ONES * 0x20) & ~w;
+    uint64_t eq_quote = (quote - ONES) & ~quote, eq_bslash = (bslash - ONES) & ~bslash;
+    return ((lt_space | eq_quote | eq_bslash | w) & HIGHS) != 0;
+}
+
 /* A string member (key NULL: an array element); NULL or not UTF-8: nothing at all. */
 static void jw_str(struct jw *w, const char *key, const char *str)
 {
@@ -225,6 +239,16 @@ static void jw_str(struct jw *w, const char *key, const char *str)
     *o++ = '"';
     const unsigned char *s = (const unsigned char *)str;
     for (size_t i = 0; i < n;) {
+        uint64_t word;
+        if (n - i >= sizeof word) {
+            memcpy(&word, s + i, sizeof word);
+            if (!word_special(word)) {
+                memcpy(o, &word, sizeof word);
+                o += sizeof word;
+                i += sizeof word;
+                continue;
+            }
+        }
         if (plain[s[i]]) {
             *o++ = (char)s[i++];
             continue;

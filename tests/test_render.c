@@ -585,6 +585,34 @@ static void test_escapes(void **state)
     free(k);
 }
 
+/* Every byte that needs care, at every position of a string longer than the eight bytes the
+ * writer takes at a time, and the plain bytes next to them (' ', DEL), against the oracle. */
+static void test_every_position(void **state)
+{
+    (void)state;
+    static const char *const odd[] = { "\x01", "\x1f", "\"", "\\", "\x7f", " ", "~", "\xc3\xa9", "\xe2\x82\xac",
+                                       "\xf0\x9f\x98\x80", "\x80", "\xff", "\xed\xa0\x80", "\n" };
+    struct det_key *k = malloc(sizeof *k);
+    struct det_verdict v;
+    assert_non_null(k);
+    char ua[EV_UA_MAX];
+    for (size_t len = 1; len < 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+                size_t ol = strlen(odd[i]);
+                if (at + ol > len)
+                    continue;
+                memset(ua, 'a', len);
+                memcpy(ua + at, odd[i], ol);
+                ua[len] = 0;
+                escaped_use(k, &v, ua);
+                assert_same("position", (unsigned)(len * 1000 + at), o_evidence(k, &v, "cwf-x"), rnd_evidence(k, &v, "cwf-x"));
+            }
+        }
+    }
+    free(k);
+}
+
 /* A note that is not UTF-8 gives no finding document (the API refuses such notes). */
 static void test_finding_note(void **state)
 {
@@ -613,6 +641,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_as_jansson),
         cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_every_position),
         cmocka_unit_test(test_finding_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
