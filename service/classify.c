@@ -218,9 +218,17 @@ static int desktop_client(const char *ua)
     static const char *const sdks[] = { "aws-cli/", "Boto3/", "Botocore/", "aws-sdk-", "AWSPowerShell", "aws-toolkit" };
     if (!ua || !contains_any(ua, sdks, sizeof sdks / sizeof sdks[0]))
         return 0;
-    /* strstr here: these marks are rare and their first bytes common in user agents ("os/linux") */
+    /* strstr here: these marks are rare and their first bytes common in user agents ("os/linux").
+     * Each mark contains one of five shorter ones, so a user agent with none of those (most: SDKs
+     * on Linux) is told apart in five passes instead of ten. */
+    static const char *const anchors[] = { "Darwin/", "Win", "Mac", "macos", "windows" };
     static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
                                          "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
+    size_t a = 0;
+    while (a < sizeof anchors / sizeof anchors[0] && !strstr(ua, anchors[a]))
+        a++;
+    if (a == sizeof anchors / sizeof anchors[0])
+        return 0;
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
         if (strstr(ua, marks[i]))
             return 1;
