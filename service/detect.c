@@ -56,7 +56,7 @@ static void max_time(int64_t *dst, int64_t t)
 
 /* Every field but the address slots: with n_cands 0 none is read, and a slot is cleared when an
  * address takes it (cand_slot) or is decoded into it (det_decode). Clearing all sixteen, 31 KB of
- * the 33 KB, for every key loaded was a tenth of the engine's instructions. */
+ * the 33 KB, for every new or loaded key was a tenth of the engine's instructions. */
 void det_key_init(struct det_key *k, const char *akid)
 {
     size_t slots = offsetof(struct det_key, cands), past = slots + sizeof k->cands;
