@@ -44,6 +44,7 @@ struct eng {
      * the whole state (33 KB) per key, judged after the apply, was a tenth of the engine's
      * instructions; a repair judged the state a third time. */
     struct det_verdict vo;
+    size_t ids_before;         /* report ids of earlier applies into the same report (add_finding_id) */
     struct det_key old;
     uint8_t blob[DET_ENCODED_MAX];
 };
@@ -149,9 +150,11 @@ struct keywork {
     int done;
 };
 
-static void add_finding_id(struct eng_report *r, const char *id)
+/* One apply_all names each key once, so an id needs comparing only with those of earlier applies
+ * into the same report (the chunks of a large input): ids [0, before). */
+static void add_finding_id(struct eng_report *r, const char *id, size_t before)
 {
-    for (size_t i = 0; i < r->n_ids; i++)
+    for (size_t i = 0; i < before; i++)
         if (strcmp(r->ids[i], id) == 0)
             return;
     r->findings++;
@@ -504,7 +507,7 @@ static int round_findings(struct round *r)
         return CW_EUNAVAIL;
     for (size_t j = 0; j < np; j++) {
         if (!r->puts[j].ensure || r->puts[j].created) {
-            add_finding_id(rep, r->puts[j].id);
+            add_finding_id(rep, r->puts[j].id, r->e->ids_before);
             if (r->e->cfg.on_finding)
                 r->e->cfg.on_finding(r->e->cfg.on_finding_ud, r->puts[j].id, r->puts[j].created);
         }
@@ -643,6 +646,7 @@ static int apply_all(struct eng *e, int64_t now_ms)
 {
     if (evb_count(&e->evs) == 0)
         return 0;
+    e->ids_before = e->rep->n_ids;
     size_t n_unique;
     int rc = order_events(e, &n_unique);
     if (rc)
