@@ -828,9 +828,10 @@ void eng_discard(struct eng *e)
  * input's arrays until the next one). */
 static void applied(struct eng *e)
 {
-    evb_trim(&e->evs, ENG_KEEP_BYTES);
+    size_t keep = e->cfg.keep_bytes ? e->cfg.keep_bytes : ENG_KEEP_BYTES;
+    evb_trim(&e->evs, keep);
     e->overflow = 0;
-    if (e->cap_order > ENG_KEEP_BYTES / sizeof *e->order) {
+    if (e->cap_order > keep / sizeof *e->order) {
         free(e->order);
         e->order = NULL;
         e->cap_order = 0;

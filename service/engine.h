@@ -65,6 +65,8 @@ struct eng_config {
     struct det_ctx det;
     int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
     size_t chunk_bytes;      /* 0 = ENG_CHUNK_BYTES (tests set small ones to drive pass 2) */
+    size_t keep_bytes;       /* 0 = ENG_KEEP_BYTES; a scan shard keeps its batch's buffers (its bound
+                              * counts them anyway) instead of growing them again for every batch */
     /* The verdict is the whole evidence's: no severity memory (det_remember) between commits, no
      * floor from an existing finding. The service keeps a severity once raised (an analyst saw it,
      * and later records are the thief's to forge); a scan, which has every record at once, judges

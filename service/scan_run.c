@@ -397,6 +397,7 @@ static int shards_new(struct run *r)
 {
     struct eng_config cfg = *r->c->eng;
     cfg.keep_failed = 1;  /* shard_apply retries a batch the store refused */
+    cfg.keep_bytes = (SCAN_FILL_BATCHES + 1) * r->batch + ENG_CHUNK_BYTES;  /* a batch's and its overshoot */
     r->shards = calloc(r->nshards, sizeof *r->shards);
     if (!r->shards)
         return CW_ENOMEM;
