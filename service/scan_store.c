@@ -408,9 +408,14 @@ static int print_ids(struct store *st, char **ids, size_t n, int format, int str
 
 static void bound_message(const struct scan_share *sh, int own)
 {
-    fprintf(stderr, "credwatch scan: more than %zu findings %s: none printed (the bound on findings a scan sorts "
-            "and prints); every finding is in the store: read them with the API (GET /v1/findings, paged)%s\n",
-            sh->max, own ? "in this scan's share" : "in the store", own ? " or scan --report" : "");
+    if (own)
+        fprintf(stderr, "credwatch scan: more than %zu findings in this scan's share: none printed (the bound on "
+                "findings a scan sorts and prints); every finding is in the store: page through GET /v1/findings\n",
+                sh->max);
+    else
+        fprintf(stderr, "credwatch scan: more than %zu findings: none printed (the bound on findings a scan sorts "
+                "and prints); scan the archive in parts, or keep the state in Redis and page through GET "
+                "/v1/findings\n", sh->max);
 }
 
 int scan_store_print_max(struct store *st, struct scan_share *share, int format, size_t max,
