@@ -2,7 +2,7 @@
 """scan_parts.py — an archive in three parts for multi-process scans, and the comparison of their results
 (tests/it_scan_cluster.sh, tests/bench_scan_multi.sh).
 
-  scan_parts.py gen DIR [--keys N] [--filler N] [--seed S] [--files F]
+  scan_parts.py gen DIR [--keys N] [--filler N [--filler-uses U] [--spread]] [--seed S] [--files F]
       DIR/p1, DIR/p2, DIR/p3: gzip CloudTrail files (F per part, records shuffled). Every group of keys
       below is spread so that one part alone cannot judge it:
         T  issuance, inside uses and outside uses each in a different part (all 6 orders)
@@ -12,8 +12,9 @@
         W  a key wholly in one part (issuance, inside, outside)
         N  issued in one part, used only inside in the two others: no finding
         U  a non-workload session used from many addresses across parts: no finding
-        F  (--filler) one inside use each, in part 2: no finding; makes part 2 long enough to be
-           killed while it writes
+        F  (--filler N) one inside use each (--filler-uses U: U of them), in part 2 (--spread: in
+           each part in turn): no finding; makes part 2 long enough to be killed while it writes, or
+           the archive more like a real one, where few keys are stolen (the benchmark)
       Prints a JSON summary: records per part, keys per group, the ids expected to be findings.
   scan_parts.py compare WHOLE REPORT [SHARE...]
       WHOLE (one in-memory scan of all parts) and REPORT (scan --report after the parts) must hold the
@@ -113,7 +114,9 @@ def key_records(group, i, rng):
                          for j in range(3)]
         return parts, False
     if group == "F":
-        parts[1].append(use(key, at(2), inside_ip, UA_PY, "s3.amazonaws.com", "GetObject", fn))
+        p = i % 3 if rng.spread else 1
+        parts[p] += [use(key, at(2 + u), inside_ip, UA_PY, "s3.amazonaws.com", "GetObject", fn)
+                     for u in range(rng.uses)]
         return parts, False
     raise ValueError(group)
 
@@ -134,11 +137,16 @@ def write_part(top, p, records, files, rng):
 
 def gen(argv):
     top = argv[0]
-    opts = dict(zip(argv[1::2], argv[2::2]))
+    flags = [a for a in argv[1:] if a == "--spread"]
+    rest = [a for a in argv[1:] if a != "--spread"]
+    opts = dict(zip(rest[0::2], rest[1::2]))
+    argv = argv[:1] + flags
     keys = int(opts.get("--keys", 60))     # per group
     filler = int(opts.get("--filler", 0))
     files = int(opts.get("--files", 4))
     rng = random.Random(int(opts.get("--seed", 17)))
+    rng.spread = "--spread" in argv
+    rng.uses = int(opts.get("--filler-uses", 1))
     parts = [[], [], []]
     expected = []
     groups = {}
@@ -152,7 +160,8 @@ def gen(argv):
         groups[group] = keys
     for i in range(filler):
         recs, _ = key_records("F", i, rng)
-        parts[1] += recs[1]
+        for p in range(3):
+            parts[p] += recs[p]
     groups["F"] = filler
     for p in range(3):
         write_part(top, p, parts[p], files, rng)
