@@ -77,7 +77,7 @@ static void usage(FILE *out)
           "\n"
           "exit status: 0 done, 1 findings with --fail-on-findings, 2 usage or read error\n"
           "(an unreadable or corrupt file, or a directory that cannot be listed whole; the other\n"
-          "files are still scanned and reported).\n",
+          "files are still scanned and reported), or a Redis store that cannot be used.\n",
           out);
 }
 

@@ -80,6 +80,16 @@ env -u CREDWATCH_REDIS_URL "$BIN" scan --redis-url env "$T/arch/p1" >/dev/null 2
 rc=$?
 check "--redis-url env with CREDWATCH_REDIS_URL unset: exit 2, said" sh -c "[ $rc -eq 2 ] && grep -q 'CREDWATCH_REDIS_URL is unset' '$T/opt.err'"
 
+CREDWATCH_REDIS_CA_FILE="$T/missing.pem" "$BIN" scan --redis-url "rediss://127.0.0.1:$dead" "$T/arch/p1" \
+  >/dev/null 2>"$T/opt.err"
+rc=$?
+check "TLS as serve: a missing CREDWATCH_REDIS_CA_FILE exits 2 naming the variable" sh -c \
+  "[ $rc -eq 2 ] && grep -q 'CREDWATCH_REDIS_CA_FILE: CA file $T/missing.pem' '$T/opt.err'"
+CREDWATCH_REDIS_TIMEOUT_MS=0 "$BIN" scan --redis-cluster "127.0.0.1:$dead" "$T/arch/p1" >/dev/null 2>"$T/opt.err"
+rc=$?
+check "CREDWATCH_REDIS_TIMEOUT_MS out of range: exit 2 naming it" sh -c \
+  "[ $rc -eq 2 ] && grep -q 'CREDWATCH_REDIS_TIMEOUT_MS: \"0\" is not milliseconds' '$T/opt.err'"
+
 # ---- a 3-master cluster ------------------------------------------------------------------------------
 set -- $(cluster_ports)
 if [ $# -ne 3 ]; then nok "three free loopback ports"; exit 1; fi
