@@ -85,7 +85,7 @@ run: all
 # The one test command: builds, runs every suite, prints `N passed, N failed` last.
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory $(BUILD)/credwatch $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/credwatch $(TEST_BIN) $(BUILD)/tests/bench_decode
 	@BUILD=$(BUILD) tests/run_all.sh
 
 unit:
@@ -111,16 +111,17 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-# Unit suites and the scan test under the sanitizers: the part of `make asan` CI can afford
+# Unit suites and the scan tests (one of them threaded) under the sanitizers: the part of `make asan` CI can afford
 # (the integration scripts under ASan take most of its time and test the same code paths).
 ASAN_BUILD = build-asan
 asan-unit:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" $(ASAN_BUILD)/credwatch \
-	  $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(TEST_BIN))
+	  $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(TEST_BIN)) $(ASAN_BUILD)/tests/bench_decode
 	@BUILD=$(ASAN_BUILD) ONLY=unit tests/run_all.sh
 	@BUILD=$(ASAN_BUILD) timeout -k 5 600 sh tests/it_scan.sh
+	@BUILD=$(ASAN_BUILD) timeout -k 5 600 sh tests/it_scan_jobs.sh
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) need clang: the library is rebuilt in build-fuzz/ with
 # coverage instrumentation, each harness links libFuzzer's main. `make fuzz` runs each target for

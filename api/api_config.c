@@ -10,11 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "settings.h"
 #include "store.h"
 
 enum opt_kind { OPT_LISTEN, OPT_REDIS_URL, OPT_REDIS_CLUSTER, OPT_STORE, OPT_DATA_DIR, OPT_DATA_MAX_BYTES, OPT_INGEST_TOKENS, OPT_READ_TOKENS, OPT_ALLOW_UNAUTH, OPT_THREADS,
-                OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
+                OPT_MAX_BODY, OPT_MAX_INFLATED, OPT_INGEST_CHUNK, OPT_REDIS_TIMEOUT, OPT_DRAIN, OPT_CONN_TIMEOUT, OPT_MAX_CONNECTIONS,
                 OPT_MAX_INFLIGHT_INGEST, OPT_MAX_INFLIGHT_INGEST_BYTES, OPT_HEADER_TIMEOUT, OPT_UPLOAD_TIMEOUT,
                 OPT_STORE_MAX_BYTES, OPT_OUTBOX_CLAIM_MS, OPT_CORS_ORIGINS, OPT_TLS_CERT, OPT_TLS_KEY,
                 OPT_TLS_KEY_PASSWORD, OPT_TLS_CLIENT_CA, OPT_REDIS_CA_FILE, OPT_REDIS_CLIENT_CERT,
@@ -54,6 +55,9 @@ struct opt {
 #define FIELD(f) offsetof(struct api_config, f)
 #define OPT_DATA_MAX_DEFAULT "8589934592"  /* --help's text of STORE_DURABLE_DEFAULT_BYTES */
 _Static_assert(STORE_DURABLE_DEFAULT_BYTES == 8589934592ULL, "OPT_DATA_MAX_DEFAULT must follow the store's default");
+#define OPT_CHUNK_DEFAULT "8388608"        /* --help's text of ENG_CHUNK_BYTES */
+_Static_assert(ENG_CHUNK_BYTES == 8388608, "OPT_CHUNK_DEFAULT must follow the engine's default");
+_Static_assert(API_MAX_CHUNK_BYTES + ((size_t)64 << 10) <= EVB_MAX_BYTES, "a chunk and one more event must fit one event buffer");
 
 static opt_hook set_listen, set_store_bytes, set_cors_origins, set_store_kind, set_data_dir_given, set_data_bytes;
 
@@ -95,6 +99,9 @@ static const struct opt OPTS[OPT_COUNT] = {
     [OPT_MAX_INFLATED] = {"--max-inflated-bytes", "CREDWATCH_MAX_INFLATED_BYTES", "268435456",
      "largest decompressed ingest body: 413 above",
      T_SIZE, FIELD(max_inflated), API_MIN_BODY, API_MAX_INFLATED, "bytes,", NULL, NULL},
+    [OPT_INGEST_CHUNK] = {"--ingest-chunk-bytes", "CREDWATCH_INGEST_CHUNK_BYTES", OPT_CHUNK_DEFAULT,
+     "decoded events one ingest request holds at once (packed, ~300 B each); a request with more is decoded twice",
+     T_SIZE, FIELD(ingest_chunk_bytes), API_MIN_CHUNK_BYTES, API_MAX_CHUNK_BYTES, "bytes,", NULL, NULL},
     [OPT_REDIS_TIMEOUT] = {"--redis-timeout-ms", "CREDWATCH_REDIS_TIMEOUT_MS", "1000",
      "Redis connect and command timeout",
      T_INT, FIELD(redis_timeout_ms), 1, API_MAX_REDIS_TIMEOUT_MS, "milliseconds,", NULL, NULL},
@@ -448,6 +455,7 @@ static void set_defaults(struct api_config *c)
     c->threads = 0;  /* derive_threads: it depends on the store */
     c->max_body = API_DEFAULT_MAX_BODY;
     c->max_inflated = API_DEFAULT_MAX_INFLATED;
+    c->ingest_chunk_bytes = ENG_CHUNK_BYTES;
     c->redis_timeout_ms = API_DEFAULT_REDIS_TIMEOUT_MS;
     c->drain_s = API_DEFAULT_DRAIN_S;
     c->conn_timeout_s = API_DEFAULT_CONN_TIMEOUT_S;

@@ -10,6 +10,7 @@
 #include "api_auth.h"
 #include "api_cors.h"
 #include "api_tls.h"
+#include "evbuf.h"
 #include "settings.h"
 
 #define API_LISTEN_MAX 300            /* "host:port" text */
@@ -28,6 +29,13 @@
 #define API_MAX_BODY ((size_t)4 << 30)
 #define API_MAX_INFLATED ((size_t)64 << 30)
 #define API_MAX_REDIS_TIMEOUT_MS 60000
+/* CREDWATCH_INGEST_CHUNK_BYTES (default ENG_CHUNK_BYTES): below 4 KiB a chunk holds three or four events
+ * and a large request becomes a store round every few records. A chunk is filled until it reaches its
+ * size, so the buffer must hold it plus one event: at EVB_MAX_BYTES itself the push that would reach it
+ * fails first, and a request with that many events would be answered "out of memory" (503, retried
+ * forever). Half the buffer's bound leaves that room with margin. */
+#define API_MIN_CHUNK_BYTES ((size_t)4 << 10)
+#define API_MAX_CHUNK_BYTES (EVB_MAX_BYTES / 2)
 #define API_MAX_DRAIN_S 3600
 
 #define API_DEFAULT_CONN_TIMEOUT_S 75u  /* idle connections: above a load balancer's 60 s idle timeout */
@@ -58,6 +66,7 @@ struct api_config {
     int allow_unauth;
     unsigned threads;
     size_t max_body, max_inflated;
+    size_t ingest_chunk_bytes;        /* eng_config.chunk_bytes of every worker's engine */
     int redis_timeout_ms;
     unsigned drain_s;
     unsigned conn_timeout_s;          /* MHD_OPTION_CONNECTION_TIMEOUT */

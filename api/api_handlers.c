@@ -204,7 +204,7 @@ struct fh_run {
     size_t inflate_left;        /* bytes the request's gzip records may still inflate to: one budget of
                                  * CREDWATCH_MAX_INFLATED_BYTES per request, as on the other routes */
     size_t inflate_start;       /* inflate_left before the first record */
-    int too_big;                /* CW_ETOOBIG's cause: 0 records, 1 inflated bytes */
+    int too_big;                /* CW_ETOOBIG's cause: 0 records, 1 inflated bytes, 2 refused inputs */
     int gzip;                   /* it was gzip */
     int fatal;                  /* CW_ENOMEM: the request is answered 503; CW_ETOOBIG: 413 */
     /* Pass 2 (engine.h): a request with more events than one chunk is read again, each input pass 1
@@ -216,6 +216,10 @@ struct fh_run {
 };
 
 #define FH_REFUSED_INITIAL 16
+/* Inputs pass 1 may refuse in one request (8 MB of their numbers): past it the request is 413. A
+ * request is at most 10,000 records of 1,000 KiB, so only a hostile one holds a million inputs that
+ * do not decode. */
+#define FH_REFUSED_MAX 1000000
 
 static void reject(struct fh_run *f, enum api_fh_reason why, long event, const char *detail)
 {
@@ -255,8 +259,10 @@ static int replay_input(struct fh_run *f, const uint8_t *buf, size_t len, size_t
 static int remember_refused(struct fh_run *f, size_t no)
 {
     void *a = f->refused;
-    if (cw_grow(&a, &f->cap_refused, f->n_refused + 1, sizeof *f->refused, FH_REFUSED_INITIAL, SIZE_MAX / sizeof(size_t))) {
-        f->fatal = CW_ENOMEM;
+    int rc = cw_grow(&a, &f->cap_refused, f->n_refused + 1, sizeof *f->refused, FH_REFUSED_INITIAL, FH_REFUSED_MAX);
+    if (rc) {
+        f->fatal = rc;  /* CW_ENOMEM, or CW_ETOOBIG past FH_REFUSED_MAX */
+        f->too_big = 2;
         return 1;
     }
     f->refused = a;
@@ -401,7 +407,9 @@ static enum MHD_Result finish(struct fh_run *f, int rc, size_t n_records)
         return api_fh_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry");
     if (rc == CW_ETOOBIG) {
         char m[128];
-        if (f->too_big)
+        if (f->too_big == 2)
+            snprintf(m, sizeof m, "more than %d inputs of the request are not CloudTrail", FH_REFUSED_MAX);
+        else if (f->too_big)
             snprintf(m, sizeof m, "the records inflate past CREDWATCH_MAX_INFLATED_BYTES; send smaller buffers");
         else
             snprintf(m, sizeof m, "the records hold more than %zu CloudTrail records; send smaller buffers",

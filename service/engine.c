@@ -373,7 +373,8 @@ static int key_commit(struct round *r, size_t j, size_t fresh)
     struct det_verdict vo, vn;
     det_judge(&e->old, &e->cfg.det, &vo);
     det_judge(&e->key, &e->cfg.det, &vn);
-    det_remember(&e->key, &vn);
+    if (!e->cfg.judge_whole)
+        det_remember(&e->key, &vn);
     int len = det_encode(&e->key, e->blob, sizeof e->blob);
     if (keep_blob(&slot->blob, e->blob, len))
         return CW_ENOMEM;
@@ -462,7 +463,7 @@ static int commit_floor(struct round *r, size_t j)
  * are not needed any more). */
 static int round_floor(struct round *r)
 {
-    for (size_t j = 0; j < r->nc; j++) {
+    for (size_t j = 0; j < r->nc && !r->e->cfg.judge_whole; j++) {
         if (r->commits[j].version || !r->puts[j].id)
             continue;
         int rc = commit_floor(r, j);
@@ -880,6 +881,19 @@ int eng_ingest(struct eng *e, const uint8_t *buf, size_t len, int64_t now_ms, st
     size_t ignored = rep->ignored;
     rep->accepted = records - skipped - ignored - rep->duplicates;
     return rc;
+}
+
+int eng_key_verdict(struct eng *e, const char *akid, struct det_verdict *v)
+{
+    struct store_load l = { .akid = akid };
+    if (store_load(e->st, &l, 1))
+        return CW_EUNAVAIL;
+    if (!l.version)
+        return CW_ENOTFOUND;
+    if (det_decode(&e->key, l.blob, l.blob_len))
+        return CW_EUNAVAIL;
+    det_judge(&e->key, &e->cfg.det, v);
+    return 0;
 }
 
 int eng_key_json(struct eng *e, const char *akid, char **json)

@@ -65,6 +65,13 @@ struct eng_config {
     struct det_ctx det;
     int64_t late_margin_s;   /* 0 = DET_LATE_MARGIN: a record is kept at least this long after arrival */
     size_t chunk_bytes;      /* 0 = ENG_CHUNK_BYTES (tests set small ones to drive pass 2) */
+    /* The verdict is the whole evidence's: no severity memory (det_remember) between commits, no
+     * floor from an existing finding. The service keeps a severity once raised (an analyst saw it,
+     * and later records are the thief's to forge); a scan, which has every record at once, judges
+     * each key on all of them, so its findings do not depend on how its events were batched
+     * (scan --jobs, docs/detection.md section 6). A finding raised on part of the evidence and not
+     * supported by all of it is left in the store; eng_key_verdict tells the caller. */
+    int judge_whole;
     int keep_failed;         /* eng_apply keeps its events when the store was unavailable, for the
                               * caller's own retry (scan); otherwise they are dropped (the sender retries) */
     /* Called for every finding this engine created or updated (id, 1 when created), after the store
@@ -133,6 +140,9 @@ int eng_add(struct eng *e, const struct evbuf *src, size_t i);
 /* The pending events and *b exchanged (no copy): a scan shard fills a buffer while its engine
  * applies the previous one. */
 void eng_swap_events(struct eng *e, struct evbuf *b);
+
+/* The verdict of a key's stored state: 0, CW_ENOTFOUND (no state), CW_EUNAVAIL. */
+int eng_key_verdict(struct eng *e, const char *akid, struct det_verdict *v);
 
 /* Key context as JSON (GET /v1/keys/{id}); *json is malloc'd. 0, CW_ENOTFOUND if unknown,
  * CW_EUNAVAIL or CW_ENOMEM. */

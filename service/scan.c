@@ -35,6 +35,7 @@ struct scan {
     const char *store_name;
     struct eng_config cfg;
     struct scan_totals t;
+    size_t unsupported;          /* findings raised on part of a key's evidence, not on all of it */
     double t0;
 };
 
@@ -70,7 +71,8 @@ static void usage(FILE *out)
           "                        CREDWATCH_REDIS_* variables)\n"
           "  --state-ttl DURATION  how long key state outlives its last write, e.g. 7d, 36h (default 7d,\n"
           "                        1h..90d): longer than the whole scan of every part, reruns included\n"
-          "  --report              no PATH: print every finding in the Redis store (all parts merged)\n"
+          "  --report              no PATH: print every finding in the Redis store (all parts merged;\n"
+          "                        give the network options the parts' scans had)\n"
           "  --fail-on-findings  exit 1 when any finding exists (in Redis: in this process's share)\n"
           "  --quiet             no summary or progress on standard error\n"
           "  --help              this text\n"
@@ -230,7 +232,7 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
     int rc;
     if (!(s->st = scan_store_open(&o->store, max_bytes, &s->store_name, &rc)))
         return rc;
-    if (scan_store_shared(&o->store)) {  /* every shard's engine reports into one set */
+    if (scan_store_shared(&o->store) && !o->store.report) {  /* every shard's engine reports into one set */
         if (!(s->share = scan_share_new(SCAN_FINDINGS_MAX))) {
             fprintf(stderr, "credwatch scan: out of memory\n");
             return CW_ENOMEM;
@@ -238,8 +240,13 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
         s->cfg.on_finding = scan_share_on_finding;
         s->cfg.on_finding_ud = s->share;
     }
-    s->cfg.late_margin_s = o->store.state_ttl_s;  /* why: scan_store.c */
     s->cfg.limits.max_records = SCAN_MAX_RECORDS_PER_FILE;
+    s->cfg.judge_whole = 1;  /* every record at once: the findings must not depend on the batching */
+    /* Key state must outlive the scan: it is kept from the wall clock, and a key met in the first
+     * and the last file of a scan of hours must still be one key. The bound on memory is the
+     * store's (CREDWATCH_STORE_MAX_BYTES), not time. On Redis, every part of a scan over many
+     * machines must meet the state the others left: --state-ttl (scan_store.c). */
+    s->cfg.late_margin_s = o->store.state_ttl_s;
     set_net_ctx(net, &s->cfg.det);
     return 0;
 }
@@ -250,6 +257,10 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
 static long scan_paths(struct scan *s, const struct scan_opts *o)
 {
     struct scan_run_cfg rc = { .st = s->st, .eng = &s->cfg, .jobs = o->jobs, .batch_bytes = o->batch_bytes };
+    /* a file is handed to the shards a chunk at a time: a batch smaller than a chunk makes the chunk
+     * as small, so a small --batch-bytes splits even one file's events over many applies */
+    if (o->batch_bytes && o->batch_bytes < ENG_CHUNK_BYTES)
+        s->cfg.chunk_bytes = o->batch_bytes;
     if (!o->quiet && isatty(STDERR_FILENO)) {
         /* counted by stat first: the progress line's totals and ETA */
         scan_measure(o->paths, o->npaths, SCAN_MEASURE_MAX_FILES, &rc.total_files, &rc.total_bytes);
@@ -261,8 +272,9 @@ static long scan_paths(struct scan *s, const struct scan_opts *o)
     if (scan_run(&rc, o->paths, o->npaths, &s->t))
         return -1;
     struct scan_print_stats ps;
-    if (scan_store_print(s->st, s->share, o->format, &ps))
+    if (scan_store_print(s->st, s->share, o->format, &s->cfg, &ps))
         s->t.bad_files++;
+    s->unsupported = ps.unsupported;
     return (long)ps.findings;
 }
 
@@ -283,6 +295,9 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
                 s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, keys,
                 findings, s->share ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
                 dt > 0 ? s->t.records / dt : 0.0);
+    if (s->unsupported && !quiet)
+        fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "
+                "them and were not printed\n", s->unsupported);
     if (s->t.lost_events)
         fprintf(stderr, "credwatch scan: error: %zu events could not be applied (the store refused them)\n",
                 s->t.lost_events);
@@ -308,12 +323,12 @@ int scan_main(int argc, char **argv)
         status = 0;
         goto out;
     }
-    if (o.store.report) {
-        status = scan_store_report(&o.store, o.format, o.fail_on_findings, o.quiet);
-        goto out;
-    }
     if (scan_setup(&s, &o, &net))
         goto out;
+    if (o.store.report) {  /* judged with the parts' network settings: the same options */
+        status = scan_store_report(s.st, s.store_name, &s.cfg, o.format, o.fail_on_findings, o.quiet);
+        goto out;
+    }
     long printed = scan_paths(&s, &o);
     if (printed < 0)
         goto out;

@@ -17,6 +17,8 @@
 #define SCAN_PROGRESS_EVERY_S 0.5
 #define SCAN_READ_CHUNK ((size_t)1 << 20) /* standard input read whole grows by this much first */
 #define SCAN_SHARD_IDX_INITIAL 1024
+#define SCAN_FILL_BATCHES 2               /* a shard's filling buffer grows to this many batches while
+                                           * its engine applies the previous one, before threads wait */
 
 struct shard {
     pthread_mutex_t mu;
@@ -97,9 +99,13 @@ static void shard_apply(struct run *r, struct shard *sh)
 }
 
 /* With sh->mu held: when the filling buffer holds a batch (or `all`), it becomes the engine's and
- * is applied with the lock released, so other threads go on filling the next one. */
+ * is applied with the lock released, so other threads go on filling the next one. A thread that
+ * finds the shard's engine busy goes back to decoding instead of waiting, until the filling buffer
+ * holds SCAN_FILL_BATCHES batches: only then does it wait (the memory bound). */
 static void shard_flush_locked(struct run *r, struct shard *sh, int all)
 {
+    if (!all && sh->applying && evb_bytes(&sh->fill) < SCAN_FILL_BATCHES * r->batch)
+        return;
     while (sh->applying)
         pthread_cond_wait(&sh->cv, &sh->mu);
     if (evb_count(&sh->fill) == 0 || (!all && evb_bytes(&sh->fill) < r->batch))

@@ -8,9 +8,10 @@
  * does not (the key state's merge is order-independent, tests/it_scan_jobs.sh compares runs).
  *
  * Memory is bounded whatever the archive's size: each thread holds one chunk of events
- * (ENG_CHUNK_BYTES) and a read piece, each shard at most two batches (the one filling and the one
- * applying) plus one chunk of overshoot; files are streamed, never read whole (standard input and
- * other unseekable files excepted: read whole, up to SCAN_MAX_WHOLE_BYTES).
+ * (ENG_CHUNK_BYTES) and a read piece, each shard at most three batches (one applying, and up to
+ * two filling meanwhile: scan_run.c SCAN_FILL_BATCHES) plus one chunk of overshoot; files are
+ * streamed, never read whole (standard input and other unseekable files excepted: read whole, up to
+ * SCAN_MAX_WHOLE_BYTES).
  */
 #ifndef CW_SCAN_RUN_H
 #define CW_SCAN_RUN_H

@@ -14,8 +14,10 @@
  * would be missed without a word. A scan keeps its state SCAN_STATE_TTL_DEFAULT_S (7 days) instead:
  * long enough for many machines to work through a large archive, and for a failed part to be rerun
  * after a weekend; short enough that the state of a finished scan leaves Redis by itself (findings
- * stay their 90 days). --state-ttl sets it; the in-memory scan uses it too (a single scan longer
- * than 2 h lost its early keys' state the same way).
+ * stay their 90 days). --state-ttl sets it, for the in-memory scan too (a scan of hours is one scan).
+ *
+ * What is printed is judged on each key's final stored state (engine.h judge_whole): a finding one
+ * part raised on some of a key's records that all of them do not support stays stored, not printed.
  */
 #include "scan_store.h"
 #include "cw.h"
@@ -378,9 +380,19 @@ static int collect_all(struct store *st, struct scan_share *sh)
     return rc;
 }
 
+/* 1 when the whole evidence supports the stored finding: its key's state still judges a finding
+ * (engine.h judge_whole). A key whose state is gone (expired, evicted) keeps its finding as stored;
+ * so does every finding when there is no judge. */
+static int supported(struct eng *je, const struct store_finding *f)
+{
+    struct det_verdict v;
+    return !je || strncmp(f->id, "cwf-", 4) != 0 || eng_key_verdict(je, f->id + 4, &v) != 0 || v.finding;
+}
+
 /* The findings of ids[0..n) from the store, printed. strict: a missing one is an error (an own
  * share names only findings this process wrote); else skipped (gone since it was listed). */
-static int print_ids(struct store *st, char **ids, size_t n, int format, int strict, struct scan_print_stats *ps)
+static int print_ids(struct store *st, struct eng *je, char **ids, size_t n, int format, int strict,
+                     struct scan_print_stats *ps)
 {
     int status = 0;
     for (size_t i = 0; i < n; i++) {
@@ -399,7 +411,9 @@ static int print_ids(struct store *st, char **ids, size_t n, int format, int str
                     why && *why ? why : cw_strerror(rc));
             return rc;
         }
-        if (f.status != STORE_ST_RETRACTED)
+        if (f.status != STORE_ST_RETRACTED && !supported(je, &f))
+            ps->unsupported++;
+        else if (f.status != STORE_ST_RETRACTED)
             print_one(&f, format, ps);
         store_finding_free(&f);
     }
@@ -419,9 +433,10 @@ static void bound_message(const struct scan_share *sh, int own)
 }
 
 int scan_store_print_max(struct store *st, struct scan_share *share, int format, size_t max,
-                         struct scan_print_stats *ps)
+                         const struct eng_config *judge, struct scan_print_stats *ps)
 {
     memset(ps, 0, sizeof *ps);
+    struct eng *je = judge ? eng_new(st, judge) : NULL;  /* without one (out of memory) every finding prints */
     struct scan_share *all = share ? NULL : scan_share_new(max);
     struct scan_share *sh = share ? share : all;
     int rc = sh ? 0 : CW_ENOMEM;
@@ -439,34 +454,32 @@ int scan_store_print_max(struct store *st, struct scan_share *share, int format,
     if (rc == CW_ENOMEM)
         fprintf(stderr, "credwatch scan: out of memory listing the findings\n");
     if (rc == 0)
-        rc = print_ids(st, ids, sh->n, format, share != NULL, ps);
+        rc = print_ids(st, je, ids, sh->n, format, share != NULL, ps);
     fflush(stdout);
+    eng_free(je);
     free(ids);
     scan_share_free(all);
     return rc;
 }
 
-int scan_store_print(struct store *st, struct scan_share *share, int format, struct scan_print_stats *ps)
+int scan_store_print(struct store *st, struct scan_share *share, int format, const struct eng_config *judge,
+                     struct scan_print_stats *ps)
 {
-    return scan_store_print_max(st, share, format, SCAN_FINDINGS_MAX, ps);
+    return scan_store_print_max(st, share, format, SCAN_FINDINGS_MAX, judge, ps);
 }
 
 /* ---- scan --report --------------------------------------------------------------------------- */
 
-int scan_store_report(const struct scan_store_opts *o, int format, int fail_on_findings, int quiet)
+int scan_store_report(struct store *st, const char *name, const struct eng_config *judge, int format,
+                      int fail_on_findings, int quiet)
 {
-    const char *name;
-    int rc;
-    struct store *st = scan_store_open(o, 0, &name, &rc);
-    if (!st)
-        return 2;
     struct scan_print_stats ps;
     double t0 = cw_mono_s();
-    rc = scan_store_print(st, NULL, format, &ps);
+    int rc = scan_store_print(st, NULL, format, judge, &ps);
     if (!quiet)
         fprintf(stderr, "credwatch scan: report: %zu findings in the %s store (%zu critical, %zu high, %zu medium, "
-                "%zu low)%s, %.1f s\n", ps.findings, name, ps.by_severity[3], ps.by_severity[2], ps.by_severity[1],
-                ps.by_severity[0], rc ? ", INCOMPLETE: see above" : "", cw_mono_s() - t0);
-    store_free(st);
+                "%zu low; %zu not supported by all of their key's records, not printed)%s, %.1f s\n", ps.findings,
+                name, ps.by_severity[3], ps.by_severity[2], ps.by_severity[1], ps.by_severity[0], ps.unsupported,
+                rc ? ", INCOMPLETE: see above" : "", cw_mono_s() - t0);
     return rc ? 2 : (fail_on_findings && ps.findings) ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "store.h"
 
 /* Findings one scan prints in id order: their ids are held in memory to be sorted (~80 bytes each,
@@ -59,20 +60,27 @@ void scan_share_on_finding(void *ud, const char *id, int created);
 struct scan_print_stats {
     size_t findings;         /* findings printed (or not showable in the format, which still count) */
     size_t by_severity[4];   /* low, medium, high, critical, by the documents' severity */
+    size_t unsupported;      /* left out: raised on part of a key's records, not supported by all */
 };
 
 /* Prints the findings of share (NULL: every finding in the store) in `format` (enum exp_format), one
- * per line, sorted by finding id; retracted findings are left out. Returns 0; CW_ETOOBIG when more
- * than SCAN_FINDINGS_MAX findings (or share's bound) were met: nothing printed, the reason on
- * standard error; CW_EUNAVAIL / CW_ENOMEM, the reason on standard error. */
-int scan_store_print(struct store *st, struct scan_share *share, int format, struct scan_print_stats *ps);
+ * per line, sorted by finding id; retracted findings are left out, and, with judge (the scan's engine
+ * config, judge_whole), findings the key's stored state no longer supports (engine.h judge_whole:
+ * raised on part of the evidence; a key whose state is gone keeps its finding). Returns 0;
+ * CW_ETOOBIG when more than SCAN_FINDINGS_MAX findings (or share's bound) were met: nothing printed,
+ * the reason on standard error; CW_ENOTFOUND (a share's finding gone from the store), CW_EUNAVAIL,
+ * CW_ENOMEM: the reason on standard error. */
+int scan_store_print(struct store *st, struct scan_share *share, int format, const struct eng_config *judge,
+                     struct scan_print_stats *ps);
 /* The same with the bound given (tests). */
 int scan_store_print_max(struct store *st, struct scan_share *share, int format, size_t max,
-                         struct scan_print_stats *ps);
+                         const struct eng_config *judge, struct scan_print_stats *ps);
 
-/* `scan --report`: opens the shared store, prints every finding in it (the merged result of every
- * part) and a one-line summary on standard error unless quiet. Returns the exit status: 0, 1 with
- * fail_on_findings when a finding exists, 2 when the store cannot be used or the listing fails. */
-int scan_store_report(const struct scan_store_opts *o, int format, int fail_on_findings, int quiet);
+/* `scan --report`: every finding in the shared store st (the merged result of every part; name as
+ * scan_store_open gave it), judged as scan_store_print does with the same network settings as the
+ * parts' scans, and a one-line summary on standard error unless quiet. Returns the exit status: 0,
+ * 1 with fail_on_findings when a finding exists, 2 when the listing fails. */
+int scan_store_report(struct store *st, const char *name, const struct eng_config *judge, int format,
+                      int fail_on_findings, int quiet);
 
 #endif

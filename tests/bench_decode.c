@@ -13,7 +13,8 @@
  *                                     FILES gzip files of PER_FILE records each, the records of a
  *                                     longer run of the same generator (event ids all distinct) over
  *                                     only KEYS access keys: an archive of any size whose key state
- *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh)
+ *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh);
+ *                                     KEYS 0: a new key every 7 records, as --write-gz
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -260,7 +261,7 @@ static int write_gz(const char *dir, size_t files)
 
 static int write_archive(const char *dir, size_t files, size_t per, size_t keys)
 {
-    key_space = keys ? keys : 1;
+    key_space = keys;  /* 0: one key per 7 records, as --write-gz */
     for (size_t f = 0; f < files; f++) {
         struct buf b = make_file(f * per, (f + 1) * per);
         char path[4096];

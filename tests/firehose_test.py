@@ -10,6 +10,8 @@ CloudTrail and base64 that is not base64 among them. Checks:
   - every answer's shape exactly (status, Content-Type, Content-Length, keys and types, requestId echoed);
   - the findings equal those of the same records posted to /v1/ingest/cloudtrail on a fresh instance;
   - every request re-sent to another instance on the same Redis: accepted 0 (exactly once);
+  - a request (and a /v1/ingest body) spanning hundreds of 4 KiB chunks (CREDWATCH_INGEST_CHUNK_BYTES: decoded
+    twice, applied chunk by chunk, the refused records skipped in pass 2) answered and applied as in one pass;
   - hostile input: 10,001 records, a record over 1,000 KiB, a gzip bomb in a record, invalid request ids,
     more CloudTrail records in one request than max_records (413), ambiguous framing (refused before
     routing, still in Firehose's shape), a missing or wrong access key, a body over the cap, the store
@@ -262,6 +264,7 @@ def main():
 
     hostile(a, c)
     auth_and_caps(a, url)
+    chunked_equal()
 
     # ---- the store down: 503 in Firehose's shape, never 4xx ----
     redis.stop()
@@ -382,6 +385,123 @@ def hostile(a, c):
           Answer(status, hdrs, payload), 400, "framing-1")
     shape("no X-Amz-Firehose-Request-Id header: 200 (the body's id)", post(a.port, envelope("body-only", [b64(rec)])),
           200, "body-only")
+
+
+# ---- a request larger than one chunk of decoded events (engine.h, CREDWATCH_INGEST_CHUNK_BYTES) ----
+
+UA_MARKED = "Boto3/1.34.20 md/Botocore#1.34.20 ua/2.0 os/linux#5.10 lang/python#3.12.1 exec-env/AWS_Lambda_python3.12"
+UA_CLI = "aws-cli/2.15.0 ua/2.0 os/linux#6.1"
+T_SYNTH = 1710319200  # 2024-03-13T08:40:00Z: the keys' uses fall within their issuance's 12 hours
+
+
+def synth_key(tag, k, t0):
+    """One key's records in arrival order (issuance, marked uses, then for k % 3 == 0 two outside uses), plus
+    records of other kinds: an IAM user's key (ignored) for k % 3 == 2, a record without eventTime (skipped)
+    for k % 5 == 0. Each key's evidence comes in order, so no verdict depends on where a chunk ends."""
+    akid = "ASIAFH%s%010d" % (tag, k)
+    n = [0]
+
+    def rec(extra, ident=None, when=None):
+        n[0] += 1
+        r = {"eventVersion": "1.08", "eventID": "fh-%s-%d-%d" % (tag, k, n[0]), "awsRegion": "us-east-1",
+             "eventTime": when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + k * 10 + n[0])),
+             "userIdentity": ident or {"type": "AssumedRole", "accessKeyId": akid, "accountId": "111122223333",
+                                       "arn": "arn:aws:sts::111122223333:assumed-role/fn%d-role/fn%d" % (k, k)}}
+        r.update(extra)
+        return r
+    out = [rec({"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "sourceIPAddress": "lambda.amazonaws.com",
+                "userAgent": "lambda.amazonaws.com",
+                "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/fn%d-role" % k, "roleSessionName": "fn%d" % k},
+                "responseElements": {"credentials": {"accessKeyId": akid, "expiration": "Mar 13, 2024, 8:33:21 PM"}}},
+               ident={"type": "AWSService", "invokedBy": "lambda.amazonaws.com"})]
+    for action in ("PutItem", "GetItem", "Query"):
+        out.append(rec({"eventSource": "dynamodb.amazonaws.com", "eventName": action,
+                        "sourceIPAddress": "3.5.140.%d" % (k % 250 + 1), "userAgent": UA_MARKED}))
+    if k % 3 == 0:
+        out.append(rec({"eventSource": "sts.amazonaws.com", "eventName": "GetCallerIdentity",
+                        "sourceIPAddress": "198.51.100.%d" % (k % 200 + 1), "userAgent": UA_CLI}))
+        out.append(rec({"eventSource": "iam.amazonaws.com", "eventName": "ListUsers", "errorCode": "AccessDenied",
+                        "sourceIPAddress": "203.0.113.%d" % (k % 200 + 1), "userAgent": UA_CLI}))
+    if k % 3 == 2:
+        out.append(rec({"eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "sourceIPAddress": "192.0.2.10",
+                        "userAgent": UA_CLI},
+                       ident={"type": "IAMUser", "accessKeyId": "AKIAFHUSER%010d" % k, "accountId": "111122223333",
+                              "arn": "arn:aws:iam::111122223333:user/u%d" % k}))
+    if k % 5 == 0:
+        bad = rec({"eventSource": "sts.amazonaws.com", "eventName": "GetCallerIdentity"})
+        del bad["eventTime"]
+        out.append(bad)
+    return out
+
+
+def chunked_request(rid, n_keys):
+    """A Firehose request of n_keys keys' records in three forms (a record each, CloudWatch Logs messages,
+    NDJSON), an exact repeat, and records refused or dropped in between: bad base64, not CloudTrail (a record,
+    and a log event inside a subscription message), corrupt gzip, a control message."""
+    keys = [synth_key("C", k, T_SYNTH) for k in range(n_keys)]
+    third = n_keys // 3
+    datas = [b64(json.dumps(r).encode()) for rs in keys[:third] for r in rs]
+    datas.insert(len(datas) // 2, BAD_B64)
+    datas.append(datas[5])  # the same record again: a duplicate
+    datas.append(b64(NOT_CLOUDTRAIL))
+    for i in range(third, 2 * third, 20):
+        events = [r for rs in keys[i:min(i + 20, 2 * third)] for r in rs]
+        if i == third:  # a log event that is not CloudTrail, among good ones: pass 2 skips that one alone
+            events.insert(len(events) // 2, json.loads(NOT_CLOUDTRAIL))
+        msg = cwl_message(events)
+        datas.append(b64(gzip.compress(json.dumps(msg).encode())))
+        if i == third:
+            datas.append(b64(gzip.compress(json.dumps(cwl_message([], control=True)).encode())))
+    datas.append(b64(gzip.compress(NOT_CLOUDTRAIL)[:-9]))
+    datas.append(b64("\n".join(json.dumps(r) for rs in keys[2 * third:] for r in rs).encode() + b"\n"))
+    return envelope(rid, datas), sum(len(rs) for rs in keys)
+
+
+def chunked_equal():
+    """The same Firehose request and the same large /v1/ingest body to an instance whose chunk is 4 KiB (a dozen
+    events: pass 2 applies them in hundreds of chunks, skipping the inputs pass 1 refused) and to one with
+    the default (one pass): the same counts and the same findings."""
+    small = serve("chunk-4k", CREDWATCH_INGEST_CHUNK_BYTES="4096")
+    whole = serve("chunk-default")
+    rid = "chunked-1"
+    env, n = chunked_request(rid, 300)
+    hs = {}
+    for inst in (small, whole):
+        ans = post(inst.port, env, rid=rid)
+        shape("a request of %d records over many chunks: 200 (%s)" % (n, inst.name), ans, 200, rid)
+        hs[inst.name] = {k: v for k, v in ans.headers.items() if k.startswith("x-credwatch-")}
+    hsm, hwh = hs["chunk-4k"], hs["chunk-default"]
+    rep.check(hsm == hwh and len(hsm) == 6, "Firehose over 4 KiB chunks: the same counts as in one pass",
+              "%s vs %s" % (hsm, hwh))
+    rep.check(hsm.get("x-credwatch-rejected") == "4" and hsm.get("x-credwatch-duplicates") == "1" and
+              int(hsm.get("x-credwatch-ignored", 0)) > 0 and int(hsm.get("x-credwatch-skipped", 0)) > 0,
+              "the request has rejected (4), repeated (1), ignored and skipped records", str(hsm))
+    again = post(small.port, env, rid=rid)
+    rep.check(again.headers.get("x-credwatch-accepted") == "0" and
+              again.headers.get("x-credwatch-duplicates") == str(int(hsm["x-credwatch-accepted"]) + 1),
+              "the same request again over chunks: accepted 0, every record a duplicate",
+              str({k: v for k, v in again.headers.items() if k.startswith("x-cred")}))
+    # /v1/ingest/cloudtrail: one body larger than a chunk (keys are counted per chunk: more on the small one)
+    body = json.dumps({"Records": [r for k in range(200) for r in synth_key("I", k, T_SYNTH + 4000)]})
+    docs = {}
+    for inst in (small, whole):
+        st, _, doc = harness.Client(inst.port).request("POST", "/v1/ingest/cloudtrail", body,
+                                                       {"Authorization": "Bearer " + ING, "Content-Type": "application/json"})
+        docs[inst.name] = doc if st == 200 else {"status": st, "doc": doc}
+    dsm, dwh = dict(docs["chunk-4k"]), dict(docs["chunk-default"])
+    ksm, kwh = dsm.pop("keys", None), dwh.pop("keys", None)
+    for d in (dsm, dwh):
+        d["findings"] = sorted(d.get("findings") or [])
+    rep.check(dsm == dwh and dsm.get("accepted", 0) > 0, "/v1/ingest over 4 KiB chunks: the same answer as in one pass "
+              "(%s records)" % dsm.get("records"), "%s vs %s" % (str(dsm)[:300], str(dwh)[:300]))
+    rep.check(isinstance(ksm, int) and isinstance(kwh, int) and ksm > kwh,
+              "the 4 KiB instance did take pass 2 (keys counted per chunk: %s vs %s)" % (ksm, kwh))
+    fs, fw = findings(small.port), findings(whole.port)
+    diff = sorted(k for k in set(fs) | set(fw) if fs.get(k) != fw.get(k))
+    rep.check(len(fs) == 100 + 67 and not diff, "the same findings over 4 KiB chunks as in one pass (%d)" % len(fs),
+              "differ: %s" % diff[:5])
+    small.stop()
+    whole.stop()
 
 
 def auth_and_caps(a, url):

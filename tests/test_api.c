@@ -21,6 +21,7 @@
 #include "api_route.h"
 #include "api_ui.h"
 #include "cw.h"
+#include "engine.h"
 #include "settings.h"
 #include "sink_http.h"
 #include "sink_run.h"
@@ -274,6 +275,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(c.redis_url, "");
     assert_int_equal(c.max_body, (size_t)32 << 20);
     assert_int_equal(c.max_inflated, (size_t)256 << 20);
+    assert_int_equal(c.ingest_chunk_bytes, ENG_CHUNK_BYTES);
     assert_int_equal(c.redis_timeout_ms, 1000);
     assert_int_equal(c.drain_s, 20);
     assert_true(c.threads >= 1);
@@ -346,6 +348,9 @@ static void test_config_invalid(void **state)
         {"CREDWATCH_REDIS_URL", "http://x"}, {"CREDWATCH_ALLOW_UNAUTHENTICATED", "yes"},
         {"CREDWATCH_INGEST_TOKENS", "tiny"}, {"CREDWATCH_CORS_ORIGINS", "*"},
         {"CREDWATCH_CORS_ORIGINS", "https://soc.example.com/"},
+        {"CREDWATCH_INGEST_CHUNK_BYTES", "4095"}, {"CREDWATCH_INGEST_CHUNK_BYTES", "134217729"},
+        {"CREDWATCH_INGEST_CHUNK_BYTES", "8M"}, {"CREDWATCH_INGEST_CHUNK_BYTES", ""},
+        {"CREDWATCH_INGEST_CHUNK_BYTES", "-4096"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].var, bad[i].value, NULL};
@@ -359,6 +364,36 @@ static void test_config_invalid(void **state)
     assert_int_equal(load(&c, NULL, 2, argv3, msg, sizeof msg), CW_ECONFIG);
     char *argv4[] = {"serve", "--listen"};
     assert_int_equal(load(&c, NULL, 2, argv4, msg, sizeof msg), CW_ECONFIG);
+    char *argv5[] = {"serve", "--ingest-chunk-bytes=1024"};
+    assert_int_equal(load(&c, NULL, 2, argv5, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, "--ingest-chunk-bytes"));
+}
+
+/* The chunk of decoded events an ingest holds (engine.h): both ends of its range are taken, the flag
+ * overrides the variable, and the bounds are the named ones. */
+static void test_config_ingest_chunk(void **state)
+{
+    (void)state;
+    static struct api_config c;
+    char msg[512];
+    char *argv[] = {"serve"};
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, "%zu", (size_t)API_MIN_CHUNK_BYTES);
+    snprintf(hi, sizeof hi, "%zu", (size_t)API_MAX_CHUNK_BYTES);
+    const char *const at_lo[] = {"CREDWATCH_INGEST_CHUNK_BYTES", lo, NULL};
+    assert_int_equal(load(&c, at_lo, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.ingest_chunk_bytes, 4096);
+    const char *const at_hi[] = {"CREDWATCH_INGEST_CHUNK_BYTES", hi, NULL};
+    assert_int_equal(load(&c, at_hi, 1, argv, msg, sizeof msg), 0);
+    assert_int_equal(c.ingest_chunk_bytes, (size_t)128 << 20);
+    assert_true(API_MAX_CHUNK_BYTES < EVB_MAX_BYTES);  /* a chunk is filled past its size by one event */
+    char *flag[] = {"serve", "--ingest-chunk-bytes", "65536"};
+    assert_int_equal(load(&c, at_lo, 3, flag, msg, sizeof msg), 0);
+    assert_int_equal(c.ingest_chunk_bytes, 65536);
+    /* the message gives the range */
+    const char *const below[] = {"CREDWATCH_INGEST_CHUNK_BYTES", "100", NULL};
+    assert_int_equal(load(&c, below, 1, argv, msg, sizeof msg), CW_ECONFIG);
+    assert_non_null(strstr(msg, "4096-134217728"));
 }
 
 /* HTTPS settings: both files or neither, the password and client CA only with them, the password
@@ -952,7 +987,7 @@ int main(void)
         cmocka_unit_test(test_config_threads_per_store),
         cmocka_unit_test(test_config_env_and_flags), cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_config_exposure),   cmocka_unit_test(test_content),
-        cmocka_unit_test(test_config_tls),
+        cmocka_unit_test(test_config_tls),        cmocka_unit_test(test_config_ingest_chunk),
         cmocka_unit_test(test_config_store),      cmocka_unit_test(test_config_store_invalid),
         cmocka_unit_test(test_data_dir_default),
         cmocka_unit_test(test_routes),            cmocka_unit_test(test_sink_routes),

@@ -71,7 +71,7 @@ struct print_call {
 static int do_print(void *arg)
 {
     struct print_call *c = arg;
-    return scan_store_print_max(c->st, c->share, EXP_CREDWATCH, c->max, &c->ps);
+    return scan_store_print_max(c->st, c->share, EXP_CREDWATCH, c->max, NULL, &c->ps);
 }
 
 /* Every finding of the store, in id order, whatever order the store lists them in. */

@@ -1,0 +1,103 @@
+#!/bin/sh
+# bench_scan.sh — `credwatch scan` on one core and on every core (issue 17), from `make bench`:
+#   1. an archive of SCAN_FILES gzip CloudTrail files of 5,000 records each (bench_decode
+#      --write-archive, a new key every 7 records), scanned SCAN_RUNS times each way:
+#        - `--jobs 1` pinned to one core (taskset -c 0): the one-core figure;
+#        - `--jobs N` (N = the CPUs) unpinned: the all-cores figure;
+#        - BASE_BIN (optional: another build's credwatch, e.g. the release before issue 17) pinned
+#          to one core, the baseline "today's one-core figure" the issue's 2x target is against;
+#      beside the decoder's own records/s on one core (bench_decode, same run). Medians; ratios:
+#      all cores / one core, per core / decode (target >= 0.60), all cores / BASE_BIN (target >= 2).
+#   2. peak resident memory of `scan --jobs N` over SCAN_GB GB of gzip archives (a distinct part of
+#      SCAN_PART_FILES files, then hard links to it in more folders up to the size: their records are
+#      duplicates of the first part's, decoded and judged all the same), beside the same scan over the
+#      part alone: the bound must not depend on the archive's size.
+# Scratch in a temporary folder removed on exit. Figures are medians; the machine is shared.
+set -u
+BUILD=${BUILD:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root" || exit 1
+BIN=$root/$BUILD/credwatch
+GEN=$root/$BUILD/tests/bench_decode
+SCAN_FILES=${SCAN_FILES:-60}
+SCAN_RUNS=${SCAN_RUNS:-3}
+SCAN_GB=${SCAN_GB:-1}
+SCAN_PART_FILES=${SCAN_PART_FILES:-200}
+BASE_BIN=${BASE_BIN:-}
+[ -x "$BIN" ] && [ -x "$GEN" ] || { echo "scan: needs $BIN and $GEN (make)"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pin=""
+if command -v taskset >/dev/null 2>&1 && taskset -c 0 true 2>/dev/null; then pin="taskset -c 0"; fi
+cpus=$(nproc)
+
+mkdir -p "$tmp/a"
+records=$("$GEN" --write-archive "$tmp/a" "$SCAN_FILES" 5000 0) || { echo "scan: generation failed"; exit 1; }
+decode=$($pin "$GEN" | sed -n 's/^decode: yajl \([0-9]*\) records\/s.*/\1/p')
+
+# the wall time of one scan, in seconds
+timed() {
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "scan: $* failed" >&2; echo 0; return; }
+  t1=$(date +%s.%N)
+  awk "BEGIN{print $t1 - $t0}"
+}
+one="" all="" base=""
+i=0
+while [ "$i" -lt "$SCAN_RUNS" ]; do   # alternating, so a change in the machine's load hits all three
+  one="$one $(timed $pin "$BIN" scan --quiet --jobs 1 "$tmp/a")"
+  all="$all $(timed "$BIN" scan --quiet --jobs "$cpus" "$tmp/a")"
+  [ -n "$BASE_BIN" ] && base="$base $(timed $pin "$BASE_BIN" scan --quiet "$tmp/a")"
+  i=$((i + 1))
+done
+/usr/bin/python3 - "$records" "$cpus" "${decode:-0}" "$one" "$all" "$base" <<'PYEOF'
+import statistics, sys
+records, cpus, decode = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+med = lambda s: statistics.median([float(x) for x in s.split()]) if s.split() else 0
+one, all_, base = med(sys.argv[4]), med(sys.argv[5]), med(sys.argv[6])
+r1, ra = records / one, records / all_
+print("scan: %d records in gzip files; one core (--jobs 1, pinned): %.0f records/s; all %d cores (--jobs %d): %.0f records/s; "
+      "all/one %.2f" % (records, r1, cpus, cpus, ra, ra / r1))
+if decode:
+    print("scan: decoder alone, one core: %.0f records/s; per core, all cores / decode = %.2f (target >= 0.60: %s); "
+          "one core / decode = %.2f" % (decode, ra / cpus / decode, "met" if ra / cpus / decode >= 0.6 else "NOT met",
+                                      r1 / decode))
+if base:
+    rb = records / base
+    print("scan: BASE_BIN one core: %.0f records/s; all cores / BASE_BIN one core = %.2f (target >= 2: %s); "
+          "one core / BASE_BIN = %.2f" % (rb, ra / rb, "met" if ra / rb >= 2 else "NOT met", r1 / rb))
+PYEOF
+
+# peak memory over SCAN_GB GB
+mkdir -p "$tmp/gb/part0"
+"$GEN" --write-archive "$tmp/gb/part0" "$SCAN_PART_FILES" 5000 0 >/dev/null || { echo "scan: generation failed"; exit 1; }
+part=$(du -sb "$tmp/gb/part0" | cut -f1)
+copies=$(( (SCAN_GB * 1000000000 + part - 1) / part ))
+c=1
+while [ "$c" -lt "$copies" ]; do
+  mkdir "$tmp/gb/part$c" && ln "$tmp/gb/part0"/* "$tmp/gb/part$c"/ || { echo "scan: hard links failed"; exit 1; }
+  c=$((c + 1))
+done
+peak() {  # peak RSS (KB) and wall seconds of one scan
+  /usr/bin/python3 -c '
+import resource, subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if p.returncode == 0 else -1, time.monotonic() - t0)
+' "$@"
+}
+set -- $(peak "$BIN" scan --quiet --jobs "$cpus" "$tmp/gb/part0"); kb_part=$1; s_part=$2
+set -- $(peak "$BIN" scan --quiet --jobs "$cpus" "$tmp/gb"); kb_gb=$1; s_gb=$2
+/usr/bin/python3 - "$part" "$copies" "$SCAN_PART_FILES" "$kb_part" "$s_part" "$kb_gb" "$s_gb" <<'PYEOF'
+import sys
+part, copies, files = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+kb_part, s_part, kb_gb, s_gb = int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
+recs = files * 5000
+print("scan: peak RSS over %.2f GB of gzip (%d records; %d x a %.1f MB part): %.1f MB in %.0f s (%.0f records/s); "
+      "over the part alone (%.1f MB, %d records): %.1f MB; ratio %.2f"
+      % (part * copies / 1e9, recs * copies, copies, part / 1e6, kb_gb / 1024, s_gb, recs * copies / s_gb,
+         part / 1e6, recs, kb_part / 1024, kb_gb / max(kb_part, 1)))
+if kb_gb < 0 or kb_part < 0:
+    print("scan: a peak-memory scan FAILED"); sys.exit(1)
+PYEOF
