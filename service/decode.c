@@ -108,19 +108,26 @@ static const struct node_def nodes[N_COUNT] = {
 
 enum wkey { W_NONE = 0, W_RECORDS, W_DETAIL, W_DETAIL_TYPE, W_TYPE, W_MESSAGE, W_SNS, W_BODY, W_DIGEST };
 
+/* By the first byte first: every key of every record comes here, and no record field starts as a
+ * wrapper key does, so most are told apart by one comparison. */
 static int wrapper_key(const unsigned char *k, size_t len)
 {
 #define WK(s, w) if (len == sizeof(s) - 1 && memcmp(k, s, len) == 0) return w
-    WK("Records", W_RECORDS);
-    WK("detail", W_DETAIL);
-    WK("detail-type", W_DETAIL_TYPE);
-    WK("Type", W_TYPE);
-    WK("Message", W_MESSAGE);
-    WK("Sns", W_SNS);
-    WK("body", W_BODY);
-    WK("digestStartTime", W_DIGEST);
-    WK("digestPublicKeyFingerprint", W_DIGEST);
-    WK("logFiles", W_DIGEST);
+    switch (len ? k[0] : 0) {
+    case 'R': WK("Records", W_RECORDS); break;
+    case 'd':
+        WK("detail", W_DETAIL);
+        WK("detail-type", W_DETAIL_TYPE);
+        WK("digestStartTime", W_DIGEST);
+        WK("digestPublicKeyFingerprint", W_DIGEST);
+        break;
+    case 'T': WK("Type", W_TYPE); break;
+    case 'M': WK("Message", W_MESSAGE); break;
+    case 'S': WK("Sns", W_SNS); break;
+    case 'b': WK("body", W_BODY); break;
+    case 'l': WK("logFiles", W_DIGEST); break;
+    default: break;
+    }
 #undef WK
     return W_NONE;
 }
@@ -488,7 +495,7 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
     const struct node_def *nd = &nodes[top->node];
     for (size_t i = 0; i < nd->n; i++) {
         const struct edge *e = &nd->edges[i];
-        if (e->len == len && memcmp(e->key, k, len) == 0) {
+        if (e->len == len && (unsigned char)e->key[0] == k[0] && memcmp(e->key, k, len) == 0) {
             if (e->field) {
                 d->pending = P_FIELD;
                 d->pending_field = e->field;

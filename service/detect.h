@@ -217,7 +217,8 @@ struct det_verdict {
     const struct det_cand *first_cand, *last_cand;
 };
 
-/* Initialises an empty state for the key. */
+/* Initialises an empty state for the key. The address slots (cands[], n_cands 0) are left as they
+ * were: nothing reads a slot at or past n_cands, and one is cleared as it is taken. */
 void det_key_init(struct det_key *k, const char *akid);
 
 /* Folds one event of this key into the state; the caller has removed duplicates.
@@ -244,7 +245,9 @@ void det_remember(struct det_key *k, const struct det_verdict *v);
  * finding appears, its severity rises, or an outside address, an action from an outside address
  * or a region of one is new (by address and endpoint account, not by index); 0 for a refresh
  * (times, counts). Pure and bounded (DET_CANDS_MAX x DET_CANDS_MAX x the per-address sets). Forged
- * records can only add events, never hide one: sets and severity only grow in the state. */
+ * records can only add events, never hide one: sets and severity only grow in the state. Of old it
+ * reads only the addresses vo lists as outside (old->cands[vo->outside[i]]), and only when vo is a
+ * finding: a caller may keep just those of an earlier state (the engine does). */
 int det_notable(const struct det_key *old, const struct det_verdict *vo, const struct det_key *new,
                 const struct det_verdict *vn);
 
@@ -259,7 +262,8 @@ int64_t det_expires_at(const struct det_key *k);
 int det_key_ordered(const struct det_key *k);
 
 /* Compact binary form for the stores. det_encode returns the length or a negative error;
- * det_decode returns 0 or -1 for a corrupt or foreign blob (one det_key_ordered refuses included). */
+ * det_decode returns 0 or -1 for a corrupt or foreign blob (one det_key_ordered refuses included).
+ * det_decode sets every field and the n_cands slots it reads, as det_key_init leaves the others. */
 int det_encode(const struct det_key *k, uint8_t *buf, size_t cap);
 int det_decode(struct det_key *k, const uint8_t *buf, size_t len);
 

@@ -453,14 +453,16 @@ static void get_cand(struct rbuf *r, struct det_cand *c)
 int det_decode(struct det_key *k, const uint8_t *buf, size_t len)
 {
     struct rbuf r = { buf, len, 0, 0, 0 };
-    memset(k, 0, sizeof *k);
+    det_key_init(k, "");  /* all but the address slots: each is cleared as it is read */
     get_header(&r);
     if (!r.bad) {
         get_key_head(&r, k);
         get_key_tail(&r, k);
         k->n_cands = (uint8_t)get_bounded(&r, DET_CANDS_MAX);
-        for (size_t i = 0; i < k->n_cands && !r.bad; i++)
+        for (size_t i = 0; i < k->n_cands && !r.bad; i++) {
+            memset(&k->cands[i], 0, sizeof k->cands[i]);  /* the fields a blob may leave out are 0 */
             get_cand(&r, &k->cands[i]);
+        }
         if (!r.bad && !det_key_ordered(k))
             r.bad = 1;  /* sets out of order or with a member twice: det_apply's searches rely on the order */
     }

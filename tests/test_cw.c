@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -76,6 +77,58 @@ static void test_time_format(void **state)
         assert_int_equal(cw_time_format(t, 1, b, sizeof b), CW_OK);
         assert_int_equal(cw_time_parse(b, 0, &back), CW_OK);
         assert_int_equal(back, t);
+    }
+}
+
+/* The formatter as it was (snprintf), with the C library's calendar: the digit-by-digit one must
+ * write the same bytes and return the same code for every time and every buffer size. */
+static int time_format_ref(int64_t ms, int with_ms, char *out, size_t size)
+{
+    int64_t days = ms / 86400000LL, rem = ms % 86400000LL;
+    if (rem < 0) {
+        rem += 86400000LL;
+        days -= 1;
+    }
+    time_t t = (time_t)(days * 86400);
+    struct tm tm;
+    int fail = !gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999;
+    int y = fail ? 1970 : tm.tm_year + 1900, mo = fail ? 1 : tm.tm_mon + 1, d = fail ? 1 : tm.tm_mday;
+    if (fail)
+        rem = 0;
+    int sec = (int)(rem / 1000), frac = (int)(rem % 1000);
+    int n = with_ms ? snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d, sec / 3600, sec / 60 % 60,
+                               sec % 60, frac)
+                    : snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d, sec / 3600, sec / 60 % 60, sec % 60);
+    if (n < 0 || (size_t)n >= size) {
+        if (size)
+            out[0] = '\0';
+        return CW_EINVAL;
+    }
+    return fail ? CW_EINVAL : CW_OK;
+}
+
+static void test_time_format_same(void **state)
+{
+    (void)state;
+    uint64_t x = 0x243F6A8885A308D3ull;
+    const int64_t edges[] = { 0, -1, 1, 999, -86400000LL, 253402300799999LL, 253402300800000LL, -62167219200000LL,
+                              -62167219200001LL, INT64_MAX, INT64_MIN, 951782400000LL /* 2000-02-29 */ };
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = i < (int)(sizeof edges / sizeof edges[0]) ? edges[i]
+                     : i % 3 == 0 ? (int64_t)x                                    /* any 64-bit value */
+                     : (int64_t)(x % 320000000000000ULL) - 62200000000000LL;     /* years -1..9999 and past */
+        for (int with_ms = 0; with_ms <= 1; with_ms++) {
+            size_t size = i % 7 == 0 ? (size_t)(x >> 40) % (CW_TIME_MAX + 1) : CW_TIME_MAX;
+            char want[CW_TIME_MAX] = "x", got[CW_TIME_MAX] = "x";
+            int rw = time_format_ref(ms, with_ms, want, size);
+            int rg = cw_time_format(ms, with_ms, got, size);
+            assert_int_equal(rg, rw);
+            if (size)
+                assert_string_equal(got, want);
+        }
     }
 }
 
@@ -174,7 +227,7 @@ static void test_csv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strerror),   cmocka_unit_test(test_time_flags), cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_strerror),   cmocka_unit_test(test_time_flags), cmocka_unit_test(test_time_format), cmocka_unit_test(test_time_format_same),
         cmocka_unit_test(test_grow),       cmocka_unit_test(test_buf),        cmocka_unit_test(test_lower_bound),
         cmocka_unit_test(test_csv),
     };

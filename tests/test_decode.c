@@ -1396,6 +1396,98 @@ static void test_sink_abort(void **state)
     free(s);
 }
 
+/* ---- classify.c's string work, against its earlier forms ------------------------------------ */
+
+/* A use record as the parser captures it, with the given user agent, source and name. */
+static void captured_use(struct cls_rec *r, const char *ua, const char *src, const char *name)
+{
+    memset(r->set, 0, sizeof r->set);
+    memset(r->toolong, 0, sizeof r->toolong);
+    r->error = r->detail_type = NULL;
+    const struct { enum cls_field f; const char *v; } fields[] = {
+        { CLS_F_EVENT_ID, "e1" }, { CLS_F_EVENT_TIME, "2024-03-13T09:00:00Z" }, { CLS_F_EVENT_SOURCE, src },
+        { CLS_F_EVENT_NAME, name }, { CLS_F_REGION, "us-east-1" }, { CLS_F_SOURCE_IP, "198.51.100.7" },
+        { CLS_F_USER_AGENT, ua }, { CLS_F_UI_TYPE, "AssumedRole" }, { CLS_F_UI_AKID, KEY1 },
+        { CLS_F_UI_ACCOUNT, ACCT }, { CLS_F_UI_ARN, "arn:aws:sts::" ACCT ":assumed-role/orders-fn-role/fn" },
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        size_t n = strlen(fields[i].v);
+        assert_true(n <= cls_field_max(fields[i].f));
+        memcpy(r->val[fields[i].f], fields[i].v, n + 1);
+        r->len[fields[i].f] = (unsigned short)n;
+        r->set[fields[i].f] = 1;
+    }
+}
+
+/* The desktop test as it was: a strstr per SDK name, then per operating-system mark. */
+static int desktop_ref(const char *ua)
+{
+    static const char *const sdks[] = { "aws-cli/", "Boto3/", "Botocore/", "aws-sdk-", "AWSPowerShell", "aws-toolkit" };
+    static const char *const marks[] = { "Darwin/", "Windows", "Macintosh", "Mac OS X", "os/macos", "os/windows",
+                                         "md/OS#macos", "md/OS#windows", "Win64", "Win32" };
+    int sdk = 0;
+    for (size_t i = 0; i < sizeof sdks / sizeof sdks[0]; i++)
+        sdk |= strstr(ua, sdks[i]) != NULL;
+    for (size_t i = 0; sdk && i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(ua, marks[i]))
+            return 1;
+    return 0;
+}
+
+/* EV_F_DESKTOP and the action name, for user agents assembled from the names and marks, their
+ * prefixes and look-alikes, at every position; and action names at and past their bound. */
+static void test_classify_strings_same(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {
+        "aws-cli/", "aws-cli", "Boto3/", "Boto3", "Botocore/", "aws-sdk-", "aws-sdk", "AWSPowerShell", "AWSPowerShel",
+        "aws-toolkit", "Darwin/", "Darwin", "Windows", "Window", "Macintosh", "Mac OS X", "Mac OS", "os/macos",
+        "os/windows", "md/OS#macos", "md/OS#windows", "Win64", "Win32", "Win", "os/linux", " ", "/", "a", "aaws-cli/",
+        "exec-env/AWS_Lambda_python3.12", "\xc3\xa9", "aws-toolki", "Botocore", "Boto", "AWS", "aws-",
+    };
+    static struct cls_rec r;
+    struct ev_event ev;
+    char why[CLS_WHY_MAX], ua[256];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+        for (int k = 0, parts_n = 1 + round % 6; k < parts_n; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            const char *p = parts[x % (sizeof parts / sizeof parts[0])];
+            size_t pl = strlen(p);
+            if (n + pl < sizeof ua) {
+                memcpy(ua + n, p, pl);
+                n += pl;
+            }
+        }
+        ua[n] = 0;
+        captured_use(&r, ua, "sts.amazonaws.com", "GetCallerIdentity");
+        assert_null(cls_event(&r, &ev, why));
+        assert_int_equal(ev.kind, EV_USE);
+        if (!!(ev.flags & EV_F_DESKTOP) != desktop_ref(ua))
+            fail_msg("desktop flag differs for \"%s\"", ua);
+    }
+    /* the action: service prefix, ':', name, cut at its bound exactly as snprintf cut it */
+    char src[80], name[80], want[EV_ACTION_MAX];
+    for (size_t sl = 0; sl <= 64; sl += 1) {
+        for (size_t nl = 1; nl <= 64; nl += nl < 57 ? 8 : 1) {
+            memset(src, 's', sl);
+            strcpy(src + sl, sl % 3 && sl <= 50 ? ".amazonaws.com" : "");  /* eventSource: 64 at most */
+            memset(name, 'N', nl);
+            name[nl] = 0;
+            if (!strlen(src))
+                continue;
+            captured_use(&r, "aws-cli/2.15.0", src, name);
+            assert_null(cls_event(&r, &ev, why));
+            const char *dot = strchr(src, '.');
+            snprintf(want, sizeof want, "%.*s:%s", (int)(dot ? (size_t)(dot - src) : strlen(src)), src, name);
+            assert_string_equal(ev.action, want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1424,6 +1516,7 @@ int main(void)
         cmocka_unit_test(test_classification),
         cmocka_unit_test(test_panther_shapes),
         cmocka_unit_test(test_sink_abort),
+        cmocka_unit_test(test_classify_strings_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

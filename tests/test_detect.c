@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "detect.h"
+#include "render.h"
 
 #define KEY "ASIAQEXAMPLEKEY00001"
 #define T0 1710318801 /* 2024-03-13T08:33:21Z */
@@ -559,6 +560,71 @@ static void test_bounded_sets_order(void **state)
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */
 
+/* det_key_init and det_decode leave the address slots as they were (a slot is cleared when it is
+ * taken or read): a state built or decoded over memory full of another key's data, or of garbage,
+ * encodes, judges and renders exactly as one built over zeroes. */
+static void judged(const struct det_key *k, char **doc, uint8_t *blob, int *len)
+{
+    struct det_verdict v;
+    det_judge(k, NULL, &v);
+    *doc = rnd_evidence(k, &v, "cwf-test");
+    assert_non_null(*doc);
+    *len = det_encode(k, blob, DET_ENCODED_MAX);
+    assert_true(*len > 0);
+}
+
+static void test_slots_left_as_they_were(void **state)
+{
+    (void)state;
+    static struct det_key clean, dirty;
+    static uint8_t b1[DET_ENCODED_MAX], b2[DET_ENCODED_MAX];
+    static size_t order[sizeof events / sizeof events[0]];
+    char *d1, *d2;
+    int l1, l2;
+    build_events();
+    for (size_t i = 0; i < n_events; i++)
+        order[i] = i;
+    memset(&clean, 0, sizeof clean);
+    memset(&dirty, 0xA5, sizeof dirty);
+    apply_order(order, b1, &clean);
+    apply_order(order, b2, &dirty);
+    judged(&clean, &d1, b1, &l1);
+    judged(&dirty, &d2, b2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, (size_t)l1);
+    assert_string_equal(d1, d2);
+    free(d2);
+    /* decoded over garbage, and over a fuller state (the largest: every slot taken); every byte
+     * det_decode sets, the slots it reads included, is what a decode over zeroes gives */
+    memset(&dirty, 0x5A, sizeof dirty);
+    assert_int_equal(det_decode(&dirty, b1, (size_t)l1), 0);
+    assert_int_equal(det_decode(&clean, b1, (size_t)l1), 0);
+    size_t slots = offsetof(struct det_key, cands), past = slots + sizeof clean.cands;
+    assert_memory_equal(&dirty, &clean, slots);
+    assert_memory_equal(dirty.cands, clean.cands, clean.n_cands * sizeof clean.cands[0]);
+    assert_memory_equal((char *)&dirty + past, (char *)&clean + past, sizeof clean - past);
+    judged(&dirty, &d2, b2, &l2);
+    assert_memory_equal(b1, b2, (size_t)l1);
+    assert_string_equal(d1, d2);
+    free(d2);
+    static struct det_key small, full;
+    applied_state(&small);  /* two addresses */
+    int ls = det_encode(&small, b1, DET_ENCODED_MAX);
+    assert_true(ls > 0);
+    memset(&clean, 0, sizeof clean);
+    assert_int_equal(det_decode(&clean, b1, (size_t)ls), 0);
+    full_state(&full);
+    assert_int_equal(det_decode(&full, b1, (size_t)ls), 0);
+    free(d1);
+    judged(&clean, &d1, b1, &l1);
+    judged(&full, &d2, b2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, (size_t)l1);
+    assert_string_equal(d1, d2);
+    free(d1);
+    free(d2);
+}
+
 static void test_expires_at(void **state)
 {
     (void)state;
@@ -736,6 +802,19 @@ static void test_notable(void **state)
     snprintf(n.cands[0].regions[1], sizeof n.cands[0].regions[1], "eu-west-1");
     n.cands[0].n_regions = 2;
     assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    /* of the state before, only the addresses its verdict held outside count (the engine keeps no
+     * other): an address that was the function's and is outside now is new, and an old address
+     * slot that is not outside, whatever it holds, is never compared with */
+    n = o;
+    vn = vo;
+    notable_cand(&o, &vo, "203.0.113.5", "sts:GetCallerIdentity", "us-east-1");
+    vo.n_outside = 1;  /* 203.0.113.5 was inside */
+    notable_cand(&n, &vn, "203.0.113.5", "sts:GetCallerIdentity", "us-east-1");
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 1);
+    vn.n_outside = 1;
+    memset(&o.cands[1], 0x5A, sizeof o.cands[1]);  /* garbage where nothing is outside */
+    assert_int_equal(det_notable(&o, &vo, &n, &vn), 0);
+    o.n_cands = n.n_cands = 1;
     /* an outside address judged inside now (fewer) is no event */
     n = o;
     vn = vo;
@@ -960,7 +1039,7 @@ int main(void)
         cmocka_unit_test(test_codec_bool_fields),
         cmocka_unit_test(test_codec_time_range), cmocka_unit_test(test_codec_reads_v4),
         cmocka_unit_test(test_event_hash_unchanged), cmocka_unit_test(test_kind_ranking),
-        cmocka_unit_test(test_expires_at),
+        cmocka_unit_test(test_expires_at), cmocka_unit_test(test_slots_left_as_they_were),
         cmocka_unit_test(test_action_sensitive),
         cmocka_unit_test(test_severity_names),
     };

@@ -261,6 +261,64 @@ static void test_finding_events(void **state)
     store_free(st);
 }
 
+/* Two keys with findings in one input: each key's update is compared with its own earlier
+ * verdict. The engine keeps, between the verdict before and the one after, only the outside
+ * addresses of the earlier finding (engine.c, key_apply); the second key must not be compared with
+ * what the first left there. A refresh of both is no event; a new address of the second is one. */
+static char *two_keys(const char *id_a, const char *id_b, const char *ip_b)
+{
+    size_t n = sizeof batch - 1;
+    char *two = malloc(2 * n + 2);
+    assert_non_null(two);
+    memcpy(two, batch, n - 2);                       /* the records of key ...01, without "]}" */
+    two[n - 2] = ',';
+    memcpy(two + n - 1, batch + 12, n - 12);          /* key ...02's, after {"Records":[ */
+    two[2 * n - 13] = 0;
+    char *b = two + n - 1;
+    for (char *p = b; (p = strstr(p, "ASIAENGINETEST000001")); p += 20)
+        p[19] = '2';
+    memcpy(strstr(b, "\"i1\""), "\"i2\"", 4);
+    memcpy(strstr(b, "\"u1\""), id_b, 4);
+    memcpy(strstr(b, "198.51.100.7"), ip_b, 12);
+    memcpy(strstr(two, "\"u1\""), id_a, 4);
+    return two;
+}
+
+static void test_finding_events_two_keys(void **state)
+{
+    (void)state;
+    struct store *st = store_mem_new();
+    const char *const sinks[] = { "s" };
+    assert_int_equal(store_out_open(st, sinks, 1), 0);
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    uint64_t rev = 0;
+    int kind = 0;
+    char *in = two_keys("\"u1\"", "\"u1\"", "198.51.100.8");
+    assert_int_equal(eng_ingest(e, (const uint8_t *)in, strlen(in), now_ms(), rep), 0);
+    assert_int_equal(rep->keys, 2);
+    assert_int_equal(rep->findings, 2);
+    assert_int_equal(out_take(st, &rev, &kind), 2);
+    free(in);
+    /* both keys again from their own addresses, new event ids: refreshes, no event */
+    in = two_keys("\"u5\"", "\"u5\"", "198.51.100.8");
+    assert_int_equal(eng_ingest(e, (const uint8_t *)in, strlen(in), now_ms(), rep), 0);
+    assert_int_equal(rep->accepted, 2);
+    assert_int_equal(out_take(st, &rev, &kind), 0);
+    free(in);
+    /* the second key from the first key's address: new for it, one event (an update) */
+    in = two_keys("\"u6\"", "\"u6\"", "198.51.100.7");
+    assert_int_equal(eng_ingest(e, (const uint8_t *)in, strlen(in), now_ms(), rep), 0);
+    assert_int_equal(out_take(st, &rev, &kind), 1);
+    assert_int_equal(kind, STORE_EV_UPDATED);
+    free(in);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+}
+
 /* One use of the test key from ip, as its own batch (event id `id`). */
 static size_t use_batch(char *buf, size_t size, const char *id, const char *ip)
 {
@@ -371,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_key_made_anew_updates_finding),
         cmocka_unit_test(test_state_life_bounded),
         cmocka_unit_test(test_finding_events),
+        cmocka_unit_test(test_finding_events_two_keys),
         cmocka_unit_test(test_lost_update_repaired),
         cmocka_unit_test(test_update_flood_capped),
     };
