@@ -18,8 +18,8 @@
 
 #include "engine.h"
 #include "export.h"
-#include "render.h"
 #include "scan_run.h"
+#include "scan_store.h"
 #include "scan_walk.h"
 #include "settings.h"
 #include "store.h"
@@ -27,11 +27,12 @@
 #define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_MEASURE_MAX_FILES 10000000u   /* files counted for the ETA; beyond, it is left out */
-#define SCAN_STATE_MARGIN_S (7 * 24 * 3600) /* key state kept this long after the scan's wall clock */
 #define SCAN_STORE_DEFAULT_BYTES ((size_t)2 << 30) /* key state bound (CREDWATCH_STORE_MAX_BYTES); ~2M keys */
 
 struct scan {
     struct store *st;
+    struct scan_share *share;  /* shared store: the findings this process wrote (scan_store.h) */
+    const char *store_name;
     struct eng_config cfg;
     struct scan_totals t;
     size_t unsupported;          /* findings raised on part of a key's evidence, not on all of it */
@@ -41,12 +42,14 @@ struct scan {
 static void usage(FILE *out)
 {
     fputs("usage: credwatch scan [options] PATH...\n"
+          "       credwatch scan --report --redis-url URL|--redis-cluster SEEDS [--format F]\n"
           "\n"
-          "Scans CloudTrail archives offline and prints one finding per line (JSON) on standard\n"
-          "output, a summary on standard error. PATH is a file, a directory (walked recursively)\n"
-          "or - for standard input. Files may be CloudTrail log files ({\"Records\":[...]}), JSON\n"
-          "arrays or newline-delimited records or EventBridge events, plain or gzip (told apart\n"
-          "by content, not by name). CloudTrail digest files are recognised and skipped.\n"
+          "Scans CloudTrail archives offline and prints one finding per line (JSON), sorted by\n"
+          "finding id, on standard output, a summary on standard error. PATH is a file, a\n"
+          "directory (walked recursively) or - for standard input. Files may be CloudTrail log\n"
+          "files ({\"Records\":[...]}), JSON arrays or newline-delimited records or EventBridge\n"
+          "events, plain or gzip (told apart by content, not by name). CloudTrail digest files\n"
+          "are recognised and skipped.\n"
           "\n"
           "options:\n"
           "  --aws-ip-ranges FILE  AWS's ip-ranges.json (default: $CREDWATCH_AWS_IP_RANGES)\n"
@@ -60,74 +63,24 @@ static void usage(FILE *out)
           "  --batch-bytes N       events a shard collects before applying them, in bytes (default\n"
           "                        8388608; memory is about jobs x 3 x this): a tuning knob only,\n"
           "                        findings never depend on it\n"
-          "  --fail-on-findings  exit 1 when any finding exists\n"
+          "  --redis-url URL       keep the state in Redis, shared with scans of the other parts of an\n"
+          "                        archive: redis[s]://[user:password@]host:port[/db], or env for\n"
+          "                        $CREDWATCH_REDIS_URL; prints this process's own share of findings\n"
+          "  --redis-cluster SEEDS the same on a Redis Cluster: [redis[s]://][user:password@]host:port,...\n"
+          "                        or env for $CREDWATCH_REDIS_CLUSTER (TLS files and timeout: serve's\n"
+          "                        CREDWATCH_REDIS_* variables)\n"
+          "  --state-ttl DURATION  how long key state outlives its last write, e.g. 7d, 36h (default 7d,\n"
+          "                        1h..90d): longer than the whole scan of every part, reruns included\n"
+          "  --report              no PATH: print every finding in the Redis store (all parts merged;\n"
+          "                        give the network options the parts' scans had)\n"
+          "  --fail-on-findings  exit 1 when any finding exists (in Redis: in this process's share)\n"
           "  --quiet             no summary or progress on standard error\n"
           "  --help              this text\n"
           "\n"
           "exit status: 0 done, 1 findings with --fail-on-findings, 2 usage or read error\n"
           "(an unreadable or corrupt file, or a directory that cannot be listed whole; the other\n"
-          "files are still scanned and reported).\n",
+          "files are still scanned and reported), or a Redis store that cannot be used.\n",
           out);
-}
-
-/* One finding in the chosen format; a stored document the format cannot show is reported and left
- * out (a finding with no account id anywhere has no ASFF form), so the other findings still print.
- * It still counts as a finding: --fail-on-findings must not pass because of the output format. */
-static int print_finding(const struct store_finding *f, int format)
-{
-    char *doc = rnd_finding(f), *out = NULL;
-    if (!doc)
-        return 0;  /* out of memory, or evidence that is not an object: skipped, as it always was */
-    int rc = exp_convert(doc, format, NULL, &out);
-    if (rc == 0)
-        puts(out);
-    else
-        fprintf(stderr, "credwatch scan: finding %s: %s\n", f->id,
-                rc == CW_ENOMEM ? "out of memory" : "cannot be shown in this format");
-    free(out);
-    free(doc);
-    return 1;
-}
-
-/* 1 when the whole evidence supports the stored finding: its key's state still judges a finding.
- * A finding a batch raised on part of a key's events and the rest do not support (engine.h
- * judge_whole) is not printed, so the output is the same however the events were batched. A key
- * whose state is gone (expired, evicted) keeps its finding as stored. */
-static int supported(struct scan *s, struct eng *je, const struct store_finding *f)
-{
-    struct det_verdict v;
-    if (!je || strncmp(f->id, "cwf-", 4) != 0 || eng_key_verdict(je, f->id + 4, &v) != 0 || v.finding)
-        return 1;
-    s->unsupported++;
-    return 0;
-}
-
-static size_t print_findings(struct scan *s, int format)
-{
-    struct store_query q = { .status = -1, .severity = -1, .limit = STORE_LIST_MAX };
-    struct store_finding page[STORE_LIST_MAX];
-    size_t printed = 0;
-    struct eng *je = eng_new(s->st, &s->cfg);  /* without one (out of memory) every finding prints */
-    for (;;) {
-        size_t n = 0;
-        int more = 0;
-        if (store_finding_list(s->st, &q, page, &n, &more))
-            break;
-        for (size_t i = 0; i < n; i++) {
-            if (page[i].status != STORE_ST_RETRACTED && supported(s, je, &page[i]))
-                printed += (size_t)print_finding(&page[i], format);
-            if (i == n - 1) {
-                q.after_ms = page[i].created_ms;
-                snprintf(q.after_id, sizeof q.after_id, "%s", page[i].id);
-            }
-            store_finding_free(&page[i]);
-        }
-        if (!more || n == 0)
-            break;
-    }
-    eng_free(je);
-    fflush(stdout);
-    return printed;
 }
 
 /* The command line, read once. */
@@ -140,6 +93,7 @@ struct scan_opts {
     const char *jobs_arg, *batch_arg;
     unsigned jobs;                           /* --jobs, else the CPUs */
     size_t batch_bytes;                      /* --batch-bytes, else 0 (SCAN_BATCH_BYTES) */
+    struct scan_store_opts store;            /* --redis-url, --redis-cluster, --state-ttl, --report */
     char **paths;                            /* in argv's order; "-" is standard input */
     int npaths;
 };
@@ -154,6 +108,9 @@ static int value_option(struct scan_opts *o, const char *a, const char *value)
                       : strcmp(a, "--format") == 0      ? &o->format_name
                       : strcmp(a, "--jobs") == 0        ? &o->jobs_arg
                       : strcmp(a, "--batch-bytes") == 0 ? &o->batch_arg
+                      : strcmp(a, "--redis-url") == 0   ? &o->store.redis_url
+                      : strcmp(a, "--redis-cluster") == 0 ? &o->store.redis_cluster
+                      : strcmp(a, "--state-ttl") == 0   ? &o->store.state_ttl
                                                         : NULL;
     if (to)
         *to = value;
@@ -231,6 +188,8 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
             o->fail_on_findings = 1;
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--report") == 0) {
+            o->store.report = 1;
         } else {
             fprintf(stderr, "credwatch scan: unknown option %s (a path that starts with '-' goes after --)\n", a);
             usage(stderr);
@@ -243,7 +202,9 @@ static int parse_args(int argc, char **argv, struct scan_opts *o)
         fprintf(stderr, "credwatch scan: unknown --format %s (accepted: %s)\n", o->format_name, EXP_FORMAT_NAMES);
         return CW_ECONFIG;
     }
-    if (!o->npaths) {
+    if (scan_store_check(&o->store, o->npaths))
+        return CW_ECONFIG;
+    if (!o->npaths && !o->store.report) {
         fprintf(stderr, "credwatch scan: no PATH given\n");
         usage(stderr);
         return CW_ECONFIG;
@@ -268,24 +229,31 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
         fprintf(stderr, "credwatch scan: %s\n", msg);
         return CW_ECONFIG;
     }
-    s->st = store_mem_new();
-    if (!s->st) {
-        fprintf(stderr, "credwatch scan: out of memory\n");
-        return CW_ENOMEM;
+    int rc;
+    if (!(s->st = scan_store_open(&o->store, max_bytes, &s->store_name, &rc)))
+        return rc;
+    if (scan_store_shared(&o->store) && !o->store.report) {  /* every shard's engine reports into one set */
+        if (!(s->share = scan_share_new(SCAN_FINDINGS_MAX))) {
+            fprintf(stderr, "credwatch scan: out of memory\n");
+            return CW_ENOMEM;
+        }
+        s->cfg.on_finding = scan_share_on_finding;
+        s->cfg.on_finding_ud = s->share;
     }
-    store_mem_limit(s->st, max_bytes);
     s->cfg.limits.max_records = SCAN_MAX_RECORDS_PER_FILE;
     s->cfg.judge_whole = 1;  /* every record at once: the findings must not depend on the batching */
     /* Key state must outlive the scan: it is kept from the wall clock, and a key met in the first
      * and the last file of a scan of hours must still be one key. The bound on memory is the
-     * store's (CREDWATCH_STORE_MAX_BYTES), not time. */
-    s->cfg.late_margin_s = SCAN_STATE_MARGIN_S;
+     * store's (CREDWATCH_STORE_MAX_BYTES), not time. On Redis, every part of a scan over many
+     * machines must meet the state the others left: --state-ttl (scan_store.c). */
+    s->cfg.late_margin_s = o->store.state_ttl_s;
     set_net_ctx(net, &s->cfg.det);
     return 0;
 }
 
-/* Scans every path on o->jobs threads, then prints the findings. Returns how many were printed, or
- * -1 when the scan could not run. */
+/* Scans every path on o->jobs threads, then prints the findings (in memory: all; in Redis: this
+ * process's share) in id order. Returns how many were printed, or -1 when the scan could not run;
+ * a failure to print them all is a read error (bad_files). */
 static long scan_paths(struct scan *s, const struct scan_opts *o)
 {
     struct scan_run_cfg rc = { .st = s->st, .eng = &s->cfg, .jobs = o->jobs, .batch_bytes = o->batch_bytes };
@@ -303,21 +271,30 @@ static long scan_paths(struct scan *s, const struct scan_opts *o)
     s->t0 = cw_mono_s();
     if (scan_run(&rc, o->paths, o->npaths, &s->t))
         return -1;
-    return (long)print_findings(s, o->format);
+    struct scan_print_stats ps;
+    if (scan_store_print(s->st, s->share, o->format, &s->cfg, &ps))
+        s->t.bad_files++;
+    s->unsupported = ps.unsupported;
+    return (long)ps.findings;
 }
 
 static void print_summary(struct scan *s, size_t findings, int quiet)
 {
     double dt = cw_mono_s() - s->t0;
-    struct store_mem_stats ms;
-    store_mem_stats(s->st, &ms);
+    struct store_mem_stats ms = { 0 };
+    char keys[64] = "";  /* a shared store's key count is every part's: not this process's to say */
+    if (!s->share) {
+        store_mem_stats(s->st, &ms);
+        snprintf(keys, sizeof keys, "%zu keys, ", ms.keys);
+    }
     if (!quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
-                "%zu keys, %zu findings, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
+                "%s%zu findings%s, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
                 "%.0f records/s\n",
-                s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, ms.keys, findings,
-                s->t.skipped, s->t.duplicates, s->t.ignored, dt > 0 ? s->t.records / dt : 0.0);
+                s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, keys,
+                findings, s->share ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
+                dt > 0 ? s->t.records / dt : 0.0);
     if (s->unsupported && !quiet)
         fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "
                 "them and were not printed\n", s->unsupported);
@@ -348,6 +325,10 @@ int scan_main(int argc, char **argv)
     }
     if (scan_setup(&s, &o, &net))
         goto out;
+    if (o.store.report) {  /* judged with the parts' network settings: the same options */
+        status = scan_store_report(s.st, s.store_name, &s.cfg, o.format, o.fail_on_findings, o.quiet);
+        goto out;
+    }
     long printed = scan_paths(&s, &o);
     if (printed < 0)
         goto out;
@@ -357,6 +338,7 @@ int scan_main(int argc, char **argv)
 out:
     free(o.paths);
     store_free(s.st);
+    scan_share_free(s.share);
     set_net_free(&net);
     return status;
 }

@@ -3,8 +3,8 @@
 # core and on every core beside the decoder's own figure, and its peak memory over 1 GB of gzip
 # archives), bench_serve.sh,
 # bench_store.sh (memory, embedded durable and Redis stores side by side), bench_https.sh (the same ingest over
-# HTTPS beside plain HTTP), bench_redis_tls.sh (plain beside TLS to Redis) and bench_delivery.sh (findings out
-# to webhook sinks). Rerunnable: all
+# HTTPS beside plain HTTP), bench_redis_tls.sh (plain beside TLS to Redis), bench_delivery.sh (findings out
+# to webhook sinks) and bench_scan_multi.sh (scan with 1, 2, 3 processes on a Redis Cluster). Rerunnable: all
 # scratch goes to a temporary folder removed on exit. Figures are medians; compare ratios.
 set -u
 BUILD=${BUILD:-build}
@@ -34,4 +34,5 @@ echo "== store"; sh "$here/bench_store.sh" || status=1
 echo "== https"; sh "$here/bench_https.sh" || status=1
 echo "== delivery"; sh "$here/bench_delivery.sh" || status=1
 echo "== redis tls"; sh "$here/bench_redis_tls.sh" || status=1
+echo "== scan multi"; sh "$here/bench_scan_multi.sh" || status=1
 exit $status

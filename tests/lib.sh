@@ -24,6 +24,9 @@
 #   serve_start [VAR=value...]           `credwatch serve` on 127.0.0.1 port 0 with that environment,
 #                                        log in TEST_TMP/server.log, pid recorded (SERVE_PID); waits for its
 #                                        "listening" line (10 s at most) and sets SERVE_PORT
+#   cluster_ports                        three free loopback ports whose cluster bus ports (+10000) are free too
+#   cluster_start P1 P2 P3               a 3-master Redis Cluster (no replicas, no persistence) on them, our
+#                                        own redis-servers (pids recorded); until cluster_state:ok (10 s at most)
 #   store_default [VAR=value...]         prints CREDWATCH_STORE=memory unless those assignments or the
 #                                        environment choose a store (CREDWATCH_STORE, CREDWATCH_DATA_DIR, a
 #                                        Redis URL or cluster): the scripts' servers start with a fresh, empty
@@ -132,6 +135,49 @@ redis_start() {
   REDIS_PID=$!
   record_pid "$REDIS_PID"
   wait_redis "$_lib_port"
+}
+
+cluster_ports() {
+  $PY - <<'EOF'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+got = []
+r = random.Random()
+for _ in range(2000):
+    p = r.randint(20000, 55000)
+    if p not in got and p + 10000 not in got and free(p) and free(p + 10000):
+        got.append(p)
+    if len(got) == 3:
+        break
+print(" ".join(map(str, got)))
+EOF
+}
+
+cluster_start() {
+  for _lib_p in "$@"; do
+    redis_start "$_lib_p" --cluster-enabled yes --cluster-config-file "nodes-$_lib_p.conf" --appendonly no || return 1
+  done
+  $REDIS_CLI --cluster create "127.0.0.1:$1" "127.0.0.1:$2" "127.0.0.1:$3" --cluster-replicas 0 \
+    --cluster-yes >"$TEST_TMP/cluster-create.log" 2>&1 || return 1
+  _lib_i=0
+  while [ "$_lib_i" -lt 100 ]; do
+    _lib_n=0
+    for _lib_p in "$@"; do
+      $REDIS_CLI -p "$_lib_p" CLUSTER INFO 2>/dev/null | grep -q 'cluster_state:ok' && _lib_n=$((_lib_n + 1))
+    done
+    [ "$_lib_n" -eq 3 ] && return 0
+    sleep 0.1
+    _lib_i=$((_lib_i + 1))
+  done
+  return 1
 }
 
 store_default() {
