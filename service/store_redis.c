@@ -27,11 +27,16 @@
 #include "redis_conn.h"
 
 #define RS_VERSION_BYTES 8
+#define RS_HASH_BYTES 8                 /* a version or a dedup hash, big-endian */
+#define RS_DEDUP_HEAD (RS_VERSION_BYTES + 1)  /* a dedup string's header: the version written with it, a flag */
+#define RS_SCRIPT_KEYS_MAX 128          /* keys per commit script call and per MGET on one Redis: bounds how
+                                         * long one call holds Redis (~0.3 ms), not the round trips */
+#define RS_LINEAR_MAX 64                /* hashes x remembered up to which a plain comparison beats sorting */
+#define RS_NUM_MAX 24                   /* a decimal 64-bit integer and its NUL */
 #define RS_LIST_SCAN_MAX 5000           /* index entries examined per list call (filters) */
 #define RS_LIST_BATCH 200               /* index entries fetched per round trip while listing */
 #define RS_LIST_TIE_ROUNDS 5000         /* windows skipped at one score when the cursor's entry is gone
                                          * (5000 x 200 = a million findings created in one millisecond) */
-#define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
 #define RS_STR_(x) #x
 #define RS_STR(x) RS_STR_(x)
@@ -58,24 +63,42 @@ struct rs_store {
     int s_mark, s_dead, s_retry, s_trim, s_stats, s_after;
     char *loaded;                    /* blobs returned by load(), valid until the next call */
     size_t loaded_cap;
+    uint64_t *sorted;                /* load(): a key's remembered hashes, sorted for lookups */
+    size_t sorted_cap;
 };
 
-/* CAS of one key's state and dedup set. KEYS: state, seen. ARGV: expected version ("" = absent),
- * new value, expire-at ms, dedup cap, hashes... Returns 1 written, 0 version changed. */
+/* Compare-and-set of the state and dedup string of one or more keys: on one Redis a round's keys
+ * in calls of RS_SCRIPT_KEYS_MAX (one script call instead of one per key: most of Redis's cost per
+ * record was the per-call overhead), on a cluster one key per call (a script touches one slot).
+ * KEYS: state, dedup of each key. ARGV: the dedup bound in bytes, then per key: expected version
+ * (8 bytes, "" = absent), new value (8-byte version + state), expire-at ms, the new hashes (8 bytes
+ * each). Returns 1 (written) or 0 (the version changed) per key. A new key is one SET NX; an
+ * existing one reads 8 bytes of its state and its dedup string. The dedup string's header is the
+ * version written with it and a flag, 1 when the previous release's set cw:s may hold hashes of the
+ * key: its state was last written by that release (no dedup string, or one of another version). */
 static const char script_commit[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "local v = cur and string.sub(cur, 1, 8) or ''\n"
-    "if v ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])\n"
-    "if #ARGV > 4 then\n"
-    "  local room = tonumber(ARGV[4]) - redis.call('SCARD', KEYS[2])\n"
-    "  local last = math.min(#ARGV, 4 + room)\n"
-    "  for i = 5, last, " RS_SADD_CHUNK " do\n"
-    "    redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + " RS_SADD_CHUNK " - 1, last)))\n"
+    "local max, r = tonumber(ARGV[1]), {}\n"
+    "for i = 1, #KEYS / 2 do\n"
+    "  local k, d, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i - 2\n"
+    "  local exp, val, at, new = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
+    "  local ver = string.sub(val, 1, 8)\n"
+    "  r[i] = 0\n"
+    "  if exp == '' then\n"
+    "    if redis.call('SET', k, val, 'NX', 'PXAT', at) then\n"
+    "      redis.call('SET', d, ver .. '\\0' .. string.sub(new, 1, max), 'PXAT', at)\n"
+    "      r[i] = 1\n"
+    "    end\n"
+    "  elseif redis.call('GETRANGE', k, 0, 7) == exp then\n"
+    "    local old = redis.call('GET', d)\n"
+    "    local flag = '\\1'\n"
+    "    if old and string.sub(old, 1, 8) == exp and string.byte(old, 9) == 0 then flag = '\\0' end\n"
+    "    old = old and string.sub(old, 10) or ''\n"
+    "    redis.call('SET', k, val, 'PXAT', at)\n"
+    "    redis.call('SET', d, ver .. flag .. old .. string.sub(new, 1, math.max(0, max - #old)), 'PXAT', at)\n"
+    "    r[i] = 1\n"
     "  end\n"
-    "  redis.call('PEXPIREAT', KEYS[2], ARGV[3])\n"
     "end\n"
-    "return 1\n";
+    "return r\n";
 
 /* The outbox step of a finding script (store.h, "Finding events"): a change to report (kind > 0:
  * 1 created, 2 updated, 3 status) takes a new revision rv when events are recorded (ARGV[rec] ==
@@ -306,50 +329,179 @@ static int run(struct rs_store *r)
 
 /* ---- key state ------------------------------------------------------------------------------ */
 
+/* Versions and dedup hashes as 8 bytes, big-endian. */
+static uint64_t get_u64(const char *p)
+{
+    uint64_t v = 0;
+    for (int b = 0; b < RS_HASH_BYTES; b++)
+        v = v << 8 | (uint8_t)p[b];
+    return v;
+}
+
+static void put_u64(char *out, uint64_t v)
+{
+    for (int b = RS_HASH_BYTES - 1; b >= 0; b--) {
+        out[b] = (char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* seen[j] = 1 for every hash of it found among the m remembered hashes at p (8 bytes each). Few of
+ * either: compared directly; else the remembered ones sorted once and searched. */
+static int seen_from(struct rs_store *r, struct store_load *it, const char *p, size_t m)
+{
+    if (!m)
+        return 0;
+    if (m * it->n_hashes <= RS_LINEAR_MAX) {
+        for (size_t i = 0; i < m; i++) {
+            uint64_t h = get_u64(p + i * RS_HASH_BYTES);
+            for (size_t j = 0; j < it->n_hashes; j++)
+                it->seen[j] |= it->hashes[j] == h;
+        }
+        return 0;
+    }
+    if (m > r->sorted_cap) {
+        uint64_t *ns = realloc(r->sorted, m * sizeof *ns);
+        if (!ns)
+            return CW_EUNAVAIL;
+        r->sorted = ns;
+        r->sorted_cap = m;
+    }
+    for (size_t i = 0; i < m; i++)
+        r->sorted[i] = get_u64(p + i * RS_HASH_BYTES);
+    qsort(r->sorted, m, sizeof *r->sorted, cmp_u64);
+    for (size_t j = 0; j < it->n_hashes; j++)
+        it->seen[j] |= bsearch(&it->hashes[j], r->sorted, m, sizeof *r->sorted, cmp_u64) != NULL;
+    return 0;
+}
+
+/* Phase 1 of a load: the state and the dedup string of every key, as one MGET on one Redis (in
+ * chunks of RS_SCRIPT_KEYS_MAX keys), one MGET per key on a cluster (its two keys share a slot). */
+static int load_send(struct rs_store *r, const struct store_load *items, size_t n)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    size_t cap = 1 + 2 * (n < per ? n : per);
+    const char **argv = malloc(cap * sizeof *argv);
+    size_t *lens = malloc(cap * sizeof *lens);
+    char (*names)[RS_KEY_MAX] = malloc((cap - 1) * sizeof *names);
+    int rc = argv && lens && names ? 0 : CW_EUNAVAIL;
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n && !rc; i += per) {
+        size_t a = 0, m = n - i < per ? n - i : per;
+        argv[a] = "MGET", lens[a++] = 4;
+        for (size_t j = 0; j < m; j++) {
+            key_name(names[2 * j], RS_KEY_MAX, 'k', items[i + j].akid);
+            key_name(names[2 * j + 1], RS_KEY_MAX, 'd', items[i + j].akid);
+            argv[a] = names[2 * j], lens[a] = strlen(names[2 * j]), a++;
+            argv[a] = names[2 * j + 1], lens[a] = strlen(names[2 * j + 1]), a++;
+        }
+        if (rconn_batch_add_argv(r->b, names[0], (int)a, argv, lens) < 0)
+            rc = CW_EUNAVAIL;
+    }
+    free(argv);
+    free(lens);
+    free(names);
+    return rc ? rc : run(r);
+}
+
+/* The MGET answer of key i: its state (which 0) or its dedup string (1); NULL when malformed. */
+static const redisReply *load_reply(struct rs_store *r, size_t i, int which)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    const redisReply *x = rconn_batch_reply(r->b, i / per);
+    size_t at = 2 * (i % per) + (size_t)which;
+    return x && x->type == REDIS_REPLY_ARRAY && at < x->elements ? x->element[at] : NULL;
+}
+
+/* Key i's state (copied to r->loaded at *off) and seen flags from its own dedup string. Returns 1
+ * when the previous release's set may hold hashes of it too (see script_commit), else 0; <0 out
+ * of memory. */
+static int load_take(struct rs_store *r, struct store_load *it, size_t i, size_t *off)
+{
+    const redisReply *g = load_reply(r, i, 0), *d = load_reply(r, i, 1);
+    it->blob = NULL;
+    it->blob_len = 0;
+    it->version = 0;
+    memset(it->seen, 0, it->n_hashes);
+    if (!g || g->type != REDIS_REPLY_STRING || g->len <= RS_VERSION_BYTES)
+        return 0;  /* absent: no dedup string either (both have the same expiry) */
+    it->version = get_u64(g->str);
+    memcpy(r->loaded + *off, g->str + RS_VERSION_BYTES, g->len - RS_VERSION_BYTES);
+    it->blob = (const uint8_t *)r->loaded + *off;
+    it->blob_len = g->len - RS_VERSION_BYTES;
+    *off += it->blob_len;
+    if (!d || d->type != REDIS_REPLY_STRING || d->len < RS_DEDUP_HEAD)
+        return 1;  /* state of the previous release: its set holds the hashes */
+    if (seen_from(r, it, d->str + RS_DEDUP_HEAD, (d->len - RS_DEDUP_HEAD) / RS_HASH_BYTES))
+        return -1;
+    return memcmp(d->str, g->str, RS_VERSION_BYTES) != 0 || d->str[RS_VERSION_BYTES] != 0;
+}
+
+/* SMISMEMBER of a key's hashes in the previous release's set (signed decimal members). */
+static int add_legacy_check(struct rconn_batch *b, const struct store_load *it)
+{
+    size_t argc = it->n_hashes + 2;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char (*nums)[24] = malloc(it->n_hashes * sizeof *nums);
+    char sk[RS_KEY_MAX];
+    int rc = -1;
+    if (argv && lens && nums) {
+        key_name(sk, sizeof sk, 's', it->akid);
+        argv[0] = "SMISMEMBER", lens[0] = 10;
+        argv[1] = sk, lens[1] = strlen(sk);
+        for (size_t j = 0; j < it->n_hashes; j++) {
+            snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)it->hashes[j]);
+            argv[j + 2] = nums[j], lens[j + 2] = strlen(nums[j]);
+        }
+        rc = rconn_batch_add_argv(b, sk, (int)argc, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    free(nums);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Phase 2, for the keys last written by the previous release only (legacy[i]): their hashes
+ * looked up in its set too, one round trip for all. */
+static int load_legacy(struct rs_store *r, struct store_load *items, size_t n, const uint8_t *legacy)
+{
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++)
+        if (legacy[i] && add_legacy_check(r->b, &items[i]))
+            return CW_EUNAVAIL;
+    if (!rconn_batch_size(r->b))
+        return 0;
+    int rc = run(r);
+    for (size_t i = 0, k = 0; i < n && !rc; i++) {
+        if (!legacy[i])
+            continue;
+        redisReply *m = rconn_batch_reply(r->b, k++);
+        for (size_t j = 0; j < items[i].n_hashes; j++)
+            items[i].seen[j] |= m->type == REDIS_REPLY_ARRAY && j < m->elements &&
+                                m->element[j]->type == REDIS_REPLY_INTEGER && m->element[j]->integer == 1;
+    }
+    return rc;
+}
+
 static int rs_load(struct store *s, struct store_load *items, size_t n)
 {
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    rconn_batch_reset(r->b);
-    char kbuf[RS_KEY_MAX], sk[RS_KEY_MAX];
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        key_name(kbuf, sizeof kbuf, 'k', items[i].akid);
-        if (rconn_batch_add(r->b, kbuf, "GET %s", kbuf) < 0)
-            rc = CW_EUNAVAIL;
-        if (items[i].n_hashes && !rc) {
-            size_t argc = items[i].n_hashes + 2;
-            const char **argv = malloc(argc * sizeof *argv);
-            size_t *lens = malloc(argc * sizeof *lens);
-            char (*nums)[24] = malloc(items[i].n_hashes * sizeof *nums);
-            if (argv && lens && nums) {
-                key_name(sk, sizeof sk, 's', items[i].akid);
-                argv[0] = "SMISMEMBER";
-                lens[0] = 10;
-                argv[1] = sk;
-                lens[1] = strlen(sk);
-                for (size_t j = 0; j < items[i].n_hashes; j++) {
-                    snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)items[i].hashes[j]);
-                    argv[j + 2] = nums[j];
-                    lens[j + 2] = strlen(nums[j]);
-                }
-                if (rconn_batch_add_argv(r->b, sk, (int)argc, argv, lens) < 0)
-                    rc = CW_EUNAVAIL;
-            } else {
-                rc = CW_EUNAVAIL;
-            }
-            free(argv);
-            free(lens);
-            free(nums);
-        }
-    }
-    if (rc || (rc = run(r)))
+    int rc = load_send(r, items, n);
+    if (rc)
         return rc;
     size_t need = 0;
-    for (size_t i = 0, k = 0; i < n; k += items[i].n_hashes ? 2 : 1, i++) {
-        redisReply *g = rconn_batch_reply(r->b, k);
-        if (g->type == REDIS_REPLY_STRING)
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *g = load_reply(r, i, 0);
+        if (g && g->type == REDIS_REPLY_STRING)
             need += g->len;
     }
     if (need > r->loaded_cap) {
@@ -359,39 +511,70 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
         r->loaded = nb;
         r->loaded_cap = need;
     }
-    size_t off = 0;
-    for (size_t i = 0, k = 0; i < n; i++) {
-        struct store_load *it = &items[i];
-        redisReply *g = rconn_batch_reply(r->b, k++);
-        it->blob = NULL;
-        it->blob_len = 0;
-        it->version = 0;
-        if (g->type == REDIS_REPLY_STRING && g->len > RS_VERSION_BYTES) {
-            uint64_t v = 0;
-            for (int b = 0; b < RS_VERSION_BYTES; b++)
-                v = v << 8 | (uint8_t)g->str[b];
-            it->version = v;
-            memcpy(r->loaded + off, g->str + RS_VERSION_BYTES, g->len - RS_VERSION_BYTES);
-            it->blob = (const uint8_t *)r->loaded + off;
-            it->blob_len = g->len - RS_VERSION_BYTES;
-            off += g->len - RS_VERSION_BYTES;
-        }
-        if (it->n_hashes) {
-            redisReply *m = rconn_batch_reply(r->b, k++);
-            for (size_t j = 0; j < it->n_hashes; j++)
-                it->seen[j] = m->type == REDIS_REPLY_ARRAY && j < m->elements &&
-                              m->element[j]->type == REDIS_REPLY_INTEGER && m->element[j]->integer == 1;
-        }
+    uint8_t *legacy = calloc(n, 1);
+    size_t off = 0, n_legacy = 0;
+    for (size_t i = 0; i < n && legacy && !rc; i++) {
+        int lg = load_take(r, &items[i], i, &off);
+        if (lg < 0)
+            rc = CW_EUNAVAIL;
+        legacy[i] = lg > 0 && items[i].n_hashes;
+        n_legacy += legacy[i];
     }
-    return 0;
+    if (!legacy)
+        rc = CW_EUNAVAIL;
+    if (!rc && n_legacy)
+        rc = load_legacy(r, items, n, legacy);
+    free(legacy);
+    return rc;
 }
 
-static void put_version(char *out, uint64_t v)
+/* Adds one call of the commit script for items[0..n) to r->b (see script_commit). */
+static int commit_add(struct rs_store *r, const struct store_commit *items, size_t n)
 {
-    for (int b = RS_VERSION_BYTES - 1; b >= 0; b--) {
-        out[b] = (char)(v & 0xff);
-        v >>= 8;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t nh = items[i].n_hashes < STORE_SEEN_MAX ? items[i].n_hashes : STORE_SEEN_MAX;
+        bytes += 2 * RS_VERSION_BYTES + items[i].blob_len + RS_NUM_MAX + nh * RS_HASH_BYTES;
     }
+    const char **keys = malloc(2 * n * sizeof *keys), **args = malloc((1 + 4 * n) * sizeof *args);
+    size_t *lens = malloc((1 + 4 * n) * sizeof *lens);
+    char (*names)[RS_KEY_MAX] = malloc(2 * n * sizeof *names), *buf = malloc(bytes), max[RS_NUM_MAX];
+    int added = -1;
+    if (keys && args && lens && names && buf) {
+        snprintf(max, sizeof max, "%d", STORE_SEEN_MAX * RS_HASH_BYTES);
+        size_t a = 0;
+        char *p = buf;
+        args[a] = max, lens[a++] = strlen(max);
+        for (size_t i = 0; i < n; i++) {
+            const struct store_commit *c = &items[i];
+            size_t nh = c->n_hashes < STORE_SEEN_MAX ? c->n_hashes : STORE_SEEN_MAX;
+            key_name(names[2 * i], RS_KEY_MAX, 'k', c->akid);
+            key_name(names[2 * i + 1], RS_KEY_MAX, 'd', c->akid);
+            keys[2 * i] = names[2 * i];
+            keys[2 * i + 1] = names[2 * i + 1];
+            put_u64(p, c->version);
+            args[a] = p, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
+            p += RS_VERSION_BYTES;
+            put_u64(p, c->new_version);
+            memcpy(p + RS_VERSION_BYTES, c->blob, c->blob_len);
+            args[a] = p, lens[a++] = RS_VERSION_BYTES + c->blob_len;
+            p += RS_VERSION_BYTES + c->blob_len;
+            snprintf(p, RS_NUM_MAX, "%lld", (long long)c->expire_at_ms);
+            args[a] = p, lens[a++] = strlen(p);
+            p += RS_NUM_MAX;
+            for (size_t j = 0; j < nh; j++)
+                put_u64(p + j * RS_HASH_BYTES, c->hashes[j]);
+            args[a] = p, lens[a++] = nh * RS_HASH_BYTES;
+            p += nh * RS_HASH_BYTES;
+        }
+        added = rconn_batch_eval(r->b, r->s_commit, (int)(2 * n), keys, (int)a, args, lens);
+    }
+    free(keys);
+    free(args);
+    free(lens);
+    free(names);
+    free(buf);
+    return added < 0 ? -1 : 0;
 }
 
 static int rs_commit(struct store *s, struct store_commit *items, size_t n)
@@ -399,47 +582,17 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
     rconn_batch_reset(r->b);
-    for (size_t i = 0; i < n; i++) {
-        struct store_commit *c = &items[i];
-        size_t nargs = 4 + c->n_hashes;
-        const char **args = malloc(nargs * sizeof *args);
-        size_t *lens = malloc(nargs * sizeof *lens);
-        char (*nums)[24] = malloc((c->n_hashes + 2) * sizeof *nums);
-        char *val = malloc(RS_VERSION_BYTES + c->blob_len);
-        char expected[RS_VERSION_BYTES], kk[RS_KEY_MAX], sk[RS_KEY_MAX];
-        int added = -1;
-        if (args && lens && nums && val) {
-            key_name(kk, sizeof kk, 'k', c->akid);
-            key_name(sk, sizeof sk, 's', c->akid);
-            put_version(expected, c->version);
-            put_version(val, c->new_version);
-            memcpy(val + RS_VERSION_BYTES, c->blob, c->blob_len);
-            snprintf(nums[0], sizeof nums[0], "%lld", (long long)c->expire_at_ms);
-            snprintf(nums[1], sizeof nums[1], "%d", STORE_SEEN_MAX);
-            size_t a = 0;
-            args[a] = expected, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
-            args[a] = val, lens[a++] = RS_VERSION_BYTES + c->blob_len;
-            args[a] = nums[0], lens[a++] = strlen(nums[0]);
-            args[a] = nums[1], lens[a++] = strlen(nums[1]);
-            for (size_t j = 0; j < c->n_hashes; j++) {
-                snprintf(nums[j + 2], sizeof nums[0], "%lld", (long long)(int64_t)c->hashes[j]);
-                args[a] = nums[j + 2], lens[a++] = strlen(nums[j + 2]);
-            }
-            const char *keys[2] = { kk, sk };
-            added = rconn_batch_eval(r->b, r->s_commit, 2, keys, (int)a, args, lens);
-        }
-        free(args);
-        free(lens);
-        free(nums);
-        free(val);
-        if (added < 0)
+    for (size_t i = 0; i < n; i += per)
+        if (commit_add(r, items + i, n - i < per ? n - i : per))
             return CW_EUNAVAIL;
-    }
     int rc = run(r);
     for (size_t i = 0; i < n; i++) {
-        redisReply *x = rconn_batch_reply(r->b, i);
-        items[i].ok = !rc && x && x->type == REDIS_REPLY_INTEGER && x->integer == 1;
+        const redisReply *x = rconn_batch_reply(r->b, i / per);
+        size_t j = i % per;
+        items[i].ok = !rc && x && x->type == REDIS_REPLY_ARRAY && j < x->elements &&
+                      x->element[j]->type == REDIS_REPLY_INTEGER && x->element[j]->integer == 1;
     }
     return rc;
 }
@@ -1377,6 +1530,7 @@ static void rs_free(struct store *s)
     rconn_batch_free(r->b2);
     rconn_free(r->rc);
     free(r->loaded);
+    free(r->sorted);
     free(r);
 }
 
