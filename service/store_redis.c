@@ -1,18 +1,31 @@
 /* store_redis.c — the store on Redis, shared by any number of credwatch instances.
  *
  * Layout (every key of one access key shares the hash tag {AKID}, so it also works on a cluster):
- *   cw:k:{AKID}   string: 8-byte big-endian version + det_encode blob; PXAT = key expiry
- *   cw:s:{AKID}   set of event-id hashes (signed 64-bit integers: Redis keeps them as an intset)
+ *   cw:k2:{AKID}  string: 8-byte big-endian version, a flags byte, the count (2 bytes) and the
+ *                 8-byte hashes of the events applied (the dedup set, at most STORE_SEEN_MAX),
+ *                 then the det_encode blob; PXAT = key expiry
  *   cw:f:{ID}     hash: ev (evidence JSON), st (status), nt (note), ca/ua (created/updated ms),
  *                 sv (severity), ac (account), fn (function), wk (workload kind; absent in a
  *                 finding of a release before workloads: lambda), ver (key version of the evidence)
  *   cw:fidx       sorted set: finding id by created_ms, for listing newest first
- * Writes of key state are a compare-and-set in one Lua script (version check, SET, SADD), so two
- * instances never lose each other's events. Every batch is pipelined (one round trip per node per
- * call) through redis_conn, which also speaks the cluster protocol: the same code runs on a
- * Redis Cluster (CREDWATCH_REDIS_CLUSTER), since each script touches keys of one slot only.
- * Loads are a plain pipelined GET + SMISMEMBER: if another instance commits in between, the
- * version check of the commit fails and the engine reloads.
+ * A load is one MGET per round (per key on a cluster); the client finds the duplicates among the
+ * hashes. A commit is a compare-and-set of the one value: SET NX for a new key, a Lua script for
+ * the existing keys of a round (version check, the new hashes appended, SET), so two instances
+ * never lose each other's events and state and dedup hashes change in one step. Every batch is
+ * pipelined (one round trip per node per call) through redis_conn, which also speaks the cluster
+ * protocol: the same code runs on a Redis Cluster (CREDWATCH_REDIS_CLUSTER), since each script
+ * touches keys of one slot only. If another instance commits between a load and a commit, the
+ * version check fails and the engine reloads.
+ *
+ * The previous release's layout (before issue 17) kept the state in cw:k:{AKID} (version + blob)
+ * and the hashes in a set cw:s:{AKID}: one more key per access key, a SADD member per event and a
+ * script call per key, which made Redis's CPU per record twice what it is now. Its keys live at
+ * most ~14 h, but dropping them at an upgrade would forget the issuance and history of every key
+ * in use; so a load reads cw:k where cw:k2 is absent, and checks cw:s for the keys written by that
+ * release (flag RS_FLAG_LEGACY), and the first commit takes the key over into cw:k2 (script_commit);
+ * the old keys expire on their own. Instances of both releases on one Redis (a rolling upgrade) do
+ * not see each other's later writes of a key the new release took over: replace them all within
+ * minutes, as for a state format change (README, "Known limits").
  */
 #include "store.h"
 
@@ -27,10 +40,12 @@
 #include "redis_conn.h"
 
 #define RS_VERSION_BYTES 8
-#define RS_HASH_BYTES 8                 /* a version or a dedup hash, big-endian */
-#define RS_DEDUP_HEAD (RS_VERSION_BYTES + 1)  /* a dedup string's header: the version written with it, a flag */
+#define RS_HASH_BYTES 8                 /* a dedup hash in a key's value, big-endian */
+#define RS_COUNT_BYTES 2                /* how many hashes a value holds, big-endian */
+#define RS_HEAD (RS_VERSION_BYTES + 1 + RS_COUNT_BYTES)  /* a value's header: version, flags, count */
+#define RS_FLAG_LEGACY 1                /* the previous release's set cw:s:{AKID} holds hashes of the key too */
 #define RS_SCRIPT_KEYS_MAX 128          /* keys per commit script call and per MGET on one Redis: bounds how
-                                         * long one call holds Redis (~0.3 ms), not the round trips */
+                                         * long one call holds Redis (~1 ms), not the round trips */
 #define RS_LINEAR_MAX 64                /* hashes x remembered up to which a plain comparison beats sorting */
 #define RS_NUM_MAX 24                   /* a decimal 64-bit integer and its NUL */
 #define RS_LIST_SCAN_MAX 5000           /* index entries examined per list call (filters) */
@@ -44,6 +59,8 @@
 #define RS_OUT "cw:out:{o}"             /* the outbox stream (see "the outbox" below) */
 #define RS_DSTAT "cw:dstat:{o}"         /* dead letters dropped at the bound, per sink */
 #define RS_KEY_MAX 96
+
+_Static_assert(STORE_SEEN_MAX < 1 << (8 * RS_COUNT_BYTES), "a value counts its hashes in RS_COUNT_BYTES");
 
 /* What the handles of one store share (clones): whether events are recorded. */
 struct rs_shared {
@@ -67,35 +84,37 @@ struct rs_store {
     size_t sorted_cap;
 };
 
-/* Compare-and-set of the state and dedup string of one or more keys: on one Redis a round's keys
- * in calls of RS_SCRIPT_KEYS_MAX (one script call instead of one per key: most of Redis's cost per
- * record was the per-call overhead), on a cluster one key per call (a script touches one slot).
- * KEYS: state, dedup of each key. ARGV: the dedup bound in bytes, then per key: expected version
- * (8 bytes, "" = absent), new value (8-byte version + state), expire-at ms, the new hashes (8 bytes
- * each). Returns 1 (written) or 0 (the version changed) per key. A new key is one SET NX; an
- * existing one reads 8 bytes of its state and its dedup string. The dedup string's header is the
- * version written with it and a flag, 1 when the previous release's set cw:s may hold hashes of the
- * key: its state was last written by that release (no dedup string, or one of another version). */
+/* Compare-and-set of existing keys (a new key is a plain SET NX: see commit_new), on one Redis a
+ * round's keys in calls of RS_SCRIPT_KEYS_MAX (one call instead of one per key: the per-call cost
+ * was most of Redis's CPU per record), on a cluster one key per call (a script touches one slot).
+ * KEYS: per key its state in this layout and in the previous release's. ARGV: the dedup bound
+ * (hashes), then per key: expected version (8 bytes), new version (8 bytes), state, expire-at ms,
+ * the new hashes (8 bytes each). Returns per key 1 (written) or 0 (the version changed).
+ * The value (RS_HEAD): version, flags, count of hashes (2 bytes), the hashes, the state. A key of
+ * the previous release (no value here, its cw:k at the expected version) is taken over: written
+ * here with the flag RS_FLAG_LEGACY, since its set cw:s keeps holding the hashes applied before
+ * (loads look there too); its cw:k and cw:s are left to expire. */
 static const char script_commit[] =
     "local max, r = tonumber(ARGV[1]), {}\n"
     "for i = 1, #KEYS / 2 do\n"
-    "  local k, d, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i - 2\n"
-    "  local exp, val, at, new = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
-    "  local ver = string.sub(val, 1, 8)\n"
+    "  local k, o, a = KEYS[2 * i - 1], KEYS[2 * i], 5 * i - 3\n"
+    "  local exp, ver, blob, at, new = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local cur, flag, old = redis.call('GET', k), '\\1', ''\n"
     "  r[i] = 0\n"
-    "  if exp == '' then\n"
-    "    if redis.call('SET', k, val, 'NX', 'PXAT', at) then\n"
-    "      redis.call('SET', d, ver .. '\\0' .. string.sub(new, 1, max), 'PXAT', at)\n"
+    "  if cur then\n"
+    "    if string.sub(cur, 1, 8) == exp then\n"
+    "      flag = string.sub(cur, 9, 9)\n"
+    "      old = string.sub(cur, 12, 11 + 8 * ((string.byte(cur, 10) or 0) * 256 + (string.byte(cur, 11) or 0)))\n"
     "      r[i] = 1\n"
     "    end\n"
-    "  elseif redis.call('GETRANGE', k, 0, 7) == exp then\n"
-    "    local old = redis.call('GET', d)\n"
-    "    local flag = '\\1'\n"
-    "    if old and string.sub(old, 1, 8) == exp and string.byte(old, 9) == 0 then flag = '\\0' end\n"
-    "    old = old and string.sub(old, 10) or ''\n"
-    "    redis.call('SET', k, val, 'PXAT', at)\n"
-    "    redis.call('SET', d, ver .. flag .. old .. string.sub(new, 1, math.max(0, max - #old)), 'PXAT', at)\n"
+    "  elseif redis.call('GETRANGE', o, 0, 7) == exp then\n"
     "    r[i] = 1\n"
+    "  end\n"
+    "  if r[i] == 1 then\n"
+    "    new = string.sub(new, 1, 8 * math.max(0, max - #old / 8))\n"
+    "    local n = (#old + #new) / 8\n"
+    "    redis.call('SET', k, ver .. flag .. string.char(math.floor(n / 256), n % 256) .. old .. new .. blob,"
+    " 'PXAT', at)\n"
     "  end\n"
     "end\n"
     "return r\n";
@@ -308,6 +327,13 @@ static void key_name(char *out, size_t size, char kind, const char *id)
     snprintf(out, size, "cw:%c:{%s}", kind, id);
 }
 
+/* The state of an access key: this layout's cw:k2 (value with the dedup hashes), or with legacy
+ * set the previous release's cw:k (version and state; its hashes are in the set cw:s). */
+static void state_key(char out[RS_KEY_MAX], const char *akid, int legacy)
+{
+    snprintf(out, RS_KEY_MAX, legacy ? "cw:k:{%s}" : "cw:k2:{%s}", akid);
+}
+
 /* Runs the batch; an error reply of any command (NOSCRIPT is handled below us; OOM, READONLY,
  * CROSSSLOT ...) fails the call as unavailable: the caller answers 503 and the sender retries. */
 static int run_on(struct rs_store *r, struct rconn_batch *b)
@@ -329,18 +355,18 @@ static int run(struct rs_store *r)
 
 /* ---- key state ------------------------------------------------------------------------------ */
 
-/* Versions and dedup hashes as 8 bytes, big-endian. */
-static uint64_t get_u64(const char *p)
+/* Versions, counts and dedup hashes as big-endian bytes. */
+static uint64_t get_be(const char *p, int bytes)
 {
     uint64_t v = 0;
-    for (int b = 0; b < RS_HASH_BYTES; b++)
+    for (int b = 0; b < bytes; b++)
         v = v << 8 | (uint8_t)p[b];
     return v;
 }
 
-static void put_u64(char *out, uint64_t v)
+static void put_be(char *out, uint64_t v, int bytes)
 {
-    for (int b = RS_HASH_BYTES - 1; b >= 0; b--) {
+    for (int b = bytes - 1; b >= 0; b--) {
         out[b] = (char)(v & 0xff);
         v >>= 8;
     }
@@ -352,15 +378,15 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* seen[j] = 1 for every hash of it found among the m remembered hashes at p (8 bytes each). Few of
- * either: compared directly; else the remembered ones sorted once and searched. */
+/* seen[j] = 1 for every hash of it among the m remembered hashes at p. Few of either: compared
+ * directly; else the remembered ones sorted once and searched. */
 static int seen_from(struct rs_store *r, struct store_load *it, const char *p, size_t m)
 {
     if (!m)
         return 0;
     if (m * it->n_hashes <= RS_LINEAR_MAX) {
         for (size_t i = 0; i < m; i++) {
-            uint64_t h = get_u64(p + i * RS_HASH_BYTES);
+            uint64_t h = get_be(p + i * RS_HASH_BYTES, RS_HASH_BYTES);
             for (size_t j = 0; j < it->n_hashes; j++)
                 it->seen[j] |= it->hashes[j] == h;
         }
@@ -374,15 +400,16 @@ static int seen_from(struct rs_store *r, struct store_load *it, const char *p, s
         r->sorted_cap = m;
     }
     for (size_t i = 0; i < m; i++)
-        r->sorted[i] = get_u64(p + i * RS_HASH_BYTES);
+        r->sorted[i] = get_be(p + i * RS_HASH_BYTES, RS_HASH_BYTES);
     qsort(r->sorted, m, sizeof *r->sorted, cmp_u64);
     for (size_t j = 0; j < it->n_hashes; j++)
         it->seen[j] |= bsearch(&it->hashes[j], r->sorted, m, sizeof *r->sorted, cmp_u64) != NULL;
     return 0;
 }
 
-/* Phase 1 of a load: the state and the dedup string of every key, as one MGET on one Redis (in
- * chunks of RS_SCRIPT_KEYS_MAX keys), one MGET per key on a cluster (its two keys share a slot). */
+/* Phase 1 of a load: every key's state in this layout and in the previous release's (read when
+ * the first is absent), as one MGET per RS_SCRIPT_KEYS_MAX keys on one Redis, one per key on a
+ * cluster (its two keys share a slot). */
 static int load_send(struct rs_store *r, const struct store_load *items, size_t n)
 {
     size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
@@ -395,11 +422,9 @@ static int load_send(struct rs_store *r, const struct store_load *items, size_t 
     for (size_t i = 0; i < n && !rc; i += per) {
         size_t a = 0, m = n - i < per ? n - i : per;
         argv[a] = "MGET", lens[a++] = 4;
-        for (size_t j = 0; j < m; j++) {
-            key_name(names[2 * j], RS_KEY_MAX, 'k', items[i + j].akid);
-            key_name(names[2 * j + 1], RS_KEY_MAX, 'd', items[i + j].akid);
-            argv[a] = names[2 * j], lens[a] = strlen(names[2 * j]), a++;
-            argv[a] = names[2 * j + 1], lens[a] = strlen(names[2 * j + 1]), a++;
+        for (size_t j = 0; j < 2 * m; j++) {
+            state_key(names[j], items[i + j / 2].akid, j % 2);
+            argv[a] = names[j], lens[a++] = strlen(names[j]);
         }
         if (rconn_batch_add_argv(r->b, names[0], (int)a, argv, lens) < 0)
             rc = CW_EUNAVAIL;
@@ -410,37 +435,44 @@ static int load_send(struct rs_store *r, const struct store_load *items, size_t 
     return rc ? rc : run(r);
 }
 
-/* The MGET answer of key i: its state (which 0) or its dedup string (1); NULL when malformed. */
-static const redisReply *load_reply(struct rs_store *r, size_t i, int which)
+/* The MGET answer of key i: its state in this layout (legacy 0) or in the previous one (1). */
+static const redisReply *load_reply(struct rs_store *r, size_t i, int legacy)
 {
     size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
     const redisReply *x = rconn_batch_reply(r->b, i / per);
-    size_t at = 2 * (i % per) + (size_t)which;
-    return x && x->type == REDIS_REPLY_ARRAY && at < x->elements ? x->element[at] : NULL;
+    size_t at = 2 * (i % per) + (size_t)legacy;
+    const redisReply *v = x && x->type == REDIS_REPLY_ARRAY && at < x->elements ? x->element[at] : NULL;
+    return v && v->type == REDIS_REPLY_STRING ? v : NULL;
 }
 
-/* Key i's state (copied to r->loaded at *off) and seen flags from its own dedup string. Returns 1
- * when the previous release's set may hold hashes of it too (see script_commit), else 0; <0 out
- * of memory. */
+/* Key i's state, copied to r->loaded at *off, with its seen flags from the hashes it remembers.
+ * Returns 1 when the previous release's set cw:s may hold more of its hashes, else 0; <0 out of
+ * memory. A value too short for its header is no state (as a blob the engine cannot read). */
 static int load_take(struct rs_store *r, struct store_load *it, size_t i, size_t *off)
 {
-    const redisReply *g = load_reply(r, i, 0), *d = load_reply(r, i, 1);
+    const redisReply *v = load_reply(r, i, 0), *old = v ? NULL : load_reply(r, i, 1);
     it->blob = NULL;
     it->blob_len = 0;
     it->version = 0;
     memset(it->seen, 0, it->n_hashes);
-    if (!g || g->type != REDIS_REPLY_STRING || g->len <= RS_VERSION_BYTES)
-        return 0;  /* absent: no dedup string either (both have the same expiry) */
-    it->version = get_u64(g->str);
-    memcpy(r->loaded + *off, g->str + RS_VERSION_BYTES, g->len - RS_VERSION_BYTES);
+    size_t head = RS_VERSION_BYTES, m = 0;
+    if (v && v->len >= RS_HEAD) {
+        m = (size_t)get_be(v->str + RS_VERSION_BYTES + 1, RS_COUNT_BYTES);
+        head = RS_HEAD + m * RS_HASH_BYTES;
+    }
+    const redisReply *g = v ? v : old;
+    if (!g || g->len <= head)
+        return 0;
+    it->version = get_be(g->str, RS_VERSION_BYTES);
+    memcpy(r->loaded + *off, g->str + head, g->len - head);
     it->blob = (const uint8_t *)r->loaded + *off;
-    it->blob_len = g->len - RS_VERSION_BYTES;
+    it->blob_len = g->len - head;
     *off += it->blob_len;
-    if (!d || d->type != REDIS_REPLY_STRING || d->len < RS_DEDUP_HEAD)
-        return 1;  /* state of the previous release: its set holds the hashes */
-    if (seen_from(r, it, d->str + RS_DEDUP_HEAD, (d->len - RS_DEDUP_HEAD) / RS_HASH_BYTES))
+    if (!v)
+        return 1;  /* written by the previous release: its set holds the hashes */
+    if (seen_from(r, it, v->str + RS_HEAD, m))
         return -1;
-    return memcmp(d->str, g->str, RS_VERSION_BYTES) != 0 || d->str[RS_VERSION_BYTES] != 0;
+    return (v->str[RS_VERSION_BYTES] & RS_FLAG_LEGACY) != 0;
 }
 
 /* SMISMEMBER of a key's hashes in the previous release's set (signed decimal members). */
@@ -449,7 +481,7 @@ static int add_legacy_check(struct rconn_batch *b, const struct store_load *it)
     size_t argc = it->n_hashes + 2;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
-    char (*nums)[24] = malloc(it->n_hashes * sizeof *nums);
+    char (*nums)[RS_NUM_MAX] = malloc(it->n_hashes * sizeof *nums);
     char sk[RS_KEY_MAX];
     int rc = -1;
     if (argv && lens && nums) {
@@ -468,16 +500,14 @@ static int add_legacy_check(struct rconn_batch *b, const struct store_load *it)
     return rc < 0 ? -1 : 0;
 }
 
-/* Phase 2, for the keys last written by the previous release only (legacy[i]): their hashes
- * looked up in its set too, one round trip for all. */
+/* Phase 2, only for keys the previous release wrote (legacy[i]): their hashes looked up in its
+ * set too, one round trip for all. */
 static int load_legacy(struct rs_store *r, struct store_load *items, size_t n, const uint8_t *legacy)
 {
     rconn_batch_reset(r->b);
     for (size_t i = 0; i < n; i++)
         if (legacy[i] && add_legacy_check(r->b, &items[i]))
             return CW_EUNAVAIL;
-    if (!rconn_batch_size(r->b))
-        return 0;
     int rc = run(r);
     for (size_t i = 0, k = 0; i < n && !rc; i++) {
         if (!legacy[i])
@@ -501,7 +531,7 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
     size_t need = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *g = load_reply(r, i, 0);
-        if (g && g->type == REDIS_REPLY_STRING)
+        if (g || (g = load_reply(r, i, 1)) != NULL)
             need += g->len;
     }
     if (need > r->loaded_cap) {
@@ -513,57 +543,77 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
     }
     uint8_t *legacy = calloc(n, 1);
     size_t off = 0, n_legacy = 0;
-    for (size_t i = 0; i < n && legacy && !rc; i++) {
+    rc = legacy ? 0 : CW_EUNAVAIL;
+    for (size_t i = 0; i < n && !rc; i++) {
         int lg = load_take(r, &items[i], i, &off);
         if (lg < 0)
             rc = CW_EUNAVAIL;
         legacy[i] = lg > 0 && items[i].n_hashes;
         n_legacy += legacy[i];
     }
-    if (!legacy)
-        rc = CW_EUNAVAIL;
     if (!rc && n_legacy)
         rc = load_legacy(r, items, n, legacy);
     free(legacy);
     return rc;
 }
 
-/* Adds one call of the commit script for items[0..n) to r->b (see script_commit). */
-static int commit_add(struct rs_store *r, const struct store_commit *items, size_t n)
+/* The hashes a commit adds: at most STORE_SEEN_MAX (the script keeps the bound with those stored). */
+static size_t commit_hashes(const struct store_commit *c)
+{
+    return c->n_hashes < STORE_SEEN_MAX ? c->n_hashes : STORE_SEEN_MAX;
+}
+
+/* A new key (version 0): one plain SET NX of its whole value, header, hashes and state. */
+static int commit_new(struct rs_store *r, const struct store_commit *c)
+{
+    size_t nh = commit_hashes(c), len = RS_HEAD + nh * RS_HASH_BYTES + c->blob_len;
+    char *v = malloc(len), kk[RS_KEY_MAX], at[RS_NUM_MAX];
+    if (!v)
+        return -1;
+    put_be(v, c->new_version, RS_VERSION_BYTES);
+    v[RS_VERSION_BYTES] = 0;
+    put_be(v + RS_VERSION_BYTES + 1, nh, RS_COUNT_BYTES);
+    for (size_t j = 0; j < nh; j++)
+        put_be(v + RS_HEAD + j * RS_HASH_BYTES, c->hashes[j], RS_HASH_BYTES);
+    memcpy(v + RS_HEAD + nh * RS_HASH_BYTES, c->blob, c->blob_len);
+    state_key(kk, c->akid, 0);
+    snprintf(at, sizeof at, "%lld", (long long)c->expire_at_ms);
+    int rc = rconn_batch_add(r->b, kk, "SET %s %b NX PXAT %s", kk, v, len, at);
+    free(v);
+    return rc < 0 ? -1 : 0;
+}
+
+/* One call of the commit script for the existing keys items[idx[0..n)] (see script_commit). */
+static int commit_cas(struct rs_store *r, const struct store_commit *items, const size_t *idx, size_t n)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t nh = items[i].n_hashes < STORE_SEEN_MAX ? items[i].n_hashes : STORE_SEEN_MAX;
-        bytes += 2 * RS_VERSION_BYTES + items[i].blob_len + RS_NUM_MAX + nh * RS_HASH_BYTES;
-    }
-    const char **keys = malloc(2 * n * sizeof *keys), **args = malloc((1 + 4 * n) * sizeof *args);
-    size_t *lens = malloc((1 + 4 * n) * sizeof *lens);
+    for (size_t i = 0; i < n; i++)
+        bytes += 2 * RS_VERSION_BYTES + RS_NUM_MAX + commit_hashes(&items[idx[i]]) * RS_HASH_BYTES;
+    const char **keys = malloc(2 * n * sizeof *keys), **args = malloc((1 + 5 * n) * sizeof *args);
+    size_t *lens = malloc((1 + 5 * n) * sizeof *lens);
     char (*names)[RS_KEY_MAX] = malloc(2 * n * sizeof *names), *buf = malloc(bytes), max[RS_NUM_MAX];
     int added = -1;
     if (keys && args && lens && names && buf) {
-        snprintf(max, sizeof max, "%d", STORE_SEEN_MAX * RS_HASH_BYTES);
         size_t a = 0;
         char *p = buf;
+        snprintf(max, sizeof max, "%d", STORE_SEEN_MAX);
         args[a] = max, lens[a++] = strlen(max);
         for (size_t i = 0; i < n; i++) {
-            const struct store_commit *c = &items[i];
-            size_t nh = c->n_hashes < STORE_SEEN_MAX ? c->n_hashes : STORE_SEEN_MAX;
-            key_name(names[2 * i], RS_KEY_MAX, 'k', c->akid);
-            key_name(names[2 * i + 1], RS_KEY_MAX, 'd', c->akid);
-            keys[2 * i] = names[2 * i];
-            keys[2 * i + 1] = names[2 * i + 1];
-            put_u64(p, c->version);
-            args[a] = p, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
-            p += RS_VERSION_BYTES;
-            put_u64(p, c->new_version);
-            memcpy(p + RS_VERSION_BYTES, c->blob, c->blob_len);
-            args[a] = p, lens[a++] = RS_VERSION_BYTES + c->blob_len;
-            p += RS_VERSION_BYTES + c->blob_len;
+            const struct store_commit *c = &items[idx[i]];
+            size_t nh = commit_hashes(c);
+            for (int w = 0; w < 2; w++)
+                state_key(names[2 * i + w], c->akid, w), keys[2 * i + w] = names[2 * i + w];
+            put_be(p, c->version, RS_VERSION_BYTES);
+            put_be(p + RS_VERSION_BYTES, c->new_version, RS_VERSION_BYTES);
+            args[a] = p, lens[a++] = RS_VERSION_BYTES;
+            args[a] = p + RS_VERSION_BYTES, lens[a++] = RS_VERSION_BYTES;
+            p += 2 * RS_VERSION_BYTES;
+            args[a] = (const char *)c->blob, lens[a++] = c->blob_len;
             snprintf(p, RS_NUM_MAX, "%lld", (long long)c->expire_at_ms);
             args[a] = p, lens[a++] = strlen(p);
             p += RS_NUM_MAX;
             for (size_t j = 0; j < nh; j++)
-                put_u64(p + j * RS_HASH_BYTES, c->hashes[j]);
+                put_be(p + j * RS_HASH_BYTES, c->hashes[j], RS_HASH_BYTES);
             args[a] = p, lens[a++] = nh * RS_HASH_BYTES;
             p += nh * RS_HASH_BYTES;
         }
@@ -577,23 +627,58 @@ static int commit_add(struct rs_store *r, const struct store_commit *items, size
     return added < 0 ? -1 : 0;
 }
 
+/* Queues the commands of a commit: a SET NX per new key, the script per RS_SCRIPT_KEYS_MAX existing
+ * keys (one Redis) or per key (cluster). at[i] is where item i's answer is: command at[i].cmd,
+ * element at[i].el of the script's answer, or -1 for a SET. */
+struct rs_at {
+    size_t cmd;
+    long el;
+};
+
+static int commit_send(struct rs_store *r, const struct store_commit *items, size_t n, struct rs_at *at,
+                       size_t *idx)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX, m = 0;
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].version) {
+            idx[m++] = i;
+            continue;
+        }
+        at[i] = (struct rs_at){ rconn_batch_size(r->b), -1 };
+        if (commit_new(r, &items[i]))
+            return CW_EUNAVAIL;
+    }
+    for (size_t i = 0; i < m; i += per) {
+        size_t k = m - i < per ? m - i : per;
+        for (size_t j = 0; j < k; j++)
+            at[idx[i + j]] = (struct rs_at){ rconn_batch_size(r->b), (long)j };
+        if (commit_cas(r, items, idx + i, k))
+            return CW_EUNAVAIL;
+    }
+    return run(r);
+}
+
 static int rs_commit(struct store *s, struct store_commit *items, size_t n)
 {
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
-    rconn_batch_reset(r->b);
-    for (size_t i = 0; i < n; i += per)
-        if (commit_add(r, items + i, n - i < per ? n - i : per))
-            return CW_EUNAVAIL;
-    int rc = run(r);
+    struct rs_at *at = calloc(n, sizeof *at);
+    size_t *idx = calloc(n, sizeof *idx);
+    int rc = at && idx ? commit_send(r, items, n, at, idx) : CW_EUNAVAIL;
     for (size_t i = 0; i < n; i++) {
-        const redisReply *x = rconn_batch_reply(r->b, i / per);
-        size_t j = i % per;
-        items[i].ok = !rc && x && x->type == REDIS_REPLY_ARRAY && j < x->elements &&
-                      x->element[j]->type == REDIS_REPLY_INTEGER && x->element[j]->integer == 1;
+        const redisReply *x = rc ? NULL : rconn_batch_reply(r->b, at[i].cmd);
+        if (x && at[i].el < 0)
+            items[i].ok = x->type == REDIS_REPLY_STATUS;  /* OK; nil: the key exists (lost the race) */
+        else if (x)
+            items[i].ok = x->type == REDIS_REPLY_ARRAY && (size_t)at[i].el < x->elements &&
+                          x->element[at[i].el]->type == REDIS_REPLY_INTEGER && x->element[at[i].el]->integer == 1;
+        else
+            items[i].ok = 0;
     }
+    free(at);
+    free(idx);
     return rc;
 }
 
