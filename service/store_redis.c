@@ -153,11 +153,19 @@ static const char script_commit[] =
  * workload kind (kept as 'wk'). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
+#define RS_FPUT_FIELDS \
+    "'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5], 'ua', ARGV[7], 'oc', ARGV[12]," \
+    " 'wk', ARGV[13]"
+/* A new finding costs three calls (HSETNX of its creation time, one HSET, PEXPIRE); without events
+ * recorded its answer needs no read: no revision was taken (rv = qd = 0). */
 static const char script_fput[] =
     RS_LUA_OUT
-    "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
-    "local created, kind = 0, 0\n"
-    "if ca then\n"
+    "local created, kind, ca = 0, 0, ARGV[7]\n"
+    "if redis.call('HSETNX', KEYS[1], 'ca', ca) == 1 then\n"
+    "  created, kind = 1, 1\n"
+    "  redis.call('HSET', KEYS[1], 'st', 'open', " RS_FPUT_FIELDS ")\n"
+    "else\n"
+    "  ca = redis.call('HGET', KEYS[1], 'ca')\n"
     "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
     "  if tonumber(ARGV[5]) < ver or (ARGV[9] == '1' and tonumber(ARGV[5]) == ver) then\n"
     "    return out(KEYS[1], {-1, ca}, 0, ARGV[11])\n"
@@ -171,14 +179,10 @@ static const char script_fput[] =
     "  if st ~= st0 then kind = 3\n"
     "  elseif ARGV[10] == '2' or (ARGV[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
     "  if kind == 2 and ARGV[10] == '1' and ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'nu', nu + 1) end\n"
-    "else\n"
-    "  created, kind = 1, 1\n"
-    "  ca = ARGV[7]\n"
-    "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
+    "  redis.call('HSET', KEYS[1], " RS_FPUT_FIELDS ")\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
-    " 'ua', ARGV[7], 'oc', ARGV[12], 'wk', ARGV[13])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
+    "if created == 1 and ARGV[11] ~= '1' then return {1, ca, 0, 0} end\n"
     "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
