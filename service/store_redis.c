@@ -451,7 +451,8 @@ static const redisReply *load_reply(struct rs_store *r, size_t i, int legacy)
 
 /* Key i's state, copied to r->loaded at *off, with its seen flags from the hashes it remembers.
  * Returns 1 when the previous release's set cw:s may hold more of its hashes, else 0; <0 out of
- * memory. A value too short for its header is no state (as a blob the engine cannot read). */
+ * memory. A value cut short (never written so) keeps its version and gives a state the engine
+ * cannot read, so the engine starts the key over and the script rewrites it whole. */
 static int load_take(struct rs_store *r, struct store_load *it, size_t i, size_t *off)
 {
     const redisReply *v = load_reply(r, i, 0), *old = v ? NULL : load_reply(r, i, 1);

@@ -8,7 +8,7 @@
 #   2. single EventBridge events over 64 connections -> requests/s
 #   3. p99 latency of single EventBridge events at a fixed 5,000 requests/s (paced, open loop:
 #      build/tests/bench_load; Debian 12 has no wrk2), latency from each request's scheduled time
-#   4. Redis memory per tracked Lambda key (MEMORY USAGE of cw:k:{AKID} + its dedup hashes cw:d:{AKID})
+#   4. Redis memory per tracked Lambda key (MEMORY USAGE of cw:k2:{AKID}, state and dedup hashes)
 # with /healthz measured the same way in the same run as the HTTP baseline. Every request of 1-3
 # carries new access keys and event ids (templates with a per-request tag, tests/bench/), so
 # nothing is a duplicate; the service's own counters confirm it. Figures are medians of RUNS
@@ -264,8 +264,8 @@ after=$($PY "$GEN" info "$RPORT")
 mem=$($PY "$GEN" memory "$RPORT" "$MEM_KEYS")
 set -- $mem
 echo "serve: redis memory per tracked key ($MEM_KEYS Lambda keys, $recs records: issuance + 5 marked uses," \
-  "10% with an outside use): median $1 B, p95 $2 B, mean $3 B (MEMORY USAGE of cw:k + cw:d; state median $5 B," \
-  "dedup hashes median $6 B; keys with an outside use median $7 B, others median $8 B / p95 $9 B);" \
+  "10% with an outside use): median $1 B, p95 $2 B, mean $3 B (MEMORY USAGE of cw:k2, or cw:k + cw:s before issue 17;" \
+  "state median $5 B, separate dedup set median $6 B; keys with an outside use median $7 B, others median $8 B / p95 $9 B);" \
   "used_memory delta / N $(( (after - before) / MEM_KEYS )) B (includes findings and index);" \
   "target $TARGET_KEY_BYTES B: median $([ "$1" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)," \
   "p95 $([ "$2" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)"
