@@ -154,36 +154,45 @@ static const char script_commit[] =
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
 #define RS_FPUT_FIELDS \
-    "'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5], 'ua', ARGV[7], 'oc', ARGV[12]," \
-    " 'wk', ARGV[13]"
-/* A new finding costs three calls (HSETNX of its creation time, one HSET, PEXPIRE); without events
- * recorded its answer needs no read: no revision was taken (rv = qd = 0). */
+    "'ev', A[1], 'sv', A[2], 'ac', A[3], 'fn', A[4], 'ver', A[5], 'ua', A[7], 'oc', A[12], 'wk', A[13]"
+#define RS_FPUT_ARGS 13
+/* One call writes several findings (KEYS: each finding; ARGV: RS_FPUT_ARGS per finding, in that
+ * order) on one Redis, one on a cluster (a script touches one slot); the answer is the list of
+ * each finding's. A new finding costs three calls (HSETNX of its creation time, one HSET,
+ * PEXPIRE); without events recorded its answer needs no read: no revision was taken (rv = qd = 0). */
 static const char script_fput[] =
     RS_LUA_OUT
-    "local created, kind, ca = 0, 0, ARGV[7]\n"
-    "if redis.call('HSETNX', KEYS[1], 'ca', ca) == 1 then\n"
-    "  created, kind = 1, 1\n"
-    "  redis.call('HSET', KEYS[1], 'st', 'open', " RS_FPUT_FIELDS ")\n"
-    "else\n"
-    "  ca = redis.call('HGET', KEYS[1], 'ca')\n"
-    "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
-    "  if tonumber(ARGV[5]) < ver or (ARGV[9] == '1' and tonumber(ARGV[5]) == ver) then\n"
-    "    return out(KEYS[1], {-1, ca}, 0, ARGV[11])\n"
+    "local function put(k, A)\n"
+    "  local created, kind, ca = 0, 0, A[7]\n"
+    "  if redis.call('HSETNX', k, 'ca', ca) == 1 then\n"
+    "    created, kind = 1, 1\n"
+    "    redis.call('HSET', k, 'st', 'open', " RS_FPUT_FIELDS ")\n"
+    "  else\n"
+    "    ca = redis.call('HGET', k, 'ca')\n"
+    "    local ver = tonumber(redis.call('HGET', k, 'ver') or '0')\n"
+    "    if tonumber(A[5]) < ver or (A[9] == '1' and tonumber(A[5]) == ver) then\n"
+    "      return out(k, {-1, ca}, 0, A[11])\n"
+    "    end\n"
+    "    local st = redis.call('HGET', k, 'st')\n"
+    "    local st0 = st\n"
+    "    local grew = A[9] == '1' and tonumber(A[12]) > tonumber(redis.call('HGET', k, 'oc') or '0')\n"
+    "    if (A[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
+    "    redis.call('HSET', k, 'st', st)\n"
+    "    local nu = tonumber(redis.call('HGET', k, 'nu') or '0')\n"
+    "    if st ~= st0 then kind = 3\n"
+    "    elseif A[10] == '2' or (A[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
+    "    if kind == 2 and A[10] == '1' and A[11] == '1' then redis.call('HSET', k, 'nu', nu + 1) end\n"
+    "    redis.call('HSET', k, " RS_FPUT_FIELDS ")\n"
     "  end\n"
-    "  local st = redis.call('HGET', KEYS[1], 'st')\n"
-    "  local st0 = st\n"
-    "  local grew = ARGV[9] == '1' and tonumber(ARGV[12]) > tonumber(redis.call('HGET', KEYS[1], 'oc') or '0')\n"
-    "  if (ARGV[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
-    "  redis.call('HSET', KEYS[1], 'st', st)\n"
-    "  local nu = tonumber(redis.call('HGET', KEYS[1], 'nu') or '0')\n"
-    "  if st ~= st0 then kind = 3\n"
-    "  elseif ARGV[10] == '2' or (ARGV[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
-    "  if kind == 2 and ARGV[10] == '1' and ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'nu', nu + 1) end\n"
-    "  redis.call('HSET', KEYS[1], " RS_FPUT_FIELDS ")\n"
+    "  redis.call('PEXPIRE', k, A[8])\n"
+    "  if created == 1 and A[11] ~= '1' then return {1, ca, 0, 0} end\n"
+    "  return out(k, {created, ca}, kind, A[11])\n"
     "end\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
-    "if created == 1 and ARGV[11] ~= '1' then return {1, ca, 0, 0} end\n"
-    "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
+    "local r = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  r[i] = put(KEYS[i], {unpack(ARGV, " RS_STR(RS_FPUT_ARGS) " * i - " RS_STR(RS_FPUT_ARGS) " + 1, " RS_STR(RS_FPUT_ARGS) " * i)})\n"
+    "end\n"
+    "return r\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
  * ("keep" = keep it, else "=" and the note: the prefix keeps a note that reads "keep" from meaning
@@ -693,27 +702,55 @@ static int rs_recording(struct rs_store *r, int *record);
 static long long queue_add(struct rconn_batch *b, const redisReply *x, size_t at, const char *id, const char *now);
 static int queue_mark(struct rs_store *r, const char *const *ids, const long long *revs, size_t n);
 
-/* Sends the finding scripts of items; their answers stay in r->b. */
+/* One call of the finding script for items[0..n) (see script_fput). */
+static int fput_add(struct rs_store *r, const struct store_finding_put *items, size_t n, int record)
+{
+    const char **keys = malloc(n * sizeof *keys), **args = malloc(n * RS_FPUT_ARGS * sizeof *args);
+    char (*fk)[RS_KEY_MAX] = malloc(n * sizeof *fk), (*nums)[3][RS_NUM_MAX] = malloc(n * sizeof *nums), ret[RS_NUM_MAX];
+    int added = -1;
+    if (keys && args && fk && nums) {
+        snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
+        for (size_t i = 0; i < n; i++) {
+            const struct store_finding_put *u = &items[i];
+            key_name(fk[i], sizeof fk[i], 'f', u->id);
+            keys[i] = fk[i];
+            snprintf(nums[i][0], RS_NUM_MAX, "%llu", (unsigned long long)u->version);
+            snprintf(nums[i][1], RS_NUM_MAX, "%lld", (long long)u->now_ms);
+            snprintf(nums[i][2], RS_NUM_MAX, "%u", u->outside_count);
+            const char *a[RS_FPUT_ARGS] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                            u->function ? u->function : "", nums[i][0], u->new_outside ? "1" : "0",
+                                            nums[i][1], ret, u->ensure ? "1" : "0",
+                                            u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0",
+                                            record ? "1" : "0", nums[i][2], store_workload_name(u->workload) };
+            memcpy(args + i * RS_FPUT_ARGS, a, sizeof a);
+        }
+        added = rconn_batch_eval(r->b, r->s_fput, (int)n, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
+    }
+    free(keys);
+    free(args);
+    free(fk);
+    free(nums);
+    return added < 0 ? -1 : 0;
+}
+
+/* Sends the finding scripts of items, RS_SCRIPT_KEYS_MAX findings a call on one Redis, one on a
+ * cluster; their answers stay in r->b (fput_reply). */
 static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t n, int record)
 {
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
     rconn_batch_reset(r->b);
-    char fk[RS_KEY_MAX], ver[24], now[24], ret[24], oc[16];
-    snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
-    for (size_t i = 0; i < n; i++) {
-        struct store_finding_put *u = &items[i];
-        key_name(fk, sizeof fk, 'f', u->id);
-        snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
-        snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
-        snprintf(oc, sizeof oc, "%u", u->outside_count);
-        const char *keys[1] = { fk };
-        const char *args[13] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
-                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0", oc,
-                                 store_workload_name(u->workload) };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 13, args, NULL) < 0)
+    for (size_t i = 0; i < n; i += per)
+        if (fput_add(r, items + i, n - i < per ? n - i : per, record))
             return CW_EUNAVAIL;
-    }
     return run(r);
+}
+
+/* The answer of finding i of the last fput_send, or NULL. */
+static const redisReply *fput_reply(struct rs_store *r, size_t i)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    const redisReply *x = rconn_batch_reply(r->b, i / per);
+    return x && x->type == REDIS_REPLY_ARRAY && i % per < x->elements ? x->element[i % per] : NULL;
 }
 
 /* The second step of a finding write (store.h, "Finding events"): the listing index (created_ms
@@ -726,9 +763,9 @@ static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_
     rconn_batch_reset(r->b2);
     char now[24];
     for (size_t i = 0; i < n; i++) {
-        redisReply *x = rconn_batch_reply(r->b, i);
+        const redisReply *x = fput_reply(r, i);
         items[i].created = 0;
-        if (x->type != REDIS_REPLY_ARRAY || x->elements < 4 || x->element[0]->type != REDIS_REPLY_INTEGER ||
+        if (!x || x->type != REDIS_REPLY_ARRAY || x->elements < 4 || x->element[0]->type != REDIS_REPLY_INTEGER ||
             x->element[1]->type != REDIS_REPLY_STRING)
             return CW_EUNAVAIL;
         items[i].created = x->element[0]->integer == 1;

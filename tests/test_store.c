@@ -1357,6 +1357,33 @@ static void t_redis_many_keys(void **state)
     }
 }
 
+/* Redis only: one finding write of more findings than one script call takes on one Redis (128):
+ * each gets its own answer (created or not, an older version ignored), and each is stored. */
+#define MANY_FINDINGS 200
+static void t_redis_many_findings(void **state)
+{
+    struct store *s = *state;
+    static char ids[MANY_FINDINGS][16];
+    static struct store_finding_put p[MANY_FINDINGS];
+    for (size_t i = 0; i < MANY_FINDINGS; i++) {
+        snprintf(ids[i], sizeof ids[i], "cwf-M%03zu", i);
+        p[i] = fput(ids[i], "{\"v\":1}", 5, 0, 1000 + (int64_t)i);
+    }
+    assert_int_equal(store_finding_put(s, p, MANY_FINDINGS / 2), 0);  /* the first half exists */
+    for (size_t i = 0; i < MANY_FINDINGS; i++)
+        p[i] = fput(ids[i], i % 3 ? "{\"v\":2}" : "{\"v\":0}", i % 3 ? 6 : 4, 0, 5000);
+    assert_int_equal(store_finding_put(s, p, MANY_FINDINGS), 0);
+    for (size_t i = 0; i < MANY_FINDINGS; i++) {
+        assert_int_equal(p[i].created, i >= MANY_FINDINGS / 2);
+        struct store_finding f;
+        assert_int_equal(store_finding_get(s, ids[i], &f), 0);
+        /* version 4 over a stored 5 is ignored; a new finding takes whatever comes */
+        assert_string_equal(f.evidence_json, i % 3 || i >= MANY_FINDINGS / 2 ? (i % 3 ? "{\"v\":2}" : "{\"v\":0}") : "{\"v\":1}");
+        assert_int_equal(f.created_ms, i < MANY_FINDINGS / 2 ? 1000 + (int64_t)i : 5000);
+        store_finding_free(&f);
+    }
+}
+
 /* ---- the durable store alone ----------------------------------------------------------------- */
 
 /* The n of an entry id "<ms>-<n>". */
@@ -1762,6 +1789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_redis_legacy_keys, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_seen_bound, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_many_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_findings, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
     };
     /* the same minus the outage test, which stops a redis-server this test started (a cluster's or a
@@ -1773,6 +1801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_redis_legacy_keys, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_seen_bound, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_many_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_findings, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);
