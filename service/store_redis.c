@@ -468,7 +468,8 @@ static int load_take(struct rs_store *r, struct store_load *it, size_t i, size_t
     it->blob = NULL;
     it->blob_len = 0;
     it->version = 0;
-    memset(it->seen, 0, it->n_hashes);
+    if (it->n_hashes)  /* seen may be NULL without hashes */
+        memset(it->seen, 0, it->n_hashes);
     size_t head = RS_VERSION_BYTES, m = 0;
     if (v && v->len >= RS_HEAD) {
         m = (size_t)get_be(v->str + RS_VERSION_BYTES + 1, RS_COUNT_BYTES);
