@@ -10,7 +10,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev libyajl-dev zlib1g-dev curl libcurl4-openssl-dev libssl-dev liblmdb-dev libgnutls28-dev"
 FUZZ_PKGS="$BUILD_PKGS clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS libcmocka-dev redis-server curl python3 python3-yaml python3-jsonschema openssl lmdb-utils"
-BENCH_PKGS="$TEST_PKGS wrk"
+BENCH_PKGS="$TEST_PKGS wrk python3-redis"
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test) want=$TEST_PKGS ;;

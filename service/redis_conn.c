@@ -22,6 +22,8 @@
 
 const char *rconn_error(const struct rconn *c) { return c->err; }
 
+int rconn_is_cluster(const struct rconn *c) { return c->cfg.cluster; }
+
 struct cmd {
     char *buf;                     /* formatted RESP */
     size_t len;

@@ -72,6 +72,8 @@ struct rconn *rconn_new(const struct rconn_config *cfg, const struct rconn_tls *
 /* A new connection with the same configuration and scripts (for another thread). */
 struct rconn *rconn_clone(const struct rconn *c);
 void rconn_free(struct rconn *c);
+/* 1 on a Redis Cluster: a command's keys must then share a slot (one Redis: any keys). */
+int rconn_is_cluster(const struct rconn *c);
 /* Why the last rconn_batch_exec failed or had an error reply, in words ("" when it did not). */
 const char *rconn_error(const struct rconn *c);
 

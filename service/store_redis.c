@@ -1,18 +1,31 @@
 /* store_redis.c — the store on Redis, shared by any number of credwatch instances.
  *
  * Layout (every key of one access key shares the hash tag {AKID}, so it also works on a cluster):
- *   cw:k:{AKID}   string: 8-byte big-endian version + det_encode blob; PXAT = key expiry
- *   cw:s:{AKID}   set of event-id hashes (signed 64-bit integers: Redis keeps them as an intset)
+ *   cw:k2:{AKID}  string: 8-byte big-endian version, a flags byte, the count (2 bytes) and the
+ *                 8-byte hashes of the events applied (the dedup set, at most STORE_SEEN_MAX),
+ *                 then the det_encode blob; PXAT = key expiry
  *   cw:f:{ID}     hash: ev (evidence JSON), st (status), nt (note), ca/ua (created/updated ms),
  *                 sv (severity), ac (account), fn (function), wk (workload kind; absent in a
  *                 finding of a release before workloads: lambda), ver (key version of the evidence)
  *   cw:fidx       sorted set: finding id by created_ms, for listing newest first
- * Writes of key state are a compare-and-set in one Lua script (version check, SET, SADD), so two
- * instances never lose each other's events. Every batch is pipelined (one round trip per node per
- * call) through redis_conn, which also speaks the cluster protocol: the same code runs on a
- * Redis Cluster (CREDWATCH_REDIS_CLUSTER), since each script touches keys of one slot only.
- * Loads are a plain pipelined GET + SMISMEMBER: if another instance commits in between, the
- * version check of the commit fails and the engine reloads.
+ * A load is one MGET per round (per key on a cluster); the client finds the duplicates among the
+ * hashes. A commit is a compare-and-set of the one value: SET NX for a new key, a Lua script for
+ * the existing keys of a round (version check, the new hashes appended, SET), so two instances
+ * never lose each other's events and state and dedup hashes change in one step. Every batch is
+ * pipelined (one round trip per node per call) through redis_conn, which also speaks the cluster
+ * protocol: the same code runs on a Redis Cluster (CREDWATCH_REDIS_CLUSTER), since each script
+ * touches keys of one slot only. If another instance commits between a load and a commit, the
+ * version check fails and the engine reloads.
+ *
+ * The previous release's layout (before issue 17) kept the state in cw:k:{AKID} (version + blob)
+ * and the hashes in a set cw:s:{AKID}: one more key per access key, a SADD member per event and a
+ * script call per key, which made Redis's CPU per record twice what it is now. Its keys live at
+ * most ~14 h, but dropping them at an upgrade would forget the issuance and history of every key
+ * in use; so a load reads cw:k where cw:k2 is absent, and checks cw:s for the keys written by that
+ * release (flag RS_FLAG_LEGACY), and the first commit takes the key over into cw:k2 (script_commit);
+ * the old keys expire on their own. Instances of both releases on one Redis (a rolling upgrade) do
+ * not see each other's later writes of a key the new release took over: replace them all within
+ * minutes, as for a state format change (README, "Known limits").
  */
 #include "store.h"
 
@@ -27,11 +40,18 @@
 #include "redis_conn.h"
 
 #define RS_VERSION_BYTES 8
+#define RS_HASH_BYTES 8                 /* a dedup hash in a key's value, big-endian */
+#define RS_COUNT_BYTES 2                /* how many hashes a value holds, big-endian */
+#define RS_HEAD (RS_VERSION_BYTES + 1 + RS_COUNT_BYTES)  /* a value's header: version, flags, count */
+#define RS_FLAG_LEGACY 1                /* the previous release's set cw:s:{AKID} holds hashes of the key too */
+#define RS_SCRIPT_KEYS_MAX 128          /* keys per commit script call and per MGET on one Redis: bounds how
+                                         * long one call holds Redis (~1 ms), not the round trips */
+#define RS_LINEAR_MAX 64                /* hashes x remembered up to which a plain comparison beats sorting */
+#define RS_NUM_MAX 24                   /* a decimal 64-bit integer and its NUL */
 #define RS_LIST_SCAN_MAX 5000           /* index entries examined per list call (filters) */
 #define RS_LIST_BATCH 200               /* index entries fetched per round trip while listing */
 #define RS_LIST_TIE_ROUNDS 5000         /* windows skipped at one score when the cursor's entry is gone
                                          * (5000 x 200 = a million findings created in one millisecond) */
-#define RS_SADD_CHUNK "1000"            /* unpack() has a stack limit: add hashes in chunks */
 #define RS_INDEX "cw:fidx"
 #define RS_STR_(x) #x
 #define RS_STR(x) RS_STR_(x)
@@ -39,6 +59,8 @@
 #define RS_OUT "cw:out:{o}"             /* the outbox stream (see "the outbox" below) */
 #define RS_DSTAT "cw:dstat:{o}"         /* dead letters dropped at the bound, per sink */
 #define RS_KEY_MAX 96
+
+_Static_assert(STORE_SEEN_MAX < 1 << (8 * RS_COUNT_BYTES), "a value counts its hashes in RS_COUNT_BYTES");
 
 /* What the handles of one store share (clones): whether events are recorded. */
 struct rs_shared {
@@ -58,24 +80,44 @@ struct rs_store {
     int s_mark, s_dead, s_retry, s_trim, s_stats, s_after;
     char *loaded;                    /* blobs returned by load(), valid until the next call */
     size_t loaded_cap;
+    uint64_t *sorted;                /* load(): a key's remembered hashes, sorted for lookups */
+    size_t sorted_cap;
 };
 
-/* CAS of one key's state and dedup set. KEYS: state, seen. ARGV: expected version ("" = absent),
- * new value, expire-at ms, dedup cap, hashes... Returns 1 written, 0 version changed. */
+/* Compare-and-set of existing keys (a new key is a plain SET NX: see commit_new), on one Redis a
+ * round's keys in calls of RS_SCRIPT_KEYS_MAX (one call instead of one per key: the per-call cost
+ * was most of Redis's CPU per record), on a cluster one key per call (a script touches one slot).
+ * KEYS: per key its state in this layout and in the previous release's. ARGV: the dedup bound
+ * (hashes), then per key: expected version (8 bytes), new version (8 bytes), state, expire-at ms,
+ * the new hashes (8 bytes each). Returns per key 1 (written) or 0 (the version changed).
+ * The value (RS_HEAD): version, flags, count of hashes (2 bytes), the hashes, the state. A key of
+ * the previous release (no value here, its cw:k at the expected version) is taken over: written
+ * here with the flag RS_FLAG_LEGACY, since its set cw:s keeps holding the hashes applied before
+ * (loads look there too); its cw:k and cw:s are left to expire. */
 static const char script_commit[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "local v = cur and string.sub(cur, 1, 8) or ''\n"
-    "if v ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])\n"
-    "if #ARGV > 4 then\n"
-    "  local room = tonumber(ARGV[4]) - redis.call('SCARD', KEYS[2])\n"
-    "  local last = math.min(#ARGV, 4 + room)\n"
-    "  for i = 5, last, " RS_SADD_CHUNK " do\n"
-    "    redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + " RS_SADD_CHUNK " - 1, last)))\n"
+    "local max, r = tonumber(ARGV[1]), {}\n"
+    "for i = 1, #KEYS / 2 do\n"
+    "  local k, o, a = KEYS[2 * i - 1], KEYS[2 * i], 5 * i - 3\n"
+    "  local exp, ver, blob, at, new = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local cur, flag, old = redis.call('GET', k), '\\1', ''\n"
+    "  r[i] = 0\n"
+    "  if cur then\n"
+    "    if string.sub(cur, 1, 8) == exp then\n"
+    "      flag = string.sub(cur, 9, 9)\n"
+    "      old = string.sub(cur, 12, 11 + 8 * ((string.byte(cur, 10) or 0) * 256 + (string.byte(cur, 11) or 0)))\n"
+    "      r[i] = 1\n"
+    "    end\n"
+    "  elseif redis.call('GETRANGE', o, 0, 7) == exp then\n"
+    "    r[i] = 1\n"
     "  end\n"
-    "  redis.call('PEXPIREAT', KEYS[2], ARGV[3])\n"
+    "  if r[i] == 1 then\n"
+    "    new = string.sub(new, 1, 8 * math.max(0, max - #old / 8))\n"
+    "    local n = (#old + #new) / 8\n"
+    "    redis.call('SET', k, ver .. flag .. string.char(math.floor(n / 256), n % 256) .. old .. new .. blob,"
+    " 'PXAT', at)\n"
+    "  end\n"
     "end\n"
-    "return 1\n";
+    "return r\n";
 
 /* The outbox step of a finding script (store.h, "Finding events"): a change to report (kind > 0:
  * 1 created, 2 updated, 3 status) takes a new revision rv when events are recorded (ARGV[rec] ==
@@ -111,33 +153,46 @@ static const char script_commit[] =
  * workload kind (kept as 'wk'). Returns {created, created_ms, rv, qd [, event fields]} (RS_LUA_OUT); created = -1
  * when nothing was written (the stored evidence is newer, or ensure and it exists): then no new
  * revision, but a revision not yet queued is answered for queueing (the repair). */
+#define RS_FPUT_FIELDS \
+    "'ev', A[1], 'sv', A[2], 'ac', A[3], 'fn', A[4], 'ver', A[5], 'ua', A[7], 'oc', A[12], 'wk', A[13]"
+#define RS_FPUT_ARGS 13
+/* One call writes several findings (KEYS: each finding; ARGV: RS_FPUT_ARGS per finding, in that
+ * order) on one Redis, one on a cluster (a script touches one slot); the answer is the list of
+ * each finding's. A new finding costs three calls (HSETNX of its creation time, one HSET,
+ * PEXPIRE); without events recorded its answer needs no read: no revision was taken (rv = qd = 0). */
 static const char script_fput[] =
     RS_LUA_OUT
-    "local ca = redis.call('HGET', KEYS[1], 'ca')\n"
-    "local created, kind = 0, 0\n"
-    "if ca then\n"
-    "  local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')\n"
-    "  if tonumber(ARGV[5]) < ver or (ARGV[9] == '1' and tonumber(ARGV[5]) == ver) then\n"
-    "    return out(KEYS[1], {-1, ca}, 0, ARGV[11])\n"
+    "local function put(k, A)\n"
+    "  local created, kind, ca = 0, 0, A[7]\n"
+    "  if redis.call('HSETNX', k, 'ca', ca) == 1 then\n"
+    "    created, kind = 1, 1\n"
+    "    redis.call('HSET', k, 'st', 'open', " RS_FPUT_FIELDS ")\n"
+    "  else\n"
+    "    ca = redis.call('HGET', k, 'ca')\n"
+    "    local ver = tonumber(redis.call('HGET', k, 'ver') or '0')\n"
+    "    if tonumber(A[5]) < ver or (A[9] == '1' and tonumber(A[5]) == ver) then\n"
+    "      return out(k, {-1, ca}, 0, A[11])\n"
+    "    end\n"
+    "    local st = redis.call('HGET', k, 'st')\n"
+    "    local st0 = st\n"
+    "    local grew = A[9] == '1' and tonumber(A[12]) > tonumber(redis.call('HGET', k, 'oc') or '0')\n"
+    "    if (A[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
+    "    redis.call('HSET', k, 'st', st)\n"
+    "    local nu = tonumber(redis.call('HGET', k, 'nu') or '0')\n"
+    "    if st ~= st0 then kind = 3\n"
+    "    elseif A[10] == '2' or (A[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
+    "    if kind == 2 and A[10] == '1' and A[11] == '1' then redis.call('HSET', k, 'nu', nu + 1) end\n"
+    "    redis.call('HSET', k, " RS_FPUT_FIELDS ")\n"
     "  end\n"
-    "  local st = redis.call('HGET', KEYS[1], 'st')\n"
-    "  local st0 = st\n"
-    "  local grew = ARGV[9] == '1' and tonumber(ARGV[12]) > tonumber(redis.call('HGET', KEYS[1], 'oc') or '0')\n"
-    "  if (ARGV[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
-    "  redis.call('HSET', KEYS[1], 'st', st)\n"
-    "  local nu = tonumber(redis.call('HGET', KEYS[1], 'nu') or '0')\n"
-    "  if st ~= st0 then kind = 3\n"
-    "  elseif ARGV[10] == '2' or (ARGV[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
-    "  if kind == 2 and ARGV[10] == '1' and ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'nu', nu + 1) end\n"
-    "else\n"
-    "  created, kind = 1, 1\n"
-    "  ca = ARGV[7]\n"
-    "  redis.call('HSET', KEYS[1], 'st', 'open', 'ca', ca)\n"
+    "  redis.call('PEXPIRE', k, A[8])\n"
+    "  if created == 1 and A[11] ~= '1' then return {1, ca, 0, 0} end\n"
+    "  return out(k, {created, ca}, kind, A[11])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'ev', ARGV[1], 'sv', ARGV[2], 'ac', ARGV[3], 'fn', ARGV[4], 'ver', ARGV[5],"
-    " 'ua', ARGV[7], 'oc', ARGV[12], 'wk', ARGV[13])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
-    "return out(KEYS[1], {created, ca}, kind, ARGV[11])\n";
+    "local r = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  r[i] = put(KEYS[i], {unpack(ARGV, " RS_STR(RS_FPUT_ARGS) " * i - " RS_STR(RS_FPUT_ARGS) " + 1, " RS_STR(RS_FPUT_ARGS) " * i)})\n"
+    "end\n"
+    "return r\n";
 
 /* Status/note change of an existing finding. KEYS: finding. ARGV: status ("" = keep it), note
  * ("keep" = keep it, else "=" and the note: the prefix keeps a note that reads "keep" from meaning
@@ -285,6 +340,13 @@ static void key_name(char *out, size_t size, char kind, const char *id)
     snprintf(out, size, "cw:%c:{%s}", kind, id);
 }
 
+/* The state of an access key: this layout's cw:k2 (value with the dedup hashes), or with legacy
+ * set the previous release's cw:k (version and state; its hashes are in the set cw:s). */
+static void state_key(char out[RS_KEY_MAX], const char *akid, int legacy)
+{
+    snprintf(out, RS_KEY_MAX, legacy ? "cw:k:{%s}" : "cw:k2:{%s}", akid);
+}
+
 /* Runs the batch; an error reply of any command (NOSCRIPT is handled below us; OOM, READONLY,
  * CROSSSLOT ...) fails the call as unavailable: the caller answers 503 and the sender retries. */
 static int run_on(struct rs_store *r, struct rconn_batch *b)
@@ -306,50 +368,185 @@ static int run(struct rs_store *r)
 
 /* ---- key state ------------------------------------------------------------------------------ */
 
+/* Versions, counts and dedup hashes as big-endian bytes. */
+static uint64_t get_be(const char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int b = 0; b < bytes; b++)
+        v = v << 8 | (uint8_t)p[b];
+    return v;
+}
+
+static void put_be(char *out, uint64_t v, int bytes)
+{
+    for (int b = bytes - 1; b >= 0; b--) {
+        out[b] = (char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* seen[j] = 1 for every hash of it among the m remembered hashes at p. Few of either: compared
+ * directly; else the remembered ones sorted once and searched. */
+static int seen_from(struct rs_store *r, struct store_load *it, const char *p, size_t m)
+{
+    if (!m)
+        return 0;
+    if (m * it->n_hashes <= RS_LINEAR_MAX) {
+        for (size_t i = 0; i < m; i++) {
+            uint64_t h = get_be(p + i * RS_HASH_BYTES, RS_HASH_BYTES);
+            for (size_t j = 0; j < it->n_hashes; j++)
+                it->seen[j] |= it->hashes[j] == h;
+        }
+        return 0;
+    }
+    if (m > r->sorted_cap) {
+        uint64_t *ns = realloc(r->sorted, m * sizeof *ns);
+        if (!ns)
+            return CW_EUNAVAIL;
+        r->sorted = ns;
+        r->sorted_cap = m;
+    }
+    for (size_t i = 0; i < m; i++)
+        r->sorted[i] = get_be(p + i * RS_HASH_BYTES, RS_HASH_BYTES);
+    qsort(r->sorted, m, sizeof *r->sorted, cmp_u64);
+    for (size_t j = 0; j < it->n_hashes; j++)
+        it->seen[j] |= bsearch(&it->hashes[j], r->sorted, m, sizeof *r->sorted, cmp_u64) != NULL;
+    return 0;
+}
+
+/* Phase 1 of a load: every key's state in this layout and in the previous release's (read when
+ * the first is absent), as one MGET per RS_SCRIPT_KEYS_MAX keys on one Redis, one per key on a
+ * cluster (its two keys share a slot). */
+static int load_send(struct rs_store *r, const struct store_load *items, size_t n)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    size_t cap = 1 + 2 * (n < per ? n : per);
+    const char **argv = malloc(cap * sizeof *argv);
+    size_t *lens = malloc(cap * sizeof *lens);
+    char (*names)[RS_KEY_MAX] = malloc((cap - 1) * sizeof *names);
+    int rc = argv && lens && names ? 0 : CW_EUNAVAIL;
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n && !rc; i += per) {
+        size_t a = 0, m = n - i < per ? n - i : per;
+        argv[a] = "MGET", lens[a++] = 4;
+        for (size_t j = 0; j < 2 * m; j++) {
+            state_key(names[j], items[i + j / 2].akid, j % 2);
+            argv[a] = names[j], lens[a++] = strlen(names[j]);
+        }
+        if (rconn_batch_add_argv(r->b, names[0], (int)a, argv, lens) < 0)
+            rc = CW_EUNAVAIL;
+    }
+    free(argv);
+    free(lens);
+    free(names);
+    return rc ? rc : run(r);
+}
+
+/* The MGET answer of key i: its state in this layout (legacy 0) or in the previous one (1). */
+static const redisReply *load_reply(struct rs_store *r, size_t i, int legacy)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    const redisReply *x = rconn_batch_reply(r->b, i / per);
+    size_t at = 2 * (i % per) + (size_t)legacy;
+    const redisReply *v = x && x->type == REDIS_REPLY_ARRAY && at < x->elements ? x->element[at] : NULL;
+    return v && v->type == REDIS_REPLY_STRING ? v : NULL;
+}
+
+/* Key i's state, copied to r->loaded at *off, with its seen flags from the hashes it remembers.
+ * Returns 1 when the previous release's set cw:s may hold more of its hashes, else 0; <0 out of
+ * memory. A value cut short (never written so) keeps its version and gives a state the engine
+ * cannot read, so the engine starts the key over and the script rewrites it whole. */
+static int load_take(struct rs_store *r, struct store_load *it, size_t i, size_t *off)
+{
+    const redisReply *v = load_reply(r, i, 0), *old = v ? NULL : load_reply(r, i, 1);
+    it->blob = NULL;
+    it->blob_len = 0;
+    it->version = 0;
+    if (it->n_hashes)  /* seen may be NULL without hashes */
+        memset(it->seen, 0, it->n_hashes);
+    size_t head = RS_VERSION_BYTES, m = 0;
+    if (v && v->len >= RS_HEAD) {
+        m = (size_t)get_be(v->str + RS_VERSION_BYTES + 1, RS_COUNT_BYTES);
+        head = RS_HEAD + m * RS_HASH_BYTES;
+    }
+    const redisReply *g = v ? v : old;
+    if (!g || g->len <= head)
+        return 0;
+    it->version = get_be(g->str, RS_VERSION_BYTES);
+    memcpy(r->loaded + *off, g->str + head, g->len - head);
+    it->blob = (const uint8_t *)r->loaded + *off;
+    it->blob_len = g->len - head;
+    *off += it->blob_len;
+    if (!v)
+        return 1;  /* written by the previous release: its set holds the hashes */
+    if (seen_from(r, it, v->str + RS_HEAD, m))
+        return -1;
+    return (v->str[RS_VERSION_BYTES] & RS_FLAG_LEGACY) != 0;
+}
+
+/* SMISMEMBER of a key's hashes in the previous release's set (signed decimal members). */
+static int add_legacy_check(struct rconn_batch *b, const struct store_load *it)
+{
+    size_t argc = it->n_hashes + 2;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char (*nums)[RS_NUM_MAX] = malloc(it->n_hashes * sizeof *nums);
+    char sk[RS_KEY_MAX];
+    int rc = -1;
+    if (argv && lens && nums) {
+        key_name(sk, sizeof sk, 's', it->akid);
+        argv[0] = "SMISMEMBER", lens[0] = 10;
+        argv[1] = sk, lens[1] = strlen(sk);
+        for (size_t j = 0; j < it->n_hashes; j++) {
+            snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)it->hashes[j]);
+            argv[j + 2] = nums[j], lens[j + 2] = strlen(nums[j]);
+        }
+        rc = rconn_batch_add_argv(b, sk, (int)argc, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    free(nums);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Phase 2, only for keys the previous release wrote (legacy[i]): their hashes looked up in its
+ * set too, one round trip for all. */
+static int load_legacy(struct rs_store *r, struct store_load *items, size_t n, const uint8_t *legacy)
+{
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++)
+        if (legacy[i] && add_legacy_check(r->b, &items[i]))
+            return CW_EUNAVAIL;
+    int rc = run(r);
+    for (size_t i = 0, k = 0; i < n && !rc; i++) {
+        if (!legacy[i])
+            continue;
+        redisReply *m = rconn_batch_reply(r->b, k++);
+        for (size_t j = 0; j < items[i].n_hashes; j++)
+            items[i].seen[j] |= m->type == REDIS_REPLY_ARRAY && j < m->elements &&
+                                m->element[j]->type == REDIS_REPLY_INTEGER && m->element[j]->integer == 1;
+    }
+    return rc;
+}
+
 static int rs_load(struct store *s, struct store_load *items, size_t n)
 {
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    rconn_batch_reset(r->b);
-    char kbuf[RS_KEY_MAX], sk[RS_KEY_MAX];
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        key_name(kbuf, sizeof kbuf, 'k', items[i].akid);
-        if (rconn_batch_add(r->b, kbuf, "GET %s", kbuf) < 0)
-            rc = CW_EUNAVAIL;
-        if (items[i].n_hashes && !rc) {
-            size_t argc = items[i].n_hashes + 2;
-            const char **argv = malloc(argc * sizeof *argv);
-            size_t *lens = malloc(argc * sizeof *lens);
-            char (*nums)[24] = malloc(items[i].n_hashes * sizeof *nums);
-            if (argv && lens && nums) {
-                key_name(sk, sizeof sk, 's', items[i].akid);
-                argv[0] = "SMISMEMBER";
-                lens[0] = 10;
-                argv[1] = sk;
-                lens[1] = strlen(sk);
-                for (size_t j = 0; j < items[i].n_hashes; j++) {
-                    snprintf(nums[j], sizeof nums[j], "%lld", (long long)(int64_t)items[i].hashes[j]);
-                    argv[j + 2] = nums[j];
-                    lens[j + 2] = strlen(nums[j]);
-                }
-                if (rconn_batch_add_argv(r->b, sk, (int)argc, argv, lens) < 0)
-                    rc = CW_EUNAVAIL;
-            } else {
-                rc = CW_EUNAVAIL;
-            }
-            free(argv);
-            free(lens);
-            free(nums);
-        }
-    }
-    if (rc || (rc = run(r)))
+    int rc = load_send(r, items, n);
+    if (rc)
         return rc;
     size_t need = 0;
-    for (size_t i = 0, k = 0; i < n; k += items[i].n_hashes ? 2 : 1, i++) {
-        redisReply *g = rconn_batch_reply(r->b, k);
-        if (g->type == REDIS_REPLY_STRING)
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *g = load_reply(r, i, 0);
+        if (g || (g = load_reply(r, i, 1)) != NULL)
             need += g->len;
     }
     if (need > r->loaded_cap) {
@@ -359,39 +556,122 @@ static int rs_load(struct store *s, struct store_load *items, size_t n)
         r->loaded = nb;
         r->loaded_cap = need;
     }
-    size_t off = 0;
-    for (size_t i = 0, k = 0; i < n; i++) {
-        struct store_load *it = &items[i];
-        redisReply *g = rconn_batch_reply(r->b, k++);
-        it->blob = NULL;
-        it->blob_len = 0;
-        it->version = 0;
-        if (g->type == REDIS_REPLY_STRING && g->len > RS_VERSION_BYTES) {
-            uint64_t v = 0;
-            for (int b = 0; b < RS_VERSION_BYTES; b++)
-                v = v << 8 | (uint8_t)g->str[b];
-            it->version = v;
-            memcpy(r->loaded + off, g->str + RS_VERSION_BYTES, g->len - RS_VERSION_BYTES);
-            it->blob = (const uint8_t *)r->loaded + off;
-            it->blob_len = g->len - RS_VERSION_BYTES;
-            off += g->len - RS_VERSION_BYTES;
-        }
-        if (it->n_hashes) {
-            redisReply *m = rconn_batch_reply(r->b, k++);
-            for (size_t j = 0; j < it->n_hashes; j++)
-                it->seen[j] = m->type == REDIS_REPLY_ARRAY && j < m->elements &&
-                              m->element[j]->type == REDIS_REPLY_INTEGER && m->element[j]->integer == 1;
-        }
+    uint8_t *legacy = calloc(n, 1);
+    size_t off = 0, n_legacy = 0;
+    rc = legacy ? 0 : CW_EUNAVAIL;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int lg = load_take(r, &items[i], i, &off);
+        if (lg < 0)
+            rc = CW_EUNAVAIL;
+        legacy[i] = lg > 0 && items[i].n_hashes;
+        n_legacy += legacy[i];
     }
-    return 0;
+    if (!rc && n_legacy)
+        rc = load_legacy(r, items, n, legacy);
+    free(legacy);
+    return rc;
 }
 
-static void put_version(char *out, uint64_t v)
+/* The hashes a commit adds: at most STORE_SEEN_MAX (the script keeps the bound with those stored). */
+static size_t commit_hashes(const struct store_commit *c)
 {
-    for (int b = RS_VERSION_BYTES - 1; b >= 0; b--) {
-        out[b] = (char)(v & 0xff);
-        v >>= 8;
+    return c->n_hashes < STORE_SEEN_MAX ? c->n_hashes : STORE_SEEN_MAX;
+}
+
+/* A new key (version 0): one plain SET NX of its whole value, header, hashes and state. */
+static int commit_new(struct rs_store *r, const struct store_commit *c)
+{
+    size_t nh = commit_hashes(c), len = RS_HEAD + nh * RS_HASH_BYTES + c->blob_len;
+    char *v = malloc(len), kk[RS_KEY_MAX], at[RS_NUM_MAX];
+    if (!v)
+        return -1;
+    put_be(v, c->new_version, RS_VERSION_BYTES);
+    v[RS_VERSION_BYTES] = 0;
+    put_be(v + RS_VERSION_BYTES + 1, nh, RS_COUNT_BYTES);
+    for (size_t j = 0; j < nh; j++)
+        put_be(v + RS_HEAD + j * RS_HASH_BYTES, c->hashes[j], RS_HASH_BYTES);
+    memcpy(v + RS_HEAD + nh * RS_HASH_BYTES, c->blob, c->blob_len);
+    state_key(kk, c->akid, 0);
+    snprintf(at, sizeof at, "%lld", (long long)c->expire_at_ms);
+    int rc = rconn_batch_add(r->b, kk, "SET %s %b NX PXAT %s", kk, v, len, at);
+    free(v);
+    return rc < 0 ? -1 : 0;
+}
+
+/* One call of the commit script for the existing keys items[idx[0..n)] (see script_commit). */
+static int commit_cas(struct rs_store *r, const struct store_commit *items, const size_t *idx, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += 2 * RS_VERSION_BYTES + RS_NUM_MAX + commit_hashes(&items[idx[i]]) * RS_HASH_BYTES;
+    const char **keys = malloc(2 * n * sizeof *keys), **args = malloc((1 + 5 * n) * sizeof *args);
+    size_t *lens = malloc((1 + 5 * n) * sizeof *lens);
+    char (*names)[RS_KEY_MAX] = malloc(2 * n * sizeof *names), *buf = malloc(bytes), max[RS_NUM_MAX];
+    int added = -1;
+    if (keys && args && lens && names && buf) {
+        size_t a = 0;
+        char *p = buf;
+        snprintf(max, sizeof max, "%d", STORE_SEEN_MAX);
+        args[a] = max, lens[a++] = strlen(max);
+        for (size_t i = 0; i < n; i++) {
+            const struct store_commit *c = &items[idx[i]];
+            size_t nh = commit_hashes(c);
+            for (int w = 0; w < 2; w++)
+                state_key(names[2 * i + w], c->akid, w), keys[2 * i + w] = names[2 * i + w];
+            put_be(p, c->version, RS_VERSION_BYTES);
+            put_be(p + RS_VERSION_BYTES, c->new_version, RS_VERSION_BYTES);
+            args[a] = p, lens[a++] = RS_VERSION_BYTES;
+            args[a] = p + RS_VERSION_BYTES, lens[a++] = RS_VERSION_BYTES;
+            p += 2 * RS_VERSION_BYTES;
+            args[a] = (const char *)c->blob, lens[a++] = c->blob_len;
+            snprintf(p, RS_NUM_MAX, "%lld", (long long)c->expire_at_ms);
+            args[a] = p, lens[a++] = strlen(p);
+            p += RS_NUM_MAX;
+            for (size_t j = 0; j < nh; j++)
+                put_be(p + j * RS_HASH_BYTES, c->hashes[j], RS_HASH_BYTES);
+            args[a] = p, lens[a++] = nh * RS_HASH_BYTES;
+            p += nh * RS_HASH_BYTES;
+        }
+        added = rconn_batch_eval(r->b, r->s_commit, (int)(2 * n), keys, (int)a, args, lens);
     }
+    free(keys);
+    free(args);
+    free(lens);
+    free(names);
+    free(buf);
+    return added < 0 ? -1 : 0;
+}
+
+/* Queues the commands of a commit: a SET NX per new key, the script per RS_SCRIPT_KEYS_MAX existing
+ * keys (one Redis) or per key (cluster). at[i] is where item i's answer is: command at[i].cmd,
+ * element at[i].el of the script's answer, or -1 for a SET. */
+struct rs_at {
+    size_t cmd;
+    long el;
+};
+
+static int commit_send(struct rs_store *r, const struct store_commit *items, size_t n, struct rs_at *at,
+                       size_t *idx)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX, m = 0;
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].version) {
+            idx[m++] = i;
+            continue;
+        }
+        at[i] = (struct rs_at){ rconn_batch_size(r->b), -1 };
+        if (commit_new(r, &items[i]))
+            return CW_EUNAVAIL;
+    }
+    for (size_t i = 0; i < m; i += per) {
+        size_t k = m - i < per ? m - i : per;
+        for (size_t j = 0; j < k; j++)
+            at[idx[i + j]] = (struct rs_at){ rconn_batch_size(r->b), (long)j };
+        if (commit_cas(r, items, idx + i, k))
+            return CW_EUNAVAIL;
+    }
+    return run(r);
 }
 
 static int rs_commit(struct store *s, struct store_commit *items, size_t n)
@@ -399,48 +679,21 @@ static int rs_commit(struct store *s, struct store_commit *items, size_t n)
     struct rs_store *r = (struct rs_store *)s;
     if (!n)
         return 0;
-    rconn_batch_reset(r->b);
+    struct rs_at *at = calloc(n, sizeof *at);
+    size_t *idx = calloc(n, sizeof *idx);
+    int rc = at && idx ? commit_send(r, items, n, at, idx) : CW_EUNAVAIL;
     for (size_t i = 0; i < n; i++) {
-        struct store_commit *c = &items[i];
-        size_t nargs = 4 + c->n_hashes;
-        const char **args = malloc(nargs * sizeof *args);
-        size_t *lens = malloc(nargs * sizeof *lens);
-        char (*nums)[24] = malloc((c->n_hashes + 2) * sizeof *nums);
-        char *val = malloc(RS_VERSION_BYTES + c->blob_len);
-        char expected[RS_VERSION_BYTES], kk[RS_KEY_MAX], sk[RS_KEY_MAX];
-        int added = -1;
-        if (args && lens && nums && val) {
-            key_name(kk, sizeof kk, 'k', c->akid);
-            key_name(sk, sizeof sk, 's', c->akid);
-            put_version(expected, c->version);
-            put_version(val, c->new_version);
-            memcpy(val + RS_VERSION_BYTES, c->blob, c->blob_len);
-            snprintf(nums[0], sizeof nums[0], "%lld", (long long)c->expire_at_ms);
-            snprintf(nums[1], sizeof nums[1], "%d", STORE_SEEN_MAX);
-            size_t a = 0;
-            args[a] = expected, lens[a++] = c->version ? RS_VERSION_BYTES : 0;
-            args[a] = val, lens[a++] = RS_VERSION_BYTES + c->blob_len;
-            args[a] = nums[0], lens[a++] = strlen(nums[0]);
-            args[a] = nums[1], lens[a++] = strlen(nums[1]);
-            for (size_t j = 0; j < c->n_hashes; j++) {
-                snprintf(nums[j + 2], sizeof nums[0], "%lld", (long long)(int64_t)c->hashes[j]);
-                args[a] = nums[j + 2], lens[a++] = strlen(nums[j + 2]);
-            }
-            const char *keys[2] = { kk, sk };
-            added = rconn_batch_eval(r->b, r->s_commit, 2, keys, (int)a, args, lens);
-        }
-        free(args);
-        free(lens);
-        free(nums);
-        free(val);
-        if (added < 0)
-            return CW_EUNAVAIL;
+        const redisReply *x = rc ? NULL : rconn_batch_reply(r->b, at[i].cmd);
+        if (x && at[i].el < 0)
+            items[i].ok = x->type == REDIS_REPLY_STATUS;  /* OK; nil: the key exists (lost the race) */
+        else if (x)
+            items[i].ok = x->type == REDIS_REPLY_ARRAY && (size_t)at[i].el < x->elements &&
+                          x->element[at[i].el]->type == REDIS_REPLY_INTEGER && x->element[at[i].el]->integer == 1;
+        else
+            items[i].ok = 0;
     }
-    int rc = run(r);
-    for (size_t i = 0; i < n; i++) {
-        redisReply *x = rconn_batch_reply(r->b, i);
-        items[i].ok = !rc && x && x->type == REDIS_REPLY_INTEGER && x->integer == 1;
-    }
+    free(at);
+    free(idx);
     return rc;
 }
 
@@ -450,27 +703,55 @@ static int rs_recording(struct rs_store *r, int *record);
 static long long queue_add(struct rconn_batch *b, const redisReply *x, size_t at, const char *id, const char *now);
 static int queue_mark(struct rs_store *r, const char *const *ids, const long long *revs, size_t n);
 
-/* Sends the finding scripts of items; their answers stay in r->b. */
+/* One call of the finding script for items[0..n) (see script_fput). */
+static int fput_add(struct rs_store *r, const struct store_finding_put *items, size_t n, int record)
+{
+    const char **keys = malloc(n * sizeof *keys), **args = malloc(n * RS_FPUT_ARGS * sizeof *args);
+    char (*fk)[RS_KEY_MAX] = malloc(n * sizeof *fk), (*nums)[3][RS_NUM_MAX] = malloc(n * sizeof *nums), ret[RS_NUM_MAX];
+    int added = -1;
+    if (keys && args && fk && nums) {
+        snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
+        for (size_t i = 0; i < n; i++) {
+            const struct store_finding_put *u = &items[i];
+            key_name(fk[i], sizeof fk[i], 'f', u->id);
+            keys[i] = fk[i];
+            snprintf(nums[i][0], RS_NUM_MAX, "%llu", (unsigned long long)u->version);
+            snprintf(nums[i][1], RS_NUM_MAX, "%lld", (long long)u->now_ms);
+            snprintf(nums[i][2], RS_NUM_MAX, "%u", u->outside_count);
+            const char *a[RS_FPUT_ARGS] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
+                                            u->function ? u->function : "", nums[i][0], u->new_outside ? "1" : "0",
+                                            nums[i][1], ret, u->ensure ? "1" : "0",
+                                            u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0",
+                                            record ? "1" : "0", nums[i][2], store_workload_name(u->workload) };
+            memcpy(args + i * RS_FPUT_ARGS, a, sizeof a);
+        }
+        added = rconn_batch_eval(r->b, r->s_fput, (int)n, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
+    }
+    free(keys);
+    free(args);
+    free(fk);
+    free(nums);
+    return added < 0 ? -1 : 0;
+}
+
+/* Sends the finding scripts of items, RS_SCRIPT_KEYS_MAX findings a call on one Redis, one on a
+ * cluster; their answers stay in r->b (fput_reply). */
 static int fput_send(struct rs_store *r, struct store_finding_put *items, size_t n, int record)
 {
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
     rconn_batch_reset(r->b);
-    char fk[RS_KEY_MAX], ver[24], now[24], ret[24], oc[16];
-    snprintf(ret, sizeof ret, "%lld", (long long)STORE_FINDING_RETENTION_S * 1000);
-    for (size_t i = 0; i < n; i++) {
-        struct store_finding_put *u = &items[i];
-        key_name(fk, sizeof fk, 'f', u->id);
-        snprintf(ver, sizeof ver, "%llu", (unsigned long long)u->version);
-        snprintf(now, sizeof now, "%lld", (long long)u->now_ms);
-        snprintf(oc, sizeof oc, "%u", u->outside_count);
-        const char *keys[1] = { fk };
-        const char *args[13] = { u->evidence_json, u->severity ? u->severity : "", u->account ? u->account : "",
-                                 u->function ? u->function : "", ver, u->new_outside ? "1" : "0",
-                                 now, ret, u->ensure ? "1" : "0", u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0", record ? "1" : "0", oc,
-                                 store_workload_name(u->workload) };
-        if (rconn_batch_eval(r->b, r->s_fput, 1, keys, 13, args, NULL) < 0)
+    for (size_t i = 0; i < n; i += per)
+        if (fput_add(r, items + i, n - i < per ? n - i : per, record))
             return CW_EUNAVAIL;
-    }
     return run(r);
+}
+
+/* The answer of finding i of the last fput_send, or NULL. */
+static const redisReply *fput_reply(struct rs_store *r, size_t i)
+{
+    size_t per = rconn_is_cluster(r->rc) ? 1 : RS_SCRIPT_KEYS_MAX;
+    const redisReply *x = rconn_batch_reply(r->b, i / per);
+    return x && x->type == REDIS_REPLY_ARRAY && i % per < x->elements ? x->element[i % per] : NULL;
 }
 
 /* The second step of a finding write (store.h, "Finding events"): the listing index (created_ms
@@ -483,9 +764,9 @@ static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_
     rconn_batch_reset(r->b2);
     char now[24];
     for (size_t i = 0; i < n; i++) {
-        redisReply *x = rconn_batch_reply(r->b, i);
+        const redisReply *x = fput_reply(r, i);
         items[i].created = 0;
-        if (x->type != REDIS_REPLY_ARRAY || x->elements < 4 || x->element[0]->type != REDIS_REPLY_INTEGER ||
+        if (!x || x->type != REDIS_REPLY_ARRAY || x->elements < 4 || x->element[0]->type != REDIS_REPLY_INTEGER ||
             x->element[1]->type != REDIS_REPLY_STRING)
             return CW_EUNAVAIL;
         items[i].created = x->element[0]->integer == 1;
@@ -1377,6 +1658,7 @@ static void rs_free(struct store *s)
     rconn_batch_free(r->b2);
     rconn_free(r->rc);
     free(r->loaded);
+    free(r->sorted);
     free(r);
 }
 

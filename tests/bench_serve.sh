@@ -1,17 +1,20 @@
 #!/bin/sh
 # bench_serve.sh — `credwatch serve` on a real Redis of this machine, end to end over HTTP:
 #   1. CloudTrail files of 1,000 records (~1.5 KB each) over keep-alive -> records/s
+#   1a. the Python peer (tests/bench/py_webhook.py: http.server + redis-py, a flag with a TTL per record)
+#      on the same Redis, the same bodies and client, its runs alternating with 1's -> records/s, ratio
 #   1b. the same records through Amazon Data Firehose: requests of 500 CloudWatch Logs subscription
 #      messages (2 log events each, gzip + base64 as Firehose delivers them) -> records/s, beside 1
 #   2. single EventBridge events over 64 connections -> requests/s
 #   3. p99 latency of single EventBridge events at a fixed 5,000 requests/s (paced, open loop:
 #      build/tests/bench_load; Debian 12 has no wrk2), latency from each request's scheduled time
-#   4. Redis memory per tracked Lambda key (MEMORY USAGE of cw:k:{AKID} + cw:s:{AKID})
+#   4. Redis memory per tracked Lambda key (MEMORY USAGE of cw:k2:{AKID}, state and dedup hashes)
 # with /healthz measured the same way in the same run as the HTTP baseline. Every request of 1-3
 # carries new access keys and event ids (templates with a per-request tag, tests/bench/), so
 # nothing is a duplicate; the service's own counters confirm it. Figures are medians of RUNS
 # (LAT_RUNS for latency); the machine is shared and small: compare ratios, not absolutes.
-# Starts its own redis-server and credwatch on free loopback ports, stops them by pid.
+# Starts its own redis-server and credwatch on free loopback ports, stops them by pid. Another build's
+# binary in the same run of this script: CREDWATCH_BIN=path (tests/lib.sh).
 # Exits non-zero when a request failed or a tool is missing; a missed target is reported, not fatal.
 . "$(dirname "$0")/lib.sh"
 LOAD=$root/$BUILD/tests/bench_load
@@ -25,9 +28,11 @@ EB_CONNS=64
 LAT_RATE=5000
 MEM_KEYS=10000
 TARGET_CT=150000           # records/s
+TARGET_PY_RATIO=30         # credwatch's records/s over the Python peer's, 1,000-record batches
 TARGET_EB=10000            # requests/s
 TARGET_P99_MS=10
 TARGET_KEY_BYTES=512
+SERVE_ONLY=${SERVE_ONLY:-}   # "batches": 1 and 1a, the CPU figures and 4 only (a quicker comparison of builds)
 FH_REQUESTS=${SERVE_FH_REQUESTS:-120}   # Firehose requests per run, built before the clock starts
 TOKEN_IN=ingest-token-bench-0123456789
 TOKEN_RD=read-token-bench-0123456789ab
@@ -67,14 +72,16 @@ echo "serve: credwatch ($THREADS HTTP threads) on Redis 127.0.0.1:$RPORT, $(npro
 # else runs on the machine, unlike rates and latencies.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
-cpu_mark() { c_srv0=$(ticks "$srv_pid"); c_rd0=$(ticks "$redis_pid"); }
+cpu_pid=$srv_pid            # the server measured: credwatch, or the Python peer during its runs
+cpu_mark() { c_srv0=$(ticks "$cpu_pid"); c_rd0=$(ticks "$redis_pid"); }
 cpu_note() { # NAME REQUESTS RECORDS_PER_REQUEST
-  echo "$1 $2 $3 $(( $(ticks "$srv_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$TEST_TMP/cpu"
+  echo "$1 $2 $3 $(( $(ticks "$cpu_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$TEST_TMP/cpu"
 }
 : >"$TEST_TMP/cpu"
 metric() { curl -s "$URL/metrics" | sed -n "s/^$1 \([0-9.e+]*\)$/\1/p"; }
 median() { $PY "$GEN" median "$@"; }
 run=0
+wrk_url=$URL                # the server loaded: credwatch, or the Python peer during its runs
 # wrk_run NAME CONNS PATH [LUA ARGS...]: one run after FLUSHALL; prints requests/s; checks non-2xx.
 wrk_run() {
   _name=$1; _c=$2; _path=$3; shift 3
@@ -82,10 +89,10 @@ wrk_run() {
   run=$((run + 1))
   cpu_mark
   if [ $# -gt 0 ]; then
-    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" -s "$LUA" "$URL$_path" -- "$((run % 16))" "$TOKEN_IN" "$@" \
+    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" -s "$LUA" "$wrk_url$_path" -- "$((run % 16))" "$TOKEN_IN" "$@" \
       >"$TEST_TMP/wrk.out" 2>&1
   else
-    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" "$URL$_path" >"$TEST_TMP/wrk.out" 2>&1
+    wrk -t2 -c"$_c" -d"${SECONDS_PER_RUN}s" "$wrk_url$_path" >"$TEST_TMP/wrk.out" 2>&1
   fi
   if grep -qE 'Non-2xx|Socket errors' "$TEST_TMP/wrk.out"; then
     echo "serve: $_name: failed requests: $(grep -E 'Non-2xx|Socket errors' "$TEST_TMP/wrk.out" | tr -s ' ')" >&2
@@ -96,14 +103,31 @@ wrk_run() {
   sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$TEST_TMP/wrk.out"
 }
 
-# ---- 1. CloudTrail 1,000-record batches ----
-hz=""; ct=""
+# The Python peer (1a) on the same Redis, its keys under its own prefix (pyhook:); every run flushes.
+PY_PORT=$(free_port)
+$PY "$here/bench/py_webhook.py" "$PY_PORT" "$RPORT" "$TOKEN_IN" >"$TEST_TMP/py.log" 2>&1 &
+py_pid=$!
+record_pid "$py_pid"
+for _ in $(seq 100); do grep -q listening "$TEST_TMP/py.log" && break; sleep 0.1; done
+grep -q listening "$TEST_TMP/py.log" ||
+  { echo "serve: the Python peer did not start (python3-redis: scripts/deps.sh bench)"; cat "$TEST_TMP/py.log"; exit 1; }
+# py_run: one run of the Python peer, as wrk_run (same bodies, connections, length); prints requests/s
+py_run() {
+  wrk_url=http://127.0.0.1:$PY_PORT; cpu_pid=$py_pid
+  wrk_run python "$CT_CONNS" /v1/ingest/cloudtrail application/json "$TEST_TMP/t/ct_batch.tmpl"
+  wrk_url=$URL; cpu_pid=$srv_pid
+}
+
+# ---- 1. CloudTrail 1,000-record batches (and 1a, the Python peer, between them) ----
+hz=""; ct=""; pyr=""
 ing0=$(metric credwatch_records_ingested_total); dup0=$(metric credwatch_records_duplicate_total)
 wrk_run warmup "$CT_CONNS" /v1/ingest/cloudtrail application/json "$TEST_TMP/t/ct_batch.tmpl" >/dev/null
 for r in $(seq "$RUNS"); do
   hz="$hz $(wrk_run healthz $EB_CONNS /healthz)"
   ct="$ct $(wrk_run cloudtrail $CT_CONNS /v1/ingest/cloudtrail application/json "$TEST_TMP/t/ct_batch.tmpl")"
+  pyr="$pyr $(py_run)"
 done
+kill -TERM "$py_pid" 2>/dev/null && wait "$py_pid" 2>/dev/null
 ing1=$(metric credwatch_records_ingested_total); dup1=$(metric credwatch_records_duplicate_total)
 hz_med=$(median $hz)
 ct_med=$(median $ct)
@@ -117,6 +141,17 @@ print("serve: cloudtrail 1000-record batches %.0f records/s (median of %d: %s; %
       % (ct * 1000, runs, each, conns, hz, ing, dup, target, "met" if ct * 1000 >= target else "NOT met"))
 EOF
 
+$PY - "$(median $ct)" "$(median $pyr)" "$RUNS" "$TARGET_PY_RATIO" $pyr <<'EOF'
+import sys
+ct, py, runs, target = float(sys.argv[1]) * 1000, float(sys.argv[2]) * 1000, int(sys.argv[3]), int(sys.argv[4])
+ratio = ct / py if py else 0
+print("serve: python webhook peer (tests/bench/py_webhook.py: ThreadingHTTPServer + redis-py, one SET EX per record), "
+      "the same 1000-record bodies, client and Redis %.0f records/s (median of %d: %s); credwatch in the same run "
+      "%.0f records/s: ratio %.1f; target %d: %s" % (py, runs, " ".join("%.0f" % (float(v) * 1000) for v in sys.argv[5:]),
+                                                    ct, ratio, target, "met" if ratio >= target else "NOT met"))
+EOF
+
+if [ "$SERVE_ONLY" != batches ]; then
 # ---- 1b. the same 1,000 records per request through Firehose: 500 CloudWatch Logs messages ----
 # Python posts the requests (built first: gzip and base64 of 500 messages each), so the rate may be the
 # client's; the CPU per request below is the server's own and compares the two paths fairly.
@@ -193,6 +228,8 @@ print("serve: eventbridge p99 latency at %d req/s %.2f ms (median of %d: %s; p50
          target, "met" if p99 <= target else "NOT met"))
 EOF
 
+
+fi  # SERVE_ONLY
 # ---- where the time goes: CPU per request of the server and of Redis ----
 $PY - "$TEST_TMP/cpu" "$HZ" "$(nproc)" <<'EOF'
 import collections, statistics, sys
@@ -205,12 +242,12 @@ for line in open(sys.argv[1]):
         by[name].append((srv / hz / n * 1e6, rd / hz / n * 1e6, per))
 med = lambda name, i: statistics.median(x[i] for x in by[name])
 parts = []
-for name in ("healthz", "cloudtrail", "firehose", "eventbridge", "paced/healthz", "paced/v1/ingest/eventbridge"):
+for name in ("healthz", "cloudtrail", "python", "firehose", "eventbridge", "paced/healthz", "paced/v1/ingest/eventbridge"):
     if by.get(name):
         s_, r_, per = med(name, 0), med(name, 1), by[name][0][2]
         extra = " (%.2f + %.2f us/record)" % (s_ / per, r_ / per) if per > 1 else ""
         parts.append("%s %.1f + %.1f us%s" % (name, s_, r_, extra))
-print("serve: CPU per request, credwatch + redis-server (medians; does not depend on other load): "
+print("serve: CPU per request, credwatch (python: the Python peer's) + redis-server (medians; does not depend on other load): "
       + "; ".join(parts))
 if by.get("eventbridge") and by.get("cloudtrail"):
     e, c = med("eventbridge", 0) + med("eventbridge", 1), med("cloudtrail", 0) + med("cloudtrail", 1)
@@ -227,8 +264,8 @@ after=$($PY "$GEN" info "$RPORT")
 mem=$($PY "$GEN" memory "$RPORT" "$MEM_KEYS")
 set -- $mem
 echo "serve: redis memory per tracked key ($MEM_KEYS Lambda keys, $recs records: issuance + 5 marked uses," \
-  "10% with an outside use): median $1 B, p95 $2 B, mean $3 B (MEMORY USAGE of cw:k + cw:s; state median $5 B," \
-  "dedup set median $6 B; keys with an outside use median $7 B, others median $8 B / p95 $9 B);" \
+  "10% with an outside use): median $1 B, p95 $2 B, mean $3 B (MEMORY USAGE of cw:k2, or cw:k + cw:s before issue 17;" \
+  "state median $5 B, separate dedup set median $6 B; keys with an outside use median $7 B, others median $8 B / p95 $9 B);" \
   "used_memory delta / N $(( (after - before) / MEM_KEYS )) B (includes findings and index);" \
   "target $TARGET_KEY_BYTES B: median $([ "$1" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)," \
   "p95 $([ "$2" -le $TARGET_KEY_BYTES ] && echo met || echo NOT met)"

@@ -633,23 +633,43 @@ static void t_concurrent_engines(void **state)
 static const char *const sink_a[] = { "a" };
 static const char *const sinks_ab[] = { "a", "b" };
 
-/* redis-cli against the test's Redis (-c: a cluster node redirects to the outbox's slot). */
-static int redis_cli(const char *args)
+/* The redis-cli command line that reaches the test's Redis (-c: a cluster node redirects to the
+ * key's slot), without its arguments. -1 when the cluster's seeds cannot be read. */
+static int redis_cli_cmd(char *cmd, size_t size)
 {
-    char cmd[1600];
     if (cluster_seeds) {
         const char *p = seeds_start();
         size_t n = strcspn(p, ",");
         const char *colon = memchr(p, ':', n);
         if (!colon)
             return -1;
-        snprintf(cmd, sizeof cmd, "redis-cli -c %s -h %.*s -p %.*s %s >/dev/null", cli_tls, (int)(colon - p), p,
-                 (int)(p + n - colon - 1), colon + 1, args);
+        snprintf(cmd, size, "redis-cli -c %s -h %.*s -p %.*s", cli_tls, (int)(colon - p), p, (int)(p + n - colon - 1),
+                 colon + 1);
     } else if (redis_url_env) {
-        snprintf(cmd, sizeof cmd, "redis-cli -u '%s' %s %s >/dev/null", redis_url_env, cli_tls, args);
+        snprintf(cmd, size, "redis-cli -u '%s' %s", redis_url_env, cli_tls);
     } else {
-        snprintf(cmd, sizeof cmd, "redis-cli -p %d %s >/dev/null", redis_port, args);
+        snprintf(cmd, size, "redis-cli -p %d", redis_port);
     }
+    return 0;
+}
+
+/* redis-cli against the test's Redis. */
+static int redis_cli(const char *args)
+{
+    char base[1400], cmd[1600];
+    if (redis_cli_cmd(base, sizeof base))
+        return -1;
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null", base, args);
+    return system(cmd);
+}
+
+/* The same with a last argument of any bytes: `printf` of fmt (octal escapes) as redis-cli's stdin (-x). */
+static int redis_cli_in(const char *fmt, const char *args)
+{
+    char base[1400], cmd[1800];
+    if (redis_cli_cmd(base, sizeof base))
+        return -1;
+    snprintf(cmd, sizeof cmd, "printf '%s' | %s -x %s >/dev/null", fmt, base, args);
     return system(cmd);
 }
 
@@ -1211,6 +1231,159 @@ static void t_redis_legacy_workload(void **state)
     assert_string_equal(ids[1], "cwf-L1");
 }
 
+/* Redis only: keys of the previous release's layout (state cw:k, dedup set cw:s of signed decimal
+ * hashes) are read while this layout has none (cw:k2), and the first commit takes them over, the
+ * old set still counting; from then on cw:k2 is the key's state (a later write of that release to
+ * cw:k, during a rolling upgrade, is not seen: store_redis.c, README "Known limits"). */
+#define LEGACY_AKID "ASIALEGACYKEY0000001"
+static void t_redis_legacy_keys(void **state)
+{
+    struct store *s = *state;
+    assert_int_equal(redis_cli_in("\\000\\000\\000\\000\\000\\000\\000\\005old-state", "SET cw:k:{" LEGACY_AKID "}"), 0);
+    assert_int_equal(redis_cli("SADD cw:s:{" LEGACY_AKID "} 11 -16"), 0);
+    uint64_t h[5] = { 11, 0xfffffffffffffff0ull /* -16 */, 33, 44, 55 };
+    uint8_t seen[5];
+    struct store_load l = { .akid = LEGACY_AKID, .hashes = h, .n_hashes = 5, .seen = seen };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 5);
+    assert_int_equal(l.blob_len, 9);
+    assert_memory_equal(l.blob, "old-state", 9);
+    assert_memory_equal(seen, "\1\1\0\0\0", 5);
+    /* a commit from another version than the old key's loses, as any stale one */
+    const uint8_t blob[] = "new-state";
+    struct store_commit c = { .akid = LEGACY_AKID, .version = 4, .new_version = 6, .blob = blob, .blob_len = sizeof blob,
+                              .hashes = h + 2, .n_hashes = 1, .expire_at_ms = now_ms() + 60000 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 0);
+    c.version = 5;
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    struct store_commit stale = c;
+    assert_int_equal(store_commit(s, &stale, 1), 0);
+    assert_int_equal(stale.ok, 0);
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 6);
+    assert_memory_equal(l.blob, blob, sizeof blob);
+    assert_memory_equal(seen, "\1\1\1\0\0", 5);
+    /* the old set keeps counting through later commits of the new layout */
+    c.version = 6, c.new_version = 7, c.hashes = h + 3;
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 7);
+    assert_memory_equal(seen, "\1\1\1\1\0", 5);
+    /* the previous release's later write is not seen once the key is taken over */
+    assert_int_equal(redis_cli_in("\\000\\000\\000\\000\\000\\000\\000\\011old-2", "SET cw:k:{" LEGACY_AKID "}"), 0);
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 7);
+    assert_memory_equal(l.blob, blob, sizeof blob);
+    /* a key of this layout only never looks at an old set */
+    assert_int_equal(redis_cli("SADD cw:s:{ASIALEGACYKEY0000002} 55"), 0);
+    c = (struct store_commit){ .akid = "ASIALEGACYKEY0000002", .new_version = 1, .blob = blob, .blob_len = sizeof blob,
+                               .hashes = h, .n_hashes = 1, .expire_at_ms = now_ms() + 60000 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    l.akid = c.akid;
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 1);
+    assert_memory_equal(seen, "\1\0\0\0\0", 5);
+}
+
+/* Redis only: a key remembers STORE_SEEN_MAX hashes; past the bound, a commit's further hashes are
+ * not remembered (store.h), the first ones stay. */
+static void t_redis_seen_bound(void **state)
+{
+    struct store *s = *state;
+    size_t n = STORE_SEEN_MAX + 5;
+    uint64_t *h = malloc(n * sizeof *h);
+    uint8_t *seen = malloc(n);
+    assert_non_null(h);
+    assert_non_null(seen);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (uint64_t)i * 0x9e3779b97f4a7c15ull + 1;
+    const uint8_t blob[] = "s";
+    struct store_commit c = { .akid = "ASIASEENBOUND0000001", .new_version = 1, .blob = blob, .blob_len = 1,
+                              .hashes = h, .n_hashes = STORE_SEEN_MAX - 5, .expire_at_ms = now_ms() + 60000 };
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    c.version = 1, c.new_version = 2, c.hashes = h + STORE_SEEN_MAX - 5, c.n_hashes = 10;
+    assert_int_equal(store_commit(s, &c, 1), 0);
+    assert_int_equal(c.ok, 1);
+    struct store_load l = { .akid = c.akid, .hashes = h, .n_hashes = n, .seen = seen };
+    assert_int_equal(store_load(s, &l, 1), 0);
+    assert_int_equal(l.version, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seen[i], i < STORE_SEEN_MAX);
+    free(h);
+    free(seen);
+}
+
+/* Redis only: one load and one commit of more keys than one script call or MGET takes on one Redis
+ * (RS_SCRIPT_KEYS_MAX, 128), some commits stale: each key gets its own answer. */
+#define MANY_KEYS 300
+static void t_redis_many_keys(void **state)
+{
+    struct store *s = *state;
+    static char akid[MANY_KEYS][24];
+    static struct store_commit c[MANY_KEYS];
+    static struct store_load l[MANY_KEYS];
+    static uint64_t h[MANY_KEYS][2];
+    static uint8_t seen[MANY_KEYS][2];
+    const uint8_t blob[] = "many";
+    for (size_t i = 0; i < MANY_KEYS; i++) {
+        snprintf(akid[i], sizeof akid[i], "ASIAMANYKEYS%08zu", i);
+        h[i][0] = i + 1, h[i][1] = i + 1000001;
+        c[i] = (struct store_commit){ .akid = akid[i], .new_version = 1, .blob = blob, .blob_len = sizeof blob,
+                                      .hashes = h[i], .n_hashes = 1, .expire_at_ms = now_ms() + 60000 };
+    }
+    assert_int_equal(store_commit(s, c, MANY_KEYS), 0);
+    for (size_t i = 0; i < MANY_KEYS; i++) {
+        assert_int_equal(c[i].ok, 1);
+        /* even keys from the version they have; odd ones from none (a lost race), every fifth from a wrong one */
+        c[i].version = i % 2 ? (i % 5 ? 0 : 3) : 1;
+        c[i].new_version = 2, c[i].hashes = h[i] + 1;
+    }
+    assert_int_equal(store_commit(s, c, MANY_KEYS), 0);
+    for (size_t i = 0; i < MANY_KEYS; i++) {
+        assert_int_equal(c[i].ok, i % 2 == 0);
+        l[i] = (struct store_load){ .akid = akid[i], .hashes = h[i], .n_hashes = 2, .seen = seen[i] };
+    }
+    assert_int_equal(store_load(s, l, MANY_KEYS), 0);
+    for (size_t i = 0; i < MANY_KEYS; i++) {
+        assert_int_equal(l[i].version, i % 2 ? 1 : 2);
+        assert_memory_equal(l[i].blob, blob, sizeof blob);
+        assert_int_equal(seen[i][0], 1);
+        assert_int_equal(seen[i][1], i % 2 == 0);
+    }
+}
+
+/* Redis only: one finding write of more findings than one script call takes on one Redis (128):
+ * each gets its own answer (created or not, an older version ignored), and each is stored. */
+#define MANY_FINDINGS 200
+static void t_redis_many_findings(void **state)
+{
+    struct store *s = *state;
+    static char ids[MANY_FINDINGS][16];
+    static struct store_finding_put p[MANY_FINDINGS];
+    for (size_t i = 0; i < MANY_FINDINGS; i++) {
+        snprintf(ids[i], sizeof ids[i], "cwf-M%03zu", i);
+        p[i] = fput(ids[i], "{\"v\":1}", 5, 0, 1000 + (int64_t)i);
+    }
+    assert_int_equal(store_finding_put(s, p, MANY_FINDINGS / 2), 0);  /* the first half exists */
+    for (size_t i = 0; i < MANY_FINDINGS; i++)
+        p[i] = fput(ids[i], i % 3 ? "{\"v\":2}" : "{\"v\":0}", i % 3 ? 6 : 4, 0, 5000);
+    assert_int_equal(store_finding_put(s, p, MANY_FINDINGS), 0);
+    for (size_t i = 0; i < MANY_FINDINGS; i++) {
+        assert_int_equal(p[i].created, i >= MANY_FINDINGS / 2);
+        struct store_finding f;
+        assert_int_equal(store_finding_get(s, ids[i], &f), 0);
+        /* version 4 over a stored 5 is ignored; a new finding takes whatever comes */
+        assert_string_equal(f.evidence_json, i % 3 || i >= MANY_FINDINGS / 2 ? (i % 3 ? "{\"v\":2}" : "{\"v\":0}") : "{\"v\":1}");
+        assert_int_equal(f.created_ms, i < MANY_FINDINGS / 2 ? 1000 + (int64_t)i : 5000);
+        store_finding_free(&f);
+    }
+}
+
 /* ---- the durable store alone ----------------------------------------------------------------- */
 
 /* The n of an entry id "<ms>-<n>". */
@@ -1613,6 +1786,10 @@ int main(void)
         cmocka_unit_test(t_redis_url),
         CONTRACT_TESTS(setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_legacy_workload, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_legacy_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_seen_bound, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_findings, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_outage, setup_redis, teardown),
     };
     /* the same minus the outage test, which stops a redis-server this test started (a cluster's or a
@@ -1621,6 +1798,10 @@ int main(void)
         cmocka_unit_test(t_redis_url),
         CONTRACT_TESTS(setup_redis, teardown),
         cmocka_unit_test_setup_teardown(t_redis_legacy_workload, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_legacy_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_seen_bound, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_keys, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(t_redis_many_findings, setup_redis, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("store_memory", mem, NULL, NULL);

@@ -16,7 +16,8 @@
                        events (gzip, base64: as a subscription filter's Firehose delivers them), built
                        before the clock starts and posted over CONNS keep-alive connections; prints
                        records/s, records accepted, duplicates, failed requests, body bytes per request
-  memory RPORT PREFIX N  MEMORY USAGE of cw:k:{AKID} + cw:s:{AKID} of the N keys: median, p95, mean
+  memory RPORT N       MEMORY USAGE of the N keys' state: cw:k2:{AKID} (with its dedup hashes), or for
+                       a release before issue 17 cw:k:{AKID} + its set cw:s:{AKID}: median, p95, mean
   info RPORT           used_memory from INFO memory
   median V...          the median
 """
@@ -190,21 +191,16 @@ def redis_cmds(port, cmds):
 def cmd_memory(port, n):
     akids = ["ASIAMEM%013d" % k for k in range(n)]
     cmds = []
+    # this release's cw:k2 (state with its dedup hashes), or a release before issue 17's cw:k (state) + cw:s (hashes)
     for a in akids:
-        cmds.append(["MEMORY", "USAGE", "cw:k:{%s}" % a, "SAMPLES", "0"])
-        cmds.append(["MEMORY", "USAGE", "cw:s:{%s}" % a, "SAMPLES", "0"])
-    res = redis_cmds(port, cmds)
-    per_key = []
-    missing = 0
-    for i in range(n):
-        a, b = res[2 * i], res[2 * i + 1]
-        if a is None:
-            missing += 1
-        per_key.append((a or 0) + (b or 0))
-    per_key.sort()
+        for k in ("k2", "k", "s"):
+            cmds.append(["MEMORY", "USAGE", "cw:%s:{%s}" % (k, a), "SAMPLES", "0"])
+    res = [v or 0 for v in redis_cmds(port, cmds)]
+    state = [res[3 * i] + res[3 * i + 1] for i in range(n)]
+    seen = [res[3 * i + 2] for i in range(n)]
+    per_key = sorted(state[i] + seen[i] for i in range(n))
+    missing = sum(1 for v in state if not v)
     p95 = per_key[int(0.95 * (len(per_key) - 1))]
-    state = [res[0::2][i] or 0 for i in range(n)]
-    seen = [res[1::2][i] or 0 for i in range(n)]
     stolen = [state[i] + seen[i] for i in range(n) if i % 10 == 0]
     clean = sorted(state[i] + seen[i] for i in range(n) if i % 10)
     # median p95 mean missing | state median, seen-set median | stolen median, clean median, clean p95
