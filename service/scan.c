@@ -31,7 +31,8 @@
 
 struct scan {
     struct store *st;
-    struct scan_share *share;  /* shared store: the findings this process wrote (scan_store.h) */
+    struct scan_share *share;  /* the findings this process wrote (scan_store.h) */
+    int shared;                /* the store is Redis: shared with other parts and the service */
     const char *store_name;
     struct eng_config cfg;
     struct scan_totals t;
@@ -232,7 +233,11 @@ static int scan_setup(struct scan *s, const struct scan_opts *o, struct set_net 
     int rc;
     if (!(s->st = scan_store_open(&o->store, max_bytes, &s->store_name, &rc)))
         return rc;
-    if (scan_store_shared(&o->store) && !o->store.report) {  /* every shard's engine reports into one set */
+    /* every shard's engine reports into one set: in Redis this process's share; in memory every finding
+     * (all of them are this scan's), printed from the set rather than by listing the store, whose
+     * paging walks every finding per page */
+    s->shared = scan_store_shared(&o->store);
+    if (!o->store.report) {
         if (!(s->share = scan_share_new(SCAN_FINDINGS_MAX))) {
             fprintf(stderr, "credwatch scan: out of memory\n");
             return CW_ENOMEM;
@@ -283,7 +288,7 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
     double dt = cw_mono_s() - s->t0;
     struct store_mem_stats ms = { 0 };
     char keys[64] = "";  /* a shared store's key count is every part's: not this process's to say */
-    if (!s->share) {
+    if (!s->shared) {
         store_mem_stats(s->st, &ms);
         snprintf(keys, sizeof keys, "%zu keys, ", ms.keys);
     }
@@ -293,7 +298,7 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
                 "%s%zu findings%s, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
                 "%.0f records/s\n",
                 s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, keys,
-                findings, s->share ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
+                findings, s->shared ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
                 dt > 0 ? s->t.records / dt : 0.0);
     if (s->unsupported && !quiet)
         fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "

@@ -424,8 +424,8 @@ static void bound_message(const struct scan_share *sh, int own)
 {
     if (own)
         fprintf(stderr, "credwatch scan: more than %zu findings in this scan's share: none printed (the bound on "
-                "findings a scan sorts and prints); every finding is in the store: page through GET /v1/findings\n",
-                sh->max);
+                "findings a scan sorts and prints); with the state in Redis every finding is in the store (page "
+                "through GET /v1/findings), in memory scan the archive in parts\n", sh->max);
     else
         fprintf(stderr, "credwatch scan: more than %zu findings: none printed (the bound on findings a scan sorts "
                 "and prints); scan the archive in parts, or keep the state in Redis and page through GET "

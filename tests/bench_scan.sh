@@ -34,14 +34,19 @@ cpus=$(nproc)
 
 mkdir -p "$tmp/a"
 records=$("$GEN" --write-archive "$tmp/a" "$SCAN_FILES" 5000 0) || { echo "scan: generation failed"; exit 1; }
-decode=$($pin "$GEN" | sed -n 's/^decode: yajl \([0-9]*\) records\/s.*/\1/p')
+"$GEN" >"$tmp/decode.out"
+decode=$(sed -n 's/^decode: yajl \([0-9]*\) records\/s.*/\1/p' "$tmp/decode.out")
+decode_cpu=$(sed -n 's/^decode: \([0-9]*\) records per CPU-second.*/\1/p' "$tmp/decode.out")
 
-# the wall time of one scan, in seconds
+# the wall time and the CPU time (user + system, every thread) of one scan, "WALL:CPU" in seconds
 timed() {
-  t0=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || { echo "scan: $* failed" >&2; echo 0; return; }
-  t1=$(date +%s.%N)
-  awk "BEGIN{print $t1 - $t0}"
+  /usr/bin/python3 -c '
+import resource, subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%f:%f" % (time.monotonic() - t0, r.ru_utime + r.ru_stime) if p.returncode == 0 else "0:0")
+' "$@"
 }
 one="" all="" base=""
 i=0
@@ -51,12 +56,24 @@ while [ "$i" -lt "$SCAN_RUNS" ]; do   # alternating, so a change in the machine'
   [ -n "$BASE_BIN" ] && base="$base $(timed $pin "$BASE_BIN" scan --quiet "$tmp/a")"
   i=$((i + 1))
 done
-/usr/bin/python3 - "$records" "$cpus" "${decode:-0}" "$one" "$all" "$base" <<'PYEOF'
+/usr/bin/python3 - "$records" "$cpus" "${decode:-0}" "${decode_cpu:-0}" "$one" "$all" "$base" <<'PYEOF'
 import statistics, sys
-records, cpus, decode = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-med = lambda s: statistics.median([float(x) for x in s.split()]) if s.split() else 0
-one, all_, base = med(sys.argv[4]), med(sys.argv[5]), med(sys.argv[6])
+records, cpus, decode, decode_cpu = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+med = lambda s, k: statistics.median([float(x.split(":")[k]) for x in s.split()]) if s.split() else 0
+one, all_, base = med(sys.argv[5], 0), med(sys.argv[6], 0), med(sys.argv[7], 0)
+c1, ca, cb = med(sys.argv[5], 1), med(sys.argv[6], 1), med(sys.argv[7], 1)
+if not (one and all_):
+    print("scan: a scan FAILED"); sys.exit(1)
 r1, ra = records / one, records / all_
+# CPU per record does not depend on what else runs on the machine; records/s does
+print("scan: CPU per record: one core %.2f us, all cores %.2f us%s; the decoder alone %.2f us (plain JSON in memory)"
+      % (c1 / records * 1e6, ca / records * 1e6, ", BASE_BIN %.2f us" % (cb / records * 1e6) if cb else "",
+         1e6 / decode_cpu if decode_cpu else 0))
+if decode_cpu:
+    eff = (records / ca) / decode_cpu
+    print("scan: per core by CPU time, all cores' records per CPU-second / the decoder's = %.2f (target >= 0.60: %s); "
+          "that is the per-core figure the cores would give if the machine were the scan's alone"
+          % (eff, "met" if eff >= 0.6 else "NOT met"))
 print("scan: %d records in gzip files; one core (--jobs 1, pinned): %.0f records/s; all %d cores (--jobs %d): %.0f records/s; "
       "all/one %.2f" % (records, r1, cpus, cpus, ra, ra / r1))
 if decode:

@@ -115,7 +115,7 @@ rc=$?
 check "cluster: --report --fail-on-findings exits 1, --format ocsf gives every finding, --quiet says nothing" sh -c \
   "[ $rc -eq 1 ] && [ \$(grep -c class_uid '$T/c.ocsf') -eq $n ] && [ ! -s '$T/c.oerr' ]"
 key=$(sed -n '1s/.*"access_key_id":"\([A-Z0-9]*\)".*/\1/p' "$T/whole.out")
-ttl=$($REDIS_CLI -c -p "$P1" PTTL "cw:k:{$key}")
+ttl=$($REDIS_CLI -c -p "$P1" PTTL "cw:k2:{$key}")
 check "cluster: a key's state lives 7 days by default (PTTL $ttl ms)" sh -c "[ '$ttl' -gt 604680000 ] && [ '$ttl' -le 604800000 ]"
 
 # ---- part 2's process killed while it writes; the parts rerun: the same result ------------------------
@@ -161,7 +161,7 @@ if redis_start "$RP"; then
     --state-ttl 36h "$T/arch/p1" >/dev/null
   rc=$?
   key=$(sed -n 's/.*"access_key_id":"\(ASIAQW[0-9]*\)".*/\1/p' "$T/r.s1" | head -n 1)
-  ttl=$($REDIS_CLI -p "$RP" TTL "cw:k:{$key}")
+  ttl=$($REDIS_CLI -p "$RP" TTL "cw:k2:{$key}")
   check "redis: --redis-url env reads CREDWATCH_REDIS_URL; --state-ttl 36h keeps the state 36 h (TTL $ttl s)" \
     sh -c "[ $rc -eq 0 ] && [ '$ttl' -gt 129480 ] && [ '$ttl' -le 129600 ]"
   # A finding one part raised on some of a key's records and the whole does not support: part 1 has the
