@@ -122,7 +122,7 @@ static int on_skip(void *ud, size_t index, const char *reason)
     return 0;
 }
 
-/* Events in (key, event id, identity) order: a key's events together, and a repeat of one event
+/* Events in (key hash, key, event id, identity) order: a key's events together, and a repeat of one event
  * (same id and content: det_event_hash) next to it. Two records with one id and different content
  * are two events (a forgery reusing a real id must not shadow the real record), and they compare
  * by their identity, not by arrival. qsort_r is a GNU extension with the context last; used so
@@ -131,6 +131,10 @@ static int cmp_order_r(const void *a, const void *b, void *ctx)
 {
     const struct evbuf *evs = ctx;
     size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    /* keys need grouping, not alphabetical order: their hash first spares most string compares */
+    uint32_t ka = evb_khash(evs, ia), kb = evb_khash(evs, ib);
+    if (ka != kb)
+        return ka < kb ? -1 : 1;
     int c = strcmp(evb_akid(evs, ia), evb_akid(evs, ib));
     if (c)
         return c;

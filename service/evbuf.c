@@ -21,6 +21,7 @@ _Static_assert(EV_ID_MAX <= 256 && EV_AKID_MAX <= 256 && EV_ACCOUNT_MAX <= 256 &
 
 struct evb_head {
     uint64_t hash;
+    uint32_t khash;               /* FNV-1a of the akid: sorting and sharding compare it first */
     int64_t time, expires, session_created;
     uint32_t flags;
     uint16_t size;                /* header + strings, before alignment */
@@ -100,6 +101,10 @@ int evb_push(struct evbuf *b, const struct ev_event *ev, uint64_t hash)
         return rc;
     struct evb_head *h = (struct evb_head *)(b->arena + at);
     h->hash = hash;
+    uint32_t kh = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)ev->akid; *p; p++)
+        kh = (kh ^ *p) * 16777619u;
+    h->khash = kh;
     h->time = ev->time;
     h->expires = ev->expires;
     h->session_created = ev->session_created;
@@ -148,6 +153,11 @@ const char *evb_id(const struct evbuf *b, size_t i)
 {
     const struct evb_head *h = head(b, i);
     return (const char *)(h + 1) + h->len[S_AKID] + 1;
+}
+
+uint32_t evb_khash(const struct evbuf *b, size_t i)
+{
+    return head(b, i)->khash;
 }
 
 uint64_t evb_hash(const struct evbuf *b, size_t i)

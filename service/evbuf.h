@@ -45,6 +45,8 @@ static inline size_t evb_bytes(const struct evbuf *b) { return b->len; }
 const char *evb_akid(const struct evbuf *b, size_t i);
 const char *evb_id(const struct evbuf *b, size_t i);
 uint64_t evb_hash(const struct evbuf *b, size_t i);
+/* A hash of the akid (FNV-1a, 32 bits), computed once at push: equal akids have equal ones. */
+uint32_t evb_khash(const struct evbuf *b, size_t i);
 /* Event i unpacked into *ev (every string field NUL-terminated; what follows a NUL is zero). */
 void evb_get(const struct evbuf *b, size_t i, struct ev_event *ev);
 

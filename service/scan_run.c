@@ -63,14 +63,12 @@ struct worker {
 
 /* ---- shards ----------------------------------------------------------------------------------- */
 
-/* Which shard owns a key: FNV-1a of its name. Any stable function works; the same key must always
- * land on the same shard, so that one engine at a time applies it. */
-static unsigned shard_of(const char *akid, unsigned n)
+/* Which shard owns event i's key: the akid's hash (evbuf.h), computed once when it was decoded. Any
+ * stable function works; the same key must always land on the same shard, so that one engine at a
+ * time applies it. */
+static unsigned shard_of(const struct evbuf *evs, size_t i, unsigned n)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)akid; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % n;
+    return evb_khash(evs, i) % n;
 }
 
 /* Applies the shard's engine's pending events, retrying while the store is unavailable (a Redis
@@ -131,11 +129,11 @@ static int group_by_shard(struct worker *w, const struct evbuf *evs)
         return rc;
     memset(w->count, 0, (ns + 1) * sizeof *w->count);
     for (size_t i = 0; i < n; i++)
-        w->count[shard_of(evb_akid(evs, i), ns) + 1]++;
+        w->count[shard_of(evs, i, ns) + 1]++;
     for (unsigned s = 1; s <= ns; s++)
         w->count[s] += w->count[s - 1];  /* count[s] is now where shard s's group starts */
     for (size_t i = 0; i < n; i++)
-        w->idx[w->count[shard_of(evb_akid(evs, i), ns)]++] = i;
+        w->idx[w->count[shard_of(evs, i, ns)]++] = i;
     for (unsigned s = ns; s > 0; s--)
         w->count[s] = w->count[s - 1];  /* back to starts: group s is [count[s], count[s + 1]) */
     w->count[0] = 0;
