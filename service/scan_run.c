@@ -17,8 +17,6 @@
 #define SCAN_PROGRESS_EVERY_S 0.5
 #define SCAN_READ_CHUNK ((size_t)1 << 20) /* standard input read whole grows by this much first */
 #define SCAN_SHARD_IDX_INITIAL 1024
-#define SCAN_FILL_BATCHES 2               /* a shard's filling buffer grows to this many batches while
-                                           * its engine applies the previous one, before threads wait */
 
 struct shard {
     pthread_mutex_t mu;

@@ -186,7 +186,8 @@ check("progress: not shown when stderr is not a terminal", "scanning:" not in sc
 
 # the options' bounds
 for args, word in ((["--jobs", "0"], "--jobs"), (["--jobs", "257"], "--jobs"), (["--jobs", "two"], "--jobs"),
-                   (["--batch-bytes", "100"], "--batch-bytes"), (["--jobs"], "--jobs")):
+                   (["--batch-bytes", "100"], "--batch-bytes"),
+                   (["--batch-bytes", "1073741824"], "--batch-bytes"), (["--jobs"], "--jobs")):
     rc, out, err = scan(*(args + [os.path.join(TMP, "x1")]))
     check("%s: exit 2 naming the option" % " ".join(args), rc == 2 and word in err and out == "", "rc %d: %s" % (rc, err[:200]))
 sys.exit(1 if fails else 0)
