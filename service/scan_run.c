@@ -219,7 +219,7 @@ static int decode_file(struct worker *w, const char *path, struct eng_input *in)
 {
     int rc = eng_decode_in(w->eng, in, w->rep);
     const struct eng_report *rep = w->rep;
-    if (rc == CW_EINPUT && strstr(rep->message, "digest") != NULL)
+    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0)
         return 1;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, rep->message[0] ? rep->message : cw_strerror(rc));
