@@ -152,11 +152,16 @@ static int distribute(void *ud, struct eng *e)
             continue;
         struct shard *sh = &w->r->shards[s];
         pthread_mutex_lock(&sh->mu);
-        /* Full while its engine applies: wait before adding, not after. Every thread used to add
-         * its share first and then wait, so a hot key's shard grew by a chunk per thread (jobs
-         * chunks, past EVB_MAX_BYTES at 32 threads) instead of the one chunk of overshoot bounded. */
-        while (sh->applying && evb_bytes(&sh->fill) >= SCAN_FILL_BATCHES * w->r->batch)
-            pthread_cond_wait(&sh->cv, &sh->mu);
+        /* Full: wait for room before adding, not after (every thread used to add its share first
+         * and then wait, so a hot key's shard grew by a chunk per thread: past EVB_MAX_BYTES at 32
+         * threads); once its engine is free, the full buffer is applied first. So a thread adds
+         * only below SCAN_FILL_BATCHES batches: one chunk of overshoot, as scan_run.h bounds. */
+        while (evb_bytes(&sh->fill) >= SCAN_FILL_BATCHES * w->r->batch) {
+            if (sh->applying)
+                pthread_cond_wait(&sh->cv, &sh->mu);
+            else
+                shard_flush_locked(w->r, sh, 0);
+        }
         for (size_t k = from; k < to && !rc; k++)
             rc = evb_copy(&sh->fill, evs, w->idx[k]);
         if (!rc)
