@@ -34,6 +34,7 @@ struct eng {
      * hands each full chunk to flush. */
     size_t chunk_bytes;
     int overflow, streaming;
+    size_t pass1_records;      /* records pass 1 counted in the last input: pass 2 must meet as many */
     int (*flush)(void *ud, struct eng *e);
     void *flush_ud;
     int flush_rc;              /* the flush's error that stopped pass 2 */
@@ -764,6 +765,7 @@ int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *
     int drc = run_decoder(e, in, &ds, rep->message, sizeof rep->message, &rd_err);
     rep->records = ds.records;
     rep->skipped = ds.skipped;
+    e->pass1_records = ds.records;
     if (!drc)
         return 0;
     /* an input refused as a whole contributes nothing, not even the records before the fault */
@@ -815,12 +817,21 @@ static int stream_status(const struct eng *e, int rc)
     return rc ? CW_EINPUT : 0;
 }
 
-int eng_stream_feed(struct eng *e, const struct eng_input *in)
+/* eng_stream_feed, with the records the input held. */
+static int stream_feed(struct eng *e, const struct eng_input *in, size_t *records)
 {
-    struct dec_stats ds;
+    struct dec_stats ds = {0};
     char msg[DEC_MSG_MAX];
     int rd_err;
-    return stream_status(e, run_decoder(e, in, &ds, msg, sizeof msg, &rd_err));
+    int rc = stream_status(e, run_decoder(e, in, &ds, msg, sizeof msg, &rd_err));
+    *records = ds.records;
+    return rc;
+}
+
+int eng_stream_feed(struct eng *e, const struct eng_input *in)
+{
+    size_t records;
+    return stream_feed(e, in, &records);
 }
 
 int eng_stream_end(struct eng *e)
@@ -834,11 +845,12 @@ int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void
 {
     if (!in->buf && in->read && (!in->rewind || in->rewind(in->ud)))
         return CW_EIO;
+    size_t records;
     eng_stream_begin(e, flush, ud);
-    int rc = eng_stream_feed(e, in);
+    int rc = stream_feed(e, in, &records);
     int erc = eng_stream_end(e);
-    if (rc == CW_EINPUT)
-        rc = CW_EIO;  /* it decoded in pass 1: it changed */
+    if (rc == CW_EINPUT || (!rc && records != e->pass1_records))
+        rc = CW_EIO;  /* it decoded in pass 1 with as many records: it changed (a file rewritten) */
     return rc ? rc : erc;
 }
 

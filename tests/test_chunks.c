@@ -733,6 +733,20 @@ static void test_stream_errors(void **state)
     assert_int_equal(eng_decode_in(e, &bin, rep), CW_EIO);
     assert_int_equal(eng_pending(e), 0);
     assert_false(eng_overflowed(e));
+    /* an input that still decodes in pass 2 but holds other records (a file rewritten between the
+     * passes, here grown by a record): CW_EIO too, not a silent mix of two versions */
+    size_t len2;
+    char *grown = gen_body(T_KEYS + 1, &len2);
+    struct mstream m2 = {.p = (const uint8_t *)body, .len = len};
+    struct eng_input in2 = stream_of(&m2);
+    assert_int_equal(eng_decode_in(e, &in2, rep), 0);
+    assert_true(eng_overflowed(e));
+    m2.p = (const uint8_t *)grown;
+    m2.len = len2;
+    struct flushlog l2 = {0};
+    assert_int_equal(eng_redecode_in(e, &in2, flush_record, &l2), CW_EIO);
+    eng_discard(e);
+    free(grown);
     /* and in pass 2: CW_EIO */
     m.fail_rewind = 0;
     ms_rewind(&m);
