@@ -259,7 +259,7 @@ static int refuse_shape(struct dec *d, int level)
 {
     const struct scratch *sc = &d->sc;
     if (sc->wrap & (1u << W_DIGEST)) {
-        set_msg(d, CW_EREFUSED, "a CloudTrail digest file, not log records");
+        set_msg(d, CW_EREFUSED, "%s", DEC_DIGEST_MSG);
         return 1;
     }
     if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {

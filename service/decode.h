@@ -24,6 +24,9 @@
 #include "event.h"
 
 #define DEC_MSG_MAX 256
+/* The whole message of a CloudTrail digest file's refusal: scan skips such files by it, so it must
+ * be matched whole (other messages quote the input: an eventSource "aws:digest" is not a digest). */
+#define DEC_DIGEST_MSG "a CloudTrail digest file, not log records"
 #define DEC_MAX_DEPTH 64                   /* JSON nesting accepted; deeper is refused */
 #define DEC_DEFAULT_MAX_INFLATED (256u << 20) /* cap on the inflated size of one input */
 #define DEC_DEFAULT_MAX_RATIO 200u         /* cap on inflated/compressed (gzip bombs) */

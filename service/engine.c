@@ -17,6 +17,7 @@
 #define ENG_EVENTS_INITIAL 256
 #define ENG_EVENTS_MAX EVB_MAX_EVENTS  /* the order array follows the event buffer's own bound */
 #define ENG_READ_BYTES (256u << 10)    /* a streamed input is fed to the decoder in pieces of this size */
+#define ENG_NAMED_INITIAL 1024         /* slots of the set of finding ids past the report's list */
 
 struct eng {
     struct store *st;
@@ -33,6 +34,7 @@ struct eng {
      * hands each full chunk to flush. */
     size_t chunk_bytes;
     int overflow, streaming;
+    size_t pass1_records;      /* records pass 1 counted in the last input: pass 2 must meet as many */
     int (*flush)(void *ud, struct eng *e);
     void *flush_ud;
     int flush_rc;              /* the flush's error that stopped pass 2 */
@@ -45,6 +47,10 @@ struct eng {
      * instructions; a repair judged the state a third time. */
     struct det_verdict vo;
     size_t ids_before;         /* report ids of earlier applies into the same report (add_finding_id) */
+    /* Hashes of the finding ids counted into the report past its list (ENG_FINDINGS_MAX): a later
+     * chunk's update of one of them must not count it again. Open addressing, 0 = empty. */
+    uint64_t *named;
+    size_t cap_named, n_named;
     struct det_key old;
     uint8_t blob[DET_ENCODED_MAX];
 };
@@ -71,6 +77,7 @@ void eng_free(struct eng *e)
     evb_free(&e->evs);
     free(e->order);
     free(e->rbuf);
+    free(e->named);
     free(e);
 }
 
@@ -154,16 +161,60 @@ struct keywork {
     int done;
 };
 
+static uint64_t named_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull;  /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static uint64_t *named_slot(uint64_t *slots, size_t cap, uint64_t h)
+{
+    size_t i = (size_t)h & (cap - 1);
+    while (slots[i] && slots[i] != h)
+        i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+/* Adds id to the set of ids counted past the report's list. 1 when it was there already, 0 when
+ * added or when the set cannot grow (out of memory: counted, at worst once too many). */
+static int named_seen(struct eng *e, const char *id)
+{
+    uint64_t h = named_hash(id);
+    if (2 * (e->n_named + 1) > e->cap_named) {
+        size_t cap = e->cap_named ? 2 * e->cap_named : ENG_NAMED_INITIAL;
+        uint64_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return 0;
+        for (size_t i = 0; i < e->cap_named; i++)
+            if (e->named[i])
+                *named_slot(slots, cap, e->named[i]) = e->named[i];
+        free(e->named);
+        e->named = slots;
+        e->cap_named = cap;
+    }
+    uint64_t *slot = named_slot(e->named, e->cap_named, h);
+    if (*slot)
+        return 1;
+    *slot = h;
+    e->n_named++;
+    return 0;
+}
+
 /* One apply_all names each key once, so an id needs comparing only with those of earlier applies
- * into the same report (the chunks of a large input): ids [0, before). */
-static void add_finding_id(struct eng_report *r, const char *id, size_t before)
+ * into the same report (the chunks of a large input): ids [0, before), and past the list the set
+ * of those counted without a name. */
+static void add_finding_id(struct eng *e, struct eng_report *r, const char *id, size_t before)
 {
     for (size_t i = 0; i < before; i++)
         if (strcmp(r->ids[i], id) == 0)
             return;
-    r->findings++;
     if (r->n_ids < ENG_FINDINGS_MAX)
         snprintf(r->ids[r->n_ids++], sizeof r->ids[0], "%s", id);
+    else if (named_seen(e, id))
+        return;
+    r->findings++;
 }
 
 /* Where a finding write's strings live until the store call: the working key is reused for the
@@ -511,7 +562,7 @@ static int round_findings(struct round *r)
         return CW_EUNAVAIL;
     for (size_t j = 0; j < np; j++) {
         if (!r->puts[j].ensure || r->puts[j].created) {
-            add_finding_id(rep, r->puts[j].id, r->e->ids_before);
+            add_finding_id(r->e, rep, r->puts[j].id, r->e->ids_before);
             if (r->e->cfg.on_finding)
                 r->e->cfg.on_finding(r->e->cfg.on_finding_ud, r->puts[j].id, r->puts[j].created);
         }
@@ -651,6 +702,10 @@ static int apply_all(struct eng *e, int64_t now_ms)
     if (evb_count(&e->evs) == 0)
         return 0;
     e->ids_before = e->rep->n_ids;
+    if (!e->rep->findings && e->n_named) {  /* a new report: no id of it is counted yet */
+        memset(e->named, 0, e->cap_named * sizeof *e->named);
+        e->n_named = 0;
+    }
     size_t n_unique;
     int rc = order_events(e, &n_unique);
     if (rc)
@@ -714,6 +769,7 @@ int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *
     int drc = run_decoder(e, in, &ds, rep->message, sizeof rep->message, &rd_err);
     rep->records = ds.records;
     rep->skipped = ds.skipped;
+    e->pass1_records = ds.records;
     if (!drc)
         return 0;
     /* an input refused as a whole contributes nothing, not even the records before the fault */
@@ -765,12 +821,21 @@ static int stream_status(const struct eng *e, int rc)
     return rc ? CW_EINPUT : 0;
 }
 
-int eng_stream_feed(struct eng *e, const struct eng_input *in)
+/* eng_stream_feed, with the records the input held. */
+static int stream_feed(struct eng *e, const struct eng_input *in, size_t *records)
 {
-    struct dec_stats ds;
+    struct dec_stats ds = {0};
     char msg[DEC_MSG_MAX];
     int rd_err;
-    return stream_status(e, run_decoder(e, in, &ds, msg, sizeof msg, &rd_err));
+    int rc = stream_status(e, run_decoder(e, in, &ds, msg, sizeof msg, &rd_err));
+    *records = ds.records;
+    return rc;
+}
+
+int eng_stream_feed(struct eng *e, const struct eng_input *in)
+{
+    size_t records;
+    return stream_feed(e, in, &records);
 }
 
 int eng_stream_end(struct eng *e)
@@ -784,11 +849,12 @@ int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void
 {
     if (!in->buf && in->read && (!in->rewind || in->rewind(in->ud)))
         return CW_EIO;
+    size_t records;
     eng_stream_begin(e, flush, ud);
-    int rc = eng_stream_feed(e, in);
+    int rc = stream_feed(e, in, &records);
     int erc = eng_stream_end(e);
-    if (rc == CW_EINPUT)
-        rc = CW_EIO;  /* it decoded in pass 1: it changed */
+    if (rc == CW_EINPUT || (!rc && records != e->pass1_records))
+        rc = CW_EIO;  /* it decoded in pass 1 with as many records: it changed (a file rewritten) */
     return rc ? rc : erc;
 }
 
@@ -835,6 +901,11 @@ static void applied(struct eng *e)
     size_t keep = e->cfg.keep_bytes ? e->cfg.keep_bytes : ENG_KEEP_BYTES;
     evb_trim(&e->evs, keep);
     e->overflow = 0;
+    if (e->cap_named > keep / sizeof *e->named) {
+        free(e->named);
+        e->named = NULL;
+        e->cap_named = e->n_named = 0;
+    }
     if (e->cap_order > keep / sizeof *e->order) {
         free(e->order);
         e->order = NULL;

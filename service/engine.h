@@ -122,7 +122,8 @@ int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *
  * kept events and decodes the same input again, calling flush each time a chunk of events is
  * pending and once at the end; flush takes them (eng_apply, or eng_events + eng_discard). The
  * report stays pass 1's. Returns 0, flush's error, CW_ENOMEM, or CW_EIO when the input cannot be
- * read again or no longer decodes (changed under us). */
+ * read again, no longer decodes, or holds another number of records than pass 1 counted (changed
+ * under us: a file rewritten between the passes; what was flushed before the end stays flushed). */
 int eng_overflowed(const struct eng *e);
 int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void *ud, struct eng *e), void *ud);
 /* Pass 2 over a request of several inputs (Firehose): begin, feed each input pass 1 accepted (and

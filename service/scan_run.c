@@ -17,8 +17,6 @@
 #define SCAN_PROGRESS_EVERY_S 0.5
 #define SCAN_READ_CHUNK ((size_t)1 << 20) /* standard input read whole grows by this much first */
 #define SCAN_SHARD_IDX_INITIAL 1024
-#define SCAN_FILL_BATCHES 2               /* a shard's filling buffer grows to this many batches while
-                                           * its engine applies the previous one, before threads wait */
 
 struct shard {
     pthread_mutex_t mu;
@@ -152,6 +150,16 @@ static int distribute(void *ud, struct eng *e)
             continue;
         struct shard *sh = &w->r->shards[s];
         pthread_mutex_lock(&sh->mu);
+        /* Full: wait for room before adding, not after (every thread used to add its share first
+         * and then wait, so a hot key's shard grew by a chunk per thread: past EVB_MAX_BYTES at 32
+         * threads); once its engine is free, the full buffer is applied first. So a thread adds
+         * only below SCAN_FILL_BATCHES batches: one chunk of overshoot, as scan_run.h bounds. */
+        while (evb_bytes(&sh->fill) >= SCAN_FILL_BATCHES * w->r->batch) {
+            if (sh->applying)
+                pthread_cond_wait(&sh->cv, &sh->mu);
+            else
+                shard_flush_locked(w->r, sh, 0);
+        }
         for (size_t k = from; k < to && !rc; k++)
             rc = evb_copy(&sh->fill, evs, w->idx[k]);
         if (!rc)
@@ -214,7 +222,7 @@ static int decode_file(struct worker *w, const char *path, struct eng_input *in)
 {
     int rc = eng_decode_in(w->eng, in, w->rep);
     const struct eng_report *rep = w->rep;
-    if (rc == CW_EINPUT && strstr(rep->message, "digest") != NULL)
+    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0)
         return 1;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, rep->message[0] ? rep->message : cw_strerror(rc));

@@ -24,7 +24,15 @@
 #define SCAN_JOBS_MAX 256                          /* threads and shards */
 #define SCAN_BATCH_BYTES ((size_t)8 << 20)         /* packed events a shard collects before applying */
 #define SCAN_BATCH_MIN_BYTES 4096                  /* --batch-bytes' range */
-#define SCAN_BATCH_MAX_BYTES ((size_t)1 << 30)
+#define SCAN_FILL_BATCHES 2                        /* a shard's filling buffer grows to this many batches
+                                                    * while its engine applies the previous one, before
+                                                    * threads wait */
+/* A shard's filling buffer holds at most SCAN_FILL_BATCHES batches and one chunk (scan_run.c
+ * distribute), all in one evbuf: past EVB_MAX_BYTES its events could not be added at all (every
+ * file after it "out of memory", its events applied in part), which a 1 GiB maximum allowed. */
+#define SCAN_BATCH_MAX_BYTES ((size_t)64 << 20)
+_Static_assert(SCAN_FILL_BATCHES * SCAN_BATCH_MAX_BYTES + 2 * ENG_CHUNK_BYTES <= EVB_MAX_BYTES,
+               "a shard's filling buffer fits in one evbuf");
 #define SCAN_MAX_WHOLE_BYTES ((size_t)2048 << 20)  /* standard input (read whole: it cannot be read twice) */
 #define SCAN_MAX_RECORDS_PER_FILE 5000000u
 #define SCAN_APPLY_RETRIES 5                       /* a batch the store refused (Redis down): retried, with

@@ -184,9 +184,19 @@ else:
     print("ok - progress: an ETA while it runs # SKIP the scan took %.1f s, less than a redraw or two" % took)
 check("progress: not shown when stderr is not a terminal", "scanning:" not in scan("--jobs", "2", os.path.join(TMP, "x1"))[2])
 
+# a file that only names a digest is not one: refused as corrupt (exit 2), not skipped as a digest
+fake = os.path.join(TMP, "fake-digest")
+os.makedirs(fake, exist_ok=True)
+with open(os.path.join(fake, "f.json"), "w") as f:
+    f.write('{"eventSource":"aws:digest","eventName":"x","detail":{}}')
+rc, out, err = scan("--jobs", "2", fake)
+check("an eventSource naming a digest: a corrupt file, not a digest skipped",
+      rc == 2 and "(1 unreadable or corrupt, 0 digests skipped)" in err, "rc %d: %s" % (rc, err[-300:]))
+
 # the options' bounds
 for args, word in ((["--jobs", "0"], "--jobs"), (["--jobs", "257"], "--jobs"), (["--jobs", "two"], "--jobs"),
-                   (["--batch-bytes", "100"], "--batch-bytes"), (["--jobs"], "--jobs")):
+                   (["--batch-bytes", "100"], "--batch-bytes"),
+                   (["--batch-bytes", "1073741824"], "--batch-bytes"), (["--jobs"], "--jobs")):
     rc, out, err = scan(*(args + [os.path.join(TMP, "x1")]))
     check("%s: exit 2 naming the option" % " ".join(args), rc == 2 and word in err and out == "", "rc %d: %s" % (rc, err[:200]))
 sys.exit(1 if fails else 0)

@@ -26,6 +26,7 @@
 static int64_t t_now_ms;
 #define T_KEYS 240                /* temporary keys in a generated body */
 #define T_ROUNDS 6                /* records per key: issuance, marked uses, outside uses or others */
+#define T_CHUNK_PER_ROUND ((size_t)256 << 10) /* a round of the many-keys body spans a few chunks */
 #define T_TINY_CHUNK 2048         /* a handful of events: pass 2 flushes hundreds of chunks */
 #define T_ALIGN_SLACK 7           /* evbuf.c starts each event on 8 bytes: up to 7 of padding before it */
 #define T_REC_MAX 2048            /* one generated record */
@@ -450,6 +451,34 @@ static void test_whole_equals_chunked(void **state)
     free(body);
 }
 
+/* More findings than the report names (ENG_FINDINGS_MAX), each key's records in several chunks: a
+ * finding raised in one chunk and updated in a later one is still one finding ("the count is always
+ * exact", engine.h), as in a whole ingest. */
+static void test_findings_counted_once_past_ids_max(void **state)
+{
+    (void)state;
+    size_t n_keys = 3 * (ENG_FINDINGS_MAX + 100), len;
+    char *body = gen_body(n_keys, &len);
+    struct store *sa = store_mem_new(), *sb = store_mem_new();
+    struct eng *ea = eng_chunked(sa, 0), *eb = eng_chunked(sb, T_CHUNK_PER_ROUND);
+    struct eng_report *ra = report_new(), *rb = report_new();
+    assert_int_equal(eng_ingest(ea, (const uint8_t *)body, len, t_now_ms, ra), 0);
+    assert_int_equal(eng_ingest(eb, (const uint8_t *)body, len, t_now_ms, rb), 0);
+    assert_true(rb->keys > ra->keys);  /* pass 2 took several chunks */
+    assert_int_equal(ra->created, n_keys / 3);
+    assert_int_equal(ra->findings, n_keys / 3);
+    assert_int_equal(rb->created, n_keys / 3);
+    assert_int_equal(rb->findings, n_keys / 3);
+    assert_int_equal(rb->n_ids, ENG_FINDINGS_MAX);
+    free(ra);
+    free(rb);
+    eng_free(ea);
+    eng_free(eb);
+    store_free(sa);
+    store_free(sb);
+    free(body);
+}
+
 /* Truncated JSON at the very end, after many chunks' worth of valid records: refused whole. */
 static void test_garbage_at_end_stores_nothing(void **state)
 {
@@ -704,6 +733,20 @@ static void test_stream_errors(void **state)
     assert_int_equal(eng_decode_in(e, &bin, rep), CW_EIO);
     assert_int_equal(eng_pending(e), 0);
     assert_false(eng_overflowed(e));
+    /* an input that still decodes in pass 2 but holds other records (a file rewritten between the
+     * passes, here grown by a record): CW_EIO too, not a silent mix of two versions */
+    size_t len2;
+    char *grown = gen_body(T_KEYS + 1, &len2);
+    struct mstream m2 = {.p = (const uint8_t *)body, .len = len};
+    struct eng_input in2 = stream_of(&m2);
+    assert_int_equal(eng_decode_in(e, &in2, rep), 0);
+    assert_true(eng_overflowed(e));
+    m2.p = (const uint8_t *)grown;
+    m2.len = len2;
+    struct flushlog l2 = {0};
+    assert_int_equal(eng_redecode_in(e, &in2, flush_record, &l2), CW_EIO);
+    eng_discard(e);
+    free(grown);
     /* and in pass 2: CW_EIO */
     m.fail_rewind = 0;
     ms_rewind(&m);
@@ -804,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_evbuf_bound),
         cmocka_unit_test(test_whole_equals_chunked),
         cmocka_unit_test(test_garbage_at_end_stores_nothing),
+        cmocka_unit_test(test_findings_counted_once_past_ids_max),
         cmocka_unit_test(test_pass2_memory_bound),
         cmocka_unit_test(test_stream_feed_inputs),
         cmocka_unit_test(test_stream_decodes_like_buffer),
