@@ -987,15 +987,10 @@ int eng_key_verdict(struct eng *e, const char *akid, struct det_verdict *v)
 
 int eng_key_json(struct eng *e, const char *akid, char **json)
 {
-    struct store_load l = { .akid = akid };
-    if (store_load(e->st, &l, 1))
-        return CW_EUNAVAIL;
-    if (!l.version)
-        return CW_ENOTFOUND;
-    if (det_decode(&e->key, l.blob, l.blob_len))
-        return CW_EUNAVAIL;
     struct det_verdict v;
-    det_judge(&e->key, &e->cfg.det, &v);
+    int rc = eng_key_verdict(e, akid, &v);  /* leaves the state in e->key */
+    if (rc)
+        return rc;
     char fid[STORE_ID_MAX];
     eng_finding_id(akid, fid, sizeof fid);
     *json = rnd_key_context(&e->key, &v, v.finding ? fid : NULL);

@@ -15,29 +15,8 @@ if [ ! -x "$BIN" ]; then echo "not ok - binary $BIN exists"; exit 1; fi
 if [ ! -x "$STORE_TEST" ]; then echo "not ok - $STORE_TEST exists"; exit 1; fi
 if ! command -v redis-server >/dev/null 2>&1; then echo "not ok - redis-server is installed"; exit 1; fi
 
-# Three ports whose cluster bus ports (port + 10000) are free too.
-PORTS=$("$PY" - <<'EOF'
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-got = []
-r = random.Random()
-for _ in range(2000):
-    p = r.randint(20000, 55000)
-    if p not in got and p + 10000 not in got and free(p) and free(p + 10000):
-        got.append(p)
-    if len(got) == 3:
-        break
-print(" ".join(map(str, got)))
-EOF
-)
+# Three ports whose cluster bus ports (port + 10000) are free too (lib.sh).
+PORTS=$(cluster_ports)
 set -- $PORTS
 if [ $# -ne 3 ]; then echo "not ok - three free loopback ports"; exit 1; fi
 P1=$1; P2=$2; P3=$3
