@@ -10,6 +10,7 @@
 #include "cw.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "settings.h"
 #include "store.h"
 
+#define SCAN_CGROUP_CPU_MAX "/sys/fs/cgroup/cpu.max" /* cgroup v2: the container's CPU quota */
 #define SCAN_PROGRESS_MIN_FILES 20         /* a progress line only when the work is large */
 #define SCAN_PROGRESS_MIN_BYTES (64u << 20)
 #define SCAN_MEASURE_MAX_FILES 10000000u   /* files counted for the ETA; beyond, it is left out */
@@ -33,6 +35,7 @@ struct scan {
     struct store *st;
     struct scan_share *share;  /* the findings this process wrote (scan_store.h) */
     int shared;                /* the store is Redis: shared with other parts and the service */
+    unsigned jobs;             /* threads that read the files */
     const char *store_name;
     struct eng_config cfg;
     struct scan_totals t;
@@ -60,7 +63,8 @@ static void usage(FILE *out)
           "                        (default: $CREDWATCH_WORKLOADS, else all)\n"
           "  --format FORMAT       credwatch (default), ocsf (OCSF 1.8.0 Detection Finding) or asff\n"
           "                        (AWS Security Hub finding): each finding in that format, one per line\n"
-          "  --jobs N              threads reading files (default: the number of CPUs, at most 256)\n"
+          "  --jobs N              threads reading files (default: the CPUs this process may use, by\n"
+          "                        its affinity and its cgroup's CPU quota; at most 256)\n"
           "  --batch-bytes N       events a shard collects before applying them, in bytes (default\n"
           "                        8388608, at most 67108864; memory is about jobs x 3 x this): a\n"
           "                        tuning knob only, findings never depend on it\n"
@@ -132,10 +136,29 @@ static long long number_arg(const char *opt, const char *v, long long min, long 
     return n;
 }
 
+/* The CPUs this process may use: those of its affinity mask, and no more than a cgroup v2 quota
+ * (cpu.max "QUOTA PERIOD", rounded up) allows. A container on a 64-CPU node limited to 2 CPUs must
+ * not start 64 threads, each holding its chunk and its shard's batches of memory. */
+static long usable_cpus(void)
+{
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen(SCAN_CGROUP_CPU_MAX, "r");
+    long long quota, period;
+    if (f && fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
+        long q = (long)((quota + period - 1) / period);  /* "max" fails the scan: no quota */
+        if (q < n)
+            n = q;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
 /* --jobs and --batch-bytes read, the CPUs counted for the default. 0, or CW_ECONFIG said. */
 static int parse_sizes(struct scan_opts *o)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = usable_cpus();
     o->jobs = cpus < 1 ? 1 : cpus > SCAN_JOBS_MAX ? SCAN_JOBS_MAX : (unsigned)cpus;
     long long n;
     if (o->jobs_arg) {
@@ -274,6 +297,7 @@ static long scan_paths(struct scan *s, const struct scan_opts *o)
             rc.total_files = 0, rc.total_bytes = 0;  /* not all counted: no total rather than a wrong one */
     }
     s->t0 = cw_mono_s();
+    s->jobs = o->jobs;
     if (scan_run(&rc, o->paths, o->npaths, &s->t))
         return -1;
     struct scan_print_stats ps;
@@ -296,10 +320,10 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
                 "%s%zu findings%s, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
-                "%.0f records/s\n",
+                "%.0f records/s on %u thread%s\n",
                 s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, keys,
                 findings, s->shared ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
-                dt > 0 ? s->t.records / dt : 0.0);
+                dt > 0 ? s->t.records / dt : 0.0, s->jobs, s->jobs == 1 ? "" : "s");
     if (s->unsupported && !quiet)
         fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "
                 "them and were not printed\n", s->unsupported);

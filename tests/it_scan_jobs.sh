@@ -193,6 +193,18 @@ rc, out, err = scan("--jobs", "2", fake)
 check("an eventSource naming a digest: a corrupt file, not a digest skipped",
       rc == 2 and "(1 unreadable or corrupt, 0 digests skipped)" in err, "rc %d: %s" % (rc, err[-300:]))
 
+# the default thread count follows the CPUs this process may use (its affinity; the cgroup quota is
+# read the same way but cannot be set here)
+if shutil.which("taskset") and subprocess.run(["taskset", "-c", "0", "true"]).returncode == 0:
+    p = subprocess.run(["taskset", "-c", "0", BIN, "scan", os.path.join(TMP, "x1")], capture_output=True, text=True)
+    check("--jobs by default: pinned to one CPU, one thread", p.returncode == 0 and "records/s on 1 thread\n" in p.stderr,
+          p.stderr[-200:])
+    p = subprocess.run(["taskset", "-c", "0", BIN, "scan", "--jobs", "3", os.path.join(TMP, "x1")],
+                       capture_output=True, text=True)
+    check("--jobs 3 pinned to one CPU: three threads all the same", "records/s on 3 threads\n" in p.stderr, p.stderr[-200:])
+else:
+    print("ok - --jobs by default follows the affinity # SKIP no taskset")
+
 # the options' bounds
 for args, word in ((["--jobs", "0"], "--jobs"), (["--jobs", "257"], "--jobs"), (["--jobs", "two"], "--jobs"),
                    (["--batch-bytes", "100"], "--batch-bytes"),
