@@ -252,12 +252,9 @@ static int network_phase(struct api_server *s, struct set_net *net)
 /* The variable a refusal of the Redis store blames: a TLS file's own, else the address's. */
 static const char *redis_var(const struct api_server *s, const char *msg)
 {
-    if (strncmp(msg, "CA file", 7) == 0)
-        return "CREDWATCH_REDIS_CA_FILE";
-    if (strncmp(msg, "client certificate", 18) == 0 || strncmp(msg, "a client key", 12) == 0)
-        return "CREDWATCH_REDIS_CLIENT_CERT";
-    if (strncmp(msg, "client key", 10) == 0)
-        return "CREDWATCH_REDIS_CLIENT_KEY";
+    const char *var = store_redis_tls_var(msg);
+    if (var)
+        return var;
     return s->cfg.redis_cluster[0] ? "CREDWATCH_REDIS_CLUSTER" : "CREDWATCH_REDIS_URL";
 }
 

@@ -1,6 +1,7 @@
 /* redis_tls.c — the TLS side of a Redis connection with OpenSSL (see redis_tls.h). Knows no
  * socket I/O: redis_io.c drives the handshake and the records on its non-blocking socket. */
 #include "redis_tls.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +12,17 @@
 
 /* OpenSSL's reason for the oldest error of this thread's queue (the first thing that went wrong),
  * then the queue emptied so that the next call starts clean. */
+const char *store_redis_tls_var(const char *msg)
+{
+    if (strncmp(msg, "CA file", 7) == 0)
+        return "CREDWATCH_REDIS_CA_FILE";
+    if (strncmp(msg, "client certificate", 18) == 0 || strncmp(msg, "a client key", 12) == 0)
+        return "CREDWATCH_REDIS_CLIENT_CERT";
+    if (strncmp(msg, "client key", 10) == 0)
+        return "CREDWATCH_REDIS_CLIENT_KEY";
+    return NULL;
+}
+
 static const char *ossl_reason(char *buf, size_t size)
 {
     unsigned long e = ERR_get_error();

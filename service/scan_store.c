@@ -138,18 +138,6 @@ static const char *redis_spec(const struct scan_store_opts *o, const char **blam
     return e && *e ? e : NULL;
 }
 
-/* The variable a refusal blames: a TLS file's own (the messages store_redis_new gives), else the address's. */
-static const char *tls_blame(const char *msg, const char *addr_blame)
-{
-    if (strncmp(msg, "CA file", 7) == 0)
-        return "CREDWATCH_REDIS_CA_FILE";
-    if (strncmp(msg, "client certificate", 18) == 0 || strncmp(msg, "a client key", 12) == 0)
-        return "CREDWATCH_REDIS_CLIENT_CERT";
-    if (strncmp(msg, "client key", 10) == 0)
-        return "CREDWATCH_REDIS_CLIENT_KEY";
-    return addr_blame;
-}
-
 static struct store *open_redis(const struct scan_store_opts *o, const char **name, int *rc)
 {
     const char *blame;
@@ -170,7 +158,8 @@ static struct store *open_redis(const struct scan_store_opts *o, const char **na
     struct store *st = o->redis_cluster ? store_redis_cluster_new(spec, timeout_ms, &tls, msg, sizeof msg)
                                         : store_redis_new(spec, timeout_ms, &tls, msg, sizeof msg);
     if (!st) {
-        fprintf(stderr, "credwatch scan: %s: %s\n", tls_blame(msg, blame), msg);
+        const char *var = store_redis_tls_var(msg);
+        fprintf(stderr, "credwatch scan: %s: %s\n", var ? var : blame, msg);
         return NULL;
     }
     /* The store connects lazily: ask now, so a wrong address or password is one line and exit 2

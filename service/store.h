@@ -277,6 +277,11 @@ struct store_redis_tls {
     const char *ca_file, *cert_file, *key_file;
 };
 
+/* The variable a refusal of store_redis_new / store_redis_cluster_new blames, from its message: a TLS
+ * file's own (CREDWATCH_REDIS_CA_FILE, _CLIENT_CERT, _CLIENT_KEY), or NULL when the message is about
+ * the address. The messages are redis_tls.c's, so the mapping lives there. */
+const char *store_redis_tls_var(const char *msg);
+
 /* Redis at url (redis[s]://[user:password@]host:port[/db]; rediss:// is TLS, its files in tls, which
  * may be NULL). Connects lazily and reconnects after failures with backoff, so a Redis outage turns
  * into CW_EUNAVAIL, not a dead process. msg gets the reason when the URL is invalid or a TLS file
