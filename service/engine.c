@@ -161,14 +161,6 @@ struct keywork {
     int done;
 };
 
-static uint64_t named_hash(const char *id)
-{
-    uint64_t h = 14695981039346656037ull;  /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h ? h : 1;
-}
-
 static uint64_t *named_slot(uint64_t *slots, size_t cap, uint64_t h)
 {
     size_t i = (size_t)h & (cap - 1);
@@ -181,7 +173,7 @@ static uint64_t *named_slot(uint64_t *slots, size_t cap, uint64_t h)
  * added or when the set cannot grow (out of memory: counted, at worst once too many). */
 static int named_seen(struct eng *e, const char *id)
 {
-    uint64_t h = named_hash(id);
+    uint64_t h = det_id_hash(id);  /* never 0: 0 marks a free slot */
     if (2 * (e->n_named + 1) > e->cap_named) {
         size_t cap = e->cap_named ? 2 * e->cap_named : ENG_NAMED_INITIAL;
         uint64_t *slots = calloc(cap, sizeof *slots);
