@@ -592,6 +592,45 @@ out:
 
 /* ---- one apply: order, key ranges, rounds of ENG_KEYS_PER_ROUND keys ------------------------- */
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+_Static_assert(sizeof(size_t) == sizeof(uint64_t) && EVB_MAX_EVENTS <= UINT32_MAX,
+               "e->order holds (key hash << 32 | index) while it is sorted");
+
+/* Two neighbours in e->order are one event (cmp_order_r's equality): the 64-bit identity first,
+ * which differs for nearly every pair, before any string. */
+static int same_event(const struct evbuf *evs, size_t a, size_t b)
+{
+    return evb_hash(evs, a) == evb_hash(evs, b) && evb_khash(evs, a) == evb_khash(evs, b) &&
+           strcmp(evb_akid(evs, a), evb_akid(evs, b)) == 0 && strcmp(evb_id(evs, a), evb_id(evs, b)) == 0;
+}
+
+/* e->order in cmp_order_r's order, in two steps. The events sit in an arena of megabytes, so a
+ * comparator reading two of them per comparison missed the cache on most of the n log n
+ * comparisons (a tenth of a scan's time went to sorting). First the integers (key hash << 32 |
+ * index) are sorted, touching no event; then each run of one key hash (nearly always one key's
+ * few events) is sorted by cmp_order_r. The result is the same order as one qsort_r by cmp_order_r. */
+static void sort_order(struct eng *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        e->order[i] = (uint64_t)evb_khash(&e->evs, i) << 32 | i;
+    qsort(e->order, n, sizeof *e->order, cmp_u64);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && e->order[j] >> 32 == e->order[i] >> 32)
+            j++;
+        for (size_t k = i; k < j; k++)
+            e->order[k] &= UINT32_MAX;
+        if (j - i > 1)
+            qsort_r(e->order + i, j - i, sizeof *e->order, cmp_order_r, &e->evs);
+        i = j;
+    }
+}
+
 /* e->order: the events in (key, event id, identity) order, repeats of one event inside this
  * input dropped (they are duplicates too). *n_unique: the events left. */
 static int order_events(struct eng *e, size_t *n_unique)
@@ -603,12 +642,10 @@ static int order_events(struct eng *e, size_t *n_unique)
     e->order = order;
     if (rc)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        e->order[i] = i;
-    qsort_r(e->order, n, sizeof *e->order, cmp_order_r, &e->evs);
+    sort_order(e, n);
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
-        if (w && cmp_order_r(&e->order[w - 1], &e->order[i], &e->evs) == 0) {
+        if (w && same_event(&e->evs, e->order[w - 1], e->order[i])) {
             e->rep->duplicates++;
             continue;
         }
@@ -629,7 +666,7 @@ struct keyset {
 
 static int starts_key(const struct eng *e, size_t i)
 {
-    return i == 0 || strcmp(evb_akid(&e->evs, e->order[i]), evb_akid(&e->evs, e->order[i - 1])) != 0;
+    return i == 0 || evb_khash(&e->evs, e->order[i]) != evb_khash(&e->evs, e->order[i - 1]) || strcmp(evb_akid(&e->evs, e->order[i]), evb_akid(&e->evs, e->order[i - 1])) != 0;
 }
 
 static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)

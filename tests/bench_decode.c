@@ -15,6 +15,10 @@
  *                                     only KEYS access keys: an archive of any size whose key state
  *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh);
  *                                     KEYS 0: a new key every 7 records, as --write-gz
+ *   bench_decode --decode-files FILE...
+ *                                     the decoder alone over those files (gzip or plain), read into
+ *                                     memory first: records per CPU-second, median of BENCH_RUNS
+ *                                     (bench_scan.sh: a scan's figure against decoding the same files)
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -284,8 +288,67 @@ static int write_archive(const char *dir, size_t files, size_t per, size_t keys)
     return 0;
 }
 
+/* The whole file in memory (the read is not what is measured). */
+static int slurp(const char *path, struct buf *b)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    b->len = 0;
+    for (;;) {
+        if (b->len == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 1 << 20;
+            if (!(b->p = realloc(b->p, b->cap)))
+                abort();
+        }
+        size_t got = fread(b->p + b->len, 1, b->cap - b->len, f);
+        if (got == 0)
+            break;
+        b->len += got;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+/* Decoding only (inflate, parse, classify), what a scan of the same files pays before applying. */
+static int decode_files(int n, char **paths)
+{
+    double cpu[BENCH_RUNS];
+    size_t records = 0;
+    struct buf b = { 0 };
+    for (int r = 0; r < BENCH_RUNS; r++) {
+        double used = 0;
+        records = 0;
+        for (int i = 0; i < n; i++) {
+            size_t uses = 0;
+            struct dec_sink sink = { count_event, NULL, &uses };
+            struct dec_stats st;
+            char msg[DEC_MSG_MAX];
+            if (slurp(paths[i], &b) != 0) {
+                fprintf(stderr, "bench_decode: cannot read %s\n", paths[i]);
+                return 1;
+            }
+            double c0 = cpu_s();
+            if (dec_buffer((const uint8_t *)b.p, b.len, &sink, NULL, &st, msg, sizeof msg) != 0) {
+                fprintf(stderr, "bench_decode: %s: %s\n", paths[i], msg);
+                return 1;
+            }
+            used += cpu_s() - c0;
+            records += st.records;
+        }
+        cpu[r] = used;
+    }
+    free(b.p);
+    printf("decode files: %zu records, %.0f records per CPU-second (median of %d)\n", records,
+           records / median(cpu, BENCH_RUNS), BENCH_RUNS);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "--decode-files") == 0)
+        return decode_files(argc - 2, argv + 2);
     if (argc == 6 && strcmp(argv[1], "--write-archive") == 0)
         return write_archive(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                              strtoul(argv[5], NULL, 10));

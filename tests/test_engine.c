@@ -422,10 +422,55 @@ static void test_update_flood_capped(void **state)
     store_free(st);
 }
 
+/* Two access keys whose akid hashes (32-bit FNV-1a, evbuf.h) are equal: the engine sorts by that
+ * hash first, so their events fall into one run, which must still be ordered by key (then event)
+ * before keys are split. Events arrive interleaved, A B A B, with one repeat of A's use. The pair
+ * was found by a search over generated akids (FNV-1a of both is 0x777c07c3). */
+#define COLL_A "ASIACOLLIDEU5XCAAAAA"
+#define COLL_B "ASIACOLLIDEIJLDAAAAA"
+#define COLL_ISSUE(id, akid)                                                                                      \
+    "{\"eventID\":\"" id "\",\"eventTime\":\"2024-03-13T08:33:21Z\",\"eventSource\":\"sts.amazonaws.com\","     \
+    "\"eventName\":\"AssumeRole\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"lambda.amazonaws.com\","     \
+    "\"userAgent\":\"lambda.amazonaws.com\",\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":"           \
+    "\"lambda.amazonaws.com\"},\"requestParameters\":{\"roleArn\":\"arn:aws:iam::111122223333:role/r\","         \
+    "\"roleSessionName\":\"fn\"},\"responseElements\":{\"credentials\":{\"accessKeyId\":\"" akid "\","          \
+    "\"expiration\":\"Mar 13, 2024, 8:33:21 PM\"}}}"
+#define COLL_USE(id, akid)                                                                                        \
+    "{\"eventID\":\"" id "\",\"eventTime\":\"2024-03-13T09:00:00Z\",\"eventSource\":\"sts.amazonaws.com\","     \
+    "\"eventName\":\"GetCallerIdentity\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"198.51.100.7\","     \
+    "\"userAgent\":\"aws-cli/2.15.0\",\"userIdentity\":{\"type\":\"AssumedRole\",\"accessKeyId\":\"" akid "\"," \
+    "\"accountId\":\"111122223333\",\"arn\":\"arn:aws:sts::111122223333:assumed-role/r/fn\"}}"
+static const char colliding[] = "{\"Records\":[" COLL_ISSUE("ia", COLL_A) "," COLL_ISSUE("ib", COLL_B) ","
+                                COLL_USE("ua", COLL_A) "," COLL_USE("ub", COLL_B) "," COLL_USE("ua", COLL_A) "]}";
+
+static void test_colliding_key_hashes(void **state)
+{
+    (void)state;
+    struct store *st = store_mem_new();
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)colliding, sizeof colliding - 1, now_ms(), rep), 0);
+    assert_int_equal(rep->records, 5);
+    assert_int_equal(rep->keys, 2);        /* interleaved and unsorted, they would split into 4 */
+    assert_int_equal(rep->duplicates, 1);  /* the repeat of ua, next to it once sorted */
+    assert_int_equal(rep->created, 2);
+    struct store_finding out;
+    assert_int_equal(store_finding_get(st, "cwf-" COLL_A, &out), 0);
+    store_finding_free(&out);
+    assert_int_equal(store_finding_get(st, "cwf-" COLL_B, &out), 0);
+    store_finding_free(&out);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
+        cmocka_unit_test(test_colliding_key_hashes),
         cmocka_unit_test(test_key_made_anew_updates_finding),
         cmocka_unit_test(test_state_life_bounded),
         cmocka_unit_test(test_finding_events),
