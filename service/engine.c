@@ -47,6 +47,10 @@ struct eng {
      * instructions; a repair judged the state a third time. */
     struct det_verdict vo;
     size_t ids_before;         /* report ids of earlier applies into the same report (add_finding_id) */
+    /* keep_failed: fresh events of the keys committed by this attempt of eng_apply, and those of
+     * failed attempts on the same kept events. A retry finds the latter in the store's dedup set;
+     * they are this engine's own, not duplicates (eng_pending_committed). */
+    size_t done_now, done_before;
     /* Hashes of the finding ids counted into the report past its list (ENG_FINDINGS_MAX): a later
      * chunk's update of one of them must not count it again. Open addressing, 0 = empty. */
     uint64_t *named;
@@ -545,6 +549,7 @@ static int round_findings(struct round *r)
         struct keywork *w = &r->kw[r->cs[j].kw];
         w->done = 1;
         rep->duplicates += w->dups;
+        r->e->done_now += w->count - w->dups;
         if (r->puts[j].id)
             r->puts[np++] = r->puts[j];
     }
@@ -915,8 +920,14 @@ size_t eng_pending_bytes(const struct eng *e)
     return evb_bytes(&e->evs);
 }
 
+size_t eng_pending_committed(const struct eng *e)
+{
+    return e->done_before;
+}
+
 void eng_discard(struct eng *e)
 {
+    e->done_before = 0;
     evb_clear(&e->evs);
     e->overflow = 0;
 }
@@ -930,6 +941,7 @@ static void applied(struct eng *e)
     size_t keep = e->cfg.keep_bytes ? e->cfg.keep_bytes : ENG_KEEP_BYTES;
     evb_trim(&e->evs, keep);
     e->overflow = 0;
+    e->done_before = 0;
     if (e->cap_named > keep / sizeof *e->named) {
         free(e->named);
         e->named = NULL;
@@ -957,9 +969,15 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
 {
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
     e->rep = rep;
+    e->done_now = 0;
     int rc = apply_all(e, now_ms);
-    if (!(rc == CW_EUNAVAIL && e->cfg.keep_failed))
+    if (rc == CW_EUNAVAIL && e->cfg.keep_failed) {
+        e->done_before += e->done_now;  /* kept for the caller's retry */
+    } else {
+        if (!rc)  /* the retry met them in the dedup set */
+            rep->duplicates -= e->done_before < rep->duplicates ? e->done_before : rep->duplicates;
         applied(e);  /* applied, or (on a store error) left to the sender's retry */
+    }
     apply_message(e, rc, rep);
     return rc;
 }

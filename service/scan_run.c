@@ -70,7 +70,8 @@ static unsigned shard_of(const struct evbuf *evs, size_t i, unsigned n)
 }
 
 /* Applies the shard's engine's pending events, retrying while the store is unavailable (a Redis
- * failover): the dedup set makes a retried batch count each event once. */
+ * failover): the dedup set makes a retried batch apply each event once, and the engine counts the
+ * events its failed attempts committed as accepted, not as duplicates. */
 static void shard_apply(struct run *r, struct shard *sh)
 {
     int rc = 0;
@@ -88,7 +89,7 @@ static void shard_apply(struct run *r, struct shard *sh)
     if (rc) {
         if (rc != CW_EUNAVAIL)
             fprintf(stderr, "credwatch scan: %s\n", sh->rep->message[0] ? sh->rep->message : "cannot apply events");
-        r->t.lost_events += pending;
+        r->t.lost_events += pending - eng_pending_committed(sh->eng);  /* committed ones are not lost */
     }
     pthread_mutex_unlock(&r->mu);
     eng_discard(sh->eng);

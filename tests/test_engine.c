@@ -466,11 +466,44 @@ static void test_colliding_key_hashes(void **state)
     store_free(st);
 }
 
+/* A caller that keeps a batch the store refused and applies it again (scan, keep_failed): the
+ * events its failed attempt committed are met in the dedup set on the retry, and are this
+ * engine's own: counted as accepted, not as duplicates, and not lost if the caller gives up. */
+static void test_kept_retry_counts_own_commits(void **state)
+{
+    (void)state;
+    struct flaky f = { .inner = store_mem_new() };
+    flaky_wrap(&f);
+    struct eng_config cfg = { .keep_failed = 1 };
+    struct eng *e = eng_new(&f.base, &cfg);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    assert_int_equal(eng_decode(e, (const uint8_t *)colliding, sizeof colliding - 1, rep), 0);
+    f.fail_puts = 1;  /* both keys commit (4 distinct events), then the finding write fails */
+    assert_int_equal(eng_apply(e, now_ms(), rep), CW_EUNAVAIL);
+    assert_int_equal(eng_pending(e), 5);
+    assert_int_equal(eng_pending_committed(e), 4);
+    assert_int_equal(eng_apply(e, now_ms(), rep), 0);
+    assert_int_equal(rep->duplicates, 1);  /* only the input's own repeat of ua */
+    assert_int_equal(rep->created, 2);     /* the retry's repairs write both findings */
+    assert_int_equal(eng_pending(e), 0);
+    assert_int_equal(eng_pending_committed(e), 0);
+    /* a real duplicate afterwards is one */
+    assert_int_equal(eng_decode(e, (const uint8_t *)colliding, sizeof colliding - 1, rep), 0);
+    assert_int_equal(eng_apply(e, now_ms(), rep), 0);
+    assert_int_equal(rep->duplicates, 5);
+    free(rep);
+    eng_free(e);
+    store_free(f.inner);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
         cmocka_unit_test(test_colliding_key_hashes),
+        cmocka_unit_test(test_kept_retry_counts_own_commits),
         cmocka_unit_test(test_key_made_anew_updates_finding),
         cmocka_unit_test(test_state_life_bounded),
         cmocka_unit_test(test_finding_events),
