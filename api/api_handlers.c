@@ -218,7 +218,8 @@ struct fh_run {
 #define FH_REFUSED_INITIAL 16
 /* Inputs pass 1 may refuse in one request (8 MB of their numbers): past it the request is 413. A
  * request is at most 10,000 records of 1,000 KiB, so only a hostile one holds a million inputs that
- * do not decode. */
+ * do not decode. Tested at its value (tests/firehose_test.py refused_bound): 100 gzip subscription
+ * messages of 10,000 log events are a million inputs in 200 KB, so no lower bound for tests. */
 #define FH_REFUSED_MAX 1000000
 
 static void reject(struct fh_run *f, enum api_fh_reason why, long event, const char *detail)

@@ -16,13 +16,18 @@ int scan_dir_list(const char *path, size_t max, char ***paths, size_t *count);
 void scan_dir_free(char **paths, size_t count);
 
 /* Walks each path: a file (or "-") is handed to visit; a directory's entries are walked in name
- * order. What cannot be read (a missing path, a directory that cannot be listed whole, one nested
- * deeper than SCAN_MAX_DEPTH) is said on stderr and counted. visit returning non-zero stops the
+ * order. Links are followed, and each directory is entered once (by device and inode: a link to
+ * itself or to a parent is no loop, two links to one folder no second reading of it; scan_walk.c
+ * says why a file with two names is read under each). What cannot be read (a missing path, a
+ * directory that cannot be listed whole, one nested deeper than SCAN_MAX_DEPTH, one past the
+ * directories a walk remembers) is said on stderr and counted. visit returning non-zero stops the
  * walk. Returns the number of paths that could not be walked. */
 size_t scan_walk(char *const *paths, int npaths, int (*visit)(void *ud, const char *path), void *ud);
 
-/* Files and bytes under the paths, counted by stat only (for a progress line's ETA), stopping once
- * max_files are counted. Standard input counts as one file of unknown size. */
+/* Files and bytes under the paths (for a progress line's ETA), counted by the same walk as
+ * scan_walk's, in silence, stopping once max_files are counted: the files scan_walk would hand to
+ * visit, plus one for each path it could not walk (the scan counts those among its files too).
+ * Standard input counts as one file of unknown size. */
 void scan_measure(char *const *paths, int npaths, size_t max_files, size_t *files, unsigned long long *bytes);
 
 #endif

@@ -242,6 +242,7 @@ void store_mem_limit(struct store *s, size_t max_bytes);
 struct store_mem_stats {
     size_t keys, findings, bytes, max_bytes;
     uint64_t evicted_pending, evicted_lambda;  /* keys given up at the bound, by class */
+    uint64_t list_walked;  /* findings the listings looked at, in all: a page walks about its own length */
 };
 void store_mem_stats(struct store *s, struct store_mem_stats *out);
 

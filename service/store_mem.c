@@ -28,6 +28,13 @@
 #define MEM_SWEEP_EVERY 4096           /* commits between sweeps of expired keys */
 #define MEM_INITIAL_BUCKETS 1024       /* key table; doubles as it fills */
 #define MEM_FINDING_BUCKETS 65536      /* finding table; fixed: findings are few */
+/* The findings are also kept in the listing's order (newest first, then id descending) in a skip
+ * list, so that a page of GET /v1/findings costs the seek to its cursor (O(log n), expected) and the
+ * findings it walks, not a walk of every finding: each finding is on level 0 and, with chance 1/2,
+ * on the next level too, up to MEM_ORDER_LEVELS levels: log2 of MEM_MAX_FINDINGS, where more levels
+ * stop shortening the seek. */
+#define MEM_ORDER_LEVELS 20
+_Static_assert((1u << MEM_ORDER_LEVELS) >= MEM_MAX_FINDINGS, "the skip list's levels cover the findings kept");
 #define MEM_EVICT_TO_PCT 90            /* an eviction pass frees down to this share of the bound */
 #define MEM_ROOM_RETRY_MS 1000         /* after a pass that could not free enough (keys with findings
                                         * fill the bound): refuse new keys at once until then, instead
@@ -61,6 +68,8 @@ struct mem_finding {
     unsigned updates;    /* evidence-growth events pushed (at most STORE_UPDATES_MAX) */
     uint32_t outside;    /* the evidence's outside count (a repair that grew it reopens) */
     int rk;              /* the kind of revision rv (enum store_event_kind) */
+    unsigned levels;     /* of the listing's order: 1..MEM_ORDER_LEVELS links below */
+    struct mem_finding *order[];  /* the next finding in the listing's order, on each level */
 };
 
 /* ---- the outbox's shapes (its code is below the findings) ----------------------------------- */
@@ -102,6 +111,9 @@ struct mem_shared {
     size_t n_buckets, n_keys;
     struct mem_finding **findings;
     size_t n_fbuckets, n_findings;
+    struct mem_finding *order[MEM_ORDER_LEVELS];  /* the newest finding on each level */
+    uint64_t order_rng;               /* xorshift64: the levels of new findings */
+    uint64_t list_walked;             /* findings the listings looked at (store_mem_stats) */
     uint64_t commits;
     size_t bytes, max_bytes;          /* counted: keys, dedup sets, findings */
     uint64_t evicted[STORE_KEEP_FINDING];  /* per class evicted */
@@ -125,7 +137,7 @@ static size_t key_bytes(const struct mem_key *k)
 
 static size_t finding_bytes(const struct mem_finding *f)
 {
-    return sizeof *f + (f->evidence ? strlen(f->evidence) + 1 : 0) + (f->note ? strlen(f->note) + 1 : 0);
+    return sizeof *f + f->levels * sizeof f->order[0] + (f->evidence ? strlen(f->evidence) + 1 : 0) + (f->note ? strlen(f->note) + 1 : 0);
 }
 
 static void key_free(struct mem_key *k)
@@ -423,22 +435,86 @@ static char *dup_str(const char *s)
 
 static int out_settle(struct mem_shared *sh, struct mem_finding *f, int kind, int64_t now_ms, uint64_t *revision);
 
+/* Newest first: created_ms descending, then id descending (a total order for the cursor). */
+static int before(int64_t ams, const char *aid, int64_t bms, const char *bid)
+{
+    if (ams != bms)
+        return ams > bms;
+    return strcmp(aid, bid) > 0;
+}
+
+/* ---- the listing's order: a skip list (MEM_ORDER_LEVELS) ---- */
+
+static struct mem_finding **order_link(struct mem_shared *sh, struct mem_finding *x, unsigned level)
+{
+    return x ? &x->order[level] : &sh->order[level];
+}
+
+/* A new finding's levels: 1, and one more with chance 1/2 each time. */
+static unsigned order_levels(struct mem_shared *sh)
+{
+    uint64_t x = sh->order_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sh->order_rng = x;
+    unsigned levels = 1;
+    while (levels < MEM_ORDER_LEVELS && (x & 1)) {
+        levels++;
+        x >>= 1;
+    }
+    return levels;
+}
+
+/* On each level, the last finding for which first(f, ud) holds (NULL: none, the head). first holds
+ * for a prefix of the order. */
+static void order_seek(struct mem_shared *sh, int (*first)(const struct mem_finding *f, const void *ud),
+                       const void *ud, struct mem_finding **prev)
+{
+    struct mem_finding *x = NULL, *n;
+    for (unsigned l = MEM_ORDER_LEVELS; l-- > 0;) {
+        while ((n = *order_link(sh, x, l)) && first(n, ud))
+            x = n;
+        prev[l] = x;
+    }
+}
+
+static int sorts_before(const struct mem_finding *f, const void *ud)
+{
+    const struct mem_finding *g = ud;
+    return before(f->created_ms, f->id, g->created_ms, g->id);
+}
+
+static void order_insert(struct mem_shared *sh, struct mem_finding *f)
+{
+    struct mem_finding *prev[MEM_ORDER_LEVELS];
+    order_seek(sh, sorts_before, f, prev);
+    for (unsigned l = 0; l < f->levels; l++) {
+        f->order[l] = *order_link(sh, prev[l], l);
+        *order_link(sh, prev[l], l) = f;
+    }
+}
+
 /* A new finding, linked at slot, its evidence ev (owned on success). NULL at the bound. */
 static struct mem_finding *finding_new(struct mem_shared *sh, struct mem_finding **slot,
                                        const struct store_finding_put *u, const char *ev)
 {
-    size_t need = sizeof(struct mem_finding) + strlen(ev) + 1;
+    unsigned levels = order_levels(sh);
+    size_t size = sizeof(struct mem_finding) + levels * sizeof(struct mem_finding *);
+    size_t need = size + strlen(ev) + 1;
     struct mem_finding *f;
     make_room(sh, cw_now_ms(), need);
-    if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes || !(f = calloc(1, sizeof *f))) {
+    if (sh->n_findings >= MEM_MAX_FINDINGS || sh->bytes + need > sh->max_bytes || !(f = calloc(1, size))) {
         sh->full = 1;
         return NULL;
     }
     snprintf(f->id, sizeof f->id, "%s", u->id);
-    f->created_ms = u->now_ms;
+    f->created_ms = u->now_ms;  /* never changes: the finding keeps its place in the order */
     f->status = store_next_status(0, 0, u->new_outside);
+    f->levels = levels;
     f->next = *slot;
     *slot = f;
+    order_insert(sh, f);
     sh->n_findings++;
     return f;
 }
@@ -537,14 +613,6 @@ static int mem_finding_get(struct store *s, const char *id, struct store_finding
     return rc;
 }
 
-/* Newest first: created_ms descending, then id descending (a total order for the cursor). */
-static int before(int64_t ams, const char *aid, int64_t bms, const char *bid)
-{
-    if (ams != bms)
-        return ams > bms;
-    return strcmp(aid, bid) > 0;
-}
-
 static int matches(const struct mem_finding *f, const struct store_query *q)
 {
     if (q->status >= 0 && f->status != q->status)
@@ -566,47 +634,51 @@ static int matches(const struct mem_finding *f, const struct store_query *q)
     return 1;
 }
 
+/* Before the first finding a query may list: at or before its cursor, or created after its until. */
+static int before_start(const struct mem_finding *f, const void *ud)
+{
+    const struct store_query *q = ud;
+    if ((q->after_ms || q->after_id[0]) && !before(q->after_ms, q->after_id, f->created_ms, f->id))
+        return 1;
+    return q->until_ms && f->created_ms > q->until_ms;
+}
+
+/* The page: from the first finding past the cursor (the skip list's seek), along the order, each
+ * checked by matches() as before; it stops at the `limit + 1`th match (*more) or at the first finding
+ * created before since. A page costs the seek and the findings it walks: with no filter but time,
+ * its own length plus one; a filter that few findings pass walks as far as it must to fill it. */
 static int mem_finding_list(struct store *s, const struct store_query *q, struct store_finding *out,
                             size_t *n_out, int *more)
 {
     struct mem_shared *sh = ((struct mem_store *)s)->sh;
-    size_t limit = q->limit ? q->limit : 1;
-    /* selection of the `limit` newest matching findings: a sorted window, one pass */
-    const struct mem_finding **win = calloc(limit + 1, sizeof *win);
-    if (!win)
-        return CW_EUNAVAIL;
-    size_t n = 0, total = 0;
-    pthread_mutex_lock(&sh->mu);
-    for (size_t b = 0; b < sh->n_fbuckets; b++) {
-        for (const struct mem_finding *f = sh->findings[b]; f; f = f->next) {
-            if (!matches(f, q))
-                continue;
-            total++;
-            size_t pos = n;
-            while (pos > 0 && before(f->created_ms, f->id, win[pos - 1]->created_ms, win[pos - 1]->id))
-                pos--;
-            if (pos >= limit)
-                continue;
-            size_t move = (n < limit ? n : limit - 1) - pos;
-            memmove(&win[pos + 1], &win[pos], move * sizeof *win);
-            win[pos] = f;
-            if (n < limit)
-                n++;
-        }
-    }
+    size_t limit = q->limit ? q->limit : 1, n = 0, walked = 0;
+    struct mem_finding *prev[MEM_ORDER_LEVELS];
     int rc = 0;
-    size_t i;
-    for (i = 0; i < n && !rc; i++)
-        rc = copy_out(win[i], &out[i]);
+    *more = 0;
+    pthread_mutex_lock(&sh->mu);
+    order_seek(sh, before_start, q, prev);
+    for (struct mem_finding *f = *order_link(sh, prev[0], 0); f && !rc; f = f->order[0]) {
+        walked++;
+        if (q->since_ms && f->created_ms < q->since_ms)
+            break;  /* the rest were created earlier still */
+        if (!matches(f, q))
+            continue;
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        if ((rc = copy_out(f, &out[n])) == 0)
+            n++;
+    }
+    sh->list_walked += walked;
     pthread_mutex_unlock(&sh->mu);
-    free(win);
     if (rc) {
-        while (i-- > 0)
-            store_finding_free(&out[i]);
+        while (n-- > 0)
+            store_finding_free(&out[n]);
+        *more = 0;
         return rc;
     }
     *n_out = n;
-    *more = total > n;
     return 0;
 }
 
@@ -1222,6 +1294,7 @@ void store_mem_stats(struct store *s, struct store_mem_stats *out)
     out->max_bytes = sh->max_bytes;
     out->evicted_pending = sh->evicted[STORE_KEEP_PENDING];
     out->evicted_lambda = sh->evicted[STORE_KEEP_WORKLOAD];
+    out->list_walked = sh->list_walked;
     pthread_mutex_unlock(&sh->mu);
 }
 
@@ -1244,5 +1317,6 @@ struct store *store_mem_new(void)
     pthread_mutex_init(&sh->mu, NULL);
     sh->refs = 1;
     sh->max_bytes = STORE_MEM_DEFAULT_BYTES;
+    sh->order_rng = 0x9E3779B97F4A7C15ull;  /* any state but 0: the levels change the cost, never the order */
     return s;
 }

@@ -13,7 +13,8 @@ CloudTrail and base64 that is not base64 among them. Checks:
   - a request (and a /v1/ingest body) spanning hundreds of 4 KiB chunks (CREDWATCH_INGEST_CHUNK_BYTES: decoded
     twice, applied chunk by chunk, the refused records skipped in pass 2) answered and applied as in one pass;
   - hostile input: 10,001 records, a record over 1,000 KiB, a gzip bomb in a record, invalid request ids,
-    more CloudTrail records in one request than max_records (413), ambiguous framing (refused before
+    more CloudTrail records in one request than max_records (413), exactly FH_REFUSED_MAX inputs that are not
+    CloudTrail (200) and one more (413, nothing applied), ambiguous framing (refused before
     routing, still in Firehose's shape), a missing or wrong access key, a body over the cap, the store
     down (503, never 4xx).
 Starts its own redis-server and credwatch instances on loopback; stops them by pid.
@@ -359,6 +360,7 @@ def hostile(a, c):
     k = "credwatch_records_ingested_total"
     rep.check(after.get(k, 0) == before.get(k, 0), "a request over the record bound applies nothing",
               "%s -> %s" % (before.get(k), after.get(k)))
+    refused_bound(a)
     # the refusals that come before the route is matched are in Firehose's shape too
     import socket
     s = socket.create_connection((harness.HOST, a.port), timeout=30)
@@ -385,6 +387,47 @@ def hostile(a, c):
           Answer(status, hdrs, payload), 400, "framing-1")
     shape("no X-Amz-Firehose-Request-Id header: 200 (the body's id)", post(a.port, envelope("body-only", [b64(rec)])),
           200, "body-only")
+
+
+def key_known(port, akid):
+    st, _, _ = harness.Client(port).request("GET", "/v1/keys/" + akid, headers={"Authorization": "Bearer " + READ})
+    return st
+
+
+def refused_bound(a):
+    """FH_REFUSED_MAX (api_handlers.c, 1,000,000): pass 1 remembers the number of every input that does not
+    decode, so that pass 2 skips it; a request may refuse exactly that many inputs and still be applied, one
+    more is 413 with nothing of it applied. 100 gzip subscription messages of 10,000 log events that are not
+    CloudTrail are a million inputs in a request of 200 KB, read in a second: the bound itself is tested."""
+    junk = cwl_message([])
+    junk["logEvents"] = [{"id": "", "timestamp": 0, "message": "x"}] * 10000
+    junk = b64(gzip.compress(json.dumps(junk).encode(), 9))
+    got = {}
+    for tag, extra in (("A", []), ("B", [b64(NOT_CLOUDTRAIL)])):
+        akid = "ASIAFH%s%010d" % (tag, 3)
+        good = [b64(json.dumps(r).encode()) for r in synth_key(tag, 3, T_SYNTH + 8000)]  # 6 records, a finding
+        rid = "refused-bound-" + tag
+        before = metrics(a.port)
+        ans = post(a.port, envelope(rid, good + [junk] * 100 + extra), rid=rid)
+        after = metrics(a.port)
+        k = "credwatch_records_ingested_total"
+        got[tag] = (ans, rid, after.get(k, 0) - before.get(k, 0), akid)
+    ans, rid, ingested, akid = got["A"]
+    hs = {k: v for k, v in ans.headers.items() if k.startswith("x-cred")}
+    shape("1,000,000 inputs that are not CloudTrail (FH_REFUSED_MAX) in one request: 200", ans, 200, rid)
+    rep.check(hs.get("x-credwatch-rejected") == "1000000" and hs.get("x-credwatch-accepted") == "6" and ingested == 6,
+              "at the bound: each refused input counted, the 6 CloudTrail records applied", "%s, %s ingested" % (hs, ingested))
+    rep.check(key_known(a.port, akid) == 200 and any(f.get("access_key_id") == akid for f in findings(a.port).values()),
+              "at the bound: the request's key and finding are stored")
+    ans, rid, ingested, akid = got["B"]
+    shape("1,000,001 inputs that are not CloudTrail: 413 in Firehose's shape", ans, 413, rid)
+    msg = (ans.doc or {}).get("errorMessage")
+    rep.check(msg == "more than 1000000 inputs of the request are not CloudTrail",
+              "one past the bound: the errorMessage names the bound", repr(msg))
+    rep.check(ingested == 0 and key_known(a.port, akid) == 404 and
+              not any(f.get("access_key_id") == akid for f in findings(a.port).values()),
+              "one past the bound: nothing of the request stored (its records, key, finding)",
+              "%s ingested, key %s" % (ingested, key_known(a.port, akid)))
 
 
 # ---- a request larger than one chunk of decoded events (engine.h, CREDWATCH_INGEST_CHUNK_BYTES) ----

@@ -154,6 +154,30 @@ check "corrupt files: findings still printed" keys_are "$TEST_TMP/out5" ASIAQEXA
 check "corrupt files: each named on stderr" sh -c "grep -q '_bad.json.gz: truncated gzip' '$TEST_TMP/err5' && grep -q 'broken.json: malformed JSON' '$TEST_TMP/err5'"
 check "corrupt files: counted in the summary" grep -q '7 files (2 unreadable or corrupt' "$TEST_TMP/err5"
 
+# ---- links that make loops ---------------------------------------------------------------------------
+# The same trail with a link to a folder itself, one to its parent, one from the top back to the top
+# and a second path to the exports: followed as plain folders they are 2^32 paths (timeout: a hang
+# fails here); each directory is entered once, so the same 5 files, 22 records and findings.
+cp -r "$TEST_TMP/trail" "$TEST_TMP/trail3"
+ln -s . "$TEST_TMP/trail3/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/self"
+ln -s .. "$TEST_TMP/trail3/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/13/up"
+ln -s "$TEST_TMP/trail3" "$TEST_TMP/trail3/exports/top"
+ln -s exports "$TEST_TMP/trail3/exports-again"
+timeout -k 5 60 "$CW" scan "$TEST_TMP/trail3" >"$TEST_TMP/out_links" 2>"$TEST_TMP/err_links"
+rc=$?
+check "links that make loops: exit 0, in time" [ "$rc" -eq 0 ]
+check "links that make loops: each file read once" \
+  grep -qE '^credwatch scan: 5 files \(0 unreadable or corrupt, 1 digests skipped\), 22 records, 4 keys, 2 findings' "$TEST_TMP/err_links"
+check "links that make loops: the same findings as without the links (but for the time they were made)" "$PY" -c '
+import json, sys
+def docs(p):
+    out = [json.loads(l) for l in open(p) if l.strip()]
+    for d in out:
+        d.pop("created_at", None), d.pop("updated_at", None)
+    return out
+a, b = docs(sys.argv[1]), docs(sys.argv[2])
+sys.exit(0 if a and a == b else print("# %r\n# %r" % (a, b)) or 1)' "$TEST_TMP/out" "$TEST_TMP/out_links"
+
 "$CW" scan "$TEST_TMP/does-not-exist" >/dev/null 2>"$TEST_TMP/err6"
 rc=$?
 check "missing path: exit 2 with its name" sh -c "[ $rc -eq 2 ] && grep -q 'does-not-exist' '$TEST_TMP/err6'"

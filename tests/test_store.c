@@ -546,6 +546,83 @@ static void t_finding_list_ties(void **state)
     }
 }
 
+/* The memory store's listing walks a page, not the store: PAGE_FINDINGS findings put in a shuffled
+ * order (three to a millisecond: ties by id), listed in pages of PAGE_LIMIT by cursor while, before
+ * every page, one finding older than all (after the cursor: in this walk) and, past the first, one
+ * newer than all (before the cursor: not in it) are added. Every finding of the walk comes once, in the order,
+ * and each page looks at no more findings than it returns plus one (store_mem_stats list_walked):
+ * the listing used to look at every finding for each page. */
+#define PAGE_FINDINGS 20000
+#define PAGE_LIMIT 50
+static void t_mem_list_pages(void **state)
+{
+    struct store *s = *state;
+    static unsigned perm[PAGE_FINDINGS];
+    static unsigned char seen[PAGE_FINDINGS + PAGE_FINDINGS / PAGE_LIMIT + 2];
+    char id[32];
+    for (unsigned i = 0; i < PAGE_FINDINGS; i++)
+        perm[i] = i;
+    uint64_t x = 88172645463325252ull;
+    for (unsigned i = PAGE_FINDINGS - 1; i > 0; i--) {  /* Fisher-Yates, xorshift */
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned j = (unsigned)(x % (i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (unsigned i = 0; i < PAGE_FINDINGS; i++) {
+        snprintf(id, sizeof id, "cwf-P%06u", perm[i]);  /* rank = perm[i]: higher is newer */
+        struct store_finding_put p = fput(id, "{}", 1, 1, 1000000 + perm[i] / 3);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+    }
+    struct store_query q = { .status = -1, .severity = -1, .limit = PAGE_LIMIT };
+    static struct store_finding page[PAGE_LIMIT];
+    size_t total = 0, pages = 0, added_old = 0;
+    int64_t last_ms = INT64_MAX;
+    char last_id[STORE_ID_MAX] = "";
+    for (int more = 1; more;) {
+        /* past the first page, one newer than all; and one older than all (older the later it is added) */
+        struct store_finding_put p;
+        if (pages) {
+            snprintf(id, sizeof id, "cwf-Z%06zu", pages);
+            p = fput(id, "{}", 1, 1, 9000000 + (int64_t)pages);
+            assert_int_equal(store_finding_put(s, &p, 1), 0);
+        }
+        snprintf(id, sizeof id, "cwf-A%06zu", pages);
+        p = fput(id, "{}", 1, 1, 1000 - (int64_t)pages);
+        assert_int_equal(store_finding_put(s, &p, 1), 0);
+        added_old++;
+        struct store_mem_stats before, after;
+        store_mem_stats(s, &before);
+        size_t n = 0;
+        assert_int_equal(store_finding_list(s, &q, page, &n, &more), 0);
+        store_mem_stats(s, &after);
+        if (after.list_walked - before.list_walked > n + 1)
+            fail_msg("page %zu: %llu findings looked at for %zu listed", pages,
+                     (unsigned long long)(after.list_walked - before.list_walked), n);
+        for (size_t i = 0; i < n; i++) {
+            const char *pid = page[i].id;
+            if (!(page[i].created_ms < last_ms || (page[i].created_ms == last_ms && strcmp(pid, last_id) < 0)))
+                fail_msg("%s out of order after %s", pid, last_id);
+            unsigned k = (unsigned)strtoul(pid + 5, NULL, 10);
+            assert_true(pid[4] == 'P' || pid[4] == 'A');  /* never one newer than the cursor */
+            unsigned char *mark = pid[4] == 'P' ? &seen[k] : &seen[PAGE_FINDINGS + k];
+            if (*mark)
+                fail_msg("%s listed twice", pid);
+            *mark = 1;
+            total++;
+            last_ms = page[i].created_ms;
+            snprintf(last_id, sizeof last_id, "%s", pid);
+            q.after_ms = last_ms;
+            snprintf(q.after_id, sizeof q.after_id, "%s", pid);
+            store_finding_free(&page[i]);
+        }
+        pages++;
+        assert_true(pages <= PAGE_FINDINGS);
+    }
+    /* every finding there at the start, and every older one added on the way (each before a page) */
+    if (total != PAGE_FINDINGS + added_old)
+        fail_msg("%zu listed, want %zu", total, (size_t)PAGE_FINDINGS + added_old);
+}
+
 /* ---- concurrency: several engines (threads, each its own store handle) on one key ----------- */
 
 struct conc {
@@ -1773,6 +1850,7 @@ int main(void)
         CONTRACT_TESTS(setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_mem_bound, setup_mem, teardown),
         cmocka_unit_test_setup_teardown(t_mem_out_off, setup_mem, teardown),
+        cmocka_unit_test_setup_teardown(t_mem_list_pages, setup_mem, teardown),
     };
     const struct CMUnitTest durable[] = {
         CONTRACT_TESTS(setup_durable, teardown_durable),
