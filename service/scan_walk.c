@@ -93,8 +93,10 @@ static const char *list_error(int rc)
 #define SCAN_MAX_VISITED ((size_t)4 << 20) /* directories one walk remembers: 16 bytes each, the table
                                             * at most half full (128 MiB at the bound); a trail bucket
                                             * has one directory per account, region and day (4 M:
-                                            * hundreds of account-years). Past it one is not entered,
-                                            * said and counted: never a loop, never a silent gap */
+                                            * hundreds of account-years). Past it the walk goes on
+                                            * without remembering more (said once): the directories
+                                            * it is inside still stop a loop (struct walk's up), and
+                                            * one reached through two paths is read under each */
 
 struct dir_id {
     uint64_t dev, ino;  /* dev UINT64_MAX: an empty slot (no device number is all ones) */
@@ -142,10 +144,10 @@ static int visited_grow(struct visited *v)
     return 0;
 }
 
-/* Adds id (not in v). 0, CW_ETOOBIG past SCAN_MAX_VISITED or CW_ENOMEM. */
-static int visited_add(struct visited *v, struct dir_id id)
+/* Adds id (not in v). 0, CW_ETOOBIG past max or CW_ENOMEM. */
+static int visited_add(struct visited *v, struct dir_id id, size_t max)
 {
-    if (v->n >= SCAN_MAX_VISITED)
+    if (v->n >= max)
         return CW_ETOOBIG;
     if ((v->n + 1) * 2 > v->cap && visited_grow(v))
         return CW_ENOMEM;
@@ -160,6 +162,9 @@ struct walk {
     int (*visit)(void *ud, const char *path, const struct stat *sb);  /* sb NULL for "-" */
     void *ud;
     struct visited seen;
+    struct dir_id up[SCAN_MAX_DEPTH];  /* the directories the walk is inside, outermost first */
+    size_t max_visited;                /* SCAN_MAX_VISITED (tests: smaller) */
+    int full;                          /* the set reached it (said once) */
     size_t bad;
     int stop;
     int quiet;  /* scan_measure: counted, not said (the scan itself says it) */
@@ -187,12 +192,19 @@ static void walk_dir(struct walk *w, const char *path, const struct stat *sb, in
         walk_bad(w, path, m, "");
         return;
     }
-    int rc = visited_add(&w->seen, id);
-    if (rc) {
-        walk_bad(w, path, "cannot be entered: ", rc == CW_ETOOBIG ? "more directories than a scan remembers"
-                                                                     : "out of memory");
+    for (int i = 0; i < depth; i++)
+        if (w->up[i].dev == id.dev && w->up[i].ino == id.ino)
+            return;  /* a link to a directory it is inside: a loop, past the set's bound too */
+    int rc = visited_add(&w->seen, id, w->max_visited);
+    if (rc == CW_ENOMEM) {
+        walk_bad(w, path, "cannot be entered: ", "out of memory");
         return;
     }
+    if (rc && !w->full && !w->quiet)  /* CW_ETOOBIG: no gap, only the second readings come back */
+        fprintf(stderr, "credwatch scan: warning: more than %zu directories: from here on, a directory reached "
+                "through two paths (links) is read under each\n", w->max_visited);
+    w->full |= rc == CW_ETOOBIG;
+    w->up[depth] = id;
     char **names;
     size_t n;
     rc = scan_dir_list(path, SCAN_MAX_DIR_ENTRIES, &names, &n);
@@ -244,8 +256,14 @@ static int visit_plain(void *ud, const char *path, const struct stat *sb)
 
 size_t scan_walk(char *const *paths, int npaths, int (*visit)(void *ud, const char *path), void *ud)
 {
+    return scan_walk_max(paths, npaths, SCAN_MAX_VISITED, visit, ud);
+}
+
+size_t scan_walk_max(char *const *paths, int npaths, size_t max_visited, int (*visit)(void *ud, const char *path),
+                     void *ud)
+{
     struct plain_visit p = { visit, ud };
-    struct walk w = { .visit = visit_plain, .ud = &p };
+    struct walk w = { .visit = visit_plain, .ud = &p, .max_visited = max_visited };
     walk_all(&w, paths, npaths);
     return w.bad;
 }
@@ -270,7 +288,7 @@ static int count_file(void *ud, const char *path, const struct stat *sb)
 void scan_measure(char *const *paths, int npaths, size_t max_files, size_t *files, unsigned long long *bytes)
 {
     struct measure m = { max_files, 0, 0 };
-    struct walk w = { .visit = count_file, .ud = &m, .quiet = 1 };
+    struct walk w = { .visit = count_file, .ud = &m, .quiet = 1, .max_visited = SCAN_MAX_VISITED };
     if (max_files)
         walk_all(&w, paths, npaths);
     /* what cannot be walked counts as a file too, as in the scan's own count (files + unreadable) */

@@ -19,10 +19,14 @@ void scan_dir_free(char **paths, size_t count);
  * order. Links are followed, and each directory is entered once (by device and inode: a link to
  * itself or to a parent is no loop, two links to one folder no second reading of it; scan_walk.c
  * says why a file with two names is read under each). What cannot be read (a missing path, a
- * directory that cannot be listed whole, one nested deeper than SCAN_MAX_DEPTH, one past the
- * directories a walk remembers) is said on stderr and counted. visit returning non-zero stops the
- * walk. Returns the number of paths that could not be walked. */
+ * directory that cannot be listed whole, one nested deeper than SCAN_MAX_DEPTH) is said on stderr
+ * and counted. Past the SCAN_MAX_VISITED directories a walk remembers (scan_walk.c), it goes on
+ * (said once): a loop is still stopped, a directory reached through two paths is read under each.
+ * visit returning non-zero stops the walk. Returns the number of paths that could not be walked. */
 size_t scan_walk(char *const *paths, int npaths, int (*visit)(void *ud, const char *path), void *ud);
+/* The same, remembering at most max_visited directories (tests reach the bound with a few). */
+size_t scan_walk_max(char *const *paths, int npaths, size_t max_visited, int (*visit)(void *ud, const char *path),
+                     void *ud);
 
 /* Files and bytes under the paths (for a progress line's ETA), counted by the same walk as
  * scan_walk's, in silence, stopping once max_files are counted: the files scan_walk would hand to

@@ -177,6 +177,21 @@ static void test_walk_links(void **state)
         if (files != WALK_FILES || bytes != 60)
             fail_msg("links %d: measured %zu files, %llu bytes; want %d, 60", linked, files, bytes, WALK_FILES);
     }
+    /* at the bound of directories remembered (1 here: top only): the walk goes on, loops are still
+     * stopped by the directories it is inside (a/self, a/up, c/round), and only a directory reached
+     * through a second path (b, a link to a) is read again: a's two files twice, nothing missed */
+    {
+        struct visits v = { 0 };
+        char *paths[] = { top };
+        FILE *saved = stderr;  /* the warning, said once, not into the test's output */
+        stderr = fopen("/dev/null", "w");
+        size_t bad = scan_walk_max(paths, 1, 1, record_visit, &v);
+        fclose(stderr);
+        stderr = saved;
+        assert_int_equal(bad, 0);
+        if (v.n != WALK_FILES + 2)
+            fail_msg("past the bound: %zu files visited, want %d (a's two again through b)", v.n, WALK_FILES + 2);
+    }
     /* a path that cannot be walked: one unreadable path in the walk's count, one file in the measure */
     char missing[96], *paths[] = { top, missing };
     snprintf(missing, sizeof missing, "%s/missing", top);
