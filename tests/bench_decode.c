@@ -15,6 +15,10 @@
  *                                     only KEYS access keys: an archive of any size whose key state
  *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh);
  *                                     KEYS 0: a new key every 7 records, as --write-gz
+ *   bench_decode --write-archive DIR FILES PER_FILE KEYS STOLEN
+ *                                     the same, with only every STOLEN-th key used from outside (the
+ *                                     others' uses all from inside): an archive with few findings,
+ *                                     as a real trail has, beside the default's one per key or so
  *   bench_decode --decode-files FILE...
  *                                     the decoder alone over those files (gzip or plain), read into
  *                                     memory first: records per CPU-second, median of BENCH_RUNS
@@ -69,6 +73,7 @@ static const char *const uas[] = {
 };
 
 static size_t key_space;  /* --write-archive: keys cycle over this many; 0: one key per 7 records */
+static size_t stolen_every; /* --write-archive STOLEN: only every STOLEN-th key used from outside; 0: all */
 
 /* One record, appended to b. Kinds by i: uses, issuances, IAM-user calls, service events. */
 static void record(struct buf *b, size_t i)
@@ -112,7 +117,7 @@ static void record(struct buf *b, size_t i)
                "\"apiVersion\":\"2012-08-10\",\"managementEvent\":false,\"recipientAccountId\":\"111122223333\","
                "\"eventCategory\":\"Data\",%s}",
                i % 40, i % 40, i % 40, akid, i % 40, i % 40, (i / 60) % 60, i % 60, i % 3 ? "PutItem" : "GetItem",
-               i % 5 ? "3.5.140.2" : "198.51.100.7", ua, i % 4 == 2 ? "\"errorCode\":\"AccessDenied\",\"errorMessage\":\"User is not authorized\"," : "",
+               i % 5 || (stolen_every && i / 7 % stolen_every) ? "3.5.140.2" : "198.51.100.7", ua, i % 4 == 2 ? "\"errorCode\":\"AccessDenied\",\"errorMessage\":\"User is not authorized\"," : "",
                i % 40, i, i % 9, id, id, i % 40, tls);
     } else if (kind <= 8) {  /* an IAM user */
         put(b, "{\"eventVersion\":\"1.09\",\"userIdentity\":{\"type\":\"IAMUser\",\"principalId\":\"AIDAEXAMPLE%zu\","
@@ -270,8 +275,9 @@ static int write_gz(const char *dir, size_t files)
     return 0;
 }
 
-static int write_archive(const char *dir, size_t files, size_t per, size_t keys)
+static int write_archive(const char *dir, size_t files, size_t per, size_t keys, size_t stolen)
 {
+    stolen_every = stolen;
     key_space = keys;  /* 0: one key per 7 records, as --write-gz */
     for (size_t f = 0; f < files; f++) {
         struct buf b = make_file(f * per, (f + 1) * per);
@@ -349,9 +355,9 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--decode-files") == 0)
         return decode_files(argc - 2, argv + 2);
-    if (argc == 6 && strcmp(argv[1], "--write-archive") == 0)
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "--write-archive") == 0)
         return write_archive(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
-                             strtoul(argv[5], NULL, 10));
+                             strtoul(argv[5], NULL, 10), argc == 7 ? strtoul(argv[6], NULL, 10) : 0);
     if (argc == 4 && strcmp(argv[1], "--write-gz") == 0)
         return write_gz(argv[2], (size_t)strtoul(argv[3], NULL, 10));
     struct buf b = make_file(0, BENCH_RECORDS);
