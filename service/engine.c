@@ -49,8 +49,10 @@ struct eng {
     size_t ids_before;         /* report ids of earlier applies into the same report (add_finding_id) */
     /* keep_failed: fresh events of the keys committed by this attempt of eng_apply, and those of
      * failed attempts on the same kept events. A retry finds the latter in the store's dedup set;
-     * they are this engine's own, not duplicates (eng_pending_committed). */
-    size_t done_now, done_before;
+     * they are this engine's own, not duplicates. written_*: of those, the ones whose round's
+     * finding writes succeeded too: only these are not lost if the caller gives up
+     * (eng_pending_committed); a key committed before a failed finding write has no finding yet. */
+    size_t done_now, done_before, written_now, written_before;
     /* Hashes of the finding ids counted into the report past its list (ENG_FINDINGS_MAX): a later
      * chunk's update of one of them must not count it again. Open addressing, 0 = empty. */
     uint64_t *named;
@@ -542,21 +544,23 @@ static int round_floor(struct round *r)
 static int round_findings(struct round *r)
 {
     struct eng_report *rep = r->e->rep;
-    size_t np = 0;
+    size_t np = 0, committed = 0;
     for (size_t j = 0; j < r->nc; j++) {
         if (!r->commits[j].ok)
             continue;
         struct keywork *w = &r->kw[r->cs[j].kw];
         w->done = 1;
         rep->duplicates += w->dups;
-        r->e->done_now += w->count - w->dups;
+        committed += w->count - w->dups;
         if (r->puts[j].id)
             r->puts[np++] = r->puts[j];
     }
+    r->e->done_now += committed;
     for (size_t j = 0; j < r->nr; j++)  /* puts has room: n >= commits + repairs */
         r->puts[np++] = r->rputs[j];
     if (np && store_finding_put(r->e->st, r->puts, np))
         return CW_EUNAVAIL;
+    r->e->written_now += committed;
     for (size_t j = 0; j < np; j++) {
         if (!r->puts[j].ensure || r->puts[j].created) {
             add_finding_id(r->e, rep, r->puts[j].id, r->e->ids_before);
@@ -922,12 +926,12 @@ size_t eng_pending_bytes(const struct eng *e)
 
 size_t eng_pending_committed(const struct eng *e)
 {
-    return e->done_before;
+    return e->written_before;
 }
 
 void eng_discard(struct eng *e)
 {
-    e->done_before = 0;
+    e->done_before = e->written_before = 0;
     evb_clear(&e->evs);
     e->overflow = 0;
 }
@@ -941,7 +945,7 @@ static void applied(struct eng *e)
     size_t keep = e->cfg.keep_bytes ? e->cfg.keep_bytes : ENG_KEEP_BYTES;
     evb_trim(&e->evs, keep);
     e->overflow = 0;
-    e->done_before = 0;
+    e->done_before = e->written_before = 0;
     if (e->cap_named > keep / sizeof *e->named) {
         free(e->named);
         e->named = NULL;
@@ -969,10 +973,11 @@ int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
 {
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
     e->rep = rep;
-    e->done_now = 0;
+    e->done_now = e->written_now = 0;
     int rc = apply_all(e, now_ms);
     if (rc == CW_EUNAVAIL && e->cfg.keep_failed) {
         e->done_before += e->done_now;  /* kept for the caller's retry */
+        e->written_before += e->written_now;
     } else {
         if (!rc)  /* the retry met them in the dedup set */
             rep->duplicates -= e->done_before < rep->duplicates ? e->done_before : rep->duplicates;

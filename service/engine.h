@@ -104,9 +104,11 @@ int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report 
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep);
 size_t eng_pending(const struct eng *e);        /* events decoded and not yet applied */
 size_t eng_pending_bytes(const struct eng *e);  /* their packed size */
-/* keep_failed: of the pending events, those that failed attempts already committed (their keys'
- * compare-and-set succeeded before the store failed). A retry counts them as accepted, not as
- * duplicates; a caller that gives up has lost only the rest. */
+/* keep_failed: of the pending events, those that failed attempts already committed with their
+ * findings written (their keys' compare-and-set and their round's finding write succeeded before
+ * the store failed). A retry counts every committed event as accepted, not as a duplicate; a caller
+ * that gives up has lost only the rest (a key committed without its finding write is lost: its
+ * finding is missing until a later apply of its events repairs it). */
 size_t eng_pending_committed(const struct eng *e);
 /* Drops the events decoded and not yet applied (a caller that gives up between the two halves). */
 void eng_discard(struct eng *e);

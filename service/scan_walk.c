@@ -96,7 +96,8 @@ static const char *list_error(int rc)
                                             * hundreds of account-years). Past it the walk goes on
                                             * without remembering more (said once): the directories
                                             * it is inside still stop a loop (struct walk's up), and
-                                            * one reached through two paths is read under each */
+                                            * a link to a directory is not followed (said, counted):
+                                            * a chain of diamonds would be read 2^depth times */
 
 struct dir_id {
     uint64_t dev, ino;  /* dev UINT64_MAX: an empty slot (no device number is all ones) */
@@ -200,10 +201,18 @@ static void walk_dir(struct walk *w, const char *path, const struct stat *sb, in
         walk_bad(w, path, "cannot be entered: ", "out of memory");
         return;
     }
-    if (rc && !w->full && !w->quiet)  /* CW_ETOOBIG: no gap, only the second readings come back */
-        fprintf(stderr, "credwatch scan: warning: more than %zu directories: from here on, a directory reached "
-                "through two paths (links) is read under each\n", w->max_visited);
+    if (rc && !w->full && !w->quiet)
+        fprintf(stderr, "credwatch scan: warning: more than %zu directories: from here on, links to directories "
+                "are not followed\n", w->max_visited);
     w->full |= rc == CW_ETOOBIG;
+    struct stat lsb;
+    if (rc == CW_ETOOBIG && depth > 0 && lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
+        /* Without the set, two links to one directory at each level of a chain read its files
+         * 2^SCAN_MAX_DEPTH times (a hostile archive needs only the directories to fill the set
+         * first). Names that are not links make a tree: each directory past the bound is met once. */
+        walk_bad(w, path, "not followed: ", "a link to a directory past the directories a walk remembers");
+        return;
+    }
     w->up[depth] = id;
     char **names;
     size_t n;

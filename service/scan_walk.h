@@ -21,7 +21,7 @@ void scan_dir_free(char **paths, size_t count);
  * says why a file with two names is read under each). What cannot be read (a missing path, a
  * directory that cannot be listed whole, one nested deeper than SCAN_MAX_DEPTH) is said on stderr
  * and counted. Past the SCAN_MAX_VISITED directories a walk remembers (scan_walk.c), it goes on
- * (said once): a loop is still stopped, a directory reached through two paths is read under each.
+ * (said once): a loop is still stopped, and a link to a directory is not followed (said and counted).
  * visit returning non-zero stops the walk. Returns the number of paths that could not be walked. */
 size_t scan_walk(char *const *paths, int npaths, int (*visit)(void *ud, const char *path), void *ud);
 /* The same, remembering at most max_visited directories (tests reach the bound with a few). */

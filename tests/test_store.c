@@ -558,7 +558,10 @@ static void t_mem_list_pages(void **state)
 {
     struct store *s = *state;
     static unsigned perm[PAGE_FINDINGS];
-    static unsigned char seen[PAGE_FINDINGS + PAGE_FINDINGS / PAGE_LIMIT + 2];
+    /* pages: each lists PAGE_LIMIT of the walk, which grows by one older finding a page, so at most
+     * PAGE_FINDINGS / (PAGE_LIMIT - 1) + 1 of them, and as many 'A' findings (was / PAGE_LIMIT: 409
+     * pages wrote past the array; ASan) */
+    static unsigned char seen[PAGE_FINDINGS + PAGE_FINDINGS / (PAGE_LIMIT - 1) + 2];
     char id[32];
     for (unsigned i = 0; i < PAGE_FINDINGS; i++)
         perm[i] = i;
@@ -604,7 +607,9 @@ static void t_mem_list_pages(void **state)
                 fail_msg("%s out of order after %s", pid, last_id);
             unsigned k = (unsigned)strtoul(pid + 5, NULL, 10);
             assert_true(pid[4] == 'P' || pid[4] == 'A');  /* never one newer than the cursor */
-            unsigned char *mark = pid[4] == 'P' ? &seen[k] : &seen[PAGE_FINDINGS + k];
+            size_t at = pid[4] == 'P' ? k : PAGE_FINDINGS + (size_t)k;
+            assert_true(at < sizeof seen);
+            unsigned char *mark = &seen[at];
             if (*mark)
                 fail_msg("%s listed twice", pid);
             *mark = 1;
