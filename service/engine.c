@@ -47,12 +47,14 @@ struct eng {
      * instructions; a repair judged the state a third time. */
     struct det_verdict vo;
     size_t ids_before;         /* report ids of earlier applies into the same report (add_finding_id) */
-    /* keep_failed: fresh events of the keys committed by this attempt of eng_apply, and those of
-     * failed attempts on the same kept events. A retry finds the latter in the store's dedup set;
-     * they are this engine's own, not duplicates. written_*: of those, the ones whose round's
-     * finding writes succeeded too: only these are not lost if the caller gives up
-     * (eng_pending_committed); a key committed before a failed finding write has no finding yet. */
-    size_t done_now, done_before, written_now, written_before;
+    /* keep_failed: per pending event (evbuf index), what earlier attempts on these kept events did
+     * (EV_OURS, EV_SAFE), so a retry that meets them in the store's dedup set counts them as this
+     * engine's own, not as duplicates, and a caller that gives up knows which are not lost
+     * (eng_pending_committed: n_safe). One flag per event, not a count: a failover that lost an
+     * attempt's writes makes the retry commit the same events again, counted once all the same. */
+    uint8_t *evflags;
+    size_t cap_evflags, n_safe;
+    int kept;                  /* the pending events are a failed attempt's, kept */
     /* Hashes of the finding ids counted into the report past its list (ENG_FINDINGS_MAX): a later
      * chunk's update of one of them must not count it again. Open addressing, 0 = empty. */
     uint64_t *named;
@@ -84,6 +86,7 @@ void eng_free(struct eng *e)
     free(e->order);
     free(e->rbuf);
     free(e->named);
+    free(e->evflags);
     free(e);
 }
 
@@ -163,9 +166,13 @@ struct keywork {
     size_t first, count;         /* range in e->order: this key's distinct events */
     uint64_t *hashes;
     uint8_t *seen;
-    size_t dups;                 /* events the store had already applied */
+    size_t dups;                 /* events the store had already applied (not this engine's own) */
     int done;
 };
+
+/* evflags bits (struct eng) */
+#define EV_OURS 1u  /* committed by an earlier attempt of this engine on the kept events */
+#define EV_SAFE 2u  /* ... and its key's finding writes succeeded after: not lost if the caller gives up */
 
 static uint64_t *named_slot(uint64_t *slots, size_t cap, uint64_t h)
 {
@@ -394,7 +401,7 @@ static size_t key_apply(struct eng *e, struct keywork *w, const struct store_loa
     size_t fresh = 0, dups = 0;
     for (size_t k = 0; k < w->count; k++) {
         if (w->seen[k]) {
-            dups++;
+            dups += !(e->evflags && e->evflags[e->order[w->first + k]] & EV_OURS);
             continue;
         }
         evb_get(&e->evs, e->order[w->first + k], &e->ev);
@@ -538,29 +545,43 @@ static int round_floor(struct round *r)
     return 0;
 }
 
+/* keep_failed: the flag set on the key's events this engine committed (EV_OURS: its new ones,
+ * now in the store; EV_SAFE: those, once their key's finding writes succeeded). */
+static void mark_events(struct eng *e, const struct keywork *w, uint8_t flag)
+{
+    for (size_t k = 0; e->evflags && k < w->count; k++) {
+        uint8_t *f = &e->evflags[e->order[w->first + k]];
+        if (flag == EV_OURS ? !w->seen[k] : (*f & EV_OURS) && !(*f & EV_SAFE)) {
+            *f |= flag;
+            e->n_safe += flag == EV_SAFE;
+        }
+    }
+}
+
 /* Phase 5, after the compare-and-set: the keys committed are done (one that lost the race is
  * reloaded next attempt; its dups were not counted), and their finding writes and the repairs go
  * to the store in one call. */
 static int round_findings(struct round *r)
 {
     struct eng_report *rep = r->e->rep;
-    size_t np = 0, committed = 0;
+    size_t np = 0;
     for (size_t j = 0; j < r->nc; j++) {
         if (!r->commits[j].ok)
             continue;
         struct keywork *w = &r->kw[r->cs[j].kw];
         w->done = 1;
         rep->duplicates += w->dups;
-        committed += w->count - w->dups;
+        mark_events(r->e, w, EV_OURS);
         if (r->puts[j].id)
             r->puts[np++] = r->puts[j];
     }
-    r->e->done_now += committed;
     for (size_t j = 0; j < r->nr; j++)  /* puts has room: n >= commits + repairs */
         r->puts[np++] = r->rputs[j];
     if (np && store_finding_put(r->e->st, r->puts, np))
         return CW_EUNAVAIL;
-    r->e->written_now += committed;
+    for (size_t j = 0; j < r->nl; j++)  /* every key done this round has its findings written */
+        if (r->kw[r->load_kw[j]].done)
+            mark_events(r->e, &r->kw[r->load_kw[j]], EV_SAFE);
     for (size_t j = 0; j < np; j++) {
         if (!r->puts[j].ensure || r->puts[j].created) {
             add_finding_id(r->e, rep, r->puts[j].id, r->e->ids_before);
@@ -926,12 +947,12 @@ size_t eng_pending_bytes(const struct eng *e)
 
 size_t eng_pending_committed(const struct eng *e)
 {
-    return e->written_before;
+    return e->kept ? e->n_safe : 0;
 }
 
 void eng_discard(struct eng *e)
 {
-    e->done_before = e->written_before = 0;
+    e->kept = 0;
     evb_clear(&e->evs);
     e->overflow = 0;
 }
@@ -945,7 +966,12 @@ static void applied(struct eng *e)
     size_t keep = e->cfg.keep_bytes ? e->cfg.keep_bytes : ENG_KEEP_BYTES;
     evb_trim(&e->evs, keep);
     e->overflow = 0;
-    e->done_before = e->written_before = 0;
+    e->kept = 0;
+    if (e->cap_evflags > keep) {
+        free(e->evflags);
+        e->evflags = NULL;
+        e->cap_evflags = 0;
+    }
     if (e->cap_named > keep / sizeof *e->named) {
         free(e->named);
         e->named = NULL;
@@ -969,20 +995,33 @@ static void apply_message(struct eng *e, int rc, struct eng_report *rep)
     }
 }
 
+/* keep_failed: flags for the pending events, all clear for a new batch, kept for a retry. */
+static int evflags_ready(struct eng *e)
+{
+    size_t n = evb_count(&e->evs);
+    void *p = e->evflags;
+    int rc = cw_grow(&p, &e->cap_evflags, n ? n : 1, 1, ENG_EVENTS_INITIAL, ENG_EVENTS_MAX);
+    e->evflags = p;
+    if (rc)
+        return rc;
+    if (!e->kept) {  /* kept events are the same ones, at the same indexes: their flags stay */
+        memset(e->evflags, 0, n);
+        e->n_safe = 0;
+    }
+    return 0;
+}
+
 int eng_apply(struct eng *e, int64_t now_ms, struct eng_report *rep)
 {
     rep->duplicates = rep->keys = rep->findings = rep->created = rep->n_ids = 0;
     e->rep = rep;
-    e->done_now = e->written_now = 0;
-    int rc = apply_all(e, now_ms);
-    if (rc == CW_EUNAVAIL && e->cfg.keep_failed) {
-        e->done_before += e->done_now;  /* kept for the caller's retry */
-        e->written_before += e->written_now;
-    } else {
-        if (!rc)  /* the retry met them in the dedup set */
-            rep->duplicates -= e->done_before < rep->duplicates ? e->done_before : rep->duplicates;
+    int rc = e->cfg.keep_failed ? evflags_ready(e) : 0;
+    if (!rc)
+        rc = apply_all(e, now_ms);
+    if (rc == CW_EUNAVAIL && e->cfg.keep_failed)
+        e->kept = 1;  /* for the caller's retry, with what this attempt committed */
+    else
         applied(e);  /* applied, or (on a store error) left to the sender's retry */
-    }
     apply_message(e, rc, rep);
     return rc;
 }

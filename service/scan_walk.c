@@ -187,15 +187,15 @@ static void walk_dir(struct walk *w, const char *path, const struct stat *sb, in
     struct dir_id id = { (uint64_t)sb->st_dev, (uint64_t)sb->st_ino };
     if (visited_has(&w->seen, id))
         return;  /* entered already, through another path: its files are read (see above) */
+    for (int i = 0; i < depth && i < SCAN_MAX_DEPTH; i++)
+        if (w->up[i].dev == id.dev && w->up[i].ino == id.ino)
+            return;  /* a link to a directory it is inside: a loop, past the set's bound too */
     if (depth >= SCAN_MAX_DEPTH) {
         char m[64];
         snprintf(m, sizeof m, "deeper than %d directories, not followed", SCAN_MAX_DEPTH);
         walk_bad(w, path, m, "");
         return;
     }
-    for (int i = 0; i < depth; i++)
-        if (w->up[i].dev == id.dev && w->up[i].ino == id.ino)
-            return;  /* a link to a directory it is inside: a loop, past the set's bound too */
     int rc = visited_add(&w->seen, id, w->max_visited);
     if (rc == CW_ENOMEM) {
         walk_bad(w, path, "cannot be entered: ", "out of memory");

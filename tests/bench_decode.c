@@ -333,11 +333,13 @@ static int decode_files(int n, char **paths)
             char msg[DEC_MSG_MAX];
             if (slurp(paths[i], &b) != 0) {
                 fprintf(stderr, "bench_decode: cannot read %s\n", paths[i]);
+                free(b.p);
                 return 1;
             }
             double c0 = cpu_s();
             if (dec_buffer((const uint8_t *)b.p, b.len, &sink, NULL, &st, msg, sizeof msg) != 0) {
                 fprintf(stderr, "bench_decode: %s: %s\n", paths[i], msg);
+                free(b.p);
                 return 1;
             }
             used += cpu_s() - c0;
