@@ -15,6 +15,8 @@
  *                                     only KEYS access keys: an archive of any size whose key state
  *                                     stays the same size (tests/it_scan_jobs.sh, bench_scan.sh);
  *                                     KEYS 0: a new key every 7 records, as --write-gz
+ *   bench_decode --decode-only RUNS   only our decoder, RUNS times, no jansson baseline: for
+ *                                     callgrind/perf, whose figures the baseline would swamp
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 
 #define BENCH_RECORDS 20000
 #define BENCH_RUNS 5
+#define BENCH_RUNS_MAX 101  /* --decode-only runs: enough for a median on a noisy machine */
 #define BENCH_RECORD_MAX 4096
 #define TARGET_RECORDS_S 200000.0
 
@@ -284,8 +287,37 @@ static int write_archive(const char *dir, size_t files, size_t per, size_t keys)
     return 0;
 }
 
+/* --decode-only: the decoder alone, runs times; prints records per CPU-second (median). */
+static int decode_only(int runs)
+{
+    struct buf b = make_file(0, BENCH_RECORDS);
+    double cpu[BENCH_RUNS_MAX];
+    size_t uses = 0;
+    if (runs < 1 || runs > BENCH_RUNS_MAX)
+        runs = BENCH_RUNS;
+    for (int r = 0; r < runs; r++) {
+        uses = 0;
+        struct dec_sink sink = { count_event, NULL, &uses };
+        struct dec_stats st;
+        char msg[DEC_MSG_MAX];
+        double c0 = cpu_s();
+        int rc = dec_buffer((const uint8_t *)b.p, b.len, &sink, NULL, &st, msg, sizeof msg);
+        cpu[r] = cpu_s() - c0;
+        if (rc || st.records != BENCH_RECORDS) {
+            fprintf(stderr, "bench_decode: decode failed (%d): %s\n", rc, msg);
+            return 1;
+        }
+    }
+    printf("decode-only: %.0f records per CPU-second (median of %d); %zu uses\n",
+           BENCH_RECORDS / median(cpu, (size_t)runs), runs, uses);
+    free(b.p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--decode-only") == 0)
+        return decode_only(atoi(argv[2]));
     if (argc == 6 && strcmp(argv[1], "--write-archive") == 0)
         return write_archive(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                              strtoul(argv[5], NULL, 10));
