@@ -39,24 +39,29 @@ static const char *const field_names[CLS_F_COUNT] = {
     [CLS_F_RE_SUBJECT] = "responseElements.subjectFromWebIdentityToken",
 };
 
-/* Longest value kept per field, NUL excluded. A field copied whole into the event has its
- * ev_event bound; a field compared or parsed must be read whole. A longer value of either is
- * not cut: it skips the record where the record's kind reads the field (first_too_long). */
+/* Longest value kept per field, NUL excluded, and whether a longer one is cut. A field copied
+ * whole into the event has its ev_event bound; a field compared or parsed must be read whole. A
+ * longer value of either is not cut: it skips the record where the record's kind reads the field
+ * (first_too_long). Evidence (CUT) is cut rather than refused. */
 #define TOKEN_MAX 40     /* times (35 bytes with nanoseconds and an offset) and enumerations */
 #define NAME_LEN_MAX 64  /* eventSource and eventName: a service host name, an API name */
-#define CUT (CLS_VALUE_MAX - 1)  /* evidence, cut rather than refused (cls_field_cuttable) */
-static const unsigned short field_max[CLS_F_COUNT] = {
-    [CLS_F_EVENT_ID] = EV_ID_MAX - 1, [CLS_F_EVENT_TIME] = TOKEN_MAX, [CLS_F_EVENT_SOURCE] = NAME_LEN_MAX,
-    [CLS_F_EVENT_NAME] = NAME_LEN_MAX, [CLS_F_REGION] = EV_REGION_MAX - 1, [CLS_F_SOURCE_IP] = EV_IP_MAX - 1,
-    [CLS_F_USER_AGENT] = CUT, [CLS_F_ERROR_CODE] = CUT, [CLS_F_EVENT_TYPE] = TOKEN_MAX,
-    [CLS_F_EVENT_CATEGORY] = TOKEN_MAX, [CLS_F_RECIPIENT] = EV_ACCOUNT_MAX - 1, [CLS_F_VPCE_ID] = CUT,
-    [CLS_F_VPCE_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_TYPE] = TOKEN_MAX, [CLS_F_UI_AKID] = EV_AKID_MAX - 1,
-    [CLS_F_UI_ARN] = CUT, [CLS_F_UI_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_INVOKED_BY] = CUT,
-    [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = TOKEN_MAX, [CLS_F_RP_ROLE_ARN] = CUT,
-    [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT, [CLS_F_RE_AKID] = EV_AKID_MAX - 1,
-    [CLS_F_RE_EXPIRATION] = TOKEN_MAX, [CLS_F_AED_AUTH] = TOKEN_MAX,
-    [CLS_F_UI_USER_NAME] = CUT, [CLS_F_UI_PROVIDER] = CUT, [CLS_F_UI_EC2_DELIVERY] = CUT, [CLS_F_RE_SUBJECT] = CUT,
+#define KEEP(n) { n, 0 }
+#define CUT { CLS_VALUE_MAX - 1, 1 }
+const struct cls_field_bound cls_field_bounds[CLS_F_COUNT] = {
+    [CLS_F_EVENT_ID] = KEEP(EV_ID_MAX - 1), [CLS_F_EVENT_TIME] = KEEP(TOKEN_MAX),
+    [CLS_F_EVENT_SOURCE] = KEEP(NAME_LEN_MAX), [CLS_F_EVENT_NAME] = KEEP(NAME_LEN_MAX),
+    [CLS_F_REGION] = KEEP(EV_REGION_MAX - 1), [CLS_F_SOURCE_IP] = KEEP(EV_IP_MAX - 1),
+    [CLS_F_USER_AGENT] = CUT, [CLS_F_ERROR_CODE] = CUT, [CLS_F_EVENT_TYPE] = KEEP(TOKEN_MAX),
+    [CLS_F_EVENT_CATEGORY] = KEEP(TOKEN_MAX), [CLS_F_RECIPIENT] = KEEP(EV_ACCOUNT_MAX - 1), [CLS_F_VPCE_ID] = CUT,
+    [CLS_F_VPCE_ACCOUNT] = KEEP(EV_ACCOUNT_MAX - 1), [CLS_F_UI_TYPE] = KEEP(TOKEN_MAX),
+    [CLS_F_UI_AKID] = KEEP(EV_AKID_MAX - 1), [CLS_F_UI_ARN] = CUT, [CLS_F_UI_ACCOUNT] = KEEP(EV_ACCOUNT_MAX - 1),
+    [CLS_F_UI_INVOKED_BY] = CUT, [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = KEEP(TOKEN_MAX),
+    [CLS_F_RP_ROLE_ARN] = CUT, [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT,
+    [CLS_F_RE_AKID] = KEEP(EV_AKID_MAX - 1), [CLS_F_RE_EXPIRATION] = KEEP(TOKEN_MAX),
+    [CLS_F_AED_AUTH] = KEEP(TOKEN_MAX), [CLS_F_UI_USER_NAME] = CUT, [CLS_F_UI_PROVIDER] = CUT,
+    [CLS_F_UI_EC2_DELIVERY] = CUT, [CLS_F_RE_SUBJECT] = CUT,
 };
+#undef KEEP
 #undef CUT
 
 const char *cls_field_name(enum cls_field f)
@@ -66,15 +71,12 @@ const char *cls_field_name(enum cls_field f)
 
 size_t cls_field_max(enum cls_field f)
 {
-    return field_max[f];
+    return cls_field_bounds[f].max;
 }
 
 int cls_field_cuttable(enum cls_field f)
 {
-    return f == CLS_F_USER_AGENT || f == CLS_F_ERROR_CODE || f == CLS_F_UI_ARN || f == CLS_F_UI_ISSUER_ARN ||
-           f == CLS_F_RP_ROLE_ARN || f == CLS_F_RP_SESSION || f == CLS_F_RP_FUNCTION_ARN ||
-           f == CLS_F_VPCE_ID || f == CLS_F_UI_INVOKED_BY || f == CLS_F_UI_USER_NAME || f == CLS_F_UI_PROVIDER ||
-           f == CLS_F_UI_EC2_DELIVERY || f == CLS_F_RE_SUBJECT;
+    return cls_field_bounds[f].cuttable;
 }
 
 static const char *field(const struct cls_rec *r, enum cls_field f)
