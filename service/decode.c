@@ -38,11 +38,16 @@ enum node {
     N_AED, N_COUNT
 };
 
-/* Where a key leads from a node: a child interior node, a leaf field, or neither (N_SKIP and
- * CLS_F_NONE: a key nobody reads). */
+/* Keys of a record-capable object that make it a wrapper (or a look-alike to refuse), not a record.
+ * No record field is named as one of them. */
+enum wkey { W_NONE = 0, W_RECORDS, W_DETAIL, W_DETAIL_TYPE, W_TYPE, W_MESSAGE, W_SNS, W_BODY, W_DIGEST };
+
+/* Where a key leads from a node: a child interior node, a leaf field, a wrapper key (from N_REC
+ * only, and only heeded in a record-capable object), or nothing (a key nobody reads). */
 struct edge {
     unsigned char node;   /* child interior node, or N_SKIP */
     unsigned char field;  /* leaf field (enum cls_field), or CLS_F_NONE */
+    unsigned char wrap;   /* enum wkey, or W_NONE */
 };
 
 /* Each node's path, for messages. */
@@ -101,20 +106,37 @@ static inline __attribute__((always_inline)) int key_is(const unsigned char *k, 
 #define LEAF(s, f)                                                                                \
     do {                                                                                          \
         if (key_is(k, len, s, sizeof(s) - 1))                                                     \
-            return (struct edge){ N_SKIP, f };                                                    \
+            return (struct edge){ N_SKIP, f, W_NONE };                                                    \
     } while (0)
 #define NODE(s, n)                                                                                \
     do {                                                                                          \
         if (key_is(k, len, s, sizeof(s) - 1))                                                     \
-            return (struct edge){ n, CLS_F_NONE };                                                \
+            return (struct edge){ n, CLS_F_NONE, W_NONE };                                                \
     } while (0)
-#define NO_EDGE ((struct edge){ N_SKIP, CLS_F_NONE })
+#define WRAP(s, w)                                                                                \
+    do {                                                                                          \
+        if (key_is(k, len, s, sizeof(s) - 1))                                                     \
+            return (struct edge){ N_SKIP, CLS_F_NONE, w };                                        \
+    } while (0)
+#define NO_EDGE ((struct edge){ N_SKIP, CLS_F_NONE, W_NONE })
 
-/* The record's own keys. */
+/* The record's own keys, and the wrapper keys: every key of a record-capable object comes here,
+ * one switch for both. */
 static struct edge rec_edge(const unsigned char *k, size_t len)
 {
     switch (len) {
-    case 7: LEAF("eventID", CLS_F_EVENT_ID); break;
+    case 3: WRAP("Sns", W_SNS); break;
+    case 4:
+        WRAP("Type", W_TYPE);
+        WRAP("body", W_BODY);
+        break;
+    case 6: WRAP("detail", W_DETAIL); break;
+    case 7:
+        LEAF("eventID", CLS_F_EVENT_ID);
+        WRAP("Records", W_RECORDS);
+        WRAP("Message", W_MESSAGE);
+        break;
+    case 8: WRAP("logFiles", W_DIGEST); break;
     case 9:
         LEAF("eventTime", CLS_F_EVENT_TIME);
         LEAF("eventName", CLS_F_EVENT_NAME);
@@ -123,18 +145,25 @@ static struct edge rec_edge(const unsigned char *k, size_t len)
         LEAF("errorCode", CLS_F_ERROR_CODE);
         LEAF("eventType", CLS_F_EVENT_TYPE);
         break;
-    case 11: LEAF("eventSource", CLS_F_EVENT_SOURCE); break;
+    case 11:
+        LEAF("eventSource", CLS_F_EVENT_SOURCE);
+        WRAP("detail-type", W_DETAIL_TYPE);
+        break;
     case 12: NODE("userIdentity", N_UI); break;
     case 13:
         LEAF("eventCategory", CLS_F_EVENT_CATEGORY);
         LEAF("vpcEndpointId", CLS_F_VPCE_ID);
         break;
-    case 15: LEAF("sourceIPAddress", CLS_F_SOURCE_IP); break;
+    case 15:
+        LEAF("sourceIPAddress", CLS_F_SOURCE_IP);
+        WRAP("digestStartTime", W_DIGEST);
+        break;
     case 16: NODE("responseElements", N_RE); break;
     case 17: NODE("requestParameters", N_RP); break;
     case 18: LEAF("recipientAccountId", CLS_F_RECIPIENT); break;
     case 19: NODE("additionalEventData", N_AED); break;
     case 20: LEAF("vpcEndpointAccountId", CLS_F_VPCE_ACCOUNT); break;
+    case 26: WRAP("digestPublicKeyFingerprint", W_DIGEST); break;
     default: break;
     }
     return NO_EDGE;
@@ -193,35 +222,8 @@ static struct edge trie_edge(int n, const unsigned char *k, size_t len)
 }
 #undef LEAF
 #undef NODE
+#undef WRAP
 #undef NO_EDGE
-
-/* ---- wrapper keys of a record-capable object ---------------------------------------------- */
-
-enum wkey { W_NONE = 0, W_RECORDS, W_DETAIL, W_DETAIL_TYPE, W_TYPE, W_MESSAGE, W_SNS, W_BODY, W_DIGEST };
-
-/* By the first byte first: every key of every record comes here, and no record field starts as a
- * wrapper key does, so most are told apart by one comparison. */
-static int wrapper_key(const unsigned char *k, size_t len)
-{
-#define WK(s, w) if (key_is(k, len, s, sizeof(s) - 1)) return w
-    switch (len ? k[0] : 0) {
-    case 'R': WK("Records", W_RECORDS); break;
-    case 'd':
-        WK("detail", W_DETAIL);
-        WK("detail-type", W_DETAIL_TYPE);
-        WK("digestStartTime", W_DIGEST);
-        WK("digestPublicKeyFingerprint", W_DIGEST);
-        break;
-    case 'T': WK("Type", W_TYPE); break;
-    case 'M': WK("Message", W_MESSAGE); break;
-    case 'S': WK("Sns", W_SNS); break;
-    case 'b': WK("body", W_BODY); break;
-    case 'l': WK("logFiles", W_DIGEST); break;
-    default: break;
-    }
-#undef WK
-    return W_NONE;
-}
 
 /* ---- decoder state ------------------------------------------------------------------------- */
 
@@ -354,7 +356,7 @@ static int refuse_shape(struct dec *d, int level)
         set_msg(d, CW_EREFUSED, "%s", DEC_DIGEST_MSG);
         return 1;
     }
-    if ((sc->wrap & (1u << W_SNS)) || (strcmp(sc->type, "Notification") == 0 && (sc->wrap & (1u << W_MESSAGE)))) {
+    if ((sc->wrap & (1u << W_SNS)) || ((sc->wrap & (1u << W_MESSAGE)) && strcmp(sc->type, "Notification") == 0)) {
         set_msg(d, CW_EREFUSED, "an SNS notification wrapper: send the CloudTrail record or file it carries");
         return 1;
     }
@@ -594,19 +596,17 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
     d->pending = P_NONE;
     if (top->role == R_SKIP)
         return 1;
-    if (top->role == R_RC) {
-        int w = wrapper_key(k, len);
-        if (w) {
+    struct edge e = trie_edge(top->node, k, len);
+    if (e.wrap) {
+        if (top->role == R_RC) {  /* elsewhere (an EventBridge detail) a key like any unread one */
+            int w = e.wrap;
             d->sc.wrap |= 1u << w;
             if (w == W_RECORDS && top->rc_level == 0)
                 d->root_container = 1;  /* the elements reset the scratch: remember it here */
             d->pending = P_WRAP;
             d->pending_wrap = w;
-            return 1;
         }
-    }
-    struct edge e = trie_edge(top->node, k, len);
-    if (e.field) {
+    } else if (e.field) {
         d->pending = P_FIELD;
         d->pending_field = e.field;
     } else if (e.node) {
