@@ -192,6 +192,21 @@ static void copy_cut(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+/* copy_cut of field f, whose length the parser kept (r->len: the value holds no NUL), so that
+ * nothing measures it again. */
+static void copy_field(char *dst, size_t cap, const struct cls_rec *r, enum cls_field f)
+{
+    if (!r->set[f]) {
+        dst[0] = 0;
+        return;
+    }
+    size_t n = r->len[f];
+    if (n > cap - 1)  /* cut: never inside a character (the field ends up in JSON documents) */
+        n = cw_utf8_cut(r->val[f], cap - 1);
+    memcpy(dst, r->val[f], n);
+    dst[n] = 0;
+}
+
 /* Does s contain any of tokens[0..n)? The same answer as a strstr per token, in one pass that
  * stops at the first found: a token is compared only where its first byte is. For the SDK names,
  * which start most user agents: a strstr per name went over the whole user agent for each name
@@ -323,10 +338,10 @@ static const char *common_fields(const struct cls_rec *r, struct ev_event *ev)
     if (cls_parse_time(field(r, CLS_F_EVENT_TIME), &ev->time))
         return "eventTime is not an ISO-8601 UTC time";
     memcpy(ev->id, field(r, CLS_F_EVENT_ID), r->len[CLS_F_EVENT_ID] + 1);
-    copy_cut(ev->region, sizeof ev->region, field(r, CLS_F_REGION));
-    copy_cut(ev->source_ip, sizeof ev->source_ip, field(r, CLS_F_SOURCE_IP));
-    copy_cut(ev->user_agent, sizeof ev->user_agent, field(r, CLS_F_USER_AGENT));
-    copy_cut(ev->error, sizeof ev->error, field(r, CLS_F_ERROR_CODE));
+    copy_field(ev->region, sizeof ev->region, r, CLS_F_REGION);
+    copy_field(ev->source_ip, sizeof ev->source_ip, r, CLS_F_SOURCE_IP);
+    copy_field(ev->user_agent, sizeof ev->user_agent, r, CLS_F_USER_AGENT);
+    copy_field(ev->error, sizeof ev->error, r, CLS_F_ERROR_CODE);
     ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->workload_id[0] = 0;
     ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
     ev->wl_kind = ev->wl_ident = ev->wl_weak = ev->wl_markers = 0;
@@ -375,8 +390,8 @@ static const char *issue_event(const struct cls_rec *r, const struct wl_match *m
     copy_cut(ev->workload_id, sizeof ev->workload_id, m->id);
     if (m->region[0])  /* IRSA: the cluster's region, not the STS endpoint's (awsRegion) */
         copy_cut(ev->region, sizeof ev->region, m->region);
-    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_RP_ROLE_ARN));
-    copy_cut(ev->account, sizeof ev->account, field(r, CLS_F_RECIPIENT));
+    copy_field(ev->role_arn, sizeof ev->role_arn, r, CLS_F_RP_ROLE_ARN);
+    copy_field(ev->account, sizeof ev->account, r, CLS_F_RECIPIENT);
     if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
         const char *p = strstr(ev->role_arn, "::");
         if (p) {
@@ -417,7 +432,7 @@ static void use_flags(const struct cls_rec *r, const struct wl_match *m, struct 
         ev->flags |= EV_F_DESKTOP;
     if (field(r, CLS_F_VPCE_ID)) {
         ev->flags |= EV_F_VPCE;
-        copy_cut(ev->vpce_account, sizeof ev->vpce_account, field(r, CLS_F_VPCE_ACCOUNT));
+        copy_field(ev->vpce_account, sizeof ev->vpce_account, r, CLS_F_VPCE_ACCOUNT);
     }
 }
 
@@ -434,8 +449,8 @@ static const char *use_event(const struct cls_rec *r, const struct wl_match *m, 
     ev->kind = EV_USE;
     memcpy(ev->akid, akid, strlen(akid) + 1);
     const char *account = field(r, CLS_F_UI_ACCOUNT);
-    copy_cut(ev->account, sizeof ev->account, account ? account : field(r, CLS_F_RECIPIENT));
-    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_UI_ISSUER_ARN));
+    copy_field(ev->account, sizeof ev->account, r, account ? CLS_F_UI_ACCOUNT : CLS_F_RECIPIENT);
+    copy_field(ev->role_arn, sizeof ev->role_arn, r, CLS_F_UI_ISSUER_ARN);
     split_assumed_arn(field(r, CLS_F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->workload_id,
                       sizeof ev->workload_id);
     const char *created = field(r, CLS_F_UI_CREATED);
@@ -470,6 +485,16 @@ static const char *record_event(const struct cls_rec *r, struct ev_event *ev)
     return use_event(r, &m, ev);
 }
 
+/* Is any field over its bound? Almost never: one branch-free OR over the flags, then neither
+ * first_too_long below needs its loop. */
+static int any_too_long(const struct cls_rec *r)
+{
+    unsigned char any = 0;
+    for (size_t f = 0; f < sizeof r->toolong; f++)
+        any |= r->toolong[f];
+    return any != 0;
+}
+
 const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)
 {
     if (r->detail_type && !via_cloudtrail(r->detail_type)) {
@@ -479,12 +504,13 @@ const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)
     ev->kind = EV_OTHER;  /* a look-alike returns before the event is filled */
     if (r->error)
         return r->error;
-    int f = first_too_long(r, EV_OTHER);  /* what classifies comes first */
+    int longer = any_too_long(r);
+    int f = longer ? first_too_long(r, EV_OTHER) : -1;  /* what classifies comes first */
     if (f < 0) {
         const char *reason = record_event(r, ev);
         if (reason)
             return reason;
-        f = first_too_long(r, ev->kind);
+        f = longer ? first_too_long(r, ev->kind) : -1;
     }
     if (f >= 0) {
         snprintf(why, CLS_WHY_MAX, "%s is too long", field_names[f]);
