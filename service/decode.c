@@ -191,8 +191,9 @@ static struct edge ui_edge(const unsigned char *k, size_t len)
 /* Where key k leads from interior node n. The smaller nodes list their few keys. */
 static struct edge trie_edge(int n, const unsigned char *k, size_t len)
 {
+    if (n == N_REC)  /* most keys read: a predicted branch before the jump table */
+        return rec_edge(k, len);
     switch (n) {
-    case N_REC: return rec_edge(k, len);
     case N_UI: return ui_edge(k, len);
     case N_UI_SC:
         NODE("sessionIssuer", N_UI_SC_ISSUER);
@@ -490,9 +491,14 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
     }
 }
 
-/* Called for every value: handles the element-of-array case and the announced key. */
+/* Called for every value: handles the announced key and the element-of-array case. A key is
+ * announced only in a map, so the announced value is told first, by one test. */
 static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len)
 {
+    if (d->pending != P_NONE) {
+        value_pending(d, kind, s, len);
+        return d->err ? 0 : 1;  /* a refusal of the whole input stops the parse */
+    }
     if (d->depth == 0) {
         d->roots++;
         if (kind != 'm' && kind != 'a') {
@@ -511,9 +517,7 @@ static int on_value(struct dec *d, char kind, const unsigned char *s, size_t len
         }
         return 1;
     }
-    if (d->pending != P_NONE)
-        value_pending(d, kind, s, len);
-    return d->err ? 0 : 1;  /* a refusal of the whole input stops the parse */
+    return d->err ? 0 : 1;
 }
 
 static int cb_null(void *ctx)
