@@ -106,12 +106,12 @@ static inline __attribute__((always_inline)) int key_is(const unsigned char *k, 
 #define LEAF(s, f)                                                                                \
     do {                                                                                          \
         if (key_is(k, len, s, sizeof(s) - 1))                                                     \
-            return (struct edge){ N_SKIP, f, W_NONE };                                                    \
+            return (struct edge){ N_SKIP, f, W_NONE };                                            \
     } while (0)
 #define NODE(s, n)                                                                                \
     do {                                                                                          \
         if (key_is(k, len, s, sizeof(s) - 1))                                                     \
-            return (struct edge){ n, CLS_F_NONE, W_NONE };                                                \
+            return (struct edge){ n, CLS_F_NONE, W_NONE };                                        \
     } while (0)
 #define WRAP(s, w)                                                                                \
     do {                                                                                          \
