@@ -39,24 +39,29 @@ static const char *const field_names[CLS_F_COUNT] = {
     [CLS_F_RE_SUBJECT] = "responseElements.subjectFromWebIdentityToken",
 };
 
-/* Longest value kept per field, NUL excluded. A field copied whole into the event has its
- * ev_event bound; a field compared or parsed must be read whole. A longer value of either is
- * not cut: it skips the record where the record's kind reads the field (first_too_long). */
+/* Longest value kept per field, NUL excluded, and whether a longer one is cut. A field copied
+ * whole into the event has its ev_event bound; a field compared or parsed must be read whole. A
+ * longer value of either is not cut: it skips the record where the record's kind reads the field
+ * (first_too_long). Evidence (CUT) is cut rather than refused. */
 #define TOKEN_MAX 40     /* times (35 bytes with nanoseconds and an offset) and enumerations */
 #define NAME_LEN_MAX 64  /* eventSource and eventName: a service host name, an API name */
-#define CUT (CLS_VALUE_MAX - 1)  /* evidence, cut rather than refused (cls_field_cuttable) */
-static const unsigned short field_max[CLS_F_COUNT] = {
-    [CLS_F_EVENT_ID] = EV_ID_MAX - 1, [CLS_F_EVENT_TIME] = TOKEN_MAX, [CLS_F_EVENT_SOURCE] = NAME_LEN_MAX,
-    [CLS_F_EVENT_NAME] = NAME_LEN_MAX, [CLS_F_REGION] = EV_REGION_MAX - 1, [CLS_F_SOURCE_IP] = EV_IP_MAX - 1,
-    [CLS_F_USER_AGENT] = CUT, [CLS_F_ERROR_CODE] = CUT, [CLS_F_EVENT_TYPE] = TOKEN_MAX,
-    [CLS_F_EVENT_CATEGORY] = TOKEN_MAX, [CLS_F_RECIPIENT] = EV_ACCOUNT_MAX - 1, [CLS_F_VPCE_ID] = CUT,
-    [CLS_F_VPCE_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_TYPE] = TOKEN_MAX, [CLS_F_UI_AKID] = EV_AKID_MAX - 1,
-    [CLS_F_UI_ARN] = CUT, [CLS_F_UI_ACCOUNT] = EV_ACCOUNT_MAX - 1, [CLS_F_UI_INVOKED_BY] = CUT,
-    [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = TOKEN_MAX, [CLS_F_RP_ROLE_ARN] = CUT,
-    [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT, [CLS_F_RE_AKID] = EV_AKID_MAX - 1,
-    [CLS_F_RE_EXPIRATION] = TOKEN_MAX, [CLS_F_AED_AUTH] = TOKEN_MAX,
-    [CLS_F_UI_USER_NAME] = CUT, [CLS_F_UI_PROVIDER] = CUT, [CLS_F_UI_EC2_DELIVERY] = CUT, [CLS_F_RE_SUBJECT] = CUT,
+#define KEEP(n) { n, 0 }
+#define CUT { CLS_VALUE_MAX - 1, 1 }
+const struct cls_field_bound cls_field_bounds[CLS_F_COUNT] = {
+    [CLS_F_EVENT_ID] = KEEP(EV_ID_MAX - 1), [CLS_F_EVENT_TIME] = KEEP(TOKEN_MAX),
+    [CLS_F_EVENT_SOURCE] = KEEP(NAME_LEN_MAX), [CLS_F_EVENT_NAME] = KEEP(NAME_LEN_MAX),
+    [CLS_F_REGION] = KEEP(EV_REGION_MAX - 1), [CLS_F_SOURCE_IP] = KEEP(EV_IP_MAX - 1),
+    [CLS_F_USER_AGENT] = CUT, [CLS_F_ERROR_CODE] = CUT, [CLS_F_EVENT_TYPE] = KEEP(TOKEN_MAX),
+    [CLS_F_EVENT_CATEGORY] = KEEP(TOKEN_MAX), [CLS_F_RECIPIENT] = KEEP(EV_ACCOUNT_MAX - 1), [CLS_F_VPCE_ID] = CUT,
+    [CLS_F_VPCE_ACCOUNT] = KEEP(EV_ACCOUNT_MAX - 1), [CLS_F_UI_TYPE] = KEEP(TOKEN_MAX),
+    [CLS_F_UI_AKID] = KEEP(EV_AKID_MAX - 1), [CLS_F_UI_ARN] = CUT, [CLS_F_UI_ACCOUNT] = KEEP(EV_ACCOUNT_MAX - 1),
+    [CLS_F_UI_INVOKED_BY] = CUT, [CLS_F_UI_ISSUER_ARN] = CUT, [CLS_F_UI_CREATED] = KEEP(TOKEN_MAX),
+    [CLS_F_RP_ROLE_ARN] = CUT, [CLS_F_RP_SESSION] = CUT, [CLS_F_RP_FUNCTION_ARN] = CUT,
+    [CLS_F_RE_AKID] = KEEP(EV_AKID_MAX - 1), [CLS_F_RE_EXPIRATION] = KEEP(TOKEN_MAX),
+    [CLS_F_AED_AUTH] = KEEP(TOKEN_MAX), [CLS_F_UI_USER_NAME] = CUT, [CLS_F_UI_PROVIDER] = CUT,
+    [CLS_F_UI_EC2_DELIVERY] = CUT, [CLS_F_RE_SUBJECT] = CUT,
 };
+#undef KEEP
 #undef CUT
 
 const char *cls_field_name(enum cls_field f)
@@ -66,15 +71,12 @@ const char *cls_field_name(enum cls_field f)
 
 size_t cls_field_max(enum cls_field f)
 {
-    return field_max[f];
+    return cls_field_bounds[f].max;
 }
 
 int cls_field_cuttable(enum cls_field f)
 {
-    return f == CLS_F_USER_AGENT || f == CLS_F_ERROR_CODE || f == CLS_F_UI_ARN || f == CLS_F_UI_ISSUER_ARN ||
-           f == CLS_F_RP_ROLE_ARN || f == CLS_F_RP_SESSION || f == CLS_F_RP_FUNCTION_ARN ||
-           f == CLS_F_VPCE_ID || f == CLS_F_UI_INVOKED_BY || f == CLS_F_UI_USER_NAME || f == CLS_F_UI_PROVIDER ||
-           f == CLS_F_UI_EC2_DELIVERY || f == CLS_F_RE_SUBJECT;
+    return cls_field_bounds[f].cuttable;
 }
 
 static const char *field(const struct cls_rec *r, enum cls_field f)
@@ -187,6 +189,21 @@ static void copy_cut(char *dst, size_t cap, const char *src)
     if (src[n])  /* cut: never inside a character (the field ends up in JSON documents) */
         n = cw_utf8_cut(src, n);
     memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* copy_cut of field f, whose length the parser kept (r->len: the value holds no NUL), so that
+ * nothing measures it again. */
+static void copy_field(char *dst, size_t cap, const struct cls_rec *r, enum cls_field f)
+{
+    if (!r->set[f]) {
+        dst[0] = 0;
+        return;
+    }
+    size_t n = r->len[f];
+    if (n > cap - 1)  /* cut: never inside a character (the field ends up in JSON documents) */
+        n = cw_utf8_cut(r->val[f], cap - 1);
+    memcpy(dst, r->val[f], n);
     dst[n] = 0;
 }
 
@@ -321,10 +338,10 @@ static const char *common_fields(const struct cls_rec *r, struct ev_event *ev)
     if (cls_parse_time(field(r, CLS_F_EVENT_TIME), &ev->time))
         return "eventTime is not an ISO-8601 UTC time";
     memcpy(ev->id, field(r, CLS_F_EVENT_ID), r->len[CLS_F_EVENT_ID] + 1);
-    copy_cut(ev->region, sizeof ev->region, field(r, CLS_F_REGION));
-    copy_cut(ev->source_ip, sizeof ev->source_ip, field(r, CLS_F_SOURCE_IP));
-    copy_cut(ev->user_agent, sizeof ev->user_agent, field(r, CLS_F_USER_AGENT));
-    copy_cut(ev->error, sizeof ev->error, field(r, CLS_F_ERROR_CODE));
+    copy_field(ev->region, sizeof ev->region, r, CLS_F_REGION);
+    copy_field(ev->source_ip, sizeof ev->source_ip, r, CLS_F_SOURCE_IP);
+    copy_field(ev->user_agent, sizeof ev->user_agent, r, CLS_F_USER_AGENT);
+    copy_field(ev->error, sizeof ev->error, r, CLS_F_ERROR_CODE);
     ev->akid[0] = ev->account[0] = ev->action[0] = ev->runtime[0] = ev->workload_id[0] = 0;
     ev->role_arn[0] = ev->vpce_account[0] = ev->cold_arn[0] = 0;
     ev->wl_kind = ev->wl_ident = ev->wl_weak = ev->wl_markers = 0;
@@ -373,8 +390,8 @@ static const char *issue_event(const struct cls_rec *r, const struct wl_match *m
     copy_cut(ev->workload_id, sizeof ev->workload_id, m->id);
     if (m->region[0])  /* IRSA: the cluster's region, not the STS endpoint's (awsRegion) */
         copy_cut(ev->region, sizeof ev->region, m->region);
-    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_RP_ROLE_ARN));
-    copy_cut(ev->account, sizeof ev->account, field(r, CLS_F_RECIPIENT));
+    copy_field(ev->role_arn, sizeof ev->role_arn, r, CLS_F_RP_ROLE_ARN);
+    copy_field(ev->account, sizeof ev->account, r, CLS_F_RECIPIENT);
     if (!ev->account[0] && ev->role_arn[0]) {  /* arn:aws:iam::ACCT:role/... */
         const char *p = strstr(ev->role_arn, "::");
         if (p) {
@@ -415,7 +432,7 @@ static void use_flags(const struct cls_rec *r, const struct wl_match *m, struct 
         ev->flags |= EV_F_DESKTOP;
     if (field(r, CLS_F_VPCE_ID)) {
         ev->flags |= EV_F_VPCE;
-        copy_cut(ev->vpce_account, sizeof ev->vpce_account, field(r, CLS_F_VPCE_ACCOUNT));
+        copy_field(ev->vpce_account, sizeof ev->vpce_account, r, CLS_F_VPCE_ACCOUNT);
     }
 }
 
@@ -432,8 +449,8 @@ static const char *use_event(const struct cls_rec *r, const struct wl_match *m, 
     ev->kind = EV_USE;
     memcpy(ev->akid, akid, strlen(akid) + 1);
     const char *account = field(r, CLS_F_UI_ACCOUNT);
-    copy_cut(ev->account, sizeof ev->account, account ? account : field(r, CLS_F_RECIPIENT));
-    copy_cut(ev->role_arn, sizeof ev->role_arn, field(r, CLS_F_UI_ISSUER_ARN));
+    copy_field(ev->account, sizeof ev->account, r, account ? CLS_F_UI_ACCOUNT : CLS_F_RECIPIENT);
+    copy_field(ev->role_arn, sizeof ev->role_arn, r, CLS_F_UI_ISSUER_ARN);
     split_assumed_arn(field(r, CLS_F_UI_ARN), ev->role_arn, sizeof ev->role_arn, ev->workload_id,
                       sizeof ev->workload_id);
     const char *created = field(r, CLS_F_UI_CREATED);
@@ -468,6 +485,16 @@ static const char *record_event(const struct cls_rec *r, struct ev_event *ev)
     return use_event(r, &m, ev);
 }
 
+/* Is any field over its bound? Almost never: one branch-free OR over the flags, then neither
+ * first_too_long below needs its loop. */
+static int any_too_long(const struct cls_rec *r)
+{
+    unsigned char any = 0;
+    for (size_t f = 0; f < sizeof r->toolong; f++)
+        any |= r->toolong[f];
+    return any != 0;
+}
+
 const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)
 {
     if (r->detail_type && !via_cloudtrail(r->detail_type)) {
@@ -477,12 +504,13 @@ const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why)
     ev->kind = EV_OTHER;  /* a look-alike returns before the event is filled */
     if (r->error)
         return r->error;
-    int f = first_too_long(r, EV_OTHER);  /* what classifies comes first */
+    int longer = any_too_long(r);
+    int f = longer ? first_too_long(r, EV_OTHER) : -1;  /* what classifies comes first */
     if (f < 0) {
         const char *reason = record_event(r, ev);
         if (reason)
             return reason;
-        f = first_too_long(r, ev->kind);
+        f = longer ? first_too_long(r, ev->kind) : -1;
     }
     if (f >= 0) {
         snprintf(why, CLS_WHY_MAX, "%s is too long", field_names[f]);

@@ -44,6 +44,14 @@ const char *cls_field_name(enum cls_field f);  /* "userIdentity.accessKeyId", fo
 size_t cls_field_max(enum cls_field f);        /* longest value kept, NUL excluded */
 int cls_field_cuttable(enum cls_field f);      /* a longer value is cut: evidence only */
 
+/* The same two facts as a table, for the parser's per-value path: a table read where two calls
+ * into another object file cost more than the test itself. */
+struct cls_field_bound {
+    unsigned short max;      /* cls_field_max */
+    unsigned char cuttable;  /* cls_field_cuttable */
+};
+extern const struct cls_field_bound cls_field_bounds[CLS_F_COUNT];
+
 /* Builds *ev from the record. Returns NULL, or the reason the record is skipped (a constant, the
  * record's error, or a text in why[CLS_WHY_MAX]); *ev is then not filled. */
 const char *cls_event(const struct cls_rec *r, struct ev_event *ev, char *why);

@@ -23,6 +23,8 @@
  *                                     the decoder alone over those files (gzip or plain), read into
  *                                     memory first: records per CPU-second, median of BENCH_RUNS
  *                                     (bench_scan.sh: a scan's figure against decoding the same files)
+ *   bench_decode --decode-only RUNS   only our decoder, RUNS times, no jansson baseline: for
+ *                                     callgrind/perf, whose figures the baseline would swamp
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -36,6 +38,7 @@
 
 #define BENCH_RECORDS 20000
 #define BENCH_RUNS 5
+#define BENCH_RUNS_MAX 101  /* --decode-only runs: enough for a median on a noisy machine */
 #define BENCH_RECORD_MAX 4096
 #define TARGET_RECORDS_S 200000.0
 
@@ -353,8 +356,115 @@ static int decode_files(int n, char **paths)
     return 0;
 }
 
+/* The same bytes as one gzip member, as CloudTrail writes its files (level 6). */
+static struct buf gzip_buf(const struct buf *in)
+{
+    z_stream z = { 0 };
+    if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        abort();
+    struct buf out = { NULL, 0, deflateBound(&z, in->len) };
+    out.p = malloc(out.cap);
+    if (!out.p)
+        abort();
+    z.next_in = (unsigned char *)in->p;
+    z.avail_in = (unsigned)in->len;
+    z.next_out = (unsigned char *)out.p;
+    z.avail_out = (unsigned)out.cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        abort();
+    out.len = out.cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* Decodes b runs times; the median CPU seconds of one run, or a negative number on failure. */
+static double decode_runs(const struct buf *b, int runs, size_t *uses)
+{
+    double cpu[BENCH_RUNS_MAX];
+    for (int r = 0; r < runs; r++) {
+        *uses = 0;
+        struct dec_sink sink = { count_event, NULL, uses };
+        struct dec_stats st;
+        char msg[DEC_MSG_MAX];
+        double c0 = cpu_s();
+        int rc = dec_buffer((const uint8_t *)b->p, b->len, &sink, NULL, &st, msg, sizeof msg);
+        cpu[r] = cpu_s() - c0;
+        if (rc || st.records != BENCH_RECORDS) {
+            fprintf(stderr, "bench_decode: decode failed (%d): %s\n", rc, msg);
+            return -1;
+        }
+    }
+    return median(cpu, (size_t)runs);
+}
+
+/* The same records, each its own input (serve's usual request: one EventBridge delivery or a
+ * few records), so the decoder's cost per input counts too; the median CPU seconds of one run. */
+static double decode_singles(int runs)
+{
+    double cpu[BENCH_RUNS_MAX];
+    struct buf all = { malloc(1 << 20), 0, 1 << 20 };
+    size_t *end = malloc(BENCH_RECORDS * sizeof *end);
+    if (!all.p || !end)
+        abort();
+    for (size_t i = 0; i < BENCH_RECORDS; i++) {  /* generated first: only dec_buffer is timed */
+        record(&all, i);
+        end[i] = all.len;
+    }
+    for (int r = 0; r < runs; r++) {
+        size_t uses = 0;
+        struct dec_sink sink = { count_event, NULL, &uses };
+        struct dec_stats st;
+        char msg[DEC_MSG_MAX];
+        double c0 = cpu_s();
+        for (size_t i = 0, from = 0; i < BENCH_RECORDS; from = end[i++])  /* as the engine calls it */
+            if (dec_buffer((const uint8_t *)all.p + from, end[i] - from, &sink, NULL, &st, msg, sizeof msg))
+                return -1;
+        cpu[r] = cpu_s() - c0;
+    }
+    free(all.p);
+    free(end);
+    return median(cpu, (size_t)runs);
+}
+
+/* --decode-only: the decoder alone, runs times, plain then gzip (set BENCH_GZIP=0 to leave the
+ * gzip runs out, e.g. under callgrind), then one input per record (BENCH_SINGLES=0 leaves them
+ * out); prints records per CPU-second (median). */
+static int decode_only(int runs)
+{
+    struct buf b = make_file(0, BENCH_RECORDS);
+    size_t uses = 0;
+    if (runs < 1 || runs > BENCH_RUNS_MAX)
+        runs = BENCH_RUNS;
+    double m = decode_runs(&b, runs, &uses);
+    if (m < 0)
+        return 1;
+    printf("decode-only: %.0f records per CPU-second (median of %d); %zu uses\n", BENCH_RECORDS / m, runs, uses);
+    const char *gz = getenv("BENCH_GZIP");
+    if (!gz || strcmp(gz, "0") != 0) {
+        struct buf z = gzip_buf(&b);
+        m = decode_runs(&z, runs, &uses);
+        if (m < 0)
+            return 1;
+        printf("decode-only gzip: %.0f records per CPU-second (median of %d, %.1f MB gzip)\n", BENCH_RECORDS / m,
+               runs, z.len / 1e6);
+        free(z.p);
+    }
+    const char *singles = getenv("BENCH_SINGLES");
+    if (!singles || strcmp(singles, "0") != 0) {
+        m = decode_singles(runs);
+        if (m < 0)
+            return 1;
+        printf("decode-only one record per input: %.0f records per CPU-second (median of %d)\n",
+               BENCH_RECORDS / m, runs);
+    }
+    free(b.p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--decode-only") == 0)
+        return decode_only(atoi(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "--decode-files") == 0)
         return decode_files(argc - 2, argv + 2);
     if ((argc == 6 || argc == 7) && strcmp(argv[1], "--write-archive") == 0)
