@@ -161,9 +161,10 @@ static const char script_commit[] =
  * the list of each finding's. A new finding costs three calls (HSETNX of its creation time, one
  * HSET, PEXPIRE); without events recorded its answer needs no read: no revision was taken (rv = qd
  * = 0). An existing one costs four (one HMGET of what the rules read, one HSET, PEXPIRE, and the
- * HMGET of RS_LUA_OUT): each call from Lua costs about as much as a command of its own. On one Redis the listing index is one more key (KEYS[n + 1]): each finding's entry is added
- * here (ZADD NX at its created_ms, fixed at creation), which saves fput_queue's round trip and its
- * ZADD per finding; on a cluster the index is in another slot, and fput_queue adds the entries. */
+ * HMGET of RS_LUA_OUT): each call from Lua costs about as much as a command of its own. On one
+ * Redis the listing index is one more key (KEYS[n + 1]): each finding's entry is added here (ZADD
+ * NX at its created_ms, fixed at creation), with the write itself, which saves fput_queue's round
+ * trip and its ZADD per finding; on a cluster the index is in another slot: fput_queue adds them. */
 static const char script_fput[] =
     RS_LUA_OUT
     "local function put(k, A)\n"
@@ -717,7 +718,7 @@ static int queue_mark(struct rs_store *r, const char *const *ids, const long lon
  * index is its last key. */
 static int fput_add(struct rs_store *r, const struct store_finding_put *items, size_t n, int record)
 {
-    int index = !rconn_is_cluster(r->rc);
+    int with_index = !rconn_is_cluster(r->rc);
     const char **keys = malloc((n + 1) * sizeof *keys), **args = malloc(n * RS_FPUT_ARGS * sizeof *args);
     char (*fk)[RS_KEY_MAX] = malloc(n * sizeof *fk), (*nums)[3][RS_NUM_MAX] = malloc(n * sizeof *nums), ret[RS_NUM_MAX];
     int added = -1;
@@ -739,7 +740,7 @@ static int fput_add(struct rs_store *r, const struct store_finding_put *items, s
             memcpy(args + i * RS_FPUT_ARGS, a, sizeof a);
         }
         keys[n] = RS_INDEX;
-        added = rconn_batch_eval(r->b, r->s_fput, (int)n + index, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
+        added = rconn_batch_eval(r->b, r->s_fput, (int)n + with_index, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
     }
     free(keys);
     free(args);
@@ -777,7 +778,7 @@ static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_
                       const char **ids)
 {
     rconn_batch_reset(r->b2);
-    int index = rconn_is_cluster(r->rc);
+    int with_index = rconn_is_cluster(r->rc);
     char now[24];
     for (size_t i = 0; i < n; i++) {
         const redisReply *x = fput_reply(r, i);
@@ -788,7 +789,7 @@ static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_
         items[i].created = x->element[0]->integer == 1;
         ids[i] = items[i].id;
         snprintf(now, sizeof now, "%lld", (long long)items[i].now_ms);
-        if ((index && rconn_batch_add(r->b2, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, x->element[1]->str,
+        if ((with_index && rconn_batch_add(r->b2, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, x->element[1]->str,
                                       items[i].id) < 0) ||
             (revs[i] = queue_add(r->b2, x, 2, items[i].id, now)) < 0)
             return CW_EUNAVAIL;
