@@ -155,11 +155,16 @@ static const char script_commit[] =
  * revision, but a revision not yet queued is answered for queueing (the repair). */
 #define RS_FPUT_FIELDS \
     "'ev', A[1], 'sv', A[2], 'ac', A[3], 'fn', A[4], 'ver', A[5], 'ua', A[7], 'oc', A[12], 'wk', A[13]"
-#define RS_FPUT_ARGS 13
+#define RS_FPUT_ARGS 14
 /* One call writes several findings (KEYS: each finding; ARGV: RS_FPUT_ARGS per finding, in that
- * order) on one Redis, one on a cluster (a script touches one slot); the answer is the list of
- * each finding's. A new finding costs three calls (HSETNX of its creation time, one HSET,
- * PEXPIRE); without events recorded its answer needs no read: no revision was taken (rv = qd = 0). */
+ * order, the 14th its id) on one Redis, one on a cluster (a script touches one slot); the answer is
+ * the list of each finding's. A new finding costs three calls (HSETNX of its creation time, one
+ * HSET, PEXPIRE); without events recorded its answer needs no read: no revision was taken (rv = qd
+ * = 0). An existing one costs four (one HMGET of what the rules read, one HSET, PEXPIRE, and the
+ * HMGET of RS_LUA_OUT): each call from Lua costs about as much as a command of its own. On one
+ * Redis the listing index is one more key (KEYS[n + 1]): each finding's entry is added here (ZADD
+ * NX at its created_ms, fixed at creation), with the write itself, which saves fput_queue's round
+ * trip and its ZADD per finding; on a cluster the index is in another slot: fput_queue adds them. */
 static const char script_fput[] =
     RS_LUA_OUT
     "local function put(k, A)\n"
@@ -168,29 +173,35 @@ static const char script_fput[] =
     "    created, kind = 1, 1\n"
     "    redis.call('HSET', k, 'st', 'open', " RS_FPUT_FIELDS ")\n"
     "  else\n"
-    "    ca = redis.call('HGET', k, 'ca')\n"
-    "    local ver = tonumber(redis.call('HGET', k, 'ver') or '0')\n"
+    "    local f = redis.call('HMGET', k, 'ca', 'ver', 'st', 'oc', 'nu')\n"
+    "    ca = f[1]\n"
+    "    local ver = tonumber(f[2] or '0')\n"
     "    if tonumber(A[5]) < ver or (A[9] == '1' and tonumber(A[5]) == ver) then\n"
     "      return out(k, {-1, ca}, 0, A[11])\n"
     "    end\n"
-    "    local st = redis.call('HGET', k, 'st')\n"
+    "    local st = f[3]\n"
     "    local st0 = st\n"
-    "    local grew = A[9] == '1' and tonumber(A[12]) > tonumber(redis.call('HGET', k, 'oc') or '0')\n"
+    "    local grew = A[9] == '1' and tonumber(A[12]) > tonumber(f[4] or '0')\n"
     "    if (A[6] == '1' or grew) and (st == 'resolved' or st == 'retracted') then st = 'open' end\n"
-    "    redis.call('HSET', k, 'st', st)\n"
-    "    local nu = tonumber(redis.call('HGET', k, 'nu') or '0')\n"
+    "    local nu = tonumber(f[5] or '0')\n"
     "    if st ~= st0 then kind = 3\n"
     "    elseif A[10] == '2' or (A[10] == '1' and nu < " RS_UPDATES_MAX ") then kind = 2 end\n"
-    "    if kind == 2 and A[10] == '1' and A[11] == '1' then redis.call('HSET', k, 'nu', nu + 1) end\n"
-    "    redis.call('HSET', k, " RS_FPUT_FIELDS ")\n"
+    "    if kind == 2 and A[10] == '1' and A[11] == '1' then\n"
+    "      redis.call('HSET', k, 'st', st, 'nu', nu + 1, " RS_FPUT_FIELDS ")\n"
+    "    else\n"
+    "      redis.call('HSET', k, 'st', st, " RS_FPUT_FIELDS ")\n"
+    "    end\n"
     "  end\n"
     "  redis.call('PEXPIRE', k, A[8])\n"
     "  if created == 1 and A[11] ~= '1' then return {1, ca, 0, 0} end\n"
     "  return out(k, {created, ca}, kind, A[11])\n"
     "end\n"
-    "local r = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  r[i] = put(KEYS[i], {unpack(ARGV, " RS_STR(RS_FPUT_ARGS) " * i - " RS_STR(RS_FPUT_ARGS) " + 1, " RS_STR(RS_FPUT_ARGS) " * i)})\n"
+    "local r, n = {}, #ARGV / " RS_STR(RS_FPUT_ARGS) "\n"
+    "local idx = KEYS[n + 1]\n"
+    "for i = 1, n do\n"
+    "  local A = {unpack(ARGV, " RS_STR(RS_FPUT_ARGS) " * i - " RS_STR(RS_FPUT_ARGS) " + 1, " RS_STR(RS_FPUT_ARGS) " * i)}\n"
+    "  r[i] = put(KEYS[i], A)\n"
+    "  if idx then redis.call('ZADD', idx, 'NX', r[i][2], A[14]) end\n"
     "end\n"
     "return r\n";
 
@@ -703,10 +714,12 @@ static int rs_recording(struct rs_store *r, int *record);
 static long long queue_add(struct rconn_batch *b, const redisReply *x, size_t at, const char *id, const char *now);
 static int queue_mark(struct rs_store *r, const char *const *ids, const long long *revs, size_t n);
 
-/* One call of the finding script for items[0..n) (see script_fput). */
+/* One call of the finding script for items[0..n) (see script_fput); on one Redis the listing
+ * index is its last key. */
 static int fput_add(struct rs_store *r, const struct store_finding_put *items, size_t n, int record)
 {
-    const char **keys = malloc(n * sizeof *keys), **args = malloc(n * RS_FPUT_ARGS * sizeof *args);
+    int with_index = !rconn_is_cluster(r->rc);
+    const char **keys = malloc((n + 1) * sizeof *keys), **args = malloc(n * RS_FPUT_ARGS * sizeof *args);
     char (*fk)[RS_KEY_MAX] = malloc(n * sizeof *fk), (*nums)[3][RS_NUM_MAX] = malloc(n * sizeof *nums), ret[RS_NUM_MAX];
     int added = -1;
     if (keys && args && fk && nums) {
@@ -722,10 +735,12 @@ static int fput_add(struct rs_store *r, const struct store_finding_put *items, s
                                             u->function ? u->function : "", nums[i][0], u->new_outside ? "1" : "0",
                                             nums[i][1], ret, u->ensure ? "1" : "0",
                                             u->notify == STORE_NOTIFY_RAISED ? "2" : u->notify ? "1" : "0",
-                                            record ? "1" : "0", nums[i][2], store_workload_name(u->workload) };
+                                            record ? "1" : "0", nums[i][2], store_workload_name(u->workload),
+                                            u->id };
             memcpy(args + i * RS_FPUT_ARGS, a, sizeof a);
         }
-        added = rconn_batch_eval(r->b, r->s_fput, (int)n, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
+        keys[n] = RS_INDEX;
+        added = rconn_batch_eval(r->b, r->s_fput, (int)n + with_index, keys, (int)(n * RS_FPUT_ARGS), args, NULL);
     }
     free(keys);
     free(args);
@@ -754,14 +769,16 @@ static const redisReply *fput_reply(struct rs_store *r, size_t i)
     return x && x->type == REDIS_REPLY_ARRAY && i % per < x->elements ? x->element[i % per] : NULL;
 }
 
-/* The second step of a finding write (store.h, "Finding events"): the listing index (created_ms
- * is fixed at creation, so ZADD NX is idempotent) and the events not yet queued, in one round
- * trip; then their revisions marked queued. Any error reply (an XADD refused) fails the call, and
- * the sender's retry queues what is missing. */
+/* The second step of a finding write (store.h, "Finding events"): on a cluster the listing index
+ * (created_ms is fixed at creation, so ZADD NX is idempotent; on one Redis the script added it),
+ * and the events not yet queued, in one round trip (none when there is nothing to send); then
+ * their revisions marked queued. Any error reply (an XADD refused) fails the call, and the
+ * sender's retry queues what is missing. */
 static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_t n, long long *revs,
                       const char **ids)
 {
     rconn_batch_reset(r->b2);
+    int with_index = rconn_is_cluster(r->rc);
     char now[24];
     for (size_t i = 0; i < n; i++) {
         const redisReply *x = fput_reply(r, i);
@@ -772,7 +789,8 @@ static int fput_queue(struct rs_store *r, struct store_finding_put *items, size_
         items[i].created = x->element[0]->integer == 1;
         ids[i] = items[i].id;
         snprintf(now, sizeof now, "%lld", (long long)items[i].now_ms);
-        if (rconn_batch_add(r->b2, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, x->element[1]->str, items[i].id) < 0 ||
+        if ((with_index && rconn_batch_add(r->b2, RS_INDEX, "ZADD %s NX %s %s", RS_INDEX, x->element[1]->str,
+                                      items[i].id) < 0) ||
             (revs[i] = queue_add(r->b2, x, 2, items[i].id, now)) < 0)
             return CW_EUNAVAIL;
     }

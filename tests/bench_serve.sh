@@ -78,6 +78,7 @@ cpu_note() { # NAME REQUESTS RECORDS_PER_REQUEST
   echo "$1 $2 $3 $(( $(ticks "$cpu_pid") - c_srv0 )) $(( $(ticks "$redis_pid") - c_rd0 ))" >>"$TEST_TMP/cpu"
 }
 : >"$TEST_TMP/cpu"
+: >"$TEST_TMP/cmdstats"
 metric() { curl -s "$URL/metrics" | sed -n "s/^$1 \([0-9.e+]*\)$/\1/p"; }
 median() { $PY "$GEN" median "$@"; }
 run=0
@@ -86,6 +87,7 @@ wrk_url=$URL                # the server loaded: credwatch, or the Python peer d
 wrk_run() {
   _name=$1; _c=$2; _path=$3; shift 3
   rcli flushall >/dev/null
+  rcli config resetstat >/dev/null
   run=$((run + 1))
   cpu_mark
   if [ $# -gt 0 ]; then
@@ -100,6 +102,9 @@ wrk_run() {
   fi
   _n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$TEST_TMP/wrk.out")
   cpu_note "$_name" "${_n:-0}" "$( [ "$_path" = /v1/ingest/cloudtrail ] && echo "$CT_RECORDS" || echo 1)"
+  # what Redis did for it: commands (calls, usec) and bytes, per request (the summary below)
+  { echo "run $_name ${_n:-0}"; rcli info commandstats; rcli info stats | grep -E '^total_net_(input|output)_bytes'; } |
+    tr -d '\r' >>"$TEST_TMP/cmdstats"
   sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$TEST_TMP/wrk.out"
 }
 
@@ -253,6 +258,35 @@ if by.get("eventbridge") and by.get("cloudtrail"):
     e, c = med("eventbridge", 0) + med("eventbridge", 1), med("cloudtrail", 0) + med("cloudtrail", 1)
     print("serve: at these costs %d otherwise idle CPUs carry ~%.0f single events/s or ~%.0f records/s in 1000-record "
           "batches (credwatch + redis only, no load generator)" % (cpus, cpus / (e / 1e6), cpus / (c / 1e6) * 1000))
+EOF
+# ---- what Redis ran per 1,000-record request (CONFIG RESETSTAT before each run; medians over runs) ----
+$PY - "$TEST_TMP/cmdstats" <<'EOF'
+import re, statistics, sys
+runs, cur = [], None
+for line in open(sys.argv[1]):
+    if line.startswith("run "):
+        _, name, n = line.split()
+        cur = None
+        if name == "cloudtrail" and int(n):
+            cur = {"n": int(n), "cmd": {}, "in": 0, "out": 0}
+            runs.append(cur)
+    elif cur is not None:
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+),usec=(\d+)", line)
+        if m:
+            cur["cmd"][m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        m = re.match(r"total_net_(input|output)_bytes:(\d+)", line)
+        if m:
+            cur["in" if m.group(1) == "input" else "out"] = int(m.group(2))
+if runs:
+    med = lambda f: statistics.median(f(r) for r in runs)
+    names = sorted({c for r in runs for c in r["cmd"]}, key=lambda c: -med(lambda r: r["cmd"].get(c, (0, 0))[1]))
+    parts = ["%s %.1f calls %.0f us" % (c, med(lambda r: r["cmd"].get(c, (0, 0))[0] / r["n"]),
+                                        med(lambda r: r["cmd"].get(c, (0, 0))[1] / r["n"])) for c in names]
+    print("serve: redis commands per cloudtrail request (calls, usec inside commands; medians of %d runs): %s; "
+          "all %.1f calls %.0f us; bytes in %.0f, out %.0f" % (
+              len(runs), "; ".join(parts), med(lambda r: sum(v[0] for v in r["cmd"].values()) / r["n"]),
+              med(lambda r: sum(v[1] for v in r["cmd"].values()) / r["n"]),
+              med(lambda r: r["in"] / r["n"]), med(lambda r: r["out"] / r["n"])))
 EOF
 echo "serve: machine load average at the end (1/5/15 min): $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 

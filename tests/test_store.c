@@ -1442,6 +1442,7 @@ static void t_redis_many_keys(void **state)
 /* Redis only: one finding write of more findings than one script call takes on one Redis (128):
  * each gets its own answer (created or not, an older version ignored), and each is stored. */
 #define MANY_FINDINGS 200
+#define MANY_ACCOUNT "999900000001"     /* the findings of t_redis_many_findings, for its listing */
 static void t_redis_many_findings(void **state)
 {
     struct store *s = *state;
@@ -1450,10 +1451,13 @@ static void t_redis_many_findings(void **state)
     for (size_t i = 0; i < MANY_FINDINGS; i++) {
         snprintf(ids[i], sizeof ids[i], "cwf-M%03zu", i);
         p[i] = fput(ids[i], "{\"v\":1}", 5, 0, 1000 + (int64_t)i);
+        p[i].account = MANY_ACCOUNT;
     }
     assert_int_equal(store_finding_put(s, p, MANY_FINDINGS / 2), 0);  /* the first half exists */
-    for (size_t i = 0; i < MANY_FINDINGS; i++)
+    for (size_t i = 0; i < MANY_FINDINGS; i++) {
         p[i] = fput(ids[i], i % 3 ? "{\"v\":2}" : "{\"v\":0}", i % 3 ? 6 : 4, 0, 5000);
+        p[i].account = MANY_ACCOUNT;
+    }
     assert_int_equal(store_finding_put(s, p, MANY_FINDINGS), 0);
     for (size_t i = 0; i < MANY_FINDINGS; i++) {
         assert_int_equal(p[i].created, i >= MANY_FINDINGS / 2);
@@ -1463,6 +1467,25 @@ static void t_redis_many_findings(void **state)
         assert_string_equal(f.evidence_json, i % 3 || i >= MANY_FINDINGS / 2 ? (i % 3 ? "{\"v\":2}" : "{\"v\":0}") : "{\"v\":1}");
         assert_int_equal(f.created_ms, i < MANY_FINDINGS / 2 ? 1000 + (int64_t)i : 5000);
         store_finding_free(&f);
+    }
+    /* every finding of the batches is listed once, at its creation time: the index entries come
+     * with the batched writes (on one Redis from the finding script itself, also for the writes it
+     * ignored), not from a step of their own */
+    static struct store_finding all[MANY_FINDINGS + 1];
+    struct store_query q = { .status = -1, .severity = -1, .account = MANY_ACCOUNT, .limit = MANY_FINDINGS + 1 };
+    size_t n = 0;
+    int more = 0;
+    uint8_t listed[MANY_FINDINGS] = { 0 };
+    assert_int_equal(store_finding_list(s, &q, all, &n, &more), 0);
+    assert_int_equal(n, MANY_FINDINGS);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = strtoul(all[k].id + strlen("cwf-M"), NULL, 10);
+        if (i >= MANY_FINDINGS)
+            fail_msg("%s is not a finding of this test", all[k].id);
+        assert_false(listed[i]);
+        listed[i] = 1;
+        assert_int_equal(all[k].created_ms, i < MANY_FINDINGS / 2 ? 1000 + (int64_t)i : 5000);
+        store_finding_free(&all[k]);
     }
 }
 
