@@ -37,6 +37,22 @@ void store_finding_free(struct store_finding *f)
     f->note = NULL;
 }
 
+int store_finding_get_many(struct store *s, const char *const *ids, size_t n, struct store_finding *out, int *rcs)
+{
+    if (s->ops->finding_get_many)
+        return s->ops->finding_get_many(s, ids, n, out, rcs);
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = s->ops->finding_get(s, ids[i], &out[i]);
+        if (rcs[i] && rcs[i] != CW_ENOTFOUND) {
+            for (size_t k = 0; k < i; k++)
+                if (!rcs[k])
+                    store_finding_free(&out[k]);
+            return CW_EUNAVAIL;
+        }
+    }
+    return 0;
+}
+
 int store_next_status(int current, int exists, int new_outside)
 {
     if (!exists)

@@ -196,6 +196,11 @@ struct store_ops {
     int (*commit)(struct store *s, struct store_commit *items, size_t n);
     int (*finding_put)(struct store *s, struct store_finding_put *items, size_t n);
     int (*finding_get)(struct store *s, const char *id, struct store_finding *out);
+    /* n findings at once (the engine's severity floors of a round's new keys): rcs[i] 0 (out[i]
+     * filled, the caller frees) or CW_ENOTFOUND; returns 0, or CW_EUNAVAIL with nothing filled.
+     * NULL: store_finding_get_many asks finding_get one by one (a local store pays no round trip). */
+    int (*finding_get_many)(struct store *s, const char *const *ids, size_t n, struct store_finding *out,
+                            int *rcs);
     /* out gets up to q->limit findings, newest first; *n_out how many; *more 1 if more remain. */
     int (*finding_list)(struct store *s, const struct store_query *q, struct store_finding *out,
                         size_t *n_out, int *more);
@@ -299,6 +304,7 @@ static inline int store_load(struct store *s, struct store_load *it, size_t n) {
 static inline int store_commit(struct store *s, struct store_commit *it, size_t n) { return s->ops->commit(s, it, n); }
 static inline int store_finding_put(struct store *s, struct store_finding_put *it, size_t n) { return s->ops->finding_put(s, it, n); }
 static inline int store_finding_get(struct store *s, const char *id, struct store_finding *o) { return s->ops->finding_get(s, id, o); }
+int store_finding_get_many(struct store *s, const char *const *ids, size_t n, struct store_finding *out, int *rcs);
 static inline int store_finding_list(struct store *s, const struct store_query *q, struct store_finding *o, size_t *n, int *more) { return s->ops->finding_list(s, q, o, n, more); }
 static inline int store_finding_patch(struct store *s, const char *id, int st, const char *note, int64_t now) { return s->ops->finding_patch(s, id, st, note, now); }
 static inline int store_out_open(struct store *s, const char *const *sinks, size_t n) { return s->ops->out_open(s, sinks, n); }

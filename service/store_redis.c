@@ -893,6 +893,32 @@ static int rs_finding_get(struct store *s, const char *id, struct store_finding 
     return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL);
 }
 
+/* The findings in one round trip (store.h): one HGETALL each, pipelined (on a cluster, to each
+ * finding's node). */
+static int rs_finding_get_many(struct store *s, const char *const *ids, size_t n, struct store_finding *out,
+                               int *rcs)
+{
+    struct rs_store *r = (struct rs_store *)s;
+    char fk[RS_KEY_MAX];
+    rconn_batch_reset(r->b);
+    for (size_t i = 0; i < n; i++) {
+        key_name(fk, sizeof fk, 'f', ids[i]);
+        if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
+            return CW_EUNAVAIL;
+    }
+    int rc = n ? run(r) : 0;
+    size_t done = 0;
+    for (; done < n && !rc; done++) {
+        rcs[done] = parse_finding(rconn_batch_reply(r->b, done), ids[done], &out[done], NULL);
+        if (rcs[done] && rcs[done] != CW_ENOTFOUND)
+            rc = CW_EUNAVAIL;
+    }
+    for (size_t i = 0; rc && i < done; i++)  /* nothing filled on a failure */
+        if (!rcs[i])
+            store_finding_free(&out[i]);
+    return rc;
+}
+
 /* One listing in progress (rs_finding_list): the cursor, moved past every entry examined; the
  * window of index entries last read; the page so far. */
 struct rs_list {
@@ -1701,6 +1727,7 @@ static const struct store_ops rs_ops = {
     .commit = rs_commit,
     .finding_put = rs_finding_put,
     .finding_get = rs_finding_get,
+    .finding_get_many = rs_finding_get_many,
     .finding_list = rs_finding_list,
     .finding_patch = rs_finding_patch,
     .out_open = rs_out_open,

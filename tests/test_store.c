@@ -380,6 +380,38 @@ static struct store_finding_put fput(const char *id, const char *ev, uint64_t ve
     return p;
 }
 
+/* Several findings in one call (the engine's severity floors): each as finding_get gives it, a
+ * missing one CW_ENOTFOUND in its place, none of them at all is no call. On Redis one round trip,
+ * on a cluster to each finding's node. */
+static void t_finding_get_many(void **state)
+{
+    struct store *s = *state;
+    struct store_finding_put p[2] = { fput("cwf-MANY-A", "{\"v\":\"a\"}", 1, 1, 1000),
+                                      fput("cwf-MANY-B", "{\"v\":\"b\"}", 1, 1, 2000) };
+    assert_int_equal(store_finding_put(s, p, 2), 0);
+    const char *ids[] = { "cwf-MANY-B", "cwf-MANY-NONE", "cwf-MANY-A", "cwf-MANY-B" };
+    struct store_finding out[4];
+    int rcs[4] = { -1, -1, -1, -1 };
+    assert_int_equal(store_finding_get_many(s, ids, 4, out, rcs), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], CW_ENOTFOUND);
+    assert_int_equal(rcs[2], 0);
+    assert_int_equal(rcs[3], 0);
+    for (int i = 0; i < 4; i++) {
+        if (rcs[i])
+            continue;
+        struct store_finding one;
+        assert_int_equal(store_finding_get(s, ids[i], &one), 0);
+        assert_string_equal(out[i].id, ids[i]);
+        assert_string_equal(out[i].evidence_json, one.evidence_json);
+        assert_int_equal(out[i].created_ms, one.created_ms);
+        assert_int_equal(out[i].status, one.status);
+        store_finding_free(&one);
+        store_finding_free(&out[i]);
+    }
+    assert_int_equal(store_finding_get_many(s, ids, 0, out, rcs), 0);
+}
+
 static void t_finding_status_rules(void **state)
 {
     struct store *s = *state;
@@ -1858,6 +1890,7 @@ static void t_redis_url(void **state)
     cmocka_unit_test_setup_teardown(t_cas_and_dedup, setup, down),               \
     cmocka_unit_test_setup_teardown(t_expiry, setup, down),                      \
     cmocka_unit_test_setup_teardown(t_finding_status_rules, setup, down),        \
+    cmocka_unit_test_setup_teardown(t_finding_get_many, setup, down),            \
     cmocka_unit_test_setup_teardown(t_finding_list, setup, down),                \
     cmocka_unit_test_setup_teardown(t_finding_list_ties, setup, down),           \
     cmocka_unit_test_setup_teardown(t_finding_list_workload, setup, down),       \
