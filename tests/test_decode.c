@@ -1465,6 +1465,110 @@ static void test_trie_every_field(void **state)
     }
 }
 
+/* ---- the NUL scan the parser skips, and values left from an earlier record ----------------- */
+
+/* A \u0000 in any field read, at its first byte, in its middle, at its last, or past a cuttable
+ * field's cut: the record is skipped naming the field, whatever the feeding (decode_all: whole, 1-
+ * and 7-byte pieces, so the string reaches yajl split across two chunks) and gzip in 1-byte pieces
+ * (split across inflate outputs). decode.c skips the NUL scan for strings that are the chunk's own
+ * bytes; a string holding a NUL never is one (decoded from its escape), and is still scanned. */
+static void test_nul_every_field(void **state)
+{
+    (void)state;
+    for (int f = CLS_F_NONE + 1; f < CLS_F_COUNT; f++) {
+        const char *name = cls_field_name((enum cls_field)f);
+        size_t max = cls_field_max((enum cls_field)f);
+        size_t len = max < 12 ? max : 12;
+        size_t at[4] = { 0, len / 2, len - 1, 0 };
+        size_t n_at = 3;
+        if (cls_field_cuttable((enum cls_field)f)) {  /* cut at max, yet the whole value is refused */
+            at[3] = max + 40;
+            n_at = 4;
+        }
+        for (size_t i = 0; i < n_at; i++) {
+            size_t n = i == 3 ? max + 80 : len;
+            char v[CLS_VALUE_MAX + 128];
+            memset(v, 'a', n);
+            v[at[i]] = 0;
+            for (int issue = 0; issue <= 1; issue++) {
+                json_t *r = issue ? r_issue() : r_use();
+                set_path(r, name, json_stringn(v, n));
+                char *s = records_file(r_other(), r, NULL);
+                struct got *g = decode_str(s);
+                char want[160];
+                snprintf(want, sizeof want, "%s contains a NUL character", name);
+                assert_int_equal(g->rc, CW_OK);
+                assert_int_equal(g->n_skip, 1);
+                assert_int_equal(g->skip_index[0], 1);
+                assert_string_equal(g->skip[0], want);
+                size_t zl;
+                uint8_t *z = gz(s, strlen(s), &zl);
+                struct got *gz1 = decode_chunks(z, zl, 1, NULL);
+                assert_int_equal(gz1->rc, CW_OK);
+                assert_int_equal(gz1->st.gzip, 1);
+                assert_int_equal(gz1->n_ev, g->n_ev);
+                assert_int_equal(gz1->n_skip, 1);
+                assert_string_equal(gz1->skip[0], want);
+                free(gz1);
+                free(z);
+                free(g);
+                free(s);
+            }
+        }
+    }
+}
+
+/* dec_new leaves the value buffers unwritten: a record must read nothing an earlier record of the
+ * same input wrote. Each optional field is written at its bound by a first record, then absent
+ * from the second (a file, an EventBridge detail after a plain record, NDJSON): the second's event
+ * is the one it makes alone. */
+static void test_no_value_from_earlier_record(void **state)
+{
+    (void)state;
+    static const enum cls_field optional[] = {
+        CLS_F_REGION, CLS_F_SOURCE_IP, CLS_F_USER_AGENT, CLS_F_ERROR_CODE, CLS_F_EVENT_TYPE, CLS_F_EVENT_CATEGORY,
+        CLS_F_RECIPIENT, CLS_F_VPCE_ID, CLS_F_VPCE_ACCOUNT, CLS_F_UI_ARN, CLS_F_UI_ACCOUNT, CLS_F_UI_INVOKED_BY,
+        CLS_F_UI_ISSUER_ARN, CLS_F_UI_CREATED, CLS_F_RP_ROLE_ARN, CLS_F_RP_SESSION, CLS_F_RP_FUNCTION_ARN,
+        CLS_F_RE_EXPIRATION, CLS_F_AED_AUTH, CLS_F_UI_USER_NAME, CLS_F_UI_PROVIDER, CLS_F_UI_EC2_DELIVERY,
+        CLS_F_RE_SUBJECT,
+    };
+    for (int issue = 0; issue <= 1; issue++) {
+        json_t *full = issue ? r_issue() : r_use();
+        json_t *bare = issue ? r_issue() : r_use();
+        for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
+            char v[CLS_VALUE_MAX];
+            size_t n = cls_field_max(optional[i]);
+            memset(v, 'Q', n);
+            set_path(full, cls_field_name(optional[i]), json_stringn(v, n));
+            set_path(bare, cls_field_name(optional[i]), NULL);
+        }
+        char *alone = records_file(json_deep_copy(bare), NULL);
+        struct got *want = decode_str(alone);
+        assert_int_equal(want->n_ev, 1);
+        char *pair = records_file(json_deep_copy(full), json_deep_copy(bare), NULL);
+        char *lines = join_lines(dump(json_deep_copy(full)), dump(json_deep_copy(bare)), strdup(""), "\n");
+        char *detail = join_lines(dump(json_deep_copy(full)),
+                                  dump(eventbridge(json_deep_copy(bare), "AWS API Call via CloudTrail")), strdup(""), "\n");
+        const char *inputs[] = { pair, lines, detail };
+        for (size_t k = 0; k < 3; k++) {
+            struct got *g = decode_str(inputs[k]);
+            assert_int_equal(g->rc, CW_OK);
+            assert_int_equal(g->st.records, 2);
+            assert_true(g->n_ev >= 1);
+            assert_int_equal(g->ev_index[g->n_ev - 1], 1);
+            assert_same_event(&g->ev[g->n_ev - 1], &want->ev[0]);
+            free(g);
+        }
+        free(want);
+        free(alone);
+        free(pair);
+        free(lines);
+        free(detail);
+        json_decref(full);
+        json_decref(bare);
+    }
+}
+
 /* ---- classify.c's string work, against its earlier forms ------------------------------------ */
 
 /* A use record as the parser captures it, with the given user agent, source and name. */
@@ -1587,6 +1691,8 @@ int main(void)
         cmocka_unit_test(test_sink_abort),
         cmocka_unit_test(test_classify_strings_same),
         cmocka_unit_test(test_trie_every_field),
+        cmocka_unit_test(test_nul_every_field),
+        cmocka_unit_test(test_no_value_from_earlier_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
