@@ -423,7 +423,10 @@ static int push(struct dec *d, int is_map, int role, int node, int rc_level)
 /* Does a string yajl hands over hold a NUL? yajl hands a string without escapes as the input's
  * own bytes, which its lexer has already refused to hold any control character (0x00 included,
  * whatever yajl_dont_validate_strings says): only a string it decoded (a \u0000) or joined across
- * two chunks lies elsewhere, and only that one needs the scan. Saves a memchr call per value. */
+ * two chunks lies elsewhere, and only that one needs the scan. Saves a memchr call per value.
+ * This rests on how yajl 2.1.0 (Debian 12's libyajl2) is written, not on what it documents; a
+ * yajl that let a raw NUL through would fail test_decode's raw-NUL case before a key id could be
+ * cut short by one here (RFC 8259 requires control characters escaped, so none should). */
 static int has_nul(const struct dec *d, const unsigned char *s, size_t len)
 {
     uintptr_t p = (uintptr_t)s;
