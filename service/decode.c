@@ -553,7 +553,9 @@ static int cb_number(void *ctx, const char *s, size_t len)
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
     struct dec *d = ctx;
-    if (d->pending == P_FIELD) {  /* a field read: what on_value would do, without its other cases */
+    /* A field read: what on_value's P_FIELD case (value_pending) does for a string, without its
+     * other cases, since this is most of a record's values. A check added there must be added here. */
+    if (d->pending == P_FIELD) {
         d->pending = P_NONE;
         store_string(d, (enum cls_field)d->pending_field, s, len);
         return 1;

@@ -91,7 +91,8 @@ static const char *list_error(int rc)
  * mean remembering every file, millions in a trail bucket, where directories are thousands. */
 #define SCAN_VISITED_INITIAL 256          /* slots of the set, first allocation (a power of two) */
 #define SCAN_MAX_VISITED ((size_t)4 << 20) /* directories one walk remembers: 16 bytes each, the table
-                                            * at most half full (128 MiB at the bound); a trail bucket
+                                            * at most half full (128 MiB at the bound, 192 MiB for the
+                                            * moment of its last doubling); a trail bucket
                                             * has one directory per account, region and day (4 M:
                                             * hundreds of account-years). Past it the walk goes on
                                             * without remembering more (said once): the directories
