@@ -33,7 +33,7 @@ enum cls_field {
  * only where the record's kind needs the field (cls_event decides). */
 struct cls_rec {
     char val[CLS_F_COUNT][CLS_VALUE_MAX];
-    unsigned short len[CLS_F_COUNT];
+    unsigned short len[CLS_F_COUNT];     /* strlen(val[f]) wherever set[f]: cls_event copies by it */
     unsigned char set[CLS_F_COUNT];      /* a string value was kept */
     unsigned char toolong[CLS_F_COUNT];
     const char *error;        /* the parser's first reason the record is malformed, or NULL */
