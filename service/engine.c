@@ -549,19 +549,21 @@ static int floors_apply(struct round *r, const size_t *js, const char **ids, siz
  * are not needed any more). */
 static int round_floor(struct round *r)
 {
-    if (r->e->cfg.judge_whole)
-        return 0;
     size_t m = 0;
-    size_t *js = malloc((r->nc ? r->nc : 1) * sizeof *js);
-    const char **ids = malloc((r->nc ? r->nc : 1) * sizeof *ids);
+    for (size_t j = 0; j < r->nc && !r->e->cfg.judge_whole; j++)
+        m += !r->commits[j].version && r->puts[j].id;
+    if (!m)
+        return 0;  /* most rounds: nothing to read, nothing allocated */
+    size_t *js = malloc(m * sizeof *js);
+    const char **ids = malloc(m * sizeof *ids);
     int rc = js && ids ? 0 : CW_ENOMEM;
-    for (size_t j = 0; j < r->nc && !rc; j++) {
+    for (size_t j = 0, k = 0; j < r->nc && !rc; j++) {
         if (r->commits[j].version || !r->puts[j].id)
             continue;
-        js[m] = j;
-        ids[m++] = r->puts[j].id;
+        js[k] = j;
+        ids[k++] = r->puts[j].id;
     }
-    if (!rc && m)
+    if (!rc)
         rc = floors_apply(r, js, ids, m);
     free(js);
     free(ids);
@@ -719,7 +721,10 @@ struct keyset {
 
 static int starts_key(const struct eng *e, size_t i)
 {
-    return i == 0 || evb_khash(&e->evs, e->order[i]) != evb_khash(&e->evs, e->order[i - 1]) || strcmp(evb_akid(&e->evs, e->order[i]), evb_akid(&e->evs, e->order[i - 1])) != 0;
+    if (i == 0)
+        return 1;
+    size_t a = e->order[i], b = e->order[i - 1];
+    return evb_khash(&e->evs, a) != evb_khash(&e->evs, b) || strcmp(evb_akid(&e->evs, a), evb_akid(&e->evs, b)) != 0;
 }
 
 static int keyset_build(struct eng *e, size_t n_unique, struct keyset *ks)

@@ -881,17 +881,6 @@ static int parse_finding(const redisReply *h, const char *id, struct store_findi
     return 0;
 }
 
-static int rs_finding_get(struct store *s, const char *id, struct store_finding *out)
-{
-    struct rs_store *r = (struct rs_store *)s;
-    char fk[RS_KEY_MAX];
-    key_name(fk, sizeof fk, 'f', id);
-    rconn_batch_reset(r->b);
-    if (rconn_batch_add(r->b, fk, "HGETALL %s", fk) < 0)
-        return CW_EUNAVAIL;
-    int rc = run(r);
-    return rc ? rc : parse_finding(rconn_batch_reply(r->b, 0), id, out, NULL);
-}
 
 /* The findings in one round trip (store.h): one HGETALL each, pipelined (on a cluster, to each
  * finding's node). */
@@ -917,6 +906,13 @@ static int rs_finding_get_many(struct store *s, const char *const *ids, size_t n
         if (!rcs[i])
             store_finding_free(&out[i]);
     return rc;
+}
+
+static int rs_finding_get(struct store *s, const char *id, struct store_finding *out)
+{
+    int found;
+    int rc = rs_finding_get_many(s, &id, 1, out, &found);
+    return rc ? rc : found;
 }
 
 /* One listing in progress (rs_finding_list): the cursor, moved past every entry examined; the

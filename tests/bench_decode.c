@@ -256,6 +256,20 @@ static size_t jansson_decode(const char *p, size_t len, size_t *records)
     return uses;
 }
 
+/* Records [from, to) as one gzip CloudTrail file at path (level 6, as CloudTrail writes them). */
+static int write_records_gz(const char *path, size_t from, size_t to)
+{
+    struct buf b = make_file(from, to);
+    gzFile z = gzopen(path, "wb6");
+    int bad = !z || gzwrite(z, b.p, (unsigned)b.len) != (int)b.len;
+    if (z && gzclose(z) != Z_OK)
+        bad = 1;
+    free(b.p);
+    if (bad)
+        fprintf(stderr, "bench_decode: cannot write %s\n", path);
+    return bad;
+}
+
 static int write_gz(const char *dir, size_t files)
 {
     size_t per = (BENCH_RECORDS + files - 1) / files, total = 0;
@@ -263,16 +277,11 @@ static int write_gz(const char *dir, size_t files)
         size_t from = f * per, to = from + per > BENCH_RECORDS ? BENCH_RECORDS : from + per;
         if (from >= to)
             break;
-        struct buf b = make_file(from, to);
         char path[4096];
         snprintf(path, sizeof path, "%s/111122223333_CloudTrail_us-east-1_20240313T%04zuZ_bench.json.gz", dir, f);
-        gzFile z = gzopen(path, "wb6");
-        if (!z || gzwrite(z, b.p, (unsigned)b.len) != (int)b.len || gzclose(z) != Z_OK) {
-            fprintf(stderr, "bench_decode: cannot write %s\n", path);
+        if (write_records_gz(path, from, to))
             return 1;
-        }
         total += to - from;
-        free(b.p);
     }
     printf("%zu\n", total);
     return 0;
@@ -283,15 +292,10 @@ static int write_archive(const char *dir, size_t files, size_t per, size_t keys,
     stolen_every = stolen;
     key_space = keys;  /* 0: one key per 7 records, as --write-gz */
     for (size_t f = 0; f < files; f++) {
-        struct buf b = make_file(f * per, (f + 1) * per);
         char path[4096];
         snprintf(path, sizeof path, "%s/111122223333_CloudTrail_us-east-1_20240313T%06zuZ_arch.json.gz", dir, f);
-        gzFile z = gzopen(path, "wb6");
-        if (!z || gzwrite(z, b.p, (unsigned)b.len) != (int)b.len || gzclose(z) != Z_OK) {
-            fprintf(stderr, "bench_decode: cannot write %s\n", path);
+        if (write_records_gz(path, f * per, (f + 1) * per))
             return 1;
-        }
-        free(b.p);
     }
     printf("%zu\n", files * per);
     return 0;
