@@ -472,16 +472,22 @@ static void value_pending(struct dec *d, char kind, const unsigned char *s, size
 {
     struct scratch *sc = &d->sc;
     if (d->pending == P_FIELD) {
-        store_field(d, (enum cls_field)d->pending_field, kind, s, len);
+        store_field(d, (enum cls_field)d->pending_field, kind, s, len);  /* all of it: cb_string skips here */
     } else if (d->pending == P_NODE) {
         if (kind != 'm' && kind != 'n')
             rec_fail(d, "%s must be an object", node_path[d->pending_node]);
     } else if (d->pending == P_WRAP) {
         int w = d->pending_wrap;
-        if (kind == 's' && len < DEC_WRAP_MAX && (w == W_DETAIL_TYPE || w == W_TYPE)) {
-            char *dst = w == W_DETAIL_TYPE ? sc->detail_type : sc->type;
-            memcpy(dst, s, len);
-            dst[len] = 0;
+        if (kind == 's' && (w == W_DETAIL_TYPE || w == W_TYPE)) {
+            /* kept as C strings and compared with strcmp: "Notification\u0000x" must not read as
+             * "Notification", so a NUL fails the record as it does in a field */
+            if (has_nul(d, s, len)) {
+                rec_fail(d, "%s contains a NUL character", w == W_DETAIL_TYPE ? "detail-type" : "Type");
+            } else if (len < DEC_WRAP_MAX) {
+                char *dst = w == W_DETAIL_TYPE ? sc->detail_type : sc->type;
+                memcpy(dst, s, len);
+                dst[len] = 0;
+            }
         }
         if (w == W_DETAIL && kind != 'm')
             rec_fail(d, "detail must be an object%s", "");
@@ -553,11 +559,12 @@ static int cb_number(void *ctx, const char *s, size_t len)
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
     struct dec *d = ctx;
-    /* A field read: what on_value's P_FIELD case (value_pending) does for a string, without its
-     * other cases, since this is most of a record's values. A check added there must be added here. */
+    /* A field read, most of a record's values: value_pending's P_FIELD case called directly, past
+     * on_value's other cases. store_field is that case whole, so a check added to it holds here
+     * too; it never refuses the whole input (rec_fail fails the record only), so the parse goes on. */
     if (d->pending == P_FIELD) {
         d->pending = P_NONE;
-        store_string(d, (enum cls_field)d->pending_field, s, len);
+        store_field(d, (enum cls_field)d->pending_field, 's', s, len);
         return 1;
     }
     int ok = on_value(d, 's', s, len);

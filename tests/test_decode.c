@@ -1569,6 +1569,42 @@ static void test_no_value_from_earlier_record(void **state)
     }
 }
 
+/* The wrapper's strings are compared as C strings: "AWS API Call via CloudTrail\u0000x" must not
+ * read as the CloudTrail detail-type (its record applied), nor "Notification\u0000x" as an SNS
+ * notification; the record is skipped naming the wrapper field, whole and in 1-byte pieces. */
+static void test_nul_in_wrapper(void **state)
+{
+    (void)state;
+    char dt[64];
+    size_t n = (size_t)snprintf(dt, sizeof dt, "%s", VIA_CT);
+    memcpy(dt + n, "\0x", 3);
+    json_t *e = eventbridge(r_use(), VIA_CT);
+    json_object_set_new(e, "detail-type", json_stringn(dt, n + 2));
+    char *s = dump(json_pack("[o, o]", eventbridge(r_use(), VIA_CT), e));
+    struct got *g = decode_str(s);
+    assert_int_equal(g->rc, CW_OK);
+    assert_int_equal(g->st.records, 2);
+    assert_int_equal(g->n_ev, 1);
+    assert_int_equal(g->n_skip, 1);
+    assert_int_equal(g->skip_index[0], 1);
+    assert_string_equal(g->skip[0], "detail-type contains a NUL character");
+    struct got *g1 = decode_chunks((const uint8_t *)s, strlen(s), 1, NULL);
+    assert_int_equal(g1->n_ev, 1);
+    assert_int_equal(g1->n_skip, 1);
+    assert_string_equal(g1->skip[0], "detail-type contains a NUL character");
+    free(g1);
+    free(g);
+    free(s);
+    /* an SNS envelope whose Type is "Notification" and a NUL: not read as a notification */
+    const char *sns = "[{\"Type\":\"Notification\\u0000x\",\"MessageId\":\"22b80b92\","
+                      "\"Message\":\"{}\",\"Timestamp\":\"2024-03-13T08:35:00.000Z\"}]";
+    g = decode_str(sns);
+    assert_int_equal(g->n_ev, 0);
+    assert_int_equal(g->n_skip, 1);
+    assert_string_equal(g->skip[0], "Type contains a NUL character");
+    free(g);
+}
+
 /* ---- classify.c's string work, against its earlier forms ------------------------------------ */
 
 /* A use record as the parser captures it, with the given user agent, source and name. */
@@ -1692,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_classify_strings_same),
         cmocka_unit_test(test_trie_every_field),
         cmocka_unit_test(test_nul_every_field),
+        cmocka_unit_test(test_nul_in_wrapper),
         cmocka_unit_test(test_no_value_from_earlier_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
