@@ -23,7 +23,8 @@ struct eng {
     struct store *st;
     struct eng_config cfg;
     /* per-ingest scratch, kept between calls to avoid reallocating */
-    struct evbuf evs;          /* decoded events, packed, with their det_event_hash */
+    struct evbuf evs;          /* decoded events, packed, with their identity hash */
+    int ids_private;           /* the store's dedup sets are this process's: evb_push_own's hash */
     struct eng_report *rep;
     size_t *order;
     size_t cap_order;
@@ -74,6 +75,7 @@ struct eng *eng_new(struct store *st, const struct eng_config *cfg)
     if (!e->cfg.late_margin_s)
         e->cfg.late_margin_s = DET_LATE_MARGIN;
     e->chunk_bytes = e->cfg.chunk_bytes ? e->cfg.chunk_bytes : ENG_CHUNK_BYTES;
+    e->ids_private = store_ids_private(st);
     evb_init(&e->evs);
     return e;
 }
@@ -117,7 +119,7 @@ static int on_event(void *ud, size_t index, const struct ev_event *ev)
         e->overflow = 1;  /* pass 1 goes on checking and counting; pass 2 will bring the events */
         return 0;
     }
-    if (evb_push(&e->evs, ev, det_event_hash(ev)))
+    if (e->ids_private ? evb_push_own(&e->evs, ev) : evb_push(&e->evs, ev, det_event_hash(ev)))
         return 1;  /* the decoder stops (CW_EABORT): reported as out of memory */
     if (e->streaming && evb_bytes(&e->evs) >= e->chunk_bytes && (e->flush_rc = e->flush(e->flush_ud, e)))
         return 1;  /* CW_EABORT, e->flush_rc says why */

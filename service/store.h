@@ -192,6 +192,11 @@ struct store;
 
 struct store_ops {
     const char *name;
+    /* 1 when the dedup sets live and die with this process (the memory store): the engine may then
+     * name events by a faster identity than det_event_hash (evbuf.h, evb_push with hash 0). 0 when
+     * they are kept across restarts or shared (durable, Redis): there the identity is
+     * det_event_hash, which earlier releases stored and which must not change. */
+    int ids_private;
     int (*load)(struct store *s, struct store_load *items, size_t n);
     int (*commit)(struct store *s, struct store_commit *items, size_t n);
     int (*finding_put)(struct store *s, struct store_finding_put *items, size_t n);
@@ -237,6 +242,11 @@ struct store_ops {
 struct store {
     const struct store_ops *ops;
 };
+
+static inline int store_ids_private(const struct store *s)
+{
+    return s && s->ops->ids_private;
+}
 
 /* The embedded store: one process, lost on exit. Thread-safe, clones share it. Its memory is
  * bounded (STORE_MEM_DEFAULT_BYTES, or store_mem_limit): see store_mem.c for what goes first. */

@@ -1233,6 +1233,7 @@ static int mem_test_fault(struct store *s, int fault)
 
 static const struct store_ops mem_ops = {
     .name = "memory",
+    .ids_private = 1,
     .load = mem_load,
     .commit = mem_commit,
     .finding_put = mem_finding_put,

@@ -305,6 +305,71 @@ static size_t max_event_bytes(void)
     return n;
 }
 
+/* evb_push_own's identity (the memory store's, store_ids_private): one event pushed twice has one
+ * hash, and an event that differs from it in any one field, number or workload bit, or whose
+ * strings split at another place ("ab", "c" against "a", "bc"), has another; never 0. */
+static uint64_t own_of(const struct ev_event *ev)
+{
+    struct evbuf b;
+    evb_init(&b);
+    assert_int_equal(evb_push_own(&b, ev), 0);
+    assert_int_equal(evb_push_own(&b, ev), 0);
+    uint64_t h = evb_hash(&b, 0);
+    assert_int_equal(evb_hash(&b, 1), h);
+    assert_true(h != 0);
+    struct ev_event got;
+    evb_get(&b, 1, &got);
+    assert_memory_equal(&got, ev, sizeof got);
+    evb_free(&b);
+    return h;
+}
+
+static void test_evbuf_own_identity(void **state)
+{
+    (void)state;
+    enum { VARIANTS = 13 + 9 + 2 };
+    static struct ev_event base, v[VARIANTS];
+    event_full(&base, 'a', 3);
+    base.id[10] = 0;  /* shorter strings, so a split can move */
+    memset(base.id + 11, 0, sizeof base.id - 11);
+    base.region[4] = 0;
+    memset(base.region + 5, 0, sizeof base.region - 5);
+    uint64_t h0 = own_of(&base);
+    size_t n = 0;
+    for (int f = 0; f < 13; f++, n++) {  /* each string field, one byte changed */
+        v[n] = base;
+        char *fs[] = {v[n].id, v[n].akid, v[n].account, v[n].region, v[n].source_ip, v[n].action, v[n].error,
+                      v[n].user_agent, v[n].runtime, v[n].workload_id, v[n].role_arn, v[n].vpce_account,
+                      v[n].cold_arn};
+        fs[f][0] ^= 1;
+    }
+    v[n] = base, v[n++].kind ^= 1;
+    v[n] = base, v[n++].flags ^= 1u << 7;
+    v[n] = base, v[n++].time ^= 1;
+    v[n] = base, v[n++].expires ^= 1;
+    v[n] = base, v[n++].session_created ^= 1;
+    v[n] = base, v[n++].wl_kind ^= 1;
+    v[n] = base, v[n++].wl_ident ^= 1;
+    v[n] = base, v[n++].wl_weak ^= 1;
+    v[n] = base, v[n++].wl_markers ^= 1;
+    v[n] = base;  /* the id's last byte moved to the front of the akid that follows it */
+    v[n].id[9] = 0;
+    memmove(v[n].akid + 1, v[n].akid, sizeof v[n].akid - 2);
+    v[n++].akid[0] = base.id[9];
+    v[n] = base;  /* the region's last byte moved to the next string's front */
+    v[n].region[3] = 0;
+    memmove(v[n].source_ip + 1, v[n].source_ip, sizeof v[n].source_ip - 2);
+    v[n++].source_ip[0] = base.region[3];
+    assert_int_equal(n, VARIANTS);
+    uint64_t hs[VARIANTS];
+    for (size_t i = 0; i < n; i++) {
+        hs[i] = own_of(&v[i]);
+        assert_true(hs[i] != h0);
+        for (size_t j = 0; j < i; j++)
+            assert_true(hs[i] != hs[j]);
+    }
+}
+
 static void test_evbuf_round_trip(void **state)
 {
     (void)state;
@@ -843,6 +908,7 @@ int main(void)
     t_now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evbuf_round_trip),
+        cmocka_unit_test(test_evbuf_own_identity),
         cmocka_unit_test(test_evbuf_trim),
         cmocka_unit_test(test_evbuf_bound),
         cmocka_unit_test(test_whole_equals_chunked),
