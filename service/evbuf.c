@@ -21,7 +21,6 @@ _Static_assert(EV_ID_MAX <= 256 && EV_AKID_MAX <= 256 && EV_ACCOUNT_MAX <= 256 &
 
 struct evb_head {
     uint64_t hash;
-    uint32_t khash;               /* FNV-1a of the akid: sorting and sharding compare it first */
     int64_t time, expires, session_created;
     uint32_t flags;
     uint16_t size;                /* header + strings, before alignment */
@@ -45,7 +44,7 @@ void evb_init(struct evbuf *b)
 void evb_free(struct evbuf *b)
 {
     free(b->arena);
-    free(b->off);
+    free(b->slot);
     evb_init(b);
 }
 
@@ -59,7 +58,7 @@ void evb_truncate(struct evbuf *b, size_t n)
 {
     if (n >= b->n)
         return;
-    b->len = b->off[n];  /* event n starts where the kept ones end (and their padding) */
+    b->len = b->slot[n].off;  /* event n starts where the kept ones end (and their padding) */
     b->n = n;
 }
 
@@ -75,12 +74,12 @@ void evb_trim(struct evbuf *b, size_t keep_bytes)
 static int reserve(struct evbuf *b, size_t size, size_t *at)
 {
     size_t start = (b->len + EVB_ALIGN - 1) & ~(size_t)(EVB_ALIGN - 1);
-    void *p = b->arena, *o = b->off;
+    void *p = b->arena, *o = b->slot;
     int rc = cw_grow(&p, &b->cap, start + size, 1, EVB_ARENA_INITIAL, EVB_MAX_BYTES);
     b->arena = p;
     if (!rc)
-        rc = cw_grow(&o, &b->cap_off, b->n + 1, sizeof *b->off, EVB_OFF_INITIAL, EVB_MAX_EVENTS);
-    b->off = o;
+        rc = cw_grow(&o, &b->cap_off, b->n + 1, sizeof *b->slot, EVB_OFF_INITIAL, EVB_MAX_EVENTS);
+    b->slot = o;
     if (rc)
         return rc;
     *at = start;
@@ -146,7 +145,6 @@ static int push(struct evbuf *b, const struct ev_event *ev, uint64_t hash, int o
     uint32_t kh = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)ev->akid; *p; p++)
         kh = (kh ^ *p) * 16777619u;
-    h->khash = kh;
     h->time = ev->time;
     h->expires = ev->expires;
     h->session_created = ev->session_created;
@@ -165,7 +163,7 @@ static int push(struct evbuf *b, const struct ev_event *ev, uint64_t hash, int o
     }
     if (own)
         h->hash = own_hash(h);
-    b->off[b->n++] = (uint32_t)at;
+    b->slot[b->n++] = (struct evb_slot){ (uint32_t)at, kh };
     b->len = at + size;
     return 0;
 }
@@ -182,7 +180,7 @@ int evb_push_own(struct evbuf *b, const struct ev_event *ev)
 
 static const struct evb_head *head(const struct evbuf *b, size_t i)
 {
-    return (const struct evb_head *)(b->arena + b->off[i]);
+    return (const struct evb_head *)(b->arena + b->slot[i].off);
 }
 
 int evb_copy(struct evbuf *b, const struct evbuf *src, size_t i)
@@ -193,7 +191,7 @@ int evb_copy(struct evbuf *b, const struct evbuf *src, size_t i)
     if (rc)
         return rc;
     memcpy(b->arena + at, h, size);  /* h is src's: src is never b while its arena may move */
-    b->off[b->n++] = (uint32_t)at;
+    b->slot[b->n++] = (struct evb_slot){ (uint32_t)at, src->slot[i].khash };
     b->len = at + size;
     return 0;
 }
@@ -207,11 +205,6 @@ const char *evb_id(const struct evbuf *b, size_t i)
 {
     const struct evb_head *h = head(b, i);
     return (const char *)(h + 1) + h->len[S_AKID] + 1;
-}
-
-uint32_t evb_khash(const struct evbuf *b, size_t i)
-{
-    return head(b, i)->khash;
 }
 
 uint64_t evb_hash(const struct evbuf *b, size_t i)

@@ -42,6 +42,7 @@ _Static_assert((1u << MEM_ORDER_LEVELS) >= MEM_MAX_FINDINGS, "the skip list's le
 
 struct mem_key {
     struct mem_key *next;
+    uint64_t h;          /* det_id_hash(akid): a chain is walked by it, the name compared on a match */
     char akid[EV_AKID_MAX];
     uint8_t *blob;
     size_t len;
@@ -159,8 +160,9 @@ static void key_drop(struct mem_shared *sh, struct mem_key **p)
 
 static struct mem_key **key_slot(struct mem_shared *sh, const char *akid)
 {
-    struct mem_key **p = &sh->keys[det_id_hash(akid) & (sh->n_buckets - 1)];
-    while (*p && strcmp((*p)->akid, akid) != 0)
+    uint64_t h = det_id_hash(akid);
+    struct mem_key **p = &sh->keys[h & (sh->n_buckets - 1)];
+    while (*p && ((*p)->h != h || strcmp((*p)->akid, akid) != 0))
         p = &(*p)->next;
     return p;
 }
@@ -175,7 +177,7 @@ static int grow_keys(struct mem_shared *sh)
         struct mem_key *k = sh->keys[i];
         while (k) {
             struct mem_key *next = k->next;
-            size_t b = det_id_hash(k->akid) & (n - 1);
+            size_t b = k->h & (n - 1);
             k->next = nb[b];
             nb[b] = k;
             k = next;
@@ -387,6 +389,7 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
                 continue;
             }
             snprintf(k->akid, sizeof k->akid, "%s", c->akid);
+            k->h = det_id_hash(k->akid);
             k->next = *slot;
             *slot = k;
             sh->n_keys++;
@@ -406,8 +409,9 @@ static int mem_commit(struct store *s, struct store_commit *items, size_t n)
         c->ok = 1;
     }
     make_room(sh, now, 0);  /* an update may have grown past the bound */
-    if (sh->n_keys > sh->n_buckets * 2)
-        grow_keys(sh);  /* on failure the chains just get longer */
+    if (sh->n_keys > sh->n_buckets)
+        grow_keys(sh);  /* at most one key a bucket on average: most lookups are of a new key, which
+                         * walks its whole chain (on failure the chains just get longer) */
     if (++sh->commits % MEM_SWEEP_EVERY == 0)
         sweep(sh, now);
     pthread_mutex_unlock(&sh->mu);

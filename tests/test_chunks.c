@@ -438,7 +438,7 @@ static void test_evbuf_trim(void **state)
     same_event(&b, 0, &ev, 2);
     evb_trim(&b, cap - 1);  /* above: freed */
     assert_null(b.arena);
-    assert_null(b.off);
+    assert_null(b.slot);
     assert_int_equal(b.cap, 0);
     assert_int_equal(evb_count(&b), 0);
     assert_int_equal(evb_push(&b, &ev, 3), 0);  /* and usable again */
