@@ -470,6 +470,85 @@ static void test_colliding_key_hashes(void **state)
     store_free(st);
 }
 
+/* The akid hash evbuf keeps (evbuf.c: FNV-1a, 32 bits), for picking keys that sort_order must
+ * tell apart by their hash's last byte. */
+static uint32_t akid_hash(const char *akid)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)akid; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Enough events for sort_order's radix sort (ENG_RADIX_MIN): 150 pairs of keys whose hashes agree
+ * in their low 24 bits and differ in the top 8 (found by a search here), each key issued and used,
+ * every use sent twice, the records in an order that interleaves keys (a stride coprime to the
+ * count). Sorted, each key's events are one run and each repeat sits next to its original: 300
+ * keys, 300 duplicates. A sort that stopped a byte short, or left any event out of place, would
+ * split a key or leave a repeat apart (counted as a new event of the key). */
+static void test_many_events_sorted(void **state)
+{
+    (void)state;
+    enum { KEYS = 300, RECS = 3 * KEYS, STRIDE = 7 };  /* 900 records; gcd(7, 900) = 1 */
+    static char recs[RECS][1024];
+    static char akids[KEYS][32];
+    enum { SLOTS = 1 << 24 };
+    uint32_t *by_low = calloc(SLOTS, sizeof *by_low);  /* low 24 bits -> candidate + 1; UINT32_MAX: paired */
+    assert_non_null(by_low);
+    int found = 0;
+    for (uint32_t c = 0; found < KEYS && c < 4000000; c++) {
+        char a[32];
+        snprintf(a, sizeof a, "ASIASORTTEST%08u", c);
+        uint32_t h = akid_hash(a), *slot = &by_low[h & (SLOTS - 1)];
+        char b[32];
+        if (*slot == UINT32_MAX)
+            continue;
+        if (*slot) {
+            snprintf(b, sizeof b, "ASIASORTTEST%08u", *slot - 1);
+            if (akid_hash(b) != h) {  /* same low 24 bits, another top byte */
+                memcpy(akids[found++], b, sizeof b);
+                memcpy(akids[found++], a, sizeof a);
+                *slot = UINT32_MAX;   /* each candidate in one pair */
+                continue;
+            }
+        }
+        if (!*slot)
+            *slot = c + 1;
+    }
+    free(by_low);
+    assert_int_equal(found, KEYS);
+    for (int k = 0; k < KEYS; k++) {
+        char ia[16], ua[16];
+        const char *akid = akids[k];
+        snprintf(ia, sizeof ia, "i%d", k);
+        snprintf(ua, sizeof ua, "u%d", k);
+        snprintf(recs[3 * k], sizeof recs[0], COLL_ISSUE("%s", "%s"), ia, akid);
+        snprintf(recs[3 * k + 1], sizeof recs[0], COLL_USE("%s", "%s"), ua, akid);
+        snprintf(recs[3 * k + 2], sizeof recs[0], COLL_USE("%s", "%s"), ua, akid);
+    }
+    size_t cap = RECS * sizeof recs[0] + 64, len = 0;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    len += (size_t)snprintf(body + len, cap - len, "{\"Records\":[");
+    for (int i = 0; i < RECS; i++)
+        len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", recs[(size_t)i * STRIDE % RECS]);
+    len += (size_t)snprintf(body + len, cap - len, "]}");
+    struct store *st = store_mem_new();
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)body, len, now_ms(), rep), 0);
+    assert_int_equal(rep->records, RECS);
+    assert_int_equal(rep->keys, KEYS);
+    assert_int_equal(rep->duplicates, KEYS);
+    assert_int_equal(rep->created, KEYS);
+    free(rep);
+    eng_free(e);
+    store_free(st);
+    free(body);
+}
+
 /* A caller that keeps a batch the store refused and applies it again (scan, keep_failed): the
  * events its failed attempt committed are met in the dedup set on the retry, and are this
  * engine's own: counted as accepted, not as duplicates, and not lost if the caller gives up. */
@@ -570,6 +649,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_repairs_lost_finding),
         cmocka_unit_test(test_colliding_key_hashes),
+        cmocka_unit_test(test_many_events_sorted),
         cmocka_unit_test(test_kept_retry_counts_own_commits),
         cmocka_unit_test(test_kept_retry_committed_rounds),
         cmocka_unit_test(test_key_made_anew_updates_finding),
