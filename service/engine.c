@@ -143,7 +143,7 @@ static int on_skip(void *ud, size_t index, const char *reason)
 }
 
 /* Events in (key hash, key, event id, identity) order: a key's events together, and a repeat of one event
- * (same id and content: det_event_hash) next to it. Two records with one id and different content
+ * (same id and content: the identity hash, det_event_hash or evb_push_own's) next to it. Two records with one id and different content
  * are two events (a forgery reusing a real id must not shadow the real record), and they compare
  * by their identity, not by arrival. qsort_r is a GNU extension with the context last; used so
  * threads never share sort state. */
@@ -668,11 +668,6 @@ static int same_event(const struct evbuf *evs, size_t a, size_t b)
            strcmp(evb_akid(evs, a), evb_akid(evs, b)) == 0 && strcmp(evb_id(evs, a), evb_id(evs, b)) == 0;
 }
 
-/* e->order in cmp_order_r's order, in two steps. The events sit in an arena of megabytes, so a
- * comparator reading two of them per comparison missed the cache on most of the n log n
- * comparisons (a tenth of a scan's time went to sorting). First the integers (key hash << 32 |
- * index) are sorted, touching no event; then each run of one key hash (nearly always one key's
- * few events) is sorted by cmp_order_r. The result is the same order as one qsort_r by cmp_order_r. */
 /* Stable LSD radix sort of v[0..n) by bits 32..63 (the key hash), a byte a pass, through tmp[n].
  * The low halves (the indexes) rise on entry, and a stable pass keeps them rising among equal
  * hashes, so the result is v sorted as whole 64-bit values: what qsort by cmp_u64 gives, in four
@@ -697,6 +692,11 @@ static void radix_high32(size_t *v, size_t *tmp, size_t n)
     }  /* an even number of passes: the sorted values are back in v */
 }
 
+/* e->order in cmp_order_r's order, in two steps. The events sit in an arena of megabytes, so a
+ * comparator reading two of them per comparison missed the cache on most of the n log n
+ * comparisons (a tenth of a scan's time went to sorting). First the integers (key hash << 32 |
+ * index) are sorted, touching no event; then each run of one key hash (nearly always one key's
+ * few events) is sorted by cmp_order_r. The result is the same order as one qsort_r by cmp_order_r. */
 static void sort_order(struct eng *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -193,7 +193,7 @@ struct store;
 struct store_ops {
     const char *name;
     /* 1 when the dedup sets live and die with this process (the memory store): the engine may then
-     * name events by a faster identity than det_event_hash (evbuf.h, evb_push with hash 0). 0 when
+     * name events by a faster identity than det_event_hash (evbuf.h, evb_push_own). 0 when
      * they are kept across restarts or shared (durable, Redis): there the identity is
      * det_event_hash, which earlier releases stored and which must not change. */
     int ids_private;

@@ -48,8 +48,9 @@ records=$("$GEN" --write-archive "$tmp/a" "$SCAN_FILES" 5000 0) || { echo "scan:
 decode=$(sed -n 's/^decode: yajl \([0-9]*\) records\/s.*/\1/p' "$tmp/decode.out")
 decode_cpu=$(sed -n 's/^decode: \([0-9]*\) records per CPU-second.*/\1/p' "$tmp/decode.out")
 # records per CPU-second of the decoder alone over the files in folder $1 (one run)
-decode_dir() {
-  DECODE_RUNS=1 "$GEN" --decode-files "$1"/* | sed -n 's/^decode files: [0-9]* records, \([0-9]*\) records per CPU-second.*/\1/p'
+decode_dir() {  # 0 when it failed: a round with 0 is left out, the others stay paired by round
+  x=$(DECODE_RUNS=1 "$GEN" --decode-files "$1"/* | sed -n 's/^decode files: [0-9]* records, \([0-9]*\) records per CPU-second.*/\1/p')
+  echo "${x:-0}"
 }
 
 # the wall time and the CPU time (user + system, every thread) of one scan, "WALL:CPU" in seconds
@@ -75,7 +76,7 @@ done
 import statistics, sys
 records, cpus, decode, decode_cpu = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 decs = [float(x) for x in sys.argv[8].split()]
-files_cpu = statistics.median(decs) if decs else 0
+files_cpu = statistics.median([d for d in decs if d]) if any(decs) else 0
 med = lambda s, k: statistics.median([float(x.split(":")[k]) for x in s.split()]) if s.split() else 0
 # per round: all cores' records per CPU-second / the decoder's over the same files in the same round
 rounds = [(records / float(x.split(":")[1])) / d for x, d in zip(sys.argv[6].split(), decs) if d and float(x.split(":")[1])]
@@ -129,7 +130,7 @@ done
 import statistics, sys
 records, cpus, decode_cpu = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 decs = [float(x) for x in sys.argv[4].split()]
-files_cpu = statistics.median(decs) if decs else 0
+files_cpu = statistics.median([d for d in decs if d]) if any(decs) else 0
 med = lambda s, k: statistics.median([float(x.split(":")[k]) for x in s.split()]) if s.split() else 0
 w1, wa, c1, ca = med(sys.argv[5], 0), med(sys.argv[6], 0), med(sys.argv[5], 1), med(sys.argv[6], 1)
 if not (w1 and wa and c1 and ca):

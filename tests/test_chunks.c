@@ -352,10 +352,10 @@ static void test_evbuf_own_identity(void **state)
     v[n] = base, v[n++].wl_ident ^= 1;
     v[n] = base, v[n++].wl_weak ^= 1;
     v[n] = base, v[n++].wl_markers ^= 1;
-    v[n] = base;  /* the id's last byte moved to the front of the akid that follows it */
+    v[n] = base;  /* the id's last byte moved to the front of the account, packed after it */
     v[n].id[9] = 0;
-    memmove(v[n].akid + 1, v[n].akid, sizeof v[n].akid - 2);
-    v[n++].akid[0] = base.id[9];
+    memmove(v[n].account + 1, v[n].account, sizeof v[n].account - 2);
+    v[n++].account[0] = base.id[9];
     v[n] = base;  /* the region's last byte moved to the next string's front */
     v[n].region[3] = 0;
     memmove(v[n].source_ip + 1, v[n].source_ip, sizeof v[n].source_ip - 2);

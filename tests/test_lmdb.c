@@ -1,7 +1,8 @@
 /* test_lmdb.c — what only the durable store has (the contract itself is test_store.c's, on every
  * store): the schema check and the refusal of a directory that is not credwatch's, the bound of
  * the data file (writes refused with a reason, reads and removals still served), expiry swept in
- * bounded steps, and concurrent writers answered only after their group's commit.
+ * bounded steps, concurrent writers answered only after their group's commit, and the dedup
+ * identity the engine gives it (det_event_hash, where the memory store gets its own).
  * Each test gets a fresh directory under $TMPDIR and removes it.
  */
 #include <lmdb.h>
@@ -20,7 +21,10 @@
 #include <cmocka.h>
 
 #include "cw.h"
+#include "decode.h"
 #include "detect.h"
+#include "engine.h"
+#include "evbuf.h"
 #include "store.h"
 
 #define T_THREADS 4
@@ -59,6 +63,68 @@ static struct store *open_dir(const char *path, uint64_t max)
     if (!s)
         fprintf(stderr, "# store_lmdb_new: %s\n", msg);
     return s;
+}
+
+/* The dedup identity each store gets from the engine: the durable store (like Redis) keeps
+ * det_event_hash, which earlier releases wrote into its files and which must not change; only the
+ * memory store, whose sets die with the process, gets evbuf's faster hash of the packed event
+ * (store_ops.ids_private). An event is ingested into each, then each store is asked which of the
+ * two hashes of that event it has seen. */
+static const char ident_rec[] =
+    "{\"Records\":[{\"eventID\":\"id-1\",\"eventTime\":\"2024-03-13T09:00:00Z\",\"eventSource\":"
+    "\"sts.amazonaws.com\",\"eventName\":\"GetCallerIdentity\",\"awsRegion\":\"us-east-1\","
+    "\"sourceIPAddress\":\"198.51.100.7\",\"userAgent\":\"aws-cli/2.15.0\",\"userIdentity\":{\"type\":"
+    "\"AssumedRole\",\"accessKeyId\":\"ASIAIDENTITYTEST0001\",\"accountId\":\"111122223333\",\"arn\":"
+    "\"arn:aws:sts::111122223333:assumed-role/r/fn\"}}]}";
+
+static int keep_event(void *ud, size_t index, const struct ev_event *ev)
+{
+    (void)index;
+    *(struct ev_event *)ud = *ev;
+    return 0;
+}
+
+static void seen_of(struct store *st, const uint64_t hashes[2], uint8_t seen[2])
+{
+    struct eng *e = eng_new(st, NULL);
+    struct eng_report *rep = malloc(sizeof *rep);
+    assert_non_null(e);
+    assert_non_null(rep);
+    assert_int_equal(eng_ingest(e, (const uint8_t *)ident_rec, sizeof ident_rec - 1, cw_now_ms(), rep), 0);
+    assert_int_equal(rep->accepted, 1);
+    struct store_load l = { .akid = "ASIAIDENTITYTEST0001", .hashes = hashes, .n_hashes = 2, .seen = seen };
+    assert_int_equal(store_load(st, &l, 1), 0);
+    assert_true(l.version != 0);
+    free(rep);
+    eng_free(e);
+}
+
+static void t_engine_identity(void **state)
+{
+    struct dir *d = *state;
+    struct ev_event ev;
+    struct dec_sink sink = { keep_event, NULL, &ev };
+    struct dec_stats st;
+    char msg[DEC_MSG_MAX];
+    assert_int_equal(dec_buffer((const uint8_t *)ident_rec, sizeof ident_rec - 1, &sink, NULL, &st, msg, sizeof msg), 0);
+    struct evbuf b;
+    evb_init(&b);
+    assert_int_equal(evb_push_own(&b, &ev), 0);
+    const uint64_t hashes[2] = { det_event_hash(&ev), evb_hash(&b, 0) };
+    evb_free(&b);
+    assert_true(hashes[0] != hashes[1]);
+    uint8_t seen[2];
+    struct store *durable = open_dir(d->path, STORE_DURABLE_MIN_BYTES);
+    assert_non_null(durable);
+    seen_of(durable, hashes, seen);
+    assert_int_equal(seen[0], 1);  /* det_event_hash: what the files of earlier releases hold */
+    assert_int_equal(seen[1], 0);
+    store_free(durable);
+    struct store *mem = store_mem_new();
+    seen_of(mem, hashes, seen);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1], 1);  /* the process's own */
+    store_free(mem);
 }
 
 /* Writes meta key `name` = value straight into the directory's file (the store must be closed). */
@@ -506,6 +572,7 @@ static void t_map_full_job_alone_fails(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(t_engine_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(t_schema_newer_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(t_foreign_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(t_bad_arguments, setup, teardown),
