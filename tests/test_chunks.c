@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -417,6 +418,119 @@ static void test_evbuf_round_trip(void **state)
     assert_int_equal(evb_bytes(&b), 0);
     evb_free(&b);
     evb_free(&c);
+}
+
+/* The spill file's form (evbuf.c): a 24-byte header (magic, 0, event count, arena bytes), then the
+ * slots, then the arena. The test corrupts it at these offsets. */
+#define T_FH_COUNT 8
+#define T_FH_BYTES 16
+#define T_FH_SIZE 24
+
+/* A fresh temporary file holding b, rewound. */
+static int file_of(const struct evbuf *b)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    int fd = dup(fileno(f));
+    fclose(f);
+    assert_true(fd >= 0);
+    assert_int_equal(evb_write(b, fd), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* Overwrites 8 bytes at off of fd, rewound. */
+static void poke(int fd, off_t off, uint64_t v)
+{
+    assert_int_equal(pwrite(fd, &v, sizeof v, off), (ssize_t)sizeof v);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+}
+
+/* Buffers written to a file one after the other (scan's spill) come back one at a time with every
+ * field, hash and akid hash as pushed, then the end; a header cut short, not its own, or above the
+ * bounds, a file cut short, and an event whose string runs past its field are refused. */
+static void test_evbuf_file_round_trip(void **state)
+{
+    (void)state;
+    struct evbuf a, b, back;
+    evb_init(&a);
+    evb_init(&b);
+    evb_init(&back);
+    struct ev_event full, empty, other;
+    event_full(&full, 'A', 1);
+    memset(&empty, 0, sizeof empty);
+    event_full(&other, 'a', 2);
+    memset(other.id + 5, 0, sizeof other.id - 5);  /* a shorter field: padding before the next event */
+    assert_int_equal(evb_push(&a, &full, 0x0123456789abcdefULL), 0);
+    assert_int_equal(evb_push(&a, &other, UINT64_MAX), 0);
+    assert_int_equal(evb_push(&a, &empty, 0), 0);
+    assert_int_equal(evb_push_own(&b, &other), 0);
+    assert_int_equal(evb_push(&b, &full, 7), 0);
+    evb_truncate(&b, 1);  /* the padding evb_truncate keeps is no fault */
+    int fd = file_of(&a);
+    assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)evb_file_bytes(&a));
+    assert_int_equal(evb_write(&b, fd), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    int end = 1;
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(end, 0);
+    assert_int_equal(evb_count(&back), 3);
+    same_event(&back, 0, &full, 0x0123456789abcdefULL);
+    same_event(&back, 1, &other, UINT64_MAX);
+    same_event(&back, 2, &empty, 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(evb_khash(&back, i), evb_khash(&a, i));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(evb_count(&back), 1);
+    same_event(&back, 0, &other, evb_hash(&b, 0));
+    assert_int_equal(evb_khash(&back, 0), evb_khash(&b, 0));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(end, 1);
+    assert_int_equal(evb_count(&back), 0);
+    /* cut short: in the header, in the slots, in the arena */
+    off_t cuts[] = { T_FH_SIZE - 1, T_FH_SIZE + 4, (off_t)evb_file_bytes(&a) - 1 };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        assert_int_equal(ftruncate(fd, cuts[k]), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+        assert_int_equal(evb_count(&back), 0);
+    }
+    close(fd);
+    fd = file_of(&a);
+    poke(fd, 0, 0x1234);  /* not a spill header */
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+    close(fd);
+    fd = file_of(&a);
+    poke(fd, T_FH_COUNT, EVB_MAX_EVENTS + 1);
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_ETOOBIG);
+    poke(fd, T_FH_COUNT, 3);
+    poke(fd, T_FH_BYTES, (uint64_t)EVB_MAX_BYTES + 1);
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_ETOOBIG);
+    poke(fd, T_FH_BYTES, evb_bytes(&a));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);  /* restored: read again */
+    same_event(&back, 2, &empty, 0);
+    close(fd);
+    /* event 0's akid (31 'B's, then its NUL): a byte changed (its akid hash no longer its own), and
+     * its NUL overwritten (the string would run into the next field) */
+    for (int k = 0; k < 2; k++) {
+        fd = file_of(&a);
+        uint8_t raw[4096];
+        ssize_t n = pread(fd, raw, sizeof raw, 0);
+        assert_true(n == (ssize_t)evb_file_bytes(&a));
+        char want[EV_AKID_MAX];
+        memcpy(want, full.akid, sizeof want);  /* with its NUL */
+        uint8_t *at = memmem(raw, (size_t)n, want, strlen(full.akid) + 1);
+        assert_non_null(at);
+        at[k ? strlen(full.akid) : 3] = 'Z';
+        assert_int_equal(pwrite(fd, raw, (size_t)n, 0), n);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+        assert_int_equal(evb_count(&back), 0);
+        close(fd);
+    }
+    evb_free(&a);
+    evb_free(&b);
+    evb_free(&back);
 }
 
 /* evb_trim keeps a small buffer's memory for the next batch and frees a large one's. */
@@ -909,6 +1023,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evbuf_round_trip),
         cmocka_unit_test(test_evbuf_own_identity),
+        cmocka_unit_test(test_evbuf_file_round_trip),
         cmocka_unit_test(test_evbuf_trim),
         cmocka_unit_test(test_evbuf_bound),
         cmocka_unit_test(test_whole_equals_chunked),
