@@ -5,7 +5,9 @@
  * views and report the same counts; a body refused as a whole stores nothing even when pass 1 saw many
  * chunks; pass 2 never holds more than a chunk and one event; a stream decodes like a buffer and a
  * stream that cannot be read (or rewound) is CW_EIO; a store failure in pass 2 is CW_EUNAVAIL and the
- * sender's retry ends exactly where one clean ingest does. */
+ * sender's retry ends exactly where one clean ingest does. A scan's spill: buffers written to a file and
+ * read back as pushed (a file cut short or corrupt refused), and pass 1 handing its full chunks to
+ * eng_set_spill's callback instead of dropping them (falling back to two passes when it fails). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1015,6 +1017,89 @@ static void test_store_failure_then_retry(void **state)
     free(body);
 }
 
+/* eng_set_spill's callback in tests: every spilled chunk appended to all, until fail_at calls. */
+struct t_spill {
+    struct evbuf all;
+    size_t calls, fail_at;        /* fail_at 0: never fails */
+};
+
+static int t_spill_cb(void *ud, struct eng *e)
+{
+    struct t_spill *sp = ud;
+    if (++sp->calls == sp->fail_at)
+        return CW_EIO;
+    const struct evbuf *evs = eng_events(e);
+    for (size_t i = 0; i < evb_count(evs); i++)
+        assert_int_equal(evb_copy(&sp->all, evs, i), 0);
+    return 0;
+}
+
+/* eng_redecode_in's flush in tests: the chunk appended to all, then dropped. */
+static int t_pass2_cb(void *ud, struct eng *e)
+{
+    int rc = t_spill_cb(ud, e);
+    eng_discard(e);
+    return rc;
+}
+
+/* Pass 1 with a spill: the spilled chunks and the pending events are, in order, every event one pass
+ * into one chunk keeps; refused, nothing pending; a spill that fails, or an engine holding events
+ * before the input, falls back to the two passes (overflowed, pass 2 still brings every event). */
+static void test_spill_hook(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = gen_body(T_KEYS, &len);
+    struct store *st = store_mem_new();
+    struct eng *whole = eng_chunked(st, 0), *e = eng_chunked(st, T_TINY_CHUNK);
+    struct eng_report *rep = report_new();
+    struct t_spill sp = { .fail_at = 0 };
+    evb_init(&sp.all);
+    assert_int_equal(eng_decode(whole, (const uint8_t *)body, len, rep), 0);
+    assert_false(eng_overflowed(whole));
+    eng_set_spill(e, t_spill_cb, &sp);
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_false(eng_overflowed(e));
+    assert_true(sp.calls > 10);
+    assert_true(eng_pending_bytes(e) <= T_TINY_CHUNK + max_event_bytes() + T_ALIGN_SLACK);
+    for (size_t i = 0; i < eng_pending(e); i++)
+        assert_int_equal(evb_copy(&sp.all, eng_events(e), i), 0);
+    same_events(eng_events(whole), &sp.all);
+    eng_discard(e);
+    /* the same body cut in a record: refused, nothing pending (the spilled chunks are the caller's) */
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len - 2, rep), CW_EINPUT);
+    assert_int_equal(eng_pending(e), 0);
+    assert_false(eng_overflowed(e));
+    /* the third spill fails: overflowed, as without a spill, and pass 2 brings every event */
+    evb_clear(&sp.all);
+    sp.calls = 0;
+    sp.fail_at = 3;
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_true(eng_overflowed(e));
+    assert_int_equal(sp.calls, 3);
+    struct eng_input in = { .buf = (const uint8_t *)body, .len = len };
+    struct t_spill pass2 = { .fail_at = 0 };
+    evb_init(&pass2.all);
+    assert_int_equal(eng_redecode_in(e, &in, t_pass2_cb, &pass2), 0);
+    same_events(eng_events(whole), &pass2.all);
+    evb_free(&pass2.all);
+    /* an engine that held an event before the input never spills */
+    eng_discard(e);
+    sp.calls = 0;
+    sp.fail_at = 0;
+    assert_int_equal(eng_add(e, eng_events(whole), 0), 0);
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_true(eng_overflowed(e));
+    assert_int_equal(sp.calls, 0);
+    eng_discard(e);
+    evb_free(&sp.all);
+    free(rep);
+    eng_free(whole);
+    eng_free(e);
+    store_free(st);
+    free(body);
+}
+
 int main(void)
 {
     struct timespec ts;
@@ -1034,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_stream_decodes_like_buffer),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_store_failure_then_retry),
+        cmocka_unit_test(test_spill_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
