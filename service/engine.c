@@ -38,6 +38,11 @@ struct eng {
     size_t chunk_bytes;
     int overflow, streaming;
     size_t pass1_records;      /* records pass 1 counted in the last input: pass 2 must meet as many */
+    /* eng_set_spill: pass 1 hands each full chunk to spill instead of dropping the rest; only for an
+     * input decoded into an empty buffer (spill_now), so a chunk holds this input's events alone. */
+    int (*spill)(void *ud, struct eng *e);
+    void *spill_ud;
+    int spill_now;
     int (*flush)(void *ud, struct eng *e);
     void *flush_ud;
     int flush_rc;              /* the flush's error that stopped pass 2 */
@@ -118,8 +123,12 @@ static int on_event(void *ud, size_t index, const struct ev_event *ev)
         return 0;
     }
     if (!e->streaming && (e->overflow || evb_bytes(&e->evs) >= e->chunk_bytes)) {
-        e->overflow = 1;  /* pass 1 goes on checking and counting; pass 2 will bring the events */
-        return 0;
+        if (!e->overflow && e->spill_now && e->spill(e->spill_ud, e) == 0) {
+            evb_clear(&e->evs);  /* the chunk is the spill's now: pass 1 goes on collecting */
+        } else {
+            e->overflow = 1;  /* pass 1 goes on checking and counting; pass 2 will bring the events */
+            return 0;
+        }
     }
     if (e->ids_private ? evb_push_own(&e->evs, ev) : evb_push(&e->evs, ev, det_event_hash(ev)))
         return 1;  /* the decoder stops (CW_EABORT): reported as out of memory */
@@ -884,7 +893,9 @@ int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *
     size_t before = evb_count(&e->evs);
     int overflow_before = e->overflow, rd_err;
     struct dec_stats ds;
+    e->spill_now = e->spill && before == 0 && !e->overflow;
     int drc = run_decoder(e, in, &ds, rep->message, sizeof rep->message, &rd_err);
+    e->spill_now = 0;
     rep->records = ds.records;
     rep->skipped = ds.skipped;
     e->pass1_records = ds.records;
@@ -916,6 +927,12 @@ int eng_decode(struct eng *e, const uint8_t *buf, size_t len, struct eng_report 
 int eng_overflowed(const struct eng *e)
 {
     return e->overflow;
+}
+
+void eng_set_spill(struct eng *e, int (*spill)(void *ud, struct eng *e), void *ud)
+{
+    e->spill = spill;
+    e->spill_ud = ud;
 }
 
 void eng_stream_begin(struct eng *e, int (*flush)(void *ud, struct eng *e), void *ud)

@@ -131,6 +131,16 @@ int eng_decode_in(struct eng *e, const struct eng_input *in, struct eng_report *
  * read again, no longer decodes, or holds another number of records than pass 1 counted (changed
  * under us: a file rewritten between the passes; what was flushed before the end stays flushed). */
 int eng_overflowed(const struct eng *e);
+/* Pass 1 without pass 2 (scan: a large file decoded once). With a spill set, eng_decode(_in) of an
+ * input into an engine that holds no events hands each full chunk to spill (it takes eng_events(e):
+ * writes them elsewhere) and goes on collecting; 0 from spill empties the buffer. An error from
+ * spill is no error of the input: the engine falls back to the two passes (overflow set, the rest
+ * dropped; the caller redecodes and forgets what it spilled). So once an input is accepted and not
+ * eng_overflowed, its events are the spilled chunks and the pending ones; once refused, nothing is
+ * pending and the spilled chunks are the caller's to discard (a file refused whole stores nothing).
+ * An engine that held events before the input never spills (a chunk would mix inputs): it
+ * overflows as without a spill. NULL: no spill (serve). */
+void eng_set_spill(struct eng *e, int (*spill)(void *ud, struct eng *e), void *ud);
 int eng_redecode_in(struct eng *e, const struct eng_input *in, int (*flush)(void *ud, struct eng *e), void *ud);
 /* Pass 2 over a request of several inputs (Firehose): begin, feed each input pass 1 accepted (and
  * only those: a chunk may be flushed in the middle of an input, so one that fails now would leave

@@ -2,8 +2,10 @@
 #include "evbuf.h"
 #include "cw.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EVB_ARENA_INITIAL 65536
 #define EVB_OFF_INITIAL 256
@@ -82,6 +84,7 @@ static int reserve(struct evbuf *b, size_t size, size_t *at)
     b->slot = o;
     if (rc)
         return rc;
+    memset(b->arena + b->len, 0, start - b->len);  /* the padding too is written out whole (evb_write) */
     *at = start;
     return 0;
 }
@@ -128,6 +131,15 @@ static uint64_t own_hash(const struct evb_head *h)
     return x ? x : 1;
 }
 
+/* FNV-1a of the akid: evb_khash. */
+static uint32_t akid_hash(const char *akid)
+{
+    uint32_t kh = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)akid; *p; p++)
+        kh = (kh ^ *p) * 16777619u;
+    return kh;
+}
+
 static int push(struct evbuf *b, const struct ev_event *ev, uint64_t hash, int own)
 {
     const char *f[S_COUNT] = EVB_FIELDS(ev);
@@ -142,9 +154,7 @@ static int push(struct evbuf *b, const struct ev_event *ev, uint64_t hash, int o
         return rc;
     struct evb_head *h = (struct evb_head *)(b->arena + at);
     h->hash = hash;
-    uint32_t kh = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)ev->akid; *p; p++)
-        kh = (kh ^ *p) * 16777619u;
+    uint32_t kh = akid_hash(ev->akid);
     h->time = ev->time;
     h->expires = ev->expires;
     h->session_created = ev->session_created;
@@ -231,4 +241,141 @@ void evb_get(const struct evbuf *b, size_t i, struct ev_event *ev)
         memcpy(f[k], s, (size_t)h->len[k] + 1);
         s += h->len[k] + 1;
     }
+}
+
+/* ---- to and from a file ---------------------------------------------------------------------- */
+
+#define EVB_FILE_MAGIC 0x31425645u  /* "EVB1": a spill file read back is one this code wrote */
+
+struct evb_file_head {
+    uint32_t magic, zero;
+    uint64_t n, len;              /* events, arena bytes */
+};
+
+/* Each string field's room in struct ev_event, in packed order: a length read back from a file
+ * must fit it before evb_get copies it there. */
+#define EVB_ROOM(f) sizeof(((struct ev_event *)0)->f)
+static const size_t field_room[S_COUNT] = {
+    EVB_ROOM(akid), EVB_ROOM(id), EVB_ROOM(account), EVB_ROOM(region), EVB_ROOM(source_ip),
+    EVB_ROOM(action), EVB_ROOM(error), EVB_ROOM(user_agent), EVB_ROOM(runtime), EVB_ROOM(workload_id),
+    EVB_ROOM(role_arn), EVB_ROOM(vpce_account), EVB_ROOM(cold_arn),
+};
+
+/* All n bytes written, through short writes and signals. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return CW_EIO;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Up to n bytes read, through short reads and signals; *got < n only at the end of the file. */
+static int read_all(int fd, void *p, size_t n, size_t *got)
+{
+    uint8_t *c = p;
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = read(fd, c + *got, n - *got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return CW_EIO;
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+size_t evb_file_bytes(const struct evbuf *b)
+{
+    return sizeof(struct evb_file_head) + b->n * sizeof *b->slot + b->len;
+}
+
+int evb_write(const struct evbuf *b, int fd)
+{
+    struct evb_file_head fh = { EVB_FILE_MAGIC, 0, b->n, b->len };
+    int rc = write_all(fd, &fh, sizeof fh);
+    if (!rc && b->n)
+        rc = write_all(fd, b->slot, b->n * sizeof *b->slot);
+    if (!rc && b->len)
+        rc = write_all(fd, b->arena, b->len);
+    return rc;
+}
+
+/* Event i as read back describes a packed event: where the previous one ends or after, aligned,
+ * inside the arena, its strings NUL-terminated within their fields' room, its akid hash its own.
+ * *end: where it ends. So evb_get and evb_akid on a read-back buffer stay within its memory. */
+static int slot_valid(const struct evbuf *b, size_t i, size_t *end)
+{
+    size_t off = b->slot[i].off;
+    if (off < *end || off % EVB_ALIGN || off > b->len || b->len - off < sizeof(struct evb_head))
+        return 0;
+    const struct evb_head *h = head(b, i);
+    if (h->size > b->len - off)
+        return 0;
+    size_t size = sizeof *h;
+    const char *s = (const char *)(h + 1);
+    for (int k = 0; k < S_COUNT; k++) {
+        if ((size_t)h->len[k] + 1 > field_room[k] || size + h->len[k] + 1 > h->size)
+            return 0;
+        if (memchr(s, 0, h->len[k]) || s[h->len[k]] != 0)
+            return 0;
+        size += h->len[k] + 1;
+        s += h->len[k] + 1;
+    }
+    if (size != h->size || akid_hash(evb_akid(b, i)) != b->slot[i].khash)
+        return 0;
+    *end = off + size;
+    return 1;
+}
+
+int evb_read_next(struct evbuf *b, int fd, int *end)
+{
+    struct evb_file_head fh;
+    size_t got;
+    evb_clear(b);
+    *end = 0;
+    int rc = read_all(fd, &fh, sizeof fh, &got);
+    if (rc || got == 0) {
+        *end = !rc;
+        return rc;
+    }
+    if (got < sizeof fh || fh.magic != EVB_FILE_MAGIC || fh.zero || (fh.n == 0) != (fh.len == 0))
+        return CW_EFORMAT;
+    if (fh.n > EVB_MAX_EVENTS || fh.len > EVB_MAX_BYTES)
+        return CW_ETOOBIG;
+    void *p = b->arena, *o = b->slot;
+    rc = cw_grow(&p, &b->cap, (size_t)fh.len ? (size_t)fh.len : 1, 1, EVB_ARENA_INITIAL, EVB_MAX_BYTES);
+    b->arena = p;
+    if (!rc)
+        rc = cw_grow(&o, &b->cap_off, (size_t)fh.n ? (size_t)fh.n : 1, sizeof *b->slot, EVB_OFF_INITIAL,
+                     EVB_MAX_EVENTS);
+    b->slot = o;
+    size_t slot_bytes = (size_t)fh.n * sizeof *b->slot;
+    if (!rc && !(rc = read_all(fd, b->slot, slot_bytes, &got)) && got < slot_bytes)
+        rc = CW_EFORMAT;  /* cut short */
+    if (!rc && !(rc = read_all(fd, b->arena, (size_t)fh.len, &got)) && got < (size_t)fh.len)
+        rc = CW_EFORMAT;
+    if (rc)
+        return rc;  /* b still empty */
+    b->n = (size_t)fh.n;
+    b->len = (size_t)fh.len;
+    size_t at = 0;
+    for (size_t i = 0; !rc && i < b->n; i++)
+        if (!slot_valid(b, i, &at))
+            rc = CW_EFORMAT;
+    if (!rc && b->len - at >= EVB_ALIGN)
+        rc = CW_EFORMAT;  /* bytes after the last event, beyond its padding (evb_truncate keeps it) */
+    if (rc)
+        evb_clear(b);
+    return rc;
 }

@@ -61,4 +61,15 @@ static inline uint32_t evb_khash(const struct evbuf *b, size_t i) { return b->sl
 /* Event i unpacked into *ev (every string field NUL-terminated; what follows a NUL is zero). */
 void evb_get(const struct evbuf *b, size_t i, struct ev_event *ev);
 
+/* A buffer's events written to / read back from a file descriptor (scan's spill, scan_run.c): a
+ * header (a magic word, the event count, the arena's bytes), the slot array, then the arena. Read
+ * back, every event's hash, akid hash and fields are what was pushed. evb_write: 0 or CW_EIO.
+ * evb_read_next replaces *b's events with the next buffer in fd: 0, *end = 1 when fd was at its end
+ * (nothing read), CW_EFORMAT (a header or slot that does not describe packed events, or a file cut
+ * short), CW_ETOOBIG (a header above EVB_MAX_BYTES / EVB_MAX_EVENTS), CW_ENOMEM or CW_EIO. */
+int evb_write(const struct evbuf *b, int fd);
+int evb_read_next(struct evbuf *b, int fd, int *end);
+/* Bytes evb_write writes for b: what a caller bounding a file counts. */
+size_t evb_file_bytes(const struct evbuf *b);
+
 #endif

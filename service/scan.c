@@ -320,10 +320,11 @@ static void print_summary(struct scan *s, size_t findings, int quiet)
         fprintf(stderr,
                 "credwatch scan: %zu files (%zu unreadable or corrupt, %zu digests skipped), %zu records, "
                 "%s%zu findings%s, %zu records skipped, %zu duplicates, %zu not uses of a temporary key, "
-                "%.0f records/s on %u thread%s\n",
+                "%zu files past a chunk spilled to disk, %zu decoded twice, %.0f records/s on %u thread%s\n",
                 s->t.files + s->t.bad_files + s->t.refused_files, s->t.bad_files, s->t.refused_files, s->t.records, keys,
                 findings, s->shared ? " (this process's share)" : "", s->t.skipped, s->t.duplicates, s->t.ignored,
-                dt > 0 ? s->t.records / dt : 0.0, s->jobs, s->jobs == 1 ? "" : "s");
+                s->t.spilled_files, s->t.redecoded_files, dt > 0 ? s->t.records / dt : 0.0, s->jobs,
+                s->jobs == 1 ? "" : "s");
     if (s->unsupported && !quiet)
         fprintf(stderr, "credwatch scan: %zu findings raised on part of a key's records are not supported by all of "
                 "them and were not printed\n", s->unsupported);

@@ -3,6 +3,7 @@
 #include "cw.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,13 @@ struct worker {
     size_t cap_idx;
     size_t *count;                    /* [nshards] events per shard, then group starts */
     int fail;                         /* the last distribute's error */
+    /* The spill (scan_run.h): the full chunks of the file being decoded, in a temporary file of
+     * this thread's, created when first needed and emptied after each file. */
+    int spill_fd;                     /* -1 until a file first spills */
+    size_t spill_bytes;               /* written for the current file */
+    size_t spill_chunks, spill_events;
+    int spill_dirty;                  /* something was written since the last emptying */
+    int spilled, redecoded;           /* what the current file took: counted into the totals */
 };
 
 /* ---- shards ----------------------------------------------------------------------------------- */
@@ -139,11 +147,9 @@ static int group_by_shard(struct worker *w, const struct evbuf *evs)
     return 0;
 }
 
-/* The engine's flush (engine.h): its pending events go to their shards. */
-static int distribute(void *ud, struct eng *e)
+/* Events go to their shards. */
+static int distribute_evs(struct worker *w, const struct evbuf *evs)
 {
-    struct worker *w = ud;
-    const struct evbuf *evs = eng_events(e);
     int rc = group_by_shard(w, evs);
     for (unsigned s = 0; s < w->r->nshards && !rc; s++) {
         size_t from = w->count[s], to = s + 1 < w->r->nshards ? w->count[s + 1] : evb_count(evs);
@@ -167,8 +173,96 @@ static int distribute(void *ud, struct eng *e)
             shard_flush_locked(w->r, sh, 0);
         pthread_mutex_unlock(&sh->mu);
     }
-    eng_discard(e);
     return rc ? CW_ENOMEM : 0;
+}
+
+/* The engine's flush (engine.h): its pending events go to their shards. */
+static int distribute(void *ud, struct eng *e)
+{
+    int rc = distribute_evs(ud, eng_events(e));
+    eng_discard(e);
+    return rc;
+}
+
+/* ---- the spill: a large file decoded once ------------------------------------------------------ */
+
+/* A temporary file in $TMPDIR (else /tmp), unlinked at once: nothing is left behind whatever ends
+ * the scan. -1 when it cannot be made (the file then takes two passes). */
+static int spill_open(void)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if (snprintf(path, sizeof path, "%s/credwatch-spill-XXXXXX", dir) >= (int)sizeof path)
+        return -1;
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+/* The engine's spill (eng_set_spill): pass 1's full chunk appended to the thread's spill file. An
+ * error here (past the bound, a full disk) is no error of the file: the engine falls back to two
+ * passes, which need no disk, and spill_reset forgets what was written. */
+static int spill_chunk(void *ud, struct eng *e)
+{
+    struct worker *w = ud;
+    const struct evbuf *evs = eng_events(e);
+    size_t max = w->r->c->spill_max_bytes ? w->r->c->spill_max_bytes : SCAN_SPILL_MAX_BYTES;
+    size_t bytes = evb_file_bytes(evs);
+    if (bytes > max || w->spill_bytes > max - bytes)
+        return CW_ETOOBIG;
+    if (w->spill_fd < 0 && (w->spill_fd = spill_open()) < 0)
+        return CW_EIO;
+    w->spill_dirty = 1;
+    if (evb_write(evs, w->spill_fd))
+        return CW_EIO;
+    w->spill_bytes += bytes;
+    w->spill_chunks++;
+    w->spill_events += evb_count(evs);
+    return 0;
+}
+
+/* The spill file emptied for the next file (its disk given back now, not at the next large file);
+ * one that cannot be emptied is closed, and a new one made when needed. */
+static void spill_reset(struct worker *w)
+{
+    if (w->spill_dirty && (ftruncate(w->spill_fd, 0) != 0 || lseek(w->spill_fd, 0, SEEK_SET) != 0)) {
+        close(w->spill_fd);
+        w->spill_fd = -1;
+    }
+    w->spill_dirty = 0;
+    w->spill_bytes = w->spill_chunks = w->spill_events = 0;
+}
+
+/* The spilled chunks of an accepted file read back one at a time, each handed to the shards (the
+ * order of a key's events does not matter: its state's merge is order-independent). They are read
+ * into the engine's buffer (empty: its last chunk is distributed), so a thread still holds one chunk.
+ * Exactly the chunks and events written are expected. */
+static int spill_read_back(struct worker *w)
+{
+    if (lseek(w->spill_fd, 0, SEEK_SET) != 0)
+        return CW_EIO;
+    struct evbuf b;
+    evb_init(&b);
+    eng_swap_events(w->eng, &b);
+    size_t events = 0;
+    int rc = 0, end = 0;
+    for (size_t k = 0; k < w->spill_chunks && !rc; k++) {
+        if (!(rc = evb_read_next(&b, w->spill_fd, &end)) && end)
+            rc = CW_EFORMAT;
+        if (!rc) {
+            events += evb_count(&b);
+            rc = distribute_evs(w, &b);
+        }
+    }
+    if (!rc && events != w->spill_events)
+        rc = CW_EFORMAT;
+    evb_clear(&b);
+    eng_swap_events(w->eng, &b);
+    evb_free(&b);
+    return rc;
 }
 
 /* ---- one file ---------------------------------------------------------------------------------- */
@@ -217,17 +311,39 @@ static const char *whole_error(int rc)
     return rc == CW_ETOOBIG ? "file too large to scan" : strerror(rc == CW_ENOMEM ? ENOMEM : EIO);
 }
 
+/* An accepted file's events handed to the shards: the last chunk and the spilled ones (decoded once),
+ * or, when pass 1 could not spill them all, the whole file decoded again (pass 2; what was spilled is
+ * forgotten). An error reading the spill back is the file's, reported as pass 2's are: some of its
+ * events are with the shards by then, and decoding it again would hand them over twice (the
+ * dedup sets hold a bounded number of ids per key, so a second copy could be counted twice). */
+static int deliver(struct worker *w, struct eng_input *in)
+{
+    if (eng_overflowed(w->eng)) {
+        w->redecoded = 1;
+        return eng_redecode_in(w->eng, in, distribute, w);
+    }
+    int rc = distribute(w, w->eng);
+    if (!rc && w->spill_chunks) {
+        w->spilled = 1;
+        rc = spill_read_back(w);
+    }
+    return rc;
+}
+
 /* The file's events checked and handed to the shards. Returns 0, or -1 when the file could not be
  * read or decoded (said), 1 when it is a CloudTrail digest (skipped). */
 static int decode_file(struct worker *w, const char *path, struct eng_input *in)
 {
     int rc = eng_decode_in(w->eng, in, w->rep);
     const struct eng_report *rep = w->rep;
-    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0)
-        return 1;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
+    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0) {
+        spill_reset(w);
+        return 1;
+    }  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, rep->message[0] ? rep->message : cw_strerror(rc));
         eng_discard(w->eng);
+        spill_reset(w);  /* refused whole: its spilled chunks are never read */
         return -1;
     }
     for (size_t i = 0; i < rep->n_skips; i++)
@@ -235,20 +351,27 @@ static int decode_file(struct worker *w, const char *path, struct eng_input *in)
                 rep->skips[i].reason);
     if (rep->skipped > rep->n_skips)
         fprintf(stderr, "credwatch scan: %s: %zu more records skipped\n", path, rep->skipped - rep->n_skips);
-    rc = eng_overflowed(w->eng) ? eng_redecode_in(w->eng, in, distribute, w) : distribute(w, w->eng);
+    rc = deliver(w, in);
+    spill_reset(w);
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s after the file was checked; its events may be applied in part\n",
-                path, rc == CW_ENOMEM ? "out of memory" : "read error or changed");
+                path, rc == CW_ENOMEM ? "out of memory" : w->spilled ? "cannot read back its spilled events"
+                                                                    : "read error or changed");
         eng_discard(w->eng);
         return -1;
     }
     return 0;
 }
 
-static void count_file(struct run *r, int outcome, const struct eng_report *rep, unsigned long long bytes)
+static void count_file(struct worker *w, int outcome, unsigned long long bytes)
 {
+    struct run *r = w->r;
+    const struct eng_report *rep = w->rep;
     pthread_mutex_lock(&r->mu);
     r->t.bytes += bytes;
+    r->t.spilled_files += (size_t)w->spilled;
+    r->t.redecoded_files += (size_t)w->redecoded;
+    w->spilled = w->redecoded = 0;
     if (outcome < 0) {
         r->t.bad_files++;
     } else if (outcome > 0) {
@@ -271,7 +394,7 @@ static void scan_file(struct worker *w, const char *path)
         fprintf(stderr, "credwatch scan: %s: %s\n", path, strerror(errno));
         if (f && !is_stdin)
             fclose(f);
-        count_file(w->r, -1, w->rep, 0);
+        count_file(w, -1, 0);
         return;
     }
     struct eng_input in = { .read = file_read, .rewind = file_rewind, .ud = f };
@@ -291,7 +414,7 @@ static void scan_file(struct worker *w, const char *path)
     free(whole);
     if (!is_stdin)
         fclose(f);
-    count_file(w->r, outcome, w->rep, bytes);
+    count_file(w, outcome, bytes);
 }
 
 /* ---- the queue of paths, the threads ----------------------------------------------------------- */
@@ -438,6 +561,8 @@ static void shards_free(struct run *r)
 
 static int workers_new(struct run *r, struct worker *ws)
 {
+    for (unsigned i = 0; i < r->c->jobs; i++)
+        ws[i].spill_fd = -1;  /* before any can fail: workers_free closes the ones made */
     for (unsigned i = 0; i < r->c->jobs; i++) {
         ws[i].r = r;
         ws[i].id = i;
@@ -446,6 +571,9 @@ static int workers_new(struct run *r, struct worker *ws)
         ws[i].count = calloc(r->nshards + 1, sizeof *ws[i].count);
         if (!ws[i].eng || !ws[i].rep || !ws[i].count)
             return CW_ENOMEM;
+        /* A worker's engine decodes one file at a time and hands every event on before the next
+         * (decode_file): it holds none when a file starts, as eng_set_spill requires. */
+        eng_set_spill(ws[i].eng, spill_chunk, &ws[i]);
     }
     return 0;
 }
@@ -457,6 +585,8 @@ static void workers_free(struct run *r, struct worker *ws)
         free(ws[i].rep);
         free(ws[i].idx);
         free(ws[i].count);
+        if (ws[i].spill_fd >= 0)
+            close(ws[i].spill_fd);
     }
     free(ws);
 }

@@ -5,7 +5,9 @@
  * views and report the same counts; a body refused as a whole stores nothing even when pass 1 saw many
  * chunks; pass 2 never holds more than a chunk and one event; a stream decodes like a buffer and a
  * stream that cannot be read (or rewound) is CW_EIO; a store failure in pass 2 is CW_EUNAVAIL and the
- * sender's retry ends exactly where one clean ingest does. */
+ * sender's retry ends exactly where one clean ingest does. A scan's spill: buffers written to a file and
+ * read back as pushed (a file cut short or corrupt refused), and pass 1 handing its full chunks to
+ * eng_set_spill's callback instead of dropping them (falling back to two passes when it fails). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -417,6 +420,119 @@ static void test_evbuf_round_trip(void **state)
     assert_int_equal(evb_bytes(&b), 0);
     evb_free(&b);
     evb_free(&c);
+}
+
+/* The spill file's form (evbuf.c): a 24-byte header (magic, 0, event count, arena bytes), then the
+ * slots, then the arena. The test corrupts it at these offsets. */
+#define T_FH_COUNT 8
+#define T_FH_BYTES 16
+#define T_FH_SIZE 24
+
+/* A fresh temporary file holding b, rewound. */
+static int file_of(const struct evbuf *b)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    int fd = dup(fileno(f));
+    fclose(f);
+    assert_true(fd >= 0);
+    assert_int_equal(evb_write(b, fd), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* Overwrites 8 bytes at off of fd, rewound. */
+static void poke(int fd, off_t off, uint64_t v)
+{
+    assert_int_equal(pwrite(fd, &v, sizeof v, off), (ssize_t)sizeof v);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+}
+
+/* Buffers written to a file one after the other (scan's spill) come back one at a time with every
+ * field, hash and akid hash as pushed, then the end; a header cut short, not its own, or above the
+ * bounds, a file cut short, and an event whose string runs past its field are refused. */
+static void test_evbuf_file_round_trip(void **state)
+{
+    (void)state;
+    struct evbuf a, b, back;
+    evb_init(&a);
+    evb_init(&b);
+    evb_init(&back);
+    struct ev_event full, empty, other;
+    event_full(&full, 'A', 1);
+    memset(&empty, 0, sizeof empty);
+    event_full(&other, 'a', 2);
+    memset(other.id + 5, 0, sizeof other.id - 5);  /* a shorter field: padding before the next event */
+    assert_int_equal(evb_push(&a, &full, 0x0123456789abcdefULL), 0);
+    assert_int_equal(evb_push(&a, &other, UINT64_MAX), 0);
+    assert_int_equal(evb_push(&a, &empty, 0), 0);
+    assert_int_equal(evb_push_own(&b, &other), 0);
+    assert_int_equal(evb_push(&b, &full, 7), 0);
+    evb_truncate(&b, 1);  /* the padding evb_truncate keeps is no fault */
+    int fd = file_of(&a);
+    assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)evb_file_bytes(&a));
+    assert_int_equal(evb_write(&b, fd), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    int end = 1;
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(end, 0);
+    assert_int_equal(evb_count(&back), 3);
+    same_event(&back, 0, &full, 0x0123456789abcdefULL);
+    same_event(&back, 1, &other, UINT64_MAX);
+    same_event(&back, 2, &empty, 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(evb_khash(&back, i), evb_khash(&a, i));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(evb_count(&back), 1);
+    same_event(&back, 0, &other, evb_hash(&b, 0));
+    assert_int_equal(evb_khash(&back, 0), evb_khash(&b, 0));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);
+    assert_int_equal(end, 1);
+    assert_int_equal(evb_count(&back), 0);
+    /* cut short: in the header, in the slots, in the arena */
+    off_t cuts[] = { T_FH_SIZE - 1, T_FH_SIZE + 4, (off_t)evb_file_bytes(&a) - 1 };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        assert_int_equal(ftruncate(fd, cuts[k]), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+        assert_int_equal(evb_count(&back), 0);
+    }
+    close(fd);
+    fd = file_of(&a);
+    poke(fd, 0, 0x1234);  /* not a spill header */
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+    close(fd);
+    fd = file_of(&a);
+    poke(fd, T_FH_COUNT, EVB_MAX_EVENTS + 1);
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_ETOOBIG);
+    poke(fd, T_FH_COUNT, 3);
+    poke(fd, T_FH_BYTES, (uint64_t)EVB_MAX_BYTES + 1);
+    assert_int_equal(evb_read_next(&back, fd, &end), CW_ETOOBIG);
+    poke(fd, T_FH_BYTES, evb_bytes(&a));
+    assert_int_equal(evb_read_next(&back, fd, &end), 0);  /* restored: read again */
+    same_event(&back, 2, &empty, 0);
+    close(fd);
+    /* event 0's akid (31 'B's, then its NUL): a byte changed (its akid hash no longer its own), and
+     * its NUL overwritten (the string would run into the next field) */
+    for (int k = 0; k < 2; k++) {
+        fd = file_of(&a);
+        uint8_t raw[4096];
+        ssize_t n = pread(fd, raw, sizeof raw, 0);
+        assert_true(n == (ssize_t)evb_file_bytes(&a));
+        char want[EV_AKID_MAX];
+        memcpy(want, full.akid, sizeof want);  /* with its NUL */
+        uint8_t *at = memmem(raw, (size_t)n, want, strlen(full.akid) + 1);
+        assert_non_null(at);
+        at[k ? strlen(full.akid) : 3] = 'Z';
+        assert_int_equal(pwrite(fd, raw, (size_t)n, 0), n);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        assert_int_equal(evb_read_next(&back, fd, &end), CW_EFORMAT);
+        assert_int_equal(evb_count(&back), 0);
+        close(fd);
+    }
+    evb_free(&a);
+    evb_free(&b);
+    evb_free(&back);
 }
 
 /* evb_trim keeps a small buffer's memory for the next batch and frees a large one's. */
@@ -901,6 +1017,89 @@ static void test_store_failure_then_retry(void **state)
     free(body);
 }
 
+/* eng_set_spill's callback in tests: every spilled chunk appended to all, until fail_at calls. */
+struct t_spill {
+    struct evbuf all;
+    size_t calls, fail_at;        /* fail_at 0: never fails */
+};
+
+static int t_spill_cb(void *ud, struct eng *e)
+{
+    struct t_spill *sp = ud;
+    if (++sp->calls == sp->fail_at)
+        return CW_EIO;
+    const struct evbuf *evs = eng_events(e);
+    for (size_t i = 0; i < evb_count(evs); i++)
+        assert_int_equal(evb_copy(&sp->all, evs, i), 0);
+    return 0;
+}
+
+/* eng_redecode_in's flush in tests: the chunk appended to all, then dropped. */
+static int t_pass2_cb(void *ud, struct eng *e)
+{
+    int rc = t_spill_cb(ud, e);
+    eng_discard(e);
+    return rc;
+}
+
+/* Pass 1 with a spill: the spilled chunks and the pending events are, in order, every event one pass
+ * into one chunk keeps; refused, nothing pending; a spill that fails, or an engine holding events
+ * before the input, falls back to the two passes (overflowed, pass 2 still brings every event). */
+static void test_spill_hook(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = gen_body(T_KEYS, &len);
+    struct store *st = store_mem_new();
+    struct eng *whole = eng_chunked(st, 0), *e = eng_chunked(st, T_TINY_CHUNK);
+    struct eng_report *rep = report_new();
+    struct t_spill sp = { .fail_at = 0 };
+    evb_init(&sp.all);
+    assert_int_equal(eng_decode(whole, (const uint8_t *)body, len, rep), 0);
+    assert_false(eng_overflowed(whole));
+    eng_set_spill(e, t_spill_cb, &sp);
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_false(eng_overflowed(e));
+    assert_true(sp.calls > 10);
+    assert_true(eng_pending_bytes(e) <= T_TINY_CHUNK + max_event_bytes() + T_ALIGN_SLACK);
+    for (size_t i = 0; i < eng_pending(e); i++)
+        assert_int_equal(evb_copy(&sp.all, eng_events(e), i), 0);
+    same_events(eng_events(whole), &sp.all);
+    eng_discard(e);
+    /* the same body cut in a record: refused, nothing pending (the spilled chunks are the caller's) */
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len - 2, rep), CW_EINPUT);
+    assert_int_equal(eng_pending(e), 0);
+    assert_false(eng_overflowed(e));
+    /* the third spill fails: overflowed, as without a spill, and pass 2 brings every event */
+    evb_clear(&sp.all);
+    sp.calls = 0;
+    sp.fail_at = 3;
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_true(eng_overflowed(e));
+    assert_int_equal(sp.calls, 3);
+    struct eng_input in = { .buf = (const uint8_t *)body, .len = len };
+    struct t_spill pass2 = { .fail_at = 0 };
+    evb_init(&pass2.all);
+    assert_int_equal(eng_redecode_in(e, &in, t_pass2_cb, &pass2), 0);
+    same_events(eng_events(whole), &pass2.all);
+    evb_free(&pass2.all);
+    /* an engine that held an event before the input never spills */
+    eng_discard(e);
+    sp.calls = 0;
+    sp.fail_at = 0;
+    assert_int_equal(eng_add(e, eng_events(whole), 0), 0);
+    assert_int_equal(eng_decode(e, (const uint8_t *)body, len, rep), 0);
+    assert_true(eng_overflowed(e));
+    assert_int_equal(sp.calls, 0);
+    eng_discard(e);
+    evb_free(&sp.all);
+    free(rep);
+    eng_free(whole);
+    eng_free(e);
+    store_free(st);
+    free(body);
+}
+
 int main(void)
 {
     struct timespec ts;
@@ -909,6 +1108,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evbuf_round_trip),
         cmocka_unit_test(test_evbuf_own_identity),
+        cmocka_unit_test(test_evbuf_file_round_trip),
         cmocka_unit_test(test_evbuf_trim),
         cmocka_unit_test(test_evbuf_bound),
         cmocka_unit_test(test_whole_equals_chunked),
@@ -919,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_stream_decodes_like_buffer),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_store_failure_then_retry),
+        cmocka_unit_test(test_spill_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
