@@ -8,6 +8,7 @@
 #      the walk meets them in the reverse order: the same findings (each document byte for byte
 #      once created_at/updated_at, the wall clock of the run, are taken out) and the same summary
 #      counts. Then a second copy of some files: the same findings, their records counted duplicates.
+#      Standard input past a chunk (read whole): decoded once, its chunks spilled, the same findings.
 #   2. peak resident memory (getrusage of the child) of `scan --jobs 2` over an archive of 1x and 4x
 #      the records over the same 64 keys: the same within SLACK_KB, and under the design bound
 #      (scan_run.h: 2 threads x (chunk 8 MiB + read piece) + 2 shards x (3 batches + a chunk of
@@ -93,6 +94,21 @@ check("ten files twice: the same findings", rc == 0 and findings(out) == base)
 # bench files hold 400 records each, 7 of 10 of them uses or issuances of a temporary key
 check("ten files twice: their 2,800 uses and issuances counted as duplicates",
       s is not None and int(s[5]) == int(base_sum[5]) + 2800, "%s" % (s,))
+
+# Standard input is read whole (it cannot be read twice); one holding more than a chunk of events
+# (--batch-bytes 64 KiB makes the chunk as small) is still decoded once, its full chunks spilled and
+# read back once it is accepted: the summary says so, and the findings are the file's by name.
+X1 = os.path.join(TMP, "x1")
+first = os.path.join(X1, sorted(os.listdir(X1))[0])
+rc_ref, out_ref, _ = scan("--jobs", "1", first)
+with open(first, "rb") as fh:
+    p = subprocess.run([BIN, "scan", "--jobs", "1", "--batch-bytes", "65536", "-"], stdin=fh,
+                       capture_output=True, text=True)
+check("standard input past a chunk: spilled, decoded once, the same findings as by name",
+      rc_ref == 0 and p.returncode == 0 and findings(out_ref) and findings(p.stdout) == findings(out_ref)
+      and "1 files past a chunk spilled to disk, 0 decoded twice" in p.stderr,
+      "rc %d/%d, %d vs %d findings, %s" % (rc_ref, p.returncode, len(findings(out_ref)), len(findings(p.stdout)),
+                                           p.stderr[-300:]))
 
 # The case fixtures (tests/cases: adversarial sequences among them), one file per record: the whole
 # set scanned at once with one thread and the default batch, then with 2 and 3 threads and 4 KiB
