@@ -43,9 +43,10 @@ void evb_trim(struct evbuf *b, size_t keep_bytes);
 
 /* Appends ev (hash: its det_event_hash). 0, CW_ENOMEM, or CW_ETOOBIG past EVB_MAX_BYTES. */
 int evb_push(struct evbuf *b, const struct ev_event *ev, uint64_t hash);
-/* The same, the event named by a hash of its packed form instead (evbuf.c own_hash): for stores whose dedup sets
- * are the process's own (store_ids_private). det_event_hash walks the strings a byte at a time
- * (FNV-1a, a multiply per byte, ~4 % of a scan) and stays the identity wherever one is stored. */
+/* The same, the event named by a hash of its packed form instead (evbuf.c own_hash): for stores
+ * whose dedup sets are the process's own (store_ids_private). det_event_hash walks the strings a
+ * byte at a time (FNV-1a, a multiply per byte, ~4 % of a scan) and stays the identity wherever one
+ * is stored. */
 int evb_push_own(struct evbuf *b, const struct ev_event *ev);
 /* Appends event i of src, as packed. Same errors. */
 int evb_copy(struct evbuf *b, const struct evbuf *src, size_t i);
