@@ -151,11 +151,11 @@ static int on_skip(void *ud, size_t index, const char *reason)
     return 0;
 }
 
-/* Events in (key hash, key, event id, identity) order: a key's events together, and a repeat of one event
- * (same id and content: the identity hash, det_event_hash or evb_push_own's) next to it. Two records with one id and different content
- * are two events (a forgery reusing a real id must not shadow the real record), and they compare
- * by their identity, not by arrival. qsort_r is a GNU extension with the context last; used so
- * threads never share sort state. */
+/* Events in (key hash, key, event id, identity) order: a key's events together, and a repeat of one
+ * event (same id and content: the identity hash, det_event_hash or evb_push_own's) next to it. Two
+ * records with one id and different content are two events (a forgery reusing a real id must not
+ * shadow the real record), and they compare by their identity, not by arrival. qsort_r is a GNU
+ * extension with the context last; used so threads never share sort state. */
 static int cmp_order_r(const void *a, const void *b, void *ctx)
 {
     const struct evbuf *evs = ctx;

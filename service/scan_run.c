@@ -336,15 +336,12 @@ static int decode_file(struct worker *w, const char *path, struct eng_input *in)
 {
     int rc = eng_decode_in(w->eng, in, w->rep);
     const struct eng_report *rep = w->rep;
-    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0) {
-        spill_reset(w);
-        return 1;
-    }  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
+    if (rc == CW_EINPUT && strcmp(rep->message, DEC_DIGEST_MSG) == 0)
+        return 1;  /* CloudTrail-Digest files sit beside the logs: expected, not an error */
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s\n", path, rep->message[0] ? rep->message : cw_strerror(rc));
         eng_discard(w->eng);
-        spill_reset(w);  /* refused whole: its spilled chunks are never read */
-        return -1;
+        return -1;  /* refused whole: its spilled chunks are never read (scan_file forgets them) */
     }
     for (size_t i = 0; i < rep->n_skips; i++)
         fprintf(stderr, "credwatch scan: %s: record %zu skipped: %s\n", path, rep->skips[i].index,
@@ -352,7 +349,6 @@ static int decode_file(struct worker *w, const char *path, struct eng_input *in)
     if (rep->skipped > rep->n_skips)
         fprintf(stderr, "credwatch scan: %s: %zu more records skipped\n", path, rep->skipped - rep->n_skips);
     rc = deliver(w, in);
-    spill_reset(w);
     if (rc) {
         fprintf(stderr, "credwatch scan: %s: %s after the file was checked; its events may be applied in part\n",
                 path, rc == CW_ENOMEM ? "out of memory" : w->spilled ? "cannot read back its spilled events"
@@ -409,6 +405,7 @@ static void scan_file(struct worker *w, const char *path)
         outcome = -1;
     } else {
         outcome = decode_file(w, path, &in);
+        spill_reset(w);  /* whatever the outcome: the spill belongs to one file */
     }
     unsigned long long bytes = S_ISREG(sb.st_mode) ? (unsigned long long)sb.st_size : in.len;
     free(whole);
